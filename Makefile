@@ -1,0 +1,108 @@
+# forkstore: `make` builds the library and forkctl; `make check` runs every
+# test; `make demo` runs the main job on a generated chain. See README.md.
+
+PREFIX ?= /usr/local
+BUILD ?= build
+CC ?= cc
+SAN ?=
+WERROR ?=
+
+PKGS := sqlite3 libxxhash libzstd json-c libcurl
+TEST_PKGS := cmocka
+
+# Install missing build dependencies (as root on Debian) or say exactly how.
+ifeq ($(filter clean help,$(MAKECMDGOALS)),)
+ifneq ($(shell pkg-config --exists $(PKGS) $(TEST_PKGS) 2>/dev/null && echo yes),yes)
+DEPS_RC := $(shell tools/deps.sh build >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error forkstore: missing build dependencies (see the apt-get line above))
+endif
+endif
+endif
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) $(CFLAGS) \
+    $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all) \
+    $(shell pkg-config --cflags $(PKGS))
+LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+LDFLAGS += $(if $(SAN),-fsanitize=$(SAN))
+TOOL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) -O2 -g
+
+LIB_SRC := $(filter-out src/forkctl.c,$(wildcard src/*.c))
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations.o
+MIGRATIONS := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
+LIB := $(BUILD)/libforkstore.a
+FORKCTL := $(BUILD)/forkctl
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all tools check unit cli demo install clean asan ubsan bench help
+all: $(FORKCTL) tools
+
+$(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
+	mkdir -p $@
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
+	$(CC) $(TOOL_CFLAGS) -o $@ $<
+
+$(BUILD)/migrations.c: $(BUILD)/tools/embed_sql $(MIGRATIONS)
+	$(BUILD)/tools/embed_sql $@ $(MIGRATIONS)
+
+$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c src/catalog.h | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(FORKCTL): src/forkctl.c src/forkstore.h $(LIB)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ src/forkctl.c $(LIB) $(LDLIBS)
+
+# Tool fragments (generator, KVM VMM, benchmarks) define their binaries.
+-include tools/gen/gen.mk tools/vmm/vmm.mk tools/bench/bench.mk
+tools: $(GEN_BIN) $(VMM_BIN) $(TOOL_BINS)
+
+# ---- tests ----
+$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Isrc $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(LIB) \
+	    $(shell pkg-config --libs cmocka) $(LDLIBS)
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+cli: $(FORKCTL) tools
+	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) FCVMM=$(abspath $(VMM_BIN)) \
+	    BUILD=$(abspath $(BUILD)) tests/cli/run.sh
+
+check:
+	$(MAKE) WERROR=1 all $(UNIT_BIN)
+	$(MAKE) WERROR=1 unit
+	$(MAKE) WERROR=1 cli
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=address,undefined CFLAGS="-O1 -g" check
+
+ubsan:
+	$(MAKE) BUILD=build-ubsan SAN=undefined CFLAGS="-O1 -g" check
+
+# ---- demo ----
+DEMO_DIR ?= /tmp/forkstore-demo
+demo: $(FORKCTL) tools
+	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) tools/demo.sh $(DEMO_DIR)
+
+# ---- install ----
+install: $(FORKCTL)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	install -m 755 $(FORKCTL) $(DESTDIR)$(PREFIX)/bin/forkctl
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libforkstore.a
+	install -m 644 src/forkstore.h $(DESTDIR)$(PREFIX)/include/forkstore.h
+
+clean:
+	rm -rf build build-asan build-ubsan
+
+help:
+	@echo "targets: all check demo install asan ubsan bench clean"

@@ -1,0 +1,246 @@
+/*
+** catalog.c: the SQLite catalog.
+**
+** Design
+**  1. One database, DIR/catalog.db, in WAL mode with foreign keys on and
+**     synchronous=FULL: a commit that returns is durable, so a snapshot
+**     acknowledged to the user survives power loss.
+**  2. Schema changes are migrations/NNNN_name.sql, compiled into the
+**     library (tools/embed_sql). PRAGMA user_version holds the number of
+**     the last one applied; each is applied in its own transaction under
+**     the writer lock. A catalog with a user_version above ours is refused.
+**  3. All writes and all checkpoints are serialized across processes by
+**     one store-wide lock, flock(DIR/lock). SQLite before 3.51.3 has a
+**     WAL-reset race when two connections write or checkpoint at the same
+**     moment; holding our own lock around every write transaction and
+**     checkpoint rules it out. Connections never checkpoint on their own:
+**     wal_autocheckpoint=0 and SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE.
+**     cat_end() checkpoints (PASSIVE) while it still holds the lock once
+**     the WAL passes 16 MiB; gc truncates it after bulk work.
+**  4. Readers need no lock: WAL gives each read transaction a consistent
+**     snapshot while one writer commits.
+*/
+#include "catalog.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "store.h"
+#include "util.h"
+
+#define WAL_CHECKPOINT_BYTES (16 << 20)
+
+int cat_err(sqlite3 *db, int sqlrc, const char *what)
+{
+    int code = FKS_ERR;
+    switch (sqlrc & 0xff) {
+    case SQLITE_FULL: code = FKS_ENOSPC; break;
+    case SQLITE_CORRUPT: case SQLITE_NOTADB: code = FKS_ECORRUPT; break;
+    case SQLITE_BUSY: case SQLITE_LOCKED: code = FKS_ELOCKED; break;
+    case SQLITE_IOERR: code = FKS_EIO; break;
+    case SQLITE_NOMEM: code = FKS_ENOMEM; break;
+    case SQLITE_READONLY: code = FKS_EINVAL; break;
+    case SQLITE_CANTOPEN: code = FKS_EIO; break;
+    }
+    if ((sqlrc & 0xff) == SQLITE_IOERR && db && sqlite3_system_errno(db) == 28 /* ENOSPC */)
+        code = FKS_ENOSPC;
+    return fks__err(code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlrc));
+}
+
+int cat_exec(sqlite3 *db, const char *sql)
+{
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return cat_err(db, rc, "catalog");
+    return 0;
+}
+
+int cat_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql)
+{
+    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+    if (rc != SQLITE_OK)
+        return cat_err(db, rc, "catalog: prepare");
+    return 0;
+}
+
+int cat_meta_get(sqlite3 *db, const char *key, int64_t *val)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT value FROM meta WHERE key = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        *val = sqlite3_column_int64(st, 0);
+    else if (s != SQLITE_DONE)
+        rc = cat_err(db, s, "catalog: read meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_meta_set(sqlite3 *db, const char *key, int64_t val)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, val);
+    int s = sqlite3_step(st);
+    if (s != SQLITE_DONE)
+        rc = cat_err(db, s, "catalog: write meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_open(sqlite3 **out, const char *path, int readonly)
+{
+    sqlite3 *db = NULL;
+    int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = cat_err(db, rc, path);
+        sqlite3_close(db);
+        return rc;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+    sqlite3_busy_timeout(db, 30000);
+    /* A file that is not SQLite fails on the first read: do it here so the
+    ** message names the catalog. */
+    rc = sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;"
+                          "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -16384;"
+                          "PRAGMA mmap_size = 268435456;"
+                          "SELECT count(*) FROM sqlite_master;",
+                      NULL, NULL, NULL);
+    if (rc == SQLITE_OK && readonly)
+        rc = sqlite3_exec(db, "PRAGMA query_only = 1", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int code = cat_err(db, rc, path);
+        if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
+            code = fks__err(FKS_ECORRUPT, "%s is not a forkstore catalog (not an SQLite database, "
+                            "or damaged): %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return code;
+    }
+    *out = db;
+    return 0;
+}
+
+static int user_version(sqlite3 *db, int *v)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "PRAGMA user_version");
+    if (rc)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *v = sqlite3_column_int(st, 0);
+    else
+        rc = cat_err(db, sqlite3_errcode(db), "catalog: read user_version");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_migrate(struct fks_store *s)
+{
+    int v = 0, rc = user_version(s->db, &v);
+    if (rc)
+        return rc;
+    if (v > fks_n_migrations)
+        return fks__err(FKS_ENEWER, "catalog %s/catalog.db has schema version %d, newer than this "
+                        "forkstore %s understands (%d): upgrade forkstore to open it",
+                        s->dir, v, FKS_VERSION_STRING, fks_n_migrations);
+    if (v == fks_n_migrations)
+        return 0;
+    if (s->readonly)
+        return fks__err(FKS_EINVAL, "catalog %s/catalog.db has schema version %d and needs "
+                        "migrating to %d: open it once read-write (any forkctl write command)",
+                        s->dir, v, fks_n_migrations);
+    for (int i = v; i < fks_n_migrations; i++) {
+        const struct fks_migration *m = &fks_migrations[i];
+        if ((rc = cat_begin(s)) != 0)
+            return rc;
+        /* Re-read under the lock: another process may have migrated. */
+        int now = 0;
+        rc = user_version(s->db, &now);
+        if (rc == 0 && now == m->version - 1) {
+            char pragma[64];
+            rc = cat_exec(s->db, m->sql);
+            if (rc == 0) {
+                snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
+                rc = cat_exec(s->db, pragma);
+            }
+            if (rc)
+                fks__errctx(rc, "migration %04d_%s", m->version, m->name);
+        }
+        if ((rc = cat_end(s, rc)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int cat_begin(struct fks_store *s)
+{
+    if (s->lock_depth != 0)
+        return fks__err(FKS_ERR, "internal error: nested write transaction");
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    s->lock_depth = 1;
+    int src = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        rc = cat_err(s->db, src, "catalog: begin write transaction");
+        s->lock_depth = 0;
+        store_unlock(s);
+        return rc;
+    }
+    return 0;
+}
+
+static int64_t wal_size(const struct fks_store *s)
+{
+    char p[PATH_MAX + 16];
+    struct stat st;
+    if (snprintf(p, sizeof p, "%s/catalog.db-wal", s->dir) >= (int)sizeof p || stat(p, &st) != 0)
+        return 0;
+    return st.st_size;
+}
+
+static int checkpoint_locked(struct fks_store *s, int truncate)
+{
+    int src = sqlite3_wal_checkpoint_v2(s->db, NULL,
+                                        truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                                        NULL, NULL);
+    if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY)
+        return cat_err(s->db, src, "catalog: checkpoint");
+    return 0;
+}
+
+int cat_end(struct fks_store *s, int rc)
+{
+    if (rc == 0) {
+        int src = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+        if (src != SQLITE_OK)
+            rc = cat_err(s->db, src, "catalog: commit");
+    }
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == 0 && wal_size(s) > WAL_CHECKPOINT_BYTES)
+        rc = checkpoint_locked(s, 0);
+    s->lock_depth = 0;
+    store_unlock(s);
+    return rc;
+}
+
+int cat_checkpoint(struct fks_store *s, int truncate)
+{
+    int rc = store_lock(s);
+    if (rc)
+        return rc;
+    rc = checkpoint_locked(s, truncate);
+    store_unlock(s);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/*
+** catalog.h: the SQLite catalog: opening, migrations, write transactions.
+** See catalog.c for the design and migrations/ for the tables.
+*/
+#ifndef FKS_CATALOG_H
+#define FKS_CATALOG_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+struct fks_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+extern const struct fks_migration fks_migrations[];
+extern const int fks_n_migrations;
+
+struct fks_store;
+
+/* Opens path with the store's pragmas. readonly opens a connection that
+** cannot write (SQLITE_OPEN_READONLY + query_only). */
+int cat_open(sqlite3 **out, const char *path, int readonly);
+/* Applies pending migrations under the writer lock. FKS_ENEWER if the
+** catalog is newer than this build. */
+int cat_migrate(struct fks_store *s);
+
+/* Write transactions: take the store-wide writer lock, BEGIN IMMEDIATE.
+** cat_end commits when rc == 0 (returning the commit's result) and rolls
+** back otherwise (returning rc), then releases the lock. */
+int cat_begin(struct fks_store *s);
+int cat_end(struct fks_store *s, int rc);
+/* Checkpoint the WAL (TRUNCATE when truncate, else PASSIVE) under the
+** writer lock. */
+int cat_checkpoint(struct fks_store *s, int truncate);
+
+/* Error from SQLite: message "<what>: <sqlite message>". Maps
+** SQLITE_FULL to FKS_ENOSPC, SQLITE_CORRUPT/NOTADB to FKS_ECORRUPT,
+** SQLITE_BUSY to FKS_ELOCKED. */
+int cat_err(sqlite3 *db, int sqlrc, const char *what);
+/* Exec one or more statements without results. */
+int cat_exec(sqlite3 *db, const char *sql);
+/* Prepare (cached by SQLite's own statement text? no: caller finalizes). */
+int cat_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql);
+/* Meta key/value as integer; *val untouched if absent. */
+int cat_meta_get(sqlite3 *db, const char *key, int64_t *val);
+int cat_meta_set(sqlite3 *db, const char *key, int64_t val);
+
+#endif

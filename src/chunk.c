@@ -1,0 +1,586 @@
+/*
+** chunk.c: chunk files, the only place page bytes live.
+**
+** Design
+**  1. A chunk file is preallocated to its full capacity (posix_fallocate)
+**     when created, so ingest appends into space the filesystem already
+**     gave out: no block allocation, no file growth on the hot path.
+**  2. Records are appended, never rewritten. The catalog's chunk.used is
+**     the end of the committed records; bytes past it are free space or
+**     leftovers of an ingest that died, and are overwritten by the next
+**     writer.
+**  3. One writer per chunk at a time: a writer holds flock(LOCK_EX) on
+**     the chunk file for as long as it appends. gc uses the same lock to
+**     tell a chunk in use (or a new file not yet in the catalog) from one
+**     left behind by a crash.
+**  4. Write order: records are written and fdatasync()ed before the
+**     catalog transaction that names them commits (chunk_writer_sync
+**     before chunk_writer_commit).
+**  5. Each record carries its page's hash, so the page index can be
+**     rebuilt from the chunk files alone, and every read is checked
+**     against the catalog and against the hash of the decoded bytes.
+**
+** File layout (little-endian):
+**
+**   offset  size  field
+**   0       8     magic "FKSCHUNK"
+**   8       4     version (1)
+**   12      4     header size (64)
+**   16      8     chunk id (= catalog chunk.id, = the file name)
+**   24      8     capacity in bytes (the preallocated file size)
+**   32      8     created, unix milliseconds
+**   40      20    reserved, zero
+**   60      4     check: low 32 bits of XXH3-64 of bytes 0..59
+**   64      ...   records, back to back, then zeros to the end
+**
+** Record layout:
+**
+**   offset  size  field
+**   0       4     magic 0x31504b46 ("FKP1")
+**   4       4     payload length clen (1..4096)
+**   8       2     page length rlen (1..4096; short only for a file's tail)
+**   10      1     codec: 0 raw (clen == rlen), 1 zstd frame
+**   11      1     reserved, zero
+**   12      16    XXH3-128 of the page bytes, canonical (big-endian)
+**   28      4     check: low 32 bits of XXH3-64 of bytes 0..27
+**   32      clen  payload
+**
+** Each page is its own zstd frame (level 1, no checksum: the page hash
+** covers it), so any page decodes alone: restore reads exactly the pages a
+** snapshot needs, and compaction copies records without recompressing.
+*/
+#include "chunk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+#include <zstd_errors.h>
+
+#include "catalog.h"
+#include "store.h"
+#include "util.h"
+
+#define WBUF_SIZE (1u << 20)
+#define MIN_ROOM (64u << 10)   /* a chunk with less free space is full */
+
+static uint32_t check32(const uint8_t *p, size_t n)
+{
+    return (uint32_t)XXH3_64bits(p, n);
+}
+
+void chunk_format_hdr(uint8_t out[CHUNK_HDR_SIZE], const chunk_hdr *h)
+{
+    memset(out, 0, CHUNK_HDR_SIZE);
+    memcpy(out, CHUNK_MAGIC, 8);
+    fks__put32(out + 8, CHUNK_VERSION);
+    fks__put32(out + 12, CHUNK_HDR_SIZE);
+    fks__put64(out + 16, h->id);
+    fks__put64(out + 24, h->cap);
+    fks__put64(out + 32, (uint64_t)h->created_ms);
+    fks__put32(out + 60, check32(out, 60));
+}
+
+int chunk_parse_hdr(chunk_hdr *h, const uint8_t *p, size_t n)
+{
+    if (n < CHUNK_HDR_SIZE)
+        return fks__err(FKS_ECORRUPT, "chunk header truncated (%zu bytes)", n);
+    if (memcmp(p, CHUNK_MAGIC, 8) != 0)
+        return fks__err(FKS_ECORRUPT, "not a chunk file (bad magic)");
+    if (fks__get32(p + 60) != check32(p, 60))
+        return fks__err(FKS_ECORRUPT, "chunk header damaged (check mismatch)");
+    h->version = fks__get32(p + 8);
+    if (h->version != CHUNK_VERSION || fks__get32(p + 12) != CHUNK_HDR_SIZE)
+        return fks__err(FKS_ECORRUPT, "chunk version %u not supported (this forkstore reads %d)",
+                        h->version, CHUNK_VERSION);
+    h->id = fks__get64(p + 16);
+    h->cap = fks__get64(p + 24);
+    h->created_ms = (int64_t)fks__get64(p + 32);
+    return 0;
+}
+
+int chunk_parse_rec(chunk_rec *r, const uint8_t *p, size_t avail)
+{
+    if (avail < CHUNK_REC_HDR)
+        return avail == 0 || fks__is_zero(p, avail) ? 1
+               : fks__err(FKS_ECORRUPT, "record header truncated (%zu bytes left)", avail);
+    uint32_t magic = fks__get32(p);
+    if (magic != CHUNK_REC_MAGIC)
+        return fks__is_zero(p, CHUNK_REC_HDR) ? 1 : fks__err(FKS_ECORRUPT, "bad record magic 0x%08x", magic);
+    if (fks__get32(p + 28) != check32(p, 28))
+        return fks__err(FKS_ECORRUPT, "record header damaged (check mismatch)");
+    r->clen = fks__get32(p + 4);
+    r->rlen = (uint32_t)p[8] | (uint32_t)p[9] << 8;
+    r->codec = p[10];
+    memcpy(r->hash, p + 12, 16);
+    if (r->rlen == 0 || r->rlen > FKS_PAGE_SIZE || r->clen == 0 || r->clen > FKS_PAGE_SIZE)
+        return fks__err(FKS_ECORRUPT, "record lengths out of range (clen %u, rlen %u)", r->clen, r->rlen);
+    if (r->codec != CHUNK_CODEC_RAW && r->codec != CHUNK_CODEC_ZSTD)
+        return fks__err(FKS_ECORRUPT, "unknown codec %d", r->codec);
+    if (r->codec == CHUNK_CODEC_RAW && r->clen != r->rlen)
+        return fks__err(FKS_ECORRUPT, "raw record with clen %u != rlen %u", r->clen, r->rlen);
+    if (r->clen > avail - CHUNK_REC_HDR)
+        return fks__err(FKS_ECORRUPT, "record payload runs past the end of the file");
+    return 0;
+}
+
+int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t rlen, uint8_t *dst,
+                   uint32_t *clen, int *codec)
+{
+    /* dst holds 4096 bytes: a frame that does not fit saves nothing. */
+    size_t n = ZSTD_compressCCtx(cctx, dst, rlen > 1 ? rlen - 1 : 1, src, rlen, CHUNK_ZSTD_LEVEL);
+    if (!ZSTD_isError(n) && n < rlen) {
+        *clen = (uint32_t)n;
+        *codec = CHUNK_CODEC_ZSTD;
+        return 0;
+    }
+    if (ZSTD_isError(n) && ZSTD_getErrorCode(n) != ZSTD_error_dstSize_tooSmall)
+        return fks__err(FKS_ERR, "zstd: %s", ZSTD_getErrorName(n));
+    memcpy(dst, src, rlen);
+    *clen = (uint32_t)rlen;
+    *codec = CHUNK_CODEC_RAW;
+    return 0;
+}
+
+int chunk_decode(ZSTD_DCtx *dctx, const chunk_rec *r, const uint8_t *payload, uint8_t *out,
+                 const char *what)
+{
+    if (r->codec == CHUNK_CODEC_RAW) {
+        memcpy(out, payload, r->rlen);
+    } else {
+        size_t n = ZSTD_decompressDCtx(dctx, out, r->rlen, payload, r->clen);
+        if (ZSTD_isError(n))
+            return fks__err(FKS_ECORRUPT, "%s: zstd frame damaged: %s", what, ZSTD_getErrorName(n));
+        if (n != r->rlen)
+            return fks__err(FKS_ECORRUPT, "%s: decoded %zu bytes, expected %u", what, n, r->rlen);
+    }
+    uint8_t h[16];
+    fks__hash(h, out, r->rlen);
+    if (memcmp(h, r->hash, 16) != 0)
+        return fks__err(FKS_ECORRUPT, "%s: content does not match its hash", what);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- writer */
+
+struct wchunk {
+    int64_t id;
+    int fd;
+    uint64_t used;    /* end of records written so far (buffered or not) */
+    uint64_t cap;
+    int dirty;        /* written since the last sync */
+};
+
+struct chunk_writer {
+    struct fks_store *s;
+    struct wchunk *chunks;   /* every chunk this writer holds; last is current */
+    size_t n, alloc;
+    uint8_t *buf;            /* records not yet written to the current chunk */
+    size_t buflen;
+    uint64_t bufoff;         /* file offset of buf[0] */
+};
+
+int chunk_writer_new(chunk_writer **out, struct fks_store *s)
+{
+    chunk_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->buf = malloc(WBUF_SIZE))) {
+        free(w);
+        return fks__err(FKS_ENOMEM, "out of memory");
+    }
+    w->s = s;
+    *out = w;
+    return 0;
+}
+
+void chunk_writer_free(chunk_writer *w)
+{
+    if (!w)
+        return;
+    for (size_t i = 0; i < w->n; i++)
+        close(w->chunks[i].fd);   /* drops the flock */
+    free(w->chunks);
+    free(w->buf);
+    free(w);
+}
+
+static int flush_buf(chunk_writer *w)
+{
+    if (w->buflen == 0)
+        return 0;
+    struct wchunk *c = &w->chunks[w->n - 1];
+    char what[64];
+    snprintf(what, sizeof what, "chunk %08llx", (unsigned long long)c->id);
+    int rc = fks__pwrite_full(c->fd, w->buf, w->buflen, (off_t)w->bufoff, what);
+    if (rc)
+        return rc;
+    w->bufoff += w->buflen;
+    w->buflen = 0;
+    c->dirty = 1;
+    return 0;
+}
+
+int chunk_create(struct fks_store *s, int *fdp, int64_t *idp)
+{
+    char tmp[PATH_MAX], final[PATH_MAX];
+    int fd = -1, rc, err;
+    uint8_t hdr[CHUNK_HDR_SIZE];
+
+    if ((rc = fks__path(tmp, sizeof tmp, "%s/tmp.%ld.%llx", s->chunkdir, (long)getpid(),
+                        (unsigned long long)(fks__now() * 1e9))) != 0)
+        return rc;
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return fks__errno(FKS_EIO, errno, "create chunk file %s", tmp);
+    /* Lock before anyone can see the file: gc deletes unlocked strays. */
+    if (flock(fd, LOCK_EX) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "lock %s", tmp);
+        goto fail;
+    }
+    if ((err = posix_fallocate(fd, 0, (off_t)s->chunk_size)) != 0) {
+        rc = fks__errno(FKS_EIO, err, "preallocate %llu bytes for chunk file in %s",
+                        (unsigned long long)s->chunk_size, s->chunkdir);
+        goto fail;
+    }
+    if ((rc = cat_begin(s)) != 0)
+        goto fail;
+    sqlite3_stmt *st;
+    if ((rc = cat_prepare(s->db, &st, "INSERT INTO chunk(cap, used, created_ms) VALUES (?1, ?2, ?3)")) == 0) {
+        sqlite3_bind_int64(st, 1, (int64_t)s->chunk_size);
+        sqlite3_bind_int64(st, 2, CHUNK_HDR_SIZE);
+        sqlite3_bind_int64(st, 3, fks__wall_ms());
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(s->db, src, "catalog: register chunk");
+        sqlite3_finalize(st);
+    }
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    chunk_hdr h = {CHUNK_VERSION, (uint64_t)id, s->chunk_size, fks__wall_ms()};
+    chunk_format_hdr(hdr, &h);
+    /* File first, synced and named, then the row that names it. */
+    if (rc == 0)
+        rc = fks__pwrite_full(fd, hdr, sizeof hdr, 0, tmp);
+    if (rc == 0 && fdatasync(fd) != 0)
+        rc = fks__errno(FKS_EIO, errno, "fdatasync %s", tmp);
+    if (rc == 0)
+        rc = store_chunk_path(final, sizeof final, s, id);
+    if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) != 0)
+        rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, final);
+    if (rc == 0) {
+        rc = fks__fsync_dir(s->chunkdir);
+        if (rc)
+            unlink(final);
+    }
+    if (rc == 0) {
+        rc = cat_end(s, 0);
+        if (rc)
+            unlink(final);   /* not committed: nobody names it */
+        else {
+            *fdp = fd;
+            *idp = id;
+            return 0;
+        }
+        close(fd);
+        return rc;
+    }
+    cat_end(s, rc);
+fail:
+    unlink(tmp);
+    close(fd);
+    return rc;
+}
+
+/* Claims an existing chunk with room that no other writer holds. */
+static int claim_existing(chunk_writer *w, struct wchunk *out, int *found)
+{
+    struct fks_store *s = w->s;
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT id FROM chunk WHERE cap - used >= ?1 ORDER BY id");
+    *found = 0;
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, MIN_ROOM);
+    int64_t ids[64];
+    int nids = 0, src;
+    while (nids < 64 && (src = sqlite3_step(st)) == SQLITE_ROW)
+        ids[nids++] = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    for (int i = 0; i < nids && !*found; i++) {
+        int skip = 0;
+        for (size_t j = 0; j < w->n; j++)
+            skip |= w->chunks[j].id == ids[i];
+        if (skip)
+            continue;
+        char p[PATH_MAX];
+        if ((rc = store_chunk_path(p, sizeof p, s, ids[i])) != 0)
+            return rc;
+        int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;   /* being compacted away; gc or verify will speak */
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            continue;
+        }
+        /* Re-read the end under the lock: its last holder may have committed. */
+        int64_t used = -1, cap = 0;
+        if ((rc = cat_prepare(s->db, &st, "SELECT used, cap FROM chunk WHERE id = ?1")) != 0) {
+            close(fd);
+            return rc;
+        }
+        sqlite3_bind_int64(st, 1, ids[i]);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            used = sqlite3_column_int64(st, 0);
+            cap = sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+        struct stat sb;
+        if (used < CHUNK_HDR_SIZE || cap - used < (int64_t)MIN_ROOM || fstat(fd, &sb) != 0 ||
+            sb.st_size < cap) {
+            close(fd);
+            continue;
+        }
+        out->id = ids[i];
+        out->fd = fd;
+        out->used = (uint64_t)used;
+        out->cap = (uint64_t)cap;
+        out->dirty = 0;
+        *found = 1;
+    }
+    return 0;
+}
+
+static int next_chunk(chunk_writer *w)
+{
+    int rc = flush_buf(w);
+    if (rc)
+        return rc;
+    if (w->n == w->alloc) {
+        size_t na = w->alloc ? w->alloc * 2 : 4;
+        struct wchunk *nc = realloc(w->chunks, na * sizeof *nc);
+        if (!nc)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        w->chunks = nc;
+        w->alloc = na;
+    }
+    struct wchunk c;
+    int found;
+    if ((rc = claim_existing(w, &c, &found)) != 0)
+        return rc;
+    if (!found) {
+        if ((rc = chunk_create(w->s, &c.fd, &c.id)) != 0)
+            return rc;
+        c.used = CHUNK_HDR_SIZE;
+        c.cap = w->s->chunk_size;
+        c.dirty = 0;
+    }
+    w->chunks[w->n++] = c;
+    w->bufoff = c.used;
+    w->buflen = 0;
+    return 0;
+}
+
+int chunk_append(chunk_writer *w, const uint8_t hash[16], const uint8_t *payload, uint32_t clen,
+                 uint32_t rlen, int codec, int64_t *chunk_id, uint64_t *off)
+{
+    uint32_t need = CHUNK_REC_HDR + clen;
+    int rc;
+    if (w->n == 0 || w->chunks[w->n - 1].used + need > w->chunks[w->n - 1].cap)
+        if ((rc = next_chunk(w)) != 0)
+            return rc;
+    struct wchunk *c = &w->chunks[w->n - 1];
+    if (w->buflen + need > WBUF_SIZE && (rc = flush_buf(w)) != 0)
+        return rc;
+    uint8_t *p = w->buf + w->buflen;
+    fks__put32(p, CHUNK_REC_MAGIC);
+    fks__put32(p + 4, clen);
+    p[8] = (uint8_t)rlen;
+    p[9] = (uint8_t)(rlen >> 8);
+    p[10] = (uint8_t)codec;
+    p[11] = 0;
+    memcpy(p + 12, hash, 16);
+    fks__put32(p + 28, check32(p, 28));
+    memcpy(p + CHUNK_REC_HDR, payload, clen);
+    w->buflen += need;
+    *chunk_id = c->id;
+    *off = c->used;
+    c->used += need;
+    return 0;
+}
+
+int chunk_writer_sync(chunk_writer *w)
+{
+    int rc = flush_buf(w);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < w->n; i++) {
+        struct wchunk *c = &w->chunks[i];
+        if (c->dirty && fdatasync(c->fd) != 0)
+            return fks__errno(FKS_EIO, errno, "fdatasync chunk %08llx", (unsigned long long)c->id);
+        c->dirty = 0;
+    }
+    return 0;
+}
+
+int chunk_writer_commit(chunk_writer *w)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(w->s->db, &st, "UPDATE chunk SET used = ?2 WHERE id = ?1 AND used < ?2");
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < w->n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, w->chunks[i].id);
+        sqlite3_bind_int64(st, 2, (int64_t)w->chunks[i].used);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(w->s->db, src, "catalog: update chunk");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int chunk_prealloc_spare(struct fks_store *s)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT count(*) FROM chunk WHERE cap - used >= cap / 4");
+    if (rc)
+        return rc;
+    int64_t n = 0;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (n > 0)
+        return 0;
+    int fd;
+    int64_t id;
+    if ((rc = chunk_create(s, &fd, &id)) != 0)
+        return rc;
+    close(fd);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reader */
+
+struct rmap {
+    int64_t id;
+    const uint8_t *base;
+    size_t size;
+};
+
+struct chunk_reader {
+    struct fks_store *s;
+    struct rmap *maps;
+    size_t n, alloc;
+    ZSTD_DCtx *dctx;
+};
+
+int chunk_reader_new(chunk_reader **out, struct fks_store *s)
+{
+    chunk_reader *r = calloc(1, sizeof *r);
+    if (!r || !(r->dctx = ZSTD_createDCtx())) {
+        free(r);
+        return fks__err(FKS_ENOMEM, "out of memory");
+    }
+    r->s = s;
+    *out = r;
+    return 0;
+}
+
+void chunk_reader_reset(chunk_reader *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->maps[i].base)
+            munmap((void *)r->maps[i].base, r->maps[i].size);
+    r->n = 0;
+}
+
+void chunk_reader_free(chunk_reader *r)
+{
+    if (!r)
+        return;
+    chunk_reader_reset(r);
+    free(r->maps);
+    ZSTD_freeDCtx(r->dctx);
+    free(r);
+}
+
+static int map_chunk(chunk_reader *r, int64_t id, struct rmap **out)
+{
+    for (size_t i = r->n; i-- > 0;)
+        if (r->maps[i].id == id) {
+            *out = &r->maps[i];
+            return 0;
+        }
+    char p[PATH_MAX];
+    int rc = store_chunk_path(p, sizeof p, r->s, id);
+    if (rc)
+        return rc;
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return fks__errno(FKS_EIO, errno, "open chunk file %s", p);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "stat %s", p);
+        close(fd);
+        return rc;
+    }
+    const uint8_t *base = NULL;
+    if (st.st_size >= CHUNK_HDR_SIZE) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            rc = fks__errno(FKS_EIO, errno, "mmap %s", p);
+            close(fd);
+            return rc;
+        }
+        base = m;
+    }
+    close(fd);
+    chunk_hdr h;
+    if (!base || (rc = chunk_parse_hdr(&h, base, (size_t)st.st_size)) != 0 || h.id != (uint64_t)id) {
+        if (base)
+            munmap((void *)base, (size_t)st.st_size);
+        return fks__err(FKS_ECORRUPT, "chunk file %s is damaged (bad or truncated header)", p);
+    }
+    if (r->n == r->alloc) {
+        size_t na = r->alloc ? r->alloc * 2 : 16;
+        struct rmap *nm = realloc(r->maps, na * sizeof *nm);
+        if (!nm) {
+            munmap((void *)base, (size_t)st.st_size);
+            return fks__err(FKS_ENOMEM, "out of memory");
+        }
+        r->maps = nm;
+        r->alloc = na;
+    }
+    r->maps[r->n] = (struct rmap){id, base, (size_t)st.st_size};
+    *out = &r->maps[r->n++];
+    return 0;
+}
+
+int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t clen, uint32_t rlen,
+               const uint8_t hash[16], uint8_t *out)
+{
+    struct rmap *m;
+    int rc = map_chunk(r, chunk_id, &m);
+    if (rc)
+        return rc;
+    char what[96];
+    snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
+             (unsigned long long)off);
+    if (off < CHUNK_HDR_SIZE || off >= m->size)
+        return fks__err(FKS_ECORRUPT, "%s: offset past the end of the chunk file (%zu bytes; "
+                        "file truncated?)", what, m->size);
+    chunk_rec rec;
+    rc = chunk_parse_rec(&rec, m->base + off, m->size - off);
+    if (rc == 1)
+        rc = fks__err(FKS_ECORRUPT, "no record there (zeros)");
+    if (rc)
+        return fks__errctx(FKS_ECORRUPT, "%s", what);
+    if (rec.clen != clen || rec.rlen != rlen || memcmp(rec.hash, hash, 16) != 0)
+        return fks__err(FKS_ECORRUPT, "%s: record does not match the catalog", what);
+    return chunk_decode(r->dctx, &rec, m->base + off + CHUNK_REC_HDR, out, what);
+}

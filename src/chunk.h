@@ -1,0 +1,85 @@
+/*
+** chunk.h: chunk files, the only place page bytes live. See chunk.c for
+** the design and the byte layout.
+*/
+#ifndef FKS_CHUNK_H
+#define FKS_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zstd.h>
+
+struct fks_store;
+
+#define CHUNK_HDR_SIZE 64
+#define CHUNK_REC_HDR 32
+#define CHUNK_MAGIC "FKSCHUNK"
+#define CHUNK_VERSION 1
+#define CHUNK_REC_MAGIC 0x31504b46u   /* "FKP1" little-endian */
+#define CHUNK_CODEC_RAW 0
+#define CHUNK_CODEC_ZSTD 1
+#define CHUNK_ZSTD_LEVEL 1
+
+typedef struct chunk_hdr {
+    uint32_t version;
+    uint64_t id;
+    uint64_t cap;
+    int64_t created_ms;
+} chunk_hdr;
+
+typedef struct chunk_rec {
+    uint32_t clen;      /* payload bytes */
+    uint32_t rlen;      /* page bytes, 1..4096 */
+    int codec;
+    uint8_t hash[16];
+} chunk_rec;
+
+/* Parses the file header in p[0..n). FKS_ECORRUPT with a message if it is
+** not a valid version-1 header. */
+int chunk_parse_hdr(chunk_hdr *h, const uint8_t *p, size_t n);
+void chunk_format_hdr(uint8_t out[CHUNK_HDR_SIZE], const chunk_hdr *h);
+/* Parses the record header at p (avail bytes from p to the end of the
+** file). Checks magic, header check, lengths and that the payload fits in
+** avail. Returns 0, or 1 if p holds no record (all-zero: free space), or
+** FKS_ECORRUPT. */
+int chunk_parse_rec(chunk_rec *r, const uint8_t *p, size_t avail);
+/* Compresses a page: writes the payload to dst (>= 4096 bytes) and sets
+** *clen and *codec; stores raw when zstd does not save space. */
+int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t rlen, uint8_t *dst,
+                   uint32_t *clen, int *codec);
+/* Decodes a record payload into out[rlen] and checks it hashes to hash.
+** what names the page for messages. */
+int chunk_decode(ZSTD_DCtx *dctx, const chunk_rec *r, const uint8_t *payload,
+                 uint8_t *out, const char *what);
+
+/* ---- writing ---- */
+typedef struct chunk_writer chunk_writer;
+int chunk_writer_new(chunk_writer **out, struct fks_store *s);
+/* Appends one record (payload already compressed). Sets where it went. */
+int chunk_append(chunk_writer *w, const uint8_t hash[16], const uint8_t *payload,
+                 uint32_t clen, uint32_t rlen, int codec, int64_t *chunk_id, uint64_t *off);
+/* Writes out buffers and fdatasyncs every chunk touched. */
+int chunk_writer_sync(chunk_writer *w);
+/* Inside the caller's write transaction: records the new ends (chunk.used). */
+int chunk_writer_commit(chunk_writer *w);
+/* Releases the chunks (and their locks). NULL ok. */
+void chunk_writer_free(chunk_writer *w);
+/* Makes sure a preallocated chunk with room is ready for the next ingest. */
+int chunk_prealloc_spare(struct fks_store *s);
+/* Creates, preallocates and registers a new chunk file; returns an fd
+** holding its lock (caller closes) and its id. */
+int chunk_create(struct fks_store *s, int *fd, int64_t *id);
+
+/* ---- reading ---- */
+typedef struct chunk_reader chunk_reader;
+int chunk_reader_new(chunk_reader **out, struct fks_store *s);
+void chunk_reader_free(chunk_reader *r);
+/* Reads the page stored at (chunk_id, off) into out (4096 bytes), checking
+** everything against the catalog's clen/rlen/hash. FKS_ENOTFOUND if the
+** chunk file is gone, FKS_ECORRUPT on any mismatch. */
+int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t clen, uint32_t rlen,
+               const uint8_t hash[16], uint8_t *out);
+/* Forgets cached mappings (after a chunk may have been replaced). */
+void chunk_reader_reset(chunk_reader *r);
+
+#endif

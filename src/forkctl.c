@@ -1,0 +1,732 @@
+/*
+** forkctl.c: the command line of forkstore.
+**
+** It uses only the public header, forkstore.h. Each command is a function
+** cmd_<name>(argc, argv) returning an exit code:
+**
+**   0 ok, 1 error, 2 usage or invalid input, 3 not found,
+**   4 store locked, 5 damaged data found.
+**
+** Human output goes to stdout, errors to stderr as "forkctl: <message>".
+** --json prints json-c objects instead of tables. A progress line is drawn
+** on stderr only when stderr is a terminal and --quiet is not given.
+*/
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "forkstore.h"
+
+#define EX_OK 0
+#define EX_ERR 1
+#define EX_USAGE 2
+#define EX_NOTFOUND 3
+#define EX_LOCKED 4
+#define EX_CORRUPT 5
+
+static const char *g_store;   /* --store, else the default */
+static int g_quiet;
+
+static int exit_code(int rc)
+{
+    switch (rc) {
+    case FKS_OK: return EX_OK;
+    case FKS_EINVAL: return EX_USAGE;
+    case FKS_ENOTFOUND: return EX_NOTFOUND;
+    case FKS_ELOCKED: return EX_LOCKED;
+    case FKS_ECORRUPT: return EX_CORRUPT;
+    default: return EX_ERR;
+    }
+}
+
+static int fail(int rc)
+{
+    fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+    return exit_code(rc);
+}
+
+__attribute__((format(printf, 2, 3)))
+static int usage_err(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "forkctl %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'forkctl %s --help'.\n", cmd);
+    return EX_USAGE;
+}
+
+static void human(char *buf, size_t len, double b)
+{
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    int i = 0;
+    while (b >= 1024 && i < 5) {
+        b /= 1024;
+        i++;
+    }
+    if (i == 0)
+        snprintf(buf, len, "%.0f B", b);
+    else
+        snprintf(buf, len, "%.1f %s", b, u[i]);
+}
+
+static void age(char *buf, size_t len, int64_t ms)
+{
+    int64_t now = (int64_t)time(NULL) * 1000, d = (now - ms) / 1000;
+    if (d < 0)
+        d = 0;
+    if (d < 60)
+        snprintf(buf, len, "%llds ago", (long long)d);
+    else if (d < 3600)
+        snprintf(buf, len, "%lldm ago", (long long)(d / 60));
+    else if (d < 86400)
+        snprintf(buf, len, "%lldh ago", (long long)(d / 3600));
+    else
+        snprintf(buf, len, "%lldd ago", (long long)(d / 86400));
+}
+
+/* ---- progress line ---- */
+
+struct progress {
+    const char *what;
+    double start;
+    int drawn;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void progress_cb(void *arg, uint64_t done, uint64_t total)
+{
+    struct progress *p = arg;
+    double el = now_s() - p->start;
+    char d[32], t[32];
+    human(d, sizeof d, (double)done);
+    human(t, sizeof t, (double)total);
+    double rate = el > 0 ? (double)done / el : 0;
+    double eta = rate > 0 && total > done ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\r%s %s / %s  %.1f MB/s  ETA %.0fs   ", p->what, d, t, rate / 1e6, eta);
+    p->drawn = 1;
+}
+
+static fks_progress_fn progress_for(struct progress *p, const char *what)
+{
+    p->what = what;
+    p->start = now_s();
+    p->drawn = 0;
+    return (!g_quiet && isatty(2)) ? progress_cb : NULL;
+}
+
+static void progress_end(struct progress *p)
+{
+    if (p->drawn)
+        fputc('\n', stderr);
+}
+
+/* ---- store helpers ---- */
+
+static int open_store(fks_store **s, int flags)
+{
+    char def[4096];
+    const char *dir = g_store;
+    if (!dir) {
+        int rc = fks_default_dir(def, sizeof def);
+        if (rc)
+            return rc;
+        dir = def;
+    }
+    return fks_open(s, dir, flags);
+}
+
+static void print_json(json_object *o)
+{
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+static json_object *snap_json(const fks_snapinfo *i)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "tag", json_object_new_string(i->tag));
+    json_object_object_add(o, "parent", i->parent[0] ? json_object_new_string(i->parent) : NULL);
+    json_object_object_add(o, "created_ms", json_object_new_int64(i->created_ms));
+    json_object_object_add(o, "depth", json_object_new_int(i->depth));
+    json_object_object_add(o, "logical_bytes", json_object_new_int64((int64_t)i->logical_bytes));
+    json_object_object_add(o, "memory_bytes", json_object_new_int64((int64_t)i->memory_bytes));
+    json_object_object_add(o, "stored_bytes", json_object_new_int64((int64_t)i->stored_bytes));
+    json_object_object_add(o, "rootfs", json_object_new_boolean(i->has_rootfs));
+#define OPT(k, v) json_object_object_add(o, k, (v) >= 0 ? json_object_new_int64(v) : NULL)
+    OPT("pause_ms", i->pause_ms);
+    OPT("snapshot_ms", i->snapshot_ms);
+    OPT("ingest_ms", i->ingest_ms);
+    OPT("diff_bytes", i->diff_bytes);
+#undef OPT
+    return o;
+}
+
+/* Parses the options every command shares; returns -1 to go on, else an
+** exit code. */
+enum { OPT_STORE = 1000, OPT_JSON, OPT_QUIET, OPT_HELP };
+#define COMMON_OPTS \
+    {"store", required_argument, NULL, OPT_STORE}, {"json", no_argument, NULL, OPT_JSON}, \
+    {"quiet", no_argument, NULL, OPT_QUIET}, {"help", no_argument, NULL, OPT_HELP}
+
+static int common_opt(int c, const char *cmd, const char *help, int *json)
+{
+    switch (c) {
+    case OPT_STORE: g_store = optarg; return -1;
+    case OPT_JSON:
+        if (!json)
+            return usage_err(cmd, "%s has no --json output", cmd);
+        *json = 1;
+        return -1;
+    case OPT_QUIET: g_quiet = 1; return -1;
+    case OPT_HELP: fputs(help, stdout); return EX_OK;
+    default: return usage_err(cmd, "%s", "unknown option");
+    }
+}
+
+/* ---- commands ---- */
+
+static const char H_INIT[] =
+    "usage: forkctl init [DIR] [--chunk-size BYTES]\n"
+    "Creates a new store in DIR (default: --store, $FORKSTORE_DIR, else\n"
+    "$XDG_DATA_HOME/forkstore). Chunk files are preallocated to --chunk-size\n"
+    "bytes (default 16 MiB; suffixes K, M, G).\n";
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    switch (*end) {
+    case 'k': case 'K': v *= 1024; end++; break;
+    case 'm': case 'M': v *= 1024 * 1024; end++; break;
+    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+    }
+    if (*end == 'i' && end[1] == 'B')
+        end += 2;
+    if (*end)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"chunk-size", required_argument, NULL, 'c'}, {0}};
+    uint64_t cs = 0;
+    int c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (c == 'c') {
+            if (parse_size(optarg, &cs))
+                return usage_err("init", "bad --chunk-size '%s'", optarg);
+        } else if ((r = common_opt(c, "init", H_INIT, NULL)) >= 0)
+            return r;
+    }
+    if (optind < argc)
+        g_store = argv[optind++];
+    if (optind < argc)
+        return usage_err("init", "unexpected argument '%s'", argv[optind]);
+    char def[4096];
+    const char *dir = g_store;
+    int rc;
+    if (!dir) {
+        if ((rc = fks_default_dir(def, sizeof def)) != 0)
+            return fail(rc);
+        dir = def;
+    }
+    if ((rc = fks_init(dir, cs)) != 0)
+        return fail(rc);
+    if (!g_quiet)
+        printf("initialized empty store in %s\n", dir);
+    return EX_OK;
+}
+
+static const char H_INGEST[] =
+    "usage: forkctl ingest --tag TAG [--parent PARENT] --memory FILE [--diff]\n"
+    "                      --vmstate FILE [--file NAME=PATH]... [--json] [--quiet]\n"
+    "Stores a snapshot. --memory is a Firecracker memory file: Full (raw guest\n"
+    "RAM) or, with --diff, a sparse Diff whose holes inherit PARENT's pages.\n"
+    "--file adds any other named file (rootfs=PATH, ...). Every 4 KiB page is\n"
+    "stored once across the whole store; zero pages are never stored.\n";
+
+static int cmd_ingest(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS,
+        {"tag", required_argument, NULL, 't'}, {"parent", required_argument, NULL, 'p'},
+        {"memory", required_argument, NULL, 'm'}, {"diff", no_argument, NULL, 'd'},
+        {"vmstate", required_argument, NULL, 'v'}, {"file", required_argument, NULL, 'f'}, {0}};
+    fks_ingest_opts io = {0};
+    fks_artifact_in arts[64];
+    size_t n = 0;
+    const char *memory = NULL, *vmstate = NULL;
+    int diff = 0, json = 0, c, r;
+    char names[64][65];
+
+    io.pause_ms = io.snapshot_ms = io.diff_bytes = -1;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (c) {
+        case 't': io.tag = optarg; break;
+        case 'p': io.parent = optarg; break;
+        case 'm': memory = optarg; break;
+        case 'd': diff = 1; break;
+        case 'v': vmstate = optarg; break;
+        case 'f': {
+            const char *eq = strchr(optarg, '=');
+            if (!eq || eq == optarg || eq - optarg > 64 || !eq[1])
+                return usage_err("ingest", "--file takes NAME=PATH, got '%s'", optarg);
+            if (n >= 60)
+                return usage_err("ingest", "%s", "too many --file options");
+            snprintf(names[n], sizeof names[n], "%.*s", (int)(eq - optarg), optarg);
+            arts[n] = (fks_artifact_in){names[n], eq + 1, 0};
+            n++;
+            break;
+        }
+        default:
+            if ((r = common_opt(c, "ingest", H_INGEST, &json)) >= 0)
+                return r;
+        }
+    }
+    if (optind < argc)
+        return usage_err("ingest", "unexpected argument '%s'", argv[optind]);
+    if (!io.tag)
+        return usage_err("ingest", "%s", "--tag is required");
+    if (!memory)
+        return usage_err("ingest", "%s", "--memory is required");
+    if (!vmstate)
+        return usage_err("ingest", "%s", "--vmstate is required");
+    if (diff && !io.parent)
+        return usage_err("ingest", "%s", "--diff needs --parent (a diff's holes are the parent's pages)");
+    arts[n++] = (fks_artifact_in){"memory", memory, diff};
+    arts[n++] = (fks_artifact_in){"vmstate", vmstate, 0};
+    io.artifacts = arts;
+    io.n_artifacts = n;
+
+    fks_store *s;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return fail(rc);
+    struct progress p;
+    io.progress = progress_for(&p, "ingest");
+    io.progress_arg = &p;
+    fks_ingest_stats st;
+    rc = fks_ingest(&st, s, &io);
+    progress_end(&p);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "tag", json_object_new_string(io.tag));
+        json_object_object_add(j, "logical_bytes", json_object_new_int64((int64_t)st.logical_bytes));
+        json_object_object_add(j, "read_bytes", json_object_new_int64((int64_t)st.read_bytes));
+        json_object_object_add(j, "pages", json_object_new_int64((int64_t)st.pages));
+        json_object_object_add(j, "zero_pages", json_object_new_int64((int64_t)st.zero_pages));
+        json_object_object_add(j, "dedup_pages", json_object_new_int64((int64_t)st.dedup_pages));
+        json_object_object_add(j, "new_pages", json_object_new_int64((int64_t)st.new_pages));
+        json_object_object_add(j, "stored_bytes", json_object_new_int64((int64_t)st.stored_bytes));
+        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
+        print_json(j);
+    } else if (!g_quiet) {
+        char a[32], b[32];
+        human(a, sizeof a, (double)st.read_bytes);
+        human(b, sizeof b, (double)st.stored_bytes);
+        printf("%s: %llu pages read (%s): %llu zero, %llu already stored, %llu new (%s stored) in %.2fs\n",
+               io.tag, (unsigned long long)st.pages, a, (unsigned long long)st.zero_pages,
+               (unsigned long long)st.dedup_pages, (unsigned long long)st.new_pages, b, st.seconds);
+    }
+    return EX_OK;
+}
+
+static const char H_RESTORE[] =
+    "usage: forkctl restore TAG --out DIR [--force] [--sync] [--json] [--quiet]\n"
+    "Writes TAG's files into DIR: memory.bin (zero pages as holes), vmstate and\n"
+    "every other stored file, each byte-identical to what was ingested. Every\n"
+    "page is checked against its hash. Existing files are not replaced without\n"
+    "--force. --sync fsyncs the files before they are renamed into place.\n";
+
+static int cmd_restore(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"out", required_argument, NULL, 'o'},
+        {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'}, {0}};
+    const char *out = NULL;
+    int flags = 0, json = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 'f': flags |= FKS_RESTORE_FORCE; break;
+        case 'S': flags |= FKS_RESTORE_SYNC; break;
+        default:
+            if ((r = common_opt(c, "restore", H_RESTORE, &json)) >= 0)
+                return r;
+        }
+    }
+    if (optind + 1 != argc)
+        return usage_err("restore", "%s", "give exactly one TAG");
+    if (!out)
+        return usage_err("restore", "%s", "--out DIR is required");
+    const char *tag = argv[optind];
+    fks_store *s;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc)
+        return fail(rc);
+    struct progress p;
+    fks_restore_stats st;
+    fks_progress_fn fn = progress_for(&p, "restore");
+    rc = fks_restore(&st, s, tag, out, flags, fn, &p);
+    progress_end(&p);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "tag", json_object_new_string(tag));
+        json_object_object_add(j, "out", json_object_new_string(out));
+        json_object_object_add(j, "logical_bytes", json_object_new_int64((int64_t)st.logical_bytes));
+        json_object_object_add(j, "written_bytes", json_object_new_int64((int64_t)st.written_bytes));
+        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
+        print_json(j);
+    } else if (!g_quiet) {
+        char a[32], b[32];
+        human(a, sizeof a, (double)st.logical_bytes);
+        human(b, sizeof b, (double)st.written_bytes);
+        printf("%s: restored %s (%s of data) to %s in %.2fs\n", tag, a, b, out, st.seconds);
+    }
+    return EX_OK;
+}
+
+static const char H_IMAGES[] =
+    "usage: forkctl images [--json]\n"
+    "Lists snapshots, most recent first: TAG, PARENT, SIZE (all files, logical),\n"
+    "MEMORY (logical), STORED (compressed bytes this snapshot added), CREATED,\n"
+    "ROOTFS.\n";
+
+static int cmd_images(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {0}};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1)
+        if ((r = common_opt(c, "images", H_IMAGES, &json)) >= 0)
+            return r;
+    if (optind < argc)
+        return usage_err("images", "unexpected argument '%s'", argv[optind]);
+    fks_store *s;
+    fks_snapinfo *v = NULL;
+    size_t n = 0;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc == 0)
+        rc = fks_list(&v, &n, s);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    uint64_t logical = 0, stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        logical += v[i].logical_bytes;
+        stored += v[i].stored_bytes;
+    }
+    if (json) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(a, snap_json(&v[i]));
+        print_json(a);
+    } else {
+        printf("%-24s %-24s %10s %10s %10s %-10s %s\n", "TAG", "PARENT", "SIZE", "MEMORY", "STORED",
+               "CREATED", "ROOTFS");
+        for (size_t i = 0; i < n; i++) {
+            char sz[32], mem[32], st[32], ag[32];
+            human(sz, sizeof sz, (double)v[i].logical_bytes);
+            human(mem, sizeof mem, (double)v[i].memory_bytes);
+            human(st, sizeof st, (double)v[i].stored_bytes);
+            age(ag, sizeof ag, v[i].created_ms);
+            printf("%-24s %-24s %10s %10s %10s %-10s %s\n", v[i].tag, v[i].parent[0] ? v[i].parent : "-",
+                   sz, mem, st, ag, v[i].has_rootfs ? "yes" : "no");
+        }
+        char a[32], b[32];
+        human(a, sizeof a, (double)logical);
+        human(b, sizeof b, (double)stored);
+        printf("%zu snapshot%s · %s logical · %s stored\n", n, n == 1 ? "" : "s", a, b);
+    }
+    free(v);
+    return EX_OK;
+}
+
+static const char H_LOG[] =
+    "usage: forkctl log TAG [--json]\n"
+    "Shows the chain from the root snapshot down to TAG.\n";
+
+static int cmd_log(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {0}};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1)
+        if ((r = common_opt(c, "log", H_LOG, &json)) >= 0)
+            return r;
+    if (optind + 1 != argc)
+        return usage_err("log", "%s", "give exactly one TAG");
+    fks_store *s;
+    fks_snapinfo *v = NULL;
+    size_t n = 0;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc == 0)
+        rc = fks_chain(&v, &n, s, argv[optind]);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (json) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(a, snap_json(&v[i]));
+        print_json(a);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            char sz[32], st[32], ag[32];
+            human(sz, sizeof sz, (double)v[i].logical_bytes);
+            human(st, sizeof st, (double)v[i].stored_bytes);
+            age(ag, sizeof ag, v[i].created_ms);
+            printf("%*s%s%s  (depth %d, %s logical, %s stored, %s)\n", (int)(2 * i), "",
+                   i ? "└─ " : "", v[i].tag, v[i].depth, sz, st, ag);
+        }
+    }
+    free(v);
+    return EX_OK;
+}
+
+static const char H_RMI[] =
+    "usage: forkctl rmi [--cascade] TAG...\n"
+    "Removes snapshots. Children of a removed snapshot stay restorable byte for\n"
+    "byte and take its parent as theirs; --cascade removes each TAG's whole\n"
+    "subtree instead. Space is reclaimed by `forkctl gc`.\n";
+
+static int cmd_rmi(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"cascade", no_argument, NULL, 'c'}, {0}};
+    int cascade = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (c == 'c')
+            cascade = 1;
+        else if ((r = common_opt(c, "rmi", H_RMI, NULL)) >= 0)
+            return r;
+    }
+    if (optind >= argc)
+        return usage_err("rmi", "%s", "give at least one TAG");
+    fks_store *s;
+    int rc = open_store(&s, 0), ret = EX_OK;
+    if (rc)
+        return fail(rc);
+    for (int i = optind; i < argc; i++) {
+        rc = fks_rmi(s, argv[i], cascade);
+        if (rc)
+            ret = fail(rc);
+        else if (!g_quiet)
+            printf("removed %s%s\n", argv[i], cascade ? " and its descendants" : "");
+    }
+    fks_close(s);
+    return ret;
+}
+
+static const char H_SQL[] =
+    "usage: forkctl sql \"SELECT ...\" [--json | --csv]\n"
+    "Runs one read-only SQL statement on the catalog (the connection cannot\n"
+    "write) and prints an aligned table, JSON or CSV. See the README for the\n"
+    "tables, views and example queries.\n";
+
+struct sqlout {
+    int mode;            /* 0 table, 1 json, 2 csv */
+    char **cells;        /* table mode: buffered to align columns */
+    size_t n, alloc;
+    int ncol;
+    json_object *arr;
+};
+
+static int sql_row(void *arg, int ncol, const char *const *names, const char *const *vals)
+{
+    struct sqlout *o = arg;
+    if (o->mode == 1) {
+        json_object *j = json_object_new_object();
+        for (int i = 0; i < ncol; i++)
+            json_object_object_add(j, names[i], vals[i] ? json_object_new_string(vals[i]) : NULL);
+        json_object_array_add(o->arr, j);
+        return 0;
+    }
+    if (o->mode == 2) {
+        if (o->n++ == 0)
+            for (int i = 0; i < ncol; i++)
+                printf("%s%s", i ? "," : "", names[i]);
+        if (o->n == 1)
+            putchar('\n');
+        for (int i = 0; i < ncol; i++) {
+            const char *v = vals[i] ? vals[i] : "";
+            int q = strpbrk(v, ",\"\n") != NULL;
+            printf("%s%s", i ? "," : "", q ? "\"" : "");
+            for (; *v; v++)
+                printf(*v == '"' ? "\"\"" : "%c", *v);
+            if (q)
+                putchar('"');
+        }
+        putchar('\n');
+        return 0;
+    }
+    if (o->n == 0) {
+        o->ncol = ncol;
+        for (int i = 0; i < ncol; i++) {
+            if (o->n == o->alloc) {
+                o->alloc = o->alloc ? o->alloc * 2 : 64;
+                o->cells = realloc(o->cells, o->alloc * sizeof *o->cells);
+            }
+            o->cells[o->n++] = strdup(names[i]);
+        }
+    }
+    for (int i = 0; i < ncol; i++) {
+        if (o->n == o->alloc) {
+            o->alloc = o->alloc * 2;
+            o->cells = realloc(o->cells, o->alloc * sizeof *o->cells);
+        }
+        o->cells[o->n++] = strdup(vals[i] ? vals[i] : "NULL");
+    }
+    return 0;
+}
+
+static int cmd_sql(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'}, {0}};
+    struct sqlout out = {0};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (c == 'c')
+            out.mode = 2;
+        else if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
+            return r;
+    }
+    if (json)
+        out.mode = 1;
+    if (optind + 1 != argc)
+        return usage_err("sql", "%s", "give exactly one SQL statement (quote it)");
+    fks_store *s;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc)
+        return fail(rc);
+    if (out.mode == 1)
+        out.arr = json_object_new_array();
+    rc = fks_sql(s, argv[optind], sql_row, &out);
+    fks_close(s);
+    if (rc) {
+        json_object_put(out.arr);
+        return fail(rc);
+    }
+    if (out.mode == 1) {
+        print_json(out.arr);
+    } else if (out.mode == 0 && out.ncol > 0) {
+        size_t rows = out.n / (size_t)out.ncol;
+        int *w = calloc((size_t)out.ncol, sizeof *w);
+        for (size_t i = 0; i < out.n; i++) {
+            int l = (int)strlen(out.cells[i]);
+            if (l > w[i % (size_t)out.ncol])
+                w[i % (size_t)out.ncol] = l;
+        }
+        for (size_t rw = 0; rw < rows; rw++) {
+            for (int k = 0; k < out.ncol; k++)
+                printf("%s%-*s", k ? "  " : "", k == out.ncol - 1 ? 0 : w[k], out.cells[rw * (size_t)out.ncol + (size_t)k]);
+            putchar('\n');
+        }
+        free(w);
+    }
+    for (size_t i = 0; i < out.n && out.mode == 0; i++)
+        free(out.cells[i]);
+    free(out.cells);
+    return EX_OK;
+}
+
+/* ---- dispatch ---- */
+
+struct command {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"init", cmd_init, H_INIT, "create a store"},
+    {"ingest", cmd_ingest, H_INGEST, "store a snapshot (memory, vmstate, other files)"},
+    {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, byte for byte"},
+    {"images", cmd_images, H_IMAGES, "list snapshots"},
+    {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot"},
+    {"rmi", cmd_rmi, H_RMI, "remove snapshots (children stay restorable)"},
+    {"sql", cmd_sql, H_SQL, "run a read-only SQL query on the catalog"},
+};
+#define NCMD (sizeof commands / sizeof commands[0])
+
+static void main_usage(FILE *f)
+{
+    fprintf(f, "usage: forkctl [--store DIR] [--quiet] COMMAND [ARGS]\n\n"
+               "forkstore %s: a content-addressed store for microVM snapshots.\n\nCommands:\n",
+            FKS_VERSION_STRING);
+    for (size_t i = 0; i < NCMD; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n\n", "help", "this text, or `forkctl help COMMAND`");
+    fprintf(f, "The store is --store DIR, else $FORKSTORE_DIR, else $XDG_DATA_HOME/forkstore.\n"
+               "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found,\n"
+               "4 store locked, 5 damaged data found.\n");
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
+            g_store = argv[++i];
+        else if (strncmp(argv[i], "--store=", 8) == 0)
+            g_store = argv[i] + 8;
+        else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
+            g_quiet = 1;
+        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            main_usage(stdout);
+            return EX_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("forkctl %s\n", FKS_VERSION_STRING);
+            return EX_OK;
+        } else {
+            fprintf(stderr, "forkctl: unknown option '%s'\n", argv[i]);
+            main_usage(stderr);
+            return EX_USAGE;
+        }
+    }
+    if (i >= argc) {
+        main_usage(stderr);
+        return EX_USAGE;
+    }
+    const char *name = argv[i];
+    if (strcmp(name, "help") == 0) {
+        if (i + 1 < argc) {
+            for (size_t k = 0; k < NCMD; k++)
+                if (strcmp(commands[k].name, argv[i + 1]) == 0) {
+                    fputs(commands[k].help, stdout);
+                    return EX_OK;
+                }
+            fprintf(stderr, "forkctl: no command '%s'\n", argv[i + 1]);
+            return EX_USAGE;
+        }
+        main_usage(stdout);
+        return EX_OK;
+    }
+    for (size_t k = 0; k < NCMD; k++)
+        if (strcmp(commands[k].name, name) == 0)
+            return commands[k].fn(argc - i, argv + i);
+    fprintf(stderr, "forkctl: unknown command '%s'\n", name);
+    main_usage(stderr);
+    return EX_USAGE;
+}

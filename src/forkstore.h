@@ -1,0 +1,198 @@
+/*
+** forkstore.h: the one public header of libforkstore.
+**
+** forkstore keeps microVM snapshots (Firecracker memory files, vmstate,
+** rootfs images, any named file) in one content-addressed store: each
+** distinct 4 KiB page is stored once, zstd-compressed, in preallocated
+** chunk files; a SQLite catalog indexes lineage and every page.
+**
+** Conventions (the same for every function here):
+**  - Functions return int: 0 (FKS_OK) on success, a negative FKS_E* code on
+**    failure. After a failure fks_errmsg() returns a message for the user
+**    naming the object involved; it is thread-local and valid until the
+**    next call into the library from the same thread.
+**  - Out-parameters come first.
+**  - Handles are opaque; *_close and *_free accept NULL.
+**  - Strings passed in are borrowed for the duration of the call only.
+*/
+#ifndef FORKSTORE_H
+#define FORKSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FKS_VERSION_STRING "0.1.0"
+#define FKS_PAGE_SIZE 4096
+
+/* Error codes. forkctl maps them to exit codes (see README). */
+#define FKS_OK            0
+#define FKS_ERR         (-1)   /* generic failure */
+#define FKS_ENOTFOUND   (-2)   /* snapshot, artifact, file or store missing */
+#define FKS_EEXIST      (-3)   /* tag or output already exists */
+#define FKS_EINVAL      (-4)   /* bad argument or bad input file */
+#define FKS_ELOCKED     (-5)   /* store locked by another process */
+#define FKS_ECORRUPT    (-6)   /* stored data fails its checks */
+#define FKS_EIO         (-7)   /* an I/O call failed */
+#define FKS_ENOSPC      (-8)   /* disk full */
+#define FKS_ENEWER      (-9)   /* catalog written by a newer forkstore */
+#define FKS_ETIMEDOUT  (-10)   /* a Firecracker API call timed out */
+#define FKS_EFIRECRACKER (-11) /* the VMM answered with an error */
+#define FKS_ENOMEM     (-12)   /* out of memory */
+#define FKS_EPERM      (-13)   /* permissions unsafe or insufficient */
+
+/* The message of the last failure on this thread ("" if none). Borrowed. */
+const char *fks_errmsg(void);
+/* A short name for a code ("not found", "locked", ...). Static. */
+const char *fks_strerror(int code);
+
+typedef struct fks_store fks_store;
+
+/* Progress reports for long operations: done and total in bytes. Called
+** from the thread that runs the operation, at most every ~100 ms and once
+** at the end with done == total. */
+typedef void (*fks_progress_fn)(void *arg, uint64_t done, uint64_t total);
+
+/* ---- store ---------------------------------------------------------- */
+
+/* The default store directory: $FORKSTORE_DIR, else
+** $XDG_DATA_HOME/forkstore, else $HOME/.local/share/forkstore.
+** Writes into buf (NUL-terminated); FKS_EINVAL if it does not fit or no
+** variable is set. */
+int fks_default_dir(char *buf, size_t buflen);
+
+/* Creates a new, empty store in dir (created with mode 0700 if missing;
+** an existing empty directory is accepted). chunk_size is the size each
+** chunk file is preallocated to, 0 for the default (16 MiB).
+** FKS_EEXIST if dir already holds a store. */
+int fks_init(const char *dir, uint64_t chunk_size);
+
+#define FKS_OPEN_READONLY 0x1   /* no writes; catalog opened read-only */
+
+/* Opens the store in dir. Applies pending catalog migrations (unless
+** read-only). FKS_ENOTFOUND if dir is not a store, FKS_ENEWER if the
+** catalog is newer than this library, FKS_EPERM if the directory or
+** catalog is writable by other users. Caller frees with fks_close(). */
+int fks_open(fks_store **out, const char *dir, int flags);
+void fks_close(fks_store *s);
+
+/* ---- ingest ----------------------------------------------------------- */
+
+/* One named file of a snapshot. name: 1-64 chars of [A-Za-z0-9._+-], not
+** starting with '.' or '-'. "memory" and "vmstate" are the conventional
+** names; restore writes "memory" as memory.bin. diff: path is a sparse
+** Diff file whose holes inherit the parent's artifact of the same name. */
+typedef struct fks_artifact_in {
+    const char *name;
+    const char *path;
+    int diff;
+} fks_artifact_in;
+
+typedef struct fks_ingest_opts {
+    const char *tag;                 /* required; see fks_check_tag() */
+    const char *parent;              /* NULL for a root snapshot */
+    const fks_artifact_in *artifacts;
+    size_t n_artifacts;
+    fks_progress_fn progress;        /* may be NULL */
+    void *progress_arg;
+    /* Branch timings recorded with the snapshot, or -1 when unknown. */
+    int64_t pause_ms, snapshot_ms, diff_bytes;
+} fks_ingest_opts;
+
+typedef struct fks_ingest_stats {
+    uint64_t logical_bytes;   /* sum of artifact sizes */
+    uint64_t read_bytes;      /* bytes read from the inputs */
+    uint64_t pages;           /* pages examined */
+    uint64_t zero_pages;      /* all-zero pages (never stored) */
+    uint64_t dedup_pages;     /* pages already in the store */
+    uint64_t new_pages;       /* pages stored by this ingest */
+    uint64_t stored_bytes;    /* compressed bytes written for them */
+    double   seconds;
+} fks_ingest_stats;
+
+/* Ingests a snapshot. Visible only once complete: a failure or a crash
+** leaves the store as it was (space written is reclaimed by gc).
+** stats may be NULL. */
+int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o);
+
+/* Sets the ingest time recorded for tag (used by branch, which measures
+** ingest from the outside). */
+int fks_set_ingest_ms(fks_store *s, const char *tag, int64_t ingest_ms);
+
+/* ---- restore ---------------------------------------------------------- */
+
+#define FKS_RESTORE_FORCE 0x1   /* replace existing output files */
+#define FKS_RESTORE_SYNC  0x2   /* fsync each file before it is renamed */
+
+typedef struct fks_restore_stats {
+    uint64_t logical_bytes;
+    uint64_t written_bytes;   /* non-hole bytes written */
+    uint64_t pages;
+    double   seconds;
+} fks_restore_stats;
+
+/* Writes every artifact of snapshot tag into outdir (created if missing):
+** "memory" as memory.bin, others under their names. Each page read is
+** checked against its hash. Files are written under a temporary name and
+** renamed into place; existing files are refused (FKS_EEXIST) unless
+** FKS_RESTORE_FORCE. stats may be NULL. */
+int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag,
+                const char *outdir, int flags,
+                fks_progress_fn progress, void *progress_arg);
+
+/* The file name restore gives an artifact ("memory" -> "memory.bin"). */
+const char *fks_artifact_filename(const char *artifact_name);
+
+/* ---- lineage ---------------------------------------------------------- */
+
+typedef struct fks_snapinfo {
+    int64_t id;
+    char tag[129];
+    char parent[129];          /* "" for a root */
+    int64_t created_ms;        /* unix time in milliseconds */
+    uint64_t logical_bytes;    /* all artifacts */
+    uint64_t memory_bytes;     /* the "memory" artifact, 0 if none */
+    uint64_t stored_bytes;     /* compressed bytes this snapshot added */
+    int has_rootfs;
+    int depth;                 /* 0 for a root */
+    int64_t pause_ms, snapshot_ms, ingest_ms, diff_bytes; /* -1 unknown */
+} fks_snapinfo;
+
+/* All snapshots, most recent first. Caller frees *out with free(). */
+int fks_list(fks_snapinfo **out, size_t *n, fks_store *s);
+/* One snapshot by tag; FKS_ENOTFOUND if absent. */
+int fks_get(fks_snapinfo *out, fks_store *s, const char *tag);
+/* The chain from the root to tag, root first. Caller frees with free(). */
+int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
+
+/* Removes a snapshot. Children stay restorable byte for byte and are
+** re-parented to its parent. With cascade, the whole subtree goes.
+** Pages nobody references any more are left for gc. */
+int fks_rmi(fks_store *s, const char *tag, int cascade);
+
+/* ---- SQL -------------------------------------------------------------- */
+
+/* Called for each result row; return nonzero to stop. names and values are
+** borrowed for the call; a NULL value is SQL NULL. */
+typedef int (*fks_row_fn)(void *arg, int ncol, const char *const *names,
+                          const char *const *values);
+
+/* Runs one read-only statement on a connection that cannot write (a write
+** fails with FKS_EINVAL and a clear message). */
+int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg);
+
+/* ---- validation ------------------------------------------------------- */
+
+/* 0 if tag is valid: 1-128 chars of [A-Za-z0-9._+-], not starting with
+** '.' or '-'. Otherwise FKS_EINVAL with the rule in the message. */
+int fks_check_tag(const char *tag);
+/* Same rule for artifact names, 1-64 chars. */
+int fks_check_name(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FORKSTORE_H */

@@ -1,0 +1,709 @@
+/*
+** ingest.c: turning snapshot files into pages, chunks and a page map.
+**
+** Design
+**  1. Each input file is walked by data extents (lseek SEEK_DATA /
+**     SEEK_HOLE), so time is proportional to the data, not the logical
+**     size. In a Full file a hole reads as zero pages; in a Diff file the
+**     extents are the "cover": pages there are the snapshot's own (even
+**     when all zero), pages outside it inherit the parent's.
+**  2. Each page: all-zero pages are recorded as absent from the map (a
+**     hole on restore) and never stored. Others are hashed (XXH3-128) and
+**     looked up: first among the pages this ingest already stored, then in
+**     the catalog. A page found is referenced, never stored again; a new
+**     page is zstd-compressed and appended to a preallocated chunk.
+**  3. The snapshot becomes visible in one catalog transaction at the end,
+**     after the chunk bytes are fdatasync()ed (chunk.c): the new page
+**     rows, the snapshot, its artifacts and their maps. A crash before
+**     that commit leaves the store unchanged; the bytes written are dead
+**     space that the next writer of that chunk overwrites or gc reclaims.
+**  4. Races (see gc.c): pages are never deleted while referenced, but an
+**     ingest may have found a page that a concurrent gc then deleted as
+**     unreferenced. gc bumps meta.gc_generation in the transaction that
+**     deletes pages; the commit compares it with the value at the start
+**     and, if it moved, checks that every page the new maps reference
+**     still exists (page ids are never reused, meta.next_page_id only
+**     grows). If one is gone the ingest starts over, at most 3 times.
+**     A concurrent ingest may also have stored the same new page first:
+**     the insert then keeps the existing row and the map points at it.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "catalog.h"
+#include "chunk.h"
+#include "pmap.h"
+#include "store.h"
+#include "util.h"
+
+#define BATCH_PAGES 256            /* 1 MiB read at a time */
+#define MAX_ATTEMPTS 3
+#define RETRY_GC (-100)            /* internal: a referenced page vanished */
+
+/* Pages stored by this ingest, with a hash table over them. */
+struct newpages {
+    uint8_t (*hash)[16];
+    int64_t *chunk;
+    uint64_t *off;
+    uint32_t *clen, *rlen;
+    size_t n, alloc;
+    uint32_t *slot;                /* local index + 1; 0 = empty */
+    size_t mask;
+};
+
+struct art {
+    const fks_artifact_in *in;
+    int fd;
+    uint64_t size;
+    int64_t parent_art;            /* artifact id in the parent, 0 if none */
+    uint64_t parent_size;
+    pm_map map;
+};
+
+struct ingest {
+    fks_store *s;
+    const fks_ingest_opts *o;
+    int64_t parent_id;
+    int64_t gc_gen;
+    struct art *arts;
+    size_t n;
+    sqlite3_stmt *lookup;
+    chunk_writer *w;
+    ZSTD_CCtx *cctx;
+    struct newpages np;
+    uint8_t *buf;
+    uint8_t cbuf[FKS_PAGE_SIZE];
+    fks_ingest_stats st;
+    uint64_t done, total;
+    double last_report;
+};
+
+/* ------------------------------------------------------------ new pages */
+
+static void np_free(struct newpages *np)
+{
+    free(np->hash);
+    free(np->chunk);
+    free(np->off);
+    free(np->clen);
+    free(np->rlen);
+    free(np->slot);
+    memset(np, 0, sizeof *np);
+}
+
+static size_t slot_of(const uint8_t h[16], size_t mask)
+{
+    uint64_t x = fks__get64(h + 8);
+    return (size_t)x & mask;
+}
+
+static int np_grow(struct newpages *np)
+{
+    size_t na = np->alloc ? np->alloc * 2 : 4096;
+#define GROW(f) do { void *p_ = realloc(np->f, na * sizeof *np->f); if (!p_) goto oom; np->f = p_; } while (0)
+    GROW(hash);
+    GROW(chunk);
+    GROW(off);
+    GROW(clen);
+    GROW(rlen);
+#undef GROW
+    np->alloc = na;
+    /* Rehash into a table twice the capacity (load factor <= 1/2). */
+    size_t ns = na * 2;
+    uint32_t *slot = calloc(ns, sizeof *slot);
+    if (!slot)
+        goto oom;
+    for (size_t i = 0; i < np->n; i++) {
+        size_t j = slot_of(np->hash[i], ns - 1);
+        while (slot[j])
+            j = (j + 1) & (ns - 1);
+        slot[j] = (uint32_t)(i + 1);
+    }
+    free(np->slot);
+    np->slot = slot;
+    np->mask = ns - 1;
+    return 0;
+oom:
+    return fks__err(FKS_ENOMEM, "out of memory (%zu new pages)", np->n);
+}
+
+/* Local index of hash, or -1. */
+static int64_t np_find(const struct newpages *np, const uint8_t h[16])
+{
+    if (!np->slot)
+        return -1;
+    for (size_t j = slot_of(h, np->mask);; j = (j + 1) & np->mask) {
+        uint32_t v = np->slot[j];
+        if (!v)
+            return -1;
+        if (memcmp(np->hash[v - 1], h, 16) == 0)
+            return v - 1;
+    }
+}
+
+static int np_add(struct newpages *np, const uint8_t h[16], int64_t chunk, uint64_t off,
+                  uint32_t clen, uint32_t rlen, int64_t *idx)
+{
+    int rc;
+    if (np->n == np->alloc && (rc = np_grow(np)) != 0)
+        return rc;
+    if (np->n >= UINT32_MAX - 1)
+        return fks__err(FKS_EINVAL, "too many new pages in one ingest");
+    size_t i = np->n++;
+    memcpy(np->hash[i], h, 16);
+    np->chunk[i] = chunk;
+    np->off[i] = off;
+    np->clen[i] = clen;
+    np->rlen[i] = rlen;
+    size_t j = slot_of(h, np->mask);
+    while (np->slot[j])
+        j = (j + 1) & np->mask;
+    np->slot[j] = (uint32_t)(i + 1);
+    *idx = (int64_t)i;
+    return 0;
+}
+
+/* ------------------------------------------------------------- pages */
+
+static void report(struct ingest *g, int final)
+{
+    if (!g->o->progress)
+        return;
+    double now = fks__now();
+    if (!final && now - g->last_report < 0.1)
+        return;
+    g->last_report = now;
+    g->o->progress(g->o->progress_arg, final ? g->total : g->done, g->total);
+}
+
+/* Resolves one non-zero page to a reference, storing it if new. */
+static int page_ref(struct ingest *g, const uint8_t *data, uint32_t rlen, int64_t *ref)
+{
+    uint8_t h[16];
+    fks__hash(h, data, rlen);
+    int64_t k = np_find(&g->np, h);
+    if (k >= 0) {
+        g->st.dedup_pages++;
+        *ref = PM_NEW + k;
+        return 0;
+    }
+    sqlite3_bind_blob(g->lookup, 1, h, 16, SQLITE_STATIC);
+    int src = sqlite3_step(g->lookup);
+    if (src == SQLITE_ROW) {
+        *ref = sqlite3_column_int64(g->lookup, 0);
+        sqlite3_reset(g->lookup);
+        g->st.dedup_pages++;
+        return 0;
+    }
+    sqlite3_reset(g->lookup);
+    if (src != SQLITE_DONE)
+        return cat_err(g->s->db, src, "catalog: page lookup");
+    uint32_t clen;
+    int codec, rc;
+    int64_t chunk;
+    uint64_t off;
+    if ((rc = chunk_compress(g->cctx, data, rlen, g->cbuf, &clen, &codec)) != 0 ||
+        (rc = chunk_append(g->w, h, g->cbuf, clen, rlen, codec, &chunk, &off)) != 0 ||
+        (rc = np_add(&g->np, h, chunk, off, clen, rlen, &k)) != 0)
+        return rc;
+    g->st.new_pages++;
+    g->st.stored_bytes += CHUNK_REC_HDR + clen;
+    *ref = PM_NEW + k;
+    return 0;
+}
+
+/* Ingests pages [first, last) of a, all inside one data extent. Pushes
+** non-zero pages to own; with cover, records the range as covered. */
+static int ingest_range(struct ingest *g, struct art *a, uint64_t first, uint64_t last, pm_map *own)
+{
+    while (first < last) {
+        uint64_t n = last - first < BATCH_PAGES ? last - first : BATCH_PAGES;
+        uint64_t off = first * FKS_PAGE_SIZE;
+        size_t len = (size_t)(off + n * FKS_PAGE_SIZE > a->size ? a->size - off : n * FKS_PAGE_SIZE);
+        int rc = fks__pread_full(a->fd, g->buf, len, (off_t)off, a->in->path);
+        if (rc)
+            return rc;
+        g->st.read_bytes += len;
+        for (uint64_t i = 0; i < n; i++) {
+            size_t po = (size_t)i * FKS_PAGE_SIZE;
+            uint32_t rlen = (uint32_t)(len - po < FKS_PAGE_SIZE ? len - po : FKS_PAGE_SIZE);
+            const uint8_t *p = g->buf + po;
+            g->st.pages++;
+            if (fks__is_zero(p, rlen)) {
+                g->st.zero_pages++;
+                continue;
+            }
+            int64_t ref = 0;
+            if ((rc = page_ref(g, p, rlen, &ref)) != 0 || (rc = pm_push(own, first + i, ref)) != 0)
+                return rc;
+        }
+        g->done += len;
+        report(g, 0);
+        first += n;
+    }
+    return 0;
+}
+
+static int load_map(fks_store *s, int64_t art_id, pm_map *m)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, art_id);
+    int src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+        rc = pm_push_run(m, (uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                         sqlite3_column_int64(st, 2));
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: read page map");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int ingest_art(struct ingest *g, struct art *a)
+{
+    uint64_t npages = (a->size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
+    pm_map own = {0}, cover = {0}, base = {0};
+    int rc = 0;
+    uint64_t pos = 0;
+
+    while (pos < npages) {
+        off_t d = lseek(a->fd, (off_t)(pos * FKS_PAGE_SIZE), SEEK_DATA);
+        if (d < 0 && errno == ENXIO)
+            break;                                  /* only a hole left */
+        uint64_t first, last;
+        if (d < 0) {
+            if (errno != EINVAL && errno != EOPNOTSUPP) {
+                rc = fks__errno(FKS_EIO, errno, "seek in %s", a->in->path);
+                goto out;
+            }
+            first = pos, last = npages;             /* no hole support: all data */
+        } else {
+            off_t h = lseek(a->fd, d, SEEK_HOLE);
+            if (h < 0 || h <= d) {
+                rc = fks__errno(FKS_EIO, h < 0 ? errno : EIO, "seek in %s", a->in->path);
+                goto out;
+            }
+            first = (uint64_t)d / FKS_PAGE_SIZE;
+            last = ((uint64_t)h + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
+            if (last > npages)
+                last = npages;
+            if (first < pos)
+                first = pos;
+        }
+        g->done += (first - pos) * FKS_PAGE_SIZE;   /* the hole before it */
+        if (a->in->diff && (rc = pm_push_run(&cover, first, last - first, 1)) != 0)
+            goto out;
+        if ((rc = ingest_range(g, a, first, last, &own)) != 0)
+            goto out;
+        pos = last;
+    }
+    if (a->in->diff) {
+        if ((rc = load_map(g->s, a->parent_art, &base)) != 0 ||
+            (rc = pm_check(&base, npages)) != 0 ||
+            (rc = pm_overlay(&a->map, &base, &cover, &own)) != 0)
+            goto out;
+    } else {
+        a->map = own;
+        own = (pm_map){0};
+    }
+out:
+    pm_free(&own);
+    pm_free(&cover);
+    pm_free(&base);
+    if (rc)
+        fks__errctx(rc, "artifact %s (%s)", a->in->name, a->in->path);
+    return rc;
+}
+
+/* ------------------------------------------------------------- commit */
+
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
+{
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE && src != SQLITE_ROW)
+        return cat_err(db, src, what);
+    return 0;
+}
+
+static int snapshot_id(sqlite3 *db, const char *tag, int64_t *id)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT id FROM snapshot WHERE tag = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    *id = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = cat_err(db, src, "catalog: find snapshot");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Every existing page a map names must still be there (see design 4). */
+static int check_refs(struct ingest *g)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(g->s->db, &st, "SELECT count(*) FROM page WHERE id BETWEEN ?1 AND ?2");
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        const pm_map *m = &g->arts[i].map;
+        for (size_t j = 0; j < m->n && rc == 0; j++) {
+            if (m->r[j].page >= PM_NEW)
+                continue;
+            sqlite3_bind_int64(st, 1, m->r[j].page);
+            sqlite3_bind_int64(st, 2, m->r[j].page + (int64_t)m->r[j].npages - 1);
+            if (sqlite3_step(st) != SQLITE_ROW)
+                rc = cat_err(g->s->db, sqlite3_errcode(g->s->db), "catalog: check pages");
+            else if ((uint64_t)sqlite3_column_int64(st, 0) != m->r[j].npages)
+                rc = RETRY_GC;
+            sqlite3_reset(st);
+        }
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
+{
+    if (v < 0)
+        sqlite3_bind_null(st, i);
+    else
+        sqlite3_bind_int64(st, i, v);
+}
+
+static int commit(struct ingest *g)
+{
+    fks_store *s = g->s;
+    sqlite3 *db = s->db;
+    const fks_ingest_opts *o = g->o;
+    sqlite3_stmt *ins_page = NULL, *find = NULL, *ins_run = NULL, *st = NULL;
+    int64_t *final = NULL;
+    int rc, src;
+
+    if ((rc = chunk_writer_sync(g->w)) != 0)      /* data first ... */
+        return rc;
+    if ((rc = cat_begin(s)) != 0)                 /* ... then the catalog */
+        return rc;
+
+    int64_t id;
+    if ((rc = snapshot_id(db, o->tag, &id)) != 0)
+        goto out;
+    if (id) {
+        rc = fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
+        goto out;
+    }
+    if (o->parent) {
+        if ((rc = snapshot_id(db, o->parent, &id)) != 0)
+            goto out;
+        if (id != g->parent_id) {
+            rc = fks__err(FKS_ENOTFOUND, "parent %s was removed while %s was being ingested",
+                          o->parent, o->tag);
+            goto out;
+        }
+    }
+    int64_t gen = 0, next = 0;
+    if ((rc = cat_meta_get(db, "gc_generation", &gen)) != 0)
+        goto out;
+    if (gen != g->gc_gen && (rc = check_refs(g)) != 0)
+        goto out;
+    if ((rc = cat_meta_get(db, "next_page_id", &next)) != 0)
+        goto out;
+    if (next <= 0) {
+        if ((rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) + 1 FROM page")) != 0)
+            goto out;
+        next = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+
+    /* New pages get consecutive ids in the order they were stored. */
+    final = malloc((g->np.n + 1) * sizeof *final);
+    if (!final) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = cat_prepare(db, &ins_page, "INSERT INTO page(id, hash, chunk_id, off, clen, rlen) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(hash) DO NOTHING")) != 0 ||
+        (rc = cat_prepare(db, &find, "SELECT id FROM page WHERE hash = ?1")) != 0)
+        goto out;
+    uint64_t stored = 0, added = 0;
+    for (size_t k = 0; k < g->np.n && rc == 0; k++) {
+        sqlite3_bind_int64(ins_page, 1, next);
+        sqlite3_bind_blob(ins_page, 2, g->np.hash[k], 16, SQLITE_STATIC);
+        sqlite3_bind_int64(ins_page, 3, g->np.chunk[k]);
+        sqlite3_bind_int64(ins_page, 4, (int64_t)g->np.off[k]);
+        sqlite3_bind_int64(ins_page, 5, g->np.clen[k]);
+        if (g->np.rlen[k] == FKS_PAGE_SIZE)
+            sqlite3_bind_null(ins_page, 6);
+        else
+            sqlite3_bind_int64(ins_page, 6, g->np.rlen[k]);
+        if ((rc = step_done(db, ins_page, "catalog: insert page")) != 0)
+            break;
+        if (sqlite3_changes(db) == 1) {
+            final[k] = next++;
+            stored += CHUNK_REC_HDR + g->np.clen[k];
+            added++;
+            continue;
+        }
+        /* A concurrent ingest stored the same page first: use its row. */
+        sqlite3_bind_blob(find, 1, g->np.hash[k], 16, SQLITE_STATIC);
+        src = sqlite3_step(find);
+        final[k] = src == SQLITE_ROW ? sqlite3_column_int64(find, 0) : 0;
+        sqlite3_reset(find);
+        if (!final[k])
+            rc = cat_err(db, src, "catalog: find page");
+    }
+    if (rc || (rc = cat_meta_set(db, "next_page_id", next)) != 0)
+        goto out;
+
+    if ((rc = cat_prepare(db, &st, "INSERT INTO snapshot(tag, parent_id, created_ms, stored_bytes, new_pages, "
+                          "pause_ms, snapshot_ms, diff_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) != 0)
+        goto out;
+    sqlite3_bind_text(st, 1, o->tag, -1, SQLITE_STATIC);
+    if (g->parent_id)
+        sqlite3_bind_int64(st, 2, g->parent_id);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_int64(st, 3, fks__wall_ms());
+    sqlite3_bind_int64(st, 4, (int64_t)stored);
+    sqlite3_bind_int64(st, 5, (int64_t)added);
+    bind_opt(st, 6, o->pause_ms);
+    bind_opt(st, 7, o->snapshot_ms);
+    bind_opt(st, 8, o->diff_bytes);
+    if ((rc = step_done(db, st, "catalog: insert snapshot")) != 0)
+        goto out;
+    sqlite3_finalize(st);
+    st = NULL;
+    int64_t snap = sqlite3_last_insert_rowid(db);
+
+    if ((rc = cat_prepare(db, &st, "INSERT INTO artifact(snapshot_id, name, size) VALUES (?1, ?2, ?3)")) != 0 ||
+        (rc = cat_prepare(db, &ins_run, "INSERT INTO run(artifact_id, pgno, npages, page_id) VALUES (?1, ?2, ?3, ?4)")) != 0)
+        goto out;
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        struct art *a = &g->arts[i];
+        sqlite3_bind_int64(st, 1, snap);
+        sqlite3_bind_text(st, 2, a->in->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)a->size);
+        if ((rc = step_done(db, st, "catalog: insert artifact")) != 0)
+            break;
+        int64_t art = sqlite3_last_insert_rowid(db);
+        /* Resolve PM_NEW references; re-coalesce, as ids may now join. */
+        pm_map out = {0};
+        for (size_t j = 0; j < a->map.n && rc == 0; j++) {
+            pm_run *r = &a->map.r[j];
+            if (r->page < PM_NEW) {
+                rc = pm_push_run(&out, r->pgno, r->npages, r->page);
+                continue;
+            }
+            for (uint64_t p = 0; p < r->npages && rc == 0; p++)
+                rc = pm_push(&out, r->pgno + p, final[r->page - PM_NEW + (int64_t)p]);
+        }
+        for (size_t j = 0; j < out.n && rc == 0; j++) {
+            sqlite3_bind_int64(ins_run, 1, art);
+            sqlite3_bind_int64(ins_run, 2, (int64_t)out.r[j].pgno);
+            sqlite3_bind_int64(ins_run, 3, (int64_t)out.r[j].npages);
+            sqlite3_bind_int64(ins_run, 4, out.r[j].page);
+            rc = step_done(db, ins_run, "catalog: insert page map");
+        }
+        pm_free(&out);
+    }
+    if (rc == 0)
+        rc = chunk_writer_commit(g->w);
+    if (rc == 0) {
+        g->st.new_pages = added;
+        g->st.stored_bytes = stored;
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(ins_page);
+    sqlite3_finalize(find);
+    sqlite3_finalize(ins_run);
+    free(final);
+    return cat_end(s, rc);
+}
+
+/* ------------------------------------------------------------- driver */
+
+static int open_inputs(struct ingest *g)
+{
+    const fks_ingest_opts *o = g->o;
+    fks_store *s = g->s;
+    int rc;
+
+    for (size_t i = 0; i < g->n; i++) {
+        struct art *a = &g->arts[i];
+        a->in = &o->artifacts[i];
+        a->fd = -1;
+        if ((rc = fks_check_name(a->in->name)) != 0)
+            return rc;
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(o->artifacts[j].name, a->in->name) == 0)
+                return fks__err(FKS_EINVAL, "artifact %s given twice", a->in->name);
+        a->fd = open(a->in->path, O_RDONLY | O_CLOEXEC);
+        if (a->fd < 0)
+            return fks__errno(FKS_EIO, errno, "%s file %s", a->in->name, a->in->path);
+        struct stat sb;
+        if (fstat(a->fd, &sb) != 0)
+            return fks__errno(FKS_EIO, errno, "stat %s", a->in->path);
+        if (!S_ISREG(sb.st_mode))
+            return fks__err(FKS_EINVAL, "%s file %s is not a regular file", a->in->name, a->in->path);
+        a->size = (uint64_t)sb.st_size;
+        int is_memory = strcmp(a->in->name, "memory") == 0;
+        if ((is_memory || a->in->diff) && a->size % FKS_PAGE_SIZE != 0)
+            return fks__err(FKS_EINVAL, "%s file %s is %llu bytes, not a multiple of the %d-byte page "
+                            "size (truncated?)", a->in->name, a->in->path, (unsigned long long)a->size,
+                            FKS_PAGE_SIZE);
+        g->total += a->size;
+        if (!a->in->diff)
+            continue;
+        if (!o->parent)
+            return fks__err(FKS_EINVAL, "%s file %s is a diff: a diff needs --parent", a->in->name,
+                            a->in->path);
+        sqlite3_stmt *st;
+        if ((rc = cat_prepare(s->db, &st, "SELECT id, size FROM artifact WHERE snapshot_id = ?1 AND name = ?2")) != 0)
+            return rc;
+        sqlite3_bind_int64(st, 1, g->parent_id);
+        sqlite3_bind_text(st, 2, a->in->name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            a->parent_art = sqlite3_column_int64(st, 0);
+            a->parent_size = (uint64_t)sqlite3_column_int64(st, 1);
+        }
+        sqlite3_finalize(st);
+        if (!a->parent_art)
+            return fks__err(FKS_ENOTFOUND, "parent %s has no %s artifact to apply the diff %s to",
+                            o->parent, a->in->name, a->in->path);
+        if (a->parent_size != a->size)
+            return fks__err(FKS_EINVAL, "diff %s is %llu bytes but the parent %s's %s is %llu bytes: "
+                            "a diff must have its parent's logical size", a->in->path,
+                            (unsigned long long)a->size, o->parent, a->in->name,
+                            (unsigned long long)a->parent_size);
+    }
+    return 0;
+}
+
+static void reset_attempt(struct ingest *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        pm_free(&g->arts[i].map);
+    np_free(&g->np);
+    memset(&g->st, 0, sizeof g->st);
+    g->done = 0;
+    chunk_writer_free(g->w);
+    g->w = NULL;
+}
+
+int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
+{
+    struct ingest g = {0};
+    int rc;
+    double t0 = fks__now();
+
+    g.s = s;
+    g.o = o;
+    g.n = o->n_artifacts;
+    if (s->readonly)
+        return fks__err(FKS_EINVAL, "store opened read-only");
+    if ((rc = fks_check_tag(o->tag)) != 0)
+        return rc;
+    if (o->parent && (rc = fks_check_tag(o->parent)) != 0)
+        return fks__errctx(rc, "parent");
+    if (g.n == 0)
+        return fks__err(FKS_EINVAL, "nothing to ingest: give at least one file");
+    int64_t id;
+    if ((rc = snapshot_id(s->db, o->tag, &id)) != 0)
+        return rc;
+    if (id)
+        return fks__err(FKS_EEXIST, "tag %s already exists (pick another tag, or `forkctl rmi %s`)",
+                        o->tag, o->tag);
+    if (o->parent) {
+        if ((rc = snapshot_id(s->db, o->parent, &g.parent_id)) != 0)
+            return rc;
+        if (!g.parent_id)
+            return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found (see `forkctl images`)", o->parent);
+    }
+    g.arts = calloc(g.n, sizeof *g.arts);
+    g.buf = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
+    g.cctx = ZSTD_createCCtx();
+    if (!g.arts || !g.buf || !g.cctx) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < g.n; i++)
+        g.arts[i].fd = -1;
+    if ((rc = open_inputs(&g)) != 0)
+        goto out;
+    if ((rc = cat_prepare(s->db, &g.lookup, "SELECT id FROM page WHERE hash = ?1")) != 0)
+        goto out;
+
+    for (int attempt = 1;; attempt++) {
+        if ((rc = cat_meta_get(s->db, "gc_generation", &g.gc_gen)) != 0 ||
+            (rc = chunk_writer_new(&g.w, s)) != 0)
+            goto out;
+        for (size_t i = 0; i < g.n && rc == 0; i++)
+            rc = ingest_art(&g, &g.arts[i]);
+        if (rc == 0)
+            rc = commit(&g);
+        if (rc != RETRY_GC)
+            break;
+        if (attempt == MAX_ATTEMPTS) {
+            rc = fks__err(FKS_ELOCKED, "ingest %s: pages it found were removed by a concurrent gc "
+                          "%d times; try again", o->tag, attempt);
+            break;
+        }
+        reset_attempt(&g);
+    }
+    if (rc)
+        goto out;
+    report(&g, 1);
+    for (size_t i = 0; i < g.n; i++)
+        g.st.logical_bytes += g.arts[i].size;
+    g.st.seconds = fks__now() - t0;
+    if (stats)
+        *stats = g.st;
+    /* Leave a preallocated chunk ready for the next ingest (outside any
+    ** pause window that the caller might be timing). */
+    chunk_writer_free(g.w);
+    g.w = NULL;
+    (void)chunk_prealloc_spare(s);   /* an optimisation: the ingest is committed */
+out:
+    if (rc && rc != FKS_EEXIST && rc != FKS_ENOTFOUND && rc != FKS_EINVAL)
+        fks__errctx(rc, "ingest %s", o->tag);
+    sqlite3_finalize(g.lookup);
+    chunk_writer_free(g.w);
+    for (size_t i = 0; g.arts && i < g.n; i++) {
+        if (g.arts[i].fd >= 0)
+            close(g.arts[i].fd);
+        pm_free(&g.arts[i].map);
+    }
+    np_free(&g.np);
+    free(g.arts);
+    free(g.buf);
+    ZSTD_freeCCtx(g.cctx);
+    return rc;
+}
+
+int fks_set_ingest_ms(fks_store *s, const char *tag, int64_t ingest_ms)
+{
+    int rc = cat_begin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st;
+    if ((rc = cat_prepare(s->db, &st, "UPDATE snapshot SET ingest_ms = ?2 WHERE tag = ?1")) == 0) {
+        sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, ingest_ms);
+        rc = step_done(s->db, st, "catalog: record ingest time");
+        if (rc == 0 && sqlite3_changes(s->db) == 0)
+            rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found", tag);
+        sqlite3_finalize(st);
+    }
+    return cat_end(s, rc);
+}

@@ -1,0 +1,117 @@
+/*
+** pmap.c: page maps in memory.
+**
+** A map lists the non-zero pages of one artifact as runs (pgno, npages,
+** page): pages pgno .. pgno+npages-1 hold pages page .. page+npages-1.
+** The catalog stores exactly these runs (table run). Runs are kept
+** sorted and maximal: pm_push merges a page into the previous run when
+** both its number and its page id continue it, so an image ingested in
+** one pass, whose new pages get consecutive ids, costs one run per
+** stretch between zero pages and duplicates.
+**
+** A Diff ingest builds the child's full map with pm_overlay(): the
+** parent's runs minus the diff's data extents (its "cover"), plus the
+** diff's own pages. Every map is thus complete in itself: restore reads
+** one map at any chain depth, and removing a snapshot never touches
+** another snapshot's map.
+*/
+#include "pmap.h"
+
+#include <stdlib.h>
+
+#include "util.h"
+
+void pm_free(pm_map *m)
+{
+    free(m->r);
+    m->r = NULL;
+    m->n = m->alloc = 0;
+}
+
+int pm_push_run(pm_map *m, uint64_t pgno, uint64_t npages, int64_t page)
+{
+    if (npages == 0)
+        return 0;
+    if (m->n > 0) {
+        pm_run *l = &m->r[m->n - 1];
+        if (l->pgno + l->npages == pgno && l->page + (int64_t)l->npages == page &&
+            (l->page >= PM_NEW) == (page >= PM_NEW)) {
+            l->npages += npages;
+            return 0;
+        }
+    }
+    if (m->n == m->alloc) {
+        size_t na = m->alloc ? m->alloc * 2 : 256;
+        pm_run *nr = realloc(m->r, na * sizeof *nr);
+        if (!nr)
+            return fks__err(FKS_ENOMEM, "out of memory (page map of %zu runs)", m->n);
+        m->r = nr;
+        m->alloc = na;
+    }
+    m->r[m->n++] = (pm_run){pgno, npages, page};
+    return 0;
+}
+
+int pm_push(pm_map *m, uint64_t pgno, int64_t page)
+{
+    return pm_push_run(m, pgno, 1, page);
+}
+
+static int push_diff_before(pm_map *out, const pm_map *diff, size_t *di, uint64_t limit)
+{
+    int rc = 0;
+    while (*di < diff->n && diff->r[*di].pgno < limit && rc == 0) {
+        rc = pm_push_run(out, diff->r[*di].pgno, diff->r[*di].npages, diff->r[*di].page);
+        (*di)++;
+    }
+    return rc;
+}
+
+int pm_overlay(pm_map *out, const pm_map *base, const pm_map *cover, const pm_map *diff)
+{
+    size_t ci = 0, di = 0;
+    int rc = 0;
+    /* Base pieces lie outside the cover and diff runs inside it, so they
+    ** never overlap; emitting the diff runs that start before each base
+    ** piece keeps the output sorted. */
+    for (size_t bi = 0; bi < base->n && rc == 0; bi++) {
+        uint64_t start = base->r[bi].pgno, end = start + base->r[bi].npages, a = start;
+        while (a < end && rc == 0) {
+            while (ci < cover->n && cover->r[ci].pgno + cover->r[ci].npages <= a)
+                ci++;
+            if (ci < cover->n && cover->r[ci].pgno <= a) {
+                uint64_t cend = cover->r[ci].pgno + cover->r[ci].npages;
+                a = cend < end ? cend : end;
+                continue;
+            }
+            uint64_t stop = end;
+            if (ci < cover->n && cover->r[ci].pgno < end)
+                stop = cover->r[ci].pgno;
+            rc = push_diff_before(out, diff, &di, a);
+            if (rc == 0)
+                rc = pm_push_run(out, a, stop - a, base->r[bi].page + (int64_t)(a - start));
+            a = stop;
+        }
+    }
+    if (rc == 0)
+        rc = push_diff_before(out, diff, &di, UINT64_MAX);
+    return rc;
+}
+
+int pm_check(const pm_map *m, uint64_t npages_total)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const pm_run *r = &m->r[i];
+        if (r->npages == 0 || r->pgno < next || r->pgno > npages_total ||
+            r->npages > npages_total - r->pgno)
+            return fks__err(FKS_ECORRUPT, "page map damaged: run %zu (pages %llu+%llu) is out of "
+                            "order or past the end (%llu pages)", i, (unsigned long long)r->pgno,
+                            (unsigned long long)r->npages, (unsigned long long)npages_total);
+        if (r->page <= 0 || r->page >= PM_NEW || (uint64_t)r->page > (uint64_t)(PM_NEW - 1) - r->npages)
+            return fks__err(FKS_ECORRUPT, "page map damaged: run %zu names page id %lld", i,
+                            (long long)r->page);
+        next = r->pgno + r->npages;
+    }
+    return 0;
+}

@@ -1,0 +1,42 @@
+/*
+** pmap.h: page maps in memory: sorted, run-length encoded lists of which
+** page each page number of an artifact holds. See pmap.c.
+*/
+#ifndef FKS_PMAP_H
+#define FKS_PMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Page references: a catalog page id (1 .. PM_NEW-1), or PM_NEW + k for
+** the k-th page stored by the ingest in progress (its id is known only at
+** commit). Zero pages are not listed. */
+#define PM_NEW ((int64_t)1 << 62)
+
+typedef struct pm_run {
+    uint64_t pgno;
+    uint64_t npages;
+    int64_t page;     /* page of pgno; pgno + i holds page + i */
+} pm_run;
+
+typedef struct pm_map {
+    pm_run *r;
+    size_t n, alloc;
+} pm_map;
+
+void pm_free(pm_map *m);
+/* Appends page number pgno holding page (pgno above every listed one);
+** extends the last run when both continue it. */
+int pm_push(pm_map *m, uint64_t pgno, int64_t page);
+/* Appends a whole run (same ordering rule), coalescing. */
+int pm_push_run(pm_map *m, uint64_t pgno, uint64_t npages, int64_t page);
+/* out = base with every page number in [cover[i].pgno, +npages) replaced
+** by what diff holds there (nothing, i.e. zero, if diff has no run).
+** cover and diff sorted; diff's runs lie inside cover. */
+int pm_overlay(pm_map *out, const pm_map *base, const pm_map *cover, const pm_map *diff);
+/* Checks a map is well formed for an artifact of npages_total pages:
+** runs sorted, non-overlapping, inside the artifact, page ids positive and
+** the run not wrapping. FKS_ECORRUPT with a message otherwise. */
+int pm_check(const pm_map *m, uint64_t npages_total);
+
+#endif

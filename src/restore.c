@@ -1,0 +1,280 @@
+/*
+** restore.c: rebuilding a snapshot's files from its page maps.
+**
+** Design
+**  1. One read transaction gives a consistent view of the snapshot: its
+**     artifacts and, per artifact, one query joining its runs with the
+**     page index in page-number order. Maps are complete (see pmap.c), so
+**     the work is the same at any chain depth.
+**  2. Each output file is created under a unique temporary name in the
+**     output directory (mkostemp: O_EXCL, so a planted symlink cannot
+**     redirect it), truncated to the logical size (every page a hole),
+**     and only non-zero pages are written, in batches of contiguous
+**     pages. It is renamed into place at the end; with --force over an
+**     existing file, otherwise with RENAME_NOREPLACE. On failure the
+**     temporary file is removed.
+**  3. Every page is decoded and checked against its hash (chunk_read);
+**     a mismatch is an error naming the snapshot, artifact and page.
+**  4. A concurrent gc may compact a chunk: the page moves to a new chunk
+**     and the old file is deleted after the catalog switches. A read that
+**     fails because the file is gone (or holds something else) is retried
+**     once with the page's location read afresh on a second connection.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "chunk.h"
+#include "store.h"
+#include "util.h"
+
+#define WBATCH_PAGES 256
+
+struct restore {
+    fks_store *s;
+    const char *tag;
+    chunk_reader *cr;
+    sqlite3 *fresh;               /* second connection for retries */
+    uint8_t *buf;
+    fks_restore_stats st;
+    fks_progress_fn progress;
+    void *progress_arg;
+    uint64_t done, total;
+    double last;
+};
+
+const char *fks_artifact_filename(const char *name)
+{
+    return strcmp(name, "memory") == 0 ? "memory.bin" : name;
+}
+
+/* Re-reads page id's location on a fresh connection and tries again. */
+static int retry_read(struct restore *r, int64_t id, uint8_t *out)
+{
+    int rc = 0;
+    char p[PATH_MAX];
+    if (!r->fresh) {
+        if ((rc = fks__path(p, sizeof p, "%s/catalog.db", r->s->dir)) != 0 ||
+            (rc = cat_open(&r->fresh, p, 1)) != 0)
+            return rc;
+    }
+    sqlite3_stmt *st;
+    if ((rc = cat_prepare(r->fresh, &st, "SELECT chunk_id, off, clen, coalesce(rlen, 4096), hash FROM page WHERE id = ?1")) != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 4) == 16) {
+        chunk_reader_reset(r->cr);
+        rc = chunk_read(r->cr, sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                        (uint32_t)sqlite3_column_int64(st, 2), (uint32_t)sqlite3_column_int64(st, 3),
+                        sqlite3_column_blob(st, 4), out);
+    } else {
+        rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)id);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int restore_art(struct restore *r, int64_t art, const char *name, uint64_t size, int fd,
+                       const char *path)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(r->s->db, &st,
+        "SELECT r.pgno + (p.id - r.page_id), p.id, p.chunk_id, p.off, p.clen, coalesce(p.rlen, 4096), p.hash "
+        "FROM run r JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
+        "WHERE r.artifact_id = ?1 ORDER BY r.pgno, p.id");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, art);
+    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
+    uint64_t bstart = 0, bn = 0, expect_next = 0;   /* the batch in r->buf */
+    int src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t pgno = (uint64_t)sqlite3_column_int64(st, 0);
+        int64_t id = sqlite3_column_int64(st, 1);
+        uint32_t rlen = (uint32_t)sqlite3_column_int64(st, 5);
+        if (pgno >= npages || pgno < expect_next || sqlite3_column_bytes(st, 6) != 16 ||
+            (pgno == npages - 1 ? rlen != size - pgno * FKS_PAGE_SIZE : rlen != FKS_PAGE_SIZE)) {
+            rc = fks__err(FKS_ECORRUPT, "page map of %s/%s is damaged at page %llu", r->tag, name,
+                          (unsigned long long)pgno);
+            break;
+        }
+        if (bn && (pgno != bstart + bn || bn == WBATCH_PAGES)) {
+            uint64_t len = bn * FKS_PAGE_SIZE;
+            if (bstart + bn == npages)
+                len = size - bstart * FKS_PAGE_SIZE;
+            if ((rc = fks__pwrite_full(fd, r->buf, (size_t)len, (off_t)(bstart * FKS_PAGE_SIZE), path)) != 0)
+                break;
+            r->st.written_bytes += len;
+            bn = 0;
+        }
+        if (bn == 0)
+            bstart = pgno;
+        uint8_t *out = r->buf + bn * FKS_PAGE_SIZE;
+        rc = chunk_read(r->cr, sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 3),
+                        (uint32_t)sqlite3_column_int64(st, 4), rlen, sqlite3_column_blob(st, 6), out);
+        if (rc == FKS_ENOTFOUND || rc == FKS_ECORRUPT)
+            rc = retry_read(r, id, out);
+        if (rc) {
+            fks__errctx(rc, "snapshot %s, %s page %llu (page id %lld)", r->tag, name,
+                        (unsigned long long)pgno, (long long)id);
+            break;
+        }
+        bn++;
+        expect_next = pgno + 1;
+        r->st.pages++;
+        r->done = pgno * FKS_PAGE_SIZE;
+        if (r->progress && fks__now() - r->last > 0.1) {
+            r->last = fks__now();
+            r->progress(r->progress_arg, r->done, r->total);
+        }
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(r->s->db, src, "catalog: read page map");
+    if (rc == 0 && bn) {
+        uint64_t len = bn * FKS_PAGE_SIZE;
+        if (bstart + bn == npages)
+            len = size - bstart * FKS_PAGE_SIZE;
+        rc = fks__pwrite_full(fd, r->buf, (size_t)len, (off_t)(bstart * FKS_PAGE_SIZE), path);
+        r->st.written_bytes += len;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct outfile {
+    int64_t art;
+    char name[65];
+    uint64_t size;
+    char final[PATH_MAX];
+    char tmp[PATH_MAX];
+    int fd;
+};
+
+int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const char *outdir,
+                int flags, fks_progress_fn progress, void *progress_arg)
+{
+    struct restore r = {0};
+    struct outfile *f = NULL;
+    size_t n = 0;
+    int rc, in_txn = 0;
+    double t0 = fks__now();
+
+    r.s = s;
+    r.tag = tag;
+    r.progress = progress;
+    r.progress_arg = progress_arg;
+    if ((rc = fks_check_tag(tag)) != 0)
+        return rc;
+    if (mkdir(outdir, 0700) != 0 && errno != EEXIST)
+        return fks__errno(FKS_EIO, errno, "create output directory %s", outdir);
+    struct stat sb;
+    if (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return fks__err(FKS_EINVAL, "output %s is not a directory", outdir);
+    if ((rc = cat_exec(s->db, "BEGIN")) != 0)
+        return rc;
+    in_txn = 1;
+    sqlite3_stmt *st;
+    if ((rc = cat_prepare(s->db, &st, "SELECT a.id, a.name, a.size FROM artifact a JOIN snapshot s "
+                          "ON s.id = a.snapshot_id WHERE s.tag = ?1 ORDER BY a.name")) != 0)
+        goto out;
+    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct outfile *nf = realloc(f, (n + 1) * sizeof *f);
+        if (!nf) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+            break;
+        }
+        f = nf;
+        struct outfile *o = &f[n++];
+        memset(o, 0, sizeof *o);
+        o->fd = -1;
+        o->art = sqlite3_column_int64(st, 0);
+        snprintf(o->name, sizeof o->name, "%s", (const char *)sqlite3_column_text(st, 1));
+        o->size = (uint64_t)sqlite3_column_int64(st, 2);
+        r.total += o->size;
+    }
+    sqlite3_finalize(st);
+    if (rc)
+        goto out;
+    if (n == 0) {
+        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        goto out;
+    }
+    /* Check every name before writing anything. */
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = fks_check_name(f[i].name)) != 0) {
+            fks__errctx(FKS_ECORRUPT, "catalog names an artifact of %s badly", tag);
+            rc = FKS_ECORRUPT;
+            goto out;
+        }
+        if ((rc = fks__path(f[i].final, sizeof f[i].final, "%s/%s", outdir,
+                            fks_artifact_filename(f[i].name))) != 0 ||
+            (rc = fks__path(f[i].tmp, sizeof f[i].tmp, "%s/.%s.XXXXXX", outdir,
+                            fks_artifact_filename(f[i].name))) != 0)
+            goto out;
+        if (!(flags & FKS_RESTORE_FORCE) && lstat(f[i].final, &sb) == 0) {
+            rc = fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final);
+            goto out;
+        }
+    }
+    if ((rc = chunk_reader_new(&r.cr, s)) != 0)
+        goto out;
+    if (!(r.buf = malloc(WBATCH_PAGES * FKS_PAGE_SIZE))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        f[i].fd = mkostemp(f[i].tmp, O_CLOEXEC);
+        if (f[i].fd < 0) {
+            rc = fks__errno(FKS_EIO, errno, "create %s", f[i].tmp);
+            f[i].tmp[0] = 0;
+            break;
+        }
+        if (fchmod(f[i].fd, 0600) != 0 || ftruncate(f[i].fd, (off_t)f[i].size) != 0) {
+            rc = fks__errno(FKS_EIO, errno, "size %s to %llu bytes", f[i].tmp, (unsigned long long)f[i].size);
+            break;
+        }
+        rc = restore_art(&r, f[i].art, f[i].name, f[i].size, f[i].fd, f[i].tmp);
+        if (rc == 0 && (flags & FKS_RESTORE_SYNC) && fsync(f[i].fd) != 0)
+            rc = fks__errno(FKS_EIO, errno, "fsync %s", f[i].tmp);
+        r.st.logical_bytes += f[i].size;
+    }
+    cat_exec(s->db, "COMMIT");
+    in_txn = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        unsigned rflags = (flags & FKS_RESTORE_FORCE) ? 0 : RENAME_NOREPLACE;
+        if (renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, rflags) != 0) {
+            rc = errno == EEXIST ? fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final)
+                                 : fks__errno(FKS_EIO, errno, "rename %s to %s", f[i].tmp, f[i].final);
+            break;
+        }
+        f[i].tmp[0] = 0;
+    }
+    if (rc == 0 && (flags & FKS_RESTORE_SYNC))
+        rc = fks__fsync_dir(outdir);
+    if (rc == 0 && progress)
+        progress(progress_arg, r.total, r.total);
+out:
+    if (in_txn)
+        cat_exec(s->db, "COMMIT");
+    for (size_t i = 0; i < n; i++) {
+        if (f[i].fd >= 0)
+            close(f[i].fd);
+        if (rc && f[i].tmp[0] && f[i].fd >= 0)
+            unlink(f[i].tmp);
+    }
+    free(f);
+    free(r.buf);
+    chunk_reader_free(r.cr);
+    sqlite3_close(r.fresh);
+    r.st.seconds = fks__now() - t0;
+    if (rc == 0 && stats)
+        *stats = r.st;
+    return rc;
+}

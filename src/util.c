@@ -1,0 +1,217 @@
+/*
+** util.c: the last-error message and small I/O helpers.
+**
+** The message lives in a thread-local buffer, as libgit2's last error
+** does: a failing function formats it once, callers up the stack may
+** prefix context with fks__errctx(), and the CLI prints it.
+*/
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+static _Thread_local char errbuf[1024];
+
+const char *fks_errmsg(void) { return errbuf; }
+
+const char *fks_strerror(int code)
+{
+    switch (code) {
+    case FKS_OK: return "ok";
+    case FKS_ENOTFOUND: return "not found";
+    case FKS_EEXIST: return "already exists";
+    case FKS_EINVAL: return "invalid argument";
+    case FKS_ELOCKED: return "store locked";
+    case FKS_ECORRUPT: return "corrupt data";
+    case FKS_EIO: return "I/O error";
+    case FKS_ENOSPC: return "no space left on device";
+    case FKS_ENEWER: return "catalog is newer than this forkstore";
+    case FKS_ETIMEDOUT: return "timed out";
+    case FKS_EFIRECRACKER: return "VMM error";
+    case FKS_ENOMEM: return "out of memory";
+    case FKS_EPERM: return "permission problem";
+    default: return "error";
+    }
+}
+
+int fks__err(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int fks__errno(int code, int errnum, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (errnum == ENOSPC || errnum == EDQUOT)
+        code = FKS_ENOSPC;
+    else if (errnum == ENOENT && code == FKS_EIO)
+        code = FKS_ENOTFOUND;
+    else if (errnum == ENOMEM)
+        code = FKS_ENOMEM;
+    snprintf(errbuf, sizeof errbuf, "%s: %s", msg, strerror(errnum));
+    return code;
+}
+
+int fks__errctx(int code, const char *fmt, ...)
+{
+    char ctx[512], old[sizeof errbuf];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ctx, sizeof ctx, fmt, ap);
+    va_end(ap);
+    memcpy(old, errbuf, sizeof old);
+    size_t n = strlen(ctx);
+    if (n > sizeof errbuf - 3)
+        n = sizeof errbuf - 3;
+    memcpy(errbuf, ctx, n);
+    memcpy(errbuf + n, ": ", 2);
+    size_t m = strlen(old);
+    if (m > sizeof errbuf - n - 3)
+        m = sizeof errbuf - n - 3;
+    memcpy(errbuf + n + 2, old, m);
+    errbuf[n + 2 + m] = 0;
+    return code;
+}
+
+int fks__pread_full(int fd, void *buf, size_t len, off_t off, const char *what)
+{
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fks__errno(FKS_EIO, errno, "read %s at offset %lld", what, (long long)off);
+        }
+        if (n == 0)
+            return fks__err(FKS_EIO, "read %s at offset %lld: unexpected end of file "
+                            "(file truncated or changed while being read?)", what, (long long)off);
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+int fks__pwrite_full(int fd, const void *buf, size_t len, off_t off, const char *what)
+{
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return fks__errno(FKS_EIO, errno, "write %s at offset %lld", what, (long long)off);
+        }
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+int fks__fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return fks__errno(FKS_EIO, errno, "open directory %s", dir);
+    int rc = 0;
+    if (fsync(fd) != 0)
+        rc = fks__errno(FKS_EIO, errno, "fsync directory %s", dir);
+    close(fd);
+    return rc;
+}
+
+int fks__is_zero(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    /* Check the first 16 bytes by hand; then the buffer equals itself
+    ** shifted by 16, which memcmp does at full speed. */
+    size_t head = n < 16 ? n : 16;
+    for (size_t i = 0; i < head; i++)
+        if (b[i])
+            return 0;
+    return n <= 16 || memcmp(b, b + 16, n - 16) == 0;
+}
+
+double fks__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t fks__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fks__path(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= len)
+        return fks__err(FKS_EINVAL, "path too long (limit %zu bytes)", len - 1);
+    return 0;
+}
+
+void fks__hash(uint8_t out[16], const void *buf, size_t len)
+{
+    XXH128_hash_t h = XXH3_128bits(buf, len);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, h);
+    memcpy(out, c.digest, 16);
+}
+
+void fks__hex16(char out[33], const uint8_t h[16])
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        out[2 * i] = hx[h[i] >> 4];
+        out[2 * i + 1] = hx[h[i] & 15];
+    }
+    out[32] = 0;
+}
+
+static int check_ident(const char *s, size_t maxlen, const char *what)
+{
+    size_t n = s ? strlen(s) : 0;
+    char r[160];
+    snprintf(r, sizeof r, "1-%zu characters from [A-Za-z0-9._+-], not starting with '.' or '-'", maxlen);
+    if (n == 0)
+        return fks__err(FKS_EINVAL, "empty %s: a %s is %s", what, what, r);
+    if (n > maxlen)
+        return fks__err(FKS_EINVAL, "%s too long (%zu characters): a %s is %s", what, n, what, r);
+    if (s[0] == '.' || s[0] == '-')
+        return fks__err(FKS_EINVAL, "invalid %s '%s': a %s is %s", what, s, what, r);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '+' || c == '-';
+        if (!ok)
+            return fks__err(FKS_EINVAL, "invalid %s '%.*s' (character %zu): a %s is %s",
+                            what, (int)(n > 64 ? 64 : n), s, i + 1, what, r);
+    }
+    return 0;
+}
+
+int fks_check_tag(const char *tag) { return check_ident(tag, 128, "tag"); }
+int fks_check_name(const char *name) { return check_ident(name, 64, "artifact name"); }

@@ -1,0 +1,64 @@
+/*
+** util.h: private helpers shared by the library's modules: the last-error
+** message, full reads and writes, syncing, and small validators.
+**
+** Every fks__ function that can fail follows the public convention:
+** 0 or a negative FKS_E* code, with the message set by fks__err().
+*/
+#ifndef FKS_UTIL_H
+#define FKS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "forkstore.h"
+
+#if defined(__GNUC__)
+#define FKS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define FKS_PRINTF(a, b)
+#endif
+
+/* Sets this thread's last-error message and returns code. */
+int fks__err(int code, const char *fmt, ...) FKS_PRINTF(2, 3);
+/* Same, appending ": strerror(errnum)"; maps ENOSPC/EDQUOT to FKS_ENOSPC,
+** ENOENT to FKS_ENOTFOUND when code is FKS_EIO. */
+int fks__errno(int code, int errnum, const char *fmt, ...) FKS_PRINTF(3, 4);
+/* Prefixes the current message with context ("ingest s1: ..."). */
+int fks__errctx(int code, const char *fmt, ...) FKS_PRINTF(2, 3);
+
+/* pread/pwrite the whole buffer, retrying on EINTR and short transfers.
+** fks__pread_full returns FKS_ECORRUPT-free errors only: a short file
+** gives FKS_EIO with "unexpected end of file". what names the file. */
+int fks__pread_full(int fd, void *buf, size_t len, off_t off, const char *what);
+int fks__pwrite_full(int fd, const void *buf, size_t len, off_t off, const char *what);
+/* fsync of a directory by path. */
+int fks__fsync_dir(const char *dir);
+
+/* 1 if the n bytes at p are all zero. */
+int fks__is_zero(const void *p, size_t n);
+
+/* Monotonic time in seconds; wall clock in unix milliseconds. */
+double fks__now(void);
+int64_t fks__wall_ms(void);
+
+/* snprintf into buf that must fit: FKS_EINVAL "path too long" otherwise. */
+int fks__path(char *buf, size_t len, const char *fmt, ...) FKS_PRINTF(3, 4);
+
+/* 16-byte XXH3-128 digest of buf (canonical, big-endian byte order). */
+void fks__hash(uint8_t out[16], const void *buf, size_t len);
+/* Lower-case hex of 16 bytes into out[33]. */
+void fks__hex16(char out[33], const uint8_t h[16]);
+
+/* Little-endian load/store. */
+static inline void fks__put32(uint8_t *p, uint32_t v)
+{ p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
+static inline uint32_t fks__get32(const uint8_t *p)
+{ return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static inline void fks__put64(uint8_t *p, uint64_t v)
+{ fks__put32(p, (uint32_t)v); fks__put32(p + 4, (uint32_t)(v >> 32)); }
+static inline uint64_t fks__get64(const uint8_t *p)
+{ return (uint64_t)fks__get32(p) | (uint64_t)fks__get32(p + 4) << 32; }
+
+#endif /* FKS_UTIL_H */

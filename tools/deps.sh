@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# tools/deps.sh: installs (or names) the Debian packages forkstore needs.
+#
+#   tools/deps.sh build   libraries and tools to build and run `make check`
+#   tools/deps.sh bench   the contenders of `make bench` (restic, borg, ...)
+#   tools/deps.sh qemu    what the real-guest capture needs
+#
+# As root on Debian it runs apt-get; otherwise it prints the exact command.
+set -euo pipefail
+
+build="build-essential pkg-config libsqlite3-dev libxxhash-dev libzstd-dev libjson-c-dev
+       libcurl4-openssl-dev libcmocka-dev sqlite3 zstd clang llvm valgrind cppcheck clang-tidy
+       util-linux coreutils procps bsdextrautils"
+bench="restic borgbackup zstd hyperfine linux-perf"
+qemu=""
+[ -x "$(dirname "$0")/qemu/deps.sh" ] && qemu=$("$(dirname "$0")/qemu/deps.sh")
+
+case "${1:-build}" in
+    build) pkgs=$build ;;
+    bench) pkgs="$build $bench $qemu" ;;
+    qemu) pkgs=$qemu ;;
+    *) echo "usage: tools/deps.sh [build|bench|qemu]" >&2; exit 2 ;;
+esac
+pkgs=$(echo $pkgs)
+
+missing=()
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "tools/deps.sh: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    echo "forkstore needs these Debian packages; install them with:" >&2
+    echo "  sudo apt-get install ${missing[*]}" >&2
+    exit 1
+fi
