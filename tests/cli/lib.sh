@@ -1,0 +1,41 @@
+# tests/cli/lib.sh: helpers sourced by every CLI test.
+set -euo pipefail
+: "${FORKCTL:?FORKCTL must point at the forkctl binary}"
+fk() { "$FORKCTL" --store "$TESTDIR/store" "$@"; }
+
+die() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "$*" >&2; exit 77; }
+
+# expect_fail CODE PATTERN CMD...: CMD exits with CODE and its stderr
+# matches PATTERN (grep -E).
+expect_fail() {
+    local code=$1 pat=$2; shift 2
+    local rc=0
+    "$@" >"$TESTDIR/out" 2>"$TESTDIR/err" || rc=$?
+    [ "$rc" -eq "$code" ] || die "expected exit $code from '$*', got $rc: $(cat "$TESTDIR/err")"
+    grep -Eq -- "$pat" "$TESTDIR/err" || die "stderr of '$*' does not match /$pat/: $(cat "$TESTDIR/err")"
+    [ "$(wc -l <"$TESTDIR/err")" -ge 1 ] || die "no error message from '$*'"
+}
+
+# store_state: a digest of everything that matters in the store: the
+# catalog's rows and the chunk files' committed bytes and names.
+store_state() {
+    { fk sql "SELECT id, tag, parent_id, stored_bytes FROM snapshot ORDER BY id" --csv
+      fk sql "SELECT * FROM artifact ORDER BY id" --csv
+      fk sql "SELECT * FROM page ORDER BY id" --csv
+      fk sql "SELECT * FROM run ORDER BY artifact_id, pgno" --csv
+      fk sql "SELECT id, used FROM chunk ORDER BY id" --csv
+      (cd "$TESTDIR/store/chunks" && ls); } | sha256sum | cut -d' ' -f1
+}
+
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+
+# same FILE1 FILE2: byte-identical, by SHA-256.
+same() { [ "$(sha "$1")" = "$(sha "$2")" ] || die "$1 and $2 differ"; }
+
+# gen DIR ARGS...: a generated chain (tools/gen/forkgen).
+gen() {
+    [ -x "${FORKGEN:-}" ] || die "FORKGEN not built"
+    local d=$1; shift
+    "$FORKGEN" --out "$d" --quiet "$@" >/dev/null
+}

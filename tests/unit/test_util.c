@@ -1,0 +1,68 @@
+/* test_util.c: tag and name validation, the error message, hashing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "util.h"
+
+static void test_tags(void **state)
+{
+    (void)state;
+    const char *good[] = {"a", "s00", "v1.2+build_3-x", "A.b"};
+    const char *bad[] = {"", ".hidden", "-opt", "a/b", "../x", "/abs", "sp ace", "t\n", "é"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        assert_int_equal(fks_check_tag(good[i]), 0);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(fks_check_tag(bad[i]), FKS_EINVAL);
+        assert_non_null(strstr(fks_errmsg(), "[A-Za-z0-9._+-]"));
+    }
+    char longt[130];
+    memset(longt, 'a', 129);
+    longt[129] = 0;
+    assert_int_equal(fks_check_tag(longt), FKS_EINVAL);
+    longt[128] = 0;
+    assert_int_equal(fks_check_tag(longt), 0);
+    longt[65] = 0;
+    assert_int_equal(fks_check_name(longt), FKS_EINVAL);
+}
+
+static void test_errctx(void **state)
+{
+    (void)state;
+    fks__err(FKS_EIO, "read %s", "x");
+    fks__errctx(FKS_EIO, "ingest %s", "t1");
+    assert_string_equal(fks_errmsg(), "ingest t1: read x");
+}
+
+static void test_zero_and_hash(void **state)
+{
+    (void)state;
+    uint8_t p[4096] = {0};
+    assert_true(fks__is_zero(p, sizeof p));
+    p[4095] = 1;
+    assert_false(fks__is_zero(p, sizeof p));
+    p[4095] = 0;
+    p[3] = 1;
+    assert_false(fks__is_zero(p, sizeof p));
+    uint8_t a[16], b[16];
+    fks__hash(a, p, sizeof p);
+    p[3] = 2;
+    fks__hash(b, p, sizeof p);
+    assert_memory_not_equal(a, b, 16);
+    char hex[33];
+    fks__hex16(hex, a);
+    assert_int_equal(strlen(hex), 32);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tags),
+        cmocka_unit_test(test_errctx),
+        cmocka_unit_test(test_zero_and_hash),
+    };
+    return cmocka_run_group_tests_name("util", tests, NULL, NULL);
+}
