@@ -650,6 +650,169 @@ static int cmd_sql(int argc, char **argv)
     return EX_OK;
 }
 
+static const char H_GC[] =
+    "usage: forkctl gc [--dry-run] [--json] [--max-duration SECONDS] [--threshold FRACTION]\n"
+    "Reclaims space: removes pages no snapshot references, compacts chunk files\n"
+    "less than FRACTION live (default 0.7), deletes files left by crashes, gives\n"
+    "free catalog pages back and truncates the WAL. Safe while ingests and\n"
+    "restores run. A second gc exits at once with code 4 (store locked).\n";
+
+static int parse_duration(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0)
+        return -1;
+    switch (*end) {
+    case 0: case 's': break;
+    case 'm': v *= 60; break;
+    case 'h': v *= 3600; break;
+    case 'd': v *= 86400; break;
+    case 'w': v *= 7 * 86400; break;
+    case 'y': v *= 365 * 86400; break;
+    default: return -1;
+    }
+    if (*end && end[1])
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_gc(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
+        {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'}, {0}};
+    fks_gc_opts go = {0};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        switch (c) {
+        case 'n': go.dry_run = 1; break;
+        case 'd':
+            if (parse_duration(optarg, &go.max_seconds))
+                return usage_err("gc", "bad --max-duration '%s' (e.g. 90s, 10m, 1h)", optarg);
+            break;
+        case 't':
+            go.live_threshold = atof(optarg);
+            if (go.live_threshold <= 0 || go.live_threshold > 1)
+                return usage_err("gc", "--threshold takes a fraction in (0, 1], got '%s'", optarg);
+            break;
+        default:
+            if ((r = common_opt(c, "gc", H_GC, &json)) >= 0)
+                return r;
+        }
+    }
+    if (optind < argc)
+        return usage_err("gc", "unexpected argument '%s'", argv[optind]);
+    fks_store *s;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return fail(rc);
+    fks_gc_report rep;
+    rc = fks_gc(&rep, s, &go);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    int64_t reclaimed = (int64_t)rep.disk_bytes_before - (int64_t)rep.disk_bytes_after;
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "dry_run", json_object_new_boolean(go.dry_run));
+        json_object_object_add(j, "pages_freed", json_object_new_int64((int64_t)rep.pages_freed));
+        json_object_object_add(j, "page_bytes_freed", json_object_new_int64((int64_t)rep.page_bytes_freed));
+        json_object_object_add(j, "chunks_rewritten", json_object_new_int64((int64_t)rep.chunks_rewritten));
+        json_object_object_add(j, "chunks_deleted", json_object_new_int64((int64_t)rep.chunks_deleted));
+        json_object_object_add(j, "strays_deleted", json_object_new_int64((int64_t)rep.strays_deleted));
+        json_object_object_add(j, "bytes_copied", json_object_new_int64((int64_t)rep.bytes_copied));
+        json_object_object_add(j, "disk_bytes_before", json_object_new_int64((int64_t)rep.disk_bytes_before));
+        json_object_object_add(j, "disk_bytes_after", json_object_new_int64((int64_t)rep.disk_bytes_after));
+        json_object_object_add(j, "bytes_reclaimed", json_object_new_int64(reclaimed));
+        json_object_object_add(j, "stopped_early", json_object_new_boolean(rep.stopped_early));
+        json_object_object_add(j, "seconds", json_object_new_double(rep.seconds));
+        print_json(j);
+    } else if (!g_quiet) {
+        char a[32], b[32], d[32];
+        human(a, sizeof a, (double)rep.page_bytes_freed);
+        human(b, sizeof b, (double)(reclaimed > 0 ? reclaimed : 0));
+        human(d, sizeof d, (double)rep.bytes_copied);
+        printf("gc%s: %llu unreferenced pages (%s) %s; %llu chunks rewritten (%s copied), %llu deleted, "
+               "%llu stray files; %s reclaimed in %.2fs%s\n",
+               go.dry_run ? " (dry run)" : "", (unsigned long long)rep.pages_freed, a,
+               go.dry_run ? "would be freed" : "freed", (unsigned long long)rep.chunks_rewritten, d,
+               (unsigned long long)rep.chunks_deleted, (unsigned long long)rep.strays_deleted, b, rep.seconds,
+               rep.stopped_early ? " (stopped at --max-duration; run again to finish)" : "");
+    }
+    return EX_OK;
+}
+
+static const char H_VERIFY[] =
+    "usage: forkctl verify [--sample PERCENT] [--json]\n"
+    "Checks the store: the catalog (SQLite quick_check), every chunk file, that\n"
+    "every page a snapshot needs exists, and every stored page against its hash\n"
+    "(or a random PERCENT of them, for nightly scrubs). Names the snapshots that\n"
+    "damage affects and exits 5 if anything is wrong.\n";
+
+static int cmd_verify(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
+    double sample = 100;
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+        if (c == 's') {
+            sample = atof(optarg);
+            if (sample <= 0 || sample > 100)
+                return usage_err("verify", "--sample takes a percentage in (0, 100], got '%s'", optarg);
+        } else if ((r = common_opt(c, "verify", H_VERIFY, &json)) >= 0)
+            return r;
+    }
+    if (optind < argc)
+        return usage_err("verify", "unexpected argument '%s'", argv[optind]);
+    fks_store *s;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc)
+        return fail(rc);
+    fks_verify_report *v;
+    struct progress p;
+    fks_progress_fn fn = progress_for(&p, "verify");
+    rc = fks_verify(&v, s, sample, fn, &p);
+    progress_end(&p);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    int bad = v->n_problems > 0;
+    if (json) {
+        json_object *j = json_object_new_object(), *pr = json_object_new_array(), *af = json_object_new_array();
+        json_object_object_add(j, "ok", json_object_new_boolean(!bad));
+        json_object_object_add(j, "chunks_checked", json_object_new_int64((int64_t)v->chunks_checked));
+        json_object_object_add(j, "pages_checked", json_object_new_int64((int64_t)v->pages_checked));
+        json_object_object_add(j, "runs_checked", json_object_new_int64((int64_t)v->runs_checked));
+        json_object_object_add(j, "bad_chunks", json_object_new_int64((int64_t)v->bad_chunks));
+        json_object_object_add(j, "bad_pages", json_object_new_int64((int64_t)v->bad_pages));
+        json_object_object_add(j, "missing_pages", json_object_new_int64((int64_t)v->missing_pages));
+        for (size_t i = 0; i < v->n_problems; i++)
+            json_object_array_add(pr, json_object_new_string(v->problems[i]));
+        for (size_t i = 0; i < v->n_affected; i++)
+            json_object_array_add(af, json_object_new_string(v->affected[i]));
+        json_object_object_add(j, "problems", pr);
+        json_object_object_add(j, "affected_snapshots", af);
+        json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
+        print_json(j);
+    } else {
+        for (size_t i = 0; i < v->n_problems; i++)
+            fprintf(stderr, "forkctl: verify: %s\n", v->problems[i]);
+        if (v->n_affected) {
+            fprintf(stderr, "forkctl: verify: snapshots affected:");
+            for (size_t i = 0; i < v->n_affected; i++)
+                fprintf(stderr, " %s", v->affected[i]);
+            fputc('\n', stderr);
+        }
+        if (!g_quiet || bad)
+            printf("verify: %s: %llu chunks, %llu page map runs, %llu pages checked in %.2fs\n",
+                   bad ? "DAMAGED" : "ok", (unsigned long long)v->chunks_checked,
+                   (unsigned long long)v->runs_checked, (unsigned long long)v->pages_checked, v->seconds);
+    }
+    fks_verify_free(v);
+    return bad ? EX_CORRUPT : EX_OK;
+}
+
 /* ---- dispatch ---- */
 
 struct command {
@@ -667,6 +830,8 @@ static const struct command commands[] = {
     {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot"},
     {"rmi", cmd_rmi, H_RMI, "remove snapshots (children stay restorable)"},
     {"sql", cmd_sql, H_SQL, "run a read-only SQL query on the catalog"},
+    {"gc", cmd_gc, H_GC, "reclaim space no snapshot uses"},
+    {"verify", cmd_verify, H_VERIFY, "check every page, chunk and map"},
 };
 #define NCMD (sizeof commands / sizeof commands[0])
 

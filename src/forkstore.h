@@ -173,6 +173,55 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 ** Pages nobody references any more are left for gc. */
 int fks_rmi(fks_store *s, const char *tag, int cascade);
 
+/* ---- gc and verify ------------------------------------------------------ */
+
+typedef struct fks_gc_opts {
+    int dry_run;                 /* report only, change nothing */
+    double max_seconds;          /* stop compacting after this; 0 = no limit */
+    double live_threshold;       /* compact chunks less live than this; 0 = 0.7 */
+    fks_progress_fn progress;
+    void *progress_arg;
+} fks_gc_opts;
+
+typedef struct fks_gc_report {
+    uint64_t pages_freed;        /* index entries nobody referenced */
+    uint64_t page_bytes_freed;   /* their stored bytes */
+    uint64_t chunks_rewritten;   /* compacted: live pages copied out */
+    uint64_t chunks_deleted;     /* chunk files removed (incl. rewritten) */
+    uint64_t strays_deleted;     /* files never committed (crash leftovers) */
+    uint64_t bytes_copied;       /* live bytes moved by compaction */
+    uint64_t disk_bytes_before;  /* chunks + catalog, allocated */
+    uint64_t disk_bytes_after;
+    int stopped_early;           /* max_seconds reached */
+    double seconds;
+} fks_gc_report;
+
+/* Reclaims space: deletes unreferenced pages from the index, compacts
+** chunk files whose live fraction fell under the threshold, deletes stray
+** files, gives free catalog pages back and truncates the WAL. Only one gc
+** runs at a time: FKS_ELOCKED at once if another holds DIR/gc.lock.
+** Safe while ingests and restores run (see gc.c). */
+int fks_gc(fks_gc_report *r, fks_store *s, const fks_gc_opts *o);
+
+typedef struct fks_verify_report {
+    uint64_t chunks_checked, pages_checked, runs_checked;
+    uint64_t bad_chunks, bad_pages, missing_pages;
+    size_t n_problems;           /* messages, one per problem found */
+    char **problems;
+    size_t n_affected;           /* tags of snapshots that cannot restore */
+    char **affected;
+    double seconds;
+} fks_verify_report;
+
+/* Checks the store: SQLite quick_check, every chunk file's header and
+** size, that every page a map names exists, and re-reads stored pages
+** (all, or a random sample_percent of them) checking every hash. Returns
+** 0 with the report filled, whatever it found; the caller looks at the
+** counts. Caller frees with fks_verify_free(). */
+int fks_verify(fks_verify_report **out, fks_store *s, double sample_percent,
+               fks_progress_fn progress, void *progress_arg);
+void fks_verify_free(fks_verify_report *r);
+
 /* ---- SQL -------------------------------------------------------------- */
 
 /* Called for each result row; return nonzero to stop. names and values are

@@ -1,0 +1,415 @@
+/*
+** gc.c: garbage collection: unreferenced pages, chunk compaction, stray
+** files, catalog free pages.
+**
+** Design
+**  1. One gc at a time: flock(DIR/gc.lock, LOCK_EX|LOCK_NB); a second gc
+**     fails at once with FKS_ELOCKED.
+**  2. Sweep. Under the writer lock, in one transaction: mark every page
+**     id that some run references (a bitmap over 1 .. next_page_id), then
+**     delete the page rows nobody marks and bump meta.gc_generation.
+**     Holding the writer lock means no ingest can commit a new reference
+**     between the marking and the deleting.
+**  3. The race with ingest (an ingest looked a page up, found it, and
+**     will commit a reference after this sweep deleted it) is closed on
+**     the ingest side: its commit sees gc_generation moved and checks
+**     that every page it references still exists, starting over if one
+**     is gone (ingest.c, design 4). Page ids are never reused, so "id
+**     exists" means "same bytes". A sweep only deletes rows: the bytes
+**     stay in their chunk until compaction, which copies only live pages.
+**  4. Compaction of a chunk whose live bytes (records of pages still in
+**     the index) fall under the threshold share of its used bytes: take
+**     the chunk's flock (so no ingest is appending to it; a locked chunk
+**     is skipped), copy its live records into other chunks, fdatasync,
+**     then in one transaction point those pages at their new places and
+**     delete the chunk row; only after that commit unlink the file.
+**     A restore that already read the old location either has the file
+**     mapped (unlink does not disturb it) or retries with a fresh lookup
+**     (restore.c, design 4). A crash after the commit leaves a stray
+**     file, removed by step 5 of the next gc.
+**  5. Strays: files in chunks/ that no chunk row names (a crash between
+**     creating a chunk and committing it, or between a compaction commit
+**     and its unlink) are deleted when their flock can be taken, i.e. no
+**     live process is still creating them.
+**  6. Finally PRAGMA incremental_vacuum gives free catalog pages back to
+**     the file system and the WAL is checkpointed and truncated, both
+**     under the writer lock.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "chunk.h"
+#include "store.h"
+#include "util.h"
+
+static uint64_t file_alloc(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* Allocated bytes of chunk files and catalog files. */
+static uint64_t disk_usage(fks_store *s)
+{
+    char p[PATH_MAX];
+    uint64_t total = 0;
+    const char *cat[] = {"catalog.db", "catalog.db-wal", "catalog.db-shm"};
+    for (int i = 0; i < 3; i++)
+        if (fks__path(p, sizeof p, "%s/%s", s->dir, cat[i]) == 0)
+            total += file_alloc(p);
+    DIR *d = opendir(s->chunkdir);
+    if (!d)
+        return total;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && fks__path(p, sizeof p, "%s/%s", s->chunkdir, e->d_name) == 0)
+            total += file_alloc(p);
+    closedir(d);
+    return total;
+}
+
+static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
+{
+    sqlite3 *db = s->db;
+    sqlite3_stmt *st = NULL, *del = NULL;
+    uint8_t *mark = NULL;
+    int rc = cat_begin(s), src;
+    if (rc)
+        return rc;
+    int64_t next = 0, gen = 0, maxid = 0;
+    if ((rc = cat_meta_get(db, "next_page_id", &next)) != 0 || (rc = cat_meta_get(db, "gc_generation", &gen)) != 0)
+        goto out;
+    if ((rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) FROM page")) != 0)
+        goto out;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        maxid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if (next <= maxid)
+        next = maxid + 1;
+    mark = calloc((size_t)(next / 8 + 1), 1);
+    if (!mark) {
+        rc = fks__err(FKS_ENOMEM, "out of memory (%lld pages)", (long long)next);
+        goto out;
+    }
+    if ((rc = cat_prepare(db, &st, "SELECT page_id, npages FROM run")) != 0)
+        goto out;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t a = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
+        for (int64_t id = a; id < a + n && id < next; id++)
+            if (id > 0)
+                mark[id >> 3] |= (uint8_t)(1u << (id & 7));
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (src != SQLITE_DONE) {
+        rc = cat_err(db, src, "catalog: read page maps");
+        goto out;
+    }
+    if ((rc = cat_prepare(db, &st, "SELECT id, clen FROM page")) != 0 ||
+        (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0)
+        goto out;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (id > 0 && id < next && (mark[id >> 3] & (1u << (id & 7))))
+            continue;
+        r->pages_freed++;
+        r->page_bytes_freed += (uint64_t)sqlite3_column_int64(st, 1) + CHUNK_REC_HDR;
+        if (o->dry_run)
+            continue;
+        sqlite3_bind_int64(del, 1, id);
+        src = sqlite3_step(del);
+        sqlite3_reset(del);
+        if (src != SQLITE_DONE)
+            rc = cat_err(db, src, "catalog: delete page");
+        else
+            src = SQLITE_ROW;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(db, src, "catalog: scan pages");
+    if (rc == 0 && r->pages_freed && !o->dry_run)
+        rc = cat_meta_set(db, "gc_generation", gen + 1);
+    if (rc == 0 && !o->dry_run)
+        rc = cat_meta_set(db, "next_page_id", next);
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(del);
+    free(mark);
+    return cat_end(s, rc);   /* a dry run changed nothing: an empty commit */
+}
+
+struct cand {
+    int64_t id;
+    uint64_t used, live;
+};
+
+struct moved {
+    int64_t id, chunk;
+    uint64_t off;
+    uint32_t clen;
+};
+
+/* Compacts one chunk whose flock the caller holds. */
+static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
+{
+    sqlite3 *db = s->db;
+    sqlite3_stmt *st = NULL;
+    chunk_writer *w = NULL;
+    chunk_reader *rd = NULL;
+    struct moved *mv = NULL;
+    size_t n = 0, alloc = 0;
+    uint8_t page[FKS_PAGE_SIZE], payload[FKS_PAGE_SIZE];
+    int rc, src;
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+
+    if (!cctx)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    if ((rc = chunk_writer_new(&w, s)) != 0 || (rc = chunk_reader_new(&rd, s)) != 0)
+        goto out;
+    if ((rc = cat_prepare(db, &st, "SELECT id, off, clen, coalesce(rlen, 4096), hash FROM page "
+                          "WHERE chunk_id = ?1 ORDER BY off")) != 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, c->id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        uint32_t clen = (uint32_t)sqlite3_column_int64(st, 2), rlen = (uint32_t)sqlite3_column_int64(st, 3);
+        const uint8_t *h = sqlite3_column_blob(st, 4);
+        if (sqlite3_column_bytes(st, 4) != 16) {
+            rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(st, 0));
+            break;
+        }
+        /* Decode and re-check every page moved: never copy damage along. */
+        if ((rc = chunk_read(rd, c->id, (uint64_t)sqlite3_column_int64(st, 1), clen, rlen, h, page)) != 0)
+            break;
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 1024;
+            struct moved *nm = realloc(mv, alloc * sizeof *mv);
+            if (!nm) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            mv = nm;
+        }
+        struct moved *m = &mv[n];
+        int codec;
+        m->id = sqlite3_column_int64(st, 0);
+        if ((rc = chunk_compress(cctx, page, rlen, payload, &m->clen, &codec)) != 0 ||
+            (rc = chunk_append(w, h, payload, m->clen, rlen, codec, &m->chunk, &m->off)) != 0)
+            break;
+        n++;
+        r->bytes_copied += CHUNK_REC_HDR + m->clen;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(db, src, "catalog: read chunk pages");
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc)
+        goto out;
+    if ((rc = chunk_writer_sync(w)) != 0)           /* copies durable ... */
+        goto out;
+    if ((rc = cat_begin(s)) != 0)                   /* ... then the switch */
+        goto out;
+    rc = cat_prepare(db, &st, "UPDATE page SET chunk_id = ?2, off = ?3, clen = ?4 WHERE id = ?1 AND chunk_id = ?5");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, mv[i].id);
+        sqlite3_bind_int64(st, 2, mv[i].chunk);
+        sqlite3_bind_int64(st, 3, (int64_t)mv[i].off);
+        sqlite3_bind_int64(st, 4, mv[i].clen);
+        sqlite3_bind_int64(st, 5, c->id);
+        src = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(db, src, "catalog: move page");
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc == 0 && (rc = cat_prepare(db, &st, "DELETE FROM chunk WHERE id = ?1")) == 0) {
+        sqlite3_bind_int64(st, 1, c->id);
+        src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(db, src, "catalog: delete chunk");
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if (rc == 0)
+        rc = chunk_writer_commit(w);
+    if ((rc = cat_end(s, rc)) != 0)
+        goto out;
+    char p[PATH_MAX];                               /* and only then the file */
+    if (store_chunk_path(p, sizeof p, s, c->id) == 0 && unlink(p) == 0)
+        r->chunks_deleted++;
+    if (n)
+        r->chunks_rewritten++;
+out:
+    sqlite3_finalize(st);
+    chunk_writer_free(w);
+    chunk_reader_free(rd);
+    ZSTD_freeCCtx(cctx);
+    free(mv);
+    if (rc)
+        fks__errctx(rc, "compact chunk %08llx", (unsigned long long)c->id);
+    return rc;
+}
+
+static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double t0)
+{
+    double thr = o->live_threshold > 0 ? o->live_threshold : 0.7;
+    sqlite3_stmt *st;
+    struct cand *c = NULL;
+    size_t n = 0, alloc = 0;
+    int rc = cat_prepare(s->db, &st,
+        "SELECT c.id, c.used, coalesce((SELECT sum(clen) + 32 * count(*) FROM page WHERE chunk_id = c.id), 0) "
+        "FROM chunk c WHERE c.used > 64 ORDER BY c.id");
+    if (rc)
+        return rc;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct cand x = {sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                         (uint64_t)sqlite3_column_int64(st, 2)};
+        if ((double)x.live >= thr * (double)(x.used - CHUNK_HDR_SIZE))
+            continue;
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 16;
+            struct cand *nc = realloc(c, alloc * sizeof *c);
+            if (!nc) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            c = nc;
+        }
+        c[n++] = x;
+    }
+    sqlite3_finalize(st);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
+            r->stopped_early = 1;
+            break;
+        }
+        if (o->dry_run) {
+            r->chunks_rewritten += c[i].live > 0;
+            r->chunks_deleted++;
+            continue;
+        }
+        char p[PATH_MAX];
+        if ((rc = store_chunk_path(p, sizeof p, s, c[i].id)) != 0)
+            break;
+        int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;            /* verify reports missing chunk files */
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);           /* an ingest is appending to it: next time */
+            continue;
+        }
+        rc = compact_one(s, &c[i], r);
+        close(fd);
+        if (o->progress)
+            o->progress(o->progress_arg, i + 1, n);
+    }
+    free(c);
+    return rc;
+}
+
+/* Deletes files in chunks/ that no chunk row names and nobody locks. */
+static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
+{
+    DIR *d = opendir(s->chunkdir);
+    if (!d)
+        return fks__errno(FKS_EIO, errno, "open %s", s->chunkdir);
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT 1 FROM chunk WHERE id = ?1");
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        if (nm[0] == '.')
+            continue;
+        unsigned long long id;
+        char tail[16];
+        int named = sscanf(nm, "%8llx%15s", &id, tail) == 2 && strcmp(tail, ".chunk") == 0 && strlen(nm) == 14;
+        if (named) {
+            sqlite3_bind_int64(st, 1, (int64_t)id);
+            int known = sqlite3_step(st) == SQLITE_ROW;
+            sqlite3_reset(st);
+            if (known)
+                continue;
+        } else if (strncmp(nm, "tmp.", 4) != 0) {
+            continue;            /* not ours: leave it */
+        }
+        char p[PATH_MAX];
+        if (fks__path(p, sizeof p, "%s/%s", s->chunkdir, nm) != 0)
+            continue;
+        int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            /* Re-check under the lock: a chunk committed just now. */
+            int known = 0;
+            if (named) {
+                sqlite3_bind_int64(st, 1, (int64_t)id);
+                known = sqlite3_step(st) == SQLITE_ROW;
+                sqlite3_reset(st);
+            }
+            if (!known) {
+                r->strays_deleted++;
+                if (!o->dry_run)
+                    unlink(p);
+            }
+        }
+        close(fd);
+    }
+    sqlite3_finalize(st);
+    closedir(d);
+    return rc;
+}
+
+int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
+{
+    fks_gc_report r = {0};
+    fks_gc_opts def = {0};
+    double t0 = fks__now();
+    int fd = -1, rc;
+    char p[PATH_MAX];
+
+    if (!o)
+        o = &def;
+    if (s->readonly)
+        return fks__err(FKS_EINVAL, "store opened read-only");
+    if ((rc = fks__path(p, sizeof p, "%s/gc.lock", s->dir)) != 0)
+        return rc;
+    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return fks__err(FKS_ELOCKED, "another gc is running on %s (it holds %s); nothing to do", s->dir, p);
+    }
+    r.disk_bytes_before = disk_usage(s);
+    if ((rc = sweep(s, o, &r)) != 0)
+        goto out;
+    /* Strays before compaction: a compaction leaves none of its own. */
+    if ((rc = strays(s, o, &r)) != 0)
+        goto out;
+    if ((rc = compact(s, o, &r, t0)) != 0)
+        goto out;
+    if (!o->dry_run) {
+        if ((rc = cat_begin(s)) != 0)
+            goto out;
+        rc = cat_end(s, cat_exec(s->db, "PRAGMA incremental_vacuum"));
+        if (rc == 0)
+            rc = cat_checkpoint(s, 1);
+        if (rc == 0)
+            (void)chunk_prealloc_spare(s);
+    }
+out:
+    r.disk_bytes_after = disk_usage(s);
+    r.seconds = fks__now() - t0;
+    close(fd);
+    if (rep)
+        *rep = r;
+    return rc;
+}

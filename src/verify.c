@@ -1,0 +1,279 @@
+/*
+** verify.c: checking a store end to end.
+**
+** Checks, in order: SQLite's quick_check of the catalog; every chunk row
+** has its file, with a valid header naming the same id and at least the
+** committed bytes; every run of every page map names pages that exist;
+** every stored page (or a random sample) decodes and matches its hash.
+** Each problem becomes one message; the snapshots whose maps reach a bad
+** or missing page, or a page in a bad chunk, are listed as affected.
+** verify only reads: it takes no lock and can run beside anything.
+*/
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "chunk.h"
+#include "store.h"
+#include "util.h"
+
+#define MAX_PROBLEMS 1000
+
+struct vctx {
+    fks_verify_report *r;
+    int64_t *bad;          /* page ids that fail or are missing */
+    size_t nbad, abad;
+};
+
+FKS_PRINTF(2, 3)
+static int problem(struct vctx *v, const char *fmt, ...)
+{
+    fks_verify_report *r = v->r;
+    if (r->n_problems >= MAX_PROBLEMS)
+        return 0;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char **np = realloc(r->problems, (r->n_problems + 1) * sizeof *np);
+    if (!np || !(np[r->n_problems] = strdup(msg))) {
+        if (np)
+            r->problems = np;
+        return fks__err(FKS_ENOMEM, "out of memory");
+    }
+    r->problems = np;
+    r->n_problems++;
+    return 0;
+}
+
+static int add_bad(struct vctx *v, int64_t id)
+{
+    if (v->nbad == v->abad) {
+        size_t na = v->abad ? v->abad * 2 : 64;
+        int64_t *nb = realloc(v->bad, na * sizeof *nb);
+        if (!nb)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        v->bad = nb;
+        v->abad = na;
+    }
+    v->bad[v->nbad++] = id;
+    return 0;
+}
+
+static int check_chunks(fks_store *s, struct vctx *v)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT id, used, cap FROM chunk ORDER BY id");
+    if (rc)
+        return rc;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        uint64_t used = (uint64_t)sqlite3_column_int64(st, 1);
+        char p[PATH_MAX];
+        uint8_t hb[CHUNK_HDR_SIZE];
+        chunk_hdr h;
+        struct stat sb;
+        v->r->chunks_checked++;
+        if ((rc = store_chunk_path(p, sizeof p, s, id)) != 0)
+            break;
+        int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        const char *what = NULL;
+        if (fd < 0)
+            what = "is missing";
+        else if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < used)
+            what = "is truncated (shorter than its committed records)";
+        else if (pread(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb || chunk_parse_hdr(&h, hb, sizeof hb) != 0 ||
+                 h.id != (uint64_t)id)
+            what = "has a damaged header";
+        if (fd >= 0)
+            close(fd);
+        if (!what)
+            continue;
+        v->r->bad_chunks++;
+        rc = problem(v, "chunk file %s %s", p, what);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int check_maps(fks_store *s, struct vctx *v)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st,
+        "SELECT s.tag, a.name, r.pgno, r.npages, r.page_id, "
+        " (SELECT count(*) FROM page p WHERE p.id BETWEEN r.page_id AND r.page_id + r.npages - 1) "
+        "FROM run r JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id");
+    if (rc)
+        return rc;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        v->r->runs_checked++;
+        int64_t n = sqlite3_column_int64(st, 3), have = sqlite3_column_int64(st, 5);
+        if (have == n)
+            continue;
+        v->r->missing_pages += (uint64_t)(n - have);
+        rc = problem(v, "snapshot %s, %s pages %lld-%lld: %lld of the pages the map names are missing "
+                     "from the index", (const char *)sqlite3_column_text(st, 0),
+                     (const char *)sqlite3_column_text(st, 1), (long long)sqlite3_column_int64(st, 2),
+                     (long long)(sqlite3_column_int64(st, 2) + n - 1), (long long)(n - have));
+        int64_t first = sqlite3_column_int64(st, 4);
+        for (int64_t id = first; rc == 0 && id < first + n; id++)
+            rc = add_bad(v, id);   /* present ones are harmless extras */
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress_fn progress, void *arg)
+{
+    sqlite3_stmt *st;
+    chunk_reader *cr;
+    uint8_t page[FKS_PAGE_SIZE];
+    int rc = chunk_reader_new(&cr, s);
+    if (rc)
+        return rc;
+    uint64_t total = 0, done = 0;
+    if ((rc = cat_prepare(s->db, &st, "SELECT count(*) FROM page")) == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            total = (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (rc == 0)
+        rc = cat_prepare(s->db, &st, "SELECT id, chunk_id, off, clen, coalesce(rlen, 4096), hash FROM page "
+                         "ORDER BY chunk_id, off");
+    if (rc) {
+        chunk_reader_free(cr);
+        return rc;
+    }
+    unsigned seed = (unsigned)fks__wall_ms();
+    double last = 0;
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        done++;
+        if (sample < 100 && (double)rand_r(&seed) / RAND_MAX * 100.0 >= sample)
+            continue;
+        int64_t id = sqlite3_column_int64(st, 0);
+        v->r->pages_checked++;
+        int e = sqlite3_column_bytes(st, 5) != 16 ? FKS_ECORRUPT
+              : chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
+                           (uint32_t)sqlite3_column_int64(st, 3), (uint32_t)sqlite3_column_int64(st, 4),
+                           sqlite3_column_blob(st, 5), page);
+        if (e) {
+            v->r->bad_pages++;
+            if (v->r->bad_pages <= 20)
+                rc = problem(v, "page %lld: %s", (long long)id, fks_errmsg());
+            if (rc == 0)
+                rc = add_bad(v, id);
+        }
+        if (progress && fks__now() - last > 0.1) {
+            last = fks__now();
+            progress(arg, done, total);
+        }
+    }
+    if (v->r->bad_pages > 20)
+        rc = problem(v, "... %llu damaged pages in all", (unsigned long long)v->r->bad_pages);
+    sqlite3_finalize(st);
+    chunk_reader_free(cr);
+    return rc;
+}
+
+static int cmp64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Tags of snapshots whose maps reach a bad page id. */
+static int affected(fks_store *s, struct vctx *v)
+{
+    if (v->nbad == 0)
+        return 0;
+    qsort(v->bad, v->nbad, sizeof *v->bad, cmp64);
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT DISTINCT s.tag FROM run r JOIN artifact a ON a.id = r.artifact_id "
+                         "JOIN snapshot s ON s.id = a.snapshot_id WHERE ?1 BETWEEN r.page_id AND r.page_id + r.npages - 1");
+    if (rc)
+        return rc;
+    /* Runs are few compared with pages: ask per distinct bad id, but
+    ** stop early once every snapshot is listed. */
+    int64_t prev = 0;
+    for (size_t i = 0; i < v->nbad && rc == 0; i++) {
+        if (v->bad[i] == prev)
+            continue;
+        prev = v->bad[i];
+        sqlite3_bind_int64(st, 1, prev);
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            const char *tag = (const char *)sqlite3_column_text(st, 0);
+            int seen = 0;
+            for (size_t k = 0; k < v->r->n_affected && !seen; k++)
+                seen = strcmp(v->r->affected[k], tag) == 0;
+            if (seen)
+                continue;
+            char **na = realloc(v->r->affected, (v->r->n_affected + 1) * sizeof *na);
+            if (!na || !(na[v->r->n_affected] = strdup(tag))) {
+                if (na)
+                    v->r->affected = na;
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            v->r->affected = na;
+            v->r->n_affected++;
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progress_fn progress, void *arg)
+{
+    struct vctx v = {0};
+    double t0 = fks__now();
+    int rc;
+    *out = NULL;
+    if (!(v.r = calloc(1, sizeof *v.r)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    if (sample <= 0 || sample > 100)
+        sample = 100;
+    sqlite3_stmt *st;
+    if ((rc = cat_prepare(s->db, &st, "PRAGMA quick_check")) == 0) {
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            const char *m = (const char *)sqlite3_column_text(st, 0);
+            if (m && strcmp(m, "ok") != 0)
+                rc = problem(&v, "catalog quick_check: %s", m);
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc == 0 && (rc = cat_exec(s->db, "BEGIN")) == 0) {
+        if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v)) == 0 &&
+            (rc = check_pages(s, &v, sample, progress, arg)) == 0)
+            rc = affected(s, &v);
+        cat_exec(s->db, "COMMIT");
+    }
+    free(v.bad);
+    v.r->seconds = fks__now() - t0;
+    if (rc) {
+        fks_verify_free(v.r);
+        return rc;
+    }
+    *out = v.r;
+    return 0;
+}
+
+void fks_verify_free(fks_verify_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_problems; i++)
+        free(r->problems[i]);
+    for (size_t i = 0; i < r->n_affected; i++)
+        free(r->affected[i]);
+    free(r->problems);
+    free(r->affected);
+    free(r);
+}

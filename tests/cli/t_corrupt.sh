@@ -1,0 +1,41 @@
+# Damage in chunk files: verify names exactly the affected snapshots and
+# exits 5; restore of an affected snapshot fails naming it; unaffected
+# snapshots still restore byte for byte.
+. "$(dirname "$0")/lib.sh"
+fk init --chunk-size 1M >/dev/null
+head -c 20000 /dev/urandom >vm
+for t in a b c d; do
+    head -c $((3 << 20)) /dev/urandom >"m$t"
+    fk ingest --tag "$t" --memory "m$t" --vmstate vm >/dev/null
+done
+fk verify >/dev/null
+q() { fk sql "$1" --csv | tail -n +2; }
+# Flip a byte inside a record of chunk 1; truncate the chunk holding d's last page.
+flip=5000
+c1=$(printf '%s/store/chunks/%08x.chunk' "$TESTDIR" 1)
+printf '\x5a' | dd of="$c1" bs=1 seek=$flip conv=notrunc status=none
+cx=$(q "SELECT chunk_id FROM page ORDER BY chunk_id DESC, off DESC LIMIT 1")
+[ "$cx" != 1 ] || die "test setup: every page in chunk 1"
+cut_at=$(( $(q "SELECT used FROM chunk WHERE id = $cx") - 10000 ))
+truncate -s $cut_at "$(printf '%s/store/chunks/%08x.chunk' "$TESTDIR" "$cx")"
+# The snapshots whose pages the damage reaches, computed from the catalog.
+want=$(q "SELECT DISTINCT s.tag FROM page p JOIN run r ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1
+          JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id
+          WHERE (p.chunk_id = 1 AND p.off <= $flip AND $flip < p.off + 32 + p.clen)
+             OR (p.chunk_id = $cx AND p.off + 32 + p.clen > $cut_at) ORDER BY 1" | tr '\n' ' ')
+rc=0
+fk verify >v.out 2>v.err || rc=$?
+[ $rc -eq 5 ] || die "verify exit $rc, expected 5"
+got=$(sed -n 's/.*snapshots affected: //p' v.err | tr ' ' '\n' | sort | tr '\n' ' ')
+echo "affected: want [$want] got [$got]"
+[ "$got" = "$want" ] || die "verify named [$got], expected [$want]"
+grep -q "is truncated" v.err || die "verify did not report the truncated chunk"
+for t in a b c d; do
+    if echo " $want" | grep -q " $t "; then
+        expect_fail 5 "snapshot $t" fk restore "$t" --out "r$t"
+        [ -z "$(ls -A "r$t" 2>/dev/null)" ] || die "a failed restore left files in r$t"
+    else
+        fk restore "$t" --out "r$t" >/dev/null
+        same "r$t/memory.bin" "m$t"
+    fi
+done
