@@ -45,8 +45,9 @@ CREATE TABLE page (
     id          INTEGER PRIMARY KEY,
     hash        BLOB NOT NULL UNIQUE,         -- XXH3-128, 16 bytes big-endian
     chunk_id    INTEGER NOT NULL REFERENCES chunk(id),
-    off         INTEGER NOT NULL,             -- offset of the record in the chunk
-    clen        INTEGER NOT NULL,             -- payload bytes (= rlen: stored raw)
+    off         INTEGER NOT NULL,             -- offset of its block record in the chunk
+    len         INTEGER NOT NULL,             -- bytes of that block record
+    slot        INTEGER NOT NULL,             -- which page of the block (0-7)
     rlen        INTEGER                       -- page bytes; NULL means 4096
 );
 

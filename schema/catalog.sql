@@ -50,13 +50,16 @@ CREATE TABLE chunk (
     created_ms  INTEGER NOT NULL
 );
 
--- The page index: every distinct non-zero page, once.
+-- The page index: every distinct non-zero page, once. Pages are stored
+-- in blocks of up to 8 (one zstd frame); a page is page `slot` of the
+-- block record at `off` in chunk `chunk_id`, `len` bytes long.
 CREATE TABLE page (
     id          INTEGER PRIMARY KEY,
     hash        BLOB NOT NULL UNIQUE,
     chunk_id    INTEGER NOT NULL REFERENCES chunk(id),
-    off         INTEGER NOT NULL,                   -- record offset in the chunk
-    clen        INTEGER NOT NULL,                   -- stored payload bytes
+    off         INTEGER NOT NULL,                   -- its block record's offset
+    len         INTEGER NOT NULL,                   -- that record's bytes
+    slot        INTEGER NOT NULL,                   -- page of the block (0-7)
     rlen        INTEGER                             -- page bytes; NULL = 4096
 );
 

@@ -12,10 +12,12 @@
 struct fks_store;
 
 #define CHUNK_HDR_SIZE 64
-#define CHUNK_REC_HDR 32
 #define CHUNK_MAGIC "FKSCHUNK"
 #define CHUNK_VERSION 1
-#define CHUNK_REC_MAGIC 0x31504b46u   /* "FKP1" little-endian */
+#define CHUNK_REC_MAGIC 0x31424b46u   /* "FKB1" little-endian */
+#define CHUNK_BLOCK_PAGES 8           /* pages per block at most */
+#define CHUNK_BLOCK_MAX (CHUNK_BLOCK_PAGES * 4096)
+#define CHUNK_REC_HDR(n) (16 + 18 * (n))  /* record header bytes for n pages */
 #define CHUNK_CODEC_RAW 0
 #define CHUNK_CODEC_ZSTD 1
 #define CHUNK_ZSTD_LEVEL 1
@@ -28,10 +30,14 @@ typedef struct chunk_hdr {
 } chunk_hdr;
 
 typedef struct chunk_rec {
-    uint32_t clen;      /* payload bytes */
-    uint32_t rlen;      /* page bytes, 1..4096 */
+    uint32_t npages;                      /* 1 .. CHUNK_BLOCK_PAGES */
     int codec;
-    uint8_t hash[16];
+    uint32_t clen;                        /* payload bytes */
+    uint32_t rawlen;                      /* sum of rlen: decoded bytes */
+    uint32_t len;                         /* whole record: header + payload */
+    uint32_t rlen[CHUNK_BLOCK_PAGES];     /* each page's bytes, 1..4096 */
+    uint32_t start[CHUNK_BLOCK_PAGES];    /* each page's offset in the decoded block */
+    uint8_t hash[CHUNK_BLOCK_PAGES][16];
 } chunk_rec;
 
 /* Parses the file header in p[0..n). FKS_ECORRUPT with a message if it is
@@ -43,21 +49,26 @@ void chunk_format_hdr(uint8_t out[CHUNK_HDR_SIZE], const chunk_hdr *h);
 ** avail. Returns 0, or 1 if p holds no record (all-zero: free space), or
 ** FKS_ECORRUPT. */
 int chunk_parse_rec(chunk_rec *r, const uint8_t *p, size_t avail);
-/* Compresses a page: writes the payload to dst (>= 4096 bytes) and sets
-** *clen and *codec; stores raw when zstd does not save space. */
-int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t rlen, uint8_t *dst,
+/* Writes the record header for a block into out (CHUNK_REC_HDR(n) bytes). */
+void chunk_format_rec(uint8_t *out, uint32_t n, int codec, uint32_t clen,
+                      const uint32_t *rlen, const uint8_t (*hash)[16]);
+/* Compresses a block of srclen bytes: writes the payload to dst (>= srclen
+** bytes) and sets *clen and *codec; stores raw when zstd saves nothing. */
+int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t srclen, uint8_t *dst,
                    uint32_t *clen, int *codec);
-/* Decodes a record payload into out[rlen] and checks it hashes to hash.
-** what names the page for messages. */
+/* Decodes a record's payload into out[r->rawlen] and checks every page
+** against the hash beside it. what names the record for messages. */
 int chunk_decode(ZSTD_DCtx *dctx, const chunk_rec *r, const uint8_t *payload,
                  uint8_t *out, const char *what);
 
 /* ---- writing ---- */
 typedef struct chunk_writer chunk_writer;
 int chunk_writer_new(chunk_writer **out, struct fks_store *s);
-/* Appends one record (payload already compressed). Sets where it went. */
-int chunk_append(chunk_writer *w, const uint8_t hash[16], const uint8_t *payload,
-                 uint32_t clen, uint32_t rlen, int codec, int64_t *chunk_id, uint64_t *off);
+/* Appends one block record of n pages (payload already compressed). Sets
+** where it went and its whole length. */
+int chunk_append(chunk_writer *w, uint32_t n, const uint32_t *rlen, const uint8_t (*hash)[16],
+                 const uint8_t *payload, uint32_t clen, int codec,
+                 int64_t *chunk_id, uint64_t *off, uint32_t *len);
 /* Writes out buffers and fdatasyncs every chunk touched. */
 int chunk_writer_sync(chunk_writer *w);
 /* Inside the caller's write transaction: records the new ends (chunk.used). */
@@ -74,11 +85,12 @@ int chunk_create(struct fks_store *s, int *fd, int64_t *id);
 typedef struct chunk_reader chunk_reader;
 int chunk_reader_new(chunk_reader **out, struct fks_store *s);
 void chunk_reader_free(chunk_reader *r);
-/* Reads the page stored at (chunk_id, off) into out (4096 bytes), checking
-** everything against the catalog's clen/rlen/hash. FKS_ENOTFOUND if the
-** chunk file is gone, FKS_ECORRUPT on any mismatch. */
-int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t clen, uint32_t rlen,
-               const uint8_t hash[16], uint8_t *out);
+/* Reads page slot of the block record at (chunk_id, off) into out (4096
+** bytes), checking everything against the catalog's len/rlen/hash. The
+** reader keeps the last few decoded blocks, so neighbours cost a copy.
+** FKS_ENOTFOUND if the chunk file is gone, FKS_ECORRUPT on any mismatch. */
+int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
+               uint32_t rlen, const uint8_t hash[16], uint8_t *out);
 /* Forgets cached mappings (after a chunk may have been replaced). */
 void chunk_reader_reset(chunk_reader *r);
 

@@ -182,6 +182,12 @@ enum { OPT_STORE = 1000, OPT_JSON, OPT_QUIET, OPT_HELP };
     {"store", required_argument, NULL, OPT_STORE}, {"json", no_argument, NULL, OPT_JSON}, \
     {"quiet", no_argument, NULL, OPT_QUIET}, {"help", no_argument, NULL, OPT_HELP}
 
+static char **g_argv;   /* the command's argv, for messages */
+static const char *argv_opt(void)
+{
+    return g_argv && optind > 0 ? g_argv[optind - 1] : "?";
+}
+
 static int common_opt(int c, const char *cmd, const char *help, int *json)
 {
     switch (c) {
@@ -193,7 +199,7 @@ static int common_opt(int c, const char *cmd, const char *help, int *json)
         return -1;
     case OPT_QUIET: g_quiet = 1; return -1;
     case OPT_HELP: fputs(help, stdout); return EX_OK;
-    default: return usage_err(cmd, "%s", "unknown option");
+    default: return usage_err(cmd, "unknown option '%s'", argv_opt());
     }
 }
 
@@ -890,7 +896,11 @@ int main(int argc, char **argv)
     }
     for (size_t k = 0; k < NCMD; k++)
         if (strcmp(commands[k].name, name) == 0)
+        {
+            opterr = 0;
+            g_argv = argv + i;
             return commands[k].fn(argc - i, argv + i);
+        }
     fprintf(stderr, "forkctl: unknown command '%s'\n", name);
     main_usage(stderr);
     return EX_USAGE;

@@ -114,24 +114,38 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         rc = cat_err(db, src, "catalog: read page maps");
         goto out;
     }
-    if ((rc = cat_prepare(db, &st, "SELECT id, clen FROM page")) != 0 ||
+    /* Pages in block order, so each block's share can be counted. */
+    if ((rc = cat_prepare(db, &st, "SELECT id, chunk_id, off, len FROM page ORDER BY chunk_id, off")) != 0 ||
         (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0)
         goto out;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t id = sqlite3_column_int64(st, 0);
+    int64_t bchunk = -1, boff = -1, blen = 0, bpages = 0, bdead = 0;
+    for (;;) {
+        src = sqlite3_step(st);
+        int row = src == SQLITE_ROW;
+        int64_t id = row ? sqlite3_column_int64(st, 0) : 0, ch = row ? sqlite3_column_int64(st, 1) : -2;
+        int64_t off = row ? sqlite3_column_int64(st, 2) : -2;
+        if (ch != bchunk || off != boff) {            /* a block ends */
+            if (bpages)
+                r->page_bytes_freed += (uint64_t)(blen * bdead / bpages);
+            bchunk = ch, boff = off, bpages = bdead = 0;
+            blen = row ? sqlite3_column_int64(st, 3) : 0;
+        }
+        if (!row)
+            break;
+        bpages++;
         if (id > 0 && id < next && (mark[id >> 3] & (1u << (id & 7))))
             continue;
+        bdead++;
         r->pages_freed++;
-        r->page_bytes_freed += (uint64_t)sqlite3_column_int64(st, 1) + CHUNK_REC_HDR;
         if (o->dry_run)
             continue;
         sqlite3_bind_int64(del, 1, id);
-        src = sqlite3_step(del);
+        int d = sqlite3_step(del);
         sqlite3_reset(del);
-        if (src != SQLITE_DONE)
-            rc = cat_err(db, src, "catalog: delete page");
-        else
-            src = SQLITE_ROW;
+        if (d != SQLITE_DONE) {
+            rc = cat_err(db, d, "catalog: delete page");
+            break;
+        }
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(db, src, "catalog: scan pages");
@@ -154,10 +168,12 @@ struct cand {
 struct moved {
     int64_t id, chunk;
     uint64_t off;
-    uint32_t clen;
+    uint32_t len, slot;
 };
 
-/* Compacts one chunk whose flock the caller holds. */
+/* Compacts one chunk whose flock the caller holds: every live page is
+** decoded (and so checked: damage is never copied along), re-blocked in
+** its old order and appended elsewhere. */
 static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
 {
     sqlite3 *db = s->db;
@@ -166,45 +182,69 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
     chunk_reader *rd = NULL;
     struct moved *mv = NULL;
     size_t n = 0, alloc = 0;
-    uint8_t page[FKS_PAGE_SIZE], payload[FKS_PAGE_SIZE];
-    int rc, src;
+    uint8_t raw[CHUNK_BLOCK_MAX], payload[CHUNK_BLOCK_MAX], hash[CHUNK_BLOCK_PAGES][16];
+    uint32_t rlen[CHUNK_BLOCK_PAGES], bn = 0, blen = 0;
+    int rc, src = SQLITE_DONE;
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
 
     if (!cctx)
         return fks__err(FKS_ENOMEM, "out of memory");
     if ((rc = chunk_writer_new(&w, s)) != 0 || (rc = chunk_reader_new(&rd, s)) != 0)
         goto out;
-    if ((rc = cat_prepare(db, &st, "SELECT id, off, clen, coalesce(rlen, 4096), hash FROM page "
-                          "WHERE chunk_id = ?1 ORDER BY off")) != 0)
+    if ((rc = cat_prepare(db, &st, "SELECT id, off, len, slot, coalesce(rlen, 4096), hash FROM page "
+                          "WHERE chunk_id = ?1 ORDER BY off, slot")) != 0)
         goto out;
     sqlite3_bind_int64(st, 1, c->id);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        uint32_t clen = (uint32_t)sqlite3_column_int64(st, 2), rlen = (uint32_t)sqlite3_column_int64(st, 3);
-        const uint8_t *h = sqlite3_column_blob(st, 4);
-        if (sqlite3_column_bytes(st, 4) != 16) {
-            rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(st, 0));
-            break;
-        }
-        /* Decode and re-check every page moved: never copy damage along. */
-        if ((rc = chunk_read(rd, c->id, (uint64_t)sqlite3_column_int64(st, 1), clen, rlen, h, page)) != 0)
-            break;
-        if (n == alloc) {
-            alloc = alloc ? alloc * 2 : 1024;
-            struct moved *nm = realloc(mv, alloc * sizeof *mv);
-            if (!nm) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (;;) {
+        src = sqlite3_step(st);
+        int row = src == SQLITE_ROW;
+        if (row) {
+            const uint8_t *h = sqlite3_column_blob(st, 5);
+            uint32_t pl = (uint32_t)sqlite3_column_int64(st, 4);
+            if (sqlite3_column_bytes(st, 5) != 16) {
+                rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(st, 0));
                 break;
             }
-            mv = nm;
+            if ((rc = chunk_read(rd, c->id, (uint64_t)sqlite3_column_int64(st, 1),
+                                 (uint32_t)sqlite3_column_int64(st, 2), (uint32_t)sqlite3_column_int64(st, 3),
+                                 pl, h, raw + blen)) != 0)
+                break;
+            if (n == alloc) {
+                alloc = alloc ? alloc * 2 : 1024;
+                struct moved *nm = realloc(mv, alloc * sizeof *mv);
+                if (!nm) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory");
+                    break;
+                }
+                mv = nm;
+            }
+            mv[n].id = sqlite3_column_int64(st, 0);
+            mv[n].slot = bn;
+            n++;
+            rlen[bn] = pl;
+            memcpy(hash[bn], h, 16);
+            bn++;
+            blen += pl;
         }
-        struct moved *m = &mv[n];
-        int codec;
-        m->id = sqlite3_column_int64(st, 0);
-        if ((rc = chunk_compress(cctx, page, rlen, payload, &m->clen, &codec)) != 0 ||
-            (rc = chunk_append(w, h, payload, m->clen, rlen, codec, &m->chunk, &m->off)) != 0)
+        if (bn == CHUNK_BLOCK_PAGES || (!row && bn > 0)) {
+            uint32_t clen, len;
+            int codec;
+            int64_t chunk;
+            uint64_t off;
+            if ((rc = chunk_compress(cctx, raw, blen, payload, &clen, &codec)) != 0 ||
+                (rc = chunk_append(w, bn, rlen, (const uint8_t (*)[16])hash, payload, clen, codec,
+                                   &chunk, &off, &len)) != 0)
+                break;
+            for (size_t i = n - bn; i < n; i++) {
+                mv[i].chunk = chunk;
+                mv[i].off = off;
+                mv[i].len = len;
+            }
+            r->bytes_copied += len;
+            bn = blen = 0;
+        }
+        if (!row)
             break;
-        n++;
-        r->bytes_copied += CHUNK_REC_HDR + m->clen;
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(db, src, "catalog: read chunk pages");
@@ -216,13 +256,15 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
         goto out;
     if ((rc = cat_begin(s)) != 0)                   /* ... then the switch */
         goto out;
-    rc = cat_prepare(db, &st, "UPDATE page SET chunk_id = ?2, off = ?3, clen = ?4 WHERE id = ?1 AND chunk_id = ?5");
+    rc = cat_prepare(db, &st, "UPDATE page SET chunk_id = ?2, off = ?3, len = ?4, slot = ?5 "
+                     "WHERE id = ?1 AND chunk_id = ?6");
     for (size_t i = 0; i < n && rc == 0; i++) {
         sqlite3_bind_int64(st, 1, mv[i].id);
         sqlite3_bind_int64(st, 2, mv[i].chunk);
         sqlite3_bind_int64(st, 3, (int64_t)mv[i].off);
-        sqlite3_bind_int64(st, 4, mv[i].clen);
-        sqlite3_bind_int64(st, 5, c->id);
+        sqlite3_bind_int64(st, 4, mv[i].len);
+        sqlite3_bind_int64(st, 5, mv[i].slot);
+        sqlite3_bind_int64(st, 6, c->id);
         src = sqlite3_step(st);
         sqlite3_reset(st);
         if (src != SQLITE_DONE)
@@ -265,8 +307,9 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     struct cand *c = NULL;
     size_t n = 0, alloc = 0;
     int rc = cat_prepare(s->db, &st,
-        "SELECT c.id, c.used, coalesce((SELECT sum(clen) + 32 * count(*) FROM page WHERE chunk_id = c.id), 0) "
-        "FROM chunk c WHERE c.used > 64 ORDER BY c.id");
+        "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
+        " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM page) GROUP BY chunk_id) b "
+        " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY c.id");
     if (rc)
         return rc;
     while (sqlite3_step(st) == SQLITE_ROW) {

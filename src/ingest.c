@@ -38,6 +38,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "par.h"
 #include "pmap.h"
 #include "store.h"
 #include "util.h"
@@ -46,14 +47,16 @@
 #define MAX_ATTEMPTS 3
 #define RETRY_GC (-100)            /* internal: a referenced page vanished */
 
-/* Pages stored by this ingest, with a hash table over them. */
+/* Pages stored by this ingest, with a hash table over them. Each lives
+** in page slot[k] of the block record (chunk[k], off[k], len[k]). */
 struct newpages {
     uint8_t (*hash)[16];
     int64_t *chunk;
     uint64_t *off;
-    uint32_t *clen, *rlen;
+    uint32_t *len, *rlen;
+    uint8_t *slot;
     size_t n, alloc;
-    uint32_t *slot;                /* local index + 1; 0 = empty */
+    uint32_t *tab;                 /* hash table: local index + 1; 0 = empty */
     size_t mask;
 };
 
@@ -75,10 +78,11 @@ struct ingest {
     size_t n;
     sqlite3_stmt *lookup;
     chunk_writer *w;
-    ZSTD_CCtx *cctx;
+    par *par;
+    ZSTD_CCtx **cctx;              /* one per thread */
     struct newpages np;
-    uint8_t *buf;
-    uint8_t cbuf[FKS_PAGE_SIZE];
+    uint8_t *buf;                  /* BATCH_PAGES pages read from the input */
+    struct batch *b;
     fks_ingest_stats st;
     uint64_t done, total;
     double last_report;
@@ -91,13 +95,14 @@ static void np_free(struct newpages *np)
     free(np->hash);
     free(np->chunk);
     free(np->off);
-    free(np->clen);
+    free(np->len);
     free(np->rlen);
     free(np->slot);
+    free(np->tab);
     memset(np, 0, sizeof *np);
 }
 
-static size_t slot_of(const uint8_t h[16], size_t mask)
+static size_t bucket_of(const uint8_t h[16], size_t mask)
 {
     uint64_t x = fks__get64(h + 8);
     return (size_t)x & mask;
@@ -110,23 +115,24 @@ static int np_grow(struct newpages *np)
     GROW(hash);
     GROW(chunk);
     GROW(off);
-    GROW(clen);
+    GROW(len);
     GROW(rlen);
+    GROW(slot);
 #undef GROW
     np->alloc = na;
     /* Rehash into a table twice the capacity (load factor <= 1/2). */
     size_t ns = na * 2;
-    uint32_t *slot = calloc(ns, sizeof *slot);
-    if (!slot)
+    uint32_t *tab = calloc(ns, sizeof *tab);
+    if (!tab)
         goto oom;
     for (size_t i = 0; i < np->n; i++) {
-        size_t j = slot_of(np->hash[i], ns - 1);
-        while (slot[j])
+        size_t j = bucket_of(np->hash[i], ns - 1);
+        while (tab[j])
             j = (j + 1) & (ns - 1);
-        slot[j] = (uint32_t)(i + 1);
+        tab[j] = (uint32_t)(i + 1);
     }
-    free(np->slot);
-    np->slot = slot;
+    free(np->tab);
+    np->tab = tab;
     np->mask = ns - 1;
     return 0;
 oom:
@@ -136,10 +142,10 @@ oom:
 /* Local index of hash, or -1. */
 static int64_t np_find(const struct newpages *np, const uint8_t h[16])
 {
-    if (!np->slot)
+    if (!np->tab)
         return -1;
-    for (size_t j = slot_of(h, np->mask);; j = (j + 1) & np->mask) {
-        uint32_t v = np->slot[j];
+    for (size_t j = bucket_of(h, np->mask);; j = (j + 1) & np->mask) {
+        uint32_t v = np->tab[j];
         if (!v)
             return -1;
         if (memcmp(np->hash[v - 1], h, 16) == 0)
@@ -147,8 +153,7 @@ static int64_t np_find(const struct newpages *np, const uint8_t h[16])
     }
 }
 
-static int np_add(struct newpages *np, const uint8_t h[16], int64_t chunk, uint64_t off,
-                  uint32_t clen, uint32_t rlen, int64_t *idx)
+static int np_add(struct newpages *np, const uint8_t h[16], uint32_t rlen, int64_t *idx)
 {
     int rc;
     if (np->n == np->alloc && (rc = np_grow(np)) != 0)
@@ -157,14 +162,15 @@ static int np_add(struct newpages *np, const uint8_t h[16], int64_t chunk, uint6
         return fks__err(FKS_EINVAL, "too many new pages in one ingest");
     size_t i = np->n++;
     memcpy(np->hash[i], h, 16);
-    np->chunk[i] = chunk;
-    np->off[i] = off;
-    np->clen[i] = clen;
+    np->chunk[i] = 0;          /* set when its block is appended */
+    np->off[i] = 0;
+    np->len[i] = 0;
+    np->slot[i] = 0;
     np->rlen[i] = rlen;
-    size_t j = slot_of(h, np->mask);
-    while (np->slot[j])
+    size_t j = bucket_of(h, np->mask);
+    while (np->tab[j])
         j = (j + 1) & np->mask;
-    np->slot[j] = (uint32_t)(i + 1);
+    np->tab[j] = (uint32_t)(i + 1);
     *idx = (int64_t)i;
     return 0;
 }
@@ -182,46 +188,149 @@ static void report(struct ingest *g, int final)
     g->o->progress(g->o->progress_arg, final ? g->total : g->done, g->total);
 }
 
-/* Resolves one non-zero page to a reference, storing it if new. */
-static int page_ref(struct ingest *g, const uint8_t *data, uint32_t rlen, int64_t *ref)
+/* One batch of pages in flight. The parallel steps (hash_part,
+** compress_part) touch only their own slice of these arrays. New pages
+** are grouped, in order, into blocks of up to CHUNK_BLOCK_PAGES. */
+#define BATCH_BLOCKS ((BATCH_PAGES + CHUNK_BLOCK_PAGES - 1) / CHUNK_BLOCK_PAGES)
+struct batch {
+    size_t n;
+    const uint8_t *data;           /* page i at data + i * 4096 */
+    size_t len;                    /* bytes valid in data */
+    uint32_t rlen[BATCH_PAGES];
+    uint8_t zero[BATCH_PAGES];
+    uint8_t hash[BATCH_PAGES][16];
+    int64_t ref[BATCH_PAGES];
+    size_t nblocks;
+    uint32_t bn[BATCH_BLOCKS];                       /* pages in block */
+    uint16_t bpage[BATCH_BLOCKS][CHUNK_BLOCK_PAGES]; /* their batch index */
+    uint32_t clen[BATCH_BLOCKS];
+    int codec[BATCH_BLOCKS];
+    int err[BATCH_BLOCKS];
+    uint8_t raw[BATCH_BLOCKS][CHUNK_BLOCK_MAX];
+    uint8_t payload[BATCH_BLOCKS][CHUNK_BLOCK_MAX];
+};
+
+static void hash_part(void *arg, int tid, size_t lo, size_t hi)
 {
-    uint8_t h[16];
-    fks__hash(h, data, rlen);
-    int64_t k = np_find(&g->np, h);
-    if (k >= 0) {
-        g->st.dedup_pages++;
-        *ref = PM_NEW + k;
-        return 0;
+    struct batch *b = arg;
+    (void)tid;
+    for (size_t i = lo; i < hi; i++) {
+        size_t po = i * FKS_PAGE_SIZE;
+        const uint8_t *p = b->data + po;
+        b->rlen[i] = (uint32_t)(b->len - po < FKS_PAGE_SIZE ? b->len - po : FKS_PAGE_SIZE);
+        b->zero[i] = (uint8_t)fks__is_zero(p, b->rlen[i]);
+        if (!b->zero[i])
+            fks__hash(b->hash[i], p, b->rlen[i]);
     }
-    sqlite3_bind_blob(g->lookup, 1, h, 16, SQLITE_STATIC);
-    int src = sqlite3_step(g->lookup);
-    if (src == SQLITE_ROW) {
-        *ref = sqlite3_column_int64(g->lookup, 0);
-        sqlite3_reset(g->lookup);
-        g->st.dedup_pages++;
-        return 0;
+}
+
+struct cpart {
+    struct batch *b;
+    ZSTD_CCtx **cctx;
+};
+
+static void compress_part(void *arg, int tid, size_t lo, size_t hi)
+{
+    struct cpart *c = arg;
+    struct batch *b = c->b;
+    for (size_t k = lo; k < hi; k++) {
+        size_t len = 0;
+        for (uint32_t j = 0; j < b->bn[k]; j++) {
+            size_t i = b->bpage[k][j];
+            memcpy(b->raw[k] + len, b->data + i * FKS_PAGE_SIZE, b->rlen[i]);
+            len += b->rlen[i];
+        }
+        b->err[k] = chunk_compress(c->cctx[tid], b->raw[k], len, b->payload[k], &b->clen[k], &b->codec[k]);
     }
-    sqlite3_reset(g->lookup);
-    if (src != SQLITE_DONE)
-        return cat_err(g->s->db, src, "catalog: page lookup");
-    uint32_t clen;
-    int codec, rc;
-    int64_t chunk;
-    uint64_t off;
-    if ((rc = chunk_compress(g->cctx, data, rlen, g->cbuf, &clen, &codec)) != 0 ||
-        (rc = chunk_append(g->w, h, g->cbuf, clen, rlen, codec, &chunk, &off)) != 0 ||
-        (rc = np_add(&g->np, h, chunk, off, clen, rlen, &k)) != 0)
+}
+
+/* The serial step: dedup lookups, in page order; new pages go into blocks.
+** One read transaction per batch: SQLite takes its WAL read lock once
+** instead of once per lookup. */
+static int lookup_batch_txn(struct ingest *g, struct batch *b);
+static int lookup_batch(struct ingest *g, struct batch *b)
+{
+    int rc = cat_exec(g->s->db, "BEGIN");
+    if (rc)
         return rc;
-    g->st.new_pages++;
-    g->st.stored_bytes += CHUNK_REC_HDR + clen;
-    *ref = PM_NEW + k;
+    rc = lookup_batch_txn(g, b);
+    int rc2 = cat_exec(g->s->db, "COMMIT");
+    return rc ? rc : rc2;
+}
+
+static int lookup_batch_txn(struct ingest *g, struct batch *b)
+{
+    b->nblocks = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->zero[i])
+            continue;
+        int64_t k = np_find(&g->np, b->hash[i]);
+        if (k >= 0) {
+            g->st.dedup_pages++;
+            b->ref[i] = PM_NEW + k;
+            continue;
+        }
+        sqlite3_bind_blob(g->lookup, 1, b->hash[i], 16, SQLITE_STATIC);
+        int src = sqlite3_step(g->lookup);
+        if (src == SQLITE_ROW) {
+            b->ref[i] = sqlite3_column_int64(g->lookup, 0);
+            sqlite3_reset(g->lookup);
+            g->st.dedup_pages++;
+            continue;
+        }
+        sqlite3_reset(g->lookup);
+        if (src != SQLITE_DONE)
+            return cat_err(g->s->db, src, "catalog: page lookup");
+        /* New: claim a local index now, so a repeat later in this batch
+        ** finds it; the location is filled in by store_batch. */
+        int rc = np_add(&g->np, b->hash[i], b->rlen[i], &k);
+        if (rc)
+            return rc;
+        b->ref[i] = PM_NEW + k;
+        if (b->nblocks == 0 || b->bn[b->nblocks - 1] == CHUNK_BLOCK_PAGES)
+            b->bn[b->nblocks++] = 0;
+        size_t blk = b->nblocks - 1;
+        b->bpage[blk][b->bn[blk]++] = (uint16_t)i;
+    }
     return 0;
 }
 
-/* Ingests pages [first, last) of a, all inside one data extent. Pushes
-** non-zero pages to own; with cover, records the range as covered. */
+static int store_batch(struct ingest *g, struct batch *b)
+{
+    for (size_t k = 0; k < b->nblocks; k++) {
+        if (b->err[k])
+            return b->err[k];
+        uint32_t rlen[CHUNK_BLOCK_PAGES];
+        uint8_t hash[CHUNK_BLOCK_PAGES][16];
+        for (uint32_t j = 0; j < b->bn[k]; j++) {
+            rlen[j] = b->rlen[b->bpage[k][j]];
+            memcpy(hash[j], b->hash[b->bpage[k][j]], 16);
+        }
+        int64_t chunk;
+        uint64_t off;
+        uint32_t len;
+        int rc = chunk_append(g->w, b->bn[k], rlen, (const uint8_t (*)[16])hash, b->payload[k], b->clen[k],
+                              b->codec[k], &chunk, &off, &len);
+        if (rc)
+            return rc;
+        for (uint32_t j = 0; j < b->bn[k]; j++) {
+            size_t np = (size_t)(b->ref[b->bpage[k][j]] - PM_NEW);
+            g->np.chunk[np] = chunk;
+            g->np.off[np] = off;
+            g->np.len[np] = len;
+            g->np.slot[np] = (uint8_t)j;
+        }
+        g->st.new_pages += b->bn[k];
+        g->st.stored_bytes += len;
+    }
+    return 0;
+}
+
+/* Ingests pages [first, last) of a, all inside one data extent, pushing
+** non-zero pages to own. */
 static int ingest_range(struct ingest *g, struct art *a, uint64_t first, uint64_t last, pm_map *own)
 {
+    struct batch *b = g->b;
     while (first < last) {
         uint64_t n = last - first < BATCH_PAGES ? last - first : BATCH_PAGES;
         uint64_t off = first * FKS_PAGE_SIZE;
@@ -230,17 +339,23 @@ static int ingest_range(struct ingest *g, struct art *a, uint64_t first, uint64_
         if (rc)
             return rc;
         g->st.read_bytes += len;
-        for (uint64_t i = 0; i < n; i++) {
-            size_t po = (size_t)i * FKS_PAGE_SIZE;
-            uint32_t rlen = (uint32_t)(len - po < FKS_PAGE_SIZE ? len - po : FKS_PAGE_SIZE);
-            const uint8_t *p = g->buf + po;
+        b->n = (size_t)n;
+        b->data = g->buf;
+        b->len = len;
+        par_run(g->par, hash_part, b, b->n);
+        if ((rc = lookup_batch(g, b)) != 0)
+            return rc;
+        struct cpart cp = {b, g->cctx};
+        par_run(g->par, compress_part, &cp, b->nblocks);
+        if ((rc = store_batch(g, b)) != 0)
+            return rc;
+        for (size_t i = 0; i < b->n; i++) {
             g->st.pages++;
-            if (fks__is_zero(p, rlen)) {
+            if (b->zero[i]) {
                 g->st.zero_pages++;
                 continue;
             }
-            int64_t ref = 0;
-            if ((rc = page_ref(g, p, rlen, &ref)) != 0 || (rc = pm_push(own, first + i, ref)) != 0)
+            if ((rc = pm_push(own, first + i, b->ref[i])) != 0)
                 return rc;
         }
         g->done += len;
@@ -431,26 +546,26 @@ static int commit(struct ingest *g)
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = cat_prepare(db, &ins_page, "INSERT INTO page(id, hash, chunk_id, off, clen, rlen) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(hash) DO NOTHING")) != 0 ||
+    if ((rc = cat_prepare(db, &ins_page, "INSERT INTO page(id, hash, chunk_id, off, len, slot, rlen) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(hash) DO NOTHING")) != 0 ||
         (rc = cat_prepare(db, &find, "SELECT id FROM page WHERE hash = ?1")) != 0)
         goto out;
-    uint64_t stored = 0, added = 0;
+    uint64_t added = 0;
     for (size_t k = 0; k < g->np.n && rc == 0; k++) {
         sqlite3_bind_int64(ins_page, 1, next);
         sqlite3_bind_blob(ins_page, 2, g->np.hash[k], 16, SQLITE_STATIC);
         sqlite3_bind_int64(ins_page, 3, g->np.chunk[k]);
         sqlite3_bind_int64(ins_page, 4, (int64_t)g->np.off[k]);
-        sqlite3_bind_int64(ins_page, 5, g->np.clen[k]);
+        sqlite3_bind_int64(ins_page, 5, g->np.len[k]);
+        sqlite3_bind_int64(ins_page, 6, g->np.slot[k]);
         if (g->np.rlen[k] == FKS_PAGE_SIZE)
-            sqlite3_bind_null(ins_page, 6);
+            sqlite3_bind_null(ins_page, 7);
         else
-            sqlite3_bind_int64(ins_page, 6, g->np.rlen[k]);
+            sqlite3_bind_int64(ins_page, 7, g->np.rlen[k]);
         if ((rc = step_done(db, ins_page, "catalog: insert page")) != 0)
             break;
         if (sqlite3_changes(db) == 1) {
             final[k] = next++;
-            stored += CHUNK_REC_HDR + g->np.clen[k];
             added++;
             continue;
         }
@@ -474,7 +589,7 @@ static int commit(struct ingest *g)
     else
         sqlite3_bind_null(st, 2);
     sqlite3_bind_int64(st, 3, fks__wall_ms());
-    sqlite3_bind_int64(st, 4, (int64_t)stored);
+    sqlite3_bind_int64(st, 4, (int64_t)g->st.stored_bytes);
     sqlite3_bind_int64(st, 5, (int64_t)added);
     bind_opt(st, 6, o->pause_ms);
     bind_opt(st, 7, o->snapshot_ms);
@@ -518,10 +633,8 @@ static int commit(struct ingest *g)
     }
     if (rc == 0)
         rc = chunk_writer_commit(g->w);
-    if (rc == 0) {
+    if (rc == 0)
         g->st.new_pages = added;
-        g->st.stored_bytes = stored;
-    }
 out:
     sqlite3_finalize(st);
     sqlite3_finalize(ins_page);
@@ -632,11 +745,22 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
     }
     g.arts = calloc(g.n, sizeof *g.arts);
     g.buf = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
-    g.cctx = ZSTD_createCCtx();
-    if (!g.arts || !g.buf || !g.cctx) {
+    g.b = malloc(sizeof *g.b);
+    if (!g.arts || !g.buf || !g.b) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
+    if ((rc = par_new(&g.par, 0)) != 0)
+        goto out;
+    if (!(g.cctx = calloc((size_t)par_threads(g.par), sizeof *g.cctx))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < par_threads(g.par); i++)
+        if (!(g.cctx[i] = ZSTD_createCCtx())) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+            goto out;
+        }
     for (size_t i = 0; i < g.n; i++)
         g.arts[i].fd = -1;
     if ((rc = open_inputs(&g)) != 0)
@@ -687,7 +811,11 @@ out:
     np_free(&g.np);
     free(g.arts);
     free(g.buf);
-    ZSTD_freeCCtx(g.cctx);
+    free(g.b);
+    for (int i = 0; g.cctx && i < par_threads(g.par); i++)
+        ZSTD_freeCCtx(g.cctx[i]);
+    free(g.cctx);
+    par_free(g.par);
     return rc;
 }
 

@@ -30,16 +30,19 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "par.h"
 #include "store.h"
 #include "util.h"
 
-#define WBATCH_PAGES 256
+#define WBATCH_PAGES 2048          /* 8 MiB decoded per batch */
 
 struct restore {
     fks_store *s;
     const char *tag;
     chunk_reader *cr;
     sqlite3 *fresh;               /* second connection for retries */
+    par *par;
+    struct rbatch *batch;
     uint8_t *buf;
     fks_restore_stats st;
     fks_progress_fn progress;
@@ -64,14 +67,14 @@ static int retry_read(struct restore *r, int64_t id, uint8_t *out)
             return rc;
     }
     sqlite3_stmt *st;
-    if ((rc = cat_prepare(r->fresh, &st, "SELECT chunk_id, off, clen, coalesce(rlen, 4096), hash FROM page WHERE id = ?1")) != 0)
+    if ((rc = cat_prepare(r->fresh, &st, "SELECT chunk_id, off, len, slot, coalesce(rlen, 4096), hash FROM page WHERE id = ?1")) != 0)
         return rc;
     sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 4) == 16) {
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 5) == 16) {
         chunk_reader_reset(r->cr);
         rc = chunk_read(r->cr, sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
                         (uint32_t)sqlite3_column_int64(st, 2), (uint32_t)sqlite3_column_int64(st, 3),
-                        sqlite3_column_blob(st, 4), out);
+                        (uint32_t)sqlite3_column_int64(st, 4), sqlite3_column_blob(st, 5), out);
     } else {
         rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)id);
     }
@@ -79,23 +82,118 @@ static int retry_read(struct restore *r, int64_t id, uint8_t *out)
     return rc;
 }
 
+/* A batch of pages to decode: rows read from the catalog (serial), then
+** decoded and checked in parallel, then written (serial). */
+struct rbatch {
+    size_t n;
+    uint64_t pgno[WBATCH_PAGES];
+    int64_t id[WBATCH_PAGES], chunk[WBATCH_PAGES];
+    uint64_t off[WBATCH_PAGES];
+    uint32_t len[WBATCH_PAGES], slot[WBATCH_PAGES], rlen[WBATCH_PAGES];
+    uint8_t hash[WBATCH_PAGES][16];
+    int err[WBATCH_PAGES];
+    chunk_reader **cr;                          /* one per thread */
+    uint8_t *out;                               /* page i at out + i * 4096 */
+    int fd;                                     /* the output file */
+    uint64_t size;
+    const char *path;
+    int written[64];                            /* per thread: slice written */
+    size_t lo[64], hi[64];
+};
+
+/* Writes pages [lo, hi) of the batch as runs of contiguous page numbers. */
+static int write_pages(struct rbatch *b, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi;) {
+        size_t j = i + 1;
+        while (j < hi && b->pgno[j] == b->pgno[j - 1] + 1)
+            j++;
+        uint64_t start = b->pgno[i] * FKS_PAGE_SIZE, end = (b->pgno[j - 1] + 1) * FKS_PAGE_SIZE;
+        if (end > b->size)
+            end = b->size;
+        int rc = fks__pwrite_full(b->fd, b->out + i * FKS_PAGE_SIZE, (size_t)(end - start), (off_t)start, b->path);
+        if (rc)
+            return rc;
+        i = j;
+    }
+    return 0;
+}
+
+/* Each thread decodes and checks its slice, then writes it if all went
+** well; errors are left for the serial pass (messages are per thread). */
+static void decode_part(void *arg, int tid, size_t lo, size_t hi)
+{
+    struct rbatch *b = arg;
+    int bad = 0;
+    for (size_t i = lo; i < hi; i++) {
+        b->err[i] = chunk_read(b->cr[tid], b->chunk[i], b->off[i], b->len[i], b->slot[i], b->rlen[i],
+                               b->hash[i], b->out + i * FKS_PAGE_SIZE);
+        bad |= b->err[i] != 0;
+    }
+    b->written[tid] = !bad && write_pages(b, lo, hi) == 0;
+    b->lo[tid] = lo;
+    b->hi[tid] = hi;
+}
+
+/* Decodes the batch and writes it as runs of contiguous pages. */
+static int flush_batch(struct restore *r, struct rbatch *b, const char *name, uint64_t size, int fd,
+                       const char *path)
+{
+    if (b->n == 0)
+        return 0;
+    b->fd = fd;
+    b->size = size;
+    b->path = path;
+    int nt = par_threads(r->par);
+    for (int t = 0; t < nt; t++)
+        b->written[t] = 1, b->lo[t] = b->hi[t] = 0;
+    par_run(r->par, decode_part, b, b->n);
+    int rc = 0;
+    for (int t = 0; t < nt && rc == 0; t++) {
+        if (b->written[t])
+            continue;
+        /* Re-read serially to report the error or retry after a concurrent
+        ** compaction moved the page (restore design 4), then write. */
+        for (size_t i = b->lo[t]; i < b->hi[t] && rc == 0; i++) {
+            if (!b->err[i])
+                continue;
+            rc = chunk_read(r->cr, b->chunk[i], b->off[i], b->len[i], b->slot[i], b->rlen[i], b->hash[i],
+                            b->out + i * FKS_PAGE_SIZE);
+            if (rc == FKS_ENOTFOUND || rc == FKS_ECORRUPT)
+                rc = retry_read(r, b->id[i], b->out + i * FKS_PAGE_SIZE);
+            if (rc)
+                fks__errctx(rc, "snapshot %s, %s page %llu (page id %lld)", r->tag, name,
+                            (unsigned long long)b->pgno[i], (long long)b->id[i]);
+        }
+        if (rc == 0)
+            rc = write_pages(b, b->lo[t], b->hi[t]);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        uint64_t end = (b->pgno[i] + 1) * FKS_PAGE_SIZE;
+        r->st.written_bytes += (end > size ? size : end) - b->pgno[i] * FKS_PAGE_SIZE;
+    }
+    r->st.pages += b->n;
+    b->n = 0;
+    return rc;
+}
+
 static int restore_art(struct restore *r, int64_t art, const char *name, uint64_t size, int fd,
                        const char *path)
 {
     sqlite3_stmt *st;
+    struct rbatch *b = r->batch;
     int rc = cat_prepare(r->s->db, &st,
-        "SELECT r.pgno + (p.id - r.page_id), p.id, p.chunk_id, p.off, p.clen, coalesce(p.rlen, 4096), p.hash "
+        "SELECT r.pgno + (p.id - r.page_id), p.id, p.chunk_id, p.off, p.len, coalesce(p.rlen, 4096), p.hash, p.slot "
         "FROM run r JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
         "WHERE r.artifact_id = ?1 ORDER BY r.pgno, p.id");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, art);
-    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
-    uint64_t bstart = 0, bn = 0, expect_next = 0;   /* the batch in r->buf */
+    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE, expect_next = 0, want = 0;
     int src;
+    b->n = 0;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t pgno = (uint64_t)sqlite3_column_int64(st, 0);
-        int64_t id = sqlite3_column_int64(st, 1);
         uint32_t rlen = (uint32_t)sqlite3_column_int64(st, 5);
         if (pgno >= npages || pgno < expect_next || sqlite3_column_bytes(st, 6) != 16 ||
             (pgno == npages - 1 ? rlen != size - pgno * FKS_PAGE_SIZE : rlen != FKS_PAGE_SIZE)) {
@@ -103,30 +201,19 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
                           (unsigned long long)pgno);
             break;
         }
-        if (bn && (pgno != bstart + bn || bn == WBATCH_PAGES)) {
-            uint64_t len = bn * FKS_PAGE_SIZE;
-            if (bstart + bn == npages)
-                len = size - bstart * FKS_PAGE_SIZE;
-            if ((rc = fks__pwrite_full(fd, r->buf, (size_t)len, (off_t)(bstart * FKS_PAGE_SIZE), path)) != 0)
-                break;
-            r->st.written_bytes += len;
-            bn = 0;
-        }
-        if (bn == 0)
-            bstart = pgno;
-        uint8_t *out = r->buf + bn * FKS_PAGE_SIZE;
-        rc = chunk_read(r->cr, sqlite3_column_int64(st, 2), (uint64_t)sqlite3_column_int64(st, 3),
-                        (uint32_t)sqlite3_column_int64(st, 4), rlen, sqlite3_column_blob(st, 6), out);
-        if (rc == FKS_ENOTFOUND || rc == FKS_ECORRUPT)
-            rc = retry_read(r, id, out);
-        if (rc) {
-            fks__errctx(rc, "snapshot %s, %s page %llu (page id %lld)", r->tag, name,
-                        (unsigned long long)pgno, (long long)id);
-            break;
-        }
-        bn++;
+        size_t i = b->n++;
+        b->pgno[i] = pgno;
+        b->id[i] = sqlite3_column_int64(st, 1);
+        b->chunk[i] = sqlite3_column_int64(st, 2);
+        b->off[i] = (uint64_t)sqlite3_column_int64(st, 3);
+        b->len[i] = (uint32_t)sqlite3_column_int64(st, 4);
+        b->slot[i] = (uint32_t)sqlite3_column_int64(st, 7);
+        b->rlen[i] = rlen;
+        memcpy(b->hash[i], sqlite3_column_blob(st, 6), 16);
         expect_next = pgno + 1;
-        r->st.pages++;
+        want++;
+        if (b->n == WBATCH_PAGES)
+            rc = flush_batch(r, b, name, size, fd, path);
         r->done = pgno * FKS_PAGE_SIZE;
         if (r->progress && fks__now() - r->last > 0.1) {
             r->last = fks__now();
@@ -135,14 +222,23 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(r->s->db, src, "catalog: read page map");
-    if (rc == 0 && bn) {
-        uint64_t len = bn * FKS_PAGE_SIZE;
-        if (bstart + bn == npages)
-            len = size - bstart * FKS_PAGE_SIZE;
-        rc = fks__pwrite_full(fd, r->buf, (size_t)len, (off_t)(bstart * FKS_PAGE_SIZE), path);
-        r->st.written_bytes += len;
-    }
+    if (rc == 0)
+        rc = flush_batch(r, b, name, size, fd, path);
     sqlite3_finalize(st);
+    /* Every page the runs promise must have come back from the join. */
+    if (rc == 0) {
+        uint64_t promised = 0;
+        if ((rc = cat_prepare(r->s->db, &st, "SELECT coalesce(sum(npages), 0) FROM run WHERE artifact_id = ?1")) == 0) {
+            sqlite3_bind_int64(st, 1, art);
+            if (sqlite3_step(st) == SQLITE_ROW)
+                promised = (uint64_t)sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+        if (rc == 0 && promised != want)
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: the page map names %llu pages but only %llu "
+                          "are in the page index (pages missing)", r->tag, name,
+                          (unsigned long long)promised, (unsigned long long)want);
+    }
     return rc;
 }
 
@@ -223,12 +319,18 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
             goto out;
         }
     }
-    if ((rc = chunk_reader_new(&r.cr, s)) != 0)
+    if ((rc = chunk_reader_new(&r.cr, s)) != 0 || (rc = par_new(&r.par, 0)) != 0)
         goto out;
-    if (!(r.buf = malloc(WBATCH_PAGES * FKS_PAGE_SIZE))) {
+    r.buf = malloc(WBATCH_PAGES * FKS_PAGE_SIZE);
+    r.batch = calloc(1, sizeof *r.batch);
+    if (!r.buf || !r.batch || !(r.batch->cr = calloc((size_t)par_threads(r.par), sizeof *r.batch->cr))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
+    r.batch->out = r.buf;
+    for (int t = 0; t < par_threads(r.par); t++)
+        if ((rc = chunk_reader_new(&r.batch->cr[t], s)) != 0)
+            goto out;
     for (size_t i = 0; i < n && rc == 0; i++) {
         f[i].fd = mkostemp(f[i].tmp, O_CLOEXEC);
         if (f[i].fd < 0) {
@@ -271,6 +373,13 @@ out:
     }
     free(f);
     free(r.buf);
+    if (r.batch && r.batch->cr) {
+        for (int t = 0; t < par_threads(r.par); t++)
+            chunk_reader_free(r.batch->cr[t]);
+        free(r.batch->cr);
+    }
+    free(r.batch);
+    par_free(r.par);
     chunk_reader_free(r.cr);
     sqlite3_close(r.fresh);
     r.st.seconds = fks__now() - t0;

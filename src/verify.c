@@ -145,8 +145,8 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
         sqlite3_finalize(st);
     }
     if (rc == 0)
-        rc = cat_prepare(s->db, &st, "SELECT id, chunk_id, off, clen, coalesce(rlen, 4096), hash FROM page "
-                         "ORDER BY chunk_id, off");
+        rc = cat_prepare(s->db, &st, "SELECT id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash FROM page "
+                         "ORDER BY chunk_id, off, slot");
     if (rc) {
         chunk_reader_free(cr);
         return rc;
@@ -159,10 +159,10 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
             continue;
         int64_t id = sqlite3_column_int64(st, 0);
         v->r->pages_checked++;
-        int e = sqlite3_column_bytes(st, 5) != 16 ? FKS_ECORRUPT
+        int e = sqlite3_column_bytes(st, 6) != 16 ? FKS_ECORRUPT
               : chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
                            (uint32_t)sqlite3_column_int64(st, 3), (uint32_t)sqlite3_column_int64(st, 4),
-                           sqlite3_column_blob(st, 5), page);
+                           (uint32_t)sqlite3_column_int64(st, 5), sqlite3_column_blob(st, 6), page);
         if (e) {
             v->r->bad_pages++;
             if (v->r->bad_pages <= 20)

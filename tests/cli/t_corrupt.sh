@@ -21,8 +21,8 @@ truncate -s $cut_at "$(printf '%s/store/chunks/%08x.chunk' "$TESTDIR" "$cx")"
 # The snapshots whose pages the damage reaches, computed from the catalog.
 want=$(q "SELECT DISTINCT s.tag FROM page p JOIN run r ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1
           JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id
-          WHERE (p.chunk_id = 1 AND p.off <= $flip AND $flip < p.off + 32 + p.clen)
-             OR (p.chunk_id = $cx AND p.off + 32 + p.clen > $cut_at) ORDER BY 1" | tr '\n' ' ')
+          WHERE (p.chunk_id = 1 AND p.off <= $flip AND $flip < p.off + p.len)
+             OR (p.chunk_id = $cx AND p.off + p.len > $cut_at) ORDER BY 1" | tr '\n' ' ')
 rc=0
 fk verify >v.out 2>v.err || rc=$?
 [ $rc -eq 5 ] || die "verify exit $rc, expected 5"

@@ -30,24 +30,21 @@ static void test_header_roundtrip(void **state)
     assert_int_equal(chunk_parse_hdr(&g, b, 10), FKS_ECORRUPT);
 }
 
-/* Builds a record as chunk_append does (through the public pieces). */
-static size_t make_record(uint8_t *out, const uint8_t *page, uint32_t rlen, ZSTD_CCtx *c)
+/* Builds a block record of n pages as chunk_append does. */
+static size_t make_record(uint8_t *out, const uint8_t *pages, const uint32_t *rlen, uint32_t n, ZSTD_CCtx *c)
 {
-    uint8_t payload[4096], h[16];
-    uint32_t clen;
+    uint8_t raw[CHUNK_BLOCK_MAX], payload[CHUNK_BLOCK_MAX], h[CHUNK_BLOCK_PAGES][16];
+    uint32_t clen, len = 0;
     int codec;
-    assert_int_equal(chunk_compress(c, page, rlen, payload, &clen, &codec), 0);
-    fks__hash(h, page, rlen);
-    fks__put32(out, CHUNK_REC_MAGIC);
-    fks__put32(out + 4, clen);
-    out[8] = (uint8_t)rlen;
-    out[9] = (uint8_t)(rlen >> 8);
-    out[10] = (uint8_t)codec;
-    out[11] = 0;
-    memcpy(out + 12, h, 16);
-    fks__put32(out + 28, (uint32_t)XXH3_64bits(out, 28));
-    memcpy(out + 32, payload, clen);
-    return 32 + clen;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(raw + len, pages + i * 4096, rlen[i]);
+        fks__hash(h[i], pages + i * 4096, rlen[i]);
+        len += rlen[i];
+    }
+    assert_int_equal(chunk_compress(c, raw, len, payload, &clen, &codec), 0);
+    chunk_format_rec(out, n, codec, clen, rlen, (const uint8_t (*)[16])h);
+    memcpy(out + CHUNK_REC_HDR(n), payload, clen);
+    return CHUNK_REC_HDR(n) + clen;
 }
 
 static void test_record_roundtrip_and_damage(void **state)
@@ -55,34 +52,38 @@ static void test_record_roundtrip_and_damage(void **state)
     (void)state;
     ZSTD_CCtx *c = ZSTD_createCCtx();
     ZSTD_DCtx *d = ZSTD_createDCtx();
-    uint8_t page[4096], rec[4096 + 64], out[4096];
+    static uint8_t pages[CHUNK_BLOCK_MAX], rec[CHUNK_BLOCK_MAX + 512], out[CHUNK_BLOCK_MAX];
     for (int kind = 0; kind < 3; kind++) {
-        uint32_t rlen = kind == 2 ? 1000 : 4096;
-        for (size_t i = 0; i < sizeof page; i++)   /* text-like or random */
-            page[i] = kind == 0 ? (uint8_t)("forkstore "[i % 10]) : (uint8_t)rand();
-        size_t n = make_record(rec, page, rlen, c);
+        uint32_t n = kind == 2 ? 3 : CHUNK_BLOCK_PAGES, rlen[CHUNK_BLOCK_PAGES];
+        for (uint32_t i = 0; i < n; i++)
+            rlen[i] = kind == 2 && i == n - 1 ? 1000 : 4096;   /* a file's short tail */
+        for (size_t i = 0; i < sizeof pages; i++)               /* text-like or random */
+            pages[i] = kind == 0 ? (uint8_t)("forkstore "[i % 10]) : (uint8_t)rand();
+        size_t len = make_record(rec, pages, rlen, n, c);
         chunk_rec r;
-        assert_int_equal(chunk_parse_rec(&r, rec, n), 0);
-        assert_int_equal(r.rlen, rlen);
+        assert_int_equal(chunk_parse_rec(&r, rec, len), 0);
+        assert_int_equal(r.npages, n);
+        assert_int_equal(r.len, len);
         if (kind == 0)
             assert_int_equal(r.codec, CHUNK_CODEC_ZSTD);
         if (kind == 1)
             assert_int_equal(r.codec, CHUNK_CODEC_RAW);
-        assert_int_equal(chunk_decode(d, &r, rec + 32, out, "t"), 0);
-        assert_memory_equal(out, page, rlen);
+        assert_int_equal(chunk_decode(d, &r, rec + CHUNK_REC_HDR(n), out, "t"), 0);
+        for (uint32_t i = 0; i < n; i++)
+            assert_memory_equal(out + r.start[i], pages + i * 4096, rlen[i]);
         /* Truncated: the payload would run past the end. */
-        assert_int_equal(chunk_parse_rec(&r, rec, n - 1), FKS_ECORRUPT);
-        /* Each flipped payload byte: decode fails or the hash does. */
-        for (size_t i = 32; i < n; i += 7) {
+        assert_int_equal(chunk_parse_rec(&r, rec, len - 1), FKS_ECORRUPT);
+        /* Each flipped payload byte: decode fails or a page hash does. */
+        for (size_t i = CHUNK_REC_HDR(n); i < len; i += 97) {
             rec[i] ^= 1;
-            assert_int_equal(chunk_parse_rec(&r, rec, n), 0);
-            assert_int_equal(chunk_decode(d, &r, rec + 32, out, "t"), FKS_ECORRUPT);
+            assert_int_equal(chunk_parse_rec(&r, rec, len), 0);
+            assert_int_equal(chunk_decode(d, &r, rec + CHUNK_REC_HDR(n), out, "t"), FKS_ECORRUPT);
             rec[i] ^= 1;
         }
         /* Flipped header bytes are caught by the header check. */
-        for (size_t i = 0; i < 32; i++) {
+        for (size_t i = 0; i < CHUNK_REC_HDR(n); i++) {
             rec[i] ^= 0x10;
-            assert_int_equal(chunk_parse_rec(&r, rec, n), FKS_ECORRUPT);
+            assert_int_equal(chunk_parse_rec(&r, rec, len), FKS_ECORRUPT);
             rec[i] ^= 0x10;
         }
     }
