@@ -7,7 +7,7 @@ CC ?= cc
 SAN ?=
 WERROR ?=
 
-PKGS := sqlite3 libxxhash libzstd json-c libcurl
+PKGS := sqlite3 libxxhash libzstd json-c libcurl libcrypto
 TEST_PKGS := cmocka
 
 # Install missing build dependencies (as root on Debian) or say exactly how.

@@ -222,6 +222,20 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample_percent,
                fks_progress_fn progress, void *progress_arg);
 void fks_verify_free(fks_verify_report *r);
 
+/* ---- forkd interop ------------------------------------------------------ */
+
+/* Imports a forkd snapshot root (ROOT/<tag>/snapshot.json, vmstate,
+** memory.bin or diff.bin, maybe rootfs.ext4): parents before children,
+** lineage kept, tags prefixed with prefix (NULL for none). Every
+** parent_content_hash is checked before anything is ingested; a mismatch
+** refuses the import (FKS_ECORRUPT). Sets *n_imported either way. */
+int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const char *prefix,
+                     fks_progress_fn progress, void *progress_arg);
+/* Writes OUT/<tag>/ as forkd lays a snapshot out: full memory.bin,
+** vmstate, rootfs.ext4 when stored, snapshot.json with absolute paths.
+** FKS_EEXIST if OUT/<tag> exists. */
+int fks_export_forkd(fks_store *s, const char *tag, const char *outroot);
+
 /* ---- SQL -------------------------------------------------------------- */
 
 /* Called for each result row; return nonzero to stop. names and values are
