@@ -58,4 +58,3 @@ CREATE TABLE run (
     page_id     INTEGER NOT NULL,
     PRIMARY KEY (artifact_id, pgno)
 ) WITHOUT ROWID;
-CREATE INDEX run_page ON run(page_id);

@@ -16,7 +16,9 @@
 **     checkpoint rules it out. Connections never checkpoint on their own:
 **     wal_autocheckpoint=0 and SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE.
 **     cat_end() checkpoints (PASSIVE) while it still holds the lock once
-**     the WAL passes 16 MiB; gc truncates it after bulk work.
+**     the WAL holds 4096 frames (16 MiB), counted by sqlite3_wal_hook: the
+**     WAL file's size does not shrink after a checkpoint, so it cannot
+**     tell. gc truncates the WAL after bulk work.
 **  4. Readers need no lock: WAL gives each read transaction a consistent
 **     snapshot while one writer commits.
 */
@@ -25,12 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "store.h"
 #include "util.h"
 
-#define WAL_CHECKPOINT_BYTES (16 << 20)
+#define WAL_CHECKPOINT_FRAMES 4096   /* 16 MiB of 4 KiB pages */
 
 int cat_err(sqlite3 *db, int sqlrc, const char *what)
 {
@@ -200,22 +201,40 @@ int cat_begin(struct fks_store *s)
     return 0;
 }
 
-static int64_t wal_size(const struct fks_store *s)
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframes)
 {
-    char p[PATH_MAX + 16];
-    struct stat st;
-    if (snprintf(p, sizeof p, "%s/catalog.db-wal", s->dir) >= (int)sizeof p || stat(p, &st) != 0)
-        return 0;
-    return st.st_size;
+    (void)db;
+    (void)name;
+    *(int *)arg = nframes;
+    return SQLITE_OK;
 }
 
+void cat_watch_wal(struct fks_store *s)
+{
+    sqlite3_wal_hook(s->db, wal_hook, &s->wal_frames);
+}
+
+/* PASSIVE copies what it can without waiting. When that backfilled the
+** whole WAL, a TRUNCATE is tried without waiting for readers: it empties
+** the WAL file, so the next commits append from its start instead of
+** growing it (and re-checkpointing it) for as long as any reader lingers.
+** With truncate set (gc, after bulk work) the TRUNCATE may wait for
+** readers up to the busy timeout. */
 static int checkpoint_locked(struct fks_store *s, int truncate)
 {
-    int src = sqlite3_wal_checkpoint_v2(s->db, NULL,
-                                        truncate ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
-                                        NULL, NULL);
+    int log = 0, done = 0;
+    int src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY)
         return cat_err(s->db, src, "catalog: checkpoint");
+    if (src == SQLITE_OK && (truncate || log == done)) {
+        if (!truncate)
+            sqlite3_busy_timeout(s->db, 0);
+        src = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        if (!truncate)
+            sqlite3_busy_timeout(s->db, 30000);
+        if (src != SQLITE_OK && (src & 0xff) != SQLITE_BUSY)
+            return cat_err(s->db, src, "catalog: checkpoint");
+    }
     return 0;
 }
 
@@ -228,8 +247,10 @@ int cat_end(struct fks_store *s, int rc)
     }
     if (rc != 0 && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    if (rc == 0 && wal_size(s) > WAL_CHECKPOINT_BYTES)
+    if (rc == 0 && s->wal_frames > WAL_CHECKPOINT_FRAMES) {
         rc = checkpoint_locked(s, 0);
+        s->wal_frames = 0;
+    }
     s->lock_depth = 0;
     store_unlock(s);
     return rc;

@@ -30,6 +30,8 @@ int cat_migrate(struct fks_store *s);
 ** back otherwise (returning rc), then releases the lock. */
 int cat_begin(struct fks_store *s);
 int cat_end(struct fks_store *s, int rc);
+/* Counts WAL frames after each commit (s->wal_frames) for cat_end. */
+void cat_watch_wal(struct fks_store *s);
 /* Checkpoint the WAL (TRUNCATE when truncate, else PASSIVE) under the
 ** writer lock. */
 int cat_checkpoint(struct fks_store *s, int truncate);

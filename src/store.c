@@ -235,6 +235,7 @@ int fks_open(struct fks_store **out, const char *dir, int flags)
     }
     if ((rc = cat_open(&s->db, p, s->readonly)) != 0)
         goto out;
+    cat_watch_wal(s);
     if ((rc = cat_migrate(s)) != 0)
         goto out;
     int64_t cs = FKS_DEFAULT_CHUNK_SIZE;

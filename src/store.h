@@ -19,6 +19,7 @@ struct fks_store {
     int readonly;
     int lockfd;          /* DIR/lock: the store-wide writer lock (flock) */
     int lock_depth;      /* cat_begin nesting guard */
+    int wal_frames;      /* frames in the WAL after the last commit */
     uint64_t chunk_size;
 };
 
