@@ -266,8 +266,8 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     r.progress_arg = progress_arg;
     if ((rc = fks_check_tag(tag)) != 0)
         return rc;
-    if (mkdir(outdir, 0700) != 0 && errno != EEXIST)
-        return fks__errno(FKS_EIO, errno, "create output directory %s", outdir);
+    if ((rc = fks__mkdir_p(outdir, 0700)) != 0)
+        return fks__errctx(rc, "output directory");
     struct stat sb;
     if (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return fks__err(FKS_EINVAL, "output %s is not a directory", outdir);

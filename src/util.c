@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -146,6 +147,25 @@ int fks__is_zero(const void *p, size_t n)
         if (b[i])
             return 0;
     return n <= 16 || memcmp(b, b + 16, n - 16) == 0;
+}
+
+int fks__mkdir_p(const char *path, mode_t mode)
+{
+    char p[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof p)
+        return fks__err(FKS_EINVAL, "bad directory path '%.64s'", path);
+    memcpy(p, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0)
+            continue;
+        char c = p[i];
+        p[i] = 0;
+        if (mkdir(p, mode) != 0 && errno != EEXIST)
+            return fks__errno(FKS_EIO, errno, "create directory %s", p);
+        p[i] = c;
+    }
+    return 0;
 }
 
 double fks__now(void)

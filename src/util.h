@@ -36,6 +36,9 @@ int fks__pwrite_full(int fd, const void *buf, size_t len, off_t off, const char 
 /* fsync of a directory by path. */
 int fks__fsync_dir(const char *dir);
 
+/* mkdir -p: creates path and its missing parents with mode. */
+int fks__mkdir_p(const char *path, mode_t mode);
+
 /* 1 if the n bytes at p are all zero. */
 int fks__is_zero(const void *p, size_t n);
 
