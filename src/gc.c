@@ -167,13 +167,16 @@ struct cand {
 
 struct moved {
     int64_t id, chunk;
-    uint64_t off;
-    uint32_t len, slot;
+    uint64_t off;           /* before the copy: old place; after: new */
+    uint32_t len, slot, rlen;
+    uint8_t hash[16];
 };
 
 /* Compacts one chunk whose flock the caller holds: every live page is
 ** decoded (and so checked: damage is never copied along), re-blocked in
-** its old order and appended elsewhere. */
+** its old order and appended elsewhere. The page list is read into memory
+** first: appending may create a chunk, a write transaction, which must not
+** start while a read statement is open on the same connection. */
 static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
 {
     sqlite3 *db = s->db;
@@ -195,61 +198,61 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
                           "WHERE chunk_id = ?1 ORDER BY off, slot")) != 0)
         goto out;
     sqlite3_bind_int64(st, 1, c->id);
-    for (;;) {
-        src = sqlite3_step(st);
-        int row = src == SQLITE_ROW;
-        if (row) {
-            const uint8_t *h = sqlite3_column_blob(st, 5);
-            uint32_t pl = (uint32_t)sqlite3_column_int64(st, 4);
-            if (sqlite3_column_bytes(st, 5) != 16) {
-                rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(st, 0));
-                break;
-            }
-            if ((rc = chunk_read(rd, c->id, (uint64_t)sqlite3_column_int64(st, 1),
-                                 (uint32_t)sqlite3_column_int64(st, 2), (uint32_t)sqlite3_column_int64(st, 3),
-                                 pl, h, raw + blen)) != 0)
-                break;
-            if (n == alloc) {
-                alloc = alloc ? alloc * 2 : 1024;
-                struct moved *nm = realloc(mv, alloc * sizeof *mv);
-                if (!nm) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                mv = nm;
-            }
-            mv[n].id = sqlite3_column_int64(st, 0);
-            mv[n].slot = bn;
-            n++;
-            rlen[bn] = pl;
-            memcpy(hash[bn], h, 16);
-            bn++;
-            blen += pl;
-        }
-        if (bn == CHUNK_BLOCK_PAGES || (!row && bn > 0)) {
-            uint32_t clen, len;
-            int codec;
-            int64_t chunk;
-            uint64_t off;
-            if ((rc = chunk_compress(cctx, raw, blen, payload, &clen, &codec)) != 0 ||
-                (rc = chunk_append(w, bn, rlen, (const uint8_t (*)[16])hash, payload, clen, codec,
-                                   &chunk, &off, &len)) != 0)
-                break;
-            for (size_t i = n - bn; i < n; i++) {
-                mv[i].chunk = chunk;
-                mv[i].off = off;
-                mv[i].len = len;
-            }
-            r->bytes_copied += len;
-            bn = blen = 0;
-        }
-        if (!row)
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_bytes(st, 5) != 16) {
+            rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(st, 0));
             break;
+        }
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 1024;
+            struct moved *nm = realloc(mv, alloc * sizeof *mv);
+            if (!nm) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            mv = nm;
+        }
+        struct moved *m = &mv[n++];
+        m->id = sqlite3_column_int64(st, 0);
+        m->off = (uint64_t)sqlite3_column_int64(st, 1);
+        m->len = (uint32_t)sqlite3_column_int64(st, 2);
+        m->slot = (uint32_t)sqlite3_column_int64(st, 3);
+        m->rlen = (uint32_t)sqlite3_column_int64(st, 4);
+        memcpy(m->hash, sqlite3_column_blob(st, 5), 16);
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(db, src, "catalog: read chunk pages");
     sqlite3_finalize(st);
     st = NULL;
+    for (size_t i = 0; i <= n && rc == 0; i++) {
+        if (i < n) {
+            if ((rc = chunk_read(rd, c->id, mv[i].off, mv[i].len, mv[i].slot, mv[i].rlen, mv[i].hash,
+                                 raw + blen)) != 0)
+                break;
+            rlen[bn] = mv[i].rlen;
+            memcpy(hash[bn], mv[i].hash, 16);
+            mv[i].slot = bn++;
+            blen += mv[i].rlen;
+        }
+        if (bn == CHUNK_BLOCK_PAGES || (i == n && bn > 0)) {
+            uint32_t clen, len;
+            int codec;
+            int64_t chunk;
+            uint64_t off;
+            size_t first = (i == n ? n : i + 1) - bn;
+            if ((rc = chunk_compress(cctx, raw, blen, payload, &clen, &codec)) != 0 ||
+                (rc = chunk_append(w, bn, rlen, (const uint8_t (*)[16])hash, payload, clen, codec,
+                                   &chunk, &off, &len)) != 0)
+                break;
+            for (size_t k = first; k < first + bn; k++) {
+                mv[k].chunk = chunk;
+                mv[k].off = off;
+                mv[k].len = len;
+            }
+            r->bytes_copied += len;
+            bn = blen = 0;
+        }
+    }
     if (rc)
         goto out;
     if ((rc = chunk_writer_sync(w)) != 0)           /* copies durable ... */
