@@ -30,7 +30,9 @@ for i in 0 1 2 3; do
         cp "$src/$nn/memory.full" "$d/memory.bin"
     else
         mem=diff.bin
-        cp --sparse=always "$src/$nn/memory.diff" "$d/diff.bin"
+        # never cp --sparse=always a Diff: it would turn pages dirtied to
+        # zero (data in a Diff) into holes (inherit), changing its meaning
+        mv "$src/$nn/memory.diff" "$d/diff.bin"
     fi
     {
         printf '{\n  "vmstate": "%s/%s/vmstate",\n  "memory": "%s/%s/%s"' "$abs" "$t" "$abs" "$t" "$mem"
