@@ -108,7 +108,8 @@ int pm_check(const pm_map *m, uint64_t npages_total)
             return fks__err(FKS_ECORRUPT, "page map damaged: run %zu (pages %llu+%llu) is out of "
                             "order or past the end (%llu pages)", i, (unsigned long long)r->pgno,
                             (unsigned long long)r->npages, (unsigned long long)npages_total);
-        if (r->page <= 0 || r->page >= PM_NEW || (uint64_t)r->page > (uint64_t)(PM_NEW - 1) - r->npages)
+        /* ids page .. page+npages-1 all in 1 .. PM_NEW-1; no overflow */
+        if (r->page <= 0 || r->page >= PM_NEW || r->npages > (uint64_t)(PM_NEW - r->page))
             return fks__err(FKS_ECORRUPT, "page map damaged: run %zu names page id %lld", i,
                             (long long)r->page);
         next = r->pgno + r->npages;

@@ -10,8 +10,9 @@
 **   DIR/gc.lock          empty; flock()ed by the one running gc
 **
 ** A store is recognised by DIR/catalog.db holding our tables. fks_open()
-** refuses a directory or catalog that other users can write: anyone who
-** can write there can make restore hand back whatever they like.
+** refuses a directory, catalog or chunk directory that other users can
+** write: anyone who can write there can make restore hand back whatever
+** they like.
 */
 #include "store.h"
 
@@ -52,8 +53,13 @@ int store_lock(struct fks_store *s)
 {
     double timeout = 120;
     const char *e = getenv("FORKSTORE_LOCK_TIMEOUT");
-    if (e && *e)
-        timeout = atof(e);
+    if (e && *e) {
+        char *end;
+        errno = 0;
+        timeout = strtod(e, &end);
+        if (errno || *end || !(timeout >= 0))
+            return fks__err(FKS_EINVAL, "FORKSTORE_LOCK_TIMEOUT='%.40s' is not a number of seconds", e);
+    }
     double start = fks__now();
     long sleep_us = 200;
     for (;;) {
@@ -135,7 +141,7 @@ int fks_init(const char *dir, uint64_t chunk_size)
         rc = fks__errno(FKS_EIO, errno, "create %s", p);
         goto out;
     }
-    int fd;
+    int fd = -1;
     if ((rc = open_lockfile(&fd, dir, "lock", 1)) != 0)
         goto out;
     close(fd);
@@ -227,7 +233,11 @@ int fks_open(struct fks_store **out, const char *dir, int flags)
                       "create one with `forkctl init %s`", dir, dir);
         goto out;
     }
-    if ((rc = check_private(dir, "store directory")) != 0 || (rc = check_private(p, "catalog")) != 0)
+    /* chunks/ too: page hashes (XXH3) are not cryptographic, so whoever can
+    ** replace chunk files can feed restore crafted pages. (A missing chunks/
+    ** is damage for verify to report, not a reason to refuse.) */
+    if ((rc = check_private(dir, "store directory")) != 0 || (rc = check_private(p, "catalog")) != 0 ||
+        (access(s->chunkdir, F_OK) == 0 && (rc = check_private(s->chunkdir, "chunk directory")) != 0))
         goto out;
     if ((rc = open_lockfile(&s->lockfd, dir, "lock", 0)) != 0) {
         fks__errctx(rc, "%s is not a complete forkstore store", dir);

@@ -234,4 +234,12 @@ static int check_ident(const char *s, size_t maxlen, const char *what)
 }
 
 int fks_check_tag(const char *tag) { return check_ident(tag, 128, "tag"); }
-int fks_check_name(const char *name) { return check_ident(name, 64, "artifact name"); }
+int fks_check_name(const char *name)
+{
+    int rc = check_ident(name, 64, "artifact name");
+    /* restore writes the "memory" artifact as memory.bin (fks_artifact_filename) */
+    if (rc == 0 && strcmp(name, "memory.bin") == 0)
+        rc = fks__err(FKS_EINVAL, "artifact name 'memory.bin' is reserved: restore writes the memory "
+                      "file there; pick another name");
+    return rc;
+}
