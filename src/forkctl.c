@@ -178,6 +178,7 @@ static json_object *snap_json(const fks_snapinfo *i)
 /* Parses the options every command shares; returns -1 to go on, else an
 ** exit code. */
 enum { OPT_STORE = 1000, OPT_JSON, OPT_QUIET, OPT_HELP };
+#define SHORT_OPTS "hq"   /* -h = --help, -q = --quiet */
 #define COMMON_OPTS \
     {"store", required_argument, NULL, OPT_STORE}, {"json", no_argument, NULL, OPT_JSON}, \
     {"quiet", no_argument, NULL, OPT_QUIET}, {"help", no_argument, NULL, OPT_HELP}
@@ -197,8 +198,8 @@ static int common_opt(int c, const char *cmd, const char *help, int *json)
             return usage_err(cmd, "%s has no --json output", cmd);
         *json = 1;
         return -1;
-    case OPT_QUIET: g_quiet = 1; return -1;
-    case OPT_HELP: fputs(help, stdout); return EX_OK;
+    case 'q': case OPT_QUIET: g_quiet = 1; return -1;
+    case 'h': case OPT_HELP: fputs(help, stdout); return EX_OK;
     default: return usage_err(cmd, "unknown option '%s'", argv_opt());
     }
 }
@@ -206,10 +207,19 @@ static int common_opt(int c, const char *cmd, const char *help, int *json)
 /* ---- commands ---- */
 
 static const char H_INIT[] =
-    "usage: forkctl init [DIR] [--chunk-size BYTES]\n"
+    "usage: forkctl init [DIR] [--chunk-size BYTES] [--json]\n"
     "Creates a new store in DIR (default: --store, $FORKSTORE_DIR, else\n"
     "$XDG_DATA_HOME/forkstore). Chunk files are preallocated to --chunk-size\n"
     "bytes (default 16 MiB; suffixes K, M, G).\n";
+
+/* A whole argument as a number: 0, or -1 if anything else is in it. */
+static int parse_number(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtod(s, &end);
+    return errno || end == s || *end ? -1 : 0;
+}
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -235,12 +245,12 @@ static int cmd_init(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"chunk-size", required_argument, NULL, 'c'}, {0}};
     uint64_t cs = 0;
-    int c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'c') {
             if (parse_size(optarg, &cs))
                 return usage_err("init", "bad --chunk-size '%s'", optarg);
-        } else if ((r = common_opt(c, "init", H_INIT, NULL)) >= 0)
+        } else if ((r = common_opt(c, "init", H_INIT, &json)) >= 0)
             return r;
     }
     if (optind < argc)
@@ -257,8 +267,13 @@ static int cmd_init(int argc, char **argv)
     }
     if ((rc = fks_init(dir, cs)) != 0)
         return fail(rc);
-    if (!g_quiet)
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "store", json_object_new_string(dir));
+        print_json(j);
+    } else if (!g_quiet) {
         printf("initialized empty store in %s\n", dir);
+    }
     return EX_OK;
 }
 
@@ -284,7 +299,7 @@ static int cmd_ingest(int argc, char **argv)
     char names[64][65];
 
     io.pause_ms = io.snapshot_ms = io.diff_bytes = -1;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 't': io.tag = optarg; break;
         case 'p': io.parent = optarg; break;
@@ -322,7 +337,7 @@ static int cmd_ingest(int argc, char **argv)
     io.artifacts = arts;
     io.n_artifacts = n;
 
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, 0);
     if (rc)
         return fail(rc);
@@ -371,7 +386,7 @@ static int cmd_restore(int argc, char **argv)
         {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'}, {0}};
     const char *out = NULL;
     int flags = 0, json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'f': flags |= FKS_RESTORE_FORCE; break;
@@ -386,7 +401,7 @@ static int cmd_restore(int argc, char **argv)
     if (!out)
         return usage_err("restore", "%s", "--out DIR is required");
     const char *tag = argv[optind];
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
@@ -425,12 +440,12 @@ static int cmd_images(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {0}};
     int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
         if ((r = common_opt(c, "images", H_IMAGES, &json)) >= 0)
             return r;
     if (optind < argc)
         return usage_err("images", "unexpected argument '%s'", argv[optind]);
-    fks_store *s;
+    fks_store *s = NULL;
     fks_snapinfo *v = NULL;
     size_t n = 0;
     int rc = open_store(&s, FKS_OPEN_READONLY);
@@ -478,12 +493,12 @@ static int cmd_log(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {0}};
     int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1)
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
         if ((r = common_opt(c, "log", H_LOG, &json)) >= 0)
             return r;
     if (optind + 1 != argc)
         return usage_err("log", "%s", "give exactly one TAG");
-    fks_store *s;
+    fks_store *s = NULL;
     fks_snapinfo *v = NULL;
     size_t n = 0;
     int rc = open_store(&s, FKS_OPEN_READONLY);
@@ -512,7 +527,7 @@ static int cmd_log(int argc, char **argv)
 }
 
 static const char H_RMI[] =
-    "usage: forkctl rmi [--cascade] TAG...\n"
+    "usage: forkctl rmi [--cascade] [--json] TAG...\n"
     "Removes snapshots. Children of a removed snapshot stay restorable byte for\n"
     "byte and take its parent as theirs; --cascade removes each TAG's whole\n"
     "subtree instead. Space is reclaimed by `forkctl gc`.\n";
@@ -520,27 +535,36 @@ static const char H_RMI[] =
 static int cmd_rmi(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"cascade", no_argument, NULL, 'c'}, {0}};
-    int cascade = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    int cascade = 0, json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'c')
             cascade = 1;
-        else if ((r = common_opt(c, "rmi", H_RMI, NULL)) >= 0)
+        else if ((r = common_opt(c, "rmi", H_RMI, &json)) >= 0)
             return r;
     }
     if (optind >= argc)
         return usage_err("rmi", "%s", "give at least one TAG");
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, 0), ret = EX_OK;
     if (rc)
         return fail(rc);
+    json_object *removed = json ? json_object_new_array() : NULL;
     for (int i = optind; i < argc; i++) {
         rc = fks_rmi(s, argv[i], cascade);
         if (rc)
             ret = fail(rc);
+        else if (json)
+            json_object_array_add(removed, json_object_new_string(argv[i]));
         else if (!g_quiet)
             printf("removed %s%s\n", argv[i], cascade ? " and its descendants" : "");
     }
     fks_close(s);
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "removed", removed);
+        json_object_object_add(j, "cascade", json_object_new_boolean(cascade));
+        print_json(j);
+    }
     return ret;
 }
 
@@ -558,13 +582,23 @@ struct sqlout {
     json_object *arr;
 };
 
-static int sql_row(void *arg, int ncol, const char *const *names, const char *const *vals)
+static int sql_row(void *arg, int ncol, const char *const *names, const char *const *vals, const int *types)
 {
     struct sqlout *o = arg;
     if (o->mode == 1) {
         json_object *j = json_object_new_object();
-        for (int i = 0; i < ncol; i++)
-            json_object_object_add(j, names[i], vals[i] ? json_object_new_string(vals[i]) : NULL);
+        for (int i = 0; i < ncol; i++) {
+            json_object *v = NULL;
+            if (!vals[i])
+                v = NULL;
+            else if (types[i] == FKS_SQL_INTEGER)
+                v = json_object_new_int64(strtoll(vals[i], NULL, 10));
+            else if (types[i] == FKS_SQL_FLOAT)
+                v = json_object_new_double(strtod(vals[i], NULL));
+            else
+                v = json_object_new_string(vals[i]);
+            json_object_object_add(j, names[i], v);
+        }
         json_object_array_add(o->arr, j);
         return 0;
     }
@@ -611,7 +645,7 @@ static int cmd_sql(int argc, char **argv)
     static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'}, {0}};
     struct sqlout out = {0};
     int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'c')
             out.mode = 2;
         else if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
@@ -621,7 +655,7 @@ static int cmd_sql(int argc, char **argv)
         out.mode = 1;
     if (optind + 1 != argc)
         return usage_err("sql", "%s", "give exactly one SQL statement (quote it)");
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
@@ -690,7 +724,7 @@ static int cmd_gc(int argc, char **argv)
         {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'}, {0}};
     fks_gc_opts go = {0};
     int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'n': go.dry_run = 1; break;
         case 'd':
@@ -698,8 +732,7 @@ static int cmd_gc(int argc, char **argv)
                 return usage_err("gc", "bad --max-duration '%s' (e.g. 90s, 10m, 1h)", optarg);
             break;
         case 't':
-            go.live_threshold = atof(optarg);
-            if (go.live_threshold <= 0 || go.live_threshold > 1)
+            if (parse_number(optarg, &go.live_threshold) || !(go.live_threshold > 0 && go.live_threshold <= 1))
                 return usage_err("gc", "--threshold takes a fraction in (0, 1], got '%s'", optarg);
             break;
         default:
@@ -709,7 +742,7 @@ static int cmd_gc(int argc, char **argv)
     }
     if (optind < argc)
         return usage_err("gc", "unexpected argument '%s'", argv[optind]);
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, 0);
     if (rc)
         return fail(rc);
@@ -761,17 +794,16 @@ static int cmd_verify(int argc, char **argv)
     static const struct option o[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
     double sample = 100;
     int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 's') {
-            sample = atof(optarg);
-            if (sample <= 0 || sample > 100)
+            if (parse_number(optarg, &sample) || !(sample > 0 && sample <= 100))
                 return usage_err("verify", "--sample takes a percentage in (0, 100], got '%s'", optarg);
         } else if ((r = common_opt(c, "verify", H_VERIFY, &json)) >= 0)
             return r;
     }
     if (optind < argc)
         return usage_err("verify", "unexpected argument '%s'", argv[optind]);
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
@@ -832,7 +864,7 @@ static int cmd_import(int argc, char **argv)
     static const struct option o[] = {COMMON_OPTS, {"prefix", required_argument, NULL, 'p'}, {0}};
     const char *prefix = NULL;
     int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'p')
             prefix = optarg;
         else if ((r = common_opt(c, "import-forkd", H_IMPORT, &json)) >= 0)
@@ -840,7 +872,7 @@ static int cmd_import(int argc, char **argv)
     }
     if (optind + 1 != argc)
         return usage_err("import-forkd", "%s", "give exactly one forkd snapshot root DIR");
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, 0);
     if (rc)
         return fail(rc);
@@ -863,7 +895,7 @@ static int cmd_import(int argc, char **argv)
 }
 
 static const char H_EXPORT[] =
-    "usage: forkctl export TAG --forkd DIR\n"
+    "usage: forkctl export TAG --forkd DIR [--json]\n"
     "Writes DIR/TAG/ as forkd lays a snapshot out: a full memory.bin, vmstate,\n"
     "rootfs.ext4 when stored, and snapshot.json with absolute paths.\n";
 
@@ -871,18 +903,18 @@ static int cmd_export(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"forkd", required_argument, NULL, 'f'}, {0}};
     const char *out = NULL;
-    int c, r;
-    while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'f')
             out = optarg;
-        else if ((r = common_opt(c, "export", H_EXPORT, NULL)) >= 0)
+        else if ((r = common_opt(c, "export", H_EXPORT, &json)) >= 0)
             return r;
     }
     if (optind + 1 != argc)
         return usage_err("export", "%s", "give exactly one TAG");
     if (!out)
         return usage_err("export", "%s", "--forkd DIR is required");
-    fks_store *s;
+    fks_store *s = NULL;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
@@ -890,8 +922,457 @@ static int cmd_export(int argc, char **argv)
     fks_close(s);
     if (rc)
         return fail(rc);
-    if (!g_quiet)
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "tag", json_object_new_string(argv[optind]));
+        json_object_object_add(j, "forkd", json_object_new_string(out));
+        print_json(j);
+    } else if (!g_quiet) {
         printf("exported %s to %s/%s\n", argv[optind], out, argv[optind]);
+    }
+    return EX_OK;
+}
+
+static const char H_PRUNE[] =
+    "usage: forkctl prune [--keep-last N] [--keep-within DURATION] [--keep-tag GLOB]...\n"
+    "                     [--dry-run] [--json]\n"
+    "Removes snapshots no rule keeps, per lineage root (a root and all its\n"
+    "descendants): --keep-last keeps the N most recent, --keep-within those\n"
+    "younger than DURATION (30s, 10m, 2h, 7d, 4w, 1y), --keep-tag those whose\n"
+    "tag matches GLOB. Children of a removed snapshot stay restorable. At least\n"
+    "one rule is required. `forkctl gc` reclaims the space afterwards.\n";
+
+static int cmd_prune(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"keep-last", required_argument, NULL, 'l'},
+        {"keep-within", required_argument, NULL, 'w'}, {"keep-tag", required_argument, NULL, 't'},
+        {"dry-run", no_argument, NULL, 'n'}, {0}};
+    fks_prune_opts po = {0};
+    const char *tags[64];
+    int json = 0, c, r;
+    double within = 0;
+    po.keep_tags = tags;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        switch (c) {
+        case 'l': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v <= 0 || v > 1000000)
+                return usage_err("prune", "--keep-last takes a positive number, got '%s'", optarg);
+            po.keep_last = (int)v;
+            break;
+        }
+        case 'w':
+            if (parse_duration(optarg, &within) || within <= 0)
+                return usage_err("prune", "bad --keep-within '%s' (e.g. 2h, 7d, 4w)", optarg);
+            po.keep_within_ms = (int64_t)(within * 1000);
+            break;
+        case 't':
+            if (po.n_keep_tags == 64)
+                return usage_err("prune", "%s", "at most 64 --keep-tag options");
+            tags[po.n_keep_tags++] = optarg;
+            break;
+        case 'n': po.dry_run = 1; break;
+        default:
+            if ((r = common_opt(c, "prune", H_PRUNE, &json)) >= 0)
+                return r;
+        }
+    }
+    if (optind < argc)
+        return usage_err("prune", "unexpected argument '%s'", argv[optind]);
+    if (po.keep_last == 0 && po.keep_within_ms == 0 && po.n_keep_tags == 0)
+        return usage_err("prune", "%s", "give at least one rule: --keep-last, --keep-within or --keep-tag");
+    fks_store *s = NULL;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return fail(rc);
+    fks_prune_result res;
+    rc = fks_prune(&res, s, &po);
+    fks_close(s);
+    if (rc) {
+        int ex = fail(rc);
+        if (res.n_removed)
+            fprintf(stderr, "forkctl: prune removed %zu snapshots before the error\n", res.n_removed);
+        fks_prune_result_free(&res);
+        return ex;
+    }
+    if (json) {
+        json_object *j = json_object_new_object(), *a = json_object_new_array();
+        for (size_t i = 0; i < res.n_removed; i++)
+            json_object_array_add(a, json_object_new_string(res.removed[i]));
+        json_object_object_add(j, "dry_run", json_object_new_boolean(po.dry_run));
+        json_object_object_add(j, "removed", a);
+        json_object_object_add(j, "kept", json_object_new_int64((int64_t)res.n_kept));
+        print_json(j);
+    } else if (!g_quiet) {
+        for (size_t i = 0; i < res.n_removed; i++)
+            printf("%s %s\n", po.dry_run ? "would remove" : "removed", res.removed[i]);
+        printf("prune%s: %zu removed, %zu kept\n", po.dry_run ? " (dry run)" : "", res.n_removed, res.n_kept);
+    }
+    fks_prune_result_free(&res);
+    return EX_OK;
+}
+
+static const char H_INFO[] =
+    "usage: forkctl info TAG [--json]\n"
+    "Shows one snapshot: its chain from the root, parent and children, when it\n"
+    "was made, its files, and its sizes: logical; non-zero (pages not all\n"
+    "zero); shared with its parent (same page at the same place); unique (pages\n"
+    "no other snapshot references) and their stored bytes, which `rmi` then\n"
+    "`gc` would free; stored (what its ingest added). Snapshots taken by\n"
+    "`forkctl branch` also show the pause, snapshot and ingest times.\n";
+
+static json_object *opt_int(int64_t v)
+{
+    return v >= 0 ? json_object_new_int64(v) : NULL;
+}
+
+static void when(char *buf, size_t len, int64_t ms)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    char ag[32];
+    age(ag, sizeof ag, ms);
+    if (!localtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S %Z", &tm))
+        snprintf(buf, len, "%lld ms", (long long)ms);
+    size_t n = strlen(buf);
+    snprintf(buf + n, len - n, " (%s)", ag);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {0}};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
+        if ((r = common_opt(c, "info", H_INFO, &json)) >= 0)
+            return r;
+    if (optind + 1 != argc)
+        return usage_err("info", "%s", "give exactly one TAG");
+    const char *tag = argv[optind];
+    fks_store *s = NULL;
+    fks_snapinfo in, *chain = NULL, *all = NULL;
+    fks_snap_stats *st = NULL;
+    size_t nchain = 0, nall = 0;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc)
+        return fail(rc);
+    if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
+        (rc = fks_list(&all, &nall, s)) == 0)
+        rc = fks_snap_stats_get(&st, s, tag);
+    fks_close(s);
+    if (rc) {
+        free(chain);
+        free(all);
+        return fail(rc);
+    }
+    if (json) {
+        json_object *j = json_object_new_object(), *ch = json_object_new_array(),
+                    *kids = json_object_new_array(), *arts = json_object_new_array();
+        json_object_object_add(j, "tag", json_object_new_string(in.tag));
+        json_object_object_add(j, "parent", in.parent[0] ? json_object_new_string(in.parent) : NULL);
+        for (size_t i = nall; i-- > 0;)
+            if (strcmp(all[i].parent, in.tag) == 0)
+                json_object_array_add(kids, json_object_new_string(all[i].tag));
+        json_object_object_add(j, "children", kids);
+        for (size_t i = 0; i < nchain; i++)
+            json_object_array_add(ch, json_object_new_string(chain[i].tag));
+        json_object_object_add(j, "chain", ch);
+        json_object_object_add(j, "depth", json_object_new_int(in.depth));
+        json_object_object_add(j, "created_ms", json_object_new_int64(in.created_ms));
+#define B(k, v) json_object_object_add(j, k, json_object_new_int64((int64_t)(v)))
+        B("logical_bytes", st->logical_bytes);
+        B("nonzero_bytes", st->nonzero_bytes);
+        B("shared_with_parent_bytes", st->shared_with_parent_bytes);
+        B("unique_pages", st->unique_pages);
+        B("unique_bytes", st->unique_bytes);
+        B("unique_stored_bytes", st->unique_stored_bytes);
+        B("stored_bytes", st->stored_bytes);
+#undef B
+        for (size_t i = 0; i < st->n_artifacts; i++) {
+            json_object *a = json_object_new_object();
+            json_object_object_add(a, "name", json_object_new_string(st->artifacts[i].name));
+            json_object_object_add(a, "size", json_object_new_int64((int64_t)st->artifacts[i].size));
+            json_object_object_add(a, "nonzero_bytes", json_object_new_int64((int64_t)st->artifacts[i].nonzero_bytes));
+            json_object_object_add(a, "runs", json_object_new_int64((int64_t)st->artifacts[i].runs));
+            json_object_array_add(arts, a);
+        }
+        json_object_object_add(j, "artifacts", arts);
+        json_object_object_add(j, "pause_ms", opt_int(in.pause_ms));
+        json_object_object_add(j, "snapshot_ms", opt_int(in.snapshot_ms));
+        json_object_object_add(j, "ingest_ms", opt_int(in.ingest_ms));
+        json_object_object_add(j, "diff_bytes", opt_int(in.diff_bytes));
+        print_json(j);
+    } else {
+        char b[64], w[96];
+        int nkids = 0;
+        printf("snapshot          %s\n", in.tag);
+        printf("parent            %s\n", in.parent[0] ? in.parent : "- (a root)");
+        printf("children         ");
+        for (size_t i = nall; i-- > 0;)
+            if (strcmp(all[i].parent, in.tag) == 0)
+                printf(" %s", all[i].tag), nkids++;
+        printf("%s\n", nkids ? "" : " -");
+        printf("chain            ");
+        for (size_t i = 0; i < nchain; i++)
+            printf("%s%s", i ? " > " : " ", chain[i].tag);
+        printf("  (depth %d)\n", in.depth);
+        when(w, sizeof w, in.created_ms);
+        printf("created           %s\n", w);
+#define H(label, v, note) (human(b, sizeof b, (double)(v)), printf("%-17s %-11s %s\n", label, b, note))
+        H("logical", st->logical_bytes, "all files");
+        H("non-zero", st->nonzero_bytes, "pages not all zero");
+        H("shared w/ parent", st->shared_with_parent_bytes, "same page at the same place in the parent");
+        H("unique", st->unique_bytes, "pages no other snapshot references");
+        H("freed by rmi+gc", st->unique_stored_bytes, "at most: stored blocks holding those pages");
+        H("stored", st->stored_bytes, "bytes its ingest added");
+#undef H
+        if (in.pause_ms >= 0 || in.snapshot_ms >= 0 || in.ingest_ms >= 0) {
+            human(b, sizeof b, (double)(in.diff_bytes > 0 ? in.diff_bytes : 0));
+            printf("branch timings    pause %lld ms, snapshot %lld ms, ingest %lld ms, diff file %s\n",
+                   (long long)in.pause_ms, (long long)in.snapshot_ms, (long long)in.ingest_ms, b);
+        } else {
+            printf("branch timings    - (not taken by forkctl branch)\n");
+        }
+        printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
+        for (size_t i = 0; i < st->n_artifacts; i++) {
+            char sz[32], nz[32];
+            human(sz, sizeof sz, (double)st->artifacts[i].size);
+            human(nz, sizeof nz, (double)st->artifacts[i].nonzero_bytes);
+            printf("%-24s %11s %11s %8llu\n", st->artifacts[i].name, sz, nz,
+                   (unsigned long long)st->artifacts[i].runs);
+        }
+    }
+    fks_snap_stats_free(st);
+    free(chain);
+    free(all);
+    return EX_OK;
+}
+
+static const char H_DIFF[] =
+    "usage: forkctl diff A B [--json]\n"
+    "Compares snapshots A and B file by file (files of the same name) from their\n"
+    "page maps alone, without reading page data: for each file, how many 4 KiB\n"
+    "pages differ and the byte ranges they cover, adjacent pages merged. Pages\n"
+    "past the end of the shorter file count as zero. Exits 0 either way.\n";
+
+static int cmd_diff(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {0}};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
+        if ((r = common_opt(c, "diff", H_DIFF, &json)) >= 0)
+            return r;
+    if (optind + 2 != argc)
+        return usage_err("diff", "%s", "give two TAGs");
+    const char *ta = argv[optind], *tb = argv[optind + 1];
+    fks_store *s = NULL;
+    fks_diff_report *d = NULL;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc == 0)
+        rc = fks_diff(&d, s, ta, tb);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (json) {
+        json_object *j = json_object_new_object(), *arts = json_object_new_array();
+        json_object_object_add(j, "a", json_object_new_string(ta));
+        json_object_object_add(j, "b", json_object_new_string(tb));
+        json_object_object_add(j, "pages", json_object_new_int64((int64_t)d->pages));
+        json_object_object_add(j, "bytes", json_object_new_int64((int64_t)d->bytes));
+        for (size_t i = 0; i < d->n; i++) {
+            const fks_diff_artifact *x = &d->artifacts[i];
+            uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
+            json_object *a = json_object_new_object(), *rg = json_object_new_array();
+            json_object_object_add(a, "name", json_object_new_string(x->name));
+            json_object_object_add(a, "size_a", x->in_a ? json_object_new_int64((int64_t)x->size_a) : NULL);
+            json_object_object_add(a, "size_b", x->in_b ? json_object_new_int64((int64_t)x->size_b) : NULL);
+            json_object_object_add(a, "pages", json_object_new_int64((int64_t)x->pages));
+            json_object_object_add(a, "bytes", json_object_new_int64((int64_t)x->bytes));
+            for (size_t k = 0; k < x->n_ranges; k++) {
+                uint64_t off = x->ranges[k].pgno * FKS_PAGE_SIZE, end = (x->ranges[k].pgno + x->ranges[k].npages) * FKS_PAGE_SIZE;
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "offset", json_object_new_int64((int64_t)off));
+                json_object_object_add(e, "length", json_object_new_int64((int64_t)((end < size ? end : size) - off)));
+                json_object_array_add(rg, e);
+            }
+            json_object_object_add(a, "ranges", rg);
+            json_object_array_add(arts, a);
+        }
+        json_object_object_add(j, "artifacts", arts);
+        print_json(j);
+    } else {
+        char b[32];
+        for (size_t i = 0; i < d->n; i++) {
+            const fks_diff_artifact *x = &d->artifacts[i];
+            uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
+            human(b, sizeof b, (double)x->bytes);
+            printf("%s: ", x->name);
+            if (!x->in_a || !x->in_b)
+                printf("only in %s; ", x->in_a ? ta : tb);
+            else if (x->size_a != x->size_b)
+                printf("size %llu -> %llu; ", (unsigned long long)x->size_a, (unsigned long long)x->size_b);
+            if (x->pages == 0)
+                printf("no page differs\n");
+            else
+                printf("%llu page%s differ%s (%s) in %zu range%s\n", (unsigned long long)x->pages,
+                       x->pages == 1 ? "" : "s", x->pages == 1 ? "s" : "", b, x->n_ranges,
+                       x->n_ranges == 1 ? "" : "s");
+            for (size_t k = 0; k < x->n_ranges; k++) {
+                uint64_t off = x->ranges[k].pgno * FKS_PAGE_SIZE, end = (x->ranges[k].pgno + x->ranges[k].npages) * FKS_PAGE_SIZE;
+                if (end > size)
+                    end = size;
+                human(b, sizeof b, (double)(end - off));
+                printf("  0x%010llx-0x%010llx  %s\n", (unsigned long long)off, (unsigned long long)end - 1, b);
+            }
+        }
+        human(b, sizeof b, (double)d->bytes);
+        printf("%s -> %s: %llu page%s differ (%s)\n", ta, tb, (unsigned long long)d->pages,
+               d->pages == 1 ? "" : "s", b);
+    }
+    fks_diff_free(d);
+    return EX_OK;
+}
+
+static const char H_STATS[] =
+    "usage: forkctl stats [--json | --prometheus]\n"
+    "Store-wide numbers: snapshots, logical bytes, stored bytes (compressed\n"
+    "pages plus their record headers), chunk and catalog bytes on disk, the\n"
+    "dedup ratio (page references per distinct page), compression ratio, share\n"
+    "of zero pages, and the bytes gc would reclaim (pages no snapshot\n"
+    "references). --prometheus prints node_exporter textfile format.\n";
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void prom_label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fprintf(f, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void prom(const char *store, const char *name, const char *help, double v, int integer)
+{
+    printf("# HELP forkstore_%s %s\n# TYPE forkstore_%s gauge\nforkstore_%s{store=\"", name, help, name, name);
+    prom_label(stdout, store);
+    if (integer)
+        printf("\"} %.0f\n", v);
+    else
+        printf("\"} %.6g\n", v);
+}
+
+static int cmd_stats(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"prometheus", no_argument, NULL, 'p'}, {0}};
+    int json = 0, promf = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'p')
+            promf = 1;
+        else if ((r = common_opt(c, "stats", H_STATS, &json)) >= 0)
+            return r;
+    }
+    if (optind < argc)
+        return usage_err("stats", "unexpected argument '%s'", argv[optind]);
+    if (json && promf)
+        return usage_err("stats", "%s", "give --json or --prometheus, not both");
+    char def[4096];
+    const char *dir = g_store;
+    int rc = 0;
+    if (!dir && (rc = fks_default_dir(def, sizeof def)) == 0)
+        dir = def;
+    fks_store *s = NULL;
+    fks_store_stats st;
+    if (rc == 0 && (rc = fks_open(&s, dir, FKS_OPEN_READONLY)) == 0)
+        rc = fks_store_stats_get(&st, s);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (promf) {
+        prom(dir, "snapshots", "Snapshots in the store.", (double)st.snapshots, 1);
+        prom(dir, "artifacts", "Files of all snapshots.", (double)st.artifacts, 1);
+        prom(dir, "logical_bytes", "Sum of the sizes of all snapshot files.", (double)st.logical_bytes, 1);
+        prom(dir, "stored_bytes", "Bytes of every indexed page in chunk files (compressed, with record headers).",
+             (double)st.stored_bytes, 1);
+        prom(dir, "pages", "Distinct pages in the page index.", (double)st.pages, 1);
+        prom(dir, "referenced_pages", "Indexed pages some snapshot references.", (double)st.referenced_pages, 1);
+        prom(dir, "reclaimable_bytes", "Stored bytes of pages no snapshot references (gc reclaims them).",
+             (double)st.reclaimable_bytes, 1);
+        prom(dir, "chunks", "Chunk files in the catalog.", (double)st.chunks, 1);
+        prom(dir, "chunk_used_bytes", "Committed bytes in chunk files.", (double)st.chunk_used_bytes, 1);
+        prom(dir, "chunk_disk_bytes", "Bytes allocated on disk to chunk files.", (double)st.chunk_disk_bytes, 1);
+        prom(dir, "catalog_disk_bytes", "Bytes allocated on disk to the catalog and its WAL.",
+             (double)st.catalog_disk_bytes, 1);
+        prom(dir, "dedup_ratio", "Page references per distinct referenced page.", st.dedup_ratio, 0);
+        prom(dir, "compression_ratio", "Page bytes per stored byte.", st.compression_ratio, 0);
+        prom(dir, "zero_page_ratio", "Share of all file pages that are zero pages (never stored).",
+             st.zero_page_share, 0);
+    } else if (json) {
+        json_object *j = json_object_new_object();
+#define I(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)st.k))
+        I(snapshots); I(artifacts); I(runs); I(chunks); I(logical_bytes); I(logical_pages); I(page_refs);
+        I(pages); I(referenced_pages); I(stored_bytes); I(reclaimable_bytes); I(chunk_used_bytes);
+        I(chunk_disk_bytes); I(catalog_disk_bytes);
+#undef I
+        json_object_object_add(j, "dedup_ratio", json_object_new_double(st.dedup_ratio));
+        json_object_object_add(j, "compression_ratio", json_object_new_double(st.compression_ratio));
+        json_object_object_add(j, "zero_page_share", json_object_new_double(st.zero_page_share));
+        print_json(j);
+    } else {
+        char a[32], b[32], d[32];
+        human(a, sizeof a, (double)st.logical_bytes);
+        printf("snapshots          %llu (%llu files)\n", (unsigned long long)st.snapshots,
+               (unsigned long long)st.artifacts);
+        printf("logical            %s\n", a);
+        printf("zero pages         %.1f%% (never stored)\n", 100 * st.zero_page_share);
+        printf("dedup              %.2fx (%llu page references, %llu distinct pages)\n", st.dedup_ratio,
+               (unsigned long long)st.page_refs, (unsigned long long)st.referenced_pages);
+        human(a, sizeof a, (double)st.stored_bytes);
+        printf("stored             %s (%llu pages, compression %.2fx)\n", a, (unsigned long long)st.pages,
+               st.compression_ratio);
+        human(a, sizeof a, (double)st.reclaimable_bytes);
+        printf("reclaimable by gc  %s (%llu pages no snapshot references)\n", a,
+               (unsigned long long)(st.pages - st.referenced_pages));
+        human(a, sizeof a, (double)st.chunk_disk_bytes);
+        human(b, sizeof b, (double)st.chunk_used_bytes);
+        human(d, sizeof d, (double)st.catalog_disk_bytes);
+        printf("chunk files        %llu, %s on disk (%s used)\n", (unsigned long long)st.chunks, a, b);
+        printf("catalog            %s on disk\n", d);
+    }
+    return EX_OK;
+}
+
+static const char H_TAG[] =
+    "usage: forkctl tag OLD NEW [--json]\n"
+    "Renames snapshot OLD to NEW. Lineage is kept (children refer to their\n"
+    "parent by id, not by tag). Refused if a snapshot NEW exists.\n";
+
+static int cmd_tag(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {0}};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
+        if ((r = common_opt(c, "tag", H_TAG, &json)) >= 0)
+            return r;
+    if (optind + 2 != argc)
+        return usage_err("tag", "%s", "give OLD and NEW");
+    fks_store *s = NULL;
+    int rc = open_store(&s, 0);
+    if (rc == 0)
+        rc = fks_tag(s, argv[optind], argv[optind + 1]);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "old", json_object_new_string(argv[optind]));
+        json_object_object_add(j, "new", json_object_new_string(argv[optind + 1]));
+        print_json(j);
+    } else if (!g_quiet) {
+        printf("renamed %s to %s\n", argv[optind], argv[optind + 1]);
+    }
     return EX_OK;
 }
 
@@ -910,10 +1391,15 @@ static const struct command commands[] = {
     {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, byte for byte"},
     {"images", cmd_images, H_IMAGES, "list snapshots"},
     {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot"},
+    {"info", cmd_info, H_INFO, "show one snapshot: lineage, files, sizes, timings"},
+    {"diff", cmd_diff, H_DIFF, "show which pages differ between two snapshots"},
+    {"tag", cmd_tag, H_TAG, "rename a snapshot"},
     {"rmi", cmd_rmi, H_RMI, "remove snapshots (children stay restorable)"},
     {"sql", cmd_sql, H_SQL, "run a read-only SQL query on the catalog"},
     {"gc", cmd_gc, H_GC, "reclaim space no snapshot uses"},
     {"verify", cmd_verify, H_VERIFY, "check every page, chunk and map"},
+    {"stats", cmd_stats, H_STATS, "store-wide sizes and ratios (also for Prometheus)"},
+    {"prune", cmd_prune, H_PRUNE, "remove snapshots by retention rules"},
     {"import-forkd", cmd_import, H_IMPORT, "import a forkd snapshot directory tree"},
     {"export", cmd_export, H_EXPORT, "write a snapshot as a forkd snapshot directory"},
 };
@@ -925,9 +1411,11 @@ static void main_usage(FILE *f)
                "forkstore %s: a content-addressed store for microVM snapshots.\n\nCommands:\n",
             FKS_VERSION_STRING);
     for (size_t i = 0; i < NCMD; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-10s %s\n\n", "help", "this text, or `forkctl help COMMAND`");
-    fprintf(f, "The store is --store DIR, else $FORKSTORE_DIR, else $XDG_DATA_HOME/forkstore.\n"
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-13s %s\n\n", "help", "this text, or `forkctl help COMMAND`");
+    fprintf(f, "Every command takes --store DIR, --quiet (-q) and --help (-h); --json prints\n"
+               "JSON instead of text. The store is --store DIR, else $FORKSTORE_DIR, else\n"
+               "$XDG_DATA_HOME/forkstore, else ~/.local/share/forkstore. See forkctl(1).\n"
                "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found,\n"
                "4 store locked, 5 damaged data found.\n");
 }

@@ -173,6 +173,28 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 ** Pages nobody references any more are left for gc. */
 int fks_rmi(fks_store *s, const char *tag, int cascade);
 
+/* ---- retention ---------------------------------------------------------- */
+
+typedef struct fks_prune_opts {
+    int keep_last;                 /* keep the N most recent per lineage root */
+    int64_t keep_within_ms;        /* keep those created less than this ago */
+    const char *const *keep_tags;  /* keep tags matching these globs */
+    size_t n_keep_tags;
+    int dry_run;                   /* list, remove nothing */
+} fks_prune_opts;
+
+typedef struct fks_prune_result {
+    size_t n_removed, n_kept;
+    char **removed;                /* tags removed (or that would be) */
+} fks_prune_result;
+
+/* Applies retention rules per lineage root; a snapshot any rule keeps is
+** kept, the others are removed as by fks_rmi (children stay restorable).
+** At least one rule is required (FKS_EINVAL). Free the result's lists
+** with fks_prune_result_free(), even after a failure. */
+int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o);
+void fks_prune_result_free(fks_prune_result *r);
+
 /* ---- gc and verify ------------------------------------------------------ */
 
 typedef struct fks_gc_opts {
@@ -222,6 +244,40 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample_percent,
                fks_progress_fn progress, void *progress_arg);
 void fks_verify_free(fks_verify_report *r);
 
+/* ---- branching a live VM (Firecracker API) ------------------------------ */
+
+typedef struct fks_branch_opts {
+    const char *api_sock;      /* the VMM's API socket */
+    const char *tag;
+    const char *parent;        /* the VM's previous snapshot: a Diff is taken */
+    int full;                  /* take a Full snapshot even with a parent */
+    const char *staging;       /* memory-backed directory; NULL: /dev/shm */
+    long timeout_ms;           /* per API call; 0: 10 s */
+    fks_progress_fn progress;  /* of the ingest */
+    void *progress_arg;
+} fks_branch_opts;
+
+typedef struct fks_branch_result {
+    int diff;                  /* 1 if a Diff snapshot was taken */
+    int64_t pause_ms;          /* pause request sent to resume acknowledged */
+    int64_t snapshot_ms;       /* the snapshot/create call */
+    int64_t ingest_ms;         /* staged files to durable in the store */
+    int64_t diff_bytes;        /* physical bytes of the staged memory file */
+    fks_ingest_stats ingest;
+} fks_branch_result;
+
+/* Pauses the VM, snapshots it into memory-backed staging, resumes it, then
+** ingests the staged files and removes them. The VM is always resumed,
+** whatever fails. Timings are recorded with the snapshot. */
+int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o);
+
+/* Restores tag into a new private staging directory (under staging, or
+** /dev/shm) and loads it into the VMM at api_sock (which must be fresh),
+** resuming it. Writes the staging directory into staging_out: the VMM
+** maps its memory file, so the caller removes it when the VM is gone. */
+int fks_load(char *staging_out, size_t staging_len, fks_store *s, const char *tag, const char *api_sock,
+             const char *staging, long timeout_ms);
+
 /* ---- forkd interop ------------------------------------------------------ */
 
 /* Imports a forkd snapshot root (ROOT/<tag>/snapshot.json, vmstate,
@@ -238,10 +294,14 @@ int fks_export_forkd(fks_store *s, const char *tag, const char *outroot);
 
 /* ---- SQL -------------------------------------------------------------- */
 
-/* Called for each result row; return nonzero to stop. names and values are
-** borrowed for the call; a NULL value is SQL NULL. */
+/* Column types handed to an fks_row_fn (SQLite's storage classes). */
+enum { FKS_SQL_INTEGER = 1, FKS_SQL_FLOAT = 2, FKS_SQL_TEXT = 3, FKS_SQL_BLOB = 4, FKS_SQL_NULL = 5 };
+
+/* Called for each result row; return nonzero to stop. names, values and
+** types are borrowed for the call; a NULL value is SQL NULL; values are
+** text (BLOBs as lowercase hex), types say what each was. */
 typedef int (*fks_row_fn)(void *arg, int ncol, const char *const *names,
-                          const char *const *values);
+                          const char *const *values, const int *types);
 
 /* Runs one read-only statement on a connection that cannot write (a write
 ** fails with FKS_EINVAL and a clear message). */
@@ -254,6 +314,108 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg);
 int fks_check_tag(const char *tag);
 /* Same rule for artifact names, 1-64 chars. */
 int fks_check_name(const char *name);
+
+/* ---- statistics, diffs, renaming ------------------------------------ */
+
+/* One run of a page map: pages pgno .. pgno+npages-1 hold page ids
+** page_id .. page_id+npages-1. A page number no run covers is a zero page.
+** Equal page ids mean equal bytes (the page index is content-addressed). */
+typedef struct fks_run {
+    uint64_t pgno, npages;
+    int64_t page_id;
+} fks_run;
+
+/* Page numbers pgno .. pgno+npages-1. */
+typedef struct fks_range {
+    uint64_t pgno, npages;
+} fks_range;
+
+/* Compares two page maps (runs sorted by pgno, not overlapping, npages > 0)
+** in one linear merge. Writes the page ranges where they hold different
+** pages, adjacent ones merged, by pgno, into *out (caller frees with
+** free(); NULL when none), their number into *n and the count of
+** differing pages into *pages. A page only one side holds differs (the
+** other side's is zero). FKS_EINVAL if a list is not sorted. */
+int fks_runs_diff(fks_range **out, size_t *n, uint64_t *pages,
+                  const fks_run *a, size_t na, const fks_run *b, size_t nb);
+
+typedef struct fks_diff_artifact {
+    char name[65];
+    int in_a, in_b;              /* the artifact exists in A, in B */
+    uint64_t size_a, size_b;     /* logical bytes, 0 where absent */
+    uint64_t pages;              /* pages that differ */
+    uint64_t bytes;              /* bytes in them (a file's tail page may be short) */
+    size_t n_ranges;
+    fks_range *ranges;           /* the differing pages, merged, by pgno */
+} fks_diff_artifact;
+
+typedef struct fks_diff_report {
+    size_t n;
+    fks_diff_artifact *artifacts;   /* every name in A or B, sorted */
+    uint64_t pages, bytes;          /* totals */
+} fks_diff_report;
+
+/* Compares snapshots a and b artifact by artifact (same name), from their
+** page maps alone: nothing is decompressed. Pages past the end of the
+** shorter file count as zero pages; the sizes tell a length change. Caller
+** frees *out with fks_diff_free(). FKS_ENOTFOUND for an unknown tag. */
+int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char *tag_b);
+void fks_diff_free(fks_diff_report *d);
+
+typedef struct fks_artifact_stats {
+    char name[65];
+    uint64_t size;               /* logical bytes */
+    uint64_t nonzero_bytes;      /* bytes of the pages its runs cover */
+    uint64_t runs;               /* runs in its page map */
+} fks_artifact_stats;
+
+/* The columns of the snapshot_stats view (migrations/0003_views.sql),
+** computed for one snapshot. */
+typedef struct fks_snap_stats {
+    uint64_t logical_bytes;      /* all artifacts */
+    uint64_t nonzero_bytes;      /* pages that are not all zero */
+    uint64_t shared_with_parent_bytes; /* same page at the same place in the
+                                          parent's same-named artifact */
+    uint64_t unique_pages;       /* pages no other snapshot references */
+    uint64_t unique_bytes;       /* unique_pages * 4096 */
+    uint64_t unique_stored_bytes;/* bytes of the block records holding them:
+                                   at most what rmi + gc (with compaction) frees */
+    uint64_t stored_bytes;       /* stored bytes this snapshot added at ingest */
+    size_t n_artifacts;
+    fks_artifact_stats *artifacts; /* by name */
+} fks_snap_stats;
+
+/* Sizes of snapshot tag, from one consistent read of the catalog. Caller
+** frees *out with fks_snap_stats_free(). FKS_ENOTFOUND if absent. */
+int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag);
+void fks_snap_stats_free(fks_snap_stats *st);
+
+/* Store-wide numbers. A page's stored bytes are its chunk record: its
+** compressed bytes plus a 32-byte header. */
+typedef struct fks_store_stats {
+    uint64_t snapshots, artifacts, runs, chunks;
+    uint64_t logical_bytes;      /* sum of artifact sizes */
+    uint64_t logical_pages;      /* sum of artifact sizes in pages, rounded up */
+    uint64_t page_refs;          /* non-zero pages over all artifacts (sum of npages) */
+    uint64_t pages;              /* rows of the page index */
+    uint64_t referenced_pages;   /* of those, pages some run references */
+    uint64_t stored_bytes;       /* stored bytes of every indexed page */
+    uint64_t reclaimable_bytes;  /* stored bytes of pages no run references (gc frees) */
+    uint64_t chunk_used_bytes;   /* committed bytes in chunk files */
+    uint64_t chunk_disk_bytes;   /* bytes allocated to files in chunks/ */
+    uint64_t catalog_disk_bytes; /* catalog.db and its WAL */
+    double dedup_ratio;          /* page_refs / referenced_pages */
+    double compression_ratio;    /* pages * 4096 / stored_bytes */
+    double zero_page_share;      /* (logical_pages - page_refs) / logical_pages */
+} fks_store_stats;
+
+/* Fills *out from one consistent read of the catalog and a stat() of the
+** chunk files. Ratios are 0 when their denominator is. */
+int fks_store_stats_get(fks_store_stats *out, fks_store *s);
+
+/* Renames snapshot old_tag to new_tag (validated by fks_check_tag).
+** FKS_ENOTFOUND if old_tag is absent, FKS_EEXIST if new_tag is taken. */
+int fks_tag(fks_store *s, const char *old_tag, const char *new_tag);
 
 #ifdef __cplusplus
 }

@@ -182,6 +182,9 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     return cat_end(s, rc);
 }
 
+_Static_assert(FKS_SQL_INTEGER == SQLITE_INTEGER && FKS_SQL_FLOAT == SQLITE_FLOAT && FKS_SQL_TEXT == SQLITE_TEXT &&
+               FKS_SQL_BLOB == SQLITE_BLOB && FKS_SQL_NULL == SQLITE_NULL, "FKS_SQL_* are SQLite's types");
+
 int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
 {
     sqlite3 *db = NULL;
@@ -214,9 +217,11 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
     int ncol = sqlite3_column_count(st);
     const char **names = calloc((size_t)ncol + 1, sizeof *names);
     const char **vals = calloc((size_t)ncol + 1, sizeof *vals);
-    if (!names || !vals) {
+    int *types = calloc((size_t)ncol + 1, sizeof *types);
+    if (!names || !vals || !types) {
         free(names);
         free(vals);
+        free(types);
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
@@ -236,7 +241,8 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
         }
         char *h = hex;
         for (int i = 0; i < ncol; i++) {
-            if (sqlite3_column_type(st, i) != SQLITE_BLOB) {
+            types[i] = sqlite3_column_type(st, i);
+            if (types[i] != SQLITE_BLOB) {
                 vals[i] = (const char *)sqlite3_column_text(st, i);
                 continue;
             }
@@ -247,7 +253,7 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
                 sprintf(h, "%02x", b[k]);
             *h++ = 0;
         }
-        if (row(arg, ncol, names, vals))
+        if (row(arg, ncol, names, vals, types))
             break;
     }
     free(hex);
@@ -255,6 +261,7 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
         rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
     free(names);
     free(vals);
+    free(types);
 out:
     sqlite3_finalize(st);
     sqlite3_close(db);

@@ -1,0 +1,661 @@
+/*
+** stats.c: numbers about snapshots and the store, and page-map diffs.
+**
+** Design
+**  1. Everything is computed from the page maps' runs, never page by page,
+**     so the cost follows the number of runs, not the size of the images.
+**     The definitions are those of the views in migrations/0003_views.sql
+**     (tests/cli/t_info.sh checks that both agree).
+**  2. Two maps are compared by one linear merge (merge_maps): page numbers
+**     are walked through both run lists at once, in stretches where
+**     neither side starts or ends a run. In a stretch where both sides lie
+**     in a run, their pages are all equal or all different: equal exactly
+**     when the runs lie on the same diagonal page_id - pgno. So each
+**     stretch is decided in O(1), and a diff costs O(runs of A + runs of B).
+**  3. Unique and unreferenced pages are page-id interval arithmetic: runs
+**     become id intervals [page_id, page_id + npages), sorted and merged
+**     (a union), then subtracted one from another. The stored bytes of an
+**     id interval come from one rowid range scan of page.
+**  4. Each public function reads inside one read transaction: a
+**     concurrent ingest or gc cannot make the numbers disagree.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "catalog.h"
+#include "store.h"
+#include "util.h"
+
+#define PAGE FKS_PAGE_SIZE
+
+/* ---- the linear merge of two page maps ---- */
+
+enum { SEG_ZERO, SEG_SAME, SEG_DIFF };
+
+/* Called for each stretch [pgno, pgno + npages) with its state. */
+typedef int (*seg_fn)(void *arg, uint64_t pgno, uint64_t npages, int state);
+
+static int check_runs(const fks_run *r, size_t n, const char *which)
+{
+    uint64_t next = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].npages == 0 || r[i].pgno < next || r[i].pgno + r[i].npages < r[i].pgno ||
+            r[i].page_id <= 0 || (uint64_t)r[i].page_id + r[i].npages < (uint64_t)r[i].page_id)
+            return fks__err(FKS_EINVAL, "page map %s: run %zu (pages %llu+%llu, page id %lld) is empty, "
+                            "out of order, overlapping or wraps", which, i, (unsigned long long)r[i].pgno,
+                            (unsigned long long)r[i].npages, (long long)r[i].page_id);
+        next = r[i].pgno + r[i].npages;
+    }
+    return 0;
+}
+
+static int merge_maps(const fks_run *a, size_t na, const fks_run *b, size_t nb, seg_fn fn, void *arg)
+{
+    int rc = check_runs(a, na, "A");
+    if (rc || (rc = check_runs(b, nb, "B")) != 0)
+        return rc;
+    size_t i = 0, j = 0;
+    uint64_t pos = 0;
+    while (i < na || j < nb) {
+        int ina = i < na && pos >= a[i].pgno, inb = j < nb && pos >= b[j].pgno;
+        uint64_t ea = i == na ? UINT64_MAX : ina ? a[i].pgno + a[i].npages : a[i].pgno;
+        uint64_t eb = j == nb ? UINT64_MAX : inb ? b[j].pgno + b[j].npages : b[j].pgno;
+        uint64_t end = ea < eb ? ea : eb;
+        int state = SEG_ZERO;
+        if (ina && inb)
+            state = a[i].page_id + (int64_t)(pos - a[i].pgno) == b[j].page_id + (int64_t)(pos - b[j].pgno)
+                    ? SEG_SAME : SEG_DIFF;
+        else if (ina || inb)
+            state = SEG_DIFF;
+        if (end > pos && (rc = fn(arg, pos, end - pos, state)) != 0)
+            return rc;
+        pos = end;
+        if (ina && pos == ea)
+            i++;
+        if (inb && pos == eb)
+            j++;
+    }
+    return 0;
+}
+
+/* Bytes of pages [pgno, pgno + npages) of a file of size bytes: the last
+** page of a file may be short, and pages past its end have none. */
+static uint64_t range_bytes(uint64_t pgno, uint64_t npages, uint64_t size)
+{
+    if (pgno >= (size + PAGE - 1) / PAGE)
+        return 0;
+    uint64_t left = size - pgno * PAGE;
+    return npages >= (left + PAGE - 1) / PAGE ? left : npages * PAGE;
+}
+
+/* ---- fks_runs_diff ---- */
+
+struct ranges {
+    fks_range *v;
+    size_t n, alloc;
+    uint64_t pages;
+};
+
+static int ranges_add(struct ranges *r, uint64_t pgno, uint64_t npages)
+{
+    r->pages += npages;
+    if (r->n && r->v[r->n - 1].pgno + r->v[r->n - 1].npages == pgno) {
+        r->v[r->n - 1].npages += npages;
+        return 0;
+    }
+    if (r->n == r->alloc) {
+        size_t na = r->alloc ? 2 * r->alloc : 16;
+        fks_range *nv = realloc(r->v, na * sizeof *nv);
+        if (!nv)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        r->v = nv;
+        r->alloc = na;
+    }
+    r->v[r->n++] = (fks_range){pgno, npages};
+    return 0;
+}
+
+static int diff_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
+{
+    return state == SEG_DIFF ? ranges_add(arg, pgno, npages) : 0;
+}
+
+int fks_runs_diff(fks_range **out, size_t *n, uint64_t *pages,
+                  const fks_run *a, size_t na, const fks_run *b, size_t nb)
+{
+    struct ranges r = {0};
+    int rc = merge_maps(a, na, b, nb, diff_seg, &r);
+    if (rc) {
+        free(r.v);
+        r = (struct ranges){0};
+    }
+    *out = r.v;
+    *n = r.n;
+    *pages = r.pages;
+    return rc;
+}
+
+/* ---- catalog reads ---- */
+
+static int read_begin(fks_store *s)
+{
+    return cat_exec(s->db, "BEGIN");
+}
+
+static int read_end(fks_store *s, int rc)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return rc;
+    int rc2 = cat_exec(s->db, "COMMIT");
+    if (rc2)
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc ? rc : rc2;
+}
+
+/* One row of integer columns; ?1, if the statement has it, is bind. */
+static int one_row(int64_t *vals, int n, fks_store *s, const char *sql, int64_t bind)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, sql);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, bind);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        for (int i = 0; i < n; i++)
+            vals[i] = sqlite3_column_int64(st, i);
+    } else {
+        rc = cat_err(s->db, src, "catalog: read statistics");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int snap_lookup(int64_t *id, int64_t *parent_id, fks_store *s, const char *tag)
+{
+    sqlite3_stmt *st;
+    int rc = fks_check_tag(tag);
+    if (rc || (rc = cat_prepare(s->db, &st, "SELECT id, coalesce(parent_id, 0) FROM snapshot WHERE tag = ?1")))
+        return rc;
+    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        if (parent_id)
+            *parent_id = sqlite3_column_int64(st, 1);
+    } else if (src == SQLITE_DONE) {
+        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+    } else {
+        rc = cat_err(s->db, src, "catalog: find snapshot");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+struct art {
+    int64_t id;
+    char name[65];
+    uint64_t size;
+};
+
+/* The artifacts of a snapshot, by name. Caller frees *out. */
+static int arts_load(struct art **out, size_t *n, fks_store *s, int64_t snap_id)
+{
+    sqlite3_stmt *st;
+    struct art *v = NULL;
+    size_t cnt = 0, alloc = 0;
+    int src, rc = cat_prepare(s->db, &st, "SELECT id, name, size FROM artifact WHERE snapshot_id = ?1 ORDER BY name");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, snap_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == alloc) {
+            alloc = alloc ? 2 * alloc : 8;
+            struct art *nv = realloc(v, alloc * sizeof *nv);
+            if (!nv) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                goto out;
+            }
+            v = nv;
+        }
+        v[cnt].id = sqlite3_column_int64(st, 0);
+        snprintf(v[cnt].name, sizeof v[cnt].name, "%s", (const char *)sqlite3_column_text(st, 1));
+        v[cnt].size = (uint64_t)sqlite3_column_int64(st, 2);
+        cnt++;
+    }
+    if (src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: list artifacts");
+out:
+    sqlite3_finalize(st);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+struct runs {
+    fks_run *v;
+    size_t n, alloc;
+};
+
+/* Replaces r's contents with artifact art_id's runs, by pgno. st is
+** "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno". */
+static int runs_load(struct runs *r, fks_store *s, sqlite3_stmt *st, int64_t art_id)
+{
+    int src, rc = 0;
+    r->n = 0;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, art_id);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r->n == r->alloc) {
+            size_t na = r->alloc ? 2 * r->alloc : 256;
+            fks_run *nv = realloc(r->v, na * sizeof *nv);
+            if (!nv)
+                return fks__err(FKS_ENOMEM, "out of memory");
+            r->v = nv;
+            r->alloc = na;
+        }
+        r->v[r->n++] = (fks_run){(uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                                 sqlite3_column_int64(st, 2)};
+    }
+    if (src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: read page map");
+    sqlite3_reset(st);
+    return rc;
+}
+
+#define RUNS_SQL "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno"
+
+/* ---- fks_diff ---- */
+
+int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char *tag_b)
+{
+    fks_diff_report *d = NULL;
+    struct art *aa = NULL, *ab = NULL;
+    struct runs ra = {0}, rb = {0};
+    sqlite3_stmt *st = NULL;
+    size_t na = 0, nb = 0;
+    int64_t ida = 0, idb = 0;
+    *out = NULL;
+    int rc = read_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = snap_lookup(&ida, NULL, s, tag_a)) || (rc = snap_lookup(&idb, NULL, s, tag_b)) ||
+        (rc = arts_load(&aa, &na, s, ida)) || (rc = arts_load(&ab, &nb, s, idb)) ||
+        (rc = cat_prepare(s->db, &st, RUNS_SQL)))
+        goto out;
+    if (!(d = calloc(1, sizeof *d)) || !(d->artifacts = calloc(na + nb + 1, sizeof *d->artifacts))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0, j = 0; i < na || j < nb;) {
+        int c = i == na ? 1 : j == nb ? -1 : strcmp(aa[i].name, ab[j].name);
+        const struct art *pa = c <= 0 ? &aa[i] : NULL, *pb = c >= 0 ? &ab[j] : NULL;
+        const struct art *named = c <= 0 ? &aa[i] : &ab[j];
+        i += c <= 0;
+        j += c >= 0;
+        fks_diff_artifact *x = &d->artifacts[d->n++];
+        snprintf(x->name, sizeof x->name, "%s", named->name);
+        x->in_a = pa != NULL;
+        x->in_b = pb != NULL;
+        x->size_a = pa ? pa->size : 0;
+        x->size_b = pb ? pb->size : 0;
+        ra.n = rb.n = 0;
+        if ((pa && (rc = runs_load(&ra, s, st, pa->id))) || (pb && (rc = runs_load(&rb, s, st, pb->id))))
+            goto out;
+        struct ranges r = {0};
+        rc = merge_maps(ra.v, ra.n, rb.v, rb.n, diff_seg, &r);
+        x->ranges = r.v;
+        x->n_ranges = r.n;
+        x->pages = r.pages;
+        if (rc) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "diff %s %s, artifact %s: catalog damaged", tag_a, tag_b, x->name);
+            goto out;
+        }
+        uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
+        for (size_t k = 0; k < r.n; k++)
+            x->bytes += range_bytes(r.v[k].pgno, r.v[k].npages, size);
+        d->pages += x->pages;
+        d->bytes += x->bytes;
+    }
+out:
+    sqlite3_finalize(st);
+    rc = read_end(s, rc);
+    free(aa);
+    free(ab);
+    free(ra.v);
+    free(rb.v);
+    if (rc) {
+        fks_diff_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void fks_diff_free(fks_diff_report *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->artifacts[i].ranges);
+    free(d->artifacts);
+    free(d);
+}
+
+/* ---- page-id intervals ---- */
+
+struct ivl {
+    int64_t lo, hi;   /* page ids [lo, hi) */
+};
+
+struct ivls {
+    struct ivl *v;
+    size_t n, alloc;
+};
+
+static int ivls_push(struct ivls *l, int64_t lo, int64_t hi)
+{
+    if (l->n == l->alloc) {
+        size_t na = l->alloc ? 2 * l->alloc : 1024;
+        struct ivl *nv = realloc(l->v, na * sizeof *nv);
+        if (!nv)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        l->v = nv;
+        l->alloc = na;
+    }
+    l->v[l->n++] = (struct ivl){lo, hi};
+    return 0;
+}
+
+static int ivl_cmp(const void *x, const void *y)
+{
+    const struct ivl *a = x, *b = y;
+    return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
+/* Sorts and merges l in place into disjoint, non-adjacent intervals. */
+static void ivls_union(struct ivls *l)
+{
+    if (l->n == 0)
+        return;
+    qsort(l->v, l->n, sizeof *l->v, ivl_cmp);
+    size_t k = 0;
+    for (size_t i = 1; i < l->n; i++) {
+        if (l->v[i].lo <= l->v[k].hi) {
+            if (l->v[i].hi > l->v[k].hi)
+                l->v[k].hi = l->v[i].hi;
+        } else {
+            l->v[++k] = l->v[i];
+        }
+    }
+    l->n = k + 1;
+}
+
+/* out = a minus b; a and b are unions (ivls_union). */
+static int ivls_subtract(struct ivls *out, const struct ivls *a, const struct ivls *b)
+{
+    size_t j = 0;
+    int rc = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        int64_t cur = a->v[i].lo, hi = a->v[i].hi;
+        while (j < b->n && b->v[j].hi <= cur)
+            j++;
+        for (size_t k = j; k < b->n && b->v[k].lo < hi && cur < hi && rc == 0; k++) {
+            if (b->v[k].lo > cur)
+                rc = ivls_push(out, cur, b->v[k].lo);
+            if (b->v[k].hi > cur)
+                cur = b->v[k].hi;
+        }
+        if (rc == 0 && cur < hi)
+            rc = ivls_push(out, cur, hi);
+    }
+    return rc;
+}
+
+static uint64_t ivls_len(const struct ivls *l)
+{
+    uint64_t t = 0;
+    for (size_t i = 0; i < l->n; i++)
+        t += (uint64_t)(l->v[i].hi - l->v[i].lo);
+    return t;
+}
+
+/* Appends the page-id intervals of the runs sql selects (page_id, npages;
+** ?1, if there, bound to bind). */
+static int ivls_load(struct ivls *l, fks_store *s, const char *sql, int64_t bind)
+{
+    sqlite3_stmt *st;
+    int src, rc = cat_prepare(s->db, &st, sql);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, bind);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW && rc == 0) {
+        int64_t id = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
+        if (id <= 0 || n <= 0 || id > INT64_MAX - n)
+            rc = fks__err(FKS_ECORRUPT, "catalog damaged: a page map run names page ids %lld+%lld",
+                          (long long)id, (long long)n);
+        else
+            rc = ivls_push(l, id, id + n);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: read page maps");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The page rows in the intervals of l and their stored bytes. */
+static int ivls_stored(uint64_t *rows, uint64_t *bytes, fks_store *s, const struct ivls *l)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT coalesce(sum(n), 0), coalesce(sum(len), 0) FROM "
+                                   "(SELECT count(*) AS n, max(len) AS len FROM page WHERE id >= ?1 AND id < ?2 "
+                                   "GROUP BY chunk_id, off)");
+    *rows = *bytes = 0;
+    for (size_t i = 0; i < l->n && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, l->v[i].lo);
+        sqlite3_bind_int64(st, 2, l->v[i].hi);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_ROW) {
+            rc = cat_err(s->db, src, "catalog: read page index");
+            break;
+        }
+        uint64_t n = (uint64_t)sqlite3_column_int64(st, 0);
+        *rows += n;
+        *bytes += (uint64_t)sqlite3_column_int64(st, 1);
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* ---- fks_snap_stats_get ---- */
+
+struct shared {
+    uint64_t size, bytes;
+};
+
+static int shared_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
+{
+    struct shared *sh = arg;
+    if (state == SEG_SAME)
+        sh->bytes += range_bytes(pgno, npages, sh->size);
+    return 0;
+}
+
+int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
+{
+    fks_snap_stats *r = NULL;
+    struct art *arts = NULL, *parts = NULL;
+    struct runs mine = {0}, theirs = {0};
+    struct ivls ids = {0}, others = {0}, uniq = {0};
+    sqlite3_stmt *st = NULL;
+    size_t n = 0, np = 0;
+    int64_t id = 0, parent = 0, stored = 0;
+    *out = NULL;
+    int rc = read_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = snap_lookup(&id, &parent, s, tag)) ||
+        (rc = one_row(&stored, 1, s, "SELECT stored_bytes FROM snapshot WHERE id = ?1", id)) ||
+        (rc = arts_load(&arts, &n, s, id)) || (parent && (rc = arts_load(&parts, &np, s, parent))) ||
+        (rc = cat_prepare(s->db, &st, RUNS_SQL)))
+        goto out;
+    if (!(r = calloc(1, sizeof *r)) || !(r->artifacts = calloc(n + 1, sizeof *r->artifacts))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    r->stored_bytes = (uint64_t)stored;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
+        snprintf(a->name, sizeof a->name, "%s", arts[i].name);
+        a->size = arts[i].size;
+        if ((rc = runs_load(&mine, s, st, arts[i].id)) != 0)
+            goto out;
+        a->runs = mine.n;
+        for (size_t k = 0; k < mine.n && rc == 0; k++) {
+            a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
+            rc = ivls_push(&ids, mine.v[k].page_id, mine.v[k].page_id + (int64_t)mine.v[k].npages);
+        }
+        r->logical_bytes += a->size;
+        r->nonzero_bytes += a->nonzero_bytes;
+        while (j < np && strcmp(parts[j].name, a->name) < 0)
+            j++;
+        if (rc == 0 && j < np && strcmp(parts[j].name, a->name) == 0) {
+            struct shared sh = {a->size, 0};
+            if ((rc = runs_load(&theirs, s, st, parts[j].id)) == 0)
+                rc = merge_maps(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
+            r->shared_with_parent_bytes += sh.bytes;
+        }
+        if (rc) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
+            goto out;
+        }
+    }
+    if ((rc = ivls_load(&others, s, "SELECT r.page_id, r.npages FROM run r JOIN artifact a ON a.id = r.artifact_id "
+                                    "WHERE a.snapshot_id <> ?1", id)) != 0)
+        goto out;
+    ivls_union(&ids);
+    ivls_union(&others);
+    if ((rc = ivls_subtract(&uniq, &ids, &others)) != 0)
+        goto out;
+    uint64_t rows;
+    if ((rc = ivls_stored(&rows, &r->unique_stored_bytes, s, &uniq)) != 0)
+        goto out;
+    r->unique_pages = ivls_len(&uniq);
+    r->unique_bytes = r->unique_pages * PAGE;
+out:
+    sqlite3_finalize(st);
+    rc = read_end(s, rc);
+    free(arts);
+    free(parts);
+    free(mine.v);
+    free(theirs.v);
+    free(ids.v);
+    free(others.v);
+    free(uniq.v);
+    if (rc) {
+        fks_snap_stats_free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void fks_snap_stats_free(fks_snap_stats *st)
+{
+    if (!st)
+        return;
+    free(st->artifacts);
+    free(st);
+}
+
+/* ---- fks_store_stats_get ---- */
+
+static uint64_t alloc_bytes(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+static int disk_bytes(fks_store_stats *o, fks_store *s)
+{
+    char p[PATH_MAX];
+    int rc = 0;
+    const char *cat[] = {"catalog.db", "catalog.db-wal"};
+    for (int i = 0; i < 2 && rc == 0; i++)
+        if ((rc = fks__path(p, sizeof p, "%s/%s", s->dir, cat[i])) == 0)
+            o->catalog_disk_bytes += alloc_bytes(p);
+    DIR *d = rc ? NULL : opendir(s->chunkdir);
+    if (!d)
+        return rc ? rc : fks__errno(FKS_EIO, errno, "open %s", s->chunkdir);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && rc == 0)
+        if (e->d_name[0] != '.' && (rc = fks__path(p, sizeof p, "%s/%s", s->chunkdir, e->d_name)) == 0)
+            o->chunk_disk_bytes += alloc_bytes(p);
+    closedir(d);
+    return rc;
+}
+
+int fks_store_stats_get(fks_store_stats *o, fks_store *s)
+{
+    struct ivls ids = {0};
+    int64_t v[10] = {0};
+    memset(o, 0, sizeof *o);
+    int rc = read_begin(s);
+    if (rc)
+        return rc;
+    rc = one_row(v, 10, s,
+        "SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM artifact), "
+        " (SELECT count(*) FROM run), (SELECT count(*) FROM chunk), "
+        " (SELECT coalesce(sum(size), 0) FROM artifact), "
+        " (SELECT coalesce(sum((size + 4095) / 4096), 0) FROM artifact), "
+        " (SELECT coalesce(sum(npages), 0) FROM run), "
+        " (SELECT count(*) FROM page), "
+        " (SELECT coalesce(sum(len), 0) FROM (SELECT max(len) AS len FROM page GROUP BY chunk_id, off)), "
+        " (SELECT coalesce(sum(used), 0) FROM chunk)", 0);
+    if (rc)
+        goto out;
+    o->snapshots = (uint64_t)v[0];
+    o->artifacts = (uint64_t)v[1];
+    o->runs = (uint64_t)v[2];
+    o->chunks = (uint64_t)v[3];
+    o->logical_bytes = (uint64_t)v[4];
+    o->logical_pages = (uint64_t)v[5];
+    o->page_refs = (uint64_t)v[6];
+    o->pages = (uint64_t)v[7];
+    o->stored_bytes = (uint64_t)v[8];
+    o->chunk_used_bytes = (uint64_t)v[9];
+    if ((rc = ivls_load(&ids, s, "SELECT page_id, npages FROM run", 0)) != 0)
+        goto out;
+    ivls_union(&ids);
+    uint64_t live = 0;
+    if ((rc = ivls_stored(&o->referenced_pages, &live, s, &ids)) != 0)
+        goto out;
+    o->reclaimable_bytes = o->stored_bytes > live ? o->stored_bytes - live : 0;
+out:
+    rc = read_end(s, rc);
+    free(ids.v);
+    if (rc == 0)
+        rc = disk_bytes(o, s);
+    if (rc)
+        return rc;
+    if (o->referenced_pages)
+        o->dedup_ratio = (double)o->page_refs / (double)o->referenced_pages;
+    if (o->stored_bytes)
+        o->compression_ratio = (double)o->pages * PAGE / (double)o->stored_bytes;
+    if (o->logical_pages)
+        o->zero_page_share = (double)(o->logical_pages - (o->page_refs < o->logical_pages ? o->page_refs
+                                                           : o->logical_pages)) / (double)o->logical_pages;
+    return 0;
+}

@@ -1,0 +1,50 @@
+/*
+** tag.c: renaming a snapshot.
+**
+** Snapshots refer to each other by id (snapshot.parent_id), never by tag,
+** so a rename is one UPDATE of one row, under the writer lock like every
+** write. The tag's UNIQUE constraint would refuse a taken name anyway; we
+** look first to say which name and what to do.
+*/
+#include "catalog.h"
+#include "store.h"
+#include "util.h"
+
+int fks_tag(fks_store *s, const char *old_tag, const char *new_tag)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = fks_check_tag(old_tag);
+    if (rc || (rc = fks_check_tag(new_tag)) != 0)
+        return rc;
+    if ((rc = cat_begin(s)) != 0)
+        return rc;
+    if ((rc = cat_prepare(s->db, &st, "SELECT (SELECT count(*) FROM snapshot WHERE tag = ?1), "
+                                      "(SELECT count(*) FROM snapshot WHERE tag = ?2)")) != 0)
+        goto out;
+    sqlite3_bind_text(st, 1, old_tag, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, new_tag, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        rc = cat_err(s->db, src, "catalog: find snapshot");
+        goto out;
+    }
+    if (sqlite3_column_int(st, 0) == 0) {
+        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", old_tag);
+        goto out;
+    }
+    if (sqlite3_column_int(st, 1) != 0) {
+        rc = fks__err(FKS_EEXIST, "a snapshot tagged %s already exists: pick another tag, or remove "
+                      "that one first (`forkctl rmi %s`)", new_tag, new_tag);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    if ((rc = cat_prepare(s->db, &st, "UPDATE snapshot SET tag = ?2 WHERE tag = ?1")) != 0)
+        goto out;
+    sqlite3_bind_text(st, 1, old_tag, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, new_tag, -1, SQLITE_STATIC);
+    if ((src = sqlite3_step(st)) != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: rename snapshot");
+out:
+    sqlite3_finalize(st);
+    return cat_end(s, rc);
+}
