@@ -62,8 +62,18 @@ $(LIB): $(LIB_OBJ)
 $(FORKCTL): src/forkctl.c src/forkstore.h $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ src/forkctl.c $(LIB) $(LDLIBS)
 
+# The man page, with the version from forkstore.h.
+MAN := $(BUILD)/forkctl.1
+all: $(MAN)
+$(MAN): src/forkctl.1 src/forkstore.h
+	@mkdir -p $(@D)
+	sed 's/@VERSION@/$(shell sed -n 's/^#define FKS_VERSION_STRING "\(.*\)"/\1/p' src/forkstore.h)/g' src/forkctl.1 >$@
+
 # Tool fragments (generator, KVM VMM, benchmarks) define their binaries.
--include tools/gen/gen.mk tools/vmm/vmm.mk tools/bench/bench.mk
+-include tools/gen/gen.mk tools/vmm/vmm.mk tools/bench/bench.mk tools/stress.mk
+# Fuzz targets (fuzz, fuzz-replay) and static analysis (analyze).
+include tools/fuzz.mk
+-include tools/analyze.mk
 tools: $(GEN_BIN) $(VMM_BIN) $(TOOL_BINS)
 
 # ---- tests ----
@@ -82,6 +92,7 @@ check:
 	$(MAKE) WERROR=1 all $(UNIT_BIN)
 	$(MAKE) WERROR=1 unit
 	$(MAKE) WERROR=1 cli
+	$(MAKE) WERROR=1 fuzz-replay
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=address,undefined CFLAGS="-O1 -g" check
@@ -95,14 +106,17 @@ demo: $(FORKCTL) tools
 	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) tools/demo.sh $(DEMO_DIR)
 
 # ---- install ----
-install: $(FORKCTL)
+install: $(FORKCTL) $(MAN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(FORKCTL) $(DESTDIR)$(PREFIX)/bin/forkctl
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libforkstore.a
 	install -m 644 src/forkstore.h $(DESTDIR)$(PREFIX)/include/forkstore.h
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man1/forkctl.1
+	install -m 644 tools/forkctl.bash-completion $(DESTDIR)$(PREFIX)/share/bash-completion/completions/forkctl
 
 clean:
-	rm -rf build build-asan build-ubsan
+	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan bench clean"
+	@echo "targets: all check demo install asan ubsan bench bench-quick fuzz fuzz-replay analyze crash-test stress-test clean"
