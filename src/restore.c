@@ -34,21 +34,39 @@
 #include "store.h"
 #include "util.h"
 
-#define WBATCH_PAGES 2048          /* 8 MiB decoded per batch */
+#define WINDOW_ROWS (1u << 19)     /* rows per window: 2 GiB of guest, 32 MiB */
+#define RUN_PAGES 64               /* a thread's write buffer: 256 KiB */
+
+/* One non-zero page to restore: where it goes, where its bytes are. */
+struct row {
+    uint64_t pgno;
+    int64_t id, chunk;
+    uint64_t off;
+    uint32_t len, slot, rlen;
+    uint8_t hash[16];
+};
 
 struct restore {
     fks_store *s;
     const char *tag;
-    chunk_reader *cr;
+    chunk_reader *cr;             /* serial retries */
+    chunk_reader **crs;           /* one per thread */
     sqlite3 *fresh;               /* second connection for retries */
     par *par;
-    struct rbatch *batch;
-    uint8_t *buf;
+    struct row *rows;             /* the current window, WINDOW_ROWS */
+    size_t nrows;
+    uint8_t *bufs;                /* per thread: RUN_PAGES pages */
     fks_restore_stats st;
     fks_progress_fn progress;
     void *progress_arg;
     uint64_t done, total;
     double last;
+    /* the artifact being written */
+    const char *name, *path;
+    int fd;
+    uint64_t size;
+    size_t cut[65];               /* thread t handles rows cut[t] .. cut[t+1]-1 */
+    size_t failed[64];            /* first row thread t could not restore, or its end */
 };
 
 const char *fks_artifact_filename(const char *name)
@@ -82,98 +100,103 @@ static int retry_read(struct restore *r, int64_t id, uint8_t *out)
     return rc;
 }
 
-/* A batch of pages to decode: rows read from the catalog (serial), then
-** decoded and checked in parallel, then written (serial). */
-struct rbatch {
-    size_t n;
-    uint64_t pgno[WBATCH_PAGES];
-    int64_t id[WBATCH_PAGES], chunk[WBATCH_PAGES];
-    uint64_t off[WBATCH_PAGES];
-    uint32_t len[WBATCH_PAGES], slot[WBATCH_PAGES], rlen[WBATCH_PAGES];
-    uint8_t hash[WBATCH_PAGES][16];
-    int err[WBATCH_PAGES];
-    chunk_reader **cr;                          /* one per thread */
-    uint8_t *out;                               /* page i at out + i * 4096 */
-    int fd;                                     /* the output file */
-    uint64_t size;
-    const char *path;
-    int written[64];                            /* per thread: slice written */
-    size_t lo[64], hi[64];
-};
-
-/* Writes pages [lo, hi) of the batch as runs of contiguous page numbers. */
-static int write_pages(struct rbatch *b, size_t lo, size_t hi)
+/* Bytes of page pgno inside a file of size bytes. */
+static size_t page_bytes(uint64_t pgno, uint64_t size)
 {
-    for (size_t i = lo; i < hi;) {
-        size_t j = i + 1;
-        while (j < hi && b->pgno[j] == b->pgno[j - 1] + 1)
-            j++;
-        uint64_t start = b->pgno[i] * FKS_PAGE_SIZE, end = (b->pgno[j - 1] + 1) * FKS_PAGE_SIZE;
-        if (end > b->size)
-            end = b->size;
-        int rc = fks__pwrite_full(b->fd, b->out + i * FKS_PAGE_SIZE, (size_t)(end - start), (off_t)start, b->path);
-        if (rc)
-            return rc;
-        i = j;
-    }
-    return 0;
+    uint64_t end = (pgno + 1) * FKS_PAGE_SIZE;
+    return (size_t)((end > size ? size : end) - pgno * FKS_PAGE_SIZE);
 }
 
-/* Each thread decodes and checks its slice, then writes it if all went
-** well; errors are left for the serial pass (messages are per thread). */
-static void decode_part(void *arg, int tid, size_t lo, size_t hi)
+static int by_block(const void *a, const void *b)
 {
-    struct rbatch *b = arg;
-    int bad = 0;
-    for (size_t i = lo; i < hi; i++) {
-        b->err[i] = chunk_read(b->cr[tid], b->chunk[i], b->off[i], b->len[i], b->slot[i], b->rlen[i],
-                               b->hash[i], b->out + i * FKS_PAGE_SIZE);
-        bad |= b->err[i] != 0;
-    }
-    b->written[tid] = !bad && write_pages(b, lo, hi) == 0;
-    b->lo[tid] = lo;
-    b->hi[tid] = hi;
+    const struct row *x = a, *y = b;
+    if (x->chunk != y->chunk)
+        return x->chunk < y->chunk ? -1 : 1;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
-/* Decodes the batch and writes it as runs of contiguous pages. */
-static int flush_batch(struct restore *r, struct rbatch *b, const char *name, uint64_t size, int fd,
-                       const char *path)
+/* Thread tid restores its rows in block order: each block is decoded once
+** (chunk_read keeps the last blocks), and pages that are contiguous in the
+** file (all of them, for an image stored in one go) are written together.
+** It stops at the first row it cannot read or write and leaves the rest
+** to the serial pass. */
+static void restore_part(void *arg, int tid, size_t lo, size_t hi)
 {
-    if (b->n == 0)
-        return 0;
-    b->fd = fd;
-    b->size = size;
-    b->path = path;
-    int nt = par_threads(r->par);
-    for (int t = 0; t < nt; t++)
-        b->written[t] = 1, b->lo[t] = b->hi[t] = 0;
-    par_run(r->par, decode_part, b, b->n);
-    int rc = 0;
-    for (int t = 0; t < nt && rc == 0; t++) {
-        if (b->written[t])
-            continue;
-        /* Re-read serially to report the error or retry after a concurrent
-        ** compaction moved the page (restore design 4), then write. */
-        for (size_t i = b->lo[t]; i < b->hi[t] && rc == 0; i++) {
-            if (!b->err[i])
-                continue;
-            rc = chunk_read(r->cr, b->chunk[i], b->off[i], b->len[i], b->slot[i], b->rlen[i], b->hash[i],
-                            b->out + i * FKS_PAGE_SIZE);
-            if (rc == FKS_ENOTFOUND || rc == FKS_ECORRUPT)
-                rc = retry_read(r, b->id[i], b->out + i * FKS_PAGE_SIZE);
-            if (rc)
-                fks__errctx(rc, "snapshot %s, %s page %llu (page id %lld)", r->tag, name,
-                            (unsigned long long)b->pgno[i], (long long)b->id[i]);
+    struct restore *r = arg;
+    (void)lo, (void)hi;
+    uint8_t *buf = r->bufs + (size_t)tid * RUN_PAGES * FKS_PAGE_SIZE;
+    size_t a = r->cut[tid], b = r->cut[tid + 1], i = a, run = a, n = 0;
+    for (; i < b; i++) {
+        const struct row *w = &r->rows[i];
+        if (n && (n == RUN_PAGES || w->pgno != r->rows[i - 1].pgno + 1)) {
+            uint64_t p0 = r->rows[run].pgno;
+            size_t bytes = (n - 1) * FKS_PAGE_SIZE + page_bytes(p0 + n - 1, r->size);
+            if (fks__pwrite_full(r->fd, buf, bytes, (off_t)(p0 * FKS_PAGE_SIZE), r->path) != 0) {
+                i = run;
+                n = 0;
+                break;
+            }
+            run = i;
+            n = 0;
         }
-        if (rc == 0)
-            rc = write_pages(b, b->lo[t], b->hi[t]);
+        if (chunk_read(r->crs[tid], w->chunk, w->off, w->len, w->slot, w->rlen, w->hash,
+                       buf + n * FKS_PAGE_SIZE) != 0)
+            break;
+        n++;
     }
-    for (size_t i = 0; i < b->n; i++) {
-        uint64_t end = (b->pgno[i] + 1) * FKS_PAGE_SIZE;
-        r->st.written_bytes += (end > size ? size : end) - b->pgno[i] * FKS_PAGE_SIZE;
+    if (n) {
+        uint64_t p0 = r->rows[run].pgno;
+        size_t bytes = (n - 1) * FKS_PAGE_SIZE + page_bytes(p0 + n - 1, r->size);
+        if (fks__pwrite_full(r->fd, buf, bytes, (off_t)(p0 * FKS_PAGE_SIZE), r->path) != 0)
+            i = run;
     }
-    r->st.pages += b->n;
-    b->n = 0;
+    r->failed[tid] = i;
+}
+
+/* Restores the rows of the window and empties it. */
+static int flush_window(struct restore *r)
+{
+    if (r->nrows == 0)
+        return 0;
+    qsort(r->rows, r->nrows, sizeof *r->rows, by_block);
+    /* Cut into one slice per thread, at block boundaries. */
+    int nt = par_threads(r->par);
+    r->cut[0] = 0;
+    for (int t = 1; t <= nt; t++) {
+        size_t c = t == nt ? r->nrows : r->nrows * (size_t)t / (size_t)nt;
+        if (c < r->cut[t - 1])
+            c = r->cut[t - 1];
+        while (c > r->cut[t - 1] && c < r->nrows && r->rows[c].chunk == r->rows[c - 1].chunk &&
+               r->rows[c].off == r->rows[c - 1].off)
+            c++;
+        r->cut[t] = c;
+    }
+    par_run(r->par, restore_part, r, (size_t)nt);
+    /* Rows a thread could not restore: one by one, re-reading a page's
+    ** location if a concurrent compaction moved it (design 4), so that the
+    ** error, if any, names the page. */
+    int rc = 0;
+    uint8_t *page = r->bufs;
+    for (int t = 0; t < nt && rc == 0; t++) {
+        for (size_t i = r->failed[t]; i < r->cut[t + 1] && rc == 0; i++) {
+            const struct row *w = &r->rows[i];
+            rc = chunk_read(r->cr, w->chunk, w->off, w->len, w->slot, w->rlen, w->hash, page);
+            if (rc == FKS_ENOTFOUND || rc == FKS_ECORRUPT)
+                rc = retry_read(r, w->id, page);
+            if (rc == 0)
+                rc = fks__pwrite_full(r->fd, page, page_bytes(w->pgno, r->size),
+                                      (off_t)(w->pgno * FKS_PAGE_SIZE), r->path);
+            if (rc)
+                fks__errctx(rc, "snapshot %s, %s page %llu (page id %lld)", r->tag, r->name,
+                            (unsigned long long)w->pgno, (long long)w->id);
+        }
+    }
+    for (size_t i = 0; i < r->nrows; i++)
+        r->st.written_bytes += page_bytes(r->rows[i].pgno, r->size);
+    r->st.pages += r->nrows;
+    r->nrows = 0;
     return rc;
 }
 
@@ -181,63 +204,85 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
                        const char *path)
 {
     sqlite3_stmt *st;
-    struct rbatch *b = r->batch;
     int rc = cat_prepare(r->s->db, &st,
         "SELECT r.pgno + (p.id - r.page_id), p.id, p.chunk_id, p.off, p.len, coalesce(p.rlen, 4096), p.hash, p.slot "
         "FROM run r JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
         "WHERE r.artifact_id = ?1 ORDER BY r.pgno, p.id");
     if (rc)
         return rc;
+    r->name = name;
+    r->path = path;
+    r->fd = fd;
+    r->size = size;
+    r->nrows = 0;
     sqlite3_bind_int64(st, 1, art);
     uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE, expect_next = 0, want = 0;
     int src;
-    b->n = 0;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        uint64_t pgno = (uint64_t)sqlite3_column_int64(st, 0);
-        uint32_t rlen = (uint32_t)sqlite3_column_int64(st, 5);
-        if (pgno >= npages || pgno < expect_next || sqlite3_column_bytes(st, 6) != 16 ||
-            (pgno == npages - 1 ? rlen != size - pgno * FKS_PAGE_SIZE : rlen != FKS_PAGE_SIZE)) {
+        int typed = 1;
+        for (int c = 0; c < 8; c++)
+            typed &= sqlite3_column_type(st, c) == (c == 6 ? SQLITE_BLOB : SQLITE_INTEGER);
+        int64_t pg = sqlite3_column_int64(st, 0), off = sqlite3_column_int64(st, 3);
+        int64_t len = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
+        int64_t slot = sqlite3_column_int64(st, 7);
+        uint64_t pgno = (uint64_t)pg;
+        if (!typed || pg < 0 || pgno >= npages || pgno < expect_next || sqlite3_column_bytes(st, 6) != 16 ||
+            off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot > 255 ||
+            (pgno == npages - 1 ? (uint64_t)rlen != size - pgno * FKS_PAGE_SIZE : rlen != FKS_PAGE_SIZE)) {
             rc = fks__err(FKS_ECORRUPT, "page map of %s/%s is damaged at page %llu", r->tag, name,
                           (unsigned long long)pgno);
             break;
         }
-        size_t i = b->n++;
-        b->pgno[i] = pgno;
-        b->id[i] = sqlite3_column_int64(st, 1);
-        b->chunk[i] = sqlite3_column_int64(st, 2);
-        b->off[i] = (uint64_t)sqlite3_column_int64(st, 3);
-        b->len[i] = (uint32_t)sqlite3_column_int64(st, 4);
-        b->slot[i] = (uint32_t)sqlite3_column_int64(st, 7);
-        b->rlen[i] = rlen;
-        memcpy(b->hash[i], sqlite3_column_blob(st, 6), 16);
+        struct row *w = &r->rows[r->nrows++];
+        w->pgno = pgno;
+        w->id = sqlite3_column_int64(st, 1);
+        w->chunk = sqlite3_column_int64(st, 2);
+        w->off = (uint64_t)off;
+        w->len = (uint32_t)len;
+        w->slot = (uint32_t)slot;
+        w->rlen = (uint32_t)rlen;
+        memcpy(w->hash, sqlite3_column_blob(st, 6), 16);
         expect_next = pgno + 1;
         want++;
-        if (b->n == WBATCH_PAGES)
-            rc = flush_batch(r, b, name, size, fd, path);
-        r->done = pgno * FKS_PAGE_SIZE;
-        if (r->progress && fks__now() - r->last > 0.1) {
-            r->last = fks__now();
-            r->progress(r->progress_arg, r->done, r->total);
+        if (r->nrows == WINDOW_ROWS) {
+            rc = flush_window(r);
+            r->done = pgno * FKS_PAGE_SIZE;
+            if (r->progress && fks__now() - r->last > 0.1) {
+                r->last = fks__now();
+                r->progress(r->progress_arg, r->done, r->total);
+            }
         }
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(r->s->db, src, "catalog: read page map");
     if (rc == 0)
-        rc = flush_batch(r, b, name, size, fd, path);
+        rc = flush_window(r);
+    r->nrows = 0;
+    r->done += size;
     sqlite3_finalize(st);
     /* Every page the runs promise must have come back from the join. */
     if (rc == 0) {
-        uint64_t promised = 0;
-        if ((rc = cat_prepare(r->s->db, &st, "SELECT coalesce(sum(npages), 0) FROM run WHERE artifact_id = ?1")) == 0) {
+        int64_t promised = -1;
+        /* A run whose columns are not integers would join no page and
+        ** leave holes: damage, not zeros. */
+        if ((rc = cat_prepare(r->s->db, &st,
+                "SELECT coalesce(sum(npages), 0), count(*) FILTER (WHERE typeof(pgno) <> 'integer' OR "
+                "typeof(npages) <> 'integer' OR typeof(page_id) <> 'integer' OR npages <= 0) "
+                "FROM run WHERE artifact_id = ?1")) == 0) {
             sqlite3_bind_int64(st, 1, art);
-            if (sqlite3_step(st) == SQLITE_ROW)
-                promised = (uint64_t)sqlite3_column_int64(st, 0);
+            if ((src = sqlite3_step(st)) == SQLITE_ROW)
+                promised = sqlite3_column_int64(st, 1) ? -1 : sqlite3_column_int64(st, 0);
+            else
+                rc = cat_err(r->s->db, src, "catalog: read page map");
             sqlite3_finalize(st);
         }
-        if (rc == 0 && promised != want)
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: the page map names %llu pages but only %llu "
+        if (rc == 0 && promised < 0)
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: the page map is damaged (a run that is not "
+                          "three positive integers)", r->tag, name);
+        else if (rc == 0 && (uint64_t)promised != want)
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: the page map names %lld pages but only %llu "
                           "are in the page index (pages missing)", r->tag, name,
-                          (unsigned long long)promised, (unsigned long long)want);
+                          (long long)promised, (unsigned long long)want);
     }
     return rc;
 }
@@ -291,10 +336,19 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
         memset(o, 0, sizeof *o);
         o->fd = -1;
         o->art = sqlite3_column_int64(st, 0);
-        snprintf(o->name, sizeof o->name, "%s", (const char *)sqlite3_column_text(st, 1));
-        o->size = (uint64_t)sqlite3_column_int64(st, 2);
+        const char *nm = (const char *)sqlite3_column_text(st, 1);
+        int64_t sz = sqlite3_column_int64(st, 2);
+        /* A name is checked whole (fks_check_name below), never truncated first. */
+        if (!nm || strlen(nm) >= sizeof o->name || sqlite3_column_type(st, 2) != SQLITE_INTEGER || sz < 0) {
+            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact of %s badly (name or size damaged)", tag);
+            break;
+        }
+        memcpy(o->name, nm, strlen(nm) + 1);
+        o->size = (uint64_t)sz;
         r.total += o->size;
     }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: list the artifacts");
     sqlite3_finalize(st);
     if (rc)
         goto out;
@@ -321,15 +375,16 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     }
     if ((rc = chunk_reader_new(&r.cr, s)) != 0 || (rc = par_new(&r.par, 0)) != 0)
         goto out;
-    r.buf = malloc(WBATCH_PAGES * FKS_PAGE_SIZE);
-    r.batch = calloc(1, sizeof *r.batch);
-    if (!r.buf || !r.batch || !(r.batch->cr = calloc((size_t)par_threads(r.par), sizeof *r.batch->cr))) {
+    int nt = par_threads(r.par);
+    r.rows = malloc(WINDOW_ROWS * sizeof *r.rows);
+    r.bufs = malloc((size_t)nt * RUN_PAGES * FKS_PAGE_SIZE);
+    r.crs = calloc((size_t)nt, sizeof *r.crs);
+    if (!r.rows || !r.bufs || !r.crs) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    r.batch->out = r.buf;
-    for (int t = 0; t < par_threads(r.par); t++)
-        if ((rc = chunk_reader_new(&r.batch->cr[t], s)) != 0)
+    for (int t = 0; t < nt; t++)
+        if ((rc = chunk_reader_new(&r.crs[t], s)) != 0)
             goto out;
     for (size_t i = 0; i < n && rc == 0; i++) {
         f[i].fd = mkostemp(f[i].tmp, O_CLOEXEC);
@@ -372,13 +427,12 @@ out:
             unlink(f[i].tmp);
     }
     free(f);
-    free(r.buf);
-    if (r.batch && r.batch->cr) {
+    free(r.rows);
+    free(r.bufs);
+    if (r.crs)
         for (int t = 0; t < par_threads(r.par); t++)
-            chunk_reader_free(r.batch->cr[t]);
-        free(r.batch->cr);
-    }
-    free(r.batch);
+            chunk_reader_free(r.crs[t]);
+    free(r.crs);
     par_free(r.par);
     chunk_reader_free(r.cr);
     sqlite3_close(r.fresh);

@@ -39,3 +39,16 @@ for t in a b c d; do
         same "r$t/memory.bin" "m$t"
     fi
 done
+
+# A run whose columns are not integers joins no page: restore must call it
+# damage, not write zeros (a BLOB even passes CHECK (npages > 0)).
+for v in "X'0400000000000000'" "'four'" "4.5"; do
+    rm -rf s2 o2
+    "$FORKCTL" --store s2 --quiet init
+    "$FORKCTL" --store s2 --quiet ingest --tag x --memory ma --vmstate ma
+    sqlite3 s2/catalog.db "UPDATE run SET npages = $v"
+    rc=0
+    "$FORKCTL" --store s2 restore x --out o2 2>e2 || rc=$?
+    [ $rc -eq 5 ] && grep -q "page map is damaged" e2 || die "npages = $v: restore exit $rc: $(cat e2)"
+    [ -z "$(ls -A o2 2>/dev/null)" ] || die "npages = $v: a failed restore left files"
+done
