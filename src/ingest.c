@@ -29,6 +29,7 @@
 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,21 @@ struct art {
     uint64_t parent_size;
     pm_map map;
     pm_map base;                   /* a diff's parent map, as in the catalog */
+    int64_t hint_art;              /* Full with a parent: the parent's same-named artifact */
+    struct hints *hints;           /* its pages, while this artifact is ingested */
+};
+
+/* A Full image taken after its parent is mostly the parent's pages at the
+** same page numbers: the parent's (pgno, page id, hash) in pgno order,
+** walked with a cursor as the ingest advances, answer most lookups
+** without touching the page index. Memory: 32 bytes per non-zero page
+** of the parent. A hint is only a shortcut: a page it names that a
+** concurrent gc deleted is caught by the commit's check (design 4). */
+struct hints {
+    uint64_t *pgno;
+    int64_t *id;
+    uint8_t (*hash)[16];
+    size_t n, alloc, cur;
 };
 
 struct ingest {
@@ -82,8 +98,8 @@ struct ingest {
     par *par;
     ZSTD_CCtx **cctx;              /* one per thread */
     struct newpages np;
-    uint8_t *buf;                  /* BATCH_PAGES pages read from the input */
-    struct batch *b;
+    uint8_t *buf[2];               /* BATCH_PAGES pages read from the input */
+    struct batch *b[2];            /* double-buffered: see ingest_range */
     fks_ingest_stats st;
     uint64_t done, total;
     double last_report;
@@ -209,6 +225,8 @@ struct batch {
     int err[BATCH_BLOCKS];
     uint8_t raw[BATCH_BLOCKS][CHUNK_BLOCK_MAX];
     uint8_t payload[BATCH_BLOCKS][CHUNK_BLOCK_MAX];
+    struct hints *hints;           /* of the artifact, or NULL */
+    uint64_t first;                /* page number of page 0 */
 };
 
 static void hash_part(void *arg, int tid, size_t lo, size_t hi)
@@ -262,9 +280,20 @@ static int lookup_batch(struct ingest *g, struct batch *b)
 static int lookup_batch_txn(struct ingest *g, struct batch *b)
 {
     b->nblocks = 0;
+    struct hints *h = b->hints;
     for (size_t i = 0; i < b->n; i++) {
         if (b->zero[i])
             continue;
+        if (h) {
+            uint64_t pg = b->first + i;
+            while (h->cur < h->n && h->pgno[h->cur] < pg)
+                h->cur++;
+            if (h->cur < h->n && h->pgno[h->cur] == pg && memcmp(h->hash[h->cur], b->hash[i], 16) == 0) {
+                b->ref[i] = h->id[h->cur];
+                g->st.dedup_pages++;
+                continue;
+            }
+        }
         int64_t k = np_find(&g->np, b->hash[i]);
         if (k >= 0) {
             g->st.dedup_pages++;
@@ -327,43 +356,108 @@ static int store_batch(struct ingest *g, struct batch *b)
     return 0;
 }
 
+/* Reads pages [first, first + n) of a into b and hashes them (in
+** parallel when hash_par), then looks them up (serial). */
+static int read_batch(struct ingest *g, struct art *a, struct batch *b, uint8_t *buf, uint64_t first,
+                      uint64_t n, int hash_par)
+{
+    uint64_t off = first * FKS_PAGE_SIZE;
+    size_t len = (size_t)(off + n * FKS_PAGE_SIZE > a->size ? a->size - off : n * FKS_PAGE_SIZE);
+    int rc = fks__pread_full(a->fd, buf, len, (off_t)off, a->in->path);
+    if (rc)
+        return rc;
+    g->st.read_bytes += len;
+    b->n = (size_t)n;
+    b->data = buf;
+    b->len = len;
+    b->hints = a->hints;
+    b->first = first;
+    if (hash_par)
+        par_run(g->par, hash_part, b, b->n);
+    else
+        hash_part(b, 0, 0, b->n);
+    return lookup_batch(g, b);
+}
+
+/* The two halves of a pipeline step, run side by side by par_run: item 0
+** reads, hashes and looks up the next batch, then helps compress; the
+** other items compress the current batch's blocks, taken one at a time
+** from a shared counter (each thread with its own compression context). */
+struct step {
+    struct ingest *g;
+    struct art *a;
+    struct batch *next, *cur;
+    uint8_t *buf;
+    uint64_t first, n;
+    atomic_size_t blk;
+    int rc;
+};
+
+static void step_part(void *arg, int tid, size_t lo, size_t hi)
+{
+    struct step *x = arg;
+    if (lo == 0 && hi > 0)
+        x->rc = read_batch(x->g, x->a, x->next, x->buf, x->first, x->n, 0);
+    struct cpart cp = {x->cur, x->g->cctx};
+    for (size_t k; (k = atomic_fetch_add(&x->blk, 1)) < x->cur->nblocks;)
+        compress_part(&cp, tid, k, k + 1);
+}
+
+/* Appends the current batch's blocks and pushes its pages to own. */
+static int finish_batch(struct ingest *g, struct batch *b, uint64_t first, pm_map *own)
+{
+    int rc = store_batch(g, b);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < b->n; i++) {
+        g->st.pages++;
+        if (b->zero[i]) {
+            g->st.zero_pages++;
+            continue;
+        }
+        if ((rc = pm_push(own, first + i, b->ref[i])) != 0)
+            return rc;
+    }
+    g->done += b->len;
+    report(g, 0);
+    return 0;
+}
+
 /* Ingests pages [first, last) of a, all inside one data extent, pushing
-** non-zero pages to own. */
+** non-zero pages to own. A pipeline of two batches: while batch k is
+** compressed, batch k+1 is read, hashed and looked up; then batch k is
+** appended to its chunk. Lookups of k+1 need only the hashes claimed by
+** k (np_add in lookup), not their locations, so the halves are
+** independent. A batch with nothing to compress is followed by the
+** plain steps, with hashing spread over all threads. */
 static int ingest_range(struct ingest *g, struct art *a, uint64_t first, uint64_t last, pm_map *own)
 {
-    struct batch *b = g->b;
-    while (first < last) {
+    struct batch *cur = NULL;
+    uint64_t cur_first = 0;
+    int which = 0, rc = 0;
+    while (rc == 0 && (first < last || cur)) {
         uint64_t n = last - first < BATCH_PAGES ? last - first : BATCH_PAGES;
-        uint64_t off = first * FKS_PAGE_SIZE;
-        size_t len = (size_t)(off + n * FKS_PAGE_SIZE > a->size ? a->size - off : n * FKS_PAGE_SIZE);
-        int rc = fks__pread_full(a->fd, g->buf, len, (off_t)off, a->in->path);
-        if (rc)
-            return rc;
-        g->st.read_bytes += len;
-        b->n = (size_t)n;
-        b->data = g->buf;
-        b->len = len;
-        par_run(g->par, hash_part, b, b->n);
-        if ((rc = lookup_batch(g, b)) != 0)
-            return rc;
-        struct cpart cp = {b, g->cctx};
-        par_run(g->par, compress_part, &cp, b->nblocks);
-        if ((rc = store_batch(g, b)) != 0)
-            return rc;
-        for (size_t i = 0; i < b->n; i++) {
-            g->st.pages++;
-            if (b->zero[i]) {
-                g->st.zero_pages++;
-                continue;
+        struct batch *next = n ? g->b[which] : NULL;
+        if (cur && cur->nblocks && next && par_threads(g->par) > 1) {
+            struct step x = {g, a, next, cur, g->buf[which], first, n, 0, 0};
+            par_run(g->par, step_part, &x, (size_t)par_threads(g->par));
+            rc = x.rc;
+        } else {
+            if (cur && cur->nblocks) {
+                struct cpart cp = {cur, g->cctx};
+                par_run(g->par, compress_part, &cp, cur->nblocks);
             }
-            if ((rc = pm_push(own, first + i, b->ref[i])) != 0)
-                return rc;
+            if (next)
+                rc = read_batch(g, a, next, g->buf[which], first, n, 1);
         }
-        g->done += len;
-        report(g, 0);
+        if (rc == 0 && cur)
+            rc = finish_batch(g, cur, cur_first, own);
+        cur = next;
+        cur_first = first;
         first += n;
+        which ^= 1;
     }
-    return 0;
+    return rc;
 }
 
 static int load_map(fks_store *s, int64_t art_id, pm_map *m)
@@ -383,6 +477,71 @@ static int load_map(fks_store *s, int64_t art_id, pm_map *m)
     return rc;
 }
 
+static void hints_free(struct hints *h)
+{
+    if (h) {
+        free(h->pgno);
+        free(h->id);
+        free(h->hash);
+        free(h);
+    }
+}
+
+/* Loads the hints of a (see struct hints); a damaged row only means no
+** hints: the page index lookups still give the right answer. */
+static int hints_load(struct ingest *g, struct art *a)
+{
+    sqlite3_stmt *st;
+    struct hints *h = calloc(1, sizeof *h);
+    if (!h)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int rc = cat_prepare(g->s->db, &st,
+        "SELECT r.pgno + (p.id - r.page_id), p.id, p.hash "
+        "FROM run r JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
+        "WHERE r.artifact_id = ?1 ORDER BY r.pgno, p.id");
+    if (rc) {
+        free(h);
+        return rc;
+    }
+    sqlite3_bind_int64(st, 1, a->hint_art);
+    int src, ok = 1;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t pg = sqlite3_column_int64(st, 0);
+        if (sqlite3_column_bytes(st, 2) != 16 || pg < 0 || (h->n && (uint64_t)pg <= h->pgno[h->n - 1])) {
+            ok = 0;
+            break;
+        }
+        if (h->n == h->alloc) {
+            size_t na = h->alloc ? h->alloc * 2 : 4096;
+            void *p1 = realloc(h->pgno, na * sizeof *h->pgno), *p2 = p1 ? realloc(h->id, na * sizeof *h->id) : NULL;
+            if (p1)
+                h->pgno = p1;
+            if (p2)
+                h->id = p2;
+            void *p3 = p2 ? realloc(h->hash, na * sizeof *h->hash) : NULL;
+            if (!p3) {
+                rc = fks__err(FKS_ENOMEM, "out of memory (parent page hints)");
+                break;
+            }
+            h->hash = p3;
+            h->alloc = na;
+        }
+        h->pgno[h->n] = (uint64_t)pg;
+        h->id[h->n] = sqlite3_column_int64(st, 1);
+        memcpy(h->hash[h->n], sqlite3_column_blob(st, 2), 16);
+        h->n++;
+    }
+    if (rc == 0 && ok && src != SQLITE_DONE)
+        rc = cat_err(g->s->db, src, "catalog: read the parent's page map");
+    sqlite3_finalize(st);
+    if (rc || !ok || h->n == 0) {
+        hints_free(h);
+        return rc;
+    }
+    a->hints = h;
+    return 0;
+}
+
 static int ingest_art(struct ingest *g, struct art *a)
 {
     uint64_t npages = (a->size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
@@ -390,6 +549,8 @@ static int ingest_art(struct ingest *g, struct art *a)
     int rc = 0;
     uint64_t pos = 0;
 
+    if (a->hint_art && !a->in->diff && (rc = hints_load(g, a)) != 0)
+        return rc;
     while (pos < npages) {
         off_t d = lseek(a->fd, (off_t)(pos * FKS_PAGE_SIZE), SEEK_DATA);
         if (d < 0 && errno == ENXIO)
@@ -434,6 +595,8 @@ static int ingest_art(struct ingest *g, struct art *a)
         own = (pm_map){0};
     }
 out:
+    hints_free(a->hints);
+    a->hints = NULL;
     pm_free(&own);
     pm_free(&cover);
     pm_free(&base);
@@ -731,6 +894,16 @@ static int open_inputs(struct ingest *g)
                             "size (truncated?)", a->in->name, a->in->path, (unsigned long long)a->size,
                             FKS_PAGE_SIZE);
         g->total += a->size;
+        if (!a->in->diff && o->parent) {
+            sqlite3_stmt *hs;
+            if ((rc = cat_prepare(s->db, &hs, "SELECT id FROM artifact WHERE snapshot_id = ?1 AND name = ?2")) != 0)
+                return rc;
+            sqlite3_bind_int64(hs, 1, g->parent_id);
+            sqlite3_bind_text(hs, 2, a->in->name, -1, SQLITE_STATIC);
+            if (sqlite3_step(hs) == SQLITE_ROW)
+                a->hint_art = sqlite3_column_int64(hs, 0);
+            sqlite3_finalize(hs);
+        }
         if (!a->in->diff)
             continue;
         if (!o->parent)
@@ -801,9 +974,11 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
             return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found (see `forkctl images`)", o->parent);
     }
     g.arts = calloc(g.n, sizeof *g.arts);
-    g.buf = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
-    g.b = malloc(sizeof *g.b);
-    if (!g.arts || !g.buf || !g.b) {
+    g.buf[0] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
+    g.buf[1] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
+    g.b[0] = malloc(sizeof *g.b[0]);
+    g.b[1] = malloc(sizeof *g.b[1]);
+    if (!g.arts || !g.buf[0] || !g.buf[1] || !g.b[0] || !g.b[1]) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
@@ -868,8 +1043,10 @@ out:
     }
     np_free(&g.np);
     free(g.arts);
-    free(g.buf);
-    free(g.b);
+    free(g.buf[0]);
+    free(g.buf[1]);
+    free(g.b[0]);
+    free(g.b[1]);
     for (int i = 0; g.cctx && i < par_threads(g.par); i++)
         ZSTD_freeCCtx(g.cctx[i]);
     free(g.cctx);
