@@ -375,22 +375,74 @@ static int cmd_ingest(int argc, char **argv)
 
 static const char H_RESTORE[] =
     "usage: forkctl restore TAG --out DIR [--force] [--sync] [--json] [--quiet]\n"
+    "       forkctl restore TAG --api-sock SOCK [--staging DIR] [--timeout MS] [--json]\n"
     "Writes TAG's files into DIR: memory.bin (zero pages as holes), vmstate and\n"
     "every other stored file, each byte-identical to what was ingested. Every\n"
     "page is checked against its hash. Existing files are not replaced without\n"
-    "--force. --sync fsyncs the files before they are renamed into place.\n";
+    "--force. --sync fsyncs the files before they are renamed into place.\n"
+    "With --api-sock, restores into a new private directory under --staging\n"
+    "(default /dev/shm) and loads it into the fresh Firecracker VMM listening on\n"
+    "SOCK (PUT /snapshot/load, resumed); prints the directory, which the VM's\n"
+    "memory is mapped from: remove it once that VM is gone.\n";
+
+/* Parses a positive number of milliseconds for --timeout. */
+static int parse_ms(const char *cmd, const char *arg, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || *end || v <= 0 || v > 3600000)
+        return usage_err(cmd, "--timeout takes milliseconds (1 .. 3600000), got '%s'", arg);
+    *out = v;
+    return -1;
+}
+
+static int restore_load(const char *tag, const char *sock, const char *staging, long timeout_ms, int json)
+{
+    fks_store *s = NULL;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc)
+        return fail(rc);
+    char dir[4096];
+    double t0 = now_s();
+    rc = fks_load(dir, sizeof dir, s, tag, sock, staging, timeout_ms);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    double ms = (now_s() - t0) * 1000;
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "tag", json_object_new_string(tag));
+        json_object_object_add(j, "api_sock", json_object_new_string(sock));
+        json_object_object_add(j, "staging", json_object_new_string(dir));
+        json_object_object_add(j, "load_ms", json_object_new_double(ms));
+        print_json(j);
+    } else if (!g_quiet) {
+        printf("%s: loaded into the VMM at %s in %.0f ms; its files are in %s\n", tag, sock, ms, dir);
+    }
+    return EX_OK;
+}
 
 static int cmd_restore(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'}, {0}};
-    const char *out = NULL;
+        {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'},
+        {"api-sock", required_argument, NULL, 'A'}, {"staging", required_argument, NULL, 'G'},
+        {"timeout", required_argument, NULL, 'T'}, {0}};
+    const char *out = NULL, *sock = NULL, *staging = NULL;
+    long timeout_ms = 0;
     int flags = 0, json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'f': flags |= FKS_RESTORE_FORCE; break;
         case 'S': flags |= FKS_RESTORE_SYNC; break;
+        case 'A': sock = optarg; break;
+        case 'G': staging = optarg; break;
+        case 'T':
+            if ((r = parse_ms("restore", optarg, &timeout_ms)) >= 0)
+                return r;
+            break;
         default:
             if ((r = common_opt(c, "restore", H_RESTORE, &json)) >= 0)
                 return r;
@@ -398,6 +450,10 @@ static int cmd_restore(int argc, char **argv)
     }
     if (optind + 1 != argc)
         return usage_err("restore", "%s", "give exactly one TAG");
+    if (sock && out)
+        return usage_err("restore", "%s", "give --out DIR or --api-sock SOCK, not both");
+    if (sock)
+        return restore_load(argv[optind], sock, staging, timeout_ms, json);
     if (!out)
         return usage_err("restore", "%s", "--out DIR is required");
     const char *tag = argv[optind];
@@ -426,6 +482,82 @@ static int cmd_restore(int argc, char **argv)
         human(a, sizeof a, (double)st.logical_bytes);
         human(b, sizeof b, (double)st.written_bytes);
         printf("%s: restored %s (%s of data) to %s in %.2fs\n", tag, a, b, out, st.seconds);
+    }
+    return EX_OK;
+}
+
+static const char H_BRANCH[] =
+    "usage: forkctl branch --api-sock SOCK --tag TAG [--parent P] [--full]\n"
+    "                      [--staging DIR] [--timeout MS] [--json] [--quiet]\n"
+    "Branches the running Firecracker VM behind SOCK into the store: pause,\n"
+    "snapshot into memory-backed staging (a private directory under DIR,\n"
+    "default /dev/shm), resume, then ingest the staged files and remove them.\n"
+    "With --parent (the VM's previous snapshot in the store) a Diff snapshot is\n"
+    "taken, else a Full one; --full forces Full. The VM is resumed whatever\n"
+    "fails. Prints and records pause_ms (pause sent to resume acknowledged),\n"
+    "snapshot_ms, ingest_ms and the diff's physical bytes (see forkctl info).\n"
+    "--timeout bounds each API call (default 10000 ms).\n";
+
+static int cmd_branch(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS,
+        {"api-sock", required_argument, NULL, 'A'}, {"tag", required_argument, NULL, 't'},
+        {"parent", required_argument, NULL, 'p'}, {"full", no_argument, NULL, 'F'},
+        {"staging", required_argument, NULL, 'G'}, {"timeout", required_argument, NULL, 'T'}, {0}};
+    fks_branch_opts bo = {0};
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        switch (c) {
+        case 'A': bo.api_sock = optarg; break;
+        case 't': bo.tag = optarg; break;
+        case 'p': bo.parent = optarg; break;
+        case 'F': bo.full = 1; break;
+        case 'G': bo.staging = optarg; break;
+        case 'T':
+            if ((r = parse_ms("branch", optarg, &bo.timeout_ms)) >= 0)
+                return r;
+            break;
+        default:
+            if ((r = common_opt(c, "branch", H_BRANCH, &json)) >= 0)
+                return r;
+        }
+    }
+    if (optind < argc)
+        return usage_err("branch", "unexpected argument '%s'", argv[optind]);
+    if (!bo.api_sock)
+        return usage_err("branch", "%s", "--api-sock SOCK is required");
+    if (!bo.tag)
+        return usage_err("branch", "%s", "--tag is required");
+    fks_store *s = NULL;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return fail(rc);
+    struct progress p;
+    bo.progress = progress_for(&p, "ingest");
+    bo.progress_arg = &p;
+    fks_branch_result br;
+    rc = fks_branch(&br, s, &bo);
+    progress_end(&p);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "tag", json_object_new_string(bo.tag));
+        json_object_object_add(j, "type", json_object_new_string(br.diff ? "Diff" : "Full"));
+        json_object_object_add(j, "pause_ms", json_object_new_int64(br.pause_ms));
+        json_object_object_add(j, "snapshot_ms", json_object_new_int64(br.snapshot_ms));
+        json_object_object_add(j, "ingest_ms", json_object_new_int64(br.ingest_ms));
+        json_object_object_add(j, "diff_bytes", json_object_new_int64(br.diff_bytes));
+        json_object_object_add(j, "new_pages", json_object_new_int64((int64_t)br.ingest.new_pages));
+        json_object_object_add(j, "stored_bytes", json_object_new_int64((int64_t)br.ingest.stored_bytes));
+        print_json(j);
+    } else if (!g_quiet) {
+        char a[32];
+        human(a, sizeof a, (double)br.diff_bytes);
+        printf("%s: %s snapshot, paused %lld ms (snapshot %lld ms), %s staged, ingested in %lld ms "
+               "(%llu new pages)\n", bo.tag, br.diff ? "Diff" : "Full", (long long)br.pause_ms,
+               (long long)br.snapshot_ms, a, (long long)br.ingest_ms, (unsigned long long)br.ingest.new_pages);
     }
     return EX_OK;
 }
@@ -1388,7 +1520,8 @@ struct command {
 static const struct command commands[] = {
     {"init", cmd_init, H_INIT, "create a store"},
     {"ingest", cmd_ingest, H_INGEST, "store a snapshot (memory, vmstate, other files)"},
-    {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, byte for byte"},
+    {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, or load it into a VMM"},
+    {"branch", cmd_branch, H_BRANCH, "snapshot a running Firecracker VM into the store"},
     {"images", cmd_images, H_IMAGES, "list snapshots"},
     {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot"},
     {"info", cmd_info, H_INFO, "show one snapshot: lineage, files, sizes, timings"},

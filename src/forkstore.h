@@ -98,7 +98,7 @@ typedef struct fks_ingest_opts {
     size_t n_artifacts;
     fks_progress_fn progress;        /* may be NULL */
     void *progress_arg;
-    /* Branch timings recorded with the snapshot, or -1 when unknown. */
+    /* Branch timings recorded with the snapshot; 0 or -1: unknown (NULL). */
     int64_t pause_ms, snapshot_ms, diff_bytes;
 } fks_ingest_opts;
 

@@ -712,7 +712,7 @@ out:
 
 static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
 {
-    if (v < 0)
+    if (v <= 0)
         sqlite3_bind_null(st, i);
     else
         sqlite3_bind_int64(st, i, v);

@@ -1,13 +1,19 @@
 # tools/bench: `make bench` (full, < 20 min) and `make bench-quick` (smoke).
-TOOL_BINS += $(BUILD)/tools/limits $(BUILD)/tools/applydiff
+TOOL_BINS += $(BUILD)/tools/limits $(BUILD)/tools/applydiff $(BUILD)/tools/branchbench
 $(BUILD)/tools/limits: tools/bench/limits.c | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -o $@ $< -lxxhash -lzstd
 $(BUILD)/tools/applydiff: tools/bench/applydiff.c | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -o $@ $<
 
-.PHONY: bench bench-quick
+# The pause-window benchmark drives a VMM through the library (fc.c).
+$(BUILD)/tools/branchbench: tools/bench/branchbench.c $(LIB) | $(BUILD)/tools
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+.PHONY: bench bench-quick bench-branch
 bench: $(FORKCTL) tools
 	tools/deps.sh bench
 	BUILD=$(abspath $(BUILD)) tools/bench/run.sh
 bench-quick: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/run.sh --quick
+bench-branch: $(FORKCTL) tools
+	BUILD=$(abspath $(BUILD)) tools/bench/branch.sh
