@@ -24,7 +24,6 @@
 **     VMM maps the memory file, so the staged files stay (their directory
 **     is returned to the caller).
 */
-#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -63,7 +62,7 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
 {
     char stage[4096] = "", mem[4200], vm[4200];
     fc_client *c = NULL;
-    int rc, paused = 0;
+    int rc;
     memset(res, 0, sizeof *res);
     res->pause_ms = res->snapshot_ms = res->ingest_ms = -1;
     if ((rc = fks_check_tag(o->tag)) != 0)
@@ -94,7 +93,7 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
 
     double t0 = fks__now();
-    paused = 1;                   /* from here on, always resume */
+    /* From here on every path runs the resume below. */
     if ((rc = fc_pause(c)) != 0)
         goto resume;
     double t1 = fks__now();
@@ -104,7 +103,6 @@ resume:;
     char first[1024];
     snprintf(first, sizeof first, "%s", fks_errmsg());
     int rrc = fc_resume(c);
-    paused = 0;
     res->pause_ms = (int64_t)((fks__now() - t0) * 1000 + 0.5);
     if (rc && rrc) {
         rc = fks__err(rc, "%s; and resuming the VM failed too: %s", first, fks_errmsg());
@@ -138,7 +136,6 @@ resume:;
     rc = fks_set_ingest_ms(s, o->tag, res->ingest_ms);
     res->diff = diff;
 out:
-    assert(!paused);              /* every path from the pause runs the resume */
     if (stage[0])
         remove_staging(stage);
     fc_close(c);

@@ -225,6 +225,7 @@ static int get_member(fc_client *c, const char *path, const char *key, json_type
     if (rc)
         return rc;
     *doc = c->body ? json_tokener_parse(c->body) : NULL;
+    *val = NULL;
     if (!*doc || !json_object_object_get_ex(*doc, key, val) || !json_object_is_type(*val, type)) {
         json_object_put(*doc);
         *doc = NULL;
@@ -235,7 +236,7 @@ static int get_member(fc_client *c, const char *path, const char *key, json_type
 
 int fc_state(fc_client *c, char *state, size_t len)
 {
-    json_object *doc, *v;
+    json_object *doc = NULL, *v = NULL;
     int rc = get_member(c, "/", "state", json_type_string, &doc, &v);
     if (rc)
         return rc;
@@ -246,7 +247,7 @@ int fc_state(fc_client *c, char *state, size_t len)
 
 int fc_mem_size_mib(fc_client *c, int64_t *mib)
 {
-    json_object *doc, *v;
+    json_object *doc = NULL, *v = NULL;
     int rc = get_member(c, "/machine-config", "mem_size_mib", json_type_int, &doc, &v);
     if (rc)
         return rc;

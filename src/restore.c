@@ -358,9 +358,8 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     }
     /* Check every name before writing anything. */
     for (size_t i = 0; i < n; i++) {
-        if ((rc = fks_check_name(f[i].name)) != 0) {
-            fks__errctx(FKS_ECORRUPT, "catalog names an artifact of %s badly", tag);
-            rc = FKS_ECORRUPT;
+        if (fks_check_name(f[i].name) != 0) {
+            rc = fks__errctx(FKS_ECORRUPT, "catalog names an artifact of %s badly", tag);
             goto out;
         }
         if ((rc = fks__path(f[i].final, sizeof f[i].final, "%s/%s", outdir,
