@@ -40,6 +40,8 @@
 static int make_staging(char *out, size_t len, const char *base)
 {
     int rc = fks__path(out, len, "%s/forkstore-XXXXXX", base ? base : "/dev/shm");
+    if (rc == 0 && base && (rc = fks__mkdir_p(base, 0700)) != 0)
+        fks__errctx(rc, "staging directory");
     if (rc == 0 && !mkdtemp(out))
         rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create a staging directory under %s",
                         base ? base : "/dev/shm");
