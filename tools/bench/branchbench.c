@@ -117,7 +117,7 @@ static void apply_diff(const char *diff, const char *target)
 static long long du_bytes(const char *dir)
 {
     char cmd[4200];
-    snprintf(cmd, sizeof cmd, "du -sb '%s' | cut -f1", dir);
+    snprintf(cmd, sizeof cmd, "du -s -B1 '%s' | cut -f1", dir);
     FILE *f = popen(cmd, "r");
     long long v = -1;
     if (f) {
