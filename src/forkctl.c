@@ -957,6 +957,7 @@ static int cmd_verify(int argc, char **argv)
         json_object_object_add(j, "bad_chunks", json_object_new_int64((int64_t)v->bad_chunks));
         json_object_object_add(j, "bad_pages", json_object_new_int64((int64_t)v->bad_pages));
         json_object_object_add(j, "missing_pages", json_object_new_int64((int64_t)v->missing_pages));
+        json_object_object_add(j, "bad_runs", json_object_new_int64((int64_t)v->bad_runs));
         for (size_t i = 0; i < v->n_problems; i++)
             json_object_array_add(pr, json_object_new_string(v->problems[i]));
         for (size_t i = 0; i < v->n_affected; i++)

@@ -227,7 +227,7 @@ int fks_gc(fks_gc_report *r, fks_store *s, const fks_gc_opts *o);
 
 typedef struct fks_verify_report {
     uint64_t chunks_checked, pages_checked, runs_checked;
-    uint64_t bad_chunks, bad_pages, missing_pages;
+    uint64_t bad_chunks, bad_pages, missing_pages, bad_runs;
     size_t n_problems;           /* messages, one per problem found */
     char **problems;
     size_t n_affected;           /* tags of snapshots that cannot restore */

@@ -3,7 +3,8 @@
 **
 ** Checks, in order: SQLite's quick_check of the catalog; every chunk row
 ** has its file, with a valid header naming the same id and at least the
-** committed bytes; every run of every page map names pages that exist;
+** committed bytes; every run of every page map is well formed (integers,
+** in order, inside its file) and names pages that exist;
 ** every stored page (or a random sample) decodes and matches its hash.
 ** Each problem becomes one message; the snapshots whose maps reach a bad
 ** or missing page, or a page in a bad chunk, are listed as affected.
@@ -103,29 +104,83 @@ static int check_chunks(fks_store *s, struct vctx *v)
     return rc;
 }
 
+/* Adds tag to the affected snapshots (once). */
+static int add_affected(struct vctx *v, const char *tag)
+{
+    for (size_t k = 0; k < v->r->n_affected; k++)
+        if (strcmp(v->r->affected[k], tag) == 0)
+            return 0;
+    char **na = realloc(v->r->affected, (v->r->n_affected + 1) * sizeof *na);
+    if (!na)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    v->r->affected = na;
+    if (!(na[v->r->n_affected] = strdup(tag)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    v->r->n_affected++;
+    return 0;
+}
+
+/* Every run of every page map: three positive integers, in page order
+** without overlap, inside the artifact, naming page ids that exist. A
+** damaged run names its snapshot directly (its pages cannot be trusted
+** to say which ids it meant); a run naming missing pages adds them, as
+** one id range, to the bad ids. Nothing here allocates by a length read
+** from the catalog. */
 static int check_maps(fks_store *s, struct vctx *v)
 {
     sqlite3_stmt *st;
     int rc = cat_prepare(s->db, &st,
-        "SELECT s.tag, a.name, r.pgno, r.npages, r.page_id, "
-        " (SELECT count(*) FROM page p WHERE p.id BETWEEN r.page_id AND r.page_id + r.npages - 1) "
-        "FROM run r JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id");
+        "SELECT s.tag, a.name, a.id, a.size, r.pgno, r.npages, r.page_id, "
+        " typeof(r.pgno) = 'integer' AND typeof(r.npages) = 'integer' AND typeof(r.page_id) = 'integer', "
+        " CASE WHEN typeof(r.page_id) = 'integer' AND typeof(r.npages) = 'integer' AND r.npages > 0 "
+        "      AND r.page_id > 0 AND r.page_id <= 9223372036854775807 - r.npages "
+        "  THEN (SELECT count(*) FROM page p WHERE p.id BETWEEN r.page_id AND r.page_id + r.npages - 1) END "
+        "FROM run r JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id "
+        "ORDER BY r.artifact_id, r.pgno");
     if (rc)
         return rc;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+    int64_t cur_art = -1;
+    uint64_t next = 0;
+    int src;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         v->r->runs_checked++;
-        int64_t n = sqlite3_column_int64(st, 3), have = sqlite3_column_int64(st, 5);
+        const char *tag = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
+        int64_t art = sqlite3_column_int64(st, 2), size = sqlite3_column_int64(st, 3);
+        int64_t pg = sqlite3_column_int64(st, 4), n = sqlite3_column_int64(st, 5), first = sqlite3_column_int64(st, 6);
+        int typed = sqlite3_column_int(st, 7);
+        if (art != cur_art)
+            cur_art = art, next = 0;
+        uint64_t npages = size > 0 ? ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE : 0;
+        const char *why = NULL;
+        if (!typed)
+            why = "is not three integers";
+        else if (n <= 0 || first <= 0 || pg < 0 || first > INT64_MAX - n)
+            why = "has an empty, negative or overflowing range";
+        else if ((uint64_t)pg < next)
+            why = "overlaps the run before it";
+        else if ((uint64_t)n > npages || (uint64_t)pg > npages - (uint64_t)n)
+            why = "runs past the end of the file";
+        if (why) {
+            v->r->bad_runs++;
+            rc = problem(v, "snapshot %s, %s: page map run at page %lld %s", tag ? tag : "?", name ? name : "?",
+                         (long long)pg, why);
+            if (rc == 0 && tag)
+                rc = add_affected(v, tag);
+            continue;
+        }
+        next = (uint64_t)pg + (uint64_t)n;
+        int64_t have = sqlite3_column_int64(st, 8);
         if (have == n)
             continue;
         v->r->missing_pages += (uint64_t)(n - have);
         rc = problem(v, "snapshot %s, %s pages %lld-%lld: %lld of the pages the map names are missing "
-                     "from the index", (const char *)sqlite3_column_text(st, 0),
-                     (const char *)sqlite3_column_text(st, 1), (long long)sqlite3_column_int64(st, 2),
-                     (long long)(sqlite3_column_int64(st, 2) + n - 1), (long long)(n - have));
-        int64_t first = sqlite3_column_int64(st, 4);
-        for (int64_t id = first; rc == 0 && id < first + n; id++)
-            rc = add_bad(v, id);   /* present ones are harmless extras */
+                     "from the index", tag ? tag : "?", name ? name : "?", (long long)pg,
+                     (long long)(pg + n - 1), (long long)(n - have));
+        if (rc == 0 && tag)
+            rc = add_affected(v, tag);
     }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: read page maps");
     sqlite3_finalize(st);
     return rc;
 }
@@ -207,23 +262,8 @@ static int affected(fks_store *s, struct vctx *v)
             continue;
         prev = v->bad[i];
         sqlite3_bind_int64(st, 1, prev);
-        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-            const char *tag = (const char *)sqlite3_column_text(st, 0);
-            int seen = 0;
-            for (size_t k = 0; k < v->r->n_affected && !seen; k++)
-                seen = strcmp(v->r->affected[k], tag) == 0;
-            if (seen)
-                continue;
-            char **na = realloc(v->r->affected, (v->r->n_affected + 1) * sizeof *na);
-            if (!na || !(na[v->r->n_affected] = strdup(tag))) {
-                if (na)
-                    v->r->affected = na;
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                break;
-            }
-            v->r->affected = na;
-            v->r->n_affected++;
-        }
+        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
+            rc = add_affected(v, (const char *)sqlite3_column_text(st, 0));
         sqlite3_reset(st);
     }
     sqlite3_finalize(st);

@@ -33,10 +33,9 @@
 ** fks_verify must finish (returning 0 with a report) and must report a
 ** problem whenever a restore failed. Any violation aborts.
 **
-** Three known bugs are checked only with FUZZ_STRICT=1 until they are
-** fixed (tests/fuzz/known/README): restore accepting runs whose columns
-** are not integers or whose npages < 1, verify missing damage that makes
-** a restore fail, and verify running out of memory on a huge run.
+** Regressions kept in the corpus (crash-*): restore accepting runs whose
+** columns are not integers or whose npages < 1, verify missing damage that
+** makes a restore fail, and verify running out of memory on a huge run.
 */
 #include <errno.h>
 #include <dirent.h>
@@ -621,7 +620,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(p, sizeof p, "%s/catalog.db", work);
     FUZZ_ASSERT(sqlite3_open(p, &db) == SQLITE_OK, "open");
     int chunk_damaged = damage(&in, db);
-    int ok[NSNAP], known[NSNAP] = {0}, strict = getenv("FUZZ_STRICT") != NULL;
+    int ok[NSNAP], known[NSNAP] = {0}, strict = 1;
     size_t nwant[NSNAP];
     static struct efile wants[NSNAP][MAXART];
     for (int k = 0; k < NSNAP; k++) {
@@ -630,9 +629,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_ASSERT((wants[k][i].data = malloc(24 * PG)) != NULL, "out of memory");
         ok[k] = reference(db, k, wants[k], &nwant[k], &known[k]);
     }
-    /* verify walks every page id of a run with missing pages and adds
-    ** run bounds without overflow checks (known, tests/fuzz/known/README):
-    ** skip it for huge run values unless strict. */
+    /* Huge run values once made verify run out of memory (fixed). */
     int huge = nrows(db, "SELECT count(*) FROM run WHERE npages NOT BETWEEN -1048576 AND 1048576 "
                          "OR pgno NOT BETWEEN -1099511627776 AND 1099511627776 "
                          "OR page_id NOT BETWEEN -1099511627776 AND 1099511627776") > 0;
@@ -671,8 +668,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fks_verify_report *r = NULL;
     rc = fks_verify(&r, s, 100, NULL, NULL);
     FUZZ_ASSERT(rc == 0, "verify failed: %s", fks_errmsg());
-    /* Off by default until verify checks map structure (see
-    ** tests/fuzz/known/README): set FUZZ_STRICT=1 to enforce. */
     if (failed && strict)
         FUZZ_ASSERT(r->n_problems > 0, "a restore failed but verify found nothing");
     fks_verify_free(r);
