@@ -14,7 +14,7 @@
 # {memory.full, memory.diff, vmstate}. Cached: a second run with the same
 # parameters reuses DIR. Downloads (kernel .deb) and the initramfs are
 # cached in $FORKSTORE_QEMU_CACHE (default /var/cache/forkstore-qemu).
-# Debian packages: qemu-system-x86 busybox-static (tools/deps.sh qemu).
+# Debian packages: qemu-system-x86 busybox-static cpio (tools/deps.sh qemu).
 # Exits 3 with a one-line reason when QEMU or the kernel is not available.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,7 +35,7 @@ unavailable() { echo "capture: $*" >&2; exit 3; }
 command -v qemu-system-x86_64 >/dev/null && [ -x /bin/busybox ] || "$here/../deps.sh" qemu >&2 ||
     unavailable "qemu-system-x86 and busybox-static are not installed"
 command -v qemu-system-x86_64 >/dev/null || unavailable "qemu-system-x86_64 not found"
-ldd /bin/busybox 2>&1 | grep -q "not a dynamic" ||
+{ ldd /bin/busybox 2>&1 || true; } | grep -q "not a dynamic" ||
     unavailable "/bin/busybox is not static (install busybox-static)"
 
 cache=${FORKSTORE_QEMU_CACHE:-/var/cache/forkstore-qemu}
@@ -78,7 +78,7 @@ while true; do
 done
 EOF
     chmod +x "$r/init"
-    (cd "$r" && find . | cpio -o -H newc 2>/dev/null | gzip -1) >"$initrd.tmp"
+    (cd "$r" && find . | cpio -o -H newc --quiet | gzip -1) >"$initrd.tmp"
     mv "$initrd.tmp" "$initrd"
     rm -rf "$r"
 fi

@@ -1,3 +1,3 @@
 #!/bin/sh
 # Debian packages tools/qemu/capture.sh needs (read by tools/deps.sh).
-echo qemu-system-x86 busybox-static
+echo qemu-system-x86 busybox-static cpio
