@@ -100,12 +100,14 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
         goto resume;
     double t1 = fks__now();
     rc = fc_snapshot_create(c, diff, vm, mem);
-    res->snapshot_ms = (int64_t)((fks__now() - t1) * 1000 + 0.5);
+    res->snapshot_s = fks__now() - t1;
+    res->snapshot_ms = (int64_t)(res->snapshot_s * 1000 + 0.5);
 resume:;
     char first[1024];
     snprintf(first, sizeof first, "%s", fks_errmsg());
     int rrc = fc_resume(c);
-    res->pause_ms = (int64_t)((fks__now() - t0) * 1000 + 0.5);
+    res->pause_s = fks__now() - t0;
+    res->pause_ms = (int64_t)(res->pause_s * 1000 + 0.5);
     if (rc && rrc) {
         rc = fks__err(rc, "%s; and resuming the VM failed too: %s", first, fks_errmsg());
         goto out;
@@ -134,7 +136,8 @@ resume:;
                           .diff_bytes = res->diff_bytes};
     if ((rc = fks_ingest(&res->ingest, s, &io)) != 0)
         goto out;
-    res->ingest_ms = (int64_t)((fks__now() - t2) * 1000 + 0.5);
+    res->ingest_s = fks__now() - t2;
+    res->ingest_ms = (int64_t)(res->ingest_s * 1000 + 0.5);
     rc = fks_set_ingest_ms(s, o->tag, res->ingest_ms);
     res->diff = diff;
 out:

@@ -545,9 +545,9 @@ static int cmd_branch(int argc, char **argv)
         json_object *j = json_object_new_object();
         json_object_object_add(j, "tag", json_object_new_string(bo.tag));
         json_object_object_add(j, "type", json_object_new_string(br.diff ? "Diff" : "Full"));
-        json_object_object_add(j, "pause_ms", json_object_new_int64(br.pause_ms));
-        json_object_object_add(j, "snapshot_ms", json_object_new_int64(br.snapshot_ms));
-        json_object_object_add(j, "ingest_ms", json_object_new_int64(br.ingest_ms));
+        json_object_object_add(j, "pause_ms", json_object_new_double(br.pause_s * 1000));
+        json_object_object_add(j, "snapshot_ms", json_object_new_double(br.snapshot_s * 1000));
+        json_object_object_add(j, "ingest_ms", json_object_new_double(br.ingest_s * 1000));
         json_object_object_add(j, "diff_bytes", json_object_new_int64(br.diff_bytes));
         json_object_object_add(j, "new_pages", json_object_new_int64((int64_t)br.ingest.new_pages));
         json_object_object_add(j, "stored_bytes", json_object_new_int64((int64_t)br.ingest.stored_bytes));
@@ -555,9 +555,9 @@ static int cmd_branch(int argc, char **argv)
     } else if (!g_quiet) {
         char a[32];
         human(a, sizeof a, (double)br.diff_bytes);
-        printf("%s: %s snapshot, paused %lld ms (snapshot %lld ms), %s staged, ingested in %lld ms "
-               "(%llu new pages)\n", bo.tag, br.diff ? "Diff" : "Full", (long long)br.pause_ms,
-               (long long)br.snapshot_ms, a, (long long)br.ingest_ms, (unsigned long long)br.ingest.new_pages);
+        printf("%s: %s snapshot, paused %.1f ms (snapshot %.1f ms), %s staged, ingested in %.0f ms "
+               "(%llu new pages)\n", bo.tag, br.diff ? "Diff" : "Full", br.pause_s * 1000,
+               br.snapshot_s * 1000, a, br.ingest_s * 1000, (unsigned long long)br.ingest.new_pages);
     }
     return EX_OK;
 }

@@ -112,9 +112,14 @@ int forkd_parse(struct forkd_snap *out, const char *json, size_t len)
 /* SHA-256 of a file, as lower-case hex. */
 static int sha256_file(char out[65], const char *path)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
         return fks__errno(FKS_EIO, errno, "open %s", path);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fks__err(FKS_EINVAL, "%s is not a regular file", path);
+    }
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char *buf = malloc(1 << 20), md[32];
     int rc = 0;
@@ -288,9 +293,11 @@ static int chain_sha256(char out[65], const struct isnap *v, int idx)
     }
     for (int k = 0; k < depth && rc == 0; k++) {
         struct stat st;
-        fds[k] = open(v[chain[k]].memory, O_RDONLY | O_CLOEXEC);
+        fds[k] = open(v[chain[k]].memory, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fds[k] < 0 || fstat(fds[k], &st) != 0)
             rc = fks__errno(FKS_EIO, errno, "open %s", v[chain[k]].memory);
+        else if (!S_ISREG(st.st_mode))
+            rc = fks__err(FKS_EINVAL, "%s is not a regular file", v[chain[k]].memory);
         else if (size >= 0 && st.st_size != size)
             rc = fks__err(FKS_EINVAL, "%s and its child's diff differ in size", v[chain[k]].memory);
         else

@@ -262,6 +262,7 @@ typedef struct fks_branch_result {
     int64_t pause_ms;          /* pause request sent to resume acknowledged */
     int64_t snapshot_ms;       /* the snapshot/create call */
     int64_t ingest_ms;         /* staged files to durable in the store */
+    double pause_s, snapshot_s, ingest_s; /* the same, unrounded (the catalog keeps ms) */
     int64_t diff_bytes;        /* physical bytes of the staged memory file */
     fks_ingest_stats ingest;
 } fks_branch_result;

@@ -879,9 +879,12 @@ static int open_inputs(struct ingest *g)
         for (size_t j = 0; j < i; j++)
             if (strcmp(o->artifacts[j].name, a->in->name) == 0)
                 return fks__err(FKS_EINVAL, "artifact %s given twice", a->in->name);
-        a->fd = open(a->in->path, O_RDONLY | O_CLOEXEC);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer; the
+        ** type check below refuses it. Regular files ignore the flag. */
+        a->fd = open(a->in->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
         if (a->fd < 0)
-            return fks__errno(FKS_EIO, errno, "%s file %s", a->in->name, a->in->path);
+            return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "%s file %s", a->in->name,
+                              a->in->path);
         struct stat sb;
         if (fstat(a->fd, &sb) != 0)
             return fks__errno(FKS_EIO, errno, "stat %s", a->in->path);

@@ -32,4 +32,7 @@ expect_fail 3 "not found" fk restore nosuch --out o
 expect_fail 3 "not found" fk rmi nosuch
 expect_fail 2 "--out DIR is required" fk restore base
 expect_fail 2 "unknown command" fk frobnicate
+# A FIFO as input is refused at once (opening it must not wait for a writer).
+mkfifo fifo
+expect_fail 2 "not a regular file" timeout 10 "$FORKCTL" --store "$TESTDIR/store" ingest --tag f --memory fifo --vmstate fifo
 [ "$(store_state)" = "$before" ] || die "a failed command changed the store"

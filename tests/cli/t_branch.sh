@@ -37,7 +37,7 @@ for i in $(seq 0 9); do
         die "branch b$i failed"
     want=Full; [ -n "$prev" ] && want=Diff
     [ "$(echo "$out" | jq -r .type)" = $want ] || die "b$i: type $(echo "$out" | jq -r .type), want $want"
-    [ "$(echo "$out" | jq .pause_ms)" -ge 0 ] || die "b$i: no pause_ms"
+    [ "$(echo "$out" | jq '.pause_ms > 0 and .snapshot_ms > 0 and .ingest_ms > 0')" = true ] || die "b$i: timings missing: $out"
     [ "$(state "$TESTDIR/vm.sock")" = Running ] || die "VM not running after branch b$i"
     [ -z "$(ls -A stage)" ] || die "branch b$i left staged files: $(ls -A stage)"
     prev=b$i

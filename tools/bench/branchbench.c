@@ -192,7 +192,7 @@ int main(int argc, char **argv)
             if (fks_branch(&br, s, &bo) != 0)
                 die(tag);
             t1 = now_ms();
-            pause[i] = (double)br.pause_ms;
+            pause[i] = br.pause_s * 1000;
             durable[i] = t1 - t0;
             snprintf(ptag, sizeof ptag, "%s", tag);
         } else {
