@@ -95,6 +95,7 @@ void chunk_format_hdr(uint8_t out[CHUNK_HDR_SIZE], const chunk_hdr *h)
 
 int chunk_parse_hdr(chunk_hdr *h, const uint8_t *p, size_t n)
 {
+    memset(h, 0, sizeof *h);    /* defined on every path, failures included */
     if (n < CHUNK_HDR_SIZE)
         return fks__err(FKS_ECORRUPT, "chunk header truncated (%zu bytes)", n);
     if (memcmp(p, CHUNK_MAGIC, 8) != 0)
@@ -346,10 +347,14 @@ static int claim_existing(chunk_writer *w, struct wchunk *out, int *found)
         return rc;
     sqlite3_bind_int64(st, 1, MIN_ROOM);
     int64_t ids[64];
-    int nids = 0, src;
+    int nids = 0, src = SQLITE_DONE;
     while (nids < 64 && (src = sqlite3_step(st)) == SQLITE_ROW)
         ids[nids++] = sqlite3_column_int64(st, 0);
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: list chunks with room");
     sqlite3_finalize(st);
+    if (rc)
+        return rc;
     for (int i = 0; i < nids && !*found; i++) {
         int skip = 0;
         for (size_t j = 0; j < w->n; j++)
@@ -491,7 +496,7 @@ int chunk_prealloc_spare(struct fks_store *s)
     sqlite3_finalize(st);
     if (n > 0)
         return 0;
-    int fd;
+    int fd = -1;
     int64_t id;
     if ((rc = chunk_create(s, &fd, &id)) != 0)
         return rc;

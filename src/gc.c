@@ -374,9 +374,15 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         const char *nm = e->d_name;
         if (nm[0] == '.')
             continue;
-        unsigned long long id;
-        char tail[16];
-        int named = sscanf(nm, "%8llx%15s", &id, tail) == 2 && strcmp(tail, ".chunk") == 0 && strlen(nm) == 14;
+        /* ours: 8 hex digits then ".chunk" (store_chunk_path) */
+        char *end = NULL;
+        unsigned long long id = 0;
+        int named = strlen(nm) == 14 && strcmp(nm + 8, ".chunk") == 0 && strspn(nm, "0123456789abcdef") == 8;
+        if (named) {
+            errno = 0;
+            id = strtoull(nm, &end, 16);
+            named = errno == 0 && end == nm + 8;
+        }
         if (named) {
             sqlite3_bind_int64(st, 1, (int64_t)id);
             int known = sqlite3_step(st) == SQLITE_ROW;

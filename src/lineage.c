@@ -248,6 +248,10 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
             }
             const unsigned char *b = sqlite3_column_blob(st, i);
             int nb = sqlite3_column_bytes(st, i);
+            if (!h) {                 /* cannot happen: need counted it */
+                vals[i] = "";
+                continue;
+            }
             vals[i] = h;
             for (int k = 0; k < nb; k++, h += 2)
                 sprintf(h, "%02x", b[k]);

@@ -12,6 +12,7 @@
 */
 #include "par.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -76,8 +77,14 @@ int par_new(par **out, int max_threads)
         return fks__err(FKS_ENOMEM, "out of memory");
     int n = max_threads;
     const char *e = getenv("FORKSTORE_THREADS");
-    if (e && atoi(e) > 0)
-        n = atoi(e);
+    if (e && *e) {
+        /* an unusable value means the default, as if unset */
+        char *end;
+        errno = 0;
+        long v = strtol(e, &end, 10);
+        if (errno == 0 && *end == 0 && v > 0 && v <= 64)
+            n = (int)v;
+    }
     if (n <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         n = c > 0 ? (int)c : 1;
