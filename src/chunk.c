@@ -612,6 +612,13 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
     for (int i = 0; i < RCACHE && !b; i++)
         if (r->cache[i].chunk == chunk_id && r->cache[i].off == off)
             b = &r->cache[i];
+    /* Every page names its block's length: a cached block is checked too. */
+    if (b && b->rec.len != len) {
+        snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
+                 (unsigned long long)off);
+        return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what,
+                        b->rec.len, len);
+    }
     if (!b) {
         snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
                  (unsigned long long)off);

@@ -214,10 +214,17 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
             continue;
         int64_t id = sqlite3_column_int64(st, 0);
         v->r->pages_checked++;
-        int e = sqlite3_column_bytes(st, 6) != 16 ? FKS_ECORRUPT
-              : chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)sqlite3_column_int64(st, 2),
-                           (uint32_t)sqlite3_column_int64(st, 3), (uint32_t)sqlite3_column_int64(st, 4),
-                           (uint32_t)sqlite3_column_int64(st, 5), sqlite3_column_blob(st, 6), page);
+        int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
+        int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
+        int e;
+        if (sqlite3_column_bytes(st, 6) != 16 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 ||
+            slot > UINT32_MAX || rlen <= 0 || rlen > FKS_PAGE_SIZE)
+            e = fks__err(FKS_ECORRUPT, "catalog row out of range (hash %d bytes, off %lld, len %lld, slot %lld, "
+                         "rlen %lld)", sqlite3_column_bytes(st, 6), (long long)off, (long long)len,
+                         (long long)slot, (long long)rlen);
+        else
+            e = chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)off, (uint32_t)len, (uint32_t)slot,
+                           (uint32_t)rlen, sqlite3_column_blob(st, 6), page);
         if (e) {
             v->r->bad_pages++;
             if (v->r->bad_pages <= 20)
