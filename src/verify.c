@@ -182,6 +182,31 @@ static int check_maps(fks_store *s, struct vctx *v)
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: read page maps");
     sqlite3_finalize(st);
+    if (rc)
+        return rc;
+    /* Page lengths: only a file's last page may be short, and it must be
+    ** exactly the file's tail (a damaged size or rlen makes restore fail).
+    ** One pass over every page of every map, as restore would make. */
+    if ((rc = cat_prepare(s->db, &st,
+            "SELECT DISTINCT s.tag, a.name FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id "
+            "JOIN run r ON r.artifact_id = a.id "
+            "JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
+            "WHERE typeof(a.size) = 'integer' AND a.size > 0 AND typeof(r.pgno) = 'integer' "
+            "AND typeof(r.npages) = 'integer' AND typeof(r.page_id) = 'integer' AND r.npages > 0 "
+            "AND coalesce(p.rlen, 4096) <> CASE WHEN r.pgno + (p.id - r.page_id) = (a.size + 4095) / 4096 - 1 "
+            "    THEN a.size - ((a.size + 4095) / 4096 - 1) * 4096 ELSE 4096 END")) != 0)
+        return rc;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *tag = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
+        v->r->bad_runs++;
+        rc = problem(v, "snapshot %s, %s: a page's length does not fit the file's size (size or page "
+                     "row damaged)", tag ? tag : "?", name ? name : "?");
+        if (rc == 0 && tag)
+            rc = add_affected(v, tag);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: read page lengths");
+    sqlite3_finalize(st);
     return rc;
 }
 
