@@ -88,7 +88,10 @@ cli: $(FORKCTL) tools
 	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) FCVMM=$(abspath $(VMM_BIN)) \
 	    BUILD=$(abspath $(BUILD)) tests/cli/run.sh
 
+# The test tools (jq, curl, sqlite3, ...) are not pkg-config libraries:
+# tools/deps.sh installs (as root) or names whatever is missing.
 check:
+	tools/deps.sh build
 	$(MAKE) WERROR=1 all $(UNIT_BIN)
 	$(MAKE) WERROR=1 unit
 	$(MAKE) WERROR=1 cli
