@@ -65,11 +65,10 @@ struct art {
     const fks_artifact_in *in;
     int fd;
     uint64_t size;
-    int64_t parent_art;            /* artifact id in the parent, 0 if none */
+    int64_t parent_art;            /* the parent's same-named artifact, 0 if none */
     uint64_t parent_size;
     pm_map map;
     pm_map base;                   /* a diff's parent map, as in the catalog */
-    int64_t hint_art;              /* Full with a parent: the parent's same-named artifact */
     struct hints *hints;           /* its pages, while this artifact is ingested */
 };
 
@@ -79,10 +78,13 @@ struct art {
 ** without touching the page index. Memory: 32 bytes per non-zero page
 ** of the parent. A hint is only a shortcut: a page it names that a
 ** concurrent gc deleted is caught by the commit's check (design 4). */
+struct hint {
+    uint64_t pgno;
+    int64_t id;
+    uint8_t hash[16];
+};
 struct hints {
-    uint64_t *pgno;
-    int64_t *id;
-    uint8_t (*hash)[16];
+    struct hint *v;
     size_t n, alloc, cur;
 };
 
@@ -286,10 +288,10 @@ static int lookup_batch_txn(struct ingest *g, struct batch *b)
             continue;
         if (h) {
             uint64_t pg = b->first + i;
-            while (h->cur < h->n && h->pgno[h->cur] < pg)
+            while (h->cur < h->n && h->v[h->cur].pgno < pg)
                 h->cur++;
-            if (h->cur < h->n && h->pgno[h->cur] == pg && memcmp(h->hash[h->cur], b->hash[i], 16) == 0) {
-                b->ref[i] = h->id[h->cur];
+            if (h->cur < h->n && h->v[h->cur].pgno == pg && memcmp(h->v[h->cur].hash, b->hash[i], 16) == 0) {
+                b->ref[i] = h->v[h->cur].id;
                 g->st.dedup_pages++;
                 continue;
             }
@@ -480,9 +482,7 @@ static int load_map(fks_store *s, int64_t art_id, pm_map *m)
 static void hints_free(struct hints *h)
 {
     if (h) {
-        free(h->pgno);
-        free(h->id);
-        free(h->hash);
+        free(h->v);
         free(h);
     }
 }
@@ -503,32 +503,28 @@ static int hints_load(struct ingest *g, struct art *a)
         free(h);
         return rc;
     }
-    sqlite3_bind_int64(st, 1, a->hint_art);
+    sqlite3_bind_int64(st, 1, a->parent_art);
     int src, ok = 1;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t pg = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_bytes(st, 2) != 16 || pg < 0 || (h->n && (uint64_t)pg <= h->pgno[h->n - 1])) {
+        if (sqlite3_column_bytes(st, 2) != 16 || pg < 0 || (h->n && (uint64_t)pg <= h->v[h->n - 1].pgno)) {
             ok = 0;
             break;
         }
         if (h->n == h->alloc) {
             size_t na = h->alloc ? h->alloc * 2 : 4096;
-            void *p1 = realloc(h->pgno, na * sizeof *h->pgno), *p2 = p1 ? realloc(h->id, na * sizeof *h->id) : NULL;
-            if (p1)
-                h->pgno = p1;
-            if (p2)
-                h->id = p2;
-            void *p3 = p2 ? realloc(h->hash, na * sizeof *h->hash) : NULL;
-            if (!p3) {
+            struct hint *nv = realloc(h->v, na * sizeof *nv);
+            if (!nv) {
                 rc = fks__err(FKS_ENOMEM, "out of memory (parent page hints)");
                 break;
             }
-            h->hash = p3;
+            h->v = nv;
             h->alloc = na;
         }
-        h->pgno[h->n] = (uint64_t)pg;
-        h->id[h->n] = sqlite3_column_int64(st, 1);
-        memcpy(h->hash[h->n], sqlite3_column_blob(st, 2), 16);
+        struct hint *e = &h->v[h->n];
+        e->pgno = (uint64_t)pg;
+        e->id = sqlite3_column_int64(st, 1);
+        memcpy(e->hash, sqlite3_column_blob(st, 2), 16);
         h->n++;
     }
     if (rc == 0 && ok && src != SQLITE_DONE)
@@ -549,7 +545,7 @@ static int ingest_art(struct ingest *g, struct art *a)
     int rc = 0;
     uint64_t pos = 0;
 
-    if (a->hint_art && !a->in->diff && (rc = hints_load(g, a)) != 0)
+    if (a->parent_art && !a->in->diff && (rc = hints_load(g, a)) != 0)
         return rc;
     while (pos < npages) {
         off_t d = lseek(a->fd, (off_t)(pos * FKS_PAGE_SIZE), SEEK_DATA);
@@ -897,21 +893,13 @@ static int open_inputs(struct ingest *g)
                             "size (truncated?)", a->in->name, a->in->path, (unsigned long long)a->size,
                             FKS_PAGE_SIZE);
         g->total += a->size;
-        if (!a->in->diff && o->parent) {
-            sqlite3_stmt *hs;
-            if ((rc = cat_prepare(s->db, &hs, "SELECT id FROM artifact WHERE snapshot_id = ?1 AND name = ?2")) != 0)
-                return rc;
-            sqlite3_bind_int64(hs, 1, g->parent_id);
-            sqlite3_bind_text(hs, 2, a->in->name, -1, SQLITE_STATIC);
-            if (sqlite3_step(hs) == SQLITE_ROW)
-                a->hint_art = sqlite3_column_int64(hs, 0);
-            sqlite3_finalize(hs);
-        }
-        if (!a->in->diff)
-            continue;
-        if (!o->parent)
+        if (a->in->diff && !o->parent)
             return fks__err(FKS_EINVAL, "%s file %s is a diff: a diff needs --parent", a->in->name,
                             a->in->path);
+        if (!o->parent)
+            continue;
+        /* The parent's artifact of the same name: a Diff's base, or a Full
+        ** image's lookup hints (struct hints), when there is one. */
         sqlite3_stmt *st;
         if ((rc = cat_prepare(s->db, &st, "SELECT id, size FROM artifact WHERE snapshot_id = ?1 AND name = ?2")) != 0)
             return rc;
@@ -922,6 +910,8 @@ static int open_inputs(struct ingest *g)
             a->parent_size = (uint64_t)sqlite3_column_int64(st, 1);
         }
         sqlite3_finalize(st);
+        if (!a->in->diff)
+            continue;
         if (!a->parent_art)
             return fks__err(FKS_ENOTFOUND, "parent %s has no %s artifact to apply the diff %s to",
                             o->parent, a->in->name, a->in->path);
