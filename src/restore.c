@@ -117,23 +117,29 @@ static int by_block(const void *a, const void *b)
     return (x->slot > y->slot) - (x->slot < y->slot);
 }
 
+/* Writes n decoded pages from buf at page number p0 (the last may be the
+** file's short tail). */
+static int write_run(struct restore *r, const uint8_t *buf, uint64_t p0, size_t n)
+{
+    size_t bytes = (n - 1) * FKS_PAGE_SIZE + page_bytes(p0 + n - 1, r->size);
+    return fks__pwrite_full(r->fd, buf, bytes, (off_t)(p0 * FKS_PAGE_SIZE), r->path);
+}
+
 /* Thread tid restores its rows in block order: each block is decoded once
 ** (chunk_read keeps the last blocks), and pages that are contiguous in the
-** file (all of them, for an image stored in one go) are written together.
-** It stops at the first row it cannot read or write and leaves the rest
-** to the serial pass. */
+** file (all of them, for an image stored in one go) are written together,
+** up to RUN_PAGES at a time. It stops at the first row it cannot read or
+** write and leaves that row and the rest to the serial pass. */
 static void restore_part(void *arg, int tid, size_t lo, size_t hi)
 {
     struct restore *r = arg;
     (void)lo, (void)hi;
     uint8_t *buf = r->bufs + (size_t)tid * RUN_PAGES * FKS_PAGE_SIZE;
-    size_t a = r->cut[tid], b = r->cut[tid + 1], i = a, run = a, n = 0;
-    for (; i < b; i++) {
+    size_t i = r->cut[tid], end = r->cut[tid + 1], run = i, n = 0;
+    for (; i < end; i++) {
         const struct row *w = &r->rows[i];
         if (n && (n == RUN_PAGES || w->pgno != r->rows[i - 1].pgno + 1)) {
-            uint64_t p0 = r->rows[run].pgno;
-            size_t bytes = (n - 1) * FKS_PAGE_SIZE + page_bytes(p0 + n - 1, r->size);
-            if (fks__pwrite_full(r->fd, buf, bytes, (off_t)(p0 * FKS_PAGE_SIZE), r->path) != 0) {
+            if (write_run(r, buf, r->rows[run].pgno, n) != 0) {
                 i = run;
                 n = 0;
                 break;
@@ -146,12 +152,9 @@ static void restore_part(void *arg, int tid, size_t lo, size_t hi)
             break;
         n++;
     }
-    if (n) {
-        uint64_t p0 = r->rows[run].pgno;
-        size_t bytes = (n - 1) * FKS_PAGE_SIZE + page_bytes(p0 + n - 1, r->size);
-        if (fks__pwrite_full(r->fd, buf, bytes, (off_t)(p0 * FKS_PAGE_SIZE), r->path) != 0)
-            i = run;
-    }
+    /* the pending rows run .. i-1: written, or handed to the serial pass */
+    if (n && write_run(r, buf, r->rows[run].pgno, n) != 0)
+        i = run;
     r->failed[tid] = i;
 }
 
@@ -217,6 +220,7 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
     r->nrows = 0;
     sqlite3_bind_int64(st, 1, art);
     uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE, expect_next = 0, want = 0;
+    uint64_t done0 = r->done;     /* bytes of the artifacts before this one */
     int src;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         int typed = 1;
@@ -246,7 +250,7 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
         want++;
         if (r->nrows == WINDOW_ROWS) {
             rc = flush_window(r);
-            r->done = pgno * FKS_PAGE_SIZE;
+            r->done = done0 + pgno * FKS_PAGE_SIZE;
             if (r->progress && fks__now() - r->last > 0.1) {
                 r->last = fks__now();
                 r->progress(r->progress_arg, r->done, r->total);
@@ -258,7 +262,7 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
     if (rc == 0)
         rc = flush_window(r);
     r->nrows = 0;
-    r->done += size;
+    r->done = done0 + size;
     sqlite3_finalize(st);
     /* Every page the runs promise must have come back from the join. */
     if (rc == 0) {
