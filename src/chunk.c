@@ -612,13 +612,6 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
     for (int i = 0; i < RCACHE && !b; i++)
         if (r->cache[i].chunk == chunk_id && r->cache[i].off == off)
             b = &r->cache[i];
-    /* Every page names its block's length: a cached block is checked too. */
-    if (b && b->rec.len != len) {
-        snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
-                 (unsigned long long)off);
-        return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what,
-                        b->rec.len, len);
-    }
     if (!b) {
         snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
                  (unsigned long long)off);
@@ -641,17 +634,20 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
             rc = fks__err(FKS_ECORRUPT, "no record there (zeros)");
         if (rc)
             return fks__errctx(FKS_ECORRUPT, "%s", what);
-        if (b->rec.len != len)
-            return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what,
-                            b->rec.len, len);
         if ((rc = chunk_decode(r->dctx, &b->rec, r->rbuf + CHUNK_REC_HDR(b->rec.npages), b->data, what)) != 0)
             return rc;
         b->chunk = chunk_id;
         b->off = off;
     }
-    if (slot >= b->rec.npages || b->rec.rlen[slot] != rlen || memcmp(b->rec.hash[slot], hash, 16) != 0) {
+    /* The catalog row must describe this block and this page of it, cached
+    ** block or not: its record length, then the page's length and hash. */
+    if (b->rec.len != len || slot >= b->rec.npages || b->rec.rlen[slot] != rlen ||
+        memcmp(b->rec.hash[slot], hash, 16) != 0) {
         snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
                  (unsigned long long)off);
+        if (b->rec.len != len)
+            return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what,
+                            b->rec.len, len);
         return fks__err(FKS_ECORRUPT, "%s: page %u of the block does not match the catalog", what, slot);
     }
     memcpy(out, b->data + b->rec.start[slot], rlen);

@@ -121,10 +121,10 @@ static int add_affected(struct vctx *v, const char *tag)
 }
 
 /* Every run of every page map: three positive integers, in page order
-** without overlap, inside the artifact, naming page ids that exist. A
-** damaged run names its snapshot directly (its pages cannot be trusted
-** to say which ids it meant); a run naming missing pages adds them, as
-** one id range, to the bad ids. Nothing here allocates by a length read
+** without overlap, inside the artifact, naming page ids that exist; and
+** every page's length fits its file. A damaged run, or one naming missing
+** pages, names its snapshot directly (its ids cannot be trusted to find
+** the snapshots another way). Nothing here allocates by a length read
 ** from the catalog. */
 static int check_maps(fks_store *s, struct vctx *v)
 {
