@@ -388,12 +388,10 @@ static const char H_RESTORE[] =
 /* Parses a positive number of milliseconds for --timeout. */
 static int parse_ms(const char *cmd, const char *arg, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (errno || *end || v <= 0 || v > 3600000)
+    double v;
+    if (parse_number(arg, &v) || !(v >= 1 && v <= 3600000) || v != (double)(long)v)
         return usage_err(cmd, "--timeout takes milliseconds (1 .. 3600000), got '%s'", arg);
-    *out = v;
+    *out = (long)v;
     return -1;
 }
 
@@ -1088,9 +1086,8 @@ static int cmd_prune(int argc, char **argv)
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'l': {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v <= 0 || v > 1000000)
+            double v;
+            if (parse_number(optarg, &v) || !(v >= 1 && v <= 1000000) || v != (double)(int)v)
                 return usage_err("prune", "--keep-last takes a positive number, got '%s'", optarg);
             po.keep_last = (int)v;
             break;

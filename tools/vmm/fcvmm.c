@@ -302,13 +302,13 @@ static void flat_sregs(struct kvm_sregs *s)
 
 static int boot(char *err, size_t len)
 {
+    if (V.mem_size < (BASE_PAGE + 64) * (uint64_t)PAGE || V.mem_size > (4ull << 30) - (1 << 20)) {
+        snprintf(err, len, "--mem-mib must be 2 .. 4095");
+        return -1;
+    }
     V.ram = mmap(NULL, V.mem_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (V.ram == MAP_FAILED) {
         snprintf(err, len, "mmap guest RAM: %s", strerror(errno));
-        return -1;
-    }
-    if (V.mem_size < (BASE_PAGE + 64) * (uint64_t)PAGE || V.mem_size > (4ull << 30) - (1 << 20)) {
-        snprintf(err, len, "--mem-mib must be 2 .. 4095");
         return -1;
     }
     /* design 3: a used-looking RAM */
