@@ -415,7 +415,7 @@ int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const c
             fks_ingest_opts o = {.tag = v[i].tag, .parent = v[i].parent[0] ? v[i].parent : NULL,
                                  .artifacts = a, .n_artifacts = na, .progress = progress,
                                  .progress_arg = progress_arg, .pause_ms = -1, .snapshot_ms = -1,
-                                 .diff_bytes = -1};
+                                 .diff_bytes = -1, .no_follow = 1};
             if ((rc = fks_ingest(NULL, s, &o)) != 0) {
                 fks__errctx(rc, "import %s (%zu of %zu imported before it)", v[i].name, done, n);
                 break;

@@ -100,6 +100,10 @@ typedef struct fks_ingest_opts {
     void *progress_arg;
     /* Branch timings recorded with the snapshot; 0 or -1: unknown (NULL). */
     int64_t pause_ms, snapshot_ms, diff_bytes;
+    /* Nonzero: an input path whose last component is a symbolic link is
+    ** refused (O_NOFOLLOW), for inputs found in a tree someone else writes
+    ** (import-forkd sets it). */
+    int no_follow;
 } fks_ingest_opts;
 
 typedef struct fks_ingest_stats {

@@ -877,7 +877,9 @@ static int open_inputs(struct ingest *g)
                 return fks__err(FKS_EINVAL, "artifact %s given twice", a->in->name);
         /* O_NONBLOCK: opening a FIFO must not wait for a writer; the
         ** type check below refuses it. Regular files ignore the flag. */
-        a->fd = open(a->in->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+        a->fd = open(a->in->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (o->no_follow ? O_NOFOLLOW : 0));
+        if (a->fd < 0 && errno == ELOOP && o->no_follow)
+            return fks__err(FKS_EINVAL, "%s file %s is a symbolic link (refused)", a->in->name, a->in->path);
         if (a->fd < 0)
             return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "%s file %s", a->in->name,
                               a->in->path);
