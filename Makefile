@@ -37,7 +37,7 @@ FORKCTL := $(BUILD)/forkctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all tools check unit cli demo install clean asan ubsan bench help
+.PHONY: all tools check unit cli demo install clean asan ubsan valgrind bench help
 all: $(FORKCTL) tools
 
 $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
@@ -84,9 +84,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-cli: $(FORKCTL) tools
+# An LD_PRELOAD fault injector (no sanitizer: it is loaded into forkctl).
+FAILRENAME := $(BUILD)/tests/failrename.so
+$(FAILRENAME): tests/cli/failrename.c | $(BUILD)/tests
+	$(CC) $(TOOL_CFLAGS) -fPIC -shared -o $@ $< -ldl
+
+cli: $(FORKCTL) tools $(FAILRENAME)
 	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) FCVMM=$(abspath $(VMM_BIN)) \
-	    BUILD=$(abspath $(BUILD)) tests/cli/run.sh
+	    FAILRENAME=$(abspath $(FAILRENAME)) BUILD=$(abspath $(BUILD)) tests/cli/run.sh
 
 # The test tools (jq, curl, sqlite3, ...) are not pkg-config libraries:
 # tools/deps.sh installs (as root) or names whatever is missing.
@@ -102,6 +107,11 @@ asan:
 
 ubsan:
 	$(MAKE) BUILD=build-ubsan SAN=undefined CFLAGS="-O1 -g" check
+
+# Memcheck over the round trip (tests/valgrind/run.sh): the unit round
+# trip and the ingest/restore/gc/damaged-input CLI tests. ~10 minutes.
+valgrind: $(FORKCTL) tools $(FAILRENAME) $(UNIT_BIN)
+	tests/valgrind/run.sh $(BUILD)
 
 # ---- demo ----
 DEMO_DIR ?= /tmp/forkstore-demo
@@ -122,4 +132,4 @@ clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan bench bench-quick fuzz fuzz-replay analyze crash-test stress-test clean"
+	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick fuzz fuzz-replay analyze crash-test stress-test clean"

@@ -10,9 +10,10 @@
 **     output directory (mkostemp: O_EXCL, so a planted symlink cannot
 **     redirect it), truncated to the logical size (every page a hole),
 **     and only non-zero pages are written, in batches of contiguous
-**     pages. It is renamed into place at the end; with --force over an
-**     existing file, otherwise with RENAME_NOREPLACE. On failure the
-**     temporary file is removed.
+**     pages. The files are renamed into place at the end, all or nothing
+**     (place_files): with RENAME_NOREPLACE, or with --force by
+**     RENAME_EXCHANGE so a replaced file can be put back if a later rename
+**     fails. On failure the temporary files are removed.
 **  3. Every page is decoded and checked against its hash (chunk_read);
 **     a mismatch is an error naming the snapshot, artifact and page.
 **  4. A concurrent gc may compact a chunk: the page moves to a new chunk
@@ -298,7 +299,61 @@ struct outfile {
     char final[PATH_MAX];
     char tmp[PATH_MAX];
     int fd;
+    int swapped;            /* the file that was at final is now at tmp */
 };
+
+/* Moves every temporary file to its final name, all or nothing. Without
+** force, a name that exists is an error (RENAME_NOREPLACE). With force, an
+** existing file is swapped out (RENAME_EXCHANGE) so it can be put back;
+** it is unlinked only once every file is in place. If a rename fails, the
+** files already placed are taken back, newest first: swapped ones are
+** exchanged back, new ones unlinked (only while the name still holds our
+** inode). On return f[i].tmp[0] is 0 for every file whose temporary name
+** no longer holds a file of ours. */
+static int place_files(struct outfile *f, size_t n, int force)
+{
+    size_t i;
+    int rc = 0;
+    for (i = 0; i < n; i++) {
+        int r = -1, e = ENOENT;
+        if (force) {
+            r = renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, RENAME_EXCHANGE);
+            e = errno;
+            if (r == 0)
+                f[i].swapped = 1;
+            else if (e == EINVAL)      /* no RENAME_EXCHANGE here: replace, not undoable */
+                r = rename(f[i].tmp, f[i].final), e = errno;
+        }
+        if (r != 0 && e == ENOENT)
+            r = renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, RENAME_NOREPLACE), e = errno;
+        if (r != 0) {
+            rc = e == EEXIST ? fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final)
+                             : fks__errno(FKS_EIO, e, "rename %s to %s", f[i].tmp, f[i].final);
+            break;
+        }
+    }
+    if (rc == 0) {
+        for (i = 0; i < n; i++) {
+            if (f[i].swapped)
+                (void)unlink(f[i].tmp);      /* the replaced file; best effort */
+            f[i].tmp[0] = 0;
+        }
+        return 0;
+    }
+    while (i-- > 0) {
+        if (f[i].swapped) {
+            if (renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, RENAME_EXCHANGE) != 0)
+                f[i].tmp[0] = 0;             /* tmp still holds the old file: keep it */
+            continue;
+        }
+        struct stat ours, there;
+        if (fstat(f[i].fd, &ours) == 0 && lstat(f[i].final, &there) == 0 && ours.st_dev == there.st_dev &&
+            ours.st_ino == there.st_ino)
+            (void)unlink(f[i].final);
+        f[i].tmp[0] = 0;
+    }
+    return fks__errctx(rc, "nothing was restored");
+}
 
 int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const char *outdir,
                 int flags, fks_progress_fn progress, void *progress_arg)
@@ -371,8 +426,12 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
             (rc = fks__path(f[i].tmp, sizeof f[i].tmp, "%s/.%s.XXXXXX", outdir,
                             fks_artifact_filename(f[i].name))) != 0)
             goto out;
-        if (!(flags & FKS_RESTORE_FORCE) && lstat(f[i].final, &sb) == 0) {
+        if (lstat(f[i].final, &sb) == 0 && !(flags & FKS_RESTORE_FORCE)) {
             rc = fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final);
+            goto out;
+        }
+        if (lstat(f[i].final, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+            rc = fks__err(FKS_EEXIST, "%s is a directory (--force replaces files only)", f[i].final);
             goto out;
         }
     }
@@ -407,15 +466,8 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     }
     cat_exec(s->db, "COMMIT");
     in_txn = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned rflags = (flags & FKS_RESTORE_FORCE) ? 0 : RENAME_NOREPLACE;
-        if (renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, rflags) != 0) {
-            rc = errno == EEXIST ? fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final)
-                                 : fks__errno(FKS_EIO, errno, "rename %s to %s", f[i].tmp, f[i].final);
-            break;
-        }
-        f[i].tmp[0] = 0;
-    }
+    if (rc == 0)
+        rc = place_files(f, n, flags & FKS_RESTORE_FORCE);
     if (rc == 0 && (flags & FKS_RESTORE_SYNC))
         rc = fks__fsync_dir(outdir);
     if (rc == 0 && progress)
