@@ -39,3 +39,21 @@ gen() {
     local d=$1; shift
     "$FORKGEN" --out "$d" --quiet "$@" >/dev/null
 }
+
+# out_state DIR: names, types, symlink targets and file contents under DIR
+# ("absent" if there is no DIR), to check that a failure left DIR alone.
+out_state() {
+    [ -e "$1" ] || [ -L "$1" ] || { echo absent; return; }
+    (cd "$1" && find . -printf '%P %y %l\n' | sort
+     find . -type f -print0 | sort -z | xargs -0 -r sha256sum) | sha256sum | cut -d' ' -f1
+}
+
+# base_store: a store (1 MiB chunks) holding snapshot "base" of three
+# random files kept beside it: m (memory), vm (vmstate), extra (rootfs).
+base_store() {
+    fk init --chunk-size 1M >/dev/null
+    head -c 65536 /dev/urandom >m
+    head -c 5000 /dev/urandom >vm
+    head -c 300 /dev/urandom >extra
+    fk ingest --tag base --memory m --vmstate vm --file rootfs=extra >/dev/null
+}

@@ -5,19 +5,8 @@
 # refusal is checked for its message and that the store and the output
 # directory are unchanged.
 . "$(dirname "$0")/lib.sh"
-fk init --chunk-size 1M >/dev/null
-head -c 65536 /dev/urandom >m
-head -c 5000 /dev/urandom >vm
-head -c 300 /dev/urandom >extra
-fk ingest --tag base --memory m --vmstate vm --file rootfs=extra >/dev/null
+base_store
 before=$(store_state)
-
-# out_state DIR: names, types, symlink targets and file contents under DIR.
-out_state() {
-    [ -e "$1" ] || [ -L "$1" ] || { echo absent; return; }
-    (cd "$1" && find . -printf '%P %y %l\n' | sort
-     find . -type f -print0 | sort -z | xargs -0 -r sha256sum) | sha256sum | cut -d' ' -f1
-}
 unchanged() {
     [ "$(store_state)" = "$before" ] || die "$1 changed the store"
 }

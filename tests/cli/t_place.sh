@@ -12,17 +12,8 @@ failing() { # failing N CMD...: CMD with its Nth renameat2() failing
     local n=$1; shift
     LD_PRELOAD="$FAILRENAME" FKS_FAIL_RENAME=$n "$@"
 }
-fk init --chunk-size 1M >/dev/null
-head -c 65536 /dev/urandom >m
-head -c 5000 /dev/urandom >vm
-head -c 300 /dev/urandom >extra
-fk ingest --tag base --memory m --vmstate vm --file rootfs=extra >/dev/null
+base_store
 before=$(store_state)
-out_state() {
-    [ -e "$1" ] || { echo absent; return; }
-    (cd "$1" && find . -printf '%P %y %l\n' | sort
-     find . -type f -print0 | sort -z | xargs -0 -r sha256sum) | sha256sum | cut -d' ' -f1
-}
 check_unchanged() { # check_unchanged DIR STATE WHAT
     [ "$(out_state "$1")" = "$2" ] || die "$3 changed $1: $(ls -A "$1")"
     [ "$(store_state)" = "$before" ] || die "$3 changed the store"
