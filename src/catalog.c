@@ -82,6 +82,25 @@ int cat_meta_get(sqlite3 *db, const char *key, int64_t *val)
     return rc;
 }
 
+int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT id, coalesce(parent_id, 0) FROM snapshot WHERE tag = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    *id = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (parent_id)
+        *parent_id = s == SQLITE_ROW ? sqlite3_column_int64(st, 1) : 0;
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        rc = cat_err(db, s, "catalog: find snapshot");
+    else if (!*id && must_exist)
+        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int cat_meta_set(sqlite3 *db, const char *key, int64_t val)
 {
     sqlite3_stmt *st;

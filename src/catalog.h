@@ -42,10 +42,14 @@ int cat_checkpoint(struct fks_store *s, int truncate);
 int cat_err(sqlite3 *db, int sqlrc, const char *what);
 /* Exec one or more statements without results. */
 int cat_exec(sqlite3 *db, const char *sql);
-/* Prepare (cached by SQLite's own statement text? no: caller finalizes). */
+/* Prepares one statement; the caller finalizes it. */
 int cat_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql);
 /* Meta key/value as integer; *val untouched if absent. */
 int cat_meta_get(sqlite3 *db, const char *key, int64_t *val);
 int cat_meta_set(sqlite3 *db, const char *key, int64_t val);
+/* Snapshot tag's id and parent (0 for a root; parent_id may be NULL).
+** Absent: *id = 0, and with must_exist FKS_ENOTFOUND with the message
+** users see ("snapshot T not found"). Only a catalog error fails else. */
+int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist);
 
 #endif

@@ -612,21 +612,6 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
     return 0;
 }
 
-static int snapshot_id(sqlite3 *db, const char *tag, int64_t *id)
-{
-    sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st, "SELECT id FROM snapshot WHERE tag = ?1");
-    if (rc)
-        return rc;
-    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    *id = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-    if (src != SQLITE_ROW && src != SQLITE_DONE)
-        rc = cat_err(db, src, "catalog: find snapshot");
-    sqlite3_finalize(st);
-    return rc;
-}
-
 /* Every existing page a map names must still be there (see design 4). */
 static int check_refs(struct ingest *g)
 {
@@ -729,14 +714,14 @@ static int commit(struct ingest *g)
         return rc;
 
     int64_t id;
-    if ((rc = snapshot_id(db, o->tag, &id)) != 0)
+    if ((rc = cat_snapshot(&id, NULL, db, o->tag, 0)) != 0)
         goto out;
     if (id) {
         rc = fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
         goto out;
     }
     if (o->parent) {
-        if ((rc = snapshot_id(db, o->parent, &id)) != 0)
+        if ((rc = cat_snapshot(&id, NULL, db, o->parent, 0)) != 0)
             goto out;
         if (id != g->parent_id) {
             rc = fks__err(FKS_ENOTFOUND, "parent %s was removed while %s was being ingested",
@@ -957,13 +942,13 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
     if (g.n == 0)
         return fks__err(FKS_EINVAL, "nothing to ingest: give at least one file");
     int64_t id;
-    if ((rc = snapshot_id(s->db, o->tag, &id)) != 0)
+    if ((rc = cat_snapshot(&id, NULL, s->db, o->tag, 0)) != 0)
         return rc;
     if (id)
         return fks__err(FKS_EEXIST, "tag %s already exists (pick another tag, or `forkctl rmi %s`)",
                         o->tag, o->tag);
     if (o->parent) {
-        if ((rc = snapshot_id(s->db, o->parent, &g.parent_id)) != 0)
+        if ((rc = cat_snapshot(&g.parent_id, NULL, s->db, o->parent, 0)) != 0)
             return rc;
         if (!g.parent_id)
             return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found (see `forkctl images`)", o->parent);

@@ -158,18 +158,9 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
         return rc;
     if ((rc = cat_begin(s)) != 0)
         return rc;
-    sqlite3_stmt *st;
     int64_t id = 0, parent = 0;
-    if ((rc = cat_prepare(s->db, &st, "SELECT id, coalesce(parent_id, 0) FROM snapshot WHERE tag = ?1")) != 0)
+    if ((rc = cat_snapshot(&id, &parent, s->db, tag, 1)) != 0)
         return cat_end(s, rc);
-    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        id = sqlite3_column_int64(st, 0);
-        parent = sqlite3_column_int64(st, 1);
-    }
-    sqlite3_finalize(st);
-    if (!id)
-        return cat_end(s, fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag));
     if (cascade) {
         rc = exec_bind(s->db,
             "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT s.id FROM snapshot s JOIN sub ON s.parent_id = sub.id) "

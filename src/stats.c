@@ -176,25 +176,11 @@ static int one_row(int64_t *vals, int n, fks_store *s, const char *sql, int64_t 
     return rc;
 }
 
+/* A tag given by the user: checked, then found (FKS_ENOTFOUND if absent). */
 static int snap_lookup(int64_t *id, int64_t *parent_id, fks_store *s, const char *tag)
 {
-    sqlite3_stmt *st;
     int rc = fks_check_tag(tag);
-    if (rc || (rc = cat_prepare(s->db, &st, "SELECT id, coalesce(parent_id, 0) FROM snapshot WHERE tag = ?1")))
-        return rc;
-    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *id = sqlite3_column_int64(st, 0);
-        if (parent_id)
-            *parent_id = sqlite3_column_int64(st, 1);
-    } else if (src == SQLITE_DONE) {
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
-    } else {
-        rc = cat_err(s->db, src, "catalog: find snapshot");
-    }
-    sqlite3_finalize(st);
-    return rc;
+    return rc ? rc : cat_snapshot(id, parent_id, s->db, tag, 1);
 }
 
 struct art {
