@@ -141,8 +141,10 @@ typedef struct fks_restore_stats {
 /* Writes every artifact of snapshot tag into outdir (created if missing):
 ** "memory" as memory.bin, others under their names. Each page read is
 ** checked against its hash. Files are written under a temporary name and
-** renamed into place; existing files are refused (FKS_EEXIST) unless
-** FKS_RESTORE_FORCE. stats may be NULL. */
+** renamed into place, all or nothing: on failure no new file remains and
+** files FKS_RESTORE_FORCE replaced are put back. Existing files are
+** refused (FKS_EEXIST) unless FKS_RESTORE_FORCE; a directory in the way
+** always is. stats may be NULL. */
 int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag,
                 const char *outdir, int flags,
                 fks_progress_fn progress, void *progress_arg);
