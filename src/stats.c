@@ -209,9 +209,16 @@ static int arts_load(struct art **out, size_t *n, fks_store *s, int64_t snap_id)
             }
             v = nv;
         }
+        const char *nm = (const char *)sqlite3_column_text(st, 1);
+        int64_t sz = sqlite3_column_int64(st, 2);
+        if (!nm || strlen(nm) >= sizeof v[cnt].name || sqlite3_column_type(st, 2) != SQLITE_INTEGER || sz < 0) {
+            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact badly (name or size damaged): "
+                          "run `forkctl verify`");
+            goto out;
+        }
         v[cnt].id = sqlite3_column_int64(st, 0);
-        snprintf(v[cnt].name, sizeof v[cnt].name, "%s", (const char *)sqlite3_column_text(st, 1));
-        v[cnt].size = (uint64_t)sqlite3_column_int64(st, 2);
+        memcpy(v[cnt].name, nm, strlen(nm) + 1);
+        v[cnt].size = (uint64_t)sz;
         cnt++;
     }
     if (src != SQLITE_DONE)

@@ -93,6 +93,15 @@ verify_names "base child"
 grep -q "missing from the index" v.err || die "verify did not report the missing page"
 reset_store
 
+# ---- an artifact row with a damaged size ----
+q "UPDATE artifact SET size = -5 WHERE name = 'vmstate' AND snapshot_id = 1"
+fs=$(files_state)
+expect_fail 5 "catalog names an artifact badly \(name or size damaged\)" fk info base
+expect_fail 5 "catalog names an artifact badly" fk diff base child
+restore_fails 5 "catalog names an artifact of base badly" base
+[ "$(files_state)" = "$fs" ] || die "reading a damaged artifact row changed the store"
+reset_store
+
 # ---- a catalog from a newer forkstore: refused, not touched ----
 q "PRAGMA user_version = 999"
 fs=$(files_state)

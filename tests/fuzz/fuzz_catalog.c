@@ -31,7 +31,9 @@
 ** chunk damage and no moved page, a snapshot the reference calls
 ** restorable must restore.
 ** fks_verify must finish (returning 0 with a report) and must report a
-** problem whenever a restore failed. Any violation aborts.
+** problem whenever a restore failed. fks_snap_stats_get and fks_diff
+** must answer or fail with a message; an intact snapshot differs from
+** itself nowhere. Any violation aborts.
 **
 ** Regressions kept in the corpus (crash-*): restore accepting runs whose
 ** columns are not integers or whose npages < 1, verify missing damage that
@@ -671,6 +673,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (failed && strict)
         FUZZ_ASSERT(r->n_problems > 0, "a restore failed but verify found nothing");
     fks_verify_free(r);
+    /* stats and diff read the same rows: any answer or an error with a
+    ** message, never a crash; a snapshot whose maps are intact differs
+    ** from itself nowhere. */
+    for (int k = 0; k < NSNAP; k++) {
+        fks_snap_stats *st = NULL;
+        rc = fks_snap_stats_get(&st, s, tags[k]);
+        FUZZ_ASSERT(rc == 0 || fks_errmsg()[0], "stats of %s failed without a message", tags[k]);
+        fks_snap_stats_free(st);
+        fks_diff_report *d = NULL;
+        rc = fks_diff(&d, s, tags[k], tags[k]);
+        FUZZ_ASSERT(rc == 0 || fks_errmsg()[0], "diff of %s failed without a message", tags[k]);
+        FUZZ_ASSERT(rc != 0 || d->pages == 0, "%s differs from itself in %llu pages", tags[k],
+                    (unsigned long long)d->pages);
+        FUZZ_ASSERT(rc == 0 || ok[k] != 1, "diff of intact %s failed: %s", tags[k], fks_errmsg());
+        fks_diff_free(d);
+        d = NULL;
+        rc = fks_diff(&d, s, tags[0], tags[k]);
+        FUZZ_ASSERT(rc == 0 || fks_errmsg()[0], "diff %s %s failed without a message", tags[0], tags[k]);
+        fks_diff_free(d);
+    }
     fks_close(s);
     return 0;
 }
