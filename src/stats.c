@@ -45,9 +45,9 @@ static int check_runs(const fks_run *r, size_t n, const char *which)
     uint64_t next = 0;
     for (size_t i = 0; i < n; i++) {
         if (r[i].npages == 0 || r[i].pgno < next || r[i].pgno + r[i].npages < r[i].pgno ||
-            r[i].page_id <= 0 || (uint64_t)r[i].page_id + r[i].npages < (uint64_t)r[i].page_id)
-            return fks__err(FKS_EINVAL, "page map %s: run %zu (pages %llu+%llu, page id %lld) is empty, "
-                            "out of order, overlapping or wraps", which, i, (unsigned long long)r[i].pgno,
+            r[i].page_id <= 0 || r[i].npages > (uint64_t)(INT64_MAX - r[i].page_id))
+            return fks__err(FKS_EINVAL, "page map%s%s: run %zu (pages %llu+%llu, page id %lld) is empty, "
+                            "out of order, overlapping or wraps", which[0] ? " " : "", which, i, (unsigned long long)r[i].pgno,
                             (unsigned long long)r[i].npages, (long long)r[i].page_id);
         next = r[i].pgno + r[i].npages;
     }
@@ -512,8 +512,11 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
         fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
         snprintf(a->name, sizeof a->name, "%s", arts[i].name);
         a->size = arts[i].size;
-        if ((rc = runs_load(&mine, s, st, arts[i].id)) != 0)
+        if ((rc = runs_load(&mine, s, st, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
             goto out;
+        }
         a->runs = mine.n;
         for (size_t k = 0; k < mine.n && rc == 0; k++) {
             a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);

@@ -37,7 +37,8 @@
 **
 ** Regressions kept in the corpus (crash-*): restore accepting runs whose
 ** columns are not integers or whose npages < 1, verify missing damage that
-** makes a restore fail, and verify running out of memory on a huge run.
+** makes a restore fail, verify running out of memory on a huge run, and
+** stats adding a run's page count to its page id unchecked (overflow).
 */
 #include <errno.h>
 #include <dirent.h>
