@@ -37,7 +37,7 @@ FORKCTL := $(BUILD)/forkctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all tools check unit cli demo install clean asan ubsan valgrind bench help
+.PHONY: all tools check unit cli hostile test-hostile demo install clean asan ubsan valgrind bench help
 all: $(FORKCTL) tools
 
 $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
@@ -89,9 +89,19 @@ FAILRENAME := $(BUILD)/tests/failrename.so
 $(FAILRENAME): tests/cli/failrename.c | $(BUILD)/tests
 	$(CC) $(TOOL_CFLAGS) -fPIC -shared -o $@ $< -ldl
 
+TEST_ENV = FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) FCVMM=$(abspath $(VMM_BIN)) \
+	    FAILRENAME=$(abspath $(FAILRENAME)) BUILD=$(abspath $(BUILD))
+
 cli: $(FORKCTL) tools $(FAILRENAME)
-	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) FCVMM=$(abspath $(VMM_BIN)) \
-	    FAILRENAME=$(abspath $(FAILRENAME)) BUILD=$(abspath $(BUILD)) tests/cli/run.sh
+	$(TEST_ENV) tests/cli/run.sh
+
+# The hostile suite (tests/hostile/README.md): short in make check, long
+# (kill loops and races at full count) in make test-hostile.
+hostile: $(FORKCTL) tools $(FAILRENAME)
+	$(if $(wildcard tests/hostile/t_*.sh),$(TEST_ENV) tests/cli/run.sh $(wildcard tests/hostile/t_*.sh),@echo "hostile: no tests")
+
+test-hostile: $(FORKCTL) tools $(FAILRENAME)
+	$(if $(wildcard tests/hostile/t_*.sh),$(TEST_ENV) HOSTILE_LONG=1 tests/cli/run.sh $(wildcard tests/hostile/t_*.sh),@echo "hostile: no tests")
 
 # The test tools (jq, curl, sqlite3, ...) are not pkg-config libraries:
 # tools/deps.sh installs (as root) or names whatever is missing.
@@ -100,6 +110,7 @@ check:
 	$(MAKE) WERROR=1 all $(UNIT_BIN)
 	$(MAKE) WERROR=1 unit
 	$(MAKE) WERROR=1 cli
+	$(MAKE) WERROR=1 hostile
 	$(MAKE) WERROR=1 fuzz-replay
 
 asan:
@@ -132,4 +143,4 @@ clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick fuzz fuzz-replay analyze crash-test stress-test clean"
+	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile clean"
