@@ -984,21 +984,31 @@ static int cmd_verify(int argc, char **argv)
 }
 
 static const char H_IMPORT[] =
-    "usage: forkctl import-forkd DIR [--prefix P] [--json]\n"
-    "Imports a forkd snapshot root: DIR/<tag>/snapshot.json, vmstate, memory.bin\n"
-    "or a sparse diff.bin, and rootfs.ext4 when present. Parents are imported\n"
-    "before children with lineage kept, tags prefixed with P. Every\n"
-    "parent_content_hash is checked first; a mismatch refuses the import.\n"
-    "Only files inside each snapshot directory are read.\n";
+    "usage: forkctl import-forkd DIR [--prefix P] [--rootfs-dir D] [--json]\n"
+    "Imports a forkd (v0.4 to v0.5.3) snapshot root: DIR/<tag>/ with vmstate,\n"
+    "memory.bin (or diff.bin) and snapshot.json (v0.4: without). Parents are\n"
+    "imported before children with lineage kept, tags prefixed with P. A\n"
+    "chained snapshot's memory file is read as forkd restores it: its data\n"
+    "overlays the parent's memory, its holes inherit it. Every\n"
+    "parent_content_hash (SHA-256 of the parent's memory file) is checked\n"
+    "first; a mismatch refuses the import. No symbolic link inside DIR is\n"
+    "followed. A rootfs outside the snapshot directory (forkd keeps them in\n"
+    "/var/cache/forkd) is imported only from a regular file under D (default\n"
+    "/var/cache/forkd) that root or you own, no one else can write, reached\n"
+    "without symbolic links; otherwise the snapshot is imported without it\n"
+    "and a warning names it.\n";
 
 static int cmd_import(int argc, char **argv)
 {
-    static const struct option o[] = {COMMON_OPTS, {"prefix", required_argument, NULL, 'p'}, {0}};
-    const char *prefix = NULL;
+    static const struct option o[] = {COMMON_OPTS, {"prefix", required_argument, NULL, 'p'},
+        {"rootfs-dir", required_argument, NULL, 'r'}, {0}};
+    fks_forkd_import_opts io = {0};
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'p')
-            prefix = optarg;
+            io.prefix = optarg;
+        else if (c == 'r')
+            io.rootfs_dir = optarg;
         else if ((r = common_opt(c, "import-forkd", H_IMPORT, &json)) >= 0)
             return r;
     }
@@ -1009,36 +1019,69 @@ static int cmd_import(int argc, char **argv)
     if (rc)
         return fail(rc);
     struct progress p;
-    fks_progress_fn fn = progress_for(&p, "import");
-    size_t n = 0;
-    rc = fks_import_forkd(&n, s, argv[optind], prefix, fn, &p);
+    io.progress = progress_for(&p, "import");
+    io.progress_arg = &p;
+    fks_forkd_import_result res;
+    rc = fks_import_forkd(&res, s, argv[optind], &io);
     progress_end(&p);
     fks_close(s);
-    if (rc)
-        return fail(rc);
+    for (size_t i = 0; i < res.n_warnings; i++)
+        fprintf(stderr, "forkctl: warning: %s%s\n", res.warnings[i],
+                strstr(res.warnings[i], "rootfs") && strstr(res.warnings[i], "not imported")
+                    ? " (--rootfs-dir names another directory)" : "");
+    if (rc) {
+        fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+        if (res.n_imported)
+            fprintf(stderr, "forkctl: %zu of %zu snapshots were imported before the failure\n", res.n_imported,
+                    res.n_found);
+        fks_forkd_import_result_free(&res);
+        return exit_code(rc);
+    }
     if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "imported", json_object_new_int64((int64_t)n));
+        json_object *j = json_object_new_object(), *w = json_object_new_array();
+        json_object_object_add(j, "imported", json_object_new_int64((int64_t)res.n_imported));
+        json_object_object_add(j, "without_rootfs", json_object_new_int64((int64_t)res.n_no_rootfs));
+        for (size_t i = 0; i < res.n_warnings; i++)
+            json_object_array_add(w, json_object_new_string(res.warnings[i]));
+        json_object_object_add(j, "warnings", w);
         print_json(j);
     } else if (!g_quiet) {
-        printf("imported %zu snapshot%s from %s\n", n, n == 1 ? "" : "s", argv[optind]);
+        printf("imported %zu snapshot%s from %s", res.n_imported, res.n_imported == 1 ? "" : "s", argv[optind]);
+        if (res.n_no_rootfs)
+            printf("; %zu without the rootfs snapshot.json names (see the warnings)", res.n_no_rootfs);
+        printf("\n");
     }
+    fks_forkd_import_result_free(&res);
     return EX_OK;
 }
 
 static const char H_EXPORT[] =
-    "usage: forkctl export TAG --forkd DIR [--json]\n"
-    "Writes DIR/TAG/ as forkd lays a snapshot out: a full memory.bin, vmstate,\n"
-    "rootfs.ext4 when stored, and snapshot.json with absolute paths.\n";
+    "usage: forkctl export TAG --forkd DIR [--flat] [--tag NAME] [--json]\n"
+    "Writes TAG into DIR as forkd v0.5.3 restores it. By default the chain:\n"
+    "DIR/<tag>/ for TAG and each ancestor (up to forkd's 32 links; the oldest\n"
+    "written is a full base), each chained memory.bin holding the pages that\n"
+    "differ from its parent (zero pages as data) and holes elsewhere, with\n"
+    "parent_tag and parent_content_hash. --flat: DIR/NAME/ alone, with a full\n"
+    "memory.bin and no parent. Every directory has vmstate, rootfs.ext4 when a\n"
+    "rootfs is stored, and snapshot.json with absolute paths. forkd tags are\n"
+    "[A-Za-z0-9_-]{1,64}, not starting with '-': --tag NAME names TAG's\n"
+    "directory otherwise. All or nothing: a failed export writes nothing; an\n"
+    "existing identical directory (a shared ancestor) is reused.\n";
 
 static int cmd_export(int argc, char **argv)
 {
-    static const struct option o[] = {COMMON_OPTS, {"forkd", required_argument, NULL, 'f'}, {0}};
+    static const struct option o[] = {COMMON_OPTS, {"forkd", required_argument, NULL, 'f'},
+        {"flat", no_argument, NULL, 'F'}, {"tag", required_argument, NULL, 't'}, {0}};
     const char *out = NULL;
+    fks_forkd_export_opts eo = {0};
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'f')
             out = optarg;
+        else if (c == 'F')
+            eo.flat = 1;
+        else if (c == 't')
+            eo.name = optarg;
         else if ((r = common_opt(c, "export", H_EXPORT, &json)) >= 0)
             return r;
     }
@@ -1046,21 +1089,49 @@ static int cmd_export(int argc, char **argv)
         return usage_err("export", "%s", "give exactly one TAG");
     if (!out)
         return usage_err("export", "%s", "--forkd DIR is required");
+    if (eo.name && fks_check_forkd_tag(eo.name) != 0)
+        return usage_err("export", "--tag: %s", fks_errmsg());
     fks_store *s = NULL;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    rc = fks_export_forkd(s, argv[optind], out);
+    fks_forkd_export_result res;
+    rc = fks_export_forkd(&res, s, argv[optind], out, &eo);
     fks_close(s);
-    if (rc)
-        return fail(rc);
+    if (rc) {
+        const char *m = fks_errmsg();
+        fprintf(stderr, "forkctl: %s%s\n", m,
+                strstr(m, "not a forkd tag") ? (strstr(m, "ancestor") ? " (forkctl tag renames it; --flat exports "
+                                                 "TAG alone)" : " (--tag NAME names it for forkd)")
+                : rc == FKS_EEXIST ? " (remove it, or export into another --forkd DIR)" : "");
+        return exit_code(rc);
+    }
+    const char *head = res.names[res.n - 1];
     if (json) {
-        json_object *j = json_object_new_object();
+        json_object *j = json_object_new_object(), *d = json_object_new_array();
         json_object_object_add(j, "tag", json_object_new_string(argv[optind]));
         json_object_object_add(j, "forkd", json_object_new_string(out));
+        json_object_object_add(j, "name", json_object_new_string(head));
+        for (size_t i = 0; i < res.n; i++) {
+            json_object *e = json_object_new_object();
+            json_object_object_add(e, "name", json_object_new_string(res.names[i]));
+            json_object_object_add(e, "reused", json_object_new_boolean(res.reused[i]));
+            json_object_array_add(d, e);
+        }
+        json_object_object_add(j, "directories", d);
         print_json(j);
     } else if (!g_quiet) {
-        printf("exported %s to %s/%s\n", argv[optind], out, argv[optind]);
+        size_t reused = 0;
+        for (size_t i = 0; i < res.n; i++)
+            reused += res.reused[i] != 0;
+        printf("exported %s to %s/%s", argv[optind], out, head);
+        if (res.n > 1) {
+            printf(" as a chain of %zu (base %s", res.n, res.names[0]);
+            if (reused)
+                printf("; %zu already there", reused);
+            printf(")");
+        }
+        printf("\n");
     }
     return EX_OK;
 }

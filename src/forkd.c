@@ -1,31 +1,48 @@
 /*
 ** forkd.c: moving forkd snapshot directories in and out of a store.
 **
-** A forkd snapshot root holds one directory per snapshot:
+** forkd (v0.4 to v0.5.3) keeps one directory per snapshot under its
+** snapshot root (~/.local/share/forkd/snapshots):
 **
-**   ROOT/<tag>/snapshot.json   {"vmstate": ABS, "memory": ABS,
+**   ROOT/<tag>/vmstate         Firecracker's vmstate
+**   ROOT/<tag>/memory.bin      guest memory (older trees: diff.bin)
+**   ROOT/<tag>/snapshot.json   {"vmstate": ABS, "memory": ABS, "volumes": [...],
 **                               "parent_tag": T?, "parent_content_hash": HEX?,
-**                               "rootfs": ABS?, "volumes": ...}
-**   ROOT/<tag>/vmstate
-**   ROOT/<tag>/memory.bin      a Full memory file, or
-**   ROOT/<tag>/diff.bin        a sparse Diff over parent_tag's memory
-**   ROOT/<tag>/rootfs.ext4     sometimes
+**                               "rootfs": ABS?}   (v0.5; absent in v0.4)
+**   /var/cache/forkd/<slug>.ext4   the rootfs "rootfs" names: outside ROOT
+**   ROOT/<tag>/rootfs.ext4     in trees unpacked from v1 packs
 **
-** Import reads the files inside each snapshot's own directory, never the
-** absolute paths in snapshot.json: a tree handed over by another tool
-** must not make forkstore read files outside it. The JSON paths only tell
-** which memory file is meant (their base names must match a file there).
-** Before anything is ingested, every parent_content_hash is checked. It
-** must be the SHA-256 of the parent's full memory: the parent's
-** memory.bin, or, for a parent stored as diff.bin, the memory rebuilt
-** from the tree's own chain of diffs down to a memory.bin (the SHA-256 of
-** the diff.bin file itself is accepted too). A mismatch refuses the whole
-** import and names the child and parent. Snapshots are then ingested
-** parents first, with lineage kept and everything deduplicated.
+** forkd restores a chained snapshot (parent_tag set) by walking parent_tag
+** to the base (at most 32 links), checking each link's
+** parent_content_hash against the SHA-256 of the parent's memory file as
+** it is on disk (for a chained parent, its own overlay file), copying the
+** base's memory and overlaying every link's data extents (SEEK_DATA /
+** SEEK_HOLE): a hole means "the parent's page", data means "this page",
+** zero pages included. A directory without snapshot.json is a base whose
+** files are vmstate and memory.bin.
 **
-** Export restores a snapshot into OUT/<tag>/ as forkd lays it out: a full
-** memory.bin, vmstate, rootfs.ext4 when stored, and snapshot.json with
-** absolute paths (and parent_tag when the snapshot has a parent).
+** Import follows that exactly: a chained memory file is ingested as a Diff
+** of its parent (ingest.c's cover semantics are forkd's overlay), a base's
+** as a Full image. Everything inside ROOT is opened relative to directory
+** descriptors with O_NOFOLLOW (O_DIRECTORY for directories), so no
+** symbolic link at any level inside ROOT is followed, and files are handed
+** to fks_ingest as /proc/self/fd/N of the descriptors checked here. The
+** absolute paths in snapshot.json only say which file is meant (their base
+** names must name a file in the snapshot's own directory), except
+** "rootfs": a rootfs outside the directory is read only under the
+** caller's rootfs directory, by the rule in trusted_open(). Every check
+** that can refuse the tree runs before the first ingest.
+**
+** Export writes the same layout. Flat: one directory, full memory.bin.
+** Chain: the snapshot and its ancestors (up to 32 links), each link's
+** memory.bin holding as data exactly the pages fks_diff says differ from
+** its parent (zero pages written as zeros) and holes elsewhere, checked
+** after writing by re-reading every data extent, so forkd's overlay
+** yields the snapshot's bytes; parent_content_hash is the SHA-256 of the
+** parent's exported memory.bin. The directories are built in
+** OUT/.fks-export-XXXXXX, synced, then renamed into place with
+** RENAME_NOREPLACE (undone in reverse on a failure): a failed export
+** leaves nothing behind.
 */
 #include "forkd.h"
 
@@ -35,6 +52,7 @@
 #include <json-c/json.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +61,8 @@
 
 #include "forkstore.h"
 #include "util.h"
+
+#define DEFAULT_ROOTFS_DIR "/var/cache/forkd"
 
 static int get_str(char *dst, size_t cap, json_object *o, const char *key, int required)
 {
@@ -109,105 +129,50 @@ int forkd_parse(struct forkd_snap *out, const char *json, size_t len)
     return rc;
 }
 
-/* SHA-256 of a file, as lower-case hex. */
-static int sha256_file(char out[65], const char *path)
+/* ---- small helpers ------------------------------------------------------ */
+
+static void hex32(char out[65], const unsigned char md[32])
 {
-    struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "open %s", path);
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return fks__err(FKS_EINVAL, "%s is not a regular file", path);
+    static const char h[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = h[md[i] >> 4];
+        out[2 * i + 1] = h[md[i] & 15];
     }
+    out[64] = 0;
+}
+
+/* SHA-256 of everything fd holds (holes read as zeros, as forkd's
+** sha256_file reads them), as lower-case hex. what names it in messages. */
+static int sha256_fd(char out[65], int fd, const char *what)
+{
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char *buf = malloc(1 << 20), md[32];
+    unsigned mdlen = 0;
+    off_t off = 0;
     int rc = 0;
     if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
         rc = fks__err(FKS_ENOMEM, "sha256: cannot initialise");
         goto out;
     }
     for (;;) {
-        ssize_t n = read(fd, buf, 1 << 20);
+        ssize_t n = pread(fd, buf, 1 << 20, off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
-            rc = fks__errno(FKS_EIO, errno, "read %s", path);
+            rc = fks__errno(FKS_EIO, errno, "read %s", what);
             goto out;
         }
         if (n == 0)
             break;
         EVP_DigestUpdate(ctx, buf, (size_t)n);
+        off += n;
     }
-    unsigned mdlen = 0;
     EVP_DigestFinal_ex(ctx, md, &mdlen);
-    for (unsigned i = 0; i < 32; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    hex32(out, md);
 out:
     EVP_MD_CTX_free(ctx);
     free(buf);
-    close(fd);
     return rc;
-}
-
-struct isnap;
-static int chain_sha256(char out[65], const struct isnap *v, int idx);
-
-struct isnap {
-    char name[129];            /* directory name = tag without prefix */
-    char tag[257];
-    char parent[257];          /* store tag of the parent, "" if root */
-    int parent_idx;            /* index in the tree, -1 if outside it */
-    char dir[PATH_MAX];
-    char memory[PATH_MAX];
-    int diff;
-    char rootfs[PATH_MAX];     /* "" if none */
-    struct forkd_snap js;
-    int done;
-};
-
-static int read_small(char **out, size_t *len, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "open %s", path);
-    char *buf = malloc(FORKD_JSON_MAX + 1);
-    size_t n = 0;
-    int rc = 0;
-    if (!buf) {
-        close(fd);
-        return fks__err(FKS_ENOMEM, "out of memory");
-    }
-    for (;;) {
-        ssize_t r = read(fd, buf + n, FORKD_JSON_MAX + 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            rc = fks__errno(FKS_EIO, errno, "read %s", path);
-            break;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-        if (n > FORKD_JSON_MAX) {
-            rc = fks__err(FKS_EINVAL, "%s is larger than %d bytes", path, FORKD_JSON_MAX);
-            break;
-        }
-    }
-    close(fd);
-    if (rc) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-static int is_file(const char *p)
-{
-    struct stat st;
-    return lstat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static const char *base_name(const char *p)
@@ -216,48 +181,290 @@ static const char *base_name(const char *p)
     return b ? b + 1 : p;
 }
 
-/* Reads one snapshot directory. */
-static int load_snap(struct isnap *v, const char *root, const char *name, const char *prefix)
+/* 1 if a and b have the same directory part (both absolute paths). */
+static int same_dirname(const char *a, const char *b)
 {
-    char p[PATH_MAX + 32];
+    size_t la = (size_t)(base_name(a) - a), lb = (size_t)(base_name(b) - b);
+    return la > 0 && la == lb && memcmp(a, b, la) == 0;
+}
+
+/* Opens name inside directory dfd (shown as dirpath) as a regular file,
+** never through a symbolic link. Returns the fd or a negative code. */
+static int open_in(int dfd, const char *dirpath, const char *name, struct stat *st)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0 && errno == ELOOP)
+        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links)", dirpath,
+                        name);
+    if (fd < 0)
+        return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open %s/%s", dirpath, name);
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return fks__err(FKS_EINVAL, "%s/%s is not a regular file", dirpath, name);
+    }
+    return fd;
+}
+
+/* Opens directory name inside dfd, never through a symbolic link. */
+static int open_dir_in(int dfd, const char *dirpath, const char *name)
+{
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links inside "
+                        "the snapshot root)", dirpath, name);
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+        return fks__err(FKS_EINVAL, "%s/%s is not a directory or is a symbolic link: refused", dirpath, name);
+    if (fd < 0)
+        return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open %s/%s", dirpath, name);
+    return fd;
+}
+
+/* 1 if name in dfd exists (not following a link), 0 if not. */
+static int exists_in(int dfd, const char *name)
+{
+    struct stat st;
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static int push_warning(fks_forkd_import_result *r, const char *fmt, ...) FKS_PRINTF(2, 3);
+static int push_warning(fks_forkd_import_result *r, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char **nw = realloc(r->warnings, (r->n_warnings + 1) * sizeof *nw);
+    if (!nw)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    r->warnings = nw;
+    if (!(nw[r->n_warnings] = strdup(buf)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    r->n_warnings++;
+    return 0;
+}
+
+void fks_forkd_import_result_free(fks_forkd_import_result *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_warnings; i++)
+        free(r->warnings[i]);
+    free(r->warnings);
+    r->warnings = NULL;
+    r->n_warnings = 0;
+}
+
+/* ---- the rootfs outside the tree ---------------------------------------- */
+
+/* 0 if st (of what) is owned by root or the caller and writable by no
+** one else; else writes the reason into why and returns -1. */
+static int trusted_stat(const struct stat *st, const char *what, char *why, size_t whylen)
+{
+    if (st->st_uid != 0 && st->st_uid != geteuid()) {
+        snprintf(why, whylen, "%s is owned by uid %u, neither root nor you", what, (unsigned)st->st_uid);
+        return -1;
+    }
+    if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+        snprintf(why, whylen, "%s is writable by %s (mode %04o)", what,
+                 (st->st_mode & S_IWOTH) ? "others" : "its group", (unsigned)(st->st_mode & 07777));
+        return -1;
+    }
+    return 0;
+}
+
+/* Opens the rootfs at absolute path, which must lie under dir. The rule
+** (README, import-forkd): dir itself, every directory below it on the
+** way, and the file are reached without a symbolic link (O_NOFOLLOW per
+** component), are owned by root or the caller and are writable by no one
+** else; the file is regular. Such a file could only have been put there by
+** root or the caller, so reading it gives the caller nothing they could
+** not read anyway and nothing another user chose. Returns the fd, or -1
+** with the reason in why (a missing file included), or a negative FKS_E*
+** code for an error unrelated to the tree (out of memory). */
+static int trusted_open(const char *path, const char *dir, char *why, size_t whylen)
+{
+    char rdir[PATH_MAX], buf[PATH_MAX];
+    struct stat st;
+    int dfd = -1, fd = -1;
+    if (path[0] != '/') {
+        snprintf(why, whylen, "the path is not absolute");
+        return -1;
+    }
+    if (!realpath(dir, rdir)) {
+        snprintf(why, whylen, "the rootfs directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    size_t n = strlen(rdir);
+    if (n == 1)
+        n = 0; /* "/" */
+    if (strncmp(path, rdir, n) != 0 || path[n] != '/' || strlen(path + n) >= sizeof buf) {
+        snprintf(why, whylen, "it is not under the rootfs directory %.300s", rdir);
+        return -1;
+    }
+    memcpy(buf, path + n + 1, strlen(path + n + 1) + 1);
+    if ((dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        snprintf(why, whylen, "open %s: %s", rdir, strerror(errno));
+        return -1;
+    }
+    if (fstat(dfd, &st) != 0 || trusted_stat(&st, rdir, why, whylen) != 0)
+        goto bad;
+    char *comp = buf, *slash;
+    while ((slash = strchr(comp, '/')) != NULL) {
+        *slash = 0;
+        if (!comp[0] || strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+            snprintf(why, whylen, "the path has an empty, '.' or '..' component");
+            goto bad;
+        }
+        int nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0) {
+            snprintf(why, whylen, "directory %s: %s", comp,
+                     errno == ELOOP || errno == ENOTDIR ? "a symbolic link or not a directory" : strerror(errno));
+            goto bad;
+        }
+        close(dfd);
+        dfd = nfd;
+        if (fstat(dfd, &st) != 0 || trusted_stat(&st, comp, why, whylen) != 0)
+            goto bad;
+        comp = slash + 1;
+    }
+    if (!comp[0] || strcmp(comp, ".") == 0 || strcmp(comp, "..") == 0) {
+        snprintf(why, whylen, "the path does not name a file");
+        goto bad;
+    }
+    fd = openat(dfd, comp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(why, whylen, "%s", errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+        goto bad;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, whylen, "it is not a regular file");
+        goto bad;
+    }
+    if (trusted_stat(&st, "the file", why, whylen) != 0)
+        goto bad;
+    close(dfd);
+    return fd;
+bad:
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    return -1;
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+struct isnap {
+    char name[129];            /* directory name = forkd tag */
+    char tag[257];             /* store tag: prefix + name */
+    char parent[257];          /* store tag of the parent, "" if a base */
+    int parent_idx;            /* index in the tree, -1 if outside it */
+    int legacy;                /* v0.4: no snapshot.json */
+    int chained;               /* parent_tag set: memory is an overlay */
+    char memname[16];          /* memory.bin or diff.bin */
+    char rootfs_in[256];       /* rootfs file inside the directory, "" if none */
+    off_t memsize;
+    char memhash[65];          /* SHA-256 of the memory file, "" until needed */
+    struct forkd_snap js;
+    int done;
+};
+
+/* Reads one snapshot directory (already checked not to be a link). */
+static int load_snap(struct isnap *v, int rootfd, const char *root, const char *name, const char *prefix)
+{
+    char dpath[PATH_MAX];
+    struct stat st;
     char *json = NULL;
-    size_t len = 0;
-    int rc;
+    int rc = 0, dfd = -1, fd = -1;
     memset(v, 0, sizeof *v);
     v->parent_idx = -1;
     if (strlen(name) >= sizeof v->name)
         return fks__err(FKS_EINVAL, "forkd snapshot directory name too long: %.40s...", name);
     memcpy(v->name, name, strlen(name) + 1);
     if ((rc = fks__path(v->tag, sizeof v->tag, "%s%s", prefix, name)) != 0 || (rc = fks_check_tag(v->tag)) != 0 ||
-        (rc = fks__path(v->dir, sizeof v->dir, "%s/%s", root, name)) != 0 ||
-        (rc = fks__path(p, sizeof p, "%s/snapshot.json", v->dir)) != 0)
+        (rc = fks__path(dpath, sizeof dpath, "%s/%s", root, name)) != 0)
         return fks__errctx(rc, "forkd snapshot %s", name);
-    if ((rc = read_small(&json, &len, p)) != 0)
-        return rc;
-    rc = forkd_parse(&v->js, json, len);
-    free(json);
-    if (rc)
-        return fks__errctx(rc, "%s", p);
+    if ((dfd = open_dir_in(rootfd, root, name)) < 0)
+        return dfd;
+    if (!exists_in(dfd, "snapshot.json")) {
+        /* v0.4: forkd takes vmstate and memory.bin as a base. */
+        v->legacy = 1;
+        if ((rc = fks__path(v->js.vmstate, sizeof v->js.vmstate, "%s/vmstate", dpath)) != 0 ||
+            (rc = fks__path(v->js.memory, sizeof v->js.memory, "%s/memory.bin", dpath)) != 0)
+            goto out;
+    } else {
+        if ((fd = open_in(dfd, dpath, "snapshot.json", &st)) < 0) {
+            rc = fd;
+            goto out;
+        }
+        if (st.st_size > FORKD_JSON_MAX) {
+            rc = fks__err(FKS_EINVAL, "%s/snapshot.json is larger than %d bytes", dpath, FORKD_JSON_MAX);
+            goto out;
+        }
+        size_t len = (size_t)st.st_size;
+        if (!(json = malloc(len + 1))) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+            goto out;
+        }
+        if ((rc = fks__pread_full(fd, json, len, 0, "snapshot.json")) != 0)
+            goto out;
+        if ((rc = forkd_parse(&v->js, json, len)) != 0) {
+            rc = fks__errctx(rc, "%s/snapshot.json", dpath);
+            goto out;
+        }
+    }
     const char *mb = base_name(v->js.memory);
-    if (strcmp(mb, "memory.bin") != 0 && strcmp(mb, "diff.bin") != 0)
-        return fks__err(FKS_EINVAL, "%s: \"memory\" names %s; expected memory.bin or diff.bin", p, mb);
-    v->diff = strcmp(mb, "diff.bin") == 0;
-    if ((rc = fks__path(v->memory, sizeof v->memory, "%s/%s", v->dir, mb)) != 0)
-        return rc;
-    if (!is_file(v->memory))
-        return fks__err(FKS_ENOTFOUND, "forkd snapshot %s: %s is missing (snapshot.json names %s)", name,
-                        v->memory, v->js.memory);
-    if (v->diff && !v->js.parent_tag[0])
-        return fks__err(FKS_EINVAL, "forkd snapshot %s has a diff.bin but no parent_tag", name);
-    if (strcmp(base_name(v->js.vmstate), "vmstate") != 0 ||
-        fks__path(p, sizeof p, "%s/vmstate", v->dir) != 0 || !is_file(p))
-        return fks__err(FKS_ENOTFOUND, "forkd snapshot %s: no vmstate file in %s", name, v->dir);
-    if (fks__path(v->rootfs, sizeof v->rootfs, "%s/rootfs.ext4", v->dir) != 0 || !is_file(v->rootfs))
-        v->rootfs[0] = 0;
-    if (!v->rootfs[0] && v->js.rootfs[0])
-        return fks__err(FKS_ENOTFOUND, "forkd snapshot %s: snapshot.json names a rootfs but %s/rootfs.ext4 "
-                        "is missing", name, v->dir);
-    return 0;
+    if (strcmp(mb, "memory.bin") != 0 && strcmp(mb, "diff.bin") != 0) {
+        rc = fks__err(FKS_EINVAL, "%s/snapshot.json: \"memory\" names %s; expected memory.bin or diff.bin", dpath, mb);
+        goto out;
+    }
+    memcpy(v->memname, mb, strlen(mb) + 1);
+    if (fd >= 0)
+        close(fd);
+    if ((fd = open_in(dfd, dpath, v->memname, &st)) < 0) {
+        rc = fd == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "forkd snapshot %s: %s/%s is missing%s", name, dpath,
+                                            v->memname, v->legacy ? " (a v0.4 snapshot without snapshot.json)" : "")
+                                 : fd;
+        goto out;
+    }
+    v->memsize = st.st_size;
+    close(fd);
+    if (strcmp(base_name(v->js.vmstate), "vmstate") != 0) {
+        rc = fks__err(FKS_EINVAL, "%s/snapshot.json: \"vmstate\" names %s; expected vmstate", dpath,
+                      base_name(v->js.vmstate));
+        goto out;
+    }
+    if ((fd = open_in(dfd, dpath, "vmstate", &st)) < 0) {
+        rc = fd;
+        goto out;
+    }
+    v->chained = v->js.parent_tag[0] != 0;
+    if (v->chained && !v->js.parent_content_hash[0]) {
+        rc = fks__err(FKS_EINVAL, "forkd snapshot %s has parent_tag %s but no parent_content_hash: forkd refuses "
+                      "such a chain (verify_parent_hashes); nothing imported", name, v->js.parent_tag);
+        goto out;
+    }
+    /* The rootfs: a rootfs.ext4 in the directory (v1 packs), or the file
+    ** "rootfs" names when it is in the same directory as the memory file;
+    ** one outside is looked at when ingesting (trusted_open). */
+    if (exists_in(dfd, "rootfs.ext4"))
+        memcpy(v->rootfs_in, "rootfs.ext4", sizeof "rootfs.ext4");
+    else if (v->js.rootfs[0] && same_dirname(v->js.rootfs, v->js.memory)) {
+        const char *rb = base_name(v->js.rootfs);
+        if (strlen(rb) >= sizeof v->rootfs_in || !exists_in(dfd, rb)) {
+            rc = fks__err(FKS_ENOTFOUND, "forkd snapshot %s: snapshot.json names rootfs %s in its own directory, "
+                          "but %s/%s is missing", name, v->js.rootfs, dpath, rb);
+            goto out;
+        }
+        memcpy(v->rootfs_in, rb, strlen(rb) + 1);
+    }
+out:
+    free(json);
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    return rc;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -265,88 +472,127 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(((const struct isnap *)a)->name, ((const struct isnap *)b)->name);
 }
 
-/* SHA-256 of snapshot idx's full memory, rebuilt page by page from its
-** chain of diffs in the tree down to a memory.bin. FKS_ENOTFOUND if the
-** chain leaves the tree. */
-static int chain_sha256(char out[65], const struct isnap *v, int idx)
+static int memory_hash(struct isnap *v, int rootfd, const char *root)
 {
-    enum { MAXD = 256 };
-    int chain[MAXD], depth = 0, rc = 0;
-    for (int i = idx; depth < MAXD; i = v[i].parent_idx) {
-        if (i < 0)
-            return fks__err(FKS_ENOTFOUND, "chain of %s leaves the tree", v[idx].name);
-        chain[depth++] = i;
-        if (!v[i].diff)
-            break;
-    }
-    if (depth == MAXD || v[chain[depth - 1]].diff)
-        return fks__err(FKS_EINVAL, "chain of %s too deep", v[idx].name);
-    int fds[MAXD];
-    off_t size = -1;
-    for (int k = 0; k < depth; k++)
-        fds[k] = -1;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char page[FKS_PAGE_SIZE], md[32];
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        rc = fks__err(FKS_ENOMEM, "sha256: cannot initialise");
-        goto out;
-    }
-    for (int k = 0; k < depth && rc == 0; k++) {
-        struct stat st;
-        fds[k] = open(v[chain[k]].memory, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fds[k] < 0 || fstat(fds[k], &st) != 0)
-            rc = fks__errno(FKS_EIO, errno, "open %s", v[chain[k]].memory);
-        else if (!S_ISREG(st.st_mode))
-            rc = fks__err(FKS_EINVAL, "%s is not a regular file", v[chain[k]].memory);
-        else if (size >= 0 && st.st_size != size)
-            rc = fks__err(FKS_EINVAL, "%s and its child's diff differ in size", v[chain[k]].memory);
-        else
-            size = st.st_size;
-    }
-    for (off_t off = 0; rc == 0 && off < size; off += FKS_PAGE_SIZE) {
-        int k = 0;
-        /* The nearest layer with data at off holds the page. */
-        while (k < depth - 1) {
-            off_t d = lseek(fds[k], off, SEEK_DATA);
-            if (d >= 0 && d < off + FKS_PAGE_SIZE)
-                break;
-            k++;
-        }
-        size_t len = size - off < FKS_PAGE_SIZE ? (size_t)(size - off) : FKS_PAGE_SIZE;
-        if ((rc = fks__pread_full(fds[k], page, len, off, v[chain[k]].memory)) == 0)
-            EVP_DigestUpdate(ctx, page, len);
-    }
-    if (rc == 0) {
-        unsigned mdlen = 0;
-        EVP_DigestFinal_ex(ctx, md, &mdlen);
-        for (unsigned i = 0; i < 32; i++)
-            snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
-out:
-    for (int k = 0; k < depth; k++)
-        if (fds[k] >= 0)
-            close(fds[k]);
-    EVP_MD_CTX_free(ctx);
+    if (v->memhash[0])
+        return 0;
+    char what[PATH_MAX + 300];
+    struct stat st;
+    snprintf(what, sizeof what, "%s/%s/%s", root, v->name, v->memname);
+    int dfd = open_dir_in(rootfd, root, v->name), rc;
+    if (dfd < 0)
+        return dfd;
+    int fd = open_in(dfd, root, v->memname, &st);
+    close(dfd);
+    if (fd < 0)
+        return fd;
+    rc = sha256_fd(v->memhash, fd, what);
+    close(fd);
     return rc;
 }
 
-int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const char *prefix,
-                     fks_progress_fn progress, void *progress_arg)
+/* Ingests one snapshot of the tree. */
+static int import_one(fks_forkd_import_result *res, fks_store *s, struct isnap *v, int rootfd, const char *root,
+                      const fks_forkd_import_opts *o)
 {
+    char dpath[PATH_MAX + 130], pm[32], pv[32], pr[32], why[512] = "";
+    struct stat st;
+    int dfd, fm = -1, fv = -1, fr = -1, rc = 0;
+    snprintf(dpath, sizeof dpath, "%s/%s", root, v->name);
+    if ((dfd = open_dir_in(rootfd, root, v->name)) < 0)
+        return dfd;
+    if ((fm = open_in(dfd, dpath, v->memname, &st)) < 0 || (fv = open_in(dfd, dpath, "vmstate", &st)) < 0) {
+        rc = fm < 0 ? fm : fv;
+        goto out;
+    }
+    if (v->rootfs_in[0]) {
+        if ((fr = open_in(dfd, dpath, v->rootfs_in, &st)) < 0) {
+            rc = fr;
+            goto out;
+        }
+    } else if (v->js.rootfs[0]) {
+        fr = trusted_open(v->js.rootfs, o->rootfs_dir ? o->rootfs_dir : DEFAULT_ROOTFS_DIR, why, sizeof why);
+        if (fr < 0) {
+            res->n_no_rootfs++;
+            if ((rc = push_warning(res, "forkd snapshot %s: rootfs %s not imported: %s (import-forkd reads a "
+                                   "rootfs outside the tree only from regular files under %s, owned by root or "
+                                   "you, writable by no one else, reached without symbolic links)",
+                                   v->name, v->js.rootfs, why,
+                                   o->rootfs_dir ? o->rootfs_dir : DEFAULT_ROOTFS_DIR)) != 0)
+                goto out;
+        }
+    }
+    snprintf(pm, sizeof pm, "/proc/self/fd/%d", fm);
+    snprintf(pv, sizeof pv, "/proc/self/fd/%d", fv);
+    snprintf(pr, sizeof pr, "/proc/self/fd/%d", fr);
+    fks_artifact_in a[3] = {{"memory", pm, v->chained}, {"vmstate", pv, 0}, {"rootfs", pr, 0}};
+    fks_ingest_opts io = {.tag = v->tag, .parent = v->chained ? v->parent : NULL, .artifacts = a,
+                          .n_artifacts = fr >= 0 ? 3 : 2, .progress = o->progress,
+                          .progress_arg = o->progress_arg, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+    /* The descriptors were opened without following links and checked;
+    ** /proc/self/fd/N reopens exactly those files. */
+    if ((rc = fks_ingest(NULL, s, &io)) != 0)
+        rc = fks__errctx(rc, "memory %s/%s%s", dpath, v->memname,
+                         v->chained ? ", an overlay of its parent" : "");
+out:
+    if (fm >= 0)
+        close(fm);
+    if (fv >= 0)
+        close(fv);
+    if (fr >= 0)
+        close(fr);
+    close(dfd);
+    return rc;
+}
+
+int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *root,
+                     const fks_forkd_import_opts *o)
+{
+    static const fks_forkd_import_opts none = {0};
     struct isnap *v = NULL;
     size_t n = 0, alloc = 0, done = 0;
-    int rc = 0;
-    DIR *d = opendir(root);
-    *n_imported = 0;
-    if (!prefix)
-        prefix = "";
-    if (!d)
-        return fks__errno(FKS_EIO, errno, "open forkd snapshot root %s", root);
+    int rc = 0, rootfd = -1;
+    DIR *d = NULL;
+    memset(res, 0, sizeof *res);
+    if (!o)
+        o = &none;
+    const char *prefix = o->prefix ? o->prefix : "";
+    /* ROOT itself is the caller's choice and may be reached through a
+    ** link; nothing below it is. */
+    if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open forkd snapshot root %s", root);
+    int lfd = dup(rootfd);
+    if (lfd < 0 || !(d = fdopendir(lfd))) {
+        rc = fks__errno(FKS_EIO, errno, "list %s", root);
+        if (lfd >= 0)
+            close(lfd);
+        goto out;
+    }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        char p[PATH_MAX];
-        if (e->d_name[0] == '.' || fks__path(p, sizeof p, "%s/%s/snapshot.json", root, e->d_name) != 0 ||
-            !is_file(p))
+        struct stat st;
+        if (e->d_name[0] == '.')
+            continue;
+        if (fstatat(rootfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+            rc = fks__errno(FKS_EIO, errno, "stat %s/%s", root, e->d_name);
+            break;
+        }
+        if (S_ISLNK(st.st_mode)) {
+            rc = fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links inside "
+                          "the snapshot root); nothing imported", root, e->d_name);
+            break;
+        }
+        if (!S_ISDIR(st.st_mode))
+            continue;
+        int dfd = open_dir_in(rootfd, root, e->d_name);
+        if (dfd < 0) {
+            rc = dfd;
+            break;
+        }
+        /* forkd takes a directory holding vmstate for a snapshot. */
+        int snap = exists_in(dfd, "snapshot.json") || exists_in(dfd, "vmstate");
+        close(dfd);
+        if (!snap)
             continue;
         if (n == alloc) {
             alloc = alloc ? alloc * 2 : 16;
@@ -357,48 +603,66 @@ int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const c
             }
             v = nv;
         }
-        if ((rc = load_snap(&v[n], root, e->d_name, prefix)) != 0)
+        if ((rc = load_snap(&v[n], rootfd, root, e->d_name, prefix)) != 0)
             break;
         n++;
     }
-    closedir(d);
     if (rc)
         goto out;
+    res->n_found = n;
     if (n == 0) {
-        rc = fks__err(FKS_ENOTFOUND, "%s holds no forkd snapshots (no */snapshot.json)", root);
+        rc = fks__err(FKS_ENOTFOUND, "%s holds no forkd snapshots (no */snapshot.json or */vmstate)", root);
         goto out;
     }
     qsort(v, n, sizeof *v, cmp_name);
     /* Resolve parents; check every parent_content_hash before ingesting. */
     for (size_t i = 0; i < n && rc == 0; i++) {
-        if (!v[i].js.parent_tag[0])
+        if (!v[i].chained)
             continue;
-        for (size_t j = 0; j < n; j++)
-            if (strcmp(v[j].name, v[i].js.parent_tag) == 0)
-                v[i].parent_idx = (int)j;
-        if ((rc = fks__path(v[i].parent, sizeof v[i].parent, "%s%s", v[i].parent_idx >= 0 ? prefix : "",
-                            v[i].js.parent_tag)) != 0)
+        struct isnap key;
+        memcpy(key.name, v[i].js.parent_tag, sizeof key.name);
+        struct isnap *p = bsearch(&key, v, n, sizeof *v, cmp_name);
+        if (p)
+            v[i].parent_idx = (int)(p - v);
+        if ((rc = fks__path(v[i].parent, sizeof v[i].parent, "%s%s", p ? prefix : "", v[i].js.parent_tag)) != 0)
             break;
-        if (v[i].parent_idx < 0) {
+        if (!p) {
             fks_snapinfo info;
             if (fks_get(&info, s, v[i].parent) != 0)
-                rc = fks__err(FKS_ENOTFOUND, "forkd snapshot %s: parent %s is neither in %s nor in the store",
-                              v[i].name, v[i].js.parent_tag, root);
+                rc = fks__err(FKS_ENOTFOUND, "forkd snapshot %s: parent %s is neither in %s nor in the store; "
+                              "nothing imported", v[i].name, v[i].js.parent_tag, root);
+            else
+                rc = push_warning(res, "forkd snapshot %s: parent %s taken from the store; its "
+                                  "parent_content_hash was not checked (the parent's forkd memory file is "
+                                  "not in %s)", v[i].name, v[i].parent, root);
             continue;
         }
-        if (!v[i].js.parent_content_hash[0])
-            continue;
-        char got[65], full[65] = "";
-        if ((rc = sha256_file(got, v[v[i].parent_idx].memory)) != 0)
+        if (p == &v[i]) {
+            rc = fks__err(FKS_EINVAL, "forkd snapshot %s is its own parent; nothing imported", v[i].name);
             break;
-        if (strcmp(got, v[i].js.parent_content_hash) != 0 && v[v[i].parent_idx].diff &&
-            chain_sha256(full, v, v[i].parent_idx) == 0 && strcmp(full, v[i].js.parent_content_hash) == 0)
-            continue;
-        if (strcmp(got, v[i].js.parent_content_hash) != 0)
-            rc = fks__err(FKS_ECORRUPT, "forkd snapshot %s: parent_content_hash %.12s... does not match "
-                          "its parent %s (%s has sha256 %.12s...): the chain is inconsistent, nothing "
-                          "imported", v[i].name, v[i].js.parent_content_hash, v[i].js.parent_tag,
-                          v[v[i].parent_idx].memory, got);
+        }
+        if ((rc = memory_hash(p, rootfd, root)) != 0)
+            break;
+        if (strcmp(p->memhash, v[i].js.parent_content_hash) != 0) {
+            rc = fks__err(FKS_ECORRUPT, "forkd snapshot %s: parent_content_hash %.12s... does not match its "
+                          "parent %s (%s/%s/%s has sha256 %.12s...): the chain is inconsistent, nothing imported",
+                          v[i].name, v[i].js.parent_content_hash, p->name, root, p->name, p->memname, p->memhash);
+            break;
+        }
+        if (p->memsize != v[i].memsize) {
+            rc = fks__err(FKS_EINVAL, "forkd snapshot %s: %s is %lld bytes but its parent %s's %s is %lld bytes: "
+                          "forkd cannot overlay it (apply_diff needs equal sizes); nothing imported", v[i].name,
+                          v[i].memname, (long long)v[i].memsize, p->name, p->memname, (long long)p->memsize);
+            break;
+        }
+    }
+    /* A cycle: following parents from any snapshot never reaches a base. */
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        size_t steps = 0;
+        for (int j = (int)i; j >= 0 && rc == 0; j = v[j].parent_idx)
+            if (++steps > n)
+                rc = fks__err(FKS_EINVAL, "forkd tree %s has a parent cycle through %s; nothing imported", root,
+                              v[i].name);
     }
     /* Parents first: repeatedly ingest snapshots whose parent is done. */
     while (rc == 0 && done < n) {
@@ -406,17 +670,7 @@ int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const c
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (v[i].done || (v[i].parent_idx >= 0 && !v[v[i].parent_idx].done))
                 continue;
-            char vm[PATH_MAX + 16];
-            snprintf(vm, sizeof vm, "%s/vmstate", v[i].dir);
-            fks_artifact_in a[3] = {{"memory", v[i].memory, v[i].diff}, {"vmstate", vm, 0}};
-            size_t na = 2;
-            if (v[i].rootfs[0])
-                a[na++] = (fks_artifact_in){"rootfs", v[i].rootfs, 0};
-            fks_ingest_opts o = {.tag = v[i].tag, .parent = v[i].parent[0] ? v[i].parent : NULL,
-                                 .artifacts = a, .n_artifacts = na, .progress = progress,
-                                 .progress_arg = progress_arg, .pause_ms = -1, .snapshot_ms = -1,
-                                 .diff_bytes = -1, .no_follow = 1};
-            if ((rc = fks_ingest(NULL, s, &o)) != 0) {
+            if ((rc = import_one(res, s, &v[i], rootfd, root, o)) != 0) {
                 fks__errctx(rc, "import %s (%zu of %zu imported before it)", v[i].name, done, n);
                 break;
             }
@@ -426,57 +680,413 @@ int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const c
         if (rc == 0 && done == before)
             rc = fks__err(FKS_EINVAL, "forkd tree %s has a parent cycle; %zu of %zu imported", root, done, n);
     }
-    *n_imported = done;
 out:
+    res->n_imported = done;
+    if (d)
+        closedir(d);
+    if (rootfd >= 0)
+        close(rootfd);
     free(v);
     return rc;
 }
 
-int fks_export_forkd(fks_store *s, const char *tag, const char *outroot)
+/* ---- export ------------------------------------------------------------- */
+
+int fks_check_forkd_tag(const char *name)
 {
-    fks_snapinfo info;
-    char dir[PATH_MAX], p[PATH_MAX + 32], absdir[PATH_MAX];
-    int rc;
-    if ((rc = fks_get(&info, s, tag)) != 0)
-        return rc;
-    if (mkdir(outroot, 0700) != 0 && errno != EEXIST)
-        return fks__errno(FKS_EIO, errno, "create %s", outroot);
-    if ((rc = fks__path(dir, sizeof dir, "%s/%s", outroot, tag)) != 0)
-        return rc;
-    if (mkdir(dir, 0700) != 0)
-        return errno == EEXIST ? fks__err(FKS_EEXIST, "%s already exists", dir)
-                               : fks__errno(FKS_EIO, errno, "create %s", dir);
-    if ((rc = fks_restore(NULL, s, tag, dir, 0, NULL, NULL)) != 0)
-        return rc;
-    if (!realpath(dir, absdir))
-        return fks__errno(FKS_EIO, errno, "resolve %s", dir);
-    char from[PATH_MAX + 16], to[PATH_MAX + 16];
-    snprintf(from, sizeof from, "%s/rootfs", dir);
-    snprintf(to, sizeof to, "%s/rootfs.ext4", dir);
-    int has_rootfs = is_file(from);
-    if (has_rootfs && rename(from, to) != 0)
-        return fks__errno(FKS_EIO, errno, "rename %s", from);
-    json_object *o = json_object_new_object();
-    snprintf(p, sizeof p, "%s/vmstate", absdir);
-    json_object_object_add(o, "vmstate", json_object_new_string(p));
-    snprintf(p, sizeof p, "%s/memory.bin", absdir);
-    json_object_object_add(o, "memory", json_object_new_string(p));
-    if (info.parent[0])
-        json_object_object_add(o, "parent_tag", json_object_new_string(info.parent));
-    if (has_rootfs) {
-        snprintf(p, sizeof p, "%s/rootfs.ext4", absdir);
-        json_object_object_add(o, "rootfs", json_object_new_string(p));
+    size_t n = strlen(name);
+    int ok = n >= 1 && n <= 64 && name[0] != '-';
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
     }
-    json_object_object_add(o, "volumes", json_object_new_array());
-    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
-    snprintf(p, sizeof p, "%s/snapshot.json", dir);
-    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (!ok)
+        return fks__err(FKS_EINVAL, "'%.80s' is not a forkd tag: forkd takes [A-Za-z0-9_-]{1,64}, not starting "
+                        "with '-'", name);
+    return 0;
+}
+
+struct esnap {
+    fks_snapinfo info;
+    char name[65];             /* its forkd tag */
+    int chained;               /* exported with its parent (the previous entry) */
+    int reused;
+    char memhash[65];          /* SHA-256 of the exported memory.bin */
+    char tmpdir[PATH_MAX];
+    char final[PATH_MAX];
+    int placed;
+};
+
+/* Removes dir and the files in it (export's own temporary directories
+** hold files only). Best effort: used on the way out of a failure. */
+static void rm_flat_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
+        return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(fd, e->d_name, 0);
+    closedir(d);
+    rmdir(dir);
+}
+
+static int fsync_path(const char *p)
+{
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    int rc = fsync(fd) != 0 ? fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", p) : 0;
+    close(fd);
+    return rc;
+}
+
+/* Rewrites dir/memory.bin (the full image of e) as an overlay of its
+** parent: the pages fks_diff names as data, holes elsewhere. Then re-reads
+** every data extent of the new file and checks it against the full image,
+** and that every differing page is data: what forkd's apply_diff copies is
+** then exactly right (a filesystem that turns written zeros into holes,
+** or allocates more than a page per write, is caught here). */
+static int make_overlay(fks_store *s, const struct esnap *parent, const struct esnap *e)
+{
+    char full[PATH_MAX + 16], tmp[PATH_MAX + 32];
+    fks_diff_report *dr = NULL;
+    const fks_diff_artifact *m = NULL;
+    unsigned char *a = NULL, *b = NULL;
+    int ff = -1, lf = -1, rc;
+    snprintf(full, sizeof full, "%s/memory.bin", e->tmpdir);
+    snprintf(tmp, sizeof tmp, "%s/.memory.bin.overlay", e->tmpdir);
+    if ((rc = fks_diff(&dr, s, parent->info.tag, e->info.tag)) != 0)
+        return rc;
+    for (size_t i = 0; i < dr->n; i++)
+        if (strcmp(dr->artifacts[i].name, "memory") == 0)
+            m = &dr->artifacts[i];
+    if (!(a = malloc(1 << 20)) || !(b = malloc(1 << 20))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((ff = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+        (lf = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+        rc = fks__errno(FKS_EIO, errno, "open %s", ff < 0 ? full : tmp);
+        goto out;
+    }
+    uint64_t size = e->info.memory_bytes;
+    if (ftruncate(lf, (off_t)size) != 0) {
+        rc = fks__errno(errno == ENOSPC || errno == EFBIG ? FKS_ENOSPC : FKS_EIO, errno, "truncate %s", tmp);
+        goto out;
+    }
+    for (size_t r = 0; m && r < m->n_ranges; r++) {
+        uint64_t off = m->ranges[r].pgno * FKS_PAGE_SIZE, end = off + m->ranges[r].npages * FKS_PAGE_SIZE;
+        if (end > size)
+            end = size;
+        while (off < end) {
+            size_t len = end - off > (1u << 20) ? (1u << 20) : (size_t)(end - off);
+            if ((rc = fks__pread_full(ff, a, len, (off_t)off, full)) != 0 ||
+                (rc = fks__pwrite_full(lf, a, len, (off_t)off, tmp)) != 0)
+                goto out;
+            off += len;
+        }
+    }
+    if (fsync(lf) != 0) {
+        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", tmp);
+        goto out;
+    }
+    /* Check: every differing page is data ... */
+    for (size_t r = 0; m && r < m->n_ranges; r++) {
+        off_t off = (off_t)(m->ranges[r].pgno * FKS_PAGE_SIZE);
+        off_t end = off + (off_t)(m->ranges[r].npages * FKS_PAGE_SIZE);
+        if (end > (off_t)size)
+            end = (off_t)size;
+        if (lseek(lf, off, SEEK_DATA) != off || lseek(lf, off, SEEK_HOLE) < end) {
+            rc = fks__err(FKS_EIO, "%s: the filesystem did not keep pages written at %lld as data (it turns "
+                          "zeros into holes?): forkd would read the parent's pages there; export to another "
+                          "filesystem or flat", tmp, (long long)off);
+            goto out;
+        }
+    }
+    /* ... and every data byte is the snapshot's own. */
+    for (off_t pos = 0; pos < (off_t)size;) {
+        off_t ds = lseek(lf, pos, SEEK_DATA);
+        if (ds < 0 && errno == ENXIO)
+            break;
+        if (ds < 0) {
+            rc = fks__errno(FKS_EIO, errno, "SEEK_DATA %s", tmp);
+            goto out;
+        }
+        off_t he = lseek(lf, ds, SEEK_HOLE);
+        if (he < 0 || he > (off_t)size)
+            he = (off_t)size;
+        for (off_t o = ds; o < he;) {
+            size_t len = he - o > (1 << 20) ? (1u << 20) : (size_t)(he - o);
+            if ((rc = fks__pread_full(lf, a, len, o, tmp)) != 0 || (rc = fks__pread_full(ff, b, len, o, full)) != 0)
+                goto out;
+            if (memcmp(a, b, len) != 0) {
+                rc = fks__err(FKS_EIO, "%s: a data extent near offset %lld holds other bytes than snapshot %s "
+                              "(the filesystem allocates more than a page per write?): forkd's overlay would be "
+                              "wrong; export to another filesystem or flat", tmp, (long long)o, e->info.tag);
+                goto out;
+            }
+            o += (off_t)len;
+        }
+        pos = he;
+    }
+    if (rename(tmp, full) != 0)
+        rc = fks__errno(FKS_EIO, errno, "rename %s", tmp);
+out:
+    if (rc && lf >= 0)
+        unlink(tmp);
+    if (ff >= 0)
+        close(ff);
+    if (lf >= 0)
+        close(lf);
+    free(a);
+    free(b);
+    fks_diff_free(dr);
+    return rc;
+}
+
+/* Restores e into its temporary directory and completes it as forkd lays
+** it out. outabs: OUT, absolute. parent: the previous entry if chained. */
+static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent, const char *outabs)
+{
+    char p[PATH_MAX + 32], fin[PATH_MAX + 32];
+    struct stat st;
+    int rc, fd = -1;
+    json_object *o = NULL;
+    if ((rc = fks_restore(NULL, s, e->info.tag, e->tmpdir, FKS_RESTORE_SYNC, NULL, NULL)) != 0)
+        return rc;
+    snprintf(p, sizeof p, "%s/snapshot.json", e->tmpdir);
+    if (lstat(p, &st) == 0)
+        return fks__err(FKS_EINVAL, "snapshot %s has an artifact named snapshot.json: it would collide with "
+                        "forkd's own file", e->info.tag);
+    snprintf(p, sizeof p, "%s/vmstate", e->tmpdir);
+    if (lstat(p, &st) != 0)
+        return fks__err(FKS_EINVAL, "snapshot %s has no vmstate artifact: forkd needs one", e->info.tag);
+    snprintf(p, sizeof p, "%s/memory.bin", e->tmpdir);
+    if (lstat(p, &st) != 0)
+        return fks__err(FKS_EINVAL, "snapshot %s has no memory artifact: forkd needs one", e->info.tag);
+    if (parent && (rc = make_overlay(s, parent, e)) != 0)
+        return rc;
+    if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    rc = sha256_fd(e->memhash, fd, p);
+    close(fd);
+    if (rc)
+        return rc;
+    /* The rootfs: as rootfs.ext4 (the name forkd's packs use) unless an
+    ** artifact already has that name; then it stays "rootfs". Both kept. */
+    char from[PATH_MAX + 32], to[PATH_MAX + 32];
+    const char *rootfs = NULL;
+    snprintf(from, sizeof from, "%s/rootfs", e->tmpdir);
+    snprintf(to, sizeof to, "%s/rootfs.ext4", e->tmpdir);
+    if (lstat(from, &st) == 0) {
+        if (lstat(to, &st) == 0)
+            rootfs = "rootfs";
+        else if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) != 0)
+            return fks__errno(FKS_EIO, errno, "rename %s", from);
+        else
+            rootfs = "rootfs.ext4";
+    }
+    /* snapshot.json as forkd's serde writes a Snapshot: its fields in
+    ** declaration order, absent options left out. */
+    o = json_object_new_object();
+    snprintf(fin, sizeof fin, "%s/vmstate", e->final);
+    json_object_object_add(o, "vmstate", json_object_new_string(fin));
+    snprintf(fin, sizeof fin, "%s/memory.bin", e->final);
+    json_object_object_add(o, "memory", json_object_new_string(fin));
+    json_object_object_add(o, "volumes", json_object_new_array());
+    if (parent) {
+        json_object_object_add(o, "parent_tag", json_object_new_string(parent->name));
+        json_object_object_add(o, "parent_content_hash", json_object_new_string(parent->memhash));
+    }
+    if (rootfs) {
+        snprintf(fin, sizeof fin, "%s/%s", e->final, rootfs);
+        json_object_object_add(o, "rootfs", json_object_new_string(fin));
+    }
+    (void)outabs;
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    snprintf(p, sizeof p, "%s/snapshot.json", e->tmpdir);
+    if ((fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
         rc = fks__errno(FKS_EIO, errno, "create %s", p);
     else {
-        rc = fks__pwrite_full(fd, text, strlen(text), 0, p);
+        if ((rc = fks__pwrite_full(fd, text, strlen(text), 0, p)) == 0 && fsync(fd) != 0)
+            rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", p);
         close(fd);
     }
     json_object_put(o);
+    if (rc == 0)
+        rc = fsync_path(e->tmpdir);
+    return rc;
+}
+
+/* 1 if directories a and b hold the same file names with the same bytes,
+** 0 if not. */
+static int same_files(const char *a, const char *b)
+{
+    char pa[PATH_MAX + 300], pb[PATH_MAX + 300];
+    int same = 1, na = 0, nb = 0;
+    DIR *d = opendir(a);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while (same && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        na++;
+        snprintf(pa, sizeof pa, "%s/%s", a, e->d_name);
+        snprintf(pb, sizeof pb, "%s/%s", b, e->d_name);
+        int fa = open(pa, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        int fb = open(pb, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        char ha[65], hb[65];
+        struct stat sa, sb;
+        same = fa >= 0 && fb >= 0 && fstat(fa, &sa) == 0 && fstat(fb, &sb) == 0 && S_ISREG(sa.st_mode) &&
+               S_ISREG(sb.st_mode) && sa.st_size == sb.st_size && sha256_fd(ha, fa, pa) == 0 &&
+               sha256_fd(hb, fb, pb) == 0 && strcmp(ha, hb) == 0;
+        if (fa >= 0)
+            close(fa);
+        if (fb >= 0)
+            close(fb);
+    }
+    closedir(d);
+    if (!same || !(d = opendir(b)))
+        return 0;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            nb++;
+    closedir(d);
+    return na == nb;
+}
+
+int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag, const char *outroot,
+                     const fks_forkd_export_opts *o)
+{
+    static const fks_forkd_export_opts none = {0};
+    fks_snapinfo *chain = NULL;
+    size_t nchain = 0, ne = 0;
+    struct esnap *es = NULL;
+    char outabs[PATH_MAX], tmproot[PATH_MAX + 32] = "";
+    int rc;
+    if (res)
+        memset(res, 0, sizeof *res);
+    if (!o)
+        o = &none;
+    const char *name = o->name ? o->name : tag;
+    if ((rc = fks_chain(&chain, &nchain, s, tag)) != 0)
+        return rc;
+    if ((rc = fks_check_forkd_tag(name)) != 0) {
+        rc = fks__errctx(rc, "export %s%s", tag, o->name ? "" : " (give it a forkd name)");
+        goto out;
+    }
+    /* The entries to write, head first while walking: the head, then its
+    ** ancestors while chaining is possible (same memory size, forkd's link
+    ** limit). */
+    if (!(es = calloc(FKS_FORKD_MAX_LINKS + 1, sizeof *es))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t k = nchain; k-- > 0;) {
+        struct esnap *e = &es[ne];
+        e->info = chain[k];
+        if (ne > 0) {
+            if (e->info.memory_bytes != es[ne - 1].info.memory_bytes || e->info.memory_bytes == 0)
+                break;
+            if (fks_check_forkd_tag(e->info.tag) != 0) {
+                rc = fks__errctx(FKS_EINVAL, "export %s: its ancestor %s needs a forkd name (rename it, or "
+                                 "export flat)", tag, e->info.tag);
+                goto out;
+            }
+        }
+        memcpy(e->name, ne == 0 ? name : e->info.tag, strlen(ne == 0 ? name : e->info.tag) + 1);
+        for (size_t j = 0; j < ne; j++)
+            if (strcmp(es[j].name, e->name) == 0) {
+                rc = fks__err(FKS_EINVAL, "export %s: forkd name %s is also the tag of its ancestor; choose "
+                              "another", tag, e->name);
+                goto out;
+            }
+        ne++;
+        if (o->flat || ne == FKS_FORKD_MAX_LINKS + 1)
+            break;
+    }
+    /* Root first from here on. */
+    for (size_t i = 0; i < ne / 2; i++) {
+        struct esnap t = es[i];
+        es[i] = es[ne - 1 - i];
+        es[ne - 1 - i] = t;
+    }
+    for (size_t i = 1; i < ne; i++)
+        es[i].chained = 1;
+    if (mkdir(outroot, 0700) != 0 && errno != EEXIST) {
+        rc = fks__errno(FKS_EIO, errno, "create %s", outroot);
+        goto out;
+    }
+    if (!realpath(outroot, outabs)) {
+        rc = fks__errno(FKS_EIO, errno, "resolve %s", outroot);
+        goto out;
+    }
+    snprintf(tmproot, sizeof tmproot, "%s/.fks-export-XXXXXX", outabs);
+    if (!mkdtemp(tmproot)) {
+        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create a temporary directory in %s", outabs);
+        tmproot[0] = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < ne && rc == 0; i++) {
+        struct esnap *e = &es[i];
+        if ((rc = fks__path(e->tmpdir, sizeof e->tmpdir, "%s/%s", tmproot, e->name)) != 0 ||
+            (rc = fks__path(e->final, sizeof e->final, "%s/%s", outabs, e->name)) != 0)
+            break;
+        if ((rc = build_dir(s, e, e->chained ? &es[i - 1] : NULL, outabs)) != 0)
+            rc = fks__errctx(rc, "export %s to %s (nothing written)", e->info.tag, e->final);
+    }
+    /* An existing directory is reused if identical, else refused, before
+    ** anything is placed. */
+    for (size_t i = 0; i < ne && rc == 0; i++) {
+        struct stat st;
+        if (lstat(es[i].final, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && same_files(es[i].tmpdir, es[i].final) == 1)
+            es[i].reused = 1;
+        else
+            rc = fks__err(FKS_EEXIST, "%s already exists and differs from snapshot %s's export (nothing written)",
+                          es[i].final, es[i].info.tag);
+    }
+    for (size_t i = 0; i < ne && rc == 0; i++) {
+        if (es[i].reused)
+            continue;
+        if (renameat2(AT_FDCWD, es[i].tmpdir, AT_FDCWD, es[i].final, RENAME_NOREPLACE) != 0) {
+            int err = errno;
+            rc = fks__errno(err == EEXIST ? FKS_EEXIST : err == ENOSPC ? FKS_ENOSPC : FKS_EIO, err,
+                            "rename %s to %s (nothing written)", es[i].tmpdir, es[i].final);
+            break;
+        }
+        es[i].placed = 1;
+    }
+    if (rc == 0)
+        rc = fks__fsync_dir(outabs);
+    if (rc) {
+        for (size_t i = ne; i-- > 0;)
+            if (es[i].placed && renameat2(AT_FDCWD, es[i].final, AT_FDCWD, es[i].tmpdir, RENAME_NOREPLACE) != 0)
+                rm_flat_dir(es[i].final);
+    } else if (res) {
+        res->n = ne;
+        for (size_t i = 0; i < ne; i++) {
+            memcpy(res->names[i], es[i].name, sizeof res->names[i]);
+            res->reused[i] = es[i].reused;
+        }
+    }
+out:
+    if (tmproot[0]) {
+        for (size_t i = 0; i < ne; i++)
+            if (!es[i].placed || rc)
+                rm_flat_dir(es[i].tmpdir);
+        rmdir(tmproot);
+    }
+    free(es);
+    free(chain);
     return rc;
 }

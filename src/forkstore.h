@@ -287,17 +287,74 @@ int fks_load(char *staging_out, size_t staging_len, fks_store *s, const char *ta
 
 /* ---- forkd interop ------------------------------------------------------ */
 
-/* Imports a forkd snapshot root (ROOT/<tag>/snapshot.json, vmstate,
-** memory.bin or diff.bin, maybe rootfs.ext4): parents before children,
-** lineage kept, tags prefixed with prefix (NULL for none). Every
-** parent_content_hash is checked before anything is ingested; a mismatch
-** refuses the import (FKS_ECORRUPT). Sets *n_imported either way. */
-int fks_import_forkd(size_t *n_imported, fks_store *s, const char *root, const char *prefix,
-                     fks_progress_fn progress, void *progress_arg);
-/* Writes OUT/<tag>/ as forkd lays a snapshot out: full memory.bin,
-** vmstate, rootfs.ext4 when stored, snapshot.json with absolute paths.
-** FKS_EEXIST if OUT/<tag> exists. */
-int fks_export_forkd(fks_store *s, const char *tag, const char *outroot);
+/* import-forkd options. rootfs_dir: the only directory a rootfs that
+** snapshot.json names outside the snapshot directory is read from (NULL:
+** /var/cache/forkd, where forkd keeps them); see fks_import_forkd. */
+typedef struct fks_forkd_import_opts {
+    const char *prefix;              /* prepended to every tag; NULL: none */
+    const char *rootfs_dir;
+    fks_progress_fn progress;        /* of each snapshot's ingest; may be NULL */
+    void *progress_arg;
+} fks_forkd_import_opts;
+
+typedef struct fks_forkd_import_result {
+    size_t n_imported;               /* snapshots ingested (also after a failure) */
+    size_t n_found;                  /* snapshot directories in the root */
+    size_t n_no_rootfs;              /* imported without the rootfs they name */
+    size_t n_warnings;
+    char **warnings;                 /* one line each; free with fks_forkd_import_result_free */
+} fks_forkd_import_result;
+
+/* Imports a forkd (v0.4 to v0.5.3) snapshot root ROOT/<tag>/: parents
+** before children, lineage kept, tags prefixed. A directory with
+** snapshot.json, or without one (v0.4) with vmstate and memory.bin, is a
+** snapshot. A chained snapshot (parent_tag) is read as forkd restores it:
+** its memory file's data extents overlay the parent's memory and its holes
+** inherit it (ingested as a Diff), whatever the file is called. Before
+** anything is ingested every chained snapshot's parent_content_hash must
+** equal the SHA-256 of the parent's memory file (forkd's
+** verify_parent_hashes), else FKS_ECORRUPT. Nothing is read through a
+** symbolic link: files are opened relative to directory descriptors with
+** O_NOFOLLOW at every level inside ROOT. A rootfs recorded outside the
+** snapshot directory is imported only if it lies under o->rootfs_dir and
+** it and every directory below rootfs_dir is reached without a symbolic
+** link, owned by root or the caller, and writable by no one else;
+** otherwise the snapshot is imported without it and a warning says why.
+** o may be NULL. Free *res with fks_forkd_import_result_free(), also after
+** a failure. */
+int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *root,
+                     const fks_forkd_import_opts *o);
+void fks_forkd_import_result_free(fks_forkd_import_result *r);
+
+#define FKS_FORKD_MAX_LINKS 32   /* forkd's MAX_CHAIN_DEPTH */
+
+typedef struct fks_forkd_export_opts {
+    const char *name;   /* forkd tag of the exported snapshot; NULL: its own tag */
+    int flat;           /* one directory, full memory.bin, no parent */
+} fks_forkd_export_opts;
+
+typedef struct fks_forkd_export_result {
+    size_t n;                                  /* directories, root first */
+    char names[FKS_FORKD_MAX_LINKS + 1][65];
+    int reused[FKS_FORKD_MAX_LINKS + 1];       /* already in OUT, identical */
+} fks_forkd_export_result;
+
+/* Writes snapshot tag into OUT as forkd v0.5.3 restores it. Flat: OUT/<name>/
+** with a full memory.bin. Chain (default): also one directory per ancestor
+** (up to forkd's 32 links; the oldest one exported is written as a full
+** base, as is an ancestor whose memory size differs), each chained
+** memory.bin holding as data exactly the pages that differ from its parent
+** (zero pages too) and holes elsewhere, with parent_tag and
+** parent_content_hash (SHA-256 of the parent's memory.bin). Tags must match
+** forkd's [A-Za-z0-9_-]{1,64}, not starting with '-' (FKS_EINVAL). All or
+** nothing: built in a temporary directory inside OUT and renamed into
+** place; an existing OUT/<name> is reused if byte-identical, else
+** FKS_EEXIST. o may be NULL; res may be NULL. */
+int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag, const char *outroot,
+                     const fks_forkd_export_opts *o);
+
+/* 0 if name is a tag forkd accepts, else FKS_EINVAL with the rule. */
+int fks_check_forkd_tag(const char *name);
 
 /* ---- SQL -------------------------------------------------------------- */
 
