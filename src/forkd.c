@@ -292,15 +292,23 @@ static int trusted_open(const char *path, const char *dir, char *why, size_t why
         snprintf(why, whylen, "the path is not absolute");
         return -1;
     }
+    int rerr = 0;
     if (!realpath(dir, rdir)) {
-        snprintf(why, whylen, "the rootfs directory %s: %s", dir, strerror(errno));
-        return -1;
+        rerr = errno;
+        if (strlen(dir) >= sizeof rdir)
+            rdir[0] = 0;
+        else
+            memcpy(rdir, dir, strlen(dir) + 1);
     }
     size_t n = strlen(rdir);
     if (n == 1)
         n = 0; /* "/" */
     if (strncmp(path, rdir, n) != 0 || path[n] != '/' || strlen(path + n) >= sizeof buf) {
         snprintf(why, whylen, "it is not under the rootfs directory %.300s", rdir);
+        return -1;
+    }
+    if (rerr) {
+        snprintf(why, whylen, "the rootfs directory %.300s: %s", dir, strerror(rerr));
         return -1;
     }
     memcpy(buf, path + n + 1, strlen(path + n + 1) + 1);
