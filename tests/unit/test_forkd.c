@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "forkd.h"
+#include "forkstore.h"
 #include "util.h"
 
 static int parse(struct forkd_snap *s, const char *j)
@@ -60,11 +61,28 @@ static void test_invalid(void **state)
     assert_int_equal(parse(&s, big), FKS_EINVAL);
 }
 
+/* forkd's tag rule: [A-Za-z0-9_-]{1,64}, not starting with '-'. */
+static void test_forkd_tag(void **state)
+{
+    (void)state;
+    const char *good[] = {"a", "python-numpy", "_x", "A_b-9", "0123456789012345678901234567890123456789012345678901234567890123"};
+    const char *bad[] = {"", "-a", "a.b", "a/b", "a b", "v1.2", "../x", "a+b", "\xc3\xa9",
+                         "01234567890123456789012345678901234567890123456789012345678901234"};
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        if (fks_check_forkd_tag(good[i]) != 0)
+            fail_msg("'%s' refused: %s", good[i], fks_errmsg());
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(fks_check_forkd_tag(bad[i]), FKS_EINVAL);
+        assert_non_null(strstr(fks_errmsg(), "[A-Za-z0-9_-]{1,64}"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_invalid),
+        cmocka_unit_test(test_forkd_tag),
     };
     return cmocka_run_group_tests_name("forkd", tests, NULL, NULL);
 }
