@@ -192,6 +192,7 @@ static int same_dirname(const char *a, const char *b)
 ** never through a symbolic link. Returns the fd or a negative code. */
 static int open_in(int dfd, const char *dirpath, const char *name, struct stat *st)
 {
+    memset(st, 0, sizeof *st);
     int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0 && errno == ELOOP)
         return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links)", dirpath,
@@ -480,6 +481,11 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(((const struct isnap *)a)->name, ((const struct isnap *)b)->name);
 }
 
+static int cmp_key(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const struct isnap *)elem)->name);
+}
+
 static int memory_hash(struct isnap *v, int rootfd, const char *root)
 {
     if (v->memhash[0])
@@ -627,9 +633,7 @@ int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *roo
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!v[i].chained)
             continue;
-        struct isnap key;
-        memcpy(key.name, v[i].js.parent_tag, sizeof key.name);
-        struct isnap *p = bsearch(&key, v, n, sizeof *v, cmp_name);
+        struct isnap *p = bsearch(v[i].js.parent_tag, v, n, sizeof *v, cmp_key);
         if (p)
             v[i].parent_idx = (int)(p - v);
         if ((rc = fks__path(v[i].parent, sizeof v[i].parent, "%s%s", p ? prefix : "", v[i].js.parent_tag)) != 0)
@@ -918,7 +922,8 @@ static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent, 
         json_object_object_add(o, "rootfs", json_object_new_string(fin));
     }
     (void)outabs;
-    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
+    const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                         JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(p, sizeof p, "%s/snapshot.json", e->tmpdir);
     if ((fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
         rc = fks__errno(FKS_EIO, errno, "create %s", p);

@@ -6,6 +6,8 @@
 # chunk) leaves OUT exactly as it was, and the retry then succeeds.
 . "$(dirname "$0")/../cli/lib.sh"
 [ -f "${FAILRENAME:-}" ] || die "FAILRENAME (build/tests/failrename.so) not built"
+# under ASan the preloaded injector comes before the runtime: allow it
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 base_store
 head -c 8192 /dev/urandom >ext4
@@ -25,6 +27,7 @@ while :; do
         >/dev/null 2>err.txt || rc=$?
     [ "$rc" = 0 ] && break
     [ "$(out_state out)" = "$state" ] || die "failed export (rename $n) left: $(ls -A out)"
+    grep -q "forkctl: " err.txt || die "failed export (rename $n) without a message"
     n=$((n + 1))
     [ "$n" -le "$max" ] || die "export never succeeded"
 done
