@@ -13,7 +13,7 @@
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
 asm() { python3 "$root/tools/forkd-assemble.py" "$@"; }
-FORKGEN=$FORKGEN "$root/tools/forkd-gen.sh" tree 4M
+FORKGEN=$FORKGEN "$root/tools/forkd-gen.sh" tree 2M
 tags="python-numpy link1 link2 link3 link4 legacy-v04"
 for t in $tags; do asm tree "$t" "ref.$t" >/dev/null; done
 # the reference agrees with the guest's memory except for the holey link,
