@@ -454,12 +454,10 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
                       "such a chain (verify_parent_hashes); nothing imported", name, v->js.parent_tag);
         goto out;
     }
-    /* The rootfs: a rootfs.ext4 in the directory (v1 packs), or the file
-    ** "rootfs" names when it is in the same directory as the memory file;
+    /* The rootfs: the file "rootfs" names when it is in the same directory
+    ** as the memory file, else a rootfs.ext4 in the directory (v1 packs);
     ** one outside is looked at when ingesting (trusted_open). */
-    if (exists_in(dfd, "rootfs.ext4"))
-        memcpy(v->rootfs_in, "rootfs.ext4", sizeof "rootfs.ext4");
-    else if (v->js.rootfs[0] && same_dirname(v->js.rootfs, v->js.memory)) {
+    if (v->js.rootfs[0] && same_dirname(v->js.rootfs, v->js.memory)) {
         const char *rb = base_name(v->js.rootfs);
         if (strlen(rb) >= sizeof v->rootfs_in || !exists_in(dfd, rb)) {
             rc = fks__err(FKS_ENOTFOUND, "forkd snapshot %s: snapshot.json names rootfs %s in its own directory, "
@@ -467,7 +465,8 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
             goto out;
         }
         memcpy(v->rootfs_in, rb, strlen(rb) + 1);
-    }
+    } else if (exists_in(dfd, "rootfs.ext4"))
+        memcpy(v->rootfs_in, "rootfs.ext4", sizeof "rootfs.ext4");
 out:
     free(json);
     if (fd >= 0)

@@ -43,3 +43,9 @@ rc=0; fk export both --forkd out2 >/dev/null 2>err.txt || rc=$?
 rm -rf store && mv store.good store
 fk export both --forkd out2 >/dev/null || die "retry after a failed export: $(cat "$TESTDIR/err")"
 same out2/both/rootfs.ext4 ext4
+# The export imports back with the rootfs snapshot.json names (not the
+# other file), byte for byte.
+fk import-forkd out2 --prefix rt- >/dev/null
+fk restore rt-both --out rt >/dev/null
+same rt/rootfs extra
+same rt/memory.bin m
