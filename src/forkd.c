@@ -863,8 +863,9 @@ out:
 }
 
 /* Restores e into its temporary directory and completes it as forkd lays
-** it out. outabs: OUT, absolute. parent: the previous entry if chained. */
-static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent, const char *outabs)
+** it out, with the absolute paths of its final place (e->final). parent:
+** the previous entry if chained. */
+static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent)
 {
     char p[PATH_MAX + 32], fin[PATH_MAX + 32];
     struct stat st;
@@ -920,7 +921,6 @@ static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent, 
         snprintf(fin, sizeof fin, "%s/%s", e->final, rootfs);
         json_object_object_add(o, "rootfs", json_object_new_string(fin));
     }
-    (void)outabs;
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(p, sizeof p, "%s/snapshot.json", e->tmpdir);
@@ -1052,7 +1052,7 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
         if ((rc = fks__path(e->tmpdir, sizeof e->tmpdir, "%s/%s", tmproot, e->name)) != 0 ||
             (rc = fks__path(e->final, sizeof e->final, "%s/%s", outabs, e->name)) != 0)
             break;
-        if ((rc = build_dir(s, e, e->chained ? &es[i - 1] : NULL, outabs)) != 0)
+        if ((rc = build_dir(s, e, e->chained ? &es[i - 1] : NULL)) != 0)
             rc = fks__errctx(rc, "export %s to %s (nothing written)", e->info.tag, e->final);
     }
     /* An existing directory is reused if identical, else refused, before
