@@ -6,7 +6,7 @@
 **
 ** usage: fcvmm --api-sock PATH [--backend kvm|thread|auto] [--mem-mib N]
 **              [--slots N] [--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P]
-**              [--seed S] [--no-boot] [--dump-dir DIR]
+**              [--seed S] [--no-boot] [--dump-dir DIR] [--fill-mib N]
 **              [--track-dirty | --no-track-dirty] [--dirty-track auto|wp-async|wp-sync]
 **              [--fc-version X.Y.Z] [--id ID] [--chroot DIR --uid U --gid G]
 **              [--fail-snapshot-create] [--fail-create-nth N] [--die-in-snapshot]
@@ -33,7 +33,9 @@
 ** guest RAM at 0x500 (struct params), so a loaded snapshot carries them.
 ** Boot fills RAM like a used VM: 40% random pages, 10% own-address
 ** pattern, 5% copies of one page, the rest untouched (zero, and with
-** MAP_NORESERVE never allocated: a 4 GiB guest costs little memory).
+** MAP_NORESERVE never allocated). --fill-mib N fills only the first N MiB,
+** so that a 4 GiB guest costs little memory; the guest still writes all of
+** it.
 **
 ** Dirty tracking (on with --track-dirty, the default; Firecracker's
 ** track_dirty_pages; off with --no-track-dirty or after PUT /machine-config
@@ -250,6 +252,7 @@ static struct {
     double rate;
     int zero_pct, revert_pct;
     uint32_t seed;
+    long fill_mib;             /* boot fill covers the first fill_mib MiB (-1: all) */
     int no_boot, fail_create, fail_nth, ncreates, die_in_snapshot, slow_ms;
     const char *dump_dir;
     int ndumps;
@@ -274,6 +277,7 @@ static struct {
     uint64_t *dirty;           /* accumulated since the last snapshot */
     uint64_t *log;             /* scratch for KVM_GET_DIRTY_LOG */
     _Atomic uint64_t *wpbits;  /* wp-sync: pages unprotected by the handler */
+    uint64_t *touched;         /* thread + tracking: pages that may be populated */
     int uffd, pagemap;
     uint64_t uffd_features;    /* what the kernel offers */
     pthread_t wp_thread;
@@ -292,7 +296,7 @@ static struct {
 } V = {.mem_size = 512ull << 20, .rate = 2000, .zero_pct = 5, .revert_pct = 5, .seed = 0x9e3779b9u,
        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .vm = -1, .vcpu = -1, .kvm = -1,
        .uffd = -1, .pagemap = -1, .track_boot = 1, .fc_maj = 1, .fc_min = 12, .fc_pat = 0,
-       .id = "anonymous-instance", .uid = -1, .gid = -1};
+       .id = "anonymous-instance", .uid = -1, .gid = -1, .fill_mib = -1};
 
 static double now_s(void)
 {
@@ -532,17 +536,13 @@ static int uffd_setup(char *err, size_t len)
     close(fd);
     V.uffd_features = api.features;
     int async_ok = (api.features & UFFD_FEATURE_WP_ASYNC) && (api.features & UFFD_FEATURE_WP_UNPOPULATED);
-    if (async_ok && (V.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0)
+    if ((V.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)) < 0)
         async_ok = 0;
     if (V.dt_mode == DT_ASYNC && !async_ok) {
         snprintf(err, len, "--dirty-track wp-async: this kernel lacks UFFD_FEATURE_WP_ASYNC or PAGEMAP_SCAN");
         return -1;
     }
     V.dt_mode = V.dt_mode == DT_SYNC || !async_ok ? DT_SYNC : DT_ASYNC;
-    if (V.dt_mode == DT_SYNC && V.pagemap >= 0) {
-        close(V.pagemap);
-        V.pagemap = -1;
-    }
     api = (struct uffdio_api){.api = UFFD_API};
     api.features = V.dt_mode == DT_ASYNC ? UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED
                                          : UFFD_FEATURE_PAGEFAULT_FLAG_WP |
@@ -633,10 +633,14 @@ static int track_start(char *err, size_t len)
     return 0;
 }
 
+static void set_bits(uint64_t *bm, uint64_t p, uint64_t q);
+
 static void set_dirty(uint64_t p, uint64_t q)
 {
-    for (; p < q; p++)
-        V.dirty[p / 64] |= 1ull << (p % 64);
+    for (uint64_t i = p; i < q; i++)
+        V.dirty[i / 64] |= 1ull << (i % 64);
+    if (V.touched)
+        set_bits(V.touched, p, q);
 }
 
 /* ORs the pages written since the last call into V.dirty (guest parked). */
@@ -787,6 +791,10 @@ static int ram_new(char *err, size_t len)
     if (V.backend == BK_THREAD)
         madvise(V.ram, V.mem_size, MADV_NOHUGEPAGE);
     V.npages = V.mem_size / PAGE;
+    if (V.backend == BK_THREAD && V.tracking && !(V.touched = calloc((size_t)(V.npages + 63) / 64, 8))) {
+        snprintf(err, len, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
@@ -800,7 +808,8 @@ static int boot(char *err, size_t len)
     static uint8_t shared[PAGE];
     for (size_t i = 0; i < PAGE; i++)
         shared[i] = (uint8_t)xs(&x);
-    for (uint64_t p = BASE_PAGE; p < np; p++) {
+    uint64_t fill = V.fill_mib >= 0 && ((uint64_t)V.fill_mib << 20) / PAGE < np ? ((uint64_t)V.fill_mib << 20) / PAGE : np;
+    for (uint64_t p = BASE_PAGE; p < fill; p++) {
         uint32_t d = xs(&x) % 100;
         uint32_t *w = (uint32_t *)(V.ram + p * PAGE);
         if (d < 40) {
@@ -814,6 +823,8 @@ static int boot(char *err, size_t len)
             memcpy(w, shared, PAGE);
         }
     }
+    if (V.touched)
+        set_bits(V.touched, 0, fill > BASE_PAGE ? fill : BASE_PAGE);
     memcpy(V.ram + GUEST_ADDR, GUEST, sizeof GUEST);
     struct params pm = {0};
     pm.base = BASE_PAGE;
@@ -872,14 +883,36 @@ static int all_zero(const uint8_t *p, size_t n)
     return n <= sizeof z && memcmp(p, z, n) == 0;
 }
 
-/* All of RAM into fd of size mem_size, zero 64 KiB runs left as holes. */
+/* Whether any of pages [p, p+n) may hold data: boot-filled, loaded or
+** ever written (V.touched). Reading a never-touched page of a uffd-wp
+** mapping (a pte marker) allocates it: a Full of a 4 GiB guest would fill
+** the host's memory. Without tracking, reads map the zero page: 1. */
+static int populated(uint64_t p, uint64_t n)
+{
+    if (!V.touched)
+        return 1;
+    for (uint64_t i = p; i < p + n && i < V.npages; i++)
+        if (V.touched[i / 64] >> (i % 64) & 1)
+            return 1;
+    return 0;
+}
+
+static void set_bits(uint64_t *bm, uint64_t p, uint64_t q)
+{
+    for (; p < q; p++)
+        bm[p / 64] |= 1ull << (p % 64);
+}
+
+/* All of RAM into fd of size mem_size; unpopulated and zero 64 KiB runs
+** are left as holes (the same bytes). */
 static int write_full(int fd, int die_half)
 {
     if (ftruncate(fd, (off_t)V.mem_size) != 0)
         return -1;
     for (uint64_t off = 0; off < V.mem_size; off += 65536) {
         size_t n = V.mem_size - off < 65536 ? (size_t)(V.mem_size - off) : 65536;
-        if (!all_zero(V.ram + off, n) && write_all(fd, V.ram + off, n, (off_t)off) != 0)
+        if (populated(off / PAGE, (n + PAGE - 1) / PAGE) && !all_zero(V.ram + off, n) &&
+            write_all(fd, V.ram + off, n, (off_t)off) != 0)
             return -1;
         if (die_half && off >= V.mem_size / 2)
             _exit(1);
@@ -1100,6 +1133,8 @@ static int copy_extents(int fd, char *err, size_t len)
             }
             o += n;
         }
+        if (V.touched)
+            set_bits(V.touched, (uint64_t)d / PAGE, ((uint64_t)h + PAGE - 1) / PAGE);
         pos = h;
     }
     return 0;
@@ -1270,7 +1305,10 @@ static int snapshot_load(json_object *req, char *err, size_t len)
             rc = -2;
         } else {
             madvise(V.ram, msize, MADV_NOHUGEPAGE);
-            if (copy_extents(mfd, err, len) != 0)
+            if (V.tracking && !(V.touched = calloc((size_t)(V.npages + 63) / 64, 8))) {
+                snprintf(err, len, "Load snapshot error: out of memory");
+                rc = -2;
+            } else if (copy_extents(mfd, err, len) != 0)
                 rc = -2;
         }
     }
@@ -1537,7 +1575,7 @@ static void usage(void)
     fprintf(stderr, "usage: fcvmm --api-sock PATH [--backend kvm|thread|auto] [--mem-mib N] [--slots N] "
                     "[--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P] [--seed S] [--no-boot] [--dump-dir DIR] "
                     "[--track-dirty|--no-track-dirty] [--dirty-track auto|wp-async|wp-sync] [--fc-version X.Y.Z] "
-                    "[--id ID] [--chroot DIR --uid U --gid G] [--fail-snapshot-create] [--fail-create-nth N] "
+                    "[--id ID] [--chroot DIR --uid U --gid G] [--fill-mib N] [--fail-snapshot-create] [--fail-create-nth N] "
                     "[--die-in-snapshot] [--slow-snapshot-ms N]\n");
 }
 
@@ -1554,7 +1592,7 @@ int main(int argc, char **argv)
         {"slots", required_argument, NULL, 'l'}, {"fc-version", required_argument, NULL, 'V'},
         {"id", required_argument, NULL, 'i'}, {"chroot", required_argument, NULL, 'c'},
         {"uid", required_argument, NULL, 'u'}, {"gid", required_argument, NULL, 'g'},
-        {"fail-create-nth", required_argument, NULL, 'f'}, {0}};
+        {"fail-create-nth", required_argument, NULL, 'f'}, {"fill-mib", required_argument, NULL, 'M'}, {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
@@ -1568,6 +1606,7 @@ int main(int argc, char **argv)
         case 'd': V.dump_dir = optarg; break;
         case 'F': V.fail_create = 1; break;
         case 'f': V.fail_nth = atoi(optarg); break;
+        case 'M': V.fill_mib = strtol(optarg, NULL, 10); break;
         case 'D': V.die_in_snapshot = 1; break;
         case 'S': V.slow_ms = atoi(optarg); break;
         case 'T': V.track_boot = 1; break;
