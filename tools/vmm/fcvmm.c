@@ -4,13 +4,34 @@
 ** `restore --api-sock` can be tested on any machine (Firecracker itself
 ** cannot run here).
 **
-** usage: fcvmm --api-sock PATH [--backend kvm|thread|auto] [--mem-mib N]
-**              [--slots N] [--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P]
-**              [--seed S] [--no-boot] [--dump-dir DIR] [--fill-mib N]
-**              [--track-dirty | --no-track-dirty] [--dirty-track auto|wp-async|wp-sync]
-**              [--fc-version X.Y.Z] [--id ID] [--chroot DIR --uid U --gid G]
-**              [--fail-snapshot-create] [--fail-create-nth N] [--die-in-snapshot]
-**              [--slow-snapshot-ms N]
+** usage: fcvmm --api-sock PATH [flags]
+**
+**   --api-sock PATH        API socket (inside the jail with --chroot)
+**   --backend B            kvm | thread | auto (default: kvm if /dev/kvm opens)
+**   --mem-mib N            guest memory (default 512; kvm: at most 3072)
+**   --slots N              split the guest into N memory slots (1..8; default:
+**                          1, or 2 above 3 GiB)
+**   --rate P               pages written per second (default 2000)
+**   --zero-pct P           share of writes that zero a whole page (default 5)
+**   --revert-pct P         share that refill a page with its boot pattern (5)
+**   --seed S               PRNG seed (boot image and workload)
+**   --fill-mib N           boot fill covers only the first N MiB (default all)
+**   --no-boot              start "Not started": wait for a load, or for
+**                          PUT /machine-config + PUT /actions InstanceStart
+**   --track-dirty          dirty tracking on for the boot (default)
+**   --no-track-dirty       off: Diff is refused, as Firecracker without
+**                          track_dirty_pages
+**   --dirty-track M        thread backend: auto | wp-async | wp-sync
+**   --fc-version X.Y.Z     emulated Firecracker release, 1.10.0..1.16.x
+**                          (default 1.12.0)
+**   --id ID                instance id in GET / (default anonymous-instance)
+**   --chroot DIR --uid U --gid G   jailer mode (below)
+**   --dump-dir DIR         after each successful create, write all of RAM to
+**                          DIR/NNNNNN.full (test oracle; inside the pause)
+**   --fail-snapshot-create every create answers 400 "injected failure"
+**   --fail-create-nth N    only the Nth create (1-based) answers 400
+**   --die-in-snapshot      _exit(1) in the middle of writing the memory file
+**   --slow-snapshot-ms N   sleep N ms in every create before writing
 **
 ** Two backends (--backend; auto = kvm if /dev/kvm opens, else thread)
 **  kvm     One VM, one vCPU in 32-bit protected mode (flat segments, no
@@ -129,7 +150,7 @@
 **    to 64 KiB.
 **
 ** Jailer mode (--chroot DIR --uid U --gid G): /dev/kvm, userfaultfd and
-** /proc/self/pagemap are opened first, then fcvmm chroots into DIR, drops
+** /proc/self/pagemap (for PAGEMAP_SCAN) are opened first, then fcvmm chroots into DIR, drops
 ** to U:G (setgroups, setgid, setuid) and only then creates its socket:
 ** every path (socket, API bodies, --dump-dir) is inside the jail, and
 ** every file it writes belongs to U:G, as under Firecracker's jailer.
