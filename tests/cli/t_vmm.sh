@@ -121,10 +121,12 @@ for v in 1.10.0:3.0.0 1.10.1:4.0.0 1.11.0:5.0.0 1.12.1:6.0.0 1.13.0:8.0.0 1.14.2
     want "$V" GET / "" 200 "\"id\":\"vm-$rel\".*\"vmm_version\":\"$rel\""
     pause "$V"
     want "$V" PUT /snapshot/create "{\"snapshot_path\":\"$TESTDIR/v$rel.vs\",\"mem_file_path\":\"$TESTDIR/v$rel.mem\"}" 204
-    # magic 0x0710198486640000 LE, u64 length, the format version string, fcvmm's sub-magic
-    len=$(printf '%02x00000000000000' ${#fmt})
+    # magic 0x0710198486640000 LE, the length (u64 bincode up to 1.14, u8 bitcode from 1.15),
+    # the format version string, fcvmm's sub-magic
+    len=$(printf '%02x00000000000000' ${#fmt}) hl=16
+    case $rel in 1.15.* | 1.16.*) len=$(printf '%02x' ${#fmt}) hl=9 ;; esac
     exp="0000648684191007$len$(printf '%s' "$fmt" | od -An -tx1 | tr -d ' \n')$(printf FCVMMST2 | od -An -tx1 | tr -d ' \n')"
-    got=$(hdr "v$rel.vs" $((16 + ${#fmt} + 8)))
+    got=$(hdr "v$rel.vs" $((hl + ${#fmt} + 8)))
     [ "$got" = "$exp" ] || die "vmstate header of $rel: $got, want $exp"
     kill "${pids[-1]}"
 done
@@ -140,8 +142,10 @@ start_vmm "$TESTDIR/lv10.sock" --no-boot --fc-version 1.10.0
 want "$TESTDIR/lv10.sock" PUT /snapshot/load "{\"snapshot_path\":\"$TESTDIR/v1.10.0.vs\",\"mem_file_path\":\"$TESTDIR/v1.10.0.mem\",\"network_overrides\":[]}" \
     400 'unknown field `network_overrides`'
 
-# a failed load answers 400 and the VMM exits: format major differs (8 into a 1.15), then garbage
-for case in "v1.13.0.vs:v1.13.0.mem:invalid data version 8.0.0" "v1.13.0.mem:v1.13.0.mem:invalid snapshot header"; do
+# a failed load answers 400 and the VMM exits: format major differs (8 into a 1.15; 10 into a
+# 1.15: same encoding), then garbage
+for case in "v1.13.0.vs:v1.13.0.mem:invalid data version 8.0.0" "v1.16.0.vs:v1.16.0.mem:invalid data version 10.0.0" \
+    "v1.13.0.mem:v1.13.0.mem:invalid snapshot header"; do
     IFS=: read -r vs mem pat <<<"$case"
     F=$TESTDIR/f.sock
     rm -f "$F"

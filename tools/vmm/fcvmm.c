@@ -93,17 +93,29 @@
 ** extents into fresh anonymous RAM (thread: uffd-wp sync mode needs
 ** anonymous memory), then continues from the vmstate.
 **
-** vmstate file (20480 bytes, little-endian), header as Firecracker's
-** SnapshotHdr {magic: u64, version: semver::Version} serialized by bincode
-** with fixint little-endian encoding (semver serializes as a string: u64
-** length, then the bytes):
+** vmstate file (20480 bytes, little-endian). It opens with Firecracker's
+** SnapshotHdr {magic: u64, version: semver::Version}, the first field of
+** the serialized Snapshot; semver serializes as a string. Releases up to
+** 1.14 use bincode with fixint little-endian encoding (u64 length, then
+** the bytes); 1.15 and later use bitcode 0.6 (serde mode), whose output
+** starts with the column of the first field (one u64: 8 raw bytes, no
+** packing byte as the column has one value), then the string column
+** (lengths: one byte as the column has one value < 255; then the bytes):
+**
+**   bincode (1.10 .. 1.14)           bitcode (1.15, 1.16)
+**   offset size field                offset size field
+**   0      8    magic                0      8    magic
+**   8      8    L (u64)              8      1    L (u8)
+**   16     L    version string       9      L    version string
+**   H = 16 + L                       H = 9 + L
+**
+** magic 0x0710198486640000 (x86_64) is 00 00 64 86 84 19 10 07; the format
+** version is ASCII "MAJOR.MINOR.PATCH" (table below; L = 5 for "8.0.0", 6
+** for "10.0.0"). A reader tells the two apart by byte 9: 0 in bincode
+** (high byte of a small length), a digit in bitcode. fcvmm's state:
 **
 **   offset  size  field
-**   0       8     magic 0x0710198486640000 (x86_64): 00 00 64 86 84 19 10 07
-**   8       8     L = length of the format version string (5 for "8.0.0",
-**                 6 for "10.0.0")
-**   16      L     format version, ASCII "MAJOR.MINOR.PATCH" (table below)
-**   16+L    8     "FCVMMST2" (fcvmm's own state from here; H = 16+L)
+**   H       8     "FCVMMST2" (fcvmm's own state from here)
 **   H+8     4     state version (2)
 **   H+12    4     backend (1 kvm, 2 thread)
 **   H+16    8     guest memory bytes (= memory file size)
@@ -133,13 +145,16 @@
 **
 ** The 1.10 set: snapshot_path, mem_file_path | mem_backend {backend_path,
 ** backend_type File|Uffd}, enable_diff_snapshots, resume_vm. A load refuses
-** (400, then exits) a vmstate whose format major differs from the release's.
+** (400, then exits) a vmstate whose format major differs from the release's,
+** whose minor is newer (as upstream's check) or whose encoding is the other
+** one.
 **
 ** Deviations from Firecracker (on purpose, or not worth emulating):
 **  - GET / adds "iterations" (tests watch the guest make progress).
-**  - 1.15+ serialize the whole vmstate with bitcode, whose header bytes are
-**    not at fixed offsets; fcvmm writes the bincode layout above for every
-**    release. Parse real 1.15+ vmstates with bitcode.
+**  - After the header, real vmstates hold MicrovmState and a CRC64; fcvmm's
+**    hold its own state. The bitcode header layout was derived from the
+**    bitcode 0.6 source (pack_ints, LengthEncoder, StrEncoder), not from a
+**    file written by Firecracker 1.15.
 **  - mem_backend Uffd is refused (400 "not supported by this VMM").
 **  - No devices; network_overrides and vsock_override are checked for shape
 **    and shown in GET /vm/config, not applied.
@@ -986,9 +1001,16 @@ static int write_vmstate(const char *path, char *err, size_t len)
     const char *fv = fmt_version();
     uint64_t magic = FC_MAGIC, L = strlen(fv);
     memcpy(b, &magic, 8);
-    memcpy(b + 8, &L, 8);
-    memcpy(b + 16, fv, L);
-    uint8_t *h = b + 16 + L;
+    uint8_t *h;
+    if (fc_ge(1, 15)) {        /* bitcode: a lone u64 raw, then the string's length byte and bytes */
+        b[8] = (uint8_t)L;
+        memcpy(b + 9, fv, L);
+        h = b + 9 + L;
+    } else {                   /* bincode fixint: u64 length, bytes */
+        memcpy(b + 8, &L, 8);
+        memcpy(b + 16, fv, L);
+        h = b + 16 + L;
+    }
     uint32_t ver = 2, bk = (uint32_t)V.backend, ns = (uint32_t)V.nslots;
     uint64_t it = atomic_load(&V.iterations);
     memcpy(h, "FCVMMST2", 8);
@@ -1266,19 +1288,29 @@ static int snapshot_load(json_object *req, char *err, size_t len)
     uint64_t magic, L;
     memcpy(&magic, b, 8);
     memcpy(&L, b + 8, 8);
-    if (got != (ssize_t)sizeof b || magic != FC_MAGIC || L == 0 || L > 32) {
+    /* bincode (bytes 9..15 zero) or bitcode (byte 9 a digit) header */
+    size_t hl = 0;
+    if (L > 0 && L <= 32)
+        hl = 16, L = b[8];
+    else if (b[8] > 0 && b[8] <= 32 && b[9] >= '0' && b[9] <= '9')
+        hl = 9, L = b[8];
+    if (got != (ssize_t)sizeof b || magic != FC_MAGIC || hl == 0) {
         snprintf(err, len, "Load snapshot error: %s: invalid snapshot header (magic or length)", vp);
         return -2;
     }
     char fv[33] = "";
-    memcpy(fv, b + 16, L);
-    int fmaj = atoi(fv), mine = atoi(fmt_version());
-    if (fmaj != mine) {
-        snprintf(err, len, "Load snapshot error: %s: invalid data version %s: Firecracker %d.%d.%d reads format %s",
-                 vp, fv, V.fc_maj, V.fc_min, V.fc_pat, fmt_version());
+    memcpy(fv, b + hl, L);
+    int fmaj = 0, fmin = 0, mmaj = 0, mmin = 0;
+    sscanf(fv, "%d.%d", &fmaj, &fmin);
+    sscanf(fmt_version(), "%d.%d", &mmaj, &mmin);
+    if (fmaj != mmaj || fmin > mmin || (hl == 9) != fc_ge(1, 15)) {
+        snprintf(err, len,
+                 "Load snapshot error: %s: invalid data version %s (%s): Firecracker %d.%d.%d reads format %s (%s)", vp,
+                 fv, hl == 9 ? "bitcode" : "bincode", V.fc_maj, V.fc_min, V.fc_pat, fmt_version(),
+                 fc_ge(1, 15) ? "bitcode" : "bincode");
         return -2;
     }
-    const uint8_t *h = b + 16 + L;
+    const uint8_t *h = b + hl + L;
     uint32_t ver, bk, ns;
     uint64_t msize, it;
     memcpy(&ver, h + 8, 4);
