@@ -16,6 +16,11 @@
 **   --revert-pct P         share that refill a page with its boot pattern (5)
 **   --seed S               PRNG seed (boot image and workload)
 **   --fill-mib N           boot fill covers only the first N MiB (default all)
+**   --drive ID=PATH        a block device (up to 4; the first is the root):
+**                          recorded in the vmstate; a load opens each PATH
+**                          (inside the jail) and fails (exit) if one is
+**                          missing, as Firecracker; PATCH /drives/ID after
+**                          a paused load changes it
 **   --no-boot              start "Not started": wait for a load, or for
 **                          PUT /machine-config + PUT /actions InstanceStart
 **   --track-dirty          dirty tracking on for the boot (default)
@@ -125,6 +130,9 @@
 **   H+40    24*8  slots: guest address, size, memory file offset (u64 each)
 **   H+232   ...   thread: x (u32), iteration (u32); kvm: struct kvm_regs,
 **                 struct kvm_sregs (this host's ABI)
+**   H+1024  4     number of drives d (0..4), then 4 reserved bytes
+**   H+1032  296*d drives: id (32 bytes, NUL-padded), path_on_host (256),
+**                 read-only (u32), root (u32)
 **   ...           zeros to 20480
 **
 ** Versions (--fc-version, default 1.12.0). Snapshot format version per
@@ -156,11 +164,15 @@
 **    bitcode 0.6 source (pack_ints, LengthEncoder, StrEncoder), not from a
 **    file written by Firecracker 1.15.
 **  - mem_backend Uffd is refused (400 "not supported by this VMM").
-**  - No devices; network_overrides and vsock_override are checked for shape
+**  - Drives are files that must open, nothing more; no network or vsock
+**    devices: network_overrides and vsock_override are checked for shape
 **    and shown in GET /vm/config, not applied.
 **  - API errors that Firecracker detects while parsing (unknown field,
 **    missing field, both mem fields) answer 400 and keep running; errors in
 **    the load itself answer 400 and exit(1), as Firecracker exits.
+**  - Emulated upstream bug: as 1.14.0 and 1.14.1, a Diff of a guest with
+**    more than one slot is corrupt when a slot ends in clean pages (see
+**    write_mem).
 **  - HTTP: one connection at a time, keep-alive, Content-Length bodies up
 **    to 64 KiB.
 **
@@ -230,6 +242,8 @@ struct pm_scan_arg {
 #define VMSTATE_SIZE 20480
 #define BODY_MAX 65536
 #define MAX_SLOTS 8
+#define MAX_DRIVES 4
+#define DRIVES_AT 1024         /* offset of the drive table after H in the vmstate */
 #define GIB (1ull << 30)
 #define MMIO_GAP_START (3 * GIB)
 #define MMIO_GAP_END (4 * GIB)
@@ -304,6 +318,11 @@ static struct {
     const char *chroot_dir;
     long uid, gid;
     json_object *vmcfg_net, *vmcfg_vsock; /* from the last load, for GET /vm/config */
+    struct drive {
+        char id[32], path[256];
+        uint32_t ro, root;
+    } drives[MAX_DRIVES];
+    int ndrives;
     /* the VM */
     int kvm, vm, vcpu;
     struct kvm_run *run;
@@ -967,18 +986,32 @@ static int write_mem(const char *path, int diff, char *err, size_t len)
     if (diff) {
         if (ftruncate(fd, (off_t)V.mem_size) != 0)
             rc = -1;
-        for (uint64_t p = 0; p < V.npages && rc == 0;) {
-            if (!(V.dirty[p / 64] >> (p % 64) & 1)) {
-                p++;
-                continue;
+        /* Slot by slot with one file cursor, as Firecracker's dump_dirty().
+        ** 1.14.0 and 1.14.1 drop a slot's trailing clean pages from the
+        ** cursor (fixed in 1.14.2 by 5156f7d3b, PR #5705): the next slot's
+        ** pages land too early in the file. Emulated, so that a client
+        ** that trusts those releases with multi-slot Diffs is caught. */
+        int bug = V.fc_maj == 1 && V.fc_min == 14 && V.fc_pat < 2;
+        uint64_t cursor = 0;
+        for (int s = 0; s < V.nslots && rc == 0; s++) {
+            uint64_t first = V.slots[s].off / PAGE, end = first + V.slots[s].size / PAGE, skip = 0;
+            for (uint64_t p = first; p < end && rc == 0;) {
+                if (!(V.dirty[p / 64] >> (p % 64) & 1)) {
+                    p++, skip += PAGE;
+                    continue;
+                }
+                uint64_t q = p;
+                while (q < end && (V.dirty[q / 64] >> (q % 64) & 1))
+                    q++;
+                cursor += skip, skip = 0;
+                rc = write_all(fd, V.ram + p * PAGE, (size_t)(q - p) * PAGE, (off_t)cursor);
+                cursor += (q - p) * PAGE;
+                if (V.die_in_snapshot)
+                    _exit(1);
+                p = q;
             }
-            uint64_t q = p;
-            while (q < V.npages && (V.dirty[q / 64] >> (q % 64) & 1))
-                q++;
-            rc = write_all(fd, V.ram + p * PAGE, (size_t)(q - p) * PAGE, (off_t)(p * PAGE));
-            if (V.die_in_snapshot)
-                _exit(1);
-            p = q;
+            if (!bug)
+                cursor += skip;
         }
     } else {
         rc = write_full(fd, V.die_in_snapshot);
@@ -1022,6 +1055,10 @@ static int write_vmstate(const char *path, char *err, size_t len)
     for (int i = 0; i < V.nslots; i++)
         memcpy(h + 40 + 24 * i, &V.slots[i], 24);
     uint8_t *r = h + 40 + 24 * MAX_SLOTS;
+    uint32_t nd = (uint32_t)V.ndrives;
+    memcpy(h + DRIVES_AT, &nd, 4);
+    for (int i = 0; i < V.ndrives; i++)
+        memcpy(h + DRIVES_AT + 8 + sizeof V.drives[0] * (size_t)i, &V.drives[i], sizeof V.drives[0]);
     if (V.backend == BK_KVM) {
         struct kvm_regs regs;
         struct kvm_sregs sregs;
@@ -1100,6 +1137,102 @@ static json_object *field(json_object *o, const char *name, json_type t, int *ba
         return NULL;
     }
     return v;
+}
+
+/* Opens the backing file as Firecracker's block device does. */
+static int drive_check(const char *path, int ro, char *err, size_t len)
+{
+    int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, len, "Unable to open the block device backing file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static struct drive *drive_find(const char *id)
+{
+    for (int i = 0; i < V.ndrives; i++)
+        if (!strcmp(V.drives[i].id, id))
+            return &V.drives[i];
+    return NULL;
+}
+
+/* --drive and PUT /drives/ID before boot: adds or replaces a drive. */
+static int drive_put(const char *id, const char *path, int ro, int root, char *err, size_t len)
+{
+    struct drive *d = drive_find(id);
+    if (strlen(id) >= sizeof d->id || strlen(path) >= sizeof d->path || !*id) {
+        snprintf(err, len, "drive id or path too long");
+        return -1;
+    }
+    if (!d && V.ndrives == MAX_DRIVES) {
+        snprintf(err, len, "fcvmm holds at most %d drives", MAX_DRIVES);
+        return -1;
+    }
+    if (drive_check(path, ro, err, len) != 0)
+        return -1;
+    if (!d)
+        d = &V.drives[V.ndrives++];
+    snprintf(d->id, sizeof d->id, "%s", id);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->ro = (uint32_t)ro, d->root = (uint32_t)root;
+    return 0;
+}
+
+/* PUT /drives/ID (before boot) and PATCH /drives/ID (after: path only). */
+static int drives_req(const char *id, int patch, json_object *req, char *err, size_t len)
+{
+    static const char *const put_ok[] = {"drive_id", "path_on_host", "is_root_device", "is_read_only", "partuuid",
+                                         "cache_type", "io_engine", "rate_limiter", "socket", NULL};
+    static const char *const patch_ok[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
+    int bad = 0;
+    if (check_fields(req, patch ? patch_ok : put_ok, err, len) != 0)
+        return -1;
+    json_object *di = field(req, "drive_id", json_type_string, &bad, err, len);
+    json_object *ph = field(req, "path_on_host", json_type_string, &bad, err, len);
+    json_object *rd = field(req, "is_root_device", json_type_boolean, &bad, err, len);
+    json_object *ro = field(req, "is_read_only", json_type_boolean, &bad, err, len);
+    if (bad)
+        return -1;
+    if (!di || (!patch && !rd)) {
+        snprintf(err, len, "An error occurred when deserializing the json body of a request: missing field `%s`.",
+                 !di ? "drive_id" : "is_root_device");
+        return -1;
+    }
+    if (strcmp(json_object_get_string(di), id) != 0) {
+        snprintf(err, len, "The id from the path does not match the id from the body!");
+        return -1;
+    }
+    if (!patch) {
+        if (V.started || V.ram) {
+            snprintf(err, len, "The requested operation is not supported after starting the microVM.");
+            return -1;
+        }
+        if (!ph) {
+            snprintf(err, len, "fcvmm drives need path_on_host");
+            return -1;
+        }
+        V.booted_by_api = 1;
+        return drive_put(id, json_object_get_string(ph), ro && json_object_get_boolean(ro),
+                         json_object_get_boolean(rd), err, len);
+    }
+    struct drive *d = drive_find(id);
+    if (!V.started) {
+        snprintf(err, len, "The requested operation is not supported before starting the microVM.");
+        return -1;
+    }
+    if (!d) {
+        snprintf(err, len, "Invalid block device ID: %s", id);
+        return -1;
+    }
+    if (ph) {
+        if (drive_check(json_object_get_string(ph), (int)d->ro, err, len) != 0)
+            return -1;
+        snprintf(d->path, sizeof d->path, "%s", json_object_get_string(ph));
+    }
+    return 0;
 }
 
 static int snapshot_create(json_object *req, char *err, size_t len)
@@ -1342,6 +1475,25 @@ static int snapshot_load(json_object *req, char *err, size_t len)
     for (int i = 0; i < V.nslots; i++)
         memcpy(&V.slots[i], h + 40 + 24 * i, 24);
     const uint8_t *r = h + 40 + 24 * MAX_SLOTS;
+    uint32_t nd;
+    memcpy(&nd, h + DRIVES_AT, 4);
+    if (nd > MAX_DRIVES) {
+        snprintf(err, len, "Load snapshot error: %s: %u drives", vp, nd);
+        close(mfd);
+        return -2;
+    }
+    V.ndrives = (int)nd;
+    for (int i = 0; i < V.ndrives; i++) {
+        memcpy(&V.drives[i], h + DRIVES_AT + 8 + sizeof V.drives[0] * (size_t)i, sizeof V.drives[0]);
+        V.drives[i].id[sizeof V.drives[i].id - 1] = V.drives[i].path[sizeof V.drives[i].path - 1] = 0;
+        if (drive_check(V.drives[i].path, (int)V.drives[i].ro, err, len) != 0) {
+            char m[512];
+            snprintf(m, sizeof m, "%s", err);
+            snprintf(err, len, "Load snapshot error: drive %s: %s", V.drives[i].id, m);
+            close(mfd);
+            return -2;
+        }
+    }
     int rc = 0;
     if (V.backend == BK_KVM) {
         V.ram = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mfd, 0);
@@ -1461,14 +1613,14 @@ static int fault(int fd, const char *msg)
 {
     json_object *j = json_object_new_object();
     json_object_object_add(j, "fault_message", json_object_new_string(msg));
-    int rc = respond(fd, 400, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    int rc = respond(fd, 400, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(j);
     return rc;
 }
 
 static int respond_json(int fd, json_object *j)
 {
-    int rc = respond(fd, 200, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    int rc = respond(fd, 200, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(j);
     return rc;
 }
@@ -1520,11 +1672,23 @@ static int handle(int fd, const char *method, const char *path, const char *body
     } else if (get && !strcmp(path, "/vm/config")) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "machine-config", machine_json());
+        json_object *dr = json_object_new_array();
+        for (int i = 0; i < V.ndrives; i++) {
+            json_object *d = json_object_new_object();
+            json_object_object_add(d, "drive_id", json_object_new_string(V.drives[i].id));
+            json_object_object_add(d, "path_on_host", json_object_new_string(V.drives[i].path));
+            json_object_object_add(d, "is_root_device", json_object_new_boolean((int)V.drives[i].root));
+            json_object_object_add(d, "is_read_only", json_object_new_boolean((int)V.drives[i].ro));
+            json_object_array_add(dr, d);
+        }
+        json_object_object_add(j, "drives", dr);
         json_object_object_add(j, "network-interfaces",
                                V.vmcfg_net ? json_object_get(V.vmcfg_net) : json_object_new_array());
         if (V.vmcfg_vsock)
             json_object_object_add(j, "vsock", json_object_get(V.vmcfg_vsock));
         rc = respond_json(fd, j);
+    } else if ((put || patch) && !strncmp(path, "/drives/", 8) && path[8]) {
+        rc = drives_req(path + 8, patch, req, err, sizeof err) == 0 ? respond(fd, 204, NULL) : fault(fd, err);
     } else if (put && !strcmp(path, "/machine-config")) {
         rc = machine_config(req, err, sizeof err) == 0 ? respond(fd, 204, NULL) : fault(fd, err);
     } else if (put && !strcmp(path, "/actions")) {
@@ -1628,7 +1792,7 @@ static void usage(void)
     fprintf(stderr, "usage: fcvmm --api-sock PATH [--backend kvm|thread|auto] [--mem-mib N] [--slots N] "
                     "[--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P] [--seed S] [--no-boot] [--dump-dir DIR] "
                     "[--track-dirty|--no-track-dirty] [--dirty-track auto|wp-async|wp-sync] [--fc-version X.Y.Z] "
-                    "[--id ID] [--chroot DIR --uid U --gid G] [--fill-mib N] [--fail-snapshot-create] [--fail-create-nth N] "
+                    "[--id ID] [--chroot DIR --uid U --gid G] [--fill-mib N] [--drive ID=PATH] [--fail-snapshot-create] [--fail-create-nth N] "
                     "[--die-in-snapshot] [--slow-snapshot-ms N]\n");
 }
 
@@ -1645,7 +1809,8 @@ int main(int argc, char **argv)
         {"slots", required_argument, NULL, 'l'}, {"fc-version", required_argument, NULL, 'V'},
         {"id", required_argument, NULL, 'i'}, {"chroot", required_argument, NULL, 'c'},
         {"uid", required_argument, NULL, 'u'}, {"gid", required_argument, NULL, 'g'},
-        {"fail-create-nth", required_argument, NULL, 'f'}, {"fill-mib", required_argument, NULL, 'M'}, {0}};
+        {"fail-create-nth", required_argument, NULL, 'f'}, {"fill-mib", required_argument, NULL, 'M'},
+        {"drive", required_argument, NULL, 'R'}, {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
@@ -1660,6 +1825,16 @@ int main(int argc, char **argv)
         case 'F': V.fail_create = 1; break;
         case 'f': V.fail_nth = atoi(optarg); break;
         case 'M': V.fill_mib = strtol(optarg, NULL, 10); break;
+        case 'R':
+            if (V.ndrives == MAX_DRIVES || !strchr(optarg, '=')) {
+                usage();
+                return 2;
+            }
+            V.drives[V.ndrives].root = V.ndrives == 0;
+            snprintf(V.drives[V.ndrives].id, sizeof V.drives[0].id, "%.*s", (int)(strchr(optarg, '=') - optarg), optarg);
+            snprintf(V.drives[V.ndrives].path, sizeof V.drives[0].path, "%s", strchr(optarg, '=') + 1);
+            V.ndrives++;
+            break;
         case 'D': V.die_in_snapshot = 1; break;
         case 'S': V.slow_ms = atoi(optarg); break;
         case 'T': V.track_boot = 1; break;
@@ -1734,6 +1909,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    for (int i = 0; i < V.ndrives; i++)
+        if (drive_check(V.drives[i].path, 0, err, sizeof err) != 0) {
+            fprintf(stderr, "fcvmm: --drive %s: %s\n", V.drives[i].id, err);
+            return 1;
+        }
     V.tracking = V.track_boot;
     if (!V.no_boot && boot(err, sizeof err) != 0) {
         fprintf(stderr, "fcvmm: %s\n", err);
