@@ -168,6 +168,7 @@ diff_ok() {
     sleep 0.1
     pause "$s"
     want "$s" PUT /snapshot/create "{\"snapshot_type\":\"Diff\",\"snapshot_path\":\"$d.vs1\",\"mem_file_path\":\"$d.m1\"}" 204
+    want "$s" GET /vm/config "" 200 '"memory-hotplug":\{"total_size_mib":8,"slot_size_mib":8'
     kill "${pids[-1]}"
     "$CMP" --data-of-a "$d.m1" "$d/000001.full" >/dev/null
 }

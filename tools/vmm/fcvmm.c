@@ -10,7 +10,9 @@
 **   --backend B            kvm | thread | auto (default: kvm if /dev/kvm opens)
 **   --mem-mib N            guest memory (default 512; kvm: at most 3072)
 **   --slots N              split the guest into N memory slots (1..8; default:
-**                          1, or 2 above 3 GiB)
+**                          1, or 2 above 3 GiB); from 1.14 GET /vm/config
+**                          shows the extra slots as "memory-hotplug" (the
+**                          way a real small guest gets more slots)
 **   --rate P               pages written per second (default 2000)
 **   --zero-pct P           share of writes that zero a whole page (default 5)
 **   --revert-pct P         share that refill a page with its boot pattern (5)
@@ -1682,6 +1684,15 @@ static int handle(int fd, const char *method, const char *path, const char *body
             json_object_array_add(dr, d);
         }
         json_object_object_add(j, "drives", dr);
+        if (V.nslots > (V.mem_size > MMIO_GAP_START ? 2 : 1) && fc_ge(1, 14)) {
+            /* the extra slots of a small guest stand for hot-plugged memory */
+            uint64_t extra = V.mem_size - V.slots[0].size;
+            json_object *h = json_object_new_object();
+            json_object_object_add(h, "total_size_mib", json_object_new_int64((int64_t)(extra >> 20)));
+            json_object_object_add(h, "slot_size_mib", json_object_new_int64((int64_t)(V.slots[1].size >> 20)));
+            json_object_object_add(h, "block_size_mib", json_object_new_int(2));
+            json_object_object_add(j, "memory-hotplug", h);
+        }
         json_object_object_add(j, "network-interfaces",
                                V.vmcfg_net ? json_object_get(V.vmcfg_net) : json_object_new_array());
         if (V.vmcfg_vsock)
