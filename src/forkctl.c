@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,6 +205,153 @@ static int common_opt(int c, const char *cmd, const char *help, int *json)
     }
 }
 
+/* ---- numbers in arguments ----
+** Every number forkctl reads (flags and sizes) goes through num_parse:
+** plain decimal only ([+-]digits[.digits][e[+-]digits]), so "nan", "inf",
+** hex and leading blanks never reach strtod; then a finite check, the
+** unit, and the range. A refused value is a usage error (exit 2) whose
+** message says what is wrong and what is allowed. */
+
+/* The number at the start of s: 0 and *end past it, or -1 if s does not
+** start with a plain decimal number or it is not finite. */
+static int num_prefix(const char *s, double *out, const char **end)
+{
+    const char *p = s;
+    int digits = 0;
+    if (*p == '+' || *p == '-')
+        p++;
+    for (; *p >= '0' && *p <= '9'; p++)
+        digits++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (!digits)
+        return -1;
+    if (*p == 'e' || *p == 'E') {
+        const char *q = p + 1;
+        if (*q == '+' || *q == '-')
+            q++;
+        if (*q >= '0' && *q <= '9') {
+            while (*q >= '0' && *q <= '9')
+                q++;
+            p = q;
+        }
+    }
+    char buf[64];
+    if ((size_t)(p - s) >= sizeof buf)
+        return -1;
+    memcpy(buf, s, (size_t)(p - s));
+    buf[p - s] = 0;
+    char *e;
+    errno = 0;
+    double v = strtod(buf, &e);
+    if (*e || errno == ERANGE || !isfinite(v))
+        return -1;
+    *out = v;
+    *end = p;
+    return 0;
+}
+
+/* Why v is not in [lo, hi] (or not whole, if integer), NULL if it is.
+** lo and hi stay within +-2^62, so the cast is defined. */
+static const char *num_why(double v, double lo, double hi, int integer)
+{
+    if (!(v >= lo && v <= hi))
+        return "out of range";
+    if (integer && v != (double)(long long)v)
+        return "not a whole number";
+    return NULL;
+}
+
+/* A whole argument as a number in [lo, hi] (a whole one if integer).
+** Returns -1 to go on, else the usage exit code after the message
+** "FLAG takes WHAT, got 'ARG' (WHY)". */
+static int num_arg(const char *cmd, const char *flag, const char *what, const char *arg, double lo,
+                   double hi, int integer, double *out)
+{
+    const char *end;
+    const char *why = NULL;
+    double v = 0;
+    if (num_prefix(arg, &v, &end) != 0)
+        why = "not a decimal number";
+    else if (*end)
+        why = "trailing characters";
+    else
+        why = num_why(v, lo, hi, integer);
+    if (why)
+        return usage_err(cmd, "%s takes %s, got '%s' (%s)", flag, what, arg, why);
+    *out = v;
+    return -1;
+}
+
+/* BYTES with an optional K, M, G or T suffix (KiB, MiB, ... too), whole
+** bytes in [lo, hi]. Returns -1 to go on, else the usage exit code. */
+static int size_arg(const char *cmd, const char *flag, const char *arg, uint64_t lo, uint64_t hi,
+                    uint64_t *out)
+{
+    const char *end, *why = NULL;
+    double v = 0;
+    char what[128];
+    snprintf(what, sizeof what, "a size in bytes from %llu to %llu (suffixes K, M, G, T)",
+             (unsigned long long)lo, (unsigned long long)hi);
+    if (num_prefix(arg, &v, &end) != 0) {
+        why = "not a decimal number";
+    } else {
+        int unit = 1;
+        switch (*end) {
+        case 'k': case 'K': v *= 1024; break;
+        case 'm': case 'M': v *= 1024.0 * 1024; break;
+        case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
+        case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; break;
+        default: unit = 0;
+        }
+        if (unit && end[1] == 'i' && end[2] == 'B')
+            end += 3;
+        else if (unit)
+            end++;
+        if (*end)
+            why = "unknown unit or trailing characters";
+        else
+            why = num_why(v, (double)lo, (double)hi, 1);
+    }
+    if (why)
+        return usage_err(cmd, "%s takes %s, got '%s' (%s)", flag, what, arg, why);
+    *out = (uint64_t)v;
+    return -1;
+}
+
+#define MAX_DURATION_S (100.0 * 365 * 86400)   /* 100 years: fits any clock arithmetic */
+
+/* DURATION: a number of seconds with an optional unit s, m, h, d, w, y
+** (365 days), in (0, 100y]. Returns -1 to go on, else the usage exit code. */
+static int duration_arg(const char *cmd, const char *flag, const char *arg, double *out)
+{
+    const char *end, *why = NULL;
+    double v = 0;
+    if (num_prefix(arg, &v, &end) != 0) {
+        why = "not a decimal number";
+    } else {
+        switch (*end) {
+        case 0: case 's': break;
+        case 'm': v *= 60; break;
+        case 'h': v *= 3600; break;
+        case 'd': v *= 86400; break;
+        case 'w': v *= 7 * 86400; break;
+        case 'y': v *= 365 * 86400; break;
+        default: why = "unknown unit"; break;
+        }
+        if (!why && *end && end[1])
+            why = "trailing characters";
+        if (!why && !(v > 0 && v <= MAX_DURATION_S))
+            why = "out of range";
+    }
+    if (why)
+        return usage_err(cmd, "%s takes a duration above 0 and at most 100 years: a number with a unit "
+                         "s, m, h, d, w or y (30s, 10m, 2h, 7d, 4w, 1y), got '%s' (%s)", flag, arg, why);
+    *out = v;
+    return -1;
+}
+
 /* ---- commands ---- */
 
 static const char H_INIT[] =
@@ -212,35 +360,6 @@ static const char H_INIT[] =
     "$XDG_DATA_HOME/forkstore). Chunk files are preallocated to --chunk-size\n"
     "bytes (default 16 MiB; suffixes K, M, G).\n";
 
-/* A whole argument as a number: 0, or -1 if anything else is in it. */
-static int parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return errno || end == s || *end ? -1 : 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return -1;
-    switch (*end) {
-    case 'k': case 'K': v *= 1024; end++; break;
-    case 'm': case 'M': v *= 1024 * 1024; end++; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-    }
-    if (*end == 'i' && end[1] == 'B')
-        end += 2;
-    if (*end)
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
 static int cmd_init(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"chunk-size", required_argument, NULL, 'c'}, {0}};
@@ -248,8 +367,8 @@ static int cmd_init(int argc, char **argv)
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'c') {
-            if (parse_size(optarg, &cs))
-                return usage_err("init", "bad --chunk-size '%s'", optarg);
+            if ((r = size_arg("init", "--chunk-size", optarg, 1u << 20, 1ull << 32, &cs)) >= 0)
+                return r;
         } else if ((r = common_opt(c, "init", H_INIT, &json)) >= 0)
             return r;
     }
@@ -390,10 +509,10 @@ static const char H_RESTORE[] =
 static int parse_ms(const char *cmd, const char *arg, long *out)
 {
     double v;
-    if (parse_number(arg, &v) || !(v >= 1 && v <= 3600000) || v != (double)(long)v)
-        return usage_err(cmd, "--timeout takes milliseconds (1 .. 3600000), got '%s'", arg);
-    *out = (long)v;
-    return -1;
+    int r = num_arg(cmd, "--timeout", "a whole number of milliseconds from 1 to 3600000", arg, 1, 3600000, 1, &v);
+    if (r < 0)
+        *out = (long)v;
+    return r;
 }
 
 static int restore_load(const char *tag, const char *sock, const char *staging, long timeout_ms, int json)
@@ -828,27 +947,6 @@ static const char H_GC[] =
     "free catalog pages back and truncates the WAL. Safe while ingests and\n"
     "restores run. A second gc exits at once with code 4 (store locked).\n";
 
-static int parse_duration(const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return -1;
-    switch (*end) {
-    case 0: case 's': break;
-    case 'm': v *= 60; break;
-    case 'h': v *= 3600; break;
-    case 'd': v *= 86400; break;
-    case 'w': v *= 7 * 86400; break;
-    case 'y': v *= 365 * 86400; break;
-    default: return -1;
-    }
-    if (*end && end[1])
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int cmd_gc(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
@@ -859,12 +957,16 @@ static int cmd_gc(int argc, char **argv)
         switch (c) {
         case 'n': go.dry_run = 1; break;
         case 'd':
-            if (parse_duration(optarg, &go.max_seconds))
-                return usage_err("gc", "bad --max-duration '%s' (e.g. 90s, 10m, 1h)", optarg);
+            if ((r = duration_arg("gc", "--max-duration", optarg, &go.max_seconds)) >= 0)
+                return r;
             break;
         case 't':
-            if (parse_number(optarg, &go.live_threshold) || !(go.live_threshold > 0 && go.live_threshold <= 1))
-                return usage_err("gc", "--threshold takes a fraction in (0, 1], got '%s'", optarg);
+            if ((r = num_arg("gc", "--threshold", "a fraction above 0 and at most 1", optarg, 0, 1, 0,
+                             &go.live_threshold)) >= 0)
+                return r;
+            if (go.live_threshold <= 0)
+                return usage_err("gc", "--threshold takes a fraction above 0 and at most 1, got '%s' "
+                                 "(out of range)", optarg);
             break;
         default:
             if ((r = common_opt(c, "gc", H_GC, &json)) >= 0)
@@ -927,8 +1029,12 @@ static int cmd_verify(int argc, char **argv)
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 's') {
-            if (parse_number(optarg, &sample) || !(sample > 0 && sample <= 100))
-                return usage_err("verify", "--sample takes a percentage in (0, 100], got '%s'", optarg);
+            if ((r = num_arg("verify", "--sample", "a percentage above 0 and at most 100", optarg, 0, 100, 0,
+                             &sample)) >= 0)
+                return r;
+            if (sample <= 0)
+                return usage_err("verify", "--sample takes a percentage above 0 and at most 100, got '%s' "
+                                 "(out of range)", optarg);
         } else if ((r = common_opt(c, "verify", H_VERIFY, &json)) >= 0)
             return r;
     }
@@ -1088,15 +1194,18 @@ static int cmd_prune(int argc, char **argv)
         switch (c) {
         case 'l': {
             double v;
-            if (parse_number(optarg, &v) || !(v >= 1 && v <= 1000000) || v != (double)(int)v)
-                return usage_err("prune", "--keep-last takes a positive number, got '%s'", optarg);
+            if ((r = num_arg("prune", "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1,
+                             &v)) >= 0)
+                return r;
             po.keep_last = (int)v;
             break;
         }
         case 'w':
-            if (parse_duration(optarg, &within) || within <= 0)
-                return usage_err("prune", "bad --keep-within '%s' (e.g. 2h, 7d, 4w)", optarg);
+            if ((r = duration_arg("prune", "--keep-within", optarg, &within)) >= 0)
+                return r;
             po.keep_within_ms = (int64_t)(within * 1000);
+            if (po.keep_within_ms <= 0)
+                po.keep_within_ms = 1;      /* under a millisecond: still a rule */
             break;
         case 't':
             if (po.n_keep_tags == 64)
