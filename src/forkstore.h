@@ -173,6 +173,13 @@ int fks_list(fks_snapinfo **out, size_t *n, fks_store *s);
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag);
 /* The chain from the root to tag, root first. Caller frees with free(). */
 int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
+/* Checks that the parent links form a forest (a damaged catalog may hold
+** a cycle, which every lineage walk refuses: FKS_ECORRUPT naming the
+** snapshots on it). 0 if not; else FKS_ECORRUPT naming the first cycle
+** and *n_bad (may be NULL) = the snapshots on or below a cycle. fks_list,
+** fks_get, fks_chain and fks_prune fail the same way on such snapshots;
+** fks_verify reports it. */
+int fks_check_lineage(size_t *n_bad, fks_store *s);
 
 /* Removes a snapshot. Children stay restorable byte for byte and are
 ** re-parented to its parent. With cascade, the whole subtree goes.
