@@ -5,7 +5,8 @@
 ** cmd_<name>(argc, argv) returning an exit code:
 **
 **   0 ok, 1 error, 2 usage or invalid input, 3 not found,
-**   4 store locked, 5 damaged data found.
+**   4 store locked, 5 damaged data found, 6 sql stopped at --timeout or
+**   --max-rows.
 **
 ** Human output goes to stdout, errors to stderr as "forkctl: <message>".
 ** --json prints json-c objects instead of tables. A progress line is drawn
@@ -30,6 +31,7 @@
 #define EX_NOTFOUND 3
 #define EX_LOCKED 4
 #define EX_CORRUPT 5
+#define EX_LIMIT 6          /* sql: stopped at --timeout or --max-rows */
 
 static const char *g_store;   /* --store, else the default */
 static int g_quiet;
@@ -819,22 +821,89 @@ static int cmd_rmi(int argc, char **argv)
 }
 
 static const char H_SQL[] =
-    "usage: forkctl sql \"SELECT ...\" [--json | --csv]\n"
+    "usage: forkctl sql \"SELECT ...\" [--json | --csv] [--timeout SECONDS] [--max-rows N]\n"
     "Runs one read-only SQL statement on the catalog (the connection cannot\n"
-    "write) and prints an aligned table, JSON or CSV. See the README for the\n"
-    "tables, views and example queries.\n";
+    "write) and prints an aligned table, JSON or CSV, row by row as they come.\n"
+    "The statement is stopped after --timeout seconds (default 30) or when the\n"
+    "result has more than --max-rows rows (default 1000000); 0 means no limit.\n"
+    "Stopping at a limit exits 6 after the rows printed so far. See the README\n"
+    "for the tables, views and example queries.\n";
 
+#define SQL_TABLE_SAMPLE 1000   /* rows that set the table's column widths */
+
+/* Output of `forkctl sql`, streamed: CSV and JSON print each row as it
+** comes (the JSON array is written piece by piece); the table keeps the
+** first SQL_TABLE_SAMPLE rows to size its columns, then prints the rest
+** as they come (a longer cell then widens its line only). */
 struct sqlout {
     int mode;            /* 0 table, 1 json, 2 csv */
-    char **cells;        /* table mode: buffered to align columns */
-    size_t n, alloc;
+    uint64_t rows;
     int ncol;
-    json_object *arr;
+    char **cells;        /* table: the sampled rows, header first */
+    size_t n;
+    int *w;              /* table: column widths, once sized */
 };
+
+static void table_line(const struct sqlout *o, const char *const *cells)
+{
+    for (int k = 0; k < o->ncol; k++)
+        printf("%s%-*s", k ? "  " : "", k == o->ncol - 1 ? 0 : o->w[k], cells[k]);
+    putchar('\n');
+}
+
+/* Sizes the columns from the sample and prints it. */
+static void table_flush(struct sqlout *o)
+{
+    if (o->w || o->ncol == 0)
+        return;
+    o->w = calloc((size_t)o->ncol, sizeof *o->w);
+    if (!o->w)
+        return;
+    for (size_t i = 0; i < o->n; i++) {
+        int l = (int)strlen(o->cells[i]);
+        if (l > o->w[i % (size_t)o->ncol])
+            o->w[i % (size_t)o->ncol] = l;
+    }
+    for (size_t i = 0; i < o->n; i += (size_t)o->ncol)
+        table_line(o, (const char *const *)o->cells + i);
+    for (size_t i = 0; i < o->n; i++)
+        free(o->cells[i]);
+    free(o->cells);
+    o->cells = NULL;
+    o->n = 0;
+}
+
+/* Keeps one cell of the sample: 0, or -1 out of memory. */
+static int table_keep(struct sqlout *o, const char *v)
+{
+    char **nc = realloc(o->cells, (o->n + 1) * sizeof *nc);
+    if (!nc)
+        return -1;
+    o->cells = nc;
+    if (!(o->cells[o->n] = strdup(v)))
+        return -1;
+    o->n++;
+    return 0;
+}
+
+static void csv_cell(const char *v, int first)
+{
+    int q = strpbrk(v, ",\"\n\r") != NULL;
+    printf("%s%s", first ? "" : ",", q ? "\"" : "");
+    for (; *v; v++)
+        if (*v == '"')
+            fputs("\"\"", stdout);
+        else
+            putchar(*v);
+    if (q)
+        putchar('"');
+}
 
 static int sql_row(void *arg, int ncol, const char *const *names, const char *const *vals, const int *types)
 {
     struct sqlout *o = arg;
+    int first = o->rows++ == 0;
+    o->ncol = ncol;
     if (o->mode == 1) {
         json_object *j = json_object_new_object();
         for (int i = 0; i < ncol; i++) {
@@ -849,58 +918,73 @@ static int sql_row(void *arg, int ncol, const char *const *names, const char *co
                 v = json_object_new_string(vals[i]);
             json_object_object_add(j, names[i], v);
         }
-        json_object_array_add(o->arr, j);
+        printf("%s  %s", first ? "[\n" : ",\n",
+               json_object_to_json_string_ext(j, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(j);
         return 0;
     }
     if (o->mode == 2) {
-        if (o->n++ == 0)
+        if (first) {
             for (int i = 0; i < ncol; i++)
-                printf("%s%s", i ? "," : "", names[i]);
-        if (o->n == 1)
+                csv_cell(names[i], i == 0);
             putchar('\n');
-        for (int i = 0; i < ncol; i++) {
-            const char *v = vals[i] ? vals[i] : "";
-            int q = strpbrk(v, ",\"\n") != NULL;
-            printf("%s%s", i ? "," : "", q ? "\"" : "");
-            for (; *v; v++)
-                printf(*v == '"' ? "\"\"" : "%c", *v);
-            if (q)
-                putchar('"');
         }
+        for (int i = 0; i < ncol; i++)
+            csv_cell(vals[i] ? vals[i] : "", i == 0);
         putchar('\n');
         return 0;
     }
-    if (o->n == 0) {
-        o->ncol = ncol;
-        for (int i = 0; i < ncol; i++) {
-            if (o->n == o->alloc) {
-                o->alloc = o->alloc ? o->alloc * 2 : 64;
-                o->cells = realloc(o->cells, o->alloc * sizeof *o->cells);
-            }
-            o->cells[o->n++] = strdup(names[i]);
-        }
+    if (first)
+        for (int i = 0; i < ncol; i++)
+            if (table_keep(o, names[i]))
+                return 1;
+    if (o->w) {
+        const char **cells = calloc((size_t)ncol + 1, sizeof *cells);
+        if (!cells)
+            return 1;
+        for (int i = 0; i < ncol; i++)
+            cells[i] = vals[i] ? vals[i] : "NULL";
+        table_line(o, cells);
+        free(cells);
+        return 0;
     }
-    for (int i = 0; i < ncol; i++) {
-        if (o->n == o->alloc) {
-            o->alloc = o->alloc * 2;
-            o->cells = realloc(o->cells, o->alloc * sizeof *o->cells);
-        }
-        o->cells[o->n++] = strdup(vals[i] ? vals[i] : "NULL");
-    }
+    for (int i = 0; i < ncol; i++)
+        if (table_keep(o, vals[i] ? vals[i] : "NULL"))
+            return 1;
+    if (o->rows == SQL_TABLE_SAMPLE)
+        table_flush(o);
     return 0;
 }
 
 static int cmd_sql(int argc, char **argv)
 {
-    static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'}, {0}};
+    static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 'T'}, {"max-rows", required_argument, NULL, 'R'}, {0}};
     struct sqlout out = {0};
+    fks_sql_opts so = {30, 1000000};
     int json = 0, c, r;
+    double v;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'c')
-            out.mode = 2;
-        else if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
-            return r;
+        switch (c) {
+        case 'c': out.mode = 2; break;
+        case 'T':
+            if ((r = num_arg("sql", "--timeout", "a number of seconds from 0 (no limit) to 86400", optarg, 0,
+                             86400, 0, &so.timeout_s)) >= 0)
+                return r;
+            break;
+        case 'R':
+            if ((r = num_arg("sql", "--max-rows", "a whole number of rows from 0 (no limit) to 1e15", optarg, 0,
+                             1e15, 1, &v)) >= 0)
+                return r;
+            so.max_rows = (uint64_t)v;
+            break;
+        default:
+            if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
+                return r;
+        }
     }
+    if (json && out.mode == 2)
+        return usage_err("sql", "%s", "give --json or --csv, not both");
     if (json)
         out.mode = 1;
     if (optind + 1 != argc)
@@ -909,34 +993,25 @@ static int cmd_sql(int argc, char **argv)
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    if (out.mode == 1)
-        out.arr = json_object_new_array();
-    rc = fks_sql(s, argv[optind], sql_row, &out);
+    rc = fks_sql_ex(s, argv[optind], &so, sql_row, &out);
     fks_close(s);
-    if (rc) {
-        json_object_put(out.arr);
-        return fail(rc);
-    }
-    if (out.mode == 1) {
-        print_json(out.arr);
-    } else if (out.mode == 0 && out.ncol > 0) {
-        size_t rows = out.n / (size_t)out.ncol;
-        int *w = calloc((size_t)out.ncol, sizeof *w);
-        for (size_t i = 0; i < out.n; i++) {
-            int l = (int)strlen(out.cells[i]);
-            if (l > w[i % (size_t)out.ncol])
-                w[i % (size_t)out.ncol] = l;
-        }
-        for (size_t rw = 0; rw < rows; rw++) {
-            for (int k = 0; k < out.ncol; k++)
-                printf("%s%-*s", k ? "  " : "", k == out.ncol - 1 ? 0 : w[k], out.cells[rw * (size_t)out.ncol + (size_t)k]);
-            putchar('\n');
-        }
-        free(w);
-    }
-    for (size_t i = 0; i < out.n && out.mode == 0; i++)
+    /* What was printed stays well formed, also when a limit stopped it. */
+    if (out.mode == 1 && (rc == 0 || out.rows))
+        fputs(out.rows ? "\n]\n" : "[]\n", stdout);
+    if (out.mode == 0)
+        table_flush(&out);
+    for (size_t i = 0; i < out.n; i++)
         free(out.cells[i]);
     free(out.cells);
+    free(out.w);
+    fflush(stdout);
+    if (rc == FKS_ETIMEDOUT || rc == FKS_ELIMIT) {
+        fprintf(stderr, "forkctl: %s; the output is incomplete (%s, 0 for no limit)\n", fks_errmsg(),
+                rc == FKS_ETIMEDOUT ? "raise --timeout" : "add a LIMIT, or raise --max-rows");
+        return EX_LIMIT;
+    }
+    if (rc)
+        return fail(rc);
     return EX_OK;
 }
 

@@ -377,18 +377,55 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
 _Static_assert(FKS_SQL_INTEGER == SQLITE_INTEGER && FKS_SQL_FLOAT == SQLITE_FLOAT && FKS_SQL_TEXT == SQLITE_TEXT &&
                FKS_SQL_BLOB == SQLITE_BLOB && FKS_SQL_NULL == SQLITE_NULL, "FKS_SQL_* are SQLite's types");
 
+/* The time limit of a statement: SQLite calls this every SQL_TICK virtual
+** machine steps; nonzero interrupts the statement (SQLITE_INTERRUPT). */
+#define SQL_TICK 10000
+#define SQL_MAX_VALUE (32 << 20)
+
+struct sql_clock {
+    double deadline;
+    int expired;
+};
+
+static int sql_tick(void *arg)
+{
+    struct sql_clock *c = arg;
+    if (fks__now() <= c->deadline)
+        return 0;
+    c->expired = 1;
+    return 1;
+}
+
 int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
+{
+    return fks_sql_ex(s, sql, NULL, row, arg);
+}
+
+int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn row, void *arg)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     char p[PATH_MAX];
     const char *tail = NULL;
+    if (o && !(o->timeout_s >= 0 && o->timeout_s <= 1e9))
+        return fks__err(FKS_EINVAL, "SQL time limit %g s is not a number of seconds from 0 to 1e9", o->timeout_s);
     int rc = fks__path(p, sizeof p, "%s/catalog.db", s->dir);
     if (rc || (rc = cat_open(&db, p, 1)) != 0)
         return rc;
+    struct sql_clock clk = {0, 0};
+    uint64_t nrows = 0, max_rows = o ? o->max_rows : 0;
+    double timeout = o && o->timeout_s > 0 ? o->timeout_s : 0;
+    /* One value (a string or BLOB a query builds) stays small. */
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_MAX_VALUE);
+    if (timeout > 0) {
+        clk.deadline = fks__now() + timeout;
+        sqlite3_progress_handler(db, SQL_TICK, sql_tick, &clk);
+    }
     int src = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
     if (src != SQLITE_OK) {
-        rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
+        rc = clk.expired ? fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit) while "
+                                    "being prepared", timeout)
+                         : fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
         goto out;
     }
     if (!st) {
@@ -421,6 +458,12 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
         names[i] = sqlite3_column_name(st, i);
     char *hex = NULL;   /* BLOBs (page hashes) are shown as hex */
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (max_rows && nrows == max_rows) {
+            rc = fks__err(FKS_ELIMIT, "SQL statement stopped after %llu rows (the row limit): the result "
+                          "has more", (unsigned long long)max_rows);
+            break;
+        }
+        nrows++;
         size_t need = 0;
         for (int i = 0; i < ncol; i++)
             if (sqlite3_column_type(st, i) == SQLITE_BLOB)
@@ -453,7 +496,12 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
             break;
     }
     free(hex);
-    if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
+    if (rc == 0 && src == SQLITE_INTERRUPT && clk.expired)
+        rc = fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit), %llu rows in",
+                      timeout, (unsigned long long)nrows);
+    else if (rc == 0 && src == SQLITE_NOMEM)
+        rc = fks__err(FKS_ENOMEM, "SQL statement ran out of memory: %s", sqlite3_errmsg(db));
+    else if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
         rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
     free(names);
     free(vals);
