@@ -48,20 +48,64 @@ static int exit_code(int rc)
     }
 }
 
+/* Writes s with control characters escaped (\n, \t, \r, \xNN; also the
+** UTF-8 C1 controls U+0080..U+009F): a tag, path or SQL text that a user or
+** a damaged catalog put there never reaches the terminal raw. */
+static void put_esc(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p == '\r')
+            fputs("\\r", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            fprintf(f, "\\u%04x", *++p);
+        else
+            fputc(*p, f);
+    }
+}
+
+/* A tag (or other name) for a human line of output, escaped. */
+static const char *esc(const char *s)
+{
+    static char buf[4][600];
+    static int k;
+    char *b = buf[k++ & 3];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p && o < sizeof buf[0] - 5; p++) {
+        if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
+            unsigned v = *p == 0xc2 ? *++p : *p;
+            o += (size_t)snprintf(b + o, sizeof buf[0] - o, "\\x%02x", v);
+        } else {
+            b[o++] = (char)*p;
+        }
+    }
+    b[o] = 0;
+    return b;
+}
+
 static int fail(int rc)
 {
-    fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+    fputs("forkctl: ", stderr);
+    put_esc(stderr, fks_errmsg());
+    fputc('\n', stderr);
     return exit_code(rc);
 }
 
 __attribute__((format(printf, 2, 3)))
 static int usage_err(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
-    fprintf(stderr, "forkctl %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "forkctl %s: ", cmd);
+    put_esc(stderr, msg);
     fprintf(stderr, "\nTry 'forkctl %s --help'.\n", cmd);
     return EX_USAGE;
 }
@@ -725,7 +769,7 @@ static int cmd_images(int argc, char **argv)
             human(mem, sizeof mem, (double)v[i].memory_bytes);
             human(st, sizeof st, (double)v[i].stored_bytes);
             age(ag, sizeof ag, v[i].created_ms);
-            printf("%-24s %-24s %10s %10s %10s %-10s %s\n", v[i].tag, v[i].parent[0] ? v[i].parent : "-",
+            printf("%-24s %-24s %10s %10s %10s %-10s %s\n", esc(v[i].tag), v[i].parent[0] ? esc(v[i].parent) : "-",
                    sz, mem, st, ag, v[i].has_rootfs ? "yes" : "no");
         }
         char a[32], b[32];
@@ -771,7 +815,7 @@ static int cmd_log(int argc, char **argv)
             human(st, sizeof st, (double)v[i].stored_bytes);
             age(ag, sizeof ag, v[i].created_ms);
             printf("%*s%s%s  (depth %d, %s logical, %s stored, %s)\n", (int)(2 * i), "",
-                   i ? "└─ " : "", v[i].tag, v[i].depth, sz, st, ag);
+                   i ? "└─ " : "", esc(v[i].tag), v[i].depth, sz, st, ag);
         }
     }
     free(v);
@@ -808,7 +852,7 @@ static int cmd_rmi(int argc, char **argv)
         else if (json)
             json_object_array_add(removed, json_object_new_string(argv[i]));
         else if (!g_quiet)
-            printf("removed %s%s\n", argv[i], cascade ? " and its descendants" : "");
+            printf("removed %s%s\n", esc(argv[i]), cascade ? " and its descendants" : "");
     }
     fks_close(s);
     if (json) {
@@ -847,7 +891,7 @@ struct sqlout {
 static void table_line(const struct sqlout *o, const char *const *cells)
 {
     for (int k = 0; k < o->ncol; k++)
-        printf("%s%-*s", k ? "  " : "", k == o->ncol - 1 ? 0 : o->w[k], cells[k]);
+        printf("%s%-*s", k ? "  " : "", k == o->ncol - 1 ? 0 : o->w[k], esc(cells[k]));
     putchar('\n');
 }
 
@@ -880,7 +924,7 @@ static int table_keep(struct sqlout *o, const char *v)
     if (!nc)
         return -1;
     o->cells = nc;
-    if (!(o->cells[o->n] = strdup(v)))
+    if (!(o->cells[o->n] = strdup(esc(v))))     /* escaped: widths are of what prints */
         return -1;
     o->n++;
     return 0;
@@ -1006,7 +1050,7 @@ static int cmd_sql(int argc, char **argv)
     free(out.w);
     fflush(stdout);
     if (rc == FKS_ETIMEDOUT || rc == FKS_ELIMIT) {
-        fprintf(stderr, "forkctl: %s; the output is incomplete (%s, 0 for no limit)\n", fks_errmsg(),
+        fprintf(stderr, "forkctl: %s; the output is incomplete (%s, 0 for no limit)\n", esc(fks_errmsg()),
                 rc == FKS_ETIMEDOUT ? "raise --timeout" : "add a LIMIT, or raise --max-rows");
         return EX_LIMIT;
     }
@@ -1148,11 +1192,11 @@ static int cmd_verify(int argc, char **argv)
         print_json(j);
     } else {
         for (size_t i = 0; i < v->n_problems; i++)
-            fprintf(stderr, "forkctl: verify: %s\n", v->problems[i]);
+            fprintf(stderr, "forkctl: verify: %s\n", esc(v->problems[i]));
         if (v->n_affected) {
             fprintf(stderr, "forkctl: verify: snapshots affected:");
             for (size_t i = 0; i < v->n_affected; i++)
-                fprintf(stderr, " %s", v->affected[i]);
+                fprintf(stderr, " %s", esc(v->affected[i]));
             fputc('\n', stderr);
         }
         if (!g_quiet || bad)
@@ -1321,7 +1365,7 @@ static int cmd_prune(int argc, char **argv)
         print_json(j);
     } else if (!g_quiet) {
         for (size_t i = 0; i < res.n_removed; i++)
-            printf("%s %s\n", po.dry_run ? "would remove" : "removed", res.removed[i]);
+            printf("%s %s\n", po.dry_run ? "would remove" : "removed", esc(res.removed[i]));
         printf("prune%s: %zu removed, %zu kept\n", po.dry_run ? " (dry run)" : "", res.n_removed, res.n_kept);
     }
     fks_prune_result_free(&res);
@@ -1733,7 +1777,7 @@ static void main_usage(FILE *f)
                "JSON instead of text. The store is --store DIR, else $FORKSTORE_DIR, else\n"
                "$XDG_DATA_HOME/forkstore, else ~/.local/share/forkstore. See forkctl(1).\n"
                "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found,\n"
-               "4 store locked, 5 damaged data found.\n");
+               "4 store locked, 5 damaged data found, 6 sql stopped at a limit.\n");
 }
 
 int main(int argc, char **argv)
