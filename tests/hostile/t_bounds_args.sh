@@ -45,3 +45,14 @@ done
 for c in 1M 1MiB 1.5M 2048K 4G; do
     "$FORKCTL" init "$TESTDIR/ok-$c" --chunk-size "$c" >/dev/null || die "--chunk-size $c refused"
 done
+
+# Environment variables get the same checks.
+for t in abc 0 65 -1 " 4" 4x 1e1 99999999999999999999; do
+    expect_fail 2 "FORKSTORE_THREADS='.*' is not a number of threads from 1 to 64" \
+        env FORKSTORE_THREADS="$t" "$FORKCTL" --store "$TESTDIR/store" restore base --out "o-$RANDOM"
+done
+FORKSTORE_THREADS=3 fk restore base --out o3 >/dev/null
+same o3/memory.bin m
+for t in nan abc -1 1e400; do
+    expect_fail 2 "FORKSTORE_LOCK_TIMEOUT" env FORKSTORE_LOCK_TIMEOUT="$t" "$FORKCTL" --store "$TESTDIR/store" tag base b2
+done
