@@ -258,8 +258,8 @@ static int common_opt(int c, const char *cmd, const char *help, int *json)
 ** unit, and the range. A refused value is a usage error (exit 2) whose
 ** message says what is wrong and what is allowed. */
 
-/* The number at the start of s: 0 and *end past it, or -1 if s does not
-** start with a plain decimal number or it is not finite. */
+/* The number at the start of s: 0 and *end past it; -1 if s does not
+** start with a plain decimal number, -2 if it overflows a double. */
 static int num_prefix(const char *s, double *out, const char **end)
 {
     const char *p = s;
@@ -283,16 +283,18 @@ static int num_prefix(const char *s, double *out, const char **end)
             p = q;
         }
     }
-    char buf[64];
+    char buf[400];
     if ((size_t)(p - s) >= sizeof buf)
-        return -1;
+        return -2;                  /* 400 digits: no range here is that wide */
     memcpy(buf, s, (size_t)(p - s));
     buf[p - s] = 0;
     char *e;
     errno = 0;
     double v = strtod(buf, &e);
-    if (*e || errno == ERANGE || !isfinite(v))
+    if (*e)
         return -1;
+    if ((errno == ERANGE && v != 0) || !isfinite(v))
+        return -2;
     *out = v;
     *end = p;
     return 0;
@@ -318,8 +320,9 @@ static int num_arg(const char *cmd, const char *flag, const char *what, const ch
     const char *end;
     const char *why = NULL;
     double v = 0;
-    if (num_prefix(arg, &v, &end) != 0)
-        why = "not a decimal number";
+    int r;
+    if ((r = num_prefix(arg, &v, &end)) != 0)
+        why = r == -2 ? "out of range" : "not a decimal number";
     else if (*end)
         why = "trailing characters";
     else
@@ -337,11 +340,12 @@ static int size_arg(const char *cmd, const char *flag, const char *arg, uint64_t
 {
     const char *end, *why = NULL;
     double v = 0;
+    int r;
     char what[128];
     snprintf(what, sizeof what, "a size in bytes from %llu to %llu (suffixes K, M, G, T)",
              (unsigned long long)lo, (unsigned long long)hi);
-    if (num_prefix(arg, &v, &end) != 0) {
-        why = "not a decimal number";
+    if ((r = num_prefix(arg, &v, &end)) != 0) {
+        why = r == -2 ? "out of range" : "not a decimal number";
     } else {
         int unit = 1;
         switch (*end) {
@@ -374,8 +378,9 @@ static int duration_arg(const char *cmd, const char *flag, const char *arg, doub
 {
     const char *end, *why = NULL;
     double v = 0;
-    if (num_prefix(arg, &v, &end) != 0) {
-        why = "not a decimal number";
+    int r;
+    if ((r = num_prefix(arg, &v, &end)) != 0) {
+        why = r == -2 ? "out of range" : "not a decimal number";
     } else {
         switch (*end) {
         case 0: case 's': break;
