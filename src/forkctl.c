@@ -559,7 +559,7 @@ static const char H_RESTORE[] =
 /* Parses a positive number of milliseconds for --timeout. */
 static int parse_ms(const char *cmd, const char *arg, long *out)
 {
-    double v;
+    double v = 0;
     int r = num_arg(cmd, "--timeout", "a whole number of milliseconds from 1 to 3600000", arg, 1, 3600000, 1, &v);
     if (r < 0)
         *out = (long)v;
@@ -1012,7 +1012,7 @@ static int cmd_sql(int argc, char **argv)
     struct sqlout out = {0};
     fks_sql_opts so = {30, 1000000};
     int json = 0, c, r;
-    double v;
+    double v = 0;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'c': out.mode = 2; break;
@@ -1317,7 +1317,7 @@ static int cmd_prune(int argc, char **argv)
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'l': {
-            double v;
+            double v = 0;
             if ((r = num_arg("prune", "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1,
                              &v)) >= 0)
                 return r;

@@ -158,11 +158,12 @@ static int lin_load(struct lin *L, sqlite3 *db)
         L->depth = malloc((L->n + 1) * sizeof *L->depth);
         if (!L->parent || !L->depth)
             rc = fks__err(FKS_ENOMEM, "out of memory");
+        else {
+            for (size_t i = 0; i < L->n; i++)
+                L->parent[i] = pid[i] ? lin_find(L, pid[i]) : NONE;
+            rc = lin_depths(L);
+        }
     }
-    for (size_t i = 0; rc == 0 && i < L->n; i++)
-        L->parent[i] = pid[i] ? lin_find(L, pid[i]) : NONE;
-    if (rc == 0)
-        rc = lin_depths(L);
     free(pid);
     if (rc)
         lin_free(L);

@@ -218,12 +218,12 @@ size_t fks__esc(char *out, size_t outlen, const char *s, size_t maxin)
     size_t o = 0, i;
     if (outlen == 0)
         return 0;
-    for (i = 0; s[i] && i < maxin; i++) {
+    for (i = 0; i < maxin && s[i]; i++) {
         unsigned char c = (unsigned char)s[i];
         char e[5] = {0};
         if (c == '\n' || c == '\t' || c == '\r') {
             e[0] = '\\';
-            e[1] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
+            e[1] = (char)(c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
         } else if (c < 0x20 || c == 0x7f) {
             e[0] = '\\', e[1] = 'x', e[2] = hx[c >> 4], e[3] = hx[c & 15];
         } else {
