@@ -69,23 +69,38 @@ static void put_esc(FILE *f, const char *s)
     }
 }
 
-/* A tag (or other name) for a human line of output, escaped. */
-static const char *esc(const char *s)
+/* s escaped into b (at least 4 * strlen(s) + 1 bytes). */
+static char *esc_into(char *b, const char *s)
 {
-    static char buf[4][600];
-    static int k;
-    char *b = buf[k++ & 3];
     size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && o < sizeof buf[0] - 5; p++) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
             unsigned v = *p == 0xc2 ? *++p : *p;
-            o += (size_t)snprintf(b + o, sizeof buf[0] - o, "\\x%02x", v);
+            o += (size_t)sprintf(b + o, "\\x%02x", v);
         } else {
             b[o++] = (char)*p;
         }
     }
     b[o] = 0;
     return b;
+}
+
+/* A tag (or other short name: up to 140 bytes shown) for a human line of
+** output, escaped; four calls may share one printf. */
+static const char *esc(const char *s)
+{
+    static char buf[4][4 * 140 + 1];
+    static int k;
+    char in[141];
+    snprintf(in, sizeof in, "%s", s);
+    return esc_into(buf[k++ & 3], in);
+}
+
+/* s escaped, whole, in a new string (NULL out of memory). */
+static char *esc_dup(const char *s)
+{
+    char *b = malloc(4 * strlen(s) + 1);
+    return b ? esc_into(b, s) : NULL;
 }
 
 static int fail(int rc)
@@ -896,7 +911,7 @@ struct sqlout {
 static void table_line(const struct sqlout *o, const char *const *cells)
 {
     for (int k = 0; k < o->ncol; k++)
-        printf("%s%-*s", k ? "  " : "", k == o->ncol - 1 ? 0 : o->w[k], esc(cells[k]));
+        printf("%s%-*s", k ? "  " : "", k == o->ncol - 1 ? 0 : o->w[k], cells[k]);
     putchar('\n');
 }
 
@@ -929,7 +944,7 @@ static int table_keep(struct sqlout *o, const char *v)
     if (!nc)
         return -1;
     o->cells = nc;
-    if (!(o->cells[o->n] = strdup(esc(v))))     /* escaped: widths are of what prints */
+    if (!(o->cells[o->n] = esc_dup(v)))     /* escaped: widths are of what prints */
         return -1;
     o->n++;
     return 0;
@@ -988,14 +1003,16 @@ static int sql_row(void *arg, int ncol, const char *const *names, const char *co
             if (table_keep(o, names[i]))
                 return 1;
     if (o->w) {
-        const char **cells = calloc((size_t)ncol + 1, sizeof *cells);
-        if (!cells)
-            return 1;
-        for (int i = 0; i < ncol; i++)
-            cells[i] = vals[i] ? vals[i] : "NULL";
-        table_line(o, cells);
+        char **cells = calloc((size_t)ncol + 1, sizeof *cells);
+        int ok = cells != NULL;
+        for (int i = 0; ok && i < ncol; i++)
+            ok = (cells[i] = esc_dup(vals[i] ? vals[i] : "NULL")) != NULL;
+        if (ok)
+            table_line(o, (const char *const *)cells);
+        for (int i = 0; cells && i < ncol; i++)
+            free(cells[i]);
         free(cells);
-        return 0;
+        return !ok;
     }
     for (int i = 0; i < ncol; i++)
         if (table_keep(o, vals[i] ? vals[i] : "NULL"))
@@ -1055,7 +1072,9 @@ static int cmd_sql(int argc, char **argv)
     free(out.w);
     fflush(stdout);
     if (rc == FKS_ETIMEDOUT || rc == FKS_ELIMIT) {
-        fprintf(stderr, "forkctl: %s; the output is incomplete (%s, 0 for no limit)\n", esc(fks_errmsg()),
+        fputs("forkctl: ", stderr);
+        put_esc(stderr, fks_errmsg());
+        fprintf(stderr, "; the output is incomplete (%s, 0 for no limit)\n",
                 rc == FKS_ETIMEDOUT ? "raise --timeout" : "add a LIMIT, or raise --max-rows");
         return EX_LIMIT;
     }
@@ -1196,8 +1215,11 @@ static int cmd_verify(int argc, char **argv)
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
-        for (size_t i = 0; i < v->n_problems; i++)
-            fprintf(stderr, "forkctl: verify: %s\n", esc(v->problems[i]));
+        for (size_t i = 0; i < v->n_problems; i++) {
+            fputs("forkctl: verify: ", stderr);
+            put_esc(stderr, v->problems[i]);
+            fputc('\n', stderr);
+        }
         if (v->n_affected) {
             fprintf(stderr, "forkctl: verify: snapshots affected:");
             for (size_t i = 0; i < v->n_affected; i++)
