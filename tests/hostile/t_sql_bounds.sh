@@ -48,6 +48,9 @@ expect_fail 6 "stopped after 1000000 rows" fk sql "$endless SELECT x FROM c" --c
 fk sql "$endless SELECT x, 'r' || x AS y FROM c LIMIT 2500" >tab
 [ "$(wc -l <tab)" = 2501 ] || die "table of 2500 rows printed $(wc -l <tab) lines"
 [ "$(sed -n 2501p tab | tr -s ' ')" = "2500 r2500" ] || die "table last line: $(tail -n 1 tab)"
+# Long cells print whole, in the sample and after it.
+fk sql "$endless SELECT x, printf('%.3000c', 'y') AS y FROM c LIMIT 1200" >tab
+[ "$(awk 'NR > 1 && length($0) < 3002' tab | wc -l)" = 0 ] || die "a long table cell was cut"
 # Empty results are well formed.
 [ "$(fk sql "SELECT 1 WHERE 0" --json | jq length)" = 0 ] || die "empty --json"
 # One value is bounded too.
