@@ -5,7 +5,8 @@
 ** cmd_<name>(argc, argv) returning an exit code:
 **
 **   0 ok, 1 error, 2 usage or invalid input, 3 not found,
-**   4 store locked, 5 damaged data found.
+**   4 store locked, 5 damaged data found, 6 sql stopped at --timeout or
+**   --max-rows.
 **
 ** Human output goes to stdout, errors to stderr as "forkctl: <message>".
 ** --json prints json-c objects instead of tables. A progress line is drawn
@@ -15,6 +16,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 #define EX_NOTFOUND 3
 #define EX_LOCKED 4
 #define EX_CORRUPT 5
+#define EX_LIMIT 6          /* sql: stopped at --timeout or --max-rows */
 
 static const char *g_store;   /* --store, else the default */
 static int g_quiet;
@@ -45,20 +48,79 @@ static int exit_code(int rc)
     }
 }
 
+/* Writes s with control characters escaped (\n, \t, \r, \xNN; also the
+** UTF-8 C1 controls U+0080..U+009F): a tag, path or SQL text that a user or
+** a damaged catalog put there never reaches the terminal raw. */
+static void put_esc(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p == '\r')
+            fputs("\\r", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            fprintf(f, "\\u%04x", *++p);
+        else
+            fputc(*p, f);
+    }
+}
+
+/* s escaped into b (at least 4 * strlen(s) + 1 bytes). */
+static char *esc_into(char *b, const char *s)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)) {
+            unsigned v = *p == 0xc2 ? *++p : *p;
+            o += (size_t)sprintf(b + o, "\\x%02x", v);
+        } else {
+            b[o++] = (char)*p;
+        }
+    }
+    b[o] = 0;
+    return b;
+}
+
+/* A tag (or other short name: up to 140 bytes shown) for a human line of
+** output, escaped; four calls may share one printf. */
+static const char *esc(const char *s)
+{
+    static char buf[4][4 * 140 + 1];
+    static int k;
+    char in[141];
+    snprintf(in, sizeof in, "%s", s);
+    return esc_into(buf[k++ & 3], in);
+}
+
+/* s escaped, whole, in a new string (NULL out of memory). */
+static char *esc_dup(const char *s)
+{
+    char *b = malloc(4 * strlen(s) + 1);
+    return b ? esc_into(b, s) : NULL;
+}
+
 static int fail(int rc)
 {
-    fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+    fputs("forkctl: ", stderr);
+    put_esc(stderr, fks_errmsg());
+    fputc('\n', stderr);
     return exit_code(rc);
 }
 
 __attribute__((format(printf, 2, 3)))
 static int usage_err(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
-    fprintf(stderr, "forkctl %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "forkctl %s: ", cmd);
+    put_esc(stderr, msg);
     fprintf(stderr, "\nTry 'forkctl %s --help'.\n", cmd);
     return EX_USAGE;
 }
@@ -204,6 +266,158 @@ static int common_opt(int c, const char *cmd, const char *help, int *json)
     }
 }
 
+/* ---- numbers in arguments ----
+** Every number forkctl reads (flags and sizes) goes through num_parse:
+** plain decimal only ([+-]digits[.digits][e[+-]digits]), so "nan", "inf",
+** hex and leading blanks never reach strtod; then a finite check, the
+** unit, and the range. A refused value is a usage error (exit 2) whose
+** message says what is wrong and what is allowed. */
+
+/* The number at the start of s: 0 and *end past it; -1 if s does not
+** start with a plain decimal number, -2 if it overflows a double. */
+static int num_prefix(const char *s, double *out, const char **end)
+{
+    const char *p = s;
+    int digits = 0;
+    if (*p == '+' || *p == '-')
+        p++;
+    for (; *p >= '0' && *p <= '9'; p++)
+        digits++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (!digits)
+        return -1;
+    if (*p == 'e' || *p == 'E') {
+        const char *q = p + 1;
+        if (*q == '+' || *q == '-')
+            q++;
+        if (*q >= '0' && *q <= '9') {
+            while (*q >= '0' && *q <= '9')
+                q++;
+            p = q;
+        }
+    }
+    char buf[400];
+    if ((size_t)(p - s) >= sizeof buf)
+        return -2;                  /* 400 digits: no range here is that wide */
+    memcpy(buf, s, (size_t)(p - s));
+    buf[p - s] = 0;
+    char *e;
+    errno = 0;
+    double v = strtod(buf, &e);
+    if (*e)
+        return -1;
+    if ((errno == ERANGE && v != 0) || !isfinite(v))
+        return -2;
+    *out = v;
+    *end = p;
+    return 0;
+}
+
+/* Why v is not in [lo, hi] (or not whole, if integer), NULL if it is.
+** lo and hi stay within +-2^62, so the cast is defined. */
+static const char *num_why(double v, double lo, double hi, int integer)
+{
+    if (!(v >= lo && v <= hi))
+        return "out of range";
+    if (integer && v != (double)(long long)v)
+        return "not a whole number";
+    return NULL;
+}
+
+/* A whole argument as a number in [lo, hi] (a whole one if integer).
+** Returns -1 to go on, else the usage exit code after the message
+** "FLAG takes WHAT, got 'ARG' (WHY)". */
+static int num_arg(const char *cmd, const char *flag, const char *what, const char *arg, double lo,
+                   double hi, int integer, double *out)
+{
+    const char *end;
+    const char *why = NULL;
+    double v = 0;
+    int r;
+    if ((r = num_prefix(arg, &v, &end)) != 0)
+        why = r == -2 ? "out of range" : "not a decimal number";
+    else if (*end)
+        why = "trailing characters";
+    else
+        why = num_why(v, lo, hi, integer);
+    if (why)
+        return usage_err(cmd, "%s takes %s, got '%s' (%s)", flag, what, arg, why);
+    *out = v;
+    return -1;
+}
+
+/* BYTES with an optional K, M, G or T suffix (KiB, MiB, ... too), whole
+** bytes in [lo, hi]. Returns -1 to go on, else the usage exit code. */
+static int size_arg(const char *cmd, const char *flag, const char *arg, uint64_t lo, uint64_t hi,
+                    uint64_t *out)
+{
+    const char *end, *why = NULL;
+    double v = 0;
+    int r;
+    char what[128];
+    snprintf(what, sizeof what, "a size in bytes from %llu to %llu (suffixes K, M, G, T)",
+             (unsigned long long)lo, (unsigned long long)hi);
+    if ((r = num_prefix(arg, &v, &end)) != 0) {
+        why = r == -2 ? "out of range" : "not a decimal number";
+    } else {
+        int unit = 1;
+        switch (*end) {
+        case 'k': case 'K': v *= 1024; break;
+        case 'm': case 'M': v *= 1024.0 * 1024; break;
+        case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
+        case 't': case 'T': v *= 1024.0 * 1024 * 1024 * 1024; break;
+        default: unit = 0;
+        }
+        if (unit && end[1] == 'i' && end[2] == 'B')
+            end += 3;
+        else if (unit)
+            end++;
+        if (*end)
+            why = "unknown unit or trailing characters";
+        else
+            why = num_why(v, (double)lo, (double)hi, 1);
+    }
+    if (why)
+        return usage_err(cmd, "%s takes %s, got '%s' (%s)", flag, what, arg, why);
+    *out = (uint64_t)v;
+    return -1;
+}
+
+#define MAX_DURATION_S (100.0 * 365 * 86400)   /* 100 years: fits any clock arithmetic */
+
+/* DURATION: a number of seconds with an optional unit s, m, h, d, w, y
+** (365 days), in (0, 100y]. Returns -1 to go on, else the usage exit code. */
+static int duration_arg(const char *cmd, const char *flag, const char *arg, double *out)
+{
+    const char *end, *why = NULL;
+    double v = 0;
+    int r;
+    if ((r = num_prefix(arg, &v, &end)) != 0) {
+        why = r == -2 ? "out of range" : "not a decimal number";
+    } else {
+        switch (*end) {
+        case 0: case 's': break;
+        case 'm': v *= 60; break;
+        case 'h': v *= 3600; break;
+        case 'd': v *= 86400; break;
+        case 'w': v *= 7 * 86400; break;
+        case 'y': v *= 365 * 86400; break;
+        default: why = "unknown unit"; break;
+        }
+        if (!why && *end && end[1])
+            why = "trailing characters";
+        if (!why && !(v > 0 && v <= MAX_DURATION_S))
+            why = "out of range";
+    }
+    if (why)
+        return usage_err(cmd, "%s takes a duration above 0 and at most 100 years: a number with a unit "
+                         "s, m, h, d, w or y (30s, 10m, 2h, 7d, 4w, 1y), got '%s' (%s)", flag, arg, why);
+    *out = v;
+    return -1;
+}
+
 /* ---- commands ---- */
 
 static const char H_INIT[] =
@@ -212,35 +426,6 @@ static const char H_INIT[] =
     "$XDG_DATA_HOME/forkstore). Chunk files are preallocated to --chunk-size\n"
     "bytes (default 16 MiB; suffixes K, M, G).\n";
 
-/* A whole argument as a number: 0, or -1 if anything else is in it. */
-static int parse_number(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return errno || end == s || *end ? -1 : 0;
-}
-
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || v < 0)
-        return -1;
-    switch (*end) {
-    case 'k': case 'K': v *= 1024; end++; break;
-    case 'm': case 'M': v *= 1024 * 1024; end++; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
-    }
-    if (*end == 'i' && end[1] == 'B')
-        end += 2;
-    if (*end)
-        return -1;
-    *out = (uint64_t)v;
-    return 0;
-}
-
 static int cmd_init(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"chunk-size", required_argument, NULL, 'c'}, {0}};
@@ -248,8 +433,8 @@ static int cmd_init(int argc, char **argv)
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'c') {
-            if (parse_size(optarg, &cs))
-                return usage_err("init", "bad --chunk-size '%s'", optarg);
+            if ((r = size_arg("init", "--chunk-size", optarg, 1u << 20, 1ull << 32, &cs)) >= 0)
+                return r;
         } else if ((r = common_opt(c, "init", H_INIT, &json)) >= 0)
             return r;
     }
@@ -389,11 +574,11 @@ static const char H_RESTORE[] =
 /* Parses a positive number of milliseconds for --timeout. */
 static int parse_ms(const char *cmd, const char *arg, long *out)
 {
-    double v;
-    if (parse_number(arg, &v) || !(v >= 1 && v <= 3600000) || v != (double)(long)v)
-        return usage_err(cmd, "--timeout takes milliseconds (1 .. 3600000), got '%s'", arg);
-    *out = (long)v;
-    return -1;
+    double v = 0;
+    int r = num_arg(cmd, "--timeout", "a whole number of milliseconds from 1 to 3600000", arg, 1, 3600000, 1, &v);
+    if (r < 0)
+        *out = (long)v;
+    return r;
 }
 
 static int restore_load(const char *tag, const char *sock, const char *staging, long timeout_ms, int json)
@@ -604,7 +789,7 @@ static int cmd_images(int argc, char **argv)
             human(mem, sizeof mem, (double)v[i].memory_bytes);
             human(st, sizeof st, (double)v[i].stored_bytes);
             age(ag, sizeof ag, v[i].created_ms);
-            printf("%-24s %-24s %10s %10s %10s %-10s %s\n", v[i].tag, v[i].parent[0] ? v[i].parent : "-",
+            printf("%-24s %-24s %10s %10s %10s %-10s %s\n", esc(v[i].tag), v[i].parent[0] ? esc(v[i].parent) : "-",
                    sz, mem, st, ag, v[i].has_rootfs ? "yes" : "no");
         }
         char a[32], b[32];
@@ -650,7 +835,7 @@ static int cmd_log(int argc, char **argv)
             human(st, sizeof st, (double)v[i].stored_bytes);
             age(ag, sizeof ag, v[i].created_ms);
             printf("%*s%s%s  (depth %d, %s logical, %s stored, %s)\n", (int)(2 * i), "",
-                   i ? "└─ " : "", v[i].tag, v[i].depth, sz, st, ag);
+                   i ? "└─ " : "", esc(v[i].tag), v[i].depth, sz, st, ag);
         }
     }
     free(v);
@@ -687,7 +872,7 @@ static int cmd_rmi(int argc, char **argv)
         else if (json)
             json_object_array_add(removed, json_object_new_string(argv[i]));
         else if (!g_quiet)
-            printf("removed %s%s\n", argv[i], cascade ? " and its descendants" : "");
+            printf("removed %s%s\n", esc(argv[i]), cascade ? " and its descendants" : "");
     }
     fks_close(s);
     if (json) {
@@ -700,22 +885,89 @@ static int cmd_rmi(int argc, char **argv)
 }
 
 static const char H_SQL[] =
-    "usage: forkctl sql \"SELECT ...\" [--json | --csv]\n"
+    "usage: forkctl sql \"SELECT ...\" [--json | --csv] [--timeout SECONDS] [--max-rows N]\n"
     "Runs one read-only SQL statement on the catalog (the connection cannot\n"
-    "write) and prints an aligned table, JSON or CSV. See the README for the\n"
-    "tables, views and example queries.\n";
+    "write) and prints an aligned table, JSON or CSV, row by row as they come.\n"
+    "The statement is stopped after --timeout seconds (default 30) or when the\n"
+    "result has more than --max-rows rows (default 1000000); 0 means no limit.\n"
+    "Stopping at a limit exits 6 after the rows printed so far. See the README\n"
+    "for the tables, views and example queries.\n";
 
+#define SQL_TABLE_SAMPLE 1000   /* rows that set the table's column widths */
+
+/* Output of `forkctl sql`, streamed: CSV and JSON print each row as it
+** comes (the JSON array is written piece by piece); the table keeps the
+** first SQL_TABLE_SAMPLE rows to size its columns, then prints the rest
+** as they come (a longer cell then widens its line only). */
 struct sqlout {
     int mode;            /* 0 table, 1 json, 2 csv */
-    char **cells;        /* table mode: buffered to align columns */
-    size_t n, alloc;
+    uint64_t rows;
     int ncol;
-    json_object *arr;
+    char **cells;        /* table: the sampled rows, header first */
+    size_t n;
+    int *w;              /* table: column widths, once sized */
 };
+
+static void table_line(const struct sqlout *o, const char *const *cells)
+{
+    for (int k = 0; k < o->ncol; k++)
+        printf("%s%-*s", k ? "  " : "", k == o->ncol - 1 ? 0 : o->w[k], cells[k]);
+    putchar('\n');
+}
+
+/* Sizes the columns from the sample and prints it. */
+static void table_flush(struct sqlout *o)
+{
+    if (o->w || o->ncol == 0)
+        return;
+    o->w = calloc((size_t)o->ncol, sizeof *o->w);
+    if (!o->w)
+        return;
+    for (size_t i = 0; i < o->n; i++) {
+        int l = (int)strlen(o->cells[i]);
+        if (l > o->w[i % (size_t)o->ncol])
+            o->w[i % (size_t)o->ncol] = l;
+    }
+    for (size_t i = 0; i < o->n; i += (size_t)o->ncol)
+        table_line(o, (const char *const *)o->cells + i);
+    for (size_t i = 0; i < o->n; i++)
+        free(o->cells[i]);
+    free(o->cells);
+    o->cells = NULL;
+    o->n = 0;
+}
+
+/* Keeps one cell of the sample: 0, or -1 out of memory. */
+static int table_keep(struct sqlout *o, const char *v)
+{
+    char **nc = realloc(o->cells, (o->n + 1) * sizeof *nc);
+    if (!nc)
+        return -1;
+    o->cells = nc;
+    if (!(o->cells[o->n] = esc_dup(v)))     /* escaped: widths are of what prints */
+        return -1;
+    o->n++;
+    return 0;
+}
+
+static void csv_cell(const char *v, int first)
+{
+    int q = strpbrk(v, ",\"\n\r") != NULL;
+    printf("%s%s", first ? "" : ",", q ? "\"" : "");
+    for (; *v; v++)
+        if (*v == '"')
+            fputs("\"\"", stdout);
+        else
+            putchar(*v);
+    if (q)
+        putchar('"');
+}
 
 static int sql_row(void *arg, int ncol, const char *const *names, const char *const *vals, const int *types)
 {
     struct sqlout *o = arg;
+    int first = o->rows++ == 0;
+    o->ncol = ncol;
     if (o->mode == 1) {
         json_object *j = json_object_new_object();
         for (int i = 0; i < ncol; i++) {
@@ -730,58 +982,75 @@ static int sql_row(void *arg, int ncol, const char *const *names, const char *co
                 v = json_object_new_string(vals[i]);
             json_object_object_add(j, names[i], v);
         }
-        json_object_array_add(o->arr, j);
+        printf("%s  %s", first ? "[\n" : ",\n",
+               json_object_to_json_string_ext(j, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(j);
         return 0;
     }
     if (o->mode == 2) {
-        if (o->n++ == 0)
+        if (first) {
             for (int i = 0; i < ncol; i++)
-                printf("%s%s", i ? "," : "", names[i]);
-        if (o->n == 1)
+                csv_cell(names[i], i == 0);
             putchar('\n');
-        for (int i = 0; i < ncol; i++) {
-            const char *v = vals[i] ? vals[i] : "";
-            int q = strpbrk(v, ",\"\n") != NULL;
-            printf("%s%s", i ? "," : "", q ? "\"" : "");
-            for (; *v; v++)
-                printf(*v == '"' ? "\"\"" : "%c", *v);
-            if (q)
-                putchar('"');
         }
+        for (int i = 0; i < ncol; i++)
+            csv_cell(vals[i] ? vals[i] : "", i == 0);
         putchar('\n');
         return 0;
     }
-    if (o->n == 0) {
-        o->ncol = ncol;
-        for (int i = 0; i < ncol; i++) {
-            if (o->n == o->alloc) {
-                o->alloc = o->alloc ? o->alloc * 2 : 64;
-                o->cells = realloc(o->cells, o->alloc * sizeof *o->cells);
-            }
-            o->cells[o->n++] = strdup(names[i]);
-        }
+    if (first)
+        for (int i = 0; i < ncol; i++)
+            if (table_keep(o, names[i]))
+                return 1;
+    if (o->w) {
+        char **cells = calloc((size_t)ncol + 1, sizeof *cells);
+        int ok = cells != NULL;
+        for (int i = 0; ok && i < ncol; i++)
+            ok = (cells[i] = esc_dup(vals[i] ? vals[i] : "NULL")) != NULL;
+        if (ok)
+            table_line(o, (const char *const *)cells);
+        for (int i = 0; cells && i < ncol; i++)
+            free(cells[i]);
+        free(cells);
+        return !ok;
     }
-    for (int i = 0; i < ncol; i++) {
-        if (o->n == o->alloc) {
-            o->alloc = o->alloc * 2;
-            o->cells = realloc(o->cells, o->alloc * sizeof *o->cells);
-        }
-        o->cells[o->n++] = strdup(vals[i] ? vals[i] : "NULL");
-    }
+    for (int i = 0; i < ncol; i++)
+        if (table_keep(o, vals[i] ? vals[i] : "NULL"))
+            return 1;
+    if (o->rows == SQL_TABLE_SAMPLE)
+        table_flush(o);
     return 0;
 }
 
 static int cmd_sql(int argc, char **argv)
 {
-    static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'}, {0}};
+    static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 'T'}, {"max-rows", required_argument, NULL, 'R'}, {0}};
     struct sqlout out = {0};
+    fks_sql_opts so = {30, 1000000};
     int json = 0, c, r;
+    double v = 0;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'c')
-            out.mode = 2;
-        else if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
-            return r;
+        switch (c) {
+        case 'c': out.mode = 2; break;
+        case 'T':
+            if ((r = num_arg("sql", "--timeout", "a number of seconds from 0 (no limit) to 86400", optarg, 0,
+                             86400, 0, &so.timeout_s)) >= 0)
+                return r;
+            break;
+        case 'R':
+            if ((r = num_arg("sql", "--max-rows", "a whole number of rows from 0 (no limit) to 1e15", optarg, 0,
+                             1e15, 1, &v)) >= 0)
+                return r;
+            so.max_rows = (uint64_t)v;
+            break;
+        default:
+            if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
+                return r;
+        }
     }
+    if (json && out.mode == 2)
+        return usage_err("sql", "%s", "give --json or --csv, not both");
     if (json)
         out.mode = 1;
     if (optind + 1 != argc)
@@ -790,34 +1059,27 @@ static int cmd_sql(int argc, char **argv)
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    if (out.mode == 1)
-        out.arr = json_object_new_array();
-    rc = fks_sql(s, argv[optind], sql_row, &out);
+    rc = fks_sql_ex(s, argv[optind], &so, sql_row, &out);
     fks_close(s);
-    if (rc) {
-        json_object_put(out.arr);
-        return fail(rc);
-    }
-    if (out.mode == 1) {
-        print_json(out.arr);
-    } else if (out.mode == 0 && out.ncol > 0) {
-        size_t rows = out.n / (size_t)out.ncol;
-        int *w = calloc((size_t)out.ncol, sizeof *w);
-        for (size_t i = 0; i < out.n; i++) {
-            int l = (int)strlen(out.cells[i]);
-            if (l > w[i % (size_t)out.ncol])
-                w[i % (size_t)out.ncol] = l;
-        }
-        for (size_t rw = 0; rw < rows; rw++) {
-            for (int k = 0; k < out.ncol; k++)
-                printf("%s%-*s", k ? "  " : "", k == out.ncol - 1 ? 0 : w[k], out.cells[rw * (size_t)out.ncol + (size_t)k]);
-            putchar('\n');
-        }
-        free(w);
-    }
-    for (size_t i = 0; i < out.n && out.mode == 0; i++)
+    /* What was printed stays well formed, also when a limit stopped it. */
+    if (out.mode == 1 && (rc == 0 || out.rows))
+        fputs(out.rows ? "\n]\n" : "[]\n", stdout);
+    if (out.mode == 0)
+        table_flush(&out);
+    for (size_t i = 0; i < out.n; i++)
         free(out.cells[i]);
     free(out.cells);
+    free(out.w);
+    fflush(stdout);
+    if (rc == FKS_ETIMEDOUT || rc == FKS_ELIMIT) {
+        fputs("forkctl: ", stderr);
+        put_esc(stderr, fks_errmsg());
+        fprintf(stderr, "; the output is incomplete (%s, 0 for no limit)\n",
+                rc == FKS_ETIMEDOUT ? "raise --timeout" : "add a LIMIT, or raise --max-rows");
+        return EX_LIMIT;
+    }
+    if (rc)
+        return fail(rc);
     return EX_OK;
 }
 
@@ -827,27 +1089,6 @@ static const char H_GC[] =
     "less than FRACTION live (default 0.7), deletes files left by crashes, gives\n"
     "free catalog pages back and truncates the WAL. Safe while ingests and\n"
     "restores run. A second gc exits at once with code 4 (store locked).\n";
-
-static int parse_duration(const char *s, double *out)
-{
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || v < 0)
-        return -1;
-    switch (*end) {
-    case 0: case 's': break;
-    case 'm': v *= 60; break;
-    case 'h': v *= 3600; break;
-    case 'd': v *= 86400; break;
-    case 'w': v *= 7 * 86400; break;
-    case 'y': v *= 365 * 86400; break;
-    default: return -1;
-    }
-    if (*end && end[1])
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static int cmd_gc(int argc, char **argv)
 {
@@ -859,12 +1100,16 @@ static int cmd_gc(int argc, char **argv)
         switch (c) {
         case 'n': go.dry_run = 1; break;
         case 'd':
-            if (parse_duration(optarg, &go.max_seconds))
-                return usage_err("gc", "bad --max-duration '%s' (e.g. 90s, 10m, 1h)", optarg);
+            if ((r = duration_arg("gc", "--max-duration", optarg, &go.max_seconds)) >= 0)
+                return r;
             break;
         case 't':
-            if (parse_number(optarg, &go.live_threshold) || !(go.live_threshold > 0 && go.live_threshold <= 1))
-                return usage_err("gc", "--threshold takes a fraction in (0, 1], got '%s'", optarg);
+            if ((r = num_arg("gc", "--threshold", "a fraction above 0 and at most 1", optarg, 0, 1, 0,
+                             &go.live_threshold)) >= 0)
+                return r;
+            if (go.live_threshold <= 0)
+                return usage_err("gc", "--threshold takes a fraction above 0 and at most 1, got '%s' "
+                                 "(out of range)", optarg);
             break;
         default:
             if ((r = common_opt(c, "gc", H_GC, &json)) >= 0)
@@ -927,8 +1172,12 @@ static int cmd_verify(int argc, char **argv)
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 's') {
-            if (parse_number(optarg, &sample) || !(sample > 0 && sample <= 100))
-                return usage_err("verify", "--sample takes a percentage in (0, 100], got '%s'", optarg);
+            if ((r = num_arg("verify", "--sample", "a percentage above 0 and at most 100", optarg, 0, 100, 0,
+                             &sample)) >= 0)
+                return r;
+            if (sample <= 0)
+                return usage_err("verify", "--sample takes a percentage above 0 and at most 100, got '%s' "
+                                 "(out of range)", optarg);
         } else if ((r = common_opt(c, "verify", H_VERIFY, &json)) >= 0)
             return r;
     }
@@ -966,12 +1215,15 @@ static int cmd_verify(int argc, char **argv)
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
-        for (size_t i = 0; i < v->n_problems; i++)
-            fprintf(stderr, "forkctl: verify: %s\n", v->problems[i]);
+        for (size_t i = 0; i < v->n_problems; i++) {
+            fputs("forkctl: verify: ", stderr);
+            put_esc(stderr, v->problems[i]);
+            fputc('\n', stderr);
+        }
         if (v->n_affected) {
             fprintf(stderr, "forkctl: verify: snapshots affected:");
             for (size_t i = 0; i < v->n_affected; i++)
-                fprintf(stderr, " %s", v->affected[i]);
+                fprintf(stderr, " %s", esc(v->affected[i]));
             fputc('\n', stderr);
         }
         if (!g_quiet || bad)
@@ -1158,16 +1410,19 @@ static int cmd_prune(int argc, char **argv)
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'l': {
-            double v;
-            if (parse_number(optarg, &v) || !(v >= 1 && v <= 1000000) || v != (double)(int)v)
-                return usage_err("prune", "--keep-last takes a positive number, got '%s'", optarg);
+            double v = 0;
+            if ((r = num_arg("prune", "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1,
+                             &v)) >= 0)
+                return r;
             po.keep_last = (int)v;
             break;
         }
         case 'w':
-            if (parse_duration(optarg, &within) || within <= 0)
-                return usage_err("prune", "bad --keep-within '%s' (e.g. 2h, 7d, 4w)", optarg);
+            if ((r = duration_arg("prune", "--keep-within", optarg, &within)) >= 0)
+                return r;
             po.keep_within_ms = (int64_t)(within * 1000);
+            if (po.keep_within_ms <= 0)
+                po.keep_within_ms = 1;      /* under a millisecond: still a rule */
             break;
         case 't':
             if (po.n_keep_tags == 64)
@@ -1208,7 +1463,7 @@ static int cmd_prune(int argc, char **argv)
         print_json(j);
     } else if (!g_quiet) {
         for (size_t i = 0; i < res.n_removed; i++)
-            printf("%s %s\n", po.dry_run ? "would remove" : "removed", res.removed[i]);
+            printf("%s %s\n", po.dry_run ? "would remove" : "removed", esc(res.removed[i]));
         printf("prune%s: %zu removed, %zu kept\n", po.dry_run ? " (dry run)" : "", res.n_removed, res.n_kept);
     }
     fks_prune_result_free(&res);
@@ -1620,7 +1875,7 @@ static void main_usage(FILE *f)
                "JSON instead of text. The store is --store DIR, else $FORKSTORE_DIR, else\n"
                "$XDG_DATA_HOME/forkstore, else ~/.local/share/forkstore. See forkctl(1).\n"
                "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found,\n"
-               "4 store locked, 5 damaged data found.\n");
+               "4 store locked, 5 damaged data found, 6 sql stopped at a limit.\n");
 }
 
 int main(int argc, char **argv)

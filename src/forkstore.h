@@ -43,6 +43,7 @@ extern "C" {
 #define FKS_EFIRECRACKER (-11) /* the VMM answered with an error */
 #define FKS_ENOMEM     (-12)   /* out of memory */
 #define FKS_EPERM      (-13)   /* permissions unsafe or insufficient */
+#define FKS_ELIMIT     (-14)   /* stopped at a limit the caller set (fks_sql rows) */
 
 /* The message of the last failure on this thread ("" if none). Borrowed. */
 const char *fks_errmsg(void);
@@ -173,6 +174,13 @@ int fks_list(fks_snapinfo **out, size_t *n, fks_store *s);
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag);
 /* The chain from the root to tag, root first. Caller frees with free(). */
 int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
+/* Checks that the parent links form a forest (a damaged catalog may hold
+** a cycle, which every lineage walk refuses: FKS_ECORRUPT naming the
+** snapshots on it). 0 if not; else FKS_ECORRUPT naming the first cycle
+** and *n_bad (may be NULL) = the snapshots on or below a cycle. fks_list,
+** fks_get, fks_chain and fks_prune fail the same way on such snapshots;
+** fks_verify reports it. */
+int fks_check_lineage(size_t *n_bad, fks_store *s);
 
 /* Removes a snapshot. Children stay restorable byte for byte and are
 ** re-parented to its parent. With cascade, the whole subtree goes.
@@ -367,8 +375,22 @@ enum { FKS_SQL_INTEGER = 1, FKS_SQL_FLOAT = 2, FKS_SQL_TEXT = 3, FKS_SQL_BLOB = 
 typedef int (*fks_row_fn)(void *arg, int ncol, const char *const *names,
                           const char *const *values, const int *types);
 
+/* Limits for fks_sql_ex; a zero field means no limit. */
+typedef struct fks_sql_opts {
+    double timeout_s;       /* stop the statement after this long: FKS_ETIMEDOUT */
+    uint64_t max_rows;      /* stop when row max_rows + 1 comes: FKS_ELIMIT */
+} fks_sql_opts;
+
 /* Runs one read-only statement on a connection that cannot write (a write
-** fails with FKS_EINVAL and a clear message). */
+** fails with FKS_EINVAL and a clear message), calling row for each result
+** row as SQLite produces it: nothing is buffered, so memory stays bounded
+** whatever the result's size (one value is at most 32 MiB). With o (may be
+** NULL: no limits) the statement is stopped after o->timeout_s seconds
+** (FKS_ETIMEDOUT; also a statement that returns no rows) or when a row
+** beyond o->max_rows would come (FKS_ELIMIT); the rows handed over before
+** stay handed over. */
+int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn row, void *arg);
+/* fks_sql_ex without limits. */
 int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg);
 
 /* ---- validation ------------------------------------------------------- */

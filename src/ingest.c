@@ -33,7 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -845,6 +847,41 @@ out:
 
 /* ------------------------------------------------------------- driver */
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" :
+           S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : S_ISLNK(m) ? "a symbolic link" :
+           "a special file";
+}
+
+/* Inputs are read by offset up to their size (and again if the ingest
+** starts over), so the size fstat reports must be the bytes there are.
+** Files of the kernel's pseudo file systems are not like that (procfs
+** reports 0 bytes, sysfs 4096, whatever they hold) and are refused; any
+** other file with bytes past its size (it grows, or lies) too, rather
+** than stored short. */
+static int check_size(struct art *a)
+{
+    struct statfs fs;
+    if (fstatfs(a->fd, &fs) == 0 && (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC ||
+                                     fs.f_type == DEBUGFS_MAGIC || fs.f_type == CGROUP2_SUPER_MAGIC ||
+                                     fs.f_type == CGROUP_SUPER_MAGIC))
+        return fks__err(FKS_EINVAL, "%s file %s is on a kernel pseudo file system (proc, sys, ...), whose "
+                        "file sizes are not their contents: copy it to a regular file first", a->in->name,
+                        a->in->path);
+    char probe;
+    ssize_t n;
+    while ((n = pread(a->fd, &probe, 1, (off_t)a->size)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return fks__errno(FKS_EIO, errno, "read %s", a->in->path);
+    if (n > 0)
+        return fks__err(FKS_EINVAL, "%s file %s has bytes past the %llu bytes its size says (is it still "
+                        "being written?): copy it to a regular file first", a->in->name, a->in->path,
+                        (unsigned long long)a->size);
+    return 0;
+}
+
 static int open_inputs(struct ingest *g)
 {
     const fks_ingest_opts *o = g->o;
@@ -865,15 +902,23 @@ static int open_inputs(struct ingest *g)
         a->fd = open(a->in->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (o->no_follow ? O_NOFOLLOW : 0));
         if (a->fd < 0 && errno == ELOOP && o->no_follow)
             return fks__err(FKS_EINVAL, "%s file %s is a symbolic link (refused)", a->in->name, a->in->path);
+        struct stat sb;
+        /* A socket cannot be opened (ENXIO): bad input, not an I/O error. */
+        if (a->fd < 0 && (errno == ENXIO || errno == EOPNOTSUPP) && stat(a->in->path, &sb) == 0 &&
+            !S_ISREG(sb.st_mode))
+            return fks__err(FKS_EINVAL, "%s file %s is %s, not a regular file", a->in->name, a->in->path,
+                            file_kind(sb.st_mode));
         if (a->fd < 0)
             return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "%s file %s", a->in->name,
                               a->in->path);
-        struct stat sb;
         if (fstat(a->fd, &sb) != 0)
             return fks__errno(FKS_EIO, errno, "stat %s", a->in->path);
         if (!S_ISREG(sb.st_mode))
-            return fks__err(FKS_EINVAL, "%s file %s is not a regular file", a->in->name, a->in->path);
+            return fks__err(FKS_EINVAL, "%s file %s is %s, not a regular file", a->in->name, a->in->path,
+                            file_kind(sb.st_mode));
         a->size = (uint64_t)sb.st_size;
+        if ((rc = check_size(a)) != 0)
+            return rc;
         int is_memory = strcmp(a->in->name, "memory") == 0;
         if ((is_memory || a->in->diff) && a->size % FKS_PAGE_SIZE != 0)
             return fks__err(FKS_EINVAL, "%s file %s is %llu bytes, not a multiple of the %d-byte page "

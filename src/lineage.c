@@ -43,34 +43,207 @@ static void row_info(fks_snapinfo *i, sqlite3_stmt *st)
     i->diff_bytes = sqlite3_column_int64(st, 11);
 }
 
-/* Depth of snapshot id by walking parent links. */
-static int depth_of(sqlite3 *db, int64_t id, int *depth)
+/* ---- the lineage forest, walked in C ----
+** Parent links come from the catalog, which a user (or damage) can
+** change: a cycle must not make a command loop. Every walk loads all
+** (id, parent_id) pairs once and computes each snapshot's depth in O(n),
+** marking the snapshots on or below a cycle (depth -1); no walk takes more
+** than n steps. A parent_id that names no snapshot counts as a root. */
+
+#define NONE ((size_t)-1)
+
+struct lin {
+    size_t n;
+    int64_t *id;          /* ascending */
+    size_t *parent;       /* index of the parent, NONE for a root */
+    int *depth;           /* ancestors; -1 on or below a cycle */
+    char (*tag)[129];
+};
+
+static void lin_free(struct lin *L)
 {
-    sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st,
-        "WITH RECURSIVE up(id, d) AS (SELECT parent_id, 0 FROM snapshot WHERE id = ?1 "
-        " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id "
-        " WHERE up.id IS NOT NULL AND d < 100000) SELECT max(d) FROM up WHERE id IS NOT NULL");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    *depth = 0;
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-        *depth = sqlite3_column_int(st, 0) + 1;
-    sqlite3_finalize(st);
+    free(L->id);
+    free(L->parent);
+    free(L->depth);
+    free(L->tag);
+    memset(L, 0, sizeof *L);
+}
+
+static size_t lin_find(const struct lin *L, int64_t id)
+{
+    size_t lo = 0, hi = L->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (L->id[mid] < id)
+            lo = mid + 1;
+        else if (L->id[mid] > id)
+            hi = mid;
+        else
+            return mid;
+    }
+    return NONE;
+}
+
+/* Depths of every snapshot, iteratively: walk up from each unknown one to
+** a known one (or a root, or a snapshot already on this walk: a cycle),
+** then assign on the way back. */
+static int lin_depths(struct lin *L)
+{
+    unsigned char *state = calloc(L->n + 1, 1);    /* 0 new, 1 on the walk, 2 done */
+    size_t *path = malloc((L->n + 1) * sizeof *path);
+    if (!state || !path) {
+        free(state);
+        free(path);
+        return fks__err(FKS_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < L->n; i++) {
+        size_t np = 0, k = i;
+        while (k != NONE && state[k] == 0) {
+            state[k] = 1;
+            path[np++] = k;
+            k = L->parent[k];
+        }
+        /* The top of the walk is a root (depth 0), below a known snapshot,
+        ** or on this walk again: a cycle, and everything on the walk is
+        ** on or below it. */
+        int cyc = k != NONE && (state[k] == 1 || L->depth[k] < 0);
+        int d = k == NONE || cyc ? -1 : L->depth[k];
+        while (np-- > 0) {
+            size_t j = path[np];
+            L->depth[j] = cyc ? -1 : ++d;
+            state[j] = 2;
+        }
+    }
+    free(state);
+    free(path);
     return 0;
 }
 
-static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *sql, const char *bind)
+static int lin_load(struct lin *L, sqlite3 *db)
 {
-    sqlite3_stmt *st;
-    fks_snapinfo *v = NULL;
-    size_t cnt = 0, alloc = 0;
-    int rc = cat_prepare(s->db, &st, sql);
+    sqlite3_stmt *st = NULL;
+    size_t alloc = 0;
+    int rc = 0, src;
+    int64_t *pid = NULL;
+    memset(L, 0, sizeof *L);
+    if ((rc = cat_prepare(db, &st, "SELECT id, coalesce(parent_id, 0), tag FROM snapshot ORDER BY id")) != 0)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (L->n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            int64_t *ni = realloc(L->id, alloc * sizeof *ni), *np = ni ? realloc(pid, alloc * sizeof *np) : NULL;
+            char (*nt)[129] = np ? realloc(L->tag, alloc * sizeof *nt) : NULL;
+            if (ni)
+                L->id = ni;
+            if (np)
+                pid = np;
+            if (nt)
+                L->tag = nt;
+            if (!ni || !np || !nt) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+        }
+        const char *t = (const char *)sqlite3_column_text(st, 2);
+        L->id[L->n] = sqlite3_column_int64(st, 0);
+        pid[L->n] = sqlite3_column_int64(st, 1);
+        snprintf(L->tag[L->n], sizeof L->tag[L->n], "%s", t ? t : "?");
+        L->n++;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(db, src, "catalog: read the lineage");
+    sqlite3_finalize(st);
+    if (rc == 0) {
+        L->parent = malloc((L->n + 1) * sizeof *L->parent);
+        L->depth = malloc((L->n + 1) * sizeof *L->depth);
+        if (!L->parent || !L->depth)
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+        else {
+            for (size_t i = 0; i < L->n; i++)
+                L->parent[i] = pid[i] ? lin_find(L, pid[i]) : NONE;
+            rc = lin_depths(L);
+        }
+    }
+    free(pid);
+    if (rc)
+        lin_free(L);
+    return rc;
+}
+
+/* FKS_ECORRUPT naming the cycle that snapshot i is on or below. */
+static int lin_cycle_err(const struct lin *L, size_t i)
+{
+    size_t k = i, m = 0, j;
+    for (size_t step = 0; step < L->n && L->parent[k] != NONE; step++)
+        k = L->parent[k];           /* after n steps up, k is on the cycle */
+    int on = 0;
+    j = k;
+    do {                            /* is i on it? then start the list at i */
+        on |= j == i;
+        m++;
+        j = L->parent[j];
+    } while (j != k && j != NONE && m <= L->n);
+    if (on)
+        k = i;
+    char list[600];
+    size_t len = 0, shown = 0;
+    j = k;
+    do {
+        int w = snprintf(list + len, sizeof list - len, "%s -> ", L->tag[j]);
+        if (w < 0 || (size_t)w >= sizeof list - len - 140)
+            break;
+        len += (size_t)w;
+        shown++;
+        j = L->parent[j];
+    } while (j != k && j != NONE && shown < m);
+    snprintf(list + len, sizeof list - len, "%s", shown < m ? "..." : L->tag[k]);
+    if (on)
+        return fks__err(FKS_ECORRUPT, "catalog damaged: snapshot %s is on a cycle of parent links (%s, "
+                        "%zu snapshots)", L->tag[i], list, m);
+    return fks__err(FKS_ECORRUPT, "catalog damaged: snapshot %s descends from a cycle of parent links "
+                    "(%s, %zu snapshots)", L->tag[i], list, m);
+}
+
+int fks_check_lineage(size_t *n_bad, fks_store *s)
+{
+    struct lin L;
+    int rc = lin_load(&L, s->db);
     if (rc)
         return rc;
+    size_t bad = 0, first = NONE;
+    for (size_t i = 0; i < L.n; i++)
+        if (L.depth[i] < 0) {
+            bad++;
+            if (first == NONE)
+                first = i;
+        }
+    if (n_bad)
+        *n_bad = bad;
+    if (first != NONE)
+        rc = lin_cycle_err(&L, first);
+    lin_free(&L);
+    return rc;
+}
+
+/* Runs sql (one optional text parameter) and fills each row's depth from
+** the lineage; FKS_ECORRUPT if a row is on or below a cycle. Both reads
+** see one snapshot of the catalog. */
+static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *sql, const char *bind)
+{
+    sqlite3_stmt *st = NULL;
+    fks_snapinfo *v = NULL;
+    size_t cnt = 0, alloc = 0, cyc = NONE;
+    struct lin L = {0};
+    int txn = sqlite3_get_autocommit(s->db);
+    int rc = txn ? cat_exec(s->db, "BEGIN") : 0;
+    if (rc)
+        return rc;
+    if ((rc = lin_load(&L, s->db)) != 0 || (rc = cat_prepare(s->db, &st, sql)) != 0)
+        goto out;
     if (bind)
         sqlite3_bind_text(st, 1, bind, -1, SQLITE_STATIC);
+    if (sqlite3_bind_parameter_count(st) >= 2)
+        sqlite3_bind_int64(st, 2, (int64_t)L.n);    /* the walk bound */
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == alloc) {
@@ -82,13 +255,21 @@ static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *
             }
             v = nv;
         }
-        row_info(&v[cnt++], st);
+        row_info(&v[cnt], st);
+        size_t j = lin_find(&L, v[cnt].id);
+        if (j != NONE && L.depth[j] < 0)
+            cyc = j;            /* the last one: for a chain, tag itself */
+        v[cnt++].depth = j == NONE ? 0 : L.depth[j];
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: list snapshots");
+    if (rc == 0 && cyc != NONE)
+        rc = lin_cycle_err(&L, cyc);
+out:
     sqlite3_finalize(st);
-    for (size_t i = 0; i < cnt && rc == 0; i++)
-        rc = depth_of(s->db, v[i].id, &v[i].depth);
+    lin_free(&L);
+    if (txn)
+        cat_exec(s->db, "COMMIT");
     if (rc) {
         free(v);
         return rc;
@@ -125,7 +306,7 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
     if (rc || (rc = query_infos(out, n, s,
         "WITH RECURSIVE up(id, d) AS (SELECT id, 0 FROM snapshot WHERE tag = ?1 "
         " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id "
-        " WHERE s.parent_id IS NOT NULL AND d < 100000) "
+        " WHERE s.parent_id IS NOT NULL AND d < ?2) "
         SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC", tag)) != 0)
         return rc;
     if (*n == 0) {
@@ -151,6 +332,21 @@ static int exec_bind(sqlite3 *db, const char *sql, int64_t a, int64_t b)
     return rc;
 }
 
+/* FKS_ECORRUPT if snapshot id is on or below a parent cycle: its subtree
+** would have no end. */
+static int check_not_cyclic(fks_store *s, int64_t id)
+{
+    struct lin L;
+    int rc = lin_load(&L, s->db);
+    if (rc)
+        return rc;
+    size_t j = lin_find(&L, id);
+    if (j != NONE && L.depth[j] < 0)
+        rc = lin_cycle_err(&L, j);
+    lin_free(&L);
+    return rc;
+}
+
 int fks_rmi(fks_store *s, const char *tag, int cascade)
 {
     int rc = fks_check_tag(tag);
@@ -162,11 +358,17 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     if ((rc = cat_snapshot(&id, &parent, s->db, tag, 1)) != 0)
         return cat_end(s, rc);
     if (cascade) {
-        rc = exec_bind(s->db,
-            "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT s.id FROM snapshot s JOIN sub ON s.parent_id = sub.id) "
-            "DELETE FROM snapshot WHERE id IN sub", id, 0);
+        /* UNION, not UNION ALL: even a cycle ends the recursion */
+        if ((rc = check_not_cyclic(s, id)) == 0)
+            rc = exec_bind(s->db,
+                "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT s.id FROM snapshot s JOIN sub ON s.parent_id = sub.id) "
+                "DELETE FROM snapshot WHERE id IN sub", id, 0);
     } else {
-        rc = exec_bind(s->db, "UPDATE snapshot SET parent_id = nullif(?2, 0) WHERE parent_id = ?1", id, parent);
+        /* A child never becomes its own parent nor a child of the removed
+        ** snapshot (a damaged catalog's self-parent or 2-cycle is broken
+        ** by removing one of its snapshots). */
+        rc = exec_bind(s->db, "UPDATE snapshot SET parent_id = nullif(nullif(nullif(?2, 0), ?1), id) "
+                       "WHERE parent_id = ?1", id, parent);
         if (rc == 0)
             rc = exec_bind(s->db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
     }
@@ -176,18 +378,55 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
 _Static_assert(FKS_SQL_INTEGER == SQLITE_INTEGER && FKS_SQL_FLOAT == SQLITE_FLOAT && FKS_SQL_TEXT == SQLITE_TEXT &&
                FKS_SQL_BLOB == SQLITE_BLOB && FKS_SQL_NULL == SQLITE_NULL, "FKS_SQL_* are SQLite's types");
 
+/* The time limit of a statement: SQLite calls this every SQL_TICK virtual
+** machine steps; nonzero interrupts the statement (SQLITE_INTERRUPT). */
+#define SQL_TICK 10000
+#define SQL_MAX_VALUE (32 << 20)
+
+struct sql_clock {
+    double deadline;
+    int expired;
+};
+
+static int sql_tick(void *arg)
+{
+    struct sql_clock *c = arg;
+    if (fks__now() <= c->deadline)
+        return 0;
+    c->expired = 1;
+    return 1;
+}
+
 int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
+{
+    return fks_sql_ex(s, sql, NULL, row, arg);
+}
+
+int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn row, void *arg)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     char p[PATH_MAX];
     const char *tail = NULL;
+    if (o && !(o->timeout_s >= 0 && o->timeout_s <= 1e9))
+        return fks__err(FKS_EINVAL, "SQL time limit %g s is not a number of seconds from 0 to 1e9", o->timeout_s);
     int rc = fks__path(p, sizeof p, "%s/catalog.db", s->dir);
     if (rc || (rc = cat_open(&db, p, 1)) != 0)
         return rc;
+    struct sql_clock clk = {0, 0};
+    uint64_t nrows = 0, max_rows = o ? o->max_rows : 0;
+    double timeout = o && o->timeout_s > 0 ? o->timeout_s : 0;
+    /* One value (a string or BLOB a query builds) stays small. */
+    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_MAX_VALUE);
+    if (timeout > 0) {
+        clk.deadline = fks__now() + timeout;
+        sqlite3_progress_handler(db, SQL_TICK, sql_tick, &clk);
+    }
     int src = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
     if (src != SQLITE_OK) {
-        rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
+        rc = clk.expired ? fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit) while "
+                                    "being prepared", timeout)
+                         : fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
         goto out;
     }
     if (!st) {
@@ -220,6 +459,12 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
         names[i] = sqlite3_column_name(st, i);
     char *hex = NULL;   /* BLOBs (page hashes) are shown as hex */
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (max_rows && nrows == max_rows) {
+            rc = fks__err(FKS_ELIMIT, "SQL statement stopped after %llu rows (the row limit): the result "
+                          "has more", (unsigned long long)max_rows);
+            break;
+        }
+        nrows++;
         size_t need = 0;
         for (int i = 0; i < ncol; i++)
             if (sqlite3_column_type(st, i) == SQLITE_BLOB)
@@ -252,7 +497,12 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
             break;
     }
     free(hex);
-    if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
+    if (rc == 0 && src == SQLITE_INTERRUPT && clk.expired)
+        rc = fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit), %llu rows in",
+                      timeout, (unsigned long long)nrows);
+    else if (rc == 0 && src == SQLITE_NOMEM)
+        rc = fks__err(FKS_ENOMEM, "SQL statement ran out of memory: %s", sqlite3_errmsg(db));
+    else if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
         rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
     free(names);
     free(vals);

@@ -78,12 +78,19 @@ int par_new(par **out, int max_threads)
     int n = max_threads;
     const char *e = getenv("FORKSTORE_THREADS");
     if (e && *e) {
-        /* an unusable value means the default, as if unset */
-        char *end;
-        errno = 0;
-        long v = strtol(e, &end, 10);
-        if (errno == 0 && *end == 0 && v > 0 && v <= 64)
-            n = (int)v;
+        /* decimal digits only: no sign, blank, hex or trailing junk */
+        long v = 0;
+        size_t k = 0;
+        for (; e[k] >= '0' && e[k] <= '9' && v <= 64; k++)
+            v = v * 10 + (e[k] - '0');
+        if (e[k] || v < 1 || v > 64) {
+            char shown[64];
+            fks__esc(shown, sizeof shown, e, 40);
+            free(p);
+            return fks__err(FKS_EINVAL, "FORKSTORE_THREADS='%s' is not a number of threads from 1 to 64 "
+                            "(unset it for one per CPU, at most 8)", shown);
+        }
+        n = (int)v;
     }
     if (n <= 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);

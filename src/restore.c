@@ -6,9 +6,12 @@
 **     artifacts and, per artifact, one query joining its runs with the
 **     page index in page-number order. Maps are complete (see pmap.c), so
 **     the work is the same at any chain depth.
-**  2. Each output file is created under a unique temporary name in the
-**     output directory (mkostemp: O_EXCL, so a planted symlink cannot
-**     redirect it), truncated to the logical size (every page a hole),
+**  2. The output directory is opened once and every name below is taken
+**     relative to it (openat, renameat2, unlinkat), so swapping the path
+**     for a symbolic link mid-restore cannot move a file elsewhere or
+**     strand a temporary one. Each output file is created under a unique
+**     temporary name there (O_EXCL | O_NOFOLLOW, so a planted symlink
+**     cannot redirect it), truncated to the logical size (every page a hole),
 **     and only non-zero pages are written, in batches of contiguous
 **     pages. The files are renamed into place at the end, all or nothing
 **     (place_files): with RENAME_NOREPLACE, or with --force by
@@ -27,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "catalog.h"
@@ -296,11 +300,48 @@ struct outfile {
     int64_t art;
     char name[65];
     uint64_t size;
-    char final[PATH_MAX];
+    const char *fname;      /* final name inside the output directory */
+    char tname[96];         /* temporary name there, "" once none of ours */
+    char final[PATH_MAX];   /* outdir/fname and outdir/tname, for messages */
     char tmp[PATH_MAX];
     int fd;
     int swapped;            /* the file that was at final is now at tmp */
 };
+
+/* Creates f's temporary file in the output directory dfd: a new name
+** (O_EXCL, O_NOFOLLOW: nothing planted there is followed or reused). */
+static int make_temp(struct outfile *f, int dfd, const char *outdir)
+{
+    static _Atomic unsigned seq;
+    for (int tries = 0; tries < 100; tries++) {
+        static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t r = ((uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 20) *
+                     0x9e3779b97f4a7c15ull + seq++ * 0xbf58476d1ce4e5b9ull;
+        char sfx[7];
+        for (int k = 0; k < 6; k++, r /= 62)
+            sfx[k] = al[r % 62];
+        sfx[6] = 0;
+        int rc = fks__path(f->tname, sizeof f->tname, ".%s.%s", f->fname, sfx);
+        if (rc == 0)
+            rc = fks__path(f->tmp, sizeof f->tmp, "%s/%s", outdir, f->tname);
+        if (rc) {
+            f->tname[0] = 0;
+            return rc;
+        }
+        f->fd = openat(dfd, f->tname, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (f->fd >= 0)
+            return 0;
+        if (errno != EEXIST) {
+            rc = fks__errno(FKS_EIO, errno, "create %s", f->tmp);
+            f->tname[0] = 0;
+            return rc;
+        }
+    }
+    f->tname[0] = 0;
+    return fks__err(FKS_EIO, "create a temporary file in %s: every name tried exists", outdir);
+}
 
 /* Moves every temporary file to its final name, all or nothing. Without
 ** force, a name that exists is an error (RENAME_NOREPLACE). With force, an
@@ -308,24 +349,26 @@ struct outfile {
 ** it is unlinked only once every file is in place. If a rename fails, the
 ** files already placed are taken back, newest first: swapped ones are
 ** exchanged back, new ones unlinked (only while the name still holds our
-** inode). On return f[i].tmp[0] is 0 for every file whose temporary name
-** no longer holds a file of ours. */
-static int place_files(struct outfile *f, size_t n, int force)
+** inode). On return f[i].tname[0] is 0 for every file whose temporary
+** name no longer holds a file of ours. Every name is taken relative to the
+** output directory opened once (dfd): a directory swapped for a symbolic
+** link meanwhile cannot send a rename or an unlink elsewhere. */
+static int place_files(struct outfile *f, size_t n, int force, int dfd)
 {
     size_t i;
     int rc = 0;
     for (i = 0; i < n; i++) {
         int r = -1, e = ENOENT;
         if (force) {
-            r = renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, RENAME_EXCHANGE);
+            r = renameat2(dfd, f[i].tname, dfd, f[i].fname, RENAME_EXCHANGE);
             e = errno;
             if (r == 0)
                 f[i].swapped = 1;
             else if (e == EINVAL)      /* no RENAME_EXCHANGE here: replace, not undoable */
-                r = rename(f[i].tmp, f[i].final), e = errno;
+                r = renameat(dfd, f[i].tname, dfd, f[i].fname), e = errno;
         }
         if (r != 0 && e == ENOENT)
-            r = renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, RENAME_NOREPLACE), e = errno;
+            r = renameat2(dfd, f[i].tname, dfd, f[i].fname, RENAME_NOREPLACE), e = errno;
         if (r != 0) {
             rc = e == EEXIST ? fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final)
                              : fks__errno(FKS_EIO, e, "rename %s to %s", f[i].tmp, f[i].final);
@@ -335,22 +378,22 @@ static int place_files(struct outfile *f, size_t n, int force)
     if (rc == 0) {
         for (i = 0; i < n; i++) {
             if (f[i].swapped)
-                (void)unlink(f[i].tmp);      /* the replaced file; best effort */
-            f[i].tmp[0] = 0;
+                (void)unlinkat(dfd, f[i].tname, 0);   /* the replaced file; best effort */
+            f[i].tname[0] = 0;
         }
         return 0;
     }
     while (i-- > 0) {
         if (f[i].swapped) {
-            if (renameat2(AT_FDCWD, f[i].tmp, AT_FDCWD, f[i].final, RENAME_EXCHANGE) != 0)
-                f[i].tmp[0] = 0;             /* tmp still holds the old file: keep it */
+            if (renameat2(dfd, f[i].tname, dfd, f[i].fname, RENAME_EXCHANGE) != 0)
+                f[i].tname[0] = 0;           /* tmp still holds the old file: keep it */
             continue;
         }
         struct stat ours, there;
-        if (fstat(f[i].fd, &ours) == 0 && lstat(f[i].final, &there) == 0 && ours.st_dev == there.st_dev &&
-            ours.st_ino == there.st_ino)
-            (void)unlink(f[i].final);
-        f[i].tmp[0] = 0;
+        if (fstat(f[i].fd, &ours) == 0 && fstatat(dfd, f[i].fname, &there, AT_SYMLINK_NOFOLLOW) == 0 &&
+            ours.st_dev == there.st_dev && ours.st_ino == there.st_ino)
+            (void)unlinkat(dfd, f[i].fname, 0);
+        f[i].tname[0] = 0;
     }
     return fks__errctx(rc, "nothing was restored");
 }
@@ -361,7 +404,7 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     struct restore r = {0};
     struct outfile *f = NULL;
     size_t n = 0;
-    int rc, in_txn = 0;
+    int rc, in_txn = 0, dfd = -1;
     double t0 = fks__now();
 
     r.s = s;
@@ -373,10 +416,12 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     if ((rc = fks__mkdir_p(outdir, 0700)) != 0)
         return fks__errctx(rc, "output directory");
     struct stat sb;
-    if (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return fks__err(FKS_EINVAL, "output %s is not a directory", outdir);
+    /* Every file operation below is relative to this descriptor (design 2). */
+    if ((dfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return errno == ENOTDIR ? fks__err(FKS_EINVAL, "output %s is not a directory", outdir)
+                                : fks__errno(FKS_EIO, errno, "open output directory %s", outdir);
     if ((rc = cat_exec(s->db, "BEGIN")) != 0)
-        return rc;
+        goto out;
     in_txn = 1;
     sqlite3_stmt *st;
     if ((rc = cat_prepare(s->db, &st, "SELECT a.id, a.name, a.size FROM artifact a JOIN snapshot s "
@@ -421,16 +466,15 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
             rc = fks__errctx(FKS_ECORRUPT, "catalog names an artifact of %s badly", tag);
             goto out;
         }
-        if ((rc = fks__path(f[i].final, sizeof f[i].final, "%s/%s", outdir,
-                            fks_artifact_filename(f[i].name))) != 0 ||
-            (rc = fks__path(f[i].tmp, sizeof f[i].tmp, "%s/.%s.XXXXXX", outdir,
-                            fks_artifact_filename(f[i].name))) != 0)
+        f[i].fname = fks_artifact_filename(f[i].name);
+        if ((rc = fks__path(f[i].final, sizeof f[i].final, "%s/%s", outdir, f[i].fname)) != 0)
             goto out;
-        if (lstat(f[i].final, &sb) == 0 && !(flags & FKS_RESTORE_FORCE)) {
+        int there = fstatat(dfd, f[i].fname, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+        if (there && !(flags & FKS_RESTORE_FORCE)) {
             rc = fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final);
             goto out;
         }
-        if (lstat(f[i].final, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (there && S_ISDIR(sb.st_mode)) {
             rc = fks__err(FKS_EEXIST, "%s is a directory (--force replaces files only)", f[i].final);
             goto out;
         }
@@ -449,13 +493,9 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
         if ((rc = chunk_reader_new(&r.crs[t], s)) != 0)
             goto out;
     for (size_t i = 0; i < n && rc == 0; i++) {
-        f[i].fd = mkostemp(f[i].tmp, O_CLOEXEC);
-        if (f[i].fd < 0) {
-            rc = fks__errno(FKS_EIO, errno, "create %s", f[i].tmp);
-            f[i].tmp[0] = 0;
+        if ((rc = make_temp(&f[i], dfd, outdir)) != 0)
             break;
-        }
-        if (fchmod(f[i].fd, 0600) != 0 || ftruncate(f[i].fd, (off_t)f[i].size) != 0) {
+        if (ftruncate(f[i].fd, (off_t)f[i].size) != 0) {
             rc = fks__errno(FKS_EIO, errno, "size %s to %llu bytes", f[i].tmp, (unsigned long long)f[i].size);
             break;
         }
@@ -467,20 +507,22 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     cat_exec(s->db, "COMMIT");
     in_txn = 0;
     if (rc == 0)
-        rc = place_files(f, n, flags & FKS_RESTORE_FORCE);
-    if (rc == 0 && (flags & FKS_RESTORE_SYNC))
-        rc = fks__fsync_dir(outdir);
+        rc = place_files(f, n, flags & FKS_RESTORE_FORCE, dfd);
+    if (rc == 0 && (flags & FKS_RESTORE_SYNC) && fsync(dfd) != 0)
+        rc = fks__errno(FKS_EIO, errno, "fsync directory %s", outdir);
     if (rc == 0 && progress)
         progress(progress_arg, r.total, r.total);
 out:
     if (in_txn)
         cat_exec(s->db, "COMMIT");
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) {     /* on failure no temporary file stays */
+        if (rc && f[i].tname[0] && f[i].fd >= 0)
+            (void)unlinkat(dfd, f[i].tname, 0);
         if (f[i].fd >= 0)
             close(f[i].fd);
-        if (rc && f[i].tmp[0] && f[i].fd >= 0)
-            unlink(f[i].tmp);
     }
+    if (dfd >= 0)
+        close(dfd);
     free(f);
     free(r.rows);
     free(r.bufs);

@@ -37,6 +37,7 @@ const char *fks_strerror(int code)
     case FKS_EFIRECRACKER: return "VMM error";
     case FKS_ENOMEM: return "out of memory";
     case FKS_EPERM: return "permission problem";
+    case FKS_ELIMIT: return "limit reached";
     default: return "error";
     }
 }
@@ -211,24 +212,52 @@ void fks__hex16(char out[33], const uint8_t h[16])
     out[32] = 0;
 }
 
+size_t fks__esc(char *out, size_t outlen, const char *s, size_t maxin)
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t o = 0, i;
+    if (outlen == 0)
+        return 0;
+    for (i = 0; i < maxin && s[i]; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char e[5] = {0};
+        if (c == '\n' || c == '\t' || c == '\r') {
+            e[0] = '\\';
+            e[1] = (char)(c == '\n' ? 'n' : c == '\t' ? 't' : 'r');
+        } else if (c < 0x20 || c == 0x7f) {
+            e[0] = '\\', e[1] = 'x', e[2] = hx[c >> 4], e[3] = hx[c & 15];
+        } else {
+            e[0] = (char)c;
+        }
+        size_t el = strlen(e);
+        if (o + el >= outlen)
+            break;
+        memcpy(out + o, e, el);
+        o += el;
+    }
+    out[o] = 0;
+    return i;
+}
+
 static int check_ident(const char *s, size_t maxlen, const char *what)
 {
     size_t n = s ? strlen(s) : 0;
-    char r[160];
+    char r[160], shown[4 * 64 + 1];
     snprintf(r, sizeof r, "1-%zu characters from [A-Za-z0-9._+-], not starting with '.' or '-'", maxlen);
     if (n == 0)
         return fks__err(FKS_EINVAL, "empty %s: a %s is %s", what, what, r);
+    fks__esc(shown, sizeof shown, s, 64);      /* never echo control characters */
     if (n > maxlen)
         return fks__err(FKS_EINVAL, "%s too long (%zu characters): a %s is %s", what, n, what, r);
     if (s[0] == '.' || s[0] == '-')
-        return fks__err(FKS_EINVAL, "invalid %s '%s': a %s is %s", what, s, what, r);
+        return fks__err(FKS_EINVAL, "invalid %s '%s%s': a %s is %s", what, shown, n > 64 ? "..." : "", what, r);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                  c == '.' || c == '_' || c == '+' || c == '-';
         if (!ok)
-            return fks__err(FKS_EINVAL, "invalid %s '%.*s' (character %zu): a %s is %s",
-                            what, (int)(n > 64 ? 64 : n), s, i + 1, what, r);
+            return fks__err(FKS_EINVAL, "invalid %s '%s%s' (character %zu): a %s is %s",
+                            what, shown, n > 64 ? "..." : "", i + 1, what, r);
     }
     return 0;
 }

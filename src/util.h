@@ -42,6 +42,12 @@ int fks__mkdir_p(const char *path, mode_t mode);
 /* 1 if the n bytes at p are all zero. */
 int fks__is_zero(const void *p, size_t n);
 
+/* Copies at most maxin bytes of s into out (NUL-terminated, cut to fit)
+** with control characters escaped (\n, \t, \r, \xNN): user or catalog
+** text in a message never reaches a terminal raw. Returns the bytes of s
+** consumed. */
+size_t fks__esc(char *out, size_t outlen, const char *s, size_t maxin);
+
 /* Monotonic time in seconds; wall clock in unix milliseconds. */
 double fks__now(void);
 int64_t fks__wall_ms(void);

@@ -321,6 +321,10 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
         }
         sqlite3_finalize(st);
     }
+    if (rc == 0) {                    /* parent links: no cycle (lineage.c) */
+        int lr = fks_check_lineage(NULL, s);
+        rc = lr == FKS_ECORRUPT ? problem(&v, "%s", fks_errmsg()) : lr;
+    }
     if (rc == 0 && (rc = cat_exec(s->db, "BEGIN")) == 0) {
         if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v)) == 0 &&
             (rc = check_pages(s, &v, sample, progress, arg)) == 0)

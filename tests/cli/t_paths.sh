@@ -18,13 +18,13 @@ for t in ../x /abs a/b .hidden -x "$long" $'a\x01b' $'tab\tx' ''; do
 done
 expect_fail 2 "invalid tag '../x'.*\[A-Za-z0-9._\+-\]" fk ingest --tag ../x --memory m --vmstate vm
 expect_fail 2 "tag too long \(200 characters\)" fk ingest --tag "$long" --memory m --vmstate vm
-expect_fail 2 "invalid tag 'a.b' \(character 2\)" fk ingest --tag $'a\x01b' --memory m --vmstate vm
+expect_fail 2 "invalid tag 'a\\\\x01b' \(character 2\)" fk ingest --tag $'a\x01b' --memory m --vmstate vm
 expect_fail 2 "parent: invalid tag '../base'" fk ingest --tag ok --parent ../base --memory m --vmstate vm
 for n in ../x /abs a/b .. . .x -x $'a\x01b'; do
     expect_fail 2 "artifact name" fk ingest --tag t1 --memory m --vmstate vm --file "$n=extra"
 done
 expect_fail 2 "artifact name '/abs'" fk ingest --tag t1 --memory m --vmstate vm --file /abs=extra
-expect_fail 2 "artifact name 'a.b' \(character 2\)" fk ingest --tag t1 --memory m --vmstate vm --file $'a\x01b=extra'
+expect_fail 2 "artifact name 'a\\\\x01b' \(character 2\)" fk ingest --tag t1 --memory m --vmstate vm --file $'a\x01b=extra'
 # 65 characters: the CLI refuses it before the library; 64 pass the rule.
 n65=$(printf 'n%.0s' $(seq 65))
 expect_fail 2 "NAME=PATH" fk ingest --tag t1 --memory m --vmstate vm --file "$n65=extra"

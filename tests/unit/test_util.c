@@ -57,12 +57,30 @@ static void test_zero_and_hash(void **state)
     assert_int_equal(strlen(hex), 32);
 }
 
+static void test_esc(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(fks__esc(out, sizeof out, "a\nb\x1b[2J\t\x7f", 100), 9);
+    assert_string_equal(out, "a\\nb\\x1b[2J\\t\\x7f");
+    /* cut to fit: never a half escape, always NUL-terminated */
+    assert_int_equal(fks__esc(out, 4, "ab\ncd", 100), 2);
+    assert_string_equal(out, "ab");
+    assert_int_equal(fks__esc(out, sizeof out, "abcdef", 3), 3);
+    assert_string_equal(out, "abc");
+    /* a bad tag's message shows it escaped */
+    assert_int_equal(fks_check_tag("x\ny"), FKS_EINVAL);
+    assert_non_null(strstr(fks_errmsg(), "'x\\ny'"));
+    assert_null(strchr(fks_errmsg(), '\n'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_tags),
         cmocka_unit_test(test_errctx),
         cmocka_unit_test(test_zero_and_hash),
+        cmocka_unit_test(test_esc),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
