@@ -5,7 +5,7 @@
 ** cmd_<name>(argc, argv) returning an exit code:
 **
 **   0 ok, 1 error, 2 usage or invalid input, 3 not found,
-**   4 store locked, 5 damaged data found, 6 sql stopped at --timeout or
+**   4 store locked, 5 damaged data found, 7 sql stopped at --timeout or
 **   --max-rows.
 **
 ** Human output goes to stdout, errors to stderr as "forkctl: <message>".
@@ -31,7 +31,7 @@
 #define EX_NOTFOUND 3
 #define EX_LOCKED 4
 #define EX_CORRUPT 5
-#define EX_LIMIT 6          /* sql: stopped at --timeout or --max-rows */
+#define EX_LIMIT 7          /* sql: stopped at --timeout or --max-rows */
 
 static const char *g_store;   /* --store, else the default */
 static int g_quiet;
@@ -890,7 +890,7 @@ static const char H_SQL[] =
     "write) and prints an aligned table, JSON or CSV, row by row as they come.\n"
     "The statement is stopped after --timeout seconds (default 30) or when the\n"
     "result has more than --max-rows rows (default 1000000); 0 means no limit.\n"
-    "Stopping at a limit exits 6 after the rows printed so far. See the README\n"
+    "Stopping at a limit exits 7 after the rows printed so far. See the README\n"
     "for the tables, views and example queries.\n";
 
 #define SQL_TABLE_SAMPLE 1000   /* rows that set the table's column widths */
@@ -1875,7 +1875,7 @@ static void main_usage(FILE *f)
                "JSON instead of text. The store is --store DIR, else $FORKSTORE_DIR, else\n"
                "$XDG_DATA_HOME/forkstore, else ~/.local/share/forkstore. See forkctl(1).\n"
                "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found,\n"
-               "4 store locked, 5 damaged data found, 6 sql stopped at a limit.\n");
+               "4 store locked, 5 damaged data found, 7 sql stopped at a limit.\n");
 }
 
 int main(int argc, char **argv)

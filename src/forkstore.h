@@ -43,7 +43,7 @@ extern "C" {
 #define FKS_EFIRECRACKER (-11) /* the VMM answered with an error */
 #define FKS_ENOMEM     (-12)   /* out of memory */
 #define FKS_EPERM      (-13)   /* permissions unsafe or insufficient */
-#define FKS_ELIMIT     (-14)   /* stopped at a limit the caller set (fks_sql rows) */
+#define FKS_ELIMIT     (-15)   /* stopped at a limit the caller set (fks_sql rows) */
 
 /* The message of the last failure on this thread ("" if none). Borrowed. */
 const char *fks_errmsg(void);

@@ -1,7 +1,7 @@
 # Hostile: unbounded SQL (issue 13 row 7). `sql` kept every row in memory
 # (2.6 GB in 10 s with --json) and an endless recursive CTE never stopped.
 # Rows now stream (RSS stays flat), --timeout stops a statement (default
-# 30 s), --max-rows bounds the rows (default 1000000); both exit 6 with
+# 30 s), --max-rows bounds the rows (default 1000000); both exit 7 with
 # the rows so far printed and well formed.
 . "$(dirname "$0")/../cli/lib.sh"
 command -v jq >/dev/null || skip "jq not installed"
@@ -10,7 +10,7 @@ endless="WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
 
 # An endless CTE that returns no rows stops at --timeout.
 start=$(date +%s)
-expect_fail 6 "stopped after 1 s \(the time limit\).*raise --timeout" \
+expect_fail 7 "stopped after 1 s \(the time limit\).*raise --timeout" \
     fk sql "$endless SELECT count(*) FROM c" --timeout 1
 [ $(($(date +%s) - start)) -le 10 ] || die "--timeout 1 took $(($(date +%s) - start)) s"
 
@@ -27,7 +27,7 @@ if [ -x /usr/bin/time ]; then
         rc=0
         /usr/bin/time -f "%M" -o rss "$FORKCTL" --store "$TESTDIR/store" sql "$endless SELECT x, hex(randomblob(64)) AS h FROM c" $fmt \
             --timeout $secs --max-rows 0 >/dev/null 2>err || rc=$?
-        [ $rc -eq 6 ] || die "endless $fmt exited $rc: $(cat err)"
+        [ $rc -eq 7 ] || die "endless $fmt exited $rc: $(cat err)"
         kb=$(tail -n 1 rss)
         [ "$kb" -lt $((base + 32768)) ] || die "endless $fmt: max RSS $kb KiB, $base KiB for one row (not streaming)"
         echo "endless $fmt for ${secs}s: max RSS $kb KiB (one row: $base KiB)"
@@ -35,14 +35,14 @@ if [ -x /usr/bin/time ]; then
 fi
 
 # --max-rows: the rows before the limit are printed, JSON stays valid.
-expect_fail 6 "stopped after 5 rows \(the row limit\)" fk sql "$endless SELECT x FROM c" --json --max-rows 5
+expect_fail 7 "stopped after 5 rows \(the row limit\)" fk sql "$endless SELECT x FROM c" --json --max-rows 5
 [ "$(jq 'length' out)" = 5 ] || die "--max-rows 5 --json: $(cat out)"
 [ "$(jq -c 'map(.x)' out)" = "[1,2,3,4,5]" ] || die "--max-rows 5 rows: $(cat out)"
 # Exactly max-rows rows is not an error.
 fk sql "$endless SELECT x FROM c LIMIT 5" --csv --max-rows 5 >o5 || die "5 rows with --max-rows 5 failed"
 [ "$(wc -l <o5)" = 6 ] || die "csv header + 5 rows expected: $(cat o5)"
 # The default row limit is 1000000.
-expect_fail 6 "stopped after 1000000 rows" fk sql "$endless SELECT x FROM c" --csv --timeout 0
+expect_fail 7 "stopped after 1000000 rows" fk sql "$endless SELECT x FROM c" --csv --timeout 0
 [ "$(wc -l <out)" = 1000001 ] || die "default --max-rows printed $(wc -l <out) lines"
 # A table longer than its sizing sample still prints every row.
 fk sql "$endless SELECT x, 'r' || x AS y FROM c LIMIT 2500" >tab
@@ -65,6 +65,6 @@ expect_fail 2 "not both" fk sql "SELECT 1" --json --csv
 # The default --timeout (30 s) stops an endless statement given no limit.
 if [ -n "${HOSTILE_LONG:-}" ]; then
     start=$(date +%s)
-    expect_fail 6 "stopped after 30 s" fk sql "$endless SELECT count(*) FROM c"
+    expect_fail 7 "stopped after 30 s" fk sql "$endless SELECT count(*) FROM c"
     [ $(($(date +%s) - start)) -le 45 ] || die "default timeout took $(($(date +%s) - start)) s"
 fi
