@@ -88,7 +88,8 @@ void chunk_reader_free(chunk_reader *r);
 /* Reads page slot of the block record at (chunk_id, off) into out (4096
 ** bytes), checking everything against the catalog's len/rlen/hash. The
 ** reader keeps the last few decoded blocks, so neighbours cost a copy.
-** FKS_ENOTFOUND if the chunk file is gone, FKS_ECORRUPT on any mismatch. */
+** FKS_ECORRUPT if the chunk file is gone, is not a regular file, or on any
+** mismatch; FKS_EPERM if another user owns it or can write it. */
 int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
                uint32_t rlen, const uint8_t hash[16], uint8_t *out);
 /* Forgets cached mappings (after a chunk may have been replaced). */

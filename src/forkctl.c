@@ -48,6 +48,9 @@ static int exit_code(int rc)
 static int fail(int rc)
 {
     fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+    /* A damaged or missing catalog beside chunk files: say the way back. */
+    if (rc == FKS_ECORRUPT && strstr(fks_errmsg(), "catalog.db"))
+        fprintf(stderr, "forkctl: hint: run `forkctl recover` to rebuild the catalog from the chunk files\n");
     return exit_code(rc);
 }
 
@@ -963,11 +966,17 @@ static int cmd_verify(int argc, char **argv)
             json_object_array_add(af, json_object_new_string(v->affected[i]));
         json_object_object_add(j, "problems", pr);
         json_object_object_add(j, "affected_snapshots", af);
+        json_object *nt = json_object_new_array();
+        for (size_t i = 0; i < v->n_notes; i++)
+            json_object_array_add(nt, json_object_new_string(v->notes[i]));
+        json_object_object_add(j, "notes", nt);
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
         for (size_t i = 0; i < v->n_problems; i++)
             fprintf(stderr, "forkctl: verify: %s\n", v->problems[i]);
+        for (size_t i = 0; i < v->n_notes; i++)
+            fprintf(stderr, "forkctl: verify: note: %s\n", v->notes[i]);
         if (v->n_affected) {
             fprintf(stderr, "forkctl: verify: snapshots affected:");
             for (size_t i = 0; i < v->n_affected; i++)

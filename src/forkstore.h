@@ -239,6 +239,8 @@ typedef struct fks_verify_report {
     size_t n_affected;           /* tags of snapshots that cannot restore */
     char **affected;
     double seconds;
+    size_t n_notes;              /* not damage: space left for gc (strays, */
+    char **notes;                /* empty chunks), one message each */
 } fks_verify_report;
 
 /* Checks the store: SQLite quick_check, every chunk file's header and
