@@ -112,6 +112,12 @@ int store_check_owner(const struct fks_store *s, const char *path, const struct 
     return 0;
 }
 
+static const char *type_name(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" :
+           S_ISLNK(m) ? "a symbolic link" : S_ISREG(m) ? "a regular file" : "a device";
+}
+
 int store_open_file(const struct fks_store *s, const char *path, int flags, const char *what, int *fdp)
 {
     struct stat st;
@@ -129,8 +135,7 @@ int store_open_file(const struct fks_store *s, const char *path, int flags, cons
         rc = fks__errno(FKS_EIO, errno, "stat %s %s", what, path);
     else if (!S_ISREG(st.st_mode))
         rc = fks__err(FKS_ECORRUPT, "%s %s is not a regular file (%s); refusing to use it", what, path,
-                      S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory" :
-                      S_ISSOCK(st.st_mode) ? "a socket" : "a device");
+                      type_name(st.st_mode));
     else if ((rc = store_check_owner(s, path, &st, what)) == 0 &&
              fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
         rc = fks__errno(FKS_EIO, errno, "fcntl %s", path);
@@ -171,8 +176,8 @@ static int check_part(const struct fks_store *s, const char *path, const char *w
         return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "stat %s %s", what, path);
     }
     if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
-        return fks__err(FKS_ECORRUPT, "%s %s is not a %s; refusing to use it", what, path,
-                        dir ? "directory" : "regular file");
+        return fks__err(FKS_ECORRUPT, "%s %s is not a %s (%s); refusing to use it", what, path,
+                        dir ? "directory" : "regular file", type_name(st.st_mode));
     return store_check_owner(s, path, &st, what);
 }
 
@@ -228,27 +233,21 @@ void store_reserve_release(struct fks_store *s)
 
 int store_reserve_make(struct fks_store *s)
 {
-    char p[PATH_MAX], tmp[PATH_MAX];
+    char p[PATH_MAX];
     struct stat st;
     int fd = -1, rc, err;
     uint64_t size = store_reserve_size(s);
-    if ((rc = fks__path(p, sizeof p, "%s/reserve", s->dir)) != 0 ||
-        (rc = fks__path(tmp, sizeof tmp, "%s/reserve.%ld", s->dir, (long)getpid())) != 0)
+    if ((rc = fks__path(p, sizeof p, "%s/reserve", s->dir)) != 0)
         return rc;
     if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_blocks * 512 >= size)
         return 0;
-    (void)unlink(tmp);
-    if ((rc = store_open_file(s, tmp, O_RDWR | O_CREAT | O_EXCL, "gc reserve file", &fd)) != 0)
+    /* Made in place: a reserve cut short by a crash or a full disk is only
+    ** smaller, and the next gc frees whatever there is. */
+    if ((rc = store_open_file(s, p, O_RDWR | O_CREAT, "gc reserve file", &fd)) != 0)
         return rc;
     if ((err = posix_fallocate(fd, 0, (off_t)size)) != 0)
-        rc = fks__errno(FKS_EIO, err, "preallocate %llu bytes for %s", (unsigned long long)size, tmp);
-    else if (fsync(fd) != 0)
-        rc = fks__errno(FKS_EIO, errno, "fsync %s", tmp);
+        rc = fks__errno(FKS_EIO, err, "preallocate %llu bytes for %s", (unsigned long long)size, p);
     close(fd);
-    if (rc == 0 && rename(tmp, p) != 0)
-        rc = fks__errno(FKS_EIO, errno, "rename %s", tmp);
-    if (rc)
-        (void)unlink(tmp);
     return rc;
 }
 

@@ -17,9 +17,9 @@
 # the same way): space written by killed commands was reclaimed. And
 # after that gc: no dead chunk bytes (chunk_usage), at most one empty
 # chunk (the spare), no stray file (verify's notes). A command that was
-# not killed must succeed: no ingest is ever refused after a crash (with
-# 1 MiB chunks most ingests create chunks, where a stranded chunk file
-# used to make every later ingest fail).
+# not killed must succeed, and after every kill a probe ingest of 1 MiB
+# of new data (so it creates chunks: a chunk file stranded by a crash
+# used to make every such ingest fail) must be accepted.
 #
 # The command is started as a direct child (not through a shell function)
 # so that SIGKILL hits forkctl itself.
@@ -57,6 +57,14 @@ check_one() {
     fk --quiet restore "$1" --out r --force || fail "restore $1 after kill $kills"
     [ "$(sha256sum <r/memory.bin | cut -d' ' -f1)" = "${sha[${img[$1]}]}" ] || fail "$1 restores wrong bytes (kill $kills)"
     restores=$((restores + 1))
+}
+probes=0
+probe() { # an ingest right after a kill (1 MiB of new data: it needs new chunks) must work
+    head -c 1M /dev/urandom >probe.mem
+    fk --quiet ingest --tag "probe$kills" --memory probe.mem --vmstate g/00/vmstate 2>probe.err ||
+        fail "ingest refused after kill $kills: $(cat probe.err)"
+    fk --quiet rmi "probe$kills" 2>probe.err || fail "rmi of the probe after kill $kills: $(cat probe.err)"
+    probes=$((probes + 1))
 }
 check() { # check [all]: verify, then the snapshot just written and 3 others (or all)
     fk verify >/dev/null 2>verify.err || fail "verify after kill $kills: $(cat verify.err)"
@@ -106,7 +114,7 @@ while [ $kills -lt "$kills_wanted" ]; do
     if [ "${cmd[4]}" = prune ]; then
         for t in $(ledger); do exists "$t" || unset "img[$t]"; done
     fi
-    [ $killed = 1 ] && check
+    if [ $killed = 1 ]; then check; probe; fi
 done
 
 new=""
@@ -125,7 +133,7 @@ for t in $(ledger); do
 done
 "$FORKCTL" --store fresh --quiet gc --threshold 1
 fresh=$(du -sb fresh/chunks fresh/catalog.db* | awk '{ s += $1 } END { print s }')
-echo "crashtest: $kills kills in $ops operations ($chunk chunks); $acked ingests acknowledged, none refused ($after_kill right after a kill); $restores restores checked byte for byte"
+echo "crashtest: $kills kills in $ops operations ($chunk chunks); $acked ingests acknowledged, none refused ($probes probe ingests right after a kill, $after_kill more); $restores restores checked byte for byte"
 echo "crashtest: after gc: $dead dead chunk bytes, $empty empty chunk, no strays"
 echo "crashtest: ${#img[@]} snapshots survive; store $used bytes after gc, a fresh store with the same snapshots $fresh bytes"
 awk -v a="$used" -v b="$fresh" 'BEGIN { d = (a - b) / b; printf "crashtest: difference %+.1f%%\n", 100 * d; exit (d > 0.05 || d < -0.05) }' ||
