@@ -98,7 +98,9 @@ while [ $kills -lt "$kills_wanted" ]; do
     fi
     "${cmd[@]}" >/dev/null 2>op.err &
     pid=$!
-    sleep "0.0$(printf %02d $((RANDOM % 30)))"
+    # Half the kills land in the first 30 ms, half anywhere in 0.5 s, so
+    # that some commands finish (and their snapshots join the ledger).
+    sleep "$(printf '0.%03d' $((RANDOM % 2 ? RANDOM % 30 : RANDOM % 500)))"
     killed=0
     if kill -9 $pid 2>/dev/null; then killed=1; kills=$((kills + 1)); fi
     rc=0
