@@ -518,11 +518,9 @@ static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
             held[i] = gone[i] = 0;
             if (store_chunk_path(p, sizeof p, s, ids[b + i]) != 0)
                 continue;
+            /* No file: the row alone goes. A file: only if nobody holds it. */
             int e = store_open_file(s, p, O_RDWR, "chunk file", &fds[i]);
-            if (e == FKS_ENOTFOUND)
-                held[i] = 1;          /* no file: the row alone goes */
-            else if (e == 0 && flock(fds[i], LOCK_EX | LOCK_NB) == 0)
-                held[i] = 1;
+            held[i] = e == FKS_ENOTFOUND || (e == 0 && flock(fds[i], LOCK_EX | LOCK_NB) == 0);
         }
         if ((rc = cat_begin(s)) == 0) {
             sqlite3_stmt *del = NULL;
