@@ -77,8 +77,10 @@ int chunk_writer_commit(chunk_writer *w);
 void chunk_writer_free(chunk_writer *w);
 /* Makes sure a preallocated chunk with room is ready for the next ingest. */
 int chunk_prealloc_spare(struct fks_store *s);
-/* Creates, preallocates and registers a new chunk file; returns an fd
-** holding its lock (caller closes) and its id. */
+/* Creates, preallocates and registers a new chunk file under a freshly
+** reserved id (never reused: chunk.c design 7); returns an fd holding its
+** lock (caller closes) and its id. Takes the writer lock itself: call
+** outside a write transaction. */
 int chunk_create(struct fks_store *s, int *fd, int64_t *id);
 
 /* ---- reading ---- */
