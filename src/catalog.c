@@ -24,9 +24,13 @@
 */
 #include "catalog.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "store.h"
 #include "util.h"
@@ -116,15 +120,62 @@ int cat_meta_set(sqlite3 *db, const char *key, int64_t val)
     return rc;
 }
 
-int cat_open(sqlite3 **out, const char *path, int readonly)
+/* A reader on a read-only file system (a read-only bind mount of a store)
+** cannot make the -shm file that WAL mode needs. When the WAL is empty
+** or absent (no writer since the last checkpoint, or none on this file
+** system at all) the database file is the whole catalog, and SQLite may
+** open it immutable. */
+static int ro_fs_without_wal(const char *path)
+{
+    char wal[PATH_MAX];
+    struct statvfs vf;
+    struct stat st;
+    if (statvfs(path, &vf) != 0 || !(vf.f_flag & ST_RDONLY))
+        return 0;
+    if (fks__path(wal, sizeof wal, "%s-wal", path) != 0)
+        return 0;
+    return stat(wal, &st) != 0 ? errno == ENOENT : st.st_size == 0;
+}
+
+/* open_conn returns 1 (message set) when SQLite cannot open a file. */
+
+/* "file:" URI for path with immutable=1 (RFC 3986 escaping). */
+static int immutable_uri(char *buf, size_t len, const char *path)
+{
+    size_t o = 0;
+    if (len < 6)
+        return fks__err(FKS_EINVAL, "path too long");
+    memcpy(buf, "file:", 5);
+    o = 5;
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if (o + 4 >= len)
+            return fks__err(FKS_EINVAL, "path too long: %s", path);
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+            strchr("/-._~", *c))
+            buf[o++] = (char)*c;
+        else
+            o += (size_t)snprintf(buf + o, len - o, "%%%02X", *c);
+    }
+    return fks__path(buf + o, len - o, "?immutable=1");
+}
+
+static int open_conn(sqlite3 **out, const char *path, int readonly, int immutable)
 {
     sqlite3 *db = NULL;
+    char uri[PATH_MAX * 3 + 32];
     int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOMUTEX;
-    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    int rc;
+    *out = NULL;
+    if (immutable) {
+        if ((rc = immutable_uri(uri, sizeof uri, path)) != 0)
+            return rc;
+        flags |= SQLITE_OPEN_URI;
+    }
+    rc = sqlite3_open_v2(immutable ? uri : path, &db, flags, NULL);
     if (rc != SQLITE_OK) {
-        rc = cat_err(db, rc, path);
+        int code = cat_err(db, rc, path);
         sqlite3_close(db);
-        return rc;
+        return (rc & 0xff) == SQLITE_CANTOPEN ? 1 : code;
     }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
@@ -143,11 +194,21 @@ int cat_open(sqlite3 **out, const char *path, int readonly)
         if ((rc & 0xff) == SQLITE_NOTADB || (rc & 0xff) == SQLITE_CORRUPT)
             code = fks__err(FKS_ECORRUPT, "%s is not a forkstore catalog (not an SQLite database, "
                             "or damaged): %s", path, sqlite3_errmsg(db));
+        else if ((rc & 0xff) == SQLITE_CANTOPEN)
+            code = 1;   /* the message stays; cat_open may retry */
         sqlite3_close(db);
         return code;
     }
     *out = db;
     return 0;
+}
+
+int cat_open(sqlite3 **out, const char *path, int readonly)
+{
+    int rc = open_conn(out, path, readonly, 0);
+    if (rc == 1 && readonly && ro_fs_without_wal(path))
+        rc = open_conn(out, path, readonly, 1);
+    return rc == 1 ? FKS_EIO : rc;
 }
 
 static int user_version(sqlite3 *db, int *v)
@@ -169,6 +230,13 @@ int cat_migrate(struct fks_store *s)
     int v = 0, rc = user_version(s->db, &v);
     if (rc)
         return rc;
+    /* fks_init renames a catalog into place only once it holds the whole
+    ** schema: version 0 is an empty or foreign database, never a store to
+    ** build (over chunk files that hold the data). */
+    if (v <= 0)
+        return fks__err(FKS_ECORRUPT, "catalog %s/catalog.db holds no forkstore schema (schema version %d) "
+                        "beside %d chunk files: it is damaged or not ours; refusing to use or overwrite it",
+                        s->dir, v, store_count_chunk_files(s));
     if (v > fks_n_migrations)
         return fks__err(FKS_ENEWER, "catalog %s/catalog.db has schema version %d, newer than this "
                         "forkstore %s understands (%d): upgrade forkstore to open it",
@@ -193,8 +261,13 @@ int cat_migrate(struct fks_store *s)
                 snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", m->version);
                 rc = cat_exec(s->db, pragma);
             }
+            /* The catalog says version v but does not look like it (a
+            ** partial or hand-edited catalog): damage, said once, not
+            ** advice to run a write command that will fail again. */
             if (rc)
-                fks__errctx(rc, "migration %04d_%s", m->version, m->name);
+                rc = fks__errctx(FKS_ECORRUPT, "catalog %s/catalog.db says schema version %d, but migration "
+                                 "%04d_%s does not apply to it: the catalog is damaged or was changed by hand",
+                                 s->dir, now, m->version, m->name);
         }
         if ((rc = cat_end(s, rc)) != 0)
             return rc;

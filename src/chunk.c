@@ -27,6 +27,17 @@
 **  6. Each record carries its pages' hashes, so the page index can be
 **     rebuilt from the chunk files alone, and every read is checked
 **     against the catalog and against the hash of the decoded bytes.
+**  7. Chunk ids are never reused. chunk_create first reserves the id
+**     (meta.next_chunk_id, bumped in a transaction of its own), then
+**     creates, preallocates and syncs the file under a temporary name,
+**     then, under the writer lock, inserts the row, renames the file to
+**     its id (RENAME_NOREPLACE) and commits. A crash anywhere leaves at
+**     most a file no row names, under an id nobody will ask for again:
+**     the next ingest writes at once, and gc removes the stray. (A stray
+**     bearing the reserved id, left by a version that did not reserve,
+**     is taken over: removed under the writer lock if nobody locks it.)
+**  8. Empty chunks (no committed record) that a failed or killed writer
+**     left are chunk rows gc deletes with their files (gc.c, step 4).
 **
 ** File layout (little-endian):
 **
@@ -266,18 +277,69 @@ static int flush_buf(chunk_writer *w)
     return 0;
 }
 
+/* Reserves a chunk id in a transaction of its own, committed before any
+** file bears the id: meta.next_chunk_id only grows, so an id that a crash
+** left on a stray file (design 7) is never handed out again. */
+static int reserve_id(struct fks_store *s, int64_t *idp)
+{
+    sqlite3_stmt *st;
+    int64_t next = 1, maxid = 0;
+    int rc = cat_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = cat_meta_get(s->db, "next_chunk_id", &next)) == 0 &&
+        (rc = cat_prepare(s->db, &st, "SELECT coalesce(max(id), 0) FROM chunk")) == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            maxid = sqlite3_column_int64(st, 0);
+        else
+            rc = cat_err(s->db, src, "catalog: highest chunk id");
+        sqlite3_finalize(st);
+    }
+    if (next <= maxid)
+        next = maxid + 1;
+    if (rc == 0)
+        rc = cat_meta_set(s->db, "next_chunk_id", next + 1);
+    if ((rc = cat_end(s, rc)) == 0)
+        *idp = next;
+    return rc;
+}
+
+/* A file already bears the id we reserved: a stray from a store written
+** before ids were reserved. Called under the writer lock, inside the
+** transaction that registers id, so no committed row names it and nobody
+** is between creating it and committing it; it goes if nobody locks it. */
+static int take_over_stray(const char *final)
+{
+    int fd = open(final, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : fks__errno(FKS_EIO, errno, "open stray chunk file %s", final);
+    int busy = flock(fd, LOCK_EX | LOCK_NB) != 0;
+    int rc = 0;
+    if (busy)
+        rc = fks__err(FKS_ELOCKED, "chunk file %s exists, is named by no catalog row and is locked by "
+                      "another process", final);
+    else if (unlink(final) != 0)
+        rc = fks__errno(FKS_EIO, errno, "remove stray chunk file %s", final);
+    close(fd);
+    return rc;
+}
+
 int chunk_create(struct fks_store *s, int *fdp, int64_t *idp)
 {
     char tmp[PATH_MAX], final[PATH_MAX];
     int fd = -1, rc, err;
+    int64_t id = 0;
     uint8_t hdr[CHUNK_HDR_SIZE];
 
-    if ((rc = fks__path(tmp, sizeof tmp, "%s/tmp.%ld.%llx", s->chunkdir, (long)getpid(),
-                        (unsigned long long)(fks__now() * 1e9))) != 0)
+    if ((rc = reserve_id(s, &id)) != 0)
         return rc;
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "create chunk file %s", tmp);
+    if ((rc = fks__path(tmp, sizeof tmp, "%s/tmp.%ld.%llx", s->chunkdir, (long)getpid(),
+                        (unsigned long long)(fks__now() * 1e9))) != 0 ||
+        (rc = store_chunk_path(final, sizeof final, s, id)) != 0)
+        return rc;
+    if ((rc = store_open_file(s, tmp, O_RDWR | O_CREAT | O_EXCL, "new chunk file", &fd)) != 0)
+        return rc;
     /* Lock before anyone can see the file: gc deletes unlocked strays. */
     if (flock(fd, LOCK_EX) != 0) {
         rc = fks__errno(FKS_EIO, errno, "lock %s", tmp);
@@ -288,30 +350,37 @@ int chunk_create(struct fks_store *s, int *fdp, int64_t *idp)
                         (unsigned long long)s->chunk_size, s->chunkdir);
         goto fail;
     }
+    chunk_hdr h = {CHUNK_VERSION, (uint64_t)id, s->chunk_size, fks__wall_ms()};
+    chunk_format_hdr(hdr, &h);
+    /* File first, synced and named, then the row that names it. */
+    if ((rc = fks__pwrite_full(fd, hdr, sizeof hdr, 0, tmp)) != 0)
+        goto fail;
+    if (fdatasync(fd) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "fdatasync %s", tmp);
+        goto fail;
+    }
     if ((rc = cat_begin(s)) != 0)
         goto fail;
     sqlite3_stmt *st;
-    if ((rc = cat_prepare(s->db, &st, "INSERT INTO chunk(cap, used, created_ms) VALUES (?1, ?2, ?3)")) == 0) {
-        sqlite3_bind_int64(st, 1, (int64_t)s->chunk_size);
-        sqlite3_bind_int64(st, 2, CHUNK_HDR_SIZE);
-        sqlite3_bind_int64(st, 3, fks__wall_ms());
+    if ((rc = cat_prepare(s->db, &st, "INSERT INTO chunk(id, cap, used, created_ms) VALUES (?1, ?2, ?3, ?4)")) == 0) {
+        sqlite3_bind_int64(st, 1, id);
+        sqlite3_bind_int64(st, 2, (int64_t)s->chunk_size);
+        sqlite3_bind_int64(st, 3, CHUNK_HDR_SIZE);
+        sqlite3_bind_int64(st, 4, fks__wall_ms());
         int src = sqlite3_step(st);
         if (src != SQLITE_DONE)
             rc = cat_err(s->db, src, "catalog: register chunk");
         sqlite3_finalize(st);
     }
-    int64_t id = sqlite3_last_insert_rowid(s->db);
-    chunk_hdr h = {CHUNK_VERSION, (uint64_t)id, s->chunk_size, fks__wall_ms()};
-    chunk_format_hdr(hdr, &h);
-    /* File first, synced and named, then the row that names it. */
-    if (rc == 0)
-        rc = fks__pwrite_full(fd, hdr, sizeof hdr, 0, tmp);
-    if (rc == 0 && fdatasync(fd) != 0)
-        rc = fks__errno(FKS_EIO, errno, "fdatasync %s", tmp);
-    if (rc == 0)
-        rc = store_chunk_path(final, sizeof final, s, id);
-    if (rc == 0 && renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) != 0)
-        rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, final);
+    int renamed = 0;
+    for (int tries = 0; rc == 0 && !renamed && tries < 2; tries++) {
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
+            renamed = 1;
+        else if (errno != EEXIST || tries > 0)
+            rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, final);
+        else
+            rc = take_over_stray(final);
+    }
     if (rc == 0) {
         rc = fks__fsync_dir(s->chunkdir);
         if (rc)
@@ -364,9 +433,9 @@ static int claim_existing(chunk_writer *w, struct wchunk *out, int *found)
         char p[PATH_MAX];
         if ((rc = store_chunk_path(p, sizeof p, s, ids[i])) != 0)
             return rc;
-        int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-            continue;   /* being compacted away; gc or verify will speak */
+        int fd;
+        if (store_open_file(s, p, O_RDWR, "chunk file", &fd) != 0)
+            continue;   /* being compacted away, or damage: gc or verify will speak */
         if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
             close(fd);
             continue;
@@ -577,9 +646,10 @@ static int open_chunk(chunk_reader *r, int64_t id, struct rfile **out)
     int rc = store_chunk_path(p, sizeof p, r->s, id);
     if (rc)
         return rc;
-    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "open chunk file %s", p);
+    int fd;
+    if ((rc = store_open_file(r->s, p, O_RDONLY, "chunk file", &fd)) != 0)
+        return rc == FKS_ENOTFOUND ? fks__err(FKS_ECORRUPT, "chunk file %s is missing (the catalog names it)", p)
+                                   : rc;
     struct stat st;
     uint8_t hb[CHUNK_HDR_SIZE];
     chunk_hdr h;

@@ -77,8 +77,10 @@ int chunk_writer_commit(chunk_writer *w);
 void chunk_writer_free(chunk_writer *w);
 /* Makes sure a preallocated chunk with room is ready for the next ingest. */
 int chunk_prealloc_spare(struct fks_store *s);
-/* Creates, preallocates and registers a new chunk file; returns an fd
-** holding its lock (caller closes) and its id. */
+/* Creates, preallocates and registers a new chunk file under a freshly
+** reserved id (never reused: chunk.c design 7); returns an fd holding its
+** lock (caller closes) and its id. Takes the writer lock itself: call
+** outside a write transaction. */
 int chunk_create(struct fks_store *s, int *fd, int64_t *id);
 
 /* ---- reading ---- */
@@ -88,7 +90,8 @@ void chunk_reader_free(chunk_reader *r);
 /* Reads page slot of the block record at (chunk_id, off) into out (4096
 ** bytes), checking everything against the catalog's len/rlen/hash. The
 ** reader keeps the last few decoded blocks, so neighbours cost a copy.
-** FKS_ENOTFOUND if the chunk file is gone, FKS_ECORRUPT on any mismatch. */
+** FKS_ECORRUPT if the chunk file is gone, is not a regular file, or on any
+** mismatch; FKS_EPERM if another user owns it or can write it. */
 int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
                uint32_t rlen, const uint8_t hash[16], uint8_t *out);
 /* Forgets cached mappings (after a chunk may have been replaced). */

@@ -108,6 +108,9 @@ static int fail(int rc)
     fputs("forkctl: ", stderr);
     put_esc(stderr, fks_errmsg());
     fputc('\n', stderr);
+    /* A damaged or missing catalog beside chunk files: say the way back. */
+    if (rc == FKS_ECORRUPT && strstr(fks_errmsg(), "catalog.db"))
+        fprintf(stderr, "forkctl: hint: run `forkctl recover` to rebuild the catalog from the chunk files\n");
     return exit_code(rc);
 }
 
@@ -1212,12 +1215,21 @@ static int cmd_verify(int argc, char **argv)
             json_object_array_add(af, json_object_new_string(v->affected[i]));
         json_object_object_add(j, "problems", pr);
         json_object_object_add(j, "affected_snapshots", af);
+        json_object *nt = json_object_new_array();
+        for (size_t i = 0; i < v->n_notes; i++)
+            json_object_array_add(nt, json_object_new_string(v->notes[i]));
+        json_object_object_add(j, "notes", nt);
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
         for (size_t i = 0; i < v->n_problems; i++) {
             fputs("forkctl: verify: ", stderr);
             put_esc(stderr, v->problems[i]);
+            fputc('\n', stderr);
+        }
+        for (size_t i = 0; i < v->n_notes; i++) {
+            fputs("forkctl: verify: note: ", stderr);
+            put_esc(stderr, v->notes[i]);
             fputc('\n', stderr);
         }
         if (v->n_affected) {

@@ -68,15 +68,22 @@ int fks_default_dir(char *buf, size_t buflen);
 /* Creates a new, empty store in dir (created with mode 0700 if missing;
 ** an existing empty directory is accepted). chunk_size is the size each
 ** chunk file is preallocated to, 0 for the default (16 MiB).
-** FKS_EEXIST if dir already holds a store. */
+** FKS_EEXIST if dir already holds a store (also to the loser of two inits
+** racing on one directory); FKS_ECORRUPT if dir has chunk files but no
+** catalog (a store that lost its catalog: never built over). */
 int fks_init(const char *dir, uint64_t chunk_size);
 
 #define FKS_OPEN_READONLY 0x1   /* no writes; catalog opened read-only */
 
 /* Opens the store in dir. Applies pending catalog migrations (unless
 ** read-only). FKS_ENOTFOUND if dir is not a store, FKS_ENEWER if the
-** catalog is newer than this library, FKS_EPERM if the directory or
-** catalog is writable by other users. Caller frees with fks_close(). */
+** catalog is newer than this library, FKS_EPERM if any part of the store
+** (directory, catalog and its WAL, chunks/, lock files) belongs to a user
+** other than the directory's owner or root, or is writable by group or
+** others (also when run as root), FKS_ECORRUPT if the catalog is empty,
+** not ours, damaged or at a schema version its tables do not match, or a
+** store file is a FIFO, device or symbolic link. A read-only open works on
+** a read-only file system. Caller frees with fks_close(). */
 int fks_open(fks_store **out, const char *dir, int flags);
 void fks_close(fks_store *s);
 
@@ -247,6 +254,8 @@ typedef struct fks_verify_report {
     size_t n_affected;           /* tags of snapshots that cannot restore */
     char **affected;
     double seconds;
+    size_t n_notes;              /* not damage: space left for gc (strays, */
+    char **notes;                /* empty chunks), one message each */
 } fks_verify_report;
 
 /* Checks the store: SQLite quick_check, every chunk file's header and

@@ -31,6 +31,15 @@
 **     creating a chunk and committing it, or between a compaction commit
 **     and its unlink) are deleted when their flock can be taken, i.e. no
 **     live process is still creating them.
+**  4b. Empty chunks (no committed record, no page), left by an ingest that
+**     failed or was killed after creating them, are deleted with their
+**     files (empties()), keeping one spare. Compaction takes the chunks
+**     with least live data first, so those with none (no copy needed)
+**     free space before anything needs room; on a full disk a copy that
+**     runs out of space stops compaction, not gc.
+**  4c. The reserve (DIR/reserve, store.c) is deleted before the sweep and
+**     made again at the end: on a full disk it is the room gc needs to
+**     commit its transactions and WAL.
 **  6. Finally PRAGMA incremental_vacuum gives free catalog pages back to
 **     the file system and the WAL is checkpointed and truncated, both
 **     under the writer lock.
@@ -312,7 +321,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     int rc = cat_prepare(s->db, &st,
         "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
         " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM page) GROUP BY chunk_id) b "
-        " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY c.id");
+        " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY coalesce(b.live, 0), c.id");
     if (rc)
         return rc;
     while (sqlite3_step(st) == SQLITE_ROW) {
@@ -354,6 +363,13 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
         }
         rc = compact_one(s, &c[i], r);
         close(fd);
+        if (rc == FKS_ENOSPC && (r->chunks_deleted || r->pages_freed)) {
+            /* Chunks with nothing live went first and freed what they
+            ** could; copying needs room the disk does not have. */
+            r->stopped_early = 1;
+            rc = 0;
+            break;
+        }
         if (o->progress)
             o->progress(o->progress_arg, i + 1, n);
     }
@@ -361,14 +377,34 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     return rc;
 }
 
-/* Deletes files in chunks/ that no chunk row names and nobody locks. */
+/* Deletes files in chunks/ that no chunk row names and nobody locks, and
+** only those whose id was handed out (below meta.next_chunk_id, chunk.c
+** design 7): a chunk file the catalog never knew of is not ours to
+** delete. A catalog that names no chunk at all beside chunk files is
+** refused outright: it is the wrong catalog, not a store full of strays. */
 static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 {
+    int64_t next = -1, nrows = 0;
+    sqlite3_stmt *st;
+    int rc = cat_meta_get(s->db, "next_chunk_id", &next);
+    if (rc == 0 && (rc = cat_prepare(s->db, &st, "SELECT count(*) FROM chunk")) == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW)
+            nrows = sqlite3_column_int64(st, 0);
+        else
+            rc = cat_err(s->db, src, "catalog: count chunks");
+        sqlite3_finalize(st);
+    }
+    if (rc)
+        return rc;
+    int nfiles = store_count_chunk_files(s);
+    if (nrows == 0 && next < 0 && nfiles > 0)
+        return fks__err(FKS_ECORRUPT, "catalog %s/catalog.db names no chunk, but %s holds %d chunk files: "
+                        "this is not their catalog; refusing to delete them", s->dir, s->chunkdir, nfiles);
     DIR *d = opendir(s->chunkdir);
     if (!d)
         return fks__errno(FKS_EIO, errno, "open %s", s->chunkdir);
-    sqlite3_stmt *st;
-    int rc = cat_prepare(s->db, &st, "SELECT 1 FROM chunk WHERE id = ?1");
+    rc = cat_prepare(s->db, &st, "SELECT 1 FROM chunk WHERE id = ?1");
     struct dirent *e;
     while (rc == 0 && (e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
@@ -384,6 +420,8 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
             named = errno == 0 && end == nm + 8;
         }
         if (named) {
+            if (next >= 0 && id >= (unsigned long long)next)
+                continue;        /* never handed out: verify reports it */
             sqlite3_bind_int64(st, 1, (int64_t)id);
             int known = sqlite3_step(st) == SQLITE_ROW;
             sqlite3_reset(st);
@@ -395,7 +433,7 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         char p[PATH_MAX];
         if (fks__path(p, sizeof p, "%s/%s", s->chunkdir, nm) != 0)
             continue;
-        int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
             continue;
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
@@ -416,6 +454,109 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
     }
     sqlite3_finalize(st);
     closedir(d);
+    return rc;
+}
+
+/* Empty chunks: rows with no committed record (used = the header) that no
+** page names, left by an ingest that failed or was killed after creating
+** them. Each is deleted with its file while gc holds its flock (a writer
+** appending to it holds that lock, so it is skipped), the rows in one
+** transaction under the writer lock that re-reads which are still empty,
+** the files after the commit. One is kept as the next ingest's spare when
+** no other chunk has a quarter of its room free. */
+#define EMPTY_BATCH 256
+static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
+{
+    static const char *q = "SELECT id FROM chunk WHERE used <= 64 AND id NOT IN "
+                           "(SELECT DISTINCT chunk_id FROM page) ORDER BY id";
+    sqlite3_stmt *st = NULL;
+    int64_t *ids = NULL, keep = 0, roomy = 0;
+    size_t n = 0, alloc = 0;
+    int rc = cat_prepare(s->db, &st, "SELECT count(*) FROM chunk WHERE used > 64 AND cap - used >= cap / 4");
+    if (rc)
+        return rc;
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        roomy = sqlite3_column_int64(st, 0);
+    else
+        rc = cat_err(s->db, src, "catalog: chunks with room");
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc || (rc = cat_prepare(s->db, &st, q)) != 0)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (!roomy && !keep) {
+            keep = id;
+            continue;
+        }
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            int64_t *ni = realloc(ids, alloc * sizeof *ni);
+            if (!ni) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            ids = ni;
+        }
+        ids[n++] = id;
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: list empty chunks");
+    sqlite3_finalize(st);
+    st = NULL;
+    if (o->dry_run) {
+        r->chunks_deleted += n;
+        n = 0;
+    }
+    for (size_t b = 0; rc == 0 && b < n; b += EMPTY_BATCH) {
+        size_t m = n - b < EMPTY_BATCH ? n - b : EMPTY_BATCH;
+        int fds[EMPTY_BATCH], held[EMPTY_BATCH], gone[EMPTY_BATCH];
+        for (size_t i = 0; i < m; i++) {
+            char p[PATH_MAX];
+            fds[i] = -1;
+            held[i] = gone[i] = 0;
+            if (store_chunk_path(p, sizeof p, s, ids[b + i]) != 0)
+                continue;
+            /* No file: the row alone goes. A file: only if nobody holds it. */
+            int e = store_open_file(s, p, O_RDWR, "chunk file", &fds[i]);
+            held[i] = e == FKS_ENOTFOUND || (e == 0 && flock(fds[i], LOCK_EX | LOCK_NB) == 0);
+        }
+        if ((rc = cat_begin(s)) == 0) {
+            sqlite3_stmt *del = NULL;
+            if ((rc = cat_prepare(s->db, &st, q)) == 0 &&
+                (rc = cat_prepare(s->db, &del, "DELETE FROM chunk WHERE id = ?1")) == 0) {
+                while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+                    int64_t id = sqlite3_column_int64(st, 0);
+                    for (size_t i = 0; i < m; i++)
+                        if (ids[b + i] == id && held[i]) {
+                            sqlite3_bind_int64(del, 1, id);
+                            if ((src = sqlite3_step(del)) != SQLITE_DONE)
+                                rc = cat_err(s->db, src, "catalog: delete empty chunk");
+                            sqlite3_reset(del);
+                            gone[i] = rc == 0;
+                        }
+                }
+                if (rc == 0 && src != SQLITE_DONE)
+                    rc = cat_err(s->db, src, "catalog: list empty chunks");
+            }
+            sqlite3_finalize(st);
+            sqlite3_finalize(del);
+            st = NULL;
+            rc = cat_end(s, rc);
+        }
+        for (size_t i = 0; i < m; i++) {
+            char p[PATH_MAX];
+            if (rc == 0 && gone[i] && store_chunk_path(p, sizeof p, s, ids[b + i]) == 0) {
+                if (fds[i] >= 0)
+                    (void)unlink(p);      /* after the commit: a crash leaves a stray */
+                r->chunks_deleted++;
+            }
+            if (fds[i] >= 0)
+                close(fds[i]);
+        }
+    }
+    free(ids);
     return rc;
 }
 
@@ -441,10 +582,15 @@ int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
         return fks__err(FKS_ELOCKED, "another gc is running on %s (it holds %s); nothing to do", s->dir, p);
     }
     r.disk_bytes_before = disk_usage(s);
+    /* On a full disk the reserve is the room the commits below need. */
+    if (!o->dry_run)
+        store_reserve_release(s);
     if ((rc = sweep(s, o, &r)) != 0)
         goto out;
     /* Strays before compaction: a compaction leaves none of its own. */
     if ((rc = strays(s, o, &r)) != 0)
+        goto out;
+    if ((rc = empties(s, o, &r)) != 0)
         goto out;
     if ((rc = compact(s, o, &r, t0)) != 0)
         goto out;
@@ -458,6 +604,8 @@ int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
             (void)chunk_prealloc_spare(s);
     }
 out:
+    if (!o->dry_run)
+        (void)store_reserve_make(s);   /* best effort: the next gc tries again */
     r.disk_bytes_after = disk_usage(s);
     r.seconds = fks__now() - t0;
     close(fd);

@@ -8,14 +8,31 @@
 **   DIR/lock             empty; flock()ed exclusively around every write
 **                        transaction and checkpoint (the writer lock)
 **   DIR/gc.lock          empty; flock()ed by the one running gc
+**   DIR/reserve          preallocated filler (store_reserve_size bytes)
+**                        that gc deletes first, so that on a full disk
+**                        it still has room to commit; gc recreates it
 **
-** A store is recognised by DIR/catalog.db holding our tables. fks_open()
-** refuses a directory, catalog or chunk directory that other users can
-** write: anyone who can write there can make restore hand back whatever
-** they like.
+** A store is recognised by DIR/catalog.db holding our tables (a schema
+** version above 0: fks_init builds the catalog under a temporary name and
+** renames it into place, so an empty or 0-byte catalog.db is damage, never
+** a new store to build over the chunk files).
+**
+** Ownership (as OpenSSH's StrictModes): the store's owner is the owner of
+** DIR. fks_open() refuses, whoever runs it (root included), a store when
+** DIR, catalog.db, its -wal and -shm, chunks/, the lock files or (at each
+** open, store_open_file) a chunk file belongs to anyone but the owner or
+** root, or is writable by group or others: anyone who can write there can
+** make restore hand back whatever they like. A user other than root may
+** only open a store they own. Files root creates in a store it does not
+** own are given to the owner (SQLite does the same for -wal and -shm).
+**
+** Every open of a store file is O_NOFOLLOW | O_NONBLOCK followed by an
+** fstat type check (store_open_file): a FIFO or device in place of a
+** store file is damage (FKS_ECORRUPT), never a blocking open.
 */
 #include "store.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +40,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -82,40 +100,163 @@ void store_unlock(struct fks_store *s)
     flock(s->lockfd, LOCK_UN);
 }
 
-static int open_lockfile(int *out, const char *dir, const char *name, int create)
+int store_check_owner(const struct fks_store *s, const char *path, const struct stat *st, const char *what)
 {
-    char p[PATH_MAX];
-    int rc = fks__path(p, sizeof p, "%s/%s", dir, name);
-    if (rc)
-        return rc;
-    int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0600);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "open %s", p);
-    *out = fd;
+    if (st->st_mode & (S_IWGRP | S_IWOTH))
+        return fks__err(FKS_EPERM, "%s %s is writable by other users (mode %04o); refusing to use it: "
+                        "run `chmod go-w %s`", what, path, (unsigned)(st->st_mode & 07777), path);
+    if (st->st_uid != s->owner && st->st_uid != 0)
+        return fks__err(FKS_EPERM, "%s %s belongs to uid %u, not to the store's owner (uid %u, the owner "
+                        "of %s); refusing to use it: if its contents are trusted run `chown %u %s`",
+                        what, path, (unsigned)st->st_uid, (unsigned)s->owner, s->dir, (unsigned)s->owner, path);
     return 0;
 }
 
-/* Refuses paths writable by group or others. */
-static int check_private(const char *path, const char *what)
+static const char *type_name(mode_t m)
+{
+    return S_ISFIFO(m) ? "a FIFO" : S_ISDIR(m) ? "a directory" : S_ISSOCK(m) ? "a socket" :
+           S_ISLNK(m) ? "a symbolic link" : S_ISREG(m) ? "a regular file" : "a device";
+}
+
+int store_open_file(const struct fks_store *s, const char *path, int flags, const char *what, int *fdp)
 {
     struct stat st;
-    if (stat(path, &st) != 0)
-        return fks__errno(FKS_EIO, errno, "stat %s", path);
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return fks__err(FKS_EPERM, "%s %s is writable by other users (mode %04o); refusing to use it: "
-                        "run `chmod go-w %s`", what, path, (unsigned)(st.st_mode & 07777), path);
-    if (st.st_uid != geteuid() && geteuid() != 0)
-        return fks__err(FKS_EPERM, "%s %s belongs to another user (uid %u)", what, path,
-                        (unsigned)st.st_uid);
+    int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    *fdp = -1;
+    if (fd < 0) {
+        if (errno == ELOOP)
+            return fks__err(FKS_ECORRUPT, "%s %s is a symbolic link; refusing to follow it", what, path);
+        if (errno == ENOENT)
+            return fks__errno(FKS_ENOTFOUND, errno, "open %s %s", what, path);
+        return fks__errno(FKS_EIO, errno, "open %s %s", what, path);
+    }
+    int rc = 0;
+    if (fstat(fd, &st) != 0)
+        rc = fks__errno(FKS_EIO, errno, "stat %s %s", what, path);
+    else if (!S_ISREG(st.st_mode))
+        rc = fks__err(FKS_ECORRUPT, "%s %s is not a regular file (%s); refusing to use it", what, path,
+                      type_name(st.st_mode));
+    else if ((rc = store_check_owner(s, path, &st, what)) == 0 &&
+             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0)
+        rc = fks__errno(FKS_EIO, errno, "fcntl %s", path);
+    if (rc == 0 && (flags & O_CREAT) && geteuid() == 0 && s->owner != 0 && st.st_uid != s->owner &&
+        fchown(fd, s->owner, (gid_t)-1) != 0)
+        rc = fks__errno(FKS_EIO, errno, "chown %s %s to the store's owner", what, path);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *fdp = fd;
     return 0;
+}
+
+/* Opens a lock file. A reader opens it read-only and does without it on
+** a read-only file system (readers take no lock). */
+static int open_lockfile(struct fks_store *s, int *out, const char *name, int create)
+{
+    char p[PATH_MAX];
+    int rc = fks__path(p, sizeof p, "%s/%s", s->dir, name);
+    if (rc)
+        return rc;
+    rc = store_open_file(s, p, (s->readonly ? O_RDONLY : O_RDWR) | (create ? O_CREAT : 0), "lock file", out);
+    if (rc == FKS_ENOTFOUND && s->readonly) {
+        *out = -1;
+        return 0;
+    }
+    return rc;
+}
+
+/* lstat-based check of a part of the store that need not exist. */
+static int check_part(const struct fks_store *s, const char *path, const char *what, int must_exist, int dir)
+{
+    struct stat st;
+    if ((dir ? stat(path, &st) : lstat(path, &st)) != 0) {
+        if (errno == ENOENT && !must_exist)
+            return 0;
+        return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "stat %s %s", what, path);
+    }
+    if (dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return fks__err(FKS_ECORRUPT, "%s %s is not a %s (%s); refusing to use it", what, path,
+                        dir ? "directory" : "regular file", type_name(st.st_mode));
+    return store_check_owner(s, path, &st, what);
+}
+
+/* The store directory: its owner becomes the store's owner; a user other
+** than root may only open their own store. */
+static int check_dir(struct fks_store *s, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return fks__errno(FKS_ENOTFOUND, errno, "store %s", dir);
+    if (!S_ISDIR(st.st_mode))
+        return fks__err(FKS_ENOTFOUND, "store %s is not a directory", dir);
+    s->owner = st.st_uid;
+    if (geteuid() != 0 && st.st_uid != geteuid())
+        return fks__err(FKS_EPERM, "store directory %s belongs to another user (uid %u); refusing to use it: "
+                        "run forkctl as that user", dir, (unsigned)st.st_uid);
+    return store_check_owner(s, dir, &st, "store directory");
+}
+
+/* Every part fks_open checks before it trusts the catalog. */
+static int check_parts(struct fks_store *s)
+{
+    static const struct { const char *name, *what; int must, dir; } parts[] = {
+        {"catalog.db", "catalog", 1, 0},   {"catalog.db-wal", "catalog WAL", 0, 0},
+        {"catalog.db-shm", "catalog shared memory file", 0, 0}, {"chunks", "chunk directory", 0, 1},
+        {"lock", "lock file", 0, 0},       {"gc.lock", "lock file", 0, 0},
+        {"reserve", "gc reserve file", 0, 0},
+    };
+    char p[PATH_MAX];
+    int rc = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0] && rc == 0; i++)
+        if ((rc = fks__path(p, sizeof p, "%s/%s", s->dir, parts[i].name)) == 0)
+            rc = check_part(s, p, parts[i].what, parts[i].must, parts[i].dir);
+    return rc;
+}
+
+uint64_t store_reserve_size(const struct fks_store *s)
+{
+    uint64_t n = 2 * s->chunk_size;
+    if (n < (4u << 20))
+        n = 4u << 20;
+    if (n > (32u << 20))
+        n = 32u << 20;
+    return n;
+}
+
+void store_reserve_release(struct fks_store *s)
+{
+    char p[PATH_MAX];
+    if (fks__path(p, sizeof p, "%s/reserve", s->dir) == 0)
+        (void)unlink(p);
+}
+
+int store_reserve_make(struct fks_store *s)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    int fd = -1, rc, err;
+    uint64_t size = store_reserve_size(s);
+    if ((rc = fks__path(p, sizeof p, "%s/reserve", s->dir)) != 0)
+        return rc;
+    if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_blocks * 512 >= size)
+        return 0;
+    /* Made in place: a reserve cut short by a crash or a full disk is only
+    ** smaller, and the next gc frees whatever there is. */
+    if ((rc = store_open_file(s, p, O_RDWR | O_CREAT, "gc reserve file", &fd)) != 0)
+        return rc;
+    if ((err = posix_fallocate(fd, 0, (off_t)size)) != 0)
+        rc = fks__errno(FKS_EIO, err, "preallocate %llu bytes for %s", (unsigned long long)size, p);
+    close(fd);
+    return rc;
 }
 
 int fks_init(const char *dir, uint64_t chunk_size)
 {
-    char p[PATH_MAX];
+    char p[PATH_MAX], tmp[PATH_MAX] = "";
     sqlite3 *db = NULL;
-    struct fks_store *s = NULL;
-    int rc;
+    struct fks_store *s = NULL, chk = {.lockfd = -1};
+    int rc, fd = -1;
     mode_t old = umask(077);
 
     if (chunk_size == 0)
@@ -133,26 +274,41 @@ int fks_init(const char *dir, uint64_t chunk_size)
         rc = fks__err(FKS_EEXIST, "%s already holds a store (%s exists)", dir, p);
         goto out;
     }
-    if ((rc = check_private(dir, "store directory")) != 0)
+    if ((rc = fks__path(chk.dir, sizeof chk.dir, "%s", dir)) != 0 || (rc = check_dir(&chk, dir)) != 0 ||
+        (rc = fks__path(chk.chunkdir, sizeof chk.chunkdir, "%s/chunks", dir)) != 0)
         goto out;
+    chk.chunk_size = chunk_size;
+    /* Chunk files without a catalog are a store that lost its catalog: a
+    ** new one would hand their ids out again and gc would delete them. */
+    int nchunks = store_count_chunk_files(&chk);
+    if (nchunks > 0) {
+        rc = fks__err(FKS_ECORRUPT, "%s has no catalog.db but %s holds %d chunk files: it is a store that "
+                      "lost its catalog; refusing to make a new one over them", dir, chk.chunkdir, nchunks);
+        goto out;
+    }
     if ((rc = fks__path(p, sizeof p, "%s/chunks", dir)) != 0)
         goto out;
     if (mkdir(p, 0700) != 0 && errno != EEXIST) {
         rc = fks__errno(FKS_EIO, errno, "create %s", p);
         goto out;
     }
-    int fd = -1;
-    if ((rc = open_lockfile(&fd, dir, "lock", 1)) != 0)
+    if (geteuid() == 0 && chk.owner != 0 && chown(p, chk.owner, (gid_t)-1) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "chown %s to the store's owner", p);
+        goto out;
+    }
+    if ((rc = open_lockfile(&chk, &fd, "lock", 1)) != 0)
         goto out;
     close(fd);
-    if ((rc = open_lockfile(&fd, dir, "gc.lock", 1)) != 0)
+    if ((rc = open_lockfile(&chk, &fd, "gc.lock", 1)) != 0)
         goto out;
     close(fd);
+    fd = -1;
 
-    /* Create the catalog under a temporary name and rename it into place
-    ** once it holds the full schema: a crash leaves no half-made store. */
-    char tmp[PATH_MAX];
-    if ((rc = fks__path(tmp, sizeof tmp, "%s/catalog.db.init", dir)) != 0)
+    /* Create the catalog under a temporary name of this process's own and
+    ** rename it into place (RENAME_NOREPLACE) once it holds the full
+    ** schema: a crash leaves no half-made store, and of two inits racing
+    ** on one directory exactly one wins, the other gets FKS_EEXIST. */
+    if ((rc = fks__path(tmp, sizeof tmp, "%s/catalog.db.init.%ld", dir, (long)getpid())) != 0)
         goto out;
     unlink(tmp);
     int src = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
@@ -183,21 +339,29 @@ int fks_init(const char *dir, uint64_t chunk_size)
     db = NULL;
     if (rc)
         goto out;
+    if (geteuid() == 0 && chk.owner != 0 && chown(tmp, chk.owner, (gid_t)-1) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "chown %s to the store's owner", tmp);
+        goto out;
+    }
     if ((rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0)
         goto out;
     if (renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) != 0) {
-        rc = errno == EEXIST ? fks__err(FKS_EEXIST, "%s already holds a store", dir)
+        rc = errno == EEXIST ? fks__err(FKS_EEXIST, "%s already holds a store (another init made it "
+                                        "at the same time)", dir)
                              : fks__errno(FKS_EIO, errno, "rename %s", tmp);
-        unlink(tmp);
         goto out;
     }
+    tmp[0] = 0;
     if ((rc = fks__fsync_dir(dir)) != 0)
         goto out;
 
-    /* The first chunk, preallocated, so the first ingest finds one ready. */
-    if ((rc = fks_open(&s, dir, 0)) == 0)
-        rc = chunk_prealloc_spare(s);
+    /* The first chunk, preallocated, so the first ingest finds one ready;
+    ** and the room gc needs on a full disk. */
+    if ((rc = fks_open(&s, dir, 0)) == 0 && (rc = chunk_prealloc_spare(s)) == 0)
+        (void)store_reserve_make(s);   /* best effort: gc makes it again */
 out:
+    if (tmp[0])
+        unlink(tmp);
     fks_close(s);
     sqlite3_close(db);
     umask(old);
@@ -212,23 +376,19 @@ int fks_open(struct fks_store **out, const char *dir, int flags)
     int rc;
 
     *out = NULL;
-    if (!s)
-        return fks__err(FKS_ENOMEM, "out of memory");
+    if (!s) {
+        fks__err(FKS_ENOMEM, "out of memory");
+        return FKS_ENOMEM;   /* a constant: the analyzer sees that s is set on 0 */
+    }
     s->lockfd = -1;
     s->readonly = (flags & FKS_OPEN_READONLY) != 0;
     if ((rc = fks__path(s->dir, sizeof s->dir, "%s", dir)) != 0 ||
         (rc = fks__path(s->chunkdir, sizeof s->chunkdir, "%s/chunks", dir)) != 0 ||
         (rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0)
         goto out;
-    if (stat(dir, &st) != 0) {
-        rc = fks__errno(FKS_ENOTFOUND, errno, "store %s", dir);
+    if ((rc = check_dir(s, dir)) != 0)
         goto out;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        rc = fks__err(FKS_ENOTFOUND, "store %s is not a directory", dir);
-        goto out;
-    }
-    if (stat(p, &st) != 0) {
+    if (lstat(p, &st) != 0) {
         rc = fks__err(FKS_ENOTFOUND, "%s is not a forkstore store (no catalog.db): "
                       "create one with `forkctl init %s`", dir, dir);
         goto out;
@@ -236,10 +396,14 @@ int fks_open(struct fks_store **out, const char *dir, int flags)
     /* chunks/ too: page hashes (XXH3) are not cryptographic, so whoever can
     ** replace chunk files can feed restore crafted pages. (A missing chunks/
     ** is damage for verify to report, not a reason to refuse.) */
-    if ((rc = check_private(dir, "store directory")) != 0 || (rc = check_private(p, "catalog")) != 0 ||
-        (access(s->chunkdir, F_OK) == 0 && (rc = check_private(s->chunkdir, "chunk directory")) != 0))
+    if ((rc = check_parts(s)) != 0)
         goto out;
-    if ((rc = open_lockfile(&s->lockfd, dir, "lock", 0)) != 0) {
+    if (st.st_size == 0) {
+        rc = fks__err(FKS_ECORRUPT, "catalog %s is empty (0 bytes) beside %d chunk files: it is damaged, "
+                      "not a new store; refusing to use or overwrite it", p, store_count_chunk_files(s));
+        goto out;
+    }
+    if ((rc = open_lockfile(s, &s->lockfd, "lock", 0)) != 0) {
         fks__errctx(rc, "%s is not a complete forkstore store", dir);
         goto out;
     }
@@ -259,6 +423,21 @@ out:
     }
     *out = s;
     return 0;
+}
+
+int store_count_chunk_files(const struct fks_store *s)
+{
+    DIR *d = opendir(s->chunkdir);
+    int n = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t l = strlen(e->d_name);
+        n += l > 6 && strcmp(e->d_name + l - 6, ".chunk") == 0;
+    }
+    closedir(d);
+    return n;
 }
 
 void fks_close(struct fks_store *s)

@@ -7,6 +7,8 @@
 #include <limits.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include "forkstore.h"
 
@@ -17,7 +19,9 @@ struct fks_store {
     char chunkdir[PATH_MAX];
     sqlite3 *db;
     int readonly;
-    int lockfd;          /* DIR/lock: the store-wide writer lock (flock) */
+    uid_t owner;         /* owner of DIR: every part must be theirs or root's */
+    int lockfd;          /* DIR/lock: the store-wide writer lock (flock); -1 for
+                         ** a reader on a read-only file system */
     int lock_depth;      /* cat_begin nesting guard */
     int wal_frames;      /* frames in the WAL after the last commit */
     uint64_t chunk_size;
@@ -30,5 +34,26 @@ void store_unlock(struct fks_store *s);
 
 /* Path of chunk id in buf. */
 int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id);
+
+/* Opens a file of the store (flags: O_RDONLY / O_RDWR, optionally O_CREAT
+** and O_EXCL) with O_NOFOLLOW | O_NONBLOCK, then checks by fstat that it is
+** a regular file owned by the store's owner (or root) and not writable by
+** group or others, and clears O_NONBLOCK. what names the file in messages
+** ("chunk file"). Sets *fd (caller closes). FKS_ENOTFOUND if absent,
+** FKS_ECORRUPT for a symbolic link, FIFO, device or directory, FKS_EPERM
+** for a foreign owner or unsafe mode, FKS_EIO else. A file root creates in
+** a store it does not own is given to the owner. */
+int store_open_file(const struct fks_store *s, const char *path, int flags, const char *what, int *fd);
+/* FKS_EPERM (with the chown / chmod that fixes it) unless st, the stat of
+** path, is owned by the store's owner or root and not group/other-writable. */
+int store_check_owner(const struct fks_store *s, const char *path, const struct stat *st, const char *what);
+/* Number of *.chunk files in chunks/ (for messages; 0 if unreadable). */
+int store_count_chunk_files(const struct fks_store *s);
+
+/* DIR/reserve: space held back so that gc can commit on a full disk. gc
+** releases it first and makes it again when done (best effort). */
+uint64_t store_reserve_size(const struct fks_store *s);
+void store_reserve_release(struct fks_store *s);
+int store_reserve_make(struct fks_store *s);
 
 #endif

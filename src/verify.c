@@ -9,7 +9,15 @@
 ** Each problem becomes one message; the snapshots whose maps reach a bad
 ** or missing page, or a page in a bad chunk, are listed as affected.
 ** verify only reads: it takes no lock and can run beside anything.
+**
+** Besides problems (damage: the exit code says so) it reports notes, not
+** damage but space a crash or a failed ingest left for gc: files in
+** chunks/ no catalog row names (strays) and empty chunk files beyond the
+** one spare. Chunk files are opened as every store file is (store.c:
+** O_NOFOLLOW | O_NONBLOCK, regular files of the store's owner only), so a
+** FIFO in place of a chunk is a problem, not a hang.
 */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -32,26 +40,41 @@ struct vctx {
     size_t nbad, abad;
 };
 
+static int add_msg(char ***list, size_t *n, const char *fmt, va_list ap)
+{
+    if (*n >= MAX_PROBLEMS)
+        return 0;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    char **np = realloc(*list, (*n + 1) * sizeof *np);
+    if (!np || !(np[*n] = strdup(msg))) {
+        if (np)
+            *list = np;
+        return fks__err(FKS_ENOMEM, "out of memory");
+    }
+    *list = np;
+    (*n)++;
+    return 0;
+}
+
 FKS_PRINTF(2, 3)
 static int problem(struct vctx *v, const char *fmt, ...)
 {
-    fks_verify_report *r = v->r;
-    if (r->n_problems >= MAX_PROBLEMS)
-        return 0;
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    int rc = add_msg(&v->r->problems, &v->r->n_problems, fmt, ap);
     va_end(ap);
-    char **np = realloc(r->problems, (r->n_problems + 1) * sizeof *np);
-    if (!np || !(np[r->n_problems] = strdup(msg))) {
-        if (np)
-            r->problems = np;
-        return fks__err(FKS_ENOMEM, "out of memory");
-    }
-    r->problems = np;
-    r->n_problems++;
-    return 0;
+    return rc;
+}
+
+FKS_PRINTF(2, 3)
+static int note(struct vctx *v, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = add_msg(&v->r->notes, &v->r->n_notes, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static int add_bad(struct vctx *v, int64_t id)
@@ -84,11 +107,15 @@ static int check_chunks(fks_store *s, struct vctx *v)
         v->r->chunks_checked++;
         if ((rc = store_chunk_path(p, sizeof p, s, id)) != 0)
             break;
-        int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd, e = store_open_file(s, p, O_RDONLY, "chunk file", &fd);
         const char *what = NULL;
-        if (fd < 0)
+        if (e == FKS_ENOTFOUND)
             what = "is missing";
-        else if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < used)
+        else if (e) {
+            v->r->bad_chunks++;
+            rc = problem(v, "%s", fks_errmsg());
+            continue;
+        } else if (fstat(fd, &sb) != 0 || (uint64_t)sb.st_size < used)
             what = "is truncated (shorter than its committed records)";
         else if (pread(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb || chunk_parse_hdr(&h, hb, sizeof hb) != 0 ||
                  h.id != (uint64_t)id)
@@ -101,6 +128,57 @@ static int check_chunks(fks_store *s, struct vctx *v)
         rc = problem(v, "chunk file %s %s", p, what);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+/* Notes (not damage): files in chunks/ no row names, and empty chunks
+** beyond one spare, with the bytes they hold on disk. */
+static int check_leftovers(fks_store *s, struct vctx *v)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(s->db, &st, "SELECT 1 FROM chunk WHERE id = ?1");
+    if (rc)
+        return rc;
+    DIR *d = opendir(s->chunkdir);
+    uint64_t nstray = 0, bytes = 0;
+    struct dirent *e;
+    while (d && rc == 0 && (e = readdir(d)) != NULL) {
+        const char *nm = e->d_name;
+        size_t l = strlen(nm);
+        int named = l == 14 && strcmp(nm + 8, ".chunk") == 0 && strspn(nm, "0123456789abcdef") == 8;
+        if (!named && strncmp(nm, "tmp.", 4) != 0)
+            continue;
+        if (named) {
+            sqlite3_bind_int64(st, 1, (int64_t)strtoull(nm, NULL, 16));
+            int known = sqlite3_step(st) == SQLITE_ROW;
+            sqlite3_reset(st);
+            if (known)
+                continue;
+        }
+        char p[PATH_MAX];
+        struct stat sb;
+        if (fks__path(p, sizeof p, "%s/%s", s->chunkdir, nm) == 0 && lstat(p, &sb) == 0)
+            bytes += (uint64_t)sb.st_blocks * 512;
+        if (nstray++ < 20)
+            rc = note(v, "chunk file %s is named by no catalog row (left by a crash; `gc` removes it)", p);
+    }
+    if (d)
+        closedir(d);
+    sqlite3_finalize(st);
+    if (rc == 0 && nstray)
+        rc = note(v, "%llu stray files in %s hold %llu bytes", (unsigned long long)nstray, s->chunkdir,
+                  (unsigned long long)bytes);
+    if (rc == 0 && (rc = cat_prepare(s->db, &st, "SELECT count(*), coalesce(sum(cap), 0) FROM chunk WHERE used <= 64 "
+                                     "AND id NOT IN (SELECT DISTINCT chunk_id FROM page)")) == 0) {
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW && sqlite3_column_int64(st, 0) > 1)
+            rc = note(v, "%lld empty chunk files hold %lld preallocated bytes (left by failed or killed "
+                      "ingests; `gc` reclaims all but one)", (long long)sqlite3_column_int64(st, 0),
+                      (long long)sqlite3_column_int64(st, 1));
+        else if (src != SQLITE_ROW)
+            rc = cat_err(s->db, src, "catalog: count empty chunks");
+        sqlite3_finalize(st);
+    }
     return rc;
 }
 
@@ -327,8 +405,8 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
     }
     if (rc == 0 && (rc = cat_exec(s->db, "BEGIN")) == 0) {
         if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v)) == 0 &&
-            (rc = check_pages(s, &v, sample, progress, arg)) == 0)
-            rc = affected(s, &v);
+            (rc = check_pages(s, &v, sample, progress, arg)) == 0 && (rc = affected(s, &v)) == 0)
+            rc = check_leftovers(s, &v);
         cat_exec(s->db, "COMMIT");
     }
     free(v.bad);
@@ -349,7 +427,10 @@ void fks_verify_free(fks_verify_report *r)
         free(r->problems[i]);
     for (size_t i = 0; i < r->n_affected; i++)
         free(r->affected[i]);
+    for (size_t i = 0; i < r->n_notes; i++)
+        free(r->notes[i]);
     free(r->problems);
     free(r->affected);
+    free(r->notes);
     free(r);
 }

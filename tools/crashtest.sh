@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tools/crashtest.sh [--kills N] [--size SIZE] [--dir DIR]: kills forkctl
+# tools/crashtest.sh [--kills N] [--size SIZE] [--chunk-size SIZE] [--dir DIR]: kills forkctl
 # with SIGKILL at random moments while it ingests, removes, prunes and
 # collects garbage, and checks after every kill that nothing acknowledged
 # was lost.
@@ -14,19 +14,25 @@
 # every snapshot in the ledger restores; then gc --threshold 1 (compact
 # everything), and the store's disk usage must be within 5% of a fresh
 # store holding the same snapshots (ingested from the same images, gc'd
-# the same way): space written by killed commands was reclaimed.
+# the same way): space written by killed commands was reclaimed. And
+# after that gc: no dead chunk bytes (chunk_usage), at most one empty
+# chunk (the spare), no stray file (verify's notes). A command that was
+# not killed must succeed, and after every kill a probe ingest of 1 MiB
+# of new data (so it creates chunks: a chunk file stranded by a crash
+# used to make every such ingest fail) must be accepted.
 #
 # The command is started as a direct child (not through a shell function)
 # so that SIGKILL hits forkctl itself.
 # Default: 200 kills (the long run); tests/cli/t_crash.sh runs ~25.
 set -euo pipefail
-kills_wanted=200 size=8M dir=""
+kills_wanted=200 size=8M dir="" chunk=1M
 while [ $# -gt 0 ]; do
     case $1 in
         --kills) kills_wanted=$2; shift 2 ;;
         --size) size=$2; shift 2 ;;
         --dir) dir=$2; shift 2 ;;
-        *) echo "usage: tools/crashtest.sh [--kills N] [--size SIZE] [--dir DIR]" >&2; exit 2 ;;
+        --chunk-size) chunk=$2; shift 2 ;;
+        *) echo "usage: tools/crashtest.sh [--kills N] [--size SIZE] [--chunk-size SIZE] [--dir DIR]" >&2; exit 2 ;;
     esac
 done
 : "${FORKCTL:?FORKCTL must point at forkctl}" "${FORKGEN:?FORKGEN must point at forkgen}"
@@ -38,7 +44,7 @@ NIMG=8
 "$FORKGEN" --out g --size "$size" --snapshots $NIMG --dirty 6 --seed 11 --quiet
 F=("$FORKCTL" --store "$dir/st")
 fk() { "${F[@]}" "$@"; }
-fk --quiet init --chunk-size 1M
+fk --quiet init --chunk-size "$chunk"
 for i in $(seq 0 $((NIMG - 1))); do sha[$i]=$(sha256sum <"g/$(printf %02d "$i")/memory.full" | cut -d' ' -f1); done
 
 declare -A img=()      # ledger: tag -> image index its memory equals
@@ -52,6 +58,14 @@ check_one() {
     [ "$(sha256sum <r/memory.bin | cut -d' ' -f1)" = "${sha[${img[$1]}]}" ] || fail "$1 restores wrong bytes (kill $kills)"
     restores=$((restores + 1))
 }
+probes=0
+probe() { # an ingest right after a kill (1 MiB of new data: it needs new chunks) must work
+    head -c 1M /dev/urandom >probe.mem
+    fk --quiet ingest --tag "probe$kills" --memory probe.mem --vmstate g/00/vmstate 2>probe.err ||
+        fail "ingest refused after kill $kills: $(cat probe.err)"
+    fk --quiet rmi "probe$kills" 2>probe.err || fail "rmi of the probe after kill $kills: $(cat probe.err)"
+    probes=$((probes + 1))
+}
 check() { # check [all]: verify, then the snapshot just written and 3 others (or all)
     fk verify >/dev/null 2>verify.err || fail "verify after kill $kills: $(cat verify.err)"
     local t
@@ -59,7 +73,7 @@ check() { # check [all]: verify, then the snapshot just written and 3 others (or
     for t in $(ledger | { if [ "${1:-}" = all ]; then cat; else shuf -n 3; fi; }); do check_one "$t"; done
 }
 
-kills=0 ops=0 acked=0 restores=0 n=0
+kills=0 ops=0 acked=0 restores=0 n=0 after_kill=0 last_killed=0
 while [ $kills -lt "$kills_wanted" ]; do
     n=$((n + 1)) ops=$((ops + 1))
     mapfile -t tags < <(ledger)
@@ -84,12 +98,16 @@ while [ $kills -lt "$kills_wanted" ]; do
     fi
     "${cmd[@]}" >/dev/null 2>op.err &
     pid=$!
-    sleep "0.0$(printf %02d $((RANDOM % 30)))"
+    # Half the kills land in the first 30 ms, half anywhere in 0.5 s, so
+    # that some commands finish (and their snapshots join the ledger).
+    sleep "$(printf '0.%03d' $((RANDOM % 2 ? RANDOM % 30 : RANDOM % 500)))"
     killed=0
     if kill -9 $pid 2>/dev/null; then killed=1; kills=$((kills + 1)); fi
     rc=0
     wait $pid 2>/dev/null || rc=$?
     [ $killed = 1 ] || [ $rc = 0 ] || fail "'${cmd[*]}' failed without being killed: $(cat op.err)"
+    if [ $killed = 0 ] && [ -n "$new" ] && [ $last_killed = 1 ]; then after_kill=$((after_kill + 1)); fi
+    last_killed=$killed
     if [ -n "$new" ] && { [ $rc = 0 ] || exists "$new"; }; then
         img[$new]=$newimg
         acked=$((acked + (rc == 0)))
@@ -98,20 +116,27 @@ while [ $kills -lt "$kills_wanted" ]; do
     if [ "${cmd[4]}" = prune ]; then
         for t in $(ledger); do exists "$t" || unset "img[$t]"; done
     fi
-    [ $killed = 1 ] && check
+    if [ $killed = 1 ]; then check; probe; fi
 done
 
 new=""
 fk --quiet gc --threshold 1
 check all
+dead=$(fk sql "SELECT coalesce(sum(dead_bytes), 0) FROM chunk_usage" --csv | tail -n 1)
+empty=$(fk sql "SELECT count(*) FROM chunk WHERE used <= 64" --csv | tail -n 1)
+[ "$dead" = 0 ] || fail "gc left $dead dead chunk bytes"
+[ "$empty" -le 1 ] || fail "gc left $empty empty chunks"
+fk verify >/dev/null 2>verify.err || fail "final verify: $(cat verify.err)"
+! grep -q "note:" verify.err || fail "gc left leftovers: $(cat verify.err)"
 used=$(du -sb st/chunks st/catalog.db* | awk '{ s += $1 } END { print s }')
-"$FORKCTL" --store fresh --quiet init --chunk-size 1M
+"$FORKCTL" --store fresh --quiet init --chunk-size "$chunk"
 for t in $(ledger); do
     "$FORKCTL" --store fresh --quiet ingest --tag "$t" --memory "g/$(printf %02d "${img[$t]}")/memory.full" --vmstate g/00/vmstate
 done
 "$FORKCTL" --store fresh --quiet gc --threshold 1
 fresh=$(du -sb fresh/chunks fresh/catalog.db* | awk '{ s += $1 } END { print s }')
-echo "crashtest: $kills kills in $ops operations; $acked ingests acknowledged; $restores restores checked byte for byte"
+echo "crashtest: $kills kills in $ops operations ($chunk chunks); $acked ingests acknowledged, none refused ($probes probe ingests right after a kill, $after_kill more); $restores restores checked byte for byte"
+echo "crashtest: after gc: $dead dead chunk bytes, $empty empty chunk, no strays"
 echo "crashtest: ${#img[@]} snapshots survive; store $used bytes after gc, a fresh store with the same snapshots $fresh bytes"
 awk -v a="$used" -v b="$fresh" 'BEGIN { d = (a - b) / b; printf "crashtest: difference %+.1f%%\n", 100 * d; exit (d > 0.05 || d < -0.05) }' ||
     fail "disk usage not within 5% of a fresh store"
