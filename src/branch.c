@@ -24,7 +24,11 @@
 **     is taken only when the state is stored and parent is that snapshot;
 **     otherwise FKS_EREFUSED, before the VM is touched. A Full is always
 **     correct and resets the chain. One branch per VM at a time: an flock
-**     on DIR/vm-locks/<hash of the key>.lock (FKS_ELOCKED at once).
+**     on DIR/vm-locks/<hash>.lock of "vm:<vm_id>" or "sock:<API socket's
+**     absolute path>", taken before the first API call (FKS_ELOCKED at
+**     once; the VMM serves one connection, a second branch would queue).
+**     The create also marks "creating" every other record of the same API
+**     socket (the VM under its other identity, or an older instance).
 **     Limit: a snapshot/create sent by anything else than forkctl (curl,
 **     an orchestrator) is invisible through Firecracker's API; the record
 **     then still says stored, and the next Diff misses the pages dirtied
@@ -342,7 +346,20 @@ static int head_put(fks_store *s, const char *key, const char *sock, const head 
         if (h->pause_ms >= 0) sqlite3_bind_int64(st, 11, h->pause_ms);
         if (h->snapshot_ms >= 0) sqlite3_bind_int64(st, 12, h->snapshot_ms);
         if (h->diff_bytes >= 0) sqlite3_bind_int64(st, 13, h->diff_bytes);
-        sqlite3_bind_int64(st, 14, (int64_t)(fks__now() * 1000));
+        sqlite3_bind_int64(st, 14, fks__wall_ms());
+        rc = step_done(s->db, st, "catalog: record the VM's state");
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* The same VM under another identity (the other of --vm-id and the
+    ** instance id, or an old instance behind this socket): this create
+    ** resets its dirty pages too, so its record can no longer vouch. */
+    if (rc == 0 && strcmp(h->state, "creating") == 0 &&
+        (rc = cat_prepare(s->db, &st, "UPDATE vm_head SET state = 'creating', pending_tag = NULL, updated_ms = ?3"
+                                      " WHERE api_sock = ?2 AND vm_key <> ?1")) == 0) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, sock, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, fks__wall_ms());
         rc = step_done(s->db, st, "catalog: record the VM's state");
     }
     sqlite3_finalize(st);
@@ -382,7 +399,7 @@ static int head_stored(fks_store *s, const char *key, const char *sock, const ch
         sqlite3_bind_text(st, 3, tag, -1, SQLITE_STATIC);
         bind_opt_text(st, 4, fcv);
         bind_opt_text(st, 5, fmt);
-        sqlite3_bind_int64(st, 6, (int64_t)(fks__now() * 1000));
+        sqlite3_bind_int64(st, 6, fks__wall_ms());
         rc = step_done(s->db, st, "catalog: record the VM's last snapshot");
     }
     sqlite3_finalize(st);
@@ -437,7 +454,7 @@ static int vm_lock(int *fd, fks_store *s, const char *key)
         close(*fd);
         *fd = -1;
         if (e == EWOULDBLOCK)
-            return fks__err(FKS_ELOCKED, "another branch of VM %s is running (%s)", key, p);
+            return fks__err(FKS_ELOCKED, "another branch of the VM at %s is running (%s)", key, p);
         return fks__errno(FKS_EIO, e, "VM lock %s", p);
     }
     return 0;
@@ -546,6 +563,9 @@ static int check_chain(fks_branch_result *res, const head *h, const char *key, c
     if (!h->found)
         return fks__err(FKS_EREFUSED, "no snapshot of VM %s is recorded in this store: a Diff on %s would miss "
                         "the pages dirtied before that VM's last snapshot", key, parent);
+    if (strcmp(h->state, "creating") == 0 && !h->pending_tag[0])
+        return fks__err(FKS_EREFUSED, "VM %s was snapshotted under another identity behind the same API socket: "
+                        "Firecracker reset its dirty pages, so no Diff on %s is correct", key, parent);
     if (strcmp(h->state, "creating") == 0)
         return fks__err(FKS_EREFUSED, "the last snapshot/create of VM %s (%s) has an unknown outcome: Firecracker "
                         "may have reset its dirty pages, so no Diff is correct", key, h->pending_tag);
@@ -557,9 +577,11 @@ static int check_chain(fks_branch_result *res, const head *h, const char *key, c
     }
     if (!h->head_tag[0])
         return fks__err(FKS_EREFUSED, "VM %s's last snapshot was removed from the store: a Diff has no base", key);
-    if (strcmp(h->head_tag, parent) != 0)
+    if (strcmp(h->head_tag, parent) != 0) {
+        snprintf(res->head, sizeof res->head, "%s", h->head_tag);
         return fks__err(FKS_EREFUSED, "VM %s's last snapshot is %s, not %s: a Diff on %s would miss the pages "
                         "dirtied before %s", key, h->head_tag, parent, parent, h->head_tag);
+    }
     res->need_full = 0;
     return 0;
 }
@@ -593,6 +615,15 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     int diff = o->parent && !o->full;
     if ((rc = fc_open(&c, o->api_sock, o->timeout_ms > 0 ? o->timeout_ms : 10000)) != 0)
         return rc;
+    /* The lock first: a second branch must not queue behind the first's
+    ** create on the VMM's one API connection. */
+    {
+        char lk[4200], rp[4096];
+        snprintf(lk, sizeof lk, "%s%s", o->vm_id ? "vm:" : "sock:",
+                 o->vm_id ? o->vm_id : realpath(o->api_sock, rp) ? rp : o->api_sock);
+        if ((rc = vm_lock(&lockfd, s, lk)) != 0)
+            goto out;
+    }
     /* Ask before pausing: a missing or silent VMM fails here, with the VM
     ** (if any) untouched. A resume can do without the VMM. */
     int frc = fc_instance(c, iid, sizeof iid, state, sizeof state);
@@ -608,14 +639,8 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     } else if ((rc = vm_key(res->vm_key, sizeof res->vm_key, sock, sizeof sock, o->vm_id, iid, o->api_sock)) != 0) {
         goto out;
     }
-    if (res->vm_key[0] && (rc = vm_lock(&lockfd, s, res->vm_key)) != 0)
-        goto out;
     if (o->resume) {
         rc = branch_resume(res, s, o, res->vm_key, sock);
-        goto out;
-    }
-    if (strcmp(state, "Running") != 0) {
-        rc = fks__err(FKS_EINVAL, "the VM at %s is %s, not Running: nothing to branch", o->api_sock, state);
         goto out;
     }
     ver v = {0};
@@ -631,11 +656,6 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     int64_t mem_mib = 0;
     if (fc_mem_size_mib(c, &mem_mib) != 0)
         mem_mib = 0;
-    head h;
-    if ((rc = head_get(&h, s->db, res->vm_key, sock, NULL, 0)) != 0)
-        goto out;
-    if (diff && (rc = check_chain(res, &h, res->vm_key, o->parent)) != 0)
-        goto out;
     if (diff && known && v.minor == 14 && v.patch < 2 && (mem_mib <= 0 || mem_mib > 3072)) {
 #if defined(__x86_64__)
         res->need_full = 1;
@@ -645,6 +665,15 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
         goto out;
 #endif
     }
+    if (strcmp(state, "Running") != 0) {
+        rc = fks__err(FKS_EINVAL, "the VM at %s is %s, not Running: nothing to branch", o->api_sock, state);
+        goto out;
+    }
+    head h;
+    if ((rc = head_get(&h, s->db, res->vm_key, sock, NULL, 0)) != 0)
+        goto out;
+    if (diff && (rc = check_chain(res, &h, res->vm_key, o->parent)) != 0)
+        goto out;
     if (h.found && strcmp(h.state, "stored") != 0 && h.staging[0])
         snprintf(old_staging, sizeof old_staging, "%s", h.staging);
     if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)

@@ -679,6 +679,9 @@ static int cmd_branch(int argc, char **argv)
         if (br.can_resume)
             fprintf(stderr, "forkctl: finish it with `forkctl branch --resume --api-sock %s%s` (once the cause is "
                     "fixed), or start the chain over with `--full`\n", bo.api_sock, vm);
+        else if (br.need_full && br.head[0])
+            fprintf(stderr, "forkctl: take the Diff on the VM's last snapshot (`--parent %s`), or `--full` "
+                    "(the parent is then kept as lineage)\n", br.head);
         else if (br.need_full)
             fprintf(stderr, "forkctl: take a Full snapshot of this VM next: `forkctl branch --full ...`\n");
         if (br.kept_staging[0] && !br.can_resume)

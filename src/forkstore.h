@@ -306,6 +306,8 @@ typedef struct fks_branch_result {
     char kept_staging[4096];   /* after a failure: staged files kept here, else "" */
     int need_full;             /* after a failure: only a Full is correct next */
     int can_resume;            /* after a failure: a branch with resume finishes it */
+    char head[129];            /* after a refused Diff: the VM's recorded last
+                                  snapshot, a correct parent ("" none) */
 } fks_branch_result;
 
 /* Pauses the VM, snapshots it into memory-backed staging, resumes it, then
