@@ -1,5 +1,6 @@
-# forkctl branch and restore --api-sock against the KVM test VMM
-# (tools/vmm/fcvmm): 10 consecutive branches of a running guest (a Full,
+# forkctl branch and restore --api-sock against the test VMM
+# (tools/vmm/fcvmm), on every backend this machine has (thread always,
+# kvm where /dev/kvm exists; FCVMM_BACKENDS overrides): 10 consecutive branches of a running guest (a Full,
 # then Diffs), each restored byte-identical to the guest's RAM at that
 # snapshot (the VMM's --dump-dir writes it, independently of the Diff it
 # hands out); one of them loaded into a fresh VMM that keeps running and
@@ -7,8 +8,9 @@
 # socket missing, VMM dying mid-branch, staging full. After each failure
 # the store is unchanged and the VM (when alive) is running.
 . "$(dirname "$0")/lib.sh"
-[ -c /dev/kvm ] || skip "no /dev/kvm: the branch tests need KVM"
-[ -x "${FCVMM:-}" ] || skip "FCVMM (tools/vmm) not built"
+[ -x "${FCVMM:-}" ] || die "FCVMM (tools/vmm) not built"
+backends=${FCVMM_BACKENDS:-thread}
+[ -n "${FCVMM_BACKENDS:-}" ] || ! [ -c /dev/kvm ] || backends="kvm thread"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -16,7 +18,7 @@ trap cleanup EXIT
 start_vmm() { # start_vmm SOCK ARGS...: starts fcvmm and waits for its socket
     local sock=$1
     shift
-    "$FCVMM" --api-sock "$sock" "$@" 2>>vmm.err &
+    "$FCVMM" --api-sock "$sock" --backend "$backend" "$@" 2>>vmm.err &
     pids+=($!)
     for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
     die "fcvmm did not start: $(cat vmm.err)"
@@ -25,6 +27,7 @@ api() { curl -sf --max-time 5 --unix-socket "$1" "http://localhost$2"; }
 state() { api "$1" / | jq -r .state; }
 iters() { api "$1" / | jq .iterations; }
 
+suite() {
 fk --quiet init
 mkdir -p dumps stage
 start_vmm "$TESTDIR/vm.sock" --mem-mib 32 --rate 20000 --seed 3 --dump-dir "$TESTDIR/dumps"
@@ -96,3 +99,15 @@ else
 fi
 [ "$(store_state)" = "$before" ] || die "a failed branch changed the store"
 fk verify >/dev/null
+}
+
+top=$TESTDIR
+for backend in $backends; do
+    TESTDIR=$top/$backend
+    mkdir -p "$TESTDIR"
+    cd "$TESTDIR"
+    echo "t_branch: backend $backend" >&2
+    suite
+    cleanup
+    pids=()
+done
