@@ -602,7 +602,7 @@ static const char H_BRANCH[] =
     "--resume ingests them under the recorded tag (or TAG) and parent.\n"
     "Only forkctl may snapshot the VM: a create sent by anything else is not seen.\n"
     "--timeout bounds each control call (default 10000 ms); snapshot/create\n"
-    "gets at least 10 s + 1 s per 256 MiB of guest memory. Firecracker outside\n"
+    "gets at least 10 s + 1 s per 64 MiB of guest memory. Firecracker outside\n"
     "1.10 .. 1.16 is refused unless --force-version. With --jail-root (the\n"
     "jailer's chroot), staging is made inside DIR, the VMM is sent paths\n"
     "relative to it, and the staging belongs to --jail-uid/--jail-gid.\n";

@@ -282,7 +282,7 @@ typedef struct fks_branch_opts {
     int full;                  /* take a Full snapshot even with a parent */
     const char *staging;       /* memory-backed directory; NULL: /dev/shm */
     long timeout_ms;           /* per control call; 0: 10 s. snapshot/create
-                                  gets at least 10 s + 1 s per 256 MiB */
+                                  gets at least 10 s + 1 s per 64 MiB */
     fks_progress_fn progress;  /* of the ingest */
     void *progress_arg;
     const char *vm_id;         /* the VM's identity; NULL: instance id + socket */
