@@ -104,11 +104,21 @@ static int parse_ver(ver *v, const char *s)
 {
     if (*s == 'v')
         s++;
-    char tail;
-    int n = sscanf(s, "%d.%d.%d%c", &v->major, &v->minor, &v->patch, &tail);
-    if (n < 3 || v->major < 0 || v->minor < 0 || v->patch < 0)
-        return -1;
-    return n == 3 || tail == '-' || tail == '+' ? 0 : -1;
+    int *f[3] = {&v->major, &v->minor, &v->patch};
+    for (int i = 0; i < 3; i++) {
+        char *end;
+        if (*s < '0' || *s > '9')
+            return -1;
+        errno = 0;
+        long x = strtol(s, &end, 10);
+        if (errno || x > 1000000)
+            return -1;
+        *f[i] = (int)x;
+        s = end;
+        if (i < 2 && *s++ != '.')
+            return -1;
+    }
+    return *s == 0 || *s == '-' || *s == '+' ? 0 : -1;
 }
 
 /* The snapshot data format major a Firecracker 1.minor writes and loads
@@ -594,7 +604,7 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     char old_staging[4096] = "";
     const char *tag = o->tag;
     fc_client *c = NULL;
-    int lockfd = -1, rc, keep = 0, created = 0;
+    int lockfd = -1, rc, keep = 0;
     memset(res, 0, sizeof *res);
     res->pause_ms = res->snapshot_ms = res->ingest_ms = -1;
     if (!o->resume || tag) {
@@ -704,7 +714,7 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     fc_set_timeout(c, ctl);
     res->snapshot_s = fks__now() - t1;
     res->snapshot_ms = (int64_t)(res->snapshot_s * 1000 + 0.5);
-    created = rc == 0;
+
     if (rc == FKS_ETIMEDOUT)
         keep = 1;            /* the VMM may still be writing into stage */
 resume:;
@@ -769,7 +779,6 @@ failed_create:
         head_forget_staging(s, res->vm_key);
     }
 out:
-    (void)created;
     if (stage[0] && keep)
         snprintf(res->kept_staging, sizeof res->kept_staging, "%s", stage);
     else if (stage[0])
@@ -902,7 +911,6 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
         if (!o->force_version)
             goto out;
         fcv[0] = 0;
-        rc = 0;
     } else if ((rc = check_fc_version(&v, &known, fcv, o->api_sock, o->force_version)) != 0) {
         goto out;
     }

@@ -444,7 +444,11 @@ static int jail_check(const char *cmd, struct jail_args *ja, const char *root)
 static int restore_load(const char *tag, const fks_load_opts *lo, int json)
 {
     fks_store *s = NULL;
+    /* Writable to record the loaded VM; a store this user may only read
+    ** still loads (the warning below says what is lost). */
     int rc = open_store(&s, 0);
+    if (rc == FKS_EPERM || rc == FKS_EIO || rc == FKS_EINVAL)
+        rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
     fks_load_result lr;
