@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tools/bench/branch.sh [--quick]: the pause-window benchmark (make bench-branch).
 #
-# One running VM (tools/vmm fcvmm, 512 MiB guest dirtying pages), N = 50
+# One running VM (tools/vmm fcvmm, kvm or thread backend, 512 MiB guest
+# dirtying pages), N = 50
 # consecutive Diff branches per strategy, the store and snapshot
 # directories on the ext4 disk ($BENCH_TMP, default /var/tmp/forkstore-bench):
 #   ext4       Diff written into a snapshot directory on ext4 inside the pause
@@ -24,17 +25,20 @@ N=${BRANCH_N:-50} MEM=${BRANCH_MEM_MIB:-512} RATE=${BRANCH_RATE:-5000} INTERVAL=
 ROUNDS=${BRANCH_ROUNDS:-1}
 [ "${1:-}" = --quick ] && N=6 MEM=64
 [ -x "$VMM" ] && [ -x "$BB" ] || { echo "bench-branch: $VMM or $BB not built (run make)" >&2; exit 1; }
-[ -c /dev/kvm ] || { echo "bench-branch: /dev/kvm missing: the pause-window benchmark needs KVM" >&2; exit 77; }
+# fcvmm picks its backend: kvm where /dev/kvm opens, else the thread
+# backend (uffd-wp dirty tracking); BRANCH_BACKEND=kvm|thread forces one.
+BACKEND=${BRANCH_BACKEND:-auto}
 mkdir -p "$TMP" "$OUT"
 work=$TMP/branch
 rm -rf "$work"
 mkdir -p "$work"
 sock=$work/api.sock
-"$VMM" --api-sock "$sock" --mem-mib "$MEM" --rate "$RATE" --seed 7 2>"$work/vmm.err" &
+"$VMM" --api-sock "$sock" --backend "$BACKEND" --mem-mib "$MEM" --rate "$RATE" --seed 7 2>"$work/vmm.err" &
 vmm=$!
 trap 'kill $vmm 2>/dev/null || true; wait $vmm 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
 [ -S "$sock" ] || { echo "bench-branch: the VMM did not start: $(cat "$work/vmm.err")" >&2; exit 1; }
+head -n 1 "$work/vmm.err" >&2
 echo "bench-branch: $N Diff branches per strategy, ${MEM} MiB guest dirtying $RATE pages/s, ${INTERVAL} ms between branches" >&2
 : >"$OUT/branch.tsv"
 for r in $(seq "$ROUNDS"); do

@@ -4,13 +4,41 @@
 ** `restore --api-sock` can be tested on any machine (Firecracker itself
 ** cannot run here).
 **
-** usage: fcvmm --api-sock PATH [--backend kvm|thread|auto] [--mem-mib N]
-**              [--slots N] [--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P]
-**              [--seed S] [--no-boot] [--dump-dir DIR] [--fill-mib N]
-**              [--track-dirty | --no-track-dirty] [--dirty-track auto|wp-async|wp-sync]
-**              [--fc-version X.Y.Z] [--id ID] [--chroot DIR --uid U --gid G]
-**              [--fail-snapshot-create] [--fail-create-nth N] [--die-in-snapshot]
-**              [--slow-snapshot-ms N]
+** usage: fcvmm --api-sock PATH [flags]
+**
+**   --api-sock PATH        API socket (inside the jail with --chroot)
+**   --backend B            kvm | thread | auto (default: kvm if /dev/kvm opens)
+**   --mem-mib N            guest memory (default 512; kvm: at most 3072)
+**   --slots N              split the guest into N memory slots (1..8; default:
+**                          1, or 2 above 3 GiB); from 1.14 GET /vm/config
+**                          shows the extra slots as "memory-hotplug" (the
+**                          way a real small guest gets more slots)
+**   --rate P               pages written per second (default 2000)
+**   --zero-pct P           share of writes that zero a whole page (default 5)
+**   --revert-pct P         share that refill a page with its boot pattern (5)
+**   --seed S               PRNG seed (boot image and workload)
+**   --fill-mib N           boot fill covers only the first N MiB (default all)
+**   --drive ID=PATH        a block device (up to 4; the first is the root):
+**                          recorded in the vmstate; a load opens each PATH
+**                          (inside the jail) and fails (exit) if one is
+**                          missing, as Firecracker; PATCH /drives/ID after
+**                          a paused load changes it
+**   --no-boot              start "Not started": wait for a load, or for
+**                          PUT /machine-config + PUT /actions InstanceStart
+**   --track-dirty          dirty tracking on for the boot (default)
+**   --no-track-dirty       off: Diff is refused, as Firecracker without
+**                          track_dirty_pages
+**   --dirty-track M        thread backend: auto | wp-async | wp-sync
+**   --fc-version X.Y.Z     emulated Firecracker release, 1.10.0..1.16.x
+**                          (default 1.12.0)
+**   --id ID                instance id in GET / (default anonymous-instance)
+**   --chroot DIR --uid U --gid G   jailer mode (below)
+**   --dump-dir DIR         after each successful create, write all of RAM to
+**                          DIR/NNNNNN.full (test oracle; inside the pause)
+**   --fail-snapshot-create every create answers 400 "injected failure"
+**   --fail-create-nth N    only the Nth create (1-based) answers 400
+**   --die-in-snapshot      _exit(1) in the middle of writing the memory file
+**   --slow-snapshot-ms N   sleep N ms in every create before writing
 **
 ** Two backends (--backend; auto = kvm if /dev/kvm opens, else thread)
 **  kvm     One VM, one vCPU in 32-bit protected mode (flat segments, no
@@ -72,17 +100,29 @@
 ** extents into fresh anonymous RAM (thread: uffd-wp sync mode needs
 ** anonymous memory), then continues from the vmstate.
 **
-** vmstate file (20480 bytes, little-endian), header as Firecracker's
-** SnapshotHdr {magic: u64, version: semver::Version} serialized by bincode
-** with fixint little-endian encoding (semver serializes as a string: u64
-** length, then the bytes):
+** vmstate file (20480 bytes, little-endian). It opens with Firecracker's
+** SnapshotHdr {magic: u64, version: semver::Version}, the first field of
+** the serialized Snapshot; semver serializes as a string. Releases up to
+** 1.14 use bincode with fixint little-endian encoding (u64 length, then
+** the bytes); 1.15 and later use bitcode 0.6 (serde mode), whose output
+** starts with the column of the first field (one u64: 8 raw bytes, no
+** packing byte as the column has one value), then the string column
+** (lengths: one byte as the column has one value < 255; then the bytes):
+**
+**   bincode (1.10 .. 1.14)           bitcode (1.15, 1.16)
+**   offset size field                offset size field
+**   0      8    magic                0      8    magic
+**   8      8    L (u64)              8      1    L (u8)
+**   16     L    version string       9      L    version string
+**   H = 16 + L                       H = 9 + L
+**
+** magic 0x0710198486640000 (x86_64) is 00 00 64 86 84 19 10 07; the format
+** version is ASCII "MAJOR.MINOR.PATCH" (table below; L = 5 for "8.0.0", 6
+** for "10.0.0"). A reader tells the two apart by byte 9: 0 in bincode
+** (high byte of a small length), a digit in bitcode. fcvmm's state:
 **
 **   offset  size  field
-**   0       8     magic 0x0710198486640000 (x86_64): 00 00 64 86 84 19 10 07
-**   8       8     L = length of the format version string (5 for "8.0.0",
-**                 6 for "10.0.0")
-**   16      L     format version, ASCII "MAJOR.MINOR.PATCH" (table below)
-**   16+L    8     "FCVMMST2" (fcvmm's own state from here; H = 16+L)
+**   H       8     "FCVMMST2" (fcvmm's own state from here)
 **   H+8     4     state version (2)
 **   H+12    4     backend (1 kvm, 2 thread)
 **   H+16    8     guest memory bytes (= memory file size)
@@ -92,6 +132,9 @@
 **   H+40    24*8  slots: guest address, size, memory file offset (u64 each)
 **   H+232   ...   thread: x (u32), iteration (u32); kvm: struct kvm_regs,
 **                 struct kvm_sregs (this host's ABI)
+**   H+1024  4     number of drives d (0..4), then 4 reserved bytes
+**   H+1032  296*d drives: id (32 bytes, NUL-padded), path_on_host (256),
+**                 read-only (u32), root (u32)
 **   ...           zeros to 20480
 **
 ** Versions (--fc-version, default 1.12.0). Snapshot format version per
@@ -112,24 +155,31 @@
 **
 ** The 1.10 set: snapshot_path, mem_file_path | mem_backend {backend_path,
 ** backend_type File|Uffd}, enable_diff_snapshots, resume_vm. A load refuses
-** (400, then exits) a vmstate whose format major differs from the release's.
+** (400, then exits) a vmstate whose format major differs from the release's,
+** whose minor is newer (as upstream's check) or whose encoding is the other
+** one.
 **
 ** Deviations from Firecracker (on purpose, or not worth emulating):
 **  - GET / adds "iterations" (tests watch the guest make progress).
-**  - 1.15+ serialize the whole vmstate with bitcode, whose header bytes are
-**    not at fixed offsets; fcvmm writes the bincode layout above for every
-**    release. Parse real 1.15+ vmstates with bitcode.
+**  - After the header, real vmstates hold MicrovmState and a CRC64; fcvmm's
+**    hold its own state. The bitcode header layout was derived from the
+**    bitcode 0.6 source (pack_ints, LengthEncoder, StrEncoder), not from a
+**    file written by Firecracker 1.15.
 **  - mem_backend Uffd is refused (400 "not supported by this VMM").
-**  - No devices; network_overrides and vsock_override are checked for shape
+**  - Drives are files that must open, nothing more; no network or vsock
+**    devices: network_overrides and vsock_override are checked for shape
 **    and shown in GET /vm/config, not applied.
 **  - API errors that Firecracker detects while parsing (unknown field,
 **    missing field, both mem fields) answer 400 and keep running; errors in
 **    the load itself answer 400 and exit(1), as Firecracker exits.
+**  - Emulated upstream bug: as 1.14.0 and 1.14.1, a Diff of a guest with
+**    more than one slot is corrupt when a slot ends in clean pages (see
+**    write_mem).
 **  - HTTP: one connection at a time, keep-alive, Content-Length bodies up
 **    to 64 KiB.
 **
 ** Jailer mode (--chroot DIR --uid U --gid G): /dev/kvm, userfaultfd and
-** /proc/self/pagemap are opened first, then fcvmm chroots into DIR, drops
+** /proc/self/pagemap (for PAGEMAP_SCAN) are opened first, then fcvmm chroots into DIR, drops
 ** to U:G (setgroups, setgid, setuid) and only then creates its socket:
 ** every path (socket, API bodies, --dump-dir) is inside the jail, and
 ** every file it writes belongs to U:G, as under Firecracker's jailer.
@@ -194,6 +244,8 @@ struct pm_scan_arg {
 #define VMSTATE_SIZE 20480
 #define BODY_MAX 65536
 #define MAX_SLOTS 8
+#define MAX_DRIVES 4
+#define DRIVES_AT 1024         /* offset of the drive table after H in the vmstate */
 #define GIB (1ull << 30)
 #define MMIO_GAP_START (3 * GIB)
 #define MMIO_GAP_END (4 * GIB)
@@ -268,6 +320,11 @@ static struct {
     const char *chroot_dir;
     long uid, gid;
     json_object *vmcfg_net, *vmcfg_vsock; /* from the last load, for GET /vm/config */
+    struct drive {
+        char id[32], path[256];
+        uint32_t ro, root;
+    } drives[MAX_DRIVES];
+    int ndrives;
     /* the VM */
     int kvm, vm, vcpu;
     struct kvm_run *run;
@@ -931,18 +988,32 @@ static int write_mem(const char *path, int diff, char *err, size_t len)
     if (diff) {
         if (ftruncate(fd, (off_t)V.mem_size) != 0)
             rc = -1;
-        for (uint64_t p = 0; p < V.npages && rc == 0;) {
-            if (!(V.dirty[p / 64] >> (p % 64) & 1)) {
-                p++;
-                continue;
+        /* Slot by slot with one file cursor, as Firecracker's dump_dirty().
+        ** 1.14.0 and 1.14.1 drop a slot's trailing clean pages from the
+        ** cursor (fixed in 1.14.2 by 5156f7d3b, PR #5705): the next slot's
+        ** pages land too early in the file. Emulated, so that a client
+        ** that trusts those releases with multi-slot Diffs is caught. */
+        int bug = V.fc_maj == 1 && V.fc_min == 14 && V.fc_pat < 2;
+        uint64_t cursor = 0;
+        for (int s = 0; s < V.nslots && rc == 0; s++) {
+            uint64_t first = V.slots[s].off / PAGE, end = first + V.slots[s].size / PAGE, skip = 0;
+            for (uint64_t p = first; p < end && rc == 0;) {
+                if (!(V.dirty[p / 64] >> (p % 64) & 1)) {
+                    p++, skip += PAGE;
+                    continue;
+                }
+                uint64_t q = p;
+                while (q < end && (V.dirty[q / 64] >> (q % 64) & 1))
+                    q++;
+                cursor += skip, skip = 0;
+                rc = write_all(fd, V.ram + p * PAGE, (size_t)(q - p) * PAGE, (off_t)cursor);
+                cursor += (q - p) * PAGE;
+                if (V.die_in_snapshot)
+                    _exit(1);
+                p = q;
             }
-            uint64_t q = p;
-            while (q < V.npages && (V.dirty[q / 64] >> (q % 64) & 1))
-                q++;
-            rc = write_all(fd, V.ram + p * PAGE, (size_t)(q - p) * PAGE, (off_t)(p * PAGE));
-            if (V.die_in_snapshot)
-                _exit(1);
-            p = q;
+            if (!bug)
+                cursor += skip;
         }
     } else {
         rc = write_full(fd, V.die_in_snapshot);
@@ -965,9 +1036,16 @@ static int write_vmstate(const char *path, char *err, size_t len)
     const char *fv = fmt_version();
     uint64_t magic = FC_MAGIC, L = strlen(fv);
     memcpy(b, &magic, 8);
-    memcpy(b + 8, &L, 8);
-    memcpy(b + 16, fv, L);
-    uint8_t *h = b + 16 + L;
+    uint8_t *h;
+    if (fc_ge(1, 15)) {        /* bitcode: a lone u64 raw, then the string's length byte and bytes */
+        b[8] = (uint8_t)L;
+        memcpy(b + 9, fv, L);
+        h = b + 9 + L;
+    } else {                   /* bincode fixint: u64 length, bytes */
+        memcpy(b + 8, &L, 8);
+        memcpy(b + 16, fv, L);
+        h = b + 16 + L;
+    }
     uint32_t ver = 2, bk = (uint32_t)V.backend, ns = (uint32_t)V.nslots;
     uint64_t it = atomic_load(&V.iterations);
     memcpy(h, "FCVMMST2", 8);
@@ -979,6 +1057,10 @@ static int write_vmstate(const char *path, char *err, size_t len)
     for (int i = 0; i < V.nslots; i++)
         memcpy(h + 40 + 24 * i, &V.slots[i], 24);
     uint8_t *r = h + 40 + 24 * MAX_SLOTS;
+    uint32_t nd = (uint32_t)V.ndrives;
+    memcpy(h + DRIVES_AT, &nd, 4);
+    for (int i = 0; i < V.ndrives; i++)
+        memcpy(h + DRIVES_AT + 8 + sizeof V.drives[0] * (size_t)i, &V.drives[i], sizeof V.drives[0]);
     if (V.backend == BK_KVM) {
         struct kvm_regs regs;
         struct kvm_sregs sregs;
@@ -1057,6 +1139,102 @@ static json_object *field(json_object *o, const char *name, json_type t, int *ba
         return NULL;
     }
     return v;
+}
+
+/* Opens the backing file as Firecracker's block device does. */
+static int drive_check(const char *path, int ro, char *err, size_t len)
+{
+    int fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, len, "Unable to open the block device backing file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+static struct drive *drive_find(const char *id)
+{
+    for (int i = 0; i < V.ndrives; i++)
+        if (!strcmp(V.drives[i].id, id))
+            return &V.drives[i];
+    return NULL;
+}
+
+/* --drive and PUT /drives/ID before boot: adds or replaces a drive. */
+static int drive_put(const char *id, const char *path, int ro, int root, char *err, size_t len)
+{
+    struct drive *d = drive_find(id);
+    if (strlen(id) >= sizeof d->id || strlen(path) >= sizeof d->path || !*id) {
+        snprintf(err, len, "drive id or path too long");
+        return -1;
+    }
+    if (!d && V.ndrives == MAX_DRIVES) {
+        snprintf(err, len, "fcvmm holds at most %d drives", MAX_DRIVES);
+        return -1;
+    }
+    if (drive_check(path, ro, err, len) != 0)
+        return -1;
+    if (!d)
+        d = &V.drives[V.ndrives++];
+    snprintf(d->id, sizeof d->id, "%s", id);
+    snprintf(d->path, sizeof d->path, "%s", path);
+    d->ro = (uint32_t)ro, d->root = (uint32_t)root;
+    return 0;
+}
+
+/* PUT /drives/ID (before boot) and PATCH /drives/ID (after: path only). */
+static int drives_req(const char *id, int patch, json_object *req, char *err, size_t len)
+{
+    static const char *const put_ok[] = {"drive_id", "path_on_host", "is_root_device", "is_read_only", "partuuid",
+                                         "cache_type", "io_engine", "rate_limiter", "socket", NULL};
+    static const char *const patch_ok[] = {"drive_id", "path_on_host", "rate_limiter", NULL};
+    int bad = 0;
+    if (check_fields(req, patch ? patch_ok : put_ok, err, len) != 0)
+        return -1;
+    json_object *di = field(req, "drive_id", json_type_string, &bad, err, len);
+    json_object *ph = field(req, "path_on_host", json_type_string, &bad, err, len);
+    json_object *rd = field(req, "is_root_device", json_type_boolean, &bad, err, len);
+    json_object *ro = field(req, "is_read_only", json_type_boolean, &bad, err, len);
+    if (bad)
+        return -1;
+    if (!di || (!patch && !rd)) {
+        snprintf(err, len, "An error occurred when deserializing the json body of a request: missing field `%s`.",
+                 !di ? "drive_id" : "is_root_device");
+        return -1;
+    }
+    if (strcmp(json_object_get_string(di), id) != 0) {
+        snprintf(err, len, "The id from the path does not match the id from the body!");
+        return -1;
+    }
+    if (!patch) {
+        if (V.started || V.ram) {
+            snprintf(err, len, "The requested operation is not supported after starting the microVM.");
+            return -1;
+        }
+        if (!ph) {
+            snprintf(err, len, "fcvmm drives need path_on_host");
+            return -1;
+        }
+        V.booted_by_api = 1;
+        return drive_put(id, json_object_get_string(ph), ro && json_object_get_boolean(ro),
+                         json_object_get_boolean(rd), err, len);
+    }
+    struct drive *d = drive_find(id);
+    if (!V.started) {
+        snprintf(err, len, "The requested operation is not supported before starting the microVM.");
+        return -1;
+    }
+    if (!d) {
+        snprintf(err, len, "Invalid block device ID: %s", id);
+        return -1;
+    }
+    if (ph) {
+        if (drive_check(json_object_get_string(ph), (int)d->ro, err, len) != 0)
+            return -1;
+        snprintf(d->path, sizeof d->path, "%s", json_object_get_string(ph));
+    }
+    return 0;
 }
 
 static int snapshot_create(json_object *req, char *err, size_t len)
@@ -1245,19 +1423,29 @@ static int snapshot_load(json_object *req, char *err, size_t len)
     uint64_t magic, L;
     memcpy(&magic, b, 8);
     memcpy(&L, b + 8, 8);
-    if (got != (ssize_t)sizeof b || magic != FC_MAGIC || L == 0 || L > 32) {
+    /* bincode (bytes 9..15 zero) or bitcode (byte 9 a digit) header */
+    size_t hl = 0;
+    if (L > 0 && L <= 32)
+        hl = 16, L = b[8];
+    else if (b[8] > 0 && b[8] <= 32 && b[9] >= '0' && b[9] <= '9')
+        hl = 9, L = b[8];
+    if (got != (ssize_t)sizeof b || magic != FC_MAGIC || hl == 0) {
         snprintf(err, len, "Load snapshot error: %s: invalid snapshot header (magic or length)", vp);
         return -2;
     }
     char fv[33] = "";
-    memcpy(fv, b + 16, L);
-    int fmaj = atoi(fv), mine = atoi(fmt_version());
-    if (fmaj != mine) {
-        snprintf(err, len, "Load snapshot error: %s: invalid data version %s: Firecracker %d.%d.%d reads format %s",
-                 vp, fv, V.fc_maj, V.fc_min, V.fc_pat, fmt_version());
+    memcpy(fv, b + hl, L);
+    int fmaj = 0, fmin = 0, mmaj = 0, mmin = 0;
+    sscanf(fv, "%d.%d", &fmaj, &fmin);
+    sscanf(fmt_version(), "%d.%d", &mmaj, &mmin);
+    if (fmaj != mmaj || fmin > mmin || (hl == 9) != fc_ge(1, 15)) {
+        snprintf(err, len,
+                 "Load snapshot error: %s: invalid data version %s (%s): Firecracker %d.%d.%d reads format %s (%s)", vp,
+                 fv, hl == 9 ? "bitcode" : "bincode", V.fc_maj, V.fc_min, V.fc_pat, fmt_version(),
+                 fc_ge(1, 15) ? "bitcode" : "bincode");
         return -2;
     }
-    const uint8_t *h = b + 16 + L;
+    const uint8_t *h = b + hl + L;
     uint32_t ver, bk, ns;
     uint64_t msize, it;
     memcpy(&ver, h + 8, 4);
@@ -1289,6 +1477,25 @@ static int snapshot_load(json_object *req, char *err, size_t len)
     for (int i = 0; i < V.nslots; i++)
         memcpy(&V.slots[i], h + 40 + 24 * i, 24);
     const uint8_t *r = h + 40 + 24 * MAX_SLOTS;
+    uint32_t nd;
+    memcpy(&nd, h + DRIVES_AT, 4);
+    if (nd > MAX_DRIVES) {
+        snprintf(err, len, "Load snapshot error: %s: %u drives", vp, nd);
+        close(mfd);
+        return -2;
+    }
+    V.ndrives = (int)nd;
+    for (int i = 0; i < V.ndrives; i++) {
+        memcpy(&V.drives[i], h + DRIVES_AT + 8 + sizeof V.drives[0] * (size_t)i, sizeof V.drives[0]);
+        V.drives[i].id[sizeof V.drives[i].id - 1] = V.drives[i].path[sizeof V.drives[i].path - 1] = 0;
+        if (drive_check(V.drives[i].path, (int)V.drives[i].ro, err, len) != 0) {
+            char m[512];
+            snprintf(m, sizeof m, "%s", err);
+            snprintf(err, len, "Load snapshot error: drive %s: %s", V.drives[i].id, m);
+            close(mfd);
+            return -2;
+        }
+    }
     int rc = 0;
     if (V.backend == BK_KVM) {
         V.ram = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mfd, 0);
@@ -1408,14 +1615,14 @@ static int fault(int fd, const char *msg)
 {
     json_object *j = json_object_new_object();
     json_object_object_add(j, "fault_message", json_object_new_string(msg));
-    int rc = respond(fd, 400, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    int rc = respond(fd, 400, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(j);
     return rc;
 }
 
 static int respond_json(int fd, json_object *j)
 {
-    int rc = respond(fd, 200, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    int rc = respond(fd, 200, json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(j);
     return rc;
 }
@@ -1467,11 +1674,32 @@ static int handle(int fd, const char *method, const char *path, const char *body
     } else if (get && !strcmp(path, "/vm/config")) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "machine-config", machine_json());
+        json_object *dr = json_object_new_array();
+        for (int i = 0; i < V.ndrives; i++) {
+            json_object *d = json_object_new_object();
+            json_object_object_add(d, "drive_id", json_object_new_string(V.drives[i].id));
+            json_object_object_add(d, "path_on_host", json_object_new_string(V.drives[i].path));
+            json_object_object_add(d, "is_root_device", json_object_new_boolean((int)V.drives[i].root));
+            json_object_object_add(d, "is_read_only", json_object_new_boolean((int)V.drives[i].ro));
+            json_object_array_add(dr, d);
+        }
+        json_object_object_add(j, "drives", dr);
+        if (V.nslots > (V.mem_size > MMIO_GAP_START ? 2 : 1) && fc_ge(1, 14)) {
+            /* the extra slots of a small guest stand for hot-plugged memory */
+            uint64_t extra = V.mem_size - V.slots[0].size;
+            json_object *h = json_object_new_object();
+            json_object_object_add(h, "total_size_mib", json_object_new_int64((int64_t)(extra >> 20)));
+            json_object_object_add(h, "slot_size_mib", json_object_new_int64((int64_t)(V.slots[1].size >> 20)));
+            json_object_object_add(h, "block_size_mib", json_object_new_int(2));
+            json_object_object_add(j, "memory-hotplug", h);
+        }
         json_object_object_add(j, "network-interfaces",
                                V.vmcfg_net ? json_object_get(V.vmcfg_net) : json_object_new_array());
         if (V.vmcfg_vsock)
             json_object_object_add(j, "vsock", json_object_get(V.vmcfg_vsock));
         rc = respond_json(fd, j);
+    } else if ((put || patch) && !strncmp(path, "/drives/", 8) && path[8]) {
+        rc = drives_req(path + 8, patch, req, err, sizeof err) == 0 ? respond(fd, 204, NULL) : fault(fd, err);
     } else if (put && !strcmp(path, "/machine-config")) {
         rc = machine_config(req, err, sizeof err) == 0 ? respond(fd, 204, NULL) : fault(fd, err);
     } else if (put && !strcmp(path, "/actions")) {
@@ -1575,7 +1803,7 @@ static void usage(void)
     fprintf(stderr, "usage: fcvmm --api-sock PATH [--backend kvm|thread|auto] [--mem-mib N] [--slots N] "
                     "[--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P] [--seed S] [--no-boot] [--dump-dir DIR] "
                     "[--track-dirty|--no-track-dirty] [--dirty-track auto|wp-async|wp-sync] [--fc-version X.Y.Z] "
-                    "[--id ID] [--chroot DIR --uid U --gid G] [--fill-mib N] [--fail-snapshot-create] [--fail-create-nth N] "
+                    "[--id ID] [--chroot DIR --uid U --gid G] [--fill-mib N] [--drive ID=PATH] [--fail-snapshot-create] [--fail-create-nth N] "
                     "[--die-in-snapshot] [--slow-snapshot-ms N]\n");
 }
 
@@ -1592,7 +1820,8 @@ int main(int argc, char **argv)
         {"slots", required_argument, NULL, 'l'}, {"fc-version", required_argument, NULL, 'V'},
         {"id", required_argument, NULL, 'i'}, {"chroot", required_argument, NULL, 'c'},
         {"uid", required_argument, NULL, 'u'}, {"gid", required_argument, NULL, 'g'},
-        {"fail-create-nth", required_argument, NULL, 'f'}, {"fill-mib", required_argument, NULL, 'M'}, {0}};
+        {"fail-create-nth", required_argument, NULL, 'f'}, {"fill-mib", required_argument, NULL, 'M'},
+        {"drive", required_argument, NULL, 'R'}, {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
@@ -1607,6 +1836,16 @@ int main(int argc, char **argv)
         case 'F': V.fail_create = 1; break;
         case 'f': V.fail_nth = atoi(optarg); break;
         case 'M': V.fill_mib = strtol(optarg, NULL, 10); break;
+        case 'R':
+            if (V.ndrives == MAX_DRIVES || !strchr(optarg, '=')) {
+                usage();
+                return 2;
+            }
+            V.drives[V.ndrives].root = V.ndrives == 0;
+            snprintf(V.drives[V.ndrives].id, sizeof V.drives[0].id, "%.*s", (int)(strchr(optarg, '=') - optarg), optarg);
+            snprintf(V.drives[V.ndrives].path, sizeof V.drives[0].path, "%s", strchr(optarg, '=') + 1);
+            V.ndrives++;
+            break;
         case 'D': V.die_in_snapshot = 1; break;
         case 'S': V.slow_ms = atoi(optarg); break;
         case 'T': V.track_boot = 1; break;
@@ -1681,6 +1920,11 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    for (int i = 0; i < V.ndrives; i++)
+        if (drive_check(V.drives[i].path, 0, err, sizeof err) != 0) {
+            fprintf(stderr, "fcvmm: --drive %s: %s\n", V.drives[i].id, err);
+            return 1;
+        }
     V.tracking = V.track_boot;
     if (!V.no_boot && boot(err, sizeof err) != 0) {
         fprintf(stderr, "fcvmm: %s\n", err);

@@ -4,7 +4,10 @@
 ** tests can compare the multi-GiB sparse memory images of big guests in
 ** well under a second.
 **
-** usage: sparsecmp A B    exit 0 same, 1 different (first offset named), 2 error
+** usage: sparsecmp [--data-of-a] A B
+**   exit 0 same, 1 different (first offset named), 2 error.
+**   --data-of-a: compare only where A has data (e.g. a Diff against the
+**   RAM image it was taken from); sizes must still match.
 */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,10 +28,12 @@ static off_t next(int fd, off_t pos, int whence, off_t size)
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: sparsecmp A B\n");
+    int only_a = argc == 4 && !strcmp(argv[1], "--data-of-a");
+    if (argc != 3 && !only_a) {
+        fprintf(stderr, "usage: sparsecmp [--data-of-a] A B\n");
         return 2;
     }
+    argv += only_a;
     int a = open(argv[1], O_RDONLY | O_CLOEXEC), b = open(argv[2], O_RDONLY | O_CLOEXEC);
     struct stat sa, sb;
     if (a < 0 || b < 0 || fstat(a, &sa) != 0 || fstat(b, &sb) != 0) {
@@ -43,11 +48,11 @@ int main(int argc, char **argv)
     off_t size = sa.st_size, pos = 0;
     static char ba[1 << 20], bb[1 << 20];
     while (pos < size) {
-        off_t da = next(a, pos, SEEK_DATA, size), db = next(b, pos, SEEK_DATA, size);
+        off_t da = next(a, pos, SEEK_DATA, size), db = only_a ? size : next(b, pos, SEEK_DATA, size);
         off_t d = da < db ? da : db;
         if (d >= size)
             break;
-        off_t ha = next(a, d, SEEK_HOLE, size), hb = next(b, d, SEEK_HOLE, size);
+        off_t ha = next(a, d, SEEK_HOLE, size), hb = only_a ? ha : next(b, d, SEEK_HOLE, size);
         off_t e = ha > hb ? ha : hb;
         for (off_t o = d; o < e;) {
             size_t n = e - o < (off_t)sizeof ba ? (size_t)(e - o) : sizeof ba;
