@@ -55,14 +55,13 @@
 **     magic id (0x0710_1984_8664_0000 x86_64, 0x0710_1984_AAAA_0000
 **     aarch64, little-endian), then the snapshot data format version as
 **     serde writes a semver Version, a string: bincode fixint (1.10-1.14)
-**     puts a u64 LE length then "M.m.p"; bitcode (1.15+) is columnar, so
-**     the version string is found as the first M.m.p run in the next 64
-**     bytes. Firecracker loads a snapshot only when its format major is its
+**     puts a u64 LE length then "M.m.p"; bitcode (1.15+) a u8 length then
+**     the string; failing both, the first M.m.p run in the next 64 bytes. Firecracker loads a snapshot only when its format major is its
 **     own and its minor not above its own: load refuses, before any load
 **     request, what the target would refuse (a failed load makes
 **     Firecracker exit). Diffs are refused on 1.14.0 and 1.14.1 for guests
 **     with more than one memory slot (x86_64: over 3 GiB), which those
-**     releases corrupt. Load sends track_dirty_pages from 1.13 on,
+**     releases corrupt (or with memory-hotplug in GET /vm/config). Load sends track_dirty_pages from 1.13 on,
 **     enable_diff_snapshots before; network_overrides from 1.12,
 **     vsock_override from 1.16.
 **  7. Jailer: paths in API bodies are the staging paths with the jail root
@@ -173,7 +172,11 @@ static int vmstate_format(char *out, size_t len, ver *fv, const char *path)
         memcpy(s, h + 16, (size_t)l);
         s[l] = 0;
     }
-    if (parse_ver(fv, s) != 0) {                                   /* bitcode: first M.m.p run */
+    if (parse_ver(fv, s) != 0 && h[8] >= 5 && h[8] < sizeof s && 9 + (ssize_t)h[8] <= n) {
+        memcpy(s, h + 9, h[8]);                                    /* bitcode: u8 length, string */
+        s[h[8]] = 0;
+    }
+    if (parse_ver(fv, s) != 0) {                                   /* else: the first M.m.p run */
         s[0] = 0;
         for (ssize_t i = 8; i < n && !s[0]; i++) {
             size_t k = 0;
@@ -668,11 +671,11 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     int64_t mem_mib = 0;
     if (fc_mem_size_mib(c, &mem_mib) != 0)
         mem_mib = 0;
-    if (diff && known && v.minor == 14 && v.patch < 2 && (mem_mib <= 0 || mem_mib > 3072)) {
+    if (diff && known && v.minor == 14 && v.patch < 2 && (mem_mib <= 0 || mem_mib > 3072 || fc_hotplug(c))) {
 #if defined(__x86_64__)
         res->need_full = 1;
         rc = fks__err(FKS_EREFUSED, "Firecracker %s corrupts Diff snapshots of guests with more than one memory "
-                      "slot, and VM %s has %lld MiB (over 3 GiB: two slots); fixed in 1.14.2", fcv, res->vm_key,
+                      "slot, and VM %s has %lld MiB (over 3 GiB) or hot-pluggable memory; fixed in 1.14.2", fcv, res->vm_key,
                       (long long)mem_mib);
         goto out;
 #endif

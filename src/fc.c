@@ -16,6 +16,7 @@
 **   GET   /                 instance info: "id", "state"
 **   GET   /version          "firecracker_version"
 **   GET   /machine-config   "mem_size_mib"
+**   GET   /vm/config        "memory-hotplug" (present: more memory slots)
 **
 ** Design
 **  1. One curl easy handle per client, reused (libcurl keeps the
@@ -298,6 +299,15 @@ int fc_version(fc_client *c, char *ver, size_t len)
     snprintf(ver, len, "%s", json_object_get_string(v));
     json_object_put(doc);
     return 0;
+}
+
+int fc_hotplug(fc_client *c)
+{
+    json_object *doc = NULL, *v = NULL;
+    if (get_member(c, "/vm/config", "memory-hotplug", json_type_object, &doc, &v) != 0)
+        return 0;
+    json_object_put(doc);
+    return 1;
 }
 
 int fc_mem_size_mib(fc_client *c, int64_t *mib)

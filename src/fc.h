@@ -51,6 +51,10 @@ int fc_instance(fc_client *c, char *id, size_t idlen, char *state, size_t statel
 /* GET /version : "firecracker_version" (e.g. "1.14.2") into ver. */
 int fc_version(fc_client *c, char *ver, size_t len);
 
+/* GET /vm/config: 1 if it has "memory-hotplug" (more memory slots), else 0
+** (also when the call fails: the caller decides from the memory size). */
+int fc_hotplug(fc_client *c);
+
 /* GET /machine-config: the guest's memory size in MiB. */
 int fc_mem_size_mib(fc_client *c, int64_t *mib);
 

@@ -76,6 +76,7 @@ expect_fail 6 "no vsock override on load \(from 1.16\)" fk restore a1 --api-sock
 expect_fail 2 "IFACE=HOSTDEV" fk restore a1 --api-sock "$V" --network-override eth0
 vmm 1.16.0 --mem-mib 16 --id c; C=$SOCK
 fk --quiet branch --api-sock "$C" --tag c0 --staging "$TESTDIR/stage"
+[ "$(fk info c0 --json | jq -r .format_version)" = 10.0.0 ] || die "1.16 (bitcode header) format version: $(fk info c0 --json | jq .format_version)"
 fresh 1.16.1; V=$SOCK
 fk --quiet restore c0 --api-sock "$V" --staging "$TESTDIR/stage" --vsock-uds /run/v.sock --paused
 [ "$(state "$V")" = Paused ] || die "--paused: the VM is $(state "$V")"
@@ -100,6 +101,8 @@ expect_fail 2 "need --api-sock" fk restore a1 --out x --paused
 # 1.14.0 and 1.14.1 corrupt Diffs of guests with two memory slots (over 3 GiB): refused; 1.14.2 is not.
 vmm 1.14.1 --mem-mib 3200 --no-boot; M=$SOCK
 expect_fail 6 "Firecracker 1.14.1 corrupts Diff snapshots" fk branch --api-sock "$M" --tag m1 --parent a0
+vmm 1.14.0 --mem-mib 32 --slots 2; M=$SOCK     # hot-pluggable memory: a second slot
+expect_fail 6 "Firecracker 1.14.0 corrupts Diff snapshots" fk branch --api-sock "$M" --tag m1 --parent a0
 vmm 1.14.2 --mem-mib 3200 --no-boot; M=$SOCK
 expect_fail 2 "not Running" fk branch --api-sock "$M" --tag m1 --parent a0
 fk verify >/dev/null
