@@ -28,7 +28,9 @@ CREATE TABLE snapshot (
     pause_ms     INTEGER,                           -- forkctl branch timings,
     snapshot_ms  INTEGER,                           -- NULL when ingested
     ingest_ms    INTEGER,                           -- from files
-    diff_bytes   INTEGER
+    diff_bytes   INTEGER,
+    fc_version   TEXT,                              -- GET /version of the VMM that took it
+    format_version TEXT                             -- snapshot format in its vmstate header
 );
 CREATE INDEX snapshot_parent ON snapshot(parent_id);
 
@@ -73,6 +75,29 @@ CREATE TABLE run (
     npages      INTEGER NOT NULL CHECK (npages > 0),
     page_id     INTEGER NOT NULL,
     PRIMARY KEY (artifact_id, pgno)
+) WITHOUT ROWID;
+
+-- Per VM branched by forkctl (migrations/0004_vm_chain.sql): its last
+-- snapshot and how far it got. state 'stored': head_id is the VM's last
+-- snapshot, Diffs on it are correct; 'creating': a snapshot/create with
+-- unknown outcome, only Full is safe; 'staged': created into staging but
+-- not ingested (pending_*), `forkctl branch --resume` finishes it.
+-- vm_key: "vm:<--vm-id>" or "fc:<instance id>@<api socket>".
+CREATE TABLE vm_head (
+    vm_key            TEXT PRIMARY KEY,
+    api_sock          TEXT,
+    state             TEXT NOT NULL CHECK (state IN ('stored', 'creating', 'staged')),
+    head_id           INTEGER REFERENCES snapshot(id) ON DELETE SET NULL,
+    pending_tag       TEXT,
+    pending_parent_id INTEGER REFERENCES snapshot(id) ON DELETE SET NULL,
+    pending_diff      INTEGER,
+    staging           TEXT,
+    fc_version        TEXT,
+    format_version    TEXT,
+    pause_ms          INTEGER,
+    snapshot_ms       INTEGER,
+    diff_bytes        INTEGER,
+    updated_ms        INTEGER NOT NULL
 ) WITHOUT ROWID;
 
 -- Views, for reading the catalog (migrations/0003_views.sql says what each

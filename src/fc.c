@@ -8,10 +8,15 @@
 **   PUT   /snapshot/load    {"snapshot_path": VMSTATE,
 **                            "mem_backend": {"backend_type": "File",
 **                                            "backend_path": MEM},
-**                            "enable_diff_snapshots": true,
-**                            "resume_vm": true | false}
-**   GET   /                 instance info: "state"
+**                            "track_dirty_pages" (>= 1.13) or
+**                            "enable_diff_snapshots" (before): true,
+**                            "resume_vm": true | false,
+**                            "network_overrides": [{"iface_id", "host_dev_name"}],
+**                            "vsock_override": {"uds_path"}}
+**   GET   /                 instance info: "id", "state"
+**   GET   /version          "firecracker_version"
 **   GET   /machine-config   "mem_size_mib"
+**   GET   /vm/config        "memory-hotplug" (present: more memory slots)
 **
 ** Design
 **  1. One curl easy handle per client, reused (libcurl keeps the
@@ -200,7 +205,10 @@ int fc_snapshot_create(fc_client *c, int diff, const char *vmstate_path, const c
     return call_json(c, "PUT", "/snapshot/create", j);
 }
 
-int fc_snapshot_load(fc_client *c, const char *vmstate_path, const char *mem_path, int resume)
+void fc_set_timeout(fc_client *c, long timeout_ms) { c->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000; }
+long fc_timeout(const fc_client *c) { return c->timeout_ms; }
+
+int fc_snapshot_load(fc_client *c, const fc_load_req *r)
 {
     json_object *j = json_object_new_object(), *b = json_object_new_object();
     if (!j || !b) {
@@ -209,11 +217,34 @@ int fc_snapshot_load(fc_client *c, const char *vmstate_path, const char *mem_pat
         return fks__err(FKS_ENOMEM, "out of memory");
     }
     json_object_object_add(b, "backend_type", json_object_new_string("File"));
-    json_object_object_add(b, "backend_path", json_object_new_string(mem_path));
-    json_object_object_add(j, "snapshot_path", json_object_new_string(vmstate_path));
+    json_object_object_add(b, "backend_path", json_object_new_string(r->mem_path));
+    json_object_object_add(j, "snapshot_path", json_object_new_string(r->vmstate_path));
     json_object_object_add(j, "mem_backend", b);
-    json_object_object_add(j, "enable_diff_snapshots", json_object_new_boolean(1));
-    json_object_object_add(j, "resume_vm", json_object_new_boolean(resume));
+    json_object_object_add(j, r->dirty_field ? r->dirty_field : "track_dirty_pages", json_object_new_boolean(1));
+    json_object_object_add(j, "resume_vm", json_object_new_boolean(r->resume));
+    if (r->n_net) {
+        json_object *a = json_object_new_array();
+        for (size_t i = 0; a && i < r->n_net; i++) {
+            const char *eq = strchr(r->net[i], '=');
+            json_object *o = json_object_new_object();
+            if (!eq || !o) {
+                json_object_put(o);
+                json_object_put(a);
+                json_object_put(j);
+                return fks__err(FKS_EINVAL, "network override '%s' is not IFACE=HOSTDEV", r->net[i]);
+            }
+            json_object_object_add(o, "iface_id", json_object_new_string_len(r->net[i], (int)(eq - r->net[i])));
+            json_object_object_add(o, "host_dev_name", json_object_new_string(eq + 1));
+            json_object_array_add(a, o);
+        }
+        json_object_object_add(j, "network_overrides", a);
+    }
+    if (r->vsock_uds) {
+        json_object *v = json_object_new_object();
+        if (v)
+            json_object_object_add(v, "uds_path", json_object_new_string(r->vsock_uds));
+        json_object_object_add(j, "vsock_override", v);
+    }
     return call_json(c, "PUT", "/snapshot/load", j);
 }
 
@@ -243,6 +274,40 @@ int fc_state(fc_client *c, char *state, size_t len)
     snprintf(state, len, "%s", json_object_get_string(v));
     json_object_put(doc);
     return 0;
+}
+
+int fc_instance(fc_client *c, char *id, size_t idlen, char *state, size_t statelen)
+{
+    json_object *doc = NULL, *v = NULL, *i = NULL;
+    int rc = get_member(c, "/", "state", json_type_string, &doc, &v);
+    if (rc)
+        return rc;
+    snprintf(state, statelen, "%s", json_object_get_string(v));
+    snprintf(id, idlen, "%s",
+             json_object_object_get_ex(doc, "id", &i) && json_object_is_type(i, json_type_string)
+                 ? json_object_get_string(i) : "");
+    json_object_put(doc);
+    return 0;
+}
+
+int fc_version(fc_client *c, char *ver, size_t len)
+{
+    json_object *doc = NULL, *v = NULL;
+    int rc = get_member(c, "/version", "firecracker_version", json_type_string, &doc, &v);
+    if (rc)
+        return rc;
+    snprintf(ver, len, "%s", json_object_get_string(v));
+    json_object_put(doc);
+    return 0;
+}
+
+int fc_hotplug(fc_client *c)
+{
+    json_object *doc = NULL, *v = NULL;
+    if (get_member(c, "/vm/config", "memory-hotplug", json_type_object, &doc, &v) != 0)
+        return 0;
+    json_object_put(doc);
+    return 1;
 }
 
 int fc_mem_size_mib(fc_client *c, int64_t *mib)

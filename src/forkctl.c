@@ -31,6 +31,7 @@
 #define EX_NOTFOUND 3
 #define EX_LOCKED 4
 #define EX_CORRUPT 5
+#define EX_REFUSED 6
 #define EX_LIMIT 7          /* sql: stopped at --timeout or --max-rows */
 
 static const char *g_store;   /* --store, else the default */
@@ -44,6 +45,7 @@ static int exit_code(int rc)
     case FKS_ENOTFOUND: return EX_NOTFOUND;
     case FKS_ELOCKED: return EX_LOCKED;
     case FKS_ECORRUPT: return EX_CORRUPT;
+    case FKS_EREFUSED: return EX_REFUSED;
     default: return EX_ERR;
     }
 }
@@ -563,7 +565,10 @@ static int cmd_ingest(int argc, char **argv)
 
 static const char H_RESTORE[] =
     "usage: forkctl restore TAG --out DIR [--force] [--sync] [--json] [--quiet]\n"
-    "       forkctl restore TAG --api-sock SOCK [--staging DIR] [--timeout MS] [--json]\n"
+    "       forkctl restore TAG --api-sock SOCK [--staging DIR] [--timeout MS] [--paused]\n"
+    "                       [--network-override IFACE=HOSTDEV]... [--vsock-uds PATH]\n"
+    "                       [--rootfs PATH] [--vm-id ID] [--force-version]\n"
+    "                       [--jail-root DIR --jail-uid U --jail-gid G] [--json]\n"
     "Writes TAG's files into DIR: memory.bin (zero pages as holes), vmstate and\n"
     "every other stored file, each byte-identical to what was ingested. Every\n"
     "page is checked against its hash. Existing files are not replaced without\n"
@@ -571,8 +576,18 @@ static const char H_RESTORE[] =
     "--sync fsyncs the files before they are renamed into place.\n"
     "With --api-sock, restores into a new private directory under --staging\n"
     "(default /dev/shm) and loads it into the fresh Firecracker VMM listening on\n"
-    "SOCK (PUT /snapshot/load, resumed); prints the directory, which the VM's\n"
-    "memory is mapped from: remove it once that VM is gone.\n";
+    "SOCK (PUT /snapshot/load, resumed unless --paused); prints the directory,\n"
+    "which the VM's memory is mapped from: remove it once that VM is gone.\n"
+    "Before any load request it asks GET /version and refuses (exit 6) a\n"
+    "Firecracker outside 1.10 .. 1.16 (--force-version skips the version checks),\n"
+    "a snapshot whose format version that Firecracker cannot load, and options\n"
+    "it lacks: --network-override (network_overrides, from 1.12), --vsock-uds\n"
+    "(vsock_override, from 1.16). --rootfs places the stored rootfs at PATH (the\n"
+    "drive path the vmstate names; forkctl cannot read it from the vmstate).\n"
+    "TAG is recorded as the loaded VM's last snapshot (see branch --vm-id), so\n"
+    "`branch --parent TAG` can take a Diff. With --jail-root, staging lives in\n"
+    "the jail's chroot DIR, paths sent to the VMM and --rootfs are inside it, and\n"
+    "the files belong to the jail's --jail-uid/--jail-gid.\n";
 
 /* Parses a positive number of milliseconds for --timeout. */
 static int parse_ms(const char *cmd, const char *arg, long *out)
@@ -584,28 +599,75 @@ static int parse_ms(const char *cmd, const char *arg, long *out)
     return r;
 }
 
-static int restore_load(const char *tag, const char *sock, const char *staging, long timeout_ms, int json)
+/* --jail-root/--jail-uid/--jail-gid: the options of a jailed VMM. */
+struct jail_args {
+    char root[4096];
+    fks_jail j;
+};
+
+static int parse_id(const char *cmd, const char *opt, const char *arg, long *out)
+{
+    double v;
+    if (parse_number(arg, &v) || !(v >= 0 && v <= 4294967294.0) || v != (double)(long)v)
+        return usage_err(cmd, "%s takes a numeric id, got '%s'", opt, arg);
+    *out = (long)v;
+    return -1;
+}
+
+static int jail_check(const char *cmd, struct jail_args *ja, const char *root)
+{
+    if (!root) {
+        if (ja->j.uid >= 0 || ja->j.gid >= 0)
+            return usage_err(cmd, "%s", "--jail-uid/--jail-gid need --jail-root DIR");
+        return -1;
+    }
+    if (!realpath(root, ja->root))
+        return usage_err(cmd, "--jail-root %s: %s", root, strerror(errno));
+    if (strcmp(ja->root, "/") == 0)
+        return usage_err(cmd, "%s", "--jail-root / is no jail");
+    ja->j.root = ja->root;
+    return -1;
+}
+
+static int restore_load(const char *tag, const fks_load_opts *lo, int json)
 {
     fks_store *s = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
+    /* Writable to record the loaded VM; a store this user may only read
+    ** still loads (the warning below says what is lost). */
+    int rc = open_store(&s, 0);
+    if (rc == FKS_EPERM || rc == FKS_EIO || rc == FKS_EINVAL)
+        rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    char dir[4096];
+    fks_load_result lr;
     double t0 = now_s();
-    rc = fks_load(dir, sizeof dir, s, tag, sock, staging, timeout_ms);
+    rc = fks_load(&lr, s, tag, lo);
     fks_close(s);
-    if (rc)
-        return fail(rc);
+    if (rc) {
+        if (rc == FKS_EREFUSED)
+            fprintf(stderr, "forkctl: %s\nforkctl: nothing was sent to the VMM's load; load the snapshot into a "
+                    "Firecracker of its own version, or pass --force-version to skip the check\n", fks_errmsg());
+        return rc == FKS_EREFUSED ? exit_code(rc) : fail(rc);
+    }
     double ms = (now_s() - t0) * 1000;
+    if (!lr.recorded)
+        fprintf(stderr, "forkctl: warning: the loaded VM is not recorded in the store: `branch --parent %s` "
+                "will be refused; take --full\n", tag);
     if (json) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "tag", json_object_new_string(tag));
-        json_object_object_add(j, "api_sock", json_object_new_string(sock));
-        json_object_object_add(j, "staging", json_object_new_string(dir));
+        json_object_object_add(j, "api_sock", json_object_new_string(lo->api_sock));
+        json_object_object_add(j, "staging", json_object_new_string(lr.staging));
         json_object_object_add(j, "load_ms", json_object_new_double(ms));
+        json_object_object_add(j, "paused", json_object_new_boolean(lo->paused));
+        json_object_object_add(j, "firecracker_version", lr.fc_version[0] ? json_object_new_string(lr.fc_version) : NULL);
+        json_object_object_add(j, "format_version",
+                               lr.format_version[0] ? json_object_new_string(lr.format_version) : NULL);
+        json_object_object_add(j, "rootfs", lo->rootfs ? json_object_new_string(lo->rootfs) : NULL);
         print_json(j);
     } else if (!g_quiet) {
-        printf("%s: loaded into the VMM at %s in %.0f ms; its files are in %s\n", tag, sock, ms, dir);
+        printf("%s: loaded into the VMM at %s in %.0f ms%s; its files are in %s\n", tag, lo->api_sock, ms,
+               lo->paused ? " (paused)" : "", lr.staging);
     }
     return EX_OK;
 }
@@ -615,20 +677,49 @@ static int cmd_restore(int argc, char **argv)
     static const struct option o[] = {COMMON_OPTS, {"out", required_argument, NULL, 'o'},
         {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'},
         {"api-sock", required_argument, NULL, 'A'}, {"staging", required_argument, NULL, 'G'},
-        {"timeout", required_argument, NULL, 'T'}, {0}};
-    const char *out = NULL, *sock = NULL, *staging = NULL;
-    long timeout_ms = 0;
-    int flags = 0, json = 0, c, r;
+        {"timeout", required_argument, NULL, 'T'}, {"paused", no_argument, NULL, 'P'},
+        {"network-override", required_argument, NULL, 'N'}, {"vsock-uds", required_argument, NULL, 'V'},
+        {"rootfs", required_argument, NULL, 'R'}, {"vm-id", required_argument, NULL, 'I'},
+        {"force-version", no_argument, NULL, 'W'}, {"jail-root", required_argument, NULL, 'J'},
+        {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, {0}};
+    const char *out = NULL, *sock = NULL, *jail_root = NULL, *nets[16];
+    fks_load_opts lo = {0};
+    struct jail_args ja = {.j = {.uid = -1, .gid = -1}};
+    int flags = 0, json = 0, c, r, loadopt = 0;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
         case 'f': flags |= FKS_RESTORE_FORCE; break;
         case 'S': flags |= FKS_RESTORE_SYNC; break;
         case 'A': sock = optarg; break;
-        case 'G': staging = optarg; break;
+        case 'G': lo.staging = optarg; break;
         case 'T':
-            if ((r = parse_ms("restore", optarg, &timeout_ms)) >= 0)
+            if ((r = parse_ms("restore", optarg, &lo.timeout_ms)) >= 0)
                 return r;
+            break;
+        case 'P': lo.paused = 1; loadopt = 1; break;
+        case 'N':
+            if (lo.n_net_overrides == sizeof nets / sizeof *nets)
+                return usage_err("restore", "%s", "at most 16 --network-override");
+            if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1])
+                return usage_err("restore", "--network-override takes IFACE=HOSTDEV, got '%s'", optarg);
+            nets[lo.n_net_overrides++] = optarg;
+            loadopt = 1;
+            break;
+        case 'V': lo.vsock_uds = optarg; loadopt = 1; break;
+        case 'R': lo.rootfs = optarg; loadopt = 1; break;
+        case 'I': lo.vm_id = optarg; loadopt = 1; break;
+        case 'W': lo.force_version = 1; loadopt = 1; break;
+        case 'J': jail_root = optarg; loadopt = 1; break;
+        case 'U':
+            if ((r = parse_id("restore", "--jail-uid", optarg, &ja.j.uid)) >= 0)
+                return r;
+            loadopt = 1;
+            break;
+        case 'g':
+            if ((r = parse_id("restore", "--jail-gid", optarg, &ja.j.gid)) >= 0)
+                return r;
+            loadopt = 1;
             break;
         default:
             if ((r = common_opt(c, "restore", H_RESTORE, &json)) >= 0)
@@ -639,8 +730,16 @@ static int cmd_restore(int argc, char **argv)
         return usage_err("restore", "%s", "give exactly one TAG");
     if (sock && out)
         return usage_err("restore", "%s", "give --out DIR or --api-sock SOCK, not both");
-    if (sock)
-        return restore_load(argv[optind], sock, staging, timeout_ms, json);
+    if (sock) {
+        if ((r = jail_check("restore", &ja, jail_root)) >= 0)
+            return r;
+        lo.api_sock = sock;
+        lo.net_overrides = nets;
+        lo.jail = ja.j;
+        return restore_load(argv[optind], &lo, json);
+    }
+    if (loadopt || lo.staging || lo.timeout_ms)
+        return usage_err("restore", "%s", "--staging, --timeout and the load options need --api-sock SOCK");
     if (!out)
         return usage_err("restore", "%s", "--out DIR is required");
     const char *tag = argv[optind];
@@ -675,23 +774,43 @@ static int cmd_restore(int argc, char **argv)
 
 static const char H_BRANCH[] =
     "usage: forkctl branch --api-sock SOCK --tag TAG [--parent P] [--full]\n"
-    "                      [--staging DIR] [--timeout MS] [--json] [--quiet]\n"
+    "                      [--staging DIR] [--timeout MS] [--vm-id ID] [--force-version]\n"
+    "                      [--jail-root DIR --jail-uid U --jail-gid G] [--json] [--quiet]\n"
+    "       forkctl branch --resume --api-sock SOCK [--vm-id ID] [--tag TAG] [--json]\n"
     "Branches the running Firecracker VM behind SOCK into the store: pause,\n"
     "snapshot into memory-backed staging (a private directory under DIR,\n"
     "default /dev/shm), resume, then ingest the staged files and remove them.\n"
     "With --parent (the VM's previous snapshot in the store) a Diff snapshot is\n"
-    "taken, else a Full one; --full forces Full. The VM is resumed whatever\n"
-    "fails. Prints and records pause_ms (pause sent to resume acknowledged),\n"
-    "snapshot_ms, ingest_ms and the diff's physical bytes (see forkctl info).\n"
-    "--timeout bounds each API call (default 10000 ms).\n";
+    "taken, else a Full one; --full forces Full (P stays its parent). The VM is\n"
+    "resumed whatever fails. Prints and records pause_ms (pause sent to resume\n"
+    "acknowledged), snapshot_ms, ingest_ms, the diff's physical bytes and the\n"
+    "Firecracker and snapshot format versions (see forkctl info).\n"
+    "Chain safety: Firecracker resets its dirty pages on every snapshot, so the\n"
+    "store records each VM's last snapshot (VM: --vm-id ID, else Firecracker's\n"
+    "instance id and SOCK). A Diff is refused (exit 6) when P is not that\n"
+    "snapshot, when it was created but not stored, or when its create has an\n"
+    "unknown outcome; the message says whether --resume or only --full helps.\n"
+    "After a failure that follows the create the staged files are kept, and\n"
+    "--resume ingests them under the recorded tag (or TAG) and parent.\n"
+    "Only forkctl may snapshot the VM: a create sent by anything else is not seen.\n"
+    "--timeout bounds each control call (default 10000 ms); snapshot/create\n"
+    "gets at least 10 s + 1 s per 64 MiB of guest memory. Firecracker outside\n"
+    "1.10 .. 1.16 is refused unless --force-version. With --jail-root (the\n"
+    "jailer's chroot), staging is made inside DIR, the VMM is sent paths\n"
+    "relative to it, and the staging belongs to --jail-uid/--jail-gid.\n";
 
 static int cmd_branch(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS,
         {"api-sock", required_argument, NULL, 'A'}, {"tag", required_argument, NULL, 't'},
         {"parent", required_argument, NULL, 'p'}, {"full", no_argument, NULL, 'F'},
-        {"staging", required_argument, NULL, 'G'}, {"timeout", required_argument, NULL, 'T'}, {0}};
+        {"staging", required_argument, NULL, 'G'}, {"timeout", required_argument, NULL, 'T'},
+        {"vm-id", required_argument, NULL, 'I'}, {"resume", no_argument, NULL, 'r'},
+        {"force-version", no_argument, NULL, 'W'}, {"jail-root", required_argument, NULL, 'J'},
+        {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, {0}};
     fks_branch_opts bo = {0};
+    struct jail_args ja = {.j = {.uid = -1, .gid = -1}};
+    const char *jail_root = NULL;
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
@@ -704,6 +823,18 @@ static int cmd_branch(int argc, char **argv)
             if ((r = parse_ms("branch", optarg, &bo.timeout_ms)) >= 0)
                 return r;
             break;
+        case 'I': bo.vm_id = optarg; break;
+        case 'r': bo.resume = 1; break;
+        case 'W': bo.force_version = 1; break;
+        case 'J': jail_root = optarg; break;
+        case 'U':
+            if ((r = parse_id("branch", "--jail-uid", optarg, &ja.j.uid)) >= 0)
+                return r;
+            break;
+        case 'g':
+            if ((r = parse_id("branch", "--jail-gid", optarg, &ja.j.gid)) >= 0)
+                return r;
+            break;
         default:
             if ((r = common_opt(c, "branch", H_BRANCH, &json)) >= 0)
                 return r;
@@ -713,8 +844,14 @@ static int cmd_branch(int argc, char **argv)
         return usage_err("branch", "unexpected argument '%s'", argv[optind]);
     if (!bo.api_sock)
         return usage_err("branch", "%s", "--api-sock SOCK is required");
-    if (!bo.tag)
+    if (!bo.tag && !bo.resume)
         return usage_err("branch", "%s", "--tag is required");
+    if (bo.resume && (bo.parent || bo.full || bo.staging))
+        return usage_err("branch", "%s", "--resume takes the recorded parent and staging: no --parent, --full "
+                         "or --staging");
+    if ((r = jail_check("branch", &ja, jail_root)) >= 0)
+        return r;
+    bo.jail = ja.j;
     fks_store *s = NULL;
     int rc = open_store(&s, 0);
     if (rc)
@@ -726,11 +863,27 @@ static int cmd_branch(int argc, char **argv)
     rc = fks_branch(&br, s, &bo);
     progress_end(&p);
     fks_close(s);
-    if (rc)
-        return fail(rc);
+    if (rc) {
+        fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+        char vm[700] = "";
+        if (bo.vm_id)
+            snprintf(vm, sizeof vm, " --vm-id %s", bo.vm_id);
+        if (br.can_resume)
+            fprintf(stderr, "forkctl: finish it with `forkctl branch --resume --api-sock %s%s` (once the cause is "
+                    "fixed), or start the chain over with `--full`\n", bo.api_sock, vm);
+        else if (br.need_full && br.head[0])
+            fprintf(stderr, "forkctl: take the Diff on the VM's last snapshot (`--parent %s`), or `--full` "
+                    "(the parent is then kept as lineage)\n", br.head);
+        else if (br.need_full)
+            fprintf(stderr, "forkctl: take a Full snapshot of this VM next: `forkctl branch --full ...`\n");
+        if (br.kept_staging[0] && !br.can_resume)
+            fprintf(stderr, "forkctl: the VMM may still write into %s: it was kept; the next Full removes it\n",
+                    br.kept_staging);
+        return exit_code(rc);
+    }
     if (json) {
         json_object *j = json_object_new_object();
-        json_object_object_add(j, "tag", json_object_new_string(bo.tag));
+        json_object_object_add(j, "tag", json_object_new_string(br.tag));
         json_object_object_add(j, "type", json_object_new_string(br.diff ? "Diff" : "Full"));
         json_object_object_add(j, "pause_ms", json_object_new_double(br.pause_s * 1000));
         json_object_object_add(j, "snapshot_ms", json_object_new_double(br.snapshot_s * 1000));
@@ -738,13 +891,19 @@ static int cmd_branch(int argc, char **argv)
         json_object_object_add(j, "diff_bytes", json_object_new_int64(br.diff_bytes));
         json_object_object_add(j, "new_pages", json_object_new_int64((int64_t)br.ingest.new_pages));
         json_object_object_add(j, "stored_bytes", json_object_new_int64((int64_t)br.ingest.stored_bytes));
+        json_object_object_add(j, "vm", json_object_new_string(br.vm_key));
+        json_object_object_add(j, "resumed", json_object_new_boolean(bo.resume));
+        json_object_object_add(j, "firecracker_version", br.fc_version[0] ? json_object_new_string(br.fc_version) : NULL);
+        json_object_object_add(j, "format_version",
+                               br.format_version[0] ? json_object_new_string(br.format_version) : NULL);
         print_json(j);
     } else if (!g_quiet) {
         char a[32];
         human(a, sizeof a, (double)br.diff_bytes);
-        printf("%s: %s snapshot, paused %.1f ms (snapshot %.1f ms), %s staged, ingested in %.0f ms "
-               "(%llu new pages)\n", bo.tag, br.diff ? "Diff" : "Full", br.pause_s * 1000,
-               br.snapshot_s * 1000, a, br.ingest_s * 1000, (unsigned long long)br.ingest.new_pages);
+        printf("%s: %s%s snapshot, paused %.1f ms (snapshot %.1f ms), %s staged, ingested in %.0f ms "
+               "(%llu new pages)\n", br.tag, bo.resume ? "finished " : "", br.diff ? "Diff" : "Full",
+               br.pause_s * 1000, br.snapshot_s * 1000, a, br.ingest_s * 1000,
+               (unsigned long long)br.ingest.new_pages);
     }
     return EX_OK;
 }
@@ -1489,7 +1648,8 @@ static const char H_INFO[] =
     "zero); shared with its parent (same page at the same place); unique (pages\n"
     "no other snapshot references) and their stored bytes, which `rmi` then\n"
     "`gc` would free; stored (what its ingest added). Snapshots taken by\n"
-    "`forkctl branch` also show the pause, snapshot and ingest times.\n";
+    "`forkctl branch` also show the pause, snapshot and ingest times and the\n"
+    "Firecracker and snapshot format versions.\n";
 
 static json_object *opt_int(int64_t v)
 {
@@ -1521,12 +1681,13 @@ static int cmd_info(int argc, char **argv)
     fks_store *s = NULL;
     fks_snapinfo in, *chain = NULL, *all = NULL;
     fks_snap_stats *st = NULL;
+    fks_branch_info bi;
     size_t nchain = 0, nall = 0;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
     if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
-        (rc = fks_list(&all, &nall, s)) == 0)
+        (rc = fks_list(&all, &nall, s)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0)
         rc = fks_snap_stats_get(&st, s, tag);
     fks_close(s);
     if (rc) {
@@ -1570,6 +1731,9 @@ static int cmd_info(int argc, char **argv)
         json_object_object_add(j, "snapshot_ms", opt_int(in.snapshot_ms));
         json_object_object_add(j, "ingest_ms", opt_int(in.ingest_ms));
         json_object_object_add(j, "diff_bytes", opt_int(in.diff_bytes));
+        json_object_object_add(j, "firecracker_version", bi.fc_version[0] ? json_object_new_string(bi.fc_version) : NULL);
+        json_object_object_add(j, "format_version",
+                               bi.format_version[0] ? json_object_new_string(bi.format_version) : NULL);
         print_json(j);
     } else {
         char b[64], w[96];
@@ -1602,6 +1766,11 @@ static int cmd_info(int argc, char **argv)
         } else {
             printf("branch timings    - (not taken by forkctl branch)\n");
         }
+        if (bi.fc_version[0] || bi.format_version[0])
+            printf("versions          Firecracker %s, snapshot format %s\n", bi.fc_version[0] ? bi.fc_version : "?",
+                   bi.format_version[0] ? bi.format_version : "?");
+        else
+            printf("versions          - (not recorded)\n");
         printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
         for (size_t i = 0; i < st->n_artifacts; i++) {
             char sz[32], nz[32];

@@ -43,6 +43,9 @@ extern "C" {
 #define FKS_EFIRECRACKER (-11) /* the VMM answered with an error */
 #define FKS_ENOMEM     (-12)   /* out of memory */
 #define FKS_EPERM      (-13)   /* permissions unsafe or insufficient */
+#define FKS_EREFUSED   (-14)   /* refused: the result would be wrong (a Diff on
+                                  a base that is not the VM's last snapshot,
+                                  a version the VMM cannot load) */
 #define FKS_ELIMIT     (-15)   /* stopped at a limit the caller set (fks_sql rows) */
 
 /* The message of the last failure on this thread ("" if none). Borrowed. */
@@ -269,15 +272,40 @@ void fks_verify_free(fks_verify_report *r);
 
 /* ---- branching a live VM (Firecracker API) ------------------------------ */
 
+/* Chain safety. Firecracker resets its dirty-page bitmap on every
+** successful snapshot/create, so a Diff is only correct on the VM's last
+** snapshot, and only once that one is stored. The catalog keeps per VM
+** (key: vm_id if given, else Firecracker's instance id with the API
+** socket's path) its last snapshot and how far it got, written before the
+** create is sent and updated after it (migrations/0004_vm_chain.sql).
+** A Diff is refused (FKS_EREFUSED) when no snapshot of the VM is
+** recorded, when parent is not the recorded one, when the last create has
+** an unknown outcome, or when it was created but not stored; after a
+** failure that follows a successful create the staged files are kept, and
+** a branch with resume set ingests them. */
+
+/* Jailer: with jail_root set, staging is a directory inside it, paths in
+** API bodies are relative to it (the VMM runs chrooted there) and staged
+** files are chowned to jail_uid/jail_gid (-1: left as they are). */
+typedef struct fks_jail {
+    const char *root;          /* the jail's chroot directory; NULL: no jail */
+    long uid, gid;             /* -1: unchanged */
+} fks_jail;
+
 typedef struct fks_branch_opts {
     const char *api_sock;      /* the VMM's API socket */
-    const char *tag;
+    const char *tag;           /* with resume: NULL keeps the recorded tag */
     const char *parent;        /* the VM's previous snapshot: a Diff is taken */
     int full;                  /* take a Full snapshot even with a parent */
     const char *staging;       /* memory-backed directory; NULL: /dev/shm */
-    long timeout_ms;           /* per API call; 0: 10 s */
+    long timeout_ms;           /* per control call; 0: 10 s. snapshot/create
+                                  gets at least 10 s + 1 s per 64 MiB */
     fks_progress_fn progress;  /* of the ingest */
     void *progress_arg;
+    const char *vm_id;         /* the VM's identity; NULL: instance id + socket */
+    int resume;                /* ingest the VM's kept staging, take nothing */
+    int force_version;         /* accept Firecracker outside 1.10 .. 1.16 */
+    fks_jail jail;
 } fks_branch_opts;
 
 typedef struct fks_branch_result {
@@ -288,19 +316,62 @@ typedef struct fks_branch_result {
     double pause_s, snapshot_s, ingest_s; /* the same, unrounded (the catalog keeps ms) */
     int64_t diff_bytes;        /* physical bytes of the staged memory file */
     fks_ingest_stats ingest;
+    char tag[129];             /* the tag stored (with resume: the recorded one) */
+    char vm_key[600];          /* the VM's key in the catalog */
+    char fc_version[32];       /* GET /version ("" unknown) */
+    char format_version[32];   /* vmstate header's format version ("" unknown) */
+    char kept_staging[4096];   /* after a failure: staged files kept here, else "" */
+    int need_full;             /* after a failure: only a Full is correct next */
+    int can_resume;            /* after a failure: a branch with resume finishes it */
+    char head[129];            /* after a refused Diff: the VM's recorded last
+                                  snapshot, a correct parent ("" none) */
 } fks_branch_result;
 
 /* Pauses the VM, snapshots it into memory-backed staging, resumes it, then
 ** ingests the staged files and removes them. The VM is always resumed,
-** whatever fails. Timings are recorded with the snapshot. */
+** whatever fails. Timings and versions are recorded with the snapshot.
+** FKS_EREFUSED for a Diff chain safety cannot vouch for (see above) and
+** for a VMM version outside the supported range; the result's fields are
+** filled as far as the branch got (kept_staging says what was kept). */
 int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o);
 
-/* Restores tag into a new private staging directory (under staging, or
-** /dev/shm) and loads it into the VMM at api_sock (which must be fresh),
-** resuming it. Writes the staging directory into staging_out: the VMM
-** maps its memory file, so the caller removes it when the VM is gone. */
-int fks_load(char *staging_out, size_t staging_len, fks_store *s, const char *tag, const char *api_sock,
-             const char *staging, long timeout_ms);
+/* Versions recorded with a snapshot; "" when unknown (ingested from files). */
+typedef struct fks_branch_info {
+    char fc_version[32];
+    char format_version[32];
+} fks_branch_info;
+int fks_branch_info_get(fks_branch_info *out, fks_store *s, const char *tag);
+
+typedef struct fks_load_opts {
+    const char *api_sock;      /* a fresh VMM ("Not started") */
+    const char *staging;       /* NULL: /dev/shm, or the jail root */
+    long timeout_ms;           /* per control call; the load scales as create */
+    int paused;                /* load without resuming (resume_vm false) */
+    const char *const *net_overrides; /* "IFACE=HOSTDEV" (Firecracker >= 1.12) */
+    size_t n_net_overrides;
+    const char *vsock_uds;     /* vsock_override uds_path (Firecracker >= 1.16) */
+    const char *rootfs;        /* place the stored rootfs here (in the jail:
+                                  a path inside it); NULL: in the staging */
+    const char *vm_id;         /* recorded as the VM's identity (see branch) */
+    int force_version;         /* skip the version checks */
+    fks_jail jail;
+} fks_load_opts;
+
+typedef struct fks_load_result {
+    char staging[4096];        /* the directory the VM's memory is mapped from */
+    char fc_version[32];       /* the target VMM's */
+    char format_version[32];   /* the snapshot's vmstate header */
+    int recorded;              /* the VM's head was recorded (Diffs can follow) */
+} fks_load_result;
+
+/* Restores tag into a new private staging directory and loads it into the
+** VMM at api_sock, resuming it unless paused. Before any load request
+** (a failed load makes Firecracker exit) refuses with FKS_EREFUSED a
+** version outside 1.10 .. 1.16, a snapshot whose format major is not the
+** VMM's, and options the VMM's version lacks. Records tag as the loaded
+** VM's last snapshot, so a Diff on it can follow. The VMM maps the memory
+** file: the caller removes res->staging when the VM is gone. */
+int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o);
 
 /* ---- forkd interop ------------------------------------------------------ */
 

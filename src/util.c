@@ -37,6 +37,7 @@ const char *fks_strerror(int code)
     case FKS_EFIRECRACKER: return "VMM error";
     case FKS_ENOMEM: return "out of memory";
     case FKS_EPERM: return "permission problem";
+    case FKS_EREFUSED: return "refused";
     case FKS_ELIMIT: return "limit reached";
     default: return "error";
     }

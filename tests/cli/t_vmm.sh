@@ -231,7 +231,13 @@ for mode in wp-async wp-sync; do
         if [ $i = 2 ]; then     # the 3rd create fails: nothing stored, the VM runs on
             expect_fail 1 "injected failure" fk branch --api-sock "$TESTDIR/vm.sock" --tag b$i ${prev:+--parent "$prev"} --staging "$TESTDIR/stage"
         else
-            fk --quiet branch --api-sock "$TESTDIR/vm.sock" --tag b$i ${prev:+--parent "$prev"} --staging "$TESTDIR/stage" ||
+            full=""
+            if [ $i = 3 ]; then # forkctl refuses a Diff after a failed create (Firecracker may have reset
+                                # its bitmap: a Diff reads and clears KVM's dirty log before writing)
+                expect_fail 6 "unknown outcome" fk branch --api-sock "$TESTDIR/vm.sock" --tag b$i --parent "$prev" --staging "$TESTDIR/stage"
+                full=--full
+            fi
+            fk --quiet branch --api-sock "$TESTDIR/vm.sock" --tag b$i ${prev:+--parent "$prev"} $full --staging "$TESTDIR/stage" ||
                 die "$mode: branch b$i failed"
             prev=b$i
         fi
