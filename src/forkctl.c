@@ -607,11 +607,11 @@ struct jail_args {
 
 static int parse_id(const char *cmd, const char *opt, const char *arg, long *out)
 {
-    double v;
-    if (parse_number(arg, &v) || !(v >= 0 && v <= 4294967294.0) || v != (double)(long)v)
-        return usage_err(cmd, "%s takes a numeric id, got '%s'", opt, arg);
-    *out = (long)v;
-    return -1;
+    double v = 0;
+    int r = num_arg(cmd, opt, "a numeric id from 0 to 4294967294", arg, 0, 4294967294.0, 1, &v);
+    if (r < 0)
+        *out = (long)v;
+    return r;
 }
 
 static int jail_check(const char *cmd, struct jail_args *ja, const char *root)
