@@ -47,6 +47,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "manifest.h"
 #include "store.h"
 #include "util.h"
 
@@ -445,6 +446,9 @@ int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
         goto out;
     /* Strays before compaction: a compaction leaves none of its own. */
     if ((rc = strays(s, o, &r)) != 0)
+        goto out;
+    /* Manifests never committed, tombstones nobody needs (manifest.c). */
+    if ((rc = manifest_sweep(s, o->dry_run, NULL)) != 0)
         goto out;
     if ((rc = compact(s, o, &r, t0)) != 0)
         goto out;
