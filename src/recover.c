@@ -405,7 +405,10 @@ static int apply_delta(mf_artifact *a, const mf_artifact *base)
 
 static const char *ent_name(struct rec *x, const struct ent *e, char *buf, size_t len)
 {
-    const char *t = e->ok ? e->m.tag : old_tag(x, e->id);
+    char over[129];
+    int64_t when;
+    const char *t = manifest_get_tag(over, &when, x->dir, e->id) == 0 ? over
+                    : e->m.id ? e->m.tag : old_tag(x, e->id);
     if (t)
         snprintf(buf, len, "%s (id %lld)", t, (long long)e->id);
     else
