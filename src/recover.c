@@ -267,8 +267,8 @@ static int scan_chunk(struct rec *x, int64_t id, sqlite3_stmt *ins_page, sqlite3
         if (fks__pread_full(fd, rbuf, rec.len, (off_t)off, p) != 0 ||
             chunk_decode(dctx, &rec, rbuf + CHUNK_REC_HDR(rec.npages), out, what) != 0) {
             x->r->records_bad++;
-            if ((rc = add_line(&x->r->problems, &x->r->n_problems, "%s: %s (%u pages not indexed)", what,
-                               fks_errmsg(), rec.npages)) != 0)
+            if ((rc = add_line(&x->r->problems, &x->r->n_problems, "%s (%u pages not indexed)", fks_errmsg(),
+                               rec.npages)) != 0)
                 break;
             off += rec.len;
             continue;
