@@ -18,7 +18,9 @@
 **     snapshot's id (whose manifest may live on as a tombstone) is never
 **     given to another one. That keeps the catalog's own key as the uid,
 **     with no schema change. A recovered catalog sets the counter above
-**     every manifest on disk.
+**     every manifest on disk and above DIR/manifests/next-snapshot-id,
+**     which gc writes (8 bytes, then their XXH3-64) before it deletes
+**     tombstones.
 **  3. Write order (ingest.c commit): chunk bytes fdatasync()ed, then,
 **     inside the write transaction, the manifest (temporary file O_EXCL,
 **     fsync, rename, fsync of the directory), then COMMIT. A crash before
@@ -47,6 +49,13 @@
 **     have; the sweep rewrites overrides to the catalog's tags, and
 **     recover settles two snapshots claiming one tag in favour of the
 **     most recent claim (the other gets a .dup-<id> suffix, reported).
+**  7. gc writes a full manifest for every snapshot that has none (one
+**     committed by a forkstore from before manifests), so an upgraded
+**     store becomes recoverable after its first gc.
+**  8. A manifest recover could not bring back (pages missing, base
+**     damaged) is renamed <id>.lost: gc never deletes it or the bases it
+**     needs, and a later recover (say, after a chunk file came back from
+**     a backup) tries it again.
 **
 ** Manifest layout (little-endian):
 **
@@ -322,6 +331,16 @@ int manifest_decode(manifest *m, const uint8_t *b, size_t len, const char *what)
 
 /* ------------------------------------------------------------- files */
 
+const char *manifest_suffix(char kind)
+{
+    switch (kind) {
+    case 'm': return ".manifest";
+    case 'r': return ".removed";
+    case 'l': return ".lost";
+    default: return ".tag";
+    }
+}
+
 int manifest_path(char *buf, size_t len, const char *dir, int64_t id, const char *suffix)
 {
     return fks__path(buf, len, "%s/manifests/%016llx%s", dir, (unsigned long long)id, suffix);
@@ -340,7 +359,8 @@ static int ensure_dir(const char *dir)
     return 0;
 }
 
-/* Writes buf as DIR/manifests/<id><suffix>, durably. */
+/* Writes buf as DIR/manifests/<id><suffix> (id 0: as DIR/manifests/
+** <suffix>), durably. */
 static int write_file(const char *dir, int64_t id, const char *suffix, const uint8_t *buf, size_t len)
 {
     char tmp[PATH_MAX], final[PATH_MAX], mdir[PATH_MAX];
@@ -348,7 +368,8 @@ static int write_file(const char *dir, int64_t id, const char *suffix, const uin
     if (rc || (rc = fks__path(mdir, sizeof mdir, "%s/manifests", dir)) != 0 ||
         (rc = fks__path(tmp, sizeof tmp, "%s/tmp.%016llx.%ld.%llx", mdir, (unsigned long long)id, (long)getpid(),
                         (unsigned long long)(fks__now() * 1e9))) != 0 ||
-        (rc = manifest_path(final, sizeof final, dir, id, suffix)) != 0)
+        (rc = id ? manifest_path(final, sizeof final, dir, id, suffix)
+                 : fks__path(final, sizeof final, "%s/%s", mdir, suffix)) != 0)
         return rc;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
@@ -478,6 +499,38 @@ int manifest_get_tag(char *tag, int64_t *when_ms, const char *dir, int64_t id)
     return 0;
 }
 
+#define NEXT_ID_FILE "next-snapshot-id"
+
+int manifest_get_next_id(int64_t *next, const char *dir)
+{
+    char p[PATH_MAX];
+    uint8_t *b = NULL;
+    size_t len = 0;
+    struct stat st;
+    int rc = fks__path(p, sizeof p, "%s/manifests/" NEXT_ID_FILE, dir);
+    *next = 0;
+    if (rc)
+        return rc;
+    if (lstat(p, &st) != 0 && errno == ENOENT)
+        return 1;
+    if ((rc = slurp(&b, &len, p, 64)) != 0)
+        return rc;
+    if (len != 16 || fks__get64(b + 8) != XXH3_64bits(b, 8))
+        rc = fks__err(FKS_ECORRUPT, "%s is damaged", p);
+    else
+        *next = (int64_t)fks__get64(b);
+    free(b);
+    return rc;
+}
+
+static int set_next_id(const char *dir, int64_t next)
+{
+    uint8_t b[16];
+    fks__put64(b, (uint64_t)next);
+    fks__put64(b + 8, XXH3_64bits(b, 8));
+    return write_file(dir, 0, NEXT_ID_FILE, b, sizeof b);
+}
+
 void manifest_tombstone(const char *dir, const int64_t *ids, size_t n)
 {
     char a[PATH_MAX], b[PATH_MAX], mdir[PATH_MAX];
@@ -527,8 +580,8 @@ int manifest_list(mf_entry **out, size_t *n, const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         static const struct { const char *suffix; char kind; } kinds[] = {
-            {".manifest", 'm'}, {".removed", 'r'}, {".tag", 't'}};
-        for (size_t k = 0; k < 3; k++) {
+            {".manifest", 'm'}, {".removed", 'r'}, {".tag", 't'}, {".lost", 'l'}};
+        for (size_t k = 0; k < 4; k++) {
             int64_t id = name_id(e->d_name, kinds[k].suffix);
             if (!id)
                 continue;
@@ -552,6 +605,69 @@ int manifest_list(mf_entry **out, size_t *n, const char *dir)
     *out = v;
     *n = cnt;
     return 0;
+}
+
+/* --------------------------------------------------------- backfill */
+
+/* The full manifest of catalog snapshot id (a snapshot committed before
+** manifests existed). */
+static int from_catalog(manifest *m, sqlite3 *db, int64_t id)
+{
+    sqlite3_stmt *st = NULL, *pg = NULL;
+    int rc, src;
+    memset(m, 0, sizeof *m);
+    if ((rc = cat_prepare(db, &st, "SELECT coalesce(parent_id, 0), created_ms, stored_bytes, new_pages, "
+                          "coalesce(pause_ms, -1), coalesce(snapshot_ms, -1), coalesce(ingest_ms, -1), "
+                          "coalesce(diff_bytes, -1), tag FROM snapshot WHERE id = ?1")) != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? fks__err(FKS_ENOTFOUND, "snapshot id %lld not found", (long long)id)
+                                : cat_err(db, src, "catalog: read snapshot");
+        goto out;
+    }
+    m->id = id;
+    m->parent_id = sqlite3_column_int64(st, 0);
+    m->created_ms = sqlite3_column_int64(st, 1);
+    m->stored_bytes = sqlite3_column_int64(st, 2);
+    m->new_pages = sqlite3_column_int64(st, 3);
+    m->pause_ms = sqlite3_column_int64(st, 4);
+    m->snapshot_ms = sqlite3_column_int64(st, 5);
+    m->ingest_ms = sqlite3_column_int64(st, 6);
+    m->diff_bytes = sqlite3_column_int64(st, 7);
+    snprintf(m->tag, sizeof m->tag, "%s", (const char *)sqlite3_column_text(st, 8));
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = cat_prepare(db, &st, "SELECT id, name, size FROM artifact WHERE snapshot_id = ?1 ORDER BY id")) != 0 ||
+        (rc = cat_prepare(db, &pg, "SELECT r.pgno + (p.id - r.page_id), p.hash FROM run r JOIN page p "
+                          "ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 WHERE r.artifact_id = ?1 "
+                          "ORDER BY 1")) != 0)
+        goto out;
+    sqlite3_bind_int64(st, 1, id);
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        mf_artifact *a;
+        if ((rc = manifest_add_artifact(&a, m, (const char *)sqlite3_column_text(st, 1),
+                                        (uint64_t)sqlite3_column_int64(st, 2), 0)) != 0)
+            break;
+        sqlite3_bind_int64(pg, 1, sqlite3_column_int64(st, 0));
+        int prc;
+        while (rc == 0 && (prc = sqlite3_step(pg)) == SQLITE_ROW) {
+            uint64_t pgno = (uint64_t)sqlite3_column_int64(pg, 0);
+            if (sqlite3_column_bytes(pg, 1) != 16 || (a->n && pgno <= a->p[a->n - 1].pgno))
+                rc = fks__err(FKS_ECORRUPT, "snapshot %s: the page map of %s is damaged", m->tag, a->name);
+            else
+                rc = mf_push(a, pgno, sqlite3_column_blob(pg, 1), 0);
+        }
+        if (rc == 0 && prc != SQLITE_DONE)
+            rc = cat_err(db, prc, "catalog: read page map");
+        sqlite3_reset(pg);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(db, src, "catalog: read artifacts");
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(pg);
+    return rc;
 }
 
 /* ----------------------------------------------------------------- sweep */
@@ -630,6 +746,32 @@ int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
         rc = cat_err(s->db, src, "catalog: list snapshots");
     if (rc || (rc = manifest_list(&v, &n, s->dir)) != 0)
         goto out;
+    /* Snapshots committed before manifests existed get a full one. */
+    int wrote = 0;
+    for (size_t i = 0; i < nlive && rc == 0 && !dry_run; i++) {
+        if (find_entry(v, n, live[i], 'm') || find_entry(v, n, live[i], 'r'))
+            continue;
+        manifest m;
+        if ((rc = from_catalog(&m, s->db, live[i])) == 0)
+            rc = manifest_write(s->dir, &m);
+        manifest_clear(&m);
+        wrote = 1;
+    }
+    if (rc == 0 && wrote) {
+        free(v);
+        v = NULL;
+        rc = manifest_list(&v, &n, s->dir);
+    }
+    if (rc)
+        goto out;
+    /* The id counter outlives the tombstones deleted below: a recover
+    ** must not give their ids out again (design 2). */
+    int64_t next = 0, have = 0;
+    if (!dry_run && (rc = cat_meta_get(s->db, "next_snapshot_id", &next)) == 0 && n > 0 &&
+        manifest_get_next_id(&have, s->dir) >= 0 && next > have)
+        rc = set_next_id(s->dir, next);
+    if (rc)
+        goto out;
     if (!(need = calloc(n + 1, 1))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
@@ -637,13 +779,13 @@ int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
     /* Kept: every live snapshot's manifest, then, children before
     ** parents (ids grow down a chain), the bases their deltas need. */
     for (size_t i = 0; i < n; i++)
-        if (v[i].kind != 't' && bsearch(&v[i].id, live, nlive, sizeof *live, cmp_i64))
+        if (v[i].kind == 'l' || (v[i].kind != 't' && bsearch(&v[i].id, live, nlive, sizeof *live, cmp_i64)))
             need[i] = 1;
     for (size_t i = n; i-- > 0;) {
         int64_t parent = 0;
         int delta = 0;
         if (!need[i] || v[i].kind == 't' ||
-            read_hdr(s->dir, v[i].id, v[i].kind == 'm' ? ".manifest" : ".removed", &parent, &delta) != 0 ||
+            read_hdr(s->dir, v[i].id, manifest_suffix(v[i].kind), &parent, &delta) != 0 ||
             !delta || parent <= 0)
             continue;
         const mf_entry *b = find_entry(v, n, parent, 'm');
@@ -654,8 +796,9 @@ int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
         const int64_t *l = bsearch(&v[i].id, live, nlive, sizeof *live, cmp_i64);
-        const char *suffix = v[i].kind == 'm' ? ".manifest" : v[i].kind == 'r' ? ".removed" : ".tag";
-        if ((rc = manifest_path(p, sizeof p, s->dir, v[i].id, suffix)) != 0)
+        if (v[i].kind == 'l')
+            continue;                     /* recover's to retry or a person's to delete */
+        if ((rc = manifest_path(p, sizeof p, s->dir, v[i].id, manifest_suffix(v[i].kind))) != 0)
             break;
         if (v[i].kind == 't') {
             char tag[129];

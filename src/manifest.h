@@ -58,6 +58,8 @@ int manifest_is_delta(const manifest *m);
 int manifest_encode(uint8_t **buf, size_t *len, const manifest *m);
 int manifest_decode(manifest *m, const uint8_t *buf, size_t len, const char *what);
 
+/* The file suffix of a kind (see manifest_list): ".manifest", ... */
+const char *manifest_suffix(char kind);
 /* DIR/manifests/<id as 16 hex digits><suffix> into buf. */
 int manifest_path(char *buf, size_t len, const char *dir, int64_t id, const char *suffix);
 
@@ -78,15 +80,19 @@ int manifest_exists(const char *dir, int64_t id);
 int manifest_set_tag(const char *dir, int64_t id, const char *tag);
 int manifest_get_tag(char *tag, int64_t *when_ms, const char *dir, int64_t id);
 
+/* The snapshot id counter gc saved beside the manifests (manifest.c,
+** design 2): 1 with *next = 0 if there is none, FKS_ECORRUPT if damaged. */
+int manifest_get_next_id(int64_t *next, const char *dir);
+
 /* After fks_rmi committed: each removed snapshot's manifest becomes a
 ** tombstone (<id>.removed), kept while a child's delta needs it as a
 ** base; its tag override goes. Best effort: manifest_sweep finishes
 ** what a crash left. */
 void manifest_tombstone(const char *dir, const int64_t *ids, size_t n);
 
-/* Files of DIR/manifests, by id ascending. kind: 'm' manifest, 'r'
-** tombstone. Caller frees *out with free(). A missing directory is an
-** empty list. */
+/* Files of DIR/manifests, by id, then kind: 'l' a manifest recover could
+** not bring back, 'm' manifest, 'r' tombstone, 't' tag override. Caller
+** frees *out with free(). A missing directory is an empty list. */
 typedef struct mf_entry {
     int64_t id;
     char kind;

@@ -151,7 +151,7 @@ static int pt_add(struct ptab *t, const uint8_t h[16], int64_t id)
 
 struct ent {
     int64_t id;
-    char kind;                /* 'm' manifest, 'r' tombstone */
+    char kind;                /* 'm' manifest, 'l' lost before, 'r' tombstone */
     int ok;                   /* decoded and maps resolved */
     int inserted;
     int refs;                 /* children whose deltas still need the maps */
@@ -580,7 +580,7 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             parent = 0;
             break;
         }
-        if (p->kind == 'm' && (rc = add_line(&x->r->problems, &x->r->n_problems,
+        if (p->kind != 'r' && (rc = add_line(&x->r->problems, &x->r->n_problems,
                                "%s: its parent %s was not recovered: it hangs from that one's parent",
                                ent_name(x, e, nm, sizeof nm), p->m.tag)) != 0)
             return rc;
@@ -655,7 +655,7 @@ static int load_manifests(struct rec *x)
     }
     for (size_t i = 0; i < n; i++) {
         if (v[i].kind == 't' || (x->ne && x->e[x->ne - 1].id == v[i].id))
-            continue;                     /* a manifest and a tombstone of one id: the first ('m') */
+            continue;                     /* two files of one id: the first ('l', then 'm') */
         x->e[x->ne].id = v[i].id;
         x->e[x->ne++].kind = v[i].kind;
         if (v[i].id > x->max_id)
@@ -663,7 +663,7 @@ static int load_manifests(struct rec *x)
     }
     for (size_t i = 0; i < x->ne && rc == 0; i++) {
         struct ent *e = &x->e[i];
-        int drc = manifest_read(&e->m, x->dir, e->id, e->kind == 'm' ? ".manifest" : ".removed");
+        int drc = manifest_read(&e->m, x->dir, e->id, manifest_suffix(e->kind));
         if (drc == 0) {
             e->ok = 1;
             x->r->manifests++;
@@ -680,7 +680,7 @@ static int load_manifests(struct rec *x)
         }
         x->r->manifests_bad++;
         manifest_clear(&e->m);
-        rc = e->kind == 'm' ? add_line(&x->r->lost, &x->r->n_lost, "%s: %s", ent_name(x, e, nm, sizeof nm),
+        rc = e->kind != 'r' ? add_line(&x->r->lost, &x->r->n_lost, "%s: %s", ent_name(x, e, nm, sizeof nm),
                                        fks_errmsg())
                             : add_line(&x->r->problems, &x->r->n_problems, "tombstone: %s", fks_errmsg());
     }
@@ -709,7 +709,7 @@ static int load_manifests(struct rec *x)
         }
         if (!e->ok)
             continue;
-        if (e->kind == 'm') {
+        if (e->kind != 'r') {
             int have = check_pages(x, e);
             if (have < 0) {
                 rc = have;
@@ -856,8 +856,11 @@ static int build(struct rec *x, const char *tmp)
         rc = cat_meta_set(db, "created_ms", x->old_created > 0 ? x->old_created : fks__wall_ms());
     if (rc == 0)
         rc = cat_meta_set(db, "next_page_id", x->next_page);
+    int64_t saved = 0;
+    if (rc == 0 && manifest_get_next_id(&saved, x->dir) < 0)
+        rc = add_line(&x->r->problems, &x->r->n_problems, "%s (ids are taken from the manifests)", fks_errmsg());
     if (rc == 0)
-        rc = cat_meta_set(db, "next_snapshot_id", x->max_id + 1);
+        rc = cat_meta_set(db, "next_snapshot_id", saved > x->max_id + 1 ? saved : x->max_id + 1);
     if (rc == 0)
         rc = cat_exec(db, "COMMIT");
     if (rc == 0)
@@ -938,7 +941,22 @@ int fks_recover(fks_recover_report **out, const char *dir, int flags)
         unlink(tmp);
         goto out;
     }
-    rc = fks__fsync_dir(dir);
+    if ((rc = fks__fsync_dir(dir)) != 0)
+        goto out;
+    /* Manifests not brought back are kept for a later try (manifest.c, 7). */
+    int renamed = 0;
+    for (size_t i = 0; i < x.ne; i++) {
+        struct ent *e = &x.e[i];
+        char from[PATH_MAX], to[PATH_MAX];
+        char want = e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l';
+        if (want == e->kind || manifest_path(from, sizeof from, dir, e->id, manifest_suffix(e->kind)) != 0 ||
+            manifest_path(to, sizeof to, dir, e->id, manifest_suffix(want)) != 0)
+            continue;
+        if (rename(from, to) == 0)
+            renamed = 1;
+    }
+    if (renamed && fks__path(p, sizeof p, "%s/manifests", dir) == 0)
+        rc = fks__fsync_dir(p);
 out:
     if (x.db)
         sqlite3_close(x.db);

@@ -24,6 +24,10 @@ fk ingest --tag tmp --parent s11 --memory g/11/memory.diff --diff --vmstate g/11
 fk rmi tmp >/dev/null                               # its id must never come back
 fk rmi s09 >/dev/null                               # s10 (a delta against s09) now hangs from s08
 [ -f "$TESTDIR/store/manifests/000000000000000a.removed" ] || die "rmi left no tombstone for s09 (id 10)"
+# A snapshot without a manifest (as one from before manifests): gc writes it.
+rm "$TESTDIR/store/manifests/0000000000000002.manifest"
+fk gc >/dev/null
+[ -f "$TESTDIR/store/manifests/0000000000000002.manifest" ] || die "gc did not write the missing manifest of s01"
 
 tags="s00 s01 s02 s03 four s05 s06 s07 s08 s10 s11"
 src() { case $1 in four) echo 04 ;; s12) echo 11 ;; *) echo "${1#s}" ;; esac; }
@@ -72,7 +76,8 @@ rm -f "$TESTDIR/store"/catalog.db*
 fk recover >/dev/null
 check_restores $tags s12
 
-# 2. A truncated catalog, then a garbled one: moved aside, everything back.
+# 2. A truncated catalog, a garbled one, a 0-byte one: moved aside,
+# everything back.
 reset_store
 truncate -s 8192 "$TESTDIR/store/catalog.db"
 rm -f "$TESTDIR/store"/catalog.db-wal "$TESTDIR/store"/catalog.db-shm
@@ -87,6 +92,10 @@ printf 'garbage garbage garbage garbage garbage garbage garbage garbage garbage 
     dd of="$TESTDIR/store/catalog.db" conv=notrunc 2>/dev/null
 rm -f "$TESTDIR/store"/catalog.db-wal "$TESTDIR/store"/catalog.db-shm   # (page 1 may live in the WAL)
 fk recover >/dev/null || die "recover of a garbled catalog exited $?"
+reset_store
+: >"$TESTDIR/store/catalog.db"                # 0 bytes, as a full disk or a bad copy leaves it
+rm -f "$TESTDIR/store"/catalog.db-wal "$TESTDIR/store"/catalog.db-shm
+fk recover >/dev/null || die "recover of a 0-byte catalog exited $?"
 lineage >lineage.after
 diff lineage.before lineage.after >/dev/null || die "lineage differs after recovering a garbled catalog"
 check_restores s05 s10
@@ -114,6 +123,16 @@ grep -q "memory page $first" "$TESTDIR/err" || die "the first missing page ($fir
 check_restores s00 four s10
 expect_fail 3 "not found" fk restore s11 --out x
 fk verify | grep -q "verify: ok" || die "verify after a partial recover"
+# s11's manifest is kept as .lost, gc leaves it; once the chunk file is
+# back (from a backup), a forced recover brings s11 back too.
+lost="$TESTDIR/store/manifests/000000000000000c"
+[ -f "$lost.lost" ] || die "s11's manifest was not kept as .lost"
+fk gc >/dev/null
+[ -f "$lost.lost" ] || die "gc deleted the manifest of s11, which recover could not bring back"
+cp "pristine/chunks/$(printf '%08x' "$cid").chunk" "$TESTDIR/store/chunks/"
+fk recover --force >/dev/null || die "recover --force with the chunk file back exited $?"
+[ -f "$lost.manifest" ] || die "s11's manifest is not live again"
+check_restores s11
 
 # 4. A missing manifest in the middle of the delta chain (s06, id 7): s06
 # cannot be named, the deltas below it (s07, s08, s10, s11) go with it;
