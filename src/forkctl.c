@@ -990,7 +990,8 @@ static const char H_RECOVER[] =
     "and page maps from DIR/manifests. The old catalog.db (and -wal, -shm) is\n"
     "kept as catalog.db.damaged-<unix ms>. A catalog that opens and passes its\n"
     "checks is left alone unless --force. Names every snapshot it could not\n"
-    "recover and why (missing pages, damaged manifests) and exits 5 if any.\n";
+    "recover and why (missing pages, damaged manifests) and exits 5 if any, or\n"
+    "if a chunk file or manifest is unreadable.\n";
 
 static int cmd_recover(int argc, char **argv)
 {
@@ -1018,7 +1019,9 @@ static int cmd_recover(int argc, char **argv)
     }
     if (rc)
         return fail(rc);
-    int bad = v->n_lost > 0 || v->chunks_bad > 0 || v->records_bad > 0 || v->manifests_bad > 0;
+    /* Damaged records whose pages nothing needs (often the torn tail of a
+    ** killed ingest) are listed but lose nothing. */
+    int bad = v->n_lost > 0 || v->chunks_bad > 0 || v->manifests_bad > 0;
     if (json) {
         json_object *j = json_object_new_object(), *lo = json_object_new_array(), *pr = json_object_new_array();
         json_object_object_add(j, "ok", json_object_new_boolean(!bad));

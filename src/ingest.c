@@ -717,7 +717,7 @@ static int push_hashes(sqlite3_stmt *st, mf_artifact *a, uint64_t pgno, uint64_t
     }
     if (rc == 0 && k != npages)
         rc = src == SQLITE_ROW || src == SQLITE_DONE
-             ? fks__err(FKS_ECORRUPT, "page %lld of %s's map has no index row", (long long)(page + (int64_t)k),
+             ? fks__err(FKS_ECORRUPT, "page %lld of %s's map has no index row", (long long)page + (long long)k,
                         a->name)
              : cat_err(sqlite3_db_handle(st), src, "catalog: read page hashes");
     sqlite3_reset(st);

@@ -297,10 +297,10 @@ int manifest_decode(manifest *m, const uint8_t *b, size_t len, const char *what)
         p += 24 + nl;
         if (fks_check_name(name) != 0)
             return fks__err(FKS_ECORRUPT, "%s: artifact %zu has an invalid name", what, i);
-        mf_artifact *a;
+        mf_artifact *a = NULL;
         int rc = manifest_add_artifact(&a, m, name, size, delta);
-        if (rc)
-            return rc;
+        if (rc || !a)
+            return rc ? rc : FKS_ENOMEM;
         uint64_t npg = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE, next = 0;
         for (uint64_t e = 0; e < ne; e++) {
             if ((size_t)(end - p) < 16)
@@ -421,6 +421,8 @@ static int slurp(uint8_t **out, size_t *len, const char *path, size_t max)
     else
         rc = fks__pread_full(fd, b, (size_t)st.st_size, 0, path);
     close(fd);
+    if (rc == 0 && !b)
+        rc = fks__err(FKS_ERR, "read %s", path);
     if (rc) {
         free(b);
         return rc;
@@ -437,8 +439,8 @@ int manifest_read(manifest *m, const char *dir, int64_t id, const char *suffix)
     size_t len = 0;
     memset(m, 0, sizeof *m);
     int rc = manifest_path(p, sizeof p, dir, id, suffix);
-    if (rc || (rc = slurp(&b, &len, p, MF_MAX_FILE)) != 0)
-        return rc;
+    if (rc || (rc = slurp(&b, &len, p, MF_MAX_FILE)) != 0 || !b)
+        return rc ? rc : FKS_ERR;
     rc = manifest_decode(m, b, len, p);
     if (rc == 0 && m->id != id)
         rc = fks__err(FKS_ECORRUPT, "%s names snapshot id %lld, not its file name's", p, (long long)m->id);
@@ -482,8 +484,8 @@ int manifest_get_tag(char *tag, int64_t *when_ms, const char *dir, int64_t id)
         return rc;
     if (lstat(p, &st) != 0 && errno == ENOENT)
         return 1;
-    if ((rc = slurp(&b, &len, p, 4096)) != 0)
-        return rc;
+    if ((rc = slurp(&b, &len, p, 4096)) != 0 || !b)
+        return rc ? rc : FKS_ERR;
     size_t tl = len > 25 ? b[24] : 0;
     if (len < 33 || memcmp(b, MF_TAG_MAGIC, 8) != 0 || tl == 0 || tl > 128 || len != 25 + tl + 8 ||
         fks__get64(b + 25 + tl) != XXH3_64bits(b, 25 + tl) || (int64_t)fks__get64(b + 8) != id) {
@@ -513,8 +515,8 @@ int manifest_get_next_id(int64_t *next, const char *dir)
         return rc;
     if (lstat(p, &st) != 0 && errno == ENOENT)
         return 1;
-    if ((rc = slurp(&b, &len, p, 64)) != 0)
-        return rc;
+    if ((rc = slurp(&b, &len, p, 64)) != 0 || !b)
+        return rc ? rc : FKS_ERR;
     if (len != 16 || fks__get64(b + 8) != XXH3_64bits(b, 8))
         rc = fks__err(FKS_ECORRUPT, "%s is damaged", p);
     else
@@ -645,12 +647,12 @@ static int from_catalog(manifest *m, sqlite3 *db, int64_t id)
         goto out;
     sqlite3_bind_int64(st, 1, id);
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        mf_artifact *a;
+        mf_artifact *a = NULL;
         if ((rc = manifest_add_artifact(&a, m, (const char *)sqlite3_column_text(st, 1),
-                                        (uint64_t)sqlite3_column_int64(st, 2), 0)) != 0)
+                                        (uint64_t)sqlite3_column_int64(st, 2), 0)) != 0 || !a)
             break;
         sqlite3_bind_int64(pg, 1, sqlite3_column_int64(st, 0));
-        int prc;
+        int prc = SQLITE_DONE;
         while (rc == 0 && (prc = sqlite3_step(pg)) == SQLITE_ROW) {
             uint64_t pgno = (uint64_t)sqlite3_column_int64(pg, 0);
             if (sqlite3_column_bytes(pg, 1) != 16 || (a->n && pgno <= a->p[a->n - 1].pgno))
@@ -692,17 +694,23 @@ static int read_hdr(const char *dir, int64_t id, const char *suffix, int64_t *pa
     return 0;
 }
 
-static const mf_entry *find_entry(const mf_entry *v, size_t n, int64_t id, char kind)
-{
-    mf_entry key = {id, kind};
-    return bsearch(&key, v, n, sizeof *v, cmp_entry);
-}
-
 static int cmp_i64(const void *x, const void *y)
 {
     int64_t a = *(const int64_t *)x, b = *(const int64_t *)y;
     return (a > b) - (a < b);
 }
+
+static const mf_entry *find_entry(const mf_entry *v, size_t n, int64_t id, char kind)
+{
+    mf_entry key = {id, kind};
+    return n ? bsearch(&key, v, n, sizeof *v, cmp_entry) : NULL;
+}
+
+static const int64_t *find_live(const int64_t *live, size_t n, int64_t id)
+{
+    return n ? bsearch(&id, live, n, sizeof *live, cmp_i64) : NULL;
+}
+
 
 int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
 {
@@ -779,7 +787,7 @@ int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
     /* Kept: every live snapshot's manifest, then, children before
     ** parents (ids grow down a chain), the bases their deltas need. */
     for (size_t i = 0; i < n; i++)
-        if (v[i].kind == 'l' || (v[i].kind != 't' && bsearch(&v[i].id, live, nlive, sizeof *live, cmp_i64)))
+        if (v[i].kind == 'l' || (v[i].kind != 't' && find_live(live, nlive, v[i].id)))
             need[i] = 1;
     for (size_t i = n; i-- > 0;) {
         int64_t parent = 0;
@@ -795,7 +803,7 @@ int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
             need[b - v] = 1;
     }
     for (size_t i = 0; i < n && rc == 0; i++) {
-        const int64_t *l = bsearch(&v[i].id, live, nlive, sizeof *live, cmp_i64);
+        const int64_t *l = find_live(live, nlive, v[i].id);
         if (v[i].kind == 'l')
             continue;                     /* recover's to retry or a person's to delete */
         if ((rc = manifest_path(p, sizeof p, s->dir, v[i].id, manifest_suffix(v[i].kind))) != 0)

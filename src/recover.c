@@ -18,9 +18,12 @@
 **  3. Chunk files in id order, records from offset 64 to the first that
 **     does not parse: each record's header check and its pages' hashes
 **     are verified by decoding it; a record that fails is skipped (its
-**     pages are lost unless stored elsewhere), a header that does not
-**     parse ends the scan of that chunk (its used end is set to its
-**     capacity so no writer overwrites what might still be salvaged). A
+**     pages are lost unless stored elsewhere). After a header that does
+**     not parse, the scan resumes at the next offset holding a record
+**     whose header checks; if none follows, the rest is the torn tail of
+**     a write that never committed and becomes free space again. Either
+**     way what is lost shows as the pages of the snapshots that need
+**     them: damage no manifest cares about is listed, not fatal. A
 **     chunk file whose file header is damaged is renamed *.damaged-<ms>
 **     (gc leaves such names alone). Every distinct hash gets a page row,
 **     first location wins; ids in scan order, so runs stay long.
@@ -210,6 +213,35 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The offset of the first record at or after from whose header checks
+** (0: none before size), for resuming past damage. */
+static int next_record(uint64_t *next, int fd, uint64_t from, uint64_t size)
+{
+    enum { WIN = 1 << 20, HDR = CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) };
+    uint8_t *b = malloc(WIN + HDR);
+    int rc = 0;
+    *next = 0;
+    if (!b)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    for (uint64_t pos = from; pos + 16 <= size && !*next;) {
+        size_t want = size - pos < WIN + HDR ? (size_t)(size - pos) : WIN + HDR;
+        ssize_t got = pread(fd, b, want, (off_t)pos);
+        if (got < 16)
+            break;
+        size_t scan = (size_t)got > HDR && pos + (uint64_t)got < size ? (size_t)got - HDR : (size_t)got - 15;
+        for (size_t i = 0; i < scan; i++) {
+            chunk_rec r;
+            if (fks__get32(b + i) == CHUNK_REC_MAGIC && chunk_parse_rec(&r, b + i, (size_t)(size - pos - i)) == 0) {
+                *next = pos + i;
+                break;
+            }
+        }
+        pos += scan;
+    }
+    free(b);
+    return rc;
+}
+
 static int scan_chunk(struct rec *x, int64_t id, sqlite3_stmt *ins_page, sqlite3_stmt *ins_chunk,
                       ZSTD_DCtx *dctx, uint8_t *rbuf, uint8_t *out)
 {
@@ -256,12 +288,27 @@ static int scan_chunk(struct rec *x, int64_t id, sqlite3_stmt *ins_page, sqlite3
             break;                                   /* zeros: the end of the records */
         snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)id, (unsigned long long)off);
         if (prc < 0) {
-            broken = 1;
-            if ((rc = add_line(&x->r->problems, &x->r->n_problems,
-                               "%s: %s: the %llu bytes from there to the end of the file are not indexed", what,
-                               fks_errmsg(), (unsigned long long)(size - off))) != 0)
+            char why[512];
+            snprintf(why, sizeof why, "%s", fks_errmsg());
+            uint64_t next = 0;
+            if ((rc = next_record(&next, fd, off + 1, size)) != 0)
                 break;
-            x->r->records_bad++;
+            if (next) {
+                /* Damage in the middle: skip to the next record that checks. */
+                x->r->records_bad++;
+                if ((rc = add_line(&x->r->problems, &x->r->n_problems,
+                                   "%s: %s: %llu bytes up to the next record (offset %llu) are not indexed", what,
+                                   why, (unsigned long long)(next - off), (unsigned long long)next)) != 0)
+                    break;
+                off = next;
+                continue;
+            }
+            /* No record after it: the torn tail of a write that never
+            ** committed (a killed ingest), free space again. */
+            if ((rc = add_line(&x->r->problems, &x->r->n_problems,
+                               "%s: %s: no complete record from there to the end (an interrupted write; "
+                               "free space again)", what, why)) != 0)
+                break;
             break;
         }
         if (fks__pread_full(fd, rbuf, rec.len, (off_t)off, p) != 0 ||
@@ -948,7 +995,7 @@ int fks_recover(fks_recover_report **out, const char *dir, int flags)
     for (size_t i = 0; i < x.ne; i++) {
         struct ent *e = &x.e[i];
         char from[PATH_MAX], to[PATH_MAX];
-        char want = e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l';
+        char want = (char)(e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l');
         if (want == e->kind || manifest_path(from, sizeof from, dir, e->id, manifest_suffix(e->kind)) != 0 ||
             manifest_path(to, sizeof to, dir, e->id, manifest_suffix(want)) != 0)
             continue;

@@ -134,6 +134,17 @@ fk recover --force >/dev/null || die "recover --force with the chunk file back e
 [ -f "$lost.manifest" ] || die "s11's manifest is not live again"
 check_restores s11
 
+# 3b. The same record with its header garbled: the scan resumes at the
+# next record that checks, the same pages are reported, the rest is back.
+reset_store
+printf '\x00\x00\x00\x01' | dd of="$TESTDIR/store/chunks/$(printf '%08x' "$cid").chunk" bs=1 seek="$off" \
+    conv=notrunc 2>/dev/null
+rm -f "$TESTDIR/store"/catalog.db*
+expect_fail 5 "not recovered: s11 \(id 12\): $want pages missing from the chunk files" fk recover
+grep -q "chunk $(printf '%08x' "$cid") offset $off: bad record magic" "$TESTDIR/err" ||
+    die "the garbled record header is not named: $(cat "$TESTDIR/err")"
+check_restores s10
+
 # 4. A missing manifest in the middle of the delta chain (s06, id 7): s06
 # cannot be named, the deltas below it (s07, s08, s10, s11) go with it;
 # everything up to s05 comes back.

@@ -59,7 +59,8 @@ while [ $kills -lt $kills_wanted ]; do
     wait $pid 2>/dev/null || rc=$?
     [ $killed = 1 ] || [ $rc = 0 ] || die "'${cmd[*]}' failed without being killed: $(cat op.err)"
     [ -n "$new" ] && [ $rc = 0 ] && acked[$new]=$i
-    [ -n "$rm_tag" ] && [ $rc = 0 ] && unset "acked[$rm_tag]"
+    # A killed rmi may have committed: then its snapshot is not acknowledged any more.
+    if [ -n "$rm_tag" ] && { [ $rc = 0 ] || ! exists "$rm_tag"; }; then unset "acked[$rm_tag]"; fi
     if [ $killed = 1 ] && [ $((kills % 5)) = 0 ]; then
         recover_and_check
         recovers=$((recovers + 1))
