@@ -1406,6 +1406,86 @@ static int cmd_verify(int argc, char **argv)
     return bad ? EX_CORRUPT : EX_OK;
 }
 
+static const char H_RECOVER[] =
+    "usage: forkctl recover [--force] [--json]\n"
+    "Rebuilds a lost or damaged catalog from the files beside it: the page index\n"
+    "from the chunk records (each carries its pages' hashes), snapshots, lineage\n"
+    "and page maps from DIR/manifests. The old catalog.db (and -wal, -shm) is\n"
+    "kept as catalog.db.damaged-<unix ms>. A catalog that opens and passes its\n"
+    "checks is left alone unless --force. Names every snapshot it could not\n"
+    "recover and why (missing pages, damaged manifests) and exits 5 if any, or\n"
+    "if a chunk file or manifest is unreadable.\n";
+
+static int cmd_recover(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"force", no_argument, NULL, 'f'}, {0}};
+    int json = 0, force = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'f')
+            force = 1;
+        else if ((r = common_opt(c, "recover", H_RECOVER, &json)) >= 0)
+            return r;
+    }
+    if (optind < argc)
+        return usage_err("recover", "unexpected argument '%s'", argv[optind]);
+    char def[4096];
+    const char *dir = g_store;
+    int rc = 0;
+    if (!dir && (rc = fks_default_dir(def, sizeof def)) == 0)
+        dir = def;
+    fks_recover_report *v = NULL;
+    if (rc == 0)
+        rc = fks_recover(&v, dir, force ? FKS_RECOVER_FORCE : 0);
+    if (rc == FKS_EEXIST) {
+        fprintf(stderr, "forkctl: recover: %s (--force)\n", fks_errmsg());
+        return exit_code(rc);
+    }
+    if (rc)
+        return fail(rc);
+    /* Damaged records whose pages nothing needs (often the torn tail of a
+    ** killed ingest) are listed but lose nothing. */
+    int bad = v->n_lost > 0 || v->chunks_bad > 0 || v->manifests_bad > 0;
+    if (json) {
+        json_object *j = json_object_new_object(), *lo = json_object_new_array(), *pr = json_object_new_array();
+        json_object_object_add(j, "ok", json_object_new_boolean(!bad));
+        json_object_object_add(j, "moved_aside", v->moved_aside[0] ? json_object_new_string(v->moved_aside) : NULL);
+        json_object_object_add(j, "snapshots", json_object_new_int64((int64_t)v->snapshots));
+        json_object_object_add(j, "manifests", json_object_new_int64((int64_t)v->manifests));
+        json_object_object_add(j, "manifests_bad", json_object_new_int64((int64_t)v->manifests_bad));
+        json_object_object_add(j, "tombstones", json_object_new_int64((int64_t)v->tombstones));
+        json_object_object_add(j, "chunks", json_object_new_int64((int64_t)v->chunks));
+        json_object_object_add(j, "chunks_bad", json_object_new_int64((int64_t)v->chunks_bad));
+        json_object_object_add(j, "records", json_object_new_int64((int64_t)v->records));
+        json_object_object_add(j, "records_bad", json_object_new_int64((int64_t)v->records_bad));
+        json_object_object_add(j, "pages", json_object_new_int64((int64_t)v->pages));
+        json_object_object_add(j, "pages_missing", json_object_new_int64((int64_t)v->pages_missing));
+        for (size_t i = 0; i < v->n_lost; i++)
+            json_object_array_add(lo, json_object_new_string(v->lost[i]));
+        for (size_t i = 0; i < v->n_problems; i++)
+            json_object_array_add(pr, json_object_new_string(v->problems[i]));
+        json_object_object_add(j, "lost", lo);
+        json_object_object_add(j, "problems", pr);
+        json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
+        print_json(j);
+    } else {
+        for (size_t i = 0; i < v->n_problems; i++)
+            fprintf(stderr, "forkctl: recover: %s\n", v->problems[i]);
+        for (size_t i = 0; i < v->n_lost; i++)
+            fprintf(stderr, "forkctl: recover: not recovered: %s\n", v->lost[i]);
+        if (!g_quiet || bad) {
+            if (v->moved_aside[0])
+                printf("recover: the old catalog is kept as %s\n", v->moved_aside);
+            printf("recover: %s: %llu snapshots from %llu manifests (%llu tombstones), %llu pages from %llu "
+                   "chunk files in %.2fs%s\n", bad ? "INCOMPLETE" : "ok", (unsigned long long)v->snapshots,
+                   (unsigned long long)v->manifests, (unsigned long long)v->tombstones,
+                   (unsigned long long)v->pages, (unsigned long long)v->chunks, v->seconds,
+                   v->n_lost ? "; see the snapshots named above" : "");
+        }
+    }
+    fks_recover_free(v);
+    return bad ? EX_CORRUPT : EX_OK;
+}
+
 static const char H_IMPORT[] =
     "usage: forkctl import-forkd DIR [--prefix P] [--rootfs-dir D] [--json]\n"
     "Imports a forkd (v0.4 to v0.5.3) snapshot root: DIR/<tag>/ with vmstate,\n"
@@ -2037,6 +2117,7 @@ static const struct command commands[] = {
     {"sql", cmd_sql, H_SQL, "run a read-only SQL query on the catalog"},
     {"gc", cmd_gc, H_GC, "reclaim space no snapshot uses"},
     {"verify", cmd_verify, H_VERIFY, "check every page, chunk and map"},
+    {"recover", cmd_recover, H_RECOVER, "rebuild a lost or damaged catalog from chunks and manifests"},
     {"stats", cmd_stats, H_STATS, "store-wide sizes and ratios (also for Prometheus)"},
     {"prune", cmd_prune, H_PRUNE, "remove snapshots by retention rules"},
     {"import-forkd", cmd_import, H_IMPORT, "import a forkd snapshot directory tree"},

@@ -270,6 +270,39 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample_percent,
                fks_progress_fn progress, void *progress_arg);
 void fks_verify_free(fks_verify_report *r);
 
+/* ---- recovery ----------------------------------------------------------- */
+
+#define FKS_RECOVER_FORCE 0x1   /* rebuild even a catalog that opens and checks fine */
+
+typedef struct fks_recover_report {
+    char moved_aside[4096];      /* where the old catalog went; "" if there was none */
+    uint64_t chunks;             /* chunk files indexed */
+    uint64_t chunks_bad;         /* chunk files whose header is damaged (moved aside) */
+    uint64_t records, records_bad;   /* block records indexed / skipped as damaged */
+    uint64_t pages;              /* distinct pages indexed */
+    uint64_t manifests, manifests_bad, tombstones;
+    uint64_t snapshots;          /* snapshots recovered into the new catalog */
+    uint64_t pages_missing;      /* pages named by lost snapshots that no record holds */
+    size_t n_lost;               /* one line per snapshot not recovered: which, and */
+    char **lost;                 /* why (which pages are missing, which manifest) */
+    size_t n_problems;           /* everything else found: damaged records, tags */
+    char **problems;             /* settled, parents replaced */
+    double seconds;
+} fks_recover_report;
+
+/* Rebuilds the catalog of the store in dir from its chunk files (pages,
+** by the hashes their records carry) and its manifests (snapshots,
+** lineage, page maps): for a catalog that is lost or damaged, e.g. one
+** fks_open refuses. Works on the directory alone under the writer lock:
+** the old catalog.db (and -wal, -shm) is moved aside as
+** catalog.db.damaged-<unix ms>, a new one is built from the migrations
+** and filled. A catalog that opens and passes quick_check is refused
+** (FKS_EEXIST) unless FKS_RECOVER_FORCE. Returns 0 with *out filled
+** whatever could not be recovered (look at n_lost and the bad counts);
+** caller frees it with fks_recover_free(). */
+int fks_recover(fks_recover_report **out, const char *dir, int flags);
+void fks_recover_free(fks_recover_report *r);
+
 /* ---- branching a live VM (Firecracker API) ------------------------------ */
 
 /* Chain safety. Firecracker resets its dirty-page bitmap on every

@@ -56,6 +56,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "manifest.h"
 #include "store.h"
 #include "util.h"
 
@@ -591,6 +592,9 @@ int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
     if ((rc = strays(s, o, &r)) != 0)
         goto out;
     if ((rc = empties(s, o, &r)) != 0)
+        goto out;
+    /* Manifests never committed, tombstones nobody needs (manifest.c). */
+    if ((rc = manifest_sweep(s, o->dry_run, NULL)) != 0)
         goto out;
     if ((rc = compact(s, o, &r, t0)) != 0)
         goto out;

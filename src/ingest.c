@@ -41,6 +41,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "manifest.h"
 #include "par.h"
 #include "pmap.h"
 #include "store.h"
@@ -701,6 +702,123 @@ static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
         sqlite3_bind_int64(st, i, v);
 }
 
+/* Appends to a the hashes of pages pgno .. pgno+npages-1, which hold the
+** catalog pages page .. page+npages-1 (rows this transaction may have
+** just inserted). */
+static int push_hashes(sqlite3_stmt *st, mf_artifact *a, uint64_t pgno, uint64_t npages, int64_t page)
+{
+    int rc = 0, src;
+    uint64_t k = 0;
+    sqlite3_bind_int64(st, 1, page);
+    sqlite3_bind_int64(st, 2, page + (int64_t)npages - 1);
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(st, 0) != page + (int64_t)k || sqlite3_column_bytes(st, 1) != 16)
+            break;
+        rc = mf_push(a, pgno + k, sqlite3_column_blob(st, 1), 0);
+        k++;
+    }
+    if (rc == 0 && k != npages)
+        rc = src == SQLITE_ROW || src == SQLITE_DONE
+             ? fks__err(FKS_ECORRUPT, "page %lld of %s's map has no index row", (long long)page + (long long)k,
+                        a->name)
+             : cat_err(sqlite3_db_handle(st), src, "catalog: read page hashes");
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* The page that map m holds at pgno (0: zero). m sorted by pgno. */
+static int64_t map_at(const pm_map *m, uint64_t pgno)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->r[mid].pgno + m->r[mid].npages <= pgno)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->n && m->r[lo].pgno <= pgno)
+        return m->r[lo].page + (int64_t)(pgno - m->r[lo].pgno);
+    return 0;
+}
+
+/* Runs as the public fks_run, for fks_runs_diff. */
+static fks_run *as_runs(const pm_map *m)
+{
+    fks_run *v = malloc((m->n + 1) * sizeof *v);
+    for (size_t i = 0; v && i < m->n; i++)
+        v[i] = (fks_run){m->r[i].pgno, m->r[i].npages, m->r[i].page};
+    return v;
+}
+
+/* The manifest of the snapshot being committed (manifest.c): artifact
+** i's final map is out[i]. A Diff whose parent has a manifest lists only
+** the pages where it differs from the parent's map; anything else lists
+** its whole map. */
+static int build_manifest(manifest *m, struct ingest *g, int64_t snap, int64_t created_ms, int64_t added,
+                          const pm_map *out)
+{
+    const fks_ingest_opts *o = g->o;
+    sqlite3_stmt *st = NULL, *one = NULL;
+    fks_range *dr = NULL;
+    fks_run *ra = NULL, *rb = NULL;
+    int rc;
+
+    m->id = snap;
+    m->parent_id = g->parent_id;
+    m->created_ms = created_ms;
+    m->stored_bytes = (int64_t)g->st.stored_bytes;
+    m->new_pages = added;
+    m->pause_ms = o->pause_ms > 0 ? o->pause_ms : -1;
+    m->snapshot_ms = o->snapshot_ms > 0 ? o->snapshot_ms : -1;
+    m->ingest_ms = -1;
+    m->diff_bytes = o->diff_bytes > 0 ? o->diff_bytes : -1;
+    snprintf(m->tag, sizeof m->tag, "%s", o->tag);
+    int parent_mf = g->parent_id && manifest_exists(g->s->dir, g->parent_id);
+    if ((rc = cat_prepare(g->s->db, &st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0 ||
+        (rc = cat_prepare(g->s->db, &one, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2")) != 0)
+        goto out;
+    for (size_t i = 0; i < g->n && rc == 0; i++) {
+        const struct art *a = &g->arts[i];
+        int delta = a->in->diff && parent_mf;
+        mf_artifact *ma;
+        if ((rc = manifest_add_artifact(&ma, m, a->in->name, a->size, delta)) != 0)
+            break;
+        if (!delta) {
+            for (size_t j = 0; j < out[i].n && rc == 0; j++)
+                rc = push_hashes(st, ma, out[i].r[j].pgno, out[i].r[j].npages, out[i].r[j].page);
+            continue;
+        }
+        size_t nd = 0;
+        uint64_t pages = 0;
+        free(ra);
+        free(rb);
+        ra = as_runs(&a->base);
+        rb = as_runs(&out[i]);
+        free(dr);
+        dr = NULL;
+        if (!ra || !rb) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+            break;
+        }
+        if ((rc = fks_runs_diff(&dr, &nd, &pages, ra, a->base.n, rb, out[i].n)) != 0)
+            break;
+        for (size_t j = 0; j < nd && rc == 0; j++)
+            for (uint64_t k = 0; k < dr[j].npages && rc == 0; k++) {
+                uint64_t pg = dr[j].pgno + k;
+                int64_t id = map_at(&out[i], pg);
+                rc = id ? push_hashes(one, ma, pg, 1, id) : mf_push(ma, pg, NULL, 1);
+            }
+    }
+out:
+    sqlite3_finalize(st);
+    sqlite3_finalize(one);
+    free(dr);
+    free(ra);
+    free(rb);
+    return rc;
+}
+
 static int commit(struct ingest *g)
 {
     fks_store *s = g->s;
@@ -708,6 +826,9 @@ static int commit(struct ingest *g)
     const fks_ingest_opts *o = g->o;
     sqlite3_stmt *ins_page = NULL, *find = NULL, *ins_run = NULL, *st = NULL;
     int64_t *final = NULL;
+    pm_map *outs = NULL;
+    manifest mf = {0};
+    int mf_written = 0;
     int rc, src;
 
     if ((rc = chunk_writer_sync(g->w)) != 0)      /* data first ... */
@@ -786,15 +907,33 @@ static int commit(struct ingest *g)
     if (rc || (rc = cat_meta_set(db, "next_page_id", next)) != 0)
         goto out;
 
+    /* Snapshot ids are never reused (manifests are named by them, and a
+    ** removed snapshot's manifest may stay as a tombstone): the next id
+    ** is kept in meta, above every id ever given. */
+    int64_t snap = 0, created_ms = fks__wall_ms();
+    if ((rc = cat_meta_get(db, "next_snapshot_id", &snap)) != 0 ||
+        (rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) + 1 FROM snapshot")) != 0)
+        goto out;
+    if ((src = sqlite3_step(st)) != SQLITE_ROW) {
+        rc = cat_err(db, src, "catalog: next snapshot id");
+        goto out;
+    }
+    if (sqlite3_column_int64(st, 0) > snap)
+        snap = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = cat_meta_set(db, "next_snapshot_id", snap + 1)) != 0)
+        goto out;
     if ((rc = cat_prepare(db, &st, "INSERT INTO snapshot(tag, parent_id, created_ms, stored_bytes, new_pages, "
-                          "pause_ms, snapshot_ms, diff_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")) != 0)
+                          "pause_ms, snapshot_ms, diff_bytes, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")) != 0)
         goto out;
     sqlite3_bind_text(st, 1, o->tag, -1, SQLITE_STATIC);
     if (g->parent_id)
         sqlite3_bind_int64(st, 2, g->parent_id);
     else
         sqlite3_bind_null(st, 2);
-    sqlite3_bind_int64(st, 3, fks__wall_ms());
+    sqlite3_bind_int64(st, 3, created_ms);
+    sqlite3_bind_int64(st, 9, snap);
     sqlite3_bind_int64(st, 4, (int64_t)g->st.stored_bytes);
     sqlite3_bind_int64(st, 5, (int64_t)added);
     bind_opt(st, 6, o->pause_ms);
@@ -804,7 +943,10 @@ static int commit(struct ingest *g)
         goto out;
     sqlite3_finalize(st);
     st = NULL;
-    int64_t snap = sqlite3_last_insert_rowid(db);
+    if (!(outs = calloc(g->n + 1, sizeof *outs))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
 
     if ((rc = cat_prepare(db, &st, "INSERT INTO artifact(snapshot_id, name, size) VALUES (?1, ?2, ?3)")) != 0 ||
         (rc = cat_prepare(db, &ins_run, "INSERT INTO run(artifact_id, pgno, npages, page_id) VALUES (?1, ?2, ?3, ?4)")) != 0)
@@ -818,22 +960,25 @@ static int commit(struct ingest *g)
             break;
         int64_t art = sqlite3_last_insert_rowid(db);
         /* Resolve PM_NEW references; re-coalesce, as ids may now join. */
-        pm_map out = {0};
+        pm_map *out = &outs[i];
         for (size_t j = 0; j < a->map.n && rc == 0; j++) {
             pm_run *r = &a->map.r[j];
             if (r->page < PM_NEW) {
-                rc = pm_push_run(&out, r->pgno, r->npages, r->page);
+                rc = pm_push_run(out, r->pgno, r->npages, r->page);
                 continue;
             }
             for (uint64_t p = 0; p < r->npages && rc == 0; p++)
-                rc = pm_push(&out, r->pgno + p, final[r->page - PM_NEW + (int64_t)p]);
+                rc = pm_push(out, r->pgno + p, final[r->page - PM_NEW + (int64_t)p]);
         }
         if (rc == 0)
-            rc = write_map(db, ins_run, art, &out, a->in->diff ? a->parent_art : 0, &a->base);
-        pm_free(&out);
+            rc = write_map(db, ins_run, art, out, a->in->diff ? a->parent_art : 0, &a->base);
     }
     if (rc == 0)
         rc = chunk_writer_commit(g->w);
+    /* The manifest, durable before the row that makes it a snapshot. */
+    if (rc == 0 && (rc = build_manifest(&mf, g, snap, created_ms, (int64_t)added, outs)) == 0 &&
+        (rc = manifest_write(s->dir, &mf)) == 0)
+        mf_written = 1;
     if (rc == 0)
         g->st.new_pages = added;
 out:
@@ -842,7 +987,17 @@ out:
     sqlite3_finalize(find);
     sqlite3_finalize(ins_run);
     free(final);
-    return cat_end(s, rc);
+    for (size_t i = 0; outs && i < g->n; i++)
+        pm_free(&outs[i]);
+    free(outs);
+    rc = cat_end(s, rc);
+    if (rc && mf_written) {           /* not committed: nobody names it */
+        char p[PATH_MAX];
+        if (manifest_path(p, sizeof p, s->dir, mf.id, ".manifest") == 0)
+            unlink(p);
+    }
+    manifest_clear(&mf);
+    return rc;
 }
 
 /* ------------------------------------------------------------- driver */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "catalog.h"
+#include "manifest.h"
 #include "store.h"
 #include "util.h"
 
@@ -357,13 +358,39 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     int64_t id = 0, parent = 0;
     if ((rc = cat_snapshot(&id, &parent, s->db, tag, 1)) != 0)
         return cat_end(s, rc);
-    if (cascade) {
+    /* The ids removed, for their manifests once the removal committed. */
+    int64_t *ids = NULL;
+    size_t n = 0, alloc = 0;
+    sqlite3_stmt *st = NULL;
+    if ((rc = cat_prepare(s->db, &st, cascade
+            ? "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT s.id FROM snapshot s "
+              "JOIN sub ON s.parent_id = sub.id) SELECT id FROM sub"
+            : "SELECT ?1")) != 0)
+        return cat_end(s, rc);
+    sqlite3_bind_int64(st, 1, id);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 16;
+            int64_t *nv = realloc(ids, alloc * sizeof *nv);
+            if (!nv) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            ids = nv;
+        }
+        ids[n++] = sqlite3_column_int64(st, 0);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: list snapshots to remove");
+    sqlite3_finalize(st);
+    if (rc == 0 && cascade) {
         /* UNION, not UNION ALL: even a cycle ends the recursion */
         if ((rc = check_not_cyclic(s, id)) == 0)
             rc = exec_bind(s->db,
                 "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT s.id FROM snapshot s JOIN sub ON s.parent_id = sub.id) "
                 "DELETE FROM snapshot WHERE id IN sub", id, 0);
-    } else {
+    } else if (rc == 0) {
         /* A child never becomes its own parent nor a child of the removed
         ** snapshot (a damaged catalog's self-parent or 2-cycle is broken
         ** by removing one of its snapshots). */
@@ -372,7 +399,13 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
         if (rc == 0)
             rc = exec_bind(s->db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
     }
-    return cat_end(s, rc);
+    /* Catalog first, then the manifests (deletion in reverse order): the
+    ** children's manifests keep naming this one as their parent and may
+    ** be deltas against it, so it stays as a tombstone (manifest.c). */
+    if ((rc = cat_end(s, rc)) == 0)
+        manifest_tombstone(s->dir, ids, n);
+    free(ids);
+    return rc;
 }
 
 _Static_assert(FKS_SQL_INTEGER == SQLITE_INTEGER && FKS_SQL_FLOAT == SQLITE_FLOAT && FKS_SQL_TEXT == SQLITE_TEXT &&

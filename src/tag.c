@@ -4,15 +4,20 @@
 ** Snapshots refer to each other by id (snapshot.parent_id), never by tag,
 ** so a rename is one UPDATE of one row, under the writer lock like every
 ** write. The tag's UNIQUE constraint would refuse a taken name anyway; we
-** look first to say which name and what to do.
+** look first to say which name and what to do. The snapshot's manifest
+** keeps the tag it was ingested with; a rename writes a tag override
+** beside it before the catalog commits (manifest.c, design 6).
 */
 #include "catalog.h"
+#include "manifest.h"
 #include "store.h"
 #include "util.h"
 
 int fks_tag(fks_store *s, const char *old_tag, const char *new_tag)
 {
     sqlite3_stmt *st = NULL;
+    int64_t id = 0;
+    int override = 0;
     int rc = fks_check_tag(old_tag);
     if (rc || (rc = fks_check_tag(new_tag)) != 0)
         return rc;
@@ -38,13 +43,23 @@ int fks_tag(fks_store *s, const char *old_tag, const char *new_tag)
         goto out;
     }
     sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = cat_snapshot(&id, NULL, s->db, old_tag, 1)) != 0)
+        goto out;
     if ((rc = cat_prepare(s->db, &st, "UPDATE snapshot SET tag = ?2 WHERE tag = ?1")) != 0)
         goto out;
     sqlite3_bind_text(st, 1, old_tag, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, new_tag, -1, SQLITE_STATIC);
     if ((src = sqlite3_step(st)) != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: rename snapshot");
+    /* The manifest keeps the tag it was ingested with; the new one goes
+    ** beside it, durably, before the rename commits (manifest.c, 6). */
+    if (rc == 0 && manifest_exists(s->dir, id) && (rc = manifest_set_tag(s->dir, id, new_tag)) == 0)
+        override = 1;
 out:
     sqlite3_finalize(st);
-    return cat_end(s, rc);
+    rc = cat_end(s, rc);
+    if (rc && override)
+        (void)manifest_set_tag(s->dir, id, old_tag);   /* back to what the catalog says */
+    return rc;
 }
