@@ -346,17 +346,69 @@ int manifest_path(char *buf, size_t len, const char *dir, int64_t id, const char
     return fks__path(buf, len, "%s/manifests/%016llx%s", dir, (unsigned long long)id, suffix);
 }
 
+/* The owner of the store directory dir: manifests are theirs (or root's),
+** as every other store file (store.c). */
+static int store_owner(uid_t *uid, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return fks__errno(FKS_EIO, errno, "stat %s", dir);
+    *uid = st.st_uid;
+    return 0;
+}
+
+/* A manifest file or directory that someone other than the store's owner
+** (or root) owns or may write could say anything: refused, as store.c
+** refuses such chunk files. */
+static int check_owner(const char *dir, const char *path, const struct stat *st)
+{
+    uid_t owner = 0;
+    int rc = store_owner(&owner, dir);
+    if (rc)
+        return rc;
+    if (st->st_uid != owner && st->st_uid != 0)
+        return fks__err(FKS_EPERM, "%s belongs to uid %u, not to the store's owner (uid %u): "
+                        "check it, then chown %u %s", path, (unsigned)st->st_uid, (unsigned)owner,
+                        (unsigned)owner, path);
+    if (st->st_mode & 022)
+        return fks__err(FKS_EPERM, "%s is writable by other users: check it, then chmod go-w %s", path, path);
+    return 0;
+}
+
+/* Root writing into another user's store gives what it creates to them. */
+static int give_to_owner(const char *dir, int fd, const char *path)
+{
+    uid_t owner = 0;
+    if (geteuid() != 0)
+        return 0;
+    int rc = store_owner(&owner, dir);
+    if (rc == 0 && owner != 0 && fchown(fd, owner, (gid_t)-1) != 0)
+        rc = fks__errno(FKS_EIO, errno, "chown %s to the store's owner", path);
+    return rc;
+}
+
 static int ensure_dir(const char *dir)
 {
     char p[PATH_MAX];
+    struct stat st;
     int rc = fks__path(p, sizeof p, "%s/manifests", dir);
     if (rc)
         return rc;
-    if (mkdir(p, 0700) == 0)
-        return fks__fsync_dir(dir);        /* the new directory's name */
+    if (mkdir(p, 0700) == 0) {
+        int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            return fks__errno(FKS_EIO, errno, "open %s", p);
+        rc = give_to_owner(dir, fd, p);
+        close(fd);
+        return rc ? rc : fks__fsync_dir(dir);   /* the new directory's name */
+    }
     if (errno != EEXIST)
         return fks__errno(FKS_EIO, errno, "create %s", p);
-    return 0;
+    if (lstat(p, &st) != 0)
+        return fks__errno(FKS_EIO, errno, "stat %s", p);
+    if (!S_ISDIR(st.st_mode))
+        return fks__err(FKS_ECORRUPT, "%s is not a directory", p);
+    return check_owner(dir, p, &st);
 }
 
 /* Writes buf as DIR/manifests/<id><suffix> (id 0: as DIR/manifests/
@@ -374,7 +426,9 @@ static int write_file(const char *dir, int64_t id, const char *suffix, const uin
     int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return fks__errno(FKS_EIO, errno, "create manifest %s", tmp);
-    rc = fks__pwrite_full(fd, buf, len, 0, tmp);
+    rc = give_to_owner(dir, fd, tmp);
+    if (rc == 0)
+        rc = fks__pwrite_full(fd, buf, len, 0, tmp);
     if (rc == 0 && fsync(fd) != 0)
         rc = fks__errno(FKS_EIO, errno, "fsync %s", tmp);
     if (close(fd) != 0 && rc == 0)
@@ -402,7 +456,7 @@ int manifest_write(const char *dir, const manifest *m)
 }
 
 /* Reads a whole store file (regular, not a link, at most max bytes). */
-static int slurp(uint8_t **out, size_t *len, const char *path, size_t max)
+static int slurp(uint8_t **out, size_t *len, const char *dir, const char *path, size_t max)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
@@ -414,11 +468,13 @@ static int slurp(uint8_t **out, size_t *len, const char *path, size_t max)
         rc = fks__errno(FKS_EIO, errno, "stat %s", path);
     else if (!S_ISREG(st.st_mode))
         rc = fks__err(FKS_ECORRUPT, "%s is not a regular file", path);
-    else if ((uint64_t)st.st_size > max)
-        rc = fks__err(FKS_ECORRUPT, "%s is too large (%lld bytes)", path, (long long)st.st_size);
-    else if (!(b = malloc((size_t)st.st_size + 1)))
-        rc = fks__err(FKS_ENOMEM, "out of memory reading %s", path);
     else
+        rc = check_owner(dir, path, &st);
+    if (rc == 0 && (uint64_t)st.st_size > max)
+        rc = fks__err(FKS_ECORRUPT, "%s is too large (%lld bytes)", path, (long long)st.st_size);
+    if (rc == 0 && !(b = malloc((size_t)st.st_size + 1)))
+        rc = fks__err(FKS_ENOMEM, "out of memory reading %s", path);
+    if (rc == 0)
         rc = fks__pread_full(fd, b, (size_t)st.st_size, 0, path);
     close(fd);
     if (rc == 0 && !b)
@@ -439,7 +495,7 @@ int manifest_read(manifest *m, const char *dir, int64_t id, const char *suffix)
     size_t len = 0;
     memset(m, 0, sizeof *m);
     int rc = manifest_path(p, sizeof p, dir, id, suffix);
-    if (rc || (rc = slurp(&b, &len, p, MF_MAX_FILE)) != 0 || !b)
+    if (rc || (rc = slurp(&b, &len, dir, p, MF_MAX_FILE)) != 0 || !b)
         return rc ? rc : FKS_ERR;
     rc = manifest_decode(m, b, len, p);
     if (rc == 0 && m->id != id)
@@ -484,7 +540,7 @@ int manifest_get_tag(char *tag, int64_t *when_ms, const char *dir, int64_t id)
         return rc;
     if (lstat(p, &st) != 0 && errno == ENOENT)
         return 1;
-    if ((rc = slurp(&b, &len, p, 4096)) != 0 || !b)
+    if ((rc = slurp(&b, &len, dir, p, 4096)) != 0 || !b)
         return rc ? rc : FKS_ERR;
     size_t tl = len > 25 ? b[24] : 0;
     if (len < 33 || memcmp(b, MF_TAG_MAGIC, 8) != 0 || tl == 0 || tl > 128 || len != 25 + tl + 8 ||
@@ -515,7 +571,7 @@ int manifest_get_next_id(int64_t *next, const char *dir)
         return rc;
     if (lstat(p, &st) != 0 && errno == ENOENT)
         return 1;
-    if ((rc = slurp(&b, &len, p, 64)) != 0 || !b)
+    if ((rc = slurp(&b, &len, dir, p, 64)) != 0 || !b)
         return rc ? rc : FKS_ERR;
     if (len != 16 || fks__get64(b + 8) != XXH3_64bits(b, 8))
         rc = fks__err(FKS_ECORRUPT, "%s is damaged", p);

@@ -11,7 +11,8 @@ for v in 1 2; do
     expect_fail 5 "says schema version $v" fk ingest --tag x --memory m --vmstate vm
     [ "$(sqlite3 store/catalog.db "PRAGMA user_version")" = $v ] || die "a failed migration changed the version"
 done
-sqlite3 store/catalog.db "PRAGMA user_version = 3"
+latest=$(ls "$(dirname "$0")"/../../migrations/[0-9]*.sql | wc -l)
+sqlite3 store/catalog.db "PRAGMA user_version = $latest"
 fk restore base --out r >/dev/null
 same r/memory.bin m
 
@@ -30,6 +31,6 @@ chmod 600 old/lock old/gc.lock old/catalog.db
 O() { "$FORKCTL" --store "$TESTDIR/old" "$@"; }
 expect_fail 2 "schema version 1 and needs migrating" O images
 O ingest --tag first --memory m --vmstate vm >/dev/null 2>err || die "a version-1 catalog did not migrate: $(cat err)"
-[ "$(sqlite3 old/catalog.db "PRAGMA user_version")" = 3 ] || die "not migrated to 3"
+[ "$(sqlite3 old/catalog.db "PRAGMA user_version")" = "$latest" ] || die "not migrated to $latest"
 O restore first --out r2 >/dev/null
 same r2/memory.bin m
