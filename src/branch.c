@@ -603,7 +603,7 @@ static int check_chain(fks_branch_result *res, const head *h, const char *key, c
 
 int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
 {
-    char stage[4096] = "", mem[4200], vm[4200], iid[256] = "", state[32] = "", sock[4096], fcv[64] = "";
+    char stage[4096] = "", mem[4200], vm[4200], iid[256] = "", state[32] = "", sock[4096], fcv[32] = "";
     char old_staging[4096] = "";
     const char *tag = o->tag;
     fc_client *c = NULL;
@@ -888,7 +888,7 @@ static int chown_jail(const char *p, const fks_jail *j)
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o)
 {
     char stage[4096] = "", mem[4200], vm[4200], rootfs_dst[8192] = "", iid[256] = "", state[32] = "";
-    char fcv[64] = "", key[600], sock[4096];
+    char fcv[32] = "", key[600], sock[4096];
     fc_client *c = NULL;
     memset(res, 0, sizeof *res);
     int rc = fks_check_tag(tag), placed = 0;

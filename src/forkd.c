@@ -314,7 +314,7 @@ static int trusted_open(const char *path, const char *dir, char *why, size_t why
     }
     memcpy(buf, path + n + 1, strlen(path + n + 1) + 1);
     if ((dfd = open(rdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-        snprintf(why, whylen, "open %s: %s", rdir, strerror(errno));
+        snprintf(why, whylen, "open %.300s: %s", rdir, strerror(errno));
         return -1;
     }
     if (fstat(dfd, &st) != 0 || trusted_stat(&st, rdir, why, whylen) != 0)
@@ -328,7 +328,7 @@ static int trusted_open(const char *path, const char *dir, char *why, size_t why
         }
         int nfd = openat(dfd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (nfd < 0) {
-            snprintf(why, whylen, "directory %s: %s", comp,
+            snprintf(why, whylen, "directory %.300s: %s", comp,
                      errno == ELOOP || errno == ENOTDIR ? "a symbolic link or not a directory" : strerror(errno));
             goto bad;
         }
