@@ -225,6 +225,19 @@ static int user_version(sqlite3 *db, int *v)
     return rc;
 }
 
+int cat_create_schema(sqlite3 *db)
+{
+    int rc = cat_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA page_size = 4096; PRAGMA journal_mode = DELETE;");
+    for (int i = 0; i < fks_n_migrations && rc == 0; i++) {
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", fks_migrations[i].version);
+        if ((rc = cat_exec(db, "BEGIN")) == 0 && (rc = cat_exec(db, fks_migrations[i].sql)) == 0 &&
+            (rc = cat_exec(db, pragma)) == 0)
+            rc = cat_exec(db, "COMMIT");
+    }
+    return rc;
+}
+
 int cat_migrate(struct fks_store *s)
 {
     int v = 0, rc = user_version(s->db, &v);

@@ -25,6 +25,12 @@ int cat_open(sqlite3 **out, const char *path, int readonly);
 ** catalog is newer than this build. */
 int cat_migrate(struct fks_store *s);
 
+/* Builds the whole schema in db, a new, empty database: page size and
+** auto_vacuum first (they must precede the first table), then every
+** migration in order, each in its own transaction with its user_version.
+** The journal is left in DELETE mode; the caller switches to WAL. */
+int cat_create_schema(sqlite3 *db);
+
 /* Write transactions: take the store-wide writer lock, BEGIN IMMEDIATE.
 ** cat_end commits when rc == 0 (returning the commit's result) and rolls
 ** back otherwise (returning rc), then releases the lock. */

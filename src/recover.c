@@ -879,15 +879,9 @@ static int build(struct rec *x, const char *tmp)
         return rc;
     }
     x->db = db;
-    rc = cat_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA page_size = 4096; PRAGMA journal_mode = DELETE;"
-                      "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
-    for (int i = 0; i < fks_n_migrations && rc == 0; i++) {
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", fks_migrations[i].version);
-        if ((rc = cat_exec(db, "BEGIN")) == 0 && (rc = cat_exec(db, fks_migrations[i].sql)) == 0 &&
-            (rc = cat_exec(db, pragma)) == 0)
-            rc = cat_exec(db, "COMMIT");
-    }
+    rc = cat_exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;");
+    if (rc == 0)
+        rc = cat_create_schema(db);
     /* A chunk's row goes in after its pages: foreign keys at COMMIT. */
     if (rc == 0)
         rc = cat_exec(db, "BEGIN; PRAGMA defer_foreign_keys = ON;");

@@ -316,17 +316,8 @@ int fks_init(const char *dir, uint64_t chunk_size)
         rc = cat_err(db, src, tmp);
         goto out;
     }
-    /* auto_vacuum must be chosen before the first table exists. */
-    if ((rc = cat_exec(db, "PRAGMA auto_vacuum = INCREMENTAL; PRAGMA page_size = 4096;"
-                           "PRAGMA journal_mode = DELETE;")) != 0)
+    if ((rc = cat_create_schema(db)) != 0)
         goto out;
-    for (int i = 0; i < fks_n_migrations && rc == 0; i++) {
-        char pragma[64];
-        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", fks_migrations[i].version);
-        if ((rc = cat_exec(db, "BEGIN")) == 0 && (rc = cat_exec(db, fks_migrations[i].sql)) == 0 &&
-            (rc = cat_exec(db, pragma)) == 0)
-            rc = cat_exec(db, "COMMIT");
-    }
     if (rc == 0)
         rc = cat_meta_set(db, "chunk_size", (int64_t)chunk_size);
     if (rc == 0)
