@@ -35,6 +35,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,17 +68,56 @@ int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t i
     return fks__path(buf, len, "%s/%08llx.chunk", s->chunkdir, (unsigned long long)id);
 }
 
-int store_lock(struct fks_store *s)
+/* $FORKSTORE_LOCK_TIMEOUT as forkctl parses its numbers: a plain decimal
+** (digits, an optional fraction and exponent; no sign, blank, hex, inf or
+** nan) from 0 to 86400 seconds. Unset or empty: 120 s. */
+static int lock_timeout(double *out)
 {
-    double timeout = 120;
     const char *e = getenv("FORKSTORE_LOCK_TIMEOUT");
-    if (e && *e) {
+    *out = 120;
+    if (!e || !*e)
+        return 0;
+    const char *p = e;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        digits++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (digits && (*p == 'e' || *p == 'E')) {
+        const char *q = p + 1;
+        if (*q == '+' || *q == '-')
+            q++;
+        if (*q >= '0' && *q <= '9') {
+            while (*q >= '0' && *q <= '9')
+                q++;
+            p = q;
+        }
+    }
+    double v = -1;
+    if (digits && !*p && p - e < 400) {
         char *end;
         errno = 0;
-        timeout = strtod(e, &end);
-        if (errno || *end || !(timeout >= 0))
-            return fks__err(FKS_EINVAL, "FORKSTORE_LOCK_TIMEOUT='%.40s' is not a number of seconds", e);
+        v = strtod(e, &end);
+        if (*end || errno || !isfinite(v))
+            v = -1;
     }
+    if (!(v >= 0 && v <= 86400)) {
+        char shown[64];
+        fks__esc(shown, sizeof shown, e, 40);
+        return fks__err(FKS_EINVAL, "FORKSTORE_LOCK_TIMEOUT='%s' is not a number of seconds from 0 to 86400 "
+                        "(unset it to wait the default 120 s)", shown);
+    }
+    *out = v;
+    return 0;
+}
+
+int store_lock(struct fks_store *s)
+{
+    double timeout;
+    int rc = lock_timeout(&timeout);
+    if (rc)
+        return rc;
     double start = fks__now();
     long sleep_us = 200;
     for (;;) {
