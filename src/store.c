@@ -19,8 +19,10 @@
 **
 ** Ownership (as OpenSSH's StrictModes): the store's owner is the owner of
 ** DIR. fks_open() refuses, whoever runs it (root included), a store when
-** DIR, catalog.db, its -wal and -shm, chunks/, the lock files or (at each
-** open, store_open_file) a chunk file belongs to anyone but the owner or
+** DIR, catalog.db, its -wal and -shm, chunks/, manifests/ (the manifest
+** files are checked as manifest.c reads them), vm-locks/ (branch.c's VM
+** locks), the lock files, the reserve or (at each open, store_open_file)
+** a chunk file belongs to anyone but the owner or
 ** root, or is writable by group or others: anyone who can write there can
 ** make restore hand back whatever they like. A user other than root may
 ** only open a store they own. Files root creates in a store it does not
@@ -244,7 +246,8 @@ static int check_parts(struct fks_store *s)
         {"catalog.db", "catalog", 1, 0},   {"catalog.db-wal", "catalog WAL", 0, 0},
         {"catalog.db-shm", "catalog shared memory file", 0, 0}, {"chunks", "chunk directory", 0, 1},
         {"lock", "lock file", 0, 0},       {"gc.lock", "lock file", 0, 0},
-        {"reserve", "gc reserve file", 0, 0},
+        {"reserve", "gc reserve file", 0, 0}, {"manifests", "manifest directory", 0, 1},
+        {"vm-locks", "VM lock directory", 0, 1},
     };
     char p[PATH_MAX];
     int rc = 0;
