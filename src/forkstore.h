@@ -191,6 +191,10 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 ** fks_get, fks_chain and fks_prune fail the same way on such snapshots;
 ** fks_verify reports it. */
 int fks_check_lineage(size_t *n_bad, fks_store *s);
+/* Calls fn(arg, tag) for each snapshot on or below a parent cycle, in id
+** order (none for a sound lineage); stops at and returns fn's first
+** nonzero return. fks_verify lists them as affected. */
+int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *arg);
 
 /* Removes a snapshot. Children stay restorable byte for byte and are
 ** re-parented to its parent. With cascade, the whole subtree goes.

@@ -226,6 +226,17 @@ int fks_check_lineage(size_t *n_bad, fks_store *s)
     return rc;
 }
 
+int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *arg)
+{
+    struct lin L;
+    int rc = lin_load(&L, s->db);
+    for (size_t i = 0; rc == 0 && i < L.n; i++)
+        if (L.depth[i] < 0)
+            rc = fn(arg, L.tag[i]);
+    lin_free(&L);        /* zeroed by a failed lin_load: safe either way */
+    return rc;
+}
+
 /* Runs sql (one optional text parameter) and fills each row's depth from
 ** the lineage; FKS_ECORRUPT if a row is on or below a cycle. Both reads
 ** see one snapshot of the catalog. */
