@@ -200,6 +200,10 @@ int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *a
 ** re-parented to its parent. With cascade, the whole subtree goes.
 ** Pages nobody references any more are left for gc. */
 int fks_rmi(fks_store *s, const char *tag, int cascade);
+/* 1 if a commit of this handle (fks_rmi, so fks_prune too) found the disk
+** full and deleted the store's gc reserve to get room: run fks_gc, which
+** frees the space and makes the reserve again. */
+int fks_reserve_used(const fks_store *s);
 
 /* ---- retention ---------------------------------------------------------- */
 

@@ -359,11 +359,10 @@ static int check_not_cyclic(fks_store *s, int64_t id)
     return rc;
 }
 
-int fks_rmi(fks_store *s, const char *tag, int cascade)
+/* One removal transaction (fks_rmi). */
+static int rmi_once(fks_store *s, const char *tag, int cascade)
 {
-    int rc = fks_check_tag(tag);
-    if (rc)
-        return rc;
+    int rc;
     if ((rc = cat_begin(s)) != 0)
         return rc;
     int64_t id = 0, parent = 0;
@@ -416,6 +415,20 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     if ((rc = cat_end(s, rc)) == 0)
         manifest_tombstone(s->dir, ids, n);
     free(ids);
+    return rc;
+}
+
+int fks_rmi(fks_store *s, const char *tag, int cascade)
+{
+    int rc = fks_check_tag(tag);
+    if (rc)
+        return rc;
+    /* On a full disk SQLite has no room for the WAL frames of the commit
+    ** (rolled back: nothing changed): free the gc reserve and try once
+    ** more, so that removing snapshots still works there. gc, which then
+    ** frees their space, makes the reserve again. */
+    if ((rc = rmi_once(s, tag, cascade)) == FKS_ENOSPC && store_reserve_use(s))
+        rc = rmi_once(s, tag, cascade);
     return rc;
 }
 

@@ -10,7 +10,10 @@
 **   DIR/gc.lock          empty; flock()ed by the one running gc
 **   DIR/reserve          preallocated filler (store_reserve_size bytes)
 **                        that gc deletes first, so that on a full disk
-**                        it still has room to commit; gc recreates it
+**                        it still has room to commit; gc recreates it.
+**                        rmi and prune delete it too if a commit fails
+**                        for a full disk, and retry once
+**                        (store_reserve_use): gc makes it again
 **
 ** A store is recognised by DIR/catalog.db holding our tables (a schema
 ** version above 0: fks_init builds the catalog under a temporary name and
@@ -272,6 +275,24 @@ void store_reserve_release(struct fks_store *s)
     char p[PATH_MAX];
     if (fks__path(p, sizeof p, "%s/reserve", s->dir) == 0)
         (void)unlink(p);
+}
+
+int store_reserve_use(struct fks_store *s)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    int used = 0;
+    if (s->readonly || fks__path(p, sizeof p, "%s/reserve", s->dir) != 0 || store_lock(s) != 0)
+        return 0;
+    if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_blocks > 0 && unlink(p) == 0)
+        used = s->reserve_used = 1;
+    store_unlock(s);
+    return used;
+}
+
+int fks_reserve_used(const struct fks_store *s)
+{
+    return s->reserve_used;
 }
 
 int store_reserve_make(struct fks_store *s)
