@@ -1010,6 +1010,18 @@ static const char H_RMI[] =
     "byte and take its parent as theirs; --cascade removes each TAG's whole\n"
     "subtree instead. Space is reclaimed by `forkctl gc`.\n";
 
+/* rmi and prune on a full disk: they commit with the gc reserve's room
+** (fks_reserve_used) or, without one, fail; either way gc is the way out. */
+static void full_disk_note(const char *cmd, int used, int rc)
+{
+    if (used)
+        fprintf(stderr, "forkctl: %s: the disk is full: used the store's gc reserve to commit; run `forkctl gc` "
+                "to free the space and make the reserve again\n", cmd);
+    else if (rc == FKS_ENOSPC)
+        fprintf(stderr, "forkctl: hint: the disk is full and the store's gc reserve is used up: free some space "
+                "and run `forkctl gc`\n");
+}
+
 static int cmd_rmi(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"cascade", no_argument, NULL, 'c'}, {0}};
@@ -1027,6 +1039,7 @@ static int cmd_rmi(int argc, char **argv)
     if (rc)
         return fail(rc);
     json_object *removed = json ? json_object_new_array() : NULL;
+    int nospace = 0;
     for (int i = optind; i < argc; i++) {
         rc = fks_rmi(s, argv[i], cascade);
         if (rc)
@@ -1035,7 +1048,9 @@ static int cmd_rmi(int argc, char **argv)
             json_object_array_add(removed, json_object_new_string(argv[i]));
         else if (!g_quiet)
             printf("removed %s%s\n", esc(argv[i]), cascade ? " and its descendants" : "");
+        nospace |= rc == FKS_ENOSPC;
     }
+    full_disk_note("rmi", fks_reserve_used(s), nospace ? FKS_ENOSPC : 0);
     fks_close(s);
     if (json) {
         json_object *j = json_object_new_object();
@@ -1696,9 +1711,11 @@ static int cmd_prune(int argc, char **argv)
         return fail(rc);
     fks_prune_result res;
     rc = fks_prune(&res, s, &po);
+    int used = fks_reserve_used(s);
     fks_close(s);
     if (rc) {
         int ex = fail(rc);
+        full_disk_note("prune", used, rc);
         if (res.n_removed)
             fprintf(stderr, "forkctl: prune removed %zu snapshots before the error\n", res.n_removed);
         fks_prune_result_free(&res);
@@ -1717,6 +1734,7 @@ static int cmd_prune(int argc, char **argv)
             printf("%s %s\n", po.dry_run ? "would remove" : "removed", esc(res.removed[i]));
         printf("prune%s: %zu removed, %zu kept\n", po.dry_run ? " (dry run)" : "", res.n_removed, res.n_kept);
     }
+    full_disk_note("prune", used, 0);
     fks_prune_result_free(&res);
     return EX_OK;
 }

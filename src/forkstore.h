@@ -191,11 +191,19 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 ** fks_get, fks_chain and fks_prune fail the same way on such snapshots;
 ** fks_verify reports it. */
 int fks_check_lineage(size_t *n_bad, fks_store *s);
+/* Calls fn(arg, tag) for each snapshot on or below a parent cycle, in id
+** order (none for a sound lineage); stops at and returns fn's first
+** nonzero return. fks_verify lists them as affected. */
+int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *arg);
 
 /* Removes a snapshot. Children stay restorable byte for byte and are
 ** re-parented to its parent. With cascade, the whole subtree goes.
 ** Pages nobody references any more are left for gc. */
 int fks_rmi(fks_store *s, const char *tag, int cascade);
+/* 1 if a commit of this handle (fks_rmi, so fks_prune too) found the disk
+** full and deleted the store's gc reserve to get room: run fks_gc, which
+** frees the space and makes the reserve again. */
+int fks_reserve_used(const fks_store *s);
 
 /* ---- retention ---------------------------------------------------------- */
 

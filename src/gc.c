@@ -608,8 +608,14 @@ int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
             (void)chunk_prealloc_spare(s);
     }
 out:
-    if (!o->dry_run)
-        (void)store_reserve_make(s);   /* best effort: the next gc tries again */
+    if (!o->dry_run) {
+        /* best effort: the next gc tries again; gc's own error, not the
+        ** reserve's, is the one to report */
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", fks_errmsg());
+        if (store_reserve_make(s) != 0 && rc != 0)
+            fks__err(rc, "%s", keep);
+    }
     r.disk_bytes_after = disk_usage(s);
     r.seconds = fks__now() - t0;
     close(fd);

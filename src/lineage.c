@@ -226,6 +226,17 @@ int fks_check_lineage(size_t *n_bad, fks_store *s)
     return rc;
 }
 
+int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *arg)
+{
+    struct lin L;
+    int rc = lin_load(&L, s->db);
+    for (size_t i = 0; rc == 0 && i < L.n; i++)
+        if (L.depth[i] < 0)
+            rc = fn(arg, L.tag[i]);
+    lin_free(&L);        /* zeroed by a failed lin_load: safe either way */
+    return rc;
+}
+
 /* Runs sql (one optional text parameter) and fills each row's depth from
 ** the lineage; FKS_ECORRUPT if a row is on or below a cycle. Both reads
 ** see one snapshot of the catalog. */
@@ -348,11 +359,10 @@ static int check_not_cyclic(fks_store *s, int64_t id)
     return rc;
 }
 
-int fks_rmi(fks_store *s, const char *tag, int cascade)
+/* One removal transaction (fks_rmi). */
+static int rmi_once(fks_store *s, const char *tag, int cascade)
 {
-    int rc = fks_check_tag(tag);
-    if (rc)
-        return rc;
+    int rc;
     if ((rc = cat_begin(s)) != 0)
         return rc;
     int64_t id = 0, parent = 0;
@@ -405,6 +415,20 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     if ((rc = cat_end(s, rc)) == 0)
         manifest_tombstone(s->dir, ids, n);
     free(ids);
+    return rc;
+}
+
+int fks_rmi(fks_store *s, const char *tag, int cascade)
+{
+    int rc = fks_check_tag(tag);
+    if (rc)
+        return rc;
+    /* On a full disk SQLite has no room for the WAL frames of the commit
+    ** (rolled back: nothing changed): free the gc reserve and try once
+    ** more, so that removing snapshots still works there. gc, which then
+    ** frees their space, makes the reserve again. */
+    if ((rc = rmi_once(s, tag, cascade)) == FKS_ENOSPC && store_reserve_use(s))
+        rc = rmi_once(s, tag, cascade);
     return rc;
 }
 

@@ -10,7 +10,10 @@
 **   DIR/gc.lock          empty; flock()ed by the one running gc
 **   DIR/reserve          preallocated filler (store_reserve_size bytes)
 **                        that gc deletes first, so that on a full disk
-**                        it still has room to commit; gc recreates it
+**                        it still has room to commit; gc recreates it.
+**                        rmi and prune delete it too if a commit fails
+**                        for a full disk, and retry once
+**                        (store_reserve_use): gc makes it again
 **
 ** A store is recognised by DIR/catalog.db holding our tables (a schema
 ** version above 0: fks_init builds the catalog under a temporary name and
@@ -19,8 +22,10 @@
 **
 ** Ownership (as OpenSSH's StrictModes): the store's owner is the owner of
 ** DIR. fks_open() refuses, whoever runs it (root included), a store when
-** DIR, catalog.db, its -wal and -shm, chunks/, the lock files or (at each
-** open, store_open_file) a chunk file belongs to anyone but the owner or
+** DIR, catalog.db, its -wal and -shm, chunks/, manifests/ (the manifest
+** files are checked as manifest.c reads them), vm-locks/ (branch.c's VM
+** locks), the lock files, the reserve or (at each open, store_open_file)
+** a chunk file belongs to anyone but the owner or
 ** root, or is writable by group or others: anyone who can write there can
 ** make restore hand back whatever they like. A user other than root may
 ** only open a store they own. Files root creates in a store it does not
@@ -35,6 +40,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,17 +73,56 @@ int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t i
     return fks__path(buf, len, "%s/%08llx.chunk", s->chunkdir, (unsigned long long)id);
 }
 
-int store_lock(struct fks_store *s)
+/* $FORKSTORE_LOCK_TIMEOUT as forkctl parses its numbers: a plain decimal
+** (digits, an optional fraction and exponent; no sign, blank, hex, inf or
+** nan) from 0 to 86400 seconds. Unset or empty: 120 s. */
+static int lock_timeout(double *out)
 {
-    double timeout = 120;
     const char *e = getenv("FORKSTORE_LOCK_TIMEOUT");
-    if (e && *e) {
+    *out = 120;
+    if (!e || !*e)
+        return 0;
+    const char *p = e;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        digits++;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            digits++;
+    if (digits && (*p == 'e' || *p == 'E')) {
+        const char *q = p + 1;
+        if (*q == '+' || *q == '-')
+            q++;
+        if (*q >= '0' && *q <= '9') {
+            while (*q >= '0' && *q <= '9')
+                q++;
+            p = q;
+        }
+    }
+    double v = -1;
+    if (digits && !*p && p - e < 400) {
         char *end;
         errno = 0;
-        timeout = strtod(e, &end);
-        if (errno || *end || !(timeout >= 0))
-            return fks__err(FKS_EINVAL, "FORKSTORE_LOCK_TIMEOUT='%.40s' is not a number of seconds", e);
+        v = strtod(e, &end);
+        if (*end || errno || !isfinite(v))
+            v = -1;
     }
+    if (!(v >= 0 && v <= 86400)) {
+        char shown[64];
+        fks__esc(shown, sizeof shown, e, 40);
+        return fks__err(FKS_EINVAL, "FORKSTORE_LOCK_TIMEOUT='%s' is not a number of seconds from 0 to 86400 "
+                        "(unset it to wait the default 120 s)", shown);
+    }
+    *out = v;
+    return 0;
+}
+
+int store_lock(struct fks_store *s)
+{
+    double timeout;
+    int rc = lock_timeout(&timeout);
+    if (rc)
+        return rc;
     double start = fks__now();
     long sleep_us = 200;
     for (;;) {
@@ -204,7 +249,8 @@ static int check_parts(struct fks_store *s)
         {"catalog.db", "catalog", 1, 0},   {"catalog.db-wal", "catalog WAL", 0, 0},
         {"catalog.db-shm", "catalog shared memory file", 0, 0}, {"chunks", "chunk directory", 0, 1},
         {"lock", "lock file", 0, 0},       {"gc.lock", "lock file", 0, 0},
-        {"reserve", "gc reserve file", 0, 0},
+        {"reserve", "gc reserve file", 0, 0}, {"manifests", "manifest directory", 0, 1},
+        {"vm-locks", "VM lock directory", 0, 1},
     };
     char p[PATH_MAX];
     int rc = 0;
@@ -229,6 +275,24 @@ void store_reserve_release(struct fks_store *s)
     char p[PATH_MAX];
     if (fks__path(p, sizeof p, "%s/reserve", s->dir) == 0)
         (void)unlink(p);
+}
+
+int store_reserve_use(struct fks_store *s)
+{
+    char p[PATH_MAX];
+    struct stat st;
+    int used = 0;
+    if (s->readonly || fks__path(p, sizeof p, "%s/reserve", s->dir) != 0 || store_lock(s) != 0)
+        return 0;
+    if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_blocks > 0 && unlink(p) == 0)
+        used = s->reserve_used = 1;
+    store_unlock(s);
+    return used;
+}
+
+int fks_reserve_used(const struct fks_store *s)
+{
+    return s->reserve_used;
 }
 
 int store_reserve_make(struct fks_store *s)

@@ -25,6 +25,7 @@ struct fks_store {
     int lock_depth;      /* cat_begin nesting guard */
     int wal_frames;      /* frames in the WAL after the last commit */
     uint64_t chunk_size;
+    int reserve_used;    /* a commit deleted DIR/reserve (store_reserve_use) */
 };
 
 /* Takes / releases the writer lock, waiting up to $FORKSTORE_LOCK_TIMEOUT
@@ -55,5 +56,10 @@ int store_count_chunk_files(const struct fks_store *s);
 uint64_t store_reserve_size(const struct fks_store *s);
 void store_reserve_release(struct fks_store *s);
 int store_reserve_make(struct fks_store *s);
+/* For a writer whose commit failed for a full disk (FKS_ENOSPC): deletes
+** the reserve under the writer lock so that one retry has room, and sets
+** s->reserve_used. 1 if there was a reserve to delete, 0 if not (then a
+** retry would fail the same way). */
+int store_reserve_use(struct fks_store *s);
 
 #endif

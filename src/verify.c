@@ -7,7 +7,8 @@
 ** in order, inside its file) and names pages that exist;
 ** every stored page (or a random sample) decodes and matches its hash.
 ** Each problem becomes one message; the snapshots whose maps reach a bad
-** or missing page, or a page in a bad chunk, are listed as affected.
+** or missing page, or a page in a bad chunk, and those on or below a
+** cycle of parent links (lineage.c), are listed as affected.
 ** verify only reads: it takes no lock and can run beside anything.
 **
 ** Besides problems (damage: the exit code says so) it reports notes, not
@@ -353,6 +354,11 @@ static int cmp64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int affected_cb(void *arg, const char *tag)
+{
+    return add_affected(arg, tag);
+}
+
 /* Tags of snapshots whose maps reach a bad page id. */
 static int affected(fks_store *s, struct vctx *v)
 {
@@ -402,6 +408,8 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
     if (rc == 0) {                    /* parent links: no cycle (lineage.c) */
         int lr = fks_check_lineage(NULL, s);
         rc = lr == FKS_ECORRUPT ? problem(&v, "%s", fks_errmsg()) : lr;
+        if (rc == 0 && lr == FKS_ECORRUPT)   /* log, info, rmi refuse them */
+            rc = fks_lineage_bad(s, affected_cb, &v);
     }
     if (rc == 0 && (rc = cat_exec(s->db, "BEGIN")) == 0) {
         if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v)) == 0 &&

@@ -53,6 +53,11 @@ for t in abc 0 65 -1 " 4" 4x 1e1 99999999999999999999; do
 done
 FORKSTORE_THREADS=3 fk restore base --out o3 >/dev/null
 same o3/memory.bin m
-for t in nan abc -1 1e400; do
-    expect_fail 2 "FORKSTORE_LOCK_TIMEOUT" env FORKSTORE_LOCK_TIMEOUT="$t" "$FORKCTL" --store "$TESTDIR/store" tag base b2
+for t in nan abc -1 1e400 inf INF infinity 0x10 " 4" "4 " +4 86401 1e5 4s .; do
+    expect_fail 2 "FORKSTORE_LOCK_TIMEOUT='.*' is not a number of seconds from 0 to 86400" \
+        env FORKSTORE_LOCK_TIMEOUT="$t" "$FORKCTL" --store "$TESTDIR/store" tag base b2
+done
+for t in 0 0.5 1e1 86400 ""; do
+    FORKSTORE_LOCK_TIMEOUT="$t" fk tag base lt >/dev/null || die "FORKSTORE_LOCK_TIMEOUT='$t' refused"
+    FORKSTORE_LOCK_TIMEOUT="$t" fk tag lt base >/dev/null || die "FORKSTORE_LOCK_TIMEOUT='$t' refused"
 done

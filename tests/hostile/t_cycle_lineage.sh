@@ -41,6 +41,14 @@ for cyc in "a0:a2" "a1:a1"; do        # a0's parent is a2 (3-cycle); a1 its own 
     rc=0; timeout 60 "$FORKCTL" --store "$TESTDIR/store" verify >out 2>err || rc=$?
     [ $rc -eq 5 ] || die "verify of a cycle ($cyc) exited $rc: $(cat err)"
     grep -q "cycle of parent links" err || die "verify does not report the cycle: $(cat err)"
+    # ... and lists the snapshots on or below it (the ones log, info and
+    # rmi refuse) as affected, in the JSON report too; b is not.
+    case $cyc in a0:*) want="a0 a1 a2 a3" ;; *) want="a1 a2 a3" ;; esac
+    grep -q "snapshots affected:.*a3" err || die "verify names no affected snapshots ($cyc): $(cat err)"
+    rc=0; timeout 60 "$FORKCTL" --store "$TESTDIR/store" verify --json >out.json 2>err || rc=$?
+    [ $rc -eq 5 ] || die "verify --json of a cycle ($cyc) exited $rc: $(cat err)"
+    got=$(jq -r '.affected_snapshots | sort | join(" ")' out.json)
+    [ "$got" = "$want" ] || die "verify --json affected ($cyc): '$got', want '$want'"
     # A snapshot outside the cycle still has its log; restores still work.
     fk log b >/dev/null || die "log b failed next to a cycle"
     fk restore a3 --out "o-$RANDOM" >/dev/null || die "restore a3 failed ($cyc)"

@@ -19,6 +19,21 @@ for p in $parts; do
     [ ! -e r ] || die "restore from a refused store wrote its output"
     chown 0 "$p"
 done
+# The directories other modules make: manifests/ (ingest) and vm-locks/
+# (branch). Whoever owns or may write them can swap manifests (what
+# recover trusts) or VM locks: refused as the others, exact fix named.
+[ -d store/vm-locks ] || mkdir -m 700 store/vm-locks
+[ -d store/manifests ] || die "ingest left no manifests/"
+for p in store/manifests store/vm-locks; do
+    chown 12345 "$p"
+    expect_fail 1 "directory $TESTDIR/$p belongs to uid 12345, not to the store's owner \(uid 0.*run \`chown 0 $TESTDIR/$p\`" fk images
+    expect_fail 1 "belongs to uid 12345" fk gc
+    chown 0 "$p"
+    chmod g+w "$p"
+    expect_fail 1 "directory $TESTDIR/$p is writable by other users.*run \`chmod go-w $TESTDIR/$p\`" fk images
+    chmod g-w "$p"
+done
+fk images >/dev/null
 # A chunk file: refused wherever it is opened (restore, verify).
 chown "$U" "$chunk"
 expect_fail 1 "chunk file $chunk belongs to uid $U.*chown 0 $chunk" fk restore base --out r
