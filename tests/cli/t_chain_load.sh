@@ -105,4 +105,18 @@ vmm 1.14.0 --mem-mib 32 --slots 2; M=$SOCK     # hot-pluggable memory: a second 
 expect_fail 6 "Firecracker 1.14.0 corrupts Diff snapshots" fk branch --api-sock "$M" --tag m1 --parent a0
 vmm 1.14.2 --mem-mib 3200 --no-boot; M=$SOCK
 expect_fail 2 "not Running" fk branch --api-sock "$M" --tag m1 --parent a0
+# Releases outside 1.10 .. 1.16 are refused (exit 6) before any pause or load; --force-version takes them.
+for v in 1.9.0 1.17.0; do
+    vmm $v --mem-mib 16 --rate 20000; U=$SOCK
+    expect_fail 6 "$v" fk branch --api-sock "$U" --tag u$v --staging "$TESTDIR/stage"
+    [ "$(state "$U")" = Running ] || die "a refused $v branch paused the VM: $(state "$U")"
+    fk --quiet branch --api-sock "$U" --tag u$v --staging "$TESTDIR/stage" --force-version
+    [ "$(state "$U")" = Running ] || die "$v branch left the VM $(state "$U")"
+    fresh $v; U=$SOCK
+    expect_fail 6 "$v" fk restore u$v --api-sock "$U" --staging "$TESTDIR/stage"
+    [ "$(state "$U")" = "Not started" ] || die "a refused $v load reached the VMM: $(state "$U")"
+    [ $v = 1.9.0 ] && continue # forced loads into < 1.10 send track_dirty_pages (1.13+): not handled yet
+    fk --quiet restore u$v --api-sock "$U" --staging "$TESTDIR/stage" --force-version
+    [ "$(state "$U")" = Running ] || die "$v forced load: $(state "$U")"
+done
 fk verify >/dev/null

@@ -29,8 +29,13 @@
 **   --no-track-dirty       off: Diff is refused, as Firecracker without
 **                          track_dirty_pages
 **   --dirty-track M        thread backend: auto | wp-async | wp-sync
-**   --fc-version X.Y.Z     emulated Firecracker release, 1.10.0..1.16.x
-**                          (default 1.12.0)
+**   --fc-version X.Y.Z     emulated Firecracker release (default 1.12.0);
+**                          any X.Y.Z is accepted: outside 1.10.0..1.16.x,
+**                          GET / and GET /version report X.Y.Z but fields
+**                          and formats are those of the nearest known
+**                          release (below 1.10: 1.10.0; above: 1.16.0), so
+**                          that forkctl's refusal of unsupported versions
+**                          can be tested
 **   --id ID                instance id in GET / (default anonymous-instance)
 **   --chroot DIR --uid U --gid G   jailer mode (below)
 **   --dump-dir DIR         after each successful create, write all of RAM to
@@ -315,7 +320,8 @@ static struct {
     int want_slots;
     struct slot slots[MAX_SLOTS];
     int nslots;
-    int fc_maj, fc_min, fc_pat;
+    int fc_maj, fc_min, fc_pat; /* behaviour: a release of the table below */
+    char fc_ver[32];            /* reported by GET / and GET /version */
     const char *id;
     const char *chroot_dir;
     long uid, gid;
@@ -352,7 +358,7 @@ static struct {
     char vmerr[256];
 } V = {.mem_size = 512ull << 20, .rate = 2000, .zero_pct = 5, .revert_pct = 5, .seed = 0x9e3779b9u,
        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .vm = -1, .vcpu = -1, .kvm = -1,
-       .uffd = -1, .pagemap = -1, .track_boot = 1, .fc_maj = 1, .fc_min = 12, .fc_pat = 0,
+       .uffd = -1, .pagemap = -1, .track_boot = 1, .fc_maj = 1, .fc_min = 12, .fc_pat = 0, .fc_ver = "1.12.0",
        .id = "anonymous-instance", .uid = -1, .gid = -1, .fill_mib = -1};
 
 static double now_s(void)
@@ -1654,8 +1660,7 @@ static int handle(int fd, const char *method, const char *path, const char *body
         return fault(fd, "Empty request body.");
     }
     if (get && !strcmp(path, "/")) {
-        char ver[32];
-        snprintf(ver, sizeof ver, "%d.%d.%d", V.fc_maj, V.fc_min, V.fc_pat);
+        const char *ver = V.fc_ver;
         json_object *j = json_object_new_object();
         json_object_object_add(j, "id", json_object_new_string(V.id));
         json_object_object_add(j, "state", json_object_new_string(state_name()));
@@ -1664,8 +1669,7 @@ static int handle(int fd, const char *method, const char *path, const char *body
         json_object_object_add(j, "iterations", json_object_new_int64((int64_t)atomic_load(&V.iterations)));
         rc = respond_json(fd, j);
     } else if (get && !strcmp(path, "/version")) {
-        char ver[32];
-        snprintf(ver, sizeof ver, "%d.%d.%d", V.fc_maj, V.fc_min, V.fc_pat);
+        const char *ver = V.fc_ver;
         json_object *j = json_object_new_object();
         json_object_object_add(j, "firecracker_version", json_object_new_string(ver));
         rc = respond_json(fd, j);
@@ -1868,10 +1872,17 @@ int main(int argc, char **argv)
             else { usage(); return 2; }
             break;
         case 'V':
-            if (sscanf(optarg, "%d.%d.%d", &V.fc_maj, &V.fc_min, &V.fc_pat) != 3 || V.fc_maj != 1 || V.fc_min < 10 ||
-                V.fc_min > 16 || V.fc_pat < 0) {
-                fprintf(stderr, "fcvmm: --fc-version %s: emulated releases are 1.10.0 .. 1.16.x\n", optarg);
+            if (sscanf(optarg, "%d.%d.%d", &V.fc_maj, &V.fc_min, &V.fc_pat) != 3 || V.fc_maj < 0 || V.fc_min < 0 ||
+                V.fc_pat < 0 || strlen(optarg) >= sizeof V.fc_ver) {
+                fprintf(stderr, "fcvmm: --fc-version %s: want X.Y.Z\n", optarg);
                 return 2;
+            }
+            snprintf(V.fc_ver, sizeof V.fc_ver, "%s", optarg);
+            /* Outside the table: behave as the nearest known release. */
+            if (V.fc_maj < 1 || (V.fc_maj == 1 && V.fc_min < 10)) {
+                V.fc_maj = 1, V.fc_min = 10, V.fc_pat = 0;
+            } else if (V.fc_maj > 1 || V.fc_min > 16) {
+                V.fc_maj = 1, V.fc_min = 16, V.fc_pat = 0;
             }
             break;
         default: usage(); return 2;
@@ -1908,11 +1919,11 @@ int main(int argc, char **argv)
         }
         V.uffd = -1;
     }
-    fprintf(stderr, "fcvmm: backend %s, dirty tracking %s, Firecracker %d.%d.%d (snapshot format %s)\n",
+    fprintf(stderr, "fcvmm: backend %s, dirty tracking %s, Firecracker %s as %d.%d.%d (snapshot format %s)\n",
             V.backend == BK_KVM ? "kvm" : "thread",
             V.backend == BK_KVM ? "kvm-dirty-log" : V.uffd < 0 ? "unavailable" : V.dt_mode == DT_ASYNC ? "wp-async"
                                                                                                     : "wp-sync",
-            V.fc_maj, V.fc_min, V.fc_pat, fmt_version());
+            V.fc_ver, V.fc_maj, V.fc_min, V.fc_pat, fmt_version());
     if (V.chroot_dir) {
         if (chroot(V.chroot_dir) != 0 || chdir("/") != 0 || setgroups(0, NULL) != 0 || setgid((gid_t)V.gid) != 0 ||
             setuid((uid_t)V.uid) != 0) {
