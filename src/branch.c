@@ -978,7 +978,8 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
     int64_t mem_mib = stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
     fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail), .mem_path = vmm_path(mem, &o->jail),
                        .resume = !o->paused,
-                       .dirty_field = known && v.minor < 13 ? "enable_diff_snapshots" : "track_dirty_pages",
+                       .dirty_field = (v.major || v.minor) && (v.major < 1 || (v.major == 1 && v.minor < 13))
+                                          ? "enable_diff_snapshots" : "track_dirty_pages",
                        .net = o->net_overrides, .n_net = o->n_net_overrides, .vsock_uds = o->vsock_uds};
     long ctl = fc_timeout(c);
     fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
