@@ -13,7 +13,11 @@ q() { fk sql "$1" --csv | tail -n +2; }
 # Flip a byte inside a record of chunk 1; truncate the chunk holding d's last page.
 flip=5000
 c1=$(printf '%s/store/chunks/%08x.chunk' "$TESTDIR" 1)
-printf '\x5a' | dd of="$c1" bs=1 seek=$flip conv=notrunc status=none
+# Complement the byte: writing a fixed value would leave it unchanged
+# (and the damage unseen) when it already held that value, 1 run in 256.
+old=$(od -An -tu1 -j $flip -N1 "$c1" | tr -d ' ')
+printf "\\x$(printf '%02x' $((255 - old)))" | dd of="$c1" bs=1 seek=$flip conv=notrunc status=none
+[ "$(od -An -tu1 -j $flip -N1 "$c1" | tr -d ' ')" != "$old" ] || die "test setup: the byte did not change"
 cx=$(q "SELECT chunk_id FROM page ORDER BY chunk_id DESC, off DESC LIMIT 1")
 [ "$cx" != 1 ] || die "test setup: every page in chunk 1"
 cut_at=$(( $(q "SELECT used FROM chunk WHERE id = $cx") - 10000 ))
