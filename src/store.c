@@ -345,7 +345,7 @@ int fks_init(const char *dir, uint64_t chunk_size)
     /* Chunk files without a catalog are a store that lost its catalog: a
     ** new one would hand their ids out again and gc would delete them. */
     int nchunks = store_count_chunk_files(&chk);
-    if (nchunks > 0 && (rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) == 0 && access(p, F_OK) == 0) {
+    if (nchunks > 0 && fks__path(p, sizeof p, "%s/catalog.db", dir) == 0 && access(p, F_OK) == 0) {
         /* A concurrent init renamed its catalog into place and made its
         ** first chunk after our look for catalog.db above. */
         rc = fks__err(FKS_EEXIST, "%s already holds a store (another init made it at the same time)", dir);
