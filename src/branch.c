@@ -132,13 +132,21 @@ static int format_major_of(const ver *fc)
     return major[fc->minor];
 }
 
-/* Checks the VMM's version string against the supported range. */
-static int check_fc_version(ver *v, int *known, const char *s, const char *sock, int force)
+/* Asks the VMM its version (GET /version into fcv) and checks it against
+** the supported range; *known when it is a release the tables know. With
+** force, an unanswered or unsupported version goes on ("" when unknown). */
+static int vmm_version(char *fcv, size_t len, ver *v, int *known, fc_client *c, const char *sock, int force)
 {
-    *known = parse_ver(v, s) == 0 && format_major_of(v) >= 0;
+    *known = 0;
+    int rc = fc_version(c, fcv, len);
+    if (rc) {
+        fcv[0] = 0;
+        return force ? 0 : rc;
+    }
+    *known = parse_ver(v, fcv) == 0 && format_major_of(v) >= 0;
     if (*known || force)
         return 0;
-    return fks__err(FKS_EREFUSED, "the VMM at %s is Firecracker %s; supported are 1.%d .. 1.%d", sock, s,
+    return fks__err(FKS_EREFUSED, "the VMM at %s is Firecracker %s; supported are 1.%d .. 1.%d", sock, fcv,
                     FC_MIN_MINOR, FC_MAX_MINOR);
 }
 
@@ -660,13 +668,8 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
     }
     ver v = {0};
     int known = 0;
-    if ((rc = fc_version(c, fcv, sizeof fcv)) != 0) {
-        if (!o->force_version)
-            goto out;
-        fcv[0] = 0;
-    } else if ((rc = check_fc_version(&v, &known, fcv, o->api_sock, o->force_version)) != 0) {
+    if ((rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version)) != 0)
         goto out;
-    }
     snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
     int64_t mem_mib = 0;
     if (fc_mem_size_mib(c, &mem_mib) != 0)
@@ -910,13 +913,8 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
     }
     ver v = {0};
     int known = 0;
-    if ((rc = fc_version(c, fcv, sizeof fcv)) != 0) {
-        if (!o->force_version)
-            goto out;
-        fcv[0] = 0;
-    } else if ((rc = check_fc_version(&v, &known, fcv, o->api_sock, o->force_version)) != 0) {
+    if ((rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version)) != 0)
         goto out;
-    }
     snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
     if (known && o->n_net_overrides && v.minor < 12) {
         rc = fks__err(FKS_EREFUSED, "Firecracker %s at %s has no network overrides on load (from 1.12)", fcv,

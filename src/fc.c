@@ -265,17 +265,6 @@ static int get_member(fc_client *c, const char *path, const char *key, json_type
     return 0;
 }
 
-int fc_state(fc_client *c, char *state, size_t len)
-{
-    json_object *doc = NULL, *v = NULL;
-    int rc = get_member(c, "/", "state", json_type_string, &doc, &v);
-    if (rc)
-        return rc;
-    snprintf(state, len, "%s", json_object_get_string(v));
-    json_object_put(doc);
-    return 0;
-}
-
 int fc_instance(fc_client *c, char *id, size_t idlen, char *state, size_t statelen)
 {
     json_object *doc = NULL, *v = NULL, *i = NULL;

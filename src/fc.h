@@ -44,8 +44,6 @@ typedef struct fc_load_req {
 } fc_load_req;
 int fc_snapshot_load(fc_client *c, const fc_load_req *r);
 
-/* GET / : the VM's state ("Running", "Paused", "Not started") into state. */
-int fc_state(fc_client *c, char *state, size_t len);
 /* GET / : the instance id ("" when the answer has none) and state. */
 int fc_instance(fc_client *c, char *id, size_t idlen, char *state, size_t statelen);
 /* GET /version : "firecracker_version" (e.g. "1.14.2") into ver. */
