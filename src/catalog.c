@@ -105,6 +105,126 @@ int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, 
     return rc;
 }
 
+int cat_done(sqlite3 *db, int steprc, const char *what)
+{
+    return steprc == SQLITE_DONE ? 0 : cat_err(db, steprc, what);
+}
+
+int cat_read_begin(sqlite3 *db)
+{
+    return cat_exec(db, "BEGIN");
+}
+
+int cat_read_end(sqlite3 *db)
+{
+    return sqlite3_get_autocommit(db) ? 0 : cat_exec(db, "COMMIT");
+}
+
+static int col_int(sqlite3_stmt *st, int c)
+{
+    return sqlite3_column_type(st, c) == SQLITE_INTEGER;
+}
+
+int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT chunk_id, off, len, slot, coalesce(rlen, 4096), hash FROM page WHERE id = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW) {
+        int64_t chunk = sqlite3_column_int64(st, 0), off = sqlite3_column_int64(st, 1);
+        int64_t len = sqlite3_column_int64(st, 2), slot = sqlite3_column_int64(st, 3);
+        int64_t rlen = sqlite3_column_int64(st, 4);
+        int typed = 1;
+        for (int c = 0; c < 5; c++)
+            typed &= col_int(st, c);
+        if (!typed || sqlite3_column_type(st, 5) != SQLITE_BLOB || sqlite3_column_bytes(st, 5) != 16 ||
+            chunk <= 0 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot >= 8 || rlen <= 0 ||
+            rlen > 4096) {
+            rc = fks__err(FKS_ECORRUPT, "page index: the row of page %lld is damaged", (long long)id);
+        } else {
+            *out = (struct cat_page){id, chunk, (uint64_t)off, (uint32_t)len, (uint32_t)slot, (uint32_t)rlen, {0}};
+            memcpy(out->hash, sqlite3_column_blob(st, 5), 16);
+        }
+    } else if (s == SQLITE_DONE) {
+        rc = fks__err(FKS_ENOTFOUND, "page %lld is missing from the page index", (long long)id);
+    } else {
+        rc = cat_err(db, s, "catalog: read page index");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16])
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT id FROM page WHERE hash = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_blob(st, 1, hash, 16, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW && col_int(st, 0) && sqlite3_column_int64(st, 0) > 0)
+        *id = sqlite3_column_int64(st, 0);
+    else if (s == SQLITE_ROW)
+        rc = fks__err(FKS_ECORRUPT, "page index: a row has a damaged id");
+    else if (s == SQLITE_DONE)
+        rc = fks__err(FKS_ENOTFOUND, "no page with that hash in the store");
+    else
+        rc = cat_err(db, s, "catalog: read page index");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT id, size FROM artifact WHERE snapshot_id = ?1 AND name = ?2");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, snap);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW && col_int(st, 0) && col_int(st, 1) && sqlite3_column_int64(st, 1) >= 0) {
+        *art = sqlite3_column_int64(st, 0);
+        *size = (uint64_t)sqlite3_column_int64(st, 1);
+    } else if (s == SQLITE_ROW) {
+        rc = fks__err(FKS_ECORRUPT, "catalog: the artifact row of %s is damaged", name);
+    } else if (s == SQLITE_DONE) {
+        rc = fks__err(FKS_ENOTFOUND, "the snapshot has no artifact %s", name);
+    } else {
+        rc = cat_err(db, s, "catalog: read artifact");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_map_load(pm_map *m, sqlite3 *db, int64_t art, uint64_t npages)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, art);
+    int s;
+    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (!col_int(st, 0) || !col_int(st, 1) || !col_int(st, 2) || sqlite3_column_int64(st, 0) < 0 ||
+            sqlite3_column_int64(st, 1) <= 0 || sqlite3_column_int64(st, 2) <= 0) {
+            rc = fks__err(FKS_ECORRUPT, "page map damaged: a run is not three positive integers");
+            break;
+        }
+        rc = pm_push_run(m, (uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                         sqlite3_column_int64(st, 2));
+    }
+    if (rc == 0)
+        rc = cat_done(db, s, "catalog: read page map");
+    sqlite3_finalize(st);
+    if (rc == 0)
+        rc = pm_check(m, npages);
+    return rc;
+}
+
 int cat_meta_set(sqlite3 *db, const char *key, int64_t val)
 {
     sqlite3_stmt *st;

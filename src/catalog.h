@@ -8,6 +8,8 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "pmap.h"
+
 struct fks_migration {
     int version;
     const char *name;
@@ -57,5 +59,36 @@ int cat_meta_set(sqlite3 *db, const char *key, int64_t val);
 ** Absent: *id = 0, and with must_exist FKS_ENOTFOUND with the message
 ** users see ("snapshot T not found"). Only a catalog error fails else. */
 int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist);
+
+/* ---- row shapes: the one reader of each -------------------------------- */
+
+/* A stored page: page `slot` of the block record at `off` (`len` bytes) of
+** chunk `chunk_id`; rlen is the page's own length (4096 but for a file's
+** short tail). */
+struct cat_page {
+    int64_t id, chunk_id;
+    uint64_t off;
+    uint32_t len, slot, rlen;
+    uint8_t hash[16];
+};
+/* Reads and validates page id's location. FKS_ENOTFOUND if the index has
+** no such page, FKS_ECORRUPT if its row is malformed. */
+int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id);
+/* Page id of a hash; FKS_ENOTFOUND if none. */
+int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16]);
+/* Artifact name of snapshot snap: its id and logical size.
+** FKS_ENOTFOUND if absent. */
+int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name);
+/* Appends the complete page map of artifact art, an artifact of npages
+** pages, to m (empty on entry), checked with pm_check. */
+int cat_map_load(pm_map *m, sqlite3 *db, int64_t art, uint64_t npages);
+
+/* Read transactions: BEGIN (deferred) and its end (COMMIT of a read; it
+** cannot fail in a way that loses anything, its error is returned). */
+int cat_read_begin(sqlite3 *db);
+int cat_read_end(sqlite3 *db);
+/* After a sqlite3_step loop: 0 when it ended with SQLITE_DONE, else the
+** error (named by what). */
+int cat_done(sqlite3 *db, int steprc, const char *what);
 
 #endif

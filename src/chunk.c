@@ -602,6 +602,7 @@ struct chunk_reader {
     uint8_t rbuf[CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) + CHUNK_BLOCK_MAX];
     struct rblock cache[RCACHE];   /* recently decoded blocks */
     unsigned next;                 /* round-robin victim */
+    uint64_t decoded, decoded_bytes;   /* blocks decompressed, their bytes */
 };
 
 int chunk_reader_new(chunk_reader **out, struct fks_store *s)
@@ -623,6 +624,12 @@ void chunk_reader_reset(chunk_reader *r)
     r->n = 0;
     for (int i = 0; i < RCACHE; i++)
         r->cache[i].chunk = 0;
+}
+
+void chunk_reader_counts(const chunk_reader *r, uint64_t *blocks, uint64_t *bytes)
+{
+    *blocks = r->decoded;
+    *bytes = r->decoded_bytes;
 }
 
 void chunk_reader_free(chunk_reader *r)
@@ -708,6 +715,8 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
             return rc;
         b->chunk = chunk_id;
         b->off = off;
+        r->decoded++;
+        r->decoded_bytes += b->rec.rawlen;
     }
     /* The catalog row must describe this block and this page of it, cached
     ** block or not: its record length, then the page's length and hash. */

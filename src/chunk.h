@@ -94,6 +94,8 @@ void chunk_reader_free(chunk_reader *r);
 ** mismatch; FKS_EPERM if another user owns it or can write it. */
 int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
                uint32_t rlen, const uint8_t hash[16], uint8_t *out);
+/* Blocks this reader decompressed so far, and their decoded bytes. */
+void chunk_reader_counts(const chunk_reader *r, uint64_t *blocks, uint64_t *bytes);
 /* Forgets cached mappings (after a chunk may have been replaced). */
 void chunk_reader_reset(chunk_reader *r);
 

@@ -537,6 +537,58 @@ typedef struct fks_range {
     uint64_t pgno, npages;
 } fks_range;
 
+/* ---- page-level access: page server, remote tier -------------------- */
+
+/* One artifact of one snapshot, opened for random reads page by page (a
+** userfaultfd page server, a remote push). The page map is read once at
+** open, in one read transaction; afterwards the catalog is consulted only
+** to find a page again that a concurrent gc moved. Every page read is
+** checked against its hash. fks_image_read, fks_image_page and
+** fks_image_stats_get may be called from several threads at once on one
+** handle; open and close may not race with them. */
+typedef struct fks_image fks_image;
+
+typedef struct fks_image_info {
+    int64_t  snapshot_id;
+    uint64_t size;            /* logical bytes */
+    uint64_t npages;          /* pages of FKS_PAGE_SIZE, the last may be short */
+    uint64_t stored_pages;    /* pages that are not zero */
+} fks_image_info;
+
+typedef struct fks_image_stats {
+    uint64_t pages_read;      /* stored pages returned by fks_image_read */
+    uint64_t zero_pages;      /* zero pages returned (nothing decoded) */
+    uint64_t blocks_decoded;  /* block records decompressed */
+    uint64_t bytes_decoded;   /* their decoded bytes */
+} fks_image_stats;
+
+/* Opens artifact (e.g. "memory") of snapshot tag. FKS_ENOTFOUND if either
+** is absent. */
+int fks_image_open(fks_image **out, fks_store *s, const char *tag, const char *artifact);
+void fks_image_close(fks_image *im);
+void fks_image_info_get(fks_image_info *out, const fks_image *im);
+/* The image's page map: runs of non-zero pages by pgno, not overlapping.
+** Borrowed from the handle, valid until fks_image_close. */
+const fks_run *fks_image_runs(const fks_image *im, size_t *n);
+/* Reads pages pgno .. pgno+npages-1 into buf (npages * FKS_PAGE_SIZE
+** bytes): zero pages, and the rest of a short last page, as zeros.
+** FKS_EINVAL if the range leaves the image; FKS_ECORRUPT if a page fails
+** its hash. */
+int fks_image_read(fks_image *im, uint64_t pgno, uint64_t npages, void *buf);
+/* Page pgno's identity: *page_id (0 for a zero page) and, when hash is not
+** NULL and the page is stored, its XXH3-128 hash (16 bytes, big-endian).
+** Pages with one id hold the same bytes, in this store. */
+int fks_image_page(int64_t *page_id, uint8_t *hash, fks_image *im, uint64_t pgno);
+void fks_image_stats_get(fks_image_stats *out, fks_image *im);
+
+/* Looks a page up by its XXH3-128 hash (16 bytes, big-endian): *page_id,
+** or FKS_ENOTFOUND if the store has no such page. */
+int fks_page_find(int64_t *page_id, fks_store *s, const uint8_t hash[16]);
+/* Reads stored page page_id (FKS_PAGE_SIZE bytes into buf, a short page
+** padded with zeros), checked against its hash; *len gets its real length
+** when len is not NULL. */
+int fks_page_read(void *buf, uint32_t *len, fks_store *s, int64_t page_id);
+
 /* Compares two page maps (runs sorted by pgno, not overlapping, npages > 0)
 ** in one linear merge. Writes the page ranges where they hold different
 ** pages, adjacent ones merged, by pgno, into *out (caller frees with
