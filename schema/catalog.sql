@@ -40,8 +40,10 @@ CREATE TABLE artifact (
     snapshot_id INTEGER NOT NULL REFERENCES snapshot(id) ON DELETE CASCADE,
     name        TEXT NOT NULL,
     size        INTEGER NOT NULL,                   -- logical bytes
+    pmap_id     INTEGER REFERENCES pmap(id),        -- its page map (0005)
     UNIQUE (snapshot_id, name)
 );
+CREATE INDEX artifact_pmap ON artifact(pmap_id);
 
 -- Chunk files: DIR/chunks/<id as 8 hex digits>.chunk, preallocated to cap
 -- bytes; used is the end of the committed records.
@@ -65,17 +67,53 @@ CREATE TABLE page (
     rlen        INTEGER                             -- page bytes; NULL = 4096
 );
 
--- Page maps, run-length encoded: pages pgno .. pgno+npages-1 of the
--- artifact hold pages page_id .. page_id+npages-1. A page number that no
--- run covers is all zeros. Every artifact's map is complete (a diff's map
--- includes what it inherited), so a snapshot never depends on another.
-CREATE TABLE run (
-    artifact_id INTEGER NOT NULL REFERENCES artifact(id) ON DELETE CASCADE,
-    pgno        INTEGER NOT NULL,
-    npages      INTEGER NOT NULL CHECK (npages > 0),
-    page_id     INTEGER NOT NULL,
-    PRIMARY KEY (artifact_id, pgno)
+-- Page maps (migrations/0005_pmap.sql, src/map.c): a node of pmap with
+-- its runs in pmap_run, complete (base_id NULL) or a delta on a base
+-- node (runs with page_id 0 mean zeros). Pages pgno .. pgno+npages-1 hold
+-- page ids page_id .. page_id+npages-1; a page number that no run of the
+-- chain covers is all zeros. A Diff of seq n is a delta on the ancestor
+-- of seq n - lowbit(n): reading any map visits <= log2(n) + 1 nodes.
+-- refs counts artifacts naming a node and nodes built on it (triggers).
+CREATE TABLE pmap (
+    id       INTEGER PRIMARY KEY,
+    base_id  INTEGER REFERENCES pmap(id),          -- NULL: a complete map
+    seq      INTEGER NOT NULL CHECK (seq >= 0),    -- 0 complete, else Diffs on its line
+    npages   INTEGER NOT NULL,                     -- pages of the artifact
+    pages    INTEGER NOT NULL,                     -- non-zero pages of the whole map
+    refs     INTEGER NOT NULL DEFAULT 0            -- artifacts + nodes built on it
+);
+CREATE INDEX pmap_base ON pmap(base_id);
+CREATE INDEX pmap_unused ON pmap(id) WHERE refs <= 0;
+
+-- Runs are at most 4096 pages long (src/map.c MAP_RUN_MAX).
+CREATE TABLE pmap_run (
+    pmap_id  INTEGER NOT NULL REFERENCES pmap(id) ON DELETE CASCADE,
+    pgno     INTEGER NOT NULL,
+    npages   INTEGER NOT NULL CHECK (npages > 0),
+    page_id  INTEGER NOT NULL,                     -- 0: zero pages (a delta's)
+    PRIMARY KEY (pmap_id, pgno)
 ) WITHOUT ROWID;
+CREATE INDEX pmap_run_page ON pmap_run(page_id) WHERE page_id > 0;
+
+CREATE TRIGGER artifact_ref AFTER INSERT ON artifact WHEN NEW.pmap_id IS NOT NULL
+BEGIN UPDATE pmap SET refs = refs + 1 WHERE id = NEW.pmap_id; END;
+CREATE TRIGGER artifact_unref AFTER DELETE ON artifact WHEN OLD.pmap_id IS NOT NULL
+BEGIN UPDATE pmap SET refs = refs - 1 WHERE id = OLD.pmap_id; END;
+CREATE TRIGGER artifact_reref AFTER UPDATE OF pmap_id ON artifact
+BEGIN
+    UPDATE pmap SET refs = refs - 1 WHERE id = OLD.pmap_id;
+    UPDATE pmap SET refs = refs + 1 WHERE id = NEW.pmap_id;
+END;
+CREATE TRIGGER pmap_ref AFTER INSERT ON pmap WHEN NEW.base_id IS NOT NULL
+BEGIN UPDATE pmap SET refs = refs + 1 WHERE id = NEW.base_id; END;
+CREATE TRIGGER pmap_unref AFTER DELETE ON pmap WHEN OLD.base_id IS NOT NULL
+BEGIN UPDATE pmap SET refs = refs - 1 WHERE id = OLD.base_id; END;
+CREATE TRIGGER pmap_rebase AFTER UPDATE OF base_id ON pmap
+BEGIN
+    UPDATE pmap SET refs = refs - 1 WHERE id = OLD.base_id;
+    UPDATE pmap SET refs = refs + 1 WHERE id = NEW.base_id;
+END;
+
 
 -- Per VM branched by forkctl (migrations/0004_vm_chain.sql): its last
 -- snapshot and how far it got. state 'stored': head_id is the VM's last
@@ -107,6 +145,7 @@ CREATE TABLE vm_head (
 -- (distinct chunk_id, off) once.
 --   lineage          ancestor/descendant pairs, distance 0 = itself
 --   snapshot_depth   id, tag, depth (0 for a root)
+--   artifact_runs    every artifact's complete map as runs (run: the same)
 --   snapshot_pages   one row per non-zero page (filter by snapshot)
 --   page_snapshots   who uses a page (WHERE hash = x'...')
 --   snapshot_stats   per snapshot: logical, non-zero, shared with parent,
@@ -133,35 +172,71 @@ WITH RECURSIVE down(id, depth) AS (
 )
 SELECT down.id, s.tag, down.depth FROM down JOIN snapshot s ON s.id = down.id;
 
+-- The complete map of every artifact, as runs (not always maximal: a run
+-- may be cut where a lower node's run ends). Elementary segments between
+-- the run boundaries of an artifact's chain; each is decided by the
+-- nearest node with a run covering it (one primary-key seek per node).
+-- Cost: the runs of the chains involved; filter by artifact_id.
+CREATE VIEW artifact_runs AS
+WITH RECURSIVE chain(artifact_id, pmap_id, level) AS (
+    SELECT id, pmap_id, 0 FROM artifact
+    UNION ALL
+    SELECT c.artifact_id, p.base_id, c.level + 1 FROM chain c JOIN pmap p ON p.id = c.pmap_id
+    WHERE p.base_id IS NOT NULL AND c.level < 64
+),
+bounds(artifact_id, pos) AS (
+    SELECT c.artifact_id, r.pgno FROM chain c JOIN pmap_run r ON r.pmap_id = c.pmap_id
+    UNION
+    SELECT c.artifact_id, r.pgno + r.npages FROM chain c JOIN pmap_run r ON r.pmap_id = c.pmap_id
+),
+seg(artifact_id, pos, next) AS (
+    SELECT artifact_id, pos, lead(pos) OVER (PARTITION BY artifact_id ORDER BY pos) FROM bounds
+),
+hit(artifact_id, pos, next, level, pgno, page_id) AS (
+    SELECT s.artifact_id, s.pos, s.next, c.level, r.pgno, r.page_id
+    FROM seg s
+    JOIN chain c ON c.artifact_id = s.artifact_id
+    JOIN pmap_run r ON r.pmap_id = c.pmap_id
+         AND r.pgno = (SELECT max(x.pgno) FROM pmap_run x WHERE x.pmap_id = c.pmap_id AND x.pgno <= s.pos)
+    WHERE s.next IS NOT NULL AND r.pgno + r.npages > s.pos
+),
+best(artifact_id, pos, next, pgno, page_id, level) AS (
+    SELECT artifact_id, pos, next, pgno, page_id, min(level) FROM hit GROUP BY artifact_id, pos
+)
+SELECT artifact_id, pos AS pgno, next - pos AS npages, page_id + (pos - pgno) AS page_id
+FROM best WHERE page_id <> 0;
+
+CREATE VIEW run AS SELECT artifact_id, pgno, npages, page_id FROM artifact_runs;
+
 CREATE VIEW snapshot_pages AS
 SELECT s.id AS snapshot_id, s.tag, a.name AS artifact, r.pgno + (p.id - r.page_id) AS pgno, p.id AS page_id
 FROM snapshot s
 JOIN artifact a ON a.snapshot_id = s.id
-JOIN run r ON r.artifact_id = a.id
+JOIN artifact_runs r ON r.artifact_id = a.id
 JOIN page p ON p.id >= r.page_id AND p.id < r.page_id + r.npages;
 
 CREATE VIEW page_snapshots AS
+WITH ar AS MATERIALIZED (SELECT * FROM artifact_runs)
 SELECT p.id AS page_id, p.hash, s.id AS snapshot_id, s.tag, a.name AS artifact,
        r.pgno + (p.id - r.page_id) AS pgno
 FROM page p
-JOIN run r ON r.page_id <= p.id AND r.page_id + r.npages > p.id
+JOIN ar r ON r.page_id <= p.id AND r.page_id + r.npages > p.id
 JOIN artifact a ON a.id = r.artifact_id
 JOIN snapshot s ON s.id = a.snapshot_id;
 
 CREATE VIEW snapshot_stats AS
 WITH
+ar AS MATERIALIZED (SELECT * FROM artifact_runs),
 logical(id, bytes) AS (
     SELECT snapshot_id, sum(size) FROM artifact GROUP BY snapshot_id
 ),
 nonzero(id, bytes) AS (
     SELECT a.snapshot_id, sum(max(0, min((r.pgno + r.npages) * 4096, a.size) - r.pgno * 4096))
-    FROM artifact a JOIN run r ON r.artifact_id = a.id
+    FROM artifact a JOIN ar r ON r.artifact_id = a.id
     GROUP BY a.snapshot_id
 ),
 -- Child run c and parent run p (same artifact name) hold the same pages
--- where they overlap and lie on the same diagonal page_id - pgno. The
--- parent runs that can overlap c start at the last one at or before
--- c.pgno: a bounded range of the primary key, not a scan.
+-- where they overlap and lie on the same diagonal page_id - pgno.
 shared(id, bytes) AS (
     SELECT ca.snapshot_id,
            sum(max(0, min(min(c.pgno + c.npages, p.pgno + p.npages) * 4096, ca.size)
@@ -169,12 +244,9 @@ shared(id, bytes) AS (
     FROM snapshot s
     JOIN artifact ca ON ca.snapshot_id = s.id
     JOIN artifact pa ON pa.snapshot_id = s.parent_id AND pa.name = ca.name
-    JOIN run c ON c.artifact_id = ca.id
-    JOIN run p ON p.artifact_id = pa.id
-         AND p.pgno >= coalesce((SELECT max(x.pgno) FROM run x
-                                 WHERE x.artifact_id = pa.id AND x.pgno <= c.pgno), c.pgno)
-         AND p.pgno < c.pgno + c.npages
-    WHERE p.pgno + p.npages > c.pgno AND p.page_id - p.pgno = c.page_id - c.pgno
+    JOIN ar c ON c.artifact_id = ca.id
+    JOIN ar p ON p.artifact_id = pa.id AND p.pgno < c.pgno + c.npages AND p.pgno + p.npages > c.pgno
+    WHERE p.page_id - p.pgno = c.page_id - c.pgno
     GROUP BY ca.snapshot_id
 ),
 -- Unique pages, by two sweeps over page-id intervals: first each
@@ -183,9 +255,9 @@ shared(id, bytes) AS (
 -- together; where exactly one snapshot covers an id range, the running
 -- sum of snapshot ids is that snapshot's id.
 ev(sid, pos, d) AS (
-    SELECT a.snapshot_id, r.page_id, 1 FROM run r JOIN artifact a ON a.id = r.artifact_id
+    SELECT a.snapshot_id, r.page_id, 1 FROM ar r JOIN artifact a ON a.id = r.artifact_id
     UNION ALL
-    SELECT a.snapshot_id, r.page_id + r.npages, -1 FROM run r JOIN artifact a ON a.id = r.artifact_id
+    SELECT a.snapshot_id, r.page_id + r.npages, -1 FROM ar r JOIN artifact a ON a.id = r.artifact_id
 ),
 cover(sid, pos, depth) AS (
     SELECT sid, pos, sum(sum(d)) OVER (PARTITION BY sid ORDER BY pos ROWS UNBOUNDED PRECEDING)

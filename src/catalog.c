@@ -125,35 +125,78 @@ static int col_int(sqlite3_stmt *st, int c)
     return sqlite3_column_type(st, c) == SQLITE_INTEGER;
 }
 
+#define PAGE_COLS "id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash"
+
+/* The one validator of a page row (PAGE_COLS). */
+static int page_from_row(struct cat_page *out, sqlite3_stmt *st)
+{
+    int64_t id = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 1);
+    int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
+    int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
+    int typed = 1;
+    for (int c = 0; c < 6; c++)
+        typed &= col_int(st, c);
+    if (!typed || sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_bytes(st, 6) != 16 || id <= 0 ||
+        chunk <= 0 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot >= 8 || rlen <= 0 || rlen > 4096)
+        return fks__err(FKS_ECORRUPT, "page index: the row of page %lld is damaged", (long long)id);
+    *out = (struct cat_page){id, chunk, (uint64_t)off, (uint32_t)len, (uint32_t)slot, (uint32_t)rlen, {0}};
+    memcpy(out->hash, sqlite3_column_blob(st, 6), 16);
+    return 0;
+}
+
 int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id)
 {
     sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st, "SELECT chunk_id, off, len, slot, coalesce(rlen, 4096), hash FROM page WHERE id = ?1");
+    int rc = cat_prepare(db, &st, "SELECT " PAGE_COLS " FROM page WHERE id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW) {
-        int64_t chunk = sqlite3_column_int64(st, 0), off = sqlite3_column_int64(st, 1);
-        int64_t len = sqlite3_column_int64(st, 2), slot = sqlite3_column_int64(st, 3);
-        int64_t rlen = sqlite3_column_int64(st, 4);
-        int typed = 1;
-        for (int c = 0; c < 5; c++)
-            typed &= col_int(st, c);
-        if (!typed || sqlite3_column_type(st, 5) != SQLITE_BLOB || sqlite3_column_bytes(st, 5) != 16 ||
-            chunk <= 0 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot >= 8 || rlen <= 0 ||
-            rlen > 4096) {
-            rc = fks__err(FKS_ECORRUPT, "page index: the row of page %lld is damaged", (long long)id);
-        } else {
-            *out = (struct cat_page){id, chunk, (uint64_t)off, (uint32_t)len, (uint32_t)slot, (uint32_t)rlen, {0}};
-            memcpy(out->hash, sqlite3_column_blob(st, 5), 16);
-        }
-    } else if (s == SQLITE_DONE) {
+    if (s == SQLITE_ROW)
+        rc = page_from_row(out, st);
+    else if (s == SQLITE_DONE)
         rc = fks__err(FKS_ENOTFOUND, "page %lld is missing from the page index", (long long)id);
-    } else {
+    else
         rc = cat_err(db, s, "catalog: read page index");
-    }
     sqlite3_finalize(st);
+    return rc;
+}
+
+int cat_pages_open(cat_pages *r, sqlite3 *db)
+{
+    r->db = db;
+    return cat_prepare(db, &r->st, "SELECT " PAGE_COLS " FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id");
+}
+
+void cat_pages_close(cat_pages *r)
+{
+    sqlite3_finalize(r->st);
+    r->st = NULL;
+}
+
+int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
+                    void *arg)
+{
+    sqlite3_bind_int64(r->st, 1, first);
+    sqlite3_bind_int64(r->st, 2, first + (int64_t)n - 1);
+    int rc = 0, s;
+    uint64_t k = 0;
+    struct cat_page p;
+    while (rc == 0 && (s = sqlite3_step(r->st)) == SQLITE_ROW) {
+        if ((rc = page_from_row(&p, r->st)) != 0)
+            break;
+        if (p.id != first + (int64_t)k) {
+            rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)first + (long long)k);
+            break;
+        }
+        k++;
+        rc = fn(arg, &p);
+    }
+    sqlite3_reset(r->st);
+    if (rc == 0 && s != SQLITE_DONE)
+        rc = cat_err(r->db, s, "catalog: read page index");
+    if (rc == 0 && k != n)
+        rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)first + (long long)k);
     return rc;
 }
 
@@ -197,31 +240,6 @@ int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, co
         rc = cat_err(db, s, "catalog: read artifact");
     }
     sqlite3_finalize(st);
-    return rc;
-}
-
-int cat_map_load(pm_map *m, sqlite3 *db, int64_t art, uint64_t npages)
-{
-    sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st, "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, art);
-    int s;
-    while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
-        if (!col_int(st, 0) || !col_int(st, 1) || !col_int(st, 2) || sqlite3_column_int64(st, 0) < 0 ||
-            sqlite3_column_int64(st, 1) <= 0 || sqlite3_column_int64(st, 2) <= 0) {
-            rc = fks__err(FKS_ECORRUPT, "page map damaged: a run is not three positive integers");
-            break;
-        }
-        rc = pm_push_run(m, (uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                         sqlite3_column_int64(st, 2));
-    }
-    if (rc == 0)
-        rc = cat_done(db, s, "catalog: read page map");
-    sqlite3_finalize(st);
-    if (rc == 0)
-        rc = pm_check(m, npages);
     return rc;
 }
 

@@ -8,8 +8,6 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
-#include "pmap.h"
-
 struct fks_migration {
     int version;
     const char *name;
@@ -74,14 +72,22 @@ struct cat_page {
 /* Reads and validates page id's location. FKS_ENOTFOUND if the index has
 ** no such page, FKS_ECORRUPT if its row is malformed. */
 int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id);
+/* Pages by id range, with one prepared statement: cat_pages_range calls
+** fn for each of pages first .. first+n-1 in id order; a page missing or
+** malformed is FKS_ECORRUPT (a map named it); fn's error stops it. */
+typedef struct cat_pages {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+} cat_pages;
+int cat_pages_open(cat_pages *r, sqlite3 *db);
+void cat_pages_close(cat_pages *r);
+int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
+                    void *arg);
 /* Page id of a hash; FKS_ENOTFOUND if none. */
 int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16]);
 /* Artifact name of snapshot snap: its id and logical size.
 ** FKS_ENOTFOUND if absent. */
 int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name);
-/* Appends the complete page map of artifact art, an artifact of npages
-** pages, to m (empty on entry), checked with pm_check. */
-int cat_map_load(pm_map *m, sqlite3 *db, int64_t art, uint64_t npages);
 
 /* Read transactions: BEGIN (deferred) and its end (COMMIT of a read; it
 ** cannot fail in a way that loses anything, its error is returned). */

@@ -248,6 +248,7 @@ typedef struct fks_gc_report {
     uint64_t disk_bytes_after;
     int stopped_early;           /* max_seconds reached */
     double seconds;
+    uint64_t maps_folded;        /* page maps of removed snapshots folded away */
 } fks_gc_report;
 
 /* Reclaims space: deletes unreferenced pages from the index, compacts

@@ -5,9 +5,13 @@
 ** Design
 **  1. One gc at a time: flock(DIR/gc.lock, LOCK_EX|LOCK_NB); a second gc
 **     fails at once with FKS_ELOCKED.
-**  2. Sweep. Under the writer lock, in one transaction: mark every page
-**     id that some run references (a bitmap over 1 .. next_page_id), then
-**     delete the page rows nobody marks and bump meta.gc_generation.
+**  2. Sweep. Under the writer lock, in one transaction: fold the page
+**     map nodes of removed snapshots into the nodes built on them and
+**     delete unused nodes (map.c, design 4); mark every page id that some
+**     run references (a bitmap over 1 .. next_page_id); delete the page
+**     rows in the unmarked id ranges (rowid range reads: the work is the
+**     map rows and the dead pages, not the whole index) and bump
+**     meta.gc_generation.
 **     Holding the writer lock means no ingest can commit a new reference
 **     between the marking and the deleting.
 **  3. The race with ingest (an ingest looked a page up, found it, and
@@ -57,6 +61,7 @@
 #include "catalog.h"
 #include "chunk.h"
 #include "manifest.h"
+#include "map.h"
 #include "store.h"
 #include "util.h"
 
@@ -89,7 +94,7 @@ static uint64_t disk_usage(fks_store *s)
 static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 {
     sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL, *del = NULL;
+    sqlite3_stmt *st = NULL, *del = NULL, *blk = NULL;
     uint8_t *mark = NULL;
     int rc = cat_begin(s), src;
     if (rc)
@@ -110,7 +115,12 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         rc = fks__err(FKS_ENOMEM, "out of memory (%lld pages)", (long long)next);
         goto out;
     }
-    if ((rc = cat_prepare(db, &st, "SELECT page_id, npages FROM run")) != 0)
+    /* Maps first: fold the nodes of removed snapshots into the nodes
+    ** built on them and delete unused ones (map.c design 4), so that
+    ** every run left is seen by some snapshot. */
+    if (!o->dry_run && ((rc = map_dissolve(db, &r->maps_folded)) != 0 || (rc = map_sweep(db, NULL)) != 0))
+        goto out;
+    if ((rc = cat_prepare(db, &st, "SELECT page_id, npages FROM pmap_run WHERE page_id > 0")) != 0)
         goto out;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t a = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
@@ -124,39 +134,61 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         rc = cat_err(db, src, "catalog: read page maps");
         goto out;
     }
-    /* Pages in block order, so each block's share can be counted. */
-    if ((rc = cat_prepare(db, &st, "SELECT id, chunk_id, off, len FROM page ORDER BY chunk_id, off")) != 0 ||
-        (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0)
+    /* The dead: the page rows in the id ranges nobody marked (page ids are
+    ** rowids: a range is one seek), so the work is the dead pages, not the
+    ** index. A block's share is counted by its pages (consecutive ids). */
+    if ((rc = cat_prepare(db, &st, "SELECT id, chunk_id, off, len FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
+        (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0 ||
+        (rc = cat_prepare(db, &blk, "SELECT count(*) FROM page WHERE id BETWEEN ?1 - 7 AND ?1 + 7 AND "
+                                    "chunk_id = ?2 AND off = ?3")) != 0)
         goto out;
+    src = SQLITE_DONE;
     int64_t bchunk = -1, boff = -1, blen = 0, bpages = 0, bdead = 0;
-    for (;;) {
-        src = sqlite3_step(st);
-        int row = src == SQLITE_ROW;
-        int64_t id = row ? sqlite3_column_int64(st, 0) : 0, ch = row ? sqlite3_column_int64(st, 1) : -2;
-        int64_t off = row ? sqlite3_column_int64(st, 2) : -2;
-        if (ch != bchunk || off != boff) {            /* a block ends */
-            if (bpages)
-                r->page_bytes_freed += (uint64_t)(blen * bdead / bpages);
-            bchunk = ch, boff = off, bpages = bdead = 0;
-            blen = row ? sqlite3_column_int64(st, 3) : 0;
-        }
-        if (!row)
-            break;
-        bpages++;
-        if (id > 0 && id < next && (mark[id >> 3] & (1u << (id & 7))))
+    for (int64_t lo = 1; lo < next && rc == 0;) {
+        if (mark[lo >> 3] == 0xff && (lo & 7) == 0) {      /* a byte of live ids */
+            lo += 8;
             continue;
-        bdead++;
-        r->pages_freed++;
-        if (o->dry_run)
-            continue;
-        sqlite3_bind_int64(del, 1, id);
-        int d = sqlite3_step(del);
-        sqlite3_reset(del);
-        if (d != SQLITE_DONE) {
-            rc = cat_err(db, d, "catalog: delete page");
-            break;
         }
+        if (mark[lo >> 3] & (1u << (lo & 7))) {
+            lo++;
+            continue;
+        }
+        int64_t hi = lo;
+        while (hi + 1 < next && !(mark[(hi + 1) >> 3] & (1u << ((hi + 1) & 7))))
+            hi++;
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
+        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t id = sqlite3_column_int64(st, 0), ch = sqlite3_column_int64(st, 1);
+            int64_t off = sqlite3_column_int64(st, 2);
+            if (ch != bchunk || off != boff) {            /* another block */
+                if (bpages)
+                    r->page_bytes_freed += (uint64_t)(blen * (bdead < bpages ? bdead : bpages) / bpages);
+                bchunk = ch, boff = off, bdead = 0;
+                blen = sqlite3_column_int64(st, 3);
+                sqlite3_bind_int64(blk, 1, id);
+                sqlite3_bind_int64(blk, 2, ch);
+                sqlite3_bind_int64(blk, 3, off);
+                bpages = sqlite3_step(blk) == SQLITE_ROW ? sqlite3_column_int64(blk, 0) : 1;
+                sqlite3_reset(blk);
+            }
+            bdead++;
+            r->pages_freed++;
+            if (o->dry_run)
+                continue;
+            sqlite3_bind_int64(del, 1, id);
+            int d = sqlite3_step(del);
+            sqlite3_reset(del);
+            if (d != SQLITE_DONE)
+                rc = cat_err(db, d, "catalog: delete page");
+        }
+        sqlite3_reset(st);
+        if (rc == 0 && src != SQLITE_DONE)
+            rc = cat_err(db, src, "catalog: scan pages");
+        lo = hi + 1;
     }
+    if (bpages)
+        r->page_bytes_freed += (uint64_t)(blen * (bdead < bpages ? bdead : bpages) / bpages);
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(db, src, "catalog: scan pages");
     if (rc == 0 && r->pages_freed && !o->dry_run)
@@ -166,6 +198,7 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 out:
     sqlite3_finalize(st);
     sqlite3_finalize(del);
+    sqlite3_finalize(blk);
     free(mark);
     return cat_end(s, rc);   /* a dry run changed nothing: an empty commit */
 }

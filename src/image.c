@@ -4,7 +4,7 @@
 **
 ** Design
 **  1. fks_image_open reads the artifact's complete page map once, in one
-**     read transaction (cat_map_load), and keeps it sorted by pgno: a
+**     read transaction (map_load_artifact), and keeps it sorted by pgno: a
 **     page's id is a binary search away, with no catalog access.
 **  2. A stored page's location is read from the catalog when it is first
 **     needed (cat_page_get) and not kept: the reads of a page server are
@@ -23,6 +23,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "map.h"
 #include "store.h"
 #include "util.h"
 
@@ -64,7 +65,7 @@ int fks_image_open(fks_image **out, fks_store *s, const char *tag, const char *a
     if (rc == 0) {
         if ((rc = cat_snapshot(&snap, NULL, s->db, tag, 1)) == 0 &&
             (rc = cat_artifact_get(&art, &size, s->db, snap, artifact)) == 0)
-            rc = cat_map_load(&im->map, s->db, art, (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE);
+            rc = map_load_artifact(&im->map, s->db, art, (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE);
         int rc2 = cat_read_end(s->db);
         if (rc == 0)
             rc = rc2;

@@ -42,6 +42,7 @@
 #include "catalog.h"
 #include "chunk.h"
 #include "manifest.h"
+#include "map.h"
 #include "par.h"
 #include "pmap.h"
 #include "store.h"
@@ -70,8 +71,7 @@ struct art {
     uint64_t size;
     int64_t parent_art;            /* the parent's same-named artifact, 0 if none */
     uint64_t parent_size;
-    pm_map map;
-    pm_map base;                   /* a diff's parent map, as in the catalog */
+    pm_map map;                    /* a Full's complete map; a Diff's delta (page 0: zeros) */
     struct hints *hints;           /* its pages, while this artifact is ingested */
 };
 
@@ -465,23 +465,6 @@ static int ingest_range(struct ingest *g, struct art *a, uint64_t first, uint64_
     return rc;
 }
 
-static int load_map(fks_store *s, int64_t art_id, pm_map *m)
-{
-    sqlite3_stmt *st;
-    int rc = cat_prepare(s->db, &st, "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, art_id);
-    int src;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
-        rc = pm_push_run(m, (uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                         sqlite3_column_int64(st, 2));
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: read page map");
-    sqlite3_finalize(st);
-    return rc;
-}
-
 static void hints_free(struct hints *h)
 {
     if (h) {
@@ -495,44 +478,56 @@ static void hints_free(struct hints *h)
 static int hints_load(struct ingest *g, struct art *a)
 {
     sqlite3_stmt *st;
+    pm_map pm = {0};
+    int64_t pmap;
     struct hints *h = calloc(1, sizeof *h);
     if (!h)
         return fks__err(FKS_ENOMEM, "out of memory");
-    int rc = cat_prepare(g->s->db, &st,
-        "SELECT r.pgno + (p.id - r.page_id), p.id, p.hash "
-        "FROM run r JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
-        "WHERE r.artifact_id = ?1 ORDER BY r.pgno, p.id");
-    if (rc) {
+    int rc = map_of_artifact(&pmap, g->s->db, a->parent_art);
+    if (rc == 0)
+        rc = map_load(&pm, g->s->db, pmap);
+    if (rc == FKS_ECORRUPT) {         /* no hints; the lookups still answer */
+        rc = 0;
+        pm.n = 0;
+    }
+    if (rc || (rc = cat_prepare(g->s->db, &st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0) {
         free(h);
+        pm_free(&pm);
         return rc;
     }
-    sqlite3_bind_int64(st, 1, a->parent_art);
-    int src, ok = 1;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t pg = sqlite3_column_int64(st, 0);
-        if (sqlite3_column_bytes(st, 2) != 16 || pg < 0 || (h->n && (uint64_t)pg <= h->v[h->n - 1].pgno)) {
-            ok = 0;
-            break;
-        }
-        if (h->n == h->alloc) {
-            size_t na = h->alloc ? h->alloc * 2 : 4096;
-            struct hint *nv = realloc(h->v, na * sizeof *nv);
-            if (!nv) {
-                rc = fks__err(FKS_ENOMEM, "out of memory (parent page hints)");
+    int ok = 1;
+    for (size_t i = 0; i < pm.n && rc == 0 && ok; i++) {
+        int src;
+        uint64_t k = 0;
+        sqlite3_bind_int64(st, 1, pm.r[i].page);
+        sqlite3_bind_int64(st, 2, pm.r[i].page + (int64_t)pm.r[i].npages - 1);
+        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            if (sqlite3_column_bytes(st, 1) != 16 || sqlite3_column_int64(st, 0) != pm.r[i].page + (int64_t)k) {
+                ok = 0;
                 break;
             }
-            h->v = nv;
-            h->alloc = na;
+            if (h->n == h->alloc) {
+                size_t na = h->alloc ? h->alloc * 2 : 4096;
+                struct hint *nv = realloc(h->v, na * sizeof *nv);
+                if (!nv) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory (parent page hints)");
+                    break;
+                }
+                h->v = nv;
+                h->alloc = na;
+            }
+            struct hint *e = &h->v[h->n++];
+            e->pgno = pm.r[i].pgno + k;
+            e->id = sqlite3_column_int64(st, 0);
+            memcpy(e->hash, sqlite3_column_blob(st, 1), 16);
+            k++;
         }
-        struct hint *e = &h->v[h->n];
-        e->pgno = (uint64_t)pg;
-        e->id = sqlite3_column_int64(st, 1);
-        memcpy(e->hash, sqlite3_column_blob(st, 2), 16);
-        h->n++;
+        sqlite3_reset(st);
+        if (rc == 0 && ok && src != SQLITE_DONE)
+            rc = cat_err(g->s->db, src, "catalog: read the parent's page hashes");
     }
-    if (rc == 0 && ok && src != SQLITE_DONE)
-        rc = cat_err(g->s->db, src, "catalog: read the parent's page map");
     sqlite3_finalize(st);
+    pm_free(&pm);
     if (rc || !ok || h->n == 0) {
         hints_free(h);
         return rc;
@@ -544,7 +539,7 @@ static int hints_load(struct ingest *g, struct art *a)
 static int ingest_art(struct ingest *g, struct art *a)
 {
     uint64_t npages = (a->size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
-    pm_map own = {0}, cover = {0}, base = {0};
+    pm_map own = {0}, cover = {0};
     int rc = 0;
     uint64_t pos = 0;
 
@@ -575,20 +570,18 @@ static int ingest_art(struct ingest *g, struct art *a)
                 first = pos;
         }
         g->done += (first - pos) * FKS_PAGE_SIZE;   /* the hole before it */
-        if (a->in->diff && (rc = pm_push_run(&cover, first, last - first, 1)) != 0)
+        if (a->in->diff && (rc = pm_push_run(&cover, first, last - first, 0)) != 0)
             goto out;
         if ((rc = ingest_range(g, a, first, last, &own)) != 0)
             goto out;
         pos = last;
     }
     if (a->in->diff) {
-        if ((rc = load_map(g->s, a->parent_art, &base)) != 0 ||
-            (rc = pm_check(&base, npages)) != 0 ||
-            (rc = pm_overlay(&a->map, &base, &cover, &own)) != 0)
+        /* The delta: the cover as zeros, the pages stored or found over it
+        ** (a dirtied page that is all zeros stays a zero run). */
+        pm_free(&a->map);
+        if ((rc = pm_apply(&a->map, &cover, &own, 0)) != 0)
             goto out;
-        pm_free(&a->base);
-        a->base = base;
-        base = (pm_map){0};
     } else {
         a->map = own;
         own = (pm_map){0};
@@ -598,7 +591,6 @@ out:
     a->hints = NULL;
     pm_free(&own);
     pm_free(&cover);
-    pm_free(&base);
     if (rc)
         fks__errctx(rc, "artifact %s (%s)", a->in->name, a->in->path);
     return rc;
@@ -623,7 +615,7 @@ static int check_refs(struct ingest *g)
     for (size_t i = 0; i < g->n && rc == 0; i++) {
         const pm_map *m = &g->arts[i].map;
         for (size_t j = 0; j < m->n && rc == 0; j++) {
-            if (m->r[j].page >= PM_NEW)
+            if (m->r[j].page >= PM_NEW || m->r[j].page == 0)
                 continue;
             sqlite3_bind_int64(st, 1, m->r[j].page);
             sqlite3_bind_int64(st, 2, m->r[j].page + (int64_t)m->r[j].npages - 1);
@@ -635,62 +627,6 @@ static int check_refs(struct ingest *g)
         }
     }
     sqlite3_finalize(st);
-    return rc;
-}
-
-/* Writes artifact art's map. For a diff, most of it is the parent's map
-** unchanged: copy the parent's rows inside SQLite with one statement,
-** then delete the parent runs that did not survive as they were and insert
-** the runs that are new. A 1 MiB diff over a 512 MiB parent thus writes a
-** few hundred rows from C instead of the whole map. */
-static int write_map(sqlite3 *db, sqlite3_stmt *ins_run, int64_t art, const pm_map *out, int64_t parent_art,
-                     const pm_map *base)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = 0;
-    uint8_t *kept = NULL;             /* per out run: is it a copied parent run */
-    if (parent_art) {
-        kept = calloc(out->n + 1, 1);
-        if (!kept)
-            return fks__err(FKS_ENOMEM, "out of memory");
-        if ((rc = cat_prepare(db, &st, "INSERT INTO run(artifact_id, pgno, npages, page_id) "
-                              "SELECT ?1, pgno, npages, page_id FROM run WHERE artifact_id = ?2")) != 0)
-            goto out;
-        sqlite3_bind_int64(st, 1, art);
-        sqlite3_bind_int64(st, 2, parent_art);
-        if ((rc = step_done(db, st, "catalog: copy page map")) != 0)
-            goto out;
-        sqlite3_finalize(st);
-        if ((rc = cat_prepare(db, &st, "DELETE FROM run WHERE artifact_id = ?1 AND pgno = ?2")) != 0)
-            goto out;
-        /* Both lists are sorted by pgno: one merge pass. */
-        size_t j = 0;
-        for (size_t i = 0; i < base->n && rc == 0; i++) {
-            const pm_run *b = &base->r[i];
-            while (j < out->n && out->r[j].pgno < b->pgno)
-                j++;
-            if (j < out->n && out->r[j].pgno == b->pgno && out->r[j].npages == b->npages &&
-                out->r[j].page == b->page) {
-                kept[j] = 1;
-                continue;
-            }
-            sqlite3_bind_int64(st, 1, art);
-            sqlite3_bind_int64(st, 2, (int64_t)b->pgno);
-            rc = step_done(db, st, "catalog: trim page map");
-        }
-    }
-    for (size_t j = 0; j < out->n && rc == 0; j++) {
-        if (kept && kept[j])
-            continue;
-        sqlite3_bind_int64(ins_run, 1, art);
-        sqlite3_bind_int64(ins_run, 2, (int64_t)out->r[j].pgno);
-        sqlite3_bind_int64(ins_run, 3, (int64_t)out->r[j].npages);
-        sqlite3_bind_int64(ins_run, 4, out->r[j].page);
-        rc = step_done(db, ins_run, "catalog: insert page map");
-    }
-out:
-    sqlite3_finalize(st);
-    free(kept);
     return rc;
 }
 
@@ -726,22 +662,6 @@ static int push_hashes(sqlite3_stmt *st, mf_artifact *a, uint64_t pgno, uint64_t
     return rc;
 }
 
-/* The page that map m holds at pgno (0: zero). m sorted by pgno. */
-static int64_t map_at(const pm_map *m, uint64_t pgno)
-{
-    size_t lo = 0, hi = m->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->r[mid].pgno + m->r[mid].npages <= pgno)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < m->n && m->r[lo].pgno <= pgno)
-        return m->r[lo].page + (int64_t)(pgno - m->r[lo].pgno);
-    return 0;
-}
-
 /* Runs as the public fks_run, for fks_runs_diff. */
 static fks_run *as_runs(const pm_map *m)
 {
@@ -751,17 +671,84 @@ static fks_run *as_runs(const pm_map *m)
     return v;
 }
 
-/* The manifest of the snapshot being committed (manifest.c): artifact
-** i's final map is out[i]. A Diff whose parent has a manifest lists only
-** the pages where it differs from the parent's map; anything else lists
-** its whole map. */
+/* What commit stored for one artifact: its map node, its complete map
+** when known, and its delta on the parent's when it has one. */
+struct stored {
+    int64_t pmap;
+    pm_map full, delta;
+    int has_full, has_delta;
+};
+
+/* delta = the pages where full differs from parent (zeros where full has
+** none). */
+static int delta_of(pm_map *delta, const pm_map *parent, const pm_map *full)
+{
+    fks_run *ra = as_runs(parent), *rb = as_runs(full);
+    fks_range *dr = NULL;
+    size_t nd = 0;
+    uint64_t pages = 0;
+    pm_map z = {0}, clip = {0};
+    int rc = ra && rb ? fks_runs_diff(&dr, &nd, &pages, ra, parent->n, rb, full->n)
+                      : fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nd && rc == 0; i++)
+        rc = pm_push_run(&z, dr[i].pgno, dr[i].npages, 0);
+    if (rc == 0)
+        rc = pm_restrict(&clip, full, &z);
+    if (rc == 0)
+        rc = pm_apply(delta, &z, &clip, 0);
+    free(ra);
+    free(rb);
+    free(dr);
+    pm_free(&z);
+    pm_free(&clip);
+    return rc;
+}
+
+/* Stores artifact a's map, out (a Full's complete map or a Diff's delta,
+** page ids final), as a node (map.c). A Full whose parent has an artifact
+** of the same size is stored as a delta on it when that is the smaller. */
+static int store_map(struct stored *r, struct ingest *g, const struct art *a, pm_map *out)
+{
+    sqlite3 *db = g->s->db;
+    uint64_t npages = (a->size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
+    int64_t pp = 0;
+    int rc = a->parent_art ? map_of_artifact(&pp, db, a->parent_art) : 0;
+    if (rc)
+        return rc;
+    if (a->in->diff) {
+        r->delta = *out;
+        *out = (pm_map){0};
+        r->has_delta = 1;
+        return map_put(&r->pmap, db, pp, &r->delta, npages);
+    }
+    r->full = *out;
+    *out = (pm_map){0};
+    r->has_full = 1;
+    if (pp && a->parent_size == a->size) {
+        pm_map parent = {0};
+        if ((rc = map_load(&parent, db, pp)) == 0)
+            rc = delta_of(&r->delta, &parent, &r->full);
+        pm_free(&parent);
+        if (rc)
+            return rc;
+        if (r->delta.n * 2 < r->full.n + 2) {
+            r->has_delta = 1;
+            return map_put(&r->pmap, db, pp, &r->delta, npages);
+        }
+        pm_free(&r->delta);
+    }
+    return map_put(&r->pmap, db, 0, &r->full, npages);
+}
+
+/* The manifest of the snapshot being committed (manifest.c). A Diff
+** artifact whose parent has a manifest lists only its delta's pages;
+** anything else lists its whole map, so that a Full snapshot is a point
+** recover can always start again from. */
 static int build_manifest(manifest *m, struct ingest *g, int64_t snap, int64_t created_ms, int64_t added,
-                          const pm_map *out)
+                          struct stored *sv)
 {
     const fks_ingest_opts *o = g->o;
-    sqlite3_stmt *st = NULL, *one = NULL;
-    fks_range *dr = NULL;
-    fks_run *ra = NULL, *rb = NULL;
+    sqlite3_stmt *st = NULL;
     int rc;
 
     m->id = snap;
@@ -775,47 +762,30 @@ static int build_manifest(manifest *m, struct ingest *g, int64_t snap, int64_t c
     m->diff_bytes = o->diff_bytes > 0 ? o->diff_bytes : -1;
     snprintf(m->tag, sizeof m->tag, "%s", o->tag);
     int parent_mf = g->parent_id && manifest_exists(g->s->dir, g->parent_id);
-    if ((rc = cat_prepare(g->s->db, &st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0 ||
-        (rc = cat_prepare(g->s->db, &one, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2")) != 0)
-        goto out;
+    if ((rc = cat_prepare(g->s->db, &st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0)
+        return rc;
     for (size_t i = 0; i < g->n && rc == 0; i++) {
         const struct art *a = &g->arts[i];
+        struct stored *r = &sv[i];
         int delta = a->in->diff && parent_mf;
         mf_artifact *ma;
         if ((rc = manifest_add_artifact(&ma, m, a->in->name, a->size, delta)) != 0)
             break;
-        if (!delta) {
-            for (size_t j = 0; j < out[i].n && rc == 0; j++)
-                rc = push_hashes(st, ma, out[i].r[j].pgno, out[i].r[j].npages, out[i].r[j].page);
-            continue;
+        if (!delta && !r->has_full) {
+            if ((rc = map_load(&r->full, g->s->db, r->pmap)) != 0)
+                break;
+            r->has_full = 1;
         }
-        size_t nd = 0;
-        uint64_t pages = 0;
-        free(ra);
-        free(rb);
-        ra = as_runs(&a->base);
-        rb = as_runs(&out[i]);
-        free(dr);
-        dr = NULL;
-        if (!ra || !rb) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            break;
+        const pm_map *mm = delta ? &r->delta : &r->full;
+        for (size_t j = 0; j < mm->n && rc == 0; j++) {
+            const pm_run *x = &mm->r[j];
+            if (x->page)
+                rc = push_hashes(st, ma, x->pgno, x->npages, x->page);
+            for (uint64_t k = 0; !x->page && k < x->npages && rc == 0; k++)
+                rc = mf_push(ma, x->pgno + k, NULL, 1);
         }
-        if ((rc = fks_runs_diff(&dr, &nd, &pages, ra, a->base.n, rb, out[i].n)) != 0)
-            break;
-        for (size_t j = 0; j < nd && rc == 0; j++)
-            for (uint64_t k = 0; k < dr[j].npages && rc == 0; k++) {
-                uint64_t pg = dr[j].pgno + k;
-                int64_t id = map_at(&out[i], pg);
-                rc = id ? push_hashes(one, ma, pg, 1, id) : mf_push(ma, pg, NULL, 1);
-            }
     }
-out:
     sqlite3_finalize(st);
-    sqlite3_finalize(one);
-    free(dr);
-    free(ra);
-    free(rb);
     return rc;
 }
 
@@ -824,9 +794,10 @@ static int commit(struct ingest *g)
     fks_store *s = g->s;
     sqlite3 *db = s->db;
     const fks_ingest_opts *o = g->o;
-    sqlite3_stmt *ins_page = NULL, *find = NULL, *ins_run = NULL, *st = NULL;
+    sqlite3_stmt *ins_page = NULL, *find = NULL, *st = NULL;
     int64_t *final = NULL;
     pm_map *outs = NULL;
+    struct stored *sv = NULL;
     manifest mf = {0};
     int mf_written = 0;
     int rc, src;
@@ -948,17 +919,14 @@ static int commit(struct ingest *g)
         goto out;
     }
 
-    if ((rc = cat_prepare(db, &st, "INSERT INTO artifact(snapshot_id, name, size) VALUES (?1, ?2, ?3)")) != 0 ||
-        (rc = cat_prepare(db, &ins_run, "INSERT INTO run(artifact_id, pgno, npages, page_id) VALUES (?1, ?2, ?3, ?4)")) != 0)
+    if (!(sv = calloc(g->n + 1, sizeof *sv))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = cat_prepare(db, &st, "INSERT INTO artifact(snapshot_id, name, size, pmap_id) VALUES (?1, ?2, ?3, ?4)")) != 0)
         goto out;
     for (size_t i = 0; i < g->n && rc == 0; i++) {
         struct art *a = &g->arts[i];
-        sqlite3_bind_int64(st, 1, snap);
-        sqlite3_bind_text(st, 2, a->in->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, (int64_t)a->size);
-        if ((rc = step_done(db, st, "catalog: insert artifact")) != 0)
-            break;
-        int64_t art = sqlite3_last_insert_rowid(db);
         /* Resolve PM_NEW references; re-coalesce, as ids may now join. */
         pm_map *out = &outs[i];
         for (size_t j = 0; j < a->map.n && rc == 0; j++) {
@@ -970,13 +938,18 @@ static int commit(struct ingest *g)
             for (uint64_t p = 0; p < r->npages && rc == 0; p++)
                 rc = pm_push(out, r->pgno + p, final[r->page - PM_NEW + (int64_t)p]);
         }
-        if (rc == 0)
-            rc = write_map(db, ins_run, art, out, a->in->diff ? a->parent_art : 0, &a->base);
+        if (rc || (rc = store_map(&sv[i], g, a, out)) != 0)
+            break;
+        sqlite3_bind_int64(st, 1, snap);
+        sqlite3_bind_text(st, 2, a->in->name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (int64_t)a->size);
+        sqlite3_bind_int64(st, 4, sv[i].pmap);
+        rc = step_done(db, st, "catalog: insert artifact");
     }
     if (rc == 0)
         rc = chunk_writer_commit(g->w);
     /* The manifest, durable before the row that makes it a snapshot. */
-    if (rc == 0 && (rc = build_manifest(&mf, g, snap, created_ms, (int64_t)added, outs)) == 0 &&
+    if (rc == 0 && (rc = build_manifest(&mf, g, snap, created_ms, (int64_t)added, sv)) == 0 &&
         (rc = manifest_write(s->dir, &mf)) == 0)
         mf_written = 1;
     if (rc == 0)
@@ -985,11 +958,15 @@ out:
     sqlite3_finalize(st);
     sqlite3_finalize(ins_page);
     sqlite3_finalize(find);
-    sqlite3_finalize(ins_run);
     free(final);
     for (size_t i = 0; outs && i < g->n; i++)
         pm_free(&outs[i]);
     free(outs);
+    for (size_t i = 0; sv && i < g->n; i++) {
+        pm_free(&sv[i].full);
+        pm_free(&sv[i].delta);
+    }
+    free(sv);
     rc = cat_end(s, rc);
     if (rc && mf_written) {           /* not committed: nobody names it */
         char p[PATH_MAX];
@@ -1115,7 +1092,6 @@ static void reset_attempt(struct ingest *g)
 {
     for (size_t i = 0; i < g->n; i++) {
         pm_free(&g->arts[i].map);
-        pm_free(&g->arts[i].base);
     }
     np_free(&g->np);
     memset(&g->st, 0, sizeof g->st);
@@ -1219,7 +1195,6 @@ out:
         if (g.arts[i].fd >= 0)
             close(g.arts[i].fd);
         pm_free(&g.arts[i].map);
-        pm_free(&g.arts[i].base);
     }
     np_free(&g.np);
     free(g.arts);

@@ -14,6 +14,7 @@
 
 #include "catalog.h"
 #include "manifest.h"
+#include "map.h"
 #include "store.h"
 #include "util.h"
 
@@ -409,6 +410,10 @@ static int rmi_once(fks_store *s, const char *tag, int cascade)
         if (rc == 0)
             rc = exec_bind(s->db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
     }
+    /* Page maps nobody uses any more go with it (map.c design 3): the work
+    ** is their rows; a map still under a child stays, gc folds it. */
+    if (rc == 0)
+        rc = map_sweep(s->db, NULL);
     /* Catalog first, then the manifests (deletion in reverse order): the
     ** children's manifests keep naming this one as their parent and may
     ** be deltas against it, so it stays as a tombstone (manifest.c). */

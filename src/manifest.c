@@ -112,6 +112,7 @@
 #include <xxhash.h>
 
 #include "catalog.h"
+#include "map.h"
 #include "store.h"
 #include "util.h"
 
@@ -667,11 +668,23 @@ int manifest_list(mf_entry **out, size_t *n, const char *dir)
 
 /* --------------------------------------------------------- backfill */
 
+struct push_ctx {
+    mf_artifact *a;
+    uint64_t pgno;             /* page number of the run's next page */
+};
+
+static int push_page(void *arg, const struct cat_page *p)
+{
+    struct push_ctx *x = arg;
+    return mf_push(x->a, x->pgno++, p->hash, 0);
+}
+
 /* The full manifest of catalog snapshot id (a snapshot committed before
 ** manifests existed). */
 static int from_catalog(manifest *m, sqlite3 *db, int64_t id)
 {
-    sqlite3_stmt *st = NULL, *pg = NULL;
+    sqlite3_stmt *st = NULL;
+    cat_pages pr = {0};
     int rc, src;
     memset(m, 0, sizeof *m);
     if ((rc = cat_prepare(db, &st, "SELECT coalesce(parent_id, 0), created_ms, stored_bytes, new_pages, "
@@ -697,34 +710,30 @@ static int from_catalog(manifest *m, sqlite3 *db, int64_t id)
     sqlite3_finalize(st);
     st = NULL;
     if ((rc = cat_prepare(db, &st, "SELECT id, name, size FROM artifact WHERE snapshot_id = ?1 ORDER BY id")) != 0 ||
-        (rc = cat_prepare(db, &pg, "SELECT r.pgno + (p.id - r.page_id), p.hash FROM run r JOIN page p "
-                          "ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 WHERE r.artifact_id = ?1 "
-                          "ORDER BY 1")) != 0)
+        (rc = cat_pages_open(&pr, db)) != 0)
         goto out;
     sqlite3_bind_int64(st, 1, id);
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         mf_artifact *a = NULL;
-        if ((rc = manifest_add_artifact(&a, m, (const char *)sqlite3_column_text(st, 1),
-                                        (uint64_t)sqlite3_column_int64(st, 2), 0)) != 0 || !a)
+        uint64_t size = (uint64_t)sqlite3_column_int64(st, 2);
+        if ((rc = manifest_add_artifact(&a, m, (const char *)sqlite3_column_text(st, 1), size, 0)) != 0 || !a)
             break;
-        sqlite3_bind_int64(pg, 1, sqlite3_column_int64(st, 0));
-        int prc = SQLITE_DONE;
-        while (rc == 0 && (prc = sqlite3_step(pg)) == SQLITE_ROW) {
-            uint64_t pgno = (uint64_t)sqlite3_column_int64(pg, 0);
-            if (sqlite3_column_bytes(pg, 1) != 16 || (a->n && pgno <= a->p[a->n - 1].pgno))
-                rc = fks__err(FKS_ECORRUPT, "snapshot %s: the page map of %s is damaged", m->tag, a->name);
-            else
-                rc = mf_push(a, pgno, sqlite3_column_blob(pg, 1), 0);
+        pm_map map = {0};
+        rc = map_load_artifact(&map, db, sqlite3_column_int64(st, 0), (size + 4095) / 4096);
+        struct push_ctx x = {a, 0};
+        for (size_t i = 0; i < map.n && rc == 0; i++) {
+            x.pgno = map.r[i].pgno;
+            rc = cat_pages_range(&pr, map.r[i].page, map.r[i].npages, push_page, &x);
         }
-        if (rc == 0 && prc != SQLITE_DONE)
-            rc = cat_err(db, prc, "catalog: read page map");
-        sqlite3_reset(pg);
+        pm_free(&map);
+        if (rc)
+            fks__errctx(rc, "snapshot %s, %s", m->tag, a->name);
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(db, src, "catalog: read artifacts");
 out:
     sqlite3_finalize(st);
-    sqlite3_finalize(pg);
+    cat_pages_close(&pr);
     return rc;
 }
 

@@ -39,4 +39,18 @@ int pm_overlay(pm_map *out, const pm_map *base, const pm_map *cover, const pm_ma
 ** the run not wrapping. FKS_ECORRUPT with a message otherwise. */
 int pm_check(const pm_map *m, uint64_t npages_total);
 
+/* Deltas. A delta is a map whose runs may name page 0: "these pages are
+** zeros", hiding what a base holds there. pm_apply builds out = base with
+** every range a run of delta covers replaced by that run (runs of page 0
+** dropped when drop_zero, i.e. when out is a complete map, kept when out
+** is itself a delta). base and delta sorted; out empty on entry. */
+int pm_apply(pm_map *out, const pm_map *base, const pm_map *delta, int drop_zero);
+/* pm_check for a delta: page 0 allowed. */
+int pm_check_delta(const pm_map *m, uint64_t npages_total);
+/* out = the parts of m's runs inside the ranges of want (page ids of want
+** ignored). Both sorted; out empty on entry. */
+int pm_restrict(pm_map *out, const pm_map *m, const pm_map *want);
+/* Pages of m's runs that are not page 0. */
+uint64_t pm_pages(const pm_map *m);
+
 #endif

@@ -55,6 +55,7 @@
 #include "catalog.h"
 #include "chunk.h"
 #include "manifest.h"
+#include "map.h"
 #include "pmap.h"
 #include "store.h"
 #include "util.h"
@@ -571,7 +572,7 @@ static int pick_tag(struct rec *x, struct ent *e, char *tag, int64_t *claim)
 }
 
 static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, sqlite3_stmt *ins_art,
-                           sqlite3_stmt *ins_run, sqlite3_stmt *find_tag, int64_t *claims)
+                           sqlite3_stmt *find_tag, int64_t *claims)
 {
     char tag[129], nm[200];
     int64_t claim;
@@ -653,23 +654,22 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
         return rc;
     for (size_t i = 0; i < e->m.n_art && rc == 0; i++) {
         const mf_artifact *a = &e->m.art[i];
+        /* Each recovered map is stored complete (map.c): a rebuilt
+        ** catalog is correct first; the next maps are deltas again. */
+        pm_map map = {0};
+        int64_t pmap = 0;
+        for (size_t j = 0; j < a->n && rc == 0; j++)
+            rc = pm_push(&map, a->p[j].pgno, pt_find(&x->pt, a->p[j].hash));
+        if (rc == 0)
+            rc = map_put(&pmap, x->db, 0, &map, (a->size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE);
+        pm_free(&map);
+        if (rc)
+            break;
         sqlite3_bind_int64(ins_art, 1, e->id);
         sqlite3_bind_text(ins_art, 2, a->name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(ins_art, 3, (int64_t)a->size);
-        if ((rc = step(x->db, ins_art, "recover: insert artifact")) != 0)
-            break;
-        int64_t art = sqlite3_last_insert_rowid(x->db);
-        pm_map map = {0};
-        for (size_t j = 0; j < a->n && rc == 0; j++)
-            rc = pm_push(&map, a->p[j].pgno, pt_find(&x->pt, a->p[j].hash));
-        for (size_t j = 0; j < map.n && rc == 0; j++) {
-            sqlite3_bind_int64(ins_run, 1, art);
-            sqlite3_bind_int64(ins_run, 2, (int64_t)map.r[j].pgno);
-            sqlite3_bind_int64(ins_run, 3, (int64_t)map.r[j].npages);
-            sqlite3_bind_int64(ins_run, 4, map.r[j].page);
-            rc = step(x->db, ins_run, "recover: insert page map");
-        }
-        pm_free(&map);
+        sqlite3_bind_int64(ins_art, 4, pmap);
+        rc = step(x->db, ins_art, "recover: insert artifact");
     }
     if (rc == 0) {
         e->inserted = 1;
@@ -693,7 +693,7 @@ static int load_manifests(struct rec *x)
 {
     mf_entry *v = NULL;
     size_t n = 0;
-    sqlite3_stmt *ins_snap = NULL, *ins_art = NULL, *ins_run = NULL, *find_tag = NULL;
+    sqlite3_stmt *ins_snap = NULL, *ins_art = NULL, *find_tag = NULL;
     int64_t *claims = NULL;
     char nm[200];
     int rc = manifest_list(&v, &n, x->dir);
@@ -737,8 +737,7 @@ static int load_manifests(struct rec *x)
     if (rc || (rc = cat_prepare(x->db, &ins_snap, "INSERT INTO snapshot(id, tag, parent_id, created_ms, "
                                 "stored_bytes, new_pages, pause_ms, snapshot_ms, ingest_ms, diff_bytes) "
                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")) != 0 ||
-        (rc = cat_prepare(x->db, &ins_art, "INSERT INTO artifact(snapshot_id, name, size) VALUES (?1, ?2, ?3)")) != 0 ||
-        (rc = cat_prepare(x->db, &ins_run, "INSERT INTO run(artifact_id, pgno, npages, page_id) "
+        (rc = cat_prepare(x->db, &ins_art, "INSERT INTO artifact(snapshot_id, name, size, pmap_id) "
                           "VALUES (?1, ?2, ?3, ?4)")) != 0 ||
         (rc = cat_prepare(x->db, &find_tag, "SELECT id FROM snapshot WHERE tag = ?1")) != 0)
         goto out;
@@ -765,7 +764,7 @@ static int load_manifests(struct rec *x)
                 rc = have;
                 break;
             }
-            if (have == 1 && (rc = insert_snapshot(x, e, ins_snap, ins_art, ins_run, find_tag, claims)) != 0)
+            if (have == 1 && (rc = insert_snapshot(x, e, ins_snap, ins_art, find_tag, claims)) != 0)
                 break;
         }
         release(e);
@@ -781,7 +780,6 @@ static int load_manifests(struct rec *x)
 out:
     sqlite3_finalize(ins_snap);
     sqlite3_finalize(ins_art);
-    sqlite3_finalize(ins_run);
     sqlite3_finalize(find_tag);
     free(claims);
     free(v);

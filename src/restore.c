@@ -3,9 +3,10 @@
 **
 ** Design
 **  1. One read transaction gives a consistent view of the snapshot: its
-**     artifacts and, per artifact, one query joining its runs with the
-**     page index in page-number order. Maps are complete (see pmap.c), so
-**     the work is the same at any chain depth.
+**     artifacts and, per artifact, its complete page map (map.c: the
+**     deltas of at most log2(depth) + 1 nodes merged), then the page
+**     index read run by run in page-number order. The work is nearly the
+**     same at any chain depth.
 **  2. The output directory is opened once and every name below is taken
 **     relative to it (openat, renameat2, unlinkat), so swapping the path
 **     for a symbolic link mid-restore cannot move a file elsewhere or
@@ -35,6 +36,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "map.h"
 #include "par.h"
 #include "store.h"
 #include "util.h"
@@ -208,91 +210,70 @@ static int flush_window(struct restore *r)
     return rc;
 }
 
+/* One page of the map, with its location: into the window. */
+struct addrow {
+    struct restore *r;
+    uint64_t pgno, npages;       /* pgno: the run's page number of its next page */
+    uint64_t done0;
+};
+
+static int add_row(void *arg, const struct cat_page *p)
+{
+    struct addrow *x = arg;
+    struct restore *r = x->r;
+    uint64_t npages = x->npages, pgno = x->pgno++;
+    if (pgno == npages - 1 ? (uint64_t)p->rlen != r->size - pgno * FKS_PAGE_SIZE : p->rlen != FKS_PAGE_SIZE)
+        return fks__err(FKS_ECORRUPT, "page map of %s/%s is damaged at page %llu (page length)", r->tag, r->name,
+                        (unsigned long long)pgno);
+    struct row *w = &r->rows[r->nrows++];
+    w->pgno = pgno;
+    w->id = p->id;
+    w->chunk = p->chunk_id;
+    w->off = p->off;
+    w->len = p->len;
+    w->slot = p->slot;
+    w->rlen = p->rlen;
+    memcpy(w->hash, p->hash, 16);
+    if (r->nrows < WINDOW_ROWS)
+        return 0;
+    int rc = flush_window(r);
+    r->done = x->done0 + pgno * FKS_PAGE_SIZE;
+    if (r->progress && fks__now() - r->last > 0.1) {
+        r->last = fks__now();
+        r->progress(r->progress_arg, r->done, r->total);
+    }
+    return rc;
+}
+
+/* The artifact's complete map (map.c: at most log2(depth) + 1 nodes
+** read), then its pages' locations run by run, in page-number order. */
 static int restore_art(struct restore *r, int64_t art, const char *name, uint64_t size, int fd,
                        const char *path)
 {
-    sqlite3_stmt *st;
-    int rc = cat_prepare(r->s->db, &st,
-        "SELECT r.pgno + (p.id - r.page_id), p.id, p.chunk_id, p.off, p.len, coalesce(p.rlen, 4096), p.hash, p.slot "
-        "FROM run r JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
-        "WHERE r.artifact_id = ?1 ORDER BY r.pgno, p.id");
-    if (rc)
-        return rc;
+    pm_map m = {0};
+    cat_pages pr = {0};
+    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
+    struct addrow x = {r, 0, npages, r->done};
     r->name = name;
     r->path = path;
     r->fd = fd;
     r->size = size;
     r->nrows = 0;
-    sqlite3_bind_int64(st, 1, art);
-    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE, expect_next = 0, want = 0;
-    uint64_t done0 = r->done;     /* bytes of the artifacts before this one */
-    int src;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int typed = 1;
-        for (int c = 0; c < 8; c++)
-            typed &= sqlite3_column_type(st, c) == (c == 6 ? SQLITE_BLOB : SQLITE_INTEGER);
-        int64_t pg = sqlite3_column_int64(st, 0), off = sqlite3_column_int64(st, 3);
-        int64_t len = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
-        int64_t slot = sqlite3_column_int64(st, 7);
-        uint64_t pgno = (uint64_t)pg;
-        if (!typed || pg < 0 || pgno >= npages || pgno < expect_next || sqlite3_column_bytes(st, 6) != 16 ||
-            off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot > 255 ||
-            (pgno == npages - 1 ? (uint64_t)rlen != size - pgno * FKS_PAGE_SIZE : rlen != FKS_PAGE_SIZE)) {
-            rc = fks__err(FKS_ECORRUPT, "page map of %s/%s is damaged at page %llu", r->tag, name,
-                          (unsigned long long)pgno);
-            break;
-        }
-        struct row *w = &r->rows[r->nrows++];
-        w->pgno = pgno;
-        w->id = sqlite3_column_int64(st, 1);
-        w->chunk = sqlite3_column_int64(st, 2);
-        w->off = (uint64_t)off;
-        w->len = (uint32_t)len;
-        w->slot = (uint32_t)slot;
-        w->rlen = (uint32_t)rlen;
-        memcpy(w->hash, sqlite3_column_blob(st, 6), 16);
-        expect_next = pgno + 1;
-        want++;
-        if (r->nrows == WINDOW_ROWS) {
-            rc = flush_window(r);
-            r->done = done0 + pgno * FKS_PAGE_SIZE;
-            if (r->progress && fks__now() - r->last > 0.1) {
-                r->last = fks__now();
-                r->progress(r->progress_arg, r->done, r->total);
-            }
-        }
+    int rc = map_load_artifact(&m, r->s->db, art, npages);
+    if (rc == 0)
+        rc = cat_pages_open(&pr, r->s->db);
+    for (size_t i = 0; i < m.n && rc == 0; i++) {
+        x.pgno = m.r[i].pgno;
+        rc = cat_pages_range(&pr, m.r[i].page, m.r[i].npages, add_row, &x);
     }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(r->s->db, src, "catalog: read page map");
     if (rc == 0)
         rc = flush_window(r);
     r->nrows = 0;
-    r->done = done0 + size;
-    sqlite3_finalize(st);
-    /* Every page the runs promise must have come back from the join. */
-    if (rc == 0) {
-        int64_t promised = -1;
-        /* A run whose columns are not integers would join no page and
-        ** leave holes: damage, not zeros. */
-        if ((rc = cat_prepare(r->s->db, &st,
-                "SELECT coalesce(sum(npages), 0), count(*) FILTER (WHERE typeof(pgno) <> 'integer' OR "
-                "typeof(npages) <> 'integer' OR typeof(page_id) <> 'integer' OR npages <= 0) "
-                "FROM run WHERE artifact_id = ?1")) == 0) {
-            sqlite3_bind_int64(st, 1, art);
-            if ((src = sqlite3_step(st)) == SQLITE_ROW)
-                promised = sqlite3_column_int64(st, 1) ? -1 : sqlite3_column_int64(st, 0);
-            else
-                rc = cat_err(r->s->db, src, "catalog: read page map");
-            sqlite3_finalize(st);
-        }
-        if (rc == 0 && promised < 0)
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: the page map is damaged (a run that is not "
-                          "three positive integers)", r->tag, name);
-        else if (rc == 0 && (uint64_t)promised != want)
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: the page map names %lld pages but only %llu "
-                          "are in the page index (pages missing)", r->tag, name,
-                          (long long)promised, (unsigned long long)want);
-    }
+    r->done = x.done0 + size;
+    cat_pages_close(&pr);
+    pm_free(&m);
+    if (rc)
+        fks__errctx(rc, "snapshot %s, %s", r->tag, name);
     return rc;
 }
 

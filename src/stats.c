@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "catalog.h"
+#include "map.h"
 #include "store.h"
 #include "util.h"
 
@@ -239,33 +240,29 @@ struct runs {
     size_t n, alloc;
 };
 
-/* Replaces r's contents with artifact art_id's runs, by pgno. st is
-** "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno". */
-static int runs_load(struct runs *r, fks_store *s, sqlite3_stmt *st, int64_t art_id)
+/* Replaces r's contents with artifact art_id's complete map (map.c). */
+static int runs_load(struct runs *r, fks_store *s, int64_t art_id)
 {
-    int src, rc = 0;
+    pm_map m = {0};
+    int64_t id;
+    int rc = map_of_artifact(&id, s->db, art_id);
+    if (rc == 0)
+        rc = map_load(&m, s->db, id);
     r->n = 0;
-    sqlite3_reset(st);
-    sqlite3_bind_int64(st, 1, art_id);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (r->n == r->alloc) {
-            size_t na = r->alloc ? 2 * r->alloc : 256;
-            fks_run *nv = realloc(r->v, na * sizeof *nv);
-            if (!nv)
-                return fks__err(FKS_ENOMEM, "out of memory");
+    if (rc == 0 && m.n > r->alloc) {
+        fks_run *nv = realloc(r->v, m.n * sizeof *nv);
+        if (!nv)
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+        else {
             r->v = nv;
-            r->alloc = na;
+            r->alloc = m.n;
         }
-        r->v[r->n++] = (fks_run){(uint64_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                                 sqlite3_column_int64(st, 2)};
     }
-    if (src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: read page map");
-    sqlite3_reset(st);
+    for (size_t i = 0; rc == 0 && i < m.n; i++)
+        r->v[r->n++] = (fks_run){m.r[i].pgno, m.r[i].npages, m.r[i].page};
+    pm_free(&m);
     return rc;
 }
-
-#define RUNS_SQL "SELECT pgno, npages, page_id FROM run WHERE artifact_id = ?1 ORDER BY pgno"
 
 /* ---- fks_diff ---- */
 
@@ -282,8 +279,7 @@ int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char 
     if (rc)
         return rc;
     if ((rc = snap_lookup(&ida, NULL, s, tag_a)) || (rc = snap_lookup(&idb, NULL, s, tag_b)) ||
-        (rc = arts_load(&aa, &na, s, ida)) || (rc = arts_load(&ab, &nb, s, idb)) ||
-        (rc = cat_prepare(s->db, &st, RUNS_SQL)))
+        (rc = arts_load(&aa, &na, s, ida)) || (rc = arts_load(&ab, &nb, s, idb)))
         goto out;
     if (!(d = calloc(1, sizeof *d)) || !(d->artifacts = calloc(na + nb + 1, sizeof *d->artifacts))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
@@ -302,7 +298,7 @@ int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char 
         x->size_a = pa ? pa->size : 0;
         x->size_b = pb ? pb->size : 0;
         ra.n = rb.n = 0;
-        if ((pa && (rc = runs_load(&ra, s, st, pa->id))) || (pb && (rc = runs_load(&rb, s, st, pb->id))))
+        if ((pa && (rc = runs_load(&ra, s, pa->id))) || (pb && (rc = runs_load(&rb, s, pb->id))))
             goto out;
         struct ranges r = {0};
         rc = merge_maps(ra.v, ra.n, rb.v, rb.n, diff_seg, &r);
@@ -473,6 +469,126 @@ static int ivls_stored(uint64_t *rows, uint64_t *bytes, fks_store *s, const stru
 
 /* ---- fks_snap_stats_get ---- */
 
+/* Is pgno covered by some run of every map in deps[0 .. nd-1]? */
+static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
+{
+    for (size_t i = 0; i < nd; i++) {
+        size_t lo = 0, hi = deps[i].n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (deps[i].r[mid].pgno + deps[i].r[mid].npages <= pgno)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo == deps[i].n || deps[i].r[lo].pgno > pgno)
+            return 0;
+    }
+    return 1;
+}
+
+/* The pages that only snapshot snap uses, as page-id intervals: pages of
+** its own map nodes' runs that no run of any other node names and that
+** every node built on its node hides (so that rmi and gc, which folds
+** the node into those, free them). Runs are at most MAP_RUN_MAX pages
+** (map.c), so the runs naming an id range are one index range away:
+** the work is the snapshot's own runs, not the store. A page only a
+** removed snapshot's node still names, before gc folds it, counts as
+** used elsewhere: the figure is exact after gc, never too high. */
+static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
+{
+    sqlite3_stmt *nodes = NULL, *deps = NULL, *refs = NULL;
+    pm_map own = {0}, *dm = NULL;
+    size_t nd = 0, da = 0;
+    struct ivls other = {0}, cand = {0}, left = {0}, cand_all = {0}, exposed = {0};
+    int rc = cat_prepare(s->db, &nodes, "SELECT pmap_id FROM artifact WHERE snapshot_id = ?1");
+    if (rc == 0)
+        rc = cat_prepare(s->db, &deps, "SELECT id FROM pmap WHERE base_id = ?1");
+    if (rc == 0)
+        rc = cat_prepare(s->db, &refs, "SELECT page_id, npages FROM pmap_run WHERE page_id > ?1 - " MAP_RUN_MAX_SQL
+                         " AND page_id < ?2 AND page_id + npages > ?1 AND pmap_id NOT IN "
+                         "(SELECT pmap_id FROM artifact WHERE snapshot_id = ?3)");
+    sqlite3_bind_int64(nodes, 1, snap);
+    int src;
+    while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW) {
+        int64_t x = sqlite3_column_int64(nodes, 0);
+        struct map_row row;
+        if ((rc = map_row_get(&row, s->db, x)) != 0)
+            break;
+        own.n = 0;
+        if ((rc = map_delta_load(&own, s->db, x, row.npages)) != 0)
+            break;
+        for (size_t i = 0; i < nd; i++)
+            pm_free(&dm[i]);
+        nd = 0;
+        sqlite3_bind_int64(deps, 1, x);
+        int ds;
+        while (rc == 0 && (ds = sqlite3_step(deps)) == SQLITE_ROW) {
+            if (nd == da) {
+                size_t na = da ? 2 * da : 4;
+                pm_map *nv = realloc(dm, na * sizeof *nv);
+                if (!nv) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory");
+                    break;
+                }
+                dm = nv;
+                da = na;
+            }
+            dm[nd] = (pm_map){0};
+            rc = map_delta_load(&dm[nd++], s->db, sqlite3_column_int64(deps, 0), row.npages);
+        }
+        sqlite3_reset(deps);
+        if (rc == 0 && ds != SQLITE_DONE)
+            rc = cat_err(s->db, ds, "catalog: read page maps");
+        for (size_t i = 0; i < own.n && rc == 0; i++) {
+            const pm_run *r = &own.r[i];
+            if (r->page == 0)
+                continue;
+            other.n = cand.n = left.n = 0;
+            sqlite3_bind_int64(refs, 1, r->page);
+            sqlite3_bind_int64(refs, 2, r->page + (int64_t)r->npages);
+            sqlite3_bind_int64(refs, 3, snap);
+            int rs;
+            while (rc == 0 && (rs = sqlite3_step(refs)) == SQLITE_ROW)
+                rc = ivls_push(&other, sqlite3_column_int64(refs, 0),
+                               sqlite3_column_int64(refs, 0) + sqlite3_column_int64(refs, 1));
+            sqlite3_reset(refs);
+            if (rc == 0 && rs != SQLITE_DONE)
+                rc = cat_err(s->db, rs, "catalog: find the maps naming a page");
+            if (rc || (rc = ivls_push(&cand, r->page, r->page + (int64_t)r->npages)) != 0)
+                break;
+            ivls_union(&other);
+            if ((rc = ivls_subtract(&left, &cand, &other)) != 0)
+                break;
+            /* A page the image holds twice must be hidden at both. */
+            for (size_t k = 0; k < left.n && rc == 0; k++)
+                for (int64_t id = left.v[k].lo; id < left.v[k].hi && rc == 0; id++)
+                    rc = ivls_push(!nd || hidden_by_all(dm, nd, r->pgno + (uint64_t)(id - r->page)) ? &cand_all
+                                   : &exposed, id, id + 1);
+        }
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(s->db, src, "catalog: list artifacts");
+    if (rc == 0) {
+        ivls_union(&cand_all);
+        ivls_union(&exposed);
+        rc = ivls_subtract(u, &cand_all, &exposed);
+    }
+    free(cand_all.v);
+    free(exposed.v);
+    sqlite3_finalize(nodes);
+    sqlite3_finalize(deps);
+    sqlite3_finalize(refs);
+    pm_free(&own);
+    for (size_t i = 0; i < nd; i++)
+        pm_free(&dm[i]);
+    free(dm);
+    free(other.v);
+    free(cand.v);
+    free(left.v);
+    return rc;
+}
+
 struct shared {
     uint64_t size, bytes;
 };
@@ -490,8 +606,7 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
     fks_snap_stats *r = NULL;
     struct art *arts = NULL, *parts = NULL;
     struct runs mine = {0}, theirs = {0};
-    struct ivls ids = {0}, others = {0}, uniq = {0};
-    sqlite3_stmt *st = NULL;
+    struct ivls uniq = {0};
     size_t n = 0, np = 0;
     int64_t id = 0, parent = 0, stored = 0;
     *out = NULL;
@@ -500,8 +615,7 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
         return rc;
     if ((rc = snap_lookup(&id, &parent, s, tag)) ||
         (rc = one_row(&stored, 1, s, "SELECT stored_bytes FROM snapshot WHERE id = ?1", id)) ||
-        (rc = arts_load(&arts, &n, s, id)) || (parent && (rc = arts_load(&parts, &np, s, parent))) ||
-        (rc = cat_prepare(s->db, &st, RUNS_SQL)))
+        (rc = arts_load(&arts, &n, s, id)) || (parent && (rc = arts_load(&parts, &np, s, parent))))
         goto out;
     if (!(r = calloc(1, sizeof *r)) || !(r->artifacts = calloc(n + 1, sizeof *r->artifacts))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
@@ -512,23 +626,21 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
         fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
         snprintf(a->name, sizeof a->name, "%s", arts[i].name);
         a->size = arts[i].size;
-        if ((rc = runs_load(&mine, s, st, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
+        if ((rc = runs_load(&mine, s, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
             if (rc == FKS_EINVAL)
                 rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
             goto out;
         }
         a->runs = mine.n;
-        for (size_t k = 0; k < mine.n && rc == 0; k++) {
+        for (size_t k = 0; k < mine.n; k++)
             a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
-            rc = ivls_push(&ids, mine.v[k].page_id, mine.v[k].page_id + (int64_t)mine.v[k].npages);
-        }
         r->logical_bytes += a->size;
         r->nonzero_bytes += a->nonzero_bytes;
         while (j < np && strcmp(parts[j].name, a->name) < 0)
             j++;
         if (rc == 0 && j < np && strcmp(parts[j].name, a->name) == 0) {
             struct shared sh = {a->size, 0};
-            if ((rc = runs_load(&theirs, s, st, parts[j].id)) == 0)
+            if ((rc = runs_load(&theirs, s, parts[j].id)) == 0)
                 rc = merge_maps(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
             r->shared_with_parent_bytes += sh.bytes;
         }
@@ -538,27 +650,20 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
             goto out;
         }
     }
-    if ((rc = ivls_load(&others, s, "SELECT r.page_id, r.npages FROM run r JOIN artifact a ON a.id = r.artifact_id "
-                                    "WHERE a.snapshot_id <> ?1", id)) != 0)
+    if ((rc = unique_load(&uniq, s, id)) != 0)
         goto out;
-    ivls_union(&ids);
-    ivls_union(&others);
-    if ((rc = ivls_subtract(&uniq, &ids, &others)) != 0)
-        goto out;
+    ivls_union(&uniq);
     uint64_t rows;
     if ((rc = ivls_stored(&rows, &r->unique_stored_bytes, s, &uniq)) != 0)
         goto out;
     r->unique_pages = ivls_len(&uniq);
     r->unique_bytes = r->unique_pages * PAGE;
 out:
-    sqlite3_finalize(st);
     rc = read_end(s, rc);
     free(arts);
     free(parts);
     free(mine.v);
     free(theirs.v);
-    free(ids.v);
-    free(others.v);
     free(uniq.v);
     if (rc) {
         fks_snap_stats_free(r);
@@ -613,10 +718,10 @@ int fks_store_stats_get(fks_store_stats *o, fks_store *s)
         return rc;
     rc = one_row(v, 10, s,
         "SELECT (SELECT count(*) FROM snapshot), (SELECT count(*) FROM artifact), "
-        " (SELECT count(*) FROM run), (SELECT count(*) FROM chunk), "
+        " (SELECT count(*) FROM pmap_run), (SELECT count(*) FROM chunk), "
         " (SELECT coalesce(sum(size), 0) FROM artifact), "
         " (SELECT coalesce(sum((size + 4095) / 4096), 0) FROM artifact), "
-        " (SELECT coalesce(sum(npages), 0) FROM run), "
+        " (SELECT coalesce(sum(p.pages), 0) FROM artifact a JOIN pmap p ON p.id = a.pmap_id), "
         " (SELECT count(*) FROM page), "
         " (SELECT coalesce(sum(len), 0) FROM (SELECT max(len) AS len FROM page GROUP BY chunk_id, off)), "
         " (SELECT coalesce(sum(used), 0) FROM chunk)", 0);
@@ -632,7 +737,7 @@ int fks_store_stats_get(fks_store_stats *o, fks_store *s)
     o->pages = (uint64_t)v[7];
     o->stored_bytes = (uint64_t)v[8];
     o->chunk_used_bytes = (uint64_t)v[9];
-    if ((rc = ivls_load(&ids, s, "SELECT page_id, npages FROM run", 0)) != 0)
+    if ((rc = ivls_load(&ids, s, "SELECT page_id, npages FROM pmap_run WHERE page_id > 0", 0)) != 0)
         goto out;
     ivls_union(&ids);
     uint64_t live = 0;

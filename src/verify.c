@@ -3,8 +3,9 @@
 **
 ** Checks, in order: SQLite's quick_check of the catalog; every chunk row
 ** has its file, with a valid header naming the same id and at least the
-** committed bytes; every run of every page map is well formed (integers,
-** in order, inside its file) and names pages that exist;
+** committed bytes; every page map node (map.c) and its runs are well
+** formed (integers, in order, inside its file) and name pages that exist,
+** and every artifact's chain of nodes is sound;
 ** every stored page (or a random sample) decodes and matches its hash.
 ** Each problem becomes one message; the snapshots whose maps reach a bad
 ** or missing page, or a page in a bad chunk, and those on or below a
@@ -30,6 +31,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "map.h"
 #include "store.h"
 #include "util.h"
 
@@ -199,95 +201,139 @@ static int add_affected(struct vctx *v, const char *tag)
     return 0;
 }
 
-/* Every run of every page map: three positive integers, in page order
-** without overlap, inside the artifact, naming page ids that exist; and
-** every page's length fits its file. A damaged run, or one naming missing
-** pages, names its snapshot directly (its ids cannot be trusted to find
-** the snapshots another way). Nothing here allocates by a length read
-** from the catalog. */
-static int check_maps(fks_store *s, struct vctx *v)
+/* The snapshots that use map node id: those whose artifact names it or
+** a node built on it, to any depth. */
+static int node_users(fks_store *s, struct vctx *v, int64_t id)
 {
     sqlite3_stmt *st;
     int rc = cat_prepare(s->db, &st,
-        "SELECT s.tag, a.name, a.id, a.size, r.pgno, r.npages, r.page_id, "
-        " typeof(r.pgno) = 'integer' AND typeof(r.npages) = 'integer' AND typeof(r.page_id) = 'integer', "
-        " CASE WHEN typeof(r.page_id) = 'integer' AND typeof(r.npages) = 'integer' AND r.npages > 0 "
-        "      AND r.page_id > 0 AND r.page_id <= 9223372036854775807 - r.npages "
-        "  THEN (SELECT count(*) FROM page p WHERE p.id BETWEEN r.page_id AND r.page_id + r.npages - 1) END "
-        "FROM run r JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id "
-        "ORDER BY r.artifact_id, r.pgno");
+        "WITH RECURSIVE up(id) AS (SELECT ?1 UNION SELECT p.id FROM pmap p JOIN up ON p.base_id = up.id) "
+        "SELECT DISTINCT s.tag FROM up JOIN artifact a ON a.pmap_id = up.id JOIN snapshot s ON s.id = a.snapshot_id");
     if (rc)
         return rc;
-    int64_t cur_art = -1;
-    uint64_t next = 0;
+    sqlite3_bind_int64(st, 1, id);
     int src;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        v->r->runs_checked++;
-        const char *tag = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
-        int64_t art = sqlite3_column_int64(st, 2), size = sqlite3_column_int64(st, 3);
-        int64_t pg = sqlite3_column_int64(st, 4), n = sqlite3_column_int64(st, 5), first = sqlite3_column_int64(st, 6);
-        int typed = sqlite3_column_int(st, 7);
-        if (art != cur_art)
-            cur_art = art, next = 0;
-        uint64_t npages = size > 0 ? ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE : 0;
-        const char *why = NULL;
-        if (!typed)
-            why = "is not three integers";
-        else if (n <= 0 || first <= 0 || pg < 0 || first > INT64_MAX - n)
-            why = "has an empty, negative or overflowing range";
-        else if ((uint64_t)pg < next)
-            why = "overlaps the run before it";
-        else if ((uint64_t)n > npages || (uint64_t)pg > npages - (uint64_t)n)
-            why = "runs past the end of the file";
-        if (why) {
-            v->r->bad_runs++;
-            rc = problem(v, "snapshot %s, %s: page map run at page %lld %s", tag ? tag : "?", name ? name : "?",
-                         (long long)pg, why);
-            if (rc == 0 && tag)
-                rc = add_affected(v, tag);
-            continue;
-        }
-        next = (uint64_t)pg + (uint64_t)n;
-        int64_t have = sqlite3_column_int64(st, 8);
-        if (have == n)
-            continue;
-        v->r->missing_pages += (uint64_t)(n - have);
-        rc = problem(v, "snapshot %s, %s pages %lld-%lld: %lld of the pages the map names are missing "
-                     "from the index", tag ? tag : "?", name ? name : "?", (long long)pg,
-                     (long long)(pg + n - 1), (long long)(n - have));
-        if (rc == 0 && tag)
-            rc = add_affected(v, tag);
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: read page maps");
-    sqlite3_finalize(st);
-    if (rc)
-        return rc;
-    /* Page lengths: only a file's last page may be short, and it must be
-    ** exactly the file's tail (a damaged size or rlen makes restore fail).
-    ** One pass over every page of every map, as restore would make. */
-    if ((rc = cat_prepare(s->db, &st,
-            "SELECT DISTINCT s.tag, a.name FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id "
-            "JOIN run r ON r.artifact_id = a.id "
-            "JOIN page p ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
-            "WHERE typeof(a.size) = 'integer' AND a.size > 0 AND typeof(r.pgno) = 'integer' "
-            "AND typeof(r.npages) = 'integer' AND typeof(r.page_id) = 'integer' AND r.npages > 0 "
-            "AND coalesce(p.rlen, 4096) <> CASE WHEN r.pgno + (p.id - r.page_id) = (a.size + 4095) / 4096 - 1 "
-            "    THEN a.size - ((a.size + 4095) / 4096 - 1) * 4096 ELSE 4096 END")) != 0)
-        return rc;
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *tag = (const char *)sqlite3_column_text(st, 0), *name = (const char *)sqlite3_column_text(st, 1);
-        v->r->bad_runs++;
-        rc = problem(v, "snapshot %s, %s: a page's length does not fit the file's size (size or page "
-                     "row damaged)", tag ? tag : "?", name ? name : "?");
-        if (rc == 0 && tag)
-            rc = add_affected(v, tag);
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: read page lengths");
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+        if (sqlite3_column_text(st, 0))
+            rc = add_affected(v, (const char *)sqlite3_column_text(st, 0));
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: find a page map's snapshots");
     sqlite3_finalize(st);
     return rc;
 }
+
+/* A damaged node: one problem, and its users are affected. */
+static int bad_node(fks_store *s, struct vctx *v, int64_t id, const char *what)
+{
+    v->r->bad_runs++;
+    int rc = problem(v, "page map %lld: %s", (long long)id, what);
+    return rc ? rc : node_users(s, v, id);
+}
+
+/* Every page map node once (map.c): its row and its runs well formed
+** (integers, in page order without overlap, inside the artifact), every
+** page a run names present, and only a file's last page short. Then per
+** artifact: its chain of bases sound and its last page exactly the
+** file's tail. The work is the nodes' runs, not the snapshots' pages;
+** nothing allocates by a length read from the catalog beyond one node. */
+static int check_maps(fks_store *s, struct vctx *v)
+{
+    sqlite3_stmt *nodes = NULL, *cnt = NULL, *arts = NULL;
+    pm_map m = {0};
+    int rc = cat_prepare(s->db, &nodes, "SELECT id FROM pmap ORDER BY id");
+    if (rc == 0)
+        rc = cat_prepare(s->db, &cnt, "SELECT count(*), count(rlen) FROM page WHERE id BETWEEN ?1 AND ?2");
+    if (rc == 0)
+        rc = cat_prepare(s->db, &arts, "SELECT s.tag, a.name, a.id, a.size FROM artifact a "
+                                       "JOIN snapshot s ON s.id = a.snapshot_id ORDER BY a.id");
+    int src;
+    while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(nodes, 0);
+        struct map_row row;
+        m.n = 0;
+        if (map_row_get(&row, s->db, id) != 0 || map_delta_load(&m, s->db, id, row.npages) != 0) {
+            rc = bad_node(s, v, id, fks_errmsg());
+            continue;
+        }
+        v->r->runs_checked += m.n;
+        for (size_t i = 0; i < m.n && rc == 0; i++) {
+            const pm_run *r = &m.r[i];
+            if (r->page == 0)
+                continue;
+            sqlite3_bind_int64(cnt, 1, r->page);
+            sqlite3_bind_int64(cnt, 2, r->page + (int64_t)r->npages - 1);
+            int cs = sqlite3_step(cnt);
+            int64_t have = cs == SQLITE_ROW ? sqlite3_column_int64(cnt, 0) : 0;
+            int64_t shorts = cs == SQLITE_ROW ? sqlite3_column_int64(cnt, 1) : 0;
+            sqlite3_reset(cnt);
+            if (cs != SQLITE_ROW) {
+                rc = cat_err(s->db, cs, "catalog: count pages");
+                break;
+            }
+            /* Short pages: only the artifact's last page; its exact
+            ** length is checked per artifact below. */
+            int64_t allowed = r->pgno + r->npages == row.npages;
+            char why[160];
+            if ((uint64_t)have != r->npages) {
+                v->r->missing_pages += r->npages - (uint64_t)have;
+                snprintf(why, sizeof why, "pages %llu-%llu: %lld of the pages the map names are missing from "
+                         "the index", (unsigned long long)r->pgno, (unsigned long long)(r->pgno + r->npages - 1),
+                         (long long)(r->npages - (uint64_t)have));
+                rc = bad_node(s, v, id, why);
+            } else if (shorts > allowed) {
+                snprintf(why, sizeof why, "pages %llu-%llu: a page's length does not fit the file's size "
+                         "(size or page row damaged)", (unsigned long long)r->pgno,
+                         (unsigned long long)(r->pgno + r->npages - 1));
+                rc = bad_node(s, v, id, why);
+            }
+        }
+    }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read page maps");
+    /* Per artifact: its node's chain, and its tail page. */
+    while (rc == 0 && (src = sqlite3_step(arts)) == SQLITE_ROW) {
+        const char *tag = (const char *)sqlite3_column_text(arts, 0), *name = (const char *)sqlite3_column_text(arts, 1);
+        int64_t art = sqlite3_column_int64(arts, 2), size = sqlite3_column_int64(arts, 3);
+        int64_t node;
+        struct map_row row;
+        const char *why = NULL;
+        char buf[320];
+        pm_map want = {0}, got = {0};
+        if (sqlite3_column_type(arts, 3) != SQLITE_INTEGER || size < 0)
+            why = "its size is damaged";
+        else if (map_of_artifact(&node, s->db, art) != 0 || map_row_get(&row, s->db, node) != 0)
+            why = fks_errmsg();
+        else if (row.npages != ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE)
+            why = "its page map is for another size";
+        else if (row.npages && (pm_push_run(&want, row.npages - 1, 1, 0) != 0 ||
+                                map_restrict(&got, s->db, node, &want) != 0))
+            why = fks_errmsg();
+        else if (got.n == 1) {
+            struct cat_page pg;
+            uint64_t tail = (uint64_t)size - (row.npages - 1) * FKS_PAGE_SIZE;
+            if (cat_page_get(&pg, s->db, got.r[0].page) == 0 && pg.rlen != tail)
+                why = "its last page's length does not fit the file's size (size or page row damaged)";
+        }
+        if (why) {
+            snprintf(buf, sizeof buf, "%s", why);
+            v->r->bad_runs++;
+            rc = problem(v, "snapshot %s, %s: %s", tag ? tag : "?", name ? name : "?", buf);
+            if (rc == 0 && tag)
+                rc = add_affected(v, tag);
+        }
+        pm_free(&want);
+        pm_free(&got);
+    }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read artifacts");
+    sqlite3_finalize(nodes);
+    sqlite3_finalize(cnt);
+    sqlite3_finalize(arts);
+    pm_free(&m);
+    return rc;
+}
+
+static int cmp64(const void *a, const void *b);
 
 static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress_fn progress, void *arg)
 {
@@ -303,44 +349,78 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
             total = (uint64_t)sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
+    /* All pages: one pass in id order (pages of a block have neighbouring
+    ** ids, so each block is decoded once). A sample: that share of the
+    ** pages, drawn as random ids and read by rowid, so that the work is
+    ** the sample, not the index. */
+    int64_t next = 0;
     if (rc == 0)
-        rc = cat_prepare(s->db, &st, "SELECT id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash FROM page "
-                         "ORDER BY chunk_id, off, slot");
+        rc = cat_meta_get(s->db, "next_page_id", &next);
+    if (rc == 0)
+        rc = cat_prepare(s->db, &st, sample < 100 ? "SELECT id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash "
+                                                    "FROM page WHERE id >= ?1 ORDER BY id LIMIT 1"
+                                                  : "SELECT id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash "
+                                                    "FROM page WHERE id >= ?1 ORDER BY id");
     if (rc) {
         chunk_reader_free(cr);
         return rc;
     }
     unsigned seed = (unsigned)fks__wall_ms();
     double last = 0;
-    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        done++;
-        if (sample < 100 && (double)rand_r(&seed) / RAND_MAX * 100.0 >= sample)
-            continue;
-        int64_t id = sqlite3_column_int64(st, 0);
-        v->r->pages_checked++;
-        int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
-        int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
-        int e;
-        if (sqlite3_column_bytes(st, 6) != 16 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 ||
-            slot > UINT32_MAX || rlen <= 0 || rlen > FKS_PAGE_SIZE)
-            e = fks__err(FKS_ECORRUPT, "catalog row out of range (hash %d bytes, off %lld, len %lld, slot %lld, "
-                         "rlen %lld)", sqlite3_column_bytes(st, 6), (long long)off, (long long)len,
-                         (long long)slot, (long long)rlen);
-        else
-            e = chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)off, (uint32_t)len, (uint32_t)slot,
-                           (uint32_t)rlen, sqlite3_column_blob(st, 6), page);
-        if (e) {
-            v->r->bad_pages++;
-            if (v->r->bad_pages <= 20)
-                rc = problem(v, "page %lld: %s", (long long)id, fks_errmsg());
-            if (rc == 0)
-                rc = add_bad(v, id);
+    uint64_t want = sample < 100 ? (uint64_t)((double)total * sample / 100.0 + 0.999) : total;
+    int64_t *ids = NULL;
+    size_t nids = 0;
+    if (sample < 100 && want && next > 1) {
+        if (!(ids = malloc(want * sizeof *ids))) {
+            chunk_reader_free(cr);
+            sqlite3_finalize(st);
+            return fks__err(FKS_ENOMEM, "out of memory (%llu sample ids)", (unsigned long long)want);
         }
-        if (progress && fks__now() - last > 0.1) {
-            last = fks__now();
-            progress(arg, done, total);
+        for (uint64_t i = 0; i < want; i++) {
+            uint64_t r = ((uint64_t)rand_r(&seed) << 31) ^ (uint64_t)rand_r(&seed);
+            ids[nids++] = 1 + (int64_t)(r % (uint64_t)(next - 1));
         }
+        qsort(ids, nids, sizeof *ids, cmp64);
     }
+    int src = SQLITE_DONE;
+    int64_t prev = 0;
+    for (size_t k = 0; rc == 0 && (sample >= 100 ? k == 0 : k < nids); k++) {
+        if (sample < 100 && ids[k] <= prev)
+            continue;             /* a repeat, or inside what was just read */
+        sqlite3_bind_int64(st, 1, sample < 100 ? ids[k] : 1);
+        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+            done++;
+            int64_t id = sqlite3_column_int64(st, 0);
+            prev = id;
+            v->r->pages_checked++;
+            int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
+            int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
+            int e;
+            if (sqlite3_column_bytes(st, 6) != 16 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 ||
+                slot > UINT32_MAX || rlen <= 0 || rlen > FKS_PAGE_SIZE)
+                e = fks__err(FKS_ECORRUPT, "catalog row out of range (hash %d bytes, off %lld, len %lld, slot %lld, "
+                             "rlen %lld)", sqlite3_column_bytes(st, 6), (long long)off, (long long)len,
+                             (long long)slot, (long long)rlen);
+            else
+                e = chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)off, (uint32_t)len, (uint32_t)slot,
+                               (uint32_t)rlen, sqlite3_column_blob(st, 6), page);
+            if (e) {
+                v->r->bad_pages++;
+                if (v->r->bad_pages <= 20)
+                    rc = problem(v, "page %lld: %s", (long long)id, fks_errmsg());
+                if (rc == 0)
+                    rc = add_bad(v, id);
+            }
+            if (progress && fks__now() - last > 0.1) {
+                last = fks__now();
+                progress(arg, done, want);
+            }
+        }
+        sqlite3_reset(st);
+        if (rc == 0)          /* a read error is an error, not a short verify */
+            rc = cat_done(s->db, src, "catalog: read page index");
+    }
+    free(ids);
     if (v->r->bad_pages > 20)
         rc = problem(v, "... %llu damaged pages in all", (unsigned long long)v->r->bad_pages);
     sqlite3_finalize(st);
@@ -366,21 +446,24 @@ static int affected(fks_store *s, struct vctx *v)
         return 0;
     qsort(v->bad, v->nbad, sizeof *v->bad, cmp64);
     sqlite3_stmt *st;
-    int rc = cat_prepare(s->db, &st, "SELECT DISTINCT s.tag FROM run r JOIN artifact a ON a.id = r.artifact_id "
-                         "JOIN snapshot s ON s.id = a.snapshot_id WHERE ?1 BETWEEN r.page_id AND r.page_id + r.npages - 1");
+    int rc = cat_prepare(s->db, &st, "SELECT DISTINCT pmap_id FROM pmap_run WHERE page_id > ?1 - " MAP_RUN_MAX_SQL
+                         " AND page_id <= ?1 AND page_id + npages > ?1");
     if (rc)
         return rc;
-    /* Runs are few compared with pages: ask per distinct bad id, but
-    ** stop early once every snapshot is listed. */
+    /* Per distinct bad id: the nodes whose runs name it (an index range:
+    ** runs are at most MAP_RUN_MAX pages), then those nodes' snapshots. */
     int64_t prev = 0;
     for (size_t i = 0; i < v->nbad && rc == 0; i++) {
         if (v->bad[i] == prev)
             continue;
         prev = v->bad[i];
         sqlite3_bind_int64(st, 1, prev);
-        while (rc == 0 && sqlite3_step(st) == SQLITE_ROW)
-            rc = add_affected(v, (const char *)sqlite3_column_text(st, 0));
+        int src;
+        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
+            rc = node_users(s, v, sqlite3_column_int64(st, 0));
         sqlite3_reset(st);
+        if (rc == 0)
+            rc = cat_done(s->db, src, "catalog: find the maps naming a page");
     }
     sqlite3_finalize(st);
     return rc;

@@ -44,16 +44,16 @@ for t in a b c d; do
     fi
 done
 
-# A run whose columns are not integers joins no page: restore must call it
-# damage, not write zeros (a BLOB even passes CHECK (npages > 0)).
+# A map run whose columns are not integers names no page: restore must
+# call it damage, not write zeros (a BLOB even passes CHECK (npages > 0)).
 for v in "X'0400000000000000'" "'four'" "4.5"; do
     rm -rf s2 o2
     "$FORKCTL" --store s2 --quiet init
     "$FORKCTL" --store s2 --quiet ingest --tag x --memory ma --vmstate ma
-    sqlite3 s2/catalog.db "UPDATE run SET npages = $v"
+    sqlite3 s2/catalog.db "UPDATE pmap_run SET npages = $v"
     rc=0
     "$FORKCTL" --store s2 restore x --out o2 2>e2 || rc=$?
-    [ $rc -eq 5 ] && grep -q "page map is damaged" e2 || die "npages = $v: restore exit $rc: $(cat e2)"
+    [ $rc -eq 5 ] && grep -q "page map .*damaged" e2 || die "npages = $v: restore exit $rc: $(cat e2)"
     [ -z "$(ls -A o2 2>/dev/null)" ] || die "npages = $v: a failed restore left files"
 done
 
@@ -65,7 +65,7 @@ for upd in "npages = 4611686018427387903" "pgno = pgno + 100000" "pgno = -5" "pa
     "$FORKCTL" --store s3 --quiet init
     "$FORKCTL" --store s3 --quiet ingest --tag y --memory ma --vmstate ma
     "$FORKCTL" --store s3 --quiet ingest --tag z --parent y --memory mb --vmstate ma
-    sqlite3 s3/catalog.db "PRAGMA ignore_check_constraints = 1; UPDATE run SET $upd WHERE artifact_id = (SELECT a.id FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id WHERE s.tag = 'z' AND a.name = 'memory')" 2>/dev/null ||
+    sqlite3 s3/catalog.db "PRAGMA ignore_check_constraints = 1; UPDATE pmap_run SET $upd WHERE pmap_id = (SELECT a.pmap_id FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id WHERE s.tag = 'z' AND a.name = 'memory')" 2>/dev/null ||
         continue   # the primary key refuses this one on this map: nothing to check
     rc=0
     /usr/bin/time -f %M -o rss "$FORKCTL" --store s3 verify >v3.out 2>v3.err || rc=$?

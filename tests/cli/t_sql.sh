@@ -134,7 +134,7 @@ fk stats --json >stats.json
 before=$(store_state) uv=$(fk sql "PRAGMA user_version" --csv | tail -n 1)
 for w in "DELETE FROM snapshot" "UPDATE snapshot SET tag = 'x'" "DROP VIEW lineage" "CREATE TABLE x (a)" \
          "INSERT INTO meta VALUES ('k', 1)" "PRAGMA user_version = 7" "VACUUM" \
-         "WITH s AS (SELECT 1) DELETE FROM run" "SELECT 1; DELETE FROM page"; do
+         "WITH s AS (SELECT 1) DELETE FROM pmap_run" "SELECT 1; DELETE FROM page"; do
     expect_fail 2 "read-only|one SQL statement" fk sql "$w"
 done
 expect_fail 2 "." fk sql "ATTACH DATABASE '$TESTDIR/new.db' AS n"

@@ -152,7 +152,10 @@ static void test_recover_api(void **state)
         unlink(p);
     }
     fks_recover_report *r;
-    assert_int_equal(fks_recover(&r, store, 0), 0);
+    int rrc = fks_recover(&r, store, 0);
+    if (rrc)
+        fprintf(stderr, "recover: %s\n", fks_errmsg());
+    assert_int_equal(rrc, 0);
     assert_int_equal(r->snapshots, 2);
     assert_int_equal(r->n_lost, 0);
     assert_int_equal(r->moved_aside[0], 0);
