@@ -35,7 +35,6 @@ CREATE TABLE pmap_run (
     page_id  INTEGER NOT NULL,                     -- 0: zero pages (a delta's)
     PRIMARY KEY (pmap_id, pgno)
 ) WITHOUT ROWID;
-CREATE INDEX pmap_run_page ON pmap_run(page_id) WHERE page_id > 0;
 
 INSERT INTO pmap(id, base_id, seq, npages, pages, refs)
 SELECT a.id, NULL, 0, (a.size + 4095) / 4096,

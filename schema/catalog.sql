@@ -93,7 +93,6 @@ CREATE TABLE pmap_run (
     page_id  INTEGER NOT NULL,                     -- 0: zero pages (a delta's)
     PRIMARY KEY (pmap_id, pgno)
 ) WITHOUT ROWID;
-CREATE INDEX pmap_run_page ON pmap_run(page_id) WHERE page_id > 0;
 
 CREATE TRIGGER artifact_ref AFTER INSERT ON artifact WHEN NEW.pmap_id IS NOT NULL
 BEGIN UPDATE pmap SET refs = refs + 1 WHERE id = NEW.pmap_id; END;

@@ -1740,12 +1740,13 @@ static int cmd_prune(int argc, char **argv)
 }
 
 static const char H_INFO[] =
-    "usage: forkctl info TAG [--json]\n"
+    "usage: forkctl info TAG [--unique] [--json]\n"
     "Shows one snapshot: its chain from the root, parent and children, when it\n"
     "was made, its files, and its sizes: logical; non-zero (pages not all\n"
-    "zero); shared with its parent (same page at the same place); unique (pages\n"
-    "no other snapshot references) and their stored bytes, which `rmi` then\n"
-    "`gc` would free; stored (what its ingest added). Snapshots taken by\n"
+    "zero); shared with its parent (same page at the same place); stored (what\n"
+    "its ingest added). --unique adds the pages no other snapshot references\n"
+    "and their stored bytes, which `rmi` then `gc` would free (it reads every\n"
+    "page map of the store once; exact after a gc). Snapshots taken by\n"
     "`forkctl branch` also show the pause, snapshot and ingest times and the\n"
     "Firecracker and snapshot format versions.\n";
 
@@ -1768,11 +1769,14 @@ static void when(char *buf, size_t len, int64_t ms)
 
 static int cmd_info(int argc, char **argv)
 {
-    static const struct option o[] = {COMMON_OPTS, {0}};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
-        if ((r = common_opt(c, "info", H_INFO, &json)) >= 0)
+    static const struct option o[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'}, {0}};
+    int json = 0, unique = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'U')
+            unique = 1;
+        else if ((r = common_opt(c, "info", H_INFO, &json)) >= 0)
             return r;
+    }
     if (optind + 1 != argc)
         return usage_err("info", "%s", "give exactly one TAG");
     const char *tag = argv[optind];
@@ -1786,7 +1790,7 @@ static int cmd_info(int argc, char **argv)
         return fail(rc);
     if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
         (rc = fks_list(&all, &nall, s)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0)
-        rc = fks_snap_stats_get(&st, s, tag);
+        rc = fks_snap_stats_get_ex(&st, s, tag, unique ? FKS_STATS_UNIQUE : 0);
     fks_close(s);
     if (rc) {
         free(chain);
@@ -1811,9 +1815,11 @@ static int cmd_info(int argc, char **argv)
         B("logical_bytes", st->logical_bytes);
         B("nonzero_bytes", st->nonzero_bytes);
         B("shared_with_parent_bytes", st->shared_with_parent_bytes);
-        B("unique_pages", st->unique_pages);
-        B("unique_bytes", st->unique_bytes);
-        B("unique_stored_bytes", st->unique_stored_bytes);
+        if (st->unique_known) {
+            B("unique_pages", st->unique_pages);
+            B("unique_bytes", st->unique_bytes);
+            B("unique_stored_bytes", st->unique_stored_bytes);
+        }
         B("stored_bytes", st->stored_bytes);
 #undef B
         for (size_t i = 0; i < st->n_artifacts; i++) {
@@ -1853,8 +1859,10 @@ static int cmd_info(int argc, char **argv)
         H("logical", st->logical_bytes, "all files");
         H("non-zero", st->nonzero_bytes, "pages not all zero");
         H("shared w/ parent", st->shared_with_parent_bytes, "same page at the same place in the parent");
-        H("unique", st->unique_bytes, "pages no other snapshot references");
-        H("freed by rmi+gc", st->unique_stored_bytes, "at most: stored blocks holding those pages");
+        if (st->unique_known) {
+            H("unique", st->unique_bytes, "pages no other snapshot references");
+            H("freed by rmi+gc", st->unique_stored_bytes, "at most: stored blocks holding those pages");
+        }
         H("stored", st->stored_bytes, "bytes its ingest added");
 #undef H
         if (in.pause_ms >= 0 || in.snapshot_ms >= 0 || in.ingest_ms >= 0) {

@@ -643,11 +643,17 @@ typedef struct fks_snap_stats {
     uint64_t stored_bytes;       /* stored bytes this snapshot added at ingest */
     size_t n_artifacts;
     fks_artifact_stats *artifacts; /* by name */
+    int unique_known;            /* the unique_* figures were computed */
 } fks_snap_stats;
 
 /* Sizes of snapshot tag, from one consistent read of the catalog. Caller
 ** frees *out with fks_snap_stats_free(). FKS_ENOTFOUND if absent. */
 int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag);
+/* As fks_snap_stats_get; the unique_* figures only with FKS_STATS_UNIQUE
+** (they read every page map node of the store once; without it they are 0
+** and unique_known is 0). The rest costs the snapshot's own maps. */
+#define FKS_STATS_UNIQUE 0x1
+int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags);
 void fks_snap_stats_free(fks_snap_stats *st);
 
 /* Store-wide numbers. A page's stored bytes are its chunk record: its

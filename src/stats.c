@@ -488,28 +488,27 @@ static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
 }
 
 /* The pages that only snapshot snap uses, as page-id intervals: pages of
-** its own map nodes' runs that no run of any other node names and that
-** every node built on its node hides (so that rmi and gc, which folds
-** the node into those, free them). Runs are at most MAP_RUN_MAX pages
-** (map.c), so the runs naming an id range are one index range away:
-** the work is the snapshot's own runs, not the store. A page only a
-** removed snapshot's node still names, before gc folds it, counts as
-** used elsewhere: the figure is exact after gc, never too high. */
+** its own map nodes' runs that every node built on its node hides (so that
+** rmi and gc, which folds the node into those, free them) and that no run
+** of any other node names. The last part reads every node's runs once
+** (the catalog's maps, not the snapshots' pages), hence `info --unique`.
+** A page only a removed snapshot's node still names, before gc folds it,
+** counts as used elsewhere: the figure is exact after gc, never too high. */
 static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
 {
-    sqlite3_stmt *nodes = NULL, *deps = NULL, *refs = NULL;
+    sqlite3_stmt *nodes = NULL, *deps = NULL, *all = NULL;
     pm_map own = {0}, *dm = NULL;
     size_t nd = 0, da = 0;
-    struct ivls other = {0}, cand = {0}, left = {0}, cand_all = {0}, exposed = {0};
+    struct ivls cand_all = {0}, exposed = {0}, cand = {0}, other = {0};
     int rc = cat_prepare(s->db, &nodes, "SELECT pmap_id FROM artifact WHERE snapshot_id = ?1");
     if (rc == 0)
         rc = cat_prepare(s->db, &deps, "SELECT id FROM pmap WHERE base_id = ?1");
     if (rc == 0)
-        rc = cat_prepare(s->db, &refs, "SELECT page_id, npages FROM pmap_run WHERE page_id > ?1 - " MAP_RUN_MAX_SQL
-                         " AND page_id < ?2 AND page_id + npages > ?1 AND pmap_id NOT IN "
-                         "(SELECT pmap_id FROM artifact WHERE snapshot_id = ?3)");
-    sqlite3_bind_int64(nodes, 1, snap);
-    int src;
+        rc = cat_prepare(s->db, &all, "SELECT page_id, npages FROM pmap_run WHERE page_id > 0 AND pmap_id NOT IN "
+                                      "(SELECT pmap_id FROM artifact WHERE snapshot_id = ?1)");
+    if (rc == 0)
+        sqlite3_bind_int64(nodes, 1, snap);
+    int src = SQLITE_DONE;
     while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW) {
         int64_t x = sqlite3_column_int64(nodes, 0);
         struct map_row row;
@@ -540,31 +539,18 @@ static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
         sqlite3_reset(deps);
         if (rc == 0 && ds != SQLITE_DONE)
             rc = cat_err(s->db, ds, "catalog: read page maps");
+        /* A page the image holds twice must be hidden at both places. */
         for (size_t i = 0; i < own.n && rc == 0; i++) {
             const pm_run *r = &own.r[i];
             if (r->page == 0)
                 continue;
-            other.n = cand.n = left.n = 0;
-            sqlite3_bind_int64(refs, 1, r->page);
-            sqlite3_bind_int64(refs, 2, r->page + (int64_t)r->npages);
-            sqlite3_bind_int64(refs, 3, snap);
-            int rs;
-            while (rc == 0 && (rs = sqlite3_step(refs)) == SQLITE_ROW)
-                rc = ivls_push(&other, sqlite3_column_int64(refs, 0),
-                               sqlite3_column_int64(refs, 0) + sqlite3_column_int64(refs, 1));
-            sqlite3_reset(refs);
-            if (rc == 0 && rs != SQLITE_DONE)
-                rc = cat_err(s->db, rs, "catalog: find the maps naming a page");
-            if (rc || (rc = ivls_push(&cand, r->page, r->page + (int64_t)r->npages)) != 0)
-                break;
-            ivls_union(&other);
-            if ((rc = ivls_subtract(&left, &cand, &other)) != 0)
-                break;
-            /* A page the image holds twice must be hidden at both. */
-            for (size_t k = 0; k < left.n && rc == 0; k++)
-                for (int64_t id = left.v[k].lo; id < left.v[k].hi && rc == 0; id++)
-                    rc = ivls_push(!nd || hidden_by_all(dm, nd, r->pgno + (uint64_t)(id - r->page)) ? &cand_all
-                                   : &exposed, id, id + 1);
+            if (!nd) {
+                rc = ivls_push(&cand_all, r->page, r->page + (int64_t)r->npages);
+                continue;
+            }
+            for (uint64_t k = 0; k < r->npages && rc == 0; k++)
+                rc = ivls_push(hidden_by_all(dm, nd, r->pgno + k) ? &cand_all : &exposed, r->page + (int64_t)k,
+                               r->page + (int64_t)k + 1);
         }
     }
     if (rc == 0 && src != SQLITE_DONE)
@@ -572,20 +558,42 @@ static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
     if (rc == 0) {
         ivls_union(&cand_all);
         ivls_union(&exposed);
-        rc = ivls_subtract(u, &cand_all, &exposed);
+        rc = ivls_subtract(&cand, &cand_all, &exposed);
     }
-    free(cand_all.v);
-    free(exposed.v);
+    /* Every other node's runs, once: what they name of the candidates. */
+    if (rc == 0 && cand.n) {
+        sqlite3_bind_int64(all, 1, snap);
+        while (rc == 0 && (src = sqlite3_step(all)) == SQLITE_ROW) {
+            int64_t lo = sqlite3_column_int64(all, 0), hi = lo + sqlite3_column_int64(all, 1);
+            size_t a = 0, b = cand.n;          /* first candidate ending after lo */
+            while (a < b) {
+                size_t m = a + (b - a) / 2;
+                if (cand.v[m].hi <= lo)
+                    a = m + 1;
+                else
+                    b = m;
+            }
+            for (; a < cand.n && cand.v[a].lo < hi && rc == 0; a++)
+                rc = ivls_push(&other, cand.v[a].lo > lo ? cand.v[a].lo : lo, cand.v[a].hi < hi ? cand.v[a].hi : hi);
+        }
+        if (rc == 0)
+            rc = cat_done(s->db, src, "catalog: read page maps");
+    }
+    if (rc == 0) {
+        ivls_union(&other);
+        rc = ivls_subtract(u, &cand, &other);
+    }
     sqlite3_finalize(nodes);
     sqlite3_finalize(deps);
-    sqlite3_finalize(refs);
+    sqlite3_finalize(all);
     pm_free(&own);
     for (size_t i = 0; i < nd; i++)
         pm_free(&dm[i]);
     free(dm);
-    free(other.v);
+    free(cand_all.v);
+    free(exposed.v);
     free(cand.v);
-    free(left.v);
+    free(other.v);
     return rc;
 }
 
@@ -602,6 +610,11 @@ static int shared_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
 }
 
 int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
+{
+    return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE);
+}
+
+int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags)
 {
     fks_snap_stats *r = NULL;
     struct art *arts = NULL, *parts = NULL;
@@ -650,7 +663,8 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
             goto out;
         }
     }
-    if ((rc = unique_load(&uniq, s, id)) != 0)
+    r->unique_known = (flags & FKS_STATS_UNIQUE) != 0;
+    if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
         goto out;
     ivls_union(&uniq);
     uint64_t rows;

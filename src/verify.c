@@ -446,25 +446,33 @@ static int affected(fks_store *s, struct vctx *v)
         return 0;
     qsort(v->bad, v->nbad, sizeof *v->bad, cmp64);
     sqlite3_stmt *st;
-    int rc = cat_prepare(s->db, &st, "SELECT DISTINCT pmap_id FROM pmap_run WHERE page_id > ?1 - " MAP_RUN_MAX_SQL
-                         " AND page_id <= ?1 AND page_id + npages > ?1");
+    int rc = cat_prepare(s->db, &st, "SELECT pmap_id, page_id, npages FROM pmap_run WHERE page_id > 0 ORDER BY pmap_id");
     if (rc)
         return rc;
-    /* Per distinct bad id: the nodes whose runs name it (an index range:
-    ** runs are at most MAP_RUN_MAX pages), then those nodes' snapshots. */
-    int64_t prev = 0;
-    for (size_t i = 0; i < v->nbad && rc == 0; i++) {
-        if (v->bad[i] == prev)
+    /* One pass over every node's runs (damage is rare; the bad ids are
+    ** sorted): a node naming a bad id, then that node's snapshots. */
+    int src;
+    int64_t done = 0;
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t node = sqlite3_column_int64(st, 0), lo = sqlite3_column_int64(st, 1);
+        int64_t hi = lo + sqlite3_column_int64(st, 2);
+        if (node == done)
             continue;
-        prev = v->bad[i];
-        sqlite3_bind_int64(st, 1, prev);
-        int src;
-        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW)
-            rc = node_users(s, v, sqlite3_column_int64(st, 0));
-        sqlite3_reset(st);
-        if (rc == 0)
-            rc = cat_done(s->db, src, "catalog: find the maps naming a page");
+        size_t a = 0, b = v->nbad;               /* first bad id >= lo */
+        while (a < b) {
+            size_t m = a + (b - a) / 2;
+            if (v->bad[m] < lo)
+                a = m + 1;
+            else
+                b = m;
+        }
+        if (a < v->nbad && v->bad[a] < hi) {
+            done = node;
+            rc = node_users(s, v, node);
+        }
     }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read page maps");
     sqlite3_finalize(st);
     return rc;
 }

@@ -46,7 +46,7 @@ mshared=$(($(jq .shared_with_parent_bytes i.json) - 0))
 
 # info computes in C what the snapshot_stats view computes in SQL.
 for t in s00 s01 s02 s03 s04 s05 b05; do
-    a=$(fk info "$t" --json | jq -r '[.tag, .parent // "", .logical_bytes, .nonzero_bytes, .shared_with_parent_bytes,
+    a=$(fk info "$t" --unique --json | jq -r '[.tag, .parent // "", .logical_bytes, .nonzero_bytes, .shared_with_parent_bytes,
                                       .unique_bytes, .stored_bytes] | map(tostring) | join(",")')
     b=$(fk sql "SELECT tag, parent_tag, logical_bytes, nonzero_bytes, shared_with_parent_bytes, unique_bytes,
                 stored_bytes FROM snapshot_stats WHERE tag = '$t'" --csv | tail -n 1)
@@ -79,7 +79,8 @@ expect_fail 2 "tag" fk info 'bad/tag'
 expect_fail 2 "exactly one TAG" fk info
 
 # What info says rmi + gc frees, they free: s04's unique pages.
-u=$(fk info s04 --json)
+u=$(fk info s04 --unique --json)
+[ "$(fk info s04 --json | jq .unique_pages)" = null ] || die "info without --unique computed unique pages"
 upages=$(echo "$u" | jq .unique_pages) ustored=$(echo "$u" | jq .unique_stored_bytes)
 [ "$upages" -gt 0 ] || die "test premise: s04 holds unique pages"
 [ "$(fk stats --json | jq .reclaimable_bytes)" = 0 ] || die "stats: reclaimable before rmi"
