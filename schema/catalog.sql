@@ -94,6 +94,17 @@ CREATE TABLE pmap_run (
     PRIMARY KEY (pmap_id, pgno)
 ) WITHOUT ROWID;
 
+-- Each node's chain, written with the node: (node, 0, node), then its
+-- base at level 1, the base's base at 2, ... (a fold removes the folded
+-- node from the chains through it). The views join it instead of walking
+-- bases recursively, so that a WHERE on a snapshot reaches the runs.
+CREATE TABLE pmap_chain (
+    pmap_id  INTEGER NOT NULL REFERENCES pmap(id) ON DELETE CASCADE,
+    level    INTEGER NOT NULL,
+    node_id  INTEGER NOT NULL REFERENCES pmap(id),
+    PRIMARY KEY (pmap_id, level)
+) WITHOUT ROWID;
+CREATE INDEX pmap_chain_node ON pmap_chain(node_id);
 CREATE TRIGGER artifact_ref AFTER INSERT ON artifact WHEN NEW.pmap_id IS NOT NULL
 BEGIN UPDATE pmap SET refs = refs + 1 WHERE id = NEW.pmap_id; END;
 CREATE TRIGGER artifact_unref AFTER DELETE ON artifact WHEN OLD.pmap_id IS NOT NULL
@@ -112,7 +123,6 @@ BEGIN
     UPDATE pmap SET refs = refs - 1 WHERE id = OLD.base_id;
     UPDATE pmap SET refs = refs + 1 WHERE id = NEW.base_id;
 END;
-
 
 -- Per VM branched by forkctl (migrations/0004_vm_chain.sql): its last
 -- snapshot and how far it got. state 'stored': head_id is the VM's last
@@ -144,7 +154,8 @@ CREATE TABLE vm_head (
 -- (distinct chunk_id, off) once.
 --   lineage          ancestor/descendant pairs, distance 0 = itself
 --   snapshot_depth   id, tag, depth (0 for a root)
---   artifact_runs    every artifact's complete map as runs (run: the same)
+--   artifact_pages   every artifact's non-zero pages (artifact_runs, run:
+--                    the same as one-page runs)
 --   snapshot_pages   one row per non-zero page (filter by snapshot)
 --   page_snapshots   who uses a page (WHERE hash = x'...')
 --   snapshot_stats   per snapshot: logical, non-zero, shared with parent,
@@ -171,57 +182,52 @@ WITH RECURSIVE down(id, depth) AS (
 )
 SELECT down.id, s.tag, down.depth FROM down JOIN snapshot s ON s.id = down.id;
 
--- The complete map of every artifact, as runs (not always maximal: a run
--- may be cut where a lower node's run ends). Elementary segments between
--- the run boundaries of an artifact's chain; each is decided by the
--- nearest node with a run covering it (one primary-key seek per node).
--- Cost: the runs of the chains involved; filter by artifact_id.
+-- Every non-zero page of every artifact: a page of a node's run is the
+-- artifact's where no node nearer in its chain has a run over that page
+-- number (one primary-key seek per nearer node). Plain joins, so a WHERE
+-- on the artifact or snapshot is applied before the pages are read.
+CREATE VIEW artifact_pages AS
+SELECT a.id AS artifact_id, r.pgno + (p.id - r.page_id) AS pgno, p.id AS page_id
+FROM artifact a
+JOIN pmap_chain c ON c.pmap_id = a.pmap_id
+JOIN pmap_run r ON r.pmap_id = c.node_id AND r.page_id > 0
+JOIN page p ON p.id >= r.page_id AND p.id < r.page_id + r.npages
+WHERE NOT EXISTS (
+    SELECT 1 FROM pmap_chain c2
+    JOIN pmap_run r2 ON r2.pmap_id = c2.node_id
+         AND r2.pgno = (SELECT max(x.pgno) FROM pmap_run x
+                        WHERE x.pmap_id = c2.node_id AND x.pgno <= r.pgno + (p.id - r.page_id))
+    WHERE c2.pmap_id = a.pmap_id AND c2.level < c.level
+      AND r2.pgno + r2.npages > r.pgno + (p.id - r.page_id));
+
+-- The complete maps as runs of one page (what table run held, not
+-- merged); run is the same under its old name.
 CREATE VIEW artifact_runs AS
-WITH RECURSIVE chain(artifact_id, pmap_id, level) AS (
-    SELECT id, pmap_id, 0 FROM artifact
-    UNION ALL
-    SELECT c.artifact_id, p.base_id, c.level + 1 FROM chain c JOIN pmap p ON p.id = c.pmap_id
-    WHERE p.base_id IS NOT NULL AND c.level < 64
-),
-bounds(artifact_id, pos) AS (
-    SELECT c.artifact_id, r.pgno FROM chain c JOIN pmap_run r ON r.pmap_id = c.pmap_id
-    UNION
-    SELECT c.artifact_id, r.pgno + r.npages FROM chain c JOIN pmap_run r ON r.pmap_id = c.pmap_id
-),
-seg(artifact_id, pos, next) AS (
-    SELECT artifact_id, pos, lead(pos) OVER (PARTITION BY artifact_id ORDER BY pos) FROM bounds
-),
-hit(artifact_id, pos, next, level, pgno, page_id) AS (
-    SELECT s.artifact_id, s.pos, s.next, c.level, r.pgno, r.page_id
-    FROM seg s
-    JOIN chain c ON c.artifact_id = s.artifact_id
-    JOIN pmap_run r ON r.pmap_id = c.pmap_id
-         AND r.pgno = (SELECT max(x.pgno) FROM pmap_run x WHERE x.pmap_id = c.pmap_id AND x.pgno <= s.pos)
-    WHERE s.next IS NOT NULL AND r.pgno + r.npages > s.pos
-),
-best(artifact_id, pos, next, pgno, page_id, level) AS (
-    SELECT artifact_id, pos, next, pgno, page_id, min(level) FROM hit GROUP BY artifact_id, pos
-)
-SELECT artifact_id, pos AS pgno, next - pos AS npages, page_id + (pos - pgno) AS page_id
-FROM best WHERE page_id <> 0;
+SELECT artifact_id, pgno, 1 AS npages, page_id FROM artifact_pages;
 
 CREATE VIEW run AS SELECT artifact_id, pgno, npages, page_id FROM artifact_runs;
 
 CREATE VIEW snapshot_pages AS
-SELECT s.id AS snapshot_id, s.tag, a.name AS artifact, r.pgno + (p.id - r.page_id) AS pgno, p.id AS page_id
+SELECT s.id AS snapshot_id, s.tag, a.name AS artifact, ap.pgno, ap.page_id
 FROM snapshot s
 JOIN artifact a ON a.snapshot_id = s.id
-JOIN artifact_runs r ON r.artifact_id = a.id
-JOIN page p ON p.id >= r.page_id AND p.id < r.page_id + r.npages;
+JOIN artifact_pages ap ON ap.artifact_id = a.id;
 
 CREATE VIEW page_snapshots AS
-WITH ar AS MATERIALIZED (SELECT * FROM artifact_runs)
 SELECT p.id AS page_id, p.hash, s.id AS snapshot_id, s.tag, a.name AS artifact,
        r.pgno + (p.id - r.page_id) AS pgno
 FROM page p
-JOIN ar r ON r.page_id <= p.id AND r.page_id + r.npages > p.id
-JOIN artifact a ON a.id = r.artifact_id
-JOIN snapshot s ON s.id = a.snapshot_id;
+JOIN pmap_run r ON r.page_id > 0 AND r.page_id <= p.id AND r.page_id + r.npages > p.id
+JOIN pmap_chain c ON c.node_id = r.pmap_id
+JOIN artifact a ON a.pmap_id = c.pmap_id
+JOIN snapshot s ON s.id = a.snapshot_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM pmap_chain c2
+    JOIN pmap_run r2 ON r2.pmap_id = c2.node_id
+         AND r2.pgno = (SELECT max(x.pgno) FROM pmap_run x
+                        WHERE x.pmap_id = c2.node_id AND x.pgno <= r.pgno + (p.id - r.page_id))
+    WHERE c2.pmap_id = c.pmap_id AND c2.level < c.level
+      AND r2.pgno + r2.npages > r.pgno + (p.id - r.page_id));
 
 CREATE VIEW snapshot_stats AS
 WITH
@@ -234,18 +240,14 @@ nonzero(id, bytes) AS (
     FROM artifact a JOIN ar r ON r.artifact_id = a.id
     GROUP BY a.snapshot_id
 ),
--- Child run c and parent run p (same artifact name) hold the same pages
--- where they overlap and lie on the same diagonal page_id - pgno.
+-- The same page at the same page number of the parent's same-named file.
 shared(id, bytes) AS (
-    SELECT ca.snapshot_id,
-           sum(max(0, min(min(c.pgno + c.npages, p.pgno + p.npages) * 4096, ca.size)
-                      - max(c.pgno, p.pgno) * 4096))
+    SELECT ca.snapshot_id, sum(min((c.pgno + 1) * 4096, ca.size) - c.pgno * 4096)
     FROM snapshot s
     JOIN artifact ca ON ca.snapshot_id = s.id
     JOIN artifact pa ON pa.snapshot_id = s.parent_id AND pa.name = ca.name
     JOIN ar c ON c.artifact_id = ca.id
-    JOIN ar p ON p.artifact_id = pa.id AND p.pgno < c.pgno + c.npages AND p.pgno + p.npages > c.pgno
-    WHERE p.page_id - p.pgno = c.page_id - c.pgno
+    JOIN ar p ON p.artifact_id = pa.id AND p.pgno = c.pgno AND p.page_id = c.page_id
     GROUP BY ca.snapshot_id
 ),
 -- Unique pages, by two sweeps over page-id intervals: first each

@@ -327,6 +327,16 @@ static int insert_node(int64_t *id, sqlite3 *db, int64_t base, int64_t seq, uint
     else
         *id = sqlite3_last_insert_rowid(db);
     sqlite3_finalize(st);
+    /* Its chain (pmap_chain, for the views): itself, then its base's. */
+    if (rc == 0 && (rc = cat_prepare(db, &st, "INSERT INTO pmap_chain(pmap_id, level, node_id) SELECT ?1, 0, ?1 "
+                                              "UNION ALL SELECT ?1, level + 1, node_id FROM pmap_chain "
+                                              "WHERE pmap_id = ?2")) == 0) {
+        sqlite3_bind_int64(st, 1, *id);
+        sqlite3_bind_int64(st, 2, base);
+        if ((s = sqlite3_step(st)) != SQLITE_DONE)
+            rc = cat_err(db, s, "catalog: insert page map chain");
+        sqlite3_finalize(st);
+    }
     return rc;
 }
 
@@ -448,6 +458,17 @@ static int fold(sqlite3 *db, const struct map_row *x, const struct map_row *y)
         int s = sqlite3_step(st);
         if (s != SQLITE_DONE)
             rc = cat_err(db, s, "catalog: fold page map");
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    /* x leaves the chains of y and of every node built on y. */
+    if (rc == 0 && (rc = cat_prepare(db, &st, "DELETE FROM pmap_chain WHERE node_id = ?1 AND pmap_id IN "
+                                              "(SELECT pmap_id FROM pmap_chain WHERE node_id = ?2)")) == 0) {
+        sqlite3_bind_int64(st, 1, x->id);
+        sqlite3_bind_int64(st, 2, y->id);
+        int s = sqlite3_step(st);
+        if (s != SQLITE_DONE)
+            rc = cat_err(db, s, "catalog: fold page map chain");
         sqlite3_finalize(st);
     }
     pm_free(&dx);

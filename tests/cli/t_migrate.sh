@@ -87,6 +87,18 @@ rm -rf o8; fk restore s8 --out o8 >/dev/null; same o8/memory.bin g/07/memory.ful
 fk rmi s7 >/dev/null && fk gc >/dev/null
 tags="s0 s1 s3 s4 s5 s6"
 check_all "after rmi and gc of a migrated snapshot"
+# gc folded s7's node into s8's: pmap_chain still lists exactly each
+# node's chain of bases, and the refs are right.
+[ "$(sqlite3 store/catalog.db "SELECT count(*) FROM pmap p WHERE NOT EXISTS (SELECT 1 FROM artifact a WHERE a.pmap_id = p.id)")" = 0 ] ||
+    die "gc left a page map no snapshot names"
+chains="WITH RECURSIVE w(pmap_id, node) AS (SELECT id, id FROM pmap UNION ALL
+            SELECT w.pmap_id, p.base_id FROM w JOIN pmap p ON p.id = w.node WHERE p.base_id IS NOT NULL)"
+[ "$(sqlite3 store/catalog.db "$chains SELECT count(*) FROM (SELECT pmap_id, node FROM w EXCEPT SELECT pmap_id, node_id FROM pmap_chain)")" = 0 ] &&
+[ "$(sqlite3 store/catalog.db "$chains SELECT count(*) FROM (SELECT pmap_id, node_id FROM pmap_chain EXCEPT SELECT pmap_id, node FROM w)")" = 0 ] ||
+    die "pmap_chain and the bases disagree after a fold"
+bad=$(sqlite3 store/catalog.db "SELECT count(*) FROM pmap p WHERE refs <> (SELECT count(*) FROM artifact a WHERE a.pmap_id = p.id)
+                                + (SELECT count(*) FROM pmap b WHERE b.base_id = p.id)")
+[ "$bad" = 0 ] || die "$bad page map nodes have a wrong refs count after a fold"
 rm -rf o8; fk restore s8 --out o8 >/dev/null; same o8/memory.bin g/07/memory.full
 
 # Killed mid-migration: version 4 or the latest, never between, and
