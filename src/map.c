@@ -192,39 +192,39 @@ int map_load(pm_map *m, sqlite3 *db, int64_t id)
 {
     struct map_row v[MAX_CHAIN];
     int n, rc = chain_get(v, &n, db, id);
-    pm_map cur = {0}, d = {0}, next = {0};
-    /* complete node first, then each delta over it, nearest last */
-    for (int k = n - 1; k >= 0 && rc == 0; k--) {
+    pm_map full = {0}, acc = {0}, d = {0}, next = {0}, out = {0};
+    /* The deltas merged first, farthest to nearest (they are small), then
+    ** laid over the complete node once: the work is the complete map plus
+    ** the deltas, not the complete map once per level. */
+    for (int k = n - 2; k >= 0 && rc == 0; k--) {
         d.n = 0;
-        if ((rc = map_delta_load(&d, db, v[k].id, v[k].npages)) != 0)
-            break;
-        if (k == n - 1) {
-            for (size_t i = 0; i < d.n; i++)
-                if (d.r[i].page == 0)
-                    rc = fks__err(FKS_ECORRUPT, "page map %lld: a complete map names page 0", (long long)v[k].id);
-            pm_free(&cur);
-            cur = d;
-            d = (pm_map){0};
-            continue;
-        }
         next.n = 0;
-        if ((rc = pm_apply(&next, &cur, &d, 1)) != 0)
-            break;
-        pm_map t = cur;
-        cur = next;
-        next = t;
+        if ((rc = map_delta_load(&d, db, v[k].id, v[k].npages)) == 0 && (rc = pm_apply(&next, &acc, &d, 0)) == 0) {
+            pm_map t = acc;
+            acc = next;
+            next = t;
+        }
     }
+    if (rc == 0 && n > 0)
+        rc = map_delta_load(&full, db, v[n - 1].id, v[n - 1].npages);
+    for (size_t i = 0; rc == 0 && i < full.n; i++)
+        if (full.r[i].page == 0)
+            rc = fks__err(FKS_ECORRUPT, "page map %lld: a complete map names page 0", (long long)v[n - 1].id);
+    if (rc == 0)
+        rc = pm_apply(&out, &full, &acc, 1);
+    pm_free(&full);
+    pm_free(&acc);
     pm_free(&d);
     pm_free(&next);
-    if (rc == 0 && pm_pages(&cur) != v[0].pages)
+    if (rc == 0 && pm_pages(&out) != v[0].pages)
         rc = fks__err(FKS_ECORRUPT, "page map %lld: it holds %llu pages, its row says %llu", (long long)id,
-                      (unsigned long long)pm_pages(&cur), (unsigned long long)v[0].pages);
+                      (unsigned long long)pm_pages(&out), (unsigned long long)v[0].pages);
     if (rc) {
-        pm_free(&cur);
+        pm_free(&out);
         return rc;
     }
     pm_free(m);
-    *m = cur;
+    *m = out;
     return 0;
 }
 
