@@ -3,17 +3,17 @@
 **
 ** A map lists the non-zero pages of one artifact as runs (pgno, npages,
 ** page): pages pgno .. pgno+npages-1 hold pages page .. page+npages-1.
-** The catalog stores exactly these runs (table run). Runs are kept
+** The catalog stores these runs (table pmap_run). Runs are kept
 ** sorted and maximal: pm_push merges a page into the previous run when
 ** both its number and its page id continue it, so an image ingested in
 ** one pass, whose new pages get consecutive ids, costs one run per
 ** stretch between zero pages and duplicates.
 **
-** A Diff ingest builds the child's full map with pm_overlay(): the
-** parent's runs minus the diff's data extents (its "cover"), plus the
-** diff's own pages. Every map is thus complete in itself: restore reads
-** one map at any chain depth, and removing a snapshot never touches
-** another snapshot's map.
+** A delta is a map whose runs may name page 0 ("zeros here"). A Diff
+** ingest builds its delta with pm_apply(): its data extents (the "cover")
+** as zeros, its own pages over them. pm_apply also lays a delta over a
+** base (map.c reads a map that way) and merges deltas. The catalog keeps
+** maps as shared nodes of such runs (map.c).
 */
 #include "pmap.h"
 
@@ -56,47 +56,6 @@ int pm_push_run(pm_map *m, uint64_t pgno, uint64_t npages, int64_t page)
 int pm_push(pm_map *m, uint64_t pgno, int64_t page)
 {
     return pm_push_run(m, pgno, 1, page);
-}
-
-static int push_diff_before(pm_map *out, const pm_map *diff, size_t *di, uint64_t limit)
-{
-    int rc = 0;
-    while (*di < diff->n && diff->r[*di].pgno < limit && rc == 0) {
-        rc = pm_push_run(out, diff->r[*di].pgno, diff->r[*di].npages, diff->r[*di].page);
-        (*di)++;
-    }
-    return rc;
-}
-
-int pm_overlay(pm_map *out, const pm_map *base, const pm_map *cover, const pm_map *diff)
-{
-    size_t ci = 0, di = 0;
-    int rc = 0;
-    /* Base pieces lie outside the cover and diff runs inside it, so they
-    ** never overlap; emitting the diff runs that start before each base
-    ** piece keeps the output sorted. */
-    for (size_t bi = 0; bi < base->n && rc == 0; bi++) {
-        uint64_t start = base->r[bi].pgno, end = start + base->r[bi].npages, a = start;
-        while (a < end && rc == 0) {
-            while (ci < cover->n && cover->r[ci].pgno + cover->r[ci].npages <= a)
-                ci++;
-            if (ci < cover->n && cover->r[ci].pgno <= a) {
-                uint64_t cend = cover->r[ci].pgno + cover->r[ci].npages;
-                a = cend < end ? cend : end;
-                continue;
-            }
-            uint64_t stop = end;
-            if (ci < cover->n && cover->r[ci].pgno < end)
-                stop = cover->r[ci].pgno;
-            rc = push_diff_before(out, diff, &di, a);
-            if (rc == 0)
-                rc = pm_push_run(out, a, stop - a, base->r[bi].page + (int64_t)(a - start));
-            a = stop;
-        }
-    }
-    if (rc == 0)
-        rc = push_diff_before(out, diff, &di, UINT64_MAX);
-    return rc;
 }
 
 int pm_apply(pm_map *out, const pm_map *base, const pm_map *delta, int drop_zero)

@@ -30,10 +30,6 @@ void pm_free(pm_map *m);
 int pm_push(pm_map *m, uint64_t pgno, int64_t page);
 /* Appends a whole run (same ordering rule), coalescing. */
 int pm_push_run(pm_map *m, uint64_t pgno, uint64_t npages, int64_t page);
-/* out = base with every page number in [cover[i].pgno, +npages) replaced
-** by what diff holds there (nothing, i.e. zero, if diff has no run).
-** cover and diff sorted; diff's runs lie inside cover. */
-int pm_overlay(pm_map *out, const pm_map *base, const pm_map *cover, const pm_map *diff);
 /* Checks a map is well formed for an artifact of npages_total pages:
 ** runs sorted, non-overlapping, inside the artifact, page ids positive and
 ** the run not wrapping. FKS_ECORRUPT with a message otherwise. */

@@ -1,6 +1,6 @@
 /*
 ** fuzz_pmap.c: page maps as read from the catalog: pm_check on arbitrary
-** runs, and pm_overlay on well-formed inputs, each against a reference
+** runs, and pm_apply on well-formed inputs (a Diff's delta, then the delta over a base), each against a reference
 ** written here independently.
 **
 ** Input: a mode byte, then fields. Each number is a selector byte (bit 7
@@ -12,7 +12,7 @@
 **  - pm_check(m, total) accepts exactly the maps the reference accepts:
 **    runs non-empty, sorted, non-overlapping, inside [0, total), page ids
 **    >= 1 and the run's last id <= PM_NEW - 1 (computed in 128 bits).
-**  - pm_overlay(base, cover, diff) (base valid, cover sorted, every diff
+**  - pm_apply(base, pm_apply(cover as zeros, diff)) (base valid, cover sorted, every diff
 **    page inside the cover, total <= 2048 pages): the output, expanded
 **    page by page, is the diff's page inside the cover and the base's page
 **    outside it; its runs are sorted, non-empty, non-overlapping, and
@@ -151,7 +151,13 @@ static void fuzz_overlay(fuzz_in *in)
     for (uint64_t q = 0; q < total; q++)
         want[q] = covered[q] ? d[q] : b[q];
 
-    FUZZ_ASSERT(pm_overlay(&out, &base, &cover, &diff) == 0, "pm_overlay failed: %s", fks_errmsg());
+    pm_map delta = {0};
+    for (size_t i = 0; i < cover.n; i++)
+        cover.r[i].page = 0;                 /* the cover as zeros (ingest.c) */
+    FUZZ_ASSERT(pm_apply(&delta, &cover, &diff, 0) == 0, "pm_apply (delta) failed: %s", fks_errmsg());
+    FUZZ_ASSERT(pm_check_delta(&delta, total) == 0, "delta fails pm_check_delta: %s", fks_errmsg());
+    FUZZ_ASSERT(pm_apply(&out, &base, &delta, 1) == 0, "pm_apply failed: %s", fks_errmsg());
+    pm_free(&delta);
     uint64_t next = 0;
     for (size_t i = 0; i < out.n; i++) {
         const pm_run *r = &out.r[i];
