@@ -70,9 +70,12 @@ int fks_image_open(fks_image **out, fks_store *s, const char *tag, const char *a
         if (rc == 0)
             rc = rc2;
     }
-    if (rc == 0 && !(im->runs = malloc((im->map.n + 1) * sizeof *im->runs)))
-        rc = fks__err(FKS_ENOMEM, "out of memory (page map of %zu runs)", im->map.n);
-    if (rc) {
+    if (rc == 0) {
+        im->runs = malloc((im->map.n + 1) * sizeof *im->runs);
+        if (!im->runs)
+            rc = fks__err(FKS_ENOMEM, "out of memory (page map of %zu runs)", im->map.n);
+    }
+    if (rc || !im->runs) {
         image_free(im);
         return fks__errctx(rc, "snapshot %s, %s", tag, artifact);
     }
@@ -199,7 +202,7 @@ int fks_image_read(fks_image *im, uint64_t pgno, uint64_t npages, void *buf)
         } else if ((rc = read_page(im, cr, id, out, NULL)) == 0) {
             pages++;
         } else {
-            fks__errctx(rc, "page %llu", (unsigned long long)(pgno + i));
+            fks__errctx(rc, "page %llu", (unsigned long long)pgno + (unsigned long long)i);
         }
     }
     give_back(im, cr, pages, zeros);

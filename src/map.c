@@ -66,6 +66,7 @@ static int col_int(sqlite3_stmt *st, int c)
 int map_row_get(struct map_row *r, sqlite3 *db, int64_t id)
 {
     sqlite3_stmt *st;
+    *r = (struct map_row){0};
     int rc = cat_prepare(db, &st, "SELECT coalesce(base_id, 0), seq, npages, pages, refs FROM pmap WHERE id = ?1");
     if (rc)
         return rc;
@@ -190,9 +191,11 @@ static int chain_get(struct map_row *v, int *n, sqlite3 *db, int64_t id)
 
 int map_load(pm_map *m, sqlite3 *db, int64_t id)
 {
-    struct map_row v[MAX_CHAIN];
-    int n, rc = chain_get(v, &n, db, id);
+    struct map_row v[MAX_CHAIN] = {{0}};
+    int n = 0, rc = chain_get(v, &n, db, id);
     pm_map full = {0}, acc = {0}, d = {0}, next = {0}, out = {0};
+    if (rc == 0 && n == 0)
+        rc = fks__err(FKS_ECORRUPT, "page map %lld: no chain", (long long)id);
     /* The deltas merged first, farthest to nearest (they are small), then
     ** laid over the complete node once: the work is the complete map plus
     ** the deltas, not the complete map once per level. */
@@ -236,7 +239,7 @@ static int by_pgno(const void *a, const void *b)
 
 int map_restrict(pm_map *m, sqlite3 *db, int64_t id, const pm_map *want)
 {
-    struct map_row v[MAX_CHAIN];
+    struct map_row v[MAX_CHAIN] = {{0}};
     int n, rc = chain_get(v, &n, db, id);
     sqlite3_stmt *st = NULL;
     pm_map pend = {0}, left = {0}, got = {0}, hits = {0};
@@ -277,7 +280,8 @@ int map_restrict(pm_map *m, sqlite3 *db, int64_t id, const pm_map *want)
         return rc;
     }
     /* Found level by level, so not in order: sort and coalesce. */
-    qsort(got.r, got.n, sizeof *got.r, by_pgno);
+    if (got.n > 1)
+        qsort(got.r, got.n, sizeof *got.r, by_pgno);
     m->n = 0;
     for (size_t i = 0; i < got.n && rc == 0; i++)
         rc = pm_push_run(m, got.r[i].pgno, got.r[i].npages, got.r[i].page);
@@ -346,7 +350,7 @@ int map_put(int64_t *id, sqlite3 *db, int64_t parent, const pm_map *own, uint64_
         int rc = insert_node(id, db, 0, 0, npages, pm_pages(own));
         return rc ? rc : insert_runs(db, *id, own, 1);
     }
-    struct map_row v[MAX_CHAIN];
+    struct map_row v[MAX_CHAIN] = {{0}};
     int n, rc = chain_get(v, &n, db, parent);
     if (rc)
         return rc;
@@ -526,8 +530,8 @@ int map_dissolve(sqlite3 *db, uint64_t *folded)
 
 int map_load_artifact(pm_map *m, sqlite3 *db, int64_t art, uint64_t npages)
 {
-    int64_t id;
-    struct map_row r;
+    int64_t id = 0;
+    struct map_row r = {0};
     int rc = map_of_artifact(&id, db, art);
     if (rc == 0 && (rc = map_row_get(&r, db, id)) == 0 && r.npages != npages)
         rc = fks__err(FKS_ECORRUPT, "page map %lld is for %llu pages, its artifact has %llu", (long long)id,

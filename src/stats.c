@@ -249,16 +249,16 @@ static int runs_load(struct runs *r, fks_store *s, int64_t art_id)
     if (rc == 0)
         rc = map_load(&m, s->db, id);
     r->n = 0;
-    if (rc == 0 && m.n > r->alloc) {
-        fks_run *nv = realloc(r->v, m.n * sizeof *nv);
+    if (rc == 0 && (m.n > r->alloc || !r->v)) {
+        fks_run *nv = realloc(r->v, (m.n + 1) * sizeof *nv);
         if (!nv)
             rc = fks__err(FKS_ENOMEM, "out of memory");
         else {
             r->v = nv;
-            r->alloc = m.n;
+            r->alloc = m.n + 1;
         }
     }
-    for (size_t i = 0; rc == 0 && i < m.n; i++)
+    for (size_t i = 0; rc == 0 && r->v && i < m.n; i++)
         r->v[r->n++] = (fks_run){m.r[i].pgno, m.r[i].npages, m.r[i].page};
     pm_free(&m);
     return rc;

@@ -294,20 +294,19 @@ static int check_maps(fks_store *s, struct vctx *v)
     while (rc == 0 && (src = sqlite3_step(arts)) == SQLITE_ROW) {
         const char *tag = (const char *)sqlite3_column_text(arts, 0), *name = (const char *)sqlite3_column_text(arts, 1);
         int64_t art = sqlite3_column_int64(arts, 2), size = sqlite3_column_int64(arts, 3);
-        int64_t node;
+        int64_t node = 0;
         struct map_row row;
         const char *why = NULL;
         char buf[320];
         pm_map want = {0}, got = {0};
         if (sqlite3_column_type(arts, 3) != SQLITE_INTEGER || size < 0)
             why = "its size is damaged";
-        else if (map_of_artifact(&node, s->db, art) != 0 || map_row_get(&row, s->db, node) != 0)
+        else if (map_of_artifact(&node, s->db, art) != 0 || map_row_get(&row, s->db, node) != 0 ||
+                 (row.npages == ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE && row.npages &&
+                  (pm_push_run(&want, row.npages - 1, 1, 0) != 0 || map_restrict(&got, s->db, node, &want) != 0)))
             why = fks_errmsg();
         else if (row.npages != ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE)
             why = "its page map is for another size";
-        else if (row.npages && (pm_push_run(&want, row.npages - 1, 1, 0) != 0 ||
-                                map_restrict(&got, s->db, node, &want) != 0))
-            why = fks_errmsg();
         else if (got.n == 1) {
             struct cat_page pg;
             uint64_t tail = (uint64_t)size - (row.npages - 1) * FKS_PAGE_SIZE;
@@ -384,10 +383,10 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
     }
     int src = SQLITE_DONE;
     int64_t prev = 0;
-    for (size_t k = 0; rc == 0 && (sample >= 100 ? k == 0 : k < nids); k++) {
-        if (sample < 100 && ids[k] <= prev)
+    for (size_t k = 0; rc == 0 && (ids ? k < nids : k == 0 && sample >= 100); k++) {
+        if (ids && ids[k] <= prev)
             continue;             /* a repeat, or inside what was just read */
-        sqlite3_bind_int64(st, 1, sample < 100 ? ids[k] : 1);
+        sqlite3_bind_int64(st, 1, ids ? ids[k] : 1);
         while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
             done++;
             int64_t id = sqlite3_column_int64(st, 0);
