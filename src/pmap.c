@@ -28,6 +28,18 @@ void pm_free(pm_map *m)
     m->n = m->alloc = 0;
 }
 
+int pm_reserve(pm_map *m, size_t n)
+{
+    if (n <= m->alloc)
+        return 0;
+    pm_run *nr = realloc(m->r, n * sizeof *nr);
+    if (!nr)
+        return fks__err(FKS_ENOMEM, "out of memory (page map of %zu runs)", n);
+    m->r = nr;
+    m->alloc = n;
+    return 0;
+}
+
 int pm_push_run(pm_map *m, uint64_t pgno, uint64_t npages, int64_t page)
 {
     if (npages == 0)
@@ -61,7 +73,8 @@ int pm_push(pm_map *m, uint64_t pgno, int64_t page)
 int pm_apply(pm_map *out, const pm_map *base, const pm_map *delta, int drop_zero)
 {
     size_t di = 0;
-    int rc = 0;
+    /* each delta run splits at most one base run in two */
+    int rc = pm_reserve(out, out->n + base->n + 2 * delta->n + 1);
     /* Walk base runs; delta runs are emitted in order as they come, and
     ** base pieces outside every delta run are kept. */
     for (size_t bi = 0; bi < base->n && rc == 0; bi++) {

@@ -25,6 +25,8 @@ typedef struct pm_map {
 } pm_map;
 
 void pm_free(pm_map *m);
+/* Makes room for n runs in all (one allocation instead of doublings). */
+int pm_reserve(pm_map *m, size_t n);
 /* Appends page number pgno holding page (pgno above every listed one);
 ** extends the last run when both continue it. */
 int pm_push(pm_map *m, uint64_t pgno, int64_t page);
