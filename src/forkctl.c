@@ -1789,7 +1789,7 @@ static int cmd_info(int argc, char **argv)
     if (rc)
         return fail(rc);
     if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
-        (rc = fks_list(&all, &nall, s)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0)
+        (rc = fks_children(&all, &nall, s, tag)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0)
         rc = fks_snap_stats_get_ex(&st, s, tag, unique ? FKS_STATS_UNIQUE : 0);
     fks_close(s);
     if (rc) {
@@ -1802,9 +1802,8 @@ static int cmd_info(int argc, char **argv)
                     *kids = json_object_new_array(), *arts = json_object_new_array();
         json_object_object_add(j, "tag", json_object_new_string(in.tag));
         json_object_object_add(j, "parent", in.parent[0] ? json_object_new_string(in.parent) : NULL);
-        for (size_t i = nall; i-- > 0;)
-            if (strcmp(all[i].parent, in.tag) == 0)
-                json_object_array_add(kids, json_object_new_string(all[i].tag));
+        for (size_t i = 0; i < nall; i++)
+            json_object_array_add(kids, json_object_new_string(all[i].tag));
         json_object_object_add(j, "children", kids);
         for (size_t i = 0; i < nchain; i++)
             json_object_array_add(ch, json_object_new_string(chain[i].tag));
@@ -1845,9 +1844,8 @@ static int cmd_info(int argc, char **argv)
         printf("snapshot          %s\n", in.tag);
         printf("parent            %s\n", in.parent[0] ? in.parent : "- (a root)");
         printf("children         ");
-        for (size_t i = nall; i-- > 0;)
-            if (strcmp(all[i].parent, in.tag) == 0)
-                printf(" %s", all[i].tag), nkids++;
+        for (size_t i = 0; i < nall; i++)
+            printf(" %s", all[i].tag), nkids++;
         printf("%s\n", nkids ? "" : " -");
         printf("chain            ");
         for (size_t i = 0; i < nchain; i++)

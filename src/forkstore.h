@@ -184,6 +184,9 @@ int fks_list(fks_snapinfo **out, size_t *n, fks_store *s);
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag);
 /* The chain from the root to tag, root first. Caller frees with free(). */
 int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
+/* The snapshots whose parent is tag, oldest first; caller frees with free()
+** (the work is the children, not the store: an index on parent_id). */
+int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 /* Checks that the parent links form a forest (a damaged catalog may hold
 ** a cycle, which every lineage walk refuses: FKS_ECORRUPT naming the
 ** snapshots on it). 0 if not; else FKS_ECORRUPT naming the first cycle

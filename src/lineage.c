@@ -297,6 +297,16 @@ int fks_list(fks_snapinfo **out, size_t *n, fks_store *s)
     return query_infos(out, n, s, SNAP_SELECT "ORDER BY s.created_ms DESC, s.id DESC", NULL);
 }
 
+int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+{
+    int64_t id;
+    int rc = fks_check_tag(tag);
+    if (rc || (rc = cat_snapshot(&id, NULL, s->db, tag, 1)) != 0)
+        return rc;
+    return query_infos(out, n, s, SNAP_SELECT "WHERE s.parent_id = (SELECT id FROM snapshot WHERE tag = ?1) "
+                       "ORDER BY s.created_ms, s.id", tag);
+}
+
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
 {
     fks_snapinfo *v;
