@@ -114,8 +114,10 @@ int map_of_artifact(int64_t *id, sqlite3 *db, int64_t art)
 static int runs_read(pm_map *m, sqlite3_stmt *st, int64_t id, uint64_t a, uint64_t b)
 {
     sqlite3_bind_int64(st, 1, id);
-    sqlite3_bind_int64(st, 2, (int64_t)a);
-    sqlite3_bind_int64(st, 3, b ? (int64_t)b : INT64_MAX);
+    if (sqlite3_bind_parameter_count(st) == 3) {          /* a range read */
+        sqlite3_bind_int64(st, 2, (int64_t)a);
+        sqlite3_bind_int64(st, 3, b ? (int64_t)b : INT64_MAX);
+    }
     int rc = 0, s;
     while (rc == 0 && (s = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t pg = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1), page = sqlite3_column_int64(st, 2);
@@ -158,7 +160,9 @@ static int runs_read(pm_map *m, sqlite3_stmt *st, int64_t id, uint64_t a, uint64
 int map_delta_load(pm_map *m, sqlite3 *db, int64_t id, uint64_t npages)
 {
     sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st, RUNS_SQL);
+    /* every row of the node, whatever its numbers: a damaged one (a
+    ** negative pgno) must be seen and refused, not skipped */
+    int rc = cat_prepare(db, &st, "SELECT pgno, npages, page_id FROM pmap_run WHERE pmap_id = ?1 ORDER BY pgno");
     if (rc)
         return rc;
     rc = runs_read(m, st, id, 0, 0);

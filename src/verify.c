@@ -234,9 +234,10 @@ static int bad_node(fks_store *s, struct vctx *v, int64_t id, const char *what)
 ** (integers, in page order without overlap, inside the artifact), every
 ** page a run names present, and only a file's last page short. Then per
 ** artifact: its chain of bases sound and its last page exactly the
-** file's tail. The work is the nodes' runs, not the snapshots' pages;
+** file's tail; in a full verify also its whole map, read as restore
+** reads it (the page counts agree). The work is the nodes' runs, not the snapshots' pages;
 ** nothing allocates by a length read from the catalog beyond one node. */
-static int check_maps(fks_store *s, struct vctx *v)
+static int check_maps(fks_store *s, struct vctx *v, int full)
 {
     sqlite3_stmt *nodes = NULL, *cnt = NULL, *arts = NULL;
     pm_map m = {0};
@@ -307,6 +308,8 @@ static int check_maps(fks_store *s, struct vctx *v)
             why = fks_errmsg();
         else if (row.npages != ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE)
             why = "its page map is for another size";
+        else if (full && map_load_artifact(&got, s->db, art, row.npages) != 0)
+            why = fks_errmsg();           /* the whole map, as restore reads it */
         else if (got.n == 1) {
             struct cat_page pg;
             uint64_t tail = (uint64_t)size - (row.npages - 1) * FKS_PAGE_SIZE;
@@ -502,7 +505,7 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
             rc = fks_lineage_bad(s, affected_cb, &v);
     }
     if (rc == 0 && (rc = cat_exec(s->db, "BEGIN")) == 0) {
-        if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v)) == 0 &&
+        if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v, sample >= 100)) == 0 &&
             (rc = check_pages(s, &v, sample, progress, arg)) == 0 && (rc = affected(s, &v)) == 0)
             rc = check_leftovers(s, &v);
         cat_exec(s->db, "COMMIT");

@@ -7,7 +7,7 @@
 ** rootfs file) and their expected files. Per input: a copy of the
 ** template, then up to 8 operations from the input, applied with sqlite3
 ** or to the chunk file:
-**   0 update a run column (artifact_id, pgno, npages, page_id)
+**   0 update a map run column (pmap_run: pmap_id, pgno, npages, page_id)
 **   1 delete a run        2 insert a run
 **   3 update a page column (id, chunk_id, off, len, slot, rlen, hash bit)
 **   4 delete a page       5 flip a byte of the chunk file's records
@@ -17,10 +17,13 @@
 ** limits (INT64_MAX, 2^62, ...) or raw 64-bit numbers.
 **
 ** The reference reads the damaged catalog here and decides, per snapshot,
-** whether it can be restored exactly: every artifact's runs are integers,
-** non-empty, sorted, non-overlapping and inside the artifact; every page
-** they name exists with a hash and length of the template (a changed
-** hash or length is unreadable), and has the length its position needs.
+** whether it can be restored exactly: the runs of every node of each
+** artifact's map chain (src/map.c) are integers, non-empty, sorted,
+** non-overlapping and inside the artifact, page ids in range (0, zeros,
+** only in a delta node); the complete map they make (nearest node first)
+** has the page count its node's row says; every page it names exists
+** with a hash and length of the template (a changed hash or length is
+** unreadable), and has the length its position needs.
 ** Its expected files are then the template's pages at those positions.
 ** A page whose location (chunk_id, off, len, slot) changed may fail to
 ** read, or be served from a block already decoded: either is fine.
@@ -315,11 +318,11 @@ static int nrows(sqlite3 *db, const char *sql)
 /* The k-th run's key, or 0 if there are no runs. */
 static int run_key(sqlite3 *db, unsigned k, sqlite3_value **art, sqlite3_value **pgno)
 {
-    int n = nrows(db, "SELECT count(*) FROM run");
+    int n = nrows(db, "SELECT count(*) FROM pmap_run");
     if (n == 0)
         return 0;
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "SELECT artifact_id, pgno FROM run ORDER BY artifact_id, pgno LIMIT 1 OFFSET ?1", -1,
+    sqlite3_prepare_v2(db, "SELECT pmap_id, pgno FROM pmap_run ORDER BY pmap_id, pgno LIMIT 1 OFFSET ?1", -1,
                        &st, NULL);
     sqlite3_bind_int(st, 1, (int)(k % (unsigned)n));
     int ok = sqlite3_step(st) == SQLITE_ROW;
@@ -382,7 +385,7 @@ static void exec_bound(sqlite3 *db, const char *sql, sqlite3_value *k1, sqlite3_
     sqlite3_finalize(st);
 }
 
-static const char *const run_cols[] = {"artifact_id", "pgno", "npages", "page_id"};
+static const char *const run_cols[] = {"pmap_id", "pgno", "npages", "page_id"};
 static const char *const page_cols[] = {"id", "chunk_id", "off", "len", "slot", "rlen"};
 
 /* Applies the input's operations; returns 1 if a chunk file was damaged. */
@@ -400,15 +403,15 @@ static int damage(fuzz_in *in, sqlite3 *db)
             if (!run_key(db, k, &a, &b))
                 break;
             const char *col = run_cols[(code >> 3) % 4];
-            snprintf(sql, sizeof sql, "SELECT %s FROM run WHERE artifact_id = ?1 AND pgno = ?2", col);
+            snprintf(sql, sizeof sql, "SELECT %s FROM pmap_run WHERE pmap_id = ?1 AND pgno = ?2", col);
             int64_t old = column_of(db, sql, a, b);
-            snprintf(sql, sizeof sql, "UPDATE run SET %s = ?3 WHERE artifact_id = ?1 AND pgno = ?2", col);
+            snprintf(sql, sizeof sql, "UPDATE pmap_run SET %s = ?3 WHERE pmap_id = ?1 AND pgno = ?2", col);
             exec_bound(db, sql, a, b, value(in, old), code % 8 == 6 ? 1 + (int)((code >> 5) % 3) : 0);
             break;
         }
         case 1:
             if (run_key(db, k, &a, &b))
-                exec_bound(db, "DELETE FROM run WHERE artifact_id = ?1 AND pgno = ?2 AND ?3 = 0", a, b, 0, 0);
+                exec_bound(db, "DELETE FROM pmap_run WHERE pmap_id = ?1 AND pgno = ?2 AND ?3 = 0", a, b, 0, 0);
             break;
         case 2: {
             if (!run_key(db, k, &a, &b))
@@ -416,12 +419,14 @@ static int damage(fuzz_in *in, sqlite3 *db)
             int64_t art = sqlite3_value_int64(a), pg = value(in, sqlite3_value_int64(b));
             int64_t np = value(in, 1), pid = value(in, orig[(k >> 2) % norig].id);
             sqlite3_stmt *st;
-            sqlite3_prepare_v2(db, "INSERT INTO run(artifact_id, pgno, npages, page_id) VALUES (?1, ?2, ?3, ?4)",
+            sqlite3_prepare_v2(db, "INSERT INTO pmap_run(pmap_id, pgno, npages, page_id) VALUES (?1, ?2, ?3, ?4)",
                                -1, &st, NULL);
             sqlite3_bind_int64(st, 1, art);
             sqlite3_bind_int64(st, 2, pg);
             sqlite3_bind_int64(st, 3, np);
             sqlite3_bind_int64(st, 4, pid);
+            if (getenv("FUZZ_VERBOSE"))
+                fprintf(stderr, "insert run (%lld, %lld, %lld, %lld)\n", (long long)art, (long long)pg, (long long)np, (long long)pid);
             sqlite3_step(st);
             sqlite3_finalize(st);
             break;
@@ -531,13 +536,15 @@ static const struct prow *intact_page(sqlite3 *db, int64_t id, int *moved)
 ** see tests/fuzz/known/README). */
 static int reference(sqlite3 *db, int k, struct efile *want, size_t *nwant, int *known)
 {
-    sqlite3_stmt *arts, *runs;
+    sqlite3_stmt *arts, *node, *runs;
     int ok = 1, moved = 0;
+    static int64_t eff[24];
     *nwant = 0;
-    sqlite3_prepare_v2(db, "SELECT a.id, a.name, a.size FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id "
+    sqlite3_prepare_v2(db, "SELECT a.pmap_id, a.name, a.size FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id "
                        "WHERE s.tag = ?1 ORDER BY a.name", -1, &arts, NULL);
+    sqlite3_prepare_v2(db, "SELECT coalesce(base_id, 0), pages FROM pmap WHERE id = ?1", -1, &node, NULL);
     sqlite3_prepare_v2(db, "SELECT typeof(pgno) || typeof(npages) || typeof(page_id), pgno, npages, page_id "
-                       "FROM run WHERE artifact_id = ?1 ORDER BY pgno", -1, &runs, NULL);
+                       "FROM pmap_run WHERE pmap_id = ?1 ORDER BY pgno", -1, &runs, NULL);
     sqlite3_bind_text(arts, 1, tags[k], -1, SQLITE_STATIC);
     while (ok && sqlite3_step(arts) == SQLITE_ROW) {
         FUZZ_ASSERT(*nwant < MAXART, "too many artifacts");
@@ -547,35 +554,56 @@ static int reference(sqlite3 *db, int k, struct efile *want, size_t *nwant, int 
         FUZZ_ASSERT(e->size <= 24 * PG, "artifact size %zu (sizes are not damaged)", e->size);
         memset(e->data, 0, e->size);
         uint64_t npg = (e->size + PG - 1) / PG;
-        u128 next = 0;
-        sqlite3_bind_int64(runs, 1, sqlite3_column_int64(arts, 0));
-        while (ok && sqlite3_step(runs) == SQLITE_ROW) {
-            int64_t pgno = sqlite3_column_int64(runs, 1), np = sqlite3_column_int64(runs, 2),
-                    pid = sqlite3_column_int64(runs, 3);
-            if (strcmp((const char *)sqlite3_column_text(runs, 0), "integerintegerinteger") != 0 || np < 1) {
-                *known = 1;
-                ok = 0;
-                break;
-            }
-            if (pgno < 0 || (u128)pgno < next || (u128)pgno + (u128)np > npg || pid < 1 ||
-                pid > INT64_MAX - np) {
-                ok = 0;
-                break;
-            }
-            next = (u128)pgno + (u128)np;
-            for (int64_t i = 0; ok && i < np; i++) {
-                const struct prow *w = intact_page(db, pid + i, &moved);
-                uint64_t pg = (uint64_t)(pgno + i);
-                size_t len = pg == npg - 1 ? e->size - pg * PG : PG;
-                if (!w || (size_t)w->rlen != len)
+        for (uint64_t i = 0; i < npg; i++)
+            eff[i] = -1;                          /* not decided by a nearer node */
+        int64_t id = sqlite3_column_int64(arts, 0), pages = -1;
+        for (int level = 0; ok && id; level++) {  /* nearest node first (nodes are not damaged) */
+            sqlite3_bind_int64(node, 1, id);
+            FUZZ_ASSERT(sqlite3_step(node) == SQLITE_ROW, "page map node %lld missing", (long long)id);
+            int64_t base = sqlite3_column_int64(node, 0);
+            if (level == 0)
+                pages = sqlite3_column_int64(node, 1);
+            sqlite3_reset(node);
+            u128 next = 0;
+            sqlite3_bind_int64(runs, 1, id);
+            while (ok && sqlite3_step(runs) == SQLITE_ROW) {
+                int64_t pgno = sqlite3_column_int64(runs, 1), np = sqlite3_column_int64(runs, 2),
+                        pid = sqlite3_column_int64(runs, 3);
+                if (strcmp((const char *)sqlite3_column_text(runs, 0), "integerintegerinteger") != 0 || np < 1) {
+                    *known = 1;
                     ok = 0;
-                else
-                    memcpy(e->data + pg * PG, w->content, len);
+                    break;
+                }
+                if (pgno < 0 || (u128)pgno < next || (u128)pgno + (u128)np > npg || pid < (base ? 0 : 1) ||
+                    (u128)pid + (u128)np > ((u128)1 << 62)) {
+                    ok = 0;
+                    break;
+                }
+                next = (u128)pgno + (u128)np;
+                for (int64_t i = 0; i < np; i++)
+                    if (eff[pgno + i] < 0)
+                        eff[pgno + i] = pid ? pid + i : 0;
             }
+            sqlite3_reset(runs);
+            id = base;
         }
-        sqlite3_reset(runs);
+        int64_t have = 0;
+        for (uint64_t pg = 0; ok && pg < npg; pg++) {
+            if (eff[pg] <= 0)
+                continue;
+            have++;
+            const struct prow *w = intact_page(db, eff[pg], &moved);
+            size_t len = pg == npg - 1 ? e->size - pg * PG : PG;
+            if (!w || (size_t)w->rlen != len)
+                ok = 0;
+            else
+                memcpy(e->data + pg * PG, w->content, len);
+        }
+        if (have != pages)                      /* the row's count is checked */
+            ok = 0;
     }
     sqlite3_finalize(arts);
+    sqlite3_finalize(node);
     sqlite3_finalize(runs);
     return ok && *nwant > 0 ? 1 + moved : 0;
 }
@@ -633,7 +661,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ok[k] = reference(db, k, wants[k], &nwant[k], &known[k]);
     }
     /* Huge run values once made verify run out of memory (fixed). */
-    int huge = nrows(db, "SELECT count(*) FROM run WHERE npages NOT BETWEEN -1048576 AND 1048576 "
+    int huge = nrows(db, "SELECT count(*) FROM pmap_run WHERE npages NOT BETWEEN -1048576 AND 1048576 "
                          "OR pgno NOT BETWEEN -1099511627776 AND 1099511627776 "
                          "OR page_id NOT BETWEEN -1099511627776 AND 1099511627776") > 0;
     sqlite3_close(db);
