@@ -299,7 +299,7 @@ static int check_maps(fks_store *s, struct vctx *v, int full)
         struct map_row row;
         const char *why = NULL;
         char buf[320];
-        pm_map want = {0}, got = {0};
+        pm_map want = {0}, got = {0}, whole = {0};
         if (sqlite3_column_type(arts, 3) != SQLITE_INTEGER || size < 0)
             why = "its size is damaged";
         else if (map_of_artifact(&node, s->db, art) != 0 || map_row_get(&row, s->db, node) != 0 ||
@@ -308,7 +308,7 @@ static int check_maps(fks_store *s, struct vctx *v, int full)
             why = fks_errmsg();
         else if (row.npages != ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE)
             why = "its page map is for another size";
-        else if (full && map_load_artifact(&got, s->db, art, row.npages) != 0)
+        else if (full && map_load_artifact(&whole, s->db, art, row.npages) != 0)
             why = fks_errmsg();           /* the whole map, as restore reads it */
         else if (got.n == 1) {
             struct cat_page pg;
@@ -325,6 +325,7 @@ static int check_maps(fks_store *s, struct vctx *v, int full)
         }
         pm_free(&want);
         pm_free(&got);
+        pm_free(&whole);
     }
     if (rc == 0)
         rc = cat_done(s->db, src, "catalog: read artifacts");

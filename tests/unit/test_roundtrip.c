@@ -190,6 +190,8 @@ static void run_chain(int depth, size_t npages, int sparse_full)
     }
     fks_verify_report *vr;
     assert_int_equal(fks_verify(&vr, s, 100, NULL, NULL), 0);
+    for (size_t i = 0; i < vr->n_problems; i++)
+        fprintf(stderr, "verify: %s\n", vr->problems[i]);
     assert_int_equal(vr->n_problems, 0);
     fks_verify_free(vr);
     for (int d = 0; d <= depth; d++)
