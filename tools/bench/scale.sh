@@ -34,8 +34,8 @@
 # forkctl has no checkpoint command and gc does far more, so the harness
 # holds the store's writer lock (flock DIR/lock, as forkctl does) and runs
 # `PRAGMA wal_checkpoint(TRUNCATE)` with the sqlite3 shell. The WAL size
-# before that checkpoint is reported too (forkctl checkpoints only when one
-# process wrote 16 MiB of WAL, so one-ingest-per-process chains grow it).
+# before that checkpoint is reported too (how far forkctl's own PASSIVE
+# checkpoints let it run ahead).
 # Output: a table with PASS/FAIL per bounded figure on stdout and in
 # $SCALE_OUT/scale.md (default build/bench).
 set -euo pipefail
@@ -117,7 +117,7 @@ checkpoint() { # checkpoint STORE: TRUNCATE under the store's writer lock
 fk() { "$F" --store "$S" --quiet "$@"; }
 
 declare -a ROWS        # "figure|measured|bound|verdict"
-row() { ROWS+=("$1|$2|$3|$4"); }
+row() { ROWS+=("$1|$2|$3|$4"); log "= $1: $2 $3 $4"; }
 verdict() { awk "BEGIN { exit !($1) }" && echo PASS || echo FAIL; }
 declare -A PART_T
 
