@@ -143,4 +143,4 @@ clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile clean"
+	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile clean"

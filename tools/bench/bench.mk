@@ -1,15 +1,17 @@
 # tools/bench: `make bench` (full, < 20 min) and `make bench-quick` (smoke).
-TOOL_BINS += $(BUILD)/tools/limits $(BUILD)/tools/applydiff $(BUILD)/tools/branchbench
+TOOL_BINS += $(BUILD)/tools/limits $(BUILD)/tools/applydiff $(BUILD)/tools/branchbench $(BUILD)/tools/scalegen
 $(BUILD)/tools/limits: tools/bench/limits.c | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -o $@ $< -lxxhash -lzstd
 $(BUILD)/tools/applydiff: tools/bench/applydiff.c | $(BUILD)/tools
+	$(CC) $(TOOL_CFLAGS) -o $@ $<
+$(BUILD)/tools/scalegen: tools/bench/scalegen.c | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -o $@ $<
 
 # The pause-window benchmark drives a VMM through the library (fc.c).
 $(BUILD)/tools/branchbench: tools/bench/branchbench.c $(LIB) | $(BUILD)/tools
 	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-.PHONY: bench bench-quick bench-branch
+.PHONY: bench bench-quick bench-branch bench-scale bench-scale-quick
 bench: $(FORKCTL) tools
 	tools/deps.sh bench
 	BUILD=$(abspath $(BUILD)) tools/bench/run.sh
@@ -17,3 +19,9 @@ bench-quick: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/run.sh --quick
 bench-branch: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/branch.sh
+# The catalog-scale benchmark (issue 14): sizes from SCALE_* variables
+# (tools/bench/scale.sh lists them); full run about an hour, quick ~2 min.
+bench-scale: $(FORKCTL) $(BUILD)/tools/scalegen
+	BUILD=$(abspath $(BUILD)) tools/bench/scale.sh
+bench-scale-quick: $(FORKCTL) $(BUILD)/tools/scalegen
+	BUILD=$(abspath $(BUILD)) tools/bench/scale.sh --quick
