@@ -122,7 +122,7 @@ int fks_remote_add(fks_store *s, const fks_remote *r)
         sqlite3_bind_text(st, 5, r->region[0] ? r->region : "us-east-1", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, fks__wall_ms());
         int src = sqlite3_step(st);
-        if (src == SQLITE_CONSTRAINT)
+        if ((src & 0xff) == SQLITE_CONSTRAINT)
             rc = fks__err(FKS_EEXIST, "remote %s already exists (remove it first: remote rm)", r->name);
         else if (src != SQLITE_DONE)
             rc = cat_err(s->db, src, "catalog: insert remote");
