@@ -344,8 +344,57 @@ static void content_digest(struct snapmap *m)
     EVP_MD_CTX_free(c);
 }
 
+/* Page id -> hash, for the snapshots of one push: a chain shares most of
+** its page ids, so each id's hash is read from the catalog once. */
+struct idcache {
+    struct idc {
+        int64_t id;
+        uint8_t hash[16];
+    } *v;
+    size_t n, cap;               /* cap: power of two; id 0 = empty */
+};
+
+static struct idc *idc_slot(struct idcache *c, int64_t id)
+{
+    size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull >> 20) & (c->cap - 1);
+    while (c->v[i].id && c->v[i].id != id)
+        i = (i + 1) & (c->cap - 1);
+    return &c->v[i];
+}
+
+/* The hash of page id of im, from the cache or the catalog. */
+static int idc_hash(uint8_t hash[16], struct idcache *c, fks_image *im, uint64_t pgno, int64_t *id)
+{
+    int rc = fks_image_page(id, NULL, im, pgno);
+    if (rc || *id == 0)
+        return rc;
+    if ((c->n + 1) * 2 > c->cap) {
+        struct idcache nc = {calloc(c->cap ? c->cap * 2 : 65536, sizeof *c->v), 0, c->cap ? c->cap * 2 : 65536};
+        if (!nc.v)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->v[i].id)
+                *idc_slot(&nc, c->v[i].id) = c->v[i];
+        nc.n = c->n;
+        free(c->v);
+        *c = nc;
+    }
+    struct idc *e = idc_slot(c, *id);
+    if (e->id) {
+        memcpy(hash, e->hash, 16);
+        return 0;
+    }
+    int64_t again;
+    if ((rc = fks_image_page(&again, hash, im, pgno)))
+        return rc;
+    e->id = *id;
+    memcpy(e->hash, hash, 16);
+    c->n++;
+    return 0;
+}
+
 /* The map of local snapshot tag, read through fks_image_*. */
-static int local_map(struct snapmap *m, fks_store *s, const char *tag)
+static int local_map(struct snapmap *m, fks_store *s, const char *tag, struct idcache *cache)
 {
     memset(m, 0, sizeof *m);
     fks_snapinfo si;
@@ -386,7 +435,7 @@ static int local_map(struct snapmap *m, fks_store *s, const char *tag)
                 int64_t id;
                 if (a->n >= info.stored_pages)
                     rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: more pages than counted", tag, a->name);
-                else if ((rc = fks_image_page(&id, a->p[a->n].hash, im, g)) == 0 && id)
+                else if ((rc = idc_hash(a->p[a->n].hash, cache, im, g, &id)) == 0 && id)
                     a->p[a->n++].pgno = g;
             }
         fks_image_close(im);
@@ -1186,6 +1235,7 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
 {
     struct rem m;
     struct pendset ps = {0};
+    struct idcache cache = {0};
     struct prog pg = {progress, progress_arg, 0, 0, 0};
     char (*done)[129] = NULL;
     size_t ndone = 0, capdone = 0;
@@ -1194,6 +1244,8 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
         rc = load_index(&m);
     if (rc == 0)
         rc = load_have(&m);
+    m.idx_first_loc = m.idx.n;          /* our indexes name only what we add */
+    m.idx_first_pack = m.idx.npacks;
     for (size_t t = 0; t < n && rc == 0; t++) {
         fks_snapinfo *chain = NULL;
         size_t nc = 0;
@@ -1206,7 +1258,7 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
             int seen = 0;
             for (size_t q = 0; q < ndone && !seen; q++)
                 seen = strcmp(done[q], chain[k].tag) == 0;
-            if ((rc = local_map(&cur, s, chain[k].tag)))
+            if ((rc = local_map(&cur, s, chain[k].tag, &cache)))
                 break;
             if (!seen) {
                 int has = remote_has(&m, cur.tag, cur.content);
@@ -1247,6 +1299,7 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     prog_tick(&pg, 0, 1);
     free(done);
     free(ps.h);
+    free(cache.v);
     if (rc)
         fks__errctx(rc, "push to remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
     rem_close(&m, st);

@@ -31,25 +31,31 @@ keys() {
     local enc=${1//\//%2F}
     s3curl "$EP/fleet?list-type=2&prefix=$enc" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true
 }
-# pack_pages PREFIX: "ENTRIES DISTINCT" over every pack under PREFIX/packs/, each checked against its name.
+# pack_pages PREFIX: "ENTRIES DISTINCT INDEXED" over every pack and index
+# under PREFIX, each checked against its name: page entries in packs,
+# distinct hashes among them, entries in the indexes.
 pack_pages() {
     local k
-    mkdir -p "$TESTDIR/packs"
-    rm -f "$TESTDIR/packs/"*
-    for k in $(keys "$1/packs/"); do
-        s3curl -o "$TESTDIR/packs/$(basename "$k")" "$EP/fleet/$k" || die "GET $k"
+    rm -rf "$TESTDIR/objs"
+    mkdir -p "$TESTDIR/objs"
+    for k in $(keys "$1/packs/") $(keys "$1/index/"); do
+        s3curl -o "$TESTDIR/objs/$(basename "$k")" "$EP/fleet/$k" || die "GET $k"
     done
-    python3 - "$TESTDIR/packs" <<'EOF'
+    python3 - "$TESTDIR/objs" <<'EOF'
 import hashlib, os, struct, sys
-d = sys.argv[1]; n = 0; seen = set()
+d = sys.argv[1]; n = 0; seen = set(); idx = 0
 for f in sorted(os.listdir(d)):
     b = open(os.path.join(d, f), 'rb').read()
-    assert hashlib.sha256(b).hexdigest() + '.pack' == f, f + ': content does not match its name'
-    assert b[:8] == b'FKSPACK\x01', f
-    cnt, = struct.unpack_from('<I', b, 8)
-    for i in range(cnt):
-        seen.add(b[16 + 32 * i:32 + 32 * i]); n += 1
-print(n, len(seen))
+    assert hashlib.sha256(b).hexdigest() == f.split('.')[0], f + ': content does not match its name'
+    if f.endswith('.pack'):
+        assert b[:8] == b'FKSPACK\x01', f
+        cnt, = struct.unpack_from('<I', b, 8)
+        for i in range(cnt):
+            seen.add(b[16 + 32 * i:32 + 32 * i]); n += 1
+    else:
+        assert b[:8] == b'FKSIDX\x00\x01', f
+        idx += struct.unpack_from('<I', b, 12)[0]
+print(n, len(seen), idx)
 EOF
 }
 
@@ -90,10 +96,11 @@ fb push b3 --json >pb.json
 [ "$(jq .pages_on_remote pb.json)" -gt 0 ] || die "no dedup across hosts: $(cat pb.json)"
 # The bucket holds each distinct page once: as many entries as distinct
 # hashes, and as many as the two stores hold together.
-read -r entries distinct < <(pack_pages hosts)
+read -r entries distinct indexed < <(pack_pages hosts)
 union=$( { fa sql "SELECT hex(hash) FROM page" --csv; fb sql "SELECT hex(hash) FROM page" --csv; } | grep -v hash | sort -u | wc -l)
 [ "$entries" = "$distinct" ] || die "the bucket holds $entries page entries for $distinct distinct pages"
 [ "$entries" = "$union" ] || die "the bucket holds $entries pages, the stores $union distinct ones"
+[ "$indexed" = "$entries" ] || die "the indexes name $indexed pages, the packs hold $entries"
 # Requests scale with packs, not pages.
 req=$(jq .requests pa.json); pages=$(jq .pages_sent pa.json)
 [ "$req" -lt $((pages / 50)) ] || die "push a2: $req requests for $pages pages"
