@@ -709,7 +709,7 @@ static int index_flush(struct rem *m)
         s3_sha256(sha, b.b, b.len);
         hex32(hx, sha);
         if ((rc = key_of(key, sizeof key, m, "index/", hx, ".idx")) == 0)
-            rc = s3_put(m->c, key, b.b, b.len);
+            rc = s3_put(m->c, key, b.b, b.len, hx);
     }
     free(b.b);
     if (rc == 0) {
@@ -753,7 +753,7 @@ static int pack_flush(struct rem *m)
             char hx[65], key[700];
             hex32(hx, sha);
             if ((rc = key_of(key, sizeof key, m, "packs/", hx, ".pack")) == 0 &&
-                (rc = s3_put(m->c, key, b.b, b.len)) == 0)
+                (rc = s3_put(m->c, key, b.b, b.len, hx)) == 0)
                 m->st.packs++;
         }
     }
@@ -1272,7 +1272,7 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                     if ((rc = send_pages(&m, &cur, &ps, &pg)) == 0 &&          /* invariant 1 */
                         (rc = manifest_encode(&man, &cur, k ? &prev : NULL)) == 0 &&
                         (rc = key_of(key, sizeof key, &m, "snapshots/", cur.tag, ".manifest")) == 0 &&
-                        (rc = s3_put(m.c, key, man.b, man.len)) == 0)
+                        (rc = s3_put(m.c, key, man.b, man.len, NULL)) == 0)
                         m.st.snapshots++;
                     free(man.b);
                 }

@@ -48,8 +48,15 @@ static int check_endpoint(const char *e)
 {
     size_t n = strlen(e);
     const char *h = strncmp(e, "http://", 7) == 0 ? e + 7 : strncmp(e, "https://", 8) == 0 ? e + 8 : NULL;
-    if (!h || !*h || n >= 500 || strpbrk(h, "/?#@ \t\r\n"))
+    if (!h || !*h || *h == ':' || n >= 500 || strpbrk(h, "/?#@ \t\r\n"))
         return fks__err(FKS_EINVAL, "endpoint '%s': give http://HOST[:PORT] or https://HOST[:PORT]", e);
+    const char *colon = strrchr(h, ':');
+    if (colon && !strchr(colon, ']')) {     /* a port, not part of an [IPv6] address */
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (!colon[1] || *end || port < 1 || port > 65535)
+            return fks__err(FKS_EINVAL, "endpoint '%s': the port must be 1 to 65535", e);
+    }
     return 0;
 }
 

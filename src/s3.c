@@ -425,6 +425,7 @@ struct req {
     const char *query;         /* canonical (sorted, encoded), "" for none */
     const uint8_t *body;       /* PUT */
     size_t blen;
+    const char *body_sha;      /* its SHA-256 in hex, NULL: computed here */
     uint64_t range_off, range_len;   /* range_len 0: no Range */
     size_t limit;              /* largest response body accepted */
     /* results */
@@ -468,7 +469,9 @@ static int attempt(s3_client *c, struct req *r, int *retry)
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(amzdate, sizeof amzdate, "%Y%m%dT%H%M%SZ", &tm);
-    if (r->body)
+    if (r->body && r->body_sha && strlen(r->body_sha) == 64)
+        memcpy(payload, r->body_sha, sizeof payload);
+    else if (r->body)
         s3_sha256_hex(payload, r->body, r->blen);
     else
         memcpy(payload, EMPTY_SHA256, sizeof payload);
@@ -616,11 +619,11 @@ static int request(s3_client *c, struct req *r)
     return rc;
 }
 
-int s3_put(s3_client *c, const char *key, const void *buf, size_t len)
+int s3_put(s3_client *c, const char *key, const void *buf, size_t len, const char *sha256_hex)
 {
     static const uint8_t none = 0;
     struct req r = {.method = "PUT", .key = key, .query = "", .body = len ? buf : &none, .blen = len,
-                    .limit = 1 << 20};
+                    .body_sha = sha256_hex, .limit = 1 << 20};
     int rc = request(c, &r);
     free(r.resp.b);
     return rc;

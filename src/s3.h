@@ -46,8 +46,9 @@ int s3_open(s3_client **out, const s3_cfg *cfg);
 void s3_close(s3_client *c);
 void s3_stats_get(s3_stats *out, const s3_client *c);
 
-/* PUT key with body buf (its SHA-256 is signed as the payload hash). */
-int s3_put(s3_client *c, const char *key, const void *buf, size_t len);
+/* PUT key with body buf; its SHA-256 is signed as the payload hash:
+** sha256_hex if the caller has it (64 lower-case hex digits), else NULL. */
+int s3_put(s3_client *c, const char *key, const void *buf, size_t len, const char *sha256_hex);
 /* GET key, or with len > 0 only bytes off .. off+len-1 (Range); a body of
 ** another length is an error (retried: a truncated response). *out is the
 ** body (caller frees with free()), *outlen its length. FKS_ENOTFOUND if

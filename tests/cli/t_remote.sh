@@ -81,6 +81,7 @@ expect_fail 1 "remote origin already exists" fa remote add origin s3://fleet/p -
 expect_fail 2 "s3://BUCKET" fa remote add bad http://fleet --endpoint "$EP"
 expect_fail 2 "bucket name" fa remote add bad s3://Fl/x --endpoint "$EP"
 expect_fail 2 "endpoint" fa remote add bad s3://fleet/x --endpoint ftp://h
+expect_fail 2 "port must be" fa remote add bad s3://fleet/x --endpoint http://127.0.0.1:
 expect_fail 2 "needs --endpoint" fa remote add bad s3://fleet/x
 # With two remotes, push needs --remote.
 expect_fail 2 "2 remotes: name one" fa push a2
@@ -180,6 +181,27 @@ curl -sf -X PUT --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:
 # Repaired, the same pull finishes the job.
 "$FORKCTL" --store "$TESTDIR/e" pull a2 b3 >/dev/null
 [ "$("$FORKCTL" --store "$TESTDIR/e" images --json | jq length)" = 6 ] || die "re-pull after repair"
+
+# Through a proxy that answers every third request with a 503, a SlowDown,
+# a reset mid-body or a truncated body, push and pull still finish (with
+# retries) and the result restores byte for byte.
+python3 "$root/tools/s3/faultproxy.py" "${EP##*:}" proxy.port --every 3 2>proxy.err &
+proxy=$!
+trap 'kill $proxy 2>/dev/null || true; "$rgw" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 100); do [ -s proxy.port ] && break; sleep 0.1; done
+PX=http://127.0.0.1:$(cat proxy.port)
+fa remote add faulty s3://fleet/faulty --endpoint "$PX" >/dev/null
+FORKSTORE_S3_ATTEMPTS=8 fa push a2 --remote faulty --json >pf.json || die "push through faults: $(cat pf.json)"
+[ "$(jq .snapshots pf.json)" = 3 ] && [ "$(jq .retries pf.json)" -gt 0 ] || die "push through faults: $(cat pf.json)"
+"$FORKCTL" --store "$TESTDIR/f" init >/dev/null
+"$FORKCTL" --store "$TESTDIR/f" remote add faulty s3://fleet/faulty --endpoint "$PX" >/dev/null
+FORKSTORE_S3_ATTEMPTS=8 "$FORKCTL" --store "$TESTDIR/f" pull a2 --json >pf2.json || die "pull through faults: $(cat pf2.json)"
+[ "$(jq .retries pf2.json)" -gt 0 ] || die "pull met no fault: $(cat pf2.json)"
+"$FORKCTL" --store "$TESTDIR/f" restore a2 --out rf.a2 >/dev/null
+cmp rf.a2/memory.bin ra.a2/memory.bin || die "a2 pulled through faults differs"
+kill $proxy
+wait $proxy 2>/dev/null || true
+grep -q "faults" proxy.err || die "the proxy did not report"
 
 # A push killed midway: no manifest yet, and a re-run finishes it without
 # sending the packs again; the result pulls and restores byte for byte.
