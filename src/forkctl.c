@@ -2169,24 +2169,21 @@ static int cmd_remote(int argc, char **argv)
         if (strlen(args[0]) >= sizeof rem.name || strlen(endpoint) >= sizeof rem.endpoint ||
             (region && strlen(region) >= sizeof rem.region))
             return usage_err("remote", "%s", "name, endpoint or region too long");
-        strcpy(rem.name, args[0]);
-        strcpy(rem.endpoint, endpoint);
-        if (region)
-            strcpy(rem.region, region);
+        snprintf(rem.name, sizeof rem.name, "%s", args[0]);
+        snprintf(rem.endpoint, sizeof rem.endpoint, "%s", endpoint);
+        snprintf(rem.region, sizeof rem.region, "%s", region ? region : "");
         int rc = fks_remote_parse_url(&rem, args[1]);
         if (rc)
             return fail(rc);
     } else if (strcmp(sub, "ls") == 0) {
         if (nargs != 0 || endpoint || region)
-            return usage_err("remote", "%s", "remote ls takes no arguments");
+            return usage_err("remote", "%s", "remote ls takes no arguments (--endpoint and --region go with add)");
     } else if (strcmp(sub, "rm") == 0) {
         if (nargs != 1 || endpoint || region)
-            return usage_err("remote", "%s", "remote rm takes NAME");
+            return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
     } else {
         return usage_err("remote", "unknown subcommand '%s' (add, ls, rm)", sub);
     }
-    if (strcmp(sub, "add") && (endpoint || region))
-        return usage_err("remote", "%s", "--endpoint and --region go with remote add");
     fks_store *s = NULL;
     int rc = open_store(&s, strcmp(sub, "ls") == 0 ? FKS_OPEN_READONLY : 0);
     if (rc)

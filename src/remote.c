@@ -428,8 +428,11 @@ static int local_map(struct snapmap *m, fks_store *s, const char *tag, struct id
         a->size = info.size;
         size_t nr;
         const fks_run *r = fks_image_runs(im, &nr);
-        if (info.stored_pages && !(a->p = malloc(info.stored_pages * sizeof *a->p)))
+        if (!(a->p = malloc((info.stored_pages ? info.stored_pages : 1) * sizeof *a->p))) {
+            fks_image_close(im);
             rc = fks__err(FKS_ENOMEM, "out of memory (map of %llu pages)", (unsigned long long)info.stored_pages);
+            break;
+        }
         for (size_t k = 0; k < nr && rc == 0; k++)
             for (uint64_t g = r[k].pgno; g < r[k].pgno + r[k].npages && rc == 0; g++) {
                 int64_t id;
@@ -490,9 +493,14 @@ static int rem_open(struct rem *m, fks_store *s, const char *name)
         return rc;
     snprintf(m->pfx, sizeof m->pfx, "%s%s", m->r.prefix, m->r.prefix[0] ? "/" : "");
     s3_cfg cfg = {.endpoint = m->r.endpoint, .bucket = m->r.bucket, .region = m->r.region, .creds = &m->creds};
-    const char *att = getenv("FORKSTORE_S3_ATTEMPTS");   /* tests: fewer retries */
-    if (att && atoi(att) > 0)
-        cfg.max_attempts = atoi(att);
+    const char *att = getenv("FORKSTORE_S3_ATTEMPTS");
+    if (att && *att) {
+        char *end;
+        long v = strtol(att, &end, 10);
+        if (*end || v < 1 || v > 100)
+            return fks__err(FKS_EINVAL, "FORKSTORE_S3_ATTEMPTS=%s: give a number from 1 to 100", att);
+        cfg.max_attempts = (int)v;
+    }
     if ((rc = s3_open(&m->c, &cfg)))
         return rc;
     if (!(m->cctx = ZSTD_createCCtx()) || !(m->dctx = ZSTD_createDCtx()))
@@ -523,14 +531,19 @@ static void rem_close(struct rem *m, fks_remote_stats *out)
     memset(&m->creds, 0, sizeof m->creds);
 }
 
+static int nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* 64 lower-case hex digits into 32 bytes; -1 if h is not that. */
 static int unhex32(uint8_t out[32], const char *h)
 {
     for (int i = 0; i < 32; i++) {
-        unsigned v;
-        if (sscanf(h + 2 * i, "%2x", &v) != 1 || !((h[2 * i] >= '0' && h[2 * i] <= '9') ||
-                                                   (h[2 * i] >= 'a' && h[2 * i] <= 'f')))
+        int hi = nibble(h[2 * i]), lo = hi < 0 ? -1 : nibble(h[2 * i + 1]);
+        if (lo < 0)
             return -1;
-        out[i] = (uint8_t)v;
+        out[i] = (uint8_t)(hi << 4 | lo);
     }
     return 0;
 }
@@ -549,8 +562,8 @@ static void hex32(char out[65], const uint8_t h[32])
 static int name_sha(uint8_t sha[32], const struct rem *m, const char *key, const char *dir, const char *ext)
 {
     size_t pl = strlen(m->pfx), dl = strlen(dir), el = strlen(ext);
-    if (strncmp(key, m->pfx, pl) || strncmp(key + pl, dir, dl) || strlen(key) != pl + dl + 64 + el ||
-        strcmp(key + pl + dl + 64, ext))
+    if (strncmp(key, m->pfx, pl) != 0 || strncmp(key + pl, dir, dl) != 0 || strlen(key) != pl + dl + 64 + el ||
+        strcmp(key + pl + dl + 64, ext) != 0)
         return -1;
     return unhex32(sha, key + pl + dl);
 }
@@ -588,13 +601,13 @@ static void keylist_free(struct keylist *l)
 /* Parses index object b (len bytes, already checked against its name). */
 static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key)
 {
-    if (len < 16 || memcmp(b, IDX_MAGIC, 8))
+    if (len < 16 || memcmp(b, IDX_MAGIC, 8) != 0)
         return fks__err(FKS_ECORRUPT, "remote index %s: not an index (bad magic)", key);
     uint64_t p = fks__get32(b + 8), n = fks__get32(b + 12);
     if (16 + 40 * p + 36 * n != len)
         return fks__err(FKS_ECORRUPT, "remote index %s: %zu bytes for %llu packs and %llu pages", key, len,
                         (unsigned long long)p, (unsigned long long)n);
-    uint32_t *map = malloc((p ? p : 1) * sizeof *map);
+    uint32_t *map = calloc(p ? p : 1, sizeof *map);
     if (!map)
         return fks__err(FKS_ENOMEM, "out of memory");
     int rc = 0;
@@ -638,7 +651,7 @@ static int load_index(struct rem *m)
         if ((rc = s3_get(&b, &len, m->c, l.k[i], 0, 0)))
             break;
         s3_sha256(got, b, len);
-        if (memcmp(want, got, 32))
+        if (memcmp(want, got, 32) != 0)
             rc = fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)", l.k[i]);
         else
             rc = index_parse(&m->idx, b, len, l.k[i]);
@@ -667,7 +680,7 @@ static int load_have(struct rem *m)
         if (name_sha(m->have[m->nhave], m, l.k[i], "packs/", ".pack") == 0)
             m->nhave++;
     keylist_free(&l);
-    if (m->nhave)
+    if (m->nhave && m->have)
         qsort(m->have, m->nhave, 32, cmp_sha);
     return rc;
 }
@@ -791,9 +804,9 @@ static int pend_has_or_add(struct pendset *p, const uint8_t h[16], int *had)
         if (!t)
             return fks__err(FKS_ENOMEM, "out of memory");
         for (size_t i = 0; i < p->cap; i++)
-            if (memcmp(p->h[i], ZERO16, 16)) {
+            if (memcmp(p->h[i], ZERO16, 16) != 0) {
                 size_t k = slot_of(p->h[i], cap);
-                while (memcmp(t[k], ZERO16, 16))
+                while (memcmp(t[k], ZERO16, 16) != 0)
                     k = (k + 1) & (cap - 1);
                 memcpy(t[k], p->h[i], 16);
             }
@@ -802,7 +815,7 @@ static int pend_has_or_add(struct pendset *p, const uint8_t h[16], int *had)
         p->cap = cap;
     }
     size_t k = slot_of(h, p->cap);
-    while (memcmp(p->h[k], ZERO16, 16)) {
+    while (memcmp(p->h[k], ZERO16, 16) != 0) {
         if (memcmp(p->h[k], h, 16) == 0) {
             *had = 1;
             return 0;
@@ -899,7 +912,7 @@ static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *
             if ((rc = fks_image_read(im, p->pgno, 1, page)))
                 break;
             fks__hash(h, page, rlen);
-            if (memcmp(h, p->hash, 16)) {
+            if (memcmp(h, p->hash, 16) != 0) {
                 rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s page %llu: read bytes do not match its hash",
                               map->tag, a->name, (unsigned long long)p->pgno);
                 break;
@@ -944,7 +957,7 @@ static void put_ranges(struct buf *o, const struct amap *a, const struct amap *b
                 }
                 j++;
             } else {
-                if (memcmp(a->p[i].hash, b->p[j].hash, 16))
+                if (memcmp(a->p[i].hash, b->p[j].hash, 16) != 0)
                     d[nd++] = a->p[i];
                 i++;
                 j++;
@@ -1034,10 +1047,10 @@ static int manifest_header(json_object **jout, const uint8_t **body, const uint8
 {
     *jout = NULL;
     uint8_t sha[32];
-    if (len < 12 + 32 || memcmp(b, MAN_MAGIC, 8))
+    if (len < 12 + 32 || memcmp(b, MAN_MAGIC, 8) != 0)
         return fks__err(FKS_ECORRUPT, "remote manifest %s: not a manifest (bad magic or too short)", key);
     s3_sha256(sha, b, len - 32);
-    if (memcmp(sha, b + len - 32, 32))
+    if (memcmp(sha, b + len - 32, 32) != 0)
         return fks__err(FKS_ECORRUPT, "remote manifest %s: its checksum (SHA-256) does not match", key);
     uint64_t jl = fks__get32(b + 8);
     if (12 + jl + 32 > len)
@@ -1085,8 +1098,8 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
         rc = fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent, content or artifacts", key);
         goto out;
     }
-    strcpy(m->tag, tag);
-    strcpy(m->parent, par ? par : "");
+    snprintf(m->tag, sizeof m->tag, "%s", tag);
+    snprintf(m->parent, sizeof m->parent, "%s", par ? par : "");
     if (json_object_object_get_ex(j, "created_ms", &v))
         m->created_ms = json_object_get_int64(v);
     snprintf(m->fc_version, sizeof m->fc_version, "%s", jstr(j, "fc_version") ? jstr(j, "fc_version") : "");
@@ -1157,9 +1170,12 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
         if (rc == 0) {
             /* Apply to the parent's pages (delta), drop zero pages. */
             size_t cnt = nd + (pa ? pa->n : 0);
-            if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p)))
-                rc = fks__err(FKS_ENOMEM, "out of memory");
             size_t x = 0, y = 0;
+            if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p))) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                x = nd;
+                pa = NULL;
+            }
             while (rc == 0 && (x < nd || (pa && y < pa->n))) {
                 if (pa && y < pa->n && (x >= nd || pa->p[y].pgno < d[x].pgno)) {
                     if (pa->p[y].pgno < np)
@@ -1168,7 +1184,7 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
                 } else {
                     if (pa && y < pa->n && pa->p[y].pgno == d[x].pgno)
                         y++;
-                    if (memcmp(d[x].hash, ZERO16, 16))
+                    if (memcmp(d[x].hash, ZERO16, 16) != 0)
                         a->p[a->n++] = d[x];
                     else if (!delta)
                         rc = fks__err(FKS_ECORRUPT, "remote manifest %s: a zero hash in the full map of %s", key,
@@ -1187,7 +1203,7 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
             rc = fks__err(FKS_ECORRUPT, "remote manifest %s: content is not hex", key);
         } else {
             content_digest(m);
-            if (memcmp(want, m->content, 32))
+            if (memcmp(want, m->content, 32) != 0)
                 rc = fks__err(FKS_ECORRUPT, "remote manifest %s: its pages do not give its content digest", key);
         }
     }
@@ -1219,7 +1235,7 @@ static int remote_has(struct rem *m, const char *tag, const uint8_t content[32])
         uint8_t have[32];
         if (!c || strlen(c) != 64 || unhex32(have, c))
             rc = fks__err(FKS_ECORRUPT, "remote manifest %s: no content digest", key);
-        else if (memcmp(have, content, 32))
+        else if (memcmp(have, content, 32) != 0)
             rc = fks__err(FKS_EEXIST, "remote %s already holds a different snapshot %s (pushed from another "
                           "store?): rename the local one (tag) and push again", m->r.name, tag);
         else
@@ -1453,7 +1469,7 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
         if (rc == 0) {
             m->st.packs++;
             s3_sha256(sha, b, len);
-            if (memcmp(sha, p->sha, 32) || len != p->size || len < 16 || memcmp(b, PACK_MAGIC, 8))
+            if (memcmp(sha, p->sha, 32) != 0 || len != p->size || len < 16 || memcmp(b, PACK_MAGIC, 8) != 0)
                 rc = fks__err(FKS_ECORRUPT, "remote pack %s: its content does not match its name (SHA-256)", key);
         }
         for (; rc == 0 && i < nf && fe[i].l->pack == pk; i++) {
@@ -1473,7 +1489,7 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
                 break;
             }
             fks__hash(h, page, l->rlen);
-            if (memcmp(h, l->hash, 16)) {
+            if (memcmp(h, l->hash, 16) != 0) {
                 rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
                               (unsigned long long)l->off);
                 break;
@@ -1570,7 +1586,7 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
         for (size_t k = nraw; rc == 0 && k-- > 0;) {
             if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
                 break;
-            if (strcmp(map.tag, raw[k].tag) || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag))) {
+            if (strcmp(map.tag, raw[k].tag) != 0 || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag) != 0)) {
                 rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
                 snapmap_free(&map);
                 break;

@@ -8,6 +8,7 @@
 ** (a row a damaged catalog holds is FKS_ECORRUPT, not a request to some
 ** other endpoint).
 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,7 +85,7 @@ int fks_remote_parse_url(fks_remote *out, const char *url)
     const char *p = sl ? sl + 1 : "";
     if (strlen(p) >= sizeof prefix)
         return fks__err(FKS_EINVAL, "remote URL '%s': prefix too long", url);
-    strcpy(prefix, p);
+    memcpy(prefix, p, strlen(p) + 1);
     size_t pl = strlen(prefix);
     if (pl && prefix[pl - 1] == '/')     /* s3://b/p/ means s3://b/p */
         prefix[pl - 1] = 0;
@@ -93,8 +94,8 @@ int fks_remote_parse_url(fks_remote *out, const char *url)
         rc = check_prefix(prefix);
     if (rc)
         return fks__errctx(rc, "remote URL '%s'", url);
-    strcpy(out->bucket, bucket);
-    strcpy(out->prefix, prefix);
+    snprintf(out->bucket, sizeof out->bucket, "%s", bucket);
+    snprintf(out->prefix, sizeof out->prefix, "%s", prefix);
     return 0;
 }
 
@@ -143,7 +144,7 @@ static int copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
     const unsigned char *v = sqlite3_column_text(st, col);
     if (!v || strlen((const char *)v) >= cap)
         return -1;
-    strcpy(dst, (const char *)v);
+    memcpy(dst, v, strlen((const char *)v) + 1);
     return 0;
 }
 

@@ -195,7 +195,7 @@ static int copy_to(char *dst, size_t cap, const char *src, const char *what)
 {
     if (strlen(src) >= cap)
         return fks__err(FKS_EINVAL, "S3 credentials: %s is too long", what);
-    strcpy(dst, src);
+    memcpy(dst, src, strlen(src) + 1);
     return 0;
 }
 
@@ -281,7 +281,7 @@ int s3_open(s3_client **out, const s3_cfg *cfg)
     *out = NULL;
     const char *ep = cfg->endpoint;
     const char *host = strstr(ep, "://");
-    if (!host || (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8)) || !host[3])
+    if (!host || (strncmp(ep, "http://", 7) != 0 && strncmp(ep, "https://", 8) != 0) || !host[3])
         return fks__err(FKS_EINVAL, "S3 endpoint %s: give http://HOST[:PORT] or https://HOST[:PORT]", ep);
     host += 3;
     size_t bl = strlen(cfg->bucket);
@@ -686,7 +686,7 @@ int s3_list(s3_client *c, const char *prefix, s3_list_fn fn, void *arg)
             free(r.resp.b);
             break;
         }
-        const char *x = (const char *)r.resp.b, *p = x;
+        const char *x = r.resp.b ? (const char *)r.resp.b : "", *p = x;
         char item[4096], key[2048], size[32], trunc[16] = "";
         const char *next;
         while (rc == 0 && xml_text(item, sizeof item, p, "Contents", &next) == 0) {
