@@ -84,10 +84,12 @@
 **     content; the same content is "already there", whoever pushed it.
 **  4. Pull checks each pack against its name and each page against its
 **     hash and its length before any byte of it is used, rebuilds the
-**     snapshot's files (sparse: zero pages are holes) in a temporary
-**     directory inside the store and ingests them with their parent; the
-**     ingest is the commit (it re-hashes and dedups), a failure before it
-**     leaves the store as it was.
+**     snapshot's files (sparse: zero pages are holes) as O_TMPFILE files in
+**     the store's directory (nothing is left behind by a kill) and ingests
+**     them with their parent; the ingest is the commit (it re-hashes and
+**     dedups), a failure before it leaves the store as it was. A snapshot
+**     the store already has is skipped only if its content is the same
+**     (else FKS_EEXIST).
 **  5. Credentials are read at each push and pull (s3_creds_load), never
 **     stored.
 */
@@ -1372,12 +1374,8 @@ static int place(const int *fds, const struct snapmap *map, const struct need *n
 
 static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog *pg)
 {
-    char dir[4200];
-    int rc = fks__path(dir, sizeof dir, "%s/remote-pull.XXXXXX", remote__store_dir(m->s));
-    if (rc)
-        return rc;
-    if (!mkdtemp(dir))
-        return fks__errno(FKS_EIO, errno, "pull %s: create %s", map->tag, dir);
+    char dir[4200] = "";
+    int rc = 0, named = access("/proc/self/fd", X_OK) != 0;
     int *fds = malloc((map->nart ? map->nart : 1) * sizeof *fds);
     char (*paths)[4300] = malloc((map->nart ? map->nart : 1) * sizeof *paths);
     fks_artifact_in *ins = calloc(map->nart ? map->nart : 1, sizeof *ins);
@@ -1394,12 +1392,33 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
         rc = fks__err(FKS_ENOMEM, "out of memory (%zu pages)", nn);
         goto out;
     }
+    /* The files are O_TMPFILE files in the store's directory, handed to
+    ** ingest as /proc/self/fd/N: a killed pull leaves nothing behind. Where
+    ** that is not supported, named files in a private directory there. */
     for (size_t i = 0; i < map->nart && rc == 0; i++, nopen++) {
         const struct amap *a = &map->art[i];
-        snprintf(paths[i], sizeof paths[i], "%s/%s", dir, a->name);
-        if ((fds[i] = open(paths[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-            rc = fks__errno(FKS_EIO, errno, "create %s", paths[i]);
+        fds[i] = named ? -1 : open(remote__store_dir(m->s), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fds[i] >= 0) {
+            snprintf(paths[i], sizeof paths[i], "/proc/self/fd/%d", fds[i]);
+        } else if (!named && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+            rc = fks__errno(FKS_EIO, errno, "create a temporary file in %s", remote__store_dir(m->s));
             break;
+        } else {
+            if (!dir[0]) {
+                if ((rc = fks__path(dir, sizeof dir, "%s/remote-pull.XXXXXX", remote__store_dir(m->s))))
+                    break;
+                if (!mkdtemp(dir)) {
+                    rc = fks__errno(FKS_EIO, errno, "create %s", dir);
+                    dir[0] = 0;
+                    break;
+                }
+            }
+            named = 1;
+            snprintf(paths[i], sizeof paths[i], "%s/%s", dir, a->name);
+            if ((fds[i] = open(paths[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+                rc = fks__errno(FKS_EIO, errno, "create %s", paths[i]);
+                break;
+            }
         }
         if (ftruncate(fds[i], (off_t)a->size)) {
             rc = fks__errno(FKS_EIO, errno, "size %s", paths[i]);
@@ -1505,10 +1524,6 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
     }
     if (rc)
         goto out;
-    for (size_t i = 0; i < nopen; i++) {
-        close(fds[i]);
-        fds[i] = -1;
-    }
     fks_ingest_opts o = {.tag = map->tag, .parent = map->parent[0] ? map->parent : NULL, .artifacts = ins,
                          .n_artifacts = map->nart, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
     rc = fks_ingest(NULL, m->s, &o);      /* invariant 4: the commit */
@@ -1518,9 +1533,11 @@ out:
     for (size_t i = 0; i < nopen; i++) {
         if (fds[i] >= 0)
             close(fds[i]);
-        unlink(paths[i]);
+        if (dir[0] && strncmp(paths[i], dir, strlen(dir)) == 0)
+            unlink(paths[i]);
     }
-    rmdir(dir);
+    if (dir[0])
+        rmdir(dir);
     free(fds);
     free(paths);
     free(ins);
@@ -1533,6 +1550,7 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
              fks_progress_fn progress, void *progress_arg)
 {
     struct rem m;
+    struct idcache cache = {0};
     struct prog pg = {progress, progress_arg, 0, 0, 0};
     int rc = rem_open(&m, s, remote);
     if (rc == 0)
@@ -1592,10 +1610,17 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                 break;
             }
             fks_snapinfo si;
+            struct snapmap local;
             int g = fks_get(&si, s, map.tag);
-            if (g == 0)
-                m.st.skipped++;
-            else if (g == FKS_ENOTFOUND)
+            if (g == 0 && (g = local_map(&local, s, map.tag, &cache)) == 0) {
+                /* Skipped only if it is the same snapshot (design 3). */
+                if (memcmp(local.content, map.content, 32) != 0)
+                    rc = fks__err(FKS_EEXIST, "the store holds a different snapshot %s than remote %s: rename "
+                                  "the local one (tag) to pull it", map.tag, m.r.name);
+                else
+                    m.st.skipped++;
+                snapmap_free(&local);
+            } else if (g == FKS_ENOTFOUND)
                 rc = import_snapshot(&m, &map, &pg);
             else
                 rc = g;
@@ -1608,6 +1633,7 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
         free(raw);
     }
     prog_tick(&pg, 0, 1);
+    free(cache.v);
     if (rc)
         fks__errctx(rc, "pull from remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
     rem_close(&m, st);

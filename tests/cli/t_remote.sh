@@ -138,6 +138,7 @@ cmp rb.a2/memory.bin ra.a2/memory.bin || die "a2 pulled onto b differs"
 "$FORKCTL" --store "$TESTDIR/d" remote add origin s3://fleet/hosts --endpoint "$EP" >/dev/null
 "$FORKCTL" --store "$TESTDIR/d" ingest --tag a1 --memory g2/02/memory.full --vmstate odd >/dev/null
 expect_fail 1 "already holds a different snapshot a1" "$FORKCTL" --store "$TESTDIR/d" push a1
+expect_fail 1 "the store holds a different snapshot a1" "$FORKCTL" --store "$TESTDIR/d" pull a2
 expect_fail 3 "snapshot nope not found on remote origin" fc pull nope
 
 # Wrong credentials and a missing bucket say which key and which bucket.
@@ -235,4 +236,20 @@ for r in $(seq 1 $rounds); do
     cmp rk$r/memory.bin big || die "round $r: pulled big differs"
     rm -rf rk$r
 done
+# A pull killed midway leaves nothing in the store (its files are
+# O_TMPFILE files), and a re-run finishes it.
+rm -rf "$TESTDIR/p"
+"$FORKCTL" --store "$TESTDIR/p" init >/dev/null
+"$FORKCTL" --store "$TESTDIR/p" remote add origin "s3://fleet/kill1" --endpoint "$EP" >/dev/null
+before=$(ls -A "$TESTDIR/p" | sort | tr '\n' ' ')
+"$FORKCTL" --store "$TESTDIR/p" pull big1 >/dev/null 2>&1 &
+pid=$!
+sleep 0.3
+kill -9 $pid 2>/dev/null || true
+wait $pid 2>/dev/null || true
+[ "$(ls -A "$TESTDIR/p" | sort | tr '\n' ' ')" = "$before" ] || die "a killed pull left $(ls -A "$TESTDIR/p")"
+"$FORKCTL" --store "$TESTDIR/p" pull big1 >/dev/null
+"$FORKCTL" --store "$TESTDIR/p" restore big1 --out rk >/dev/null
+"$FORKCTL" --store "$TESTDIR/k" restore big1 --out rk0 >/dev/null
+cmp rk/memory.bin rk0/memory.bin || die "big1 pulled after a killed pull differs"
 echo ok
