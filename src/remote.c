@@ -934,6 +934,33 @@ static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *
     return rc;
 }
 
+/* The pages of a (by pgno) whose hash differs from b's page at the same
+** pgno, into d (room for a->n + b->n): a's page, or 16 zero bytes where a
+** has a zero page and b has not (pages of b at or past a's end are not
+** listed). Returns their number. */
+static size_t map_diff(struct mpage *d, const struct amap *a, const struct amap *b)
+{
+    size_t nd = 0, i = 0, j = 0;
+    uint64_t np = npages_of(a->size);
+    while (i < a->n || j < b->n) {
+        if (j >= b->n || (i < a->n && a->p[i].pgno < b->p[j].pgno)) {
+            d[nd++] = a->p[i++];
+        } else if (i >= a->n || b->p[j].pgno < a->p[i].pgno) {
+            if (b->p[j].pgno < np) {   /* the parent's page became zero */
+                d[nd].pgno = b->p[j].pgno;
+                memset(d[nd++].hash, 0, 16);
+            }
+            j++;
+        } else {
+            if (memcmp(a->p[i].hash, b->p[j].hash, 16) != 0)
+                d[nd++] = a->p[i];
+            i++;
+            j++;
+        }
+    }
+    return nd;
+}
+
 /* Encodes the pages of a (by pgno) that differ from b (NULL: all). */
 static void put_ranges(struct buf *o, const struct amap *a, const struct amap *b)
 {
@@ -943,28 +970,12 @@ static void put_ranges(struct buf *o, const struct amap *a, const struct amap *b
         o->oom = 1;
         return;
     }
-    size_t nd = 0, i = 0, j = 0;
-    uint64_t np = npages_of(a->size);
+    size_t nd;
     if (!b) {
         memcpy(d, a->p, a->n * sizeof *d);
         nd = a->n;
     } else {
-        while (i < a->n || j < b->n) {
-            if (j >= b->n || (i < a->n && a->p[i].pgno < b->p[j].pgno)) {
-                d[nd++] = a->p[i++];
-            } else if (i >= a->n || b->p[j].pgno < a->p[i].pgno) {
-                if (b->p[j].pgno < np) {   /* the parent's page became zero */
-                    d[nd].pgno = b->p[j].pgno;
-                    memset(d[nd++].hash, 0, 16);
-                }
-                j++;
-            } else {
-                if (memcmp(a->p[i].hash, b->p[j].hash, 16) != 0)
-                    d[nd++] = a->p[i];
-                i++;
-                j++;
-            }
-        }
+        nd = map_diff(d, a, b);
     }
     size_t nr = 0;
     for (size_t k = 0; k < nd; k++)
@@ -1372,7 +1383,13 @@ static int place(const int *fds, const struct snapmap *map, const struct need *n
     return 0;
 }
 
-static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog *pg)
+/* Builds snapshot map's files and ingests them with their parent (whose
+** decoded map is parent, NULL for a root). An artifact the parent has at
+** the same size is written as a Diff: only the pages that differ, zero
+** pages as explicit zeros, holes inheriting the parent's pages; ingest then
+** reads only those. */
+static int import_snapshot(struct rem *m, const struct snapmap *map, const struct snapmap *parent,
+                           struct prog *pg)
 {
     char dir[4200] = "";
     int rc = 0, named = access("/proc/self/fd", X_OK) != 0;
@@ -1386,9 +1403,17 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t i = 0; i < map->nart; i++)
-        nn += map->art[i].n;
-    if (!(nd = malloc((nn ? nn : 1) * sizeof *nd)) || !(fe = malloc((nn ? nn : 1) * sizeof *fe))) {
+    size_t dmax = 0;
+    struct mpage *d = NULL;
+    for (size_t i = 0; i < map->nart; i++) {
+        const struct amap *pa = art_named(parent, map->art[i].name);
+        size_t both = map->art[i].n + (pa ? pa->n : 0);
+        nn += both;
+        dmax = both > dmax ? both : dmax;
+    }
+    if (!(nd = malloc((nn ? nn : 1) * sizeof *nd)) || !(fe = malloc((nn ? nn : 1) * sizeof *fe)) ||
+        !(d = malloc((dmax ? dmax : 1) * sizeof *d))) {
+        free(d);
         rc = fks__err(FKS_ENOMEM, "out of memory (%zu pages)", nn);
         goto out;
     }
@@ -1430,12 +1455,36 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
     if (rc)
         goto out;
     size_t k = 0;
-    for (size_t i = 0; i < map->nart; i++)
-        for (size_t q = 0; q < map->art[i].n; q++, k++) {
-            memcpy(nd[k].hash, map->art[i].p[q].hash, 16);
-            nd[k].art = (uint32_t)i;
-            nd[k].pgno = map->art[i].p[q].pgno;
+    static const uint8_t zeros[FKS_PAGE_SIZE];
+    for (size_t i = 0; i < map->nart && rc == 0; i++) {
+        const struct amap *a = &map->art[i], *pa = art_named(parent, a->name);
+        const struct mpage *src = a->p;
+        size_t ns = a->n;
+        struct stat sb;
+        /* A Diff's cover is its data extents: only with blocks of at most a
+        ** page is a written page's extent that page alone. */
+        int diff = pa && pa->size == a->size && fstat(fds[i], &sb) == 0 && sb.st_blksize <= FKS_PAGE_SIZE;
+        if (diff) {
+            ns = map_diff(d, a, pa);
+            src = d;
         }
+        m->st.pages += a->n;
+        for (size_t q = 0; q < ns && rc == 0; q++) {
+            if (memcmp(src[q].hash, ZERO16, 16) == 0) {   /* a page that became zero */
+                rc = fks__pwrite_full(fds[i], zeros, rlen_of(a->size, src[q].pgno),
+                                      (off_t)(src[q].pgno * FKS_PAGE_SIZE), a->name);
+                continue;
+            }
+            memcpy(nd[k].hash, src[q].hash, 16);
+            nd[k].art = (uint32_t)i;
+            nd[k++].pgno = src[q].pgno;
+        }
+        ins[i].diff = diff;
+    }
+    free(d);
+    nn = k;
+    if (rc)
+        goto out;
     qsort(nd, nn, sizeof *nd, cmp_need);
     /* Pages the store has are copied from it; the others are fetched. */
     uint8_t page[FKS_PAGE_SIZE];
@@ -1443,7 +1492,6 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, struct prog
         size_t e = k + 1;
         while (e < nn && memcmp(nd[e].hash, nd[k].hash, 16) == 0)
             e++;
-        m->st.pages += e - k;
         int64_t id;
         uint32_t len;
         int f = fks_page_find(&id, m->s, nd[k].hash);
@@ -1621,7 +1669,7 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                     m.st.skipped++;
                 snapmap_free(&local);
             } else if (g == FKS_ENOTFOUND)
-                rc = import_snapshot(&m, &map, &pg);
+                rc = import_snapshot(&m, &map, k + 1 < nraw ? &prev : NULL, &pg);
             else
                 rc = g;
             snapmap_free(&prev);

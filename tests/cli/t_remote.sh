@@ -70,7 +70,10 @@ fa ingest --tag a2 --parent a1 --memory g1/02/memory.diff --diff --vmstate g1/02
 fb ingest --tag b1 --parent base --memory g2/01/memory.diff --diff --vmstate g2/01/vmstate >/dev/null
 fb ingest --tag b2 --parent b1 --memory g2/02/memory.diff --diff --vmstate g2/02/vmstate >/dev/null
 head -c 3000 /dev/urandom >odd    # a short last page
-fb ingest --tag b3 --parent b2 --memory g2/02/memory.full --vmstate odd --file rootfs=odd >/dev/null
+# b3: b2's memory with 16 pages zeroed (a pull writes them as explicit zeros in a Diff).
+cp g2/02/memory.full m3
+dd if=/dev/zero of=m3 bs=4096 seek=300 count=16 conv=notrunc 2>/dev/null
+fb ingest --tag b3 --parent b2 --memory m3 --vmstate odd --file rootfs=odd >/dev/null
 
 # remote add / ls / rm; the catalog keeps no credentials.
 for s in fa fb fc; do $s remote add origin s3://fleet/hosts/ --endpoint "$EP" >/dev/null; done
@@ -121,6 +124,7 @@ for t in b1 b2 b3; do
     cmp rb.$t/memory.bin rc.$t/memory.bin && cmp rb.$t/vmstate rc.$t/vmstate || die "$t differs after pull"
 done
 cmp rc.b3/rootfs odd || die "rootfs of b3 differs"
+cmp rc.b3/memory.bin m3 || die "memory of b3 differs"
 cmp rc.a2/memory.bin g1/02/memory.full || die "a2 is not the generator's memory"
 [ "$(fc log a2 --json | jq -r '[.[].tag] | join(" ")')" = "base a1 a2" ] || die "lineage: $(fc log a2)"
 fc verify >/dev/null || die "verify after pull"
