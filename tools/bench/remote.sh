@@ -7,7 +7,8 @@
 #      the chain, and the requests per push beside the packs it wrote;
 #   2. a pull of a SIZE snapshot onto an empty store, timed (median of
 #      RUNS) beside one curl fetching the same pack objects (same bytes,
-#      one connection, signed by curl's --aws-sigv4).
+#      one connection, signed by curl's --aws-sigv4);
+#   3. a pull of the rest of the chain onto that store (Diffs).
 # Usage: tools/bench/remote.sh [--size 512M] [--snapshots 6] [--runs 3]
 # Needs BUILD (the build directory) and the Ceph packages (tools/deps.sh remote).
 set -euo pipefail
@@ -94,6 +95,16 @@ done
 bytes=$(jq .bytes_down "$W/pl.json")
 tp=$(median <"$W/tpull"); tc=$(median <"$W/tcurl")
 echo "pull: $bytes bytes in $(jq .requests "$W/pl.json") requests; median of $runs: pull ${tp}s, curl of the same $(echo "$keys" | wc -w) packs ${tc}s, ratio $(echo "scale=2; $tp / $tc" | bc)"
+# 3. The rest of the chain onto the store that now holds the base.
+last=${tags[${#tags[@]}-1]}
+"$F" --store "$W/b" remote add chain s3://bench/chain --endpoint "$EP" >/dev/null
+t0=$(now)
+"$F" --store "$W/b" pull "$last" --remote chain --json >"$W/pc.json"
+t1=$(now)
+echo "pull of the $(( ${#tags[@]} - 1 )) Diffs up to $last onto the store holding ${tags[0]}: $(echo "$t1 - $t0" | bc)s, $(jq .bytes_down "$W/pc.json") bytes in $(jq .requests "$W/pc.json") requests ($(jq .skipped "$W/pc.json") skipped)"
+"$F" --store "$W/a" restore "$last" --out "$W/rla" >/dev/null
+"$F" --store "$W/b" restore "$last" --out "$W/rlb" >/dev/null
+cmp "$W/rla/memory.bin" "$W/rlb/memory.bin" && echo "pulled $last restores byte-identically"
 "$F" --store "$W/a" restore "${tags[0]}" --out "$W/ra" >/dev/null
 "$F" --store "$W/b" restore "${tags[0]}" --out "$W/rb" >/dev/null
 cmp "$W/ra/memory.bin" "$W/rb/memory.bin" && echo "pulled ${tags[0]} restores byte-identically"
