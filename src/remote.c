@@ -112,7 +112,7 @@
 #define PACK_TARGET (4u << 20)   /* page bytes per pack */
 #define INDEX_EVERY 64           /* packs between index objects in one push */
 #define ZLEVEL 3
-#define MAX_CHAIN 100000
+#define MAX_CHAIN 10000
 
 static const uint8_t PACK_MAGIC[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 1};
 static const uint8_t IDX_MAGIC[8] = {'F', 'K', 'S', 'I', 'D', 'X', 0, 1};
@@ -1059,6 +1059,7 @@ static int manifest_encode(struct buf *o, const struct snapmap *m, const struct 
 static int manifest_header(json_object **jout, const uint8_t **body, const uint8_t *b, size_t len, const char *key)
 {
     *jout = NULL;
+    *body = b;
     uint8_t sha[32];
     if (len < 12 + 32 || memcmp(b, MAN_MAGIC, 8) != 0)
         return fks__err(FKS_ECORRUPT, "remote manifest %s: not a manifest (bad magic or too short)", key);
@@ -1096,7 +1097,7 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
 {
     memset(m, 0, sizeof *m);
     json_object *j, *arts, *v;
-    const uint8_t *p, *end = b + len - 32;
+    const uint8_t *p = b, *end = b + len - 32;
     int rc = manifest_header(&j, &p, b, len, key);
     if (rc)
         return rc;
@@ -1398,13 +1399,13 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
     fks_artifact_in *ins = calloc(map->nart ? map->nart : 1, sizeof *ins);
     struct need *nd = NULL;
     struct fetch *fe = NULL;
+    struct mpage *d = NULL;
     size_t nn = 0, nf = 0, nopen = 0;
     if (!fds || !paths || !ins) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
     size_t dmax = 0;
-    struct mpage *d = NULL;
     for (size_t i = 0; i < map->nart; i++) {
         const struct amap *pa = art_named(parent, map->art[i].name);
         size_t both = map->art[i].n + (pa ? pa->n : 0);
@@ -1413,7 +1414,6 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
     }
     if (!(nd = malloc((nn ? nn : 1) * sizeof *nd)) || !(fe = malloc((nn ? nn : 1) * sizeof *fe)) ||
         !(d = malloc((dmax ? dmax : 1) * sizeof *d))) {
-        free(d);
         rc = fks__err(FKS_ENOMEM, "out of memory (%zu pages)", nn);
         goto out;
     }
@@ -1481,7 +1481,6 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
         }
         ins[i].diff = diff;
     }
-    free(d);
     nn = k;
     if (rc)
         goto out;
@@ -1591,6 +1590,7 @@ out:
     free(ins);
     free(nd);
     free(fe);
+    free(d);
     return rc ? fks__errctx(rc, "pull %s", map->tag) : 0;
 }
 
@@ -1644,9 +1644,13 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
             const char *par = jstr(j, "parent");
             snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
             json_object_put(j);
-            if (nraw > MAX_CHAIN)
-                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d (a cycle?)", m.r.name,
-                              tags[t], MAX_CHAIN);
+            for (size_t q = 0; q < nraw && rc == 0 && cur[0]; q++)
+                if (strcmp(raw[q].tag, cur) == 0)
+                    rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle through %s", m.r.name,
+                                  tags[t], cur);
+            if (rc == 0 && nraw > MAX_CHAIN)
+                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d", m.r.name, tags[t],
+                              MAX_CHAIN);
         }
         struct snapmap prev = {0}, map;
         for (size_t k = nraw; rc == 0 && k-- > 0;) {
