@@ -147,6 +147,18 @@ CREATE TABLE vm_head (
     updated_ms        INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- Remotes (migrations/0007_remote.sql): S3-compatible buckets this store
+-- pushes to and pulls from. No credentials: those come from the
+-- environment or ~/.aws/credentials at each push and pull.
+CREATE TABLE remote (
+    name       TEXT PRIMARY KEY,
+    bucket     TEXT NOT NULL,
+    prefix     TEXT NOT NULL,      -- '' or without leading/trailing '/'
+    endpoint   TEXT NOT NULL,      -- http[s]://HOST[:PORT], path-style
+    region     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- Views, for reading the catalog (migrations/0003_views.sql says what each
 -- costs). They work on runs, never expanding a map page by page unless a
 -- column needs single pages. Bytes of pages [a, b) of a file of size S are

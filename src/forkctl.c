@@ -2118,6 +2118,201 @@ static int cmd_tag(int argc, char **argv)
     return EX_OK;
 }
 
+/* ---- remotes ---- */
+
+static const char H_REMOTE[] =
+    "usage: forkctl remote add NAME s3://BUCKET[/PREFIX] --endpoint URL [--region R] [--json]\n"
+    "       forkctl remote ls [--json]\n"
+    "       forkctl remote rm NAME [--json]\n"
+    "Names an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2) that push and\n"
+    "pull use; requests go path-style to URL (http[s]://HOST[:PORT]), signed for\n"
+    "region R (default us-east-1). Credentials are not stored: push and pull read\n"
+    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else profile\n"
+    "$AWS_PROFILE (default) of ~/.aws/credentials. rm forgets the remote and\n"
+    "leaves the bucket as it is.\n";
+
+static json_object *remote_json(const fks_remote *r)
+{
+    json_object *o = json_object_new_object();
+    char url[700];
+    snprintf(url, sizeof url, "s3://%s%s%s", r->bucket, r->prefix[0] ? "/" : "", r->prefix);
+    json_object_object_add(o, "name", json_object_new_string(r->name));
+    json_object_object_add(o, "url", json_object_new_string(url));
+    json_object_object_add(o, "bucket", json_object_new_string(r->bucket));
+    json_object_object_add(o, "prefix", json_object_new_string(r->prefix));
+    json_object_object_add(o, "endpoint", json_object_new_string(r->endpoint));
+    json_object_object_add(o, "region", json_object_new_string(r->region));
+    json_object_object_add(o, "created_ms", json_object_new_int64(r->created_ms));
+    return o;
+}
+
+static int cmd_remote(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"endpoint", required_argument, NULL, 'e'},
+        {"region", required_argument, NULL, 'r'}, {0}};
+    const char *endpoint = NULL, *region = NULL;
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'e')
+            endpoint = optarg;
+        else if (c == 'r')
+            region = optarg;
+        else if ((r = common_opt(c, "remote", H_REMOTE, &json)) >= 0)
+            return r;
+    }
+    if (optind >= argc)
+        return usage_err("remote", "%s", "give add, ls or rm");
+    const char *sub = argv[optind];
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    fks_remote rem;
+    memset(&rem, 0, sizeof rem);
+    if (strcmp(sub, "add") == 0) {
+        if (nargs != 2)
+            return usage_err("remote", "%s", "remote add takes NAME and s3://BUCKET[/PREFIX]");
+        if (!endpoint)
+            return usage_err("remote", "%s", "remote add needs --endpoint URL");
+        if (strlen(args[0]) >= sizeof rem.name || strlen(endpoint) >= sizeof rem.endpoint ||
+            (region && strlen(region) >= sizeof rem.region))
+            return usage_err("remote", "%s", "name, endpoint or region too long");
+        snprintf(rem.name, sizeof rem.name, "%s", args[0]);
+        snprintf(rem.endpoint, sizeof rem.endpoint, "%s", endpoint);
+        snprintf(rem.region, sizeof rem.region, "%s", region ? region : "");
+        int rc = fks_remote_parse_url(&rem, args[1]);
+        if (rc)
+            return fail(rc);
+    } else if (strcmp(sub, "ls") == 0) {
+        if (nargs != 0 || endpoint || region)
+            return usage_err("remote", "%s", "remote ls takes no arguments (--endpoint and --region go with add)");
+    } else if (strcmp(sub, "rm") == 0) {
+        if (nargs != 1 || endpoint || region)
+            return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
+    } else {
+        return usage_err("remote", "unknown subcommand '%s' (add, ls, rm)", sub);
+    }
+    fks_store *s = NULL;
+    int rc = open_store(&s, strcmp(sub, "ls") == 0 ? FKS_OPEN_READONLY : 0);
+    if (rc)
+        return fail(rc);
+    fks_remote *list = NULL;
+    size_t n = 0;
+    if (strcmp(sub, "add") == 0 && (rc = fks_remote_add(s, &rem)) == 0)
+        rc = fks_remote_get(&rem, s, rem.name);
+    else if (strcmp(sub, "rm") == 0)
+        rc = fks_remote_rm(s, args[0]);
+    else if (strcmp(sub, "ls") == 0)
+        rc = fks_remote_list(&list, &n, s);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (strcmp(sub, "ls") == 0) {
+        if (json) {
+            json_object *a = json_object_new_array();
+            for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, remote_json(&list[i]));
+            print_json(a);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                printf("%s\ts3://%s%s", esc(list[i].name), list[i].bucket, list[i].prefix[0] ? "/" : "");
+                put_esc(stdout, list[i].prefix);
+                putchar('\t');
+                put_esc(stdout, list[i].endpoint);
+                printf("\t%s\n", esc(list[i].region));
+            }
+        }
+        free(list);
+    } else if (json) {
+        print_json(strcmp(sub, "add") == 0 ? remote_json(&rem) : json_object_new_string(args[0]));
+    } else if (!g_quiet) {
+        printf("%s remote %s\n", strcmp(sub, "add") == 0 ? "added" : "removed", esc(strcmp(sub, "add") == 0 ? rem.name : args[0]));
+    }
+    return EX_OK;
+}
+
+static const char H_PUSH[] =
+    "usage: forkctl push TAG... [--remote NAME] [--json]\n"
+    "Uploads snapshots and their ancestors to a remote (the only one if --remote\n"
+    "is not given): the pages the bucket lacks, whoever pushed them, in packs,\n"
+    "then an index, then one manifest per snapshot. Idempotent; after an\n"
+    "interruption a re-run finishes the job without sending the packs again.\n";
+
+static const char H_PULL[] =
+    "usage: forkctl pull TAG... [--remote NAME] [--json]\n"
+    "Downloads snapshots and their ancestors the store lacks from a remote:\n"
+    "manifests, then only the pages the store lacks. Every pack is checked\n"
+    "against its name and every page against its hash before the snapshot is\n"
+    "ingested; snapshots the store has are skipped.\n";
+
+static int push_pull(int argc, char **argv, int push)
+{
+    const char *cmd = push ? "push" : "pull";
+    static const struct option o[] = {COMMON_OPTS, {"remote", required_argument, NULL, 'r'}, {0}};
+    const char *remote = NULL;
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'r')
+            remote = optarg;
+        else if ((r = common_opt(c, cmd, push ? H_PUSH : H_PULL, &json)) >= 0)
+            return r;
+    }
+    if (optind >= argc)
+        return usage_err(cmd, "%s", "give at least one TAG");
+    fks_store *s = NULL;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return fail(rc);
+    struct progress p;
+    fks_progress_fn fn = progress_for(&p, push ? "push" : "pull");
+    fks_remote_stats st;
+    memset(&st, 0, sizeof st);
+    const char *const *tags = (const char *const *)(argv + optind);
+    size_t n = (size_t)(argc - optind);
+    rc = push ? fks_push(&st, s, remote, tags, n, fn, &p) : fks_pull(&st, s, remote, tags, n, fn, &p);
+    progress_end(&p);
+    fks_close(s);
+    int ret = rc ? fail(rc) : EX_OK;
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "ok", json_object_new_boolean(rc == 0));
+#define F(k, v) json_object_object_add(j, k, json_object_new_int64((int64_t)(v)))
+        F("snapshots", st.snapshots);
+        F("skipped", st.skipped);
+        F("pages", st.pages);
+        F(push ? "pages_sent" : "pages_fetched", st.pages_sent);
+        F(push ? "pages_on_remote" : "pages_local", st.pages_dedup);
+        F(push ? "packs_sent" : "packs_fetched", st.packs);
+        if (push)
+            F("packs_reused", st.packs_reused);
+        F("page_bytes", st.page_bytes);
+        F("bytes_up", st.bytes_up);
+        F("bytes_down", st.bytes_down);
+        F("requests", st.requests);
+        F("retries", st.retries);
+#undef F
+        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
+        print_json(j);
+    } else if (rc == 0 && !g_quiet) {
+        char b[32];
+        human(b, sizeof b, (double)(push ? st.bytes_up : st.bytes_down));
+        printf("%s: %llu snapshots %s, %llu already there; %llu of %llu pages %s (%llu packs), %s in %llu "
+               "requests, %.1fs\n", cmd, (unsigned long long)st.snapshots, push ? "pushed" : "pulled",
+               (unsigned long long)st.skipped, (unsigned long long)st.pages_sent, (unsigned long long)st.pages,
+               push ? "sent" : "fetched", (unsigned long long)st.packs, b, (unsigned long long)st.requests,
+               st.seconds);
+    }
+    return ret;
+}
+
+static int cmd_push(int argc, char **argv)
+{
+    return push_pull(argc, argv, 1);
+}
+
+static int cmd_pull(int argc, char **argv)
+{
+    return push_pull(argc, argv, 0);
+}
+
 /* ---- dispatch ---- */
 
 struct command {
@@ -2146,6 +2341,9 @@ static const struct command commands[] = {
     {"prune", cmd_prune, H_PRUNE, "remove snapshots by retention rules"},
     {"import-forkd", cmd_import, H_IMPORT, "import a forkd snapshot directory tree"},
     {"export", cmd_export, H_EXPORT, "write a snapshot as a forkd snapshot directory"},
+    {"remote", cmd_remote, H_REMOTE, "add, list or remove S3-compatible remotes"},
+    {"push", cmd_push, H_PUSH, "upload snapshots to a remote (only pages it lacks)"},
+    {"pull", cmd_pull, H_PULL, "download snapshots from a remote (only pages the store lacks)"},
 };
 #define NCMD (sizeof commands / sizeof commands[0])
 

@@ -686,6 +686,64 @@ int fks_store_stats_get(fks_store_stats *out, fks_store *s);
 ** FKS_ENOTFOUND if old_tag is absent, FKS_EEXIST if new_tag is taken. */
 int fks_tag(fks_store *s, const char *old_tag, const char *new_tag);
 
+/* ---- remotes: S3-compatible object storage (remote.c) ----------------- */
+
+/* A remote: one bucket (and key prefix) of an S3-compatible server. No
+** credentials: push and pull read them from $AWS_ACCESS_KEY_ID,
+** $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN, else profile $AWS_PROFILE
+** ("default") of ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE). */
+typedef struct fks_remote {
+    char name[65];             /* as fks_check_name */
+    char bucket[64];           /* 3-63 chars of [a-z0-9.-] */
+    char prefix[512];          /* "" or a key prefix, no leading/trailing '/' */
+    char endpoint[512];        /* http[s]://HOST[:PORT] */
+    char region[64];           /* "" at add: us-east-1 */
+    int64_t created_ms;
+} fks_remote;
+
+/* Fills out->bucket and out->prefix from "s3://BUCKET[/PREFIX]"; other
+** fields untouched. FKS_EINVAL with the rule. */
+int fks_remote_parse_url(fks_remote *out, const char *url);
+/* Adds remote r (name, bucket, prefix, endpoint, region; created_ms is
+** set). FKS_EEXIST if the name is taken, FKS_EINVAL for a bad field. */
+int fks_remote_add(fks_store *s, const fks_remote *r);
+/* All remotes by name. Caller frees *out with free(). */
+int fks_remote_list(fks_remote **out, size_t *n, fks_store *s);
+/* Remote name; name NULL: the store's only remote (FKS_EINVAL if it has
+** several, FKS_ENOTFOUND if none). FKS_ENOTFOUND if absent. */
+int fks_remote_get(fks_remote *out, fks_store *s, const char *name);
+/* Forgets remote name (the bucket is left as it is). FKS_ENOTFOUND. */
+int fks_remote_rm(fks_store *s, const char *name);
+
+typedef struct fks_remote_stats {
+    uint64_t snapshots;        /* manifests written (push), snapshots ingested (pull) */
+    uint64_t skipped;          /* snapshots the other side already had */
+    uint64_t pages;            /* non-zero pages of the snapshots handled */
+    uint64_t pages_sent;       /* push: pages uploaded; pull: pages downloaded */
+    uint64_t pages_dedup;      /* pages the other side already held */
+    uint64_t packs;            /* packs uploaded (push) or downloaded (pull) */
+    uint64_t packs_reused;     /* push: packs already in the bucket (a resumed push) */
+    uint64_t page_bytes;       /* compressed page bytes in packs sent or fetched */
+    uint64_t bytes_up, bytes_down;   /* HTTP bodies */
+    uint64_t requests, retries;
+    double seconds;
+} fks_remote_stats;
+
+/* Uploads snapshots tags[0..n-1] and their ancestors to remote (NULL: the
+** only one): packs of the pages the bucket lacks (whoever pushed them),
+** then an index naming them, then one manifest per snapshot; a snapshot
+** exists on the remote once its manifest does. Idempotent; after a kill
+** a re-run reuses the packs already uploaded. FKS_EEXIST if the remote
+** holds a different snapshot under one of the tags. st may be NULL. */
+int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg);
+/* Downloads snapshots tags[0..n-1] and their ancestors that the store
+** lacks: manifests, then only the pages the store lacks, each pack checked
+** against its name (SHA-256) and each page against its hash before the
+** snapshot is ingested. A tag the store has is skipped. st may be NULL. */
+int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg);
+
 #ifdef __cplusplus
 }
 #endif
