@@ -56,6 +56,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "lease.h"
 #include "manifest.h"
 #include "store.h"
 #include "util.h"
@@ -124,6 +125,10 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         rc = cat_err(db, src, "catalog: read page maps");
         goto out;
     }
+    /* lazy restore: pages a page server may still serve stay (lease.c) */
+    uint64_t n_leases = 0;
+    if ((rc = lease_mark_live(s, mark, next, o->dry_run, &n_leases)) != 0)
+        goto out;
     /* Pages in block order, so each block's share can be counted. */
     if ((rc = cat_prepare(db, &st, "SELECT id, chunk_id, off, len FROM page ORDER BY chunk_id, off")) != 0 ||
         (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0)
