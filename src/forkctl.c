@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -696,6 +697,9 @@ static json_object *serve_stats_json(const char *tag, const fks_serve_stats *st)
                            st->working_set_from[0] ? json_object_new_string(st->working_set_from) : NULL);
     json_object_object_add(j, "prefetch_seconds", json_object_new_double(st->prefetch_s));
     json_object_object_add(j, "seconds", json_object_new_double(st->seconds));
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        json_object_object_add(j, "peak_rss_kib", json_object_new_int64((int64_t)ru.ru_maxrss));
     return j;
 }
 

@@ -611,7 +611,7 @@ typedef struct fks_serve_opts {
                                   SIGTERM); -1: none */
     int ready_fd;              /* >= 0: one byte is written there, and the fd
                                   closed, once the socket listens */
-    int cache_pages;           /* decoded pages kept for all VMs (0: 4096) */
+    int cache_pages;           /* decoded pages kept for all VMs (0: 8192) */
 } fks_serve_opts;
 
 typedef struct fks_serve_stats {
@@ -619,7 +619,8 @@ typedef struct fks_serve_stats {
     uint64_t faults;           /* page-fault messages read */
     uint64_t pages_demand;     /* stored pages installed for a fault */
     uint64_t pages_prefetch;   /* stored pages installed ahead of the guest */
-    uint64_t pages_zero;       /* zero pages installed (UFFDIO_ZEROPAGE) */
+    uint64_t pages_zero;       /* zero pages installed (UFFDIO_ZEROPAGE), fault-around
+                                  and prefetch included */
     uint64_t pages_removed;    /* pages given back (UFFD_EVENT_REMOVE) */
     uint64_t eexist;           /* installs that found the page present */
     uint64_t cache_hits;       /* stored pages served without a decode */

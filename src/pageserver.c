@@ -28,20 +28,28 @@
 **     range is woken. EAGAIN (the mapping changed under the copy, e.g. a
 **     remove in flight) is retried after the pending events are read.
 **     ENOENT/ESRCH mean the VMM's mm is gone: that VM is done.
+**  3b. Fault-around: a fault on a zero page installs the zero pages around
+**     it too (up to 256, within the gap between two runs and the region:
+**     a sparse image's holes cost a few faults, and zero-page ptes cost no
+**     memory); a fault on a stored page installs up to 8 stored pages from
+**     it on in its run (one read, mostly one decoded block). Pages already
+**     present are skipped (EEXIST). A removed page is never covered.
 **  4. UFFD_EVENT_REMOVE [start, end): a balloon gave the pages back (the
 **     VMM did MADV_DONTNEED); from then on they are zero pages, whatever
 **     the snapshot held (the kernel's non-cooperative userfaultfd rule).
-**  5. A cache of decoded pages (page id -> 4 KiB, direct-mapped, shared by
+**  5. A cache of decoded pages (page id -> 4 KiB, direct-mapped, 8192
+**     entries = 32 MiB by default, shared by
 **     every VM and the prefetch threads, under one mutex) means a page
 **     several VMs share is decoded once while it stays cached; the image
 **     handle's own chunk readers keep the last blocks decoded, so
 **     neighbours of a block cost one decode.
-**  6. Working set: the page numbers faulted on demand, in first-fault
-**     order (a bitmap drops repeats), are stored at exit as the
+**  6. Working set: the page numbers installed for faults (fault-around
+**     included), in first-fault order (a bitmap drops repeats), are stored at exit as the
 **     snapshot's working set (with a prefetch: the set used, then the new
 **     demand faults). Prefetch installs a working set in batches of up to
 **     256 pages, sorted and cut into contiguous runs: one fks_image_read
-**     and one UFFDIO_COPY with UFFDIO_COPY_MODE_DONTWAKE per run, then one
+**     and one UFFDIO_COPY with UFFDIO_COPY_MODE_DONTWAKE per run (zero
+**     pages of the set: UFFDIO_ZEROPAGE, DONTWAKE too), then one
 **     UFFDIO_WAKE per run; a run that hits a present page (EEXIST, the
 **     guest faulted it first) goes on after it. It runs on its own thread
 **     per VM while the main thread serves faults, bounded in bytes and
@@ -84,6 +92,8 @@
 #define MAX_VMS 64
 #define MSG_MAX 65536
 #define BATCH 256
+#define AROUND_ZERO 256     /* zero pages installed around a zero fault */
+#define AROUND_STORED 8     /* stored pages from the faulting one on */
 #define HIST_FINE 2000      /* 50 ns buckets up to 100 us */
 #define HIST_COARSE 1000    /* 10 us buckets up to 10 ms */
 
@@ -167,24 +177,37 @@ static double hist_q(const server *sv, double q)
 
 /* ---- pages ------------------------------------------------------------ */
 
-/* Stored page pgno (id) into buf, from the cache or decoded. */
-static int page_get(server *sv, uint64_t pgno, int64_t id, uint8_t *buf)
+static size_t cache_slot(const server *sv, int64_t id)
 {
-    size_t slot = (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull >> 20) % sv->ncache;
+    return (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull >> 20) % sv->ncache;
+}
+
+/* Stored pages pgno .. pgno+n-1 (ids[]) into buf, from the cache when all
+** are there, else read (decoded) and cached. */
+static int pages_get(server *sv, uint64_t pgno, uint64_t n, const int64_t *ids, uint8_t *buf)
+{
     pthread_mutex_lock(&sv->mu);
-    if (sv->cache[slot].id == id) {
-        memcpy(buf, sv->cache[slot].data, PG);
-        sv->st.cache_hits++;
-        pthread_mutex_unlock(&sv->mu);
-        return 0;
+    uint64_t k = 0;
+    for (; k < n; k++) {
+        const cache_ent *e = &sv->cache[cache_slot(sv, ids[k])];
+        if (e->id != ids[k])
+            break;
+        memcpy(buf + k * PG, e->data, PG);
     }
+    if (k == n)
+        sv->st.cache_hits += n;
     pthread_mutex_unlock(&sv->mu);
-    int rc = fks_image_read(sv->im, pgno, 1, buf);
+    if (k == n)
+        return 0;
+    int rc = fks_image_read(sv->im, pgno, n, buf);
     if (rc)
         return rc;
     pthread_mutex_lock(&sv->mu);
-    sv->cache[slot].id = id;
-    memcpy(sv->cache[slot].data, buf, PG);
+    for (k = 0; k < n; k++) {
+        cache_ent *e = &sv->cache[cache_slot(sv, ids[k])];
+        e->id = ids[k];
+        memcpy(e->data, buf + k * PG, PG);
+    }
     pthread_mutex_unlock(&sv->mu);
     return 0;
 }
@@ -288,6 +311,55 @@ static void record(server *sv, uint64_t pgno)
     sv->rec[sv->nrec++] = pgno;
 }
 
+/* Fault-around (design 3b): the pages installed with the one faulting at
+** pgno of region ri, [*lo, *hi). A zero page brings the zero pages around
+** it (the gap between two runs, within AROUND_ZERO pages aligned and the
+** region); a stored page the stored pages after it in its run, up to
+** AROUND_STORED (one read, mostly one decoded block). Removed pages are
+** left to their own faults. */
+static void around(server *sv, const vm *v, int ri, uint64_t pgno, int zero, uint64_t *lo, uint64_t *hi)
+{
+    const region *r = &v->reg[ri];
+    uint64_t rlo = r->off / PG, rhi = (r->off + r->size) / PG;
+    size_t n;
+    const fks_run *runs = fks_image_runs(sv->im, &n);
+    size_t a = 0, b = n;           /* first run ending after pgno */
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (runs[m].pgno + runs[m].npages <= pgno)
+            a = m + 1;
+        else
+            b = m;
+    }
+    uint64_t l, h;
+    if (zero) {
+        uint64_t glo = a > 0 ? runs[a - 1].pgno + runs[a - 1].npages : 0;
+        uint64_t ghi = a < n ? runs[a].pgno : sv->info.npages;
+        l = pgno / AROUND_ZERO * AROUND_ZERO, h = l + AROUND_ZERO;
+        if (l < glo) l = glo;
+        if (h > ghi) h = ghi;
+    } else {
+        l = pgno, h = pgno + AROUND_STORED;
+        if (a < n && h > runs[a].pgno + runs[a].npages)
+            h = runs[a].pgno + runs[a].npages;
+    }
+    if (l < rlo) l = rlo;
+    if (h > rhi) h = rhi;
+    if (h > sv->info.npages) h = sv->info.npages;
+    pthread_mutex_lock(&sv->mu);
+    uint64_t k = pgno;
+    while (k > l && !bit(sv->removed, k - 1))
+        k--;
+    l = k;
+    for (k = pgno + 1; k < h && !bit(sv->removed, k); k++)
+        ;
+    h = k;
+    pthread_mutex_unlock(&sv->mu);
+    if (l > pgno || h <= pgno)
+        l = pgno, h = pgno + 1;
+    *lo = l, *hi = h;
+}
+
 /* One page fault at addr of v. */
 static int fault(server *sv, vm *v, uint64_t addr)
 {
@@ -308,13 +380,20 @@ static int fault(server *sv, vm *v, uint64_t addr)
     if (!gone && (rc = fks_image_page(&id, NULL, sv->im, pgno)) != 0)
         return rc;
     int64_t n;
-    uint8_t buf[PG];
+    uint8_t buf[AROUND_STORED * PG];
+    uint64_t lo = pgno, hi = pgno + 1;   /* pages installed: [lo, hi) */
+    if (!gone)                           /* a removed page comes alone */
+        around(sv, v, ri, pgno, id == 0, &lo, &hi);
     if (gone || id == 0) {
-        n = install(sv, v, addr, NULL, PG, 0);
+        n = install(sv, v, addr - (pgno - lo) * PG, NULL, (hi - lo) * PG, 0);
     } else {
-        if ((rc = page_get(sv, pgno, id, buf)) != 0)
+        int64_t ids[AROUND_STORED];
+        ids[0] = id;
+        for (uint64_t k = 1; k < hi - lo; k++)   /* one run: consecutive ids */
+            ids[k] = id + (int64_t)k;
+        if ((rc = pages_get(sv, lo, hi - lo, ids, buf)) != 0)
             return rc;
-        n = install(sv, v, addr, buf, PG, 0);
+        n = install(sv, v, addr, buf, (hi - lo) * PG, 0);
     }
     if (n < 0) {
         v->done = 1;
@@ -323,11 +402,12 @@ static int fault(server *sv, vm *v, uint64_t addr)
     pthread_mutex_lock(&sv->mu);
     if (n > 0) {
         if (gone || id == 0)
-            sv->st.pages_zero++;
+            sv->st.pages_zero += (uint64_t)n;
         else
-            sv->st.pages_demand++;
+            sv->st.pages_demand += (uint64_t)n;
     }
-    record(sv, pgno);
+    for (uint64_t k = lo; k < hi; k++)   /* the faulting page first */
+        record(sv, k == lo ? pgno : k <= pgno ? k - 1 : k);
     hist_add(sv, now_s() - t0);
     pthread_mutex_unlock(&sv->mu);
     return 0;
@@ -430,17 +510,22 @@ static void *prefetch_main(void *arg)
         for (; i < sv->nws && nb < BATCH && taken < limit; i++) {
             uint64_t p = sv->ws[i];
             int64_t id = 0;
-            if (p >= sv->info.npages || fks_image_page(&id, NULL, sv->im, p) != 0 || id == 0)
-                continue;      /* zero pages fault cheaply; not worth a copy */
+            if (p >= sv->info.npages || fks_image_page(&id, NULL, sv->im, p) != 0)
+                continue;
             batch[nb++] = p;
-            taken++;
+            taken += id != 0;  /* the bound is in stored bytes; zeros cost none */
         }
         qsort(batch, nb, sizeof batch[0], cmp_u64);
         uint64_t woken[BATCH][2];
         size_t nw = 0;
         for (size_t k = 0; k < nb;) {
             size_t e = k + 1;
-            while (e < nb && batch[e] == batch[e - 1] + 1 && addr_of(v, batch[e]) == addr_of(v, batch[k]) + (batch[e] - batch[k]) * PG)
+            int64_t id0 = 0, idk = 0;
+            fks_image_page(&id0, NULL, sv->im, batch[k]);
+            /* a run of pages all stored or all zero, contiguous in memory */
+            while (e < nb && batch[e] == batch[e - 1] + 1 &&
+                   addr_of(v, batch[e]) == addr_of(v, batch[k]) + (batch[e] - batch[k]) * PG &&
+                   fks_image_page(&idk, NULL, sv->im, batch[e]) == 0 && (idk == 0) == (id0 == 0))
                 e++;
             uint64_t addr = addr_of(v, batch[k]), n = e - k;
             pthread_mutex_lock(&sv->mu);
@@ -448,14 +533,17 @@ static void *prefetch_main(void *arg)
             for (size_t q = k; q < e; q++)
                 skip |= bit(sv->removed, batch[q]);
             pthread_mutex_unlock(&sv->mu);
-            if (addr && !skip && fks_image_read(sv->im, batch[k], n, buf) == 0) {
-                int64_t got = install(sv, v, addr, buf, n * PG, 1);
+            if (addr && !skip && (id0 == 0 || fks_image_read(sv->im, batch[k], n, buf) == 0)) {
+                int64_t got = install(sv, v, addr, id0 ? buf : NULL, n * PG, 1);
                 if (got < 0) {
                     v->done = 1;
                     break;
                 }
                 pthread_mutex_lock(&sv->mu);
-                sv->st.pages_prefetch += (uint64_t)got;
+                if (id0)
+                    sv->st.pages_prefetch += (uint64_t)got;
+                else
+                    sv->st.pages_zero += (uint64_t)got;
                 pthread_mutex_unlock(&sv->mu);
                 woken[nw][0] = addr, woken[nw][1] = n * PG, nw++;
             }
@@ -682,7 +770,7 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
     if ((rc = fks_image_open(&sv.im, s, tag, "memory")) != 0)
         goto out;
     fks_image_info_get(&sv.info, sv.im);
-    sv.ncache = o->cache_pages > 0 ? (size_t)o->cache_pages : 4096;
+    sv.ncache = o->cache_pages > 0 ? (size_t)o->cache_pages : 8192;
     size_t bits = (size_t)(sv.info.npages / 8 + 1);
     if (!(sv.cache = malloc(sv.ncache * sizeof *sv.cache)) || !(sv.removed = calloc(bits, 1)) ||
         !(sv.seen = calloc(bits, 1))) {

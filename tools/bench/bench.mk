@@ -17,3 +17,11 @@ bench-quick: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/run.sh --quick
 bench-branch: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/branch.sh
+
+# Lazy restore (tools/bench/lazy.sh): File against Uffd loads, fault
+# service time, working-set prefetch, 8 VMs on one page server.
+.PHONY: bench-lazy bench-lazy-quick
+bench-lazy: $(FORKCTL) tools
+	BUILD=$(abspath $(BUILD)) tools/bench/lazy.sh
+bench-lazy-quick: $(FORKCTL) tools
+	BUILD=$(abspath $(BUILD)) tools/bench/lazy.sh --quick
