@@ -272,8 +272,10 @@ static int64_t install(server *sv, vm *v, uint64_t addr, const uint8_t *buf, uin
                 done += PG, pages++;
                 continue;
             }
+            if (errno == EAGAIN || errno == EINTR)
+                continue;              /* as below, on the next round */
             if (errno != EEXIST)
-                continue;              /* EAGAIN and the rest: as above, on the next round */
+                return -1;
         }
         if (e == EEXIST) {             /* present already: skip that page */
             pthread_mutex_lock(&sv->mu);
