@@ -416,7 +416,10 @@ typedef struct fks_load_result {
 ** version outside 1.10 .. 1.16, a snapshot whose format major is not the
 ** VMM's, and options the VMM's version lacks. Records tag as the loaded
 ** VM's last snapshot, so a Diff on it can follow. The VMM maps the memory
-** file: the caller removes res->staging when the VM is gone. */
+** file: the caller removes res->staging when the VM is gone. With
+** o->uffd_sock (lazy restore) the memory is not restored: the load names
+** that socket as the Uffd memory backend, and a page server
+** (fks_serve_pages) must already listen on it. */
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o);
 
 /* ---- forkd interop ------------------------------------------------------ */
