@@ -2087,12 +2087,15 @@ static int cmd_info(int argc, char **argv)
     fks_snapinfo in, *chain = NULL, *all = NULL;
     fks_snap_stats *st = NULL;
     fks_branch_info bi;
+    fks_serve_stats lz;
+    int64_t lz_ms = 0;
     size_t nchain = 0, nall = 0;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
     if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
-        (rc = fks_list(&all, &nall, s)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0)
+        (rc = fks_list(&all, &nall, s)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0 &&
+        (rc = fks_lazy_stats_get(&lz, &lz_ms, s, tag)) == 0)
         rc = fks_snap_stats_get(&st, s, tag);
     fks_close(s);
     if (rc) {
@@ -2139,6 +2142,17 @@ static int cmd_info(int argc, char **argv)
         json_object_object_add(j, "firecracker_version", bi.fc_version[0] ? json_object_new_string(bi.fc_version) : NULL);
         json_object_object_add(j, "format_version",
                                bi.format_version[0] ? json_object_new_string(bi.format_version) : NULL);
+        json_object *lzj = NULL;
+        if (lz_ms) {
+            lzj = serve_stats_json(tag, &lz);
+            json_object_object_del(lzj, "tag");
+            json_object_object_del(lzj, "peak_rss_kib");
+            json_object_object_del(lzj, "seconds");
+            json_object_object_del(lzj, "prefetch_seconds");
+            json_object_object_del(lzj, "working_set_from");
+            json_object_object_add(lzj, "finished_ms", json_object_new_int64(lz_ms));
+        }
+        json_object_object_add(j, "last_lazy_restore", lzj);
         print_json(j);
     } else {
         char b[64], w[96];
@@ -2176,6 +2190,17 @@ static int cmd_info(int argc, char **argv)
                    bi.format_version[0] ? bi.format_version : "?");
         else
             printf("versions          - (not recorded)\n");
+        if (lz_ms) {
+            when(w, sizeof w, lz_ms);
+            human(b, sizeof b, (double)lz.bytes_decoded);
+            printf("last lazy restore %s: %llu VM(s), %llu faults, pages %llu on demand, %llu by prefetch, %llu zero; "
+                   "%s decoded; fault p50 %.1f us, p99 %.1f us; working set %llu pages\n", w,
+                   (unsigned long long)lz.vms, (unsigned long long)lz.faults, (unsigned long long)lz.pages_demand,
+                   (unsigned long long)lz.pages_prefetch, (unsigned long long)lz.pages_zero, b, lz.fault_p50_us,
+                   lz.fault_p99_us, (unsigned long long)lz.working_set_pages);
+        } else {
+            printf("last lazy restore - (never)\n");
+        }
         printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
         for (size_t i = 0; i < st->n_artifacts; i++) {
             char sz[32], nz[32];

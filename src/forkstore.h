@@ -666,6 +666,9 @@ int fks_working_set_put(fks_store *s, const char *tag, const uint64_t *pages, si
 int fks_working_set_get(uint64_t **out, size_t *n, char *from, size_t fromlen, fks_store *s, const char *tag);
 /* Records st as tag's last lazy restore (nothing if tag is gone). */
 int fks_lazy_stats_put(fks_store *s, const char *tag, const fks_serve_stats *st);
+/* tag's last lazy restore: *finished_ms its end (0: none, *out zeroed);
+** out->working_set_pages is the size of tag's own working set (0: none). */
+int fks_lazy_stats_get(fks_serve_stats *out, int64_t *finished_ms, fks_store *s, const char *tag);
 
 /* Looks a page up by its XXH3-128 hash (16 bytes, big-endian): *page_id,
 ** or FKS_ENOTFOUND if the store has no such page. */

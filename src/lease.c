@@ -346,3 +346,35 @@ int fks_lazy_stats_put(fks_store *s, const char *tag, const fks_serve_stats *x)
     sqlite3_finalize(st);
     return cat_end(s, rc);
 }
+
+int fks_lazy_stats_get(fks_serve_stats *out, int64_t *finished_ms, fks_store *s, const char *tag)
+{
+    memset(out, 0, sizeof *out);
+    *finished_ms = 0;
+    sqlite3_stmt *st = NULL;
+    int64_t snap = 0;
+    int rc = cat_snapshot(&snap, NULL, s->db, tag, 1), src;
+    if (rc)
+        return rc;
+    if ((rc = cat_prepare(s->db, &st, "SELECT finished_ms, vms, faults, pages_demand, pages_prefetch, pages_zero, "
+                          "bytes_decoded, fault_p50_us, fault_p99_us, (SELECT npages FROM working_set WHERE "
+                          "snapshot_id = ?1) FROM lazy_restore WHERE snapshot_id = ?1")) != 0)
+        return rc;
+    sqlite3_bind_int64(st, 1, snap);
+    if ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        *finished_ms = sqlite3_column_int64(st, 0);
+        out->vms = (uint64_t)sqlite3_column_int64(st, 1);
+        out->faults = (uint64_t)sqlite3_column_int64(st, 2);
+        out->pages_demand = (uint64_t)sqlite3_column_int64(st, 3);
+        out->pages_prefetch = (uint64_t)sqlite3_column_int64(st, 4);
+        out->pages_zero = (uint64_t)sqlite3_column_int64(st, 5);
+        out->bytes_decoded = (uint64_t)sqlite3_column_int64(st, 6);
+        out->fault_p50_us = sqlite3_column_double(st, 7);
+        out->fault_p99_us = sqlite3_column_double(st, 8);
+        out->working_set_pages = (uint64_t)sqlite3_column_int64(st, 9);
+        src = SQLITE_DONE;
+    }
+    rc = cat_done(s->db, src, "catalog: read lazy restore figures");
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -72,6 +72,10 @@ d1=$(q "SELECT pages_demand FROM lazy_restore")
 z1=$(q "SELECT pages_zero FROM lazy_restore")
 [ "$d1" -gt 1000 ] && [ "$z1" -gt 0 ] || die "figures of the first lazy restore: demand $d1, zero $z1"
 [ -z "$(ls stage/*/memory.bin 2>/dev/null)" ] || die "restore --lazy wrote memory.bin"
+fk info b0 | grep -Eq "^last lazy restore .*: 1 VM\(s\), [0-9]+ faults, pages $d1 on demand" || die "info: $(fk info b0)"
+[ "$(fk info b0 --json | jq .last_lazy_restore.pages_demand)" = "$d1" ] || die "info --json: no last_lazy_restore"
+[ "$(fk info b0 --json | jq .last_lazy_restore.working_set_pages)" = "$ws" ] || die "info --json: working set"
+
 
 # 2. The second lazy restore prefetches the working set: demand faults cut
 # by 90% or more, and still every page right.
