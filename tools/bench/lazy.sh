@@ -13,7 +13,8 @@
 #      guest running for 2 s after a lazy load, no prefetch);
 #   3. demand faults on the first lazy restore (which records the working
 #      set) and on the second (which prefetches it), the guest running
-#      the same 2 s each time; and the time a paused guest's full read of
+#      the same 2 s each time, and for a fixed workload (a paused guest
+#      reading all of RAM); and the time a paused guest's full read of
 #      RAM takes lazily with the prefetched set against the same VMM
 #      loaded from a File restore;
 #   4. 8 VMs lazily loaded from one snapshot by one server (serve-pages
@@ -129,6 +130,22 @@ for r in $(seq "$RUNS"); do
 done
 tf=$(median <t_file) tl=$(median <t_lazy)
 
+# 3c: the same fixed workload (a paused guest reads all of RAM) twice on a
+# fresh tag: the first lazy restore records, the second prefetches.
+fk --quiet ingest --tag ws2 --memory "$TMP/ref/memory.bin" --vmstate "$TMP/ref/vmstate"
+fixed() { # fixed ARGS...: prints faults of one paused full read
+    vmm "$TMP/x.sock" --backend "$backend" --no-boot
+    local j spid
+    j=$(fk restore ws2 --api-sock "$TMP/x.sock" --lazy --paused --staging "$TMP/stage" --json "$@")
+    spid=$(echo "$j" | jq .page_server_pid)
+    sleep 1
+    full "$TMP/x.sock" "$TMP/out.mem" >/dev/null
+    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+    q "SELECT faults FROM lazy_restore WHERE snapshot_id = (SELECT id FROM snapshot WHERE tag = 'ws2')"
+}
+x1=$(fixed --prefetch off)
+x2=$(fixed --no-record)
+
 # 4: NVM VMs from one server, each reading all of RAM.
 one_vm_blocks=0
 serve() { # serve N: one server for N paused VMs reading all RAM; prints blocks,rss_kib
@@ -168,6 +185,7 @@ echo "| fault service p50 / p99 (us), 512 MiB guest running 2 s | $p50 / $p99 |"
 echo "| demand faults, first lazy restore (records the working set), guest running 2 s | $d1 |"
 echo "| demand faults, second lazy restore (prefetch: $pf2 pages), same 2 s | $d2 |"
 echo "| demand faults cut by | $(echo "scale=1; 100 - 100 * $d2 / ($d1 + ($d1 == 0))" | bc)% |"
+echo "| demand faults, paused guest reading all RAM: first / second lazy restore | $x1 / $x2 ($(echo "scale=1; 100 - 100 * $x2 / ($x1 + ($x1 == 0))" | bc)% fewer) |"
 echo "| paused guest reads all RAM: File-loaded s / lazy with prefetch s | $(printf %.3f "$tf") / $(printf %.3f "$tl") ($(echo "scale=2; $tl / $tf" | bc)x) |"
 echo "| blocks decoded, 1 VM / $NVM VMs on one server | ${one%%,*} / ${many%%,*} |"
 echo "| server peak RSS (MiB), 1 VM / $NVM VMs | $((${one##*,} / 1024)) / $((${many##*,} / 1024)) |"
