@@ -564,7 +564,13 @@ static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
     if (rc == 0 && cand.n) {
         sqlite3_bind_int64(all, 1, snap);
         while (rc == 0 && (src = sqlite3_step(all)) == SQLITE_ROW) {
-            int64_t lo = sqlite3_column_int64(all, 0), hi = lo + sqlite3_column_int64(all, 1);
+            int64_t lo = sqlite3_column_int64(all, 0), n = sqlite3_column_int64(all, 1);
+            if (n <= 0 || lo > INT64_MAX - n) {
+                rc = fks__err(FKS_ECORRUPT, "catalog damaged: a page map run names page ids %lld+%lld",
+                              (long long)lo, (long long)n);
+                break;
+            }
+            int64_t hi = lo + n;
             size_t a = 0, b = cand.n;          /* first candidate ending after lo */
             while (a < b) {
                 size_t m = a + (b - a) / 2;
