@@ -159,13 +159,13 @@ chain() {
     # Side by side, as the machine's load moves: 10 more Diffs on the first
     # snapshot and 10 on the last, alternating, the same diff file for
     # each pair; then removed again.
-    local j t1 tn s1=() sn=()
+    local j sb_a sb_b s1=() sn=()   # not t0/t1: timed() has locals of those names
     for ((j = 1; j <= 10; j++)); do
         "$GEN" diff "$f" "$size" "$dirty" "$((n + j))" "$ZERO_PCT"
-        timed t1 fk ingest --tag "$name-sb1-$j" --parent "$name-1" --memory "$f" --diff --vmstate "$vm"
-        timed tn fk ingest --tag "$name-sbn-$j" --parent "$name-$n" --memory "$f" --diff --vmstate "$vm"
+        timed sb_a fk ingest --tag "$name-sb1-$j" --parent "$name-1" --memory "$f" --diff --vmstate "$vm"
+        timed sb_b fk ingest --tag "$name-sbn-$j" --parent "$name-$n" --memory "$f" --diff --vmstate "$vm"
         rm -f "$f"
-        s1+=("$t1") sn+=("$tn")
+        s1+=("$sb_a") sn+=("$sb_b")
     done
     for ((j = 1; j <= 10; j++)); do fk rmi "$name-sb1-$j" "$name-sbn-$j" >/dev/null; done
     C_SB1=$(printf '%s\n' "${s1[@]}" | median)
