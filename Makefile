@@ -116,6 +116,7 @@ bench-remote: $(FORKCTL) tools
 # tools/deps.sh installs (as root) or names whatever is missing.
 check:
 	tools/deps.sh build
+	tools/deps.sh remote
 	$(MAKE) WERROR=1 all $(UNIT_BIN)
 	$(MAKE) WERROR=1 unit
 	$(MAKE) WERROR=1 cli
