@@ -147,6 +147,18 @@ CREATE TABLE vm_head (
     updated_ms        INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- Remotes (migrations/0007_remote.sql): S3-compatible buckets this store
+-- pushes to and pulls from. No credentials: those come from the
+-- environment or ~/.aws/credentials at each push and pull.
+CREATE TABLE remote (
+    name       TEXT PRIMARY KEY,
+    bucket     TEXT NOT NULL,
+    prefix     TEXT NOT NULL,      -- '' or without leading/trailing '/'
+    endpoint   TEXT NOT NULL,      -- http[s]://HOST[:PORT], path-style
+    region     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
 -- Views, for reading the catalog (migrations/0003_views.sql says what each
 -- costs). They work on runs, never expanding a map page by page unless a
 -- column needs single pages. Bytes of pages [a, b) of a file of size S are
@@ -302,3 +314,45 @@ LEFT JOIN (SELECT chunk_id, sum(len) AS live, sum(n) AS pages
            FROM (SELECT chunk_id, off, max(len) AS len, count(*) AS n FROM page GROUP BY chunk_id, off)
            GROUP BY chunk_id) u
      ON u.chunk_id = c.id;
+
+-- Lazy restore (migrations/0006_lease.sql): page-server leases, which gc
+-- honours even after an rmi, the recorded working sets and the figures of
+-- each snapshot's last lazy restore. See that migration for the rules.
+CREATE TABLE lease (
+    id          INTEGER PRIMARY KEY,
+    snapshot_id INTEGER NOT NULL,
+    tag         TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    boot_id     TEXT NOT NULL,
+    start_time  INTEGER NOT NULL,                    -- /proc/PID/stat field 22
+    created_ms  INTEGER NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE lease_run (
+    lease_id    INTEGER NOT NULL REFERENCES lease(id) ON DELETE CASCADE,
+    pgno        INTEGER NOT NULL,
+    npages      INTEGER NOT NULL CHECK (npages > 0),
+    page_id     INTEGER NOT NULL,
+    PRIMARY KEY (lease_id, pgno)
+) WITHOUT ROWID;
+
+CREATE TABLE working_set (
+    snapshot_id INTEGER PRIMARY KEY REFERENCES snapshot(id) ON DELETE CASCADE,
+    npages      INTEGER NOT NULL,
+    pages       BLOB NOT NULL,
+    recorded_ms INTEGER NOT NULL
+);
+
+CREATE TABLE lazy_restore (
+    snapshot_id    INTEGER PRIMARY KEY REFERENCES snapshot(id) ON DELETE CASCADE,
+    finished_ms    INTEGER NOT NULL,
+    vms            INTEGER NOT NULL,
+    faults         INTEGER NOT NULL,
+    pages_demand   INTEGER NOT NULL,
+    pages_prefetch INTEGER NOT NULL,
+    pages_zero     INTEGER NOT NULL,
+    bytes_decoded  INTEGER NOT NULL,
+    fault_p50_us   REAL,
+    fault_p99_us   REAL
+);

@@ -888,6 +888,46 @@ static int chown_jail(const char *p, const fks_jail *j)
     return fks__errno(FKS_EPERM, errno, "give %s to the jail's uid %ld gid %ld", p, j->uid, j->gid);
 }
 
+/* Lazy load: every artifact of tag but "memory" into dir (a page server
+** serves the memory), through the page-level API; holes stay holes. */
+static int restore_but_memory(fks_store *s, const char *tag, const char *dir)
+{
+    fks_snap_stats *ss = NULL;
+    fks_image *im = NULL;
+    uint8_t *buf = malloc(256 * FKS_PAGE_SIZE);
+    int rc = buf ? fks_snap_stats_get(&ss, s, tag) : fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < ss->n_artifacts; i++) {
+        const char *name = ss->artifacts[i].name;
+        if (!strcmp(name, "memory"))
+            continue;
+        char p[8192];
+        if ((rc = fks__path(p, sizeof p, "%s/%s", dir, fks_artifact_filename(name))) != 0 ||
+            (rc = fks_image_open(&im, s, tag, name)) != 0)
+            break;
+        fks_image_info info;
+        fks_image_info_get(&info, im);
+        int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 || ftruncate(fd, (off_t)info.size) != 0)
+            rc = fks__errno(FKS_EIO, errno, "write %s", p);
+        for (uint64_t pg = 0; rc == 0 && pg < info.npages; pg += 256) {
+            uint64_t n = info.npages - pg < 256 ? info.npages - pg : 256;
+            if ((rc = fks_image_read(im, pg, n, buf)) != 0)
+                break;
+            uint64_t end = pg * FKS_PAGE_SIZE + n * FKS_PAGE_SIZE;
+            size_t len = (size_t)((end > info.size ? info.size : end) - pg * FKS_PAGE_SIZE);
+            if (!fks__is_zero(buf, len))
+                rc = fks__pwrite_full(fd, buf, len, (off_t)(pg * FKS_PAGE_SIZE), p);
+        }
+        if (fd >= 0 && close(fd) != 0 && rc == 0)
+            rc = fks__errno(FKS_EIO, errno, "close %s", p);
+        fks_image_close(im);
+        im = NULL;
+    }
+    fks_snap_stats_free(ss);
+    free(buf);
+    return rc;
+}
+
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o)
 {
     char stage[4096] = "", mem[4200], vm[4200], rootfs_dst[8192] = "", iid[256] = "", state[32] = "";
@@ -938,7 +978,7 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
     }
     if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)
         goto out;
-    if ((rc = fks_restore(NULL, s, tag, stage, 0, NULL, NULL)) != 0)
+    if ((rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL)) != 0)
         goto out;
     snprintf(mem, sizeof mem, "%s/memory.bin", stage);
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
@@ -954,7 +994,7 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
                       format_major_of(&v));
         goto out;
     }
-    if ((rc = chown_jail(mem, &o->jail)) != 0 || (rc = chown_jail(vm, &o->jail)) != 0)
+    if ((!o->uffd_sock && (rc = chown_jail(mem, &o->jail)) != 0) || (rc = chown_jail(vm, &o->jail)) != 0)
         goto out;
     if (o->rootfs) {
         char src[4200];
@@ -973,15 +1013,19 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
             goto out;
     }
     struct stat mst;
-    int64_t mem_mib = stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
-    fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail), .mem_path = vmm_path(mem, &o->jail),
+    int64_t mem_mib = o->uffd_sock ? (int64_t)(si.memory_bytes >> 20)
+                                   : stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
+    fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail),
+                       .mem_path = o->uffd_sock ? o->uffd_sock : vmm_path(mem, &o->jail), .uffd = !!o->uffd_sock,
                        .resume = !o->paused,
                        .dirty_field = (v.major || v.minor) && (v.major < 1 || (v.major == 1 && v.minor < 13))
                                           ? "enable_diff_snapshots" : "track_dirty_pages",
                        .net = o->net_overrides, .n_net = o->n_net_overrides, .vsock_uds = o->vsock_uds};
     long ctl = fc_timeout(c);
     fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
+    double t0 = fks__now();
     rc = fc_snapshot_load(c, &req);
+    res->load_s = fks__now() - t0;
     fc_set_timeout(c, ctl);
     if (rc)
         goto out;

@@ -6,8 +6,8 @@
 **   PUT   /snapshot/create  {"snapshot_type": "Full" | "Diff",
 **                            "snapshot_path": VMSTATE, "mem_file_path": MEM}
 **   PUT   /snapshot/load    {"snapshot_path": VMSTATE,
-**                            "mem_backend": {"backend_type": "File",
-**                                            "backend_path": MEM},
+**                            "mem_backend": {"backend_type": "File" | "Uffd",
+**                                            "backend_path": MEM | SOCK},
 **                            "track_dirty_pages" (>= 1.13) or
 **                            "enable_diff_snapshots" (before): true,
 **                            "resume_vm": true | false,
@@ -216,7 +216,7 @@ int fc_snapshot_load(fc_client *c, const fc_load_req *r)
         json_object_put(b);
         return fks__err(FKS_ENOMEM, "out of memory");
     }
-    json_object_object_add(b, "backend_type", json_object_new_string("File"));
+    json_object_object_add(b, "backend_type", json_object_new_string(r->uffd ? "Uffd" : "File"));
     json_object_object_add(b, "backend_path", json_object_new_string(r->mem_path));
     json_object_object_add(j, "snapshot_path", json_object_new_string(r->vmstate_path));
     json_object_object_add(j, "mem_backend", b);

@@ -28,7 +28,7 @@ int fc_snapshot_create(fc_client *c, int diff, const char *vmstate_path, const c
 void fc_set_timeout(fc_client *c, long timeout_ms);
 long fc_timeout(const fc_client *c);
 
-/* PUT /snapshot/load with a File memory backend. dirty_field names the
+/* PUT /snapshot/load with a File memory backend (Uffd with r->uffd). dirty_field names the
 ** dirty-tracking flag the VMM's version knows ("track_dirty_pages" from
 ** 1.13, "enable_diff_snapshots" before), set to true. net: n_net
 ** "IFACE=HOSTDEV" strings sent as network_overrides (omitted when 0);
@@ -41,6 +41,7 @@ typedef struct fc_load_req {
     const char *const *net;
     size_t n_net;
     const char *vsock_uds;
+    int uffd;                  /* backend "Uffd": mem_path is the page server's socket */
 } fc_load_req;
 int fc_snapshot_load(fc_client *c, const fc_load_req *r);
 

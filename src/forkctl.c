@@ -20,6 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -587,7 +593,207 @@ static const char H_RESTORE[] =
     "TAG is recorded as the loaded VM's last snapshot (see branch --vm-id), so\n"
     "`branch --parent TAG` can take a Diff. With --jail-root, staging lives in\n"
     "the jail's chroot DIR, paths sent to the VMM and --rootfs are inside it, and\n"
-    "the files belong to the jail's --jail-uid/--jail-gid.\n";
+    "the files belong to the jail's --jail-uid/--jail-gid.\n"
+    "With --lazy [--uffd-sock PATH] [--prefetch on|off|BYTES] [--prefetch-time S]\n"
+    "[--no-record] [--lease-ttl S] [--accept-timeout S] [--server-log FILE], the\n"
+    "memory is not restored: a page server (see serve-pages) is started in the\n"
+    "background on PATH (default SOCK.pages), the load names it as the Uffd\n"
+    "memory backend, and the guest's pages come from the store as it touches\n"
+    "them. Returns once the VM runs and prints the server's pid; the server ends\n"
+    "with the VMM. Its messages go to --server-log (default: none).\n";
+
+/* ---- lazy restore: the page server (fks_serve_pages) ---- */
+
+struct lazy_args {
+    int on;                    /* restore --lazy */
+    const char *sock;          /* the page server's socket (host path) */
+    const char *log;           /* the background server's stderr; NULL: /dev/null */
+    fks_serve_opts so;
+};
+
+static void lazy_defaults(struct lazy_args *la)
+{
+    memset(la, 0, sizeof *la);
+    la->so.listen_fd = la->so.stop_fd = la->so.ready_fd = -1;
+    la->so.prefetch = 1;
+    la->so.record = 1;
+}
+
+/* --prefetch on|off|BYTES. */
+static int prefetch_arg(const char *cmd, const char *arg, fks_serve_opts *so)
+{
+    if (!strcmp(arg, "on")) {
+        so->prefetch = 1, so->prefetch_bytes = 0;
+        return -1;
+    }
+    if (!strcmp(arg, "off")) {
+        so->prefetch = 0;
+        return -1;
+    }
+    so->prefetch = 1;
+    return size_arg(cmd, "--prefetch", arg, FKS_PAGE_SIZE, 1ull << 50, &so->prefetch_bytes);
+}
+
+/* The options both lazy commands take; -1 if c is not one of them (or to
+** go on), else the usage exit code. *used = 1 when it was one. */
+static int lazy_opt(int c, const char *cmd, struct lazy_args *la, int *used)
+{
+    double v = 0;
+    int r = -1;
+    *used = 1;
+    switch (c) {
+    case 1101: la->sock = optarg; break;
+    case 1102: r = prefetch_arg(cmd, optarg, &la->so); break;
+    case 1103:
+        if ((r = num_arg(cmd, "--prefetch-time", "a number of seconds from 0 (no limit) to 3600", optarg, 0, 3600, 0,
+                         &v)) < 0)
+            la->so.prefetch_max_s = v;
+        break;
+    case 1104: la->so.record = 0; break;
+    case 1105:
+        if ((r = num_arg(cmd, "--lease-ttl", "a number of seconds from 1 to 86400", optarg, 1, 86400, 0, &v)) < 0)
+            la->so.lease_ttl_s = v;
+        break;
+    case 1106:
+        if ((r = num_arg(cmd, "--accept-timeout", "a number of seconds from 1 to 86400", optarg, 1, 86400, 0, &v)) < 0)
+            la->so.accept_timeout_s = v;
+        break;
+    case 1107:
+        if ((r = num_arg(cmd, "--vms", "a whole number from 1 to 64", optarg, 1, 64, 1, &v)) < 0)
+            la->so.max_vms = (int)v;
+        break;
+    case 1108: la->log = optarg; break;
+    case 1109: la->on = 1; break;
+    default: *used = 0;
+    }
+    return r;
+}
+
+#define LAZY_OPTS \
+    {"socket", required_argument, NULL, 1101}, {"uffd-sock", required_argument, NULL, 1101}, \
+    {"prefetch", required_argument, NULL, 1102}, {"prefetch-time", required_argument, NULL, 1103}, \
+    {"no-record", no_argument, NULL, 1104}, {"lease-ttl", required_argument, NULL, 1105}, \
+    {"accept-timeout", required_argument, NULL, 1106}, {"vms", required_argument, NULL, 1107}, \
+    {"server-log", required_argument, NULL, 1108}, {"lazy", no_argument, NULL, 1109}
+
+static json_object *serve_stats_json(const char *tag, const fks_serve_stats *st)
+{
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "tag", json_object_new_string(tag));
+    json_object_object_add(j, "vms", json_object_new_int64((int64_t)st->vms));
+    json_object_object_add(j, "faults", json_object_new_int64((int64_t)st->faults));
+    json_object_object_add(j, "pages_demand", json_object_new_int64((int64_t)st->pages_demand));
+    json_object_object_add(j, "pages_prefetch", json_object_new_int64((int64_t)st->pages_prefetch));
+    json_object_object_add(j, "pages_zero", json_object_new_int64((int64_t)st->pages_zero));
+    json_object_object_add(j, "pages_removed", json_object_new_int64((int64_t)st->pages_removed));
+    json_object_object_add(j, "eexist", json_object_new_int64((int64_t)st->eexist));
+    json_object_object_add(j, "cache_hits", json_object_new_int64((int64_t)st->cache_hits));
+    json_object_object_add(j, "blocks_decoded", json_object_new_int64((int64_t)st->blocks_decoded));
+    json_object_object_add(j, "bytes_decoded", json_object_new_int64((int64_t)st->bytes_decoded));
+    json_object_object_add(j, "fault_p50_us", json_object_new_double(st->fault_p50_us));
+    json_object_object_add(j, "fault_p99_us", json_object_new_double(st->fault_p99_us));
+    json_object_object_add(j, "working_set_pages", json_object_new_int64((int64_t)st->working_set_pages));
+    json_object_object_add(j, "working_set_from",
+                           st->working_set_from[0] ? json_object_new_string(st->working_set_from) : NULL);
+    json_object_object_add(j, "prefetch_seconds", json_object_new_double(st->prefetch_s));
+    json_object_object_add(j, "seconds", json_object_new_double(st->seconds));
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        json_object_object_add(j, "peak_rss_kib", json_object_new_int64((int64_t)ru.ru_maxrss));
+    return j;
+}
+
+static void serve_stats_text(FILE *f, const char *tag, const fks_serve_stats *st)
+{
+    fprintf(f, "%s: served %llu VM(s) for %.1fs: %llu faults, %llu pages on demand, %llu by prefetch, %llu zero, "
+            "%llu removed; %llu blocks decoded (%llu bytes), %llu cache hits; fault p50 %.1f us, p99 %.1f us\n", tag,
+            (unsigned long long)st->vms, st->seconds, (unsigned long long)st->faults,
+            (unsigned long long)st->pages_demand, (unsigned long long)st->pages_prefetch,
+            (unsigned long long)st->pages_zero, (unsigned long long)st->pages_removed,
+            (unsigned long long)st->blocks_decoded, (unsigned long long)st->bytes_decoded,
+            (unsigned long long)st->cache_hits, st->fault_p50_us, st->fault_p99_us);
+}
+
+/* Runs the server until its VMs are gone or SIGTERM/SIGINT/SIGHUP. */
+static int serve_run(fks_serve_stats *st, const char *tag, struct lazy_args *la)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    la->so.stop_fd = signalfd(-1, &set, SFD_CLOEXEC);
+    la->so.socket = la->sock;
+    fks_store *s = NULL;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return rc;
+    rc = fks_serve_pages(st, s, tag, &la->so);
+    fks_close(s);
+    return rc;
+}
+
+/* restore --lazy: starts the page server in the background, listening on
+** la->sock, and returns once it listens. Its first byte on the pipe says
+** ready (1) or failed (0, then the message). */
+static int lazy_start(pid_t *pid, const char *tag, struct lazy_args *la)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return usage_err("restore", "pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t c = fork();
+    if (c < 0)
+        return usage_err("restore", "fork: %s", strerror(errno));
+    if (c == 0) {
+        close(p[0]);
+        setsid();
+        int nul = open("/dev/null", O_RDWR);
+        int lf = la->log ? open(la->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600) : nul;
+        dup2(nul, 0);
+        dup2(nul, 1);
+        dup2(lf < 0 ? nul : lf, 2);
+        la->so.ready_fd = dup(p[1]);
+        fks_serve_stats st;
+        int rc = serve_run(&st, tag, la);
+        if (rc) {
+            char m[1100];
+            int n = snprintf(m, sizeof m, "%c%s", 0, fks_errmsg());
+            ssize_t w = write(p[1], m, (size_t)n < sizeof m ? (size_t)n : sizeof m - 1);
+            (void)w;
+            fprintf(stderr, "forkctl: page server of %s: %s\n", tag, fks_errmsg());
+        } else {
+            serve_stats_text(stderr, tag, &st);
+        }
+        _exit(rc ? exit_code(rc) : EX_OK);
+    }
+    close(p[1]);
+    char buf[1100];
+    size_t have = 0;
+    struct pollfd pf = {.fd = p[0], .events = POLLIN};
+    while (have < sizeof buf - 1 && poll(&pf, 1, 60000) > 0) {
+        ssize_t n = read(p[0], buf + have, sizeof buf - 1 - have);
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        if (buf[0] == 1)
+            break;
+    }
+    close(p[0]);
+    if (have >= 1 && buf[0] == 1) {
+        *pid = c;
+        return -1;
+    }
+    kill(c, SIGTERM);
+    int ws = 0;
+    waitpid(c, &ws, 0);
+    buf[have] = 0;
+    fprintf(stderr, "forkctl: restore: the page server did not start: %s\n", have > 1 ? buf + 1 : "it exited");
+    return WIFEXITED(ws) && WEXITSTATUS(ws) ? WEXITSTATUS(ws) : EX_ERR;
+}
 
 /* Parses a positive number of milliseconds for --timeout. */
 static int parse_ms(const char *cmd, const char *arg, long *out)
@@ -629,9 +835,33 @@ static int jail_check(const char *cmd, struct jail_args *ja, const char *root)
     return -1;
 }
 
-static int restore_load(const char *tag, const fks_load_opts *lo, int json)
+static int restore_load(const char *tag, fks_load_opts *lo, int json, struct lazy_args *la)
 {
     fks_store *s = NULL;
+    pid_t server = 0;
+    char lsock[4200] = "";
+    if (la->on) {
+        /* the socket: as given, else beside the API socket; the VMM sees it
+        ** inside its jail */
+        if (snprintf(lsock, sizeof lsock, "%s", la->sock ? la->sock : lo->api_sock) >= (int)sizeof lsock - 8)
+            return usage_err("restore", "%s", "socket path too long");
+        if (!la->sock)
+            strcat(lsock, ".pages");
+        la->sock = lsock;
+        lo->uffd_sock = lsock;
+        if (lo->jail.root) {
+            size_t n = strlen(lo->jail.root);
+            char abs[4096];
+            if (!realpath(".", abs) || (lsock[0] != '/' && snprintf(lsock, sizeof lsock, "%s/%s", abs, la->sock) < 0))
+                return usage_err("restore", "%s", "cannot resolve the page server's socket path");
+            if (strncmp(lsock, lo->jail.root, n) != 0 || lsock[n] != '/')
+                return usage_err("restore", "--uffd-sock %s is not inside --jail-root %s", lsock, lo->jail.root);
+            lo->uffd_sock = lsock + n;
+        }
+        int r = lazy_start(&server, tag, la);
+        if (r >= 0)
+            return r;
+    }
     /* Writable to record the loaded VM; a store this user may only read
     ** still loads (the warning below says what is lost). */
     int rc = open_store(&s, 0);
@@ -643,6 +873,12 @@ static int restore_load(const char *tag, const fks_load_opts *lo, int json)
     double t0 = now_s();
     rc = fks_load(&lr, s, tag, lo);
     fks_close(s);
+    if (rc && server > 0) {
+        /* refused before the load: the server would wait for a VMM that
+        ** never comes; after a failed load the VMM exits and so would it */
+        kill(server, SIGTERM);
+        waitpid(server, NULL, 0);
+    }
     if (rc) {
         if (rc == FKS_EREFUSED)
             fprintf(stderr, "forkctl: %s\nforkctl: nothing was sent to the VMM's load; load the snapshot into a "
@@ -664,7 +900,17 @@ static int restore_load(const char *tag, const fks_load_opts *lo, int json)
         json_object_object_add(j, "format_version",
                                lr.format_version[0] ? json_object_new_string(lr.format_version) : NULL);
         json_object_object_add(j, "rootfs", lo->rootfs ? json_object_new_string(lo->rootfs) : NULL);
+        json_object_object_add(j, "load_request_ms", json_object_new_double(lr.load_s * 1000));
+        json_object_object_add(j, "lazy", json_object_new_boolean(la->on));
+        if (la->on) {
+            json_object_object_add(j, "page_server_pid", json_object_new_int64((int64_t)server));
+            json_object_object_add(j, "page_server_socket", json_object_new_string(la->sock));
+        }
         print_json(j);
+    } else if (!g_quiet && la->on) {
+        printf("%s: loaded lazily into the VMM at %s in %.0f ms (load request %.1f ms)%s; page server pid %ld "
+               "serves its memory on %s; its files are in %s\n", tag, lo->api_sock, ms, lr.load_s * 1000,
+               lo->paused ? " (paused)" : "", (long)server, la->sock, lr.staging);
     } else if (!g_quiet) {
         printf("%s: loaded into the VMM at %s in %.0f ms%s; its files are in %s\n", tag, lo->api_sock, ms,
                lo->paused ? " (paused)" : "", lr.staging);
@@ -681,9 +927,12 @@ static int cmd_restore(int argc, char **argv)
         {"network-override", required_argument, NULL, 'N'}, {"vsock-uds", required_argument, NULL, 'V'},
         {"rootfs", required_argument, NULL, 'R'}, {"vm-id", required_argument, NULL, 'I'},
         {"force-version", no_argument, NULL, 'W'}, {"jail-root", required_argument, NULL, 'J'},
-        {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, {0}};
+        {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, LAZY_OPTS, {0}};
     const char *out = NULL, *sock = NULL, *jail_root = NULL, *nets[16];
     fks_load_opts lo = {0};
+    struct lazy_args la;
+    int lazyopt = 0, used = 0;
+    lazy_defaults(&la);
     struct jail_args ja = {.j = {.uid = -1, .gid = -1}};
     int flags = 0, json = 0, c, r, loadopt = 0;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
@@ -722,12 +971,25 @@ static int cmd_restore(int argc, char **argv)
             loadopt = 1;
             break;
         default:
+            if ((r = lazy_opt(c, "restore", &la, &used)) >= 0)
+                return r;
+            if (used) {
+                lazyopt |= c != 1109;
+                break;
+            }
             if ((r = common_opt(c, "restore", H_RESTORE, &json)) >= 0)
                 return r;
         }
     }
     if (optind + 1 != argc)
         return usage_err("restore", "%s", "give exactly one TAG");
+    if (lazyopt && !la.on)
+        return usage_err("restore", "%s", "--uffd-sock, --prefetch, --prefetch-time, --no-record, --lease-ttl, "
+                         "--accept-timeout, --vms and --server-log need --lazy");
+    if (la.on && !sock)
+        return usage_err("restore", "%s", "--lazy needs --api-sock SOCK");
+    if (la.so.max_vms > 1)
+        return usage_err("restore", "%s", "restore --lazy loads one VM; serve several with serve-pages --vms N");
     if (sock && out)
         return usage_err("restore", "%s", "give --out DIR or --api-sock SOCK, not both");
     if (sock) {
@@ -736,7 +998,7 @@ static int cmd_restore(int argc, char **argv)
         lo.api_sock = sock;
         lo.net_overrides = nets;
         lo.jail = ja.j;
-        return restore_load(argv[optind], &lo, json);
+        return restore_load(argv[optind], &lo, json, &la);
     }
     if (loadopt || lo.staging || lo.timeout_ms)
         return usage_err("restore", "%s", "--staging, --timeout and the load options need --api-sock SOCK");
@@ -769,6 +1031,51 @@ static int cmd_restore(int argc, char **argv)
         human(b, sizeof b, (double)st.written_bytes);
         printf("%s: restored %s (%s of data) to %s in %.2fs\n", tag, a, b, out, st.seconds);
     }
+    return EX_OK;
+}
+
+static const char H_SERVE[] =
+    "usage: forkctl serve-pages TAG --socket PATH [--vms N] [--prefetch on|off|BYTES]\n"
+    "                           [--prefetch-time S] [--no-record] [--lease-ttl S]\n"
+    "                           [--accept-timeout S] [--json]\n"
+    "Serves TAG's memory to Firecracker VMMs loading it with the Uffd memory\n"
+    "backend (\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": PATH}),\n"
+    "in the foreground, for supervisors (tools/systemd/forkstore-pages@.service).\n"
+    "Listens on PATH (mode 0600), accepts N VMMs (default 1; one decoded page\n"
+    "serves all of them), and exits when every one of them is gone or on\n"
+    "SIGTERM, printing what it served. Holds a lease meanwhile: gc keeps the\n"
+    "pages, even if TAG is removed. Records the pages faulted on demand as TAG's\n"
+    "working set (not with --no-record); --prefetch (default on) installs the\n"
+    "working set recorded on TAG or its nearest ancestor ahead of the guest, at\n"
+    "most BYTES of it and for at most --prefetch-time seconds. Exits 1 if no\n"
+    "VMM connects within --accept-timeout (default 60 s).\n";
+
+static int cmd_serve(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, LAZY_OPTS, {0}};
+    struct lazy_args la;
+    int json = 0, c, r, used = 0;
+    lazy_defaults(&la);
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if ((r = lazy_opt(c, "serve-pages", &la, &used)) >= 0)
+            return r;
+        if (used && (c == 1108 || c == 1109))
+            return usage_err("serve-pages", "%s is an option of restore", argv_opt());
+        if (!used && (r = common_opt(c, "serve-pages", H_SERVE, &json)) >= 0)
+            return r;
+    }
+    if (optind + 1 != argc)
+        return usage_err("serve-pages", "%s", "give exactly one TAG");
+    if (!la.sock)
+        return usage_err("serve-pages", "%s", "--socket PATH is required");
+    fks_serve_stats st;
+    int rc = serve_run(&st, argv[optind], &la);
+    if (rc)
+        return fail(rc);
+    if (json)
+        print_json(serve_stats_json(argv[optind], &st));
+    else if (!g_quiet)
+        serve_stats_text(stdout, argv[optind], &st);
     return EX_OK;
 }
 
@@ -1784,12 +2091,15 @@ static int cmd_info(int argc, char **argv)
     fks_snapinfo in, *chain = NULL, *all = NULL;
     fks_snap_stats *st = NULL;
     fks_branch_info bi;
+    fks_serve_stats lz;
+    int64_t lz_ms = 0;
     size_t nchain = 0, nall = 0;
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
     if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
-        (rc = fks_children(&all, &nall, s, tag)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0)
+        (rc = fks_children(&all, &nall, s, tag)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0 &&
+        (rc = fks_lazy_stats_get(&lz, &lz_ms, s, tag)) == 0)
         rc = fks_snap_stats_get_ex(&st, s, tag, unique ? FKS_STATS_UNIQUE : 0);
     fks_close(s);
     if (rc) {
@@ -1837,6 +2147,17 @@ static int cmd_info(int argc, char **argv)
         json_object_object_add(j, "firecracker_version", bi.fc_version[0] ? json_object_new_string(bi.fc_version) : NULL);
         json_object_object_add(j, "format_version",
                                bi.format_version[0] ? json_object_new_string(bi.format_version) : NULL);
+        json_object *lzj = NULL;
+        if (lz_ms) {
+            lzj = serve_stats_json(tag, &lz);
+            json_object_object_del(lzj, "tag");
+            json_object_object_del(lzj, "peak_rss_kib");
+            json_object_object_del(lzj, "seconds");
+            json_object_object_del(lzj, "prefetch_seconds");
+            json_object_object_del(lzj, "working_set_from");
+            json_object_object_add(lzj, "finished_ms", json_object_new_int64(lz_ms));
+        }
+        json_object_object_add(j, "last_lazy_restore", lzj);
         print_json(j);
     } else {
         char b[64], w[96];
@@ -1875,6 +2196,17 @@ static int cmd_info(int argc, char **argv)
                    bi.format_version[0] ? bi.format_version : "?");
         else
             printf("versions          - (not recorded)\n");
+        if (lz_ms) {
+            when(w, sizeof w, lz_ms);
+            human(b, sizeof b, (double)lz.bytes_decoded);
+            printf("last lazy restore %s: %llu VM(s), %llu faults, pages %llu on demand, %llu by prefetch, %llu zero; "
+                   "%s decoded; fault p50 %.1f us, p99 %.1f us; working set %llu pages\n", w,
+                   (unsigned long long)lz.vms, (unsigned long long)lz.faults, (unsigned long long)lz.pages_demand,
+                   (unsigned long long)lz.pages_prefetch, (unsigned long long)lz.pages_zero, b, lz.fault_p50_us,
+                   lz.fault_p99_us, (unsigned long long)lz.working_set_pages);
+        } else {
+            printf("last lazy restore - (never)\n");
+        }
         printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
         for (size_t i = 0; i < st->n_artifacts; i++) {
             char sz[32], nz[32];
@@ -2118,6 +2450,201 @@ static int cmd_tag(int argc, char **argv)
     return EX_OK;
 }
 
+/* ---- remotes ---- */
+
+static const char H_REMOTE[] =
+    "usage: forkctl remote add NAME s3://BUCKET[/PREFIX] --endpoint URL [--region R] [--json]\n"
+    "       forkctl remote ls [--json]\n"
+    "       forkctl remote rm NAME [--json]\n"
+    "Names an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2) that push and\n"
+    "pull use; requests go path-style to URL (http[s]://HOST[:PORT]), signed for\n"
+    "region R (default us-east-1). Credentials are not stored: push and pull read\n"
+    "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else profile\n"
+    "$AWS_PROFILE (default) of ~/.aws/credentials. rm forgets the remote and\n"
+    "leaves the bucket as it is.\n";
+
+static json_object *remote_json(const fks_remote *r)
+{
+    json_object *o = json_object_new_object();
+    char url[700];
+    snprintf(url, sizeof url, "s3://%s%s%s", r->bucket, r->prefix[0] ? "/" : "", r->prefix);
+    json_object_object_add(o, "name", json_object_new_string(r->name));
+    json_object_object_add(o, "url", json_object_new_string(url));
+    json_object_object_add(o, "bucket", json_object_new_string(r->bucket));
+    json_object_object_add(o, "prefix", json_object_new_string(r->prefix));
+    json_object_object_add(o, "endpoint", json_object_new_string(r->endpoint));
+    json_object_object_add(o, "region", json_object_new_string(r->region));
+    json_object_object_add(o, "created_ms", json_object_new_int64(r->created_ms));
+    return o;
+}
+
+static int cmd_remote(int argc, char **argv)
+{
+    static const struct option o[] = {COMMON_OPTS, {"endpoint", required_argument, NULL, 'e'},
+        {"region", required_argument, NULL, 'r'}, {0}};
+    const char *endpoint = NULL, *region = NULL;
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'e')
+            endpoint = optarg;
+        else if (c == 'r')
+            region = optarg;
+        else if ((r = common_opt(c, "remote", H_REMOTE, &json)) >= 0)
+            return r;
+    }
+    if (optind >= argc)
+        return usage_err("remote", "%s", "give add, ls or rm");
+    const char *sub = argv[optind];
+    int nargs = argc - optind - 1;
+    char **args = argv + optind + 1;
+    fks_remote rem;
+    memset(&rem, 0, sizeof rem);
+    if (strcmp(sub, "add") == 0) {
+        if (nargs != 2)
+            return usage_err("remote", "%s", "remote add takes NAME and s3://BUCKET[/PREFIX]");
+        if (!endpoint)
+            return usage_err("remote", "%s", "remote add needs --endpoint URL");
+        if (strlen(args[0]) >= sizeof rem.name || strlen(endpoint) >= sizeof rem.endpoint ||
+            (region && strlen(region) >= sizeof rem.region))
+            return usage_err("remote", "%s", "name, endpoint or region too long");
+        snprintf(rem.name, sizeof rem.name, "%s", args[0]);
+        snprintf(rem.endpoint, sizeof rem.endpoint, "%s", endpoint);
+        snprintf(rem.region, sizeof rem.region, "%s", region ? region : "");
+        int rc = fks_remote_parse_url(&rem, args[1]);
+        if (rc)
+            return fail(rc);
+    } else if (strcmp(sub, "ls") == 0) {
+        if (nargs != 0 || endpoint || region)
+            return usage_err("remote", "%s", "remote ls takes no arguments (--endpoint and --region go with add)");
+    } else if (strcmp(sub, "rm") == 0) {
+        if (nargs != 1 || endpoint || region)
+            return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
+    } else {
+        return usage_err("remote", "unknown subcommand '%s' (add, ls, rm)", sub);
+    }
+    fks_store *s = NULL;
+    int rc = open_store(&s, strcmp(sub, "ls") == 0 ? FKS_OPEN_READONLY : 0);
+    if (rc)
+        return fail(rc);
+    fks_remote *list = NULL;
+    size_t n = 0;
+    if (strcmp(sub, "add") == 0 && (rc = fks_remote_add(s, &rem)) == 0)
+        rc = fks_remote_get(&rem, s, rem.name);
+    else if (strcmp(sub, "rm") == 0)
+        rc = fks_remote_rm(s, args[0]);
+    else if (strcmp(sub, "ls") == 0)
+        rc = fks_remote_list(&list, &n, s);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    if (strcmp(sub, "ls") == 0) {
+        if (json) {
+            json_object *a = json_object_new_array();
+            for (size_t i = 0; i < n; i++)
+                json_object_array_add(a, remote_json(&list[i]));
+            print_json(a);
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                printf("%s\ts3://%s%s", esc(list[i].name), list[i].bucket, list[i].prefix[0] ? "/" : "");
+                put_esc(stdout, list[i].prefix);
+                putchar('\t');
+                put_esc(stdout, list[i].endpoint);
+                printf("\t%s\n", esc(list[i].region));
+            }
+        }
+        free(list);
+    } else if (json) {
+        print_json(strcmp(sub, "add") == 0 ? remote_json(&rem) : json_object_new_string(args[0]));
+    } else if (!g_quiet) {
+        printf("%s remote %s\n", strcmp(sub, "add") == 0 ? "added" : "removed", esc(strcmp(sub, "add") == 0 ? rem.name : args[0]));
+    }
+    return EX_OK;
+}
+
+static const char H_PUSH[] =
+    "usage: forkctl push TAG... [--remote NAME] [--json]\n"
+    "Uploads snapshots and their ancestors to a remote (the only one if --remote\n"
+    "is not given): the pages the bucket lacks, whoever pushed them, in packs,\n"
+    "then an index, then one manifest per snapshot. Idempotent; after an\n"
+    "interruption a re-run finishes the job without sending the packs again.\n";
+
+static const char H_PULL[] =
+    "usage: forkctl pull TAG... [--remote NAME] [--json]\n"
+    "Downloads snapshots and their ancestors the store lacks from a remote:\n"
+    "manifests, then only the pages the store lacks. Every pack is checked\n"
+    "against its name and every page against its hash before the snapshot is\n"
+    "ingested; snapshots the store has are skipped.\n";
+
+static int push_pull(int argc, char **argv, int push)
+{
+    const char *cmd = push ? "push" : "pull";
+    static const struct option o[] = {COMMON_OPTS, {"remote", required_argument, NULL, 'r'}, {0}};
+    const char *remote = NULL;
+    int json = 0, c, r;
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c == 'r')
+            remote = optarg;
+        else if ((r = common_opt(c, cmd, push ? H_PUSH : H_PULL, &json)) >= 0)
+            return r;
+    }
+    if (optind >= argc)
+        return usage_err(cmd, "%s", "give at least one TAG");
+    fks_store *s = NULL;
+    int rc = open_store(&s, 0);
+    if (rc)
+        return fail(rc);
+    struct progress p;
+    fks_progress_fn fn = progress_for(&p, push ? "push" : "pull");
+    fks_remote_stats st;
+    memset(&st, 0, sizeof st);
+    const char *const *tags = (const char *const *)(argv + optind);
+    size_t n = (size_t)(argc - optind);
+    rc = push ? fks_push(&st, s, remote, tags, n, fn, &p) : fks_pull(&st, s, remote, tags, n, fn, &p);
+    progress_end(&p);
+    fks_close(s);
+    int ret = rc ? fail(rc) : EX_OK;
+    if (json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "ok", json_object_new_boolean(rc == 0));
+#define F(k, v) json_object_object_add(j, k, json_object_new_int64((int64_t)(v)))
+        F("snapshots", st.snapshots);
+        F("skipped", st.skipped);
+        F("pages", st.pages);
+        F(push ? "pages_sent" : "pages_fetched", st.pages_sent);
+        F(push ? "pages_on_remote" : "pages_local", st.pages_dedup);
+        F(push ? "packs_sent" : "packs_fetched", st.packs);
+        if (push)
+            F("packs_reused", st.packs_reused);
+        F("page_bytes", st.page_bytes);
+        F("bytes_up", st.bytes_up);
+        F("bytes_down", st.bytes_down);
+        F("requests", st.requests);
+        F("retries", st.retries);
+#undef F
+        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
+        print_json(j);
+    } else if (rc == 0 && !g_quiet) {
+        char b[32];
+        human(b, sizeof b, (double)(push ? st.bytes_up : st.bytes_down));
+        printf("%s: %llu snapshots %s, %llu already there; %llu of %llu pages %s (%llu packs), %s in %llu "
+               "requests, %.1fs\n", cmd, (unsigned long long)st.snapshots, push ? "pushed" : "pulled",
+               (unsigned long long)st.skipped, (unsigned long long)st.pages_sent, (unsigned long long)st.pages,
+               push ? "sent" : "fetched", (unsigned long long)st.packs, b, (unsigned long long)st.requests,
+               st.seconds);
+    }
+    return ret;
+}
+
+static int cmd_push(int argc, char **argv)
+{
+    return push_pull(argc, argv, 1);
+}
+
+static int cmd_pull(int argc, char **argv)
+{
+    return push_pull(argc, argv, 0);
+}
+
 /* ---- dispatch ---- */
 
 struct command {
@@ -2132,6 +2659,7 @@ static const struct command commands[] = {
     {"ingest", cmd_ingest, H_INGEST, "store a snapshot (memory, vmstate, other files)"},
     {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, or load it into a VMM"},
     {"branch", cmd_branch, H_BRANCH, "snapshot a running Firecracker VM into the store"},
+    {"serve-pages", cmd_serve, H_SERVE, "serve a snapshot's memory to VMMs through userfaultfd"},
     {"images", cmd_images, H_IMAGES, "list snapshots"},
     {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot"},
     {"info", cmd_info, H_INFO, "show one snapshot: lineage, files, sizes, timings"},
@@ -2146,6 +2674,9 @@ static const struct command commands[] = {
     {"prune", cmd_prune, H_PRUNE, "remove snapshots by retention rules"},
     {"import-forkd", cmd_import, H_IMPORT, "import a forkd snapshot directory tree"},
     {"export", cmd_export, H_EXPORT, "write a snapshot as a forkd snapshot directory"},
+    {"remote", cmd_remote, H_REMOTE, "add, list or remove S3-compatible remotes"},
+    {"push", cmd_push, H_PUSH, "upload snapshots to a remote (only pages it lacks)"},
+    {"pull", cmd_pull, H_PULL, "download snapshots from a remote (only pages the store lacks)"},
 };
 #define NCMD (sizeof commands / sizeof commands[0])
 

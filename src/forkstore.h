@@ -400,6 +400,10 @@ typedef struct fks_load_opts {
     const char *vm_id;         /* recorded as the VM's identity (see branch) */
     int force_version;         /* skip the version checks */
     fks_jail jail;
+    const char *uffd_sock;     /* lazy restore: the page server's socket (in
+                                  the jail: a path inside it), sent as the
+                                  Uffd memory backend; memory.bin is then not
+                                  restored. NULL: File backend */
 } fks_load_opts;
 
 typedef struct fks_load_result {
@@ -407,6 +411,7 @@ typedef struct fks_load_result {
     char fc_version[32];       /* the target VMM's */
     char format_version[32];   /* the snapshot's vmstate header */
     int recorded;              /* the VM's head was recorded (Diffs can follow) */
+    double load_s;             /* PUT /snapshot/load sent to answered */
 } fks_load_result;
 
 /* Restores tag into a new private staging directory and loads it into the
@@ -415,7 +420,10 @@ typedef struct fks_load_result {
 ** version outside 1.10 .. 1.16, a snapshot whose format major is not the
 ** VMM's, and options the VMM's version lacks. Records tag as the loaded
 ** VM's last snapshot, so a Diff on it can follow. The VMM maps the memory
-** file: the caller removes res->staging when the VM is gone. */
+** file: the caller removes res->staging when the VM is gone. With
+** o->uffd_sock (lazy restore) the memory is not restored: the load names
+** that socket as the Uffd memory backend, and a page server
+** (fks_serve_pages) must already listen on it. */
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o);
 
 /* ---- forkd interop ------------------------------------------------------ */
@@ -585,6 +593,87 @@ int fks_image_read(fks_image *im, uint64_t pgno, uint64_t npages, void *buf);
 int fks_image_page(int64_t *page_id, uint8_t *hash, fks_image *im, uint64_t pgno);
 void fks_image_stats_get(fks_image_stats *out, fks_image *im);
 
+/* ---- lazy restore: a userfaultfd page server (pageserver.c, lease.c) -- */
+
+/* Firecracker's Uffd memory backend: the VMM maps guest memory anonymously,
+** registers it with a userfaultfd, connects to the page server's Unix
+** socket and sends the uffd with a JSON array of its regions; the server
+** then fills every page the guest touches from the store. See
+** src/pageserver.c for the protocol and the failure modes. */
+
+typedef struct fks_serve_opts {
+    const char *socket;        /* Unix socket to listen on (created mode 0600;
+                                  an existing socket file is replaced) */
+    int listen_fd;             /* >= 0: serve on this listening socket instead */
+    int max_vms;               /* VMs to accept before closing the socket
+                                  (0: 1); the server ends when all are gone */
+    double accept_timeout_s;   /* no VMM connected by then: FKS_ETIMEDOUT (0: 60) */
+    int prefetch;              /* install the recorded working set first */
+    uint64_t prefetch_bytes;   /* at most this many bytes of it (0: all) */
+    double prefetch_max_s;     /* and for at most this long (0: no limit) */
+    int record;                /* store the pages faulted on demand as the
+                                  snapshot's working set at exit */
+    double lease_ttl_s;        /* lease time to live (0: 60 s) */
+    int stop_fd;               /* >= 0: readable means stop (a signalfd for
+                                  SIGTERM); -1: none */
+    int ready_fd;              /* >= 0: one byte is written there, and the fd
+                                  closed, once the socket listens */
+    int cache_pages;           /* decoded pages kept for all VMs (0: 8192) */
+} fks_serve_opts;
+
+typedef struct fks_serve_stats {
+    uint64_t vms;              /* VMMs that completed the handshake */
+    uint64_t faults;           /* page-fault messages read */
+    uint64_t pages_demand;     /* stored pages installed for a fault */
+    uint64_t pages_prefetch;   /* stored pages installed ahead of the guest */
+    uint64_t pages_zero;       /* zero pages installed (UFFDIO_ZEROPAGE), fault-around
+                                  and prefetch included */
+    uint64_t pages_removed;    /* pages given back (UFFD_EVENT_REMOVE) */
+    uint64_t eexist;           /* installs that found the page present */
+    uint64_t cache_hits;       /* stored pages served without a decode */
+    uint64_t blocks_decoded, bytes_decoded;
+    double fault_p50_us, fault_p99_us; /* fault message read to page installed */
+    double prefetch_s;         /* time the prefetch took */
+    uint64_t working_set_pages;/* pages of the working set used (0: none) */
+    char working_set_from[129];/* the snapshot it was recorded on */
+    double seconds;
+} fks_serve_stats;
+
+/* Serves the memory of snapshot tag to VMMs connecting to o->socket until
+** each VMM accepted is gone (its process exits: SO_PEERCRED + pidfd, or it
+** closes the socket) or o->stop_fd becomes readable. Holds a lease on the
+** image's pages for as long (gc keeps them, even after an rmi). With
+** o->record, the demand-faulted pages are stored as tag's working set at
+** exit; with o->prefetch, the working set recorded on tag or its nearest
+** ancestor is installed first, in batches, while faults are served. The
+** figures are stored as tag's last lazy restore (table lazy_restore).
+** FKS_ETIMEDOUT if no VMM connects in time; FKS_EINVAL for a handshake
+** whose regions do not fit the image. st may be NULL. */
+int fks_serve_pages(fks_serve_stats *st, fks_store *s, const char *tag, const fks_serve_opts *o);
+
+/* A lease on pages: gc deletes none of runs' pages while it lives (see
+** lease.c). ttl_s: seconds it lives unless renewed (0: 60). It keeps its
+** own store handle, so renew may run on another thread than users of s.
+** Caller frees with fks_lease_release, which deletes it. */
+typedef struct fks_lease fks_lease;
+int fks_lease_take(fks_lease **out, fks_store *s, const char *tag, const fks_run *runs, size_t n, double ttl_s);
+int fks_lease_renew(fks_lease *l);
+int fks_lease_release(fks_lease *l);
+int64_t fks_lease_id(const fks_lease *l);
+
+/* Stores pages (page numbers of tag's memory, first fault first) as tag's
+** working set, replacing any. */
+int fks_working_set_put(fks_store *s, const char *tag, const uint64_t *pages, size_t n);
+/* The working set of tag, else of its nearest ancestor that has one
+** (*out NULL, *n 0 if none); from (may be NULL) gets that snapshot's tag.
+** Caller frees *out with free(). */
+int fks_working_set_get(uint64_t **out, size_t *n, char *from, size_t fromlen, fks_store *s, const char *tag);
+/* Records st as tag's last lazy restore (nothing if tag is gone). */
+int fks_lazy_stats_put(fks_store *s, const char *tag, const fks_serve_stats *st);
+/* tag's last lazy restore: *finished_ms its end (0: none, *out zeroed);
+** out->working_set_pages is the size of tag's own working set (0: none). */
+int fks_lazy_stats_get(fks_serve_stats *out, int64_t *finished_ms, fks_store *s, const char *tag);
+
 /* Looks a page up by its XXH3-128 hash (16 bytes, big-endian): *page_id,
 ** or FKS_ENOTFOUND if the store has no such page. */
 int fks_page_find(int64_t *page_id, fks_store *s, const uint8_t hash[16]);
@@ -685,6 +774,64 @@ int fks_store_stats_get(fks_store_stats *out, fks_store *s);
 /* Renames snapshot old_tag to new_tag (validated by fks_check_tag).
 ** FKS_ENOTFOUND if old_tag is absent, FKS_EEXIST if new_tag is taken. */
 int fks_tag(fks_store *s, const char *old_tag, const char *new_tag);
+
+/* ---- remotes: S3-compatible object storage (remote.c) ----------------- */
+
+/* A remote: one bucket (and key prefix) of an S3-compatible server. No
+** credentials: push and pull read them from $AWS_ACCESS_KEY_ID,
+** $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN, else profile $AWS_PROFILE
+** ("default") of ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE). */
+typedef struct fks_remote {
+    char name[65];             /* as fks_check_name */
+    char bucket[64];           /* 3-63 chars of [a-z0-9.-] */
+    char prefix[512];          /* "" or a key prefix, no leading/trailing '/' */
+    char endpoint[512];        /* http[s]://HOST[:PORT] */
+    char region[64];           /* "" at add: us-east-1 */
+    int64_t created_ms;
+} fks_remote;
+
+/* Fills out->bucket and out->prefix from "s3://BUCKET[/PREFIX]"; other
+** fields untouched. FKS_EINVAL with the rule. */
+int fks_remote_parse_url(fks_remote *out, const char *url);
+/* Adds remote r (name, bucket, prefix, endpoint, region; created_ms is
+** set). FKS_EEXIST if the name is taken, FKS_EINVAL for a bad field. */
+int fks_remote_add(fks_store *s, const fks_remote *r);
+/* All remotes by name. Caller frees *out with free(). */
+int fks_remote_list(fks_remote **out, size_t *n, fks_store *s);
+/* Remote name; name NULL: the store's only remote (FKS_EINVAL if it has
+** several, FKS_ENOTFOUND if none). FKS_ENOTFOUND if absent. */
+int fks_remote_get(fks_remote *out, fks_store *s, const char *name);
+/* Forgets remote name (the bucket is left as it is). FKS_ENOTFOUND. */
+int fks_remote_rm(fks_store *s, const char *name);
+
+typedef struct fks_remote_stats {
+    uint64_t snapshots;        /* manifests written (push), snapshots ingested (pull) */
+    uint64_t skipped;          /* snapshots the other side already had */
+    uint64_t pages;            /* non-zero pages of the snapshots handled */
+    uint64_t pages_sent;       /* push: pages uploaded; pull: pages downloaded */
+    uint64_t pages_dedup;      /* pages the other side already held */
+    uint64_t packs;            /* packs uploaded (push) or downloaded (pull) */
+    uint64_t packs_reused;     /* push: packs already in the bucket (a resumed push) */
+    uint64_t page_bytes;       /* compressed page bytes in packs sent or fetched */
+    uint64_t bytes_up, bytes_down;   /* HTTP bodies */
+    uint64_t requests, retries;
+    double seconds;
+} fks_remote_stats;
+
+/* Uploads snapshots tags[0..n-1] and their ancestors to remote (NULL: the
+** only one): packs of the pages the bucket lacks (whoever pushed them),
+** then an index naming them, then one manifest per snapshot; a snapshot
+** exists on the remote once its manifest does. Idempotent; after a kill
+** a re-run reuses the packs already uploaded. FKS_EEXIST if the remote
+** holds a different snapshot under one of the tags. st may be NULL. */
+int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg);
+/* Downloads snapshots tags[0..n-1] and their ancestors that the store
+** lacks: manifests, then only the pages the store lacks, each pack checked
+** against its name (SHA-256) and each page against its hash before the
+** snapshot is ingested. A tag the store has is skipped. st may be NULL. */
+int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg);
 
 #ifdef __cplusplus
 }

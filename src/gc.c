@@ -60,6 +60,7 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "lease.h"
 #include "manifest.h"
 #include "map.h"
 #include "store.h"
@@ -134,6 +135,10 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         rc = cat_err(db, src, "catalog: read page maps");
         goto out;
     }
+    /* lazy restore: pages a page server may still serve stay (lease.c) */
+    uint64_t n_leases = 0;
+    if ((rc = lease_mark_live(s, mark, next, o->dry_run, &n_leases)) != 0)
+        goto out;
     /* The dead: the page rows in the id ranges nobody marked (page ids are
     ** rowids: a range is one seek), so the work is the dead pages, not the
     ** index. A block's share is counted by its pages (consecutive ids). */

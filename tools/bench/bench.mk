@@ -25,3 +25,11 @@ bench-scale: $(FORKCTL) $(BUILD)/tools/scalegen
 	BUILD=$(abspath $(BUILD)) tools/bench/scale.sh
 bench-scale-quick: $(FORKCTL) $(BUILD)/tools/scalegen
 	BUILD=$(abspath $(BUILD)) tools/bench/scale.sh --quick
+
+# Lazy restore (tools/bench/lazy.sh): File against Uffd loads, fault
+# service time, working-set prefetch, 8 VMs on one page server.
+.PHONY: bench-lazy bench-lazy-quick
+bench-lazy: $(FORKCTL) tools
+	BUILD=$(abspath $(BUILD)) tools/bench/lazy.sh
+bench-lazy-quick: $(FORKCTL) tools
+	BUILD=$(abspath $(BUILD)) tools/bench/lazy.sh --quick

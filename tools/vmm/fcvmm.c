@@ -44,6 +44,10 @@
 **   --fail-create-nth N    only the Nth create (1-based) answers 400
 **   --die-in-snapshot      _exit(1) in the middle of writing the memory file
 **   --slow-snapshot-ms N   sleep N ms in every create before writing
+**   --remove-on-usr2 P:N   on SIGUSR2, madvise(MADV_DONTNEED) guest pages
+**                          P..P+N-1 (memory file page numbers), as a balloon
+**                          inflation does: a Uffd page server sees
+**                          UFFD_EVENT_REMOVE (test hook)
 **
 ** Two backends (--backend; auto = kvm if /dev/kvm opens, else thread)
 **  kvm     One VM, one vCPU in 32-bit protected mode (flat segments, no
@@ -170,7 +174,8 @@
 **    hold its own state. The bitcode header layout was derived from the
 **    bitcode 0.6 source (pack_ints, LengthEncoder, StrEncoder), not from a
 **    file written by Firecracker 1.15.
-**  - mem_backend Uffd is refused (400 "not supported by this VMM").
+**  - mem_backend Uffd is implemented (below); huge pages are not, so
+**    page_size is always 4096.
 **  - Drives are files that must open, nothing more; no network or vsock
 **    devices: network_overrides and vsock_override are checked for shape
 **    and shown in GET /vm/config, not applied.
@@ -183,6 +188,28 @@
 **  - HTTP: one connection at a time, keep-alive, Content-Length bodies up
 **    to 64 KiB.
 **
+** Uffd memory backend (PUT /snapshot/load with "mem_backend":
+** {"backend_type": "Uffd", "backend_path": SOCK}), as Firecracker's
+** guest_memory_from_uffd (src/vmm/src/persist.rs) does it: guest RAM is a
+** fresh anonymous MAP_PRIVATE mapping (both backends); a userfaultfd is
+** created (O_CLOEXEC|O_NONBLOCK, UFFD_FEATURE_EVENT_REMOVE required) and
+** every slot is registered in MISSING mode; fcvmm connects to SOCK and
+** sends ONE message: the JSON array of GuestRegionUffdMapping, one per
+** slot, {"base_host_virt_addr", "size", "offset" (in the memory file),
+** "page_size", "page_size_kib"} (both page sizes in bytes, 4096, as
+** Firecracker sends them), with the uffd as SCM_RIGHTS. The socket is
+** never closed (Firecracker leaks it on purpose, so the handler sees the
+** message before any hang-up) and fcvmm keeps its copy of the uffd. Then
+** the load continues; every first touch of a page (the guest, or fcvmm
+** itself writing a snapshot) blocks until the handler serves it. A
+** connect or send that fails is a failed load (exit). Dirty tracking:
+** kvm keeps KVM_GET_DIRTY_LOG; thread registers the same uffd also in WP
+** mode with UFFD_FEATURE_WP_ASYNC (never a message to the handler), so
+** PAGEMAP_SCAN works: a page the handler installs counts as written
+** until the first collection (a Diff after a lazy load may carry pages
+** equal to the parent's: a correct, larger Diff). wp-sync cannot share
+** the handler's uffd: a tracked Uffd load needs wp-async (refused else).
+**
 ** Jailer mode (--chroot DIR --uid U --gid G): /dev/kvm, userfaultfd and
 ** /proc/self/pagemap (for PAGEMAP_SCAN) are opened first, then fcvmm chroots into DIR, drops
 ** to U:G (setgroups, setgid, setuid) and only then creates its socket:
@@ -193,6 +220,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
@@ -355,10 +383,13 @@ static struct {
     double t_base;             /* rate control: time of iteration base_it */
     uint64_t base_it;
     int booted_by_api;
+    int lazy;                  /* RAM served by a Uffd handler */
+    int lazy_uffd, lazy_sock;  /* kept open for the VM's life, as Firecracker */
+    uint64_t remove_pg, remove_n; /* --remove-on-usr2 */
     char vmerr[256];
 } V = {.mem_size = 512ull << 20, .rate = 2000, .zero_pct = 5, .revert_pct = 5, .seed = 0x9e3779b9u,
        .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .vm = -1, .vcpu = -1, .kvm = -1,
-       .uffd = -1, .pagemap = -1, .track_boot = 1, .fc_maj = 1, .fc_min = 12, .fc_pat = 0, .fc_ver = "1.12.0",
+       .uffd = -1, .pagemap = -1, .lazy_uffd = -1, .lazy_sock = -1, .track_boot = 1, .fc_maj = 1, .fc_min = 12, .fc_pat = 0, .fc_ver = "1.12.0",
        .id = "anonymous-instance", .uid = -1, .gid = -1, .fill_mib = -1};
 
 static double now_s(void)
@@ -671,6 +702,14 @@ static int track_start(char *err, size_t len)
     if (V.uffd < 0) {
         snprintf(err, len, "dirty page tracking needs userfaultfd, which this VMM could not open");
         return -1;
+    }
+    if (V.lazy) {
+        /* the handler's uffd, registered MISSING|WP by uffd_handoff. Only
+        ** present pages could be protected and the handler installs them
+        ** unprotected: each counts as written until the first collection
+        ** re-protects it, so nothing to do here (a UFFDIO_WRITEPROTECT of
+        ** 8 GiB costs 33 ms of the load for nothing) */
+        return 0;
     }
     if (!(V.uffd_features & UFFD_FEATURE_WP_UNPOPULATED)) {
         /* without WP_UNPOPULATED, only present PTEs can carry the WP bit */
@@ -1324,11 +1363,103 @@ static int copy_extents(int fd, char *err, size_t len)
     return 0;
 }
 
+/* Uffd backend (design above): registers RAM with a new userfaultfd and
+** hands it, with the regions as JSON, to the handler listening on sock.
+** -2 (a failed load) on any error. */
+static int uffd_handoff(const char *sock, char *err, size_t len)
+{
+    int wp = V.backend == BK_THREAD && V.tracking;
+    if (wp && V.dt_mode != DT_ASYNC) {
+        snprintf(err, len, "Load snapshot error: dirty tracking of a Uffd-backed guest needs wp-async "
+                           "(this VMM runs wp-sync)");
+        return -2;
+    }
+    int fd = uffd_new(O_CLOEXEC | O_NONBLOCK), s = -1;
+    struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_EVENT_REMOVE | (wp ? UFFD_FEATURE_WP_ASYNC : 0)};
+    if (fd < 0 || ioctl(fd, UFFDIO_API, &api) < 0) {
+        snprintf(err, len, "Load snapshot error: Failed to UFFD object: %s", strerror(errno));
+        goto fail;
+    }
+    json_object *a = json_object_new_array();
+    for (int i = 0; i < V.nslots; i++) {
+        struct uffdio_register r = {.range = {.start = (uintptr_t)V.ram + V.slots[i].off, .len = V.slots[i].size},
+                                    .mode = UFFDIO_REGISTER_MODE_MISSING | (wp ? UFFDIO_REGISTER_MODE_WP : 0)};
+        if (ioctl(fd, UFFDIO_REGISTER, &r) < 0) {
+            snprintf(err, len, "Load snapshot error: Failed to register memory address range with the "
+                               "userfaultfd object: %s", strerror(errno));
+            json_object_put(a);
+            goto fail;
+        }
+        json_object *m = json_object_new_object();
+        json_object_object_add(m, "base_host_virt_addr", json_object_new_int64((int64_t)r.range.start));
+        json_object_object_add(m, "size", json_object_new_int64((int64_t)V.slots[i].size));
+        json_object_object_add(m, "offset", json_object_new_int64((int64_t)V.slots[i].off));
+        json_object_object_add(m, "page_size", json_object_new_int64(PAGE));
+        json_object_object_add(m, "page_size_kib", json_object_new_int64(PAGE));
+        json_object_array_add(a, m);
+    }
+    const char *msg = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock) >= sizeof sa.sun_path) {
+        snprintf(err, len, "Load snapshot error: Failed to connect to UDS Unix stream: path too long");
+        json_object_put(a);
+        goto fail;
+    }
+    strcpy(sa.sun_path, sock);
+    s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        snprintf(err, len, "Load snapshot error: Failed to connect to UDS Unix stream: %s: %s", sock, strerror(errno));
+        json_object_put(a);
+        goto fail;
+    }
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } cm;
+    memset(&cm, 0, sizeof cm);
+    struct iovec iov = {.iov_base = (void *)msg, .iov_len = strlen(msg)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof cm.b};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    while ((n = sendmsg(s, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    json_object_put(a);
+    if (n != (ssize_t)iov.iov_len) {
+        snprintf(err, len, "Load snapshot error: Failed to send file descriptor: %s", n < 0 ? strerror(errno) : "short send");
+        goto fail;
+    }
+    V.lazy_uffd = fd, V.lazy_sock = s;
+    if (wp) {                  /* tracking uses the handler's uffd from now on */
+        if (V.uffd >= 0)
+            close(V.uffd);
+        V.uffd = fd;
+    }
+    return 0;
+fail:
+    if (fd >= 0)
+        close(fd);
+    if (s >= 0)
+        close(s);
+    return -2;
+}
+
+/* --remove-on-usr2: give pages back as a balloon does (UFFD_EVENT_REMOVE). */
+static void on_usr2(int sig)
+{
+    (void)sig;
+    if (V.ram && V.remove_n && (V.remove_pg + V.remove_n) * PAGE <= V.mem_size)
+        madvise(V.ram + V.remove_pg * PAGE, V.remove_n * PAGE, MADV_DONTNEED);
+}
+
 /* Returns 0, -1 for a request error (400, keep running), -2 for a failed load (400, then exit). */
 static int snapshot_load(json_object *req, char *err, size_t len)
 {
     const char *ok[12] = {"snapshot_path", "mem_file_path", "mem_backend", "enable_diff_snapshots", "resume_vm"};
-    int n = 5, bad = 0;
+    int n = 5, bad = 0, lazy = 0;
     if (fc_ge(1, 12))
         ok[n++] = "network_overrides";
     if (fc_ge(1, 13))
@@ -1376,11 +1507,8 @@ static int snapshot_load(json_object *req, char *err, size_t len)
             return -1;
         }
         const char *t = json_object_get_string(bt);
-        if (!strcmp(t, "Uffd")) {
-            snprintf(err, len, "mem_backend Uffd is not supported by this VMM (fcvmm); use File");
-            return -1;
-        }
-        if (strcmp(t, "File") != 0) {
+        lazy = !strcmp(t, "Uffd");
+        if (!lazy && strcmp(t, "File") != 0) {
             snprintf(err, len, "An error occurred when deserializing the json body of a request: "
                                "unknown variant `%s`, expected `File` or `Uffd`.", t);
             return -1;
@@ -1469,10 +1597,11 @@ static int snapshot_load(json_object *req, char *err, size_t len)
         return -2;
     }
     struct stat st;
-    int mfd = open(mpath, O_RDONLY | O_CLOEXEC);
-    if (mfd < 0 || fstat(mfd, &st) != 0 || (uint64_t)st.st_size != msize || msize % PAGE || msize == 0) {
-        snprintf(err, len, "Load snapshot error: memory file %s: %s", mpath,
-                 mfd < 0 ? strerror(errno) : "size does not match the vmstate");
+    int mfd = lazy ? -1 : open(mpath, O_RDONLY | O_CLOEXEC);
+    if (lazy ? msize % PAGE || msize == 0
+             : mfd < 0 || fstat(mfd, &st) != 0 || (uint64_t)st.st_size != msize || msize % PAGE || msize == 0) {
+        snprintf(err, len, "Load snapshot error: memory file %s: %s", lazy ? vp : mpath,
+                 lazy ? "bad memory size in the vmstate" : mfd < 0 ? strerror(errno) : "size does not match the vmstate");
         if (mfd >= 0)
             close(mfd);
         return -2;
@@ -1498,12 +1627,25 @@ static int snapshot_load(json_object *req, char *err, size_t len)
             char m[512];
             snprintf(m, sizeof m, "%s", err);
             snprintf(err, len, "Load snapshot error: drive %s: %s", V.drives[i].id, m);
-            close(mfd);
+            if (mfd >= 0)
+                close(mfd);
             return -2;
         }
     }
     int rc = 0;
-    if (V.backend == BK_KVM) {
+    if (lazy) {
+        /* Uffd: anonymous RAM for both backends, every page missing */
+        V.lazy = 1;
+        V.ram = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (V.ram == MAP_FAILED) {
+            V.ram = NULL;
+            snprintf(err, len, "Load snapshot error: mmap guest RAM: %s", strerror(errno));
+            return -2;
+        }
+        madvise(V.ram, msize, MADV_NOHUGEPAGE);
+        if ((rc = uffd_handoff(mpath, err, len)) != 0)
+            return rc;
+    } else if (V.backend == BK_KVM) {
         V.ram = mmap(NULL, msize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, mfd, 0);
         if (V.ram == MAP_FAILED) {
             V.ram = NULL;
@@ -1525,7 +1667,8 @@ static int snapshot_load(json_object *req, char *err, size_t len)
                 rc = -2;
         }
     }
-    close(mfd);
+    if (mfd >= 0)
+        close(mfd);
     if (rc != 0)
         return rc;
     if (track_start(err, len) != 0)
@@ -1808,7 +1951,7 @@ static void usage(void)
                     "[--rate PAGES_PER_S] [--zero-pct P] [--revert-pct P] [--seed S] [--no-boot] [--dump-dir DIR] "
                     "[--track-dirty|--no-track-dirty] [--dirty-track auto|wp-async|wp-sync] [--fc-version X.Y.Z] "
                     "[--id ID] [--chroot DIR --uid U --gid G] [--fill-mib N] [--drive ID=PATH] [--fail-snapshot-create] [--fail-create-nth N] "
-                    "[--die-in-snapshot] [--slow-snapshot-ms N]\n");
+                    "[--die-in-snapshot] [--slow-snapshot-ms N] [--remove-on-usr2 P:N]\n");
 }
 
 int main(int argc, char **argv)
@@ -1825,7 +1968,7 @@ int main(int argc, char **argv)
         {"id", required_argument, NULL, 'i'}, {"chroot", required_argument, NULL, 'c'},
         {"uid", required_argument, NULL, 'u'}, {"gid", required_argument, NULL, 'g'},
         {"fail-create-nth", required_argument, NULL, 'f'}, {"fill-mib", required_argument, NULL, 'M'},
-        {"drive", required_argument, NULL, 'R'}, {0}};
+        {"drive", required_argument, NULL, 'R'}, {"remove-on-usr2", required_argument, NULL, 'U'}, {0}};
     int c;
     while ((c = getopt_long(argc, argv, "", o, NULL)) != -1) {
         switch (c) {
@@ -1849,6 +1992,12 @@ int main(int argc, char **argv)
             snprintf(V.drives[V.ndrives].id, sizeof V.drives[0].id, "%.*s", (int)(strchr(optarg, '=') - optarg), optarg);
             snprintf(V.drives[V.ndrives].path, sizeof V.drives[0].path, "%s", strchr(optarg, '=') + 1);
             V.ndrives++;
+            break;
+        case 'U':
+            if (sscanf(optarg, "%" SCNu64 ":%" SCNu64, &V.remove_pg, &V.remove_n) != 2) {
+                usage();
+                return 2;
+            }
             break;
         case 'D': V.die_in_snapshot = 1; break;
         case 'S': V.slow_ms = atoi(optarg); break;
@@ -1899,6 +2048,8 @@ int main(int argc, char **argv)
     struct sigaction st = {.sa_handler = on_term};
     sigaction(SIGTERM, &st, NULL);
     sigaction(SIGINT, &st, NULL);
+    struct sigaction su = {.sa_handler = on_usr2, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR2, &su, NULL);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGUSR1);

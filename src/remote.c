@@ -1,0 +1,1693 @@
+/*
+** remote.c: the remote tier: push snapshots to, and pull them from, one
+** bucket of an S3-compatible object store (AWS S3, Ceph RGW, MinIO, R2),
+** shared by many hosts' stores, each distinct page kept there once.
+**
+** It uses the public API (fks_chain, fks_image_*, fks_page_find/read,
+** fks_ingest, ...), the S3 client (s3.c) and remote.h (the remote table and
+** the store's directory, remote_engine.c).
+**
+** Objects in the bucket, under KEY PREFIX P ("" or "prefix/"):
+**
+**   P packs/<sha256>.pack      pages, compressed, with their hashes
+**   P index/<sha256>.idx       which pack holds which page
+**   P snapshots/<tag>.manifest one snapshot: lineage, files, page map
+**
+** <sha256> is the lower-case hex SHA-256 of the object's whole content:
+** packs and indexes are named by what they hold, so one name is one
+** content, a reader checks every byte against the name, and two hosts
+** uploading the same pack write the same bytes. Integers are
+** little-endian; a page hash is XXH3-128 of the page's bytes (its real
+** length: a file's last page may be short), canonical (big-endian), as in
+** the local store; 16 zero bytes in a map mean "zero page".
+**
+** Pack (a few MiB: PACK_TARGET bytes of page data, then it is closed)
+**   off      size  field
+**   0        8     magic "FKSPACK\x01"
+**   8        4     n: number of pages
+**   12       4     0 (reserved)
+**   16       32*n  entries, one per page:
+**                    +0  16  hash (XXH3-128)
+**                    +16  8  offset of its bytes from the pack's start
+**                    +24  4  clen: stored length
+**                    +28  2  rlen: the page's length (1..4096)
+**                    +30  1  encoding: 0 raw (clen == rlen), 1 one zstd frame
+**                    +31  1  0
+**   16+32*n  ...   the pages' stored bytes, in entry order, back to back
+** Each page is compressed on its own so that a byte range of a pack is
+** one page (Range GETs of single pages, for a lazy restore).
+**
+** Index (one per push and snapshot, plus one per INDEX_EVERY packs)
+**   0        8     magic "FKSIDX\x00\x01"
+**   8        4     p: packs named
+**   12       4     n: entries
+**   16       40*p  packs: SHA-256 (32), total size in bytes (8)
+**   16+40p   36*n  entries: hash (16), pack number in the list above (4),
+**                  offset (8), clen (4), rlen (2), encoding (1), 0 (1)
+** The union of all indexes is the remote's page index: push skips every
+** page it names (dedup across hosts), pull finds its pages there.
+**
+** Manifest (named by tag: written once, after its packs and index)
+**   0        8     magic "FKSMAN\x00\x01"
+**   8        4     J: length of the JSON header
+**   12       J     JSON: {"format":1, "tag", "parent" (tag or null),
+**                  "created_ms", "fc_version", "format_version" (null if
+**                  unknown), "content": hex SHA-256 of the snapshot's
+**                  content (below), "artifacts": [{"name", "size",
+**                  "delta" (bool)}, ...] (by name)}
+**   12+J     ...   per artifact, in that order: u32 r ranges, then r times
+**                  { u64 pgno, u64 npages, npages hashes (16 each) }:
+**                   delta false: the runs of non-zero pages (a page no
+**                     range covers is a zero page);
+**                   delta true: only the pages whose hash differs from
+**                     the parent's same-named artifact (zero pages as 16
+**                     zero bytes); other pages are the parent's, and
+**                     pages at or past size pages are dropped.
+**                  Delta is chosen when it is smaller.
+**   last 32        SHA-256 of every byte before it
+** content = SHA-256 over the artifacts by name of: name, NUL, size (8),
+** then (pgno (8), hash (16)) per non-zero page by pgno. Two hosts that
+** ingested the same files have the same content whatever their times.
+**
+** Invariants
+**  1. Write order: packs, then the index naming them, then the manifest;
+**     a snapshot exists on the remote once its manifest does, and then
+**     every page it names is in some pack some index names. Nothing is
+**     rewritten in place: every object is put once under its final name
+**     (a second put of a content-named object puts the same bytes).
+**  2. A push packs pages in a fixed order (chain root first, artifacts by
+**     name, pages by pgno, each page once) and compresses them the same
+**     way every time: a re-run after a kill builds the same packs, finds
+**     them in the bucket listing and does not upload them again; the
+**     pages of an index written before the kill are skipped as dedup.
+**  3. A push refuses (FKS_EEXIST) a tag the remote holds with another
+**     content; the same content is "already there", whoever pushed it.
+**  4. Pull checks each pack against its name and each page against its
+**     hash and its length before any byte of it is used, rebuilds the
+**     snapshot's files (sparse: zero pages are holes) as O_TMPFILE files in
+**     the store's directory (nothing is left behind by a kill) and ingests
+**     them with their parent; the ingest is the commit (it re-hashes and
+**     dedups), a failure before it leaves the store as it was. A snapshot
+**     the store already has is skipped only if its content is the same
+**     (else FKS_EEXIST).
+**  5. Credentials are read at each push and pull (s3_creds_load), never
+**     stored.
+*/
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "remote.h"
+#include "s3.h"
+#include "util.h"
+
+#define PACK_TARGET (4u << 20)   /* page bytes per pack */
+#define INDEX_EVERY 64           /* packs between index objects in one push */
+#define ZLEVEL 3
+#define MAX_CHAIN 10000
+
+static const uint8_t PACK_MAGIC[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 1};
+static const uint8_t IDX_MAGIC[8] = {'F', 'K', 'S', 'I', 'D', 'X', 0, 1};
+static const uint8_t MAN_MAGIC[8] = {'F', 'K', 'S', 'M', 'A', 'N', 0, 1};
+static const uint8_t ZERO16[16];
+
+/* ---- growable byte buffer ---- */
+
+struct buf {
+    uint8_t *b;
+    size_t len, cap;
+    int oom;
+};
+
+static void buf_need(struct buf *b, size_t more)
+{
+    if (b->oom || b->len + more <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    uint8_t *n = realloc(b->b, cap);
+    if (!n) {
+        b->oom = 1;
+        return;
+    }
+    b->b = n;
+    b->cap = cap;
+}
+
+static void buf_add(struct buf *b, const void *p, size_t n)
+{
+    buf_need(b, n);
+    if (!b->oom) {
+        memcpy(b->b + b->len, p, n);
+        b->len += n;
+    }
+}
+
+static void buf_u8(struct buf *b, uint8_t v) { buf_add(b, &v, 1); }
+static void buf_u16(struct buf *b, uint16_t v) { uint8_t p[2] = {(uint8_t)v, (uint8_t)(v >> 8)}; buf_add(b, p, 2); }
+static void buf_u32(struct buf *b, uint32_t v) { uint8_t p[4]; fks__put32(p, v); buf_add(b, p, 4); }
+static void buf_u64(struct buf *b, uint64_t v) { uint8_t p[8]; fks__put64(p, v); buf_add(b, p, 8); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+/* ---- the remote page index: hash -> place in a pack ---- */
+
+struct loc {
+    uint8_t hash[16];
+    uint64_t off;
+    uint32_t pack, clen;
+    uint16_t rlen;
+    uint8_t enc;
+};
+
+struct pack {
+    uint8_t sha[32];
+    uint64_t size;
+};
+
+struct index {
+    struct loc *v;
+    size_t n, cap;
+    uint32_t *tab;               /* open addressing: 1 + index into v, 0 empty */
+    size_t tabcap;               /* power of two */
+    struct pack *packs;
+    size_t npacks, packcap;
+};
+
+static size_t slot_of(const uint8_t h[16], size_t cap)
+{
+    return (size_t)fks__get64(h) & (cap - 1);
+}
+
+/* The loc of hash h, or NULL. */
+static struct loc *idx_find(const struct index *x, const uint8_t h[16])
+{
+    if (!x->tabcap)
+        return NULL;
+    for (size_t i = slot_of(h, x->tabcap);; i = (i + 1) & (x->tabcap - 1)) {
+        uint32_t e = x->tab[i];
+        if (!e)
+            return NULL;
+        if (memcmp(x->v[e - 1].hash, h, 16) == 0)
+            return &x->v[e - 1];
+    }
+}
+
+static int idx_grow(struct index *x)
+{
+    size_t cap = x->tabcap ? x->tabcap * 2 : 1024;
+    uint32_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        return fks__err(FKS_ENOMEM, "out of memory (remote index of %zu pages)", x->n);
+    for (size_t k = 0; k < x->n; k++) {
+        size_t i = slot_of(x->v[k].hash, cap);
+        while (t[i])
+            i = (i + 1) & (cap - 1);
+        t[i] = (uint32_t)(k + 1);
+    }
+    free(x->tab);
+    x->tab = t;
+    x->tabcap = cap;
+    return 0;
+}
+
+/* Adds l unless its hash is there already (a page in two packs: the
+** first one named wins). */
+static int idx_add(struct index *x, const struct loc *l)
+{
+    if (idx_find(x, l->hash))
+        return 0;
+    if (x->n >= UINT32_MAX - 1)
+        return fks__err(FKS_ENOMEM, "remote index too large");
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? x->cap * 2 : 4096;
+        struct loc *v = realloc(x->v, cap * sizeof *v);
+        if (!v)
+            return fks__err(FKS_ENOMEM, "out of memory (remote index of %zu pages)", x->n);
+        x->v = v;
+        x->cap = cap;
+    }
+    int rc;
+    if ((x->n + 1) * 2 > x->tabcap && (rc = idx_grow(x)))
+        return rc;
+    x->v[x->n] = *l;
+    size_t i = slot_of(l->hash, x->tabcap);
+    while (x->tab[i])
+        i = (i + 1) & (x->tabcap - 1);
+    x->tab[i] = (uint32_t)(++x->n);
+    return 0;
+}
+
+static int idx_add_pack(uint32_t *no, struct index *x, const uint8_t sha[32], uint64_t size)
+{
+    for (size_t i = x->npacks; i-- > 0;)     /* the same pack named by two indexes */
+        if (memcmp(x->packs[i].sha, sha, 32) == 0) {
+            *no = (uint32_t)i;
+            return 0;
+        }
+    if (x->npacks == x->packcap) {
+        size_t cap = x->packcap ? x->packcap * 2 : 64;
+        struct pack *p = realloc(x->packs, cap * sizeof *p);
+        if (!p)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        x->packs = p;
+        x->packcap = cap;
+    }
+    memcpy(x->packs[x->npacks].sha, sha, 32);
+    x->packs[x->npacks].size = size;
+    *no = (uint32_t)x->npacks++;
+    return 0;
+}
+
+static void idx_free(struct index *x)
+{
+    free(x->v);
+    free(x->tab);
+    free(x->packs);
+}
+
+/* ---- page maps of snapshots ---- */
+
+struct mpage {
+    uint64_t pgno;
+    uint8_t hash[16];
+};
+
+struct amap {
+    char name[65];
+    uint64_t size;
+    struct mpage *p;             /* non-zero pages, by pgno */
+    size_t n;
+};
+
+struct snapmap {
+    char tag[129], parent[129];
+    int64_t created_ms;
+    char fc_version[32], format_version[32];
+    struct amap *art;            /* by name */
+    size_t nart;
+    uint8_t content[32];
+};
+
+static void snapmap_free(struct snapmap *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nart; i++)
+        free(m->art[i].p);
+    free(m->art);
+    memset(m, 0, sizeof *m);
+}
+
+static uint64_t npages_of(uint64_t size)
+{
+    return (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
+}
+
+/* A page's own length: FKS_PAGE_SIZE but for a short last page. */
+static uint32_t rlen_of(uint64_t size, uint64_t pgno)
+{
+    uint64_t left = size - pgno * FKS_PAGE_SIZE;
+    return left < FKS_PAGE_SIZE ? (uint32_t)left : FKS_PAGE_SIZE;
+}
+
+static int cmp_art(const void *a, const void *b)
+{
+    return strcmp(((const struct amap *)a)->name, ((const struct amap *)b)->name);
+}
+
+static void content_digest(struct snapmap *m)
+{
+    qsort(m->art, m->nart, sizeof *m->art, cmp_art);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+    for (size_t i = 0; i < m->nart; i++) {
+        const struct amap *a = &m->art[i];
+        uint8_t n8[8];
+        EVP_DigestUpdate(c, a->name, strlen(a->name) + 1);
+        fks__put64(n8, a->size);
+        EVP_DigestUpdate(c, n8, 8);
+        for (size_t k = 0; k < a->n; k++) {
+            fks__put64(n8, a->p[k].pgno);
+            EVP_DigestUpdate(c, n8, 8);
+            EVP_DigestUpdate(c, a->p[k].hash, 16);
+        }
+    }
+    unsigned len = 32;
+    EVP_DigestFinal_ex(c, m->content, &len);
+    EVP_MD_CTX_free(c);
+}
+
+/* Page id -> hash, for the snapshots of one push: a chain shares most of
+** its page ids, so each id's hash is read from the catalog once. */
+struct idcache {
+    struct idc {
+        int64_t id;
+        uint8_t hash[16];
+    } *v;
+    size_t n, cap;               /* cap: power of two; id 0 = empty */
+};
+
+static struct idc *idc_slot(struct idcache *c, int64_t id)
+{
+    size_t i = (size_t)((uint64_t)id * 0x9E3779B97F4A7C15ull >> 20) & (c->cap - 1);
+    while (c->v[i].id && c->v[i].id != id)
+        i = (i + 1) & (c->cap - 1);
+    return &c->v[i];
+}
+
+/* The hash of page id of im, from the cache or the catalog. */
+static int idc_hash(uint8_t hash[16], struct idcache *c, fks_image *im, uint64_t pgno, int64_t *id)
+{
+    int rc = fks_image_page(id, NULL, im, pgno);
+    if (rc || *id == 0)
+        return rc;
+    if ((c->n + 1) * 2 > c->cap) {
+        struct idcache nc = {calloc(c->cap ? c->cap * 2 : 65536, sizeof *c->v), 0, c->cap ? c->cap * 2 : 65536};
+        if (!nc.v)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        for (size_t i = 0; i < c->cap; i++)
+            if (c->v[i].id)
+                *idc_slot(&nc, c->v[i].id) = c->v[i];
+        nc.n = c->n;
+        free(c->v);
+        *c = nc;
+    }
+    struct idc *e = idc_slot(c, *id);
+    if (e->id) {
+        memcpy(hash, e->hash, 16);
+        return 0;
+    }
+    int64_t again;
+    if ((rc = fks_image_page(&again, hash, im, pgno)))
+        return rc;
+    e->id = *id;
+    memcpy(e->hash, hash, 16);
+    c->n++;
+    return 0;
+}
+
+/* The map of local snapshot tag, read through fks_image_*. */
+static int local_map(struct snapmap *m, fks_store *s, const char *tag, struct idcache *cache)
+{
+    memset(m, 0, sizeof *m);
+    fks_snapinfo si;
+    fks_branch_info bi;
+    fks_snap_stats *st = NULL;
+    int rc = fks_get(&si, s, tag);
+    if (rc == 0)
+        rc = fks_branch_info_get(&bi, s, tag);
+    if (rc == 0)
+        rc = fks_snap_stats_get(&st, s, tag);
+    if (rc)
+        return rc;
+    snprintf(m->tag, sizeof m->tag, "%s", si.tag);
+    snprintf(m->parent, sizeof m->parent, "%s", si.parent);
+    m->created_ms = si.created_ms;
+    snprintf(m->fc_version, sizeof m->fc_version, "%s", bi.fc_version);
+    snprintf(m->format_version, sizeof m->format_version, "%s", bi.format_version);
+    if (!(m->art = calloc(st->n_artifacts ? st->n_artifacts : 1, sizeof *m->art))) {
+        fks_snap_stats_free(st);
+        return fks__err(FKS_ENOMEM, "out of memory");
+    }
+    m->nart = st->n_artifacts;
+    for (size_t i = 0; i < st->n_artifacts && rc == 0; i++) {
+        struct amap *a = &m->art[i];
+        snprintf(a->name, sizeof a->name, "%s", st->artifacts[i].name);
+        fks_image *im = NULL;
+        if ((rc = fks_image_open(&im, s, tag, a->name)))
+            break;
+        fks_image_info info;
+        fks_image_info_get(&info, im);
+        a->size = info.size;
+        size_t nr;
+        const fks_run *r = fks_image_runs(im, &nr);
+        if (!(a->p = malloc((info.stored_pages ? info.stored_pages : 1) * sizeof *a->p))) {
+            fks_image_close(im);
+            rc = fks__err(FKS_ENOMEM, "out of memory (map of %llu pages)", (unsigned long long)info.stored_pages);
+            break;
+        }
+        for (size_t k = 0; k < nr && rc == 0; k++)
+            for (uint64_t g = r[k].pgno; g < r[k].pgno + r[k].npages && rc == 0; g++) {
+                int64_t id;
+                if (a->n >= info.stored_pages)
+                    rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s: more pages than counted", tag, a->name);
+                else if ((rc = idc_hash(a->p[a->n].hash, cache, im, g, &id)) == 0 && id)
+                    a->p[a->n++].pgno = g;
+            }
+        fks_image_close(im);
+    }
+    fks_snap_stats_free(st);
+    if (rc) {
+        snapmap_free(m);
+        return fks__errctx(rc, "snapshot %s", tag);
+    }
+    content_digest(m);
+    return 0;
+}
+
+/* ---- the remote handle ---- */
+
+struct rem {
+    fks_store *s;
+    fks_remote r;
+    s3_creds creds;
+    s3_client *c;
+    char pfx[520];
+    struct index idx;
+    uint8_t (*have)[32];         /* packs in the bucket listing (push), sorted */
+    size_t nhave;
+    fks_remote_stats st;
+    double t0;
+    ZSTD_CCtx *cctx;
+    ZSTD_DCtx *dctx;
+    /* push: the pack being filled and what the next index will name */
+    struct buf pack_data;
+    struct loc *pending;         /* entries of the open pack (off relative to data) */
+    size_t npending, pendcap;
+    size_t idx_first_loc, idx_first_pack;
+    uint64_t packs_since_index;
+};
+
+/* The key P dir name ext. */
+static int key_of(char *out, size_t len, const struct rem *m, const char *dir, const char *name, const char *ext)
+{
+    return fks__path(out, len, "%s%s%s%s", m->pfx, dir, name, ext);
+}
+
+static int rem_open(struct rem *m, fks_store *s, const char *name)
+{
+    memset(m, 0, sizeof *m);
+    m->s = s;
+    m->t0 = fks__now();
+    int rc = fks_remote_get(&m->r, s, name);
+    if (rc == 0)
+        rc = s3_creds_load(&m->creds);
+    if (rc)
+        return rc;
+    snprintf(m->pfx, sizeof m->pfx, "%s%s", m->r.prefix, m->r.prefix[0] ? "/" : "");
+    s3_cfg cfg = {.endpoint = m->r.endpoint, .bucket = m->r.bucket, .region = m->r.region, .creds = &m->creds};
+    const char *att = getenv("FORKSTORE_S3_ATTEMPTS");
+    if (att && *att) {
+        char *end;
+        long v = strtol(att, &end, 10);
+        if (*end || v < 1 || v > 100)
+            return fks__err(FKS_EINVAL, "FORKSTORE_S3_ATTEMPTS=%s: give a number from 1 to 100", att);
+        cfg.max_attempts = (int)v;
+    }
+    if ((rc = s3_open(&m->c, &cfg)))
+        return rc;
+    if (!(m->cctx = ZSTD_createCCtx()) || !(m->dctx = ZSTD_createDCtx()))
+        return fks__err(FKS_ENOMEM, "out of memory (zstd)");
+    return 0;
+}
+
+static void rem_close(struct rem *m, fks_remote_stats *out)
+{
+    if (m->c) {
+        s3_stats ss;
+        s3_stats_get(&ss, m->c);
+        m->st.bytes_up = ss.bytes_up;
+        m->st.bytes_down = ss.bytes_down;
+        m->st.requests = ss.requests;
+        m->st.retries = ss.retries;
+    }
+    m->st.seconds = fks__now() - m->t0;
+    if (out)
+        *out = m->st;
+    s3_close(m->c);
+    idx_free(&m->idx);
+    free(m->have);
+    free(m->pack_data.b);
+    free(m->pending);
+    ZSTD_freeCCtx(m->cctx);
+    ZSTD_freeDCtx(m->dctx);
+    memset(&m->creds, 0, sizeof m->creds);
+}
+
+static int nibble(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* 64 lower-case hex digits into 32 bytes; -1 if h is not that. */
+static int unhex32(uint8_t out[32], const char *h)
+{
+    for (int i = 0; i < 32; i++) {
+        int hi = nibble(h[2 * i]), lo = hi < 0 ? -1 : nibble(h[2 * i + 1]);
+        if (lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+static void hex32(char out[65], const uint8_t h[32])
+{
+    static const char d[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = d[h[i] >> 4];
+        out[2 * i + 1] = d[h[i] & 15];
+    }
+    out[64] = 0;
+}
+
+/* The SHA-256 a key "P dir/<hex>.ext" names; -1 if it is not such a key. */
+static int name_sha(uint8_t sha[32], const struct rem *m, const char *key, const char *dir, const char *ext)
+{
+    size_t pl = strlen(m->pfx), dl = strlen(dir), el = strlen(ext);
+    if (strncmp(key, m->pfx, pl) != 0 || strncmp(key + pl, dir, dl) != 0 || strlen(key) != pl + dl + 64 + el ||
+        strcmp(key + pl + dl + 64, ext) != 0)
+        return -1;
+    return unhex32(sha, key + pl + dl);
+}
+
+struct keylist {
+    char **k;
+    size_t n, cap;
+};
+
+static int collect(void *arg, const char *key, uint64_t size)
+{
+    (void)size;
+    struct keylist *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **k = realloc(l->k, cap * sizeof *k);
+        if (!k)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        l->k = k;
+        l->cap = cap;
+    }
+    if (!(l->k[l->n] = strdup(key)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    l->n++;
+    return 0;
+}
+
+static void keylist_free(struct keylist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->k[i]);
+    free(l->k);
+}
+
+/* Parses index object b (len bytes, already checked against its name). */
+static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key)
+{
+    if (len < 16 || memcmp(b, IDX_MAGIC, 8) != 0)
+        return fks__err(FKS_ECORRUPT, "remote index %s: not an index (bad magic)", key);
+    uint64_t p = fks__get32(b + 8), n = fks__get32(b + 12);
+    if (16 + 40 * p + 36 * n != len)
+        return fks__err(FKS_ECORRUPT, "remote index %s: %zu bytes for %llu packs and %llu pages", key, len,
+                        (unsigned long long)p, (unsigned long long)n);
+    uint32_t *map = calloc(p ? p : 1, sizeof *map);
+    if (!map)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int rc = 0;
+    for (uint64_t i = 0; i < p && rc == 0; i++)
+        rc = idx_add_pack(&map[i], x, b + 16 + 40 * i, fks__get64(b + 16 + 40 * i + 32));
+    const uint8_t *e = b + 16 + 40 * p;
+    for (uint64_t i = 0; i < n && rc == 0; i++, e += 36) {
+        struct loc l;
+        memcpy(l.hash, e, 16);
+        uint32_t pk = fks__get32(e + 16);
+        l.off = fks__get64(e + 20);
+        l.clen = fks__get32(e + 28);
+        l.rlen = get16(e + 32);
+        l.enc = e[34];
+        if (pk >= p || l.rlen == 0 || l.rlen > FKS_PAGE_SIZE || l.enc > 1 || (l.enc == 0 && l.clen != l.rlen) ||
+            l.clen == 0 || l.off + l.clen > x->packs[map[pk]].size) {
+            rc = fks__err(FKS_ECORRUPT, "remote index %s: entry %llu is malformed", key, (unsigned long long)i);
+            break;
+        }
+        l.pack = map[pk];
+        rc = idx_add(x, &l);
+    }
+    free(map);
+    return rc;
+}
+
+/* Reads every index object (design: the union is the remote's index). */
+static int load_index(struct rem *m)
+{
+    char pre[600];
+    struct keylist l = {0};
+    int rc = fks__path(pre, sizeof pre, "%sindex/", m->pfx);
+    if (rc == 0)
+        rc = s3_list(m->c, pre, collect, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        uint8_t want[32], got[32];
+        if (name_sha(want, m, l.k[i], "index/", ".idx"))
+            continue;   /* not ours: ignored */
+        uint8_t *b;
+        size_t len;
+        if ((rc = s3_get(&b, &len, m->c, l.k[i], 0, 0)))
+            break;
+        s3_sha256(got, b, len);
+        if (memcmp(want, got, 32) != 0)
+            rc = fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)", l.k[i]);
+        else
+            rc = index_parse(&m->idx, b, len, l.k[i]);
+        free(b);
+    }
+    keylist_free(&l);
+    return rc ? fks__errctx(rc, "remote %s", m->r.name) : 0;
+}
+
+static int cmp_sha(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* The packs in the bucket (push: a pack already there is not sent again). */
+static int load_have(struct rem *m)
+{
+    char pre[600];
+    struct keylist l = {0};
+    int rc = fks__path(pre, sizeof pre, "%spacks/", m->pfx);
+    if (rc == 0)
+        rc = s3_list(m->c, pre, collect, &l);
+    if (rc == 0 && l.n && !(m->have = malloc(l.n * sizeof *m->have)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < l.n && rc == 0; i++)
+        if (name_sha(m->have[m->nhave], m, l.k[i], "packs/", ".pack") == 0)
+            m->nhave++;
+    keylist_free(&l);
+    if (m->nhave && m->have)
+        qsort(m->have, m->nhave, 32, cmp_sha);
+    return rc;
+}
+
+/* ---- push ---- */
+
+/* Writes an index object for the locs and packs added since the last one. */
+static int index_flush(struct rem *m)
+{
+    struct index *x = &m->idx;
+    if (x->n == m->idx_first_loc)
+        return 0;
+    size_t p0 = m->idx_first_pack, np = x->npacks - p0, n = x->n - m->idx_first_loc;
+    struct buf b = {0};
+    buf_add(&b, IDX_MAGIC, 8);
+    buf_u32(&b, (uint32_t)np);
+    buf_u32(&b, (uint32_t)n);
+    for (size_t i = p0; i < x->npacks; i++) {
+        buf_add(&b, x->packs[i].sha, 32);
+        buf_u64(&b, x->packs[i].size);
+    }
+    for (size_t i = m->idx_first_loc; i < x->n; i++) {
+        const struct loc *l = &x->v[i];
+        assert(l->pack >= p0);
+        buf_add(&b, l->hash, 16);
+        buf_u32(&b, (uint32_t)(l->pack - p0));
+        buf_u64(&b, l->off);
+        buf_u32(&b, l->clen);
+        buf_u16(&b, l->rlen);
+        buf_u8(&b, l->enc);
+        buf_u8(&b, 0);
+    }
+    int rc = 0;
+    if (b.oom)
+        rc = fks__err(FKS_ENOMEM, "out of memory (remote index)");
+    if (rc == 0) {
+        uint8_t sha[32];
+        char hx[65], key[700];
+        s3_sha256(sha, b.b, b.len);
+        hex32(hx, sha);
+        if ((rc = key_of(key, sizeof key, m, "index/", hx, ".idx")) == 0)
+            rc = s3_put(m->c, key, b.b, b.len, hx);
+    }
+    free(b.b);
+    if (rc == 0) {
+        m->idx_first_loc = x->n;
+        m->idx_first_pack = x->npacks;
+        m->packs_since_index = 0;
+    }
+    return rc;
+}
+
+/* Closes the open pack: builds it, names it, uploads it unless the bucket
+** has it (design 2), then adds its pages to the index. */
+static int pack_flush(struct rem *m)
+{
+    if (!m->npending)
+        return 0;
+    uint64_t hdr = 16 + 32 * (uint64_t)m->npending;
+    struct buf b = {0};
+    buf_need(&b, hdr + m->pack_data.len);
+    buf_add(&b, PACK_MAGIC, 8);
+    buf_u32(&b, (uint32_t)m->npending);
+    buf_u32(&b, 0);
+    for (size_t i = 0; i < m->npending; i++) {
+        struct loc *l = &m->pending[i];
+        l->off += hdr;
+        buf_add(&b, l->hash, 16);
+        buf_u64(&b, l->off);
+        buf_u32(&b, l->clen);
+        buf_u16(&b, l->rlen);
+        buf_u8(&b, l->enc);
+        buf_u8(&b, 0);
+    }
+    buf_add(&b, m->pack_data.b, m->pack_data.len);
+    int rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory (pack)") : 0;
+    uint8_t sha[32];
+    if (rc == 0) {
+        s3_sha256(sha, b.b, b.len);
+        if (m->nhave && bsearch(sha, m->have, m->nhave, 32, cmp_sha)) {
+            m->st.packs_reused++;
+        } else {
+            char hx[65], key[700];
+            hex32(hx, sha);
+            if ((rc = key_of(key, sizeof key, m, "packs/", hx, ".pack")) == 0 &&
+                (rc = s3_put(m->c, key, b.b, b.len, hx)) == 0)
+                m->st.packs++;
+        }
+    }
+    uint32_t no = 0;
+    if (rc == 0)
+        rc = idx_add_pack(&no, &m->idx, sha, b.len);
+    for (size_t i = 0; i < m->npending && rc == 0; i++) {
+        m->pending[i].pack = no;
+        rc = idx_add(&m->idx, &m->pending[i]);
+    }
+    free(b.b);
+    if (rc)
+        return rc;
+    m->npending = 0;
+    m->pack_data.len = 0;
+    if (++m->packs_since_index >= INDEX_EVERY)
+        rc = index_flush(m);
+    return rc;
+}
+
+/* Is h in the open pack? (a linear scan would be quadratic: pages of the
+** open pack are also kept in a small side table) */
+struct pendset {
+    uint8_t (*h)[16];
+    size_t cap;                  /* power of two; entries all-zero = empty */
+    size_t n;
+};
+
+static int pend_has_or_add(struct pendset *p, const uint8_t h[16], int *had)
+{
+    *had = 0;
+    if ((p->n + 1) * 2 > p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4096;
+        uint8_t (*t)[16] = calloc(cap, 16);
+        if (!t)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        for (size_t i = 0; i < p->cap; i++)
+            if (memcmp(p->h[i], ZERO16, 16) != 0) {
+                size_t k = slot_of(p->h[i], cap);
+                while (memcmp(t[k], ZERO16, 16) != 0)
+                    k = (k + 1) & (cap - 1);
+                memcpy(t[k], p->h[i], 16);
+            }
+        free(p->h);
+        p->h = t;
+        p->cap = cap;
+    }
+    size_t k = slot_of(h, p->cap);
+    while (memcmp(p->h[k], ZERO16, 16) != 0) {
+        if (memcmp(p->h[k], h, 16) == 0) {
+            *had = 1;
+            return 0;
+        }
+        k = (k + 1) & (p->cap - 1);
+    }
+    memcpy(p->h[k], h, 16);
+    p->n++;
+    return 0;
+}
+
+static void pend_clear(struct pendset *p)
+{
+    if (p->h)
+        memset(p->h, 0, p->cap * 16);
+    p->n = 0;
+}
+
+/* Adds one page (rlen bytes of page) to the open pack. */
+static int pack_add(struct rem *m, const uint8_t hash[16], const uint8_t *page, uint32_t rlen)
+{
+    uint8_t z[FKS_PAGE_SIZE + 64];
+    size_t n = ZSTD_compressCCtx(m->cctx, z, sizeof z, page, rlen, ZLEVEL);
+    if (ZSTD_isError(n))
+        return fks__err(FKS_ERR, "zstd: %s", ZSTD_getErrorName(n));
+    struct loc l = {.off = m->pack_data.len, .rlen = (uint16_t)rlen};
+    memcpy(l.hash, hash, 16);
+    if (n < rlen) {
+        l.enc = 1;
+        l.clen = (uint32_t)n;
+        buf_add(&m->pack_data, z, n);
+    } else {
+        l.enc = 0;
+        l.clen = rlen;
+        buf_add(&m->pack_data, page, rlen);
+    }
+    if (m->npending == m->pendcap) {
+        size_t cap = m->pendcap ? m->pendcap * 2 : 1024;
+        struct loc *v = realloc(m->pending, cap * sizeof *v);
+        if (!v)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        m->pending = v;
+        m->pendcap = cap;
+    }
+    if (m->pack_data.oom)
+        return fks__err(FKS_ENOMEM, "out of memory (pack)");
+    m->pending[m->npending++] = l;
+    m->st.pages_sent++;
+    m->st.page_bytes += l.clen;
+    return 0;
+}
+
+struct prog {
+    fks_progress_fn fn;
+    void *arg;
+    uint64_t done, total;
+    double last;
+};
+
+static void prog_tick(struct prog *p, uint64_t add, int final)
+{
+    p->done += add;
+    if (!p->fn)
+        return;
+    double now = fks__now();
+    if (final || now - p->last >= 0.1) {
+        p->fn(p->arg, final ? p->total : p->done, p->total);
+        p->last = now;
+    }
+}
+
+/* Sends the pages of snapshot map->tag that the remote lacks. */
+static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *ps, struct prog *pg)
+{
+    int rc = 0;
+    uint8_t page[FKS_PAGE_SIZE], h[16];
+    for (size_t i = 0; i < map->nart && rc == 0; i++) {
+        const struct amap *a = &map->art[i];
+        fks_image *im = NULL;
+        if ((rc = fks_image_open(&im, m->s, map->tag, a->name)))
+            break;
+        for (size_t k = 0; k < a->n && rc == 0; k++) {
+            const struct mpage *p = &a->p[k];
+            m->st.pages++;
+            prog_tick(pg, FKS_PAGE_SIZE, 0);
+            int had = 0;
+            if (idx_find(&m->idx, p->hash)) {
+                m->st.pages_dedup++;
+                continue;
+            }
+            if ((rc = pend_has_or_add(ps, p->hash, &had)) || had)
+                continue;
+            uint32_t rlen = rlen_of(a->size, p->pgno);
+            if ((rc = fks_image_read(im, p->pgno, 1, page)))
+                break;
+            fks__hash(h, page, rlen);
+            if (memcmp(h, p->hash, 16) != 0) {
+                rc = fks__err(FKS_ECORRUPT, "snapshot %s, %s page %llu: read bytes do not match its hash",
+                              map->tag, a->name, (unsigned long long)p->pgno);
+                break;
+            }
+            if ((rc = pack_add(m, p->hash, page, rlen)) == 0 && m->pack_data.len >= PACK_TARGET) {
+                rc = pack_flush(m);
+                pend_clear(ps);
+            }
+        }
+        fks_image_close(im);
+        if (rc)
+            fks__errctx(rc, "push %s, %s", map->tag, a->name);
+    }
+    if (rc == 0 && (rc = pack_flush(m)) == 0)
+        rc = index_flush(m);
+    pend_clear(ps);
+    return rc;
+}
+
+/* The pages of a (by pgno) whose hash differs from b's page at the same
+** pgno, into d (room for a->n + b->n): a's page, or 16 zero bytes where a
+** has a zero page and b has not (pages of b at or past a's end are not
+** listed). Returns their number. */
+static size_t map_diff(struct mpage *d, const struct amap *a, const struct amap *b)
+{
+    size_t nd = 0, i = 0, j = 0;
+    uint64_t np = npages_of(a->size);
+    while (i < a->n || j < b->n) {
+        if (j >= b->n || (i < a->n && a->p[i].pgno < b->p[j].pgno)) {
+            d[nd++] = a->p[i++];
+        } else if (i >= a->n || b->p[j].pgno < a->p[i].pgno) {
+            if (b->p[j].pgno < np) {   /* the parent's page became zero */
+                d[nd].pgno = b->p[j].pgno;
+                memset(d[nd++].hash, 0, 16);
+            }
+            j++;
+        } else {
+            if (memcmp(a->p[i].hash, b->p[j].hash, 16) != 0)
+                d[nd++] = a->p[i];
+            i++;
+            j++;
+        }
+    }
+    return nd;
+}
+
+/* Encodes the pages of a (by pgno) that differ from b (NULL: all). */
+static void put_ranges(struct buf *o, const struct amap *a, const struct amap *b)
+{
+    /* First the list of (pgno, hash) to write, then grouped into ranges. */
+    struct mpage *d = malloc((a->n + (b ? b->n : 0) + 1) * sizeof *d);
+    if (!d) {
+        o->oom = 1;
+        return;
+    }
+    size_t nd;
+    if (!b) {
+        memcpy(d, a->p, a->n * sizeof *d);
+        nd = a->n;
+    } else {
+        nd = map_diff(d, a, b);
+    }
+    size_t nr = 0;
+    for (size_t k = 0; k < nd; k++)
+        if (k == 0 || d[k].pgno != d[k - 1].pgno + 1)
+            nr++;
+    buf_u32(o, (uint32_t)nr);
+    for (size_t k = 0; k < nd;) {
+        size_t e = k + 1;
+        while (e < nd && d[e].pgno == d[e - 1].pgno + 1)
+            e++;
+        buf_u64(o, d[k].pgno);
+        buf_u64(o, e - k);
+        for (size_t q = k; q < e; q++)
+            buf_add(o, d[q].hash, 16);
+        k = e;
+    }
+    free(d);
+}
+
+static const struct amap *art_named(const struct snapmap *m, const char *name)
+{
+    for (size_t i = 0; m && i < m->nart; i++)
+        if (strcmp(m->art[i].name, name) == 0)
+            return &m->art[i];
+    return NULL;
+}
+
+static int manifest_encode(struct buf *o, const struct snapmap *m, const struct snapmap *parent)
+{
+    char hx[65];
+    hex32(hx, m->content);
+    struct buf *body = calloc(m->nart ? m->nart : 1, sizeof *body);
+    if (!body)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    json_object *j = json_object_new_object(), *arts = json_object_new_array();
+    json_object_object_add(j, "format", json_object_new_int(1));
+    json_object_object_add(j, "tag", json_object_new_string(m->tag));
+    json_object_object_add(j, "parent", m->parent[0] ? json_object_new_string(m->parent) : NULL);
+    json_object_object_add(j, "created_ms", json_object_new_int64(m->created_ms));
+    json_object_object_add(j, "fc_version", m->fc_version[0] ? json_object_new_string(m->fc_version) : NULL);
+    json_object_object_add(j, "format_version",
+                           m->format_version[0] ? json_object_new_string(m->format_version) : NULL);
+    json_object_object_add(j, "content", json_object_new_string(hx));
+    int oom = 0;
+    for (size_t i = 0; i < m->nart; i++) {
+        const struct amap *a = &m->art[i], *pa = art_named(parent, a->name);
+        struct buf full = {0}, delta = {0};
+        put_ranges(&full, a, NULL);
+        if (pa)
+            put_ranges(&delta, a, pa);
+        int use_delta = pa && !delta.oom && delta.len < full.len;
+        body[i] = use_delta ? delta : full;
+        free(use_delta ? full.b : delta.b);
+        oom |= body[i].oom;
+        json_object *ja = json_object_new_object();
+        json_object_object_add(ja, "name", json_object_new_string(a->name));
+        json_object_object_add(ja, "size", json_object_new_int64((int64_t)a->size));
+        json_object_object_add(ja, "delta", json_object_new_boolean(use_delta));
+        json_object_array_add(arts, ja);
+    }
+    json_object_object_add(j, "artifacts", arts);
+    const char *js = json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    buf_add(o, MAN_MAGIC, 8);
+    buf_u32(o, (uint32_t)strlen(js));
+    buf_add(o, js, strlen(js));
+    json_object_put(j);
+    for (size_t i = 0; i < m->nart; i++) {
+        buf_add(o, body[i].b, body[i].len);
+        free(body[i].b);
+    }
+    free(body);
+    uint8_t sha[32];
+    if (!o->oom)
+        s3_sha256(sha, o->b, o->len);
+    buf_add(o, sha, 32);
+    return oom || o->oom ? fks__err(FKS_ENOMEM, "out of memory (manifest)") : 0;
+}
+
+/* Checks a manifest's trailer and parses its JSON header: *jout (caller
+** puts), *body the first byte after it. */
+static int manifest_header(json_object **jout, const uint8_t **body, const uint8_t *b, size_t len, const char *key)
+{
+    *jout = NULL;
+    *body = b;
+    uint8_t sha[32];
+    if (len < 12 + 32 || memcmp(b, MAN_MAGIC, 8) != 0)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: not a manifest (bad magic or too short)", key);
+    s3_sha256(sha, b, len - 32);
+    if (memcmp(sha, b + len - 32, 32) != 0)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: its checksum (SHA-256) does not match", key);
+    uint64_t jl = fks__get32(b + 8);
+    if (12 + jl + 32 > len)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: header length %llu past the end", key,
+                        (unsigned long long)jl);
+    json_tokener *t = json_tokener_new();
+    json_object *j = t ? json_tokener_parse_ex(t, (const char *)b + 12, (int)jl) : NULL;
+    int ok = j && json_tokener_get_error(t) == json_tokener_success && json_object_is_type(j, json_type_object);
+    json_tokener_free(t);
+    if (!ok) {
+        json_object_put(j);
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: its JSON header does not parse", key);
+    }
+    *jout = j;
+    *body = b + 12 + jl;
+    return 0;
+}
+
+static const char *jstr(json_object *j, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(j, k, &v) && json_object_is_type(v, json_type_string) ? json_object_get_string(v)
+                                                                                          : NULL;
+}
+
+/* Decodes manifest b into *m; parent: the decoded map of its parent (for
+** delta artifacts; NULL for a root). */
+static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, const char *key,
+                           const struct snapmap *parent)
+{
+    memset(m, 0, sizeof *m);
+    json_object *j, *arts, *v;
+    const uint8_t *p = b, *end = b + len - 32;
+    int rc = manifest_header(&j, &p, b, len, key);
+    if (rc)
+        return rc;
+    const char *tag = jstr(j, "tag"), *par = jstr(j, "parent"), *content = jstr(j, "content");
+    if (!json_object_object_get_ex(j, "format", &v) || json_object_get_int(v) != 1) {
+        rc = fks__err(FKS_ENEWER, "remote manifest %s: format is not 1 (written by a newer forkstore?)", key);
+        goto out;
+    }
+    if (!tag || fks_check_tag(tag) || strlen(tag) >= sizeof m->tag || (par && (fks_check_tag(par) ||
+        strlen(par) >= sizeof m->parent)) || !content || strlen(content) != 64 ||
+        !json_object_object_get_ex(j, "artifacts", &arts) || !json_object_is_type(arts, json_type_array)) {
+        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent, content or artifacts", key);
+        goto out;
+    }
+    snprintf(m->tag, sizeof m->tag, "%s", tag);
+    snprintf(m->parent, sizeof m->parent, "%s", par ? par : "");
+    if (json_object_object_get_ex(j, "created_ms", &v))
+        m->created_ms = json_object_get_int64(v);
+    snprintf(m->fc_version, sizeof m->fc_version, "%s", jstr(j, "fc_version") ? jstr(j, "fc_version") : "");
+    snprintf(m->format_version, sizeof m->format_version, "%s",
+             jstr(j, "format_version") ? jstr(j, "format_version") : "");
+    size_t na = json_object_array_length(arts);
+    if (!(m->art = calloc(na ? na : 1, sizeof *m->art))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < na && rc == 0; i++) {
+        json_object *ja = json_object_array_get_idx(arts, i), *sz, *dl;
+        const char *name = jstr(ja, "name");
+        struct amap *a = &m->art[i];
+        m->nart = i + 1;
+        if (!name || fks_check_name(name) || !json_object_object_get_ex(ja, "size", &sz) ||
+            json_object_get_int64(sz) < 0 || !json_object_object_get_ex(ja, "delta", &dl)) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: artifact %zu is malformed", key, i);
+            break;
+        }
+        snprintf(a->name, sizeof a->name, "%s", name);
+        a->size = (uint64_t)json_object_get_int64(sz);
+        uint64_t np = npages_of(a->size);
+        int delta = json_object_get_boolean(dl);
+        const struct amap *pa = delta ? art_named(parent, name) : NULL;
+        if (delta && !pa) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %s is a delta but the parent has no %s", key, name,
+                          name);
+            break;
+        }
+        if (end - p < 4) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
+            break;
+        }
+        uint32_t nr = fks__get32(p);
+        p += 4;
+        /* The ranges' pages, checked for order and bounds. */
+        struct mpage *d = NULL;
+        size_t nd = 0, cap = 0;
+        uint64_t last = 0;
+        for (uint32_t r = 0; r < nr && rc == 0; r++) {
+            if (end - p < 16) {
+                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
+                break;
+            }
+            uint64_t pg = fks__get64(p), n = fks__get64(p + 8);
+            p += 16;
+            if (n == 0 || pg >= np || n > np - pg || (r && pg < last) || (uint64_t)(end - p) / 16 < n) {
+                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: range %u of %s is out of order or bounds", key,
+                              r, name);
+                break;
+            }
+            last = pg + n;
+            if (nd + n > cap) {
+                cap = (nd + n) * 2;
+                struct mpage *nv = realloc(d, cap * sizeof *nv);
+                if (!nv) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory");
+                    break;
+                }
+                d = nv;
+            }
+            for (uint64_t q = 0; q < n; q++, p += 16) {
+                d[nd].pgno = pg + q;
+                memcpy(d[nd++].hash, p, 16);
+            }
+        }
+        if (rc == 0) {
+            /* Apply to the parent's pages (delta), drop zero pages. */
+            size_t cnt = nd + (pa ? pa->n : 0);
+            size_t x = 0, y = 0;
+            if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p))) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                x = nd;
+                pa = NULL;
+            }
+            while (rc == 0 && (x < nd || (pa && y < pa->n))) {
+                if (pa && y < pa->n && (x >= nd || pa->p[y].pgno < d[x].pgno)) {
+                    if (pa->p[y].pgno < np)
+                        a->p[a->n++] = pa->p[y];
+                    y++;
+                } else {
+                    if (pa && y < pa->n && pa->p[y].pgno == d[x].pgno)
+                        y++;
+                    if (memcmp(d[x].hash, ZERO16, 16) != 0)
+                        a->p[a->n++] = d[x];
+                    else if (!delta)
+                        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: a zero hash in the full map of %s", key,
+                                      name);
+                    x++;
+                }
+            }
+        }
+        free(d);
+    }
+    if (rc == 0 && p != end)
+        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %td bytes after the last map", key, end - p);
+    if (rc == 0) {
+        uint8_t want[32];
+        if (unhex32(want, content)) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: content is not hex", key);
+        } else {
+            content_digest(m);
+            if (memcmp(want, m->content, 32) != 0)
+                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: its pages do not give its content digest", key);
+        }
+    }
+out:
+    json_object_put(j);
+    if (rc)
+        snapmap_free(m);
+    return rc;
+}
+
+/* 1 if the remote has a manifest for tag with content `content`, 0 if
+** none; FKS_EEXIST if one with other content. */
+static int remote_has(struct rem *m, const char *tag, const uint8_t content[32])
+{
+    char key[700];
+    int rc = key_of(key, sizeof key, m, "snapshots/", tag, ".manifest");
+    uint8_t *b = NULL;
+    size_t len;
+    if (rc == 0)
+        rc = s3_get(&b, &len, m->c, key, 0, 0);
+    if (rc == FKS_ENOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    json_object *j;
+    const uint8_t *body;
+    if ((rc = manifest_header(&j, &body, b, len, key)) == 0) {
+        const char *c = jstr(j, "content");
+        uint8_t have[32];
+        if (!c || strlen(c) != 64 || unhex32(have, c))
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: no content digest", key);
+        else if (memcmp(have, content, 32) != 0)
+            rc = fks__err(FKS_EEXIST, "remote %s already holds a different snapshot %s (pushed from another "
+                          "store?): rename the local one (tag) and push again", m->r.name, tag);
+        else
+            rc = 1;
+        json_object_put(j);
+    }
+    free(b);
+    return rc;
+}
+
+int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg)
+{
+    struct rem m;
+    struct pendset ps = {0};
+    struct idcache cache = {0};
+    struct prog pg = {progress, progress_arg, 0, 0, 0};
+    char (*done)[129] = NULL;
+    size_t ndone = 0, capdone = 0;
+    int rc = rem_open(&m, s, remote);
+    if (rc == 0)
+        rc = load_index(&m);
+    if (rc == 0)
+        rc = load_have(&m);
+    m.idx_first_loc = m.idx.n;          /* our indexes name only what we add */
+    m.idx_first_pack = m.idx.npacks;
+    for (size_t t = 0; t < n && rc == 0; t++) {
+        fks_snapinfo *chain = NULL;
+        size_t nc = 0;
+        if ((rc = fks_chain(&chain, &nc, s, tags[t])))
+            break;
+        for (size_t k = 0; k < nc; k++)
+            pg.total += chain[k].logical_bytes;
+        struct snapmap prev = {0}, cur;
+        for (size_t k = 0; k < nc && rc == 0; k++) {
+            int seen = 0;
+            for (size_t q = 0; q < ndone && !seen; q++)
+                seen = strcmp(done[q], chain[k].tag) == 0;
+            if ((rc = local_map(&cur, s, chain[k].tag, &cache)))
+                break;
+            if (!seen) {
+                int has = remote_has(&m, cur.tag, cur.content);
+                if (has < 0) {
+                    rc = has;
+                } else if (has) {
+                    m.st.skipped++;
+                } else {
+                    struct buf man = {0};
+                    char key[700];
+                    if ((rc = send_pages(&m, &cur, &ps, &pg)) == 0 &&          /* invariant 1 */
+                        (rc = manifest_encode(&man, &cur, k ? &prev : NULL)) == 0 &&
+                        (rc = key_of(key, sizeof key, &m, "snapshots/", cur.tag, ".manifest")) == 0 &&
+                        (rc = s3_put(m.c, key, man.b, man.len, NULL)) == 0)
+                        m.st.snapshots++;
+                    free(man.b);
+                }
+                if (rc == 0) {
+                    if (ndone == capdone) {
+                        capdone = capdone ? capdone * 2 : 16;
+                        char (*nd)[129] = realloc(done, capdone * sizeof *nd);
+                        if (!nd) {
+                            rc = fks__err(FKS_ENOMEM, "out of memory");
+                        } else {
+                            done = nd;
+                        }
+                    }
+                    if (rc == 0)
+                        snprintf(done[ndone++], 129, "%s", cur.tag);
+                }
+            }
+            snapmap_free(&prev);
+            prev = cur;
+        }
+        snapmap_free(&prev);
+        free(chain);
+    }
+    prog_tick(&pg, 0, 1);
+    free(done);
+    free(ps.h);
+    free(cache.v);
+    if (rc)
+        fks__errctx(rc, "push to remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+    rem_close(&m, st);
+    return rc;
+}
+
+/* ---- pull ---- */
+
+/* One page to place: hash, file, pgno. */
+struct need {
+    uint8_t hash[16];
+    uint32_t art;
+    uint64_t pgno;
+};
+
+static int cmp_need(const void *a, const void *b)
+{
+    int c = memcmp(((const struct need *)a)->hash, ((const struct need *)b)->hash, 16);
+    if (c)
+        return c;
+    const struct need *x = a, *y = b;
+    return x->art != y->art ? (x->art < y->art ? -1 : 1) : (x->pgno < y->pgno ? -1 : x->pgno > y->pgno);
+}
+
+struct fetch {
+    const struct loc *l;
+    size_t first;                /* its first struct need */
+};
+
+static int cmp_fetch(const void *a, const void *b)
+{
+    const struct loc *x = ((const struct fetch *)a)->l, *y = ((const struct fetch *)b)->l;
+    if (x->pack != y->pack)
+        return x->pack < y->pack ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* Writes page bytes (len) at every place of the need group starting at k. */
+static int place(const int *fds, const struct snapmap *map, const struct need *nd, size_t nn, size_t k,
+                 const uint8_t *page, uint32_t len)
+{
+    for (size_t q = k; q < nn && memcmp(nd[q].hash, nd[k].hash, 16) == 0; q++) {
+        const struct amap *a = &map->art[nd[q].art];
+        uint32_t want = rlen_of(a->size, nd[q].pgno);
+        if (len != want)
+            return fks__err(FKS_ECORRUPT, "page %llu of %s: %u bytes, where the file needs %u",
+                            (unsigned long long)nd[q].pgno, a->name, len, want);
+        int rc = fks__pwrite_full(fds[nd[q].art], page, len, (off_t)(nd[q].pgno * FKS_PAGE_SIZE), a->name);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Builds snapshot map's files and ingests them with their parent (whose
+** decoded map is parent, NULL for a root). An artifact the parent has at
+** the same size is written as a Diff: only the pages that differ, zero
+** pages as explicit zeros, holes inheriting the parent's pages; ingest then
+** reads only those. */
+static int import_snapshot(struct rem *m, const struct snapmap *map, const struct snapmap *parent,
+                           struct prog *pg)
+{
+    char dir[4200] = "";
+    int rc = 0, named = access("/proc/self/fd", X_OK) != 0;
+    int *fds = malloc((map->nart ? map->nart : 1) * sizeof *fds);
+    char (*paths)[4300] = malloc((map->nart ? map->nart : 1) * sizeof *paths);
+    fks_artifact_in *ins = calloc(map->nart ? map->nart : 1, sizeof *ins);
+    struct need *nd = NULL;
+    struct fetch *fe = NULL;
+    struct mpage *d = NULL;
+    size_t nn = 0, nf = 0, nopen = 0;
+    if (!fds || !paths || !ins) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t dmax = 0;
+    for (size_t i = 0; i < map->nart; i++) {
+        const struct amap *pa = art_named(parent, map->art[i].name);
+        size_t both = map->art[i].n + (pa ? pa->n : 0);
+        nn += both;
+        dmax = both > dmax ? both : dmax;
+    }
+    if (!(nd = malloc((nn ? nn : 1) * sizeof *nd)) || !(fe = malloc((nn ? nn : 1) * sizeof *fe)) ||
+        !(d = malloc((dmax ? dmax : 1) * sizeof *d))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory (%zu pages)", nn);
+        goto out;
+    }
+    /* The files are O_TMPFILE files in the store's directory, handed to
+    ** ingest as /proc/self/fd/N: a killed pull leaves nothing behind. Where
+    ** that is not supported, named files in a private directory there. */
+    for (size_t i = 0; i < map->nart && rc == 0; i++, nopen++) {
+        const struct amap *a = &map->art[i];
+        fds[i] = named ? -1 : open(remote__store_dir(m->s), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fds[i] >= 0) {
+            snprintf(paths[i], sizeof paths[i], "/proc/self/fd/%d", fds[i]);
+        } else if (!named && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+            rc = fks__errno(FKS_EIO, errno, "create a temporary file in %s", remote__store_dir(m->s));
+            break;
+        } else {
+            if (!dir[0]) {
+                if ((rc = fks__path(dir, sizeof dir, "%s/remote-pull.XXXXXX", remote__store_dir(m->s))))
+                    break;
+                if (!mkdtemp(dir)) {
+                    rc = fks__errno(FKS_EIO, errno, "create %s", dir);
+                    dir[0] = 0;
+                    break;
+                }
+            }
+            named = 1;
+            snprintf(paths[i], sizeof paths[i], "%s/%s", dir, a->name);
+            if ((fds[i] = open(paths[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+                rc = fks__errno(FKS_EIO, errno, "create %s", paths[i]);
+                break;
+            }
+        }
+        if (ftruncate(fds[i], (off_t)a->size)) {
+            rc = fks__errno(FKS_EIO, errno, "size %s", paths[i]);
+            nopen++;
+            break;
+        }
+        ins[i] = (fks_artifact_in){a->name, paths[i], 0};
+    }
+    if (rc)
+        goto out;
+    size_t k = 0;
+    static const uint8_t zeros[FKS_PAGE_SIZE];
+    for (size_t i = 0; i < map->nart && rc == 0; i++) {
+        const struct amap *a = &map->art[i], *pa = art_named(parent, a->name);
+        const struct mpage *src = a->p;
+        size_t ns = a->n;
+        struct stat sb;
+        /* A Diff's cover is its data extents: only with blocks of at most a
+        ** page is a written page's extent that page alone. */
+        int diff = pa && pa->size == a->size && fstat(fds[i], &sb) == 0 && sb.st_blksize <= FKS_PAGE_SIZE;
+        if (diff) {
+            ns = map_diff(d, a, pa);
+            src = d;
+        }
+        m->st.pages += a->n;
+        for (size_t q = 0; q < ns && rc == 0; q++) {
+            if (memcmp(src[q].hash, ZERO16, 16) == 0) {   /* a page that became zero */
+                rc = fks__pwrite_full(fds[i], zeros, rlen_of(a->size, src[q].pgno),
+                                      (off_t)(src[q].pgno * FKS_PAGE_SIZE), a->name);
+                continue;
+            }
+            memcpy(nd[k].hash, src[q].hash, 16);
+            nd[k].art = (uint32_t)i;
+            nd[k++].pgno = src[q].pgno;
+        }
+        ins[i].diff = diff;
+    }
+    nn = k;
+    if (rc)
+        goto out;
+    qsort(nd, nn, sizeof *nd, cmp_need);
+    /* Pages the store has are copied from it; the others are fetched. */
+    uint8_t page[FKS_PAGE_SIZE];
+    for (k = 0; k < nn && rc == 0;) {
+        size_t e = k + 1;
+        while (e < nn && memcmp(nd[e].hash, nd[k].hash, 16) == 0)
+            e++;
+        int64_t id;
+        uint32_t len;
+        int f = fks_page_find(&id, m->s, nd[k].hash);
+        if (f == 0) {
+            uint8_t h[16];
+            if ((rc = fks_page_read(page, &len, m->s, id)) == 0) {
+                fks__hash(h, page, len);
+                rc = memcmp(h, nd[k].hash, 16) ? fks__err(FKS_ECORRUPT, "local page %lld fails its hash",
+                                                         (long long)id)
+                                               : place(fds, map, nd, nn, k, page, len);
+            }
+            m->st.pages_dedup++;
+        } else if (f == FKS_ENOTFOUND) {
+            const struct loc *l = idx_find(&m->idx, nd[k].hash);
+            char hx[33];
+            fks__hex16(hx, nd[k].hash);
+            if (!l)
+                rc = fks__err(FKS_ECORRUPT, "page %s (%s page %llu) is in no pack the remote's index names", hx,
+                              map->art[nd[k].art].name, (unsigned long long)nd[k].pgno);
+            else
+                fe[nf++] = (struct fetch){l, k};
+        } else {
+            rc = f;
+        }
+        k = e;
+    }
+    if (rc)
+        goto out;
+    qsort(fe, nf, sizeof *fe, cmp_fetch);
+    for (size_t i = 0; i < nf; i++)
+        pg->total += fe[i].l->clen;
+    /* One GET per pack; the pack is checked against its name first. */
+    for (size_t i = 0; i < nf && rc == 0;) {
+        uint32_t pk = fe[i].l->pack;
+        const struct pack *p = &m->idx.packs[pk];
+        char hx[65], key[700];
+        hex32(hx, p->sha);
+        uint8_t *b = NULL, sha[32];
+        size_t len = 0;
+        if ((rc = key_of(key, sizeof key, m, "packs/", hx, ".pack")) == 0)
+            rc = s3_get(&b, &len, m->c, key, 0, 0);
+        if (rc == 0) {
+            m->st.packs++;
+            s3_sha256(sha, b, len);
+            if (memcmp(sha, p->sha, 32) != 0 || len != p->size || len < 16 || memcmp(b, PACK_MAGIC, 8) != 0)
+                rc = fks__err(FKS_ECORRUPT, "remote pack %s: its content does not match its name (SHA-256)", key);
+        }
+        for (; rc == 0 && i < nf && fe[i].l->pack == pk; i++) {
+            const struct loc *l = fe[i].l;
+            uint8_t h[16];
+            size_t got = l->clen;
+            if (l->enc == 1) {
+                got = ZSTD_decompressDCtx(m->dctx, page, sizeof page, b + l->off, l->clen);
+                if (ZSTD_isError(got))
+                    got = (size_t)-1;
+            } else {
+                memcpy(page, b + l->off, l->clen);
+            }
+            if (got != l->rlen) {
+                rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not decode to %u bytes", key,
+                              (unsigned long long)l->off, l->rlen);
+                break;
+            }
+            fks__hash(h, page, l->rlen);
+            if (memcmp(h, l->hash, 16) != 0) {
+                rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
+                              (unsigned long long)l->off);
+                break;
+            }
+            rc = place(fds, map, nd, nn, fe[i].first, page, l->rlen);
+            m->st.pages_sent++;
+            m->st.page_bytes += l->clen;
+            prog_tick(pg, l->clen, 0);
+        }
+        free(b);
+        while (rc && i < nf && fe[i].l->pack == pk)
+            i++;
+    }
+    if (rc)
+        goto out;
+    fks_ingest_opts o = {.tag = map->tag, .parent = map->parent[0] ? map->parent : NULL, .artifacts = ins,
+                         .n_artifacts = map->nart, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+    rc = fks_ingest(NULL, m->s, &o);      /* invariant 4: the commit */
+    if (rc == 0)
+        m->st.snapshots++;
+out:
+    for (size_t i = 0; i < nopen; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        if (dir[0] && strncmp(paths[i], dir, strlen(dir)) == 0)
+            unlink(paths[i]);
+    }
+    if (dir[0])
+        rmdir(dir);
+    free(fds);
+    free(paths);
+    free(ins);
+    free(nd);
+    free(fe);
+    free(d);
+    return rc ? fks__errctx(rc, "pull %s", map->tag) : 0;
+}
+
+int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg)
+{
+    struct rem m;
+    struct idcache cache = {0};
+    struct prog pg = {progress, progress_arg, 0, 0, 0};
+    int rc = rem_open(&m, s, remote);
+    if (rc == 0)
+        rc = load_index(&m);
+    for (size_t t = 0; t < n && rc == 0; t++) {
+        if ((rc = fks_check_tag(tags[t])))
+            break;
+        /* The manifests from tag up to its root, then decoded root first. */
+        struct raw {
+            uint8_t *b;
+            size_t len;
+            char key[700];
+            char tag[129];
+        } *raw = NULL;
+        size_t nraw = 0, cap = 0;
+        char cur[129];
+        snprintf(cur, sizeof cur, "%s", tags[t]);
+        while (rc == 0 && cur[0]) {
+            if (nraw == cap) {
+                cap = cap ? cap * 2 : 8;
+                struct raw *nr = realloc(raw, cap * sizeof *nr);
+                if (!nr) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory");
+                    break;
+                }
+                raw = nr;
+            }
+            struct raw *r = &raw[nraw];
+            snprintf(r->tag, sizeof r->tag, "%s", cur);
+            if ((rc = key_of(r->key, sizeof r->key, &m, "snapshots/", cur, ".manifest")))
+                break;
+            if ((rc = s3_get(&r->b, &r->len, m.c, r->key, 0, 0))) {
+                if (rc == FKS_ENOTFOUND)
+                    rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s%s", cur, m.r.name,
+                                  nraw ? " (the parent of " : "", nraw ? "another pulled snapshot)" : "");
+                break;
+            }
+            nraw++;
+            json_object *j;
+            const uint8_t *body;
+            if ((rc = manifest_header(&j, &body, r->b, r->len, r->key)))
+                break;
+            const char *par = jstr(j, "parent");
+            snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
+            json_object_put(j);
+            for (size_t q = 0; q < nraw && rc == 0 && cur[0]; q++)
+                if (strcmp(raw[q].tag, cur) == 0)
+                    rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle through %s", m.r.name,
+                                  tags[t], cur);
+            if (rc == 0 && nraw > MAX_CHAIN)
+                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d", m.r.name, tags[t],
+                              MAX_CHAIN);
+        }
+        struct snapmap prev = {0}, map;
+        for (size_t k = nraw; rc == 0 && k-- > 0;) {
+            if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
+                break;
+            if (strcmp(map.tag, raw[k].tag) != 0 || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag) != 0)) {
+                rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
+                snapmap_free(&map);
+                break;
+            }
+            fks_snapinfo si;
+            struct snapmap local;
+            int g = fks_get(&si, s, map.tag);
+            if (g == 0 && (g = local_map(&local, s, map.tag, &cache)) == 0) {
+                /* Skipped only if it is the same snapshot (design 3). */
+                if (memcmp(local.content, map.content, 32) != 0)
+                    rc = fks__err(FKS_EEXIST, "the store holds a different snapshot %s than remote %s: rename "
+                                  "the local one (tag) to pull it", map.tag, m.r.name);
+                else
+                    m.st.skipped++;
+                snapmap_free(&local);
+            } else if (g == FKS_ENOTFOUND)
+                rc = import_snapshot(&m, &map, k + 1 < nraw ? &prev : NULL, &pg);
+            else
+                rc = g;
+            snapmap_free(&prev);
+            prev = map;
+        }
+        snapmap_free(&prev);
+        for (size_t k = 0; k < nraw; k++)
+            free(raw[k].b);
+        free(raw);
+    }
+    prog_tick(&pg, 0, 1);
+    free(cache.v);
+    if (rc)
+        fks__errctx(rc, "pull from remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+    rem_close(&m, st);
+    return rc;
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# tools/bench/lazy.sh [--quick]: the lazy-restore benchmark (make bench-lazy).
+#
+# Against the test VMM (tools/vmm fcvmm; kvm backend where /dev/kvm opens,
+# else its thread backend), store on $BENCH_TMP (default /var/tmp), side by
+# side in one run, medians of $LAZY_RUNS (default 5) runs:
+#   1. time to a running VM at 512 MiB, 2 GiB and 8 GiB sparse guests
+#      (64 MiB of boot data each): `restore --api-sock` (File backend: the
+#      memory file is restored first) against `restore --api-sock --lazy`
+#      (Uffd backend); both the whole command and the PUT /snapshot/load
+#      alone ("load request");
+#   2. fault service time p50/p99 from local chunk files (the 512 MiB
+#      guest running for 2 s after a lazy load, no prefetch);
+#   3. demand faults on the first lazy restore (which records the working
+#      set) and on the second (which prefetches it), the guest running
+#      the same 2 s each time, and for a fixed workload (a paused guest
+#      reading all of RAM); and the time a paused guest's full read of
+#      RAM takes lazily with the prefetched set against the same VMM
+#      loaded from a File restore;
+#   4. 8 VMs lazily loaded from one snapshot by one server (serve-pages
+#      --vms 8), each reading all of RAM: blocks decoded against one VM,
+#      the server's peak RSS.
+# Output: a table on stdout and in $OUT/lazy.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BUILD=${BUILD:-$root/build}
+FK=$BUILD/forkctl
+VMM=$BUILD/tools/fcvmm
+TMP=${BENCH_TMP:-/var/tmp}/forkstore-bench-lazy
+OUT=${BENCH_OUT:-$BUILD/bench}
+RUNS=${LAZY_RUNS:-5}
+SIZES=${LAZY_SIZES:-"512 2048 8192"}
+NVM=${LAZY_VMS:-8}
+[ "${1:-}" = --quick ] && RUNS=1 SIZES="512" NVM=2
+[ -x "$FK" ] && [ -x "$VMM" ] || { echo "bench-lazy: $FK or $VMM not built (run make)" >&2; exit 1; }
+command -v jq >/dev/null || { echo "bench-lazy: jq needed" >&2; exit 1; }
+rm -rf "$TMP"
+mkdir -p "$TMP/stage" "$OUT"
+cd "$TMP"
+st=$TMP/store
+fk() { "$FK" --store "$st" "$@"; }
+pids=()
+trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
+vmm() { # vmm SOCK ARGS...: starts fcvmm, sets vp
+    rm -f "$1"
+    "$VMM" --api-sock "$1" "${@:2}" 2>>"$TMP/vmm.err" &
+    vp=$!
+    disown "$vp"
+    pids+=("$vp")
+    for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done
+    echo "bench-lazy: fcvmm did not start: $(tail -n 3 "$TMP/vmm.err")" >&2
+    exit 1
+}
+gone() { for _ in $(seq 400); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+q() { fk sql --csv "$1" | tail -n 1; }
+full() { curl -s --max-time 600 -o /dev/null -w '%{http_code}' -X PUT --unix-socket "$1" http://localhost/snapshot/create \
+         -d "{\"snapshot_path\":\"$TMP/full.vs\",\"mem_file_path\":\"$2\"}"; }
+now() { date +%s.%N; }
+
+fk --quiet init
+backend=$( [ -c /dev/kvm ] && echo kvm || echo thread )
+rows=()
+for mib in $SIZES; do
+    b=$backend
+    [ "$mib" -gt 3072 ] && b=thread            # fcvmm's kvm guest is one slot of at most 3 GiB
+    vmm "$TMP/boot.sock" --backend "$b" --mem-mib "$mib" --fill-mib 64 --rate 200 --seed 11
+    sleep 0.5
+    fk --quiet branch --api-sock "$TMP/boot.sock" --tag "g$mib" --staging "$TMP/stage"
+    kill -9 "$vp"
+    : >file_total; : >file_req; : >lazy_total; : >lazy_req
+    for r in $(seq "$RUNS"); do
+        vmm "$TMP/f.sock" --backend "$b" --no-boot
+        j=$(fk restore "g$mib" --api-sock "$TMP/f.sock" --staging "$TMP/stage" --json)
+        echo "$j" | jq .load_ms >>file_total
+        echo "$j" | jq .load_request_ms >>file_req
+        rm -rf "$(echo "$j" | jq -r .staging)"
+        kill -9 "$vp"
+        vmm "$TMP/l.sock" --backend "$b" --no-boot
+        j=$(fk restore "g$mib" --api-sock "$TMP/l.sock" --lazy --prefetch off --no-record --staging "$TMP/stage" --json)
+        echo "$j" | jq .load_ms >>lazy_total
+        echo "$j" | jq .load_request_ms >>lazy_req
+        spid=$(echo "$j" | jq .page_server_pid)
+        kill -9 "$vp"
+        gone "$spid"
+        rm -rf "$(echo "$j" | jq -r .staging)"
+    done
+    ft=$(median <file_total) fr=$(median <file_req) lt=$(median <lazy_total) lr=$(median <lazy_req)
+    rows+=("| $mib MiB ($b) | $(printf %.1f "$ft") | $(printf %.1f "$fr") | $(printf %.1f "$lt") | $(printf %.1f "$lr") |")
+done
+
+# 2 + 3: the 512 MiB guest running 2 s: faults, first and second lazy restore.
+g=g$(echo "$SIZES" | awk '{print $1}')
+fk --quiet restore "$g" --out "$TMP/ref"
+fk --quiet ingest --tag ws --memory "$TMP/ref/memory.bin" --vmstate "$TMP/ref/vmstate"
+run_guest() { # run_guest ARGS...: lazy load of ws, 2 s of guest, VMM killed; prints demand,prefetch,p50,p99
+    vmm "$TMP/w.sock" --backend "$backend" --no-boot --rate 50000
+    local j spid
+    j=$(fk restore ws --api-sock "$TMP/w.sock" --lazy --staging "$TMP/stage" --json "$@")
+    spid=$(echo "$j" | jq .page_server_pid)
+    sleep 2
+    kill -9 "$vp"
+    gone "$spid"
+    rm -rf "$(echo "$j" | jq -r .staging)"
+    q "SELECT faults, pages_prefetch, fault_p50_us, fault_p99_us FROM lazy_restore
+       WHERE snapshot_id = (SELECT id FROM snapshot WHERE tag = 'ws')"
+}
+first=$(run_guest --prefetch off)
+second=$(run_guest --prefetch on --no-record)
+d1=${first%%,*} d2=${second%%,*}
+p50=$(echo "$first" | cut -d, -f3) p99=$(echo "$first" | cut -d, -f4)
+pf2=$(echo "$second" | cut -d, -f2)
+
+# 3b: a paused guest reads all of RAM (a Full snapshot): File-loaded against lazy with prefetch.
+: >t_file; : >t_lazy
+for r in $(seq "$RUNS"); do
+    vmm "$TMP/f.sock" --backend "$backend" --no-boot
+    j=$(fk restore ws --api-sock "$TMP/f.sock" --paused --staging "$TMP/stage" --json)
+    t0=$(now); full "$TMP/f.sock" "$TMP/out.mem" >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>t_file
+    kill -9 "$vp"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+    vmm "$TMP/l.sock" --backend "$backend" --no-boot
+    j=$(fk restore ws --api-sock "$TMP/l.sock" --lazy --paused --no-record --staging "$TMP/stage" --json)
+    spid=$(echo "$j" | jq .page_server_pid)
+    sleep 1
+    t0=$(now); full "$TMP/l.sock" "$TMP/out.mem" >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>t_lazy
+    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+done
+tf=$(median <t_file) tl=$(median <t_lazy)
+
+# 3c: the same fixed workload (a paused guest reads all of RAM) twice on a
+# fresh tag: the first lazy restore records, the second prefetches.
+fk --quiet ingest --tag ws2 --memory "$TMP/ref/memory.bin" --vmstate "$TMP/ref/vmstate"
+fixed() { # fixed ARGS...: prints faults of one paused full read
+    vmm "$TMP/x.sock" --backend "$backend" --no-boot
+    local j spid
+    j=$(fk restore ws2 --api-sock "$TMP/x.sock" --lazy --paused --staging "$TMP/stage" --json "$@")
+    spid=$(echo "$j" | jq .page_server_pid)
+    sleep 1
+    full "$TMP/x.sock" "$TMP/out.mem" >/dev/null
+    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+    q "SELECT faults FROM lazy_restore WHERE snapshot_id = (SELECT id FROM snapshot WHERE tag = 'ws2')"
+}
+x1=$(fixed --prefetch off)
+x2=$(fixed --no-record)
+
+# 4: NVM VMs from one server, each reading all of RAM.
+one_vm_blocks=0
+serve() { # serve N: one server for N paused VMs reading all RAM; prints blocks,rss_kib
+    local n=$1 i spid rss=0
+    rm -f "$TMP/p.sock"
+    fk serve-pages ws --socket "$TMP/p.sock" --vms "$n" --prefetch off --no-record --json >"$TMP/serve.json" &
+    spid=$!
+    for _ in $(seq 200); do [ -S "$TMP/p.sock" ] && break; sleep 0.05; done
+    local vps=()
+    for i in $(seq "$n"); do
+        vmm "$TMP/m$i.sock" --backend "$backend" --no-boot
+        vps+=("$vp")
+        curl -s -o /dev/null -X PUT --unix-socket "$TMP/m$i.sock" http://localhost/snapshot/load \
+            -d "{\"snapshot_path\":\"$TMP/ref/vmstate\",\"mem_backend\":{\"backend_type\":\"Uffd\",\"backend_path\":\"$TMP/p.sock\"}}"
+    done
+    for i in $(seq "$n"); do full "$TMP/m$i.sock" "$TMP/m$i.mem" >/dev/null & done
+    wait $(jobs -p | grep -v "^$spid$") 2>/dev/null || true
+    for p in "${vps[@]}"; do kill -9 "$p"; done
+    wait "$spid" || true
+    rm -f "$TMP"/m*.mem
+    echo "$(jq .blocks_decoded "$TMP/serve.json"),$(jq .peak_rss_kib "$TMP/serve.json")"
+}
+one=$(serve 1)
+many=$(serve "$NVM")
+
+{
+echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); store on $TMP; fcvmm backend $backend."
+echo "Command: \`make bench-lazy\` ($RUNS runs, medians)."
+echo
+echo "| guest (sparse, 64 MiB data) | File: restore + load ms | File: load request ms | lazy: restore --lazy ms | lazy: load request ms |"
+echo "|---|---|---|---|---|"
+printf '%s\n' "${rows[@]}"
+echo
+echo "| figure | measured |"
+echo "|---|---|"
+echo "| fault service p50 / p99 (us), 512 MiB guest running 2 s | $p50 / $p99 |"
+echo "| demand faults, first lazy restore (records the working set), guest running 2 s | $d1 |"
+echo "| demand faults, second lazy restore (prefetch: $pf2 pages), same 2 s | $d2 |"
+echo "| demand faults cut by | $(echo "scale=1; 100 - 100 * $d2 / ($d1 + ($d1 == 0))" | bc)% |"
+echo "| demand faults, paused guest reading all RAM: first / second lazy restore | $x1 / $x2 ($(echo "scale=1; 100 - 100 * $x2 / ($x1 + ($x1 == 0))" | bc)% fewer) |"
+echo "| paused guest reads all RAM: File-loaded s / lazy with prefetch s | $(printf %.3f "$tf") / $(printf %.3f "$tl") ($(echo "scale=2; $tl / $tf" | bc)x) |"
+echo "| blocks decoded, 1 VM / $NVM VMs on one server | ${one%%,*} / ${many%%,*} |"
+echo "| server peak RSS (MiB), 1 VM / $NVM VMs | $((${one##*,} / 1024)) / $((${many##*,} / 1024)) |"
+} | tee "$OUT/lazy.md"
