@@ -771,7 +771,7 @@ static int lazy_start(pid_t *pid, const char *tag, struct lazy_args *la)
         _exit(rc ? exit_code(rc) : EX_OK);
     }
     close(p[1]);
-    char buf[1100];
+    char buf[1100] = {0};
     size_t have = 0;
     struct pollfd pf = {.fd = p[0], .events = POLLIN};
     while (have < sizeof buf - 1 && poll(&pf, 1, 60000) > 0) {

@@ -198,7 +198,7 @@ int lease_mark_live(struct fks_store *s, uint8_t *mark, int64_t next, int dry_ru
     char bid[40];
     boot_id(bid);
     int64_t now = fks__wall_ms();
-    int64_t dead[64];
+    int64_t dead[64] = {0};
     int ndead = 0, src;
     *n_live = 0;
     int rc = cat_prepare(db, &st, "SELECT id, expires_ms, boot_id, pid, start_time FROM lease ORDER BY id");
