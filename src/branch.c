@@ -895,8 +895,8 @@ static int restore_but_memory(fks_store *s, const char *tag, const char *dir)
     fks_snap_stats *ss = NULL;
     fks_image *im = NULL;
     uint8_t *buf = malloc(256 * FKS_PAGE_SIZE);
-    int rc = buf ? fks_snap_stats_get(&ss, s, tag) : fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < ss->n_artifacts; i++) {
+    int rc = buf ? fks_snap_stats_get_ex(&ss, s, tag, 0) : fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && ss && i < ss->n_artifacts; i++) {
         const char *name = ss->artifacts[i].name;
         if (!strcmp(name, "memory"))
             continue;

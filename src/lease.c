@@ -78,8 +78,13 @@ static int64_t start_time(long pid)
     long long v = -1;
     int field = 2;
     for (char *t = q + 1; *t && field < 22; t++)
-        if (*t == ' ' && ++field == 22 && sscanf(t + 1, "%lld", &v) != 1)
-            v = -1;
+        if (*t == ' ' && ++field == 22) {
+            char *end = NULL;
+            errno = 0;
+            v = strtoll(t + 1, &end, 10);
+            if (errno != 0 || end == t + 1)
+                v = -1;
+        }
     return v;
 }
 
@@ -298,7 +303,7 @@ int fks_working_set_get(uint64_t **out, size_t *n, char *from, size_t fromlen, f
             } else if (np > 0) {
                 if (!(*out = malloc((size_t)np * 8)))
                     rc = fks__err(FKS_ENOMEM, "out of memory");
-                for (int64_t k = 0; rc == 0 && k < np; k++)
+                for (int64_t k = 0; rc == 0 && *out && k < np; k++)
                     (*out)[k] = fks__get64(b + 8 * k);
                 *n = rc ? 0 : (size_t)np;
                 if (rc == 0 && from && fromlen)

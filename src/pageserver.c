@@ -682,7 +682,7 @@ static int listen_on(const char *path)
     struct sockaddr_un a = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof a.sun_path)
         return fks__err(FKS_EINVAL, "socket path %s is too long (at most %zu bytes)", path, sizeof a.sun_path - 1);
-    strcpy(a.sun_path, path);
+    memcpy(a.sun_path, path, strlen(path) + 1);   /* fits: checked above */
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
