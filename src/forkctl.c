@@ -839,20 +839,21 @@ static int restore_load(const char *tag, fks_load_opts *lo, int json, struct laz
 {
     fks_store *s = NULL;
     pid_t server = 0;
-    char lsock[4200] = "";
+    /* static: la and lo keep pointing at it after this returns */
+    static char lsock[4200];
     if (la->on) {
         /* the socket: as given, else beside the API socket; the VMM sees it
         ** inside its jail */
-        if (snprintf(lsock, sizeof lsock, "%s", la->sock ? la->sock : lo->api_sock) >= (int)sizeof lsock - 8)
+        if (snprintf(lsock, sizeof lsock, "%s%s", la->sock ? la->sock : lo->api_sock, la->sock ? "" : ".pages") >=
+            (int)sizeof lsock - 8)
             return usage_err("restore", "%s", "socket path too long");
-        if (!la->sock)
-            strcat(lsock, ".pages");
         la->sock = lsock;
         lo->uffd_sock = lsock;
         if (lo->jail.root) {
             size_t n = strlen(lo->jail.root);
-            char abs[4096];
-            if (!realpath(".", abs) || (lsock[0] != '/' && snprintf(lsock, sizeof lsock, "%s/%s", abs, la->sock) < 0))
+            char abs[4096], rel[4200];
+            snprintf(rel, sizeof rel, "%s", lsock);        /* lsock is rewritten from it */
+            if (!realpath(".", abs) || (rel[0] != '/' && snprintf(lsock, sizeof lsock, "%s/%s", abs, rel) < 0))
                 return usage_err("restore", "%s", "cannot resolve the page server's socket path");
             if (strncmp(lsock, lo->jail.root, n) != 0 || lsock[n] != '/')
                 return usage_err("restore", "--uffd-sock %s is not inside --jail-root %s", lsock, lo->jail.root);
