@@ -298,18 +298,20 @@ static int check_maps(fks_store *s, struct vctx *v, int full)
         int64_t node = 0;
         struct map_row row;
         const char *why = NULL;
-        char buf[320];
+        char buf[320], mapwhy[300];
         pm_map want = {0}, got = {0}, whole = {0};
         if (sqlite3_column_type(arts, 3) != SQLITE_INTEGER || size < 0)
             why = "its size is damaged";
-        else if (map_of_artifact(&node, s->db, art) != 0 || map_row_get(&row, s->db, node) != 0 ||
-                 (row.npages == ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE && row.npages &&
-                  (pm_push_run(&want, row.npages - 1, 1, 0) != 0 || map_restrict(&got, s->db, node, &want) != 0)))
+        else if (map_of_artifact(&node, s->db, art) != 0 || map_row_get(&row, s->db, node) != 0)
             why = fks_errmsg();
         else if (row.npages != ((uint64_t)size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE)
             why = "its page map is for another size";
-        else if (full && map_load_artifact(&whole, s->db, art, row.npages) != 0)
-            why = fks_errmsg();           /* the whole map, as restore reads it */
+        else if ((row.npages && (pm_push_run(&want, row.npages - 1, 1, 0) != 0 ||
+                                 map_restrict(&got, s->db, node, &want) != 0)) ||
+                 (full && map_load_artifact(&whole, s->db, art, row.npages) != 0)) {
+            snprintf(mapwhy, sizeof mapwhy, "its page map: %s", fks_errmsg());   /* as restore reads it */
+            why = mapwhy;
+        }
         else if (got.n == 1) {
             struct cat_page pg;
             uint64_t tail = (uint64_t)size - (row.npages - 1) * FKS_PAGE_SIZE;
