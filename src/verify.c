@@ -460,9 +460,11 @@ static int affected(fks_store *s, struct vctx *v)
     int64_t done = 0;
     while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t node = sqlite3_column_int64(st, 0), lo = sqlite3_column_int64(st, 1);
-        int64_t hi = lo + sqlite3_column_int64(st, 2);
+        int64_t n = sqlite3_column_int64(st, 2);
         if (node == done)
             continue;
+        /* a damaged run (check_maps reported it): as far as it can reach */
+        int64_t hi = n <= 0 ? lo : n > INT64_MAX - lo ? INT64_MAX : lo + n;
         size_t a = 0, b = v->nbad;               /* first bad id >= lo */
         while (a < b) {
             size_t m = a + (b - a) / 2;
