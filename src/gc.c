@@ -125,7 +125,8 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         goto out;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t a = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
-        for (int64_t id = a; id < a + n && id < next; id++)
+        int64_t end = a <= 0 || n <= 0 ? a : n > next - a ? next : a + n;     /* damage cannot overflow it */
+        for (int64_t id = a; id < end; id++)
             if (id > 0)
                 mark[id >> 3] |= (uint8_t)(1u << (id & 7));
     }

@@ -223,7 +223,8 @@ int lease_mark_live(struct fks_store *s, uint8_t *mark, int64_t next, int dry_ru
         int r2;
         while ((r2 = sqlite3_step(rn)) == SQLITE_ROW) {
             int64_t a = sqlite3_column_int64(rn, 0), n = sqlite3_column_int64(rn, 1);
-            for (int64_t p = a; p < a + n && p < next; p++)
+            int64_t end = a <= 0 || n <= 0 ? a : n > next - a ? next : a + n;
+            for (int64_t p = a; p < end; p++)
                 if (p > 0)
                     mark[p >> 3] |= (uint8_t)(1u << (p & 7));
         }
