@@ -111,18 +111,8 @@ const fks_run *fks_image_runs(const fks_image *im, size_t *n)
 /* Page id held by pgno, 0 for a zero page. */
 static int64_t page_of(const fks_image *im, uint64_t pgno)
 {
-    size_t lo = 0, hi = im->map.n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const pm_run *r = &im->map.r[mid];
-        if (pgno < r->pgno)
-            hi = mid;
-        else if (pgno >= r->pgno + r->npages)
-            lo = mid + 1;
-        else
-            return r->page + (int64_t)(pgno - r->pgno);
-    }
-    return 0;
+    size_t i = pm_find(&im->map, pgno);
+    return i == PM_NONE ? 0 : im->map.r[i].page + (int64_t)(pgno - im->map.r[i].pgno);
 }
 
 static int locate(struct cat_page *p, fks_image *im, int64_t id)

@@ -125,6 +125,19 @@ int pm_restrict(pm_map *out, const pm_map *m, const pm_map *want)
     return rc;
 }
 
+size_t pm_find(const pm_map *m, uint64_t pgno)
+{
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->r[mid].pgno + m->r[mid].npages <= pgno)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n && m->r[lo].pgno <= pgno ? lo : PM_NONE;
+}
+
 uint64_t pm_pages(const pm_map *m)
 {
     uint64_t n = 0;

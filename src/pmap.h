@@ -48,6 +48,9 @@ int pm_check_delta(const pm_map *m, uint64_t npages_total);
 /* out = the parts of m's runs inside the ranges of want (page ids of want
 ** ignored). Both sorted; out empty on entry. */
 int pm_restrict(pm_map *out, const pm_map *m, const pm_map *want);
+/* Index of the run of m (sorted) that covers pgno, or PM_NONE. */
+#define PM_NONE ((size_t)-1)
+size_t pm_find(const pm_map *m, uint64_t pgno);
 /* Pages of m's runs that are not page 0. */
 uint64_t pm_pages(const pm_map *m);
 

@@ -271,7 +271,6 @@ int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char 
     fks_diff_report *d = NULL;
     struct art *aa = NULL, *ab = NULL;
     struct runs ra = {0}, rb = {0};
-    sqlite3_stmt *st = NULL;
     size_t na = 0, nb = 0;
     int64_t ida = 0, idb = 0;
     *out = NULL;
@@ -317,7 +316,6 @@ int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char 
         d->bytes += x->bytes;
     }
 out:
-    sqlite3_finalize(st);
     rc = read_end(s, rc);
     free(aa);
     free(ab);
@@ -472,18 +470,9 @@ static int ivls_stored(uint64_t *rows, uint64_t *bytes, fks_store *s, const stru
 /* Is pgno covered by some run of every map in deps[0 .. nd-1]? */
 static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
 {
-    for (size_t i = 0; i < nd; i++) {
-        size_t lo = 0, hi = deps[i].n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (deps[i].r[mid].pgno + deps[i].r[mid].npages <= pgno)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo == deps[i].n || deps[i].r[lo].pgno > pgno)
+    for (size_t i = 0; i < nd; i++)
+        if (pm_find(&deps[i], pgno) == PM_NONE)
             return 0;
-    }
     return 1;
 }
 
