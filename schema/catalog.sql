@@ -54,17 +54,35 @@ CREATE TABLE chunk (
     created_ms  INTEGER NOT NULL
 );
 
--- The page index: every distinct non-zero page, once. Pages are stored
--- in blocks of up to 8 (one zstd frame); a page is page `slot` of the
--- block record at `off` in chunk `chunk_id`, `len` bytes long.
+-- The page index (migrations/0008_block.sql, src/pindex.c): every distinct
+-- non-zero page, once, ids in the order pages were stored. Pages are
+-- stored in block records of up to 8 (one zstd frame); a block row is a
+-- run of consecutive ids in consecutive slots of one record: page id+k is
+-- slot slot0+k of the record at off (len bytes) of chunk chunk_id. A
+-- page's block row is the one with the largest id <= its id.
 CREATE TABLE page (
-    id          INTEGER PRIMARY KEY,
-    hash        BLOB NOT NULL UNIQUE,
-    chunk_id    INTEGER NOT NULL REFERENCES chunk(id),
-    off         INTEGER NOT NULL,                   -- its block record's offset
-    len         INTEGER NOT NULL,                   -- that record's bytes
-    slot        INTEGER NOT NULL,                   -- page of the block (0-7)
-    rlen        INTEGER                             -- page bytes; NULL = 4096
+    id       INTEGER PRIMARY KEY,
+    hash     BLOB NOT NULL,
+    rlen     INTEGER                                -- page bytes; NULL = 4096
+);
+CREATE TABLE block (
+    id       INTEGER PRIMARY KEY,                   -- page id of its first page
+    chunk_id INTEGER NOT NULL REFERENCES chunk(id),
+    off      INTEGER NOT NULL,                      -- the block record's offset
+    len      INTEGER NOT NULL,                      -- that record's bytes
+    n        INTEGER NOT NULL,                      -- pages id .. id+n-1 (1-8)
+    slot0    INTEGER NOT NULL DEFAULT 0             -- slot of page id in the record
+);
+-- hash -> id: page_new for the pages stored since the last gc, page_idx
+-- for the rest, packed by gc into buckets of sorted 9-byte entries (see
+-- src/pindex.c for the layout); meta idx_bits and idx_count describe it.
+CREATE TABLE page_new (
+    hash     BLOB PRIMARY KEY,
+    id       INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE page_idx (
+    bucket   INTEGER PRIMARY KEY,
+    ents     BLOB NOT NULL
 );
 
 -- Page maps (migrations/0005_pmap.sql, src/map.c): a node of pmap with
@@ -311,9 +329,20 @@ SELECT c.id AS chunk_id, c.used AS used_bytes,
        coalesce(u.pages, 0) AS live_pages
 FROM chunk c
 LEFT JOIN (SELECT chunk_id, sum(len) AS live, sum(n) AS pages
-           FROM (SELECT chunk_id, off, max(len) AS len, count(*) AS n FROM page GROUP BY chunk_id, off)
+           FROM (SELECT chunk_id, off, max(len) AS len, sum(n) AS n
+                 FROM (SELECT b.chunk_id, b.off, b.len,
+                              (SELECT count(*) FROM page p WHERE p.id >= b.id AND p.id < b.id + b.n) AS n
+                       FROM block b)
+                 GROUP BY chunk_id, off HAVING sum(n) > 0)
            GROUP BY chunk_id) u
      ON u.chunk_id = c.id;
+
+-- Where each page lives, as the old page table had it (for queries).
+CREATE VIEW page_place AS
+SELECT p.id, b.chunk_id, b.off, b.len, b.slot0 + (p.id - b.id) AS slot,
+       coalesce(p.rlen, 4096) AS rlen, p.hash, b.id AS block_id, b.n AS block_n
+FROM page p
+LEFT JOIN block b ON b.id = (SELECT max(x.id) FROM block x WHERE x.id <= p.id);
 
 -- Lazy restore (migrations/0006_lease.sql): page-server leases, which gc
 -- honours even after an rmi, the recorded working sets and the figures of

@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -125,20 +126,26 @@ static int col_int(sqlite3_stmt *st, int c)
     return sqlite3_column_type(st, c) == SQLITE_INTEGER;
 }
 
-#define PAGE_COLS "id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash"
+/* A page row with its block row: p.id, chunk, off, len, slot, rlen, hash,
+** the block's first id and page count. */
+#define PAGE_SQL \
+    "SELECT p.id, b.chunk_id, b.off, b.len, b.slot0 + (p.id - b.id), coalesce(p.rlen, 4096), p.hash, b.id, b.n " \
+    "FROM page p JOIN block b ON b.id = (SELECT max(x.id) FROM block x WHERE x.id <= p.id) "
 
-/* The one validator of a page row (PAGE_COLS). */
+/* The one validator of a page's location (PAGE_SQL's columns). */
 static int page_from_row(struct cat_page *out, sqlite3_stmt *st)
 {
     int64_t id = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 1);
     int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
     int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
+    int64_t first = sqlite3_column_int64(st, 7), n = sqlite3_column_int64(st, 8);
     int typed = 1;
-    for (int c = 0; c < 6; c++)
-        typed &= col_int(st, c);
+    for (int c = 0; c < 9; c++)
+        typed &= c == 6 || col_int(st, c);
     if (!typed || sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_bytes(st, 6) != 16 || id <= 0 ||
-        chunk <= 0 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot >= 8 || rlen <= 0 || rlen > 4096)
-        return fks__err(FKS_ECORRUPT, "page index: the row of page %lld is damaged", (long long)id);
+        chunk <= 0 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot >= 8 || rlen <= 0 || rlen > 4096 ||
+        n <= 0 || n > 8 || first > id || id - first >= n)
+        return fks__err(FKS_ECORRUPT, "page index: the row of page %lld or of its block is damaged", (long long)id);
     *out = (struct cat_page){id, chunk, (uint64_t)off, (uint32_t)len, (uint32_t)slot, (uint32_t)rlen, {0}};
     memcpy(out->hash, sqlite3_column_blob(st, 6), 16);
     return 0;
@@ -147,7 +154,7 @@ static int page_from_row(struct cat_page *out, sqlite3_stmt *st)
 int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id)
 {
     sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st, "SELECT " PAGE_COLS " FROM page WHERE id = ?1");
+    int rc = cat_prepare(db, &st, PAGE_SQL "WHERE p.id = ?1");
     if (rc)
         return rc;
     sqlite3_bind_int64(st, 1, id);
@@ -165,7 +172,7 @@ int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id)
 int cat_pages_open(cat_pages *r, sqlite3 *db)
 {
     r->db = db;
-    return cat_prepare(db, &r->st, "SELECT " PAGE_COLS " FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id");
+    return cat_prepare(db, &r->st, PAGE_SQL "WHERE p.id BETWEEN ?1 AND ?2 ORDER BY p.id");
 }
 
 void cat_pages_close(cat_pages *r)
@@ -202,21 +209,13 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
 
 int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16])
 {
-    sqlite3_stmt *st;
-    int rc = cat_prepare(db, &st, "SELECT id FROM page WHERE hash = ?1");
+    pidx *x;
+    int rc = pidx_open(&x, db);
     if (rc)
         return rc;
-    sqlite3_bind_blob(st, 1, hash, 16, SQLITE_STATIC);
-    int s = sqlite3_step(st);
-    if (s == SQLITE_ROW && col_int(st, 0) && sqlite3_column_int64(st, 0) > 0)
-        *id = sqlite3_column_int64(st, 0);
-    else if (s == SQLITE_ROW)
-        rc = fks__err(FKS_ECORRUPT, "page index: a row has a damaged id");
-    else if (s == SQLITE_DONE)
+    if ((rc = pidx_begin(x)) == 0 && (rc = pidx_find(x, hash, id)) == 0 && *id == 0)
         rc = fks__err(FKS_ENOTFOUND, "no page with that hash in the store");
-    else
-        rc = cat_err(db, s, "catalog: read page index");
-    sqlite3_finalize(st);
+    pidx_close(x);
     return rc;
 }
 

@@ -63,6 +63,7 @@
 #include "lease.h"
 #include "manifest.h"
 #include "map.h"
+#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -95,8 +96,14 @@ static uint64_t disk_usage(fks_store *s)
 static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 {
     sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL, *del = NULL, *blk = NULL;
+    sqlite3_stmt *st = NULL, *del = NULL, *blk = NULL, *delnew = NULL, *left = NULL, *delblk = NULL;
     uint8_t *mark = NULL;
+    struct dead {
+        int64_t id;
+        uint64_t prefix;
+    } *dead = NULL;
+    size_t ndead = 0, adead = 0, ngone = 0, agone = 0;
+    int64_t *gone = NULL;
     int rc = cat_begin(s), src;
     if (rc)
         return rc;
@@ -142,14 +149,18 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         goto out;
     /* The dead: the page rows in the id ranges nobody marked (page ids are
     ** rowids: a range is one seek), so the work is the dead pages, not the
-    ** index. A block's share is counted by its pages (consecutive ids). */
-    if ((rc = cat_prepare(db, &st, "SELECT id, chunk_id, off, len FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
+    ** index. Each goes with its page_new entry; a block row goes when none
+    ** of its pages is left; a block's bytes are counted freed by the share
+    ** of its pages that died. The packed index drops their entries last. */
+    if ((rc = cat_prepare(db, &st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
         (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0 ||
-        (rc = cat_prepare(db, &blk, "SELECT count(*) FROM page WHERE id BETWEEN ?1 - 7 AND ?1 + 7 AND "
-                                    "chunk_id = ?2 AND off = ?3")) != 0)
+        (rc = cat_prepare(db, &delnew, "DELETE FROM page_new WHERE hash = ?1")) != 0 ||
+        (rc = cat_prepare(db, &blk, "SELECT id, n, len FROM block WHERE id >= "
+                                    "coalesce((SELECT max(id) FROM block WHERE id <= ?1), ?1) AND id <= ?2 ORDER BY id")) != 0 ||
+        (rc = cat_prepare(db, &left, "SELECT count(*) FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
+        (rc = cat_prepare(db, &delblk, "DELETE FROM block WHERE id = ?1")) != 0)
         goto out;
     src = SQLITE_DONE;
-    int64_t bchunk = -1, boff = -1, blen = 0, bpages = 0, bdead = 0;
     for (int64_t lo = 1; lo < next && rc == 0;) {
         if (mark[lo >> 3] == 0xff && (lo & 7) == 0) {      /* a byte of live ids */
             lo += 8;
@@ -162,41 +173,97 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         int64_t hi = lo;
         while (hi + 1 < next && !(mark[(hi + 1) >> 3] & (1u << ((hi + 1) & 7))))
             hi++;
+        size_t first_dead = ndead;
         sqlite3_bind_int64(st, 1, lo);
         sqlite3_bind_int64(st, 2, hi);
         while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            int64_t id = sqlite3_column_int64(st, 0), ch = sqlite3_column_int64(st, 1);
-            int64_t off = sqlite3_column_int64(st, 2);
-            if (ch != bchunk || off != boff) {            /* another block */
-                if (bpages)
-                    r->page_bytes_freed += (uint64_t)(blen * (bdead < bpages ? bdead : bpages) / bpages);
-                bchunk = ch, boff = off, bdead = 0;
-                blen = sqlite3_column_int64(st, 3);
-                sqlite3_bind_int64(blk, 1, id);
-                sqlite3_bind_int64(blk, 2, ch);
-                sqlite3_bind_int64(blk, 3, off);
-                bpages = sqlite3_step(blk) == SQLITE_ROW ? sqlite3_column_int64(blk, 0) : 1;
-                sqlite3_reset(blk);
+            int64_t id = sqlite3_column_int64(st, 0);
+            if (sqlite3_column_bytes(st, 1) != 16) {
+                rc = fks__err(FKS_ECORRUPT, "page %lld has a damaged hash", (long long)id);
+                break;
             }
-            bdead++;
+            if (ndead == adead) {
+                adead = adead ? adead * 2 : 1024;
+                struct dead *nd = realloc(dead, adead * sizeof *dead);
+                if (!nd) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory");
+                    break;
+                }
+                dead = nd;
+            }
+            dead[ndead].id = id;
+            dead[ndead++].prefix = pidx_prefix(sqlite3_column_blob(st, 1));
             r->pages_freed++;
             if (o->dry_run)
                 continue;
             sqlite3_bind_int64(del, 1, id);
-            int d = sqlite3_step(del);
+            sqlite3_bind_blob(delnew, 1, sqlite3_column_blob(st, 1), 16, SQLITE_TRANSIENT);
+            int d = sqlite3_step(del), d2 = d == SQLITE_DONE ? sqlite3_step(delnew) : d;
             sqlite3_reset(del);
-            if (d != SQLITE_DONE)
-                rc = cat_err(db, d, "catalog: delete page");
+            sqlite3_reset(delnew);
+            if (d2 != SQLITE_DONE)
+                rc = cat_err(db, d2, "catalog: delete page");
         }
         sqlite3_reset(st);
         if (rc == 0 && src != SQLITE_DONE)
             rc = cat_err(db, src, "catalog: scan pages");
+        /* the block rows over lo .. hi */
+        sqlite3_bind_int64(blk, 1, lo);
+        sqlite3_bind_int64(blk, 2, hi);
+        size_t k = first_dead;
+        while (rc == 0 && (src = sqlite3_step(blk)) == SQLITE_ROW) {
+            int64_t b = sqlite3_column_int64(blk, 0), bn = sqlite3_column_int64(blk, 1);
+            int64_t blen = sqlite3_column_int64(blk, 2), died = 0;
+            while (k < ndead && dead[k].id < b)
+                k++;
+            while (k < ndead && dead[k].id < b + bn)
+                k++, died++;
+            if (bn > 0)
+                r->page_bytes_freed += (uint64_t)(blen * died / bn);
+            if (o->dry_run || !died)
+                continue;
+            sqlite3_bind_int64(left, 1, b);
+            sqlite3_bind_int64(left, 2, b + bn - 1);
+            int l = sqlite3_step(left);
+            int64_t remain = l == SQLITE_ROW ? sqlite3_column_int64(left, 0) : -1;
+            sqlite3_reset(left);
+            if (remain < 0) {
+                rc = cat_err(db, l, "catalog: count block pages");
+            } else if (remain == 0) {
+                if (ngone == agone) {
+                    agone = agone ? agone * 2 : 256;
+                    int64_t *ng = realloc(gone, agone * sizeof *gone);
+                    if (!ng) {
+                        rc = fks__err(FKS_ENOMEM, "out of memory");
+                        break;
+                    }
+                    gone = ng;
+                }
+                gone[ngone++] = b;
+            }
+        }
+        sqlite3_reset(blk);
+        if (rc == 0 && src != SQLITE_DONE)
+            rc = cat_err(db, src, "catalog: scan blocks");
         lo = hi + 1;
     }
-    if (bpages)
-        r->page_bytes_freed += (uint64_t)(blen * (bdead < bpages ? bdead : bpages) / bpages);
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(db, src, "catalog: scan pages");
+    for (size_t g = 0; g < ngone && rc == 0; g++) {     /* no read open on block now */
+        sqlite3_bind_int64(delblk, 1, gone[g]);
+        int d = sqlite3_step(delblk);
+        sqlite3_reset(delblk);
+        if (d != SQLITE_DONE)
+            rc = cat_err(db, d, "catalog: delete block");
+    }
+    if (rc == 0 && !o->dry_run) {
+        uint64_t *pre = malloc((ndead + 1) * sizeof *pre), packed, dropped;
+        if (!pre)
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == 0 && i < ndead; i++)
+            pre[i] = dead[i].prefix;
+        if (rc == 0)
+            rc = pidx_pack(db, mark, next, pre, ndead, &packed, &dropped);
+        free(pre);
+    }
     if (rc == 0 && r->pages_freed && !o->dry_run)
         rc = cat_meta_set(db, "gc_generation", gen + 1);
     if (rc == 0 && !o->dry_run)
@@ -205,7 +272,12 @@ out:
     sqlite3_finalize(st);
     sqlite3_finalize(del);
     sqlite3_finalize(blk);
+    sqlite3_finalize(delnew);
+    sqlite3_finalize(left);
+    sqlite3_finalize(delblk);
     free(mark);
+    free(dead);
+    free(gone);
     return cat_end(s, rc);   /* a dry run changed nothing: an empty commit */
 }
 
@@ -233,7 +305,8 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
     chunk_writer *w = NULL;
     chunk_reader *rd = NULL;
     struct moved *mv = NULL;
-    size_t n = 0, alloc = 0;
+    size_t n = 0, alloc = 0, nold = 0, aold = 0;
+    int64_t *old = NULL;
     uint8_t raw[CHUNK_BLOCK_MAX], payload[CHUNK_BLOCK_MAX], hash[CHUNK_BLOCK_PAGES][16];
     uint32_t rlen[CHUNK_BLOCK_PAGES], bn = 0, blen = 0;
     int rc, src = SQLITE_DONE;
@@ -243,32 +316,62 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
         return fks__err(FKS_ENOMEM, "out of memory");
     if ((rc = chunk_writer_new(&w, s)) != 0 || (rc = chunk_reader_new(&rd, s)) != 0)
         goto out;
-    if ((rc = cat_prepare(db, &st, "SELECT id, off, len, slot, coalesce(rlen, 4096), hash FROM page "
-                          "WHERE chunk_id = ?1 ORDER BY off, slot")) != 0)
+    /* The chunk's block rows in record order, then each row's live pages. */
+    sqlite3_stmt *pg = NULL;
+    if ((rc = cat_prepare(db, &st, "SELECT id, n, off, len, slot0 FROM block WHERE chunk_id = ?1 ORDER BY off, slot0")) != 0 ||
+        (rc = cat_prepare(db, &pg, "SELECT id, coalesce(rlen, 4096), hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0) {
+        sqlite3_finalize(pg);
         goto out;
+    }
     sqlite3_bind_int64(st, 1, c->id);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (sqlite3_column_bytes(st, 5) != 16) {
-            rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(st, 0));
+    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t b = sqlite3_column_int64(st, 0), rn = sqlite3_column_int64(st, 1);
+        int64_t boff = sqlite3_column_int64(st, 2), reclen = sqlite3_column_int64(st, 3);
+        int64_t slot0 = sqlite3_column_int64(st, 4);
+        if (rn <= 0 || rn > 8 || slot0 < 0 || slot0 + rn > 8 || boff < 0 || reclen <= 0 || reclen > UINT32_MAX) {
+            rc = fks__err(FKS_ECORRUPT, "block %lld of chunk %lld is damaged", (long long)b, (long long)c->id);
             break;
         }
-        if (n == alloc) {
-            alloc = alloc ? alloc * 2 : 1024;
-            struct moved *nm = realloc(mv, alloc * sizeof *mv);
-            if (!nm) {
+        if (nold == aold) {
+            aold = aold ? aold * 2 : 256;
+            int64_t *no = realloc(old, aold * sizeof *old);
+            if (!no) {
                 rc = fks__err(FKS_ENOMEM, "out of memory");
                 break;
             }
-            mv = nm;
+            old = no;
         }
-        struct moved *m = &mv[n++];
-        m->id = sqlite3_column_int64(st, 0);
-        m->off = (uint64_t)sqlite3_column_int64(st, 1);
-        m->len = (uint32_t)sqlite3_column_int64(st, 2);
-        m->slot = (uint32_t)sqlite3_column_int64(st, 3);
-        m->rlen = (uint32_t)sqlite3_column_int64(st, 4);
-        memcpy(m->hash, sqlite3_column_blob(st, 5), 16);
+        old[nold++] = b;
+        sqlite3_bind_int64(pg, 1, b);
+        sqlite3_bind_int64(pg, 2, b + rn - 1);
+        int ps;
+        while (rc == 0 && (ps = sqlite3_step(pg)) == SQLITE_ROW) {
+            if (sqlite3_column_bytes(pg, 2) != 16) {
+                rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(pg, 0));
+                break;
+            }
+            if (n == alloc) {
+                alloc = alloc ? alloc * 2 : 1024;
+                struct moved *nm = realloc(mv, alloc * sizeof *mv);
+                if (!nm) {
+                    rc = fks__err(FKS_ENOMEM, "out of memory");
+                    break;
+                }
+                mv = nm;
+            }
+            struct moved *m = &mv[n++];
+            m->id = sqlite3_column_int64(pg, 0);
+            m->off = (uint64_t)boff;
+            m->len = (uint32_t)reclen;
+            m->slot = (uint32_t)(slot0 + m->id - b);
+            m->rlen = (uint32_t)sqlite3_column_int64(pg, 1);
+            memcpy(m->hash, sqlite3_column_blob(pg, 2), 16);
+        }
+        sqlite3_reset(pg);
+        if (rc == 0 && ps != SQLITE_DONE)
+            rc = cat_err(db, ps, "catalog: read chunk pages");
     }
+    sqlite3_finalize(pg);
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(db, src, "catalog: read chunk pages");
     sqlite3_finalize(st);
@@ -308,22 +411,26 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
         goto out;
     if ((rc = cat_begin(s)) != 0)                   /* ... then the switch */
         goto out;
-    rc = cat_prepare(db, &st, "UPDATE page SET chunk_id = ?2, off = ?3, len = ?4, slot = ?5 "
-                     "WHERE id = ?1 AND chunk_id = ?6");
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        sqlite3_bind_int64(st, 1, mv[i].id);
-        sqlite3_bind_int64(st, 2, mv[i].chunk);
-        sqlite3_bind_int64(st, 3, (int64_t)mv[i].off);
-        sqlite3_bind_int64(st, 4, mv[i].len);
-        sqlite3_bind_int64(st, 5, mv[i].slot);
-        sqlite3_bind_int64(st, 6, c->id);
+    rc = cat_prepare(db, &st, "DELETE FROM block WHERE id = ?1 AND chunk_id = ?2");
+    for (size_t i = 0; i < nold && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, old[i]);
+        sqlite3_bind_int64(st, 2, c->id);
         src = sqlite3_step(st);
         sqlite3_reset(st);
         if (src != SQLITE_DONE)
-            rc = cat_err(db, src, "catalog: move page");
+            rc = cat_err(db, src, "catalog: move block");
     }
     sqlite3_finalize(st);
     st = NULL;
+    pidx *x = NULL;
+    if (rc == 0)
+        rc = pidx_open(&x, db);
+    struct pidx_blocks nb = {.x = x};
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = pidx_blocks_push(&nb, mv[i].id, mv[i].chunk, mv[i].off, mv[i].len, mv[i].slot);
+    if (rc == 0)
+        rc = pidx_blocks_flush(&nb);
+    pidx_close(x);
     if (rc == 0 && (rc = cat_prepare(db, &st, "DELETE FROM chunk WHERE id = ?1")) == 0) {
         sqlite3_bind_int64(st, 1, c->id);
         src = sqlite3_step(st);
@@ -347,6 +454,7 @@ out:
     chunk_reader_free(rd);
     ZSTD_freeCCtx(cctx);
     free(mv);
+    free(old);
     if (rc)
         fks__errctx(rc, "compact chunk %08llx", (unsigned long long)c->id);
     return rc;
@@ -360,7 +468,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     size_t n = 0, alloc = 0;
     int rc = cat_prepare(s->db, &st,
         "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
-        " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM page) GROUP BY chunk_id) b "
+        " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
         " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY coalesce(b.live, 0), c.id");
     if (rc)
         return rc;
@@ -508,7 +616,7 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 {
     static const char *q = "SELECT id FROM chunk WHERE used <= 64 AND id NOT IN "
-                           "(SELECT DISTINCT chunk_id FROM page) ORDER BY id";
+                           "(SELECT DISTINCT chunk_id FROM block) ORDER BY id";
     sqlite3_stmt *st = NULL;
     int64_t *ids = NULL, keep = 0, roomy = 0;
     size_t n = 0, alloc = 0;

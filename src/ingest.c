@@ -44,6 +44,7 @@
 #include "manifest.h"
 #include "map.h"
 #include "par.h"
+#include "pindex.h"
 #include "pmap.h"
 #include "store.h"
 #include "util.h"
@@ -98,7 +99,8 @@ struct ingest {
     int64_t gc_gen;
     struct art *arts;
     size_t n;
-    sqlite3_stmt *lookup;
+    pidx *lookup;                  /* the page index (pindex.c) */
+    int64_t top_page;              /* max(page.id) before the first lookup */
     chunk_writer *w;
     par *par;
     ZSTD_CCtx **cctx;              /* one per thread */
@@ -277,7 +279,8 @@ static int lookup_batch(struct ingest *g, struct batch *b)
     int rc = cat_exec(g->s->db, "BEGIN");
     if (rc)
         return rc;
-    rc = lookup_batch_txn(g, b);
+    if ((rc = pidx_begin(g->lookup)) == 0)
+        rc = lookup_batch_txn(g, b);
     int rc2 = cat_exec(g->s->db, "COMMIT");
     return rc ? rc : rc2;
 }
@@ -305,21 +308,18 @@ static int lookup_batch_txn(struct ingest *g, struct batch *b)
             b->ref[i] = PM_NEW + k;
             continue;
         }
-        sqlite3_bind_blob(g->lookup, 1, b->hash[i], 16, SQLITE_STATIC);
-        int src = sqlite3_step(g->lookup);
-        if (src == SQLITE_ROW) {
-            b->ref[i] = sqlite3_column_int64(g->lookup, 0);
-            sqlite3_reset(g->lookup);
+        int64_t found;
+        int rc = pidx_find(g->lookup, b->hash[i], &found);
+        if (rc)
+            return rc;
+        if (found) {
+            b->ref[i] = found;
             g->st.dedup_pages++;
             continue;
         }
-        sqlite3_reset(g->lookup);
-        if (src != SQLITE_DONE)
-            return cat_err(g->s->db, src, "catalog: page lookup");
         /* New: claim a local index now, so a repeat later in this batch
         ** finds it; the location is filled in by store_batch. */
-        int rc = np_add(&g->np, b->hash[i], b->rlen[i], &k);
-        if (rc)
+        if ((rc = np_add(&g->np, b->hash[i], b->rlen[i], &k)) != 0)
             return rc;
         b->ref[i] = PM_NEW + k;
         if (b->nblocks == 0 || b->bn[b->nblocks - 1] == CHUNK_BLOCK_PAGES)
@@ -607,6 +607,22 @@ static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
     return 0;
 }
 
+/* The highest page id there is (0 for none): it moves whenever pages are
+** added, so an ingest can tell whether its lookups may be stale. */
+static int top_page(sqlite3 *db, int64_t *top)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) FROM page");
+    if (rc)
+        return rc;
+    int s = sqlite3_step(st);
+    *top = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (s != SQLITE_ROW)
+        rc = cat_err(db, s, "catalog: read page index");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Every existing page a map names must still be there (see design 4). */
 static int check_refs(struct ingest *g)
 {
@@ -794,7 +810,7 @@ static int commit(struct ingest *g)
     fks_store *s = g->s;
     sqlite3 *db = s->db;
     const fks_ingest_opts *o = g->o;
-    sqlite3_stmt *ins_page = NULL, *find = NULL, *st = NULL;
+    sqlite3_stmt *st = NULL;
     int64_t *final = NULL;
     pm_map *outs = NULL;
     struct stored *sv = NULL;
@@ -838,43 +854,34 @@ static int commit(struct ingest *g)
         st = NULL;
     }
 
-    /* New pages get consecutive ids in the order they were stored. */
+    /* New pages get consecutive ids in the order they were stored; block
+    ** rows follow them (pidx_blocks). If pages were added since the first
+    ** lookup, a concurrent ingest may have stored one of ours first: then
+    ** each is looked up again, and the existing row is used. */
+    int64_t top;
+    if ((rc = top_page(db, &top)) != 0 || (rc = pidx_begin(g->lookup)) != 0)
+        goto out;
     final = malloc((g->np.n + 1) * sizeof *final);
     if (!final) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = cat_prepare(db, &ins_page, "INSERT INTO page(id, hash, chunk_id, off, len, slot, rlen) "
-                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(hash) DO NOTHING")) != 0 ||
-        (rc = cat_prepare(db, &find, "SELECT id FROM page WHERE hash = ?1")) != 0)
-        goto out;
+    struct pidx_blocks blocks = {.x = g->lookup};
     uint64_t added = 0;
     for (size_t k = 0; k < g->np.n && rc == 0; k++) {
-        sqlite3_bind_int64(ins_page, 1, next);
-        sqlite3_bind_blob(ins_page, 2, g->np.hash[k], 16, SQLITE_STATIC);
-        sqlite3_bind_int64(ins_page, 3, g->np.chunk[k]);
-        sqlite3_bind_int64(ins_page, 4, (int64_t)g->np.off[k]);
-        sqlite3_bind_int64(ins_page, 5, g->np.len[k]);
-        sqlite3_bind_int64(ins_page, 6, g->np.slot[k]);
-        if (g->np.rlen[k] == FKS_PAGE_SIZE)
-            sqlite3_bind_null(ins_page, 7);
-        else
-            sqlite3_bind_int64(ins_page, 7, g->np.rlen[k]);
-        if ((rc = step_done(db, ins_page, "catalog: insert page")) != 0)
+        final[k] = 0;
+        if (top != g->top_page && (rc = pidx_find(g->lookup, g->np.hash[k], &final[k])) != 0)
             break;
-        if (sqlite3_changes(db) == 1) {
-            final[k] = next++;
-            added++;
+        if (final[k])
             continue;
-        }
-        /* A concurrent ingest stored the same page first: use its row. */
-        sqlite3_bind_blob(find, 1, g->np.hash[k], 16, SQLITE_STATIC);
-        src = sqlite3_step(find);
-        final[k] = src == SQLITE_ROW ? sqlite3_column_int64(find, 0) : 0;
-        sqlite3_reset(find);
-        if (!final[k])
-            rc = cat_err(db, src, "catalog: find page");
+        if ((rc = pidx_add_page(g->lookup, next, g->np.hash[k], g->np.rlen[k])) != 0 ||
+            (rc = pidx_blocks_push(&blocks, next, g->np.chunk[k], g->np.off[k], g->np.len[k], g->np.slot[k])) != 0)
+            break;
+        final[k] = next++;
+        added++;
     }
+    if (rc == 0)
+        rc = pidx_blocks_flush(&blocks);
     if (rc || (rc = cat_meta_set(db, "next_page_id", next)) != 0)
         goto out;
 
@@ -956,8 +963,6 @@ static int commit(struct ingest *g)
         g->st.new_pages = added;
 out:
     sqlite3_finalize(st);
-    sqlite3_finalize(ins_page);
-    sqlite3_finalize(find);
     free(final);
     for (size_t i = 0; outs && i < g->n; i++)
         pm_free(&outs[i]);
@@ -1153,7 +1158,7 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
         g.arts[i].fd = -1;
     if ((rc = open_inputs(&g)) != 0)
         goto out;
-    if ((rc = cat_prepare(s->db, &g.lookup, "SELECT id FROM page WHERE hash = ?1")) != 0)
+    if ((rc = pidx_open(&g.lookup, s->db)) != 0 || (rc = top_page(s->db, &g.top_page)) != 0)
         goto out;
 
     for (int attempt = 1;; attempt++) {
@@ -1189,7 +1194,7 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
 out:
     if (rc && rc != FKS_EEXIST && rc != FKS_ENOTFOUND && rc != FKS_EINVAL)
         fks__errctx(rc, "ingest %s", o->tag);
-    sqlite3_finalize(g.lookup);
+    pidx_close(g.lookup);
     chunk_writer_free(g.w);
     for (size_t i = 0; g.arts && i < g.n; i++) {
         if (g.arts[i].fd >= 0)

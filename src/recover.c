@@ -56,6 +56,7 @@
 #include "chunk.h"
 #include "manifest.h"
 #include "map.h"
+#include "pindex.h"
 #include "pmap.h"
 #include "store.h"
 #include "util.h"
@@ -244,11 +245,12 @@ static int next_record(uint64_t *next, int fd, uint64_t from, uint64_t size)
     return rc;
 }
 
-static int scan_chunk(struct rec *x, int64_t id, sqlite3_stmt *ins_page, sqlite3_stmt *ins_chunk,
+static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *ins_chunk,
                       ZSTD_DCtx *dctx, uint8_t *rbuf, uint8_t *out)
 {
     char p[PATH_MAX], aside[PATH_MAX];
     uint8_t hb[CHUNK_HDR_SIZE];
+    struct pidx_blocks blocks = {.x = ins_page};
     chunk_hdr h;
     struct stat st;
     int rc = fks__path(p, sizeof p, "%s/chunks/%08llx.chunk", x->dir, (unsigned long long)id);
@@ -327,17 +329,8 @@ static int scan_chunk(struct rec *x, int64_t id, sqlite3_stmt *ins_page, sqlite3
             if (pt_find(&x->pt, rec.hash[i]))
                 continue;                            /* stored twice: first one wins */
             int64_t pid = x->next_page++;
-            sqlite3_bind_int64(ins_page, 1, pid);
-            sqlite3_bind_blob(ins_page, 2, rec.hash[i], 16, SQLITE_STATIC);
-            sqlite3_bind_int64(ins_page, 3, id);
-            sqlite3_bind_int64(ins_page, 4, (int64_t)off);
-            sqlite3_bind_int64(ins_page, 5, rec.len);
-            sqlite3_bind_int64(ins_page, 6, i);
-            if (rec.rlen[i] == FKS_PAGE_SIZE)
-                sqlite3_bind_null(ins_page, 7);
-            else
-                sqlite3_bind_int64(ins_page, 7, rec.rlen[i]);
-            if ((rc = step(x->db, ins_page, "recover: insert page")) == 0 &&
+            if ((rc = pidx_add_page(ins_page, pid, rec.hash[i], rec.rlen[i])) == 0 &&
+                (rc = pidx_blocks_push(&blocks, pid, id, off, rec.len, i)) == 0 &&
                 (rc = pt_add(&x->pt, rec.hash[i], pid)) == 0)
                 x->r->pages++;
         }
@@ -346,6 +339,8 @@ static int scan_chunk(struct rec *x, int64_t id, sqlite3_stmt *ins_page, sqlite3
         off += rec.len;
     }
     close(fd);
+    if (rc == 0)
+        rc = pidx_blocks_flush(&blocks);
     if (rc)
         return rc;
     /* A damaged tail is kept as it is: no writer appends past it. */
@@ -370,7 +365,8 @@ static int scan_chunks(struct rec *x)
     char cdir[PATH_MAX];
     int64_t *ids = NULL;
     size_t n = 0, alloc = 0;
-    sqlite3_stmt *ins_page = NULL, *ins_chunk = NULL;
+    sqlite3_stmt *ins_chunk = NULL;
+    pidx *ins_page = NULL;
     ZSTD_DCtx *dctx = ZSTD_createDCtx();
     uint8_t *rbuf = malloc(CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) + CHUNK_BLOCK_MAX), *out = malloc(CHUNK_BLOCK_MAX);
     int rc = fks__path(cdir, sizeof cdir, "%s/chunks", x->dir);
@@ -402,15 +398,14 @@ static int scan_chunks(struct rec *x)
         qsort(ids, n, sizeof *ids, cmp_i64);
         x->max_chunk = ids[n - 1];
     }
-    if (rc == 0 && ((rc = cat_prepare(x->db, &ins_page, "INSERT INTO page(id, hash, chunk_id, off, len, slot, rlen) "
-                                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")) != 0 ||
+    if (rc == 0 && ((rc = pidx_open(&ins_page, x->db)) != 0 ||
                     (rc = cat_prepare(x->db, &ins_chunk, "INSERT INTO chunk(id, cap, used, created_ms) "
                                       "VALUES (?1, ?2, ?3, ?4)")) != 0))
         goto out;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = scan_chunk(x, ids[i], ins_page, ins_chunk, dctx, rbuf, out);
 out:
-    sqlite3_finalize(ins_page);
+    pidx_close(ins_page);
     sqlite3_finalize(ins_chunk);
     ZSTD_freeDCtx(dctx);
     free(rbuf);

@@ -91,20 +91,12 @@ static int retry_read(struct restore *r, int64_t id, uint8_t *out)
             (rc = cat_open(&r->fresh, p, 1)) != 0)
             return rc;
     }
-    sqlite3_stmt *st;
-    if ((rc = cat_prepare(r->fresh, &st, "SELECT chunk_id, off, len, slot, coalesce(rlen, 4096), hash FROM page WHERE id = ?1")) != 0)
-        return rc;
-    sqlite3_bind_int64(st, 1, id);
-    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 5) == 16) {
-        chunk_reader_reset(r->cr);
-        rc = chunk_read(r->cr, sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                        (uint32_t)sqlite3_column_int64(st, 2), (uint32_t)sqlite3_column_int64(st, 3),
-                        (uint32_t)sqlite3_column_int64(st, 4), sqlite3_column_blob(st, 5), out);
-    } else {
-        rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)id);
-    }
-    sqlite3_finalize(st);
-    return rc;
+    struct cat_page pg;
+    if ((rc = cat_page_get(&pg, r->fresh, id)) != 0)
+        return rc == FKS_ENOTFOUND ? fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)id)
+                                   : rc;
+    chunk_reader_reset(r->cr);
+    return chunk_read(r->cr, pg.chunk_id, pg.off, pg.len, pg.slot, pg.rlen, pg.hash, out);
 }
 
 /* Bytes of page pgno inside a file of size bytes. */

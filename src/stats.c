@@ -444,9 +444,10 @@ static int ivls_load(struct ivls *l, fks_store *s, const char *sql, int64_t bind
 static int ivls_stored(uint64_t *rows, uint64_t *bytes, fks_store *s, const struct ivls *l)
 {
     sqlite3_stmt *st;
-    int rc = cat_prepare(s->db, &st, "SELECT coalesce(sum(n), 0), coalesce(sum(len), 0) FROM "
-                                   "(SELECT count(*) AS n, max(len) AS len FROM page WHERE id >= ?1 AND id < ?2 "
-                                   "GROUP BY chunk_id, off)");
+    int rc = cat_prepare(s->db, &st, "SELECT (SELECT count(*) FROM page WHERE id >= ?1 AND id < ?2), "
+                                   "(SELECT coalesce(sum(len), 0) FROM (SELECT max(len) AS len FROM block WHERE id >= "
+                                   "coalesce((SELECT max(id) FROM block WHERE id <= ?1), ?1) AND id < ?2 AND id + n > ?1 "
+                                   "GROUP BY chunk_id, off))");
     *rows = *bytes = 0;
     for (size_t i = 0; i < l->n && rc == 0; i++) {
         sqlite3_bind_int64(st, 1, l->v[i].lo);
@@ -732,7 +733,7 @@ int fks_store_stats_get(fks_store_stats *o, fks_store *s)
         " (SELECT coalesce(sum((size + 4095) / 4096), 0) FROM artifact), "
         " (SELECT coalesce(sum(p.pages), 0) FROM artifact a JOIN pmap p ON p.id = a.pmap_id), "
         " (SELECT count(*) FROM page), "
-        " (SELECT coalesce(sum(len), 0) FROM (SELECT max(len) AS len FROM page GROUP BY chunk_id, off)), "
+        " (SELECT coalesce(sum(len), 0) FROM (SELECT max(len) AS len FROM block GROUP BY chunk_id, off)), "
         " (SELECT coalesce(sum(used), 0) FROM chunk)", 0);
     if (rc)
         goto out;

@@ -32,6 +32,7 @@
 #include "catalog.h"
 #include "chunk.h"
 #include "map.h"
+#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -172,7 +173,7 @@ static int check_leftovers(fks_store *s, struct vctx *v)
         rc = note(v, "%llu stray files in %s hold %llu bytes", (unsigned long long)nstray, s->chunkdir,
                   (unsigned long long)bytes);
     if (rc == 0 && (rc = cat_prepare(s->db, &st, "SELECT count(*), coalesce(sum(cap), 0) FROM chunk WHERE used <= 64 "
-                                     "AND id NOT IN (SELECT DISTINCT chunk_id FROM page)")) == 0) {
+                                     "AND id NOT IN (SELECT DISTINCT chunk_id FROM block)")) == 0) {
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW && sqlite3_column_int64(st, 0) > 1)
             rc = note(v, "%lld empty chunk files hold %lld preallocated bytes (left by failed or killed "
@@ -362,11 +363,16 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
     if (rc == 0)
         rc = cat_meta_get(s->db, "next_page_id", &next);
     if (rc == 0)
-        rc = cat_prepare(s->db, &st, sample < 100 ? "SELECT id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash "
-                                                    "FROM page WHERE id >= ?1 ORDER BY id LIMIT 1"
-                                                  : "SELECT id, chunk_id, off, len, slot, coalesce(rlen, 4096), hash "
-                                                    "FROM page WHERE id >= ?1 ORDER BY id");
+        rc = cat_prepare(s->db, &st, sample < 100 ? "SELECT id, chunk_id, off, len, slot, rlen, hash, block_id, block_n "
+                                                    "FROM page_place WHERE id >= ?1 ORDER BY id LIMIT 1"
+                                                  : "SELECT id, chunk_id, off, len, slot, rlen, hash, block_id, block_n "
+                                                    "FROM page_place WHERE id >= ?1 ORDER BY id");
+    pidx *ix = NULL;
+    if (rc == 0 && (rc = pidx_open(&ix, s->db)) == 0)
+        rc = pidx_begin(ix);
     if (rc) {
+        pidx_close(ix);
+        sqlite3_finalize(st);
         chunk_reader_free(cr);
         return rc;
     }
@@ -401,12 +407,18 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
             int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
             int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
             int e;
-            if (sqlite3_column_bytes(st, 6) != 16 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 ||
-                slot > UINT32_MAX || rlen <= 0 || rlen > FKS_PAGE_SIZE)
+            int64_t first = sqlite3_column_int64(st, 7), bn = sqlite3_column_int64(st, 8), found = 0;
+            if (sqlite3_column_type(st, 7) != SQLITE_INTEGER)
+                e = fks__err(FKS_ECORRUPT, "no block row holds it");
+            else if (sqlite3_column_bytes(st, 6) != 16 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 ||
+                     slot >= 8 || rlen <= 0 || rlen > FKS_PAGE_SIZE || bn <= 0 || bn > 8 || id - first >= bn)
                 e = fks__err(FKS_ECORRUPT, "catalog row out of range (hash %d bytes, off %lld, len %lld, slot %lld, "
-                             "rlen %lld)", sqlite3_column_bytes(st, 6), (long long)off, (long long)len,
-                             (long long)slot, (long long)rlen);
-            else
+                             "rlen %lld, block %lld of %lld pages)", sqlite3_column_bytes(st, 6), (long long)off,
+                             (long long)len, (long long)slot, (long long)rlen, (long long)first, (long long)bn);
+            else if ((e = pidx_find(ix, sqlite3_column_blob(st, 6), &found)) == 0 && found != id)
+                e = fks__err(FKS_ECORRUPT, "the hash index %s", found ? "names another page with its hash"
+                                                                     : "lacks it (its bytes would be stored again)");
+            if (e == 0)
                 e = chunk_read(cr, sqlite3_column_int64(st, 1), (uint64_t)off, (uint32_t)len, (uint32_t)slot,
                                (uint32_t)rlen, sqlite3_column_blob(st, 6), page);
             if (e) {
@@ -426,6 +438,7 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
             rc = cat_done(s->db, src, "catalog: read page index");
     }
     free(ids);
+    pidx_close(ix);
     if (v->r->bad_pages > 20)
         rc = problem(v, "... %llu damaged pages in all", (unsigned long long)v->r->bad_pages);
     sqlite3_finalize(st);

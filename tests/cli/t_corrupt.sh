@@ -18,12 +18,12 @@ c1=$(printf '%s/store/chunks/%08x.chunk' "$TESTDIR" 1)
 old=$(od -An -tu1 -j $flip -N1 "$c1" | tr -d ' ')
 printf "\\x$(printf '%02x' $((255 - old)))" | dd of="$c1" bs=1 seek=$flip conv=notrunc status=none
 [ "$(od -An -tu1 -j $flip -N1 "$c1" | tr -d ' ')" != "$old" ] || die "test setup: the byte did not change"
-cx=$(q "SELECT chunk_id FROM page ORDER BY chunk_id DESC, off DESC LIMIT 1")
+cx=$(q "SELECT chunk_id FROM page_place ORDER BY chunk_id DESC, off DESC LIMIT 1")
 [ "$cx" != 1 ] || die "test setup: every page in chunk 1"
 cut_at=$(( $(q "SELECT used FROM chunk WHERE id = $cx") - 10000 ))
 truncate -s $cut_at "$(printf '%s/store/chunks/%08x.chunk' "$TESTDIR" "$cx")"
 # The snapshots whose pages the damage reaches, computed from the catalog.
-want=$(q "SELECT DISTINCT s.tag FROM page p JOIN run r ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1
+want=$(q "SELECT DISTINCT s.tag FROM page_place p JOIN run r ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1
           JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id
           WHERE (p.chunk_id = 1 AND p.off <= $flip AND $flip < p.off + p.len)
              OR (p.chunk_id = $cx AND p.off + p.len > $cut_at) ORDER BY 1" | tr '\n' ' ')

@@ -64,7 +64,7 @@ restore_fails 5 "chunk file .*00000001.chunk is damaged \(bad or truncated heade
 reset_store
 
 # ---- flipped bits ----
-off=$(q "SELECT off FROM page WHERE id = 1")
+off=$(q "SELECT off FROM page_place WHERE id = 1")
 flip() { printf "\\x$2" | dd of="$chunk1" bs=1 seek="$1" conv=notrunc status=none; }
 flip $((off + 200)) 5a                              # a payload byte of the first record
 restore_fails 5 "snapshot base, memory page 0 .*does not match its hash" base
@@ -80,8 +80,8 @@ grep -q "has a damaged header" v.err || die "verify did not report the header"
 reset_store
 
 # ---- the catalog points past the end of a chunk ----
-q "UPDATE page SET off = (SELECT cap FROM chunk WHERE id = 1) + 4096 WHERE id = 2"
-restore_fails 5 "snapshot base, memory page 1 \(page id 2\).*past the end of the chunk file" base
+q "UPDATE block SET off = (SELECT cap FROM chunk WHERE id = 1) + 4096 WHERE id = (SELECT block_id FROM page_place WHERE id = 2)"
+restore_fails 5 "snapshot base, memory page [0-9]* \(page id [0-9]*\).*past the end of the chunk file" base
 verify_names "base child"
 reset_store
 

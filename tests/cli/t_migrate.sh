@@ -35,7 +35,8 @@ make_v4() {
          INSERT INTO snapshot SELECT * FROM n.snapshot;
          INSERT INTO artifact(id, snapshot_id, name, size) SELECT id, snapshot_id, name, size FROM n.artifact;
          INSERT INTO chunk SELECT * FROM n.chunk;
-         INSERT INTO page SELECT * FROM n.page;
+         INSERT INTO page SELECT id, hash, chunk_id, off, len, slot, CASE rlen WHEN 4096 THEN NULL ELSE rlen END
+             FROM n.page_place;
          INSERT INTO run SELECT artifact_id, pgno, npages, page_id FROM n.artifact_runs;
          DETACH n; PRAGMA user_version = 4; PRAGMA journal_mode = WAL;" >/dev/null
     chmod 600 v4.db

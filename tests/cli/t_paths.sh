@@ -65,7 +65,7 @@ unchanged "restore"
 # Damage the last stored record of memory so that restore fails after it
 # has created (and partly written) its temporary files.
 q() { fk sql "$1" --csv | tail -n +2; }
-last=$(q "SELECT p.chunk_id || ' ' || (p.off + p.len - 1) FROM page p JOIN run r ON p.id BETWEEN r.page_id
+last=$(q "SELECT p.chunk_id || ' ' || (p.off + p.len - 1) FROM page_place p JOIN run r ON p.id BETWEEN r.page_id
           AND r.page_id + r.npages - 1 JOIN artifact a ON a.id = r.artifact_id WHERE a.name = 'memory'
           ORDER BY r.pgno DESC LIMIT 1")
 set -- $last

@@ -45,7 +45,7 @@ lineage() {
     fk sql "SELECT s.id, s.tag, coalesce(p.tag, '-'), s.created_ms, s.stored_bytes, s.new_pages FROM snapshot s
             LEFT JOIN snapshot p ON p.id = s.parent_id ORDER BY s.id" --csv
     fk sql "SELECT s.tag, a.name, a.size FROM artifact a JOIN snapshot s ON s.id = a.snapshot_id ORDER BY s.id, a.name" --csv
-    fk sql "SELECT tag, artifact, pgno, hex(p.hash) FROM snapshot_pages sp JOIN page p ON p.id = sp.page_id
+    fk sql "SELECT tag, artifact, pgno, hex(p.hash) FROM snapshot_pages sp JOIN page_place p ON p.id = sp.page_id
             ORDER BY snapshot_id, artifact, pgno" --csv | sha256sum
     fk log s11 | sed 's/, [^,]* ago)/)/'
 }
@@ -103,14 +103,14 @@ check_restores s05 s10
 # 3. A damaged chunk record holding pages only s11 uses: s11 is refused
 # with exactly those pages; the rest comes back.
 reset_store
-read -r cid off len < <(fk sql "SELECT p.chunk_id, p.off, p.len FROM page p JOIN snapshot_pages sp ON sp.page_id = p.id
+read -r cid off len < <(fk sql "SELECT p.chunk_id, p.off, p.len FROM page_place p JOIN snapshot_pages sp ON sp.page_id = p.id
     GROUP BY p.chunk_id, p.off HAVING min(sp.tag) = 's11' AND max(sp.tag) = 's11'
     AND min(sp.artifact) = 'memory' AND max(sp.artifact) = 'memory' ORDER BY p.off DESC LIMIT 1" --csv |
     tail -n 1 | tr ',' ' ')
 [ -n "$off" ] || die "no record used by s11 alone"
-want=$(fk sql "SELECT count(*) FROM snapshot_pages sp JOIN page p ON p.id = sp.page_id
+want=$(fk sql "SELECT count(*) FROM snapshot_pages sp JOIN page_place p ON p.id = sp.page_id
     WHERE sp.tag = 's11' AND p.chunk_id = $cid AND p.off = $off" --csv | tail -n 1)
-pgnos=$(fk sql "SELECT group_concat(pgno, ' ') FROM (SELECT sp.pgno FROM snapshot_pages sp JOIN page p ON p.id = sp.page_id
+pgnos=$(fk sql "SELECT group_concat(pgno, ' ') FROM (SELECT sp.pgno FROM snapshot_pages sp JOIN page_place p ON p.id = sp.page_id
     WHERE sp.tag = 's11' AND sp.artifact = 'memory' AND p.chunk_id = $cid AND p.off = $off ORDER BY sp.pgno)" --csv | tail -n 1)
 printf '\xff\xff\xff\xff' | dd of="$TESTDIR/store/chunks/$(printf '%08x' "$cid").chunk" bs=1 seek=$((off + len - 4)) \
     conv=notrunc 2>/dev/null
