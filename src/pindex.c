@@ -24,7 +24,11 @@
 **     page_new entries move into their buckets, the entries of the pages
 **     the sweep deleted are dropped, and only the buckets that gain or
 **     lose an entry are rewritten. When buckets average more than
-**     PIDX_FILL entries the bucket bits grow, and every bucket is split;
+**     PIDX_FILL (1200) entries the bucket bits grow, and every bucket is
+**     split, so a bucket averages 600-1200 entries, 5.4-10.8 KB: a blob
+**     past SQLite's largest local payload (4061 bytes in a 4 KiB page)
+**     fills whole overflow pages and packs its remainder with others,
+**     where one of 2-4 KB would leave a third of its page empty;
 **     the entries keep hash bits 12..43, so a split needs no page reads
 **     (up to PIDX_BITS_MAX bits, 2^32 buckets).
 **  4. Every page is in exactly one tier: ingest inserts into page_new in
@@ -52,6 +56,13 @@
 #include "util.h"
 
 #define GEN_SHIFT 44
+
+static unsigned fill_max = PIDX_FILL;
+
+void pidx_set_fill(unsigned fill)
+{
+    fill_max = fill ? fill : PIDX_FILL;
+}
 
 struct pidx {
     sqlite3 *db;
@@ -405,7 +416,7 @@ int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *de
         goto out;
     }
     int nbits = bits;
-    while (nbits < PIDX_BITS_MAX && (uint64_t)(count + (int64_t)nw.n) >> nbits > PIDX_FILL)
+    while (nbits < PIDX_BITS_MAX && (uint64_t)(count + (int64_t)nw.n) >> nbits > fill_max)
         nbits++;
     /* The old buckets to rewrite: all of them for a split, else those
     ** that gain or lose an entry. */

@@ -10,7 +10,7 @@
 
 #define PIDX_BITS_MIN 12           /* buckets: at least 2^12 */
 #define PIDX_BITS_MAX 32
-#define PIDX_FILL 512              /* gc adds a bit when buckets average more */
+#define PIDX_FILL 1200             /* gc adds a bit when buckets average more */
 #define PIDX_ENT 9                 /* bytes per packed entry */
 
 typedef struct pidx pidx;
@@ -47,6 +47,9 @@ int pidx_blocks_flush(struct pidx_blocks *b);
 ** average over PIDX_FILL. *packed = entries moved in, *dropped = out. */
 int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *dead, size_t ndead, uint64_t *packed,
               uint64_t *dropped);
+
+/* Tests: the bucket fill that makes pidx_pack add a bit (PIDX_FILL). */
+void pidx_set_fill(unsigned fill);
 
 /* The first 8 bytes of a hash as a number (the bucket and key bits). */
 uint64_t pidx_prefix(const uint8_t hash[16]);

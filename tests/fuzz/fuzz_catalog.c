@@ -9,7 +9,8 @@
 ** or to the chunk file:
 **   0 update a map run column (pmap_run: pmap_id, pgno, npages, page_id)
 **   1 delete a run        2 insert a run
-**   3 update a page column (id, chunk_id, off, len, slot, rlen, hash bit)
+**   3 update a page or block column (page id, rlen, a hash bit; its
+**     block row's id, chunk_id, off, len, n, slot0)
 **   4 delete a page       5 flip a byte of the chunk file's records
 **   6 store a run column as REAL, TEXT or BLOB
 **   7 toggle PRAGMA ignore_check_constraints (so npages <= 0 gets in)
@@ -25,8 +26,9 @@
 ** with a hash and length of the template (a changed hash or length is
 ** unreadable), and has the length its position needs.
 ** Its expected files are then the template's pages at those positions.
-** A page whose location (chunk_id, off, len, slot) changed may fail to
-** read, or be served from a block already decoded: either is fine.
+** A page whose location (chunk_id, off, len, slot, its block row's id or
+** page count) changed may fail to read, or be served from a block already
+** decoded: either is fine.
 **
 ** Oracle: fks_restore either fails, leaving the output directory empty,
 ** or succeeds for a snapshot the reference calls restorable and writes
@@ -73,7 +75,7 @@ static struct efile expect[NSNAP][MAXART];
 static size_t nexpect[NSNAP];
 
 struct prow {                   /* a page row as the template has it */
-    int64_t id, chunk_id, off, len, slot, rlen;
+    int64_t id, chunk_id, off, len, slot, rlen, block_id, block_n;
     uint8_t hash[16];
     uint8_t content[PG];
 };
@@ -202,8 +204,8 @@ static void build_template(void)
     FUZZ_ASSERT(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode = DELETE",
                              NULL, NULL, NULL) == SQLITE_OK, "checkpoint: %s", sqlite3_errmsg(db));
     sqlite3_stmt *st;
-    sqlite3_prepare_v2(db, "SELECT p.id, p.chunk_id, p.off, p.len, p.slot, coalesce(p.rlen, 4096), p.hash, "
-                       "s.tag, a.name, r.pgno + (p.id - r.page_id) FROM page p "
+    sqlite3_prepare_v2(db, "SELECT p.id, p.chunk_id, p.off, p.len, p.slot, p.rlen, p.hash, "
+                       "s.tag, a.name, r.pgno + (p.id - r.page_id), p.block_id, p.block_n FROM page_place p "
                        "JOIN run r ON p.id BETWEEN r.page_id AND r.page_id + r.npages - 1 "
                        "JOIN artifact a ON a.id = r.artifact_id JOIN snapshot s ON s.id = a.snapshot_id "
                        "ORDER BY p.id", -1, &st, NULL);
@@ -219,6 +221,8 @@ static void build_template(void)
         w->len = sqlite3_column_int64(st, 3);
         w->slot = sqlite3_column_int64(st, 4);
         w->rlen = sqlite3_column_int64(st, 5);
+        w->block_id = sqlite3_column_int64(st, 10);
+        w->block_n = sqlite3_column_int64(st, 11);
         memcpy(w->hash, sqlite3_column_blob(st, 6), 16);
         const char *tag = (const char *)sqlite3_column_text(st, 7), *name = (const char *)sqlite3_column_text(st, 8);
         int64_t pg = sqlite3_column_int64(st, 9);
@@ -386,7 +390,9 @@ static void exec_bound(sqlite3 *db, const char *sql, sqlite3_value *k1, sqlite3_
 }
 
 static const char *const run_cols[] = {"pmap_id", "pgno", "npages", "page_id"};
-static const char *const page_cols[] = {"id", "chunk_id", "off", "len", "slot", "rlen"};
+/* Columns of a page row, then of its block row (table:column). */
+static const char *const page_cols[] = {"page:id", "page:rlen", "block:id", "block:chunk_id", "block:off",
+                                        "block:len", "block:n", "block:slot0"};
 
 /* Applies the input's operations; returns 1 if a chunk file was damaged. */
 static int damage(fuzz_in *in, sqlite3 *db)
@@ -436,8 +442,8 @@ static int damage(fuzz_in *in, sqlite3 *db)
             if (!id)
                 break;
             sqlite3_stmt *st;
-            unsigned c = (code >> 3) % 7;
-            if (c == 6) {                                   /* flip a bit of the hash */
+            unsigned c = (code >> 3) % 9;
+            if (c == 8) {                                   /* flip a bit of the hash */
                 uint8_t h[16] = {0};
                 sqlite3_prepare_v2(db, "SELECT hash FROM page WHERE id = ?1", -1, &st, NULL);
                 sqlite3_bind_int64(st, 1, id);
@@ -449,12 +455,16 @@ static int damage(fuzz_in *in, sqlite3 *db)
                 sqlite3_bind_int64(st, 1, id);
                 sqlite3_bind_blob(st, 2, h, 16, SQLITE_TRANSIENT);
             } else {
-                snprintf(sql, sizeof sql, "SELECT %s FROM page WHERE id = ?1", page_cols[c]);
+                const char *col = strchr(page_cols[c], ':') + 1;
+                int blk = page_cols[c][0] == 'b';
+                /* a block column: of the block row holding page id */
+                const char *where = blk ? "WHERE id = (SELECT block_id FROM page_place WHERE id = ?1)" : "WHERE id = ?1";
+                snprintf(sql, sizeof sql, "SELECT %s FROM %s %s", col, blk ? "block" : "page", where);
                 sqlite3_prepare_v2(db, sql, -1, &st, NULL);
                 sqlite3_bind_int64(st, 1, id);
                 int64_t old = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
                 sqlite3_finalize(st);
-                snprintf(sql, sizeof sql, "UPDATE page SET %s = ?2 WHERE id = ?1", page_cols[c]);
+                snprintf(sql, sizeof sql, "UPDATE %s SET %s = ?2 %s", blk ? "block" : "page", col, where);
                 sqlite3_prepare_v2(db, sql, -1, &st, NULL);
                 sqlite3_bind_int64(st, 1, id);
                 sqlite3_bind_int64(st, 2, value(in, old));
@@ -512,8 +522,8 @@ static const struct prow *intact_page(sqlite3 *db, int64_t id, int *moved)
     const struct prow *w = NULL;
     sqlite3_prepare_v2(db, "SELECT typeof(chunk_id) = 'integer' AND typeof(off) = 'integer' AND "
                        "typeof(len) = 'integer' AND typeof(slot) = 'integer' AND "
-                       "typeof(coalesce(rlen, 4096)) = 'integer', chunk_id, off, len, slot, "
-                       "coalesce(rlen, 4096), hash FROM page WHERE id = ?1", -1, &st, NULL);
+                       "typeof(rlen) = 'integer' AND typeof(block_n) = 'integer', chunk_id, off, len, slot, "
+                       "rlen, hash, block_id, block_n FROM page_place WHERE id = ?1", -1, &st, NULL);
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) && sqlite3_column_bytes(st, 6) == 16) {
         for (size_t i = 0; i < norig && !w; i++)
@@ -522,7 +532,8 @@ static const struct prow *intact_page(sqlite3 *db, int64_t id, int *moved)
         if (w && w->rlen != sqlite3_column_int64(st, 5))
             w = NULL;
         if (w && (w->chunk_id != sqlite3_column_int64(st, 1) || w->off != sqlite3_column_int64(st, 2) ||
-                  w->len != sqlite3_column_int64(st, 3) || w->slot != sqlite3_column_int64(st, 4)))
+                  w->len != sqlite3_column_int64(st, 3) || w->slot != sqlite3_column_int64(st, 4) ||
+                  w->block_id != sqlite3_column_int64(st, 7) || w->block_n != sqlite3_column_int64(st, 8)))
             *moved = 1;
     }
     sqlite3_finalize(st);

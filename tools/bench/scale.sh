@@ -27,7 +27,9 @@
 #   index  SCALE_INDEXED distinct pages ingested as Full roots of
 #          SCALE_FILL_ROOT pages (pages from a counter: compressible unless
 #          SCALE_FILL_RANDOM=1, so that 20 M pages fit on the disk; the index
-#          sees distinct XXH3 keys either way). Then SCALE_INGEST of new
+#          sees distinct XXH3 keys either way), with a `gc` (packing the
+#          hash index, as a cron job would) every SCALE_GC_EVERY roots
+#          (default 5) and once after the last. Then SCALE_INGEST of new
 #          distinct random pages as a Full root, SCALE_RUNS times, into that
 #          store vs each into a fresh empty store; catalog bytes per distinct
 #          page; `gc` with nothing dead, then `rmi` of the roots holding
@@ -69,7 +71,7 @@ B_SIZE=${SCALE_B_SIZE:-16G} B_BASE=${SCALE_B_BASE:-$d_b_base} B_EXTENT=${SCALE_B
 B_N=${SCALE_B_N:-$d_b_n} B_DIRTY=${SCALE_B_DIRTY:-131}
 SNAPS=${SCALE_SNAPS:-$d_snaps} KEEP_LAST=${SCALE_KEEP_LAST:-100} RUNS=${SCALE_RUNS:-$d_runs}
 INDEXED=${SCALE_INDEXED:-$d_indexed} FILL_ROOT=${SCALE_FILL_ROOT:-$d_fill_root}
-FILL_RANDOM=${SCALE_FILL_RANDOM:-0} INGEST=${SCALE_INGEST:-$d_ingest} GC_FREE=${SCALE_GC_FREE:-$d_gc_free}
+FILL_RANDOM=${SCALE_FILL_RANDOM:-0} GC_EVERY=${SCALE_GC_EVERY:-5} INGEST=${SCALE_INGEST:-$d_ingest} GC_FREE=${SCALE_GC_FREE:-$d_gc_free}
 DIR=${SCALE_DIR:-/var/tmp/forkstore-scale}
 TMP=${SCALE_TMP:-/dev/shm/forkstore-scale.$$}
 OUT=${SCALE_OUT:-$BUILD/bench}
@@ -296,11 +298,23 @@ part_index() {
         rm -f "$TMP/fill$((k % 2))"
         if [ -n "$pid" ]; then wait "$pid"; fi
         log "index: root $((k + 1))/$roots ($np pages) in ${t}s"
+        # gc from cron packs the hash index as it grows
+        if [ $(((k + 1) % GC_EVERY)) = 0 ] && [ $((k + 1)) -lt $roots ]; then
+            timed t fk gc
+            log "index: gc after root $((k + 1)) in ${t}s"
+        fi
     done
     local build_s; build_s=$(calc "($(us) - $b0) / 1e6" 1)
     row "index: building $INDEXED distinct pages (s)" "$build_s" "" ""
     checkpoint "$S"
     local cb=$(cat_bytes "$S") per
+    per=$(calc "$cb / $INDEXED" 1)
+    row "index: catalog bytes per distinct page, before gc packs the index" "$per" "" ""
+    # gc (from cron) packs the hash index: page_new into page_idx buckets.
+    timed t fk gc
+    row "index: gc packing $INDEXED pages into the index (s)" "$(calc "$t" 3)" "" ""
+    checkpoint "$S"
+    cb=$(cat_bytes "$S")
     per=$(calc "$cb / $INDEXED" 1)
     row "index: catalog bytes per distinct page, $INDEXED pages" "$per" "<= 40" "$(verdict "$per <= 40")"
     # INGEST of new random pages: into an empty store vs into this one.
@@ -353,7 +367,7 @@ done
          "(forkstore $("$F" --version 2>/dev/null || echo '?'), $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     echo "Config: SCALE_PARTS=\"$PARTS\" SCALE_A_SIZE=$A_SIZE SCALE_A_N=$A_N SCALE_DIRTY=$DIRTY"\
          "SCALE_ZERO_PCT=$ZERO_PCT SCALE_B_SIZE=$B_SIZE SCALE_B_BASE=$B_BASE SCALE_B_EXTENT=$B_EXTENT"\
-         "SCALE_B_N=$B_N SCALE_B_DIRTY=$B_DIRTY SCALE_SNAPS=$SNAPS SCALE_KEEP_LAST=$KEEP_LAST"\
+         "SCALE_B_N=$B_N SCALE_B_DIRTY=$B_DIRTY SCALE_SNAPS=$SNAPS SCALE_KEEP_LAST=$KEEP_LAST SCALE_GC_EVERY=$GC_EVERY"\
          "SCALE_RUNS=$RUNS SCALE_INDEXED=$INDEXED SCALE_FILL_ROOT=$FILL_ROOT SCALE_FILL_RANDOM=$FILL_RANDOM"\
          "SCALE_INGEST=$INGEST SCALE_GC_FREE=$GC_FREE"
     echo "Part times (s): $(for p in $PARTS; do printf '%s %s  ' "$p" "${PART_T[$p]:-?}"; done)"
