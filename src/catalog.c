@@ -126,28 +126,42 @@ static int col_int(sqlite3_stmt *st, int c)
     return sqlite3_column_type(st, c) == SQLITE_INTEGER;
 }
 
-/* A page row with its block row: p.id, chunk, off, len, slot, rlen, hash,
-** the block's first id and page count. */
-#define PAGE_SQL \
-    "SELECT p.id, b.chunk_id, b.off, b.len, b.slot0 + (p.id - b.id), coalesce(p.rlen, 4096), p.hash, b.id, b.n " \
-    "FROM page p JOIN block b ON b.id = (SELECT max(x.id) FROM block x WHERE x.id <= p.id) "
+/* A page row (id, rlen, hash) with its block row (id, chunk_id, off, len,
+** n, slot0): the block row with the largest id <= the page's. */
+#define PAGE_COLS "p.id, coalesce(p.rlen, 4096), p.hash"
+#define BLOCK_COLS "id, chunk_id, off, len, n, slot0"
+#define PAGE_SQL                                                                                       \
+    "SELECT " PAGE_COLS ", b.id, b.chunk_id, b.off, b.len, b.n, b.slot0 FROM page p "                 \
+    "JOIN block b ON b.id = (SELECT max(x.id) FROM block x WHERE x.id <= p.id) "
 
-/* The one validator of a page's location (PAGE_SQL's columns). */
-static int page_from_row(struct cat_page *out, sqlite3_stmt *st)
+struct blockrow {
+    int64_t id, chunk, off, len, n, slot0;
+    int typed;
+};
+
+static void block_from(struct blockrow *b, sqlite3_stmt *st, int c0)
 {
-    int64_t id = sqlite3_column_int64(st, 0), chunk = sqlite3_column_int64(st, 1);
-    int64_t off = sqlite3_column_int64(st, 2), len = sqlite3_column_int64(st, 3);
-    int64_t slot = sqlite3_column_int64(st, 4), rlen = sqlite3_column_int64(st, 5);
-    int64_t first = sqlite3_column_int64(st, 7), n = sqlite3_column_int64(st, 8);
-    int typed = 1;
-    for (int c = 0; c < 9; c++)
-        typed &= c == 6 || col_int(st, c);
-    if (!typed || sqlite3_column_type(st, 6) != SQLITE_BLOB || sqlite3_column_bytes(st, 6) != 16 || id <= 0 ||
-        chunk <= 0 || off < 0 || len <= 0 || len > UINT32_MAX || slot < 0 || slot >= 8 || rlen <= 0 || rlen > 4096 ||
-        n <= 0 || n > 8 || first > id || id - first >= n)
+    int64_t *v[] = {&b->id, &b->chunk, &b->off, &b->len, &b->n, &b->slot0};
+    b->typed = 1;
+    for (int c = 0; c < 6; c++) {
+        *v[c] = sqlite3_column_int64(st, c0 + c);
+        b->typed &= col_int(st, c0 + c);
+    }
+}
+
+/* The one validator of a page's location: page columns 0-2 of st, in
+** block row b (NULL: none holds it). */
+static int page_make(struct cat_page *out, sqlite3_stmt *st, const struct blockrow *b)
+{
+    int64_t id = sqlite3_column_int64(st, 0), rlen = sqlite3_column_int64(st, 1);
+    if (!b || !b->typed || !col_int(st, 0) || !col_int(st, 1) || sqlite3_column_type(st, 2) != SQLITE_BLOB ||
+        sqlite3_column_bytes(st, 2) != 16 || id <= 0 || rlen <= 0 || rlen > 4096 || b->chunk <= 0 || b->off < 0 ||
+        b->len <= 0 || b->len > UINT32_MAX || b->n <= 0 || b->n > 8 || b->slot0 < 0 || b->slot0 + b->n > 8 ||
+        b->id > id || id - b->id >= b->n)
         return fks__err(FKS_ECORRUPT, "page index: the row of page %lld or of its block is damaged", (long long)id);
-    *out = (struct cat_page){id, chunk, (uint64_t)off, (uint32_t)len, (uint32_t)slot, (uint32_t)rlen, {0}};
-    memcpy(out->hash, sqlite3_column_blob(st, 6), 16);
+    *out = (struct cat_page){id, b->chunk, (uint64_t)b->off, (uint32_t)b->len, (uint32_t)(b->slot0 + id - b->id),
+                             (uint32_t)rlen, {0}};
+    memcpy(out->hash, sqlite3_column_blob(st, 2), 16);
     return 0;
 }
 
@@ -159,12 +173,15 @@ int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id)
         return rc;
     sqlite3_bind_int64(st, 1, id);
     int s = sqlite3_step(st);
-    if (s == SQLITE_ROW)
-        rc = page_from_row(out, st);
-    else if (s == SQLITE_DONE)
+    if (s == SQLITE_ROW) {
+        struct blockrow b;
+        block_from(&b, st, 3);
+        rc = page_make(out, st, &b);
+    } else if (s == SQLITE_DONE) {
         rc = fks__err(FKS_ENOTFOUND, "page %lld is missing from the page index", (long long)id);
-    else
+    } else {
         rc = cat_err(db, s, "catalog: read page index");
+    }
     sqlite3_finalize(st);
     return rc;
 }
@@ -172,25 +189,52 @@ int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id)
 int cat_pages_open(cat_pages *r, sqlite3 *db)
 {
     r->db = db;
-    return cat_prepare(db, &r->st, PAGE_SQL "WHERE p.id BETWEEN ?1 AND ?2 ORDER BY p.id");
+    r->bst = NULL;
+    int rc = cat_prepare(db, &r->st, "SELECT " PAGE_COLS " FROM page p WHERE p.id BETWEEN ?1 AND ?2 ORDER BY p.id");
+    if (rc == 0 && (rc = cat_prepare(db, &r->bst, "SELECT " BLOCK_COLS " FROM block WHERE id >= "
+                                     "coalesce((SELECT max(id) FROM block WHERE id <= ?1), ?1) AND id <= ?2 "
+                                     "ORDER BY id")) != 0)
+        cat_pages_close(r);
+    return rc;
 }
 
 void cat_pages_close(cat_pages *r)
 {
     sqlite3_finalize(r->st);
-    r->st = NULL;
+    sqlite3_finalize(r->bst);
+    r->st = r->bst = NULL;
 }
 
+/* Pages and block rows in id order, side by side: each page in the last
+** block row at or before it (no per-page seek). */
 int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
                     void *arg)
 {
+    int64_t last = first + (int64_t)n - 1;
     sqlite3_bind_int64(r->st, 1, first);
-    sqlite3_bind_int64(r->st, 2, first + (int64_t)n - 1);
-    int rc = 0, s;
+    sqlite3_bind_int64(r->st, 2, last);
+    sqlite3_bind_int64(r->bst, 1, first);
+    sqlite3_bind_int64(r->bst, 2, last);
+    int rc = 0, s = SQLITE_DONE, bs = sqlite3_step(r->bst);
     uint64_t k = 0;
     struct cat_page p;
+    struct blockrow cur, nxt;
+    int have_cur = 0;
+    if (bs == SQLITE_ROW)
+        block_from(&nxt, r->bst, 0);
     while (rc == 0 && (s = sqlite3_step(r->st)) == SQLITE_ROW) {
-        if ((rc = page_from_row(&p, r->st)) != 0)
+        int64_t id = sqlite3_column_int64(r->st, 0);
+        while (bs == SQLITE_ROW && nxt.id <= id) {
+            cur = nxt;
+            have_cur = 1;
+            if ((bs = sqlite3_step(r->bst)) == SQLITE_ROW)
+                block_from(&nxt, r->bst, 0);
+        }
+        if (bs != SQLITE_ROW && bs != SQLITE_DONE) {
+            rc = cat_err(r->db, bs, "catalog: read block rows");
+            break;
+        }
+        if ((rc = page_make(&p, r->st, have_cur ? &cur : NULL)) != 0)
             break;
         if (p.id != first + (int64_t)k) {
             rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)first + (long long)k);
@@ -200,6 +244,7 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
         rc = fn(arg, &p);
     }
     sqlite3_reset(r->st);
+    sqlite3_reset(r->bst);
     if (rc == 0 && s != SQLITE_DONE)
         rc = cat_err(r->db, s, "catalog: read page index");
     if (rc == 0 && k != n)
@@ -213,9 +258,18 @@ int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16])
     int rc = pidx_open(&x, db);
     if (rc)
         return rc;
+    int txn = sqlite3_get_autocommit(db);   /* the tiers as one snapshot */
+    if (txn && (rc = cat_read_begin(db)) != 0) {
+        pidx_close(x);
+        return rc;
+    }
     if ((rc = pidx_begin(x)) == 0 && (rc = pidx_find(x, hash, id)) == 0 && *id == 0)
         rc = fks__err(FKS_ENOTFOUND, "no page with that hash in the store");
     pidx_close(x);
+    if (txn) {
+        int rc2 = cat_read_end(db);
+        rc = rc ? rc : rc2;
+    }
     return rc;
 }
 

@@ -77,7 +77,7 @@ int cat_page_get(struct cat_page *out, sqlite3 *db, int64_t id);
 ** malformed is FKS_ECORRUPT (a map named it); fn's error stops it. */
 typedef struct cat_pages {
     sqlite3 *db;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st, *bst;        /* page rows, block rows */
 } cat_pages;
 int cat_pages_open(cat_pages *r, sqlite3 *db);
 void cat_pages_close(cat_pages *r);
