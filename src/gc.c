@@ -182,15 +182,8 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
                 rc = fks__err(FKS_ECORRUPT, "page %lld has a damaged hash", (long long)id);
                 break;
             }
-            if (ndead == adead) {
-                adead = adead ? adead * 2 : 1024;
-                struct dead *nd = realloc(dead, adead * sizeof *dead);
-                if (!nd) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                dead = nd;
-            }
+            if ((rc = fks__grow(&dead, &adead, ndead, sizeof *dead)) != 0)
+                break;
             dead[ndead].id = id;
             dead[ndead++].prefix = pidx_prefix(sqlite3_column_blob(st, 1));
             r->pages_freed++;
@@ -230,15 +223,8 @@ static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
             if (remain < 0) {
                 rc = cat_err(db, l, "catalog: count block pages");
             } else if (remain == 0) {
-                if (ngone == agone) {
-                    agone = agone ? agone * 2 : 256;
-                    int64_t *ng = realloc(gone, agone * sizeof *gone);
-                    if (!ng) {
-                        rc = fks__err(FKS_ENOMEM, "out of memory");
-                        break;
-                    }
-                    gone = ng;
-                }
+                if ((rc = fks__grow(&gone, &agone, ngone, sizeof *gone)) != 0)
+                    break;
                 gone[ngone++] = b;
             }
         }
@@ -332,15 +318,8 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
             rc = fks__err(FKS_ECORRUPT, "block %lld of chunk %lld is damaged", (long long)b, (long long)c->id);
             break;
         }
-        if (nold == aold) {
-            aold = aold ? aold * 2 : 256;
-            int64_t *no = realloc(old, aold * sizeof *old);
-            if (!no) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                break;
-            }
-            old = no;
-        }
+        if ((rc = fks__grow(&old, &aold, nold, sizeof *old)) != 0)
+            break;
         old[nold++] = b;
         sqlite3_bind_int64(pg, 1, b);
         sqlite3_bind_int64(pg, 2, b + rn - 1);
@@ -350,15 +329,8 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
                 rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(pg, 0));
                 break;
             }
-            if (n == alloc) {
-                alloc = alloc ? alloc * 2 : 1024;
-                struct moved *nm = realloc(mv, alloc * sizeof *mv);
-                if (!nm) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                mv = nm;
-            }
+            if ((rc = fks__grow(&mv, &alloc, n, sizeof *mv)) != 0)
+                break;
             struct moved *m = &mv[n++];
             m->id = sqlite3_column_int64(pg, 0);
             m->off = (uint64_t)boff;

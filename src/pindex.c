@@ -340,14 +340,8 @@ struct vec {
 
 static void *vec_push(struct vec *v)
 {
-    if (v->n == v->alloc) {
-        size_t na = v->alloc ? v->alloc * 2 : 1024;
-        void *nv = realloc(v->v, na * v->size);
-        if (!nv)
-            return NULL;
-        v->v = nv;
-        v->alloc = na;
-    }
+    if (fks__grow(&v->v, &v->alloc, v->n, v->size) != 0)
+        return NULL;
     return (char *)v->v + v->size * v->n++;
 }
 

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
@@ -272,4 +274,18 @@ int fks_check_name(const char *name)
         rc = fks__err(FKS_EINVAL, "artifact name 'memory.bin' is reserved: restore writes the memory "
                       "file there; pick another name");
     return rc;
+}
+
+int fks__grow(void *pv, size_t *alloc, size_t n, size_t size)
+{
+    void **v = pv;
+    if (n < *alloc)
+        return 0;
+    size_t na = *alloc ? *alloc * 2 : 256;
+    void *nv = na <= SIZE_MAX / size ? realloc(*v, na * size) : NULL;
+    if (!nv)
+        return fks__err(FKS_ENOMEM, "out of memory (%zu items of %zu bytes)", na, size);
+    *v = nv;
+    *alloc = na;
+    return 0;
 }

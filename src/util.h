@@ -60,6 +60,10 @@ void fks__hash(uint8_t out[16], const void *buf, size_t len);
 /* Lower-case hex of 16 bytes into out[33]. */
 void fks__hex16(char out[33], const uint8_t h[16]);
 
+/* Growable arrays: when n == *alloc, doubles the array *pv (elements of
+** size bytes; from 256) and *alloc. FKS_ENOMEM (named) if it cannot. */
+int fks__grow(void *pv, size_t *alloc, size_t n, size_t size);
+
 /* Little-endian load/store. */
 static inline void fks__put32(uint8_t *p, uint32_t v)
 { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }
