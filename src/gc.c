@@ -272,6 +272,74 @@ struct cand {
     uint64_t used, live;
 };
 
+struct crow {                      /* a block row of a chunk to compact */
+    int64_t chunk, id, n, off, len, slot0;
+};
+
+static int cmp_crow(const void *a, const void *b)
+{
+    const struct crow *x = a, *y = b;
+    if (x->chunk != y->chunk)
+        return x->chunk < y->chunk ? -1 : 1;
+    if (x->off != y->off)
+        return x->off < y->off ? -1 : 1;
+    return (x->slot0 > y->slot0) - (x->slot0 < y->slot0);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+#define COMPACT_BATCH 64
+
+/* The block rows of the chunks ids[0..n-1] (sorted), in one pass over
+** table block (it has no index by chunk: 3 bytes a page saved), sorted by
+** (chunk, off, slot0). */
+static int chunk_rows(sqlite3 *db, const int64_t *ids, size_t n, struct crow **out, size_t *nout)
+{
+    sqlite3_stmt *st;
+    size_t alloc = 0;
+    *out = NULL;
+    *nout = 0;
+    int rc = cat_prepare(db, &st, "SELECT chunk_id, id, n, off, len, slot0 FROM block");
+    if (rc)
+        return rc;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t ch = sqlite3_column_int64(st, 0);
+        if (!bsearch(&ch, ids, n, sizeof *ids, cmp_i64))
+            continue;
+        if ((rc = fks__grow(out, &alloc, *nout, sizeof **out)) != 0)
+            break;
+        struct crow *w = &(*out)[(*nout)++];
+        *w = (struct crow){ch, sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+                           sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)};
+    }
+    if (rc == 0)
+        rc = cat_done(db, src, "catalog: read block rows");
+    sqlite3_finalize(st);
+    if (rc == 0 && *nout)
+        qsort(*out, *nout, sizeof **out, cmp_crow);
+    return rc;
+}
+
+/* chunk.used now (-1 if the row is gone). */
+static int chunk_used(sqlite3 *db, int64_t id, int64_t *used)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "SELECT used FROM chunk WHERE id = ?1");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int src = sqlite3_step(st);
+    *used = src == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    rc = src == SQLITE_ROW ? 0 : cat_done(db, src, "catalog: read chunk");
+    sqlite3_finalize(st);
+    return rc;
+}
+
 struct moved {
     int64_t id, chunk;
     uint64_t off;           /* before the copy: old place; after: new */
@@ -284,7 +352,7 @@ struct moved {
 ** its old order and appended elsewhere. The page list is read into memory
 ** first: appending may create a chunk, a write transaction, which must not
 ** start while a read statement is open on the same connection. */
-static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
+static int compact_one(fks_store *s, const struct cand *c, const struct crow *rows, size_t nrows, fks_gc_report *r)
 {
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
@@ -302,18 +370,13 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
         return fks__err(FKS_ENOMEM, "out of memory");
     if ((rc = chunk_writer_new(&w, s)) != 0 || (rc = chunk_reader_new(&rd, s)) != 0)
         goto out;
-    /* The chunk's block rows in record order, then each row's live pages. */
+    /* The chunk's block rows (read by compact, in record order), then each
+    ** row's live pages. */
     sqlite3_stmt *pg = NULL;
-    if ((rc = cat_prepare(db, &st, "SELECT id, n, off, len, slot0 FROM block WHERE chunk_id = ?1 ORDER BY off, slot0")) != 0 ||
-        (rc = cat_prepare(db, &pg, "SELECT id, coalesce(rlen, 4096), hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0) {
-        sqlite3_finalize(pg);
+    if ((rc = cat_prepare(db, &pg, "SELECT id, coalesce(rlen, 4096), hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0)
         goto out;
-    }
-    sqlite3_bind_int64(st, 1, c->id);
-    while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t b = sqlite3_column_int64(st, 0), rn = sqlite3_column_int64(st, 1);
-        int64_t boff = sqlite3_column_int64(st, 2), reclen = sqlite3_column_int64(st, 3);
-        int64_t slot0 = sqlite3_column_int64(st, 4);
+    for (size_t ri = 0; ri < nrows && rc == 0; ri++) {
+        int64_t b = rows[ri].id, rn = rows[ri].n, boff = rows[ri].off, reclen = rows[ri].len, slot0 = rows[ri].slot0;
         if (rn <= 0 || rn > 8 || slot0 < 0 || slot0 + rn > 8 || boff < 0 || reclen <= 0 || reclen > UINT32_MAX) {
             rc = fks__err(FKS_ECORRUPT, "block %lld of chunk %lld is damaged", (long long)b, (long long)c->id);
             break;
@@ -344,10 +407,6 @@ static int compact_one(fks_store *s, const struct cand *c, fks_gc_report *r)
             rc = cat_err(db, ps, "catalog: read chunk pages");
     }
     sqlite3_finalize(pg);
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(db, src, "catalog: read chunk pages");
-    sqlite3_finalize(st);
-    st = NULL;
     for (size_t i = 0; i <= n && rc == 0; i++) {
         if (i < n) {
             if ((rc = chunk_read(rd, c->id, mv[i].off, mv[i].len, mv[i].slot, mv[i].rlen, mv[i].hash,
@@ -461,6 +520,13 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
         c[n++] = x;
     }
     sqlite3_finalize(st);
+    /* Block rows are read for a batch of candidates at a time, before
+    ** their flocks are taken: a chunk whose used bytes moved since the
+    ** candidates were listed (a writer committed records to it) is left
+    ** for the next gc, so the rows read are all the chunk's rows. */
+    struct crow *rows = NULL;
+    size_t nrows = 0;
+    int64_t ids[COMPACT_BATCH];
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
             r->stopped_early = 1;
@@ -471,6 +537,23 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
             r->chunks_deleted++;
             continue;
         }
+        if (i % COMPACT_BATCH == 0) {
+            size_t k = 0;
+            for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
+                if (c[j].live > 0)
+                    ids[k++] = c[j].id;
+            free(rows);
+            rows = NULL;
+            nrows = 0;
+            qsort(ids, k, sizeof *ids, cmp_i64);
+            if (k && (rc = chunk_rows(s->db, ids, k, &rows, &nrows)) != 0)
+                break;
+        }
+        size_t r0 = 0, r1 = 0;                /* this chunk's rows */
+        while (r0 < nrows && rows[r0].chunk < c[i].id)
+            r0++;
+        for (r1 = r0; r1 < nrows && rows[r1].chunk == c[i].id; r1++)
+            ;
         char p[PATH_MAX];
         if ((rc = store_chunk_path(p, sizeof p, s, c[i].id)) != 0)
             break;
@@ -481,7 +564,12 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
             close(fd);           /* an ingest is appending to it: next time */
             continue;
         }
-        rc = compact_one(s, &c[i], r);
+        int64_t used;
+        if ((rc = chunk_used(s->db, c[i].id, &used)) != 0 || used != (int64_t)c[i].used) {
+            close(fd);           /* written to since it was listed: next time */
+            continue;
+        }
+        rc = compact_one(s, &c[i], rows + r0, r1 - r0, r);
         close(fd);
         if (rc == FKS_ENOSPC && (r->chunks_deleted || r->pages_freed)) {
             /* Chunks with nothing live went first and freed what they
@@ -493,6 +581,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
         if (o->progress)
             o->progress(o->progress_arg, i + 1, n);
     }
+    free(rows);
     free(c);
     return rc;
 }
