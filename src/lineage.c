@@ -15,6 +15,7 @@
 #include "catalog.h"
 #include "manifest.h"
 #include "map.h"
+#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -485,6 +486,10 @@ int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn 
     int rc = fks__path(p, sizeof p, "%s/catalog.db", s->dir);
     if (rc || (rc = cat_open(&db, p, 1)) != 0)
         return rc;
+    if ((rc = pidx_sql_register(db)) != 0) {
+        sqlite3_close(db);
+        return rc;
+    }
     struct sql_clock clk = {0, 0};
     uint64_t nrows = 0, max_rows = o ? o->max_rows : 0;
     double timeout = o && o->timeout_s > 0 ? o->timeout_s : 0;

@@ -520,3 +520,37 @@ out:
     free(buf);
     return rc;
 }
+
+/* SQL function hash_page(hash): the id of the stored page with that hash,
+** or NULL; a lookup through both tiers, for queries (the hash is not a
+** SQL index since migration 0008). */
+static void sql_hash_page(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void)argc;
+    if (sqlite3_value_type(argv[0]) != SQLITE_BLOB || sqlite3_value_bytes(argv[0]) != 16) {
+        sqlite3_result_null(ctx);
+        return;
+    }
+    uint8_t h[16];
+    memcpy(h, sqlite3_value_blob(argv[0]), 16);
+    pidx *x;
+    int64_t id = 0;
+    int rc = pidx_open(&x, sqlite3_context_db_handle(ctx));
+    if (rc == 0) {
+        if ((rc = pidx_begin(x)) == 0)
+            rc = pidx_find(x, h, &id);
+        pidx_close(x);
+    }
+    if (rc)
+        sqlite3_result_error(ctx, fks_errmsg(), -1);
+    else if (id)
+        sqlite3_result_int64(ctx, id);
+    else
+        sqlite3_result_null(ctx);
+}
+
+int pidx_sql_register(sqlite3 *db)
+{
+    int src = sqlite3_create_function(db, "hash_page", 1, SQLITE_UTF8, NULL, sql_hash_page, NULL, NULL);
+    return src == SQLITE_OK ? 0 : cat_err(db, src, "catalog: register hash_page()");
+}

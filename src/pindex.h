@@ -48,6 +48,9 @@ int pidx_blocks_flush(struct pidx_blocks *b);
 int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *dead, size_t ndead, uint64_t *packed,
               uint64_t *dropped);
 
+/* Registers the SQL function hash_page(hash) (the page id or NULL) on db. */
+int pidx_sql_register(sqlite3 *db);
+
 /* Tests: the bucket fill that makes pidx_pack add a bit (PIDX_FILL). */
 void pidx_set_fill(unsigned fill);
 

@@ -58,6 +58,11 @@ mapfile -t Q < <(grep -v -e '^--' -e '^[[:space:]]*$' "$here/queries.sql")
 [ ${#Q[@]} -eq 11 ] || die "queries.sql has ${#Q[@]} queries; this test checks 11: add a check for each new one"
 hash_hex=$(fk sql "SELECT hex(hash) FROM page WHERE id = (SELECT page_id FROM snapshot_pages
                    WHERE tag = 's00' AND artifact = 'memory' ORDER BY pgno LIMIT 1)" --csv | tail -n 1)
+# hash_page(): forkctl sql's lookup of a hash in the page index (both
+# tiers: page_new before gc packs it, page_idx after).
+want_id=$(fk sql "SELECT id FROM page WHERE hash = x'$hash_hex'" --csv | tail -n 1)
+[ "$(fk sql "SELECT hash_page(x'$hash_hex')" --csv | tail -n 1)" = "$want_id" ] || die "hash_page() before gc"
+[ -z "$(fk sql "SELECT hash_page(x'00112233445566778899aabbccddeeff')" --csv | tail -n 1)" ] || die "hash_page() of an absent hash"
 for i in "${!Q[@]}"; do
     q=${Q[$i]//HASH/$hash_hex}
     fk sql "$q" --csv >"q$i.csv" || die "query $((i + 1)) failed: $q"
@@ -141,3 +146,7 @@ expect_fail 2 "." fk sql "ATTACH DATABASE '$TESTDIR/new.db' AS n"
 [ ! -e new.db ] || die "ATTACH through forkctl sql created a file"
 [ "$(store_state)" = "$before" ] || die "a refused write changed the store"
 [ "$(fk sql "PRAGMA user_version" --csv | tail -n 1)" = "$uv" ] || die "user_version changed"
+# after gc packed the page index, hash_page() finds the page in page_idx
+fk gc >/dev/null
+[ "$(fk sql "SELECT count(*) FROM page_new" --csv | tail -n 1)" = 0 ] || die "gc left page_new rows"
+[ "$(fk sql "SELECT hash_page(x'$hash_hex')" --csv | tail -n 1)" = "$want_id" ] || die "hash_page() after gc"
