@@ -1569,16 +1569,20 @@ static int cmd_sql(int argc, char **argv)
 }
 
 static const char H_GC[] =
-    "usage: forkctl gc [--dry-run] [--json] [--max-duration SECONDS] [--threshold FRACTION]\n"
+    "usage: forkctl gc [--dry-run] [--json] [--max-duration SECONDS] [--max-unused FRACTION]\n"
+    "                  [--threshold FRACTION]\n"
     "Reclaims space: removes pages no snapshot references, compacts chunk files\n"
-    "less than FRACTION live (default 0.7), deletes files left by crashes, gives\n"
+    "(those with the most dead bytes, until at most --max-unused of the chunk\n"
+    "bytes are dead, default 0.05; or, with --threshold, every chunk less than\n"
+    "FRACTION live), deletes files left by crashes, packs the page index, gives\n"
     "free catalog pages back and truncates the WAL. Safe while ingests and\n"
     "restores run. A second gc exits at once with code 4 (store locked).\n";
 
 static int cmd_gc(int argc, char **argv)
 {
     static const struct option o[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
-        {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'}, {0}};
+        {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'},
+        {"max-unused", required_argument, NULL, 'u'}, {0}};
     fks_gc_opts go = {0};
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
@@ -1595,6 +1599,12 @@ static int cmd_gc(int argc, char **argv)
             if (go.live_threshold <= 0)
                 return usage_err("gc", "--threshold takes a fraction above 0 and at most 1, got '%s' "
                                  "(out of range)", optarg);
+            break;
+        case 'u':
+            if ((r = num_arg("gc", "--max-unused", "a fraction from 0 to 1", optarg, 0, 1, 0, &go.max_unused)) >= 0)
+                return r;
+            if (go.max_unused <= 0)      /* 0 would mean the default: compact every dead byte instead */
+                go.max_unused = 1e-12;
             break;
         default:
             if ((r = common_opt(c, "gc", H_GC, &json)) >= 0)

@@ -235,7 +235,9 @@ void fks_prune_result_free(fks_prune_result *r);
 typedef struct fks_gc_opts {
     int dry_run;                 /* report only, change nothing */
     double max_seconds;          /* stop compacting after this; 0 = no limit */
-    double live_threshold;       /* compact chunks less live than this; 0 = 0.7 */
+    double live_threshold;       /* > 0: compact chunks less live than this (the
+                                 ** old rule); 0: by the store's dead share */
+    double max_unused;           /* dead share to compact down to; 0 = 0.05 */
     fks_progress_fn progress;
     void *progress_arg;
 } fks_gc_opts;

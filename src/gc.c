@@ -21,8 +21,13 @@
 **     is gone (ingest.c, design 4). Page ids are never reused, so "id
 **     exists" means "same bytes". A sweep only deletes rows: the bytes
 **     stay in their chunk until compaction, which copies only live pages.
-**  4. Compaction of a chunk whose live bytes (records of pages still in
-**     the index) fall under the threshold share of its used bytes: take
+**  4. Compaction by the store's dead share (restic's --max-unused): dead
+**     bytes are a chunk's used bytes that no block row names (records of
+**     pages the sweep deleted, leftovers of killed writers). Chunks with
+**     nothing live go first (no copy), then those with the most dead
+**     bytes, until the dead share of the used bytes left is at most
+**     max_unused (default 5%). With live_threshold set instead, every
+**     chunk less live than that share goes (the rule before). Each: take
 **     the chunk's flock (so no ingest is appending to it; a locked chunk
 **     is skipped), copy its live records into other chunks, fdatasync,
 **     then in one transaction point those pages at their new places and
@@ -491,35 +496,67 @@ out:
     return rc;
 }
 
+static int cmp_cand(const void *a, const void *b)
+{
+    const struct cand *x = a, *y = b;
+    uint64_t dx = x->used - CHUNK_HDR_SIZE - x->live, dy = y->used - CHUNK_HDR_SIZE - y->live;
+    if ((x->live == 0) != (y->live == 0))      /* nothing to copy: first */
+        return x->live == 0 ? -1 : 1;
+    if (dx != dy)                              /* then the most dead bytes */
+        return dx > dy ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
 static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double t0)
 {
-    double thr = o->live_threshold > 0 ? o->live_threshold : 0.7;
+    double thr = o->live_threshold, target = o->max_unused > 0 ? o->max_unused : 0.05;
     sqlite3_stmt *st;
     struct cand *c = NULL;
     size_t n = 0, alloc = 0;
+    uint64_t total = 0, dead = 0;
     int rc = cat_prepare(s->db, &st,
         "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
         " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
         " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY coalesce(b.live, 0), c.id");
     if (rc)
         return rc;
-    while (sqlite3_step(st) == SQLITE_ROW) {
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         struct cand x = {sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
                          (uint64_t)sqlite3_column_int64(st, 2)};
-        if ((double)x.live >= thr * (double)(x.used - CHUNK_HDR_SIZE))
+        if (x.used < CHUNK_HDR_SIZE + x.live)          /* damage: nothing to gain */
             continue;
-        if (n == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            struct cand *nc = realloc(c, alloc * sizeof *c);
-            if (!nc) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                break;
-            }
-            c = nc;
-        }
+        total += x.used - CHUNK_HDR_SIZE;
+        dead += x.used - CHUNK_HDR_SIZE - x.live;
+        if (x.used - CHUNK_HDR_SIZE == x.live || (thr > 0 && (double)x.live >= thr * (double)(x.used - CHUNK_HDR_SIZE)))
+            continue;
+        if ((rc = fks__grow(&c, &alloc, n, sizeof *c)) != 0)
+            break;
         c[n++] = x;
     }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read chunk usage");
     sqlite3_finalize(st);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    /* By the dead share (design 4): chunks with nothing live always go;
+    ** then the ones with the most dead bytes, until what stays dead is at
+    ** most target of what stays used. */
+    if (thr <= 0) {
+        if (n)
+            qsort(c, n, sizeof *c, cmp_cand);
+        size_t k = 0;
+        for (; k < n; k++) {
+            if (c[k].live > 0 && (double)dead <= target * (double)total)
+                break;
+            uint64_t d = c[k].used - CHUNK_HDR_SIZE - c[k].live;
+            dead -= d;
+            total -= d;
+        }
+        n = k;
+    }
     /* Block rows are read for a batch of candidates at a time, before
     ** their flocks are taken: a chunk whose used bytes moved since the
     ** candidates were listed (a writer committed records to it) is left

@@ -32,3 +32,33 @@ fallocate -l 1M "$TESTDIR/store/chunks/tmp.999.dead"
 fk gc --json >gc2.json
 grep -Eq "\"strays_deleted\": ?1," gc2.json || die "stray file not deleted: $(cat gc2.json)"
 [ ! -e "$TESTDIR/store/chunks/tmp.999.dead" ] || die "stray still there"
+# Compaction by the store's dead share: a snapshot removed whose records
+# sat between records another snapshot keeps leaves chunks a third dead; the
+# old rule (--threshold 0.5 here) keeps them, the default compacts until
+# at most 5% of the chunk bytes are dead, and everything still restores.
+S2=$TESTDIR/store2
+f2() { "$FORKCTL" --store "$S2" "$@"; }
+f2 init --chunk-size 1M >/dev/null
+head -c $((2 << 20)) /dev/urandom >d0
+cp d0 d1
+for p in 0 96 192 288 384 480; do      # whole block records of d0's die with it
+    dd if=/dev/urandom of=d1 bs=4096 seek="$p" count=32 conv=notrunc status=none
+done
+f2 ingest --tag d0 --memory d0 --vmstate vm >/dev/null
+f2 ingest --tag d1 --memory d1 --vmstate vm >/dev/null
+f2 rmi d0 >/dev/null
+share() { f2 sql "SELECT round(1.0 * sum(dead_bytes) / sum(used_bytes - 64), 3) FROM chunk_usage" --csv | tail -n 1; }
+f2 gc --threshold 0.5 >/dev/null
+before=$(share)
+awk -v s="$before" 'BEGIN { exit !(s > 0.15) }' || die "test setup: dead share only $before after the old rule"
+f2 gc --json >gc3.json
+after=$(share)
+echo "dead share: $before after --threshold 0.5, $after after the default gc"
+awk -v s="$after" 'BEGIN { exit !(s <= 0.05) }' || die "dead share $after after gc, above 5%: $(cat gc3.json)"
+grep -Eq '"chunks_rewritten": ?[1-9]' gc3.json || die "gc compacted nothing: $(cat gc3.json)"
+f2 verify >/dev/null || die "verify failed after compaction by dead share"
+f2 restore d1 --out rd1 >/dev/null
+same rd1/memory.bin d1
+# --max-unused 1 compacts nothing more
+f2 gc --max-unused 1 --json >gc4.json
+grep -Eq '"chunks_rewritten": ?0' gc4.json || die "gc --max-unused 1 compacted: $(cat gc4.json)"
