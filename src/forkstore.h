@@ -592,6 +592,13 @@ int fks_image_read(fks_image *im, uint64_t pgno, uint64_t npages, void *buf);
 ** Pages with one id hold the same bytes, in this store. */
 int fks_image_page(int64_t *page_id, uint8_t *hash, fks_image *im, uint64_t pgno);
 void fks_image_stats_get(fks_image_stats *out, fks_image *im);
+/* Reads the location of every stored page of the image once (about 56
+** bytes a page, kept until fks_image_close), so that fks_image_read no
+** longer queries the catalog (a page a gc moved since is still found: its
+** location is then read afresh). For readers that hold a lease on the
+** pages (a page server). Call before the reading threads start; calling
+** it again does nothing. */
+int fks_image_preload(fks_image *im);
 
 /* ---- lazy restore: a userfaultfd page server (pageserver.c, lease.c) -- */
 
