@@ -625,7 +625,10 @@ typedef struct fks_serve_opts {
                                   SIGTERM); -1: none */
     int ready_fd;              /* >= 0: one byte is written there, and the fd
                                   closed, once the socket listens */
-    int cache_pages;           /* decoded pages kept for all VMs (0: 8192) */
+    int cache_pages;           /* decoded pages kept for all VMs (0: 65536,
+                                  256 MiB; resident only once decoded) */
+    int cold_cache;            /* do not decode the image into the cache
+                                  ahead of the faults (when it fits) */
 } fks_serve_opts;
 
 typedef struct fks_serve_stats {
