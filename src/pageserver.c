@@ -312,6 +312,9 @@ static int pages_get(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
                     hits++;
                 else
                     missing = 1;
+            } else if (nmiss) {
+                missing = 1;           /* a zero page inside a run of misses: read with it, no decode */
+                x = UINT64_MAX;
             } else {
                 memset(buf + k * PG, 0, PG);
             }
@@ -319,7 +322,7 @@ static int pages_get(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
         if (missing) {
             if (!nmiss)
                 miss_lo = k;
-            claimed[k] = cache_claim(sv, x) ? x + 1 : 0;
+            claimed[k] = x != UINT64_MAX && cache_claim(sv, x) ? x + 1 : 0;
             nmiss = k - miss_lo + 1;
             continue;
         }
@@ -743,12 +746,19 @@ static void *warm_main(void *arg)
     server *sv = arg;
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
     uint8_t *buf = malloc((size_t)PF_COPY * PG);
-    for (size_t i = 0; buf && i < sv->nruns && !sv->stopping; i++)
-        for (uint64_t k = 0; k < sv->runs[i].npages && !sv->stopping; k += PF_COPY) {
-            uint64_t n = sv->runs[i].npages - k < PF_COPY ? sv->runs[i].npages - k : PF_COPY;
-            if (pages_get(sv, sv->runs[i].pgno + k, n, buf) != 0)
-                break;                 /* a fault of that page will say why */
-        }
+    uint64_t p = sv->nruns ? sv->runs[0].pgno : 0;
+    for (size_t i = 0; buf && i < sv->nruns && !sv->stopping;) {
+        if (p < sv->runs[i].pgno)
+            p = sv->runs[i].pgno;      /* skip the gap */
+        uint64_t n = PF_COPY;          /* 64 pages from p, zero gaps inside read along */
+        if (n > sv->info.npages - p)
+            n = sv->info.npages - p;
+        if (pages_get(sv, p, n, buf) != 0)
+            break;                     /* a fault of that page will say why */
+        p += n;
+        while (i < sv->nruns && sv->runs[i].pgno + sv->runs[i].npages <= p)
+            i++;
+    }
     free(buf);
     return NULL;
 }
