@@ -155,7 +155,8 @@ typedef struct server {
     uint64_t hist[HIST_FINE + HIST_COARSE + 1];   /* main thread */
     pthread_mutex_t mu;          /* prefetch_s */
     volatile int stopping;
-    unsigned test_pf_pause_ms;   /* test hook, design 4b */
+    unsigned test_pause_ms;      /* test hook, design 4b: the prefetch */
+    uint64_t test_pause_pgno;    /* pauses once before copying this page */
 } server;
 
 #define ADD(f, n) __atomic_fetch_add(&(f), (uint64_t)(n), __ATOMIC_RELAXED)
@@ -634,11 +635,6 @@ static int64_t pf_install(server *sv, vm *v, uint64_t p, uint64_t n, uint64_t ad
     uint64_t k = 0;
     while (k < n) {
         pthread_mutex_lock(&v->mu);
-        if (sv->test_pf_pause_ms) {   /* test hook: widen the race window */
-            pthread_mutex_unlock(&v->mu);
-            usleep(sv->test_pf_pause_ms * 1000u);
-            pthread_mutex_lock(&v->mu);
-        }
         int64_t r = 0;
         while (k < n) {
             while (k < n && bit(v->removed, p + k))
@@ -648,6 +644,11 @@ static int64_t pf_install(server *sv, vm *v, uint64_t p, uint64_t n, uint64_t ad
                 e++;
             if (e == k)
                 break;
+            if (sv->test_pause_ms && sv->test_pause_pgno >= p + k && sv->test_pause_pgno < p + e) {
+                /* test hook: a REMOVE of these pages sent now lands between the check and the copy */
+                usleep(sv->test_pause_ms * 1000u);
+                sv->test_pause_ms = 0;
+            }
             uint64_t done = 0;
             r = install1(sv, v, addr + k * PG, buf ? buf + k * PG : NULL, (e - k) * PG, 1, &done);
             k += done / PG;
@@ -1008,8 +1009,12 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
         goto out;
     }
     {
-        const char *t = getenv("FKS_TEST_PREFETCH_PAUSE_MS");   /* test hook (t_lazy_remove) */
-        sv.test_pf_pause_ms = t ? (unsigned)strtoul(t, NULL, 10) : 0;
+        /* test hook (t_lazy_remove): FKS_TEST_PREFETCH_PAUSE=PGNO:MS */
+        const char *t = getenv("FKS_TEST_PREFETCH_PAUSE");
+        unsigned long long pg = 0;
+        unsigned ms = 0;
+        if (t && sscanf(t, "%llu:%u", &pg, &ms) == 2)
+            sv.test_pause_pgno = pg, sv.test_pause_ms = ms;
     }
     /* design 7: the pages are protected before any VMM can ask for one */
     size_t nruns;
