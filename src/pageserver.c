@@ -99,8 +99,8 @@
 #define PF_COPY 64          /* stored pages per prefetch UFFDIO_COPY (lock held) */
 #define PF_ZERO 1024        /* zero pages per prefetch UFFDIO_ZEROPAGE */
 #define WINDOW 16           /* pages around a stored fault: aligned window */
+#define WARM 256            /* pages per read of the cache warming */
 #define AROUND_ZERO 1024    /* zero pages installed around a zero fault */
-#define SMALL_GAP 8         /* zero gaps shorter than this in a window are copied */
 #define CACHE_MAX 65536     /* default decoded-page cache: 256 MiB, virtual */
 #define LOCKS 64            /* cache stripes (when the cache evicts) */
 #define HIST_FINE 2000      /* 50 ns buckets up to 100 us */
@@ -298,7 +298,7 @@ static int pages_get(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
     size_t ri = run_at(sv, pgno, &in);
     uint64_t miss_lo = 0, nmiss = 0, hits = 0;
     int rc = 0;
-    uint64_t claimed[WINDOW > PF_COPY ? WINDOW : PF_COPY];
+    uint64_t claimed[WARM];           /* the largest n: WARM >= PF_COPY >= WINDOW */
     assert(n <= sizeof claimed / sizeof claimed[0]);
     for (uint64_t k = 0; k <= n && rc == 0; k++) {
         uint64_t p = pgno + k;
@@ -746,12 +746,12 @@ static void *warm_main(void *arg)
 {
     server *sv = arg;
     (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
-    uint8_t *buf = malloc((size_t)PF_COPY * PG);
+    uint8_t *buf = malloc((size_t)WARM * PG);
     uint64_t p = sv->nruns ? sv->runs[0].pgno : 0;
     for (size_t i = 0; buf && i < sv->nruns && !sv->stopping;) {
         if (p < sv->runs[i].pgno)
             p = sv->runs[i].pgno;      /* skip the gap */
-        uint64_t n = PF_COPY;          /* 64 pages from p, zero gaps inside read along */
+        uint64_t n = WARM;             /* WARM pages from p, zero gaps inside read along */
         if (n > sv->info.npages - p)
             n = sv->info.npages - p;
         if (pages_get(sv, p, n, buf) != 0)

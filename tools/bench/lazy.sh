@@ -20,6 +20,10 @@
 #      set prefetched, without prefetch, and without prefetch nor cache
 #      warming (--cache-cold), against the same VMM loaded from a File
 #      restore;
+#   3d. a running guest replaying a fixed stretch of its work (the same
+#      pages in the same order: its PRNG state is in the vmstate) from the
+#      resume: File-loaded against lazy with the recorded set prefetched
+#      and lazy without prefetch;
 #   4. 8 VMs lazily loaded from one snapshot by one server (serve-pages
 #      --vms 8), each reading all of RAM: blocks decoded against one VM,
 #      the server's peak RSS.
@@ -164,6 +168,46 @@ for r in $(seq "$RUNS"); do
 done
 tf=$(median <t_file) tl=$(median <t_lazy) tn=$(median <t_nopf) tc=$(median <t_cold)
 
+# 3d: a running guest replays a fixed stretch of its work after the load
+# (its PRNG state is in the vmstate, so every load writes the same pages
+# in the same order): $ITERS iterations of 16 page writes, unthrottled,
+# timed from the resume. The first lazy restore records the working set.
+ITERS=${LAZY_ITERS:-2000}
+fk --quiet ingest --tag ws3 --memory "$TMP/ref/memory.bin" --vmstate "$TMP/ref/vmstate"
+iters() { curl -s --max-time 10 --unix-socket "$1" http://localhost/ | jq .iterations; }
+stretch() { # stretch SOCK: resumes the paused VM, waits for ITERS iterations; prints seconds
+    local i0 t0 t1
+    i0=$(iters "$1")
+    t0=$(now)
+    curl -s -o /dev/null -X PATCH --unix-socket "$1" http://localhost/vm -d '{"state":"Resumed"}'
+    while [ $(($(iters "$1") - i0)) -lt "$ITERS" ]; do sleep 0.02; done
+    t1=$(now)
+    echo "$t1 - $t0" | bc
+}
+lazy_run() { # lazy_run FILE FAULTS ARGS...: one lazy load of ws3 and the stretch: seconds into FILE, faults into FAULTS
+    local f=$1 g=$2 j spid
+    shift 2
+    vmm "$TMP/r.sock" --backend "$backend" --no-boot --rate 1e9
+    j=$(fk restore ws3 --api-sock "$TMP/r.sock" --lazy --paused --staging "$TMP/stage" --json "$@")
+    spid=$(echo "$j" | jq .page_server_pid)
+    stretch "$TMP/r.sock" >>"$f"
+    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)"
+    q "SELECT faults FROM lazy_restore WHERE snapshot_id = (SELECT id FROM snapshot WHERE tag = 'ws3')" >>"$g"
+}
+: >s_rec; : >f_rec
+lazy_run s_rec f_rec --prefetch off               # records
+: >s_file; : >s_lazy; : >s_nopf; : >f_lazy; : >f_nopf
+for r in $(seq "$RUNS"); do
+    vmm "$TMP/f.sock" --backend "$backend" --no-boot --rate 1e9
+    j=$(fk restore ws3 --api-sock "$TMP/f.sock" --paused --staging "$TMP/stage" --json)
+    stretch "$TMP/f.sock" >>s_file
+    kill -9 "$vp"; rm -rf "$(echo "$j" | jq -r .staging)"
+    lazy_run s_lazy f_lazy --no-record
+    lazy_run s_nopf f_nopf --prefetch off --no-record
+done
+sf=$(median <s_file) sl=$(median <s_lazy) sn=$(median <s_nopf)
+fr=$(cat f_rec) fl=$(median <f_lazy) fn=$(median <f_nopf)
+
 # 4: NVM VMs from one server, each reading all of RAM.
 one_vm_blocks=0
 serve() { # serve N: one server for N paused VMs reading all RAM; prints blocks,rss_kib
@@ -206,10 +250,15 @@ echo "| demand faults, second lazy restore (prefetch: $pf2 pages), same 2 s | $d
 echo "| demand faults cut by | $(echo "scale=1; 100 - 100 * $d2 / ($d1 + ($d1 == 0))" | bc)% |"
 echo "| demand faults, paused guest reading all RAM: first / second lazy restore | $x1 / $x2 ($(echo "scale=1; 100 - 100 * $x2 / ($x1 + ($x1 == 0))" | bc)% fewer) |"
 r() { printf '%.3f s (%.2fx)' "$1" "$(echo "$1 / $tf" | bc -l)"; }
+r2() { printf '%.3f s (%.2fx)' "$1" "$(echo "$1 / $sf" | bc -l)"; }
 echo "| paused guest reads all RAM, timed from the load: File-loaded | $(printf %.3f "$tf") s |"
 echo "| same, lazy with the recorded working set prefetched | $(r "$tl") |"
 echo "| same, lazy without prefetch (cache warming on) | $(r "$tn") |"
 echo "| same, lazy without prefetch, --cache-cold | $(r "$tc") |"
+echo "| running guest, $ITERS iterations (16 page writes each) from the resume: File-loaded | $(printf %.3f "$sf") s |"
+echo "| same, lazy with the recorded working set prefetched | $(r2 "$sl") |"
+echo "| same, lazy without prefetch | $(r2 "$sn") |"
+echo "| demand faults for that stretch: first lazy restore (records) / second and later (prefetch) / no prefetch | $fr / $fl ($(echo "scale=1; 100 - 100 * $fl / ($fr + ($fr == 0))" | bc)% fewer) / $fn |"
 echo "| blocks decoded, 1 VM / $NVM VMs on one server | ${one%%,*} / ${many%%,*} |"
 echo "| server peak RSS (MiB), 1 VM / $NVM VMs | $((${one##*,} / 1024)) / $((${many##*,} / 1024)) |"
 } | tee "$OUT/lazy.md"
