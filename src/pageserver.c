@@ -25,35 +25,61 @@
 **     page (no run covers it) or a page given back by UFFD_EVENT_REMOVE is
 **     installed with UFFDIO_ZEROPAGE, a stored page with UFFDIO_COPY from
 **     its decoded bytes. EEXIST (another install won) is not an error: the
-**     range is woken. EAGAIN (the mapping changed under the copy, e.g. a
-**     remove in flight) is retried after the pending events are read.
-**     ENOENT/ESRCH mean the VMM's mm is gone: that VM is done.
-**  3b. Fault-around: a fault on a zero page installs the zero pages around
-**     it too (up to 256, within the gap between two runs and the region:
-**     a sparse image's holes cost a few faults, and zero-page ptes cost no
-**     memory); a fault on a stored page installs up to 8 stored pages from
-**     it on in its run (one read, mostly one decoded block). Pages already
-**     present are skipped (EEXIST). A removed page is never covered.
+**     page is skipped and woken. EAGAIN (a REMOVE is pending: the kernel's
+**     mmap_changing) is retried once the pending events are read and the
+**     removed set looked at again. ESRCH (the mm is gone) and ENOENT (the
+**     range is not registered) end that VM.
+**  3b. Fault-around: a stored page brings its aligned window of WINDOW
+**     (16) pages, zero pages inside it copied as zeros (one read, mostly
+**     one or two decoded blocks); a zero page with no stored page in its
+**     window brings the zero gap around it, up to AROUND_ZERO (1024) pages
+**     aligned (a sparse image's holes cost a few faults, and zero-page
+**     ptes cost no memory). Always within the region; present pages are
+**     skipped (EEXIST), never overwritten; removed pages are never
+**     covered (a removed faulting page comes alone, as zeros).
+**  3c. The faulting page is installed, and woken, first; the window after
+**     it. The fault service time (p50/p99) runs from reading the message
+**     to that first install.
 **  4. UFFD_EVENT_REMOVE [start, end): a balloon gave the pages back (the
-**     VMM did MADV_DONTNEED); from then on they are zero pages, whatever
-**     the snapshot held (the kernel's non-cooperative userfaultfd rule).
-**  5. A cache of decoded pages (page id -> 4 KiB, direct-mapped, 8192
-**     entries = 32 MiB by default, shared by
-**     every VM and the prefetch threads, under one mutex) means a page
-**     several VMs share is decoded once while it stays cached; the image
-**     handle's own chunk readers keep the last blocks decoded, so
-**     neighbours of a block cost one decode.
-**  6. Working set: the page numbers installed for faults (fault-around
-**     included), in first-fault order (a bitmap drops repeats), are stored at exit as the
-**     snapshot's working set (with a prefetch: the set used, then the new
-**     demand faults). Prefetch installs a working set in batches of up to
-**     256 pages, sorted and cut into contiguous runs: one fks_image_read
-**     and one UFFDIO_COPY with UFFDIO_COPY_MODE_DONTWAKE per run (zero
-**     pages of the set: UFFDIO_ZEROPAGE, DONTWAKE too), then one
-**     UFFDIO_WAKE per run; a run that hits a present page (EEXIST, the
-**     guest faulted it first) goes on after it. It runs on its own thread
-**     per VM while the main thread serves faults, bounded in bytes and
-**     time.
+**     VMM did MADV_DONTNEED); from then on they are zero pages in that VM,
+**     whatever the snapshot held (the kernel's non-cooperative userfaultfd
+**     rule). The removed set is per VM.
+**  4b. Prefetch against REMOVE: the kernel zaps the range only after the
+**     REMOVE message is read, and fails copies with EAGAIN from the
+**     madvise until that read. So the main thread reads messages and marks
+**     the REMOVEs among them under the VM's mutex, in one hold, before it
+**     serves the faults of that read; the prefetch thread checks the
+**     removed set and copies under the same mutex, and on EAGAIN drops it
+**     and checks again. A copy thus lands either before the madvise
+**     (which then zaps it) or after the range is marked (and is not
+**     made). t_lazy_remove forces the race (test hook
+**     FKS_TEST_PREFETCH_PAUSE=PGNO:MS: the prefetch holds, once, between
+**     the check and the copy of PGNO).
+**  5. Decoded pages are cached by stored index (the page's rank in the
+**     image's runs), in one MAP_NORESERVE mapping populated 2 MiB at a
+**     time (a first-touch fault per 4 KiB page costs more than a decode in
+**     a VM guest). When the image's stored pages fit (cache_pages, default
+**     65536 = 256 MiB) every page has its own slot: never evicted, no
+**     lock (a state byte: empty, being filled, full; a thread finding it
+**     being filled waits). Else slot = index % cache_pages under 64
+**     stripe locks. The page locations are read once at start
+**     (fks_image_preload): no catalog query on the fault path. The cache
+**     serves every VM of the server: a page they share is decoded once.
+**  5b. Warming: when the cache holds the whole image, a thread at nice 19
+**     decodes it all in pgno order (256 pages per read) once a VMM
+**     connects, so faults find pages decoded (cold_cache: not). Resident
+**     memory: the image's stored bytes, at most the cache's size.
+**  6. Working set: the page numbers installed for faults (windows and zero
+**     gaps included, the faulting page first), in first-fault order (a
+**     bitmap drops repeats), are stored at exit as the snapshot's working
+**     set (with a prefetch: the set used, then the new demand faults).
+**     Prefetch starts at the handshake, on its own thread per VM, while
+**     the main thread serves faults: the set in recorded order, PF_BATCH
+**     (4096) entries at a time, each batch sorted and cut into runs of one
+**     kind (stored pages of one run, at most PF_COPY = 64; or zero pages,
+**     at most PF_ZERO = 1024) in one region: one UFFDIO_COPY or
+**     UFFDIO_ZEROPAGE with DONTWAKE per run (design 4b), then one
+**     UFFDIO_WAKE over the batch. Bounded in stored bytes and in time.
 **  7. A lease (lease.c) on the image's pages is taken before the socket
 **     listens, renewed every third of its time to live by a timer
 **     thread, and released at exit: gc keeps the pages even if the
