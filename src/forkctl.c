@@ -596,11 +596,11 @@ static const char H_RESTORE[] =
     "the files belong to the jail's --jail-uid/--jail-gid.\n"
     "With --lazy [--uffd-sock PATH] [--prefetch on|off|BYTES] [--prefetch-time S]\n"
     "[--no-record] [--lease-ttl S] [--accept-timeout S] [--server-log FILE]\n"
-    "[--cache-cold], the memory is not restored: a page server (see serve-pages) is started in the\n"
-    "background on PATH (default SOCK.pages), the load names it as the Uffd\n"
-    "memory backend, and the guest's pages come from the store as it touches\n"
-    "them. Returns once the VM runs and prints the server's pid; the server ends\n"
-    "with the VMM. Its messages go to --server-log (default: none).\n";
+    "[--cache-cold], the memory is not restored: a page server (see serve-pages)\n"
+    "is started in the background on PATH (default SOCK.pages), the load names\n"
+    "it as the Uffd memory backend, and the guest's pages come from the store as\n"
+    "it touches them. Returns once the VM runs and prints the server's pid; the\n"
+    "server ends with the VMM. Its messages go to --server-log (default: none).\n";
 
 /* ---- lazy restore: the page server (fks_serve_pages) ---- */
 
