@@ -701,6 +701,7 @@ static void *prefetch_main(void *arg)
     free(a);
     double t0 = now_s();
     uint64_t limit = sv->o->prefetch_bytes ? sv->o->prefetch_bytes / PG : UINT64_MAX, taken = 0;
+    int stop = 0;
     uint64_t *batch = malloc(PF_BATCH * sizeof *batch);
     uint8_t *buf = malloc((size_t)PF_COPY * PG);
     if (!buf || !batch)
@@ -735,8 +736,8 @@ static void *prefetch_main(void *arg)
             uint64_t n = batch[e - 1] - batch[k] + 1;
             if (addr && (!in0 || pages_get(sv, batch[k], n, buf) == 0)) {
                 int64_t got = pf_install(sv, v, batch[k], n, addr, in0 ? buf : NULL);
-                if (got == INST_GONE) {
-                    v->done = 1;
+                if (got == INST_GONE) {  /* the prefetch ends; the VM's end is the main thread's to see */
+                    stop = 1;
                     break;
                 }
                 if (in0)
@@ -751,6 +752,8 @@ static void *prefetch_main(void *arg)
         /* one wake for the batch: a range with nothing waiting costs nothing */
         if (hi_addr > lo_addr)
             wake(v, lo_addr, hi_addr - lo_addr);
+        if (stop)
+            break;
     }
 out:
     free(buf);
