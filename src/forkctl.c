@@ -595,12 +595,13 @@ static const char H_RESTORE[] =
     "the jail's chroot DIR, paths sent to the VMM and --rootfs are inside it, and\n"
     "the files belong to the jail's --jail-uid/--jail-gid.\n"
     "With --lazy [--uffd-sock PATH] [--prefetch on|off|BYTES] [--prefetch-time S]\n"
-    "[--no-record] [--lease-ttl S] [--accept-timeout S] [--server-log FILE], the\n"
-    "memory is not restored: a page server (see serve-pages) is started in the\n"
-    "background on PATH (default SOCK.pages), the load names it as the Uffd\n"
-    "memory backend, and the guest's pages come from the store as it touches\n"
-    "them. Returns once the VM runs and prints the server's pid; the server ends\n"
-    "with the VMM. Its messages go to --server-log (default: none).\n";
+    "[--no-record] [--lease-ttl S] [--accept-timeout S] [--server-log FILE]\n"
+    "[--cache-cold] [--cache-pages N], the memory is not restored: a page server\n"
+    "(see serve-pages) is started in the background on PATH (default SOCK.pages),\n"
+    "the load names it as the Uffd memory backend, and the guest's pages come from\n"
+    "the store as it touches them. Returns once the VM runs and prints the\n"
+    "server's pid; the server ends with the VMM. Its messages go to --server-log\n"
+    "(default: none).\n";
 
 /* ---- lazy restore: the page server (fks_serve_pages) ---- */
 
@@ -664,6 +665,12 @@ static int lazy_opt(int c, const char *cmd, struct lazy_args *la, int *used)
         break;
     case 1108: la->log = optarg; break;
     case 1109: la->on = 1; break;
+    case 1110: la->so.cold_cache = 1; break;
+    case 1111:
+        if ((r = num_arg(cmd, "--cache-pages", "a whole number of pages from 1 to 16777216", optarg, 1, 16777216, 1,
+                         &v)) < 0)
+            la->so.cache_pages = (int)v;
+        break;
     default: *used = 0;
     }
     return r;
@@ -674,7 +681,8 @@ static int lazy_opt(int c, const char *cmd, struct lazy_args *la, int *used)
     {"prefetch", required_argument, NULL, 1102}, {"prefetch-time", required_argument, NULL, 1103}, \
     {"no-record", no_argument, NULL, 1104}, {"lease-ttl", required_argument, NULL, 1105}, \
     {"accept-timeout", required_argument, NULL, 1106}, {"vms", required_argument, NULL, 1107}, \
-    {"server-log", required_argument, NULL, 1108}, {"lazy", no_argument, NULL, 1109}
+    {"server-log", required_argument, NULL, 1108}, {"lazy", no_argument, NULL, 1109}, \
+    {"cache-cold", no_argument, NULL, 1110}, {"cache-pages", required_argument, NULL, 1111}
 
 static json_object *serve_stats_json(const char *tag, const fks_serve_stats *st)
 {
@@ -986,7 +994,7 @@ static int cmd_restore(int argc, char **argv)
         return usage_err("restore", "%s", "give exactly one TAG");
     if (lazyopt && !la.on)
         return usage_err("restore", "%s", "--uffd-sock, --prefetch, --prefetch-time, --no-record, --lease-ttl, "
-                         "--accept-timeout, --vms and --server-log need --lazy");
+                         "--accept-timeout, --vms, --server-log, --cache-cold and --cache-pages need --lazy");
     if (la.on && !sock)
         return usage_err("restore", "%s", "--lazy needs --api-sock SOCK");
     if (la.so.max_vms > 1)
@@ -1038,7 +1046,8 @@ static int cmd_restore(int argc, char **argv)
 static const char H_SERVE[] =
     "usage: forkctl serve-pages TAG --socket PATH [--vms N] [--prefetch on|off|BYTES]\n"
     "                           [--prefetch-time S] [--no-record] [--lease-ttl S]\n"
-    "                           [--accept-timeout S] [--json]\n"
+    "                           [--accept-timeout S] [--cache-cold] [--cache-pages N]\n"
+    "                           [--json]\n"
     "Serves TAG's memory to Firecracker VMMs loading it with the Uffd memory\n"
     "backend (\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": PATH}),\n"
     "in the foreground, for supervisors (tools/systemd/forkstore-pages@.service).\n"
@@ -1049,7 +1058,11 @@ static const char H_SERVE[] =
     "working set (not with --no-record); --prefetch (default on) installs the\n"
     "working set recorded on TAG or its nearest ancestor ahead of the guest, at\n"
     "most BYTES of it and for at most --prefetch-time seconds. Exits 1 if no\n"
-    "VMM connects within --accept-timeout (default 60 s).\n";
+    "VMM connects within --accept-timeout (default 60 s). Once a VMM connects, the\n"
+    "server decodes the image's stored pages into its cache in the background, so\n"
+    "faults find them decoded; --cache-cold decodes only on demand. The cache\n"
+    "holds --cache-pages pages (default 65536: 256 MiB, resident once decoded);\n"
+    "an image with more stored pages is not decoded ahead and shares its slots.\n";
 
 static int cmd_serve(int argc, char **argv)
 {

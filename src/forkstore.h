@@ -594,6 +594,13 @@ int fks_image_read(fks_image *im, uint64_t pgno, uint64_t npages, void *buf);
 ** Pages with one id hold the same bytes, in this store. */
 int fks_image_page(int64_t *page_id, uint8_t *hash, fks_image *im, uint64_t pgno);
 void fks_image_stats_get(fks_image_stats *out, fks_image *im);
+/* Reads the location of every stored page of the image once (about 56
+** bytes a page, kept until fks_image_close), so that fks_image_read no
+** longer queries the catalog (a page a gc moved since is still found: its
+** location is then read afresh). For readers that hold a lease on the
+** pages (a page server). Call before the reading threads start; calling
+** it again does nothing. */
+int fks_image_preload(fks_image *im);
 
 /* ---- lazy restore: a userfaultfd page server (pageserver.c, lease.c) -- */
 
@@ -620,7 +627,10 @@ typedef struct fks_serve_opts {
                                   SIGTERM); -1: none */
     int ready_fd;              /* >= 0: one byte is written there, and the fd
                                   closed, once the socket listens */
-    int cache_pages;           /* decoded pages kept for all VMs (0: 8192) */
+    int cache_pages;           /* decoded pages kept for all VMs (0: 65536,
+                                  256 MiB; resident only once decoded) */
+    int cold_cache;            /* do not decode the image into the cache
+                                  ahead of the faults (when it fits) */
 } fks_serve_opts;
 
 typedef struct fks_serve_stats {

@@ -16,6 +16,13 @@
 **  4. A read that fails because the chunk file is gone or holds other
 **     bytes (a concurrent gc compacted it) is retried once with the
 **     location read afresh; a second failure is the error.
+**  5. fks_image_preload trades design 2 for speed: it reads the location
+**     of every stored page of the map once (one read transaction, one
+**     range query per run) into an array indexed like the map (run i's
+**     pages from base[i] on), and reads then touch the catalog only for
+**     design 4's retry. For a page server, whose lease keeps the pages
+**     (a gc may still move them: design 4 covers that). The array is
+**     written before any read and never after, so readers take no lock.
 */
 #include <pthread.h>
 #include <stdlib.h>
@@ -34,6 +41,8 @@ struct fks_image {
     fks_image_info info;
     pm_map map;
     fks_run *runs;               /* the map as the public type */
+    struct cat_page *loc;        /* design 5: NULL until preloaded */
+    uint64_t *base;              /* loc index of run i's first page */
     pthread_mutex_t mu;          /* guards the catalog, the pool and st */
     chunk_reader *pool[POOL];
     int npool;
@@ -47,6 +56,8 @@ static void image_free(fks_image *im)
         chunk_reader_free(im->pool[i]);
     pm_free(&im->map);
     free(im->runs);
+    free(im->loc);
+    free(im->base);
     pthread_mutex_destroy(&im->mu);
     free(im);
 }
@@ -151,11 +162,17 @@ static void give_back(fks_image *im, chunk_reader *cr, uint64_t pages, uint64_t 
     chunk_reader_free(cr);
 }
 
-/* Reads stored page id into out (4096 bytes, zero padded). */
-static int read_page(fks_image *im, chunk_reader *cr, int64_t id, uint8_t *out, uint32_t *len)
+/* Reads stored page id into out (4096 bytes, zero padded); pre: its
+** preloaded location (design 5) or NULL. */
+static int read_page(fks_image *im, chunk_reader *cr, int64_t id, const struct cat_page *pre, uint8_t *out,
+                     uint32_t *len)
 {
     struct cat_page p;
-    int rc = locate(&p, im, id);
+    int rc = 0;
+    if (pre)
+        p = *pre;
+    else
+        rc = locate(&p, im, id);
     if (rc == 0) {
         rc = chunk_read(cr, p.chunk_id, p.off, p.len, p.slot, p.rlen, p.hash, out);
         if (rc == FKS_ENOTFOUND || rc == FKS_ECORRUPT) {      /* design 4 */
@@ -184,12 +201,24 @@ int fks_image_read(fks_image *im, uint64_t pgno, uint64_t npages, void *buf)
         return rc;
     uint64_t pages = 0, zeros = 0;
     uint8_t *out = buf;
+    size_t ri = PM_NONE;
     for (uint64_t i = 0; i < npages && rc == 0; i++, out += FKS_PAGE_SIZE) {
-        int64_t id = page_of(im, pgno + i);
+        uint64_t pg = pgno + i;
+        const pm_run *r = ri != PM_NONE ? &im->map.r[ri] : NULL;
+        if (!r || pg < r->pgno || pg - r->pgno >= r->npages) {   /* the next run, mostly */
+            if (r && ri + 1 < im->map.n && pg >= im->map.r[ri + 1].pgno &&
+                pg - im->map.r[ri + 1].pgno < im->map.r[ri + 1].npages)
+                ri++;
+            else
+                ri = pm_find(&im->map, pg);
+            r = ri != PM_NONE ? &im->map.r[ri] : NULL;
+        }
+        int64_t id = r ? r->page + (int64_t)(pg - r->pgno) : 0;
+        const struct cat_page *pre = r && im->loc ? &im->loc[im->base[ri] + (pg - r->pgno)] : NULL;
         if (id == 0) {
             memset(out, 0, FKS_PAGE_SIZE);
             zeros++;
-        } else if ((rc = read_page(im, cr, id, out, NULL)) == 0) {
+        } else if ((rc = read_page(im, cr, id, pre, out, NULL)) == 0) {
             pages++;
         } else {
             fks__errctx(rc, "page %llu", (unsigned long long)pgno + (unsigned long long)i);
@@ -212,6 +241,58 @@ int fks_image_page(int64_t *page_id, uint8_t *hash, fks_image *im, uint64_t pgno
     if (rc == 0)
         memcpy(hash, p.hash, 16);
     return rc;
+}
+
+typedef struct preload_arg {
+    struct cat_page *loc;
+    uint64_t k;
+} preload_arg;
+
+static int preload_one(void *arg, const struct cat_page *p)
+{
+    preload_arg *a = arg;
+    a->loc[a->k++] = *p;
+    return 0;
+}
+
+int fks_image_preload(fks_image *im)
+{
+    if (im->loc)
+        return 0;
+    uint64_t total = 0;
+    for (size_t i = 0; i < im->map.n; i++)
+        total += im->map.r[i].npages;
+    struct cat_page *loc = malloc((total ? total : 1) * sizeof *loc);
+    uint64_t *base = malloc((im->map.n + 1) * sizeof *base);
+    if (!loc || !base) {
+        free(loc);
+        free(base);
+        return fks__err(FKS_ENOMEM, "out of memory (locations of %llu pages)", (unsigned long long)total);
+    }
+    preload_arg a = {loc, 0};
+    pthread_mutex_lock(&im->mu);
+    cat_pages q;
+    int rc = cat_read_begin(im->s->db);
+    if (rc == 0) {
+        if ((rc = cat_pages_open(&q, im->s->db)) == 0) {
+            for (size_t i = 0; i < im->map.n && rc == 0; i++) {
+                base[i] = a.k;
+                rc = cat_pages_range(&q, im->map.r[i].page, im->map.r[i].npages, preload_one, &a);
+            }
+            cat_pages_close(&q);
+        }
+        int rc2 = cat_read_end(im->s->db);
+        if (rc == 0)
+            rc = rc2;
+    }
+    if (rc == 0) {
+        im->loc = loc, im->base = base;
+        loc = NULL, base = NULL;
+    }
+    pthread_mutex_unlock(&im->mu);
+    free(loc);
+    free(base);
+    return rc ? fks__errctx(rc, "snapshot %lld: page locations", (long long)im->info.snapshot_id) : 0;
 }
 
 void fks_image_stats_get(fks_image_stats *out, fks_image *im)

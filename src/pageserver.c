@@ -25,35 +25,61 @@
 **     page (no run covers it) or a page given back by UFFD_EVENT_REMOVE is
 **     installed with UFFDIO_ZEROPAGE, a stored page with UFFDIO_COPY from
 **     its decoded bytes. EEXIST (another install won) is not an error: the
-**     range is woken. EAGAIN (the mapping changed under the copy, e.g. a
-**     remove in flight) is retried after the pending events are read.
-**     ENOENT/ESRCH mean the VMM's mm is gone: that VM is done.
-**  3b. Fault-around: a fault on a zero page installs the zero pages around
-**     it too (up to 256, within the gap between two runs and the region:
-**     a sparse image's holes cost a few faults, and zero-page ptes cost no
-**     memory); a fault on a stored page installs up to 8 stored pages from
-**     it on in its run (one read, mostly one decoded block). Pages already
-**     present are skipped (EEXIST). A removed page is never covered.
+**     page is skipped and woken. EAGAIN (a REMOVE is pending: the kernel's
+**     mmap_changing) is retried once the pending events are read and the
+**     removed set looked at again. ESRCH (the mm is gone) and ENOENT (the
+**     range is not registered) end that VM.
+**  3b. Fault-around: a stored page brings its aligned window of WINDOW
+**     (16) pages, zero pages inside it copied as zeros (one read, mostly
+**     one or two decoded blocks); a zero page with no stored page in its
+**     window brings the zero gap around it, up to AROUND_ZERO (1024) pages
+**     aligned (a sparse image's holes cost a few faults, and zero-page
+**     ptes cost no memory). Always within the region; present pages are
+**     skipped (EEXIST), never overwritten; removed pages are never
+**     covered (a removed faulting page comes alone, as zeros).
+**  3c. The faulting page is installed, and woken, first; the window after
+**     it. The fault service time (p50/p99) runs from reading the message
+**     to that first install.
 **  4. UFFD_EVENT_REMOVE [start, end): a balloon gave the pages back (the
-**     VMM did MADV_DONTNEED); from then on they are zero pages, whatever
-**     the snapshot held (the kernel's non-cooperative userfaultfd rule).
-**  5. A cache of decoded pages (page id -> 4 KiB, direct-mapped, 8192
-**     entries = 32 MiB by default, shared by
-**     every VM and the prefetch threads, under one mutex) means a page
-**     several VMs share is decoded once while it stays cached; the image
-**     handle's own chunk readers keep the last blocks decoded, so
-**     neighbours of a block cost one decode.
-**  6. Working set: the page numbers installed for faults (fault-around
-**     included), in first-fault order (a bitmap drops repeats), are stored at exit as the
-**     snapshot's working set (with a prefetch: the set used, then the new
-**     demand faults). Prefetch installs a working set in batches of up to
-**     256 pages, sorted and cut into contiguous runs: one fks_image_read
-**     and one UFFDIO_COPY with UFFDIO_COPY_MODE_DONTWAKE per run (zero
-**     pages of the set: UFFDIO_ZEROPAGE, DONTWAKE too), then one
-**     UFFDIO_WAKE per run; a run that hits a present page (EEXIST, the
-**     guest faulted it first) goes on after it. It runs on its own thread
-**     per VM while the main thread serves faults, bounded in bytes and
-**     time.
+**     VMM did MADV_DONTNEED); from then on they are zero pages in that VM,
+**     whatever the snapshot held (the kernel's non-cooperative userfaultfd
+**     rule). The removed set is per VM.
+**  4b. Prefetch against REMOVE: the kernel zaps the range only after the
+**     REMOVE message is read, and fails copies with EAGAIN from the
+**     madvise until that read. So the main thread reads messages and marks
+**     the REMOVEs among them under the VM's mutex, in one hold, before it
+**     serves the faults of that read; the prefetch thread checks the
+**     removed set and copies under the same mutex, and on EAGAIN drops it
+**     and checks again. A copy thus lands either before the madvise
+**     (which then zaps it) or after the range is marked (and is not
+**     made). t_lazy_remove forces the race (test hook
+**     FKS_TEST_PREFETCH_PAUSE=PGNO:MS: the prefetch holds, once, between
+**     the check and the copy of PGNO).
+**  5. Decoded pages are cached by stored index (the page's rank in the
+**     image's runs), in one MAP_NORESERVE mapping populated 2 MiB at a
+**     time (a first-touch fault per 4 KiB page costs more than a decode in
+**     a VM guest). When the image's stored pages fit (cache_pages, default
+**     65536 = 256 MiB) every page has its own slot: never evicted, no
+**     lock (a state byte: empty, being filled, full; a thread finding it
+**     being filled waits). Else slot = index % cache_pages under 64
+**     stripe locks. The page locations are read once at start
+**     (fks_image_preload): no catalog query on the fault path. The cache
+**     serves every VM of the server: a page they share is decoded once.
+**  5b. Warming: when the cache holds the whole image, a thread at nice 19
+**     decodes it all in pgno order (256 pages per read) once a VMM
+**     connects, so faults find pages decoded (cold_cache: not). Resident
+**     memory: the image's stored bytes, at most the cache's size.
+**  6. Working set: the page numbers installed for faults (windows and zero
+**     gaps included, the faulting page first), in first-fault order (a
+**     bitmap drops repeats), are stored at exit as the snapshot's working
+**     set (with a prefetch: the set used, then the new demand faults).
+**     Prefetch starts at the handshake, on its own thread per VM, while
+**     the main thread serves faults: the set in recorded order, PF_BATCH
+**     (4096) entries at a time, each batch sorted and cut into runs of one
+**     kind (stored pages of one run, at most PF_COPY = 64; or zero pages,
+**     at most PF_ZERO = 1024) in one region: one UFFDIO_COPY or
+**     UFFDIO_ZEROPAGE with DONTWAKE per run (design 4b), then one
+**     UFFDIO_WAKE over the batch. Bounded in stored bytes and in time.
 **  7. A lease (lease.c) on the image's pages is taken before the socket
 **     listens, renewed every third of its time to live by a timer
 **     thread, and released at exit: gc keeps the pages even if the
@@ -67,7 +93,9 @@
 ** outside it, a page size other than 4096) is refused and the VMM's
 ** guest never gets a page.
 */
+#include <assert.h>
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <linux/userfaultfd.h>
@@ -77,6 +105,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -91,9 +121,14 @@
 #define MAX_REGIONS 64
 #define MAX_VMS 64
 #define MSG_MAX 65536
-#define BATCH 256
-#define AROUND_ZERO 256     /* zero pages installed around a zero fault */
-#define AROUND_STORED 8     /* stored pages from the faulting one on */
+#define PF_BATCH 4096       /* working-set entries per prefetch batch */
+#define PF_COPY 64          /* stored pages per prefetch UFFDIO_COPY (lock held) */
+#define PF_ZERO 1024        /* zero pages per prefetch UFFDIO_ZEROPAGE */
+#define WINDOW 16           /* pages around a stored fault: aligned window */
+#define WARM 256            /* pages per read of the cache warming */
+#define AROUND_ZERO 1024    /* zero pages installed around a zero fault */
+#define CACHE_MAX 65536     /* default decoded-page cache: 256 MiB, virtual */
+#define LOCKS 64            /* cache stripes (when the cache evicts) */
 #define HIST_FINE 2000      /* 50 ns buckets up to 100 us */
 #define HIST_COARSE 1000    /* 10 us buckets up to 10 ms */
 
@@ -106,15 +141,15 @@ typedef struct vm {
     long pid;
     int nreg;
     region reg[MAX_REGIONS];
-    int done;
+    volatile int done;
     pthread_t pf;
     int pf_started;
+    /* design 4b: removed (bit per pgno) is written by the main thread
+    ** only, under mu, in the same hold as the read() that returned the
+    ** REMOVE; prefetch checks it and copies under mu. */
+    pthread_mutex_t mu;
+    uint8_t *removed;
 } vm;
-
-typedef struct cache_ent {
-    int64_t id;
-    uint8_t data[PG];
-} cache_ent;
 
 typedef struct server {
     fks_store *s;
@@ -122,19 +157,35 @@ typedef struct server {
     const fks_serve_opts *o;
     fks_image *im;
     fks_image_info info;
-    pthread_mutex_t mu;          /* cache, stats, removed, record */
-    cache_ent *cache;
+    const fks_run *runs;
+    size_t nruns;
+    uint64_t *sbase;             /* stored index of run i's first page */
+    uint64_t nstored;
+    /* design 5: decoded pages by stored index. direct (every stored page
+    ** has its slot): state 0 empty, 1 being filled, 2 full, never
+    ** evicted, no lock. Else slot = index % ncache under stripe locks,
+    ** tag[] = index + 1. */
+    uint8_t *cache;              /* ncache * PG, MAP_NORESERVE */
     size_t ncache;
-    uint8_t *removed;            /* bit per pgno: zero since a REMOVE */
-    uint8_t *seen;               /* bit per pgno: in rec already */
-    uint64_t *rec;               /* demand faults in order */
+    int direct;
+    uint8_t *state;
+    uint64_t *ctag;
+    uint8_t *seg;                /* per 2 MiB of cache: populated yet */
+    pthread_mutex_t locks[LOCKS];
+    uint8_t *seen;               /* bit per pgno: in rec already (main thread) */
+    uint64_t *rec;               /* installed for faults, in order (main thread) */
     size_t nrec, caprec;
     uint64_t *ws;                /* working set to prefetch */
     size_t nws;
-    fks_serve_stats st;
-    uint64_t hist[HIST_FINE + HIST_COARSE + 1];
+    fks_serve_stats st;          /* counters: atomic adds */
+    uint64_t hist[HIST_FINE + HIST_COARSE + 1];   /* main thread */
+    pthread_mutex_t mu;          /* prefetch_s */
     volatile int stopping;
+    unsigned test_pause_ms;      /* test hook, design 4b: the prefetch */
+    uint64_t test_pause_pgno;    /* pauses once before copying this page */
 } server;
+
+#define ADD(f, n) __atomic_fetch_add(&(f), (uint64_t)(n), __ATOMIC_RELAXED)
 
 static double now_s(void)
 {
@@ -177,48 +228,162 @@ static double hist_q(const server *sv, double q)
 
 /* ---- pages ------------------------------------------------------------ */
 
-static size_t cache_slot(const server *sv, int64_t id)
+/* Index of the run covering pgno, or of the first run after it (nruns if
+** none): *stored says whether pgno is in it. */
+static size_t run_at(const server *sv, uint64_t pgno, int *stored)
 {
-    return (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull >> 20) % sv->ncache;
+    size_t a = 0, b = sv->nruns;
+    while (a < b) {
+        size_t m = a + (b - a) / 2;
+        if (sv->runs[m].pgno + sv->runs[m].npages <= pgno)
+            a = m + 1;
+        else
+            b = m;
+    }
+    *stored = a < sv->nruns && sv->runs[a].pgno <= pgno;
+    return a;
 }
 
-/* Stored pages pgno .. pgno+n-1 (ids[]) into buf, from the cache when all
-** are there, else read (decoded) and cached. */
-static int pages_get(server *sv, uint64_t pgno, uint64_t n, const int64_t *ids, uint8_t *buf)
+/* Cached copy of stored index x into out: 1 if there, 0 if not. */
+static int cache_get(server *sv, uint64_t x, uint8_t *out)
 {
-    pthread_mutex_lock(&sv->mu);
-    uint64_t k = 0;
-    for (; k < n; k++) {
-        const cache_ent *e = &sv->cache[cache_slot(sv, ids[k])];
-        if (e->id != ids[k])
-            break;
-        memcpy(buf + k * PG, e->data, PG);
+    if (sv->direct) {
+        uint8_t s = __atomic_load_n(&sv->state[x], __ATOMIC_ACQUIRE);
+        for (int spin = 0; s == 1 && spin < 2000; spin++) {   /* another thread decodes it: wait */
+            sched_yield();
+            s = __atomic_load_n(&sv->state[x], __ATOMIC_ACQUIRE);
+        }
+        if (s != 2)
+            return 0;
+        memcpy(out, sv->cache + x * PG, PG);
+        return 1;
     }
-    if (k == n)
-        sv->st.cache_hits += n;
-    pthread_mutex_unlock(&sv->mu);
-    if (k == n)
-        return 0;
-    int rc = fks_image_read(sv->im, pgno, n, buf);
-    if (rc)
-        return rc;
-    pthread_mutex_lock(&sv->mu);
-    for (k = 0; k < n; k++) {
-        cache_ent *e = &sv->cache[cache_slot(sv, ids[k])];
-        e->id = ids[k];
-        memcpy(e->data, buf + k * PG, PG);
-    }
-    pthread_mutex_unlock(&sv->mu);
-    return 0;
+    size_t slot = (size_t)(x % sv->ncache);
+    pthread_mutex_t *l = &sv->locks[slot % LOCKS];
+    pthread_mutex_lock(l);
+    int hit = sv->ctag[slot] == x + 1;
+    if (hit)
+        memcpy(out, sv->cache + slot * PG, PG);
+    pthread_mutex_unlock(l);
+    return hit;
 }
 
-/* Host address of pgno in v, 0 if no region holds it. */
-static uint64_t addr_of(const vm *v, uint64_t pgno)
+/* Claims stored index x for this thread's decode (direct cache): 1 if
+** claimed (cache_put must follow), 0 if another thread has it. */
+static int cache_claim(server *sv, uint64_t x)
+{
+    uint8_t want = 0;
+    return !sv->direct || __atomic_compare_exchange_n(&sv->state[x], &want, 1, 0, __ATOMIC_ACQ_REL,
+                                                      __ATOMIC_ACQUIRE);
+}
+
+#define SEG (2u << 20)
+
+/* Populates the 2 MiB of cache holding slot in one call the first time:
+** a first-touch fault per 4 KiB slot costs ~15 us in a VM guest (paravirt
+** page faults), more than the decode it caches. */
+static void cache_populate(server *sv, size_t slot)
+{
+    size_t g = slot * PG / SEG;
+    uint8_t want = 0;
+    if (!__atomic_compare_exchange_n(&sv->seg[g], &want, 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        return;
+    size_t len = sv->ncache * PG - g * SEG;
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    (void)madvise(sv->cache + g * SEG, len < SEG ? len : SEG, MADV_POPULATE_WRITE);   /* else: touched later */
+}
+
+static void cache_put(server *sv, uint64_t x, const uint8_t *data, int ok)
+{
+    if (ok)
+        cache_populate(sv, sv->direct ? (size_t)x : (size_t)(x % sv->ncache));
+    if (sv->direct) {
+        if (ok)
+            memcpy(sv->cache + x * PG, data, PG);
+        __atomic_store_n(&sv->state[x], ok ? 2 : 0, __ATOMIC_RELEASE);
+        return;
+    }
+    if (!ok)
+        return;
+    size_t slot = (size_t)(x % sv->ncache);
+    pthread_mutex_t *l = &sv->locks[slot % LOCKS];
+    pthread_mutex_lock(l);
+    memcpy(sv->cache + slot * PG, data, PG);
+    sv->ctag[slot] = x + 1;
+    pthread_mutex_unlock(l);
+}
+
+/* Pages pgno .. pgno+n-1 of the image (zero pages as zeros) into buf:
+** stored pages from the cache, the others read (decoded) in runs of
+** consecutive misses and cached. No allocation. */
+static int pages_get(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
+{
+    int in;
+    size_t ri = run_at(sv, pgno, &in);
+    uint64_t miss_lo = 0, nmiss = 0, hits = 0;
+    int rc = 0;
+    uint64_t claimed[WARM];           /* the largest n: WARM >= PF_COPY >= WINDOW */
+    assert(n <= sizeof claimed / sizeof claimed[0]);
+    for (uint64_t k = 0; k <= n && rc == 0; k++) {
+        uint64_t p = pgno + k;
+        int missing = 0;
+        uint64_t x = 0;
+        if (k < n) {
+            while (ri < sv->nruns && sv->runs[ri].pgno + sv->runs[ri].npages <= p)
+                ri++;
+            if (ri < sv->nruns && sv->runs[ri].pgno <= p) {
+                x = sv->sbase[ri] + (p - sv->runs[ri].pgno);
+                if (cache_get(sv, x, buf + k * PG))
+                    hits++;
+                else
+                    missing = 1;
+            } else if (nmiss) {
+                missing = 1;           /* a zero page inside a run of misses: read with it, no decode */
+                x = UINT64_MAX;
+            } else {
+                memset(buf + k * PG, 0, PG);
+            }
+        }
+        if (missing) {
+            if (!nmiss)
+                miss_lo = k;
+            claimed[k] = x != UINT64_MAX && cache_claim(sv, x) ? x + 1 : 0;
+            nmiss = k - miss_lo + 1;
+            continue;
+        }
+        if (nmiss && (k == n || !missing)) {   /* a run of misses ends: read it */
+            rc = fks_image_read(sv->im, pgno + miss_lo, nmiss, buf + miss_lo * PG);
+            for (uint64_t q = miss_lo; q < miss_lo + nmiss; q++)
+                if (claimed[q])
+                    cache_put(sv, claimed[q] - 1, buf + q * PG, rc == 0);
+            nmiss = 0;
+        }
+    }
+    if (hits)
+        ADD(sv->st.cache_hits, hits);
+    return rc;
+}
+
+/* Region of v holding host address addr, -1 if none. */
+static int region_of(const vm *v, uint64_t addr)
+{
+    for (int i = 0; i < v->nreg; i++)
+        if (addr >= v->reg[i].base && addr - v->reg[i].base < v->reg[i].size)
+            return i;
+    return -1;
+}
+
+/* Host address of pgno in v, 0 if no region holds it; *ri its region. */
+static uint64_t addr_of(const vm *v, uint64_t pgno, int *ri)
 {
     uint64_t off = pgno * PG;
     for (int i = 0; i < v->nreg; i++)
-        if (off >= v->reg[i].off && off - v->reg[i].off < v->reg[i].size)
+        if (off >= v->reg[i].off && off - v->reg[i].off < v->reg[i].size) {
+            *ri = i;
             return v->reg[i].base + (off - v->reg[i].off);
+        }
     return 0;
 }
 
@@ -228,36 +393,41 @@ static void wake(const vm *v, uint64_t addr, uint64_t len)
     ioctl(v->uffd, UFFDIO_WAKE, &r);
 }
 
-static void drain_events(server *sv, vm *v);
+enum { INST_GONE = -1, INST_AGAIN = -2 };
 
-/* Installs len bytes at addr: buf's (UFFDIO_COPY) or zeros (buf NULL,
-** UFFDIO_ZEROPAGE). Returns pages installed (>= 0), or -1 when the VM is
-** gone. Design 3. */
-static int64_t install(server *sv, vm *v, uint64_t addr, const uint8_t *buf, uint64_t len, int dontwake)
+/* One UFFDIO_COPY (buf) or UFFDIO_ZEROPAGE (buf NULL) of len bytes at
+** addr, going on after present pages (EEXIST: skipped, counted). Returns
+** pages installed (>= 0); INST_AGAIN when the kernel answered EAGAIN (a
+** REMOVE is pending: its event must be read first) with *done the bytes
+** dealt with so far; INST_GONE when the mm is gone (ESRCH) or the range is
+** not registered (ENOENT, EINVAL): that VM is done. Design 3. */
+static int64_t install1(server *sv, const vm *v, uint64_t addr, const uint8_t *buf, uint64_t len, int dontwake,
+                        uint64_t *done)
 {
-    uint64_t done = 0;
     int64_t pages = 0;
-    while (done < len) {
+    while (*done < len) {
         int r;
         int64_t got;
+        uint64_t d = *done;
         if (buf) {
-            struct uffdio_copy c = {.dst = addr + done, .src = (uintptr_t)(buf + done), .len = len - done,
+            struct uffdio_copy c = {.dst = addr + d, .src = (uintptr_t)(buf + d), .len = len - d,
                                     .mode = dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0};
             r = ioctl(v->uffd, UFFDIO_COPY, &c);
             got = c.copy;
         } else {
-            struct uffdio_zeropage z = {.range = {.start = addr + done, .len = len - done},
+            struct uffdio_zeropage z = {.range = {.start = addr + d, .len = len - d},
                                         .mode = dontwake ? UFFDIO_ZEROPAGE_MODE_DONTWAKE : 0};
             r = ioctl(v->uffd, UFFDIO_ZEROPAGE, &z);
             got = z.zeropage;
         }
         if (r == 0) {
-            pages += (int64_t)((len - done) / PG);
+            pages += (int64_t)((len - d) / PG);
+            *done = len;
             break;
         }
         int e = errno;
         if (got > 0) {                 /* partial: go on after it */
-            done += (uint64_t)got;
+            *done += (uint64_t)got;
             pages += got / PG;
             continue;
         }
@@ -266,34 +436,26 @@ static int64_t install(server *sv, vm *v, uint64_t addr, const uint8_t *buf, uin
             ** that write-protects unpopulated memory) is not, but
             ** UFFDIO_COPY takes it: copy zeros instead */
             static const uint8_t zeros[PG];
-            struct uffdio_copy c = {.dst = addr + done, .src = (uintptr_t)zeros, .len = PG,
+            struct uffdio_copy c = {.dst = addr + d, .src = (uintptr_t)zeros, .len = PG,
                                     .mode = dontwake ? UFFDIO_COPY_MODE_DONTWAKE : 0};
             if (ioctl(v->uffd, UFFDIO_COPY, &c) == 0) {
-                done += PG, pages++;
+                *done += PG, pages++;
                 continue;
             }
-            if (errno == EAGAIN || errno == EINTR)
-                continue;              /* as below, on the next round */
-            if (errno != EEXIST)
-                return -1;
+            e = errno;
         }
         if (e == EEXIST) {             /* present already: skip that page */
-            pthread_mutex_lock(&sv->mu);
-            sv->st.eexist++;
-            pthread_mutex_unlock(&sv->mu);
+            ADD(sv->st.eexist, 1);
             if (!dontwake)
-                wake(v, addr + done, PG);
-            done += PG;
+                wake(v, addr + d, PG);
+            *done += PG;
             continue;
         }
-        if (e == EAGAIN || e == EINTR) {
-            if (!dontwake)             /* the main thread: read the REMOVE that raced */
-                drain_events(sv, v);
-            else                       /* prefetch: the main thread reads it */
-                usleep(100);
+        if (e == EINTR)
             continue;
-        }
-        return -1;                     /* ENOENT, ESRCH: the mm is gone */
+        if (e == EAGAIN)
+            return INST_AGAIN;
+        return INST_GONE;              /* ESRCH: the mm is gone; ENOENT: not registered */
     }
     return pages;
 }
@@ -313,169 +475,164 @@ static void record(server *sv, uint64_t pgno)
     sv->rec[sv->nrec++] = pgno;
 }
 
-/* Fault-around (design 3b): the pages installed with the one faulting at
-** pgno of region ri, [*lo, *hi). A zero page brings the zero pages around
-** it (the gap between two runs, within AROUND_ZERO pages aligned and the
-** region); a stored page the stored pages after it in its run, up to
-** AROUND_STORED (one read, mostly one decoded block). Removed pages are
-** left to their own faults. */
-static void around(server *sv, const vm *v, int ri, uint64_t pgno, int zero, uint64_t *lo, uint64_t *hi)
+static void on_remove(server *sv, vm *v, uint64_t start, uint64_t end)
 {
-    const region *r = &v->reg[ri];
-    uint64_t rlo = r->off / PG, rhi = (r->off + r->size) / PG;
-    size_t n;
-    const fks_run *runs = fks_image_runs(sv->im, &n);
-    size_t a = 0, b = n;           /* first run ending after pgno */
-    while (a < b) {
-        size_t m = a + (b - a) / 2;
-        if (runs[m].pgno + runs[m].npages <= pgno)
-            a = m + 1;
-        else
-            b = m;
+    for (uint64_t a = start & ~(uint64_t)(PG - 1); a < end; a += PG) {
+        int i = region_of(v, a);
+        if (i < 0)
+            continue;
+        uint64_t pgno = (v->reg[i].off + a - v->reg[i].base) / PG;
+        if (!bit(v->removed, pgno))
+            ADD(sv->st.pages_removed, 1);
+        setbit(v->removed, pgno);
     }
-    uint64_t l, h;
-    if (zero) {
-        uint64_t glo = a > 0 ? runs[a - 1].pgno + runs[a - 1].npages : 0;
-        uint64_t ghi = a < n ? runs[a].pgno : sv->info.npages;
-        l = pgno / AROUND_ZERO * AROUND_ZERO, h = l + AROUND_ZERO;
-        if (l < glo) l = glo;
-        if (h > ghi) h = ghi;
-    } else {
-        l = pgno, h = pgno + AROUND_STORED;
-        if (a < n && h > runs[a].pgno + runs[a].npages)
-            h = runs[a].pgno + runs[a].npages;
-    }
-    if (l < rlo) l = rlo;
-    if (h > rhi) h = rhi;
-    if (h > sv->info.npages) h = sv->info.npages;
-    pthread_mutex_lock(&sv->mu);
-    uint64_t k = pgno;
-    while (k > l && !bit(sv->removed, k - 1))
-        k--;
-    l = k;
-    for (k = pgno + 1; k < h && !bit(sv->removed, k); k++)
-        ;
-    h = k;
-    pthread_mutex_unlock(&sv->mu);
-    if (l > pgno || h <= pgno)
-        l = pgno, h = pgno + 1;
-    *lo = l, *hi = h;
 }
 
-/* One page fault at addr of v. */
+/* Reads up to max messages of v under v->mu, applying the REMOVEs among
+** them before the lock is dropped (design 4b). Returns messages read, 0
+** when none is pending, -1 when the uffd is gone. */
+static ssize_t read_msgs(server *sv, vm *v, struct uffd_msg *m, size_t max)
+{
+    pthread_mutex_lock(&v->mu);
+    ssize_t n;
+    while ((n = read(v->uffd, m, max * sizeof *m)) < 0 && errno == EINTR)
+        ;
+    int e = errno;
+    for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof *m; i++)
+        if (m[i].event == UFFD_EVENT_REMOVE)
+            on_remove(sv, v, m[i].arg.remove.start, m[i].arg.remove.end);
+    pthread_mutex_unlock(&v->mu);
+    if (n < 0)
+        return e == EAGAIN ? 0 : -1;
+    return n == 0 ? -1 : n / (ssize_t)sizeof *m;
+}
+
+/* The main thread's install: on EAGAIN the pending events are read (a
+** REMOVE racing with it is applied; the faults read meanwhile are woken:
+** the kernel delivers them again if the page is still missing) and
+** INST_AGAIN is returned for the caller to look at the removed set again. */
+static int64_t install_main(server *sv, vm *v, uint64_t addr, const uint8_t *buf, uint64_t len, uint64_t *done)
+{
+    int64_t r = install1(sv, v, addr, buf, len, 0, done);
+    if (r == INST_AGAIN) {
+        struct uffd_msg m[16];
+        ssize_t n = read_msgs(sv, v, m, 16);
+        for (ssize_t i = 0; i < n; i++)
+            if (m[i].event == UFFD_EVENT_PAGEFAULT)
+                wake(v, m[i].arg.pagefault.address & ~(uint64_t)(PG - 1), PG);
+        if (n < 0)
+            return INST_GONE;
+    }
+    return r;
+}
+
+/* One page fault at addr of v (main thread). Design 3b: a stored page
+** brings its aligned window of WINDOW pages (one read, mostly one or two
+** decoded blocks; short zero gaps inside it copied as zeros, long ones
+** zero-paged); a zero page with no stored page in its window brings the
+** zero gap around it, up to AROUND_ZERO pages aligned. Removed pages are
+** never covered: a removed faulting page comes alone, as zeros. */
 static int fault(server *sv, vm *v, uint64_t addr)
 {
     double t0 = now_s();
     addr &= ~(uint64_t)(PG - 1);
-    int ri = -1;
-    for (int i = 0; i < v->nreg; i++)
-        if (addr >= v->reg[i].base && addr - v->reg[i].base < v->reg[i].size)
-            ri = i;
+    int ri = region_of(v, addr);
     if (ri < 0)
         return 0;                      /* not ours (cannot happen: we own the regions) */
-    uint64_t pgno = (v->reg[ri].off + addr - v->reg[ri].base) / PG;
-    int64_t id = 0;
+    const region *r = &v->reg[ri];
+    uint64_t pgno = (r->off + addr - r->base) / PG;
+    uint64_t rlo = r->off / PG, rhi = (r->off + r->size) / PG;
+    uint8_t buf[WINDOW * PG];
     int rc = 0;
-    pthread_mutex_lock(&sv->mu);
-    int gone = bit(sv->removed, pgno);
-    pthread_mutex_unlock(&sv->mu);
-    if (!gone && (rc = fks_image_page(&id, NULL, sv->im, pgno)) != 0)
-        return rc;
-    int64_t n;
-    uint8_t buf[AROUND_STORED * PG];
-    uint64_t lo = pgno, hi = pgno + 1;   /* pages installed: [lo, hi) */
-    if (!gone)                           /* a removed page comes alone */
-        around(sv, v, ri, pgno, id == 0, &lo, &hi);
-    if (gone || id == 0) {
-        n = install(sv, v, addr - (pgno - lo) * PG, NULL, (hi - lo) * PG, 0);
-    } else {
-        int64_t ids[AROUND_STORED];
-        ids[0] = id;
-        for (uint64_t k = 1; k < hi - lo; k++)   /* one run: consecutive ids */
-            ids[k] = id + (int64_t)k;
-        if ((rc = pages_get(sv, lo, hi - lo, ids, buf)) != 0)
-            return rc;
-        n = install(sv, v, addr, buf, (hi - lo) * PG, 0);
+again:;
+    int gone = bit(v->removed, pgno), in;
+    size_t a = run_at(sv, pgno, &in);
+    uint64_t lo = pgno, hi = pgno + 1;
+    int zero = gone;
+    if (!gone) {
+        uint64_t wl = pgno / WINDOW * WINDOW, wh = wl + WINDOW;
+        /* any stored page in the window? the run at or after pgno, or the one before */
+        int stored = in || (a < sv->nruns && sv->runs[a].pgno < wh) ||
+                     (a > 0 && sv->runs[a - 1].pgno + sv->runs[a - 1].npages > wl);
+        if (stored) {
+            lo = wl, hi = wh;
+        } else {
+            uint64_t glo = a > 0 ? sv->runs[a - 1].pgno + sv->runs[a - 1].npages : 0;
+            uint64_t ghi = a < sv->nruns ? sv->runs[a].pgno : sv->info.npages;
+            lo = pgno / AROUND_ZERO * AROUND_ZERO, hi = lo + AROUND_ZERO;
+            if (lo < glo) lo = glo;
+            if (hi > ghi) hi = ghi;
+            zero = 1;
+        }
+        if (lo < rlo) lo = rlo;
+        if (hi > rhi) hi = rhi;
+        if (hi > sv->info.npages) hi = sv->info.npages;
+        uint64_t k = pgno;             /* shrink to the removed pages around pgno */
+        while (k > lo && !bit(v->removed, k - 1))
+            k--;
+        lo = k;
+        for (k = pgno + 1; k < hi && !bit(v->removed, k); k++)
+            ;
+        hi = k;
     }
-    if (n < 0) {
+    /* The faulting page alone first, woken at once (the fault service
+    ** time ends there: design 3c), then the rest of the window. */
+    uint64_t done = 0;
+    const uint8_t *one = NULL;
+    if (!zero) {
+        if ((rc = pages_get(sv, pgno, 1, buf + (pgno - lo) * PG)) != 0)
+            return rc;
+        one = buf + (pgno - lo) * PG;
+    }
+    int64_t got = install_main(sv, v, addr, one, PG, &done);
+    if (got >= 0)
+        hist_add(sv, now_s() - t0);
+    for (int side = 0; side < 2 && got >= 0; side++) {
+        uint64_t l = side ? pgno + 1 : lo, h = side ? hi : pgno, d = 0;
+        if (l >= h)
+            continue;
+        if (!zero && (rc = pages_get(sv, l, h - l, buf + (l - lo) * PG)) != 0)
+            return rc;
+        int64_t g = install_main(sv, v, addr - pgno * PG + l * PG, zero ? NULL : buf + (l - lo) * PG, (h - l) * PG, &d);
+        got = g < 0 ? g : got + g;
+    }
+    if (got >= 0) {
+        if (zero)
+            ADD(sv->st.pages_zero, got);
+        else
+            ADD(sv->st.pages_demand, got);
+    }
+    if (got == INST_AGAIN)
+        goto again;                    /* the removed set may have changed */
+    if (got == INST_GONE) {
         v->done = 1;
         return 0;
     }
-    pthread_mutex_lock(&sv->mu);
-    if (n > 0) {
-        if (gone || id == 0)
-            sv->st.pages_zero += (uint64_t)n;
-        else
-            sv->st.pages_demand += (uint64_t)n;
-    }
-    for (uint64_t k = lo; k < hi; k++)   /* the faulting page first */
-        record(sv, k == lo ? pgno : k <= pgno ? k - 1 : k);
-    hist_add(sv, now_s() - t0);
-    pthread_mutex_unlock(&sv->mu);
+    record(sv, pgno);                  /* the faulting page first */
+    for (uint64_t k = lo; k < hi; k++)
+        record(sv, k);
     return 0;
 }
 
-static void on_remove(server *sv, vm *v, uint64_t start, uint64_t end)
-{
-    pthread_mutex_lock(&sv->mu);
-    for (uint64_t a = start & ~(uint64_t)(PG - 1); a < end; a += PG)
-        for (int i = 0; i < v->nreg; i++)
-            if (a >= v->reg[i].base && a - v->reg[i].base < v->reg[i].size) {
-                uint64_t pgno = (v->reg[i].off + a - v->reg[i].base) / PG;
-                if (!bit(sv->removed, pgno))
-                    sv->st.pages_removed++;
-                setbit(sv->removed, pgno);
-            }
-    pthread_mutex_unlock(&sv->mu);
-}
-
-/* Reads v's pending messages; faults are served at once. */
+/* Reads v's pending messages; faults are served at once (main thread). */
 static int serve_msgs(server *sv, vm *v)
 {
     struct uffd_msg m[32];
     for (;;) {
-        ssize_t n = read(v->uffd, m, sizeof m);
+        ssize_t n = read_msgs(sv, v, m, 32);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN)
-                return 0;
             v->done = 1;
             return 0;
         }
-        if (n == 0) {
-            v->done = 1;
+        if (n == 0)
             return 0;
-        }
-        for (size_t i = 0; i < (size_t)n / sizeof m[0]; i++) {
-            if (m[i].event == UFFD_EVENT_REMOVE) {
-                on_remove(sv, v, m[i].arg.remove.start, m[i].arg.remove.end);
-            } else if (m[i].event == UFFD_EVENT_PAGEFAULT) {
-                pthread_mutex_lock(&sv->mu);
-                sv->st.faults++;
-                pthread_mutex_unlock(&sv->mu);
+        for (ssize_t i = 0; i < n && !v->done; i++) {
+            if (m[i].event == UFFD_EVENT_PAGEFAULT) {
+                ADD(sv->st.faults, 1);
                 int rc = fault(sv, v, m[i].arg.pagefault.address);
                 if (rc)
                     return rc;
             }
-        }
-    }
-}
-
-/* Inside an install that got EAGAIN: read pending events so that a REMOVE
-** racing with it is applied; a fault read here is served directly. */
-static void drain_events(server *sv, vm *v)
-{
-    struct uffd_msg m[8];
-    ssize_t n = read(v->uffd, m, sizeof m);
-    for (ssize_t i = 0; n > 0 && i < n / (ssize_t)sizeof m[0]; i++) {
-        if (m[i].event == UFFD_EVENT_REMOVE)
-            on_remove(sv, v, m[i].arg.remove.start, m[i].arg.remove.end);
-        else if (m[i].event == UFFD_EVENT_PAGEFAULT) {
-            /* Serve it with a zero-or-data install, not recursively through
-            ** fault(): waking it makes the kernel deliver it again if it
-            ** is still missing. */
-            wake(v, m[i].arg.pagefault.address & ~(uint64_t)(PG - 1), PG);
         }
     }
 }
@@ -493,6 +650,49 @@ typedef struct pf_arg {
     vm *v;
 } pf_arg;
 
+/* Installs pages [p, p+n) (one region, contiguous, at most PF_COPY stored
+** or PF_ZERO zero pages, all of one kind) ahead of the guest: under v->mu,
+** only the pages not removed, retried after EAGAIN once the main thread
+** has read the pending events (design 4b). Returns pages installed or
+** INST_GONE. */
+static int64_t pf_install(server *sv, vm *v, uint64_t p, uint64_t n, uint64_t addr, const uint8_t *buf)
+{
+    int64_t total = 0;
+    uint64_t k = 0;
+    while (k < n) {
+        pthread_mutex_lock(&v->mu);
+        int64_t r = 0;
+        while (k < n) {
+            while (k < n && bit(v->removed, p + k))
+                k++;
+            uint64_t e = k;
+            while (e < n && !bit(v->removed, p + e))
+                e++;
+            if (e == k)
+                break;
+            if (sv->test_pause_ms && sv->test_pause_pgno >= p + k && sv->test_pause_pgno < p + e) {
+                /* test hook: a REMOVE of these pages sent now lands between the check and the copy */
+                usleep(sv->test_pause_ms * 1000u);
+                sv->test_pause_ms = 0;
+            }
+            uint64_t done = 0;
+            r = install1(sv, v, addr + k * PG, buf ? buf + k * PG : NULL, (e - k) * PG, 1, &done);
+            k += done / PG;
+            if (r < 0)
+                break;
+            total += r;
+        }
+        pthread_mutex_unlock(&v->mu);
+        if (r == INST_GONE)
+            return INST_GONE;
+        if (r == INST_AGAIN)
+            usleep(50);                /* the main thread reads the REMOVE */
+        if (v->done || sv->stopping)
+            break;
+    }
+    return total;
+}
+
 static void *prefetch_main(void *arg)
 {
     pf_arg *a = arg;
@@ -501,63 +701,95 @@ static void *prefetch_main(void *arg)
     free(a);
     double t0 = now_s();
     uint64_t limit = sv->o->prefetch_bytes ? sv->o->prefetch_bytes / PG : UINT64_MAX, taken = 0;
-    uint64_t batch[BATCH];
-    uint8_t *buf = malloc((size_t)BATCH * PG);
-    if (!buf)
-        return NULL;
+    int stop = 0;
+    uint64_t *batch = malloc(PF_BATCH * sizeof *batch);
+    uint8_t *buf = malloc((size_t)PF_COPY * PG);
+    if (!buf || !batch)
+        goto out;
     for (size_t i = 0; i < sv->nws && taken < limit && !v->done && !sv->stopping;) {
         if (sv->o->prefetch_max_s > 0 && now_s() - t0 > sv->o->prefetch_max_s)
             break;
+        /* the next PF_BATCH entries in recorded order, sorted: runs */
         size_t nb = 0;
-        for (; i < sv->nws && nb < BATCH && taken < limit; i++) {
+        for (; i < sv->nws && nb < PF_BATCH && taken < limit; i++) {
             uint64_t p = sv->ws[i];
-            int64_t id = 0;
-            if (p >= sv->info.npages || fks_image_page(&id, NULL, sv->im, p) != 0)
+            int in;
+            if (p >= sv->info.npages)
                 continue;
+            run_at(sv, p, &in);
             batch[nb++] = p;
-            taken += id != 0;  /* the bound is in stored bytes; zeros cost none */
+            taken += (uint64_t)in;     /* the bound is in stored bytes; zeros cost none */
         }
         qsort(batch, nb, sizeof batch[0], cmp_u64);
-        uint64_t woken[BATCH][2];
-        size_t nw = 0;
-        for (size_t k = 0; k < nb;) {
-            size_t e = k + 1;
-            int64_t id0 = 0, idk = 0;
-            fks_image_page(&id0, NULL, sv->im, batch[k]);
-            /* a run of pages all stored or all zero, contiguous in memory */
-            while (e < nb && batch[e] == batch[e - 1] + 1 &&
-                   addr_of(v, batch[e]) == addr_of(v, batch[k]) + (batch[e] - batch[k]) * PG &&
-                   fks_image_page(&idk, NULL, sv->im, batch[e]) == 0 && (idk == 0) == (id0 == 0))
+        uint64_t lo_addr = UINT64_MAX, hi_addr = 0;
+        for (size_t k = 0; k < nb && !v->done;) {
+            int rk, re, in0, ine;
+            uint64_t addr = addr_of(v, batch[k], &rk);
+            size_t ra = run_at(sv, batch[k], &in0);
+            size_t lim = in0 ? PF_COPY : PF_ZERO, e = k + 1;
+            /* same kind (stored: the same run), contiguous, one region */
+            while (e < nb && e - k < lim && batch[e] == batch[e - 1] + 1 && addr_of(v, batch[e], &re) &&
+                   re == rk && run_at(sv, batch[e], &ine) == ra && ine == in0)
                 e++;
-            uint64_t addr = addr_of(v, batch[k]), n = e - k;
-            pthread_mutex_lock(&sv->mu);
-            int skip = 0;
-            for (size_t q = k; q < e; q++)
-                skip |= bit(sv->removed, batch[q]);
-            pthread_mutex_unlock(&sv->mu);
-            if (addr && !skip && (id0 == 0 || fks_image_read(sv->im, batch[k], n, buf) == 0)) {
-                int64_t got = install(sv, v, addr, id0 ? buf : NULL, n * PG, 1);
-                if (got < 0) {
-                    v->done = 1;
+            while (e < nb && batch[e] == batch[e - 1])   /* duplicates */
+                e++;
+            uint64_t n = batch[e - 1] - batch[k] + 1;
+            if (addr && (!in0 || pages_get(sv, batch[k], n, buf) == 0)) {
+                int64_t got = pf_install(sv, v, batch[k], n, addr, in0 ? buf : NULL);
+                if (got == INST_GONE) {  /* the prefetch ends; the VM's end is the main thread's to see */
+                    stop = 1;
                     break;
                 }
-                pthread_mutex_lock(&sv->mu);
-                if (id0)
-                    sv->st.pages_prefetch += (uint64_t)got;
+                if (in0)
+                    ADD(sv->st.pages_prefetch, got);
                 else
-                    sv->st.pages_zero += (uint64_t)got;
-                pthread_mutex_unlock(&sv->mu);
-                woken[nw][0] = addr, woken[nw][1] = n * PG, nw++;
+                    ADD(sv->st.pages_zero, got);
+                if (addr < lo_addr) lo_addr = addr;
+                if (addr + n * PG > hi_addr) hi_addr = addr + n * PG;
             }
             k = e;
         }
-        for (size_t k = 0; k < nw; k++)
-            wake(v, woken[k][0], woken[k][1]);
+        /* one wake for the batch: a range with nothing waiting costs nothing */
+        if (hi_addr > lo_addr)
+            wake(v, lo_addr, hi_addr - lo_addr);
+        if (stop)
+            break;
+    }
+out:
+    free(buf);
+    free(batch);
+    double dt = now_s() - t0;
+    pthread_mutex_lock(&sv->mu);       /* prefetch_s: the longest of the VMs' */
+    if (dt > sv->st.prefetch_s)
+        sv->st.prefetch_s = dt;
+    pthread_mutex_unlock(&sv->mu);
+    return NULL;
+}
+
+/* ---- cache warming (design 5b) ----------------------------------- */
+
+/* Decodes every stored page into the (direct) cache, run by run, at the
+** lowest priority: faults and prefetch then find pages decoded. Pages
+** cached already are skipped (pages_get), so each is decoded once. */
+static void *warm_main(void *arg)
+{
+    server *sv = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    uint8_t *buf = malloc((size_t)WARM * PG);
+    uint64_t p = sv->nruns ? sv->runs[0].pgno : 0;
+    for (size_t i = 0; buf && i < sv->nruns && !sv->stopping;) {
+        if (p < sv->runs[i].pgno)
+            p = sv->runs[i].pgno;      /* skip the gap */
+        uint64_t n = WARM;             /* WARM pages from p, zero gaps inside read along */
+        if (n > sv->info.npages - p)
+            n = sv->info.npages - p;
+        if (pages_get(sv, p, n, buf) != 0)
+            break;                     /* a fault of that page will say why */
+        p += n;
+        while (i < sv->nruns && sv->runs[i].pgno + sv->runs[i].npages <= p)
+            i++;
     }
     free(buf);
-    pthread_mutex_lock(&sv->mu);
-    sv->st.prefetch_s += now_s() - t0;
-    pthread_mutex_unlock(&sv->mu);
     return NULL;
 }
 
@@ -663,6 +895,10 @@ static int handshake(server *sv, vm *v, int c, int timeout_ms)
         rc = fks__errno(FKS_EIO, errno, "page server: SO_PEERCRED");
         goto out;
     }
+    if (!v->removed && !(v->removed = calloc((size_t)(sv->info.npages / 8 + 1), 1))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
     v->pid = (long)cr.pid;
     v->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)cr.pid, 0);   /* -1: the socket's hang-up tells */
     int fl = fcntl(fd, F_GETFL);
@@ -759,28 +995,56 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
     vm *vms = calloc(MAX_VMS, sizeof *vms);
     fks_lease *lease = NULL;
     renewer rn = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    pthread_t wt;
+    int warming = 0;
     int renewing = 0, ls = -1, nvm = 0, accepted = 0, rc = 0;
     pthread_t rt;
     struct pollfd *pf = NULL;
     int max_vms = o->max_vms > 0 ? (o->max_vms < MAX_VMS ? o->max_vms : MAX_VMS) : 1;
     double t0 = now_s(), accept_by = t0 + (o->accept_timeout_s > 0 ? o->accept_timeout_s : 60);
     pthread_mutex_init(&sv.mu, NULL);
+    for (int i = 0; i < LOCKS; i++)
+        pthread_mutex_init(&sv.locks[i], NULL);
     if (!vms)
         return fks__err(FKS_ENOMEM, "out of memory");
-    for (int i = 0; i < MAX_VMS; i++)
+    for (int i = 0; i < MAX_VMS; i++) {
         vms[i].uffd = vms[i].sock = vms[i].pidfd = -1;
+        pthread_mutex_init(&vms[i].mu, NULL);
+    }
     if ((rc = fks_image_open(&sv.im, s, tag, "memory")) != 0)
         goto out;
     fks_image_info_get(&sv.info, sv.im);
-    sv.ncache = o->cache_pages > 0 ? (size_t)o->cache_pages : 8192;
+    if ((rc = fks_image_preload(sv.im)) != 0)   /* design 5: no catalog on the fault path */
+        goto out;
+    sv.runs = fks_image_runs(sv.im, &sv.nruns);
     size_t bits = (size_t)(sv.info.npages / 8 + 1);
-    if (!(sv.cache = malloc(sv.ncache * sizeof *sv.cache)) || !(sv.removed = calloc(bits, 1)) ||
-        !(sv.seen = calloc(bits, 1))) {
+    if (!(sv.sbase = malloc((sv.nruns + 1) * sizeof *sv.sbase)) || !(sv.seen = calloc(bits, 1))) {
         rc = fks__err(FKS_ENOMEM, "out of memory (page server of %llu pages)", (unsigned long long)sv.info.npages);
         goto out;
     }
-    for (size_t i = 0; i < sv.ncache; i++)
-        sv.cache[i].id = 0;
+    for (size_t i = 0; i < sv.nruns; i++)
+        sv.sbase[i] = sv.nstored, sv.nstored += sv.runs[i].npages;
+    sv.ncache = o->cache_pages > 0 ? (size_t)o->cache_pages : CACHE_MAX;
+    if (sv.nstored <= sv.ncache)
+        sv.ncache = sv.nstored ? (size_t)sv.nstored : 1, sv.direct = 1;
+    sv.cache = mmap(NULL, sv.ncache * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (sv.cache == MAP_FAILED)
+        sv.cache = NULL;
+    if (sv.cache)
+        (void)madvise(sv.cache, sv.ncache * PG, MADV_HUGEPAGE);   /* best effort */
+    if (!sv.cache || !(sv.seg = calloc(sv.ncache * PG / SEG + 1, 1)) ||
+        (sv.direct ? !(sv.state = calloc(sv.ncache, 1)) : !(sv.ctag = calloc(sv.ncache, 8)))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory (page cache of %zu pages)", sv.ncache);
+        goto out;
+    }
+    {
+        /* test hook (t_lazy_remove): FKS_TEST_PREFETCH_PAUSE=PGNO:MS */
+        const char *t = getenv("FKS_TEST_PREFETCH_PAUSE");
+        unsigned long long pg = 0;
+        unsigned ms = 0;
+        if (t && sscanf(t, "%llu:%u", &pg, &ms) == 2)
+            sv.test_pause_pgno = pg, sv.test_pause_ms = ms;
+    }
     /* design 7: the pages are protected before any VMM can ask for one */
     size_t nruns;
     const fks_run *runs = fks_image_runs(sv.im, &nruns);
@@ -883,6 +1147,8 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
             }
             accepted++, nvm++;
             sv.st.vms++;
+            if (!warming && sv.direct && !o->cold_cache && pthread_create(&wt, NULL, warm_main, &sv) == 0)
+                warming = 1;
             if (o->prefetch && sv.nws) {
                 pf_arg *a = malloc(sizeof *a);
                 if (a) {
@@ -906,6 +1172,8 @@ out:
     sv.stopping = 1;
     for (int i = 0; i < nvm; i++)
         vm_close(&sv, &vms[i]);
+    if (warming)
+        pthread_join(wt, NULL);
     if (ls >= 0 && ls != o->listen_fd) {
         close(ls);
         if (o->socket)
@@ -942,13 +1210,23 @@ out:
     if (stout)
         *stout = sv.st;
     fks_image_close(sv.im);
-    free(sv.cache);
-    free(sv.removed);
+    if (sv.cache)
+        munmap(sv.cache, sv.ncache * PG);
+    free(sv.state);
+    free(sv.seg);
+    free(sv.ctag);
+    free(sv.sbase);
     free(sv.seen);
     free(sv.rec);
     free(sv.ws);
+    for (int i = 0; i < MAX_VMS; i++) {
+        free(vms[i].removed);
+        pthread_mutex_destroy(&vms[i].mu);
+    }
     free(vms);
     pthread_mutex_destroy(&sv.mu);
+    for (int i = 0; i < LOCKS; i++)
+        pthread_mutex_destroy(&sv.locks[i]);
     if (keep)
         return fks__err(keep, "%s", msg);
     return 0;

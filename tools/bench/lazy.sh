@@ -10,13 +10,20 @@
 #      (Uffd backend); both the whole command and the PUT /snapshot/load
 #      alone ("load request");
 #   2. fault service time p50/p99 from local chunk files (the 512 MiB
-#      guest running for 2 s after a lazy load, no prefetch);
+#      guest running for 2 s after a lazy load, no prefetch), with the
+#      server's background decode (default) and with --cache-cold;
 #   3. demand faults on the first lazy restore (which records the working
 #      set) and on the second (which prefetches it), the guest running
 #      the same 2 s each time, and for a fixed workload (a paused guest
-#      reading all of RAM); and the time a paused guest's full read of
-#      RAM takes lazily with the prefetched set against the same VMM
-#      loaded from a File restore;
+#      reading all of RAM); and the time that fixed workload takes, timed
+#      from the end of the load (no head start), lazily with its recorded
+#      set prefetched, without prefetch, and without prefetch nor cache
+#      warming (--cache-cold), against the same VMM loaded from a File
+#      restore;
+#   3d. a running guest replaying a fixed stretch of its work (the same
+#      pages in the same order: its PRNG state is in the vmstate) from the
+#      resume: File-loaded against lazy with the recorded set prefetched
+#      and lazy without prefetch;
 #   4. 8 VMs lazily loaded from one snapshot by one server (serve-pages
 #      --vms 8), each reading all of RAM: blocks decoded against one VM,
 #      the server's peak RSS.
@@ -109,29 +116,17 @@ run_guest() { # run_guest ARGS...: lazy load of ws, 2 s of guest, VMM killed; pr
 first=$(run_guest --prefetch off)
 second=$(run_guest --prefetch on --no-record)
 d1=${first%%,*} d2=${second%%,*}
-p50=$(echo "$first" | cut -d, -f3) p99=$(echo "$first" | cut -d, -f4)
 pf2=$(echo "$second" | cut -d, -f2)
-
-# 3b: a paused guest reads all of RAM (a Full snapshot): File-loaded against lazy with prefetch.
-: >t_file; : >t_lazy
+# fault service time: medians over $RUNS runs of the first run's case (no prefetch), warm and cold cache
+: >p50w; : >p99w; : >p50c; : >p99c
 for r in $(seq "$RUNS"); do
-    vmm "$TMP/f.sock" --backend "$backend" --no-boot
-    j=$(fk restore ws --api-sock "$TMP/f.sock" --paused --staging "$TMP/stage" --json)
-    t0=$(now); full "$TMP/f.sock" "$TMP/out.mem" >/dev/null; t1=$(now)
-    echo "$t1 - $t0" | bc >>t_file
-    kill -9 "$vp"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
-    vmm "$TMP/l.sock" --backend "$backend" --no-boot
-    j=$(fk restore ws --api-sock "$TMP/l.sock" --lazy --paused --no-record --staging "$TMP/stage" --json)
-    spid=$(echo "$j" | jq .page_server_pid)
-    sleep 1
-    t0=$(now); full "$TMP/l.sock" "$TMP/out.mem" >/dev/null; t1=$(now)
-    echo "$t1 - $t0" | bc >>t_lazy
-    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+    x=$(run_guest --prefetch off --no-record); echo "$x" | cut -d, -f3 >>p50w; echo "$x" | cut -d, -f4 >>p99w
+    x=$(run_guest --prefetch off --no-record --cache-cold); echo "$x" | cut -d, -f3 >>p50c; echo "$x" | cut -d, -f4 >>p99c
 done
-tf=$(median <t_file) tl=$(median <t_lazy)
+p50=$(median <p50w) p99=$(median <p99w) p50c=$(median <p50c) p99c=$(median <p99c)
 
-# 3c: the same fixed workload (a paused guest reads all of RAM) twice on a
-# fresh tag: the first lazy restore records, the second prefetches.
+# 3c: a fixed workload (a paused guest reads all of RAM: a Full snapshot)
+# twice on a fresh tag: the first lazy restore records, the second prefetches.
 fk --quiet ingest --tag ws2 --memory "$TMP/ref/memory.bin" --vmstate "$TMP/ref/vmstate"
 fixed() { # fixed ARGS...: prints faults of one paused full read
     vmm "$TMP/x.sock" --backend "$backend" --no-boot
@@ -145,6 +140,73 @@ fixed() { # fixed ARGS...: prints faults of one paused full read
 }
 x1=$(fixed --prefetch off)
 x2=$(fixed --no-record)
+
+# 3b: the same workload timed from the moment the VM is loaded (no head
+# start for the prefetch): File-loaded (RAM filled before the load returns)
+# against lazy with the recorded working set prefetched, lazy without
+# prefetch, and lazy without prefetch nor cache warming.
+: >t_file; : >t_lazy; : >t_nopf; : >t_cold
+lazy_full() { # lazy_full FILE ARGS...: times one lazy paused full read into FILE
+    local f=$1 j spid t0 t1
+    shift
+    vmm "$TMP/l.sock" --backend "$backend" --no-boot
+    j=$(fk restore ws2 --api-sock "$TMP/l.sock" --lazy --paused --no-record --staging "$TMP/stage" --json "$@")
+    spid=$(echo "$j" | jq .page_server_pid)
+    t0=$(now); full "$TMP/l.sock" "$TMP/out.mem" >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>"$f"
+    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+}
+for r in $(seq "$RUNS"); do
+    vmm "$TMP/f.sock" --backend "$backend" --no-boot
+    j=$(fk restore ws2 --api-sock "$TMP/f.sock" --paused --staging "$TMP/stage" --json)
+    t0=$(now); full "$TMP/f.sock" "$TMP/out.mem" >/dev/null; t1=$(now)
+    echo "$t1 - $t0" | bc >>t_file
+    kill -9 "$vp"; rm -rf "$(echo "$j" | jq -r .staging)" "$TMP/out.mem"
+    lazy_full t_lazy
+    lazy_full t_nopf --prefetch off
+    lazy_full t_cold --prefetch off --cache-cold
+done
+tf=$(median <t_file) tl=$(median <t_lazy) tn=$(median <t_nopf) tc=$(median <t_cold)
+
+# 3d: a running guest replays a fixed stretch of its work after the load
+# (its PRNG state is in the vmstate, so every load writes the same pages
+# in the same order): $ITERS iterations of 16 page writes, unthrottled,
+# timed from the resume. The first lazy restore records the working set.
+ITERS=${LAZY_ITERS:-2000}
+fk --quiet ingest --tag ws3 --memory "$TMP/ref/memory.bin" --vmstate "$TMP/ref/vmstate"
+iters() { curl -s --max-time 10 --unix-socket "$1" http://localhost/ | jq .iterations; }
+stretch() { # stretch SOCK: resumes the paused VM, waits for ITERS iterations; prints seconds
+    local i0 t0 t1
+    i0=$(iters "$1")
+    t0=$(now)
+    curl -s -o /dev/null -X PATCH --unix-socket "$1" http://localhost/vm -d '{"state":"Resumed"}'
+    while [ $(($(iters "$1") - i0)) -lt "$ITERS" ]; do sleep 0.02; done
+    t1=$(now)
+    echo "$t1 - $t0" | bc
+}
+lazy_run() { # lazy_run FILE FAULTS ARGS...: one lazy load of ws3 and the stretch: seconds into FILE, faults into FAULTS
+    local f=$1 g=$2 j spid
+    shift 2
+    vmm "$TMP/r.sock" --backend "$backend" --no-boot --rate 1e9
+    j=$(fk restore ws3 --api-sock "$TMP/r.sock" --lazy --paused --staging "$TMP/stage" --json "$@")
+    spid=$(echo "$j" | jq .page_server_pid)
+    stretch "$TMP/r.sock" >>"$f"
+    kill -9 "$vp"; gone "$spid"; rm -rf "$(echo "$j" | jq -r .staging)"
+    q "SELECT faults FROM lazy_restore WHERE snapshot_id = (SELECT id FROM snapshot WHERE tag = 'ws3')" >>"$g"
+}
+: >s_rec; : >f_rec
+lazy_run s_rec f_rec --prefetch off               # records
+: >s_file; : >s_lazy; : >s_nopf; : >f_lazy; : >f_nopf
+for r in $(seq "$RUNS"); do
+    vmm "$TMP/f.sock" --backend "$backend" --no-boot --rate 1e9
+    j=$(fk restore ws3 --api-sock "$TMP/f.sock" --paused --staging "$TMP/stage" --json)
+    stretch "$TMP/f.sock" >>s_file
+    kill -9 "$vp"; rm -rf "$(echo "$j" | jq -r .staging)"
+    lazy_run s_lazy f_lazy --no-record
+    lazy_run s_nopf f_nopf --prefetch off --no-record
+done
+sf=$(median <s_file) sl=$(median <s_lazy) sn=$(median <s_nopf)
+fr=$(cat f_rec) fl=$(median <f_lazy) fn=$(median <f_nopf)
 
 # 4: NVM VMs from one server, each reading all of RAM.
 one_vm_blocks=0
@@ -181,12 +243,22 @@ printf '%s\n' "${rows[@]}"
 echo
 echo "| figure | measured |"
 echo "|---|---|"
-echo "| fault service p50 / p99 (us), 512 MiB guest running 2 s | $p50 / $p99 |"
+echo "| fault service p50 / p99 (us), 512 MiB guest running 2 s, no prefetch (background decode on) | $p50 / $p99 |"
+echo "| same, --cache-cold (every stored page decoded on its fault) | $p50c / $p99c |"
 echo "| demand faults, first lazy restore (records the working set), guest running 2 s | $d1 |"
 echo "| demand faults, second lazy restore (prefetch: $pf2 pages), same 2 s | $d2 |"
 echo "| demand faults cut by | $(echo "scale=1; 100 - 100 * $d2 / ($d1 + ($d1 == 0))" | bc)% |"
 echo "| demand faults, paused guest reading all RAM: first / second lazy restore | $x1 / $x2 ($(echo "scale=1; 100 - 100 * $x2 / ($x1 + ($x1 == 0))" | bc)% fewer) |"
-echo "| paused guest reads all RAM: File-loaded s / lazy with prefetch s | $(printf %.3f "$tf") / $(printf %.3f "$tl") ($(echo "scale=2; $tl / $tf" | bc)x) |"
+r() { printf '%.3f s (%.2fx)' "$1" "$(echo "$1 / $tf" | bc -l)"; }
+r2() { printf '%.3f s (%.2fx)' "$1" "$(echo "$1 / $sf" | bc -l)"; }
+echo "| paused guest reads all RAM, timed from the load: File-loaded | $(printf %.3f "$tf") s |"
+echo "| same, lazy with the recorded working set prefetched | $(r "$tl") |"
+echo "| same, lazy without prefetch (cache warming on) | $(r "$tn") |"
+echo "| same, lazy without prefetch, --cache-cold | $(r "$tc") |"
+echo "| running guest, $ITERS iterations (16 page writes each) from the resume: File-loaded | $(printf %.3f "$sf") s |"
+echo "| same, lazy with the recorded working set prefetched | $(r2 "$sl") |"
+echo "| same, lazy without prefetch | $(r2 "$sn") |"
+echo "| demand faults for that stretch: first lazy restore (records) / second and later (prefetch) / no prefetch | $fr / $fl ($(echo "scale=1; 100 - 100 * $fl / ($fr + ($fr == 0))" | bc)% fewer) / $fn |"
 echo "| blocks decoded, 1 VM / $NVM VMs on one server | ${one%%,*} / ${many%%,*} |"
 echo "| server peak RSS (MiB), 1 VM / $NVM VMs | $((${one##*,} / 1024)) / $((${many##*,} / 1024)) |"
 } | tee "$OUT/lazy.md"
