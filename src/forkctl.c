@@ -2024,8 +2024,7 @@ static int cmd_prune(int argc, char **argv)
     if (rc) {
         int ex = fail(rc);
         full_disk_note("prune", used, rc);
-        if (res.n_removed)
-            fprintf(stderr, "forkctl: prune removed %zu snapshots before the error\n", res.n_removed);
+        fprintf(stderr, "forkctl: prune removed nothing (it removes all or none)\n");
         fks_prune_result_free(&res);
         return ex;
     }

@@ -224,7 +224,8 @@ typedef struct fks_prune_result {
 } fks_prune_result;
 
 /* Applies retention rules per lineage root; a snapshot any rule keeps is
-** kept, the others are removed as by fks_rmi (children stay restorable).
+** kept, the others are removed as by fks_rmi (children stay restorable),
+** all in one transaction: on a failure (or a crash) none is removed.
 ** At least one rule is required (FKS_EINVAL). Free the result's lists
 ** with fks_prune_result_free(), even after a failure. */
 int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o);

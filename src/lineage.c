@@ -3,14 +3,19 @@
 ** read-only SQL for users.
 **
 ** Removing a snapshot (rmi) is one transaction: its children are
-** re-parented to its own parent and its rows (snapshot, artifacts, page
-** maps) go. Children keep their own complete page maps (pmap.c), so they
-** stay restorable byte for byte without any rewriting. The pages only it
-** referenced stay in the index until gc, but nothing reaches them.
+** re-parented to its own parent and its rows (snapshot, artifacts, the
+** page-map nodes nothing uses any more) go. A node a child's map is built
+** on stays as its base (map.c design 4), so children stay restorable byte
+** for byte without any rewriting. The pages only it referenced stay in
+** the index until gc, but nothing reaches them. prune removes all its
+** snapshots in one such transaction (lineage_rmi_batch): one commit and
+** one map sweep, all or nothing.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lineage.h"
 
 #include "catalog.h"
 #include "manifest.h"
@@ -370,6 +375,17 @@ static int check_not_cyclic(fks_store *s, int64_t id)
     return rc;
 }
 
+/* Removes snapshot id's rows (not its subtree): its children take its
+** parent as theirs. A child never becomes its own parent nor a child of
+** the removed snapshot (a damaged catalog's self-parent or 2-cycle is
+** broken by removing one of its snapshots). The caller sweeps the maps. */
+static int rmi_rows(sqlite3 *db, int64_t id, int64_t parent)
+{
+    int rc = exec_bind(db, "UPDATE snapshot SET parent_id = nullif(nullif(nullif(?2, 0), ?1), id) "
+                       "WHERE parent_id = ?1", id, parent);
+    return rc ? rc : exec_bind(db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
+}
+
 /* One removal transaction (fks_rmi). */
 static int rmi_once(fks_store *s, const char *tag, int cascade)
 {
@@ -412,13 +428,7 @@ static int rmi_once(fks_store *s, const char *tag, int cascade)
                 "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT s.id FROM snapshot s JOIN sub ON s.parent_id = sub.id) "
                 "DELETE FROM snapshot WHERE id IN sub", id, 0);
     } else if (rc == 0) {
-        /* A child never becomes its own parent nor a child of the removed
-        ** snapshot (a damaged catalog's self-parent or 2-cycle is broken
-        ** by removing one of its snapshots). */
-        rc = exec_bind(s->db, "UPDATE snapshot SET parent_id = nullif(nullif(nullif(?2, 0), ?1), id) "
-                       "WHERE parent_id = ?1", id, parent);
-        if (rc == 0)
-            rc = exec_bind(s->db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
+        rc = rmi_rows(s->db, id, parent);
     }
     /* Page maps nobody uses any more go with it (map.c design 3): the work
     ** is their rows; a map still under a child stays, gc folds it. */
@@ -444,6 +454,53 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     ** frees their space, makes the reserve again. */
     if ((rc = rmi_once(s, tag, cascade)) == FKS_ENOSPC && store_reserve_use(s))
         rc = rmi_once(s, tag, cascade);
+    return rc;
+}
+
+/* One transaction for the whole batch (lineage_rmi_batch). */
+static int rmi_batch_once(fks_store *s, const char *const *tags, size_t n, char *gone)
+{
+    int64_t *ids = malloc((n + 1) * sizeof *ids);
+    size_t k = 0;
+    if (!ids)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int rc = cat_begin(s);
+    if (rc) {
+        free(ids);
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t id = 0, parent = 0;
+        gone[i] = 0;
+        if ((rc = cat_snapshot(&id, &parent, s->db, tags[i], 0)) != 0)
+            break;
+        if (!id) {
+            gone[i] = 1;        /* removed meanwhile: another rmi won */
+            continue;
+        }
+        if ((rc = rmi_rows(s->db, id, parent)) == 0)
+            ids[k++] = id;
+    }
+    /* One sweep for all: a map a later removal frees is swept with the
+    ** rest, and the work is the deleted maps' rows (map.c design 3). */
+    if (rc == 0)
+        rc = map_sweep(s->db, NULL);
+    if ((rc = cat_end(s, rc)) == 0)
+        manifest_tombstone(s->dir, ids, k);
+    free(ids);
+    return rc;
+}
+
+int lineage_rmi_batch(fks_store *s, const char *const *tags, size_t n, char *gone)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fks_check_tag(tags[i]);
+    if (rc || n == 0)
+        return rc;
+    /* As fks_rmi: on a full disk, once more with the gc reserve's room. */
+    if ((rc = rmi_batch_once(s, tags, n, gone)) == FKS_ENOSPC && store_reserve_use(s))
+        rc = rmi_batch_once(s, tags, n, gone);
     return rc;
 }
 
