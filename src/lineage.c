@@ -243,25 +243,78 @@ int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *a
     return rc;
 }
 
-/* Runs sql (one optional text parameter) and fills each row's depth from
-** the lineage; FKS_ECORRUPT if a row is on or below a cycle. Both reads
-** see one snapshot of the catalog. */
-static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *sql, const char *bind)
+/* How query_infos finds each row's depth: from the whole lineage (a list
+** of every snapshot needs it anyway), or by walking up from the rows
+** (one snapshot, its children, its chain: the work is that chain, not
+** the store). */
+enum { DEPTH_ALL, DEPTH_GET, DEPTH_CHILDREN, DEPTH_CHAIN };
+
+/* The depth of snapshot id by walking up its parent links (a parent_id
+** that names no snapshot ends the walk, as in lin_load), at most bound
+** steps: -1 if the walk has not ended by then (a cycle on or above it;
+** bound is above every depth without one). */
+static int walk_depth(int *depth, sqlite3 *db, int64_t id, int64_t bound)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "WITH RECURSIVE up(id, d) AS (SELECT ?1, 0 UNION ALL "
+                                  "SELECT p.id, d + 1 FROM up JOIN snapshot s ON s.id = up.id "
+                                  "JOIN snapshot p ON p.id = s.parent_id WHERE d < ?2) SELECT max(d) FROM up");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, bound);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        int64_t d = sqlite3_column_int64(st, 0);
+        *depth = d >= bound || d > INT32_MAX ? -1 : (int)d;
+    } else {
+        rc = cat_err(db, src, "catalog: walk the lineage");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs sql (one optional text parameter; ?2, if there, is bound to a walk
+** bound above every depth) and fills each row's depth as how says; rows
+** are those of DEPTH_GET (at most one), DEPTH_CHILDREN (children of one
+** snapshot) or DEPTH_CHAIN (a chain, topmost first). FKS_ECORRUPT if a
+** row is on or below a cycle: the error (naming the cycle) comes from the
+** whole lineage. All reads see one snapshot of the catalog. */
+static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *sql, const char *bind, int how)
 {
     sqlite3_stmt *st = NULL;
     fks_snapinfo *v = NULL;
     size_t cnt = 0, alloc = 0, cyc = NONE;
     struct lin L = {0};
+    int64_t bound = 0;
+    int base = -2, cycle = 0;      /* DEPTH_CHILDREN / DEPTH_CHAIN: depth of the first row's parent / itself */
     int txn = sqlite3_get_autocommit(s->db);
     int rc = txn ? cat_exec(s->db, "BEGIN") : 0;
     if (rc)
         return rc;
-    if ((rc = lin_load(&L, s->db)) != 0 || (rc = cat_prepare(s->db, &st, sql)) != 0)
+    if (how == DEPTH_ALL) {
+        if ((rc = lin_load(&L, s->db)) != 0)
+            goto out;
+        bound = (int64_t)L.n;
+    } else {
+        sqlite3_stmt *mx;
+        if ((rc = cat_prepare(s->db, &mx, "SELECT coalesce(max(id), 0) + 1 FROM snapshot")) != 0)
+            goto out;
+        int ms = sqlite3_step(mx);
+        if (ms == SQLITE_ROW)
+            bound = sqlite3_column_int64(mx, 0);
+        else
+            rc = cat_err(s->db, ms, "catalog: list snapshots");
+        sqlite3_finalize(mx);
+        if (rc)
+            goto out;
+    }
+    if ((rc = cat_prepare(s->db, &st, sql)) != 0)
         goto out;
     if (bind)
         sqlite3_bind_text(st, 1, bind, -1, SQLITE_STATIC);
     if (sqlite3_bind_parameter_count(st) >= 2)
-        sqlite3_bind_int64(st, 2, (int64_t)L.n);    /* the walk bound */
+        sqlite3_bind_int64(st, 2, bound);    /* the walk bound */
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == alloc) {
@@ -274,12 +327,27 @@ static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *
             v = nv;
         }
         row_info(&v[cnt], st);
-        size_t j = lin_find(&L, v[cnt].id);
-        if (j != NONE && L.depth[j] < 0)
-            cyc = j;            /* the last one: for a chain, tag itself */
-        v[cnt++].depth = j == NONE ? 0 : L.depth[j];
+        int d = 0;
+        if (how == DEPTH_ALL) {
+            size_t j = lin_find(&L, v[cnt].id);
+            if (j != NONE && L.depth[j] < 0)
+                cyc = j;            /* the last one */
+            d = j == NONE ? 0 : L.depth[j];
+        } else if (how == DEPTH_GET || base == -2) {
+            /* the row's own walk (children: the first child's, less one) */
+            if ((rc = walk_depth(&d, s->db, v[cnt].id, bound)) != 0)
+                break;
+            base = d < 0 ? -1 : how == DEPTH_CHILDREN ? d - 1 : d;
+        } else {
+            d = base < 0 ? -1 : how == DEPTH_CHILDREN ? base + 1 : base + (int)cnt;
+        }
+        if (d < 0) {
+            cycle = 1;
+            break;
+        }
+        v[cnt++].depth = d;
     }
-    if (rc == 0 && src != SQLITE_DONE)
+    if (rc == 0 && !cycle && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: list snapshots");
     if (rc == 0 && cyc != NONE)
         rc = lin_cycle_err(&L, cyc);
@@ -288,6 +356,11 @@ out:
     lin_free(&L);
     if (txn)
         cat_exec(s->db, "COMMIT");
+    if (rc == 0 && cycle) {
+        /* A cycle: the whole lineage names it (and rejects the rows). */
+        free(v);
+        return query_infos(out, n, s, sql, bind, DEPTH_ALL);
+    }
     if (rc) {
         free(v);
         return rc;
@@ -299,7 +372,7 @@ out:
 
 int fks_list(fks_snapinfo **out, size_t *n, fks_store *s)
 {
-    return query_infos(out, n, s, SNAP_SELECT "ORDER BY s.created_ms DESC, s.id DESC", NULL);
+    return query_infos(out, n, s, SNAP_SELECT "ORDER BY s.created_ms DESC, s.id DESC", NULL, DEPTH_ALL);
 }
 
 int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
@@ -309,7 +382,7 @@ int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
     if (rc || (rc = cat_snapshot(&id, NULL, s->db, tag, 1)) != 0)
         return rc;
     return query_infos(out, n, s, SNAP_SELECT "WHERE s.parent_id = (SELECT id FROM snapshot WHERE tag = ?1) "
-                       "ORDER BY s.created_ms, s.id", tag);
+                       "ORDER BY s.created_ms, s.id", tag, DEPTH_CHILDREN);
 }
 
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
@@ -317,7 +390,7 @@ int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
     fks_snapinfo *v;
     size_t n;
     int rc = fks_check_tag(tag);
-    if (rc || (rc = query_infos(&v, &n, s, SNAP_SELECT "WHERE s.tag = ?1", tag)) != 0)
+    if (rc || (rc = query_infos(&v, &n, s, SNAP_SELECT "WHERE s.tag = ?1", tag, DEPTH_GET)) != 0)
         return rc;
     if (n == 0) {
         free(v);
@@ -335,7 +408,7 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
         "WITH RECURSIVE up(id, d) AS (SELECT id, 0 FROM snapshot WHERE tag = ?1 "
         " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id "
         " WHERE s.parent_id IS NOT NULL AND d < ?2) "
-        SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC", tag)) != 0)
+        SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC", tag, DEPTH_CHAIN)) != 0)
         return rc;
     if (*n == 0) {
         free(*out);
