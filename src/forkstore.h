@@ -719,7 +719,7 @@ typedef struct fks_artifact_stats {
     char name[65];
     uint64_t size;               /* logical bytes */
     uint64_t nonzero_bytes;      /* bytes of the pages its runs cover */
-    uint64_t runs;               /* runs in its page map */
+    uint64_t runs;               /* runs in its whole page map (runs_known) */
 } fks_artifact_stats;
 
 /* The columns of the snapshot_stats view (migrations/0003_views.sql),
@@ -737,6 +737,7 @@ typedef struct fks_snap_stats {
     size_t n_artifacts;
     fks_artifact_stats *artifacts; /* by name */
     int unique_known;            /* the unique_* figures were computed */
+    int runs_known;              /* the artifacts' runs were counted */
 } fks_snap_stats;
 
 /* Sizes of snapshot tag, from one consistent read of the catalog. Caller
@@ -744,8 +745,12 @@ typedef struct fks_snap_stats {
 int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag);
 /* As fks_snap_stats_get; the unique_* figures only with FKS_STATS_UNIQUE
 ** (they read every page map node of the store once; without it they are 0
-** and unique_known is 0). The rest costs the snapshot's own maps. */
+** and unique_known is 0); the artifacts' runs only with FKS_STATS_RUNS
+** (they read each artifact's whole page map; else 0 and runs_known 0).
+** The rest costs the snapshot's own map nodes and the deltas between it
+** and its parent, not the size of its images. */
 #define FKS_STATS_UNIQUE 0x1
+#define FKS_STATS_RUNS 0x2
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags);
 void fks_snap_stats_free(fks_snap_stats *st);
 

@@ -620,7 +620,7 @@ static int shared_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
 
 int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
 {
-    return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE);
+    return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE | FKS_STATS_RUNS);
 }
 
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags)
@@ -649,26 +649,53 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
         fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
         snprintf(a->name, sizeof a->name, "%s", arts[i].name);
         a->size = arts[i].size;
-        if ((rc = runs_load(&mine, s, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
-            if (rc == FKS_EINVAL)
-                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
+        int64_t x = 0;
+        struct map_row row;
+        uint64_t npages = (a->size + PAGE - 1) / PAGE;
+        int have_mine = (flags & FKS_STATS_RUNS) != 0;
+        if ((rc = map_of_artifact(&x, s->db, arts[i].id)) != 0 || (rc = map_row_get(&row, s->db, x)) != 0)
+            goto out;
+        if (row.npages != npages) {
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size: run "
+                          "`forkctl verify`", tag, a->name);
             goto out;
         }
-        a->runs = mine.n;
-        for (size_t k = 0; k < mine.n; k++)
-            a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
+        if (have_mine) {            /* the whole map: its runs, and exact bytes */
+            if ((rc = runs_load(&mine, s, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
+                if (rc == FKS_EINVAL)
+                    rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
+                goto out;
+            }
+            a->runs = mine.n;
+            for (size_t k = 0; k < mine.n; k++)
+                a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
+        } else {
+            /* The node's page count (map.c checks it on every full read);
+            ** a short last page counts its bytes only. */
+            a->nonzero_bytes = row.pages * PAGE;
+            if (a->size % PAGE && row.pages) {
+                pm_map want = {0}, got = {0};
+                if ((rc = pm_push_run(&want, npages - 1, 1, 0)) == 0)
+                    rc = map_restrict(&got, s->db, x, &want);
+                if (rc == 0 && got.n)
+                    a->nonzero_bytes -= PAGE - a->size % PAGE;
+                pm_free(&want);
+                pm_free(&got);
+                if (rc)
+                    goto out;
+            }
+        }
         r->logical_bytes += a->size;
         r->nonzero_bytes += a->nonzero_bytes;
         while (j < np && strcmp(parts[j].name, a->name) < 0)
             j++;
         if (rc == 0 && j < np && strcmp(parts[j].name, a->name) == 0) {
             struct shared sh = {a->size, 0};
-            int64_t x, y;
+            int64_t y;
             int found = 0;
             /* Design 5: where the maps may differ, from the deltas; else
-            ** the parent's whole map. */
-            if ((rc = map_of_artifact(&x, s->db, arts[i].id)) == 0 &&
-                (rc = map_of_artifact(&y, s->db, parts[j].id)) == 0)
+            ** both whole maps. */
+            if ((rc = map_of_artifact(&y, s->db, parts[j].id)) == 0)
                 rc = map_pair(&ua, &ub, &found, s->db, x, y);
             if (rc == 0 && found) {
                 uint64_t in_u = 0;
@@ -677,7 +704,8 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
                 sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
                 if ((rc = runs_set(&theirs, &ua)) == 0 && (rc = runs_set(&pu, &ub)) == 0)
                     rc = merge_maps(theirs.v, theirs.n, pu.v, pu.n, shared_seg, &sh);
-            } else if (rc == 0 && (rc = runs_load(&theirs, s, parts[j].id)) == 0) {
+            } else if (rc == 0 && (have_mine || (rc = runs_load(&mine, s, arts[i].id)) == 0) &&
+                       (rc = runs_load(&theirs, s, parts[j].id)) == 0) {
                 rc = merge_maps(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
             }
             r->shared_with_parent_bytes += sh.bytes;
@@ -688,6 +716,7 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
             goto out;
         }
     }
+    r->runs_known = (flags & FKS_STATS_RUNS) != 0;
     r->unique_known = (flags & FKS_STATS_UNIQUE) != 0;
     if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
         goto out;
