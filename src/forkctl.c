@@ -2101,7 +2101,7 @@ static int cmd_info(int argc, char **argv)
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
+    if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain_brief(&chain, &nchain, s, tag)) == 0 &&
         (rc = fks_children(&all, &nall, s, tag)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0 &&
         (rc = fks_lazy_stats_get(&lz, &lz_ms, s, tag)) == 0)
         rc = fks_snap_stats_get_ex(&st, s, tag, (unique ? FKS_STATS_UNIQUE : 0) | (runs ? FKS_STATS_RUNS : 0));

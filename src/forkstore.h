@@ -184,6 +184,10 @@ int fks_list(fks_snapinfo **out, size_t *n, fks_store *s);
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag);
 /* The chain from the root to tag, root first. Caller frees with free(). */
 int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
+/* As fks_chain with id, tag, parent, created_ms, stored_bytes and depth
+** only (the artifact sizes 0, has_rootfs 0, the timings -1): it reads no
+** artifact rows, for a long chain shown by its tags. */
+int fks_chain_brief(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 /* The snapshots whose parent is tag, oldest first; caller frees with free()
 ** (the work is the children, not the store: an index on parent_id). */
 int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);

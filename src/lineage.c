@@ -401,14 +401,22 @@ int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
     return 0;
 }
 
-int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+/* SNAP_SELECT's columns without the artifact sums (0) and timings (-1). */
+#define SNAP_SELECT_BRIEF \
+    "SELECT s.id, s.tag, coalesce(p.tag, ''), s.created_ms, 0, 0, s.stored_bytes, 0, -1, -1, -1, -1, s.parent_id " \
+    "FROM snapshot s LEFT JOIN snapshot p ON p.id = s.parent_id "
+
+#define CHAIN_UP \
+    "WITH RECURSIVE up(id, d) AS (SELECT id, 0 FROM snapshot WHERE tag = ?1 " \
+    " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id " \
+    " WHERE s.parent_id IS NOT NULL AND d < ?2) "
+
+static int chain_of(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag, int brief)
 {
     int rc = fks_check_tag(tag);
-    if (rc || (rc = query_infos(out, n, s,
-        "WITH RECURSIVE up(id, d) AS (SELECT id, 0 FROM snapshot WHERE tag = ?1 "
-        " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id "
-        " WHERE s.parent_id IS NOT NULL AND d < ?2) "
-        SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC", tag, DEPTH_CHAIN)) != 0)
+    if (rc || (rc = query_infos(out, n, s, brief ? CHAIN_UP SNAP_SELECT_BRIEF "JOIN up ON up.id = s.id ORDER BY up.d DESC"
+                                                 : CHAIN_UP SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC",
+                                tag, DEPTH_CHAIN)) != 0)
         return rc;
     if (*n == 0) {
         free(*out);
@@ -416,6 +424,16 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
         return fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
     }
     return 0;
+}
+
+int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+{
+    return chain_of(out, n, s, tag, 0);
+}
+
+int fks_chain_brief(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+{
+    return chain_of(out, n, s, tag, 1);
 }
 
 static int exec_bind(sqlite3 *db, const char *sql, int64_t a, int64_t b)
