@@ -1,12 +1,12 @@
 # forkctl prune removes all its snapshots in one transaction: SIGKILL at
-# moments spread over a prune of ~80 snapshots leaves the store either as
+# moments spread over a prune of ~75 snapshots leaves the store either as
 # it was or as the whole prune leaves it, never a part of it; verify passes
 # and every snapshot left (kept ones whose maps are built on removed
 # snapshots' map nodes included) restores byte-identically.
 . "$(dirname "$0")/lib.sh"
 command -v jq >/dev/null || skip "jq not installed"
 command -v sqlite3 >/dev/null || skip "sqlite3 CLI not installed"
-chain=24 fans=80
+chain=24 fans=70
 gen g --size 256K --snapshots $chain --dirty 5 --seed 9
 w=$(ls g | head -n 1); w=${#w}   # forkgen's directory names: 00.. or 000..
 g3() { printf 'g/%0*d' "$w" "$1"; }
@@ -27,7 +27,7 @@ for ((k = 0; k < fans; k++)); do
         --vmstate "$(g3 $((j + 1)))/vmstate" >/dev/null
     expect[f$k]=$(g3 $((j + 1)))
 done
-rules="--keep-last 15 --keep-tag s1?"
+rules="--keep-last 10 --keep-tag s1?"
 cp -a store store.orig
 reset() { rm -rf store && cp -a store.orig store; }
 count() { fk sql "SELECT count(*) FROM snapshot" --csv | tail -n 1; }
@@ -48,7 +48,7 @@ fk prune $rules --json >full.json
 t1=${EPOCHREALTIME/./}
 after=$(store_state) n_after=$(count)
 removed=$(jq '.removed | length' full.json)
-[ "$removed" -ge 75 ] && [ $((n_before - removed)) = "$n_after" ] || die "prune removed $removed: $(head -c 300 full.json)"
+[ "$removed" -ge 70 ] && [ $((n_before - removed)) = "$n_after" ] || die "prune removed $removed: $(head -c 300 full.json)"
 fk verify >/dev/null || die "verify after the whole prune"
 check_restores "after the whole prune"
 kept=$(fk sql "SELECT tag FROM snapshot ORDER BY id" --csv | tail -n +2 | xargs)
