@@ -2047,8 +2047,7 @@ static int cmd_prune(int argc, char **argv)
     if (rc) {
         int ex = fail(rc);
         full_disk_note("prune", used, rc);
-        if (res.n_removed)
-            fprintf(stderr, "forkctl: prune removed %zu snapshots before the error\n", res.n_removed);
+        fprintf(stderr, "forkctl: prune removed nothing (it removes all or none)\n");
         fks_prune_result_free(&res);
         return ex;
     }
@@ -2071,13 +2070,14 @@ static int cmd_prune(int argc, char **argv)
 }
 
 static const char H_INFO[] =
-    "usage: forkctl info TAG [--unique] [--json]\n"
+    "usage: forkctl info TAG [--unique] [--runs] [--json]\n"
     "Shows one snapshot: its chain from the root, parent and children, when it\n"
     "was made, its files, and its sizes: logical; non-zero (pages not all\n"
     "zero); shared with its parent (same page at the same place); stored (what\n"
     "its ingest added). --unique adds the pages no other snapshot references\n"
     "and their stored bytes, which `rmi` then `gc` would free (it reads every\n"
-    "page map of the store once; exact after a gc). Snapshots taken by\n"
+    "page map of the store once; exact after a gc). --runs adds each file's\n"
+    "number of page-map runs (it reads the file's whole map). Snapshots taken by\n"
     "`forkctl branch` also show the pause, snapshot and ingest times and the\n"
     "Firecracker and snapshot format versions.\n";
 
@@ -2100,11 +2100,14 @@ static void when(char *buf, size_t len, int64_t ms)
 
 static int cmd_info(int argc, char **argv)
 {
-    static const struct option o[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'}, {0}};
-    int json = 0, unique = 0, c, r;
+    static const struct option o[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'},
+        {"runs", no_argument, NULL, 'R'}, {0}};
+    int json = 0, unique = 0, runs = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'U')
             unique = 1;
+        else if (c == 'R')
+            runs = 1;
         else if ((r = common_opt(c, "info", H_INFO, &json)) >= 0)
             return r;
     }
@@ -2121,10 +2124,10 @@ static int cmd_info(int argc, char **argv)
     int rc = open_store(&s, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain(&chain, &nchain, s, tag)) == 0 &&
+    if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain_brief(&chain, &nchain, s, tag)) == 0 &&
         (rc = fks_children(&all, &nall, s, tag)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0 &&
         (rc = fks_lazy_stats_get(&lz, &lz_ms, s, tag)) == 0)
-        rc = fks_snap_stats_get_ex(&st, s, tag, unique ? FKS_STATS_UNIQUE : 0);
+        rc = fks_snap_stats_get_ex(&st, s, tag, (unique ? FKS_STATS_UNIQUE : 0) | (runs ? FKS_STATS_RUNS : 0));
     fks_close(s);
     if (rc) {
         free(chain);
@@ -2160,7 +2163,8 @@ static int cmd_info(int argc, char **argv)
             json_object_object_add(a, "name", json_object_new_string(st->artifacts[i].name));
             json_object_object_add(a, "size", json_object_new_int64((int64_t)st->artifacts[i].size));
             json_object_object_add(a, "nonzero_bytes", json_object_new_int64((int64_t)st->artifacts[i].nonzero_bytes));
-            json_object_object_add(a, "runs", json_object_new_int64((int64_t)st->artifacts[i].runs));
+            json_object_object_add(a, "runs", st->runs_known ? json_object_new_int64((int64_t)st->artifacts[i].runs)
+                                                             : NULL);
             json_object_array_add(arts, a);
         }
         json_object_object_add(j, "artifacts", arts);
@@ -2233,11 +2237,12 @@ static int cmd_info(int argc, char **argv)
         }
         printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
         for (size_t i = 0; i < st->n_artifacts; i++) {
-            char sz[32], nz[32];
+            char sz[32], nz[32], rn[32] = "-";
             human(sz, sizeof sz, (double)st->artifacts[i].size);
             human(nz, sizeof nz, (double)st->artifacts[i].nonzero_bytes);
-            printf("%-24s %11s %11s %8llu\n", st->artifacts[i].name, sz, nz,
-                   (unsigned long long)st->artifacts[i].runs);
+            if (st->runs_known)
+                snprintf(rn, sizeof rn, "%llu", (unsigned long long)st->artifacts[i].runs);
+            printf("%-24s %11s %11s %8s\n", st->artifacts[i].name, sz, nz, rn);
         }
     }
     fks_snap_stats_free(st);

@@ -184,6 +184,10 @@ int fks_list(fks_snapinfo **out, size_t *n, fks_store *s);
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag);
 /* The chain from the root to tag, root first. Caller frees with free(). */
 int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
+/* As fks_chain with id, tag, parent, created_ms, stored_bytes and depth
+** only (the artifact sizes 0, has_rootfs 0, the timings -1): it reads no
+** artifact rows, for a long chain shown by its tags. */
+int fks_chain_brief(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
 /* The snapshots whose parent is tag, oldest first; caller frees with free()
 ** (the work is the children, not the store: an index on parent_id). */
 int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag);
@@ -224,7 +228,8 @@ typedef struct fks_prune_result {
 } fks_prune_result;
 
 /* Applies retention rules per lineage root; a snapshot any rule keeps is
-** kept, the others are removed as by fks_rmi (children stay restorable).
+** kept, the others are removed as by fks_rmi (children stay restorable),
+** all in one transaction: on a failure (or a crash) none is removed.
 ** At least one rule is required (FKS_EINVAL). Free the result's lists
 ** with fks_prune_result_free(), even after a failure. */
 int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o);
@@ -730,7 +735,7 @@ typedef struct fks_artifact_stats {
     char name[65];
     uint64_t size;               /* logical bytes */
     uint64_t nonzero_bytes;      /* bytes of the pages its runs cover */
-    uint64_t runs;               /* runs in its page map */
+    uint64_t runs;               /* runs in its whole page map (runs_known) */
 } fks_artifact_stats;
 
 /* The columns of the snapshot_stats view (migrations/0003_views.sql),
@@ -748,6 +753,7 @@ typedef struct fks_snap_stats {
     size_t n_artifacts;
     fks_artifact_stats *artifacts; /* by name */
     int unique_known;            /* the unique_* figures were computed */
+    int runs_known;              /* the artifacts' runs were counted */
 } fks_snap_stats;
 
 /* Sizes of snapshot tag, from one consistent read of the catalog. Caller
@@ -755,8 +761,12 @@ typedef struct fks_snap_stats {
 int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag);
 /* As fks_snap_stats_get; the unique_* figures only with FKS_STATS_UNIQUE
 ** (they read every page map node of the store once; without it they are 0
-** and unique_known is 0). The rest costs the snapshot's own maps. */
+** and unique_known is 0); the artifacts' runs only with FKS_STATS_RUNS
+** (they read each artifact's whole page map; else 0 and runs_known 0).
+** The rest costs the snapshot's own map nodes and the deltas between it
+** and its parent, not the size of its images. */
 #define FKS_STATS_UNIQUE 0x1
+#define FKS_STATS_RUNS 0x2
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags);
 void fks_snap_stats_free(fks_snap_stats *st);
 

@@ -3,14 +3,19 @@
 ** read-only SQL for users.
 **
 ** Removing a snapshot (rmi) is one transaction: its children are
-** re-parented to its own parent and its rows (snapshot, artifacts, page
-** maps) go. Children keep their own complete page maps (pmap.c), so they
-** stay restorable byte for byte without any rewriting. The pages only it
-** referenced stay in the index until gc, but nothing reaches them.
+** re-parented to its own parent and its rows (snapshot, artifacts, the
+** page-map nodes nothing uses any more) go. A node a child's map is built
+** on stays as its base (map.c design 4), so children stay restorable byte
+** for byte without any rewriting. The pages only it referenced stay in
+** the index until gc, but nothing reaches them. prune removes all its
+** snapshots in one such transaction (lineage_rmi_batch): one commit and
+** one map sweep, all or nothing.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "lineage.h"
 
 #include "catalog.h"
 #include "manifest.h"
@@ -239,25 +244,78 @@ int fks_lineage_bad(fks_store *s, int (*fn)(void *arg, const char *tag), void *a
     return rc;
 }
 
-/* Runs sql (one optional text parameter) and fills each row's depth from
-** the lineage; FKS_ECORRUPT if a row is on or below a cycle. Both reads
-** see one snapshot of the catalog. */
-static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *sql, const char *bind)
+/* How query_infos finds each row's depth: from the whole lineage (a list
+** of every snapshot needs it anyway), or by walking up from the rows
+** (one snapshot, its children, its chain: the work is that chain, not
+** the store). */
+enum { DEPTH_ALL, DEPTH_GET, DEPTH_CHILDREN, DEPTH_CHAIN };
+
+/* The depth of snapshot id by walking up its parent links (a parent_id
+** that names no snapshot ends the walk, as in lin_load), at most bound
+** steps: -1 if the walk has not ended by then (a cycle on or above it;
+** bound is above every depth without one). */
+static int walk_depth(int *depth, sqlite3 *db, int64_t id, int64_t bound)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(db, &st, "WITH RECURSIVE up(id, d) AS (SELECT ?1, 0 UNION ALL "
+                                  "SELECT p.id, d + 1 FROM up JOIN snapshot s ON s.id = up.id "
+                                  "JOIN snapshot p ON p.id = s.parent_id WHERE d < ?2) SELECT max(d) FROM up");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, bound);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        int64_t d = sqlite3_column_int64(st, 0);
+        *depth = d >= bound || d > INT32_MAX ? -1 : (int)d;
+    } else {
+        rc = cat_err(db, src, "catalog: walk the lineage");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Runs sql (one optional text parameter; ?2, if there, is bound to a walk
+** bound above every depth) and fills each row's depth as how says; rows
+** are those of DEPTH_GET (at most one), DEPTH_CHILDREN (children of one
+** snapshot) or DEPTH_CHAIN (a chain, topmost first). FKS_ECORRUPT if a
+** row is on or below a cycle: the error (naming the cycle) comes from the
+** whole lineage. All reads see one snapshot of the catalog. */
+static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *sql, const char *bind, int how)
 {
     sqlite3_stmt *st = NULL;
     fks_snapinfo *v = NULL;
     size_t cnt = 0, alloc = 0, cyc = NONE;
     struct lin L = {0};
+    int64_t bound = 0;
+    int base = -2, cycle = 0;      /* DEPTH_CHILDREN / DEPTH_CHAIN: depth of the first row's parent / itself */
     int txn = sqlite3_get_autocommit(s->db);
     int rc = txn ? cat_exec(s->db, "BEGIN") : 0;
     if (rc)
         return rc;
-    if ((rc = lin_load(&L, s->db)) != 0 || (rc = cat_prepare(s->db, &st, sql)) != 0)
+    if (how == DEPTH_ALL) {
+        if ((rc = lin_load(&L, s->db)) != 0)
+            goto out;
+        bound = (int64_t)L.n;
+    } else {
+        sqlite3_stmt *mx;
+        if ((rc = cat_prepare(s->db, &mx, "SELECT coalesce(max(id), 0) + 1 FROM snapshot")) != 0)
+            goto out;
+        int ms = sqlite3_step(mx);
+        if (ms == SQLITE_ROW)
+            bound = sqlite3_column_int64(mx, 0);
+        else
+            rc = cat_err(s->db, ms, "catalog: list snapshots");
+        sqlite3_finalize(mx);
+        if (rc)
+            goto out;
+    }
+    if ((rc = cat_prepare(s->db, &st, sql)) != 0)
         goto out;
     if (bind)
         sqlite3_bind_text(st, 1, bind, -1, SQLITE_STATIC);
     if (sqlite3_bind_parameter_count(st) >= 2)
-        sqlite3_bind_int64(st, 2, (int64_t)L.n);    /* the walk bound */
+        sqlite3_bind_int64(st, 2, bound);    /* the walk bound */
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (cnt == alloc) {
@@ -270,12 +328,27 @@ static int query_infos(fks_snapinfo **out, size_t *n, fks_store *s, const char *
             v = nv;
         }
         row_info(&v[cnt], st);
-        size_t j = lin_find(&L, v[cnt].id);
-        if (j != NONE && L.depth[j] < 0)
-            cyc = j;            /* the last one: for a chain, tag itself */
-        v[cnt++].depth = j == NONE ? 0 : L.depth[j];
+        int d = 0;
+        if (how == DEPTH_ALL) {
+            size_t j = lin_find(&L, v[cnt].id);
+            if (j != NONE && L.depth[j] < 0)
+                cyc = j;            /* the last one */
+            d = j == NONE ? 0 : L.depth[j];
+        } else if (how == DEPTH_GET || base == -2) {
+            /* the row's own walk (children: the first child's, less one) */
+            if ((rc = walk_depth(&d, s->db, v[cnt].id, bound)) != 0)
+                break;
+            base = d < 0 ? -1 : how == DEPTH_CHILDREN ? d - 1 : d;
+        } else {
+            d = base < 0 ? -1 : how == DEPTH_CHILDREN ? base + 1 : base + (int)cnt;
+        }
+        if (d < 0) {
+            cycle = 1;
+            break;
+        }
+        v[cnt++].depth = d;
     }
-    if (rc == 0 && src != SQLITE_DONE)
+    if (rc == 0 && !cycle && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: list snapshots");
     if (rc == 0 && cyc != NONE)
         rc = lin_cycle_err(&L, cyc);
@@ -284,6 +357,11 @@ out:
     lin_free(&L);
     if (txn)
         cat_exec(s->db, "COMMIT");
+    if (rc == 0 && cycle) {
+        /* A cycle: the whole lineage names it (and rejects the rows). */
+        free(v);
+        return query_infos(out, n, s, sql, bind, DEPTH_ALL);
+    }
     if (rc) {
         free(v);
         return rc;
@@ -295,7 +373,7 @@ out:
 
 int fks_list(fks_snapinfo **out, size_t *n, fks_store *s)
 {
-    return query_infos(out, n, s, SNAP_SELECT "ORDER BY s.created_ms DESC, s.id DESC", NULL);
+    return query_infos(out, n, s, SNAP_SELECT "ORDER BY s.created_ms DESC, s.id DESC", NULL, DEPTH_ALL);
 }
 
 int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
@@ -305,7 +383,7 @@ int fks_children(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
     if (rc || (rc = cat_snapshot(&id, NULL, s->db, tag, 1)) != 0)
         return rc;
     return query_infos(out, n, s, SNAP_SELECT "WHERE s.parent_id = (SELECT id FROM snapshot WHERE tag = ?1) "
-                       "ORDER BY s.created_ms, s.id", tag);
+                       "ORDER BY s.created_ms, s.id", tag, DEPTH_CHILDREN);
 }
 
 int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
@@ -313,7 +391,7 @@ int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
     fks_snapinfo *v;
     size_t n;
     int rc = fks_check_tag(tag);
-    if (rc || (rc = query_infos(&v, &n, s, SNAP_SELECT "WHERE s.tag = ?1", tag)) != 0)
+    if (rc || (rc = query_infos(&v, &n, s, SNAP_SELECT "WHERE s.tag = ?1", tag, DEPTH_GET)) != 0)
         return rc;
     if (n == 0) {
         free(v);
@@ -324,14 +402,22 @@ int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
     return 0;
 }
 
-int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+/* SNAP_SELECT's columns without the artifact sums (0) and timings (-1). */
+#define SNAP_SELECT_BRIEF \
+    "SELECT s.id, s.tag, coalesce(p.tag, ''), s.created_ms, 0, 0, s.stored_bytes, 0, -1, -1, -1, -1, s.parent_id " \
+    "FROM snapshot s LEFT JOIN snapshot p ON p.id = s.parent_id "
+
+#define CHAIN_UP \
+    "WITH RECURSIVE up(id, d) AS (SELECT id, 0 FROM snapshot WHERE tag = ?1 " \
+    " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id " \
+    " WHERE s.parent_id IS NOT NULL AND d < ?2) "
+
+static int chain_of(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag, int brief)
 {
     int rc = fks_check_tag(tag);
-    if (rc || (rc = query_infos(out, n, s,
-        "WITH RECURSIVE up(id, d) AS (SELECT id, 0 FROM snapshot WHERE tag = ?1 "
-        " UNION ALL SELECT s.parent_id, d + 1 FROM snapshot s JOIN up ON s.id = up.id "
-        " WHERE s.parent_id IS NOT NULL AND d < ?2) "
-        SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC", tag)) != 0)
+    if (rc || (rc = query_infos(out, n, s, brief ? CHAIN_UP SNAP_SELECT_BRIEF "JOIN up ON up.id = s.id ORDER BY up.d DESC"
+                                                 : CHAIN_UP SNAP_SELECT "JOIN up ON up.id = s.id ORDER BY up.d DESC",
+                                tag, DEPTH_CHAIN)) != 0)
         return rc;
     if (*n == 0) {
         free(*out);
@@ -339,6 +425,16 @@ int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
         return fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
     }
     return 0;
+}
+
+int fks_chain(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+{
+    return chain_of(out, n, s, tag, 0);
+}
+
+int fks_chain_brief(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag)
+{
+    return chain_of(out, n, s, tag, 1);
 }
 
 static int exec_bind(sqlite3 *db, const char *sql, int64_t a, int64_t b)
@@ -369,6 +465,17 @@ static int check_not_cyclic(fks_store *s, int64_t id)
         rc = lin_cycle_err(&L, j);
     lin_free(&L);
     return rc;
+}
+
+/* Removes snapshot id's rows (not its subtree): its children take its
+** parent as theirs. A child never becomes its own parent nor a child of
+** the removed snapshot (a damaged catalog's self-parent or 2-cycle is
+** broken by removing one of its snapshots). The caller sweeps the maps. */
+static int rmi_rows(sqlite3 *db, int64_t id, int64_t parent)
+{
+    int rc = exec_bind(db, "UPDATE snapshot SET parent_id = nullif(nullif(nullif(?2, 0), ?1), id) "
+                       "WHERE parent_id = ?1", id, parent);
+    return rc ? rc : exec_bind(db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
 }
 
 /* One removal transaction (fks_rmi). */
@@ -413,13 +520,7 @@ static int rmi_once(fks_store *s, const char *tag, int cascade)
                 "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT s.id FROM snapshot s JOIN sub ON s.parent_id = sub.id) "
                 "DELETE FROM snapshot WHERE id IN sub", id, 0);
     } else if (rc == 0) {
-        /* A child never becomes its own parent nor a child of the removed
-        ** snapshot (a damaged catalog's self-parent or 2-cycle is broken
-        ** by removing one of its snapshots). */
-        rc = exec_bind(s->db, "UPDATE snapshot SET parent_id = nullif(nullif(nullif(?2, 0), ?1), id) "
-                       "WHERE parent_id = ?1", id, parent);
-        if (rc == 0)
-            rc = exec_bind(s->db, "DELETE FROM snapshot WHERE id = ?1", id, 0);
+        rc = rmi_rows(s->db, id, parent);
     }
     /* Page maps nobody uses any more go with it (map.c design 3): the work
     ** is their rows; a map still under a child stays, gc folds it. */
@@ -445,6 +546,53 @@ int fks_rmi(fks_store *s, const char *tag, int cascade)
     ** frees their space, makes the reserve again. */
     if ((rc = rmi_once(s, tag, cascade)) == FKS_ENOSPC && store_reserve_use(s))
         rc = rmi_once(s, tag, cascade);
+    return rc;
+}
+
+/* One transaction for the whole batch (lineage_rmi_batch). */
+static int rmi_batch_once(fks_store *s, const char *const *tags, size_t n, char *gone)
+{
+    int64_t *ids = malloc((n + 1) * sizeof *ids);
+    size_t k = 0;
+    if (!ids)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int rc = cat_begin(s);
+    if (rc) {
+        free(ids);
+        return rc;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        int64_t id = 0, parent = 0;
+        gone[i] = 0;
+        if ((rc = cat_snapshot(&id, &parent, s->db, tags[i], 0)) != 0)
+            break;
+        if (!id) {
+            gone[i] = 1;        /* removed meanwhile: another rmi won */
+            continue;
+        }
+        if ((rc = rmi_rows(s->db, id, parent)) == 0)
+            ids[k++] = id;
+    }
+    /* One sweep for all: a map a later removal frees is swept with the
+    ** rest, and the work is the deleted maps' rows (map.c design 3). */
+    if (rc == 0)
+        rc = map_sweep(s->db, NULL);
+    if ((rc = cat_end(s, rc)) == 0)
+        manifest_tombstone(s->dir, ids, k);
+    free(ids);
+    return rc;
+}
+
+int lineage_rmi_batch(fks_store *s, const char *const *tags, size_t n, char *gone)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = fks_check_tag(tags[i]);
+    if (rc || n == 0)
+        return rc;
+    /* As fks_rmi: on a full disk, once more with the gc reserve's room. */
+    if ((rc = rmi_batch_once(s, tags, n, gone)) == FKS_ENOSPC && store_reserve_use(s))
+        rc = rmi_batch_once(s, tags, n, gone);
     return rc;
 }
 

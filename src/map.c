@@ -196,6 +196,26 @@ static int chain_get(struct map_row *v, int *n, sqlite3 *db, int64_t id)
     return rc;
 }
 
+/* acc (empty on entry) = the deltas of v[k-1] .. v[0] merged into one,
+** farthest first: what v[0]'s map changes of v[k]'s. */
+static int deltas_merge(pm_map *acc, sqlite3 *db, const struct map_row *v, int k)
+{
+    pm_map d = {0}, next = {0};
+    int rc = 0;
+    for (int j = k - 1; j >= 0 && rc == 0; j--) {
+        d.n = 0;
+        next.n = 0;
+        if ((rc = map_delta_load(&d, db, v[j].id, v[j].npages)) == 0 && (rc = pm_apply(&next, acc, &d, 0)) == 0) {
+            pm_map t = *acc;
+            *acc = next;
+            next = t;
+        }
+    }
+    pm_free(&d);
+    pm_free(&next);
+    return rc;
+}
+
 int map_load(pm_map *m, sqlite3 *db, int64_t id)
 {
     struct map_row v[MAX_CHAIN] = {{0}};
@@ -206,15 +226,8 @@ int map_load(pm_map *m, sqlite3 *db, int64_t id)
     /* The deltas merged first, farthest to nearest (they are small), then
     ** laid over the complete node once: the work is the complete map plus
     ** the deltas, not the complete map once per level. */
-    for (int k = n - 2; k >= 0 && rc == 0; k--) {
-        d.n = 0;
-        next.n = 0;
-        if ((rc = map_delta_load(&d, db, v[k].id, v[k].npages)) == 0 && (rc = pm_apply(&next, &acc, &d, 0)) == 0) {
-            pm_map t = acc;
-            acc = next;
-            next = t;
-        }
-    }
+    if (rc == 0)
+        rc = deltas_merge(&acc, db, v, n - 1);
     if (rc == 0 && n > 0)
         rc = map_delta_load(&full, db, v[n - 1].id, v[n - 1].npages);
     for (size_t i = 0; rc == 0 && i < full.n; i++)
@@ -293,6 +306,81 @@ int map_restrict(pm_map *m, sqlite3 *db, int64_t id, const pm_map *want)
     for (size_t i = 0; i < got.n && rc == 0; i++)
         rc = pm_push_run(m, got.r[i].pgno, got.r[i].npages, got.r[i].page);
     pm_free(&got);
+    return rc;
+}
+
+/* out (empty on entry) = the page ranges of a's runs that no run of b
+** covers, as runs of page 0. Both sorted. */
+static int ranges_minus(pm_map *out, const pm_map *a, const pm_map *b)
+{
+    size_t j = 0;
+    int rc = 0;
+    for (size_t i = 0; i < a->n && rc == 0; i++) {
+        uint64_t cur = a->r[i].pgno, end = cur + a->r[i].npages;
+        while (j < b->n && b->r[j].pgno + b->r[j].npages <= cur)
+            j++;
+        for (size_t k = j; k < b->n && b->r[k].pgno < end && cur < end && rc == 0; k++) {
+            if (b->r[k].pgno > cur)
+                rc = pm_push_run(out, cur, b->r[k].pgno - cur, 0);
+            if (b->r[k].pgno + b->r[k].npages > cur)
+                cur = b->r[k].pgno + b->r[k].npages;
+        }
+        if (rc == 0 && cur < end)
+            rc = pm_push_run(out, cur, end - cur, 0);
+    }
+    return rc;
+}
+
+int map_pair(pm_map *ua, pm_map *ub, int *found, sqlite3 *db, int64_t a, int64_t b)
+{
+    struct map_row va[MAX_CHAIN] = {{0}}, vb[MAX_CHAIN] = {{0}};
+    int na = 0, nb = 0, ia = -1, ib = -1, rc = chain_get(va, &na, db, a);
+    pm_map da = {0}, db_ = {0}, ra = {0}, rb = {0}, want = {0}, xw = {0};
+    *found = 0;
+    if (rc == 0)
+        rc = chain_get(vb, &nb, db, b);
+    /* The node nearest to a that is on both chains: chains end in a
+    ** complete node, so what they share is a tail of each. */
+    for (int i = 0; rc == 0 && i < na && ia < 0; i++)
+        for (int j = 0; j < nb; j++)
+            if (va[i].id == vb[j].id) {
+                ia = i;
+                ib = j;
+                break;
+            }
+    if (rc || ia < 0)
+        return rc;
+    /* Both maps are node x's but where their deltas above x run. */
+    if ((rc = deltas_merge(&da, db, va, ia)) == 0 && (rc = deltas_merge(&db_, db, vb, ib)) == 0) {
+        for (size_t i = 0; i < da.n && rc == 0; i++)
+            rc = pm_push_run(&ra, da.r[i].pgno, da.r[i].npages, 0);
+        for (size_t i = 0; i < db_.n && rc == 0; i++)
+            rc = pm_push_run(&rb, db_.r[i].pgno, db_.r[i].npages, 0);
+    }
+    /* Where only one side's deltas run, the other side is x: x is read
+    ** there only (a child's own diff, for a child and its parent). */
+    if (rc == 0 && (rc = ranges_minus(&want, &ra, &rb)) == 0 && (rc = ranges_minus(&want, &rb, &ra)) == 0 &&
+        want.n > 1)
+        qsort(want.r, want.n, sizeof *want.r, by_pgno);
+    if (rc == 0 && want.n) {
+        pm_map w = {0};         /* the two halves, sorted: coalesced again */
+        for (size_t i = 0; i < want.n && rc == 0; i++)
+            rc = pm_push_run(&w, want.r[i].pgno, want.r[i].npages, 0);
+        if (rc == 0)
+            rc = map_restrict(&xw, db, va[ia].id, &w);
+        pm_free(&w);
+    }
+    if (rc == 0) {
+        ua->n = ub->n = 0;
+        if ((rc = pm_apply(ua, &xw, &da, 1)) == 0 && (rc = pm_apply(ub, &xw, &db_, 1)) == 0)
+            *found = 1;
+    }
+    pm_free(&da);
+    pm_free(&db_);
+    pm_free(&ra);
+    pm_free(&rb);
+    pm_free(&want);
+    pm_free(&xw);
     return rc;
 }
 

@@ -33,6 +33,14 @@ int map_load(pm_map *m, sqlite3 *db, int64_t id);
 /* The complete map of id restricted to the page ranges of want (runs of
 ** want, page ids ignored): a point query per range and chain level. */
 int map_restrict(pm_map *m, sqlite3 *db, int64_t id, const pm_map *want);
+/* Maps a and b where they may differ. If their chains share a node x,
+** *found = 1 and ua, ub (replaced) are the complete maps of a and of b
+** restricted to the page ranges of the deltas above x on either chain:
+** outside those ranges both maps are x's, the same. The work is those
+** deltas, and x where only one side's deltas run (for a Diff and its
+** parent: the Diff's own pages). Chains that share no node: *found = 0,
+** ua and ub untouched. */
+int map_pair(pm_map *ua, pm_map *ub, int *found, sqlite3 *db, int64_t a, int64_t b);
 /* Stores a new map, inside the caller's write transaction. parent 0:
 ** own is a complete map (no page 0). Else own is a delta on map parent
 ** (page 0 = zeros) of npages pages, the same as parent's. *id is the new

@@ -5,19 +5,22 @@
 ** the groups taken once, before anything is removed. In each group a
 ** snapshot is kept if any rule keeps it: --keep-last N (the N most recent
 ** of the group), --keep-within D (created at most D ago), --keep-tag GLOB
-** (fnmatch on the tag). The rest are removed oldest first, each by
-** fks_rmi in its own transaction: children of a removed snapshot stay
-** restorable and take its parent as theirs, and a prune killed half way
-** leaves a store where every remaining snapshot is whole. At least one rule
+** (fnmatch on the tag). The rest are removed oldest first, as by fks_rmi,
+** all in ONE write transaction (lineage_rmi_batch): children of a removed
+** snapshot stay restorable and take its parent as theirs, and a prune
+** killed half way leaves the store as it was before (SQLite's commit is
+** atomic; the manifests are tombstoned only after it). At least one rule
 ** is required, so a mistyped command never empties a store.
 **
-** Cost: O(n log n) for n snapshots, plus one rmi per removal.
+** Cost: O(n log n) for n snapshots, plus the removed snapshots' rows and
+** one map sweep for all of them (one commit, not one per removal).
 */
 #include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "forkstore.h"
+#include "lineage.h"
 #include "util.h"
 
 #define NONE ((size_t)-1)
@@ -57,7 +60,8 @@ int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o)
     fks_snapinfo *v = NULL;
     struct tagidx *order = NULL;
     size_t n = 0, *parent = NULL, *root = NULL, *seen = NULL;
-    char *keep = NULL;
+    char *keep = NULL, *gone = NULL;
+    const char **tags = NULL;
     int rc;
     memset(res, 0, sizeof *res);
     if (o->keep_last <= 0 && o->keep_within_ms <= 0 && o->n_keep_tags == 0)
@@ -94,26 +98,33 @@ int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o)
             if (fnmatch(o->keep_tags[t], v[i].tag, 0) == 0)
                 keep[i] = 1;
     }
+    size_t nrm = 0;
     for (size_t i = n; i-- > 0;) {          /* oldest first */
-        if (keep[i]) {
+        if (keep[i])
             res->n_kept++;
+        else
+            order[nrm++].tag = v[i].tag;    /* order is no longer needed */
+    }
+    if (!(tags = calloc(nrm + 1, sizeof *tags)) || !(gone = calloc(nrm + 1, 1))) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nrm; i++)
+        tags[i] = order[i].tag;
+    if (!o->dry_run && (rc = lineage_rmi_batch(s, tags, nrm, gone)) != 0)
+        goto out;                           /* nothing was removed */
+    for (size_t i = 0; i < nrm; i++) {
+        if (gone[i])                        /* gone already: another rmi won */
             continue;
-        }
-        if (!o->dry_run && (rc = fks_rmi(s, v[i].tag, 0)) != 0) {
-            if (rc != FKS_ENOTFOUND)        /* gone already: another rmi won */
-                goto out;
-            rc = 0;
-            continue;
-        }
-        if (!(res->removed[res->n_removed] = strdup(v[i].tag))) {
+        if (!(res->removed[res->n_removed] = strdup(tags[i]))) {
             rc = fks__err(FKS_ENOMEM, "out of memory");
             goto out;
         }
         res->n_removed++;
     }
 out:
-    if (rc && res->n_removed)
-        fks__errctx(rc, "prune (after removing %zu snapshots)", res->n_removed);
+    free(tags);
+    free(gone);
     free(order);
     free(parent);
     free(root);

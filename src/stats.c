@@ -18,6 +18,13 @@
 **     id interval come from one rowid range scan of page.
 **  4. Each public function reads inside one read transaction: a
 **     concurrent ingest or gc cannot make the numbers disagree.
+**  5. Shared with the parent: a Diff's map is a delta on a node of its
+**     parent's chain, and outside the ranges of the deltas above the
+**     node both chains share, the two maps are that node's, the same
+**     (map_pair). So only those ranges are compared, and every other
+**     non-zero page counts as shared: the work is the deltas, not the
+**     parent's whole map. Maps that share no node (a Full ingest with a
+**     parent, a node written complete) are compared whole.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -240,6 +247,22 @@ struct runs {
     size_t n, alloc;
 };
 
+/* Replaces r's contents with m's runs, as the public type. */
+static int runs_set(struct runs *r, const pm_map *m)
+{
+    r->n = 0;
+    if (m->n >= r->alloc || !r->v) {
+        fks_run *nv = realloc(r->v, (m->n + 1) * sizeof *nv);
+        if (!nv)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        r->v = nv;
+        r->alloc = m->n + 1;
+    }
+    for (size_t i = 0; i < m->n; i++)
+        r->v[r->n++] = (fks_run){m->r[i].pgno, m->r[i].npages, m->r[i].page};
+    return 0;
+}
+
 /* Replaces r's contents with artifact art_id's complete map (map.c). */
 static int runs_load(struct runs *r, fks_store *s, int64_t art_id)
 {
@@ -249,17 +272,8 @@ static int runs_load(struct runs *r, fks_store *s, int64_t art_id)
     if (rc == 0)
         rc = map_load(&m, s->db, id);
     r->n = 0;
-    if (rc == 0 && (m.n > r->alloc || !r->v)) {
-        fks_run *nv = realloc(r->v, (m.n + 1) * sizeof *nv);
-        if (!nv)
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-        else {
-            r->v = nv;
-            r->alloc = m.n + 1;
-        }
-    }
-    for (size_t i = 0; rc == 0 && r->v && i < m.n; i++)
-        r->v[r->n++] = (fks_run){m.r[i].pgno, m.r[i].npages, m.r[i].page};
+    if (rc == 0)
+        rc = runs_set(r, &m);
     pm_free(&m);
     return rc;
 }
@@ -607,14 +621,15 @@ static int shared_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
 
 int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
 {
-    return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE);
+    return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE | FKS_STATS_RUNS);
 }
 
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags)
 {
     fks_snap_stats *r = NULL;
     struct art *arts = NULL, *parts = NULL;
-    struct runs mine = {0}, theirs = {0};
+    struct runs mine = {0}, theirs = {0}, pu = {0};
+    pm_map ua = {0}, ub = {0};
     struct ivls uniq = {0};
     size_t n = 0, np = 0;
     int64_t id = 0, parent = 0, stored = 0;
@@ -635,22 +650,65 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
         fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
         snprintf(a->name, sizeof a->name, "%s", arts[i].name);
         a->size = arts[i].size;
-        if ((rc = runs_load(&mine, s, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
-            if (rc == FKS_EINVAL)
-                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
+        int64_t x = 0;
+        struct map_row row;
+        uint64_t npages = (a->size + PAGE - 1) / PAGE;
+        int have_mine = (flags & FKS_STATS_RUNS) != 0;
+        if ((rc = map_of_artifact(&x, s->db, arts[i].id)) != 0 || (rc = map_row_get(&row, s->db, x)) != 0)
+            goto out;
+        if (row.npages != npages) {
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size: run "
+                          "`forkctl verify`", tag, a->name);
             goto out;
         }
-        a->runs = mine.n;
-        for (size_t k = 0; k < mine.n; k++)
-            a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
+        if (have_mine) {            /* the whole map: its runs, and exact bytes */
+            if ((rc = runs_load(&mine, s, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
+                if (rc == FKS_EINVAL)
+                    rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
+                goto out;
+            }
+            a->runs = mine.n;
+            for (size_t k = 0; k < mine.n; k++)
+                a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
+        } else {
+            /* The node's page count (map.c checks it on every full read);
+            ** a short last page counts its bytes only. */
+            a->nonzero_bytes = row.pages * PAGE;
+            if (a->size % PAGE && row.pages) {
+                pm_map want = {0}, got = {0};
+                if ((rc = pm_push_run(&want, npages - 1, 1, 0)) == 0)
+                    rc = map_restrict(&got, s->db, x, &want);
+                if (rc == 0 && got.n)
+                    a->nonzero_bytes -= PAGE - a->size % PAGE;
+                pm_free(&want);
+                pm_free(&got);
+                if (rc)
+                    goto out;
+            }
+        }
         r->logical_bytes += a->size;
         r->nonzero_bytes += a->nonzero_bytes;
         while (j < np && strcmp(parts[j].name, a->name) < 0)
             j++;
         if (rc == 0 && j < np && strcmp(parts[j].name, a->name) == 0) {
             struct shared sh = {a->size, 0};
-            if ((rc = runs_load(&theirs, s, parts[j].id)) == 0)
+            int64_t y;
+            int found = 0;
+            /* Design 5: where the maps may differ, from the deltas; else
+            ** both whole maps. */
+            if ((rc = map_of_artifact(&y, s->db, parts[j].id)) == 0)
+                rc = map_pair(&ua, &ub, &found, s->db, x, y);
+            if (rc == 0 && found) {
+                uint64_t in_u = 0;
+                for (size_t k = 0; k < ua.n; k++)
+                    in_u += range_bytes(ua.r[k].pgno, ua.r[k].npages, a->size);
+                sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
+                if ((rc = runs_set(&theirs, &ua)) == 0 && (rc = runs_set(&pu, &ub)) == 0)
+                    rc = merge_maps(theirs.v, theirs.n, pu.v, pu.n, shared_seg, &sh);
+            } else if (rc == 0 && (have_mine || (rc = runs_load(&mine, s, arts[i].id)) == 0) &&
+                       (rc = runs_load(&theirs, s, parts[j].id)) == 0) {
                 rc = merge_maps(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
+            }
             r->shared_with_parent_bytes += sh.bytes;
         }
         if (rc) {
@@ -659,6 +717,7 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
             goto out;
         }
     }
+    r->runs_known = (flags & FKS_STATS_RUNS) != 0;
     r->unique_known = (flags & FKS_STATS_UNIQUE) != 0;
     if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
         goto out;
@@ -674,6 +733,9 @@ out:
     free(parts);
     free(mine.v);
     free(theirs.v);
+    free(pu.v);
+    pm_free(&ua);
+    pm_free(&ub);
     free(uniq.v);
     if (rc) {
         fks_snap_stats_free(r);

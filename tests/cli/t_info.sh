@@ -53,6 +53,17 @@ for t in s00 s01 s02 s03 s04 s05 b05; do
     [ "$a" = "$b" ] || die "info and snapshot_stats disagree on $t: $a vs $b"
 done
 
+# Without --runs, sizes come from the map nodes' page counts and the deltas
+# between a snapshot and its parent; --runs reads the whole maps: the
+# same figures, and the runs counted.
+for t in s00 s03 s05 b05; do
+    a=$(fk info "$t" --json | jq -c 'del(.artifacts[].runs)') b=$(fk info "$t" --runs --json | jq -c 'del(.artifacts[].runs)')
+    [ "$a" = "$b" ] || die "info $t and info $t --runs disagree: $a vs $b"
+done
+[ "$(fk info s03 --json | jq -c '[.artifacts[].runs] | unique')" = '[null]' ] || die "info without --runs counted runs"
+[ "$(fk info s03 --runs --json | jq '[.artifacts[] | .runs > 0] | all')" = true ] || die "info --runs: no runs"
+fk info s03 | grep -q '^memory .* -$' || die "info text without --runs: $(fk info s03)"
+
 # diff: the differing pages are exactly those cmp finds.
 for pair in "s01 s02" "s00 s05" "s04 b05" "s05 b05"; do
     set -- $pair

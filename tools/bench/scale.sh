@@ -21,6 +21,7 @@
 #          store: `info` of the last chain snapshot and `images` (medians);
 #          `prune --keep-last SCALE_KEEP_LAST --keep-tag 'fill-*'` (removes
 #          the chain's older snapshots only) and the `gc` after it.
+#          SCALE_SAVE=DIR copies the store to DIR before that prune.
 #   b      the same chain on a SCALE_B_SIZE sparse guest (SCALE_B_BASE bytes
 #          of data in SCALE_B_EXTENT extents at random places), SCALE_B_N
 #          Diffs of SCALE_B_DIRTY pages: catalog growth, commit time.
@@ -251,6 +252,9 @@ part_a() {
     row "a: info $last, $have snapshots, median of $RUNS (ms)" "$mi" "<= 50" "$(verdict "$mi <= 50")"
     row "a: images, $have snapshots, median of $RUNS (s)" "$(calc "$mm" 3)" "<= 0.2" "$(verdict "$mm <= 0.2")"
     # prune: keeps KEEP_LAST of the chain (and the flat root, fill-* by tag).
+    if [ -n "${SCALE_SAVE:-}" ]; then   # a copy of the full store, to profile info/prune/gc on
+        checkpoint "$S"; rm -rf "$SCALE_SAVE"; cp -a "$S" "$SCALE_SAVE"; log "a: store saved to $SCALE_SAVE"
+    fi
     log "a: prune --keep-last $KEEP_LAST"
     local before after pruned
     before=$have
