@@ -25,7 +25,9 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) $(CFLAGS) \
     $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all) \
     $(shell pkg-config --cflags $(PKGS))
-LDLIBS := $(shell pkg-config --libs $(PKGS)) -lpthread
+# libcurl is opened when first used (src/curlx.c), not linked: commands
+# that never speak HTTP do not load it and the 27 libraries it pulls in.
+LDLIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS))) -lpthread -ldl
 LDFLAGS += $(if $(SAN),-fsanitize=$(SAN))
 TOOL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) -O2 -g
 

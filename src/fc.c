@@ -32,7 +32,7 @@
 */
 #include "fc.h"
 
-#include <curl/curl.h>
+#include "curlx.h"
 #include <errno.h>
 #include <json-c/json.h>
 #include <pthread.h>

@@ -281,6 +281,7 @@ static int lookup_batch(struct ingest *g, struct batch *b)
         return rc;
     if ((rc = pidx_begin(g->lookup)) == 0)
         rc = lookup_batch_txn(g, b);
+    pidx_end(g->lookup);
     int rc2 = cat_exec(g->s->db, "COMMIT");
     return rc ? rc : rc2;
 }
@@ -972,6 +973,7 @@ out:
         pm_free(&sv[i].delta);
     }
     free(sv);
+    pidx_end(g->lookup);
     rc = cat_end(s, rc);
     if (rc && mf_written) {           /* not committed: nobody names it */
         char p[PATH_MAX];

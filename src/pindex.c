@@ -56,6 +56,7 @@
 #include "util.h"
 
 #define GEN_SHIFT 44
+#define WIN 64                     /* entries read at once around a guess */
 
 static unsigned fill_max = PIDX_FILL;
 
@@ -69,9 +70,7 @@ struct pidx {
     sqlite3_stmt *q_new, *q_bucket, *q_hash, *ins_page, *ins_new, *ins_block;
     int bits;
     int64_t count;
-    int64_t ckey;                  /* bucket in buf, -1: none */
-    uint8_t *buf;
-    size_t blen, balloc;
+    sqlite3_blob *blob;            /* on a bucket row, within a transaction */
 };
 
 uint64_t pidx_prefix(const uint8_t h[16])
@@ -134,10 +133,8 @@ int pidx_open(pidx **out, sqlite3 *db)
     if (!x)
         return fks__err(FKS_ENOMEM, "out of memory");
     x->db = db;
-    x->ckey = -1;
     int rc;
     if ((rc = cat_prepare(db, &x->q_new, "SELECT id FROM page_new WHERE hash = ?1")) != 0 ||
-        (rc = cat_prepare(db, &x->q_bucket, "SELECT ents FROM page_idx WHERE bucket = ?1")) != 0 ||
         (rc = cat_prepare(db, &x->q_hash, "SELECT hash FROM page WHERE id = ?1")) != 0) {
         pidx_close(x);
         return rc;
@@ -150,53 +147,55 @@ void pidx_close(pidx *x)
 {
     if (!x)
         return;
+    pidx_end(x);
     sqlite3_finalize(x->q_new);
-    sqlite3_finalize(x->q_bucket);
     sqlite3_finalize(x->q_hash);
     sqlite3_finalize(x->ins_page);
     sqlite3_finalize(x->ins_new);
     sqlite3_finalize(x->ins_block);
-    free(x->buf);
     free(x);
 }
 
 int pidx_begin(pidx *x)
 {
-    x->ckey = -1;
+    pidx_end(x);
     return read_params(x->db, &x->bits, &x->count);
 }
 
-static int load_bucket(pidx *x, int64_t key)
+void pidx_end(pidx *x)
 {
-    if (x->ckey == key)
-        return 0;
-    x->ckey = -1;
-    x->blen = 0;
-    sqlite3_bind_int64(x->q_bucket, 1, key);
-    int s = sqlite3_step(x->q_bucket), rc = 0;
-    if (s == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(x->q_bucket, 0);
-        const void *b = sqlite3_column_blob(x->q_bucket, 0);
-        if (sqlite3_column_type(x->q_bucket, 0) != SQLITE_BLOB || n % PIDX_ENT) {
-            rc = fks__err(FKS_ECORRUPT, "page index: bucket %lld is damaged (%d bytes)", (long long)key, n);
-        } else if ((size_t)n > x->balloc) {
-            uint8_t *nb = realloc(x->buf, (size_t)n);
-            if (!nb)
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-            else
-                x->buf = nb, x->balloc = (size_t)n;
-        }
-        if (rc == 0) {
-            memcpy(x->buf, b, (size_t)n);
-            x->blen = (size_t)n;
-        }
-    } else if (s != SQLITE_DONE) {
-        rc = cat_err(x->db, s, "catalog: read page index bucket");
+    if (x->blob)
+        sqlite3_blob_close(x->blob);
+    x->blob = NULL;
+}
+
+/* Points x->blob at bucket row key (incremental BLOB I/O: a lookup reads
+** the dozen entries its binary search visits, not the bucket's 5-11 KB);
+** *n = its entries, 0 if there is no such row. */
+static int open_bucket(pidx *x, int64_t key, size_t *n)
+{
+    int s = x->blob ? sqlite3_blob_reopen(x->blob, key)
+                    : sqlite3_blob_open(x->db, "main", "page_idx", "ents", key, 0, &x->blob);
+    *n = 0;
+    if (s != SQLITE_OK) {
+        if (x->blob)               /* a failed reopen leaves it unusable */
+            sqlite3_blob_close(x->blob);
+        x->blob = NULL;
+        /* SQLITE_ERROR: no such row (an empty bucket), or a value that is
+        ** no BLOB: as an empty bucket, which verify reports */
+        return (s & 0xff) == SQLITE_ERROR ? 0 : cat_err(x->db, s, "catalog: open page index bucket");
     }
-    sqlite3_reset(x->q_bucket);
-    if (rc == 0)
-        x->ckey = key;
-    return rc;
+    int bytes = sqlite3_blob_bytes(x->blob);
+    if (bytes % PIDX_ENT)
+        return fks__err(FKS_ECORRUPT, "page index: bucket %lld is damaged (%d bytes)", (long long)key, bytes);
+    *n = (size_t)bytes / PIDX_ENT;
+    return 0;
+}
+
+static int read_ent(pidx *x, size_t i, uint8_t e[PIDX_ENT])
+{
+    int s = sqlite3_blob_read(x->blob, e, PIDX_ENT, (int)(i * PIDX_ENT));
+    return s == SQLITE_OK ? 0 : cat_err(x->db, s, "catalog: read page index bucket");
 }
 
 /* 1: page id has this hash; 0: not (or no such page any more). */
@@ -226,19 +225,57 @@ int pidx_find(pidx *x, const uint8_t hash[16], int64_t *id)
     if (rc || *id || x->count == 0)
         return rc;
     uint64_t p = pidx_prefix(hash);
-    if ((rc = load_bucket(x, row_key(x->bits, p))) != 0)
+    size_t n;
+    if ((rc = open_bucket(x, row_key(x->bits, p), &n)) != 0)
         return rc;
     uint32_t key = key_of(p);
-    size_t lo = 0, hi = x->blen / PIDX_ENT;
+    uint8_t e[PIDX_ENT];
+    size_t lo = 0, hi = n;
+    /* Keys are uniform in the bucket's key range (its bits 12..b-1 are
+    ** fixed): read the window of WIN entries around where the key should
+    ** be in one call; it holds the key's place unless the bucket is
+    ** lopsided there, then the binary search goes on outside it. */
+    if (n > WIN) {
+        int fixed = x->bits - 12;               /* key bits the bucket fixes */
+        uint64_t span = (uint64_t)1 << (32 - fixed), kmin = fixed ? (uint64_t)key & ~(span - 1) : 0;
+        size_t guess = (size_t)(((uint64_t)key - kmin) * n / span), w0 = guess > WIN / 2 ? guess - WIN / 2 : 0;
+        if (w0 > n - WIN)
+            w0 = n - WIN;
+        uint8_t win[WIN * PIDX_ENT];
+        int s2 = sqlite3_blob_read(x->blob, win, (int)sizeof win, (int)(w0 * PIDX_ENT));
+        if (s2 != SQLITE_OK)
+            return cat_err(x->db, s2, "catalog: read page index bucket");
+        if (get32be(win) >= key)                       /* before the window */
+            hi = w0 + 1;
+        else if (get32be(win + (WIN - 1) * PIDX_ENT) < key)  /* after it */
+            lo = w0 + WIN;
+        else {                                         /* inside: in memory */
+            size_t a = 0, b = WIN;
+            while (a < b) {
+                size_t m = a + (b - a) / 2;
+                if (get32be(win + m * PIDX_ENT) < key)
+                    a = m + 1;
+                else
+                    b = m;
+            }
+            lo = hi = w0 + a;
+        }
+    }
     while (lo < hi) {                           /* first entry >= key */
         size_t mid = lo + (hi - lo) / 2;
-        if (get32be(x->buf + mid * PIDX_ENT) < key)
+        if ((rc = read_ent(x, mid, e)) != 0)
+            return rc;
+        if (get32be(e) < key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    for (size_t i = lo; i < x->blen / PIDX_ENT && get32be(x->buf + i * PIDX_ENT) == key; i++) {
-        int64_t cand = get40le(x->buf + i * PIDX_ENT + 4);
+    for (size_t i = lo; i < n; i++) {
+        if ((rc = read_ent(x, i, e)) != 0)
+            return rc;
+        if (get32be(e) != key)
+            break;
+        int64_t cand = get40le(e + 4);
         int ok;
         if ((rc = confirm(x, cand, hash, &ok)) != 0)
             return rc;

@@ -18,8 +18,10 @@ typedef struct pidx pidx;
 /* Prepares the lookups on db; pidx_begin must follow each BEGIN. */
 int pidx_open(pidx **out, sqlite3 *db);
 void pidx_close(pidx *x);
-/* Reads the packing parameters for the transaction just begun. */
+/* Reads the packing parameters for the transaction just begun; pidx_end
+** must come before that transaction ends (it closes the open bucket). */
 int pidx_begin(pidx *x);
+void pidx_end(pidx *x);
 /* *id = the page with this hash, 0 if none. */
 int pidx_find(pidx *x, const uint8_t hash[16], int64_t *id);
 /* In a write transaction: page row id (hash, rlen) and its page_new row. */

@@ -33,7 +33,7 @@
 **     Network failures are FKS_EIO with libcurl's message.
 */
 #include <ctype.h>
-#include <curl/curl.h>
+#include "curlx.h"
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>

@@ -79,6 +79,7 @@ static void check(sqlite3 *db, int64_t n, const uint8_t *dead)
         assert_int_equal(pidx_find(x, h, &id), 0);
         assert_int_equal(id, 0);
     }
+    pidx_end(x);
     assert_int_equal(cat_exec(db, "COMMIT"), 0);
     pidx_close(x);
 }
@@ -181,8 +182,66 @@ static void test_tiers(void **state)
     sqlite3_close(db);
 }
 
+/* Buckets of more than the 64-entry window: 400,000 random pages (about
+** 98 a bucket), plus 400 crowded into one bucket with keys in a narrow
+** range, so the guess of where a key sits misses and the search goes on
+** outside the window. Every page is found, no absent hash is. */
+#define NW 400000
+static void test_window(void **state)
+{
+    (void)state;
+    static uint8_t (*h)[16];
+    h = malloc((size_t)NW * 16 + 400 * 16);
+    assert_non_null(h);
+    sqlite3 *db = new_db();
+    for (int i = 0; i < NW; i++)
+        rnd_hash(h[i]);
+    for (int i = NW; i < NW + 400; i++) {       /* bucket 0x007, keys < 2^12 */
+        rnd_hash(h[i]);
+        h[i][0] = 0x00, h[i][1] = 0x70 | (h[i][1] & 0x00), h[i][2] = 0, h[i][3] = 0, h[i][4] &= 0x0f;
+    }
+    pidx *x;
+    assert_int_equal(pidx_open(&x, db), 0);
+    assert_int_equal(cat_exec(db, "BEGIN"), 0);
+    assert_int_equal(pidx_begin(x), 0);
+    for (int i = 0; i < NW + 400; i++)
+        assert_int_equal(pidx_add_page(x, i + 1, h[i], 4096), 0);
+    pidx_end(x);
+    assert_int_equal(cat_exec(db, "COMMIT"), 0);
+    uint64_t packed, dropped;
+    assert_int_equal(cat_exec(db, "BEGIN"), 0);
+    assert_int_equal(pidx_pack(db, NULL, 0, NULL, 0, &packed, &dropped), 0);
+    assert_int_equal(cat_exec(db, "COMMIT"), 0);
+    assert_int_equal(packed, NW + 400);
+    assert_int_equal(one(db, "SELECT value FROM meta WHERE key = 'idx_bits'"), PIDX_BITS_MIN);
+    assert_true(one(db, "SELECT max(length(ents)) / 9 FROM page_idx") > 400);
+    assert_int_equal(cat_exec(db, "BEGIN"), 0);
+    assert_int_equal(pidx_begin(x), 0);
+    for (int i = 0; i < NW + 400; i++) {
+        int64_t id = -1;
+        assert_int_equal(pidx_find(x, h[i], &id), 0);
+        assert_int_equal(id, i + 1);
+    }
+    for (int i = 0; i < 2000; i++) {
+        uint8_t a[16];
+        int64_t id = -1;
+        rnd_hash(a);
+        if (i % 2) {                            /* near the crowd */
+            memcpy(a, h[NW + (i % 400)], 16);
+            a[15] ^= 0x80;
+        }
+        assert_int_equal(pidx_find(x, a, &id), 0);
+        assert_int_equal(id, 0);
+    }
+    pidx_end(x);
+    assert_int_equal(cat_exec(db, "COMMIT"), 0);
+    pidx_close(x);
+    sqlite3_close(db);
+    free(h);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_tiers)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_tiers), cmocka_unit_test(test_window)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
