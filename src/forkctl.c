@@ -2408,6 +2408,9 @@ static int cmd_stats(int argc, char **argv)
         prom(dir, "chunk_disk_bytes", "Bytes allocated on disk to chunk files.", (double)st.chunk_disk_bytes, 1);
         prom(dir, "catalog_disk_bytes", "Bytes allocated on disk to the catalog and its WAL.",
              (double)st.catalog_disk_bytes, 1);
+        prom(dir, "dead_bytes", "Committed chunk bytes no page names (gc compacts them away).", (double)st.dead_bytes,
+             1);
+        prom(dir, "dead_ratio", "Share of committed chunk record bytes that are dead.", st.dead_share, 0);
         prom(dir, "dedup_ratio", "Page references per distinct referenced page.", st.dedup_ratio, 0);
         prom(dir, "compression_ratio", "Page bytes per stored byte.", st.compression_ratio, 0);
         prom(dir, "zero_page_ratio", "Share of all file pages that are zero pages (never stored).",
@@ -2417,8 +2420,9 @@ static int cmd_stats(int argc, char **argv)
 #define I(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)st.k))
         I(snapshots); I(artifacts); I(runs); I(chunks); I(logical_bytes); I(logical_pages); I(page_refs);
         I(pages); I(referenced_pages); I(stored_bytes); I(reclaimable_bytes); I(chunk_used_bytes);
-        I(chunk_disk_bytes); I(catalog_disk_bytes);
+        I(chunk_disk_bytes); I(catalog_disk_bytes); I(dead_bytes);
 #undef I
+        json_object_object_add(j, "dead_share", json_object_new_double(st.dead_share));
         json_object_object_add(j, "dedup_ratio", json_object_new_double(st.dedup_ratio));
         json_object_object_add(j, "compression_ratio", json_object_new_double(st.compression_ratio));
         json_object_object_add(j, "zero_page_share", json_object_new_double(st.zero_page_share));
@@ -2442,6 +2446,8 @@ static int cmd_stats(int argc, char **argv)
         human(b, sizeof b, (double)st.chunk_used_bytes);
         human(d, sizeof d, (double)st.catalog_disk_bytes);
         printf("chunk files        %llu, %s on disk (%s used)\n", (unsigned long long)st.chunks, a, b);
+        human(a, sizeof a, (double)st.dead_bytes);
+        printf("dead in chunks     %s (%.1f%% of the records; gc compacts down to 5%%)\n", a, 100 * st.dead_share);
         printf("catalog            %s on disk\n", d);
     }
     return EX_OK;

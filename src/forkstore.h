@@ -783,6 +783,8 @@ typedef struct fks_store_stats {
     uint64_t reclaimable_bytes;  /* stored bytes of pages no run references (gc frees) */
     uint64_t chunk_used_bytes;   /* committed bytes in chunk files */
     uint64_t chunk_disk_bytes;   /* bytes allocated to files in chunks/ */
+    uint64_t dead_bytes;         /* committed chunk bytes no block row names (gc compacts) */
+    double dead_share;           /* dead_bytes / committed record bytes */
     uint64_t catalog_disk_bytes; /* catalog.db and its WAL */
     double dedup_ratio;          /* page_refs / referenced_pages */
     double compression_ratio;    /* pages * 4096 / stored_bytes */

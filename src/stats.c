@@ -35,6 +35,7 @@
 #include <sys/stat.h>
 
 #include "catalog.h"
+#include "chunk.h"
 #include "map.h"
 #include "store.h"
 #include "util.h"
@@ -816,6 +817,10 @@ int fks_store_stats_get(fks_store_stats *o, fks_store *s)
     if ((rc = ivls_stored(&o->referenced_pages, &live, s, &ids)) != 0)
         goto out;
     o->reclaimable_bytes = o->stored_bytes > live ? o->stored_bytes - live : 0;
+    /* dead: record bytes past the chunk headers that no block row names */
+    uint64_t recs = o->chunk_used_bytes > o->chunks * CHUNK_HDR_SIZE ? o->chunk_used_bytes - o->chunks * CHUNK_HDR_SIZE : 0;
+    o->dead_bytes = recs > o->stored_bytes ? recs - o->stored_bytes : 0;
+    o->dead_share = recs ? (double)o->dead_bytes / (double)recs : 0;
 out:
     rc = read_end(s, rc);
     free(ids.v);
