@@ -815,6 +815,7 @@ typedef struct fks_remote_stats {
     uint64_t page_bytes;       /* compressed page bytes in packs sent or fetched */
     uint64_t bytes_up, bytes_down;   /* HTTP bodies */
     uint64_t requests, retries;
+    uint64_t restarts;         /* push: started again after a remote gc marked a pack it used */
     double seconds;
 } fks_remote_stats;
 

@@ -117,6 +117,8 @@
 static const uint8_t PACK_MAGIC[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 1};
 static const uint8_t IDX_MAGIC[8] = {'F', 'K', 'S', 'I', 'D', 'X', 0, 1};
 static const uint8_t MAN_MAGIC[8] = {'F', 'K', 'S', 'M', 'A', 'N', 0, 1};
+static const uint8_t MARK_MAGIC[8] = {'F', 'K', 'S', 'G', 'C', 'M', 0, 1};
+#define PUSH_AGAIN 1             /* push_once: a gc marked a pack it used */
 static const uint8_t ZERO16[16];
 
 /* ---- growable byte buffer ---- */
@@ -475,6 +477,14 @@ struct rem {
     size_t npending, pendcap;
     size_t idx_first_loc, idx_first_pack;
     uint64_t packs_since_index;
+    /* push: packs a remote gc has marked (never used, never written again
+    ** under that name; design of gc, rule P1), sorted; the marks objects
+    ** read, by key */
+    uint8_t (*marked)[32];
+    size_t nmarked;
+    char **mkeys;
+    size_t nmkeys;
+    int filter;                  /* load_index: drop entries of packs not usable */
 };
 
 /* The key P dir name ext. */
@@ -528,6 +538,10 @@ static void rem_close(struct rem *m, fks_remote_stats *out)
     free(m->have);
     free(m->pack_data.b);
     free(m->pending);
+    free(m->marked);
+    for (size_t i = 0; i < m->nmkeys; i++)
+        free(m->mkeys[i]);
+    free(m->mkeys);
     ZSTD_freeCCtx(m->cctx);
     ZSTD_freeDCtx(m->dctx);
     memset(&m->creds, 0, sizeof m->creds);
@@ -600,8 +614,26 @@ static void keylist_free(struct keylist *l)
     free(l->k);
 }
 
-/* Parses index object b (len bytes, already checked against its name). */
-static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key)
+static int cmp_sha(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+static int sha_in(const uint8_t sha[32], const void *v, size_t n)
+{
+    return n && bsearch(sha, v, n, 32, cmp_sha) != NULL;
+}
+
+/* May a page be found in pack sha? (filter on: the pack is in the bucket
+** listing and no gc has marked it) */
+static int pack_usable(const struct rem *m, const uint8_t sha[32])
+{
+    return !m || !m->filter || (sha_in(sha, m->have, m->nhave) && !sha_in(sha, m->marked, m->nmarked));
+}
+
+/* Parses index object b (len bytes, already checked against its name);
+** with m, entries of packs not pack_usable() are left out. */
+static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key, const struct rem *m)
 {
     if (len < 16 || memcmp(b, IDX_MAGIC, 8) != 0)
         return fks__err(FKS_ECORRUPT, "remote index %s: not an index (bad magic)", key);
@@ -613,8 +645,13 @@ static int index_parse(struct index *x, const uint8_t *b, size_t len, const char
     if (!map)
         return fks__err(FKS_ENOMEM, "out of memory");
     int rc = 0;
+    /* A pack left out is not in x's pack list at all: a push that packs
+    ** its pages again adds it as its own (index_flush names only those). */
     for (uint64_t i = 0; i < p && rc == 0; i++)
-        rc = idx_add_pack(&map[i], x, b + 16 + 40 * i, fks__get64(b + 16 + 40 * i + 32));
+        if (pack_usable(m, b + 16 + 40 * i))
+            rc = idx_add_pack(&map[i], x, b + 16 + 40 * i, fks__get64(b + 16 + 40 * i + 32));
+        else
+            map[i] = UINT32_MAX;
     const uint8_t *e = b + 16 + 40 * p;
     for (uint64_t i = 0; i < n && rc == 0; i++, e += 36) {
         struct loc l;
@@ -624,20 +661,38 @@ static int index_parse(struct index *x, const uint8_t *b, size_t len, const char
         l.clen = fks__get32(e + 28);
         l.rlen = get16(e + 32);
         l.enc = e[34];
+        uint64_t psize = pk < p ? fks__get64(b + 16 + 40 * pk + 32) : 0;
         if (pk >= p || l.rlen == 0 || l.rlen > FKS_PAGE_SIZE || l.enc > 1 || (l.enc == 0 && l.clen != l.rlen) ||
-            l.clen == 0 || l.off + l.clen > x->packs[map[pk]].size) {
+            l.clen == 0 || l.off + l.clen > psize || l.off + l.clen < l.off) {
             rc = fks__err(FKS_ECORRUPT, "remote index %s: entry %llu is malformed", key, (unsigned long long)i);
             break;
         }
         l.pack = map[pk];
-        rc = idx_add(x, &l);
+        if (l.pack != UINT32_MAX)
+            rc = idx_add(x, &l);
     }
     free(map);
     return rc;
 }
 
-/* Reads every index object (design: the union is the remote's index). */
+static int load_index_once(struct rem *m);
+
+/* Reads every index object (design: the union is the remote's index). An
+** index that vanished between the listing and its GET was merged by a
+** remote gc into one written before: the listing is read again. */
 static int load_index(struct rem *m)
+{
+    int rc = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        idx_free(&m->idx);
+        memset(&m->idx, 0, sizeof m->idx);
+        if ((rc = load_index_once(m)) != FKS_ENOTFOUND)
+            break;
+    }
+    return rc ? fks__errctx(rc, "remote %s", m->r.name) : 0;
+}
+
+static int load_index_once(struct rem *m)
 {
     char pre[600];
     struct keylist l = {0};
@@ -656,16 +711,11 @@ static int load_index(struct rem *m)
         if (memcmp(want, got, 32) != 0)
             rc = fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)", l.k[i]);
         else
-            rc = index_parse(&m->idx, b, len, l.k[i]);
+            rc = index_parse(&m->idx, b, len, l.k[i], m);
         free(b);
     }
     keylist_free(&l);
-    return rc ? fks__errctx(rc, "remote %s", m->r.name) : 0;
-}
-
-static int cmp_sha(const void *a, const void *b)
-{
-    return memcmp(a, b, 32);
+    return rc;
 }
 
 /* The packs in the bucket (push: a pack already there is not sent again). */
@@ -687,7 +737,163 @@ static int load_have(struct rem *m)
     return rc;
 }
 
+/* ---- gc marks (read by push, written by remote gc) ---- */
+
+/* Parses marks object b (checked against its name): *t the gc run's time,
+** *sha its n pack names (borrowed from b). */
+static int marks_parse(int64_t *t, const uint8_t (**sha)[32], size_t *n, const uint8_t *b, size_t len,
+                       const char *key)
+{
+    if (len < 24 || memcmp(b, MARK_MAGIC, 8) != 0)
+        return fks__err(FKS_ECORRUPT, "remote gc marks %s: not a marks object (bad magic)", key);
+    uint64_t k = fks__get32(b + 16);
+    if (24 + 32 * k != len)
+        return fks__err(FKS_ECORRUPT, "remote gc marks %s: %zu bytes for %llu packs", key, len,
+                        (unsigned long long)k);
+    *t = (int64_t)fks__get64(b + 8);
+    *sha = (const uint8_t (*)[32])(b + 24);
+    *n = (size_t)k;
+    return 0;
+}
+
+/* GETs marks object key, checked against its name: *out (caller frees) or
+** FKS_ENOTFOUND (a gc deleted it since the listing). */
+static int marks_get(uint8_t **out, size_t *len, const struct rem *m, const char *key)
+{
+    uint8_t want[32], got[32];
+    if (name_sha(want, m, key, "gc/", ".marks"))
+        return fks__err(FKS_EINVAL, "%s is not a marks object's key", key);
+    int rc = s3_get(out, len, m->c, key, 0, 0);
+    if (rc)
+        return rc;
+    s3_sha256(got, *out, *len);
+    if (memcmp(want, got, 32) != 0) {
+        free(*out);
+        *out = NULL;
+        return fks__err(FKS_ECORRUPT, "remote gc marks %s: its content does not match its name (SHA-256)", key);
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The packs of every marks object not in m->mkeys (all of them the first
+** time), added to *v / *n (sorted on return); with remember, their keys
+** join m->mkeys. */
+static int marks_read_new(uint8_t (**v)[32], size_t *n, struct rem *m, int remember)
+{
+    char pre[600];
+    struct keylist l = {0};
+    int rc = fks__path(pre, sizeof pre, "%sgc/", m->pfx);
+    if (rc == 0)
+        rc = s3_list(m->c, pre, collect, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        uint8_t sha[32], *b = NULL;
+        size_t len;
+        if (name_sha(sha, m, l.k[i], "gc/", ".marks") ||
+            (m->nmkeys && bsearch(&l.k[i], m->mkeys, m->nmkeys, sizeof *m->mkeys, cmp_str)))
+            continue;
+        if ((rc = marks_get(&b, &len, m, l.k[i])) == FKS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        int64_t t = 0;
+        const uint8_t (*p)[32] = NULL;
+        size_t k = 0;
+        if (rc == 0 && (rc = marks_parse(&t, &p, &k, b, len, l.k[i])) == 0 && k) {
+            uint8_t (*nv)[32] = realloc(*v, (*n + k) * 32);
+            if (!nv) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+            } else {
+                memcpy(nv + *n, p, k * 32);
+                *v = nv;
+                *n += k;
+            }
+        }
+        free(b);
+        if (rc == 0 && remember) {
+            char **nk = realloc(m->mkeys, (m->nmkeys + 1) * sizeof *nk);
+            if (!nk)
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+            else if (!((m->mkeys = nk)[m->nmkeys] = strdup(l.k[i])))
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+            else
+                m->nmkeys++;
+        }
+    }
+    keylist_free(&l);
+    if (*n)
+        qsort(*v, *n, 32, cmp_sha);
+    if (m->nmkeys)
+        qsort(m->mkeys, m->nmkeys, sizeof *m->mkeys, cmp_str);
+    return rc;
+}
+
+/* 1 if a marks object written since this push read them names a pack
+** holding a page of map (the push must start again: design of gc, rule
+** P2), 0 if none does. */
+static int marks_recheck(struct rem *m, const struct snapmap *map)
+{
+    uint8_t (*nv)[32] = NULL;
+    size_t n = 0;
+    int rc = marks_read_new(&nv, &n, m, 0);
+    for (size_t i = 0; i < map->nart && rc == 0 && n; i++)
+        for (size_t k = 0; k < map->art[i].n && rc == 0; k++) {
+            const struct loc *l = idx_find(&m->idx, map->art[i].p[k].hash);
+            if (!l)
+                rc = fks__err(FKS_ERR, "push %s: a page is in no pack after its packs were sent", map->tag);
+            else if (sha_in(m->idx.packs[l->pack].sha, nv, n))
+                rc = PUSH_AGAIN;
+        }
+    free(nv);
+    return rc;
+}
+
 /* ---- push ---- */
+
+/* The index object naming x's packs from p0 and locs from l0 on (every
+** loc from l0 on is in a pack from p0 on), into b. */
+static void index_encode(struct buf *b, const struct index *x, size_t p0, size_t l0)
+{
+    buf_add(b, IDX_MAGIC, 8);
+    buf_u32(b, (uint32_t)(x->npacks - p0));
+    buf_u32(b, (uint32_t)(x->n - l0));
+    for (size_t i = p0; i < x->npacks; i++) {
+        buf_add(b, x->packs[i].sha, 32);
+        buf_u64(b, x->packs[i].size);
+    }
+    for (size_t i = l0; i < x->n; i++) {
+        const struct loc *l = &x->v[i];
+        assert(l->pack >= p0);
+        buf_add(b, l->hash, 16);
+        buf_u32(b, (uint32_t)(l->pack - p0));
+        buf_u64(b, l->off);
+        buf_u32(b, l->clen);
+        buf_u16(b, l->rlen);
+        buf_u8(b, l->enc);
+        buf_u8(b, 0);
+    }
+}
+
+/* PUTs index object b under its name; its key into key (may be NULL). */
+static int index_put(struct rem *m, const struct buf *b, char key[700])
+{
+    if (b->oom)
+        return fks__err(FKS_ENOMEM, "out of memory (remote index)");
+    uint8_t sha[32];
+    char hx[65], k[700];
+    s3_sha256(sha, b->b, b->len);
+    hex32(hx, sha);
+    int rc = key_of(k, sizeof k, m, "index/", hx, ".idx");
+    if (rc == 0)
+        rc = s3_put(m->c, k, b->b, b->len, hx);
+    if (rc == 0 && key)
+        memcpy(key, k, sizeof k);
+    return rc;
+}
 
 /* Writes an index object for the locs and packs added since the last one. */
 static int index_flush(struct rem *m)
@@ -695,37 +901,9 @@ static int index_flush(struct rem *m)
     struct index *x = &m->idx;
     if (x->n == m->idx_first_loc)
         return 0;
-    size_t p0 = m->idx_first_pack, np = x->npacks - p0, n = x->n - m->idx_first_loc;
     struct buf b = {0};
-    buf_add(&b, IDX_MAGIC, 8);
-    buf_u32(&b, (uint32_t)np);
-    buf_u32(&b, (uint32_t)n);
-    for (size_t i = p0; i < x->npacks; i++) {
-        buf_add(&b, x->packs[i].sha, 32);
-        buf_u64(&b, x->packs[i].size);
-    }
-    for (size_t i = m->idx_first_loc; i < x->n; i++) {
-        const struct loc *l = &x->v[i];
-        assert(l->pack >= p0);
-        buf_add(&b, l->hash, 16);
-        buf_u32(&b, (uint32_t)(l->pack - p0));
-        buf_u64(&b, l->off);
-        buf_u32(&b, l->clen);
-        buf_u16(&b, l->rlen);
-        buf_u8(&b, l->enc);
-        buf_u8(&b, 0);
-    }
-    int rc = 0;
-    if (b.oom)
-        rc = fks__err(FKS_ENOMEM, "out of memory (remote index)");
-    if (rc == 0) {
-        uint8_t sha[32];
-        char hx[65], key[700];
-        s3_sha256(sha, b.b, b.len);
-        hex32(hx, sha);
-        if ((rc = key_of(key, sizeof key, m, "index/", hx, ".idx")) == 0)
-            rc = s3_put(m->c, key, b.b, b.len, hx);
-    }
+    index_encode(&b, x, m->idx_first_pack, m->idx_first_loc);
+    int rc = index_put(m, &b, NULL);
     free(b.b);
     if (rc == 0) {
         m->idx_first_loc = x->n;
@@ -761,8 +939,14 @@ static int pack_flush(struct rem *m)
     int rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory (pack)") : 0;
     uint8_t sha[32];
     if (rc == 0) {
+        /* A name a gc marked is never written again (rule P1): the salt
+        ** at +12 changes the name, the same way on every re-run. */
         s3_sha256(sha, b.b, b.len);
-        if (m->nhave && bsearch(sha, m->have, m->nhave, 32, cmp_sha)) {
+        for (uint32_t salt = 1; sha_in(sha, m->marked, m->nmarked); salt++) {
+            fks__put32(b.b + 12, salt);
+            s3_sha256(sha, b.b, b.len);
+        }
+        if (sha_in(sha, m->have, m->nhave)) {
             m->st.packs_reused++;
         } else {
             char hx[65], key[700];
@@ -1260,8 +1444,10 @@ static int remote_has(struct rem *m, const char *tag, const uint8_t content[32])
     return rc;
 }
 
-int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
-             fks_progress_fn progress, void *progress_arg)
+/* One push; PUSH_AGAIN if a gc marked a pack it used (then nothing of the
+** snapshot concerned is committed: its manifest is not written). */
+static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+                     fks_progress_fn progress, void *progress_arg)
 {
     struct rem m;
     struct pendset ps = {0};
@@ -1270,10 +1456,15 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     char (*done)[129] = NULL;
     size_t ndone = 0, capdone = 0;
     int rc = rem_open(&m, s, remote);
+    /* The marks first, then the packs, then the indexes (gc rule P1):
+    ** no page is found in a pack that is gone or marked. */
     if (rc == 0)
-        rc = load_index(&m);
+        rc = marks_read_new(&m.marked, &m.nmarked, &m, 1);
     if (rc == 0)
         rc = load_have(&m);
+    m.filter = 1;
+    if (rc == 0)
+        rc = load_index(&m);
     m.idx_first_loc = m.idx.n;          /* our indexes name only what we add */
     m.idx_first_pack = m.idx.npacks;
     for (size_t t = 0; t < n && rc == 0; t++) {
@@ -1302,8 +1493,19 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                     if ((rc = send_pages(&m, &cur, &ps, &pg)) == 0 &&          /* invariant 1 */
                         (rc = manifest_encode(&man, &cur, k ? &prev : NULL)) == 0 &&
                         (rc = key_of(key, sizeof key, &m, "snapshots/", cur.tag, ".manifest")) == 0 &&
-                        (rc = s3_put(m.c, key, man.b, man.len, NULL)) == 0)
-                        m.st.snapshots++;
+                        (rc = marks_recheck(&m, &cur)) == 0) {                /* gc rule P2 */
+                        /* Created only if absent (invariant 3): of two pushes
+                        ** of one tag the second finds the first's manifest. */
+                        if ((rc = s3_put_new(m.c, key, man.b, man.len, NULL)) == 0) {
+                            m.st.snapshots++;
+                        } else if (rc == FKS_EEXIST) {
+                            int h2 = remote_has(&m, cur.tag, cur.content);
+                            rc = h2 < 0 ? h2 : h2 ? 0 : fks__err(FKS_ERR, "remote manifest %s: refused as "
+                                                                 "existing, then absent", key);
+                            if (h2 == 1)
+                                m.st.skipped++;
+                        }
+                    }
                     free(man.b);
                 }
                 if (rc == 0) {
@@ -1330,9 +1532,45 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     free(done);
     free(ps.h);
     free(cache.v);
-    if (rc)
+    if (rc < 0)
         fks__errctx(rc, "push to remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
     rem_close(&m, st);
+    return rc;
+}
+
+int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg)
+{
+    fks_remote_stats sum, one;
+    memset(&sum, 0, sizeof sum);
+    int rc;
+    for (int a = 0;; a++) {
+        memset(&one, 0, sizeof one);
+        rc = push_once(&one, s, remote, tags, n, progress, progress_arg);
+        sum.snapshots += one.snapshots;
+        sum.skipped = one.skipped;
+        sum.pages = one.pages;
+        sum.pages_sent += one.pages_sent;
+        sum.pages_dedup = one.pages_dedup;
+        sum.packs += one.packs;
+        sum.packs_reused += one.packs_reused;
+        sum.page_bytes += one.page_bytes;
+        sum.bytes_up += one.bytes_up;
+        sum.bytes_down += one.bytes_down;
+        sum.requests += one.requests;
+        sum.retries += one.retries;
+        sum.seconds += one.seconds;
+        sum.restarts = (uint64_t)a;
+        if (rc != PUSH_AGAIN)
+            break;
+        if (a == 4) {
+            rc = fks__err(FKS_ERR, "push to remote %s: a remote gc marked packs this push used, 5 times; "
+                          "push again", remote ? remote : "");
+            break;
+        }
+    }
+    if (st)
+        *st = sum;
     return rc;
 }
 
@@ -1576,6 +1814,10 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
     rc = fks_ingest(NULL, m->s, &o);      /* invariant 4: the commit */
     if (rc == 0)
         m->st.snapshots++;
+    /* The versions after the commit; a pull killed in between sets them
+    ** when run again (it skips the snapshot but not this). */
+    if (rc == 0 && (map->fc_version[0] || map->format_version[0]))
+        rc = remote__set_versions(m->s, map->tag, map->fc_version, map->format_version);
 out:
     for (size_t i = 0; i < nopen; i++) {
         if (fds[i] >= 0)
@@ -1601,6 +1843,11 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     struct idcache cache = {0};
     struct prog pg = {progress, progress_arg, 0, 0, 0};
     int rc = rem_open(&m, s, remote);
+    /* Entries of packs no longer in the bucket (a gc deleted them) are
+    ** left out: a page is fetched from a pack that exists. */
+    if (rc == 0)
+        rc = load_have(&m);
+    m.filter = 1;
     if (rc == 0)
         rc = load_index(&m);
     for (size_t t = 0; t < n && rc == 0; t++) {
@@ -1671,6 +1918,9 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                                   "the local one (tag) to pull it", map.tag, m.r.name);
                 else
                     m.st.skipped++;
+                if (rc == 0 && ((!local.fc_version[0] && map.fc_version[0]) ||
+                                (!local.format_version[0] && map.format_version[0])))
+                    rc = remote__set_versions(s, map.tag, map.fc_version, map.format_version);
                 snapmap_free(&local);
             } else if (g == FKS_ENOTFOUND)
                 rc = import_snapshot(&m, &map, k + 1 < nraw ? &prev : NULL, &pg);
