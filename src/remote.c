@@ -12,6 +12,9 @@
 **   P packs/<sha256>.pack      pages, compressed, with their hashes
 **   P index/<sha256>.idx       which pack holds which page
 **   P snapshots/<tag>.manifest one snapshot: lineage, files, page map
+**   P gc/<sha256>.marks        packs one remote gc run found unreferenced
+**   P gc/lock                  held by the running remote gc (JSON: host,
+**                              pid, started_ms); pushers ignore it
 **
 ** <sha256> is the lower-case hex SHA-256 of the object's whole content:
 ** packs and indexes are named by what they hold, so one name is one
@@ -25,7 +28,8 @@
 **   off      size  field
 **   0        8     magic "FKSPACK\x01"
 **   8        4     n: number of pages
-**   12       4     0 (reserved)
+**   12       4     salt: 0, or k > 0 when the pack with salt 0..k-1
+**                  has a name a remote gc marked (gc rule P1)
 **   16       32*n  entries, one per page:
 **                    +0  16  hash (XXH3-128)
 **                    +16  8  offset of its bytes from the pack's start
@@ -69,6 +73,14 @@
 ** then (pgno (8), hash (16)) per non-zero page by pgno. Two hosts that
 ** ingested the same files have the same content whatever their times.
 **
+** Marks (written once by a remote gc run; named by their SHA-256)
+**   0        8     magic "FKSGCM\x00\x01"
+**   8        8     T: the run's start, ms since the epoch (server clock)
+**   16       4     n
+**   20       4     0
+**   24       32*n  SHA-256 names of the packs the run found unreferenced
+**                  and did not delete, sorted
+**
 ** Invariants
 **  1. Write order: packs, then the index naming them, then the manifest;
 **     a snapshot exists on the remote once its manifest does, and then
@@ -92,6 +104,70 @@
 **     (else FKS_EEXIST).
 **  5. Credentials are read at each push and pull (s3_creds_load), never
 **     stored.
+**  6. A manifest is created with If-None-Match: * (S3 conditional write,
+**     radosgw and AWS honour it): of two pushes of one tag at the same
+**     time exactly one creates it; the other reads it back and succeeds if
+**     it is the same content, else fails with FKS_EEXIST (invariant 3).
+**
+** Remote gc (fks_remote_gc): deleting packs while other hosts push, with
+** no lock a pusher waits for. Times are the server's: T is the Date of
+** the run's first answer (whole seconds, rounded down), an object's time
+** its LastModified. Margins: I (interval, default 4 h), A (min age, 2 h),
+** L (listing lag, 15 min: a write is in every listing started L after it;
+** RGW and today's AWS S3 lag 0); d: the time a manifest PUT takes after a
+** push's last marks listing (one request, milliseconds; bounded by the
+** client's timeout). Required: I >= 2L + d (gc refuses I < 2L).
+**  G1. One gc at a time per bucket: gc/lock, created with If-None-Match,
+**      deleted at the end (a killed gc leaves it: --break-lock).
+**  G2. A run lists, in this order: marks, manifests (reading every page
+**      map: a delta map lists what differs from its parent, whose manifest
+**      lists the rest; a manifest whose parent is missing stops the run
+**      before anything is deleted), indexes, packs. A pack is referenced
+**      if any index entry puts a page some manifest lists in it.
+**  G3. Pack X is deleted iff unreferenced now, and some marks object M
+**      with LM(M) <= T - I names it, and LM(X) <= LM(M) (X not written
+**      again since it was marked), and LM(X) <= T - A. The run's new
+**      marks object N names every unreferenced pack, those it deletes too.
+**  G4. Then one merged index of every index read, less the entries of
+**      packs deleted now and of packs not listed though named by an index
+**      older than T - L (gone: its packs were written before it). Then the
+**      run waits L (N and the merged index are in every listing), and only
+**      then deletes: the indexes merged, the packs of G3, the marks objects
+**      older than T - I (N names what of theirs is still unreferenced).
+** Pushers (no lock):
+**  P1. A push lists marks, then packs, then reads the indexes; a page is
+**      deduplicated only against a listed pack no marks object names, and
+**      a pack it builds whose name is marked is salted (+12) until it is
+**      not: a pusher that saw a mark neither uses nor re-creates the pack.
+**  P2. Just before each manifest PUT the push lists marks again; if a
+**      marks object it had not read names a pack holding a page of that
+**      snapshot, the manifest is not written and the push starts over
+**      (reading the marks anew: P1 then avoids the pack).
+** Safety: suppose run R deletes X by mark M (t = LM(M) <= T - I) and a
+** push P writes a manifest F with a page only in X, F's PUT after its
+** re-check (P2) at time W. A marks object naming X that P read at its
+** start would have kept P off X (P1); one it had not read, seen at W,
+** would have stopped F (P2). So the listing at W showed no marks object
+** naming X: not M, which is listed from t + L until R deletes it, nor N,
+** which names X and is listed from before that deletion on (R waits L
+** after writing N). Hence W < t + L: F is written by W + d and listed from
+** W + d + L < t + 2L + d <= T on. R's listings start after T: R lists F,
+** then the index P wrote before F (indexes after manifests, G2), and finds
+** X referenced; it does not delete X. Contradiction. A copy of X that a
+** push writes after R listed it is harmless the same way: that push's
+** re-check sees M or N and it writes no manifest using X. Index merging
+** drops only entries of packs deleted now (unreferenced) or gone, and
+** pull and push skip index entries of packs the bucket does not list.
+** Prune (fks_remote_prune) only deletes manifests, deepest first; a kept
+** snapshot keeps its ancestors (a manifest is never rewritten, so a child
+** cannot be re-parented). A push racing a prune of the parent it skipped
+** can leave a manifest whose parent is gone: pull then fails, gc deletes
+** nothing (G2), and pushing the child again from its store repairs it.
+** Liveness: a pack is freed at the earliest by the first run at least I
+** after the run that marked it; a push restarts only when a gc marks a
+** pack it is deduplicating against (an unreferenced one: left by a killed
+** push or a pruned snapshot), at most 5 times, then fails asking for a
+** re-run.
 */
 #include <assert.h>
 #include <errno.h>
@@ -104,6 +180,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -2359,15 +2436,16 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
     st->packs_marked = ncand;
     if (dry)
         goto out;
-    /* 1. The new marks: every unreferenced pack not deleted now. */
-    if (ncand) {
+    /* 1. The new marks: every unreferenced pack, those deleted now too
+    ** (rule G4: a pusher that missed the old mark sees this one). */
+    if (ncand + st->packs_deleted) {
         struct buf b = {0};
         buf_add(&b, MARK_MAGIC, 8);
         buf_u64(&b, (uint64_t)T);
-        buf_u32(&b, (uint32_t)ncand);
+        buf_u32(&b, (uint32_t)(ncand + st->packs_deleted));
         buf_u32(&b, 0);
         for (size_t i = 0; i < packs.n; i++)
-            if (!packs.v[i].ref && !packs.v[i].del)
+            if (!packs.v[i].ref)
                 buf_add(&b, packs.v[i].sha, 32);
         uint8_t sha[32];
         char hx[65];
@@ -2399,14 +2477,24 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
             if ((rc = idx_add_pack(&l.pack, &mg, pk->sha, pk->size)) == 0)
                 rc = idx_add(&mg, &l);
         }
-    if (rc == 0 && nread && (nread > 1 || mg.n != gi.n)) {
-        if (mg.n) {
-            struct buf b = {0};
-            index_encode(&b, &mg, 0, 0);
-            rc = index_put(&m, &b, merged);
-            free(b.b);
-        }
-        st->index_entries = mg.n;
+    int merge = rc == 0 && nread && (nread > 1 || mg.n != gi.n);
+    if (merge && mg.n) {
+        struct buf b = {0};
+        index_encode(&b, &mg, 0, 0);
+        rc = index_put(&m, &b, merged);
+        free(b.b);
+    }
+    st->index_entries = mg.n;
+    /* Nothing is deleted until what was written is in every listing. */
+    int marks_old = 0;
+    for (size_t i = 0; i < marks.n; i++)
+        marks_old |= marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0;
+    if (rc == 0 && (merge || st->packs_deleted || marks_old)) {
+        struct timespec ts = {(time_t)(L / 1000), (long)(L % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+            ;
+    }
+    if (merge) {
         for (size_t i = 0; i < idxs.n && rc == 0; i++)
             if (idxs.v[i].del != 2 && strcmp(idxs.v[i].key, merged) != 0) {
                 if ((rc = s3_delete(m.c, idxs.v[i].key)) == FKS_ENOTFOUND)

@@ -193,4 +193,12 @@ rm -rf ro
 f z restore u --out ro >/dev/null
 [ $win = x ] && want=a2.mem || want=b2.mem
 cmp ro/memory.bin $want || die "the manifest of u is not the winner's"
+
+# A pull keeps the snapshot's Firecracker and vmstate format versions.
+f x ingest --tag v --memory a3.mem --vmstate vm >/dev/null
+sqlite3 "$TESTDIR/x/catalog.db" "UPDATE snapshot SET fc_version = '1.12.1', format_version = '6.0.0' WHERE tag = 'v'"
+f x push v >/dev/null
+f z pull v >/dev/null
+[ "$(f z info v --json | jq -r '.firecracker_version + " " + .format_version')" = "1.12.1 6.0.0" ] ||
+    die "versions after pull: $(f z info v --json | jq -c '[.firecracker_version, .format_version]')"
 echo ok
