@@ -2470,7 +2470,7 @@ static const char H_REMOTE[] =
     "leaves the bucket as it is.\n"
     "gc deletes packs no manifest needs and merges the index objects, while other\n"
     "hosts push: a pack goes once two gc runs at least --interval apart (4h) found\n"
-    "it unreferenced and it is older than --min-age (2h); --lag (15m) is how long\n"
+    "it unreferenced and it is older than --min-age (2h); --lag (1m) is how long\n"
     "the bucket's listings may lag. One gc at a time per bucket (a lock object);\n"
     "--break-lock removes the lock of a gc that was killed.\n"
     "prune deletes the manifests of snapshots no rule keeps (the rules of\n"

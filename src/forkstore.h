@@ -845,7 +845,7 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
 typedef struct fks_remote_gc_opts {
     int64_t interval_ms;       /* 0: 4 h */
     int64_t min_age_ms;        /* 0: 2 h */
-    int64_t lag_ms;            /* 0: 15 min */
+    int64_t lag_ms;            /* 0: 1 min */
     int break_lock;            /* remove the lock of a gc that was killed */
     int dry_run;               /* count, change nothing, take no lock */
 } fks_remote_gc_opts;

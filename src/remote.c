@@ -113,7 +113,7 @@
 ** no lock a pusher waits for. Times are the server's: T is the Date of
 ** the run's first answer (whole seconds, rounded down), an object's time
 ** its LastModified. Margins: I (interval, default 4 h), A (min age, 2 h),
-** L (listing lag, 15 min: a write is in every listing started L after it;
+** L (listing lag, 1 min: a write is in every listing started L after it;
 ** RGW and today's AWS S3 lag 0); d: the time a manifest PUT takes after a
 ** push's last marks listing (one request, milliseconds; bounded by the
 ** client's timeout). Required: I >= 2L + d (gc refuses I < 2L).
@@ -2293,7 +2293,7 @@ static int gcidx_add(struct gcidx *g, const uint8_t *b, size_t len, const char *
 
 #define GC_INTERVAL_MS (4 * 3600 * 1000LL)
 #define GC_MIN_AGE_MS (2 * 3600 * 1000LL)
-#define GC_LAG_MS (15 * 60 * 1000LL)
+#define GC_LAG_MS (60 * 1000LL)
 
 int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, const fks_remote_gc_opts *o)
 {

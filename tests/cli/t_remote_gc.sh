@@ -5,7 +5,7 @@
 # remote prune and a remote gc run at the same time, with margins of about
 # a second so that packs are marked and deleted within the run; some leaves
 # of b reuse the pages of a leaf of a that was pruned a few rounds before
-# (so b dedups against, or must not use, packs a gc has marked). After each
+# (so b must not use packs a gc has marked and may be deleting). After each
 # round a third store pulls both new leaves and restores them byte for byte,
 # and at the end every kept snapshot pulls into an empty store, remote verify
 # passes, gc has deleted packs and merged indexes. ROUNDS (default 20; make
@@ -72,9 +72,14 @@ f b push bbase >/dev/null
 deleted=0 marked=0 merged=0 restarts=0
 for r in $(seq 1 "$ROUNDS"); do
     mkmem a$r.mem "a$r"
-    # Every fourth leaf of b holds the pages of a's leaf of three rounds ago
-    # (pruned by now: its packs unreferenced, perhaps marked).
-    if [ $((r % 4)) = 0 ] && [ $r -gt 3 ]; then mkmem b$r.mem "a$((r - 3))"; else mkmem b$r.mem "b$r"; fi
+    # Every third leaf of b holds the pages of a leaf of a pruned one to
+    # three rounds ago: its packs unreferenced, marked, perhaps being
+    # deleted by the gc running beside this push.
+    if [ $((r % 3)) = 0 ] && [ $r -gt 6 ]; then
+        mkmem b$r.mem "a$((r - 4 - (r / 3) % 3))"
+    else
+        mkmem b$r.mem "b$r"
+    fi
     f a ingest --tag a$r --parent abase --memory a$r.mem --vmstate vm >/dev/null
     f b ingest --tag b$r --parent bbase --memory b$r.mem --vmstate vm >/dev/null
     f a push a$r --json >pa.json 2>pa.err &
@@ -111,7 +116,8 @@ f c remote gc $GC --json >gc.json
 sleep 2.2
 f c remote gc $GC --json >gc.json
 deleted=$((deleted + $(jq .packs_deleted gc.json)))
-echo "rounds $ROUNDS: packs deleted $deleted, marked $marked, index objects merged $merged, push restarts $restarts" >&2
+echo "rounds $ROUNDS: packs deleted $deleted, marked $marked, index objects merged $merged, push restarts $restarts" |
+    tee -a "${GC_STATS:-/dev/null}" >&2
 [ "$deleted" -gt 0 ] || die "remote gc deleted no pack in $ROUNDS rounds"
 [ "$merged" -gt 0 ] || die "remote gc merged no index object"
 [ "$(keys g/index/ | wc -l)" -le 1 ] || die "index objects after a quiet gc: $(keys g/index/ | wc -l)"
