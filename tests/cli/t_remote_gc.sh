@@ -75,13 +75,19 @@ for r in $(seq 1 "$ROUNDS"); do
     # Every third leaf of b holds the pages of a leaf of a pruned one to
     # three rounds ago: its packs unreferenced, marked, perhaps being
     # deleted by the gc running beside this push.
+    # Such a leaf also carries 6 MiB of new pages in a file whose name sorts
+    # after memory: its push decides to use those packs, then uploads for a
+    # while before its manifest, as the gc beside it lists and deletes.
+    extra=
     if [ $((r % 3)) = 0 ] && [ $r -gt 6 ]; then
         mkmem b$r.mem "a$((r - 4 - (r / 3) % 3))"
+        head -c 6M /dev/urandom >b$r.rootfs
+        extra="--file rootfs=b$r.rootfs"
     else
         mkmem b$r.mem "b$r"
     fi
     f a ingest --tag a$r --parent abase --memory a$r.mem --vmstate vm >/dev/null
-    f b ingest --tag b$r --parent bbase --memory b$r.mem --vmstate vm >/dev/null
+    f b ingest --tag b$r --parent bbase --memory b$r.mem --vmstate vm $extra >/dev/null
     f a push a$r --json >pa.json 2>pa.err &
     pa=$!
     f b push b$r --json >pb.json 2>pb.err &
@@ -105,6 +111,7 @@ for r in $(seq 1 "$ROUNDS"); do
         f c restore $t --out ro >/dev/null
         cmp ro/memory.bin $t.mem || die "round $r: $t pulled differs from what was pushed"
         cmp ro/vmstate vm || die "round $r: $t's vmstate differs"
+        [ ! -e $t.rootfs ] || cmp ro/rootfs $t.rootfs || die "round $r: $t's rootfs differs"
     done
     # A pause now and then, so that marks age past the interval and a
     # later run deletes.
