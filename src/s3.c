@@ -31,6 +31,11 @@
 **     says to fix the clock (FKS_EPERM); NoSuchBucket names the bucket and
 **     the endpoint (FKS_ENOTFOUND); a missing object is FKS_ENOTFOUND.
 **     Network failures are FKS_EIO with libcurl's message.
+**  5. For remote gc: every response's Date is kept (s3_server_ms, whole
+**     seconds), listings give each key's LastModified (s3_list_t), so gc
+**     compares times on the server's clock only. s3_put_new sends
+**     If-None-Match: * (create only; 412 is FKS_EEXIST, also after a retry
+**     of a PUT whose answer was lost: the caller reads the object back).
 */
 #include <ctype.h>
 #include <curl/curl.h>
