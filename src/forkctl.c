@@ -2491,12 +2491,27 @@ static const char H_REMOTE[] =
     "usage: forkctl remote add NAME s3://BUCKET[/PREFIX] --endpoint URL [--region R] [--json]\n"
     "       forkctl remote ls [--json]\n"
     "       forkctl remote rm NAME [--json]\n"
+    "       forkctl remote gc [--remote NAME] [--interval D] [--min-age D] [--lag D]\n"
+    "                         [--break-lock] [--dry-run] [--json]\n"
+    "       forkctl remote prune [--remote NAME] [--keep-last N] [--keep-within D]\n"
+    "                         [--keep-tag GLOB]... [--dry-run] [--json]\n"
+    "       forkctl remote verify [--remote NAME] [--sample PERCENT] [--json]\n"
     "Names an S3-compatible bucket (AWS S3, Ceph RGW, MinIO, R2) that push and\n"
     "pull use; requests go path-style to URL (http[s]://HOST[:PORT]), signed for\n"
     "region R (default us-east-1). Credentials are not stored: push and pull read\n"
     "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else profile\n"
     "$AWS_PROFILE (default) of ~/.aws/credentials. rm forgets the remote and\n"
-    "leaves the bucket as it is.\n";
+    "leaves the bucket as it is.\n"
+    "gc deletes packs no manifest needs and merges the index objects, while other\n"
+    "hosts push: a pack goes once two gc runs at least --interval apart (4h) found\n"
+    "it unreferenced and it is older than --min-age (2h); --lag (1m) is how long\n"
+    "the bucket's listings may lag. One gc at a time per bucket (a lock object);\n"
+    "--break-lock removes the lock of a gc that was killed.\n"
+    "prune deletes the manifests of snapshots no rule keeps (the rules of\n"
+    "`forkctl prune`; ancestors of kept snapshots stay); gc then frees the pages.\n"
+    "verify reads the packs back (all, or a random PERCENT), checks each against\n"
+    "its name and every page against its hash, and that every page of every\n"
+    "manifest is in an indexed pack; exits 5 if anything is wrong.\n";
 
 static json_object *remote_json(const fks_remote *r)
 {
@@ -2513,8 +2528,12 @@ static json_object *remote_json(const fks_remote *r)
     return o;
 }
 
+static int remote_maint(int argc, char **argv);
+
 static int cmd_remote(int argc, char **argv)
 {
+    if (argc > 1 && (strcmp(argv[1], "gc") == 0 || strcmp(argv[1], "prune") == 0 || strcmp(argv[1], "verify") == 0))
+        return remote_maint(argc - 1, argv + 1);
     static const struct option o[] = {COMMON_OPTS, {"endpoint", required_argument, NULL, 'e'},
         {"region", required_argument, NULL, 'r'}, {0}};
     const char *endpoint = NULL, *region = NULL;
@@ -2555,7 +2574,8 @@ static int cmd_remote(int argc, char **argv)
         if (nargs != 1 || endpoint || region)
             return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
     } else {
-        return usage_err("remote", "unknown subcommand '%s' (add, ls, rm)", sub);
+        return usage_err("remote", "unknown subcommand '%s' (add, ls, rm; gc, prune and verify come first: "
+                         "remote gc [OPTIONS])", sub);
     }
     fks_store *s = NULL;
     int rc = open_store(&s, strcmp(sub, "ls") == 0 ? FKS_OPEN_READONLY : 0);
@@ -2594,6 +2614,184 @@ static int cmd_remote(int argc, char **argv)
         printf("%s remote %s\n", strcmp(sub, "add") == 0 ? "added" : "removed", esc(strcmp(sub, "add") == 0 ? rem.name : args[0]));
     }
     return EX_OK;
+}
+
+/* remote gc | prune | verify: argv[0] is the subcommand. */
+static int remote_maint(int argc, char **argv)
+{
+    enum { O_REMOTE = 2000, O_INTERVAL, O_MINAGE, O_LAG, O_BREAK, O_DRY, O_LAST, O_WITHIN, O_KTAG, O_SAMPLE };
+    static const struct option o[] = {COMMON_OPTS, {"remote", required_argument, NULL, O_REMOTE},
+        {"interval", required_argument, NULL, O_INTERVAL}, {"min-age", required_argument, NULL, O_MINAGE},
+        {"lag", required_argument, NULL, O_LAG}, {"break-lock", no_argument, NULL, O_BREAK},
+        {"dry-run", no_argument, NULL, O_DRY}, {"keep-last", required_argument, NULL, O_LAST},
+        {"keep-within", required_argument, NULL, O_WITHIN}, {"keep-tag", required_argument, NULL, O_KTAG},
+        {"sample", required_argument, NULL, O_SAMPLE}, {0}};
+    const char *sub = argv[0], *remote = NULL;
+    int gc = strcmp(sub, "gc") == 0, prune = strcmp(sub, "prune") == 0, json = 0, c, r;
+    fks_remote_gc_opts go = {0};
+    fks_prune_opts po = {0};
+    const char *ktags[64];
+    double v, sample = 100;
+    po.keep_tags = ktags;
+    char cmd[32];
+    snprintf(cmd, sizeof cmd, "remote %s", sub);
+    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+        int gc_only = c == O_INTERVAL || c == O_MINAGE || c == O_LAG || c == O_BREAK;
+        int prune_only = c == O_LAST || c == O_WITHIN || c == O_KTAG;
+        if ((gc_only && !gc) || (prune_only && !prune) || (c == O_DRY && !gc && !prune) ||
+            (c == O_SAMPLE && (gc || prune)))
+            return usage_err("remote", "%s does not take %s", cmd, argv_opt());
+        switch (c) {
+        case O_REMOTE: remote = optarg; break;
+        case O_INTERVAL: case O_MINAGE: case O_LAG:
+            if ((r = duration_arg("remote", argv_opt(), optarg, &v)) >= 0)
+                return r;
+            *(c == O_INTERVAL ? &go.interval_ms : c == O_MINAGE ? &go.min_age_ms : &go.lag_ms) =
+                (int64_t)(v * 1000) > 0 ? (int64_t)(v * 1000) : 1;
+            break;
+        case O_BREAK: go.break_lock = 1; break;
+        case O_DRY: go.dry_run = po.dry_run = 1; break;
+        case O_LAST:
+            if ((r = num_arg("remote", "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1,
+                             &v)) >= 0)
+                return r;
+            po.keep_last = (int)v;
+            break;
+        case O_WITHIN:
+            if ((r = duration_arg("remote", "--keep-within", optarg, &v)) >= 0)
+                return r;
+            po.keep_within_ms = (int64_t)(v * 1000) > 0 ? (int64_t)(v * 1000) : 1;
+            break;
+        case O_KTAG:
+            if (po.n_keep_tags == 64)
+                return usage_err("remote", "%s", "at most 64 --keep-tag options");
+            ktags[po.n_keep_tags++] = optarg;
+            break;
+        case O_SAMPLE:
+            if ((r = num_arg("remote", "--sample", "a percentage above 0 and at most 100", optarg, 0, 100, 0,
+                             &sample)) >= 0)
+                return r;
+            if (sample <= 0)
+                return usage_err("remote", "--sample takes a percentage above 0 and at most 100, got '%s'", optarg);
+            break;
+        default:
+            if ((r = common_opt(c, "remote", H_REMOTE, &json)) >= 0)
+                return r;
+        }
+    }
+    if (optind < argc)
+        return usage_err("remote", "%s: unexpected argument '%s'", cmd, argv[optind]);
+    if (prune && po.keep_last == 0 && po.keep_within_ms == 0 && po.n_keep_tags == 0)
+        return usage_err("remote", "%s", "remote prune: give at least one rule: --keep-last, --keep-within or "
+                         "--keep-tag");
+    fks_store *s = NULL;
+    int rc = open_store(&s, FKS_OPEN_READONLY);
+    if (rc)
+        return fail(rc);
+    if (gc) {
+        fks_remote_gc_stats st;
+        rc = fks_remote_gc(&st, s, remote, &go);
+        fks_close(s);
+        if (rc) {
+            if (rc == FKS_ELOCKED)
+                fprintf(stderr, "forkctl: remote gc --break-lock removes the lock of a gc that was killed\n");
+            return fail(rc);
+        }
+        if (json) {
+            json_object *j = json_object_new_object();
+#define F(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)st.k))
+            F(manifests); F(indexes); F(packs); F(packs_referenced); F(packs_marked); F(packs_deleted);
+            F(bytes_deleted); F(indexes_merged); F(index_entries); F(marks_deleted); F(interval_ms);
+            F(min_age_ms); F(lag_ms); F(server_ms); F(requests);
+#undef F
+            json_object_object_add(j, "dry_run", json_object_new_boolean(go.dry_run));
+            json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
+            print_json(j);
+        } else if (!g_quiet) {
+            char b[32];
+            human(b, sizeof b, (double)st.bytes_deleted);
+            printf("remote gc%s: %llu manifests, %llu packs (%llu referenced); %s %llu packs (%s), %llu marked "
+                   "for a later run; %llu index objects merged; %.1fs\n", go.dry_run ? " (dry run)" : "",
+                   (unsigned long long)st.manifests, (unsigned long long)st.packs,
+                   (unsigned long long)st.packs_referenced, go.dry_run ? "would delete" : "deleted",
+                   (unsigned long long)st.packs_deleted, b, (unsigned long long)st.packs_marked,
+                   (unsigned long long)st.indexes_merged, st.seconds);
+        }
+        return EX_OK;
+    }
+    if (prune) {
+        fks_prune_result res;
+        size_t anc = 0;
+        rc = fks_remote_prune(&res, &anc, s, remote, &po);
+        fks_close(s);
+        if (rc) {
+            fks_prune_result_free(&res);
+            return fail(rc);
+        }
+        if (json) {
+            json_object *j = json_object_new_object(), *a = json_object_new_array();
+            for (size_t i = 0; i < res.n_removed; i++)
+                json_object_array_add(a, json_object_new_string(res.removed[i]));
+            json_object_object_add(j, "dry_run", json_object_new_boolean(po.dry_run));
+            json_object_object_add(j, "removed", a);
+            json_object_object_add(j, "kept", json_object_new_int64((int64_t)res.n_kept));
+            json_object_object_add(j, "kept_as_ancestors", json_object_new_int64((int64_t)anc));
+            print_json(j);
+        } else if (!g_quiet) {
+            for (size_t i = 0; i < res.n_removed; i++)
+                printf("%s %s\n", po.dry_run ? "would remove" : "removed", esc(res.removed[i]));
+            printf("remote prune: %zu removed, %zu kept (%zu as ancestors of kept ones)%s\n", res.n_removed,
+                   res.n_kept, anc, po.dry_run ? " (dry run)" : "; remote gc frees their pages");
+        }
+        fks_prune_result_free(&res);
+        return EX_OK;
+    }
+    fks_remote_verify_report *vr = NULL;
+    struct progress p;
+    fks_progress_fn fn = progress_for(&p, "remote verify");
+    rc = fks_remote_verify(&vr, s, remote, sample, fn, &p);
+    progress_end(&p);
+    fks_close(s);
+    if (rc)
+        return fail(rc);
+    int bad = vr->n_problems > 0;
+    if (json) {
+        json_object *j = json_object_new_object(), *pr = json_object_new_array(), *af = json_object_new_array();
+        json_object_object_add(j, "ok", json_object_new_boolean(!bad));
+#define F(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)vr->k))
+        F(manifests); F(indexes); F(packs); F(packs_checked); F(pages_checked); F(pages_reachable);
+        F(bad_manifests); F(bad_indexes); F(bad_packs); F(bad_pages); F(unreachable_pages); F(bytes_down);
+        F(requests);
+#undef F
+        for (size_t i = 0; i < vr->n_problems; i++)
+            json_object_array_add(pr, json_object_new_string(vr->problems[i]));
+        for (size_t i = 0; i < vr->n_affected; i++)
+            json_object_array_add(af, json_object_new_string(vr->affected[i]));
+        json_object_object_add(j, "problems", pr);
+        json_object_object_add(j, "affected_snapshots", af);
+        json_object_object_add(j, "seconds", json_object_new_double(vr->seconds));
+        print_json(j);
+    } else {
+        for (size_t i = 0; i < vr->n_problems; i++) {
+            fputs("forkctl: remote verify: ", stderr);
+            put_esc(stderr, vr->problems[i]);
+            fputc('\n', stderr);
+        }
+        if (vr->n_affected) {
+            fprintf(stderr, "forkctl: remote verify: snapshots affected:");
+            for (size_t i = 0; i < vr->n_affected; i++)
+                fprintf(stderr, " %s", esc(vr->affected[i]));
+            fputc('\n', stderr);
+        }
+        if (!g_quiet || bad)
+            printf("remote verify: %s: %llu manifests, %llu index objects, %llu of %llu packs read, %llu pages "
+                   "checked, %llu pages of manifests reachable, %.1fs\n", bad ? "DAMAGED" : "ok",
+                   (unsigned long long)vr->manifests, (unsigned long long)vr->indexes,
+                   (unsigned long long)vr->packs_checked, (unsigned long long)vr->packs,
+                   (unsigned long long)vr->pages_checked, (unsigned long long)vr->pages_reachable, vr->seconds);
+    }
+    fks_remote_verify_free(vr);
+    return bad ? EX_CORRUPT : EX_OK;
 }
 
 static const char H_PUSH[] =
@@ -2655,6 +2853,8 @@ static int push_pull(int argc, char **argv, int push)
         F("bytes_down", st.bytes_down);
         F("requests", st.requests);
         F("retries", st.retries);
+        if (push)
+            F("restarts", st.restarts);
 #undef F
         json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
         print_json(j);

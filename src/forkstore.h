@@ -839,6 +839,7 @@ typedef struct fks_remote_stats {
     uint64_t page_bytes;       /* compressed page bytes in packs sent or fetched */
     uint64_t bytes_up, bytes_down;   /* HTTP bodies */
     uint64_t requests, retries;
+    uint64_t restarts;         /* push: started again after a remote gc marked a pack it used */
     double seconds;
 } fks_remote_stats;
 
@@ -856,6 +857,72 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
 ** snapshot is ingested. A tag the store has is skipped. st may be NULL. */
 int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
              fks_progress_fn progress, void *progress_arg);
+
+/* Remote gc: deletes packs no manifest needs, index objects merged into
+** one, marks that served; safe while other hosts push and pull (they take
+** no lock; see remote.c, "Remote gc", for the rules and the argument).
+** A pack goes only once a gc run at least interval_ms before this one
+** found it unreferenced (a "mark"), it was not written again since, it is
+** older than min_age_ms, and it is unreferenced now. lag_ms: how long the
+** bucket's listings may lag behind its writes (interval >= 2 * lag).
+** Times are the server's (Date, LastModified), not this host's. */
+typedef struct fks_remote_gc_opts {
+    int64_t interval_ms;       /* 0: 4 h */
+    int64_t min_age_ms;        /* 0: 2 h */
+    int64_t lag_ms;            /* 0: 1 min */
+    int break_lock;            /* remove the lock of a gc that was killed */
+    int dry_run;               /* count, change nothing, take no lock */
+} fks_remote_gc_opts;
+
+typedef struct fks_remote_gc_stats {
+    uint64_t manifests, indexes, packs;
+    uint64_t packs_referenced;
+    uint64_t packs_marked;     /* unreferenced, kept for now (marked in this run) */
+    uint64_t packs_deleted, bytes_deleted;
+    uint64_t indexes_merged;   /* index objects deleted once merged */
+    uint64_t index_entries;    /* entries of the merged index */
+    uint64_t marks_deleted;
+    int64_t interval_ms, min_age_ms, lag_ms, server_ms;
+    uint64_t requests, bytes_down;
+    double seconds;
+} fks_remote_gc_stats;
+
+/* FKS_ELOCKED if another gc holds the bucket's gc lock, FKS_ECORRUPT if a
+** manifest's parent is missing (nothing is deleted then). st may be NULL. */
+int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, const fks_remote_gc_opts *o);
+
+/* Retention on a remote, by the rules of fks_prune (per lineage root;
+** at least one rule): deletes the manifests of the snapshots no rule
+** keeps, deepest first; remote gc then frees their pages. Unlike a local
+** prune, a snapshot with a kept descendant is kept too (a manifest is
+** never rewritten, so a child cannot be re-parented): *n_ancestors
+** (may be NULL) counts those. Free res with fks_prune_result_free(). */
+int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, const char *remote,
+                     const fks_prune_opts *o);
+
+typedef struct fks_remote_verify_report {
+    uint64_t manifests, indexes, packs;
+    uint64_t packs_checked;    /* packs read back (all, or the sample) */
+    uint64_t pages_checked;    /* pages in them decoded and hashed */
+    uint64_t pages_reachable;  /* pages of manifests found in an indexed pack in the bucket */
+    uint64_t bad_manifests, bad_indexes, bad_packs, bad_pages, unreachable_pages;
+    uint64_t bytes_down, requests;
+    char **problems;           /* one line each */
+    size_t n_problems;
+    char **affected;           /* snapshots a problem reaches */
+    size_t n_affected;
+    double seconds;
+} fks_remote_verify_report;
+
+/* Reads remote's manifests and indexes, and its packs (all, or a random
+** sample_pct percent): each pack against its name, every page in it
+** against its hash, every index entry against the bytes it names, and
+** every page of every manifest reachable through the index in a pack the
+** bucket lists. 0 with the problems in *out (caller frees with
+** fks_remote_verify_free) unless the check itself could not run. */
+int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
+                      fks_progress_fn progress, void *progress_arg);
+void fks_remote_verify_free(fks_remote_verify_report *r);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,9 @@
 **   P packs/<sha256>.pack      pages, compressed, with their hashes
 **   P index/<sha256>.idx       which pack holds which page
 **   P snapshots/<tag>.manifest one snapshot: lineage, files, page map
+**   P gc/<sha256>.marks        packs one remote gc run found unreferenced
+**   P gc/lock                  held by the running remote gc (JSON: host,
+**                              pid, started_ms); pushers ignore it
 **
 ** <sha256> is the lower-case hex SHA-256 of the object's whole content:
 ** packs and indexes are named by what they hold, so one name is one
@@ -25,7 +28,8 @@
 **   off      size  field
 **   0        8     magic "FKSPACK\x01"
 **   8        4     n: number of pages
-**   12       4     0 (reserved)
+**   12       4     salt: 0, or k > 0 when the pack with salt 0..k-1
+**                  has a name a remote gc marked (gc rule P1)
 **   16       32*n  entries, one per page:
 **                    +0  16  hash (XXH3-128)
 **                    +16  8  offset of its bytes from the pack's start
@@ -69,6 +73,14 @@
 ** then (pgno (8), hash (16)) per non-zero page by pgno. Two hosts that
 ** ingested the same files have the same content whatever their times.
 **
+** Marks (written once by a remote gc run; named by their SHA-256)
+**   0        8     magic "FKSGCM\x00\x01"
+**   8        8     T: the run's start, ms since the epoch (server clock)
+**   16       4     n
+**   20       4     0
+**   24       32*n  SHA-256 names of the packs the run found unreferenced
+**                  and did not delete, sorted
+**
 ** Invariants
 **  1. Write order: packs, then the index naming them, then the manifest;
 **     a snapshot exists on the remote once its manifest does, and then
@@ -92,16 +104,83 @@
 **     (else FKS_EEXIST).
 **  5. Credentials are read at each push and pull (s3_creds_load), never
 **     stored.
+**  6. A manifest is created with If-None-Match: * (S3 conditional write,
+**     radosgw and AWS honour it): of two pushes of one tag at the same
+**     time exactly one creates it; the other reads it back and succeeds if
+**     it is the same content, else fails with FKS_EEXIST (invariant 3).
+**
+** Remote gc (fks_remote_gc): deleting packs while other hosts push, with
+** no lock a pusher waits for. Times are the server's: T is the Date of
+** the run's first answer (whole seconds, rounded down), an object's time
+** its LastModified. Margins: I (interval, default 4 h), A (min age, 2 h),
+** L (listing lag, 1 min: a write is in every listing started L after it;
+** RGW and today's AWS S3 lag 0); d: the time a manifest PUT takes after a
+** push's last marks listing (one request, milliseconds; bounded by the
+** client's timeout). Required: I >= 2L + d (gc refuses I < 2L).
+**  G1. One gc at a time per bucket: gc/lock, created with If-None-Match,
+**      deleted at the end (a killed gc leaves it: --break-lock).
+**  G2. A run lists, in this order: marks, manifests (reading every page
+**      map: a delta map lists what differs from its parent, whose manifest
+**      lists the rest; a manifest whose parent is missing stops the run
+**      before anything is deleted), indexes, packs. A pack is referenced
+**      if any index entry puts a page some manifest lists in it.
+**  G3. Pack X is deleted iff unreferenced now, and some marks object M
+**      with LM(M) <= T - I names it, and LM(X) <= LM(M) (X not written
+**      again since it was marked), and LM(X) <= T - A. The run's new
+**      marks object N names every unreferenced pack, those it deletes too.
+**  G4. Then one merged index of every index read, less the entries of
+**      packs deleted now and of packs not listed though named by an index
+**      older than T - L (gone: its packs were written before it). Then the
+**      run waits L (N and the merged index are in every listing), and only
+**      then deletes: the indexes merged, the packs of G3, the marks objects
+**      older than T - I (N names what of theirs is still unreferenced).
+** Pushers (no lock):
+**  P1. A push lists marks, then packs, then reads the indexes; a page is
+**      deduplicated only against a listed pack no marks object names, and
+**      a pack it builds whose name is marked is salted (+12) until it is
+**      not: a pusher that saw a mark neither uses nor re-creates the pack.
+**  P2. Just before each manifest PUT the push lists marks again; if a
+**      marks object it had not read names a pack holding a page of that
+**      snapshot, the manifest is not written and the push starts over
+**      (reading the marks anew: P1 then avoids the pack).
+** Safety: suppose run R deletes X by mark M (t = LM(M) <= T - I) and a
+** push P writes a manifest F with a page only in X, F's PUT after its
+** re-check (P2) at time W. A marks object naming X that P read at its
+** start would have kept P off X (P1); one it had not read, seen at W,
+** would have stopped F (P2). So the listing at W showed no marks object
+** naming X: not M, which is listed from t + L until R deletes it, nor N,
+** which names X and is listed from before that deletion on (R waits L
+** after writing N). Hence W < t + L: F is written by W + d and listed from
+** W + d + L < t + 2L + d <= T on. R's listings start after T: R lists F,
+** then the index P wrote before F (indexes after manifests, G2), and finds
+** X referenced; it does not delete X. Contradiction. A copy of X that a
+** push writes after R listed it is harmless the same way: that push's
+** re-check sees M or N and it writes no manifest using X. Index merging
+** drops only entries of packs deleted now (unreferenced) or gone, and
+** pull and push skip index entries of packs the bucket does not list.
+** Prune (fks_remote_prune) only deletes manifests, deepest first; a kept
+** snapshot keeps its ancestors (a manifest is never rewritten, so a child
+** cannot be re-parented). A push racing a prune of the parent it skipped
+** can leave a manifest whose parent is gone: pull then fails, gc deletes
+** nothing (G2), and pushing the child again from its store repairs it.
+** Liveness: a pack is freed at the earliest by the first run at least I
+** after the run that marked it; a push restarts only when a gc marks a
+** pack it is deduplicating against (an unreferenced one: left by a killed
+** push or a pruned snapshot), at most 5 times, then fails asking for a
+** re-run.
 */
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -117,6 +196,8 @@
 static const uint8_t PACK_MAGIC[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 1};
 static const uint8_t IDX_MAGIC[8] = {'F', 'K', 'S', 'I', 'D', 'X', 0, 1};
 static const uint8_t MAN_MAGIC[8] = {'F', 'K', 'S', 'M', 'A', 'N', 0, 1};
+static const uint8_t MARK_MAGIC[8] = {'F', 'K', 'S', 'G', 'C', 'M', 0, 1};
+#define PUSH_AGAIN 1             /* push_once: a gc marked a pack it used */
 static const uint8_t ZERO16[16];
 
 /* ---- growable byte buffer ---- */
@@ -475,6 +556,14 @@ struct rem {
     size_t npending, pendcap;
     size_t idx_first_loc, idx_first_pack;
     uint64_t packs_since_index;
+    /* push: packs a remote gc has marked (never used, never written again
+    ** under that name; design of gc, rule P1), sorted; the marks objects
+    ** read, by key */
+    uint8_t (*marked)[32];
+    size_t nmarked;
+    char **mkeys;
+    size_t nmkeys;
+    int filter;                  /* load_index: drop entries of packs not usable */
 };
 
 /* The key P dir name ext. */
@@ -528,6 +617,10 @@ static void rem_close(struct rem *m, fks_remote_stats *out)
     free(m->have);
     free(m->pack_data.b);
     free(m->pending);
+    free(m->marked);
+    for (size_t i = 0; i < m->nmkeys; i++)
+        free(m->mkeys[i]);
+    free(m->mkeys);
     ZSTD_freeCCtx(m->cctx);
     ZSTD_freeDCtx(m->dctx);
     memset(&m->creds, 0, sizeof m->creds);
@@ -600,8 +693,26 @@ static void keylist_free(struct keylist *l)
     free(l->k);
 }
 
-/* Parses index object b (len bytes, already checked against its name). */
-static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key)
+static int cmp_sha(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+static int sha_in(const uint8_t sha[32], const void *v, size_t n)
+{
+    return n && bsearch(sha, v, n, 32, cmp_sha) != NULL;
+}
+
+/* May a page be found in pack sha? (filter on: the pack is in the bucket
+** listing and no gc has marked it) */
+static int pack_usable(const struct rem *m, const uint8_t sha[32])
+{
+    return !m || !m->filter || (sha_in(sha, m->have, m->nhave) && !sha_in(sha, m->marked, m->nmarked));
+}
+
+/* Parses index object b (len bytes, already checked against its name);
+** with m, entries of packs not pack_usable() are left out. */
+static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key, const struct rem *m)
 {
     if (len < 16 || memcmp(b, IDX_MAGIC, 8) != 0)
         return fks__err(FKS_ECORRUPT, "remote index %s: not an index (bad magic)", key);
@@ -613,8 +724,13 @@ static int index_parse(struct index *x, const uint8_t *b, size_t len, const char
     if (!map)
         return fks__err(FKS_ENOMEM, "out of memory");
     int rc = 0;
+    /* A pack left out is not in x's pack list at all: a push that packs
+    ** its pages again adds it as its own (index_flush names only those). */
     for (uint64_t i = 0; i < p && rc == 0; i++)
-        rc = idx_add_pack(&map[i], x, b + 16 + 40 * i, fks__get64(b + 16 + 40 * i + 32));
+        if (pack_usable(m, b + 16 + 40 * i))
+            rc = idx_add_pack(&map[i], x, b + 16 + 40 * i, fks__get64(b + 16 + 40 * i + 32));
+        else
+            map[i] = UINT32_MAX;
     const uint8_t *e = b + 16 + 40 * p;
     for (uint64_t i = 0; i < n && rc == 0; i++, e += 36) {
         struct loc l;
@@ -624,20 +740,38 @@ static int index_parse(struct index *x, const uint8_t *b, size_t len, const char
         l.clen = fks__get32(e + 28);
         l.rlen = get16(e + 32);
         l.enc = e[34];
+        uint64_t psize = pk < p ? fks__get64(b + 16 + 40 * pk + 32) : 0;
         if (pk >= p || l.rlen == 0 || l.rlen > FKS_PAGE_SIZE || l.enc > 1 || (l.enc == 0 && l.clen != l.rlen) ||
-            l.clen == 0 || l.off + l.clen > x->packs[map[pk]].size) {
+            l.clen == 0 || l.off + l.clen > psize || l.off + l.clen < l.off) {
             rc = fks__err(FKS_ECORRUPT, "remote index %s: entry %llu is malformed", key, (unsigned long long)i);
             break;
         }
         l.pack = map[pk];
-        rc = idx_add(x, &l);
+        if (l.pack != UINT32_MAX)
+            rc = idx_add(x, &l);
     }
     free(map);
     return rc;
 }
 
-/* Reads every index object (design: the union is the remote's index). */
+static int load_index_once(struct rem *m);
+
+/* Reads every index object (design: the union is the remote's index). An
+** index that vanished between the listing and its GET was merged by a
+** remote gc into one written before: the listing is read again. */
 static int load_index(struct rem *m)
+{
+    int rc = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        idx_free(&m->idx);
+        memset(&m->idx, 0, sizeof m->idx);
+        if ((rc = load_index_once(m)) != FKS_ENOTFOUND)
+            break;
+    }
+    return rc ? fks__errctx(rc, "remote %s", m->r.name) : 0;
+}
+
+static int load_index_once(struct rem *m)
 {
     char pre[600];
     struct keylist l = {0};
@@ -656,16 +790,11 @@ static int load_index(struct rem *m)
         if (memcmp(want, got, 32) != 0)
             rc = fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)", l.k[i]);
         else
-            rc = index_parse(&m->idx, b, len, l.k[i]);
+            rc = index_parse(&m->idx, b, len, l.k[i], m);
         free(b);
     }
     keylist_free(&l);
-    return rc ? fks__errctx(rc, "remote %s", m->r.name) : 0;
-}
-
-static int cmp_sha(const void *a, const void *b)
-{
-    return memcmp(a, b, 32);
+    return rc;
 }
 
 /* The packs in the bucket (push: a pack already there is not sent again). */
@@ -687,7 +816,163 @@ static int load_have(struct rem *m)
     return rc;
 }
 
+/* ---- gc marks (read by push, written by remote gc) ---- */
+
+/* Parses marks object b (checked against its name): *t the gc run's time,
+** *sha its n pack names (borrowed from b). */
+static int marks_parse(int64_t *t, const uint8_t (**sha)[32], size_t *n, const uint8_t *b, size_t len,
+                       const char *key)
+{
+    if (len < 24 || memcmp(b, MARK_MAGIC, 8) != 0)
+        return fks__err(FKS_ECORRUPT, "remote gc marks %s: not a marks object (bad magic)", key);
+    uint64_t k = fks__get32(b + 16);
+    if (24 + 32 * k != len)
+        return fks__err(FKS_ECORRUPT, "remote gc marks %s: %zu bytes for %llu packs", key, len,
+                        (unsigned long long)k);
+    *t = (int64_t)fks__get64(b + 8);
+    *sha = (const uint8_t (*)[32])(b + 24);
+    *n = (size_t)k;
+    return 0;
+}
+
+/* GETs marks object key, checked against its name: *out (caller frees) or
+** FKS_ENOTFOUND (a gc deleted it since the listing). */
+static int marks_get(uint8_t **out, size_t *len, const struct rem *m, const char *key)
+{
+    uint8_t want[32], got[32];
+    if (name_sha(want, m, key, "gc/", ".marks"))
+        return fks__err(FKS_EINVAL, "%s is not a marks object's key", key);
+    int rc = s3_get(out, len, m->c, key, 0, 0);
+    if (rc)
+        return rc;
+    s3_sha256(got, *out, *len);
+    if (memcmp(want, got, 32) != 0) {
+        free(*out);
+        *out = NULL;
+        return fks__err(FKS_ECORRUPT, "remote gc marks %s: its content does not match its name (SHA-256)", key);
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The packs of every marks object not in m->mkeys (all of them the first
+** time), added to *v / *n (sorted on return); with remember, their keys
+** join m->mkeys. */
+static int marks_read_new(uint8_t (**v)[32], size_t *n, struct rem *m, int remember)
+{
+    char pre[600];
+    struct keylist l = {0};
+    int rc = fks__path(pre, sizeof pre, "%sgc/", m->pfx);
+    if (rc == 0)
+        rc = s3_list(m->c, pre, collect, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        uint8_t sha[32], *b = NULL;
+        size_t len;
+        if (name_sha(sha, m, l.k[i], "gc/", ".marks") ||
+            (m->nmkeys && bsearch(&l.k[i], m->mkeys, m->nmkeys, sizeof *m->mkeys, cmp_str)))
+            continue;
+        if ((rc = marks_get(&b, &len, m, l.k[i])) == FKS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        int64_t t = 0;
+        const uint8_t (*p)[32] = NULL;
+        size_t k = 0;
+        if (rc == 0 && (rc = marks_parse(&t, &p, &k, b, len, l.k[i])) == 0 && k) {
+            uint8_t (*nv)[32] = realloc(*v, (*n + k) * 32);
+            if (!nv) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+            } else {
+                memcpy(nv + *n, p, k * 32);
+                *v = nv;
+                *n += k;
+            }
+        }
+        free(b);
+        if (rc == 0 && remember) {
+            char **nk = realloc(m->mkeys, (m->nmkeys + 1) * sizeof *nk);
+            if (!nk)
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+            else if (!((m->mkeys = nk)[m->nmkeys] = strdup(l.k[i])))
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+            else
+                m->nmkeys++;
+        }
+    }
+    keylist_free(&l);
+    if (*n)
+        qsort(*v, *n, 32, cmp_sha);
+    if (m->nmkeys)
+        qsort(m->mkeys, m->nmkeys, sizeof *m->mkeys, cmp_str);
+    return rc;
+}
+
+/* 1 if a marks object written since this push read them names a pack
+** holding a page of map (the push must start again: design of gc, rule
+** P2), 0 if none does. */
+static int marks_recheck(struct rem *m, const struct snapmap *map)
+{
+    uint8_t (*nv)[32] = NULL;
+    size_t n = 0;
+    int rc = marks_read_new(&nv, &n, m, 0);
+    for (size_t i = 0; i < map->nart && rc == 0 && n; i++)
+        for (size_t k = 0; k < map->art[i].n && rc == 0; k++) {
+            const struct loc *l = idx_find(&m->idx, map->art[i].p[k].hash);
+            if (!l)
+                rc = fks__err(FKS_ERR, "push %s: a page is in no pack after its packs were sent", map->tag);
+            else if (sha_in(m->idx.packs[l->pack].sha, nv, n))
+                rc = PUSH_AGAIN;
+        }
+    free(nv);
+    return rc;
+}
+
 /* ---- push ---- */
+
+/* The index object naming x's packs from p0 and locs from l0 on (every
+** loc from l0 on is in a pack from p0 on), into b. */
+static void index_encode(struct buf *b, const struct index *x, size_t p0, size_t l0)
+{
+    buf_add(b, IDX_MAGIC, 8);
+    buf_u32(b, (uint32_t)(x->npacks - p0));
+    buf_u32(b, (uint32_t)(x->n - l0));
+    for (size_t i = p0; i < x->npacks; i++) {
+        buf_add(b, x->packs[i].sha, 32);
+        buf_u64(b, x->packs[i].size);
+    }
+    for (size_t i = l0; i < x->n; i++) {
+        const struct loc *l = &x->v[i];
+        assert(l->pack >= p0);
+        buf_add(b, l->hash, 16);
+        buf_u32(b, (uint32_t)(l->pack - p0));
+        buf_u64(b, l->off);
+        buf_u32(b, l->clen);
+        buf_u16(b, l->rlen);
+        buf_u8(b, l->enc);
+        buf_u8(b, 0);
+    }
+}
+
+/* PUTs index object b under its name; its key into key (may be NULL). */
+static int index_put(struct rem *m, const struct buf *b, char key[700])
+{
+    if (b->oom)
+        return fks__err(FKS_ENOMEM, "out of memory (remote index)");
+    uint8_t sha[32];
+    char hx[65], k[700];
+    s3_sha256(sha, b->b, b->len);
+    hex32(hx, sha);
+    int rc = key_of(k, sizeof k, m, "index/", hx, ".idx");
+    if (rc == 0)
+        rc = s3_put(m->c, k, b->b, b->len, hx);
+    if (rc == 0 && key)
+        memcpy(key, k, sizeof k);
+    return rc;
+}
 
 /* Writes an index object for the locs and packs added since the last one. */
 static int index_flush(struct rem *m)
@@ -695,37 +980,9 @@ static int index_flush(struct rem *m)
     struct index *x = &m->idx;
     if (x->n == m->idx_first_loc)
         return 0;
-    size_t p0 = m->idx_first_pack, np = x->npacks - p0, n = x->n - m->idx_first_loc;
     struct buf b = {0};
-    buf_add(&b, IDX_MAGIC, 8);
-    buf_u32(&b, (uint32_t)np);
-    buf_u32(&b, (uint32_t)n);
-    for (size_t i = p0; i < x->npacks; i++) {
-        buf_add(&b, x->packs[i].sha, 32);
-        buf_u64(&b, x->packs[i].size);
-    }
-    for (size_t i = m->idx_first_loc; i < x->n; i++) {
-        const struct loc *l = &x->v[i];
-        assert(l->pack >= p0);
-        buf_add(&b, l->hash, 16);
-        buf_u32(&b, (uint32_t)(l->pack - p0));
-        buf_u64(&b, l->off);
-        buf_u32(&b, l->clen);
-        buf_u16(&b, l->rlen);
-        buf_u8(&b, l->enc);
-        buf_u8(&b, 0);
-    }
-    int rc = 0;
-    if (b.oom)
-        rc = fks__err(FKS_ENOMEM, "out of memory (remote index)");
-    if (rc == 0) {
-        uint8_t sha[32];
-        char hx[65], key[700];
-        s3_sha256(sha, b.b, b.len);
-        hex32(hx, sha);
-        if ((rc = key_of(key, sizeof key, m, "index/", hx, ".idx")) == 0)
-            rc = s3_put(m->c, key, b.b, b.len, hx);
-    }
+    index_encode(&b, x, m->idx_first_pack, m->idx_first_loc);
+    int rc = index_put(m, &b, NULL);
     free(b.b);
     if (rc == 0) {
         m->idx_first_loc = x->n;
@@ -761,8 +1018,14 @@ static int pack_flush(struct rem *m)
     int rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory (pack)") : 0;
     uint8_t sha[32];
     if (rc == 0) {
+        /* A name a gc marked is never written again (rule P1): the salt
+        ** at +12 changes the name, the same way on every re-run. */
         s3_sha256(sha, b.b, b.len);
-        if (m->nhave && bsearch(sha, m->have, m->nhave, 32, cmp_sha)) {
+        for (uint32_t salt = 1; sha_in(sha, m->marked, m->nmarked); salt++) {
+            fks__put32(b.b + 12, salt);
+            s3_sha256(sha, b.b, b.len);
+        }
+        if (sha_in(sha, m->have, m->nhave)) {
             m->st.packs_reused++;
         } else {
             char hx[65], key[700];
@@ -1260,8 +1523,10 @@ static int remote_has(struct rem *m, const char *tag, const uint8_t content[32])
     return rc;
 }
 
-int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
-             fks_progress_fn progress, void *progress_arg)
+/* One push; PUSH_AGAIN if a gc marked a pack it used (then nothing of the
+** snapshot concerned is committed: its manifest is not written). */
+static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+                     fks_progress_fn progress, void *progress_arg)
 {
     struct rem m;
     struct pendset ps = {0};
@@ -1270,10 +1535,15 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     char (*done)[129] = NULL;
     size_t ndone = 0, capdone = 0;
     int rc = rem_open(&m, s, remote);
+    /* The marks first, then the packs, then the indexes (gc rule P1):
+    ** no page is found in a pack that is gone or marked. */
     if (rc == 0)
-        rc = load_index(&m);
+        rc = marks_read_new(&m.marked, &m.nmarked, &m, 1);
     if (rc == 0)
         rc = load_have(&m);
+    m.filter = 1;
+    if (rc == 0)
+        rc = load_index(&m);
     m.idx_first_loc = m.idx.n;          /* our indexes name only what we add */
     m.idx_first_pack = m.idx.npacks;
     for (size_t t = 0; t < n && rc == 0; t++) {
@@ -1302,8 +1572,19 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                     if ((rc = send_pages(&m, &cur, &ps, &pg)) == 0 &&          /* invariant 1 */
                         (rc = manifest_encode(&man, &cur, k ? &prev : NULL)) == 0 &&
                         (rc = key_of(key, sizeof key, &m, "snapshots/", cur.tag, ".manifest")) == 0 &&
-                        (rc = s3_put(m.c, key, man.b, man.len, NULL)) == 0)
-                        m.st.snapshots++;
+                        (rc = marks_recheck(&m, &cur)) == 0) {                /* gc rule P2 */
+                        /* Created only if absent (invariant 3): of two pushes
+                        ** of one tag the second finds the first's manifest. */
+                        if ((rc = s3_put_new(m.c, key, man.b, man.len, NULL)) == 0) {
+                            m.st.snapshots++;
+                        } else if (rc == FKS_EEXIST) {
+                            int h2 = remote_has(&m, cur.tag, cur.content);
+                            rc = h2 < 0 ? h2 : h2 ? 0 : fks__err(FKS_ERR, "remote manifest %s: refused as "
+                                                                 "existing, then absent", key);
+                            if (h2 == 1)
+                                m.st.skipped++;
+                        }
+                    }
                     free(man.b);
                 }
                 if (rc == 0) {
@@ -1330,9 +1611,45 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     free(done);
     free(ps.h);
     free(cache.v);
-    if (rc)
+    if (rc < 0)
         fks__errctx(rc, "push to remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
     rem_close(&m, st);
+    return rc;
+}
+
+int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
+             fks_progress_fn progress, void *progress_arg)
+{
+    fks_remote_stats sum, one;
+    memset(&sum, 0, sizeof sum);
+    int rc;
+    for (int a = 0;; a++) {
+        memset(&one, 0, sizeof one);
+        rc = push_once(&one, s, remote, tags, n, progress, progress_arg);
+        sum.snapshots += one.snapshots;
+        sum.skipped = one.skipped;
+        sum.pages = one.pages;
+        sum.pages_sent += one.pages_sent;
+        sum.pages_dedup = one.pages_dedup;
+        sum.packs += one.packs;
+        sum.packs_reused += one.packs_reused;
+        sum.page_bytes += one.page_bytes;
+        sum.bytes_up += one.bytes_up;
+        sum.bytes_down += one.bytes_down;
+        sum.requests += one.requests;
+        sum.retries += one.retries;
+        sum.seconds += one.seconds;
+        sum.restarts = (uint64_t)a;
+        if (rc != PUSH_AGAIN)
+            break;
+        if (a == 4) {
+            rc = fks__err(FKS_ERR, "push to remote %s: a remote gc marked packs this push used, 5 times; "
+                          "push again", remote ? remote : "");
+            break;
+        }
+    }
+    if (st)
+        *st = sum;
     return rc;
 }
 
@@ -1462,8 +1779,10 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
         size_t ns = a->n;
         struct stat sb;
         /* A Diff's cover is its data extents: only with blocks of at most a
-        ** page is a written page's extent that page alone. */
-        int diff = pa && pa->size == a->size && fstat(fds[i], &sb) == 0 && sb.st_blksize <= FKS_PAGE_SIZE;
+        ** page is a written page's extent that page alone. A file with a
+        ** short last page is written whole. */
+        int diff = pa && pa->size == a->size && a->size % FKS_PAGE_SIZE == 0 && fstat(fds[i], &sb) == 0 &&
+                   sb.st_blksize <= FKS_PAGE_SIZE;   /* ingest takes Diffs of whole pages only */
         if (diff) {
             ns = map_diff(d, a, pa);
             src = d;
@@ -1576,6 +1895,10 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
     rc = fks_ingest(NULL, m->s, &o);      /* invariant 4: the commit */
     if (rc == 0)
         m->st.snapshots++;
+    /* The versions after the commit; a pull killed in between sets them
+    ** when run again (it skips the snapshot but not this). */
+    if (rc == 0 && (map->fc_version[0] || map->format_version[0]))
+        rc = remote__set_versions(m->s, map->tag, map->fc_version, map->format_version);
 out:
     for (size_t i = 0; i < nopen; i++) {
         if (fds[i] >= 0)
@@ -1601,6 +1924,11 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     struct idcache cache = {0};
     struct prog pg = {progress, progress_arg, 0, 0, 0};
     int rc = rem_open(&m, s, remote);
+    /* Entries of packs no longer in the bucket (a gc deleted them) are
+    ** left out: a page is fetched from a pack that exists. */
+    if (rc == 0)
+        rc = load_have(&m);
+    m.filter = 1;
     if (rc == 0)
         rc = load_index(&m);
     for (size_t t = 0; t < n && rc == 0; t++) {
@@ -1671,6 +1999,9 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                                   "the local one (tag) to pull it", map.tag, m.r.name);
                 else
                     m.st.skipped++;
+                if (rc == 0 && ((!local.fc_version[0] && map.fc_version[0]) ||
+                                (!local.format_version[0] && map.format_version[0])))
+                    rc = remote__set_versions(s, map.tag, map.fc_version, map.format_version);
                 snapmap_free(&local);
             } else if (g == FKS_ENOTFOUND)
                 rc = import_snapshot(&m, &map, k + 1 < nraw ? &prev : NULL, &pg);
@@ -1690,4 +2021,1000 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
         fks__errctx(rc, "pull from remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
     rem_close(&m, st);
     return rc;
+}
+
+/* ---- remote gc ---- */
+
+/* One listed object. */
+struct obj {
+    char *key;
+    uint64_t size;
+    int64_t mtime;               /* LastModified, ms, the server's clock */
+    uint8_t sha[32];             /* the name's SHA-256 (packs, indexes, marks) */
+    int64_t mark;                /* packs: the newest old-enough mark's time, 0 none */
+    uint8_t ref, del;
+};
+
+struct olist {
+    struct obj *v;
+    size_t n, cap;
+};
+
+static int collect_t(void *arg, const char *key, uint64_t size, int64_t mtime)
+{
+    struct olist *l = arg;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct obj *v = realloc(l->v, cap * sizeof *v);
+        if (!v)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    memset(&l->v[l->n], 0, sizeof *l->v);
+    if (!(l->v[l->n].key = strdup(key)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    l->v[l->n].size = size;
+    l->v[l->n++].mtime = mtime;
+    return 0;
+}
+
+static void olist_free(struct olist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].key);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+static int cmp_obj_sha(const void *a, const void *b)
+{
+    return memcmp(((const struct obj *)a)->sha, ((const struct obj *)b)->sha, 32);
+}
+
+/* Lists P dir/ into l, keeping only keys "P dir<hex>ext" (with ext), sorted
+** by their SHA-256 when ext names content. */
+static int list_objs(struct olist *l, struct rem *m, const char *dir, const char *ext)
+{
+    char pre[600];
+    int rc = fks__path(pre, sizeof pre, "%s%s", m->pfx, dir);
+    if (rc == 0)
+        rc = s3_list_t(m->c, pre, collect_t, NULL, l);
+    if (rc)
+        return rc;
+    size_t k = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (name_sha(l->v[i].sha, m, l->v[i].key, dir, ext) == 0)
+            l->v[k++] = l->v[i];
+        else
+            free(l->v[i].key);
+    }
+    l->n = k;
+    if (k)
+        qsort(l->v, k, sizeof *l->v, cmp_obj_sha);
+    return 0;
+}
+
+static struct obj *obj_find(const struct olist *l, const uint8_t sha[32])
+{
+    struct obj key;
+    memcpy(key.sha, sha, 32);
+    return l->n ? bsearch(&key, l->v, l->n, sizeof *l->v, cmp_obj_sha) : NULL;
+}
+
+static int pend_has(const struct pendset *p, const uint8_t h[16])
+{
+    if (!p->cap)
+        return 0;
+    for (size_t k = slot_of(h, p->cap); memcmp(p->h[k], ZERO16, 16) != 0; k = (k + 1) & (p->cap - 1))
+        if (memcmp(p->h[k], h, 16) == 0)
+            return 1;
+    return 0;
+}
+
+/* Walks the page maps of manifest b (checked: manifest_header) and adds
+** every non-zero hash to refs (a delta map lists only what differs from
+** the parent, whose manifest lists the rest). *tag, *parent: its lineage. */
+static int manifest_refs(struct pendset *refs, char tag[129], char parent[129], const uint8_t *b, size_t len,
+                         const char *key)
+{
+    json_object *j, *arts;
+    const uint8_t *p, *end = b + len - 32;
+    int rc = manifest_header(&j, &p, b, len, key);
+    if (rc)
+        return rc;
+    const char *t = jstr(j, "tag"), *par = jstr(j, "parent");
+    if (!t || fks_check_tag(t) || strlen(t) > 128 || (par && (fks_check_tag(par) || strlen(par) > 128)) ||
+        !json_object_object_get_ex(j, "artifacts", &arts) || !json_object_is_type(arts, json_type_array)) {
+        json_object_put(j);
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent or artifacts", key);
+    }
+    snprintf(tag, 129, "%s", t);
+    snprintf(parent, 129, "%s", par ? par : "");
+    size_t na = json_object_array_length(arts);
+    json_object_put(j);
+    for (size_t i = 0; i < na && rc == 0; i++) {
+        if (end - p < 4) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map", key);
+            break;
+        }
+        uint32_t nr = fks__get32(p);
+        p += 4;
+        for (uint32_t r = 0; r < nr && rc == 0; r++) {
+            uint64_t n = end - p >= 16 ? fks__get64(p + 8) : 0;
+            if (end - p < 16 || n == 0 || (uint64_t)(end - p - 16) / 16 < n) {
+                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map", key);
+                break;
+            }
+            p += 16;
+            for (uint64_t q = 0; q < n && rc == 0; q++, p += 16) {
+                int had;
+                if (memcmp(p, ZERO16, 16) != 0)
+                    rc = pend_has_or_add(refs, p, &had);
+            }
+        }
+    }
+    if (rc == 0 && p != end)
+        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %td bytes after the last map", key, end - p);
+    return rc;
+}
+
+struct lineage {
+    char (*tag)[129], (*parent)[129];
+    char **key;
+    int64_t *created;
+    size_t n, cap;
+};
+
+static void lineage_free(struct lineage *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        free(g->key[i]);
+    free(g->tag);
+    free(g->parent);
+    free(g->key);
+    free(g->created);
+    memset(g, 0, sizeof *g);
+}
+
+static int lineage_add(struct lineage *g, const char *tag, const char *parent, const char *key, int64_t created)
+{
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? g->cap * 2 : 64;
+        void *a = realloc(g->tag, cap * 129), *b = realloc(g->parent, cap * 129);
+        if (a)
+            g->tag = a;
+        if (b)
+            g->parent = b;
+        void *c = realloc(g->key, cap * sizeof *g->key), *d = realloc(g->created, cap * sizeof *g->created);
+        if (c)
+            g->key = c;
+        if (d)
+            g->created = d;
+        if (!a || !b || !c || !d)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        g->cap = cap;
+    }
+    snprintf(g->tag[g->n], 129, "%s", tag);
+    snprintf(g->parent[g->n], 129, "%s", parent);
+    g->created[g->n] = created;
+    if (!(g->key[g->n] = strdup(key)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    g->n++;
+    return 0;
+}
+
+/* The index of tag in g, or -1 (linear: lineages are small beside pages). */
+static long lineage_find(const struct lineage *g, const char *tag)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (strcmp(g->tag[i], tag) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Every manifest: the hashes their maps list into refs (NULL: none), and
+** their lineage. A manifest deleted since the listing is skipped. */
+static int scan_manifests(struct lineage *g, struct pendset *refs, struct rem *m)
+{
+    char pre[600];
+    struct keylist l = {0};
+    int rc = fks__path(pre, sizeof pre, "%ssnapshots/", m->pfx);
+    if (rc == 0)
+        rc = s3_list(m->c, pre, collect, &l);
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        size_t kl = strlen(l.k[i]);
+        if (kl < 9 || strcmp(l.k[i] + kl - 9, ".manifest") != 0)
+            continue;
+        uint8_t *b = NULL;
+        size_t len;
+        if ((rc = s3_get(&b, &len, m->c, l.k[i], 0, 0)) == FKS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        char tag[129], parent[129];
+        struct pendset none = {0};
+        if (rc == 0)
+            rc = manifest_refs(refs ? refs : &none, tag, parent, b, len, l.k[i]);
+        free(none.h);
+        json_object *j = NULL, *v;
+        const uint8_t *body;
+        int64_t created = 0;
+        if (rc == 0 && manifest_header(&j, &body, b, len, l.k[i]) == 0 &&
+            json_object_object_get_ex(j, "created_ms", &v))
+            created = json_object_get_int64(v);
+        json_object_put(j);
+        if (rc == 0)
+            rc = lineage_add(g, tag, parent, l.k[i], created);
+        free(b);
+    }
+    keylist_free(&l);
+    return rc;
+}
+
+struct gcidx {
+    struct index pt;             /* only its pack table: packs named by any index */
+    struct gent {
+        struct loc l;            /* l.pack: into pt.packs */
+        int64_t imtime;          /* its index object's LastModified */
+    } *v;
+    size_t n, cap;
+};
+
+/* Adds every entry of index object b to g (duplicates across objects kept). */
+static int gcidx_add(struct gcidx *g, const uint8_t *b, size_t len, const char *key, int64_t mtime)
+{
+    struct index one = {0};
+    int rc = index_parse(&one, b, len, key, NULL);
+    uint32_t *map = rc ? NULL : calloc(one.npacks ? one.npacks : 1, sizeof *map);
+    if (rc == 0 && !map)
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < one.npacks && rc == 0; i++)
+        rc = idx_add_pack(&map[i], &g->pt, one.packs[i].sha, one.packs[i].size);
+    if (rc == 0 && g->n + one.n > g->cap) {
+        size_t cap = (g->n + one.n) * 2;
+        struct gent *v = realloc(g->v, cap * sizeof *v);
+        if (!v)
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+        else {
+            g->v = v;
+            g->cap = cap;
+        }
+    }
+    for (size_t i = 0; i < one.n && rc == 0; i++) {
+        g->v[g->n].l = one.v[i];
+        g->v[g->n].l.pack = map[one.v[i].pack];
+        g->v[g->n++].imtime = mtime;
+    }
+    free(map);
+    idx_free(&one);
+    return rc;
+}
+
+#define GC_INTERVAL_MS (4 * 3600 * 1000LL)
+#define GC_MIN_AGE_MS (2 * 3600 * 1000LL)
+#define GC_LAG_MS (60 * 1000LL)
+
+int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, const fks_remote_gc_opts *o)
+{
+    fks_remote_gc_stats z;
+    if (!st)
+        st = &z;
+    memset(st, 0, sizeof *st);
+    int64_t I = o && o->interval_ms > 0 ? o->interval_ms : GC_INTERVAL_MS;
+    int64_t A = o && o->min_age_ms > 0 ? o->min_age_ms : GC_MIN_AGE_MS;
+    int64_t L = o && o->lag_ms > 0 ? o->lag_ms : GC_LAG_MS;
+    int dry = o && o->dry_run;
+    st->interval_ms = I;
+    st->min_age_ms = A;
+    st->lag_ms = L;
+    if (I < 2 * L)
+        return fks__err(FKS_EINVAL, "remote gc: the interval (%lld ms) must be at least twice the listing lag "
+                        "(%lld ms): rule G2", (long long)I, (long long)L);
+    struct rem m;
+    struct olist marks = {0}, idxs = {0}, packs = {0};
+    struct lineage g = {0};
+    struct pendset refs = {0};
+    struct gcidx gi = {0};
+    struct index mg = {0};
+    uint8_t **msha = NULL;       /* per marks object: its packs (borrowed from mraw) */
+    size_t *mn = NULL;
+    uint8_t **mraw = NULL;
+    char lockkey[700] = "", newmarks[700] = "", merged[700] = "";
+    int locked = 0;
+    int rc = rem_open(&m, s, remote);
+    if (rc == 0)
+        rc = key_of(lockkey, sizeof lockkey, &m, "gc/", "lock", "");
+    /* Rule G1: one gc at a time per bucket (pushers take no lock). */
+    if (rc == 0 && !dry) {
+        char body[300];
+        char host[128] = "";
+        gethostname(host, sizeof host - 1);
+        snprintf(body, sizeof body, "{\"host\":\"%.100s\",\"pid\":%ld,\"started_ms\":%lld}\n", host,
+                 (long)getpid(), (long long)fks__wall_ms());
+        rc = s3_put_new(m.c, lockkey, body, strlen(body), NULL);
+        if (rc == FKS_EEXIST && o && o->break_lock) {
+            if ((rc = s3_delete(m.c, lockkey)) == 0)
+                rc = s3_put_new(m.c, lockkey, body, strlen(body), NULL);
+        }
+        if (rc == FKS_EEXIST)
+            rc = fks__err(FKS_ELOCKED, "remote %s: another remote gc holds %s; if none is running (it was "
+                          "killed), break the lock", m.r.name, lockkey);
+        locked = rc == 0;
+    }
+    /* T: the server's clock at the start, before any listing. */
+    int64_t T = 0;
+    if (rc == 0) {
+        if (dry && (rc = s3_head(NULL, m.c, lockkey)) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && (T = s3_server_ms(m.c)) <= 0)
+            rc = fks__err(FKS_EIO, "remote %s: the server's answers carry no Date: gc needs its clock", m.r.name);
+    }
+    st->server_ms = T;
+    /* Marks, then manifests, then indexes, then packs (design: gc). */
+    if (rc == 0)
+        rc = list_objs(&marks, &m, "gc/", ".marks");
+    if (rc == 0 && marks.n && (!(msha = calloc(marks.n, sizeof *msha)) || !(mn = calloc(marks.n, sizeof *mn)) ||
+                               !(mraw = calloc(marks.n, sizeof *mraw))))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < marks.n && rc == 0; i++) {
+        size_t len;
+        int64_t t;
+        const uint8_t (*p)[32] = NULL;
+        if ((rc = marks_get(&mraw[i], &len, &m, marks.v[i].key)) == FKS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc == 0 && (rc = marks_parse(&t, &p, &mn[i], mraw[i], len, marks.v[i].key)) == 0)
+            msha[i] = (uint8_t *)p;
+    }
+    if (rc == 0)
+        rc = scan_manifests(&g, &refs, &m);
+    st->manifests = g.n;
+    for (size_t i = 0; i < g.n && rc == 0; i++)
+        if (g.parent[i][0] && lineage_find(&g, g.parent[i]) < 0)
+            rc = fks__err(FKS_ECORRUPT, "remote %s: snapshot %s names parent %s, which has no manifest: gc "
+                          "deletes nothing until a store that has %s pushes %s again", m.r.name, g.tag[i],
+                          g.parent[i], g.parent[i], g.tag[i]);
+    if (rc == 0)
+        rc = list_objs(&idxs, &m, "index/", ".idx");
+    for (size_t i = 0; i < idxs.n && rc == 0; i++) {
+        uint8_t *b = NULL, sha[32];
+        size_t len;
+        if ((rc = s3_get(&b, &len, m.c, idxs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+            idxs.v[i].del = 2;   /* gone: neither merged nor deleted */
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            s3_sha256(sha, b, len);
+            rc = memcmp(sha, idxs.v[i].sha, 32)
+                     ? fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)",
+                                idxs.v[i].key)
+                     : gcidx_add(&gi, b, len, idxs.v[i].key, idxs.v[i].mtime);
+        }
+        free(b);
+    }
+    st->indexes = idxs.n;
+    if (rc == 0)
+        rc = list_objs(&packs, &m, "packs/", ".pack");
+    st->packs = packs.n;
+    if (rc)
+        goto out;
+    /* Referenced: a pack holding a page some manifest lists (under any
+    ** index entry: a page in two packs keeps both). */
+    for (size_t i = 0; i < gi.n; i++)
+        if (pend_has(&refs, gi.v[i].l.hash)) {
+            struct obj *p = obj_find(&packs, gi.pt.packs[gi.v[i].l.pack].sha);
+            if (p && !p->ref) {
+                p->ref = 1;
+                st->packs_referenced++;
+            }
+        }
+    /* Rule G3: deleted only if marked by a run at least I ago, not written
+    ** since that mark, older than A, and unreferenced now. */
+    for (size_t i = 0; i < marks.n; i++)
+        if (marks.v[i].mtime <= T - I)
+            for (size_t k = 0; k < mn[i]; k++) {
+                struct obj *p = obj_find(&packs, msha[i] + 32 * k);
+                if (p && marks.v[i].mtime > p->mark)
+                    p->mark = marks.v[i].mtime;
+            }
+    size_t ncand = 0;
+    for (size_t i = 0; i < packs.n; i++) {
+        struct obj *p = &packs.v[i];
+        if (p->ref)
+            continue;
+        if (p->mark && p->mtime <= p->mark && p->mtime <= T - A) {
+            p->del = 1;
+            st->packs_deleted++;
+            st->bytes_deleted += p->size;
+        } else {
+            ncand++;
+        }
+    }
+    st->packs_marked = ncand;
+    if (dry)
+        goto out;
+    /* 1. The new marks: every unreferenced pack, those deleted now too
+    ** (rule G4: a pusher that missed the old mark sees this one). */
+    if (ncand + st->packs_deleted) {
+        struct buf b = {0};
+        buf_add(&b, MARK_MAGIC, 8);
+        buf_u64(&b, (uint64_t)T);
+        buf_u32(&b, (uint32_t)(ncand + st->packs_deleted));
+        buf_u32(&b, 0);
+        for (size_t i = 0; i < packs.n; i++)
+            if (!packs.v[i].ref)
+                buf_add(&b, packs.v[i].sha, 32);
+        uint8_t sha[32];
+        char hx[65];
+        rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory") : 0;
+        if (rc == 0) {
+            s3_sha256(sha, b.b, b.len);
+            hex32(hx, sha);
+            if ((rc = key_of(newmarks, sizeof newmarks, &m, "gc/", hx, ".marks")) == 0)
+                rc = s3_put(m.c, newmarks, b.b, b.len, hx);
+        }
+        free(b.b);
+    }
+    /* 2. One index for all the indexes read (rule G4): entries of packs
+    ** deleted now, or gone though named by an index older than the lag,
+    ** are left out; then the indexes it covers are deleted. */
+    size_t nread = 0;
+    for (size_t i = 0; i < idxs.n; i++)
+        nread += idxs.v[i].del != 2;
+    for (int pass = 0; pass < 2 && rc == 0 && nread; pass++)
+        for (size_t i = 0; i < gi.n && rc == 0; i++) {
+            const struct gent *e = &gi.v[i];
+            const struct pack *pk = &gi.pt.packs[e->l.pack];
+            const struct obj *p = obj_find(&packs, pk->sha);
+            if (pass == 0 ? !p || p->del : p || e->imtime <= T - L || idx_find(&mg, e->l.hash))
+                continue;
+            if (idx_find(&mg, e->l.hash))
+                continue;
+            struct loc l = e->l;
+            if ((rc = idx_add_pack(&l.pack, &mg, pk->sha, pk->size)) == 0)
+                rc = idx_add(&mg, &l);
+        }
+    int merge = rc == 0 && nread && (nread > 1 || mg.n != gi.n);
+    if (merge && mg.n) {
+        struct buf b = {0};
+        index_encode(&b, &mg, 0, 0);
+        rc = index_put(&m, &b, merged);
+        free(b.b);
+    }
+    st->index_entries = mg.n;
+    /* Nothing is deleted until what was written is in every listing. */
+    int marks_old = 0;
+    for (size_t i = 0; i < marks.n; i++)
+        marks_old |= marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0;
+    if (rc == 0 && (merge || st->packs_deleted || marks_old)) {
+        struct timespec ts = {(time_t)(L / 1000), (long)(L % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+            ;
+    }
+    if (merge) {
+        for (size_t i = 0; i < idxs.n && rc == 0; i++)
+            if (idxs.v[i].del != 2 && strcmp(idxs.v[i].key, merged) != 0) {
+                if ((rc = s3_delete(m.c, idxs.v[i].key)) == FKS_ENOTFOUND)
+                    rc = 0;
+                st->indexes_merged++;
+            }
+    }
+    /* 3. The packs, 4. the marks that served (older than I). */
+    for (size_t i = 0; i < packs.n && rc == 0; i++)
+        if (packs.v[i].del && (rc = s3_delete(m.c, packs.v[i].key)) == FKS_ENOTFOUND)
+            rc = 0;
+    for (size_t i = 0; i < marks.n && rc == 0; i++)
+        if (marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0) {
+            if ((rc = s3_delete(m.c, marks.v[i].key)) == FKS_ENOTFOUND)
+                rc = 0;
+            st->marks_deleted++;
+        }
+out:
+    if (locked) {
+        int r2 = s3_delete(m.c, lockkey);
+        if (rc == 0 && r2 && r2 != FKS_ENOTFOUND)
+            rc = r2;
+    }
+    for (size_t i = 0; i < marks.n && mraw; i++)
+        free(mraw[i]);
+    free(mraw);
+    free(msha);
+    free(mn);
+    olist_free(&marks);
+    olist_free(&idxs);
+    olist_free(&packs);
+    lineage_free(&g);
+    free(refs.h);
+    idx_free(&gi.pt);
+    free(gi.v);
+    idx_free(&mg);
+    if (rc)
+        fks__errctx(rc, "remote gc of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+    fks_remote_stats rs;
+    rem_close(&m, &rs);
+    st->requests = rs.requests;
+    st->bytes_down = rs.bytes_down;
+    st->seconds = rs.seconds;
+    return rc;
+}
+
+/* ---- remote prune ---- */
+
+int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, const char *remote,
+                     const fks_prune_opts *o)
+{
+    memset(res, 0, sizeof *res);
+    if (n_ancestors)
+        *n_ancestors = 0;
+    if (o->keep_last <= 0 && o->keep_within_ms <= 0 && o->n_keep_tags == 0)
+        return fks__err(FKS_EINVAL, "remote prune needs at least one rule (--keep-last, --keep-within, --keep-tag)");
+    struct rem m;
+    struct lineage g = {0};
+    size_t *ord = NULL, *par = NULL, *root = NULL, *seen = NULL, *depth = NULL;
+    char *keep = NULL;
+    int rc = rem_open(&m, s, remote);
+    if (rc == 0)
+        rc = scan_manifests(&g, NULL, &m);
+    size_t n = g.n;
+    if (rc == 0 && (!(ord = calloc(n + 1, sizeof *ord)) || !(par = calloc(n + 1, sizeof *par)) ||
+                    !(root = calloc(n + 1, sizeof *root)) || !(seen = calloc(n + 1, sizeof *seen)) ||
+                    !(depth = calloc(n + 1, sizeof *depth)) || !(keep = calloc(n + 1, 1)) ||
+                    !(res->removed = calloc(n + 1, sizeof *res->removed))))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    if (rc)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        long p = g.parent[i][0] ? lineage_find(&g, g.parent[i]) : -1;
+        par[i] = p < 0 ? (size_t)-1 : (size_t)p;
+        ord[i] = i;
+    }
+    /* Roots and depths; a walk longer than n is a cycle (a damaged bucket). */
+    for (size_t i = 0; i < n; i++) {
+        size_t k = i, hops = 0;
+        while (par[k] != (size_t)-1 && hops <= n) {
+            k = par[k];
+            hops++;
+        }
+        if (hops > n) {
+            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle", m.r.name, g.tag[i]);
+            goto out;
+        }
+        root[i] = k;
+        depth[i] = hops;
+    }
+    /* Most recent first (as prune: created time, then tag). */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0; j--) {
+            size_t a = ord[j - 1], b = ord[j];
+            if (g.created[a] > g.created[b] || (g.created[a] == g.created[b] && strcmp(g.tag[a], g.tag[b]) >= 0))
+                break;
+            ord[j - 1] = b;
+            ord[j] = a;
+        }
+    int64_t now = fks__wall_ms();
+    for (size_t q = 0; q < n; q++) {
+        size_t i = ord[q];
+        if (o->keep_last > 0 && seen[root[i]]++ < (size_t)o->keep_last)
+            keep[i] = 1;
+        if (o->keep_within_ms > 0 && now - g.created[i] <= o->keep_within_ms)
+            keep[i] = 1;
+        for (size_t t = 0; t < o->n_keep_tags && !keep[i]; t++)
+            if (fnmatch(o->keep_tags[t], g.tag[i], 0) == 0)
+                keep[i] = 1;
+    }
+    /* Manifests are written once: a kept snapshot's parent cannot be
+    ** re-parented as prune does locally, so its ancestors stay. */
+    for (size_t i = 0; i < n; i++)
+        if (keep[i] == 1)
+            for (size_t k = par[i]; k != (size_t)-1 && !keep[k]; k = par[k]) {
+                keep[k] = 2;
+                if (n_ancestors)
+                    (*n_ancestors)++;
+            }
+    /* Deepest first: a kill half way never leaves a child without its
+    ** parent. */
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && depth[ord[j - 1]] < depth[ord[j]]; j--) {
+            size_t t = ord[j - 1];
+            ord[j - 1] = ord[j];
+            ord[j] = t;
+        }
+    for (size_t q = 0; q < n && rc == 0; q++) {
+        size_t i = ord[q];
+        if (keep[i]) {
+            res->n_kept++;
+            continue;
+        }
+        if (!o->dry_run && (rc = s3_delete(m.c, g.key[i])) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && !(res->removed[res->n_removed++] = strdup(g.tag[i])))
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+    }
+out:
+    if (rc)
+        fks__errctx(rc, "remote prune of %s%s", m.r.name[0] ? m.r.name : remote ? remote : "",
+                    res->n_removed ? " (some snapshots were removed)" : "");
+    free(ord);
+    free(par);
+    free(root);
+    free(seen);
+    free(depth);
+    free(keep);
+    lineage_free(&g);
+    rem_close(&m, NULL);
+    return rc;
+}
+
+/* ---- remote verify ---- */
+
+#define VR_MAX_PROBLEMS 200
+
+static void vr_add(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 1) * sizeof *nv);
+    if (!nv)
+        return;
+    *v = nv;
+    if ((nv[*n] = strdup(s)))
+        (*n)++;
+}
+
+__attribute__((format(printf, 2, 3))) static void vr_problem(fks_remote_verify_report *r, const char *fmt, ...)
+{
+    char line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (r->n_problems < VR_MAX_PROBLEMS)
+        vr_add(&r->problems, &r->n_problems, line);
+    else if (r->n_problems == VR_MAX_PROBLEMS)
+        vr_add(&r->problems, &r->n_problems, "... more problems not listed");
+}
+
+static void vr_affected(fks_remote_verify_report *r, const char *tag)
+{
+    for (size_t i = 0; i < r->n_affected; i++)
+        if (strcmp(r->affected[i], tag) == 0)
+            return;
+    vr_add(&r->affected, &r->n_affected, tag);
+}
+
+void fks_remote_verify_free(fks_remote_verify_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->n_problems; i++)
+        free(r->problems[i]);
+    for (size_t i = 0; i < r->n_affected; i++)
+        free(r->affected[i]);
+    free(r->problems);
+    free(r->affected);
+    free(r);
+}
+
+/* Checks one pack's bytes b (len) read back for listed object p: its name,
+** its header, every page against its hash; then every index entry in it
+** (locs ls, n of them). Returns the number of problems found. */
+static size_t verify_pack(fks_remote_verify_report *r, struct rem *m, const struct obj *p, const uint8_t *b,
+                          size_t len, const struct loc *const *ls, size_t n)
+{
+    uint8_t sha[32], page[FKS_PAGE_SIZE], h[16];
+    size_t bad = 0;
+    s3_sha256(sha, b, len);
+    if (memcmp(sha, p->sha, 32) != 0) {
+        vr_problem(r, "pack %s: its content does not match its name (SHA-256)", p->key);
+        return 1;
+    }
+    uint64_t np = len >= 16 ? fks__get32(b + 8) : 0;
+    if (len < 16 || memcmp(b, PACK_MAGIC, 8) != 0 || 16 + 32 * np > len) {
+        vr_problem(r, "pack %s: not a pack (bad magic or header past its end)", p->key);
+        return 1;
+    }
+    for (uint64_t i = 0; i < np; i++) {
+        const uint8_t *e = b + 16 + 32 * i;
+        uint64_t off = fks__get64(e + 16);
+        uint32_t clen = fks__get32(e + 24), rlen = get16(e + 28);
+        uint8_t enc = e[30];
+        size_t got = (size_t)-1;
+        r->pages_checked++;
+        if (off >= 16 + 32 * np && off <= len && clen <= len - off && rlen >= 1 && rlen <= FKS_PAGE_SIZE) {
+            if (enc == 1) {
+                got = ZSTD_decompressDCtx(m->dctx, page, sizeof page, b + off, clen);
+                if (ZSTD_isError(got))
+                    got = (size_t)-1;
+            } else if (enc == 0 && clen == rlen) {
+                memcpy(page, b + off, clen);
+                got = clen;
+            }
+        }
+        if (got != rlen) {
+            vr_problem(r, "pack %s: page %llu does not decode to its %u bytes", p->key, (unsigned long long)i, rlen);
+            r->bad_pages++;
+            bad++;
+            continue;
+        }
+        fks__hash(h, page, rlen);
+        if (memcmp(h, e, 16) != 0) {
+            char hx[33];
+            fks__hex16(hx, e);
+            vr_problem(r, "pack %s: page %llu (%s) does not match its hash", p->key, (unsigned long long)i, hx);
+            r->bad_pages++;
+            bad++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct loc *l = ls[i];
+        size_t got = (size_t)-1;
+        if (l->off <= len && l->clen <= len - l->off) {
+            if (l->enc == 1) {
+                got = ZSTD_decompressDCtx(m->dctx, page, sizeof page, b + l->off, l->clen);
+                if (ZSTD_isError(got))
+                    got = (size_t)-1;
+            } else {
+                memcpy(page, b + l->off, l->clen);
+                got = l->clen;
+            }
+        }
+        if (got == l->rlen)
+            fks__hash(h, page, l->rlen);
+        if (got != l->rlen || memcmp(h, l->hash, 16) != 0) {
+            char hx[33];
+            fks__hex16(hx, l->hash);
+            vr_problem(r, "pack %s: the index names page %s at offset %llu, which is not there", p->key, hx,
+                       (unsigned long long)l->off);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+static int cmp_locp_pack(const void *a, const void *b)
+{
+    const struct loc *x = *(const struct loc *const *)a, *y = *(const struct loc *const *)b;
+    return x->pack != y->pack ? (x->pack < y->pack ? -1 : 1) : (x->off < y->off ? -1 : x->off > y->off);
+}
+
+int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
+                      fks_progress_fn progress, void *progress_arg)
+{
+    *out = NULL;
+    fks_remote_verify_report *r = calloc(1, sizeof *r);
+    if (!r)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    struct rem m;
+    struct olist idxs = {0}, packs = {0};
+    struct prog pg = {progress, progress_arg, 0, 0, 0};
+    struct raw {
+        uint8_t *b;
+        size_t len;
+        char *key;
+        char tag[129], parent[129];
+        int state;               /* 0 to decode, 1 decoded, 2 bad */
+        struct snapmap map;
+    } *raw = NULL;
+    size_t nraw = 0;
+    const struct loc **ls = NULL;
+    uint8_t *badpack = NULL;     /* per pack of m.idx: 1 if bad or missing */
+    struct keylist ml = {0};
+    int rc = rem_open(&m, s, remote);
+    /* Indexes: each checked against its name, parsed into m.idx. */
+    if (rc == 0)
+        rc = list_objs(&idxs, &m, "index/", ".idx");
+    r->indexes = idxs.n;
+    for (size_t i = 0; i < idxs.n && rc == 0; i++) {
+        uint8_t *b = NULL, sha[32];
+        size_t len;
+        if ((rc = s3_get(&b, &len, m.c, idxs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+            rc = 0;               /* merged by a gc since the listing */
+            continue;
+        }
+        if (rc)
+            break;
+        s3_sha256(sha, b, len);
+        int bad = memcmp(sha, idxs.v[i].sha, 32) != 0;
+        if (bad)
+            vr_problem(r, "index %s: its content does not match its name (SHA-256)", idxs.v[i].key);
+        else if (index_parse(&m.idx, b, len, idxs.v[i].key, NULL)) {
+            vr_problem(r, "%s", fks_errmsg());
+            bad = 1;
+        }
+        r->bad_indexes += (uint64_t)bad;
+        free(b);
+    }
+    if (rc == 0)
+        rc = list_objs(&packs, &m, "packs/", ".pack");
+    r->packs = packs.n;
+    if (rc == 0 && !(badpack = calloc(m.idx.npacks + 1, 1)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < m.idx.npacks && rc == 0; i++) {
+        const struct obj *p = obj_find(&packs, m.idx.packs[i].sha);
+        char hx[65];
+        hex32(hx, m.idx.packs[i].sha);
+        if (!p) {
+            badpack[i] = 2;       /* a problem only if a manifest needs it */
+        } else if (p->size != m.idx.packs[i].size) {
+            vr_problem(r, "pack %s: %llu bytes, the index says %llu", p->key, (unsigned long long)p->size,
+                       (unsigned long long)m.idx.packs[i].size);
+            badpack[i] = 1;
+        }
+    }
+    /* Packs read back: every index entry in them is checked as well. */
+    if (rc == 0 && m.idx.n && !(ls = malloc(m.idx.n * sizeof *ls)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < m.idx.n && rc == 0; i++)
+        ls[i] = &m.idx.v[i];
+    if (rc == 0 && m.idx.n)
+        qsort(ls, m.idx.n, sizeof *ls, cmp_locp_pack);
+    unsigned seed = (unsigned)(fks__wall_ms() ^ (int64_t)getpid());
+    char *pick = rc ? NULL : calloc(packs.n + 1, 1);
+    if (rc == 0 && !pick)
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < packs.n && rc == 0; i++)
+        if ((pick[i] = sample_pct >= 100 || (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct))
+            pg.total += packs.v[i].size;
+    for (size_t i = 0; i < packs.n && rc == 0; i++) {
+        if (!pick[i])
+            continue;
+        uint8_t *b = NULL;
+        size_t len;
+        if ((rc = s3_get(&b, &len, m.c, packs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+            rc = 0;               /* deleted by a gc since the listing */
+            continue;
+        }
+        if (rc)
+            break;
+        r->packs_checked++;
+        uint32_t no = UINT32_MAX;
+        for (size_t k = 0; k < m.idx.npacks && no == UINT32_MAX; k++)
+            if (memcmp(m.idx.packs[k].sha, packs.v[i].sha, 32) == 0)
+                no = (uint32_t)k;
+        size_t first = 0, cnt = 0;
+        if (no != UINT32_MAX) {
+            size_t lo = 0, hi = m.idx.n;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (ls[mid]->pack < no)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            first = lo;
+            while (first + cnt < m.idx.n && ls[first + cnt]->pack == no)
+                cnt++;
+        }
+        if (verify_pack(r, &m, &packs.v[i], b, len, ls + first, cnt)) {
+            r->bad_packs++;
+            if (no != UINT32_MAX)
+                badpack[no] = 1;
+        }
+        prog_tick(&pg, len, 0);
+        free(b);
+    }
+    free(pick);
+    /* Manifests: decoded root first; every page reachable. */
+    char pre[600];
+    if (rc == 0 && (rc = fks__path(pre, sizeof pre, "%ssnapshots/", m.pfx)) == 0)
+        rc = s3_list(m.c, pre, collect, &ml);
+    if (rc == 0 && ml.n && !(raw = calloc(ml.n, sizeof *raw)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ml.n && rc == 0; i++) {
+        size_t kl = strlen(ml.k[i]);
+        if (kl < 9 || strcmp(ml.k[i] + kl - 9, ".manifest") != 0)
+            continue;
+        struct raw *w = &raw[nraw];
+        if ((rc = s3_get(&w->b, &w->len, m.c, ml.k[i], 0, 0)) == FKS_ENOTFOUND) {
+            rc = 0;               /* pruned since the listing */
+            continue;
+        }
+        if (rc)
+            break;
+        w->key = ml.k[i];
+        nraw++;
+        json_object *j;
+        const uint8_t *body;
+        if (manifest_header(&j, &body, w->b, w->len, w->key)) {
+            vr_problem(r, "%s", fks_errmsg());
+            w->state = 2;
+            r->bad_manifests++;
+            continue;
+        }
+        const char *t = jstr(j, "tag"), *par = jstr(j, "parent");
+        snprintf(w->tag, sizeof w->tag, "%s", t ? t : "");
+        snprintf(w->parent, sizeof w->parent, "%s", par ? par : "");
+        json_object_put(j);
+    }
+    r->manifests = nraw;
+    for (int progress_made = 1; progress_made && rc == 0;) {
+        progress_made = 0;
+        for (size_t i = 0; i < nraw; i++) {
+            struct raw *w = &raw[i];
+            if (w->state)
+                continue;
+            struct raw *pw = NULL;
+            for (size_t k = 0; k < nraw && w->parent[0] && !pw; k++)
+                if (strcmp(raw[k].tag, w->parent) == 0)
+                    pw = &raw[k];
+            if (w->parent[0] && pw && pw->state == 0)
+                continue;         /* its parent first */
+            progress_made = 1;
+            if (w->parent[0] && (!pw || pw->state == 2)) {
+                vr_problem(r, "manifest %s: its parent %s %s", w->key, w->parent,
+                           pw ? "is damaged" : "has no manifest");
+                r->bad_manifests++;
+                w->state = 2;
+                vr_affected(r, w->tag[0] ? w->tag : w->key);
+                continue;
+            }
+            if (manifest_decode(&w->map, w->b, w->len, w->key, pw ? &pw->map : NULL) ||
+                strcmp(w->map.tag, w->tag) != 0) {
+                vr_problem(r, "%s", fks_errmsg());
+                r->bad_manifests++;
+                w->state = 2;
+                vr_affected(r, w->tag[0] ? w->tag : w->key);
+                continue;
+            }
+            w->state = 1;
+        }
+    }
+    for (size_t i = 0; i < nraw && rc == 0; i++) {
+        struct raw *w = &raw[i];
+        if (w->state == 0) {      /* left: a lineage cycle */
+            vr_problem(r, "manifest %s: its lineage has a cycle through %s", w->key, w->parent);
+            r->bad_manifests++;
+            vr_affected(r, w->tag);
+            continue;
+        }
+        if (w->state != 1)
+            continue;
+        uint64_t lost = 0, damaged = 0;
+        for (size_t a = 0; a < w->map.nart; a++)
+            for (size_t k = 0; k < w->map.art[a].n; k++) {
+                const struct mpage *pgp = &w->map.art[a].p[k];
+                const struct loc *l = idx_find(&m.idx, pgp->hash);
+                if (!l || badpack[l->pack] == 2) {
+                    if (!lost++) {
+                        char hx[33];
+                        fks__hex16(hx, pgp->hash);
+                        vr_problem(r, "snapshot %s: %s page %llu (%s) is in no %s", w->tag, w->map.art[a].name,
+                                   (unsigned long long)pgp->pgno, hx,
+                                   l ? "pack the bucket holds (its pack is missing)" : "pack any index names");
+                    }
+                } else if (badpack[l->pack] == 1) {
+                    damaged++;
+                } else {
+                    r->pages_reachable++;
+                }
+            }
+        r->unreachable_pages += lost;
+        if (lost > 1)
+            vr_problem(r, "snapshot %s: %llu pages unreachable in all", w->tag, (unsigned long long)lost);
+        if (lost || damaged)
+            vr_affected(r, w->tag);
+    }
+    prog_tick(&pg, 0, 1);
+    for (size_t i = 0; i < nraw; i++) {
+        free(raw[i].b);
+        snapmap_free(&raw[i].map);
+    }
+    free(raw);
+    keylist_free(&ml);
+    free(ls);
+    free(badpack);
+    olist_free(&idxs);
+    olist_free(&packs);
+    fks_remote_stats rs;
+    rem_close(&m, &rs);
+    r->bytes_down = rs.bytes_down;
+    r->requests = rs.requests;
+    r->seconds = rs.seconds;
+    if (rc) {
+        fks_remote_verify_free(r);
+        return fks__errctx(rc, "remote verify of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+    }
+    *out = r;
+    return 0;
 }

@@ -244,3 +244,28 @@ int fks_remote_rm(fks_store *s, const char *name)
     sqlite3_finalize(st);
     return cat_end(s, rc);
 }
+
+int remote__set_versions(fks_store *s, const char *tag, const char *fc_version, const char *format_version)
+{
+    int rc = cat_begin(s);
+    if (rc)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    /* Only versions the snapshot lacks: a pull never overwrites what the
+    ** store recorded itself. */
+    if ((rc = cat_prepare(s->db, &st, "UPDATE snapshot SET fc_version = coalesce(fc_version, ?2),"
+                          " format_version = coalesce(format_version, ?3) WHERE tag = ?1")) == 0) {
+        sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
+        if (fc_version[0])
+            sqlite3_bind_text(st, 2, fc_version, -1, SQLITE_STATIC);
+        if (format_version[0])
+            sqlite3_bind_text(st, 3, format_version, -1, SQLITE_STATIC);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(s->db, src, "catalog: record the versions of pulled snapshot");
+        else if (sqlite3_changes(s->db) == 0)
+            rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found", tag);
+    }
+    sqlite3_finalize(st);
+    return cat_end(s, rc);
+}

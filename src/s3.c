@@ -31,6 +31,11 @@
 **     says to fix the clock (FKS_EPERM); NoSuchBucket names the bucket and
 **     the endpoint (FKS_ENOTFOUND); a missing object is FKS_ENOTFOUND.
 **     Network failures are FKS_EIO with libcurl's message.
+**  5. For remote gc: every response's Date is kept (s3_server_ms, whole
+**     seconds), listings give each key's LastModified (s3_list_t), so gc
+**     compares times on the server's clock only. s3_put_new sends
+**     If-None-Match: * (create only; 412 is FKS_EEXIST, also after a retry
+**     of a PUT whose answer was lost: the caller reads the object back).
 */
 #include <ctype.h>
 #include "curlx.h"
@@ -61,6 +66,7 @@ struct s3_client {
     int max_attempts;
     unsigned rnd;              /* jitter */
     s3_stats st;
+    int64_t server_ms;         /* Date of the last response, 0 if none */
 };
 
 /* ---- hashing and signing ---- */
@@ -383,6 +389,23 @@ static int on_seek(void *arg, curl_off_t off, int origin)
     return CURL_SEEKFUNC_OK;
 }
 
+/* Keeps the Date of each response (RFC 7231, whole seconds): remote gc
+** compares object times with the server's clock, not this host's. */
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+    s3_client *c = arg;
+    size_t len = sz * n;
+    if (len > 5 && len < 200 && strncasecmp(p, "date:", 5) == 0) {
+        char v[200];
+        memcpy(v, p + 5, len - 5);
+        v[len - 5] = 0;
+        time_t t = curl_getdate(v, NULL);
+        if (t > 0)
+            c->server_ms = (int64_t)t * 1000;
+    }
+    return len;
+}
+
 /* The text of <tag>...</tag> in xml (first one at or after from), entities
 ** decoded, into out; 0 if found. */
 static int xml_text(char *out, size_t cap, const char *xml, const char *tag, const char **after)
@@ -428,6 +451,7 @@ struct req {
     const char *body_sha;      /* its SHA-256 in hex, NULL: computed here */
     uint64_t range_off, range_len;   /* range_len 0: no Range */
     size_t limit;              /* largest response body accepted */
+    int if_none_match;         /* PUT: If-None-Match: * (create only) */
     /* results */
     long status;
     struct body resp;
@@ -506,6 +530,8 @@ static int attempt(s3_client *c, struct req *r, int *retry)
         HDR("x-amz-security-token: %s", c->creds->token);
     HDR("Authorization: %s", auth);
     HDR("Expect:");
+    if (r->if_none_match)
+        HDR("If-None-Match: *");
     if (r->body)
         HDR("Content-Type:");
 #undef HDR
@@ -525,6 +551,8 @@ static int attempt(s3_client *c, struct req *r, int *retry)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->resp);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     if (strcmp(r->method, "PUT") == 0) {
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
@@ -594,6 +622,8 @@ static int attempt(s3_client *c, struct req *r, int *retry)
                         c->bucket, what, c->endpoint, why, c->creds->key_id, code[0] ? " " : "", code,
                         c->creds->source);
     }
+    if (r->status == 412 && r->if_none_match)
+        return fks__err(FKS_EEXIST, "S3 PUT %s/%s: the object exists already (If-None-Match)", c->bucket, what);
     if (r->status == 404)
         return fks__err(FKS_ENOTFOUND, "S3 object %s not found in bucket %s at %s", what, c->bucket, c->endpoint);
     if (r->status == 416)
@@ -627,6 +657,41 @@ int s3_put(s3_client *c, const char *key, const void *buf, size_t len, const cha
     int rc = request(c, &r);
     free(r.resp.b);
     return rc;
+}
+
+int s3_put_new(s3_client *c, const char *key, const void *buf, size_t len, const char *sha256_hex)
+{
+    static const uint8_t none = 0;
+    struct req r = {.method = "PUT", .key = key, .query = "", .body = len ? buf : &none, .blen = len,
+                    .body_sha = sha256_hex, .limit = 1 << 20, .if_none_match = 1};
+    int rc = request(c, &r);
+    free(r.resp.b);
+    return rc;
+}
+
+int64_t s3_server_ms(const s3_client *c)
+{
+    return c->server_ms;
+}
+
+/* "2026-12-02T03:13:42.071Z" into ms since the epoch; -1 if malformed. */
+static int64_t iso_ms(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    char frac[16] = "";
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+               &tm.tm_sec) != 6)
+        return -1;
+    const char *dot = strchr(s, '.');
+    if (dot && sscanf(dot + 1, "%15[0-9]", frac) == 1) {
+        for (int i = 0; i < 3; i++)
+            ms = ms * 10 + (frac[i] >= '0' && frac[i] <= '9' ? frac[i] - '0' : 0);
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t < 0 ? -1 : (int64_t)t * 1000 + ms;
 }
 
 int s3_get(uint8_t **out, size_t *outlen, s3_client *c, const char *key, uint64_t off, uint64_t len)
@@ -667,6 +732,11 @@ int s3_delete(s3_client *c, const char *key)
 
 int s3_list(s3_client *c, const char *prefix, s3_list_fn fn, void *arg)
 {
+    return s3_list_t(c, prefix, NULL, fn, arg);
+}
+
+int s3_list_t(s3_client *c, const char *prefix, s3_list_tfn tfn, s3_list_fn fn, void *arg)
+{
     char token[2048] = "", etok[6200], epre[3200];
     int rc = s3_uri_encode(epre, sizeof epre, prefix, 0);
     for (int page = 0; rc == 0; page++) {
@@ -687,7 +757,7 @@ int s3_list(s3_client *c, const char *prefix, s3_list_fn fn, void *arg)
             break;
         }
         const char *x = r.resp.b ? (const char *)r.resp.b : "", *p = x;
-        char item[4096], key[2048], size[32], trunc[16] = "";
+        char item[4096], key[2048], size[32], lm[64] = "", trunc[16] = "";
         const char *next;
         while (rc == 0 && xml_text(item, sizeof item, p, "Contents", &next) == 0) {
             p = next;
@@ -695,7 +765,12 @@ int s3_list(s3_client *c, const char *prefix, s3_list_fn fn, void *arg)
                 rc = fks__err(FKS_EIO, "S3 list %s/%s: a <Contents> without Key or Size", c->bucket, prefix);
                 break;
             }
-            rc = fn(arg, key, strtoull(size, NULL, 10));
+            int64_t t = -1;
+            if (tfn && (xml_text(lm, sizeof lm, item, "LastModified", NULL) || (t = iso_ms(lm)) < 0)) {
+                rc = fks__err(FKS_EIO, "S3 list %s/%s: %s has no readable LastModified", c->bucket, prefix, key);
+                break;
+            }
+            rc = tfn ? tfn(arg, key, strtoull(size, NULL, 10), t) : fn(arg, key, strtoull(size, NULL, 10));
         }
         xml_text(trunc, sizeof trunc, x, "IsTruncated", NULL);
         int more = strcmp(trunc, "true") == 0;

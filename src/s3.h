@@ -62,6 +62,17 @@ int s3_delete(s3_client *c, const char *key);
 ** stops the listing and is returned. */
 typedef int (*s3_list_fn)(void *arg, const char *key, uint64_t size);
 int s3_list(s3_client *c, const char *prefix, s3_list_fn fn, void *arg);
+/* The same with each key's LastModified (ms since the epoch, the server's
+** clock): tfn instead of fn. */
+typedef int (*s3_list_tfn)(void *arg, const char *key, uint64_t size, int64_t mtime_ms);
+int s3_list_t(s3_client *c, const char *prefix, s3_list_tfn tfn, s3_list_fn fn, void *arg);
+/* PUT key only if it does not exist (If-None-Match: *): FKS_EEXIST if it
+** does (HTTP 412). A retry after a lost answer also sees FKS_EEXIST: the
+** caller reads the object back to tell its own write from another's. */
+int s3_put_new(s3_client *c, const char *key, const void *buf, size_t len, const char *sha256_hex);
+/* The Date of the server's last response in ms since the epoch (whole
+** seconds), 0 before any. */
+int64_t s3_server_ms(const s3_client *c);
 
 /* ---- SigV4, exposed for tests/unit/test_sigv4.c ---- */
 
