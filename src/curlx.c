@@ -3,7 +3,7 @@
 **
 ** Design
 **  1. fks__curl_load opens libcurl.so.4 (the soname of libcurl 7 and 8)
-**     with RTLD_NOW | RTLD_LOCAL once and looks up the ten functions
+**     with RTLD_NOW | RTLD_LOCAL once and looks up the eleven functions
 **     forkstore calls; a missing symbol fails the load as a whole.
 **  2. Each wrapper loads first. curl_easy_setopt and curl_easy_getinfo
 **     are variadic: the option number says the argument's type, as in
@@ -33,6 +33,7 @@ static struct {
     const char *(*easy_strerror)(CURLcode);
     struct curl_slist *(*slist_append)(struct curl_slist *, const char *);
     void (*slist_free_all)(struct curl_slist *);
+    time_t (*getdate)(const char *, const time_t *);
 } api;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static char why[256];
@@ -55,6 +56,7 @@ static void load(void)
         {"curl_easy_getinfo", (void **)&api.easy_getinfo}, {"curl_easy_cleanup", (void **)&api.easy_cleanup},
         {"curl_easy_reset", (void **)&api.easy_reset},     {"curl_easy_strerror", (void **)&api.easy_strerror},
         {"curl_slist_append", (void **)&api.slist_append}, {"curl_slist_free_all", (void **)&api.slist_free_all},
+        {"curl_getdate", (void **)&api.getdate},
     };
     for (size_t i = 0; i < sizeof syms / sizeof syms[0]; i++) {
         void *f = dlsym(h, syms[i].name);
@@ -152,4 +154,9 @@ void fks__curl_slist_free_all(struct curl_slist *list)
 {
     if (list && fks__curl_load() == 0)
         api.slist_free_all(list);
+}
+
+time_t fks__curl_getdate(const char *p, const time_t *unused)
+{
+    return fks__curl_load() == 0 ? api.getdate(p, unused) : -1;
 }

@@ -30,6 +30,7 @@ void fks__curl_easy_reset(CURL *h);
 const char *fks__curl_easy_strerror(CURLcode code);
 struct curl_slist *fks__curl_slist_append(struct curl_slist *list, const char *s);
 void fks__curl_slist_free_all(struct curl_slist *list);
+time_t fks__curl_getdate(const char *p, const time_t *unused);
 
 #undef curl_easy_setopt
 #undef curl_easy_getinfo
@@ -43,5 +44,6 @@ void fks__curl_slist_free_all(struct curl_slist *list);
 #define curl_easy_strerror fks__curl_easy_strerror
 #define curl_slist_append fks__curl_slist_append
 #define curl_slist_free_all fks__curl_slist_free_all
+#define curl_getdate fks__curl_getdate
 
 #endif
