@@ -8,7 +8,7 @@
 # (so b must not use packs a gc has marked and may be deleting). After each
 # round a third store pulls both new leaves and restores them byte for byte,
 # and at the end every kept snapshot pulls into an empty store, remote verify
-# passes, gc has deleted packs and merged indexes. ROUNDS (default 20; make
+# passes, gc has deleted packs and merged indexes. ROUNDS (default 10; make
 # test-remote runs 200).
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -22,7 +22,7 @@ set -a; . "$TESTDIR/rgw/env"; set +a
 "$rgw" bucket "$TESTDIR/rgw" fleet
 export FORKSTORE_S3_ATTEMPTS=3
 EP=$RGW_ENDPOINT
-ROUNDS=${ROUNDS:-20}
+ROUNDS=${ROUNDS:-10}
 [ -n "${REMOTE_LONG:-}" ] && ROUNDS=${REMOTE_LONG_ROUNDS:-200}
 # Margins: marked by one run, deleted by a run at least 1 s later (the
 # server's Date has whole seconds, so in practice 1-2 s).
