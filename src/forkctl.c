@@ -1666,6 +1666,29 @@ static int cmd_gc(int argc, char **argv)
     return EX_OK;
 }
 
+/* A verify report on stderr: one line per problem, then per note, then
+** the snapshots the problems reach (verify and remote verify). */
+static void put_problems(const char *who, char *const *problems, size_t np, char *const *notes, size_t nn,
+                         char *const *affected, size_t na)
+{
+    for (size_t i = 0; i < np; i++) {
+        fprintf(stderr, "forkctl: %s: ", who);
+        put_esc(stderr, problems[i]);
+        fputc('\n', stderr);
+    }
+    for (size_t i = 0; i < nn; i++) {
+        fprintf(stderr, "forkctl: %s: note: ", who);
+        put_esc(stderr, notes[i]);
+        fputc('\n', stderr);
+    }
+    if (na) {
+        fprintf(stderr, "forkctl: %s: snapshots affected:", who);
+        for (size_t i = 0; i < na; i++)
+            fprintf(stderr, " %s", esc(affected[i]));
+        fputc('\n', stderr);
+    }
+}
+
 static const char H_VERIFY[] =
     "usage: forkctl verify [--sample PERCENT] [--json]\n"
     "Checks the store: the catalog (SQLite quick_check), every chunk file, that\n"
@@ -1727,22 +1750,7 @@ static int cmd_verify(int argc, char **argv)
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
-        for (size_t i = 0; i < v->n_problems; i++) {
-            fputs("forkctl: verify: ", stderr);
-            put_esc(stderr, v->problems[i]);
-            fputc('\n', stderr);
-        }
-        for (size_t i = 0; i < v->n_notes; i++) {
-            fputs("forkctl: verify: note: ", stderr);
-            put_esc(stderr, v->notes[i]);
-            fputc('\n', stderr);
-        }
-        if (v->n_affected) {
-            fprintf(stderr, "forkctl: verify: snapshots affected:");
-            for (size_t i = 0; i < v->n_affected; i++)
-                fprintf(stderr, " %s", esc(v->affected[i]));
-            fputc('\n', stderr);
-        }
+        put_problems("verify", v->problems, v->n_problems, v->notes, v->n_notes, v->affected, v->n_affected);
         if (!g_quiet || bad)
             printf("verify: %s: %llu chunks, %llu page map runs, %llu pages checked in %.2fs\n",
                    bad ? "DAMAGED" : "ok", (unsigned long long)v->chunks_checked,
@@ -2772,17 +2780,7 @@ static int remote_maint(int argc, char **argv)
         json_object_object_add(j, "seconds", json_object_new_double(vr->seconds));
         print_json(j);
     } else {
-        for (size_t i = 0; i < vr->n_problems; i++) {
-            fputs("forkctl: remote verify: ", stderr);
-            put_esc(stderr, vr->problems[i]);
-            fputc('\n', stderr);
-        }
-        if (vr->n_affected) {
-            fprintf(stderr, "forkctl: remote verify: snapshots affected:");
-            for (size_t i = 0; i < vr->n_affected; i++)
-                fprintf(stderr, " %s", esc(vr->affected[i]));
-            fputc('\n', stderr);
-        }
+        put_problems("remote verify", vr->problems, vr->n_problems, NULL, 0, vr->affected, vr->n_affected);
         if (!g_quiet || bad)
             printf("remote verify: %s: %llu manifests, %llu index objects, %llu of %llu packs read, %llu pages "
                    "checked, %llu pages of manifests reachable, %.1fs\n", bad ? "DAMAGED" : "ok",

@@ -334,14 +334,9 @@ static int idx_add_pack(uint32_t *no, struct index *x, const uint8_t sha[32], ui
             *no = (uint32_t)i;
             return 0;
         }
-    if (x->npacks == x->packcap) {
-        size_t cap = x->packcap ? x->packcap * 2 : 64;
-        struct pack *p = realloc(x->packs, cap * sizeof *p);
-        if (!p)
-            return fks__err(FKS_ENOMEM, "out of memory");
-        x->packs = p;
-        x->packcap = cap;
-    }
+    int rc = fks__grow(&x->packs, &x->packcap, x->npacks, sizeof *x->packs);
+    if (rc)
+        return rc;
     memcpy(x->packs[x->npacks].sha, sha, 32);
     x->packs[x->npacks].size = size;
     *no = (uint32_t)x->npacks++;
@@ -2043,14 +2038,9 @@ struct olist {
 static int collect_t(void *arg, const char *key, uint64_t size, int64_t mtime)
 {
     struct olist *l = arg;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        struct obj *v = realloc(l->v, cap * sizeof *v);
-        if (!v)
-            return fks__err(FKS_ENOMEM, "out of memory");
-        l->v = v;
-        l->cap = cap;
-    }
+    int rc = fks__grow(&l->v, &l->cap, l->n, sizeof *l->v);
+    if (rc)
+        return rc;
     memset(&l->v[l->n], 0, sizeof *l->v);
     if (!(l->v[l->n].key = strdup(key)))
         return fks__err(FKS_ENOMEM, "out of memory");
