@@ -217,8 +217,8 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
     sqlite3_bind_int64(r->bst, 2, last);
     int rc = 0, s = SQLITE_DONE, bs = sqlite3_step(r->bst);
     uint64_t k = 0;
-    struct cat_page p;
-    struct blockrow cur, nxt;
+    struct cat_page p = {0};
+    struct blockrow cur = {0}, nxt = {0};
     int have_cur = 0;
     if (bs == SQLITE_ROW)
         block_from(&nxt, r->bst, 0);

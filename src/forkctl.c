@@ -2639,7 +2639,7 @@ static int remote_maint(int argc, char **argv)
     fks_remote_gc_opts go = {0};
     fks_prune_opts po = {0};
     const char *ktags[64];
-    double v, sample = 100;
+    double v = 0, sample = 100;
     po.keep_tags = ktags;
     char cmd[32];
     snprintf(cmd, sizeof cmd, "remote %s", sub);

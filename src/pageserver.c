@@ -723,7 +723,7 @@ static void *prefetch_main(void *arg)
         qsort(batch, nb, sizeof batch[0], cmp_u64);
         uint64_t lo_addr = UINT64_MAX, hi_addr = 0;
         for (size_t k = 0; k < nb && !v->done;) {
-            int rk, re, in0, ine;
+            int rk = 0, re = 0, in0 = 0, ine = 0;
             uint64_t addr = addr_of(v, batch[k], &rk);
             size_t ra = run_at(sv, batch[k], &in0);
             size_t lim = in0 ? PF_COPY : PF_ZERO, e = k + 1;
@@ -1040,10 +1040,11 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
     {
         /* test hook (t_lazy_remove): FKS_TEST_PREFETCH_PAUSE=PGNO:MS */
         const char *t = getenv("FKS_TEST_PREFETCH_PAUSE");
-        unsigned long long pg = 0;
-        unsigned ms = 0;
-        if (t && sscanf(t, "%llu:%u", &pg, &ms) == 2)
-            sv.test_pause_pgno = pg, sv.test_pause_ms = ms;
+        char *e1 = NULL, *e2 = NULL;
+        unsigned long long pg = t ? strtoull(t, &e1, 10) : 0;
+        unsigned long ms = e1 && *e1 == ':' ? strtoul(e1 + 1, &e2, 10) : 0;
+        if (e2 && e2 != e1 + 1 && *e2 == '\0')
+            sv.test_pause_pgno = pg, sv.test_pause_ms = (unsigned)ms;
     }
     /* design 7: the pages are protected before any VMM can ask for one */
     size_t nruns;

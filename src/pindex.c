@@ -570,7 +570,7 @@ static void sql_hash_page(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     }
     uint8_t h[16];
     memcpy(h, sqlite3_value_blob(argv[0]), 16);
-    pidx *x;
+    pidx *x = NULL;
     int64_t id = 0;
     int rc = pidx_open(&x, sqlite3_context_db_handle(ctx));
     if (rc == 0) {

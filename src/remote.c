@@ -227,7 +227,7 @@ static void buf_need(struct buf *b, size_t more)
 static void buf_add(struct buf *b, const void *p, size_t n)
 {
     buf_need(b, n);
-    if (!b->oom) {
+    if (!b->oom && n) {
         memcpy(b->b + b->len, p, n);
         b->len += n;
     }
@@ -890,9 +890,9 @@ static int marks_read_new(uint8_t (**v)[32], size_t *n, struct rem *m, int remem
         free(b);
         if (rc == 0 && remember) {
             char **nk = realloc(m->mkeys, (m->nmkeys + 1) * sizeof *nk);
-            if (!nk)
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-            else if (!((m->mkeys = nk)[m->nmkeys] = strdup(l.k[i])))
+            if (nk)
+                m->mkeys = nk;
+            if (!nk || !(m->mkeys[m->nmkeys] = strdup(l.k[i])))
                 rc = fks__err(FKS_ENOMEM, "out of memory");
             else
                 m->nmkeys++;
@@ -2087,9 +2087,11 @@ static int list_objs(struct olist *l, struct rem *m, const char *dir, const char
 
 static struct obj *obj_find(const struct olist *l, const uint8_t sha[32])
 {
-    struct obj key;
+    struct obj key = {0};
+    if (!l->n || !sha)
+        return NULL;
     memcpy(key.sha, sha, 32);
-    return l->n ? bsearch(&key, l->v, l->n, sizeof *l->v, cmp_obj_sha) : NULL;
+    return bsearch(&key, l->v, l->n, sizeof *l->v, cmp_obj_sha);
 }
 
 static int pend_has(const struct pendset *p, const uint8_t h[16])
@@ -2457,6 +2459,11 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
     for (int pass = 0; pass < 2 && rc == 0 && nread; pass++)
         for (size_t i = 0; i < gi.n && rc == 0; i++) {
             const struct gent *e = &gi.v[i];
+            if (!gi.pt.packs || e->l.pack >= gi.pt.npacks) {
+                rc = fks__err(FKS_ECORRUPT, "remote gc: an index entry names pack %u of %zu", (unsigned)e->l.pack,
+                              (size_t)gi.pt.npacks);
+                break;
+            }
             const struct pack *pk = &gi.pt.packs[e->l.pack];
             const struct obj *p = obj_find(&packs, pk->sha);
             if (pass == 0 ? !p || p->del : p || e->imtime <= T - L || idx_find(&mg, e->l.hash))
@@ -2844,7 +2851,7 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
     if (rc == 0 && !pick)
         rc = fks__err(FKS_ENOMEM, "out of memory");
     for (size_t i = 0; i < packs.n && rc == 0; i++)
-        if ((pick[i] = sample_pct >= 100 || (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct))
+        if ((pick[i] = (char)(sample_pct >= 100 || (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct)))
             pg.total += packs.v[i].size;
     for (size_t i = 0; i < packs.n && rc == 0; i++) {
         if (!pick[i])

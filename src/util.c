@@ -6,6 +6,7 @@
 ** prefix context with fks__errctx(), and the CLI prints it.
 */
 #include "util.h"
+#undef fks__err                 /* the analyzer's macro (util.h): the definition is here */
 
 #include <errno.h>
 #include <fcntl.h>
