@@ -250,9 +250,7 @@ void fks_forkd_import_result_free(fks_forkd_import_result *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_warnings; i++)
-        free(r->warnings[i]);
-    free(r->warnings);
+    fks__lines_free(r->warnings, r->n_warnings);
     r->warnings = NULL;
     r->n_warnings = 0;
 }

@@ -138,9 +138,7 @@ void fks_prune_result_free(fks_prune_result *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_removed; i++)
-        free(r->removed[i]);
-    free(r->removed);
+    fks__lines_free(r->removed, r->n_removed);
     r->removed = NULL;
     r->n_removed = 0;
 }

@@ -87,12 +87,8 @@ void fks_recover_free(fks_recover_report *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_lost; i++)
-        free(r->lost[i]);
-    for (size_t i = 0; i < r->n_problems; i++)
-        free(r->problems[i]);
-    free(r->lost);
-    free(r->problems);
+    fks__lines_free(r->lost, r->n_lost);
+    fks__lines_free(r->problems, r->n_problems);
     free(r);
 }
 

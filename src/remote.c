@@ -2684,12 +2684,8 @@ void fks_remote_verify_free(fks_remote_verify_report *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_problems; i++)
-        free(r->problems[i]);
-    for (size_t i = 0; i < r->n_affected; i++)
-        free(r->affected[i]);
-    free(r->problems);
-    free(r->affected);
+    fks__lines_free(r->problems, r->n_problems);
+    fks__lines_free(r->affected, r->n_affected);
     free(r);
 }
 

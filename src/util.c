@@ -290,3 +290,10 @@ int fks__grow(void *pv, size_t *alloc, size_t n, size_t size)
     *alloc = na;
     return 0;
 }
+
+void fks__lines_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}

@@ -70,6 +70,9 @@ void fks__hex16(char out[33], const uint8_t h[16]);
 ** size bytes; from 256) and *alloc. FKS_ENOMEM (named) if it cannot. */
 int fks__grow(void *pv, size_t *alloc, size_t n, size_t size);
 
+/* Frees n strings of v, then v (a report's list of lines). */
+void fks__lines_free(char **v, size_t n);
+
 /* Little-endian load/store. */
 static inline void fks__put32(uint8_t *p, uint32_t v)
 { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24); }

@@ -542,14 +542,8 @@ void fks_verify_free(fks_verify_report *r)
 {
     if (!r)
         return;
-    for (size_t i = 0; i < r->n_problems; i++)
-        free(r->problems[i]);
-    for (size_t i = 0; i < r->n_affected; i++)
-        free(r->affected[i]);
-    for (size_t i = 0; i < r->n_notes; i++)
-        free(r->notes[i]);
-    free(r->problems);
-    free(r->affected);
-    free(r->notes);
+    fks__lines_free(r->problems, r->n_problems);
+    fks__lines_free(r->affected, r->n_affected);
+    fks__lines_free(r->notes, r->n_notes);
     free(r);
 }
