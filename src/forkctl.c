@@ -1666,6 +1666,15 @@ static int cmd_gc(int argc, char **argv)
     return EX_OK;
 }
 
+/* A JSON array of n strings. */
+static json_object *json_strings(char *const *v, size_t n)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_string(v[i]));
+    return a;
+}
+
 /* A verify report on stderr: one line per problem, then per note, then
 ** the snapshots the problems reach (verify and remote verify). */
 static void put_problems(const char *who, char *const *problems, size_t np, char *const *notes, size_t nn,
@@ -1728,7 +1737,7 @@ static int cmd_verify(int argc, char **argv)
         return fail(rc);
     int bad = v->n_problems > 0;
     if (json) {
-        json_object *j = json_object_new_object(), *pr = json_object_new_array(), *af = json_object_new_array();
+        json_object *j = json_object_new_object();
         json_object_object_add(j, "ok", json_object_new_boolean(!bad));
         json_object_object_add(j, "chunks_checked", json_object_new_int64((int64_t)v->chunks_checked));
         json_object_object_add(j, "pages_checked", json_object_new_int64((int64_t)v->pages_checked));
@@ -1737,16 +1746,9 @@ static int cmd_verify(int argc, char **argv)
         json_object_object_add(j, "bad_pages", json_object_new_int64((int64_t)v->bad_pages));
         json_object_object_add(j, "missing_pages", json_object_new_int64((int64_t)v->missing_pages));
         json_object_object_add(j, "bad_runs", json_object_new_int64((int64_t)v->bad_runs));
-        for (size_t i = 0; i < v->n_problems; i++)
-            json_object_array_add(pr, json_object_new_string(v->problems[i]));
-        for (size_t i = 0; i < v->n_affected; i++)
-            json_object_array_add(af, json_object_new_string(v->affected[i]));
-        json_object_object_add(j, "problems", pr);
-        json_object_object_add(j, "affected_snapshots", af);
-        json_object *nt = json_object_new_array();
-        for (size_t i = 0; i < v->n_notes; i++)
-            json_object_array_add(nt, json_object_new_string(v->notes[i]));
-        json_object_object_add(j, "notes", nt);
+        json_object_object_add(j, "problems", json_strings(v->problems, v->n_problems));
+        json_object_object_add(j, "affected_snapshots", json_strings(v->affected, v->n_affected));
+        json_object_object_add(j, "notes", json_strings(v->notes, v->n_notes));
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
@@ -1800,7 +1802,7 @@ static int cmd_recover(int argc, char **argv)
     ** killed ingest) are listed but lose nothing. */
     int bad = v->n_lost > 0 || v->chunks_bad > 0 || v->manifests_bad > 0;
     if (json) {
-        json_object *j = json_object_new_object(), *lo = json_object_new_array(), *pr = json_object_new_array();
+        json_object *j = json_object_new_object();
         json_object_object_add(j, "ok", json_object_new_boolean(!bad));
         json_object_object_add(j, "moved_aside", v->moved_aside[0] ? json_object_new_string(v->moved_aside) : NULL);
         json_object_object_add(j, "snapshots", json_object_new_int64((int64_t)v->snapshots));
@@ -1813,12 +1815,8 @@ static int cmd_recover(int argc, char **argv)
         json_object_object_add(j, "records_bad", json_object_new_int64((int64_t)v->records_bad));
         json_object_object_add(j, "pages", json_object_new_int64((int64_t)v->pages));
         json_object_object_add(j, "pages_missing", json_object_new_int64((int64_t)v->pages_missing));
-        for (size_t i = 0; i < v->n_lost; i++)
-            json_object_array_add(lo, json_object_new_string(v->lost[i]));
-        for (size_t i = 0; i < v->n_problems; i++)
-            json_object_array_add(pr, json_object_new_string(v->problems[i]));
-        json_object_object_add(j, "lost", lo);
-        json_object_object_add(j, "problems", pr);
+        json_object_object_add(j, "lost", json_strings(v->lost, v->n_lost));
+        json_object_object_add(j, "problems", json_strings(v->problems, v->n_problems));
         json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
         print_json(j);
     } else {
@@ -2764,19 +2762,15 @@ static int remote_maint(int argc, char **argv)
         return fail(rc);
     int bad = vr->n_problems > 0;
     if (json) {
-        json_object *j = json_object_new_object(), *pr = json_object_new_array(), *af = json_object_new_array();
+        json_object *j = json_object_new_object();
         json_object_object_add(j, "ok", json_object_new_boolean(!bad));
 #define F(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)vr->k))
         F(manifests); F(indexes); F(packs); F(packs_checked); F(pages_checked); F(pages_reachable);
         F(bad_manifests); F(bad_indexes); F(bad_packs); F(bad_pages); F(unreachable_pages); F(bytes_down);
         F(requests);
 #undef F
-        for (size_t i = 0; i < vr->n_problems; i++)
-            json_object_array_add(pr, json_object_new_string(vr->problems[i]));
-        for (size_t i = 0; i < vr->n_affected; i++)
-            json_object_array_add(af, json_object_new_string(vr->affected[i]));
-        json_object_object_add(j, "problems", pr);
-        json_object_object_add(j, "affected_snapshots", af);
+        json_object_object_add(j, "problems", json_strings(vr->problems, vr->n_problems));
+        json_object_object_add(j, "affected_snapshots", json_strings(vr->affected, vr->n_affected));
         json_object_object_add(j, "seconds", json_object_new_double(vr->seconds));
         print_json(j);
     } else {
