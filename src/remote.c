@@ -561,6 +561,53 @@ struct rem {
     int filter;                  /* load_index: drop entries of packs not usable */
 };
 
+/* ---- a page's bytes in a pack: the one decoder ---- */
+
+/* The name page hash h (XXH3-128 of the page) has in the remote's index
+** and packs: h itself. (Every lookup and check goes through here, so that
+** a keyed name for encrypted remotes changes one place.) */
+static void page_name(uint8_t out[16], const struct rem *m, const uint8_t h[16])
+{
+    (void)m;
+    memcpy(out, h, 16);
+}
+
+/* The place of the page whose hash is h, or NULL. */
+static const struct loc *rem_find(const struct rem *m, const uint8_t h[16])
+{
+    uint8_t k[16];
+    page_name(k, m, h);
+    return idx_find(&m->idx, k);
+}
+
+enum { PAGE_OK, PAGE_UNDECODABLE, PAGE_WRONG };
+
+/* Decodes one page's stored bytes (clen bytes at stored, encoding enc)
+** into page and checks them against rlen and name (its entry's hash):
+** PAGE_OK, PAGE_UNDECODABLE (not rlen bytes once decoded) or PAGE_WRONG
+** (decodes, fails its hash). The caller says where. */
+static int page_open(struct rem *m, uint8_t page[FKS_PAGE_SIZE], const uint8_t *stored, uint32_t clen,
+                     uint8_t enc, uint32_t rlen, const uint8_t name[16])
+{
+    size_t got = (size_t)-1;
+    if (rlen < 1 || rlen > FKS_PAGE_SIZE)
+        return PAGE_UNDECODABLE;
+    if (enc == 1) {
+        got = ZSTD_decompressDCtx(m->dctx, page, FKS_PAGE_SIZE, stored, clen);
+        if (ZSTD_isError(got))
+            got = (size_t)-1;
+    } else if (enc == 0 && clen == rlen) {
+        memcpy(page, stored, clen);
+        got = clen;
+    }
+    if (got != rlen)
+        return PAGE_UNDECODABLE;
+    uint8_t h[16], k[16];
+    fks__hash(h, page, rlen);
+    page_name(k, m, h);
+    return memcmp(k, name, 16) ? PAGE_WRONG : PAGE_OK;
+}
+
 /* The key P dir name ext. */
 static int key_of(char *out, size_t len, const struct rem *m, const char *dir, const char *name, const char *ext)
 {
@@ -916,7 +963,7 @@ static int marks_recheck(struct rem *m, const struct snapmap *map)
     int rc = marks_read_new(&nv, &n, m, 0);
     for (size_t i = 0; i < map->nart && rc == 0 && n; i++)
         for (size_t k = 0; k < map->art[i].n && rc == 0; k++) {
-            const struct loc *l = idx_find(&m->idx, map->art[i].p[k].hash);
+            const struct loc *l = rem_find(m, map->art[i].p[k].hash);
             if (!l)
                 rc = fks__err(FKS_ERR, "push %s: a page is in no pack after its packs were sent", map->tag);
             else if (sha_in(m->idx.packs[l->pack].sha, nv, n))
@@ -1102,7 +1149,7 @@ static int pack_add(struct rem *m, const uint8_t hash[16], const uint8_t *page, 
     if (ZSTD_isError(n))
         return fks__err(FKS_ERR, "zstd: %s", ZSTD_getErrorName(n));
     struct loc l = {.off = m->pack_data.len, .rlen = (uint16_t)rlen};
-    memcpy(l.hash, hash, 16);
+    page_name(l.hash, m, hash);
     if (n < rlen) {
         l.enc = 1;
         l.clen = (uint32_t)n;
@@ -1162,7 +1209,7 @@ static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *
             m->st.pages++;
             prog_tick(pg, FKS_PAGE_SIZE, 0);
             int had = 0;
-            if (idx_find(&m->idx, p->hash)) {
+            if (rem_find(m, p->hash)) {
                 m->st.pages_dedup++;
                 continue;
             }
@@ -1818,7 +1865,7 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
             }
             m->st.pages_dedup++;
         } else if (f == FKS_ENOTFOUND) {
-            const struct loc *l = idx_find(&m->idx, nd[k].hash);
+            const struct loc *l = rem_find(m, nd[k].hash);
             char hx[33];
             fks__hex16(hx, nd[k].hash);
             if (!l)
@@ -1854,22 +1901,15 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
         }
         for (; rc == 0 && i < nf && fe[i].l->pack == pk; i++) {
             const struct loc *l = fe[i].l;
-            uint8_t h[16];
-            size_t got = l->clen;
-            if (l->enc == 1) {
-                got = ZSTD_decompressDCtx(m->dctx, page, sizeof page, b + l->off, l->clen);
-                if (ZSTD_isError(got))
-                    got = (size_t)-1;
-            } else {
-                memcpy(page, b + l->off, l->clen);
-            }
-            if (got != l->rlen) {
+            int v = l->off <= len && l->clen <= len - l->off
+                        ? page_open(m, page, b + l->off, l->clen, l->enc, l->rlen, l->hash)
+                        : PAGE_UNDECODABLE;
+            if (v == PAGE_UNDECODABLE) {
                 rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not decode to %u bytes", key,
                               (unsigned long long)l->off, l->rlen);
                 break;
             }
-            fks__hash(h, page, l->rlen);
-            if (memcmp(h, l->hash, 16) != 0) {
+            if (v == PAGE_WRONG) {
                 rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
                               (unsigned long long)l->off);
                 break;
@@ -2695,7 +2735,7 @@ void fks_remote_verify_free(fks_remote_verify_report *r)
 static size_t verify_pack(fks_remote_verify_report *r, struct rem *m, const struct obj *p, const uint8_t *b,
                           size_t len, const struct loc *const *ls, size_t n)
 {
-    uint8_t sha[32], page[FKS_PAGE_SIZE], h[16];
+    uint8_t sha[32], page[FKS_PAGE_SIZE];
     size_t bad = 0;
     s3_sha256(sha, b, len);
     if (memcmp(sha, p->sha, 32) != 0) {
@@ -2712,26 +2752,17 @@ static size_t verify_pack(fks_remote_verify_report *r, struct rem *m, const stru
         uint64_t off = fks__get64(e + 16);
         uint32_t clen = fks__get32(e + 24), rlen = get16(e + 28);
         uint8_t enc = e[30];
-        size_t got = (size_t)-1;
         r->pages_checked++;
-        if (off >= 16 + 32 * np && off <= len && clen <= len - off && rlen >= 1 && rlen <= FKS_PAGE_SIZE) {
-            if (enc == 1) {
-                got = ZSTD_decompressDCtx(m->dctx, page, sizeof page, b + off, clen);
-                if (ZSTD_isError(got))
-                    got = (size_t)-1;
-            } else if (enc == 0 && clen == rlen) {
-                memcpy(page, b + off, clen);
-                got = clen;
-            }
-        }
-        if (got != rlen) {
+        int v = off >= 16 + 32 * np && off <= len && clen <= len - off
+                    ? page_open(m, page, b + off, clen, enc, rlen, e)
+                    : PAGE_UNDECODABLE;
+        if (v == PAGE_UNDECODABLE) {
             vr_problem(r, "pack %s: page %llu does not decode to its %u bytes", p->key, (unsigned long long)i, rlen);
             r->bad_pages++;
             bad++;
             continue;
         }
-        fks__hash(h, page, rlen);
-        if (memcmp(h, e, 16) != 0) {
+        if (v == PAGE_WRONG) {
             char hx[33];
             fks__hex16(hx, e);
             vr_problem(r, "pack %s: page %llu (%s) does not match its hash", p->key, (unsigned long long)i, hx);
@@ -2741,20 +2772,8 @@ static size_t verify_pack(fks_remote_verify_report *r, struct rem *m, const stru
     }
     for (size_t i = 0; i < n; i++) {
         const struct loc *l = ls[i];
-        size_t got = (size_t)-1;
-        if (l->off <= len && l->clen <= len - l->off) {
-            if (l->enc == 1) {
-                got = ZSTD_decompressDCtx(m->dctx, page, sizeof page, b + l->off, l->clen);
-                if (ZSTD_isError(got))
-                    got = (size_t)-1;
-            } else {
-                memcpy(page, b + l->off, l->clen);
-                got = l->clen;
-            }
-        }
-        if (got == l->rlen)
-            fks__hash(h, page, l->rlen);
-        if (got != l->rlen || memcmp(h, l->hash, 16) != 0) {
+        if (!(l->off <= len && l->clen <= len - l->off) ||
+            page_open(m, page, b + l->off, l->clen, l->enc, l->rlen, l->hash) != PAGE_OK) {
             char hx[33];
             fks__hex16(hx, l->hash);
             vr_problem(r, "pack %s: the index names page %s at offset %llu, which is not there", p->key, hx,
@@ -2967,7 +2986,7 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         for (size_t a = 0; a < w->map.nart; a++)
             for (size_t k = 0; k < w->map.art[a].n; k++) {
                 const struct mpage *pgp = &w->map.art[a].p[k];
-                const struct loc *l = idx_find(&m.idx, pgp->hash);
+                const struct loc *l = rem_find(&m, pgp->hash);
                 if (!l || badpack[l->pack] == 2) {
                     if (!lost++) {
                         char hx[33];
