@@ -57,3 +57,45 @@ base_store() {
     head -c 300 /dev/urandom >extra
     fk ingest --tag base --memory m --vmstate vm --file rootfs=extra >/dev/null
 }
+
+# ---- the test VMM (tools/vmm/fcvmm) for lazy restore tests ----
+# start_vmm SOCK ARGS...: starts fcvmm (backend $BACKEND, default thread) on
+# SOCK and waits for it; $vpid is its pid, added to pids (kill_pids kills them).
+pids=()
+kill_pids() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+start_vmm() {
+    local sock=$1
+    shift
+    "$FCVMM" --api-sock "$sock" --backend "${BACKEND:-thread}" "$@" 2>>vmm.err &
+    pids+=($!)
+    vpid=$!
+    for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+    die "fcvmm did not start: $(cat vmm.err)"
+}
+api() { curl -sf --max-time 60 --unix-socket "$1" "http://localhost$2"; }
+put() { curl -s --max-time 60 -o "$TESTDIR/put.out" -w '%{http_code}' -X PUT --unix-socket "$1" "http://localhost$2" -d "$3"; }
+full() { # full SOCK FILE: a Full snapshot of the (paused) VM into FILE
+    local code
+    code=$(put "$1" /snapshot/create "{\"snapshot_path\":\"$TESTDIR/full.vs\",\"mem_file_path\":\"$2\"}")
+    [ "$code" = 204 ] || die "snapshot/create answered $code: $(cat put.out)"
+}
+gone() { # gone PID: waits up to 10 s for PID to exit
+    for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+    die "process $1 still runs"
+}
+
+# ---- a real S3 server (tools/s3/rgw.sh) for remote tests ----
+# rgw_up BUCKET: skips unless Ceph is installed, starts radosgw in
+# $TESTDIR/rgw (stopped at exit along with kill_pids), loads its
+# environment (RGW_ENDPOINT, AWS_*) and creates BUCKET.
+rgw_up() {
+    local rgw b
+    rgw=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/s3/rgw.sh
+    for b in ceph-mon ceph-osd radosgw; do
+        command -v $b >/dev/null || skip "$b not installed (tools/deps.sh remote installs Ceph radosgw)"
+    done
+    trap 'kill_pids; "'"$rgw"'" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
+    "$rgw" start "$TESTDIR/rgw" >"$TESTDIR/rgw.out" 2>&1 || die "rgw did not start: $(tail -5 "$TESTDIR/rgw.out")"
+    set -a; . "$TESTDIR/rgw/env"; set +a
+    "$rgw" bucket "$TESTDIR/rgw" "$1"
+}
