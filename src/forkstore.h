@@ -719,6 +719,9 @@ int fks_lazy_stats_get(fks_serve_stats *out, int64_t *finished_ms, fks_store *s,
 /* Looks a page up by its XXH3-128 hash (16 bytes, big-endian): *page_id,
 ** or FKS_ENOTFOUND if the store has no such page. */
 int fks_page_find(int64_t *page_id, fks_store *s, const uint8_t hash[16]);
+/* The same for n hashes at once, from one read of the catalog: ids[i] the
+** page id of hashes[i], 0 if the store has none. */
+int fks_page_find_many(int64_t *ids, fks_store *s, const uint8_t (*hashes)[16], size_t n);
 /* Reads stored page page_id (FKS_PAGE_SIZE bytes into buf, a short page
 ** padded with zeros), checked against its hash; *len gets its real length
 ** when len is not NULL. */

@@ -89,7 +89,10 @@
 **     page source is a remote image (fks_rimage, remote_lazy.c: Range
 **     GETs of pack bytes, each page checked) instead of the store's; the
 **     fault path, cache, fault-around, prefetch and REMOVE handling are
-**     the same (src_read is the one switch). The working set is the one
+**     the same (src_read is the one switch), but for the fetch size: a
+**     read of missing pages fetches their aligned AHEAD (256) page
+**     window, and caches its other stored pages (one Range GET costs a
+**     round trip; 1 MiB at most more bytes). The working set is the one
 **     pushed with the snapshot. No cache warming (it would fetch the
 **     whole image range by range): instead, after the first handshake, a
 **     thread at nice 19 pulls the snapshot into the store
@@ -146,6 +149,7 @@
 #define WINDOW 16           /* pages around a stored fault: aligned window */
 #define WARM 256            /* pages per read of the cache warming */
 #define AROUND_ZERO 1024    /* zero pages installed around a zero fault */
+#define AHEAD 256           /* pages per fetch from a remote (design 8) */
 #define CACHE_MAX 65536     /* default decoded-page cache: 256 MiB, virtual */
 #define LOCKS 64            /* cache stripes (when the cache evicts) */
 #define HIST_FINE 2000      /* 50 ns buckets up to 100 us */
@@ -340,12 +344,42 @@ static void cache_put(server *sv, uint64_t x, const uint8_t *data, int ok)
     pthread_mutex_unlock(l);
 }
 
+/* Design 8: pages lo .. lo+n-1 from the remote, read with the aligned
+** AHEAD-page window(s) around them (a few Range GETs instead of one per
+** fault window); the window's other stored pages that are not cached yet
+** are cached on the way. */
+static int remote_read(server *sv, uint64_t lo, uint64_t n, uint8_t *out)
+{
+    uint64_t wl = lo / AHEAD * AHEAD, wh = (lo + n + AHEAD - 1) / AHEAD * AHEAD;
+    if (wh > sv->info.npages)
+        wh = sv->info.npages;
+    uint8_t *b = malloc((size_t)(wh - wl) * PG);
+    if (!b)
+        return fks_rimage_read(sv->rim, lo, n, out);
+    int rc = fks_rimage_read(sv->rim, wl, wh - wl, b), in;
+    if (rc == 0) {
+        memcpy(out, b + (lo - wl) * PG, (size_t)n * PG);
+        size_t ri = run_at(sv, wl, &in);
+        for (uint64_t p = wl; p < wh; p++) {
+            while (ri < sv->nruns && sv->runs[ri].pgno + sv->runs[ri].npages <= p)
+                ri++;
+            if ((p >= lo && p < lo + n) || ri == sv->nruns || sv->runs[ri].pgno > p)
+                continue;              /* the caller's, or a zero page */
+            uint64_t x = sv->sbase[ri] + (p - sv->runs[ri].pgno);
+            if (cache_claim(sv, x))
+                cache_put(sv, x, b + (p - wl) * PG, 1);
+        }
+    }
+    free(b);
+    return rc;
+}
+
 /* The page source (design 8): the store's image once there is one, else
 ** the remote's. Same page map, same contract (fks_image_read). */
 static int src_read(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
 {
     fks_image *im = __atomic_load_n(&sv->im, __ATOMIC_ACQUIRE);
-    return im ? fks_image_read(im, pgno, n, buf) : fks_rimage_read(sv->rim, pgno, n, buf);
+    return im ? fks_image_read(im, pgno, n, buf) : remote_read(sv, pgno, n, buf);
 }
 
 /* Pages pgno .. pgno+n-1 of the image (zero pages as zeros) into buf:

@@ -13,8 +13,9 @@
 **     each stored page's place: pack, offset, stored length, encoding. All
 **     of it is copied out once (about 48 bytes a page); the fault path
 **     reads no manifest, index or catalog row. A page the store already
-**     holds (same hash: fks_page_find at open, e.g. the parent's pages on
-**     a host that has the parent) is read from the store.
+**     holds (same hash: fks_page_find_many at open, one catalog read,
+**     e.g. the parent's pages on a host that has the parent) is read from
+**     the store.
 **  2. Read (fks_rimage_read, the contract of fks_image_read): the stored
 **     pages of the range that are not local, sorted by (pack, offset), are
 **     cut into stretches of one pack whose wanted pages lie at most GAP
@@ -175,15 +176,17 @@ static int rimage_make(fks_rimage **out, fks_store *s, remote__snap *snap, int o
             ri->runs[ri->nruns - 1].npages++;
         else
             ri->runs[ri->nruns++] = (fks_run){a->p[k].pgno, 1, 0};
-        /* design 1: pages the store has are read from it */
-        int f = fks_page_find(&ri->local[k], s, a->p[k].hash);
-        if (f == FKS_ENOTFOUND)
-            ri->local[k] = 0;
-        else if (f) {
-            rc = f;
-            goto out;
-        }
     }
+    /* design 1: pages the store has are read from it (one catalog read) */
+    uint8_t (*h)[16] = malloc((a->n ? a->n : 1) * sizeof *h);
+    if (!h) {
+        rc = fks__err(FKS_ENOMEM, "out of memory (map of %zu pages)", a->n);
+        goto out;
+    }
+    for (size_t k = 0; k < a->n; k++)
+        memcpy(h[k], a->p[k].hash, 16);
+    rc = fks_page_find_many(ri->local, s, (const uint8_t (*)[16])h, a->n);
+    free(h);
 out:
     if (rc) {
         fks_rimage_close(ri);
