@@ -81,6 +81,48 @@
 **   24       32*n  SHA-256 names of the packs the run found unreferenced
 **                  and did not delete, sorted
 **
+** Encrypted remotes (remote add --encrypt KEYFILE; keys: seal.c)
+** The same objects, write order and gc, with what the bucket's owner could
+** learn sealed (AES-256-GCM) or keyed (HMAC-SHA-256) under sub-keys of the
+** key file. K = the 8-byte key id; seal(aad, x) = nonce (12) ||
+** ciphertext of x || tag (16), the nonce derived from (aad, x) (seal.c:
+** deterministic, so a re-run or another host with the key builds the same
+** bytes, hence the same content names: resumable pushes and dedup work as
+** above).
+**  - A page's name (index and pack entries) is HMAC(names key, "page" NUL
+**    hash) truncated to 16 bytes, never its XXH3-128 hash; the page maps
+**    inside manifests keep real hashes (they are sealed). Pull and verify
+**    still decode each page and check HMAC(its XXH3-128) == its name.
+**  - A manifest's key is P snapshots/<hex HMAC(names key, "tag" NUL
+**    tag)>.manifest: tags are not in keys. gc and prune check that a
+**    manifest's tag gives its key.
+**  - Index and manifest: magic with version 2 ("FKSIDX\0\2", "FKSMAN\0\2"),
+**    K, then seal(those 16 bytes, the version-1 object above); named as
+**    above (an index by the SHA-256 of these sealed bytes).
+**  - Pack: each page sealed on its own (a range GET of its entry's bytes
+**    opens alone: lazy restore), the entry table as one unit:
+**      off   size   field
+**      0     8      magic "FKSPACK\x02"
+**      8     8      K
+**      16    4      n
+**      20    4      salt (as above)
+**      24    32n+28 seal(bytes 0..23, the n entries of the version-1 table)
+**      56+32n ...   per page: seal(aad, its stored bytes), aad = "FKSPAGE\x02"
+**                   K name (16) rlen (2) encoding (1): a record opens only
+**                   as the page its entry names
+**    Entries, and index entries, give offset and clen of the sealed record
+**    (clen = stored length + 28; encoding 0: clen = rlen + 28).
+**  - Marks and gc/lock stay plain: they hold pack names (in every listing
+**    anyway), times, a host name and a pid.
+** The bucket's owner sees object sizes and times, the number of packs,
+** manifests and indexes, and who reads which (byte ranges of) pack; not
+** pages, hashes, tags, lineage or file names. A changed byte fails a
+** content name or a GCM tag (FKS_ECORRUPT). The catalog holds the key
+** file's path and K: a key file with another K is refused before any
+** request, and an object sealed with another K is named as a wrong key
+** file (FKS_EINVAL), not as damage. A plain remote refuses a sealed object
+** and an encrypted one a plain object: one prefix, one kind.
+**
 ** Invariants
 **  1. Write order: packs, then the index naming them, then the manifest;
 **     a snapshot exists on the remote once its manifest does, and then

@@ -21,10 +21,10 @@
 ** of a push rebuilds the same packs (same names: resumable, idempotent),
 ** and two hosts with the same key file write the same pages (dedup). What
 ** that reveals, equal plaintexts, the remote's content names reveal
-** anyway. A nonce repeats only for the same (aad, plaintext), where GCM's
-** nonce-reuse weakness does not arise (the ciphertexts are equal).
-** A plaintext (or aad) is never sealed under two nonces, so an observer
-** cannot XOR two ciphertexts of one keystream.
+** anyway. A nonce repeats for the same (aad, plaintext), which seals to the
+** same bytes and so gives GCM's nonce-reuse attacks nothing; two different
+** inputs share a nonce only by a collision of 96 bits of HMAC (after 2^32
+** sealed objects, a chance of about 2^-33).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -197,9 +197,9 @@ int seal_keygen(const char *path)
 /* HMAC-SHA-256 under key (32 bytes) of a || b. */
 static int hmac2(uint8_t out[32], const uint8_t key[32], const void *a, size_t an, const void *b, size_t bn)
 {
-    uint8_t small[512];
+    uint8_t small[8192];
     unsigned ml = 32;
-    if (an + bn <= sizeof small) {     /* page names: the one-shot call */
+    if (an + bn <= sizeof small) {     /* names and pages: the one-shot call (no fetch per call) */
         memcpy(small, a, an);
         memcpy(small + an, b, bn);
         return HMAC(EVP_sha256(), key, 32, small, an + bn, out, &ml) ? 0 : -1;
