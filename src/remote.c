@@ -2561,7 +2561,7 @@ static int scan_manifests(struct lineage *g, struct pendset *refs, struct rem *m
         free(none.h);
         /* Sealed, a manifest's key is keyed by its tag: one moved under
         ** another's key is refused. */
-        if (rc == 0 && m->sealed && (rc = manifest_key(want, sizeof want, m, tag)) == 0 && strcmp(want, l.k[i]))
+        if (rc == 0 && m->sealed && (rc = manifest_key(want, sizeof want, m, tag)) == 0 && strcmp(want, l.k[i]) != 0)
             rc = fks__err(FKS_ECORRUPT, "remote manifest %s holds snapshot %s, whose key is %s", l.k[i], tag, want);
         json_object *j = NULL, *v;
         const uint8_t *body;

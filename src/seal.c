@@ -47,7 +47,7 @@ int seal_hkdf(uint8_t *out, size_t outlen, const uint8_t *salt, size_t saltlen, 
               const uint8_t *info, size_t infolen)
 {
     static const uint8_t zero[32];
-    uint8_t prk[32], t[32];
+    uint8_t prk[32], t[32] = {0};
     unsigned n = 32;
     if (outlen > 255 * 32 || infolen > 1024)
         return fks__err(FKS_EINVAL, "hkdf: %zu bytes asked", outlen);
@@ -141,7 +141,7 @@ int seal_key_load(seal_key *k, const char *path)
         for (int i = 0; ok && i < 32; i++) {
             int hi = hexval(b[2 * i]), lo = hexval(b[2 * i + 1]);
             ok = hi >= 0 && lo >= 0;
-            master[i] = (uint8_t)(hi << 4 | (lo & 15));
+            master[i] = ok ? (uint8_t)(hi << 4 | lo) : 0;
         }
         if (!ok) {
             OPENSSL_cleanse(b, sizeof b);

@@ -128,25 +128,32 @@ expect_fail 2 "is encrypted, but remote nokey has no key: add the remote with --
 f c remote add wrongway s3://fleet/plain --endpoint "$EP" --encrypt other.key >/dev/null
 expect_fail 5 "is not encrypted, but remote wrongway is" f c pull secret-2 --remote wrongway
 
-# Tampering: a byte of a sealed manifest (re-put under its key) fails its
-# authentication; a byte of a pack fails its name. Both exit 5, nothing
-# ingested; remote verify finds the pack.
+# Tampering: a byte of every sealed manifest (re-put under its key) fails
+# its authentication; a byte of every pack fails its name. Both exit 5,
+# nothing ingested; remote verify finds the packs.
 f d remote add sec s3://fleet/enc --endpoint "$EP" --encrypt key >/dev/null
-man=$(keys enc/snapshots/ | head -1)
-s3curl -o good.man "$EP/fleet/$man"
-cp good.man bad.man
-printf '\x01' | dd of=bad.man bs=1 seek=40 conv=notrunc 2>/dev/null
-s3put "$man" bad.man
-expect_fail 5 "fails its authentication" f d pull secret-2 --remote sec
-s3put "$man" good.man
-pack=$(keys enc/packs/ | head -1)
-s3curl -o good.pack "$EP/fleet/$pack"
-cp good.pack bad.pack
-printf '\xff' | dd of=bad.pack bs=1 seek=5000 conv=notrunc 2>/dev/null
-s3put "$pack" bad.pack
+# damage PREFIX OFFSET: flips a byte of every object under PREFIX, keeping
+# the originals in good/; heal PREFIX puts them back.
+mkdir -p good
+damage() {
+    local k o
+    for k in $(keys "$1"); do
+        o=good/$(echo "$k" | tr / _)
+        s3curl -o "$o" "$EP/fleet/$k" || die "GET $k"
+        cp "$o" bad.obj
+        printf '\xff' | dd of=bad.obj bs=1 seek="$2" conv=notrunc 2>/dev/null
+        cmp -s "$o" bad.obj && printf '\x00' | dd of=bad.obj bs=1 seek="$2" conv=notrunc 2>/dev/null
+        s3put "$k" bad.obj
+    done
+}
+heal() { local k; for k in $(keys "$1"); do s3put "$k" "good/$(echo "$k" | tr / _)"; done; }
+damage enc/snapshots/ 40
+expect_fail 5 "remote manifest .* fails its authentication" f d pull secret-2 --remote sec
+heal enc/snapshots/
+damage enc/packs/ 5000
 expect_fail 5 "does not match its name" f d pull secret-2 --remote sec
 expect_fail 5 "does not match its name" f d remote verify --remote sec
-s3put "$pack" good.pack
+heal enc/packs/
 [ "$(f d images --json | jq '[.[] | select(.tag == "secret-2")] | length')" = 0 ] || die "a tampered pull ingested secret-2"
 f d remote verify --remote sec --json >vr.json || die "remote verify of an encrypted remote: $(cat vr.json)"
 [ "$(jq .pages_reachable vr.json)" -gt 1000 ] && [ "$(jq .packs_checked vr.json)" = "$(keys enc/packs/ | wc -l)" ] ||
