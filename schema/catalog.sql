@@ -167,14 +167,17 @@ CREATE TABLE vm_head (
 
 -- Remotes (migrations/0007_remote.sql): S3-compatible buckets this store
 -- pushes to and pulls from. No credentials: those come from the
--- environment or ~/.aws/credentials at each push and pull.
+-- environment or ~/.aws/credentials at each push and pull. An encrypted
+-- remote names its key file, never the key (0009_remote_encrypt.sql).
 CREATE TABLE remote (
     name       TEXT PRIMARY KEY,
     bucket     TEXT NOT NULL,
     prefix     TEXT NOT NULL,      -- '' or without leading/trailing '/'
     endpoint   TEXT NOT NULL,      -- http[s]://HOST[:PORT], path-style
     region     TEXT NOT NULL,
-    created_ms INTEGER NOT NULL
+    created_ms INTEGER NOT NULL,
+    key_file   TEXT,               -- 0009: NULL, or the absolute path of
+    key_id     TEXT                -- the key file and its 16-hex key id
 ) WITHOUT ROWID;
 
 -- Views, for reading the catalog (migrations/0003_views.sql says what each

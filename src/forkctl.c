@@ -2526,7 +2526,9 @@ static int cmd_tag(int argc, char **argv)
 /* ---- remotes ---- */
 
 static const char H_REMOTE[] =
-    "usage: forkctl remote add NAME s3://BUCKET[/PREFIX] --endpoint URL [--region R] [--json]\n"
+    "usage: forkctl remote add NAME s3://BUCKET[/PREFIX] --endpoint URL [--region R]\n"
+    "                         [--encrypt KEYFILE] [--json]\n"
+    "       forkctl remote keygen KEYFILE\n"
     "       forkctl remote ls [--json]\n"
     "       forkctl remote rm NAME [--json]\n"
     "       forkctl remote gc [--remote NAME] [--interval D] [--min-age D] [--lag D]\n"
@@ -2540,6 +2542,11 @@ static const char H_REMOTE[] =
     "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else profile\n"
     "$AWS_PROFILE (default) of ~/.aws/credentials. rm forgets the remote and\n"
     "leaves the bucket as it is.\n"
+    "--encrypt seals packs, indexes and manifests with AES-256-GCM under the key in\n"
+    "KEYFILE and keys page and tag names, so the bucket's owner learns neither\n"
+    "pages nor their hashes; every host of the remote needs the same KEYFILE (the\n"
+    "catalog keeps its path and key id, never the key). keygen writes a new random\n"
+    "KEYFILE (mode 0600, never over an existing file).\n"
     "gc deletes packs no manifest needs and merges the index objects, while other\n"
     "hosts push: a pack goes once two gc runs at least --interval apart (4h) found\n"
     "it unreferenced and it is older than --min-age (2h); --lag (1m) is how long\n"
@@ -2563,6 +2570,9 @@ static json_object *remote_json(const fks_remote *r)
     json_object_object_add(o, "endpoint", json_object_new_string(r->endpoint));
     json_object_object_add(o, "region", json_object_new_string(r->region));
     json_object_object_add(o, "created_ms", json_object_new_int64(r->created_ms));
+    json_object_object_add(o, "encrypted", json_object_new_boolean(r->key_file[0] != 0));
+    json_object_object_add(o, "key_file", r->key_file[0] ? json_object_new_string(r->key_file) : NULL);
+    json_object_object_add(o, "key_id", r->key_id[0] ? json_object_new_string(r->key_id) : NULL);
     return o;
 }
 
@@ -2573,22 +2583,39 @@ static int cmd_remote(int argc, char **argv)
     if (argc > 1 && (strcmp(argv[1], "gc") == 0 || strcmp(argv[1], "prune") == 0 || strcmp(argv[1], "verify") == 0))
         return remote_maint(argc - 1, argv + 1);
     static const struct option o[] = {COMMON_OPTS, {"endpoint", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'r'}, {0}};
-    const char *endpoint = NULL, *region = NULL;
+        {"region", required_argument, NULL, 'r'}, {"encrypt", required_argument, NULL, 'k'}, {0}};
+    const char *endpoint = NULL, *region = NULL, *keyfile = NULL;
     int json = 0, c, r;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         if (c == 'e')
             endpoint = optarg;
         else if (c == 'r')
             region = optarg;
+        else if (c == 'k')
+            keyfile = optarg;
         else if ((r = common_opt(c, "remote", H_REMOTE, &json)) >= 0)
             return r;
     }
     if (optind >= argc)
-        return usage_err("remote", "%s", "give add, ls or rm");
+        return usage_err("remote", "%s", "give add, keygen, ls or rm");
     const char *sub = argv[optind];
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
+    if (keyfile && strcmp(sub, "add") != 0)
+        return usage_err("remote", "%s", "--encrypt goes with remote add");
+    if (strcmp(sub, "keygen") == 0) {
+        if (nargs != 1 || endpoint || region)
+            return usage_err("remote", "%s", "remote keygen takes KEYFILE");
+        int rc = fks_remote_keygen(args[0]);
+        if (rc)
+            return fail(rc);
+        if (json)
+            print_json(json_object_new_string(args[0]));
+        else if (!g_quiet)
+            printf("wrote key file %s: copy it (safely) to every host of the remote; without it the bucket is "
+                   "unreadable\n", esc(args[0]));
+        return EX_OK;
+    }
     fks_remote rem;
     memset(&rem, 0, sizeof rem);
     if (strcmp(sub, "add") == 0) {
@@ -2597,8 +2624,11 @@ static int cmd_remote(int argc, char **argv)
         if (!endpoint)
             return usage_err("remote", "%s", "remote add needs --endpoint URL");
         if (strlen(args[0]) >= sizeof rem.name || strlen(endpoint) >= sizeof rem.endpoint ||
-            (region && strlen(region) >= sizeof rem.region))
-            return usage_err("remote", "%s", "name, endpoint or region too long");
+            (region && strlen(region) >= sizeof rem.region) || (keyfile && strlen(keyfile) >= sizeof rem.key_file))
+            return usage_err("remote", "%s", "name, endpoint, region or key file too long");
+        if (keyfile && !keyfile[0])
+            return usage_err("remote", "%s", "--encrypt needs a key file (remote keygen writes one)");
+        snprintf(rem.key_file, sizeof rem.key_file, "%s", keyfile ? keyfile : "");
         snprintf(rem.name, sizeof rem.name, "%s", args[0]);
         snprintf(rem.endpoint, sizeof rem.endpoint, "%s", endpoint);
         snprintf(rem.region, sizeof rem.region, "%s", region ? region : "");
@@ -2612,7 +2642,7 @@ static int cmd_remote(int argc, char **argv)
         if (nargs != 1 || endpoint || region)
             return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
     } else {
-        return usage_err("remote", "unknown subcommand '%s' (add, ls, rm; gc, prune and verify come first: "
+        return usage_err("remote", "unknown subcommand '%s' (add, keygen, ls, rm; gc, prune and verify come first: "
                          "remote gc [OPTIONS])", sub);
     }
     fks_store *s = NULL;
@@ -2642,7 +2672,10 @@ static int cmd_remote(int argc, char **argv)
                 put_esc(stdout, list[i].prefix);
                 putchar('\t');
                 put_esc(stdout, list[i].endpoint);
-                printf("\t%s\n", esc(list[i].region));
+                printf("\t%s", esc(list[i].region));
+                if (list[i].key_file[0])
+                    printf("\tencrypted (key id %s)", list[i].key_id);
+                putchar('\n');
             }
         }
         free(list);

@@ -840,14 +840,24 @@ typedef struct fks_remote {
     char endpoint[512];        /* http[s]://HOST[:PORT] */
     char region[64];           /* "" at add: us-east-1 */
     int64_t created_ms;
+    char key_file[4096];       /* "": not encrypted; else the key file (absolute at add) */
+    char key_id[17];           /* set by fks_remote_add from the key file: 16 hex digits */
 } fks_remote;
 
 /* Fills out->bucket and out->prefix from "s3://BUCKET[/PREFIX]"; other
 ** fields untouched. FKS_EINVAL with the rule. */
 int fks_remote_parse_url(fks_remote *out, const char *url);
-/* Adds remote r (name, bucket, prefix, endpoint, region; created_ms is
-** set). FKS_EEXIST if the name is taken, FKS_EINVAL for a bad field. */
+/* Adds remote r (name, bucket, prefix, endpoint, region, key_file;
+** created_ms and key_id are set). With key_file, the remote is encrypted
+** (remote.c): the catalog keeps the file's absolute path and key id, never
+** the key. FKS_EEXIST if the name is taken, FKS_EINVAL for a bad field or
+** key file, FKS_EPERM if others may read the key file, FKS_ENOTFOUND if it
+** is absent. */
 int fks_remote_add(fks_store *s, const fks_remote *r);
+/* Writes a new random key file for encrypted remotes at path (mode 0600;
+** FKS_EEXIST rather than overwrite a file). Share it with every host that
+** pushes to or pulls from the remote: without it the bucket is unreadable. */
+int fks_remote_keygen(const char *path);
 /* All remotes by name. Caller frees *out with free(). */
 int fks_remote_list(fks_remote **out, size_t *n, fks_store *s);
 /* Remote name; name NULL: the store's only remote (FKS_EINVAL if it has

@@ -82,7 +82,9 @@
 **   16       8*n   page numbers of the memory artifact, first fault first
 **                  (as the local working_set table)
 **   16+8n    32    SHA-256 of every byte before it
-** A lazy restore from the remote prefetches it (remote_lazy.c).
+** A lazy restore from the remote prefetches it (remote_lazy.c). On an
+** encrypted remote it is named (HMAC of the tag) and sealed as a
+** manifest is (magic version 2, key id, AES-256-GCM).
 **
 ** Marks (written once by a remote gc run; named by their SHA-256)
 **   0        8     magic "FKSGCM\x00\x01"
@@ -91,6 +93,48 @@
 **   20       4     0
 **   24       32*n  SHA-256 names of the packs the run found unreferenced
 **                  and did not delete, sorted
+**
+** Encrypted remotes (remote add --encrypt KEYFILE; keys: seal.c)
+** The same objects, write order and gc, with what the bucket's owner could
+** learn sealed (AES-256-GCM) or keyed (HMAC-SHA-256) under sub-keys of the
+** key file. K = the 8-byte key id; seal(aad, x) = nonce (12) ||
+** ciphertext of x || tag (16), the nonce derived from (aad, x) (seal.c:
+** deterministic, so a re-run or another host with the key builds the same
+** bytes, hence the same content names: resumable pushes and dedup work as
+** above).
+**  - A page's name (index and pack entries) is HMAC(names key, "page" NUL
+**    hash) truncated to 16 bytes, never its XXH3-128 hash; the page maps
+**    inside manifests keep real hashes (they are sealed). Pull and verify
+**    still decode each page and check HMAC(its XXH3-128) == its name.
+**  - A manifest's key is P snapshots/<hex HMAC(names key, "tag" NUL
+**    tag)>.manifest: tags are not in keys. gc and prune check that a
+**    manifest's tag gives its key.
+**  - Index and manifest: magic with version 2 ("FKSIDX\0\2", "FKSMAN\0\2"),
+**    K, then seal(those 16 bytes, the version-1 object above); named as
+**    above (an index by the SHA-256 of these sealed bytes).
+**  - Pack: each page sealed on its own (a range GET of its entry's bytes
+**    opens alone: lazy restore), the entry table as one unit:
+**      off   size   field
+**      0     8      magic "FKSPACK\x02"
+**      8     8      K
+**      16    4      n
+**      20    4      salt (as above)
+**      24    32n+28 seal(bytes 0..23, the n entries of the version-1 table)
+**      56+32n ...   per page: seal(aad, its stored bytes), aad = "FKSPAGE\x02"
+**                   K name (16) rlen (2) encoding (1): a record opens only
+**                   as the page its entry names
+**    Entries, and index entries, give offset and clen of the sealed record
+**    (clen = stored length + 28; encoding 0: clen = rlen + 28).
+**  - Marks and gc/lock stay plain: they hold pack names (in every listing
+**    anyway), times, a host name and a pid.
+** The bucket's owner sees object sizes and times, the number of packs,
+** manifests and indexes, and who reads which (byte ranges of) pack; not
+** pages, hashes, tags, lineage or file names. A changed byte fails a
+** content name or a GCM tag (FKS_ECORRUPT). The catalog holds the key
+** file's path and K: a key file with another K is refused before any
+** request, and an object sealed with another K is named as a wrong key
+** file (FKS_EINVAL), not as damage. A plain remote refuses a sealed object
+** and an encrypted one a plain object: one prefix, one kind.
 **
 ** Invariants
 **  1. Write order: packs, then the index naming them, then the manifest;
@@ -197,6 +241,7 @@
 
 #include "remote.h"
 #include "s3.h"
+#include "seal.h"
 #include "util.h"
 
 #define PACK_TARGET (4u << 20)   /* page bytes per pack */
@@ -209,6 +254,12 @@ static const uint8_t IDX_MAGIC[8] = {'F', 'K', 'S', 'I', 'D', 'X', 0, 1};
 static const uint8_t MAN_MAGIC[8] = {'F', 'K', 'S', 'M', 'A', 'N', 0, 1};
 static const uint8_t MARK_MAGIC[8] = {'F', 'K', 'S', 'G', 'C', 'M', 0, 1};
 static const uint8_t WS_MAGIC[8] = {'F', 'K', 'S', 'W', 'S', 'E', 'T', 1};
+/* Encrypted remotes: version 2 of packs, indexes and manifests (sealed),
+** and the label of a page's aad. */
+static const uint8_t PACK_MAGIC2[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 2};
+static const uint8_t PAGE_LABEL[8] = {'F', 'K', 'S', 'P', 'A', 'G', 'E', 2};
+#define PACK2_HDR 24             /* magic, key id, n, salt */
+#define PAGE_AAD_LEN 35          /* label, key id, name, rlen, encoding */
 #define PUSH_AGAIN 1             /* push_once: a gc marked a pack it used */
 static const uint8_t ZERO16[16];
 
@@ -571,17 +622,43 @@ struct rem {
     char **mkeys;
     size_t nmkeys;
     int filter;                  /* load_index: drop entries of packs not usable */
+    int sealed;                  /* an encrypted remote: key holds its sub-keys */
+    seal_key key;
+    char key_hex[2 * SEAL_ID_LEN + 1];
 };
 
 /* ---- a page's bytes in a pack: the one decoder ---- */
 
 /* The name page hash h (XXH3-128 of the page) has in the remote's index
-** and packs: h itself. (Every lookup and check goes through here, so that
-** a keyed name for encrypted remotes changes one place.) */
+** and packs: h itself, or on an encrypted remote HMAC-SHA-256 of h under
+** the names key, first 16 bytes. (Every lookup and check goes through
+** here.) */
 static void page_name(uint8_t out[16], const struct rem *m, const uint8_t h[16])
 {
-    (void)m;
-    memcpy(out, h, 16);
+    if (m->sealed)
+        seal_name(out, 16, &m->key, "page", h, 16);
+    else
+        memcpy(out, h, 16);
+}
+
+/* The aad of a sealed page record: its label, key id, name, rlen and
+** encoding, so that a record opens only as the page its entry names. */
+static void page_aad(uint8_t aad[PAGE_AAD_LEN], const struct rem *m, const uint8_t name[16], uint32_t rlen,
+                     uint8_t enc)
+{
+    memcpy(aad, PAGE_LABEL, 8);
+    memcpy(aad + 8, m->key.id, SEAL_ID_LEN);
+    memcpy(aad + 16, name, 16);
+    aad[32] = (uint8_t)rlen;
+    aad[33] = (uint8_t)(rlen >> 8);
+    aad[34] = enc;
+}
+
+/* The bytes a stored page takes beyond its stored bytes: a sealed
+** record's nonce and tag. */
+static uint32_t page_overhead(const struct rem *m)
+{
+    return m && m->sealed ? SEAL_OVERHEAD : 0;
 }
 
 /* The place of the page whose hash is h, or NULL. */
@@ -592,18 +669,32 @@ static const struct loc *rem_find(const struct rem *m, const uint8_t h[16])
     return idx_find(&m->idx, k);
 }
 
-enum { PAGE_OK, PAGE_UNDECODABLE, PAGE_WRONG };
+enum { PAGE_OK, PAGE_UNDECODABLE, PAGE_WRONG, PAGE_SEAL };
 
 /* Decodes one page's stored bytes (clen bytes at stored, encoding enc)
 ** into page and checks them against rlen and name (its entry's hash):
-** PAGE_OK, PAGE_UNDECODABLE (not rlen bytes once decoded) or PAGE_WRONG
-** (decodes, fails its hash). The caller says where. */
+** PAGE_OK, PAGE_UNDECODABLE (not rlen bytes once decoded), PAGE_WRONG
+** (decodes, fails its hash) or, on an encrypted remote, PAGE_SEAL (the
+** sealed record fails its authentication: changed, or not the page its
+** entry names). The caller says where. Needs only the entry and the
+** record's bytes: a page fetched by a range GET opens the same way. */
 static int page_open(struct rem *m, uint8_t page[FKS_PAGE_SIZE], const uint8_t *stored, uint32_t clen,
                      uint8_t enc, uint32_t rlen, const uint8_t name[16])
 {
     size_t got = (size_t)-1;
+    uint8_t plain[FKS_PAGE_SIZE + 64];
     if (rlen < 1 || rlen > FKS_PAGE_SIZE)
         return PAGE_UNDECODABLE;
+    if (m->sealed) {
+        uint8_t aad[PAGE_AAD_LEN];
+        if (clen <= SEAL_OVERHEAD || clen - SEAL_OVERHEAD > sizeof plain)
+            return PAGE_UNDECODABLE;
+        page_aad(aad, m, name, rlen, enc);
+        if (seal_open(plain, &m->key, aad, sizeof aad, stored, clen))
+            return PAGE_SEAL;
+        stored = plain;
+        clen -= SEAL_OVERHEAD;
+    }
     if (enc == 1) {
         got = ZSTD_decompressDCtx(m->dctx, page, FKS_PAGE_SIZE, stored, clen);
         if (ZSTD_isError(got))
@@ -627,6 +718,100 @@ static int key_of(char *out, size_t len, const struct rem *m, const char *dir, c
 }
 
 static int rem_connect(struct rem *m);
+/* Sealed object kinds (index, manifest): magic (version 2), key id, then
+** seal_seal of the version-1 object with those 16 bytes as aad. */
+
+/* Replaces *b (len bytes, as read, caller owns) by the version-1 object it
+** holds: on a plain remote a no-op (but an encrypted object is refused),
+** on an encrypted remote the object opened. v1: the kind's magic. */
+static int unseal(struct rem *m, const uint8_t v1[8], const char *what, const char *key, uint8_t **b, size_t *len)
+{
+    int v2 = *len >= 8 && memcmp(*b, v1, 7) == 0 && (*b)[7] == 2;
+    if (!m->sealed)
+        return v2 ? fks__err(FKS_EINVAL, "remote %s %s is encrypted, but remote %s has no key: add the remote with "
+                             "--encrypt KEYFILE", what, key, m->r.name)
+                  : 0;
+    if (!v2)
+        return fks__err(FKS_ECORRUPT, "remote %s %s is not encrypted, but remote %s is (an object planted by the "
+                        "bucket's owner, or an unencrypted remote's prefix?)", what, key, m->r.name);
+    if (*len < 16 + SEAL_OVERHEAD)
+        return fks__err(FKS_ECORRUPT, "remote %s %s: truncated (%zu bytes)", what, key, *len);
+    if (memcmp(*b + 8, m->key.id, SEAL_ID_LEN) != 0) {
+        char other[2 * SEAL_ID_LEN + 1];
+        for (int i = 0; i < SEAL_ID_LEN; i++)
+            snprintf(other + 2 * i, 3, "%02x", (*b)[8 + i]);
+        return fks__err(FKS_EINVAL, "remote %s %s is sealed with key id %s, but the key file of remote %s (%s) "
+                        "has key id %s: wrong key file", what, key, other, m->r.name, m->r.key_file, m->key_hex);
+    }
+    size_t n = *len - 16 - SEAL_OVERHEAD;
+    uint8_t *p = malloc(n ? n : 1);
+    if (!p)
+        return fks__err(FKS_ENOMEM, "out of memory (%s)", what);
+    if (seal_open(p, &m->key, *b, 16, *b + 16, *len - 16)) {
+        free(p);
+        return fks__err(FKS_ECORRUPT, "remote %s %s fails its authentication (AES-256-GCM): changed in the "
+                        "bucket", what, key);
+    }
+    free(*b);
+    *b = p;
+    *len = n;
+    return 0;
+}
+
+/* Seals version-1 object b in place on an encrypted remote (no-op on a
+** plain one). */
+static int seal_buf(struct rem *m, struct buf *b)
+{
+    if (!m->sealed || b->oom)
+        return b->oom ? fks__err(FKS_ENOMEM, "out of memory") : 0;
+    assert(b->len >= 8);
+    uint8_t *o = malloc(16 + b->len + SEAL_OVERHEAD);
+    if (!o)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    memcpy(o, b->b, 7);
+    o[7] = 2;
+    memcpy(o + 8, m->key.id, SEAL_ID_LEN);
+    int rc = seal_seal(o + 16, &m->key, o, 16, b->b, b->len);
+    if (rc) {
+        free(o);
+        return rc;
+    }
+    free(b->b);
+    b->b = o;
+    b->len = b->cap = 16 + b->len + SEAL_OVERHEAD;
+    return 0;
+}
+
+/* The key of tag's manifest: P snapshots/<tag>.manifest, or on an
+** encrypted remote P snapshots/<hex HMAC-SHA-256 of the tag>.manifest
+** (names key, label "tag"): the bucket's owner does not see tags. (Other
+** per-snapshot objects: the same with their own ending, ext.) */
+static int snap_key(char *out, size_t len, const struct rem *m, const char *tag, const char *ext)
+{
+    if (!m->sealed)
+        return key_of(out, len, m, "snapshots/", tag, ext);
+    uint8_t h[32];
+    char hx[65];
+    static const char d[] = "0123456789abcdef";
+    seal_name(h, 32, &m->key, "tag", tag, strlen(tag));
+    for (int i = 0; i < 32; i++) {
+        hx[2 * i] = d[h[i] >> 4];
+        hx[2 * i + 1] = d[h[i] & 15];
+    }
+    hx[64] = 0;
+    return key_of(out, len, m, "snapshots/", hx, ext);
+}
+
+static int manifest_key(char *out, size_t len, const struct rem *m, const char *tag)
+{
+    return snap_key(out, len, m, tag, ".manifest");
+}
+
+/* The key of tag's working set: as its manifest's, ending in .ws. */
+static int ws_key(char *out, size_t len, const struct rem *m, const char *tag)
+{
+    return snap_key(out, len, m, tag, ".ws");
+}
 
 static int rem_open(struct rem *m, fks_store *s, const char *name)
 {
@@ -634,6 +819,19 @@ static int rem_open(struct rem *m, fks_store *s, const char *name)
     m->s = s;
     m->t0 = fks__now();
     int rc = fks_remote_get(&m->r, s, name);
+    if (rc == 0 && m->r.key_file[0]) {
+        /* The key file is read at each use; its id must be the one the
+        ** remote was added with (else a replaced key file would look like
+        ** a damaged bucket). */
+        if ((rc = seal_key_load(&m->key, m->r.key_file)))
+            return fks__errctx(rc, "remote %s", m->r.name);
+        m->sealed = 1;
+        seal_key_id_hex(m->key_hex, &m->key);
+        if (strcmp(m->key_hex, m->r.key_id) != 0)
+            return fks__err(FKS_EINVAL, "remote %s: key file %s has key id %s, but the remote was added with key "
+                            "id %s: wrong key file (or it was replaced)", m->r.name, m->r.key_file, m->key_hex,
+                            m->r.key_id);
+    }
     if (rc == 0)
         rc = s3_creds_load(&m->creds);
     if (rc)
@@ -687,6 +885,7 @@ static void rem_close(struct rem *m, fks_remote_stats *out)
     ZSTD_freeCCtx(m->cctx);
     ZSTD_freeDCtx(m->dctx);
     memset(&m->creds, 0, sizeof m->creds);
+    seal_key_wipe(&m->key);
 }
 
 static int nibble(char c)
@@ -773,10 +972,12 @@ static int pack_usable(const struct rem *m, const uint8_t sha[32])
     return !m || !m->filter || (sha_in(sha, m->have, m->nhave) && !sha_in(sha, m->marked, m->nmarked));
 }
 
-/* Parses index object b (len bytes, already checked against its name);
-** with m, entries of packs not pack_usable() are left out. */
+/* Parses index object b (len bytes, already checked against its name and
+** unsealed); with m->filter, entries of packs not pack_usable() are left
+** out. */
 static int index_parse(struct index *x, const uint8_t *b, size_t len, const char *key, const struct rem *m)
 {
+    uint32_t ov = page_overhead(m);
     if (len < 16 || memcmp(b, IDX_MAGIC, 8) != 0)
         return fks__err(FKS_ECORRUPT, "remote index %s: not an index (bad magic)", key);
     uint64_t p = fks__get32(b + 8), n = fks__get32(b + 12);
@@ -804,8 +1005,8 @@ static int index_parse(struct index *x, const uint8_t *b, size_t len, const char
         l.rlen = get16(e + 32);
         l.enc = e[34];
         uint64_t psize = pk < p ? fks__get64(b + 16 + 40 * pk + 32) : 0;
-        if (pk >= p || l.rlen == 0 || l.rlen > FKS_PAGE_SIZE || l.enc > 1 || (l.enc == 0 && l.clen != l.rlen) ||
-            l.clen == 0 || l.off + l.clen > psize || l.off + l.clen < l.off) {
+        if (pk >= p || l.rlen == 0 || l.rlen > FKS_PAGE_SIZE || l.enc > 1 || (l.enc == 0 && l.clen != l.rlen + ov) ||
+            l.clen <= ov || l.off + l.clen > psize || l.off + l.clen < l.off) {
             rc = fks__err(FKS_ECORRUPT, "remote index %s: entry %llu is malformed", key, (unsigned long long)i);
             break;
         }
@@ -852,7 +1053,7 @@ static int load_index_once(struct rem *m)
         s3_sha256(got, b, len);
         if (memcmp(want, got, 32) != 0)
             rc = fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)", l.k[i]);
-        else
+        else if ((rc = unseal(m, IDX_MAGIC, "index", l.k[i], &b, &len)) == 0)
             rc = index_parse(&m->idx, b, len, l.k[i], m);
         free(b);
     }
@@ -877,6 +1078,49 @@ static int load_have(struct rem *m)
     if (m->nhave && m->have)
         qsort(m->have, m->nhave, 32, cmp_sha);
     return rc;
+}
+
+/* Checks the header of pack b (len bytes, named key, already checked
+** against its name) and finds its entry table: *tab (n entries of 32
+** bytes; on an encrypted remote opened into *own, caller frees) and
+** *data0, where the pages' bytes start. */
+static int pack_table(const uint8_t **tab, uint64_t *n, uint64_t *data0, uint8_t **own, struct rem *m,
+                      const uint8_t *b, size_t len, const char *key)
+{
+    *own = NULL;
+    int v2 = len >= 8 && memcmp(b, PACK_MAGIC2, 8) == 0;
+    if (!m->sealed) {
+        if (v2)
+            return fks__err(FKS_EINVAL, "remote pack %s is encrypted, but remote %s has no key: add the remote "
+                            "with --encrypt KEYFILE", key, m->r.name);
+        *n = len >= 16 ? fks__get32(b + 8) : 0;
+        if (len < 16 || memcmp(b, PACK_MAGIC, 8) != 0 || 16 + 32 * *n > len)
+            return fks__err(FKS_ECORRUPT, "remote pack %s: not a pack (bad magic or header past its end)", key);
+        *tab = b + 16;
+        *data0 = 16 + 32 * *n;
+        return 0;
+    }
+    if (!v2)
+        return fks__err(FKS_ECORRUPT, "remote pack %s is not an encrypted pack, but remote %s is encrypted", key,
+                        m->r.name);
+    *n = len >= PACK2_HDR ? fks__get32(b + 16) : 0;
+    uint64_t tl = 32 * *n + SEAL_OVERHEAD;
+    if (len < PACK2_HDR || PACK2_HDR + tl > len)
+        return fks__err(FKS_ECORRUPT, "remote pack %s: header past its end", key);
+    if (memcmp(b + 8, m->key.id, SEAL_ID_LEN) != 0)
+        return fks__err(FKS_EINVAL, "remote pack %s is sealed with another key than remote %s's (key id %s): wrong "
+                        "key file", key, m->r.name, m->key_hex);
+    if (!(*own = malloc(32 * *n + 1)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    if (seal_open(*own, &m->key, b, PACK2_HDR, b + PACK2_HDR, tl)) {
+        free(*own);
+        *own = NULL;
+        return fks__err(FKS_ECORRUPT, "remote pack %s: its entry table fails its authentication (AES-256-GCM)",
+                        key);
+    }
+    *tab = *own;
+    *data0 = PACK2_HDR + tl;
+    return 0;
 }
 
 /* ---- gc marks (read by push, written by remote gc) ---- */
@@ -1020,16 +1264,20 @@ static void index_encode(struct buf *b, const struct index *x, size_t p0, size_t
     }
 }
 
-/* PUTs index object b under its name; its key into key (may be NULL). */
-static int index_put(struct rem *m, const struct buf *b, char key[700])
+/* PUTs index object b (sealed first on an encrypted remote) under its
+** name; its key into key (may be NULL). */
+static int index_put(struct rem *m, struct buf *b, char key[700])
 {
     if (b->oom)
         return fks__err(FKS_ENOMEM, "out of memory (remote index)");
+    int rc = seal_buf(m, b);
+    if (rc)
+        return rc;
     uint8_t sha[32];
     char hx[65], k[700];
     s3_sha256(sha, b->b, b->len);
     hex32(hx, sha);
-    int rc = key_of(k, sizeof k, m, "index/", hx, ".idx");
+    rc = key_of(k, sizeof k, m, "index/", hx, ".idx");
     if (rc == 0)
         rc = s3_put(m->c, k, b->b, b->len, hx);
     if (rc == 0 && key)
@@ -1057,37 +1305,62 @@ static int index_flush(struct rem *m)
 
 /* Closes the open pack: builds it, names it, uploads it unless the bucket
 ** has it (design 2), then adds its pages to the index. */
+/* The open pack with salt into b (emptied first): header, entry table
+** (sealed on an encrypted remote: aad the header), the pages' bytes. The
+** entries' offsets are final. */
+static int pack_build(struct rem *m, struct buf *b, uint32_t salt)
+{
+    b->len = 0;
+    buf_need(b, PACK2_HDR + SEAL_OVERHEAD + 32 * (uint64_t)m->npending + m->pack_data.len);
+    struct buf t = {0}, *e = m->sealed ? &t : b;
+    if (m->sealed) {
+        buf_add(b, PACK_MAGIC2, 8);
+        buf_add(b, m->key.id, SEAL_ID_LEN);
+    } else {
+        buf_add(b, PACK_MAGIC, 8);
+    }
+    buf_u32(b, (uint32_t)m->npending);
+    buf_u32(b, salt);
+    for (size_t i = 0; i < m->npending; i++) {
+        const struct loc *l = &m->pending[i];
+        buf_add(e, l->hash, 16);
+        buf_u64(e, l->off);
+        buf_u32(e, l->clen);
+        buf_u16(e, l->rlen);
+        buf_u8(e, l->enc);
+        buf_u8(e, 0);
+    }
+    int rc = 0;
+    if (m->sealed && !t.oom) {
+        buf_need(b, t.len + SEAL_OVERHEAD);
+        if (!b->oom && (rc = seal_seal(b->b + b->len, &m->key, b->b, PACK2_HDR, t.b, t.len)) == 0)
+            b->len += t.len + SEAL_OVERHEAD;
+    }
+    b->oom |= t.oom;
+    free(t.b);
+    buf_add(b, m->pack_data.b, m->pack_data.len);
+    return rc ? rc : b->oom ? fks__err(FKS_ENOMEM, "out of memory (pack)") : 0;
+}
+
 static int pack_flush(struct rem *m)
 {
     if (!m->npending)
         return 0;
-    uint64_t hdr = 16 + 32 * (uint64_t)m->npending;
+    uint64_t hdr = m->sealed ? PACK2_HDR + SEAL_OVERHEAD + 32 * (uint64_t)m->npending : 16 + 32 * (uint64_t)m->npending;
+    for (size_t i = 0; i < m->npending; i++)
+        m->pending[i].off += hdr;
     struct buf b = {0};
-    buf_need(&b, hdr + m->pack_data.len);
-    buf_add(&b, PACK_MAGIC, 8);
-    buf_u32(&b, (uint32_t)m->npending);
-    buf_u32(&b, 0);
-    for (size_t i = 0; i < m->npending; i++) {
-        struct loc *l = &m->pending[i];
-        l->off += hdr;
-        buf_add(&b, l->hash, 16);
-        buf_u64(&b, l->off);
-        buf_u32(&b, l->clen);
-        buf_u16(&b, l->rlen);
-        buf_u8(&b, l->enc);
-        buf_u8(&b, 0);
-    }
-    buf_add(&b, m->pack_data.b, m->pack_data.len);
-    int rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory (pack)") : 0;
+    int rc = pack_build(m, &b, 0);
     uint8_t sha[32];
     if (rc == 0) {
         /* A name a gc marked is never written again (rule P1): the salt
-        ** at +12 changes the name, the same way on every re-run. */
+        ** changes the name, the same way on every re-run. */
         s3_sha256(sha, b.b, b.len);
-        for (uint32_t salt = 1; sha_in(sha, m->marked, m->nmarked); salt++) {
-            fks__put32(b.b + 12, salt);
-            s3_sha256(sha, b.b, b.len);
-        }
+        for (uint32_t salt = 1; rc == 0 && sha_in(sha, m->marked, m->nmarked); salt++)
+            if ((rc = pack_build(m, &b, salt)) == 0)
+                s3_sha256(sha, b.b, b.len);
+    }
+    if (rc == 0) {
         if (sha_in(sha, m->have, m->nhave)) {
             m->st.packs_reused++;
         } else {
@@ -1171,14 +1444,24 @@ static int pack_add(struct rem *m, const uint8_t hash[16], const uint8_t *page, 
         return fks__err(FKS_ERR, "zstd: %s", ZSTD_getErrorName(n));
     struct loc l = {.off = m->pack_data.len, .rlen = (uint16_t)rlen};
     page_name(l.hash, m, hash);
-    if (n < rlen) {
-        l.enc = 1;
-        l.clen = (uint32_t)n;
-        buf_add(&m->pack_data, z, n);
+    const uint8_t *stored = n < rlen ? z : page;
+    l.enc = n < rlen ? 1 : 0;
+    l.clen = n < rlen ? (uint32_t)n : rlen;
+    if (m->sealed) {
+        /* One record per page (nonce, ciphertext, tag): a range GET of
+        ** its entry's bytes opens alone. */
+        uint8_t aad[PAGE_AAD_LEN];
+        int rc;
+        page_aad(aad, m, l.hash, rlen, l.enc);
+        buf_need(&m->pack_data, l.clen + SEAL_OVERHEAD);
+        if (!m->pack_data.oom) {
+            if ((rc = seal_seal(m->pack_data.b + m->pack_data.len, &m->key, aad, sizeof aad, stored, l.clen)))
+                return rc;
+            m->pack_data.len += l.clen + SEAL_OVERHEAD;
+        }
+        l.clen += SEAL_OVERHEAD;
     } else {
-        l.enc = 0;
-        l.clen = rlen;
-        buf_add(&m->pack_data, page, rlen);
+        buf_add(&m->pack_data, stored, l.clen);
     }
     if (m->npending == m->pendcap) {
         size_t cap = m->pendcap ? m->pendcap * 2 : 1024;
@@ -1559,13 +1842,15 @@ out:
 static int remote_has(struct rem *m, const char *tag, const uint8_t content[32])
 {
     char key[700];
-    int rc = key_of(key, sizeof key, m, "snapshots/", tag, ".manifest");
+    int rc = manifest_key(key, sizeof key, m, tag);
     uint8_t *b = NULL;
     size_t len;
     if (rc == 0)
         rc = s3_get(&b, &len, m->c, key, 0, 0);
     if (rc == FKS_ENOTFOUND)
         return 0;
+    if (rc == 0 && (rc = unseal(m, MAN_MAGIC, "manifest", key, &b, &len)))
+        free(b);
     if (rc)
         return rc;
     json_object *j;
@@ -1598,7 +1883,7 @@ static int ws_push(struct rem *m, const char *tag)
     int rc = fks_working_set_get(&ws, &n, from, sizeof from, m->s, tag);
     if (rc || n == 0 || strcmp(from, tag) != 0)
         goto out;
-    if ((rc = key_of(key, sizeof key, m, "snapshots/", tag, ".ws")) || (rc = s3_head(NULL, m->c, key)) != FKS_ENOTFOUND)
+    if ((rc = ws_key(key, sizeof key, m, tag)) || (rc = s3_head(NULL, m->c, key)) != FKS_ENOTFOUND)
         goto out;                      /* there already (0), or an error */
     buf_add(&b, WS_MAGIC, 8);
     buf_u64(&b, n);
@@ -1608,8 +1893,8 @@ static int ws_push(struct rem *m, const char *tag)
     if (!b.oom)
         s3_sha256(sha, b.b, b.len);
     buf_add(&b, sha, 32);
-    if (b.oom)
-        rc = fks__err(FKS_ENOMEM, "out of memory");
+    if ((rc = seal_buf(m, &b)))        /* encrypted remote: sealed as a manifest is */
+        ;
     else if ((rc = s3_put_new(m->c, key, b.b, b.len, NULL)) == 0)
         m->st.working_sets++;
     else if (rc == FKS_EEXIST)
@@ -1668,7 +1953,8 @@ static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, con
                     char key[700];
                     if ((rc = send_pages(&m, &cur, &ps, &pg)) == 0 &&          /* invariant 1 */
                         (rc = manifest_encode(&man, &cur, k ? &prev : NULL)) == 0 &&
-                        (rc = key_of(key, sizeof key, &m, "snapshots/", cur.tag, ".manifest")) == 0 &&
+                        (rc = seal_buf(&m, &man)) == 0 &&
+                        (rc = manifest_key(key, sizeof key, &m, cur.tag)) == 0 &&
                         (rc = marks_recheck(&m, &cur)) == 0) {                /* gc rule P2 */
                         /* Created only if absent (invariant 3): of two pushes
                         ** of one tag the second finds the first's manifest. */
@@ -1954,8 +2240,14 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
         if (rc == 0) {
             m->st.packs++;
             s3_sha256(sha, b, len);
-            if (memcmp(sha, p->sha, 32) != 0 || len != p->size || len < 16 || memcmp(b, PACK_MAGIC, 8) != 0)
+            const uint8_t *tab;
+            uint64_t np, d0;
+            uint8_t *own = NULL;
+            if (memcmp(sha, p->sha, 32) != 0 || len != p->size)
                 rc = fks__err(FKS_ECORRUPT, "remote pack %s: its content does not match its name (SHA-256)", key);
+            else
+                rc = pack_table(&tab, &np, &d0, &own, m, b, len, key);
+            free(own);
         }
         for (; rc == 0 && i < nf && fe[i].l->pack == pk; i++) {
             const struct loc *l = fe[i].l;
@@ -1970,6 +2262,11 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
             if (v == PAGE_WRONG) {
                 rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
                               (unsigned long long)l->off);
+                break;
+            }
+            if (v == PAGE_SEAL) {
+                rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu fails its authentication (AES-256-GCM)",
+                              key, (unsigned long long)l->off);
                 break;
             }
             rc = place(fds, map, nd, nn, fe[i].first, page, l->rlen);
@@ -2049,7 +2346,7 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
             }
             struct raw *r = &raw[nraw];
             snprintf(r->tag, sizeof r->tag, "%s", cur);
-            if ((rc = key_of(r->key, sizeof r->key, &m, "snapshots/", cur, ".manifest")))
+            if ((rc = manifest_key(r->key, sizeof r->key, &m, cur)))
                 break;
             if ((rc = s3_get(&r->b, &r->len, m.c, r->key, 0, 0))) {
                 if (rc == FKS_ENOTFOUND)
@@ -2058,6 +2355,8 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
                 break;
             }
             nraw++;
+            if ((rc = unseal(&m, MAN_MAGIC, "manifest", r->key, &r->b, &r->len)))
+                break;
             json_object *j;
             const uint8_t *body;
             if ((rc = manifest_header(&j, &body, r->b, r->len, r->key)))
@@ -2205,8 +2504,8 @@ static int pend_has(const struct pendset *p, const uint8_t h[16])
 /* Walks the page maps of manifest b (checked: manifest_header) and adds
 ** every non-zero hash to refs (a delta map lists only what differs from
 ** the parent, whose manifest lists the rest). *tag, *parent: its lineage. */
-static int manifest_refs(struct pendset *refs, char tag[129], char parent[129], const uint8_t *b, size_t len,
-                         const char *key)
+static int manifest_refs(struct pendset *refs, const struct rem *m, char tag[129], char parent[129],
+                         const uint8_t *b, size_t len, const char *key)
 {
     json_object *j, *arts;
     const uint8_t *p, *end = b + len - 32;
@@ -2239,8 +2538,10 @@ static int manifest_refs(struct pendset *refs, char tag[129], char parent[129], 
             p += 16;
             for (uint64_t q = 0; q < n && rc == 0; q++, p += 16) {
                 int had;
+                uint8_t name[16];
+                page_name(name, m, p);   /* as index entries name pages */
                 if (memcmp(p, ZERO16, 16) != 0)
-                    rc = pend_has_or_add(refs, p, &had);
+                    rc = pend_has_or_add(refs, name, &had);
             }
         }
     }
@@ -2322,11 +2623,17 @@ static int scan_manifests(struct lineage *g, struct pendset *refs, struct rem *m
             rc = 0;
             continue;
         }
-        char tag[129], parent[129];
+        char tag[129], parent[129], want[700];
         struct pendset none = {0};
         if (rc == 0)
-            rc = manifest_refs(refs ? refs : &none, tag, parent, b, len, l.k[i]);
+            rc = unseal(m, MAN_MAGIC, "manifest", l.k[i], &b, &len);
+        if (rc == 0)
+            rc = manifest_refs(refs ? refs : &none, m, tag, parent, b, len, l.k[i]);
         free(none.h);
+        /* Sealed, a manifest's key is keyed by its tag: one moved under
+        ** another's key is refused. */
+        if (rc == 0 && m->sealed && (rc = manifest_key(want, sizeof want, m, tag)) == 0 && strcmp(want, l.k[i]) != 0)
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s holds snapshot %s, whose key is %s", l.k[i], tag, want);
         json_object *j = NULL, *v;
         const uint8_t *body;
         int64_t created = 0;
@@ -2352,10 +2659,11 @@ struct gcidx {
 };
 
 /* Adds every entry of index object b to g (duplicates across objects kept). */
-static int gcidx_add(struct gcidx *g, const uint8_t *b, size_t len, const char *key, int64_t mtime)
+static int gcidx_add(struct gcidx *g, const struct rem *m, const uint8_t *b, size_t len, const char *key,
+                     int64_t mtime)
 {
     struct index one = {0};
-    int rc = index_parse(&one, b, len, key, NULL);
+    int rc = index_parse(&one, b, len, key, m);
     uint32_t *map = rc ? NULL : calloc(one.npacks ? one.npacks : 1, sizeof *map);
     if (rc == 0 && !map)
         rc = fks__err(FKS_ENOMEM, "out of memory");
@@ -2481,7 +2789,9 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
             rc = memcmp(sha, idxs.v[i].sha, 32)
                      ? fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)",
                                 idxs.v[i].key)
-                     : gcidx_add(&gi, b, len, idxs.v[i].key, idxs.v[i].mtime);
+                     : unseal(&m, IDX_MAGIC, "index", idxs.v[i].key, &b, &len);
+            if (rc == 0)
+                rc = gcidx_add(&gi, &m, b, len, idxs.v[i].key, idxs.v[i].mtime);
         }
         free(b);
     }
@@ -2725,7 +3035,7 @@ int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, c
         }
         /* its working set first: a manifest may lack one, not the reverse */
         char wk[700];
-        if (!o->dry_run && (rc = key_of(wk, sizeof wk, &m, "snapshots/", g.tag[i], ".ws")) == 0 &&
+        if (!o->dry_run && (rc = ws_key(wk, sizeof wk, &m, g.tag[i])) == 0 &&
             (rc = s3_delete(m.c, wk)) == FKS_ENOTFOUND)
             rc = 0;
         if (rc == 0 && !o->dry_run && (rc = s3_delete(m.c, g.key[i])) == FKS_ENOTFOUND)
@@ -2805,34 +3115,37 @@ static size_t verify_pack(fks_remote_verify_report *r, struct rem *m, const stru
         vr_problem(r, "pack %s: its content does not match its name (SHA-256)", p->key);
         return 1;
     }
-    uint64_t np = len >= 16 ? fks__get32(b + 8) : 0;
-    if (len < 16 || memcmp(b, PACK_MAGIC, 8) != 0 || 16 + 32 * np > len) {
-        vr_problem(r, "pack %s: not a pack (bad magic or header past its end)", p->key);
+    const uint8_t *tab;
+    uint64_t np, d0;
+    uint8_t *own = NULL;
+    if (pack_table(&tab, &np, &d0, &own, m, b, len, p->key)) {
+        vr_problem(r, "%s", fks_errmsg());
         return 1;
     }
     for (uint64_t i = 0; i < np; i++) {
-        const uint8_t *e = b + 16 + 32 * i;
+        const uint8_t *e = tab + 32 * i;
         uint64_t off = fks__get64(e + 16);
         uint32_t clen = fks__get32(e + 24), rlen = get16(e + 28);
         uint8_t enc = e[30];
         r->pages_checked++;
-        int v = off >= 16 + 32 * np && off <= len && clen <= len - off
-                    ? page_open(m, page, b + off, clen, enc, rlen, e)
-                    : PAGE_UNDECODABLE;
+        int v = off >= d0 && off <= len && clen <= len - off ? page_open(m, page, b + off, clen, enc, rlen, e)
+                                                             : PAGE_UNDECODABLE;
         if (v == PAGE_UNDECODABLE) {
             vr_problem(r, "pack %s: page %llu does not decode to its %u bytes", p->key, (unsigned long long)i, rlen);
             r->bad_pages++;
             bad++;
             continue;
         }
-        if (v == PAGE_WRONG) {
+        if (v == PAGE_WRONG || v == PAGE_SEAL) {
             char hx[33];
             fks__hex16(hx, e);
-            vr_problem(r, "pack %s: page %llu (%s) does not match its hash", p->key, (unsigned long long)i, hx);
+            vr_problem(r, "pack %s: page %llu (%s) %s", p->key, (unsigned long long)i, hx,
+                       v == PAGE_WRONG ? "does not match its hash" : "fails its authentication (AES-256-GCM)");
             r->bad_pages++;
             bad++;
         }
     }
+    free(own);
     for (size_t i = 0; i < n; i++) {
         const struct loc *l = ls[i];
         if (!(l->off <= len && l->clen <= len - l->off) ||
@@ -2890,10 +3203,14 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         if (rc)
             break;
         s3_sha256(sha, b, len);
-        int bad = memcmp(sha, idxs.v[i].sha, 32) != 0;
+        int bad = memcmp(sha, idxs.v[i].sha, 32) != 0, u = 0;
         if (bad)
             vr_problem(r, "index %s: its content does not match its name (SHA-256)", idxs.v[i].key);
-        else if (index_parse(&m.idx, b, len, idxs.v[i].key, NULL)) {
+        else if ((u = unseal(&m, IDX_MAGIC, "index", idxs.v[i].key, &b, &len)) == FKS_EINVAL) {
+            free(b);
+            rc = u;               /* a wrong key: nothing to verify with it */
+            break;
+        } else if (u || index_parse(&m.idx, b, len, idxs.v[i].key, &m)) {
             vr_problem(r, "%s", fks_errmsg());
             bad = 1;
         }
@@ -2991,7 +3308,12 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         nraw++;
         json_object *j;
         const uint8_t *body;
-        if (manifest_header(&j, &body, w->b, w->len, w->key)) {
+        int u = unseal(&m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len);
+        if (u == FKS_EINVAL) {
+            rc = u;               /* a wrong key: nothing to verify with it */
+            break;
+        }
+        if (u || manifest_header(&j, &body, w->b, w->len, w->key)) {
             vr_problem(r, "%s", fks_errmsg());
             w->state = 2;
             r->bad_manifests++;
@@ -3168,7 +3490,12 @@ int remote__get(uint8_t **out, size_t *outlen, remote__conn *c, const char *key,
 int remote__page_decode(remote__conn *c, uint8_t *page, const uint8_t *stored, const remote__page *p,
                         const char *key)
 {
-    int v = page_open(c, page, stored, p->clen, p->enc, p->rlen, p->hash);
+    uint8_t name[16];
+    page_name(name, c, p->hash);       /* as the index names it */
+    int v = page_open(c, page, stored, p->clen, p->enc, p->rlen, name);
+    if (v == PAGE_SEAL)
+        return fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu fails its authentication (AES-256-GCM)", key,
+                        (unsigned long long)p->off);
     if (v == PAGE_UNDECODABLE)
         return fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not decode to %u bytes", key,
                         (unsigned long long)p->off, p->rlen);
@@ -3187,11 +3514,15 @@ int remote__ws_get(uint64_t **out, size_t *n, remote__conn *c, const char *tag)
     char key[700];
     uint8_t *b = NULL, sha[32];
     size_t len = 0;
-    int rc = key_of(key, sizeof key, c, "snapshots/", tag, ".ws");
+    int rc = ws_key(key, sizeof key, c, tag);
     if (rc == 0 && (rc = s3_get(&b, &len, c->c, key, 0, 0)) == FKS_ENOTFOUND)
         return 0;
-    if (rc)
+    if (rc == 0)
+        rc = unseal(c, WS_MAGIC, "working set", key, &b, &len);
+    if (rc) {
+        free(b);
         return rc;
+    }
     uint64_t k = len >= 16 + 32 ? fks__get64(b + 8) : 0;
     if (len >= 16 + 32)
         s3_sha256(sha, b, len - 32);
@@ -3249,7 +3580,7 @@ int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, con
         struct raw *w = &raw[nraw];
         w->b = NULL;
         snprintf(r->chain[nraw], sizeof r->chain[nraw], "%s", cur);
-        if ((rc = key_of(w->key, sizeof w->key, m, "snapshots/", cur, ".manifest")))
+        if ((rc = manifest_key(w->key, sizeof w->key, m, cur)))
             break;
         if ((rc = s3_get(&w->b, &w->len, m->c, w->key, 0, 0))) {
             if (rc == FKS_ENOTFOUND)
@@ -3259,6 +3590,8 @@ int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, con
         }
         nraw++;
         r->nchain = nraw;
+        if ((rc = unseal(m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len)))
+            break;
         json_object *j;
         const uint8_t *body;
         if ((rc = manifest_header(&j, &body, w->b, w->len, w->key)))

@@ -6,14 +6,18 @@
 **
 ** Rows are validated on the way in (fks_remote_add) and on the way out
 ** (a row a damaged catalog holds is FKS_ECORRUPT, not a request to some
-** other endpoint).
+** other endpoint). An encrypted remote's row holds its key file's path and
+** key id (migrations/0009_remote_encrypt.sql), never the key: add reads
+** the key file once to check it and record its id.
 */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "catalog.h"
 #include "remote.h"
+#include "seal.h"
 #include "store.h"
 #include "util.h"
 
@@ -110,25 +114,69 @@ static int check_all(const fks_remote *r)
         rc = check_endpoint(r->endpoint);
     if (rc == 0)
         rc = check_region(r->region);
+    if (rc == 0 && r->key_file[0] && r->key_file[0] != '/')
+        rc = fks__err(FKS_EINVAL, "key file '%s' is not an absolute path", r->key_file);
     return rc;
+}
+
+static int check_key_id(const char *id)
+{
+    if (strlen(id) != 2 * SEAL_ID_LEN)
+        return -1;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return -1;
+    return 0;
+}
+
+int fks_remote_keygen(const char *path)
+{
+    return seal_keygen(path);
 }
 
 int fks_remote_add(fks_store *s, const fks_remote *r)
 {
-    int rc = check_all(r);
+    fks_remote a = *r;
+    a.key_id[0] = 0;
+    if (r->key_file[0]) {
+        /* The key file is checked now (it is a key, only its owner may
+        ** read it) and named by its absolute path: push and pull may run
+        ** from another directory. */
+        char *abs = realpath(r->key_file, NULL);
+        seal_key k;
+        int krc = seal_key_load(&k, abs ? abs : r->key_file);
+        if (krc == 0 && !abs)
+            krc = fks__errno(FKS_EIO, errno, "key file %s: its absolute path", r->key_file);
+        else if (krc == 0 && strlen(abs) >= sizeof a.key_file)
+            krc = fks__err(FKS_EINVAL, "key file path %.40s... is too long", abs);
+        if (krc == 0) {
+            snprintf(a.key_file, sizeof a.key_file, "%s", abs);
+            seal_key_id_hex(a.key_id, &k);
+        }
+        seal_key_wipe(&k);
+        free(abs);
+        if (krc)
+            return fks__errctx(krc, "remote %s", r->name);
+    }
+    int rc = check_all(&a);
     if (rc)
         return fks__errctx(rc, "remote %s", r->name);
+    r = &a;
     if ((rc = cat_begin(s)))
         return rc;
     sqlite3_stmt *st = NULL;
-    if ((rc = cat_prepare(s->db, &st, "INSERT INTO remote(name, bucket, prefix, endpoint, region, created_ms) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)")) == 0) {
+    if ((rc = cat_prepare(s->db, &st, "INSERT INTO remote(name, bucket, prefix, endpoint, region, created_ms, "
+                                      "key_file, key_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")) == 0) {
         sqlite3_bind_text(st, 1, r->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, r->bucket, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, r->prefix, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, r->endpoint, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, r->region[0] ? r->region : "us-east-1", -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 6, fks__wall_ms());
+        if (r->key_file[0]) {
+            sqlite3_bind_text(st, 7, r->key_file, -1, SQLITE_STATIC);
+            sqlite3_bind_text(st, 8, r->key_id, -1, SQLITE_STATIC);
+        }
         int src = sqlite3_step(st);
         if ((src & 0xff) == SQLITE_CONSTRAINT)
             rc = fks__err(FKS_EEXIST, "remote %s already exists (remove it first: remote rm)", r->name);
@@ -153,14 +201,18 @@ static int row(fks_remote *r, sqlite3_stmt *st)
     memset(r, 0, sizeof *r);
     if (copy_col(r->name, sizeof r->name, st, 0) || copy_col(r->bucket, sizeof r->bucket, st, 1) ||
         copy_col(r->prefix, sizeof r->prefix, st, 2) || copy_col(r->endpoint, sizeof r->endpoint, st, 3) ||
-        copy_col(r->region, sizeof r->region, st, 4) || check_all(r))
+        copy_col(r->region, sizeof r->region, st, 4) ||
+        (sqlite3_column_type(st, 6) != SQLITE_NULL &&
+         (copy_col(r->key_file, sizeof r->key_file, st, 6) || copy_col(r->key_id, sizeof r->key_id, st, 7) ||
+          !r->key_file[0] || check_key_id(r->key_id))) ||
+        (sqlite3_column_type(st, 6) == SQLITE_NULL && sqlite3_column_type(st, 7) != SQLITE_NULL) || check_all(r))
         return fks__err(FKS_ECORRUPT, "catalog: row of remote '%s' is malformed",
                         sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : "?");
     r->created_ms = sqlite3_column_int64(st, 5);
     return 0;
 }
 
-#define COLS "SELECT name, bucket, prefix, endpoint, region, created_ms FROM remote "
+#define COLS "SELECT name, bucket, prefix, endpoint, region, created_ms, key_file, key_id FROM remote "
 
 int fks_remote_list(fks_remote **out, size_t *n, fks_store *s)
 {

@@ -84,18 +84,37 @@ gone() { # gone PID: waits up to 10 s for PID to exit
     die "process $1 still runs"
 }
 
-# ---- a real S3 server (tools/s3/rgw.sh) for remote tests ----
-# rgw_up BUCKET: skips unless Ceph is installed, starts radosgw in
-# $TESTDIR/rgw (stopped at exit along with kill_pids), loads its
-# environment (RGW_ENDPOINT, AWS_*) and creates BUCKET.
+# rgw_up BUCKET: a Ceph radosgw of this test's own (tools/s3/rgw.sh; skips
+# if Ceph is not installed), stopped on exit (after kill_pids), its credentials exported,
+# BUCKET created; sets $rgw (the script) and $EP (the endpoint).
 rgw_up() {
-    local rgw b
-    rgw=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/s3/rgw.sh
+    rgw="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/s3/rgw.sh"
+    local b
     for b in ceph-mon ceph-osd radosgw; do
         command -v $b >/dev/null || skip "$b not installed (tools/deps.sh remote installs Ceph radosgw)"
     done
-    trap 'kill_pids; "'"$rgw"'" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
+    trap 'kill_pids; "$rgw" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
     "$rgw" start "$TESTDIR/rgw" >"$TESTDIR/rgw.out" 2>&1 || die "rgw did not start: $(tail -5 "$TESTDIR/rgw.out")"
     set -a; . "$TESTDIR/rgw/env"; set +a
     "$rgw" bucket "$TESTDIR/rgw" "$1"
+    export FORKSTORE_S3_ATTEMPTS=3
+    EP=$RGW_ENDPOINT
+    S3_BUCKET=$1
+}
+
+# s3curl ARGS...: a signed request through curl (not our client).
+s3curl() {
+    curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
+}
+# keys PREFIX: the keys under PREFIX in $S3_BUCKET (query sorted and
+# encoded: libcurl 7.88 signs it as sent).
+keys() {
+    local enc=${1//\//%2F}
+    s3curl "$EP/$S3_BUCKET?list-type=2&prefix=$enc" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true
+}
+# s3put KEY FILE: puts FILE's bytes under KEY (a test's damage in the bucket).
+s3put() {
+    curl -sf -X PUT --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "x-amz-content-sha256: $(sha "$2")" --data-binary @"$2" "$EP/$S3_BUCKET/$1" >/dev/null
 }

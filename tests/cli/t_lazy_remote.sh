@@ -7,14 +7,15 @@
 # Full snapshot of it) equals A's b1, fetched with Range GETs, the working
 # set pushed from A prefetched first; once the VM is gone B holds b1 (the
 # background pull committed) and a second lazy restore in B sends no
-# request to the remote (its credentials are wrong by then). A page that
-# fails its hash in the bucket is refused. No remote, or a tag on neither
+# request to the remote (its credentials are wrong by then). The same
+# through an encrypted remote (sealed pages, a sealed working set under a
+# keyed name); with the pull beside the guest (the server switches to the
+# store mid-VM). Pages that fail their hash in the bucket are refused. No remote, or a tag on neither
 # side, is "not found" with a message saying which.
 . "$(dirname "$0")/lib.sh"
 [ -x "${FCVMM:-}" ] || die "FCVMM (tools/vmm) not built"
 command -v jq >/dev/null || die "jq not installed"
 rgw_up fleet
-export FORKSTORE_S3_ATTEMPTS=3
 
 fa() { "$FORKCTL" --store "$TESTDIR/a" "$@"; }
 fb() { "$FORKCTL" --store "$TESTDIR/b" "$@"; }
@@ -105,6 +106,29 @@ kill -9 "$v"
 gone "$spid"
 ! grep -q "from remote" server.log || die "the second restore in B used the remote: $(cat server.log)"
 
+# An encrypted remote (remote add --encrypt): the working set goes up
+# named and sealed as the manifest; store E with the same key restores b1
+# lazily through sealed pages, byte-identical, its working set prefetched.
+fa --quiet remote keygen key
+fa --quiet remote add sec s3://fleet/enc --endpoint "$RGW_ENDPOINT" --encrypt key
+out=$(fa push b1 --remote sec --json) || die "push to the encrypted remote failed"
+[ "$(echo "$out" | jq .working_sets)" = 1 ] || die "push to sec uploaded no working set: $out"
+[ -n "$(keys enc/snapshots/ | grep '\.ws$')" ] || die "no working set object under enc/snapshots/"
+! keys enc/ | grep -q '/b[01]\.' || die "a key of the encrypted remote names b1: $(keys enc/)"
+fe() { "$FORKCTL" --store "$TESTDIR/e" "$@"; }
+fe --quiet init --chunk-size 1M
+fe --quiet remote add sec s3://fleet/enc --endpoint "$RGW_ENDPOINT" --encrypt key
+rm -f server.log
+start_vmm "$TESTDIR/e1.sock" --no-boot
+v=$vpid
+FKS_TEST_PULL_HOLD=1 lazy fe b1 "$TESTDIR/e1.sock" --paused
+full "$TESTDIR/e1.sock" "$TESTDIR/fulle.mem"
+same ref/memory.bin fulle.mem
+kill -9 "$v"
+gone "$spid"
+grep -Eq "from remote sec: [0-9]+ pages in [0-9]+ Range GETs.*working set $wsa pages from b1; pulled into the store" server.log ||
+    die "E: $(cat server.log)"
+
 # Store C: the pull runs beside the guest (the server switches to the store
 # once it commits, design 8); every page still right.
 fc() { "$FORKCTL" --store "$TESTDIR/c" "$@"; }
@@ -127,12 +151,7 @@ grep -q "from remote origin: .*; pulled into the store" server.log || die "C: $(
 fd() { "$FORKCTL" --store "$TESTDIR/d" "$@"; }
 fd --quiet init --chunk-size 1M
 fd --quiet remote add origin s3://fleet/hosts --endpoint "$RGW_ENDPOINT"
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$@"
-}
-for pk in $(s3curl "$RGW_ENDPOINT/fleet?list-type=2&prefix=hosts%2Fpacks%2F" | grep -o '<Key>[^<]*</Key>' |
-            sed 's/<[^>]*>//g'); do
+for pk in $(keys hosts/packs/); do
     s3curl -o pack "$RGW_ENDPOINT/fleet/$pk" || die "GET $pk"
     python3 - pack <<'EOF'
 import struct, sys
@@ -143,7 +162,7 @@ for i in range(n):       # one byte of every page's stored bytes
     b[off] ^= 0xff
 open(sys.argv[1], 'wb').write(b)
 EOF
-    s3curl -X PUT --data-binary @pack "$RGW_ENDPOINT/fleet/$pk" >/dev/null || die "PUT $pk"
+    s3put "$pk" pack || die "PUT $pk"
 done
 [ -n "${pk:-}" ] || die "no pack in the bucket"
 # serve-pages (the vmstate is A's: staging it would meet the damage first)

@@ -6,31 +6,12 @@
 # REMOTE_LONG=1 (make test-remote) runs the kill loop 10 times, not once.
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
-rgw="$root/tools/s3/rgw.sh"
-for b in ceph-mon ceph-osd radosgw; do
-    command -v $b >/dev/null || skip "$b not installed (tools/deps.sh remote installs Ceph radosgw)"
-done
-trap '"$rgw" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
-"$rgw" start "$TESTDIR/rgw" >"$TESTDIR/rgw.out" 2>&1 || die "rgw did not start: $(tail -5 "$TESTDIR/rgw.out")"
-set -a; . "$TESTDIR/rgw/env"; set +a
-"$rgw" bucket "$TESTDIR/rgw" fleet
-export FORKSTORE_S3_ATTEMPTS=3
-EP=$RGW_ENDPOINT
+rgw_up fleet
 
 fa() { "$FORKCTL" --store "$TESTDIR/a" "$@"; }
 fb() { "$FORKCTL" --store "$TESTDIR/b" "$@"; }
 fc() { "$FORKCTL" --store "$TESTDIR/c" "$@"; }
 
-# s3get KEY [OUT]: a signed GET through curl (not our client).
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-        -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
-}
-# keys PREFIX: the keys under PREFIX (query sorted and encoded: libcurl 7.88 signs it as sent).
-keys() {
-    local enc=${1//\//%2F}
-    s3curl "$EP/fleet?list-type=2&prefix=$enc" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true
-}
 # pack_pages PREFIX: "ENTRIES DISTINCT INDEXED" over every pack and index
 # under PREFIX, each checked against its name: page entries in packs,
 # distinct hashes among them, entries in the indexes.

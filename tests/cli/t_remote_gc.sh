@@ -12,30 +12,13 @@
 # test-remote runs 200).
 . "$(dirname "$0")/lib.sh"
 root=$(cd "$(dirname "$0")/../.." && pwd)
-rgw="$root/tools/s3/rgw.sh"
-for b in ceph-mon ceph-osd radosgw; do
-    command -v $b >/dev/null || skip "$b not installed (tools/deps.sh remote installs Ceph radosgw)"
-done
-trap '"$rgw" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
-"$rgw" start "$TESTDIR/rgw" >"$TESTDIR/rgw.out" 2>&1 || die "rgw did not start: $(tail -5 "$TESTDIR/rgw.out")"
-set -a; . "$TESTDIR/rgw/env"; set +a
-"$rgw" bucket "$TESTDIR/rgw" fleet
-export FORKSTORE_S3_ATTEMPTS=3
-EP=$RGW_ENDPOINT
+rgw_up fleet
 ROUNDS=${ROUNDS:-10}
 [ -n "${REMOTE_LONG:-}" ] && ROUNDS=${REMOTE_LONG_ROUNDS:-200}
 # Margins: marked by one run, deleted by a run at least 1 s later (the
 # server's Date has whole seconds, so in practice 1-2 s).
 GC="--interval 1s --min-age 1s --lag 0.3s"
 
-s3curl() {
-    curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
-        -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
-}
-keys() {
-    local enc=${1//\//%2F}
-    s3curl "$EP/fleet?list-type=2&prefix=$enc" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' || true
-}
 f() { local s=$1; shift; "$FORKCTL" --store "$TESTDIR/$s" "$@"; }
 
 # mkmem OUT SEED: the base memory (4 MiB, a quarter zero pages) with 48
