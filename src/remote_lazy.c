@@ -20,10 +20,12 @@
 **     pages of the range that are not local, sorted by (pack, offset), are
 **     cut into stretches of one pack whose wanted pages lie at most GAP
 **     (64 KiB) apart and that span at most RANGE_MAX (4 MiB): one S3 Range
-**     GET each (a push packs pages in pgno order, so a fault-around window
-**     of 16 pages is mostly one GET of ~16 stored pages). Every page is
-**     decoded and checked against its hash (remote__page_decode, the
-**     decoder pull uses) before a byte of it is returned.
+**     GET each (a push packs pages in pgno order, so the aligned 256-page
+**     window the page server asks for on a miss, pageserver.c design 8,
+**     is mostly one or two GETs). Every page is decoded and checked
+**     against its hash (remote__page_decode, the decoder pull uses; on an
+**     encrypted remote it also opens the sealed record) before a byte of
+**     it is returned.
 **  3. Threads: an S3 client is one libcurl easy handle, for one thread at
 **     a time. Readers take a connection from a pool (at most POOL, cloned
 **     from the first: same remote, credentials, prefix) and give it back;
