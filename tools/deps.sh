@@ -12,7 +12,7 @@ set -euo pipefail
 
 build="build-essential pkg-config libsqlite3-dev libxxhash-dev libzstd-dev libjson-c-dev
        libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3 zstd clang llvm valgrind cppcheck clang-tidy
-       util-linux coreutils procps bsdextrautils jq bc curl python3"
+       util-linux coreutils procps bsdextrautils jq bc curl python3 abigail-tools binutils gnuplot-nox"
 bench="restic borgbackup zstd hyperfine linux-perf"
 remote="ceph-mon ceph-osd radosgw"
 qemu=""
