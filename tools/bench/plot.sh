@@ -25,7 +25,7 @@ OUT=${1:-${BENCH_OUT:-$root/build/bench}}
 command -v gnuplot >/dev/null || { echo "plot: gnuplot missing (tools/deps.sh bench installs it)" >&2; exit 1; }
 mkdir -p "$OUT/charts"
 made=()
-term='set terminal pngcairo noenhanced size 900,540 font "DejaVu Sans,11"; set grid; set key top left box opaque'
+term='set terminal pngcairo noenhanced size 900,540 font "DejaVu Sans,11"; set grid; set key below'
 nonempty() { [ -s "$OUT/$1" ] || { echo "plot: no $OUT/$1 (run the bench that writes it): $2 skipped" >&2; return 1; }; }
 
 if nonempty branch.tsv pause.png; then
@@ -80,7 +80,7 @@ if nonempty lazy_sizes.tsv resume.png; then
 $term
 set output "$OUT/charts/resume.png"
 set title "Time to a running VM against guest memory (bench-lazy, medians)"
-set xlabel "guest memory (MiB)"; set ylabel "milliseconds"; set logscale x 2; set yrange [0:*]
+set xlabel "guest memory (MiB)"; set ylabel "milliseconds"; set logscale x 2; set xrange [400:10000]; set yrange [0:*]
 set xtics (512, 1024, 2048, 4096, 8192)
 plot "$OUT/lazy_sizes.tsv" u 1:2 w lp pt 7 t "File: restore + load", \
      "" u 1:3 w lp pt 5 t "File: load request", \
