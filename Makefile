@@ -220,4 +220,4 @@ clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile test-remote bench-remote clean"
+	@echo "targets: all check demo install asan ubsan valgrind abi-check abi-update test-shlib test-python bench bench-quick bench-depth bench-charts bench-branch bench-lazy bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile test-remote bench-remote clean"
