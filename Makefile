@@ -52,8 +52,9 @@ $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
 # Library objects serve the archive and the shared library alike: PIC,
 # every symbol hidden but the public header's (it pushes default
 # visibility), so libforkstore.so exports fks_* and nothing else.
+# They depend on this Makefile: a change of flags (visibility!) rebuilds them.
 LIB_CFLAGS := -fPIC -fvisibility=hidden
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) Makefile | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
@@ -62,7 +63,7 @@ $(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
 $(BUILD)/migrations.c: $(BUILD)/tools/embed_sql $(MIGRATIONS)
 	$(BUILD)/tools/embed_sql $@ $(MIGRATIONS)
 
-$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c src/catalog.h | $(BUILD)/obj
+$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c src/catalog.h Makefile | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Isrc -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
