@@ -35,18 +35,27 @@ LIB_SRC := $(filter-out src/forkctl.c,$(wildcard src/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations.o
 MIGRATIONS := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
 LIB := $(BUILD)/libforkstore.a
+VERSION := $(shell sed -n 's/^\#define FKS_VERSION_STRING "\(.*\)"/\1/p' src/forkstore.h)
+SONAME := libforkstore.so.0
+SHLIB := $(BUILD)/libforkstore.so.$(VERSION)
 FORKCTL := $(BUILD)/forkctl
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all tools check unit cli hostile test-hostile test-remote bench-remote demo install clean asan ubsan valgrind bench help
-all: $(FORKCTL) tools
+.PHONY: all tools check unit cli hostile test-hostile test-remote bench-remote demo install clean asan ubsan valgrind bench help \
+    shlib abi-check abi-update test-shlib test-python
+all: $(FORKCTL) tools shlib
 
 $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
 	mkdir -p $@
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+# Library objects serve the archive and the shared library alike: PIC,
+# every symbol hidden but the public header's (it pushes default
+# visibility), so libforkstore.so exports fks_* and nothing else.
+# They depend on this Makefile: a change of flags (visibility!) rebuilds them.
+LIB_CFLAGS := -fPIC -fvisibility=hidden
+$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) Makefile | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
 
 $(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -o $@ $<
@@ -54,12 +63,45 @@ $(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
 $(BUILD)/migrations.c: $(BUILD)/tools/embed_sql $(MIGRATIONS)
 	$(BUILD)/tools/embed_sql $@ $(MIGRATIONS)
 
-$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c src/catalog.h | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) -Isrc -c -o $@ $<
+$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c src/catalog.h Makefile | $(BUILD)/obj
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Isrc -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
+
+# libforkstore.so.VERSION, soname libforkstore.so.0 (bumped when the ABI
+# changes incompatibly: see abi-check), with the links ld and ld.so use.
+shlib: $(SHLIB)
+$(SHLIB): $(LIB_OBJ) src/abi/libforkstore.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=src/abi/libforkstore.map \
+	    $(if $(SAN),,-Wl,--no-undefined) $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
+	ln -sf $(notdir $@) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $(BUILD)/libforkstore.so
+
+# The ABI check: the shared library's dynamic symbols (name and kind)
+# against src/abi/libforkstore.sym, and, where abigail-tools is installed
+# (tools/deps.sh build installs it), the types of every exported function
+# and the structs they take against src/abi/libforkstore.abi (abidiff).
+# A difference fails; `make abi-update` records the new ABI, and a change
+# that is not an addition needs SONAME bumped in the same commit.
+ABI_SYMS = nm -D --defined-only $(SHLIB) | awk '{sub(/@.*/, "", $$3); print $$3, $$2}' | sort
+abi-check: $(SHLIB)
+	@$(ABI_SYMS) >$(BUILD)/abi.sym
+	@if grep -v '^fks_[a-z0-9_]* T$$' $(BUILD)/abi.sym | grep -v '^FORKSTORE_0 A$$'; then \
+	    echo "abi-check: $(SHLIB) exports the symbols above, not only fks_* functions" >&2; exit 1; fi
+	@diff -u src/abi/libforkstore.sym $(BUILD)/abi.sym || \
+	    { echo "abi-check: exported symbols differ from src/abi/libforkstore.sym (make abi-update)" >&2; exit 1; }
+	@if command -v abidiff >/dev/null; then \
+	    abidiff --no-added-syms src/abi/libforkstore.abi $(SHLIB) >$(BUILD)/abi.diff; rc=$$?; \
+	    if [ $$rc -ne 0 ]; then cat $(BUILD)/abi.diff; \
+	        echo "abi-check: types of the ABI changed (abidiff exit $$rc); make abi-update, and bump SONAME if not compatible" >&2; exit 1; fi; \
+	    echo "abi-check: $$(wc -l <src/abi/libforkstore.sym) symbols, types unchanged (abidiff)"; \
+	else echo "abi-check: $$(wc -l <src/abi/libforkstore.sym) symbols (abidiff not installed: types not compared)"; fi
+
+abi-update: $(SHLIB)
+	$(ABI_SYMS) >src/abi/libforkstore.sym
+	abidw --no-corpus-path --no-comp-dir-path --no-show-locs --out-file src/abi/libforkstore.abi $(SHLIB)
 
 $(FORKCTL): src/forkctl.c src/forkstore.h $(LIB)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ src/forkctl.c $(LIB) $(LDLIBS)
@@ -127,6 +169,22 @@ check:
 	$(MAKE) WERROR=1 cli
 	$(MAKE) WERROR=1 hostile
 	$(MAKE) WERROR=1 fuzz-replay
+	$(MAKE) WERROR=1 test-shlib
+	$(MAKE) WERROR=1 test-python
+	$(if $(SAN),,$(MAKE) abi-check)
+
+# The installed shared library as an embedder sees it (tests/shlib/run.sh):
+# installed under $(BUILD)/stage, a program built with pkg-config alone
+# ingests and restores a chain; nm -D shows only fks_* symbols.
+test-shlib: $(FORKCTL) tools $(SHLIB)
+	rm -rf $(BUILD)/stage
+	$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD))/stage DESTDIR= >/dev/null
+	CC="$(CC)" CFLAGS="$(if $(SAN),-fsanitize=$(SAN))" $(TEST_ENV) tests/shlib/run.sh $(abspath $(BUILD))/stage
+
+# The Python binding (src/python/forkstore.py, ctypes over the shared
+# library) with the standard library's unittest.
+test-python: $(FORKCTL) tools $(SHLIB)
+	$(TEST_ENV) FORKSTORE_LIB=$(abspath $(BUILD))/$(SONAME) SAN="$(SAN)" tests/python/run.sh
 
 asan:
 	$(MAKE) BUILD=build-asan SAN=address,undefined CFLAGS="-O1 -g" check
@@ -145,10 +203,17 @@ demo: $(FORKCTL) tools
 	FORKCTL=$(abspath $(FORKCTL)) FORKGEN=$(abspath $(GEN_BIN)) tools/demo.sh $(DEMO_DIR)
 
 # ---- install ----
-install: $(FORKCTL) $(MAN)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+# forkstore.pc is written here, with this install's PREFIX (never a stale
+# one from an earlier build).
+install: $(FORKCTL) $(MAN) $(SHLIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(FORKCTL) $(DESTDIR)$(PREFIX)/bin/forkctl
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libforkstore.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/$(notdir $(SHLIB))
+	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libforkstore.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' src/forkstore.pc.in \
+	    >$(DESTDIR)$(PREFIX)/lib/pkgconfig/forkstore.pc
 	install -m 644 src/forkstore.h $(DESTDIR)$(PREFIX)/include/forkstore.h
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man1/forkctl.1
@@ -158,4 +223,4 @@ clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan valgrind bench bench-quick bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile test-remote bench-remote clean"
+	@echo "targets: all check demo install asan ubsan valgrind abi-check abi-update test-shlib test-python bench bench-quick bench-depth bench-charts bench-branch bench-lazy bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile test-remote bench-remote clean"

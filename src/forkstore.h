@@ -14,6 +14,22 @@
 **  - Out-parameters come first.
 **  - Handles are opaque; *_close and *_free accept NULL.
 **  - Strings passed in are borrowed for the duration of the call only.
+**
+** Threads: the library is thread-safe with one rule. A handle (fks_store,
+** fks_image, fks_lease) is used by one thread at a time: give each thread
+** its own fks_open() of the store (or serialize calls on a shared handle
+** yourself). Any number of handles, in one process or many, may work on
+** one store at once: ingest, restore, branch, rmi, gc, verify, stats, sql
+** and the remote calls run concurrently (write transactions take turns on
+** the store's writer lock; one gc runs at a time per store, a second gets
+** FKS_ELOCKED). fks_errmsg() is per thread. tests/unit/test_threads.c runs
+** ingest, restore and stats from several threads, a handle each.
+**
+** Linking: libforkstore.so.0 (pkg-config forkstore) or libforkstore.a
+** (pkg-config --static forkstore). The shared library exports the
+** functions declared here and nothing else; src/abi/libforkstore.sym is
+** the list, checked by `make abi-check`: removing or changing one of them
+** needs a new soname.
 */
 #ifndef FORKSTORE_H
 #define FORKSTORE_H
@@ -25,7 +41,17 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)   /* the library is built hidden */
+#endif
+
 #define FKS_VERSION_STRING "0.1.0"
+/* The version as one number, major * 1000000 + minor * 1000 + patch (as
+** SQLite's), for compile-time checks; the library's own at run time is
+** fks_version_number(), fks_version() its string. */
+#define FKS_VERSION_NUMBER 1000
+const char *fks_version(void);
+int fks_version_number(void);
 #define FKS_PAGE_SIZE 4096
 
 /* Error codes. forkctl maps them to exit codes (see README). */
@@ -407,14 +433,14 @@ typedef struct fks_load_opts {
     const char *vm_id;         /* recorded as the VM's identity (see branch) */
     int force_version;         /* skip the version checks */
     fks_jail jail;
-    int from_remote;           /* lazy restore of a tag the store lacks: the
-                                  other artifacts come from a remote (and
-                                  the VM is not recorded: no Diff on it) */
-    const char *remote;        /* that remote (NULL: the only one) */
     const char *uffd_sock;     /* lazy restore: the page server's socket (in
                                   the jail: a path inside it), sent as the
                                   Uffd memory backend; memory.bin is then not
                                   restored. NULL: File backend */
+    int from_remote;           /* lazy restore of a tag the store lacks: the
+                                  other artifacts come from a remote (and
+                                  the VM is not recorded: no Diff on it) */
+    const char *remote;        /* that remote (NULL: the only one) */
 } fks_load_opts;
 
 typedef struct fks_load_result {
@@ -878,8 +904,8 @@ typedef struct fks_remote_stats {
     uint64_t bytes_up, bytes_down;   /* HTTP bodies */
     uint64_t requests, retries;
     uint64_t restarts;         /* push: started again after a remote gc marked a pack it used */
-    uint64_t working_sets;     /* push: working sets uploaded (P snapshots/<tag>.ws) */
     double seconds;
+    uint64_t working_sets;     /* push: working sets uploaded (P snapshots/<tag>.ws) */
 } fks_remote_stats;
 
 /* Uploads snapshots tags[0..n-1] and their ancestors to remote (NULL: the
@@ -1014,6 +1040,10 @@ typedef struct fks_remote_staged {
 ** snapshot the store lacks. Errors as fks_rimage_open. */
 int fks_remote_stage(fks_remote_staged *out, fks_store *s, const char *remote, const char *tag, const char *dir,
                      const char *skip);
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

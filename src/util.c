@@ -24,6 +24,9 @@ static _Thread_local char errbuf[1024];
 
 const char *fks_errmsg(void) { return errbuf; }
 
+const char *fks_version(void) { return FKS_VERSION_STRING; }
+int fks_version_number(void) { return FKS_VERSION_NUMBER; }
+
 const char *fks_strerror(int code)
 {
     switch (code) {

@@ -12,8 +12,8 @@ set -euo pipefail
 
 build="build-essential pkg-config libsqlite3-dev libxxhash-dev libzstd-dev libjson-c-dev
        libcurl4-openssl-dev libssl-dev libcmocka-dev sqlite3 zstd clang llvm valgrind cppcheck clang-tidy
-       util-linux coreutils procps bsdextrautils jq bc curl python3"
-bench="restic borgbackup zstd hyperfine linux-perf"
+       util-linux coreutils procps bsdextrautils jq bc curl python3 abigail-tools binutils"
+bench="restic borgbackup zstd hyperfine linux-perf gnuplot-nox"
 remote="ceph-mon ceph-osd radosgw"
 qemu=""
 [ -x "$(dirname "$0")/qemu/deps.sh" ] && qemu=$("$(dirname "$0")/qemu/deps.sh")

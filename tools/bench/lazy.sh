@@ -27,7 +27,8 @@
 #   4. 8 VMs lazily loaded from one snapshot by one server (serve-pages
 #      --vms 8), each reading all of RAM: blocks decoded against one VM,
 #      the server's peak RSS.
-# Output: a table on stdout and in $OUT/lazy.md.
+# Output: a table on stdout and in $OUT/lazy.md; the load times per guest
+# size in $OUT/lazy_sizes.tsv (charted by tools/bench/plot.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -69,6 +70,7 @@ now() { date +%s.%N; }
 fk --quiet init
 backend=$( [ -c /dev/kvm ] && echo kvm || echo thread )
 rows=()
+: >"$OUT/lazy_sizes.tsv"     # mib, file total, file request, lazy total, lazy request (ms; tools/bench/plot.sh)
 for mib in $SIZES; do
     b=$backend
     [ "$mib" -gt 3072 ] && b=thread            # fcvmm's kvm guest is one slot of at most 3 GiB
@@ -94,6 +96,7 @@ for mib in $SIZES; do
         rm -rf "$(echo "$j" | jq -r .staging)"
     done
     ft=$(median <file_total) fr=$(median <file_req) lt=$(median <lazy_total) lr=$(median <lazy_req)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$mib" "$ft" "$fr" "$lt" "$lr" >>"$OUT/lazy_sizes.tsv"
     rows+=("| $mib MiB ($b) | $(printf %.1f "$ft") | $(printf %.1f "$fr") | $(printf %.1f "$lt") | $(printf %.1f "$lr") |")
 done
 

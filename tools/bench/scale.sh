@@ -42,7 +42,9 @@
 # before that checkpoint is reported too (how far forkctl's own PASSIVE
 # checkpoints let it run ahead).
 # Output: a table with PASS/FAIL per bounded figure on stdout and in
-# $SCALE_OUT/scale.md (default build/bench).
+# $SCALE_OUT/scale.md (default build/bench); the catalog bytes of each
+# chain at 20 points of its length in $SCALE_OUT/scale_catalog.tsv (part,
+# snapshots, bytes; charted by tools/bench/plot.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -83,6 +85,7 @@ for t in sqlite3 flock jq cmp; do
     command -v $t >/dev/null || { echo "bench-scale: $t missing (tools/deps.sh build installs it)" >&2; exit 1; }
 done
 mkdir -p "$DIR" "$TMP" "$OUT"
+: >"$OUT/scale_catalog.tsv"
 cleanup() { rm -rf "$TMP"; [ "$keep" = 1 ] || rm -rf "$DIR"/a "$DIR"/b "$DIR"/index "$DIR"/empty; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -151,6 +154,9 @@ chain() {
         times+=("$t")
         if [ $i = $((n / 2)) ]; then
             C_WAL_MID=$(wal_bytes "$S"); checkpoint "$S"; C_MID=$(cat_bytes "$S")
+        fi
+        if [ $((i % (n >= 20 ? n / 20 : 1))) = 0 ]; then   # the catalog's growth, 20 points (plot.sh)
+            checkpoint "$S"; printf '%s\t%d\t%d\n' "$name" "$i" "$(cat_bytes "$S")" >>"$OUT/scale_catalog.tsv"
         fi
         if [ $((i % 100)) = 0 ]; then log "$name: $i/$n, last commit ${t}s, catalog $(cat_bytes "$S") bytes"; fi
     done
