@@ -148,11 +148,13 @@ test-hostile: $(FORKCTL) tools $(FAILRENAME)
 	$(if $(wildcard tests/hostile/t_*.sh),$(TEST_ENV) HOSTILE_LONG=1 tests/cli/run.sh $(wildcard tests/hostile/t_*.sh),@echo "hostile: no tests")
 
 # The remote tier against a real S3 server (Ceph radosgw, tools/s3/rgw.sh;
-# tools/deps.sh remote installs it): t_remote, t_remote_gc and t_remote_enc
-# (encrypted remotes) run short in make check, long here (the kill loop at
-# full count, 200 gc rounds); bench-remote measures it.
+# tools/deps.sh remote installs it): t_remote, t_remote_gc, t_remote_enc
+# (encrypted remotes) and t_lazy_remote (lazy restore from a remote) run
+# short in make check, long here (the kill loop at full count, 200 gc
+# rounds); bench-remote measures it.
 test-remote: $(FORKCTL) tools
-	$(TEST_ENV) REMOTE_LONG=1 tests/cli/run.sh tests/cli/t_remote.sh tests/cli/t_remote_gc.sh tests/cli/t_remote_enc.sh
+	$(TEST_ENV) REMOTE_LONG=1 tests/cli/run.sh tests/cli/t_remote.sh tests/cli/t_remote_gc.sh tests/cli/t_remote_enc.sh \
+	    tests/cli/t_lazy_remote.sh
 
 bench-remote: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/remote.sh

@@ -938,9 +938,15 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
     if (rc)
         return rc;
     fks_snapinfo si;
-    if ((rc = fks_get(&si, s, tag)) != 0)
+    fks_remote_staged rs = {0};
+    /* lazy restore of a snapshot the store lacks: the other artifacts
+    ** from the remote (remote_lazy.c) */
+    int remote = 0;
+    if ((rc = fks_get(&si, s, tag)) == FKS_ENOTFOUND && o->uffd_sock && o->from_remote)
+        remote = 1, rc = 0;
+    if (rc)
         return rc;
-    if (o->rootfs && !si.has_rootfs)
+    if (o->rootfs && !remote && !si.has_rootfs)
         return fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
     if ((rc = fc_open(&c, o->api_sock, o->timeout_ms > 0 ? o->timeout_ms : 10000)) != 0)
         return rc;
@@ -978,8 +984,18 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
     }
     if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)
         goto out;
-    if ((rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL)) != 0)
+    if (remote)
+        rc = fks_remote_stage(&rs, s, o->remote, tag, stage, "memory");
+    else
+        rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL);
+    if (rc)
         goto out;
+    if (remote && o->rootfs && !rs.has_rootfs) {
+        rc = fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
+        goto out;
+    }
+    if (remote)
+        si.memory_bytes = rs.skipped_bytes;
     snprintf(mem, sizeof mem, "%s/memory.bin", stage);
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
     ver fv;
@@ -1030,7 +1046,7 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
     if (rc)
         goto out;
     /* The loaded VM's memory is tag's: a Diff on tag can follow. */
-    if (vm_key(key, sizeof key, sock, sizeof sock, o->vm_id, iid, o->api_sock) == 0 && !s->readonly) {
+    if (!remote && vm_key(key, sizeof key, sock, sizeof sock, o->vm_id, iid, o->api_sock) == 0 && !s->readonly) {
         head h = {.found = 1, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
         snprintf(h.state, sizeof h.state, "stored");
         snprintf(h.head_tag, sizeof h.head_tag, "%s", tag);

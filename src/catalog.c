@@ -273,6 +273,28 @@ int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16])
     return rc;
 }
 
+int cat_page_find_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n)
+{
+    pidx *x;
+    int rc = pidx_open(&x, db);
+    if (rc)
+        return rc;
+    int txn = sqlite3_get_autocommit(db);
+    if (txn && (rc = cat_read_begin(db)) != 0) {
+        pidx_close(x);
+        return rc;
+    }
+    if ((rc = pidx_begin(x)) == 0)
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = pidx_find(x, hashes[i], &ids[i]);
+    pidx_close(x);
+    if (txn) {
+        int rc2 = cat_read_end(db);
+        rc = rc ? rc : rc2;
+    }
+    return rc;
+}
+
 int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name)
 {
     sqlite3_stmt *st;

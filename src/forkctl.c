@@ -596,12 +596,14 @@ static const char H_RESTORE[] =
     "the files belong to the jail's --jail-uid/--jail-gid.\n"
     "With --lazy [--uffd-sock PATH] [--prefetch on|off|BYTES] [--prefetch-time S]\n"
     "[--no-record] [--lease-ttl S] [--accept-timeout S] [--server-log FILE]\n"
-    "[--cache-cold] [--cache-pages N], the memory is not restored: a page server\n"
-    "(see serve-pages) is started in the background on PATH (default SOCK.pages),\n"
+    "[--cache-cold] [--cache-pages N] [--remote NAME], the memory is not restored:\n"
+    "a page server (see serve-pages) is started in the background on PATH\n"
+    "(default SOCK.pages),\n"
     "the load names it as the Uffd memory backend, and the guest's pages come from\n"
     "the store as it touches them. Returns once the VM runs and prints the\n"
     "server's pid; the server ends with the VMM. Its messages go to --server-log\n"
-    "(default: none).\n";
+    "(default: none). A TAG the store lacks is served from the remote (--remote\n"
+    "NAME, default the only one; see serve-pages).\n";
 
 /* ---- lazy restore: the page server (fks_serve_pages) ---- */
 
@@ -618,6 +620,7 @@ static void lazy_defaults(struct lazy_args *la)
     la->so.listen_fd = la->so.stop_fd = la->so.ready_fd = -1;
     la->so.prefetch = 1;
     la->so.record = 1;
+    la->so.from_remote = 1;
 }
 
 /* --prefetch on|off|BYTES. */
@@ -666,6 +669,7 @@ static int lazy_opt(int c, const char *cmd, struct lazy_args *la, int *used)
     case 1108: la->log = optarg; break;
     case 1109: la->on = 1; break;
     case 1110: la->so.cold_cache = 1; break;
+    case 1112: la->so.remote = optarg; break;
     case 1111:
         if ((r = num_arg(cmd, "--cache-pages", "a whole number of pages from 1 to 16777216", optarg, 1, 16777216, 1,
                          &v)) < 0)
@@ -682,7 +686,8 @@ static int lazy_opt(int c, const char *cmd, struct lazy_args *la, int *used)
     {"no-record", no_argument, NULL, 1104}, {"lease-ttl", required_argument, NULL, 1105}, \
     {"accept-timeout", required_argument, NULL, 1106}, {"vms", required_argument, NULL, 1107}, \
     {"server-log", required_argument, NULL, 1108}, {"lazy", no_argument, NULL, 1109}, \
-    {"cache-cold", no_argument, NULL, 1110}, {"cache-pages", required_argument, NULL, 1111}
+    {"cache-cold", no_argument, NULL, 1110}, {"cache-pages", required_argument, NULL, 1111}, \
+    {"remote", required_argument, NULL, 1112}
 
 static json_object *serve_stats_json(const char *tag, const fks_serve_stats *st)
 {
@@ -705,6 +710,18 @@ static json_object *serve_stats_json(const char *tag, const fks_serve_stats *st)
                            st->working_set_from[0] ? json_object_new_string(st->working_set_from) : NULL);
     json_object_object_add(j, "prefetch_seconds", json_object_new_double(st->prefetch_s));
     json_object_object_add(j, "seconds", json_object_new_double(st->seconds));
+    json_object_object_add(j, "remote", st->remote[0] ? json_object_new_string(st->remote) : NULL);
+    if (st->remote[0]) {
+        json_object_object_add(j, "remote_requests", json_object_new_int64((int64_t)st->rs.requests));
+        json_object_object_add(j, "remote_range_gets", json_object_new_int64((int64_t)st->rs.range_gets));
+        json_object_object_add(j, "remote_bytes_down", json_object_new_int64((int64_t)st->rs.bytes_down));
+        json_object_object_add(j, "remote_range_bytes", json_object_new_int64((int64_t)st->rs.range_bytes));
+        json_object_object_add(j, "remote_pages", json_object_new_int64((int64_t)st->rs.pages_remote));
+        json_object_object_add(j, "local_pages", json_object_new_int64((int64_t)st->rs.pages_local));
+        json_object_object_add(j, "pulled", json_object_new_boolean(st->pulled));
+        json_object_object_add(j, "pull_seconds", json_object_new_double(st->pull_s));
+        json_object_object_add(j, "pull_bytes_down", json_object_new_int64((int64_t)st->pull_bytes_down));
+    }
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         json_object_object_add(j, "peak_rss_kib", json_object_new_int64((int64_t)ru.ru_maxrss));
@@ -720,6 +737,14 @@ static void serve_stats_text(FILE *f, const char *tag, const fks_serve_stats *st
             (unsigned long long)st->pages_zero, (unsigned long long)st->pages_removed,
             (unsigned long long)st->blocks_decoded, (unsigned long long)st->bytes_decoded,
             (unsigned long long)st->cache_hits, st->fault_p50_us, st->fault_p99_us);
+    if (st->remote[0])
+        fprintf(f, "%s: from remote %s: %llu pages in %llu Range GETs (%llu bytes), %llu pages from the store, "
+                "%llu requests; working set %llu pages%s%s; %s\n", tag, st->remote,
+                (unsigned long long)st->rs.pages_remote, (unsigned long long)st->rs.range_gets,
+                (unsigned long long)st->rs.range_bytes, (unsigned long long)st->rs.pages_local,
+                (unsigned long long)st->rs.requests, (unsigned long long)st->working_set_pages,
+                st->working_set_from[0] ? " from " : "", st->working_set_from,
+                st->pulled ? "pulled into the store" : "NOT pulled into the store");
 }
 
 /* Runs the server until its VMs are gone or SIGTERM/SIGINT/SIGHUP. */
@@ -994,7 +1019,7 @@ static int cmd_restore(int argc, char **argv)
         return usage_err("restore", "%s", "give exactly one TAG");
     if (lazyopt && !la.on)
         return usage_err("restore", "%s", "--uffd-sock, --prefetch, --prefetch-time, --no-record, --lease-ttl, "
-                         "--accept-timeout, --vms, --server-log, --cache-cold and --cache-pages need --lazy");
+                         "--accept-timeout, --vms, --server-log, --cache-cold, --cache-pages and --remote need --lazy");
     if (la.on && !sock)
         return usage_err("restore", "%s", "--lazy needs --api-sock SOCK");
     if (la.so.max_vms > 1)
@@ -1005,6 +1030,8 @@ static int cmd_restore(int argc, char **argv)
         if ((r = jail_check("restore", &ja, jail_root)) >= 0)
             return r;
         lo.api_sock = sock;
+        lo.from_remote = la.on && la.so.from_remote;
+        lo.remote = la.so.remote;
         lo.net_overrides = nets;
         lo.jail = ja.j;
         return restore_load(argv[optind], &lo, json, &la);
@@ -1047,7 +1074,7 @@ static const char H_SERVE[] =
     "usage: forkctl serve-pages TAG --socket PATH [--vms N] [--prefetch on|off|BYTES]\n"
     "                           [--prefetch-time S] [--no-record] [--lease-ttl S]\n"
     "                           [--accept-timeout S] [--cache-cold] [--cache-pages N]\n"
-    "                           [--json]\n"
+    "                           [--remote NAME] [--json]\n"
     "Serves TAG's memory to Firecracker VMMs loading it with the Uffd memory\n"
     "backend (\"mem_backend\": {\"backend_type\": \"Uffd\", \"backend_path\": PATH}),\n"
     "in the foreground, for supervisors (tools/systemd/forkstore-pages@.service).\n"
@@ -1062,7 +1089,12 @@ static const char H_SERVE[] =
     "server decodes the image's stored pages into its cache in the background, so\n"
     "faults find them decoded; --cache-cold decodes only on demand. The cache\n"
     "holds --cache-pages pages (default 65536: 256 MiB, resident once decoded);\n"
-    "an image with more stored pages is not decoded ahead and shares its slots.\n";
+    "an image with more stored pages is not decoded ahead and shares its slots.\n"
+    "A TAG the store lacks is served from --remote NAME (default: the store's\n"
+    "only remote): its pages are fetched with S3 Range GETs as the guest touches\n"
+    "them (the working set pushed with it first), and the snapshot is pulled\n"
+    "into the store meanwhile, at low priority; the server exits once that pull\n"
+    "has ended, and the next VM restores from the store.\n";
 
 static int cmd_serve(int argc, char **argv)
 {
@@ -2880,6 +2912,8 @@ static int push_pull(int argc, char **argv, int push)
         F("retries", st.retries);
         if (push)
             F("restarts", st.restarts);
+        if (push)
+            F("working_sets", st.working_sets);
 #undef F
         json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
         print_json(j);

@@ -437,6 +437,10 @@ typedef struct fks_load_opts {
                                   the jail: a path inside it), sent as the
                                   Uffd memory backend; memory.bin is then not
                                   restored. NULL: File backend */
+    int from_remote;           /* lazy restore of a tag the store lacks: the
+                                  other artifacts come from a remote (and
+                                  the VM is not recorded: no Diff on it) */
+    const char *remote;        /* that remote (NULL: the only one) */
 } fks_load_opts;
 
 typedef struct fks_load_result {
@@ -633,6 +637,18 @@ void fks_image_stats_get(fks_image_stats *out, fks_image *im);
 ** it again does nothing. */
 int fks_image_preload(fks_image *im);
 
+/* A remote snapshot's artifact read page by page (remote_lazy.c, below). */
+typedef struct fks_rimage fks_rimage;
+
+typedef struct fks_rimage_stats {
+    uint64_t requests;         /* HTTP requests, open and retries included */
+    uint64_t range_gets;       /* Range GETs of pack bytes */
+    uint64_t bytes_down;       /* response bodies */
+    uint64_t range_bytes;      /* bytes of the Range GETs' bodies */
+    uint64_t pages_remote;     /* stored pages fetched from the remote */
+    uint64_t pages_local;      /* stored pages read from the store */
+} fks_rimage_stats;
+
 /* ---- lazy restore: a userfaultfd page server (pageserver.c, lease.c) -- */
 
 /* Firecracker's Uffd memory backend: the VMM maps guest memory anonymously,
@@ -662,6 +678,9 @@ typedef struct fks_serve_opts {
                                   256 MiB; resident only once decoded) */
     int cold_cache;            /* do not decode the image into the cache
                                   ahead of the faults (when it fits) */
+    int from_remote;           /* a tag the store lacks is served from a
+                                  remote (fks_rimage) and pulled meanwhile */
+    const char *remote;        /* that remote (NULL: the store's only one) */
 } fks_serve_opts;
 
 typedef struct fks_serve_stats {
@@ -680,6 +699,12 @@ typedef struct fks_serve_stats {
     uint64_t working_set_pages;/* pages of the working set used (0: none) */
     char working_set_from[129];/* the snapshot it was recorded on */
     double seconds;
+    /* served from a remote (from_remote and the tag was not in the store) */
+    char remote[65];           /* "" when served from the store */
+    fks_rimage_stats rs;       /* the lazy fetches (fault, prefetch) */
+    int pulled;                /* the background pull committed */
+    double pull_s;             /* its time (VMM accepted to commit) */
+    uint64_t pull_bytes_down;  /* what it downloaded */
 } fks_serve_stats;
 
 /* Serves the memory of snapshot tag to VMMs connecting to o->socket until
@@ -720,6 +745,9 @@ int fks_lazy_stats_get(fks_serve_stats *out, int64_t *finished_ms, fks_store *s,
 /* Looks a page up by its XXH3-128 hash (16 bytes, big-endian): *page_id,
 ** or FKS_ENOTFOUND if the store has no such page. */
 int fks_page_find(int64_t *page_id, fks_store *s, const uint8_t hash[16]);
+/* The same for n hashes at once, from one read of the catalog: ids[i] the
+** page id of hashes[i], 0 if the store has none. */
+int fks_page_find_many(int64_t *ids, fks_store *s, const uint8_t (*hashes)[16], size_t n);
 /* Reads stored page page_id (FKS_PAGE_SIZE bytes into buf, a short page
 ** padded with zeros), checked against its hash; *len gets its real length
 ** when len is not NULL. */
@@ -877,6 +905,7 @@ typedef struct fks_remote_stats {
     uint64_t requests, retries;
     uint64_t restarts;         /* push: started again after a remote gc marked a pack it used */
     double seconds;
+    uint64_t working_sets;     /* push: working sets uploaded (P snapshots/<tag>.ws) */
 } fks_remote_stats;
 
 /* Uploads snapshots tags[0..n-1] and their ancestors to remote (NULL: the
@@ -959,6 +988,58 @@ typedef struct fks_remote_verify_report {
 int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
                       fks_progress_fn progress, void *progress_arg);
 void fks_remote_verify_free(fks_remote_verify_report *r);
+
+/* ---- lazy restore from a remote (remote_lazy.c) ----------------------- */
+
+/* One artifact of a snapshot on a remote, opened for random reads page by
+** page without pulling it: the page server of a host that lacks the
+** snapshot. The page map and every page's place in the bucket are read
+** once at open (the manifests of its chain and the remote's index);
+** stored pages the store already has (by hash) are read from it, the
+** others with one S3 Range GET per stretch of pack bytes, each page
+** checked against its hash. fks_rimage_read and fks_rimage_stats_get may
+** be called from several threads at once (a connection each, pooled). */
+
+/* Opens artifact of snapshot tag on remote (NULL: the store's only one).
+** FKS_ENOTFOUND if no remote is configured (saying so), or the remote has
+** no snapshot tag or tag no such artifact. Caller frees with
+** fks_rimage_close. */
+int fks_rimage_open(fks_rimage **out, fks_store *s, const char *remote, const char *tag, const char *artifact);
+void fks_rimage_close(fks_rimage *ri);
+/* As fks_image_info_get (snapshot_id 0: not in the store). */
+void fks_rimage_info_get(fks_image_info *out, const fks_rimage *ri);
+/* The page map, as fks_image_runs; page_id is 0 (the pages have no id in
+** this store). Borrowed, valid until fks_rimage_close. */
+const fks_run *fks_rimage_runs(const fks_rimage *ri, size_t *n);
+/* As fks_image_read. FKS_ECORRUPT if a page fails its hash. */
+int fks_rimage_read(fks_rimage *ri, uint64_t pgno, uint64_t npages, void *buf);
+void fks_rimage_stats_get(fks_rimage_stats *out, fks_rimage *ri);
+/* The remote's name (borrowed). */
+const char *fks_rimage_remote(const fks_rimage *ri);
+/* The working set pushed with tag, else with its nearest ancestor on the
+** remote that has one (*out NULL, *n 0 if none); from gets that tag.
+** Caller frees *out with free(). */
+int fks_rimage_working_set(uint64_t **out, size_t *n, char *from, size_t fromlen, fks_rimage *ri);
+/* Pulls ri's snapshot into the store (fks_pull: only the pages the store
+** lacks; atomic) on a store handle of its own, so it may run beside
+** readers of ri; then opens the pulled artifact on that handle and reads
+** its page locations (fks_image_preload): *local, borrowed, valid until
+** fks_rimage_close. st may be NULL. */
+int fks_rimage_pull(fks_remote_stats *st, fks_image **local, fks_rimage *ri);
+
+/* What fks_remote_stage wrote. */
+typedef struct fks_remote_staged {
+    char remote[65];
+    uint64_t skipped_bytes;    /* the size of the artifact left out */
+    int has_rootfs;
+} fks_remote_staged;
+
+/* Writes every artifact of snapshot tag on remote (NULL: the only one)
+** but the one named skip (NULL: none) into dir as restore names them
+** (fks_artifact_filename), zero pages as holes: a lazy load's vmstate of a
+** snapshot the store lacks. Errors as fks_rimage_open. */
+int fks_remote_stage(fks_remote_staged *out, fks_store *s, const char *remote, const char *tag, const char *dir,
+                     const char *skip);
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -315,6 +315,11 @@ int fks_page_find(int64_t *page_id, fks_store *s, const uint8_t hash[16])
     return cat_page_find(page_id, s->db, hash);
 }
 
+int fks_page_find_many(int64_t *ids, fks_store *s, const uint8_t (*hashes)[16], size_t n)
+{
+    return cat_page_find_many(ids, s->db, hashes, n);
+}
+
 int fks_page_read(void *buf, uint32_t *len, fks_store *s, int64_t page_id)
 {
     chunk_reader *cr;

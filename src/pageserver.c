@@ -1,8 +1,9 @@
 /*
 ** pageserver.c: lazy restore. Serves a snapshot's memory to Firecracker
 ** VMMs through userfaultfd (the Uffd memory backend), page by page, from
-** the store. Built on the public page-level API only (fks_image_*, the
-** lease and working-set functions of forkstore.h).
+** the store (or from a remote: design 8). Built on the public page-level
+** API only (fks_image_*, fks_rimage_*, the lease and working-set functions
+** of forkstore.h).
 **
 ** Protocol (Firecracker's docs/snapshotting/handling-page-faults-on-
 ** snapshot-resume.md and src/vmm/src/persist.rs, send_uffd_handshake):
@@ -84,6 +85,27 @@
 **     listens, renewed every third of its time to live by a timer
 **     thread, and released at exit: gc keeps the pages even if the
 **     snapshot is removed meanwhile.
+**  8. From a remote (o->from_remote, the store lacks the snapshot): the
+**     page source is a remote image (fks_rimage, remote_lazy.c: Range
+**     GETs of pack bytes, each page checked) instead of the store's; the
+**     fault path, cache, fault-around, prefetch and REMOVE handling are
+**     the same (src_read is the one switch), but for the fetch size: a
+**     read of missing pages fetches their aligned AHEAD (256) page
+**     window, and caches its other stored pages (one Range GET costs a
+**     round trip; 1 MiB at most more bytes). The working set is the one
+**     pushed with the snapshot. No cache warming (it would fetch the
+**     whole image range by range): instead, after the first handshake, a
+**     thread at nice 19 pulls the snapshot into the store
+**     (fks_rimage_pull, its own store handle). Once the pull commits it
+**     takes the lease on the pulled pages (none before: there is no row
+**     to lease; the bucket's gc margins protect the packs meanwhile),
+**     hands it to the renewer, and publishes the store's image: reads
+**     switch to it (an atomic pointer; both images have one page map).
+**     The server exits only once the pull has ended, so that the next VM
+**     restores from the store. A failed pull is logged; the VM stays
+**     served from the remote. FKS_TEST_PULL_HOLD=1 (a test hook) starts
+**     the pull only when the VMs are gone: every page then comes from
+**     the remote.
 **
 ** Failure modes: if the server dies, each VM it served hangs at its next
 ** missing page (Firecracker waits for the page forever); its lease
@@ -127,6 +149,7 @@
 #define WINDOW 16           /* pages around a stored fault: aligned window */
 #define WARM 256            /* pages per read of the cache warming */
 #define AROUND_ZERO 1024    /* zero pages installed around a zero fault */
+#define AHEAD 256           /* pages per fetch from a remote (design 8) */
 #define CACHE_MAX 65536     /* default decoded-page cache: 256 MiB, virtual */
 #define LOCKS 64            /* cache stripes (when the cache evicts) */
 #define HIST_FINE 2000      /* 50 ns buckets up to 100 us */
@@ -155,7 +178,9 @@ typedef struct server {
     fks_store *s;
     const char *tag;
     const fks_serve_opts *o;
-    fks_image *im;
+    fks_image *im;               /* the store's image; NULL while served from
+                                    rim (set once, by the pull: design 8) */
+    fks_rimage *rim;             /* the remote's image, or NULL */
     fks_image_info info;
     const fks_run *runs;
     size_t nruns;
@@ -183,6 +208,10 @@ typedef struct server {
     volatile int stopping;
     unsigned test_pause_ms;      /* test hook, design 4b: the prefetch */
     uint64_t test_pause_pgno;    /* pauses once before copying this page */
+    struct renewer *rn;          /* design 8: the pull hands it the lease */
+    pthread_t pt;                /* the pull (design 8) */
+    int pulling;
+    int test_pull_hold;          /* test hook: pull once the VMs are gone */
 } server;
 
 #define ADD(f, n) __atomic_fetch_add(&(f), (uint64_t)(n), __ATOMIC_RELAXED)
@@ -315,6 +344,44 @@ static void cache_put(server *sv, uint64_t x, const uint8_t *data, int ok)
     pthread_mutex_unlock(l);
 }
 
+/* Design 8: pages lo .. lo+n-1 from the remote, read with the aligned
+** AHEAD-page window(s) around them (a few Range GETs instead of one per
+** fault window); the window's other stored pages that are not cached yet
+** are cached on the way. */
+static int remote_read(server *sv, uint64_t lo, uint64_t n, uint8_t *out)
+{
+    uint64_t wl = lo / AHEAD * AHEAD, wh = (lo + n + AHEAD - 1) / AHEAD * AHEAD;
+    if (wh > sv->info.npages)
+        wh = sv->info.npages;
+    uint8_t *b = malloc((size_t)(wh - wl) * PG);
+    if (!b)
+        return fks_rimage_read(sv->rim, lo, n, out);
+    int rc = fks_rimage_read(sv->rim, wl, wh - wl, b), in;
+    if (rc == 0) {
+        memcpy(out, b + (lo - wl) * PG, (size_t)n * PG);
+        size_t ri = run_at(sv, wl, &in);
+        for (uint64_t p = wl; p < wh; p++) {
+            while (ri < sv->nruns && sv->runs[ri].pgno + sv->runs[ri].npages <= p)
+                ri++;
+            if ((p >= lo && p < lo + n) || ri == sv->nruns || sv->runs[ri].pgno > p)
+                continue;              /* the caller's, or a zero page */
+            uint64_t x = sv->sbase[ri] + (p - sv->runs[ri].pgno);
+            if (cache_claim(sv, x))
+                cache_put(sv, x, b + (p - wl) * PG, 1);
+        }
+    }
+    free(b);
+    return rc;
+}
+
+/* The page source (design 8): the store's image once there is one, else
+** the remote's. Same page map, same contract (fks_image_read). */
+static int src_read(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
+{
+    fks_image *im = __atomic_load_n(&sv->im, __ATOMIC_ACQUIRE);
+    return im ? fks_image_read(im, pgno, n, buf) : remote_read(sv, pgno, n, buf);
+}
+
 /* Pages pgno .. pgno+n-1 of the image (zero pages as zeros) into buf:
 ** stored pages from the cache, the others read (decoded) in runs of
 ** consecutive misses and cached. No allocation. */
@@ -354,7 +421,7 @@ static int pages_get(server *sv, uint64_t pgno, uint64_t n, uint8_t *buf)
             continue;
         }
         if (nmiss && (k == n || !missing)) {   /* a run of misses ends: read it */
-            rc = fks_image_read(sv->im, pgno + miss_lo, nmiss, buf + miss_lo * PG);
+            rc = src_read(sv, pgno + miss_lo, nmiss, buf + miss_lo * PG);
             for (uint64_t q = miss_lo; q < miss_lo + nmiss; q++)
                 if (claimed[q])
                     cache_put(sv, claimed[q] - 1, buf + q * PG, rc == 0);
@@ -942,7 +1009,7 @@ static int listen_on(const char *path)
 /* ---- lease renewal ---------------------------------------------------- */
 
 typedef struct renewer {
-    fks_lease *l;
+    fks_lease *l;                /* NULL until the pull took it (design 8) */
     double every;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -960,13 +1027,48 @@ static void *renew_main(void *arg)
         ts.tv_sec = (time_t)t;
         ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
         if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT && !r->stop) {
+            fks_lease *l = r->l;
             pthread_mutex_unlock(&r->mu);
-            if (fks_lease_renew(r->l) != 0)
+            if (l && fks_lease_renew(l) != 0)
                 fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
             pthread_mutex_lock(&r->mu);
         }
     }
     pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+/* ---- keeping a remote snapshot's pages (design 8) ---------------------- */
+
+/* At nice 19: pulls the snapshot into the store, takes the lease on its
+** pages there, hands the lease to the renewer and the store's image to
+** the readers. A failure leaves the VM served from the remote. */
+static void *pull_main(void *arg)
+{
+    server *sv = arg;
+    (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+    double t0 = now_s();
+    fks_remote_stats ps;
+    memset(&ps, 0, sizeof ps);
+    fks_image *im = NULL;
+    fks_lease *l = NULL;
+    int rc = fks_rimage_pull(&ps, &im, sv->rim);
+    size_t nruns = 0;
+    const fks_run *runs = rc == 0 ? fks_image_runs(im, &nruns) : NULL;
+    if (rc == 0)
+        rc = fks_lease_take(&l, sv->s, sv->tag, runs, nruns, sv->o->lease_ttl_s);
+    sv->st.pull_bytes_down = ps.bytes_down;
+    if (rc) {
+        fprintf(stderr, "forkstore page server: %s is still served from remote %s: %s\n", sv->tag,
+                fks_rimage_remote(sv->rim), fks_errmsg());
+        return NULL;
+    }
+    pthread_mutex_lock(&sv->rn->mu);
+    sv->rn->l = l;
+    pthread_mutex_unlock(&sv->rn->mu);
+    sv->st.pulled = 1;
+    sv->st.pull_s = now_s() - t0;
+    __atomic_store_n(&sv->im, im, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -1011,12 +1113,22 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
         vms[i].uffd = vms[i].sock = vms[i].pidfd = -1;
         pthread_mutex_init(&vms[i].mu, NULL);
     }
-    if ((rc = fks_image_open(&sv.im, s, tag, "memory")) != 0)
+    rc = fks_image_open(&sv.im, s, tag, "memory");
+    if (rc == FKS_ENOTFOUND && o->from_remote && fks_get(&(fks_snapinfo){0}, s, tag) == FKS_ENOTFOUND) {
+        /* design 8: a snapshot the store lacks, from the remote */
+        if ((rc = fks_rimage_open(&sv.rim, s, o->remote, tag, "memory")) != 0)
+            goto out;
+        snprintf(sv.st.remote, sizeof sv.st.remote, "%s", fks_rimage_remote(sv.rim));
+        fks_rimage_info_get(&sv.info, sv.rim);
+        sv.runs = fks_rimage_runs(sv.rim, &sv.nruns);
+    } else if (rc) {
         goto out;
-    fks_image_info_get(&sv.info, sv.im);
-    if ((rc = fks_image_preload(sv.im)) != 0)   /* design 5: no catalog on the fault path */
-        goto out;
-    sv.runs = fks_image_runs(sv.im, &sv.nruns);
+    } else {
+        fks_image_info_get(&sv.info, sv.im);
+        if ((rc = fks_image_preload(sv.im)) != 0)   /* design 5: no catalog on the fault path */
+            goto out;
+        sv.runs = fks_image_runs(sv.im, &sv.nruns);
+    }
     size_t bits = (size_t)(sv.info.npages / 8 + 1);
     if (!(sv.sbase = malloc((sv.nruns + 1) * sizeof *sv.sbase)) || !(sv.seen = calloc(bits, 1))) {
         rc = fks__err(FKS_ENOMEM, "out of memory (page server of %llu pages)", (unsigned long long)sv.info.npages);
@@ -1045,18 +1157,23 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
         unsigned long ms = e1 && *e1 == ':' ? strtoul(e1 + 1, &e2, 10) : 0;
         if (e2 && e2 != e1 + 1 && *e2 == '\0')
             sv.test_pause_pgno = pg, sv.test_pause_ms = (unsigned)ms;
+        /* test hook (t_lazy_remote): FKS_TEST_PULL_HOLD=1, every page from the remote */
+        sv.test_pull_hold = getenv("FKS_TEST_PULL_HOLD") && !strcmp(getenv("FKS_TEST_PULL_HOLD"), "1");
     }
-    /* design 7: the pages are protected before any VMM can ask for one */
-    size_t nruns;
-    const fks_run *runs = fks_image_runs(sv.im, &nruns);
-    if ((rc = fks_lease_take(&lease, s, tag, runs, nruns, o->lease_ttl_s)) != 0)
+    /* design 7: the pages are protected before any VMM can ask for one
+    ** (from a remote: once the pull has them, design 8) */
+    if (sv.im && (rc = fks_lease_take(&lease, s, tag, sv.runs, sv.nruns, o->lease_ttl_s)) != 0)
         goto out;
     rn.l = lease;
+    sv.rn = &rn;
     rn.every = (o->lease_ttl_s > 0 ? o->lease_ttl_s : 60) / 3;
     if (pthread_create(&rt, NULL, renew_main, &rn) == 0)
         renewing = 1;
-    if (o->prefetch && (rc = fks_working_set_get(&sv.ws, &sv.nws, sv.st.working_set_from,
-                                                 sizeof sv.st.working_set_from, s, tag)) != 0)
+    if (o->prefetch && sv.rim)
+        rc = fks_rimage_working_set(&sv.ws, &sv.nws, sv.st.working_set_from, sizeof sv.st.working_set_from, sv.rim);
+    else if (o->prefetch)
+        rc = fks_working_set_get(&sv.ws, &sv.nws, sv.st.working_set_from, sizeof sv.st.working_set_from, s, tag);
+    if (rc)
         goto out;
     sv.st.working_set_pages = sv.nws;
     if (o->record && sv.nws) {         /* design 6: the set used comes first */
@@ -1148,7 +1265,7 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
             }
             accepted++, nvm++;
             sv.st.vms++;
-            if (!warming && sv.direct && !o->cold_cache && pthread_create(&wt, NULL, warm_main, &sv) == 0)
+            if (!warming && sv.direct && !o->cold_cache && !sv.rim && pthread_create(&wt, NULL, warm_main, &sv) == 0)
                 warming = 1;
             if (o->prefetch && sv.nws) {
                 pf_arg *a = malloc(sizeof *a);
@@ -1160,6 +1277,9 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
                         free(a);
                 }
             }
+            /* design 8: the pull after the prefetch has started, at nice 19 */
+            if (sv.rim && !sv.pulling && !sv.test_pull_hold && pthread_create(&sv.pt, NULL, pull_main, &sv) == 0)
+                sv.pulling = 1;
             if (accepted == max_vms && o->listen_fd < 0 && o->socket) {
                 close(ls);
                 ls = -1;
@@ -1175,6 +1295,14 @@ out:
         vm_close(&sv, &vms[i]);
     if (warming)
         pthread_join(wt, NULL);
+    if (sv.rim && sv.st.vms && sv.test_pull_hold && pthread_create(&sv.pt, NULL, pull_main, &sv) == 0)
+        sv.pulling = 1;
+    if (sv.pulling)                    /* the pages are kept: the pull ends first */
+        pthread_join(sv.pt, NULL);
+    if (sv.rim) {
+        fks_rimage_stats_get(&sv.st.rs, sv.rim);
+        lease = rn.l;                  /* the pull's, released below */
+    }
     if (ls >= 0 && ls != o->listen_fd) {
         close(ls);
         if (o->socket)
@@ -1187,7 +1315,7 @@ out:
         pthread_mutex_unlock(&rn.mu);
         pthread_join(rt, NULL);
     }
-    if (sv.im) {
+    if (sv.im && !sv.rim) {
         fks_image_stats is;
         fks_image_stats_get(&is, sv.im);
         sv.st.blocks_decoded = is.blocks_decoded;
@@ -1199,8 +1327,9 @@ out:
     int keep = rc;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", rc ? fks_errmsg() : "");
-    if (sv.st.vms) {
-        /* best effort: the VM is gone whatever these say */
+    if (sv.st.vms && (!sv.rim || sv.st.pulled)) {
+        /* best effort: the VM is gone whatever these say (a remote
+        ** snapshot not pulled has no row for them) */
         if (o->record && sv.nrec && fks_working_set_put(s, tag, sv.rec, sv.nrec) != 0)
             fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
         if (fks_lazy_stats_put(s, tag, &sv.st) != 0)
@@ -1210,7 +1339,9 @@ out:
         fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
     if (stout)
         *stout = sv.st;
-    fks_image_close(sv.im);
+    if (!sv.rim)
+        fks_image_close(sv.im);
+    fks_rimage_close(sv.rim);          /* closes the pulled image */
     if (sv.cache)
         munmap(sv.cache, sv.ncache * PG);
     free(sv.state);

@@ -12,6 +12,7 @@
 **   P packs/<sha256>.pack      pages, compressed, with their hashes
 **   P index/<sha256>.idx       which pack holds which page
 **   P snapshots/<tag>.manifest one snapshot: lineage, files, page map
+**   P snapshots/<tag>.ws       its working set, if it has one (lazy restore)
 **   P gc/<sha256>.marks        packs one remote gc run found unreferenced
 **   P gc/lock                  held by the running remote gc (JSON: host,
 **                              pid, started_ms); pushers ignore it
@@ -72,6 +73,18 @@
 ** content = SHA-256 over the artifacts by name of: name, NUL, size (8),
 ** then (pgno (8), hash (16)) per non-zero page by pgno. Two hosts that
 ** ingested the same files have the same content whatever their times.
+**
+** Working set (written once by a push, after the manifest, with
+** If-None-Match; deleted by a remote prune before the manifest; optional:
+** buckets and snapshots without one still work)
+**   0        8     magic "FKSWSET\x01"
+**   8        8     n
+**   16       8*n   page numbers of the memory artifact, first fault first
+**                  (as the local working_set table)
+**   16+8n    32    SHA-256 of every byte before it
+** A lazy restore from the remote prefetches it (remote_lazy.c). On an
+** encrypted remote it is named (HMAC of the tag) and sealed as a
+** manifest is (magic version 2, key id, AES-256-GCM).
 **
 ** Marks (written once by a remote gc run; named by their SHA-256)
 **   0        8     magic "FKSGCM\x00\x01"
@@ -240,6 +253,7 @@ static const uint8_t PACK_MAGIC[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 1};
 static const uint8_t IDX_MAGIC[8] = {'F', 'K', 'S', 'I', 'D', 'X', 0, 1};
 static const uint8_t MAN_MAGIC[8] = {'F', 'K', 'S', 'M', 'A', 'N', 0, 1};
 static const uint8_t MARK_MAGIC[8] = {'F', 'K', 'S', 'G', 'C', 'M', 0, 1};
+static const uint8_t WS_MAGIC[8] = {'F', 'K', 'S', 'W', 'S', 'E', 'T', 1};
 /* Encrypted remotes: version 2 of packs, indexes and manifests (sealed),
 ** and the label of a page's aad. */
 static const uint8_t PACK_MAGIC2[8] = {'F', 'K', 'S', 'P', 'A', 'C', 'K', 2};
@@ -703,6 +717,7 @@ static int key_of(char *out, size_t len, const struct rem *m, const char *dir, c
     return fks__path(out, len, "%s%s%s%s", m->pfx, dir, name, ext);
 }
 
+static int rem_connect(struct rem *m);
 /* Sealed object kinds (index, manifest): magic (version 2), key id, then
 ** seal_seal of the version-1 object with those 16 bytes as aad. */
 
@@ -769,11 +784,12 @@ static int seal_buf(struct rem *m, struct buf *b)
 
 /* The key of tag's manifest: P snapshots/<tag>.manifest, or on an
 ** encrypted remote P snapshots/<hex HMAC-SHA-256 of the tag>.manifest
-** (names key, label "tag"): the bucket's owner does not see tags. */
-static int manifest_key(char *out, size_t len, const struct rem *m, const char *tag)
+** (names key, label "tag"): the bucket's owner does not see tags. (Other
+** per-snapshot objects: the same with their own ending, ext.) */
+static int snap_key(char *out, size_t len, const struct rem *m, const char *tag, const char *ext)
 {
     if (!m->sealed)
-        return key_of(out, len, m, "snapshots/", tag, ".manifest");
+        return key_of(out, len, m, "snapshots/", tag, ext);
     uint8_t h[32];
     char hx[65];
     static const char d[] = "0123456789abcdef";
@@ -783,7 +799,18 @@ static int manifest_key(char *out, size_t len, const struct rem *m, const char *
         hx[2 * i + 1] = d[h[i] & 15];
     }
     hx[64] = 0;
-    return key_of(out, len, m, "snapshots/", hx, ".manifest");
+    return key_of(out, len, m, "snapshots/", hx, ext);
+}
+
+static int manifest_key(char *out, size_t len, const struct rem *m, const char *tag)
+{
+    return snap_key(out, len, m, tag, ".manifest");
+}
+
+/* The key of tag's working set: as its manifest's, ending in .ws. */
+static int ws_key(char *out, size_t len, const struct rem *m, const char *tag)
+{
+    return snap_key(out, len, m, tag, ".ws");
 }
 
 static int rem_open(struct rem *m, fks_store *s, const char *name)
@@ -810,6 +837,13 @@ static int rem_open(struct rem *m, fks_store *s, const char *name)
     if (rc)
         return rc;
     snprintf(m->pfx, sizeof m->pfx, "%s%s", m->r.prefix, m->r.prefix[0] ? "/" : "");
+    return rem_connect(m);
+}
+
+/* m's S3 client and zstd contexts, for m->r and m->creds. */
+static int rem_connect(struct rem *m)
+{
+    int rc;
     s3_cfg cfg = {.endpoint = m->r.endpoint, .bucket = m->r.bucket, .region = m->r.region, .creds = &m->creds};
     const char *att = getenv("FORKSTORE_S3_ATTEMPTS");
     if (att && *att) {
@@ -1837,6 +1871,40 @@ static int remote_has(struct rem *m, const char *tag, const uint8_t content[32])
     return rc;
 }
 
+/* Uploads tag's own working set (recorded by a lazy restore; none from an
+** ancestor), if it has one, as P snapshots/<tag>.ws, created once (If-None-
+** Match): a set recorded after the first upload is not sent again. */
+static int ws_push(struct rem *m, const char *tag)
+{
+    uint64_t *ws = NULL;
+    size_t n = 0;
+    char from[129] = "", key[700];
+    struct buf b = {0};
+    int rc = fks_working_set_get(&ws, &n, from, sizeof from, m->s, tag);
+    if (rc || n == 0 || strcmp(from, tag) != 0)
+        goto out;
+    if ((rc = ws_key(key, sizeof key, m, tag)) || (rc = s3_head(NULL, m->c, key)) != FKS_ENOTFOUND)
+        goto out;                      /* there already (0), or an error */
+    buf_add(&b, WS_MAGIC, 8);
+    buf_u64(&b, n);
+    for (size_t i = 0; i < n; i++)
+        buf_u64(&b, ws[i]);
+    uint8_t sha[32];
+    if (!b.oom)
+        s3_sha256(sha, b.b, b.len);
+    buf_add(&b, sha, 32);
+    if ((rc = seal_buf(m, &b)))        /* encrypted remote: sealed as a manifest is */
+        ;
+    else if ((rc = s3_put_new(m->c, key, b.b, b.len, NULL)) == 0)
+        m->st.working_sets++;
+    else if (rc == FKS_EEXIST)
+        rc = 0;                        /* another push's: the first one stays */
+out:
+    free(ws);
+    free(b.b);
+    return rc ? fks__errctx(rc, "working set of %s", tag) : 0;
+}
+
 /* One push; PUSH_AGAIN if a gc marked a pack it used (then nothing of the
 ** snapshot concerned is committed: its manifest is not written). */
 static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
@@ -1902,6 +1970,8 @@ static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, con
                     }
                     free(man.b);
                 }
+                if (rc == 0)
+                    rc = ws_push(&m, cur.tag);   /* after its manifest */
                 if (rc == 0) {
                     if (ndone == capdone) {
                         capdone = capdone ? capdone * 2 : 16;
@@ -1954,6 +2024,7 @@ int fks_push(fks_remote_stats *st, fks_store *s, const char *remote, const char 
         sum.requests += one.requests;
         sum.retries += one.retries;
         sum.seconds += one.seconds;
+        sum.working_sets += one.working_sets;
         sum.restarts = (uint64_t)a;
         if (rc != PUSH_AGAIN)
             break;
@@ -2962,7 +3033,12 @@ int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, c
             res->n_kept++;
             continue;
         }
-        if (!o->dry_run && (rc = s3_delete(m.c, g.key[i])) == FKS_ENOTFOUND)
+        /* its working set first: a manifest may lack one, not the reverse */
+        char wk[700];
+        if (!o->dry_run && (rc = ws_key(wk, sizeof wk, &m, g.tag[i])) == 0 &&
+            (rc = s3_delete(m.c, wk)) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && !o->dry_run && (rc = s3_delete(m.c, g.key[i])) == FKS_ENOTFOUND)
             rc = 0;
         if (rc == 0 && !(res->removed[res->n_removed++] = strdup(g.tag[i])))
             rc = fks__err(FKS_ENOMEM, "out of memory");
@@ -3337,5 +3413,258 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         return fks__errctx(rc, "remote verify of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
     }
     *out = r;
+    return 0;
+}
+
+/* ---- lazy restore's access (remote.h; used by remote_lazy.c) ---- */
+
+void remote__snap_free(remote__snap *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nart; i++)
+        free(r->art[i].p);
+    free(r->art);
+    free(r->chain);
+    free(r->packs);
+    free(r);
+}
+
+void remote__conn_close(remote__conn *c, fks_remote_stats *st)
+{
+    if (!c)
+        return;
+    fks_remote_stats one;
+    rem_close(c, &one);
+    if (st) {
+        st->requests += one.requests;
+        st->retries += one.retries;
+        st->bytes_down += one.bytes_down;
+        st->bytes_up += one.bytes_up;
+    }
+    free(c);
+}
+
+void remote__conn_stats(const remote__conn *c, fks_remote_stats *st)
+{
+    s3_stats ss = {0};
+    if (c && c->c)
+        s3_stats_get(&ss, c->c);
+    st->requests += ss.requests;
+    st->retries += ss.retries;
+    st->bytes_down += ss.bytes_down;
+    st->bytes_up += ss.bytes_up;
+}
+
+int remote__conn_clone(remote__conn **out, const remote__conn *c)
+{
+    *out = NULL;
+    struct rem *m = malloc(sizeof *m);
+    if (!m)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    *m = *c;                           /* the remote, credentials, prefix; nothing owned: */
+    m->c = NULL;
+    m->cctx = NULL;
+    m->dctx = NULL;
+    memset(&m->idx, 0, sizeof m->idx);
+    memset(&m->pack_data, 0, sizeof m->pack_data);
+    memset(&m->st, 0, sizeof m->st);
+    m->have = NULL, m->nhave = 0;
+    m->pending = NULL, m->npending = m->pendcap = 0;
+    m->marked = NULL, m->nmarked = 0;
+    m->mkeys = NULL, m->nmkeys = 0;
+    int rc = rem_connect(m);
+    if (rc) {
+        remote__conn_close(m, NULL);
+        return rc;
+    }
+    *out = m;
+    return 0;
+}
+
+int remote__get(uint8_t **out, size_t *outlen, remote__conn *c, const char *key, uint64_t off, uint64_t len)
+{
+    return s3_get(out, outlen, c->c, key, off, len);
+}
+
+int remote__page_decode(remote__conn *c, uint8_t *page, const uint8_t *stored, const remote__page *p,
+                        const char *key)
+{
+    uint8_t name[16];
+    page_name(name, c, p->hash);       /* as the index names it */
+    int v = page_open(c, page, stored, p->clen, p->enc, p->rlen, name);
+    if (v == PAGE_SEAL)
+        return fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu fails its authentication (AES-256-GCM)", key,
+                        (unsigned long long)p->off);
+    if (v == PAGE_UNDECODABLE)
+        return fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not decode to %u bytes", key,
+                        (unsigned long long)p->off, p->rlen);
+    if (v == PAGE_WRONG)
+        return fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
+                        (unsigned long long)p->off);
+    if (p->rlen < FKS_PAGE_SIZE)
+        memset(page + p->rlen, 0, FKS_PAGE_SIZE - p->rlen);
+    return 0;
+}
+
+int remote__ws_get(uint64_t **out, size_t *n, remote__conn *c, const char *tag)
+{
+    *out = NULL;
+    *n = 0;
+    char key[700];
+    uint8_t *b = NULL, sha[32];
+    size_t len = 0;
+    int rc = ws_key(key, sizeof key, c, tag);
+    if (rc == 0 && (rc = s3_get(&b, &len, c->c, key, 0, 0)) == FKS_ENOTFOUND)
+        return 0;
+    if (rc == 0)
+        rc = unseal(c, WS_MAGIC, "working set", key, &b, &len);
+    if (rc) {
+        free(b);
+        return rc;
+    }
+    uint64_t k = len >= 16 + 32 ? fks__get64(b + 8) : 0;
+    if (len >= 16 + 32)
+        s3_sha256(sha, b, len - 32);
+    if (len < 16 + 32 || memcmp(b, WS_MAGIC, 8) != 0 || k != (len - 48) / 8 || (len - 48) % 8 ||
+        memcmp(sha, b + len - 32, 32) != 0)
+        rc = fks__err(FKS_ECORRUPT, "remote working set %s: bad magic, length or checksum", key);
+    else if (k && !(*out = malloc(k * 8)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (uint64_t i = 0; rc == 0 && i < k; i++)
+        (*out)[i] = fks__get64(b + 16 + 8 * i);
+    if (rc == 0)
+        *n = (size_t)k;
+    free(b);
+    return rc;
+}
+
+int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, const char *remote, const char *tag)
+{
+    *out = NULL;
+    *conn = NULL;
+    struct rem *m = calloc(1, sizeof *m);
+    remote__snap *r = calloc(1, sizeof *r);
+    struct raw {
+        uint8_t *b;
+        size_t len;
+        char key[700];
+    } *raw = NULL;
+    size_t nraw = 0;
+    struct snapmap prev = {0}, map = {0};
+    int rc = m && r ? fks_check_tag(tag) : fks__err(FKS_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = rem_open(m, s, remote);
+    if (rc)
+        goto out;
+    snprintf(r->remote, sizeof r->remote, "%s", m->r.name);
+    /* The manifests from tag up to its root (as a pull reads them). */
+    char cur[129];
+    snprintf(cur, sizeof cur, "%s", tag);
+    while (rc == 0 && cur[0]) {
+        if (nraw >= MAX_CHAIN) {
+            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d (or has a cycle)",
+                          m->r.name, tag, MAX_CHAIN);
+            break;
+        }
+        struct raw *nr = realloc(raw, (nraw + 1) * sizeof *raw);
+        char (*nc)[129] = realloc(r->chain, (nraw + 1) * sizeof *r->chain);
+        if (nr)
+            raw = nr;
+        if (nc)
+            r->chain = nc;
+        if (!nr || !nc) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+            break;
+        }
+        struct raw *w = &raw[nraw];
+        w->b = NULL;
+        snprintf(r->chain[nraw], sizeof r->chain[nraw], "%s", cur);
+        if ((rc = manifest_key(w->key, sizeof w->key, m, cur)))
+            break;
+        if ((rc = s3_get(&w->b, &w->len, m->c, w->key, 0, 0))) {
+            if (rc == FKS_ENOTFOUND)
+                rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s", cur, m->r.name,
+                              nraw ? " (an ancestor of the snapshot asked for)" : "");
+            break;
+        }
+        nraw++;
+        r->nchain = nraw;
+        if ((rc = unseal(m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len)))
+            break;
+        json_object *j;
+        const uint8_t *body;
+        if ((rc = manifest_header(&j, &body, w->b, w->len, w->key)))
+            break;
+        const char *par = jstr(j, "parent");
+        snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
+        json_object_put(j);
+    }
+    for (size_t k = nraw; rc == 0 && k-- > 0;) {
+        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
+            break;
+        if (strcmp(map.tag, r->chain[k]) != 0 || (k + 1 < nraw && strcmp(map.parent, r->chain[k + 1]) != 0))
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
+        snapmap_free(&prev);
+        prev = map;
+        memset(&map, 0, sizeof map);
+    }
+    /* Then the index (entries of packs the bucket lists), as pull. */
+    if (rc == 0)
+        rc = load_have(m);
+    m->filter = 1;
+    if (rc == 0)
+        rc = load_index(m);
+    if (rc == 0 && (!(r->art = calloc(prev.nart ? prev.nart : 1, sizeof *r->art)) ||
+                    !(r->packs = calloc(m->idx.npacks ? m->idx.npacks : 1, sizeof *r->packs))))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < m->idx.npacks; i++, r->npacks++) {
+        char hx[65];
+        hex32(hx, m->idx.packs[i].sha);
+        rc = key_of(r->packs[i], sizeof r->packs[i], m, "packs/", hx, ".pack");
+    }
+    for (size_t i = 0; rc == 0 && i < prev.nart; i++, r->nart++) {
+        const struct amap *a = &prev.art[i];
+        remote__art *o = &r->art[i];
+        snprintf(o->name, sizeof o->name, "%s", a->name);
+        o->size = a->size;
+        if (!(o->p = malloc((a->n ? a->n : 1) * sizeof *o->p))) {
+            rc = fks__err(FKS_ENOMEM, "out of memory (map of %zu pages)", a->n);
+            break;
+        }
+        for (size_t k = 0; k < a->n; k++) {
+            const struct loc *l = rem_find(m, a->p[k].hash);
+            if (!l) {
+                char hx[33];
+                fks__hex16(hx, a->p[k].hash);
+                rc = fks__err(FKS_ECORRUPT, "page %s (%s page %llu) is in no pack the remote's index names", hx,
+                              a->name, (unsigned long long)a->p[k].pgno);
+                break;
+            }
+            o->p[o->n++] = (remote__page){.pgno = a->p[k].pgno, .off = l->off, .pack = l->pack, .clen = l->clen,
+                                          .rlen = l->rlen, .enc = l->enc};
+            memcpy(o->p[k].hash, a->p[k].hash, 16);
+        }
+    }
+out:
+    snapmap_free(&prev);
+    snapmap_free(&map);
+    for (size_t k = 0; k < nraw; k++)
+        free(raw[k].b);
+    free(raw);
+    if (m && m->c) {
+        idx_free(&m->idx);             /* the locations are copied out */
+        memset(&m->idx, 0, sizeof m->idx);
+    }
+    if (rc) {
+        remote__snap_free(r);
+        if (m)
+            remote__conn_close(m, NULL);
+        else
+            free(m);
+        return fks__errctx(rc, "remote snapshot %s", tag);
+    }
+    *out = r;
+    *conn = m;
     return 0;
 }

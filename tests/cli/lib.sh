@@ -58,8 +58,34 @@ base_store() {
     fk ingest --tag base --memory m --vmstate vm --file rootfs=extra >/dev/null
 }
 
+# ---- the test VMM (tools/vmm/fcvmm) for lazy restore tests ----
+# start_vmm SOCK ARGS...: starts fcvmm (backend $BACKEND, default thread) on
+# SOCK and waits for it; $vpid is its pid, added to pids (kill_pids kills them).
+pids=()
+kill_pids() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+start_vmm() {
+    local sock=$1
+    shift
+    "$FCVMM" --api-sock "$sock" --backend "${BACKEND:-thread}" "$@" 2>>vmm.err &
+    pids+=($!)
+    vpid=$!
+    for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
+    die "fcvmm did not start: $(cat vmm.err)"
+}
+api() { curl -sf --max-time 60 --unix-socket "$1" "http://localhost$2"; }
+put() { curl -s --max-time 60 -o "$TESTDIR/put.out" -w '%{http_code}' -X PUT --unix-socket "$1" "http://localhost$2" -d "$3"; }
+full() { # full SOCK FILE: a Full snapshot of the (paused) VM into FILE
+    local code
+    code=$(put "$1" /snapshot/create "{\"snapshot_path\":\"$TESTDIR/full.vs\",\"mem_file_path\":\"$2\"}")
+    [ "$code" = 204 ] || die "snapshot/create answered $code: $(cat put.out)"
+}
+gone() { # gone PID: waits up to 10 s for PID to exit
+    for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+    die "process $1 still runs"
+}
+
 # rgw_up BUCKET: a Ceph radosgw of this test's own (tools/s3/rgw.sh; skips
-# if Ceph is not installed), stopped on exit, its credentials exported,
+# if Ceph is not installed), stopped on exit (after kill_pids), its credentials exported,
 # BUCKET created; sets $rgw (the script) and $EP (the endpoint).
 rgw_up() {
     rgw="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/s3/rgw.sh"
@@ -67,7 +93,7 @@ rgw_up() {
     for b in ceph-mon ceph-osd radosgw; do
         command -v $b >/dev/null || skip "$b not installed (tools/deps.sh remote installs Ceph radosgw)"
     done
-    trap '"$rgw" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
+    trap 'kill_pids; "$rgw" stop "$TESTDIR/rgw" >/dev/null 2>&1 || true' EXIT
     "$rgw" start "$TESTDIR/rgw" >"$TESTDIR/rgw.out" 2>&1 || die "rgw did not start: $(tail -5 "$TESTDIR/rgw.out")"
     set -a; . "$TESTDIR/rgw/env"; set +a
     "$rgw" bucket "$TESTDIR/rgw" "$1"

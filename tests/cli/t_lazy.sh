@@ -12,25 +12,7 @@
 [ -x "${FCVMM:-}" ] || die "FCVMM (tools/vmm) not built"
 command -v jq >/dev/null || die "jq not installed"
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-start_vmm() { # start_vmm SOCK ARGS...
-    local sock=$1
-    shift
-    "$FCVMM" --api-sock "$sock" --backend "${BACKEND:-thread}" "$@" 2>>vmm.err &
-    pids+=($!)
-    vpid=$!
-    for _ in $(seq 100); do [ -S "$sock" ] && return 0; sleep 0.05; done
-    die "fcvmm did not start: $(cat vmm.err)"
-}
-api() { curl -sf --max-time 60 --unix-socket "$1" "http://localhost$2"; }
-put() { curl -s --max-time 60 -o "$TESTDIR/put.out" -w '%{http_code}' -X PUT --unix-socket "$1" "http://localhost$2" -d "$3"; }
-full() { # full SOCK FILE: a Full snapshot of the (paused) VM into FILE
-    local code
-    code=$(put "$1" /snapshot/create "{\"snapshot_path\":\"$TESTDIR/full.vs\",\"mem_file_path\":\"$2\"}")
-    [ "$code" = 204 ] || die "snapshot/create answered $code: $(cat put.out)"
-}
+trap kill_pids EXIT
 lazy() { # lazy SOCK ARGS...: restore b0 --lazy; sets spid (the server)
     local sock=$1 out
     shift
@@ -40,10 +22,6 @@ lazy() { # lazy SOCK ARGS...: restore b0 --lazy; sets spid (the server)
     [ "$spid" -gt 1 ] || die "no page server pid in $out"
     [ "$(echo "$out" | jq .lazy)" = true ] || die "not lazy: $out"
     pids+=("$spid")
-}
-gone() { # gone PID: waits up to 10 s for PID to exit
-    for _ in $(seq 200); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
-    die "process $1 still runs"
 }
 q() { fk sql --csv "$1" | tail -n 1; }
 
