@@ -183,8 +183,14 @@ void chunk_format_rec(uint8_t *out, uint32_t n, int codec, uint32_t clen, const 
 int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t srclen, uint8_t *dst,
                    uint32_t *clen, int *codec)
 {
+    return chunk_compress_level(cctx, CHUNK_ZSTD_LEVEL, src, srclen, dst, clen, codec);
+}
+
+int chunk_compress_level(ZSTD_CCtx *cctx, int level, const void *src, size_t srclen, uint8_t *dst,
+                         uint32_t *clen, int *codec)
+{
     /* dst holds srclen bytes: a frame that does not fit saves nothing. */
-    size_t n = ZSTD_compressCCtx(cctx, dst, srclen > 1 ? srclen - 1 : 1, src, srclen, CHUNK_ZSTD_LEVEL);
+    size_t n = ZSTD_compressCCtx(cctx, dst, srclen > 1 ? srclen - 1 : 1, src, srclen, level);
     if (!ZSTD_isError(n) && n < srclen) {
         *clen = (uint32_t)n;
         *codec = CHUNK_CODEC_ZSTD;
@@ -236,6 +242,7 @@ struct chunk_writer {
     uint8_t *buf;            /* records not yet written to the current chunk */
     size_t buflen;
     uint64_t bufoff;         /* file offset of buf[0] */
+    int fresh;               /* new chunks only (chunk_writer_fresh) */
 };
 
 int chunk_writer_new(chunk_writer **out, struct fks_store *s)
@@ -468,6 +475,11 @@ static int claim_existing(chunk_writer *w, struct wchunk *out, int *found)
     return 0;
 }
 
+void chunk_writer_fresh(chunk_writer *w)
+{
+    w->fresh = 1;
+}
+
 static int next_chunk(chunk_writer *w)
 {
     int rc = flush_buf(w);
@@ -483,8 +495,10 @@ static int next_chunk(chunk_writer *w)
     }
     struct wchunk c;
     int found;
-    if ((rc = claim_existing(w, &c, &found)) != 0)
+    if (!w->fresh && (rc = claim_existing(w, &c, &found)) != 0)
         return rc;
+    if (w->fresh)
+        found = 0;
     if (!found) {
         if ((rc = chunk_create(w->s, &c.fd, &c.id)) != 0)
             return rc;
@@ -730,5 +744,37 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
         return fks__err(FKS_ECORRUPT, "%s: page %u of the block does not match the catalog", what, slot);
     }
     memcpy(out, b->data + b->rec.start[slot], rlen);
+    return 0;
+}
+
+int chunk_probe(chunk_reader *r, ZSTD_CCtx *cctx, int level, int64_t chunk_id, uint64_t off, uint32_t len,
+                uint32_t *now, uint32_t *then)
+{
+    char what[96];
+    struct rfile *f;
+    chunk_rec rec;
+    uint8_t raw[CHUNK_BLOCK_MAX], out[CHUNK_BLOCK_MAX];
+    int rc, codec;
+    snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id, (unsigned long long)off);
+    if ((rc = open_chunk(r, chunk_id, &f)) != 0)
+        return rc;
+    if (len > sizeof r->rbuf || len < CHUNK_REC_HDR(1) || off < CHUNK_HDR_SIZE || off + len > f->size)
+        return fks__err(FKS_ECORRUPT, "%s: record of %u bytes out of the file's range", what, len);
+    ssize_t got = pread(f->fd, r->rbuf, len, (off_t)off);
+    if (got != (ssize_t)len)
+        return got < 0 ? fks__errno(FKS_EIO, errno, "read %s", what)
+                       : fks__err(FKS_ECORRUPT, "%s: short read (file truncated?)", what);
+    rc = chunk_parse_rec(&rec, r->rbuf, len);
+    if (rc == 1)
+        rc = fks__err(FKS_ECORRUPT, "no record there (zeros)");
+    if (rc)
+        return fks__errctx(FKS_ECORRUPT, "%s", what);
+    if (rec.len != len)
+        return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what, rec.len, len);
+    if ((rc = chunk_decode(r->dctx, &rec, r->rbuf + CHUNK_REC_HDR(rec.npages), raw, what)) != 0)
+        return rc;
+    if ((rc = chunk_compress_level(cctx, level, raw, rec.rawlen, out, then, &codec)) != 0)
+        return rc;
+    *now = rec.clen;
     return 0;
 }
