@@ -24,6 +24,11 @@
 **     decode 1.6x faster than one frame per page, and 8% smaller
 **     (tools/bench/limits). A restore reads pages in the order an ingest
 **     stored them, so the blocks it decodes are mostly all needed.
+**  5b. Ingest compresses at level 1 (CHUNK_ZSTD_LEVEL) to stay fast;
+**     forkctl compact rewrites records at a higher level later (gc.c,
+**     design 7) with chunk_compress_level, probing chunks first with
+**     chunk_probe. A frame does not say its level and needs none to
+**     decode: records of any level share the layout below and one chunk.
 **  6. Each record carries its pages' hashes, so the page index can be
 **     rebuilt from the chunk files alone, and every read is checked
 **     against the catalog and against the hash of the decoded bytes.
@@ -64,8 +69,8 @@
 **                   file's tail), then its XXH3-128, canonical (16 bytes)
 **   12+18n    4     check: low 32 bits of XXH3-64 of bytes 0 .. 12+18n-1
 **   H         clen  payload: the n pages' bytes back to back, as one zstd
-**                   frame (level 1, no checksum: the page hashes cover it)
-**                   or raw
+**                   frame (level 1 from ingest, higher from compact; no
+**                   checksum: the page hashes cover it) or raw
 */
 #include "chunk.h"
 

@@ -52,6 +52,24 @@
 **  6. Finally PRAGMA incremental_vacuum gives free catalog pages back to
 **     the file system and the WAL is checkpointed and truncated, both
 **     under the writer lock.
+**  7. Recompression (fks_compact, forkctl compact). Ingest writes zstd
+**     level 1; compact rewrites chunks at a higher level, oldest first,
+**     under gc.lock (design 1), each by compact_one as in design 4: its
+**     flock taken (a chunk a writer holds, or whose used moved since it
+**     was listed, waits for the next run), every live page decoded and
+**     checked, re-blocked in its old order, encoded at the level and
+**     appended, synced, then one transaction moves the block rows and
+**     deletes the chunk row, then the file goes. Its one writer appends
+**     only to chunks it creates itself, so nothing it wrote lands in a
+**     chunk it has still to rewrite. Which chunks: a chunk is rewritten
+**     when PROBE_BLOCKS of its records, spread over it, shrink by
+**     min_gain at the level (probe()); records already at that level do
+**     not, so nothing on disk says what was done and a second run costs
+**     the probes only (no format change: a zstd frame needs no level to
+**     decode). meta.compact_level keeps the level: compact_one moves
+**     blocks at it for gc too (move_level), so a gc does not undo it.
+**     A kill before a commit leaves bytes past some chunk's used (free
+**     space) or empty chunks (design 4b), after it a stray (design 5).
 */
 #include <dirent.h>
 #include <errno.h>
