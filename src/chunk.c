@@ -572,6 +572,50 @@ int chunk_writer_commit(chunk_writer *w)
     return rc;
 }
 
+int chunk_writer_trim(chunk_writer *w)
+{
+    if (w->n == 0 || w->buflen != 0)
+        return 0;
+    struct wchunk *c = &w->chunks[w->n - 1];
+    sqlite3_stmt *st;
+    int64_t others = 0;
+    if (c->used >= c->cap || c->dirty)
+        return 0;
+    int rc = cat_prepare(w->s->db, &st, "SELECT count(*) FROM chunk WHERE id != ?1 AND cap - used >= cap / 4");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        others = sqlite3_column_int64(st, 0);
+    else
+        rc = cat_err(w->s->db, src, "catalog: chunks with room");
+    sqlite3_finalize(st);
+    if (rc || others == 0)
+        return rc;
+    /* The row first: with cap = used nobody appends, whatever the file's
+    ** size; then the file. A crash between leaves a longer file, unused. */
+    int changed = 0;
+    if ((rc = cat_begin(w->s)) != 0)
+        return rc;
+    if ((rc = cat_prepare(w->s->db, &st, "UPDATE chunk SET cap = ?2 WHERE id = ?1 AND used = ?2")) == 0) {
+        sqlite3_bind_int64(st, 1, c->id);
+        sqlite3_bind_int64(st, 2, (int64_t)c->used);
+        src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(w->s->db, src, "catalog: trim chunk");
+        else
+            changed = sqlite3_changes(w->s->db) == 1;   /* else its end is not committed */
+        sqlite3_finalize(st);
+    }
+    if ((rc = cat_end(w->s, rc)) != 0 || !changed)
+        return rc;
+    c->cap = c->used;
+    if (ftruncate(c->fd, (off_t)c->used) != 0)
+        return fks__errno(FKS_EIO, errno, "truncate chunk %08llx", (unsigned long long)c->id);
+    return 0;
+}
+
 int chunk_prealloc_spare(struct fks_store *s)
 {
     sqlite3_stmt *st;

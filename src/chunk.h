@@ -78,6 +78,12 @@ int chunk_append(chunk_writer *w, uint32_t n, const uint32_t *rlen, const uint8_
 ** existing chunk with room (compact: what it writes must not land in a
 ** chunk it has still to rewrite). */
 void chunk_writer_fresh(chunk_writer *w);
+/* After the last commit: gives the current chunk's room back to the file
+** system (cap = used in the catalog, then the file truncated to it) when
+** another chunk has a quarter of its room free for the next ingest
+** (compact: the room after its last record would otherwise stay
+** preallocated until an ingest claims it). Call outside a transaction. */
+int chunk_writer_trim(chunk_writer *w);
 /* Writes out buffers and fdatasyncs every chunk touched. */
 int chunk_writer_sync(chunk_writer *w);
 /* Inside the caller's write transaction: records the new ends (chunk.used). */

@@ -1088,7 +1088,9 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
         if (o->progress)
             o->progress(o->progress_arg, i + 1, n);
     }
-    chunk_writer_free(w);          /* its chunks' locks go: ingest may fill them */
+    if (rc == 0 && r.chunks_recompressed)
+        rc = chunk_writer_trim(w);  /* the room after the last record it wrote */
+    chunk_writer_free(w);          /* its chunks' locks go */
     w = NULL;
     if (rc == 0) {            /* and the WAL, up to 16 MiB (catalog.c design 3) */
         if ((rc = cat_begin(s)) != 0)

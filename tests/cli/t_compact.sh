@@ -75,7 +75,7 @@ done
 for delay in 0.05 0.2 0.4 0.8; do
     rm -rf "$TESTDIR/store"
     cp -a "$TESTDIR/pristine" "$TESTDIR/store"
-    fk compact --quiet &
+    "$FORKCTL" --store "$TESTDIR/store" --quiet compact &   # not fk: $! must be forkctl
     pid=$!
     sleep "$delay"
     kill -9 "$pid" 2>/dev/null || true
