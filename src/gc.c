@@ -68,8 +68,11 @@
 **     the probes only (no format change: a zstd frame needs no level to
 **     decode). meta.compact_level keeps the level: compact_one moves
 **     blocks at it for gc too (move_level), so a gc does not undo it.
-**     A kill before a commit leaves bytes past some chunk's used (free
-**     space) or empty chunks (design 4b), after it a stray (design 5).
+**     At the end the room after the last record it wrote is given back
+**     (chunk_writer_trim: cap = used, then the file truncated) if another
+**     chunk keeps room for the next ingest. A kill before a commit leaves
+**     bytes past some chunk's used (free space) or empty chunks (design
+**     4b), after it a stray (design 5).
 */
 #include <dirent.h>
 #include <errno.h>
