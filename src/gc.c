@@ -1037,6 +1037,8 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
             r.stopped_early = 1;
             break;
         }
+        if (o->progress)
+            o->progress(o->progress_arg, i, n);
         if (i % COMPACT_BATCH == 0) {        /* as compact() reads them */
             size_t k = 0;
             for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
@@ -1088,9 +1090,9 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
             r.bytes_before += c[i].used - CHUNK_HDR_SIZE;
             r.bytes_after += gr.bytes_copied;
         }
-        if (o->progress)
-            o->progress(o->progress_arg, i + 1, n);
     }
+    if (rc == 0 && o->progress)
+        o->progress(o->progress_arg, n, n);
     if (rc == 0 && r.chunks_recompressed)
         rc = chunk_writer_trim(w);  /* the room after the last record it wrote */
     chunk_writer_free(w);          /* its chunks' locks go */

@@ -99,4 +99,20 @@ for delay in 0.05 0.2 0.4 0.8; do
     fk gc >/dev/null
     check_all "after compact and gc following a kill $delay s in"
 done
+# Beside ingests and restores: all of them and compact succeed, and
+# everything restores afterwards.
+rm -rf "$TESTDIR/store"
+cp -a "$TESTDIR/pristine" "$TESTDIR/store"
+head -c $((3 << 20)) /dev/urandom >side.mem
+cat chain/02/memory.full side.mem >side2.mem
+fk compact --quiet &
+cpid=$!
+fk ingest --tag side --parent s03 --memory side2.mem --vmstate chain/00/vmstate >/dev/null
+rm -rf rs
+fk restore s02 --out rs >/dev/null
+same rs/memory.bin chain/02/memory.full
+wait "$cpid" || die "compact beside an ingest failed"
+check_all "after compact beside an ingest"
+fk restore side --out rs2 >/dev/null
+same rs2/memory.bin side2.mem
 echo "ok"
