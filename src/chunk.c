@@ -24,6 +24,11 @@
 **     decode 1.6x faster than one frame per page, and 8% smaller
 **     (tools/bench/limits). A restore reads pages in the order an ingest
 **     stored them, so the blocks it decodes are mostly all needed.
+**  5b. Ingest compresses at level 1 (CHUNK_ZSTD_LEVEL) to stay fast;
+**     forkctl compact rewrites records at a higher level later (gc.c,
+**     design 7) with chunk_compress_level, probing chunks first with
+**     chunk_probe. A frame does not say its level and needs none to
+**     decode: records of any level share the layout below and one chunk.
 **  6. Each record carries its pages' hashes, so the page index can be
 **     rebuilt from the chunk files alone, and every read is checked
 **     against the catalog and against the hash of the decoded bytes.
@@ -64,8 +69,8 @@
 **                   file's tail), then its XXH3-128, canonical (16 bytes)
 **   12+18n    4     check: low 32 bits of XXH3-64 of bytes 0 .. 12+18n-1
 **   H         clen  payload: the n pages' bytes back to back, as one zstd
-**                   frame (level 1, no checksum: the page hashes cover it)
-**                   or raw
+**                   frame (level 1 from ingest, higher from compact; no
+**                   checksum: the page hashes cover it) or raw
 */
 #include "chunk.h"
 
@@ -183,8 +188,14 @@ void chunk_format_rec(uint8_t *out, uint32_t n, int codec, uint32_t clen, const 
 int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t srclen, uint8_t *dst,
                    uint32_t *clen, int *codec)
 {
+    return chunk_compress_level(cctx, CHUNK_ZSTD_LEVEL, src, srclen, dst, clen, codec);
+}
+
+int chunk_compress_level(ZSTD_CCtx *cctx, int level, const void *src, size_t srclen, uint8_t *dst,
+                         uint32_t *clen, int *codec)
+{
     /* dst holds srclen bytes: a frame that does not fit saves nothing. */
-    size_t n = ZSTD_compressCCtx(cctx, dst, srclen > 1 ? srclen - 1 : 1, src, srclen, CHUNK_ZSTD_LEVEL);
+    size_t n = ZSTD_compressCCtx(cctx, dst, srclen > 1 ? srclen - 1 : 1, src, srclen, level);
     if (!ZSTD_isError(n) && n < srclen) {
         *clen = (uint32_t)n;
         *codec = CHUNK_CODEC_ZSTD;
@@ -236,6 +247,7 @@ struct chunk_writer {
     uint8_t *buf;            /* records not yet written to the current chunk */
     size_t buflen;
     uint64_t bufoff;         /* file offset of buf[0] */
+    int fresh;               /* new chunks only (chunk_writer_fresh) */
 };
 
 int chunk_writer_new(chunk_writer **out, struct fks_store *s)
@@ -468,6 +480,11 @@ static int claim_existing(chunk_writer *w, struct wchunk *out, int *found)
     return 0;
 }
 
+void chunk_writer_fresh(chunk_writer *w)
+{
+    w->fresh = 1;
+}
+
 static int next_chunk(chunk_writer *w)
 {
     int rc = flush_buf(w);
@@ -483,8 +500,10 @@ static int next_chunk(chunk_writer *w)
     }
     struct wchunk c;
     int found;
-    if ((rc = claim_existing(w, &c, &found)) != 0)
+    if (!w->fresh && (rc = claim_existing(w, &c, &found)) != 0)
         return rc;
+    if (w->fresh)
+        found = 0;
     if (!found) {
         if ((rc = chunk_create(w->s, &c.fd, &c.id)) != 0)
             return rc;
@@ -551,6 +570,50 @@ int chunk_writer_commit(chunk_writer *w)
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+int chunk_writer_trim(chunk_writer *w)
+{
+    if (w->n == 0 || w->buflen != 0)
+        return 0;
+    struct wchunk *c = &w->chunks[w->n - 1];
+    sqlite3_stmt *st;
+    int64_t others = 0;
+    if (c->used >= c->cap || c->dirty)
+        return 0;
+    int rc = cat_prepare(w->s->db, &st, "SELECT count(*) FROM chunk WHERE id != ?1 AND cap - used >= cap / 4");
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, c->id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW)
+        others = sqlite3_column_int64(st, 0);
+    else
+        rc = cat_err(w->s->db, src, "catalog: chunks with room");
+    sqlite3_finalize(st);
+    if (rc || others == 0)
+        return rc;
+    /* The row first: with cap = used nobody appends, whatever the file's
+    ** size; then the file. A crash between leaves a longer file, unused. */
+    int changed = 0;
+    if ((rc = cat_begin(w->s)) != 0)
+        return rc;
+    if ((rc = cat_prepare(w->s->db, &st, "UPDATE chunk SET cap = ?2 WHERE id = ?1 AND used = ?2")) == 0) {
+        sqlite3_bind_int64(st, 1, c->id);
+        sqlite3_bind_int64(st, 2, (int64_t)c->used);
+        src = sqlite3_step(st);
+        if (src != SQLITE_DONE)
+            rc = cat_err(w->s->db, src, "catalog: trim chunk");
+        else
+            changed = sqlite3_changes(w->s->db) == 1;   /* else its end is not committed */
+        sqlite3_finalize(st);
+    }
+    if ((rc = cat_end(w->s, rc)) != 0 || !changed)
+        return rc;
+    c->cap = c->used;
+    if (ftruncate(c->fd, (off_t)c->used) != 0)
+        return fks__errno(FKS_EIO, errno, "truncate chunk %08llx", (unsigned long long)c->id);
+    return 0;
 }
 
 int chunk_prealloc_spare(struct fks_store *s)
@@ -730,5 +793,37 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
         return fks__err(FKS_ECORRUPT, "%s: page %u of the block does not match the catalog", what, slot);
     }
     memcpy(out, b->data + b->rec.start[slot], rlen);
+    return 0;
+}
+
+int chunk_probe(chunk_reader *r, ZSTD_CCtx *cctx, int level, int64_t chunk_id, uint64_t off, uint32_t len,
+                uint32_t *now, uint32_t *then)
+{
+    char what[96];
+    struct rfile *f;
+    chunk_rec rec;
+    uint8_t raw[CHUNK_BLOCK_MAX], out[CHUNK_BLOCK_MAX];
+    int rc, codec;
+    snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id, (unsigned long long)off);
+    if ((rc = open_chunk(r, chunk_id, &f)) != 0)
+        return rc;
+    if (len > sizeof r->rbuf || len < CHUNK_REC_HDR(1) || off < CHUNK_HDR_SIZE || off + len > f->size)
+        return fks__err(FKS_ECORRUPT, "%s: record of %u bytes out of the file's range", what, len);
+    ssize_t got = pread(f->fd, r->rbuf, len, (off_t)off);
+    if (got != (ssize_t)len)
+        return got < 0 ? fks__errno(FKS_EIO, errno, "read %s", what)
+                       : fks__err(FKS_ECORRUPT, "%s: short read (file truncated?)", what);
+    rc = chunk_parse_rec(&rec, r->rbuf, len);
+    if (rc == 1)
+        rc = fks__err(FKS_ECORRUPT, "no record there (zeros)");
+    if (rc)
+        return fks__errctx(FKS_ECORRUPT, "%s", what);
+    if (rec.len != len)
+        return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what, rec.len, len);
+    if ((rc = chunk_decode(r->dctx, &rec, r->rbuf + CHUNK_REC_HDR(rec.npages), raw, what)) != 0)
+        return rc;
+    if ((rc = chunk_compress_level(cctx, level, raw, rec.rawlen, out, then, &codec)) != 0)
+        return rc;
+    *now = rec.clen;
     return 0;
 }

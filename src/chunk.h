@@ -56,6 +56,11 @@ void chunk_format_rec(uint8_t *out, uint32_t n, int codec, uint32_t clen,
 ** bytes) and sets *clen and *codec; stores raw when zstd saves nothing. */
 int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t srclen, uint8_t *dst,
                    uint32_t *clen, int *codec);
+/* The same at a given zstd level (1 .. ZSTD_maxCLevel()): compaction
+** re-encodes blocks at a higher level than ingest; a frame does not say
+** its level and needs none to decode. */
+int chunk_compress_level(ZSTD_CCtx *cctx, int level, const void *src, size_t srclen, uint8_t *dst,
+                         uint32_t *clen, int *codec);
 /* Decodes a record's payload into out[r->rawlen] and checks every page
 ** against the hash beside it. what names the record for messages. */
 int chunk_decode(ZSTD_DCtx *dctx, const chunk_rec *r, const uint8_t *payload,
@@ -69,6 +74,16 @@ int chunk_writer_new(chunk_writer **out, struct fks_store *s);
 int chunk_append(chunk_writer *w, uint32_t n, const uint32_t *rlen, const uint8_t (*hash)[16],
                  const uint8_t *payload, uint32_t clen, int codec,
                  int64_t *chunk_id, uint64_t *off, uint32_t *len);
+/* From now on the writer appends only to chunks it creates, never to an
+** existing chunk with room (compact: what it writes must not land in a
+** chunk it has still to rewrite). */
+void chunk_writer_fresh(chunk_writer *w);
+/* After the last commit: gives the current chunk's room back to the file
+** system (cap = used in the catalog, then the file truncated to it) when
+** another chunk has a quarter of its room free for the next ingest
+** (compact: the room after its last record would otherwise stay
+** preallocated until an ingest claims it). Call outside a transaction. */
+int chunk_writer_trim(chunk_writer *w);
 /* Writes out buffers and fdatasyncs every chunk touched. */
 int chunk_writer_sync(chunk_writer *w);
 /* Inside the caller's write transaction: records the new ends (chunk.used). */
@@ -94,6 +109,12 @@ void chunk_reader_free(chunk_reader *r);
 ** mismatch; FKS_EPERM if another user owns it or can write it. */
 int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
                uint32_t rlen, const uint8_t hash[16], uint8_t *out);
+/* Reads and decodes the record at (chunk_id, off, len bytes), checking its
+** pages against the hashes beside them, and compresses it again at level:
+** *now is its payload bytes as stored, *then at level (the payload alone,
+** the record header stays the same). Does not touch the block cache. */
+int chunk_probe(chunk_reader *r, ZSTD_CCtx *cctx, int level, int64_t chunk_id, uint64_t off, uint32_t len,
+                uint32_t *now, uint32_t *then);
 /* Blocks this reader decompressed so far, and their decoded bytes. */
 void chunk_reader_counts(const chunk_reader *r, uint64_t *blocks, uint64_t *bytes);
 /* Forgets cached mappings (after a chunk may have been replaced). */

@@ -294,6 +294,39 @@ typedef struct fks_gc_report {
 ** Safe while ingests and restores run (see gc.c). */
 int fks_gc(fks_gc_report *r, fks_store *s, const fks_gc_opts *o);
 
+#define FKS_COMPACT_LEVEL 15     /* fks_compact's zstd level by default */
+
+typedef struct fks_compact_opts {
+    int level;                   /* zstd level to re-encode at, 1..22; 0 = FKS_COMPACT_LEVEL */
+    double max_seconds;          /* stop between chunks after this; 0 = no limit */
+    double min_gain;             /* rewrite a chunk only if a sample of its blocks
+                                 ** shrinks by this share at level; 0 = 0.01 */
+    fks_progress_fn progress;
+    void *progress_arg;
+} fks_compact_opts;
+
+typedef struct fks_compact_report {
+    uint64_t chunks_seen;         /* chunks with live pages looked at */
+    uint64_t chunks_recompressed; /* rewritten at level, dead records dropped */
+    uint64_t chunks_dense;        /* left: their sample did not shrink enough */
+    uint64_t chunks_busy;         /* left: a writer holds them (next time) */
+    uint64_t bytes_before;        /* used bytes of the chunks rewritten */
+    uint64_t bytes_after;         /* the bytes their live records take now */
+    uint64_t disk_bytes_before;   /* chunks + catalog, allocated */
+    uint64_t disk_bytes_after;
+    int stopped_early;            /* max_seconds reached, or the disk is full */
+    double seconds;
+} fks_compact_report;
+
+/* Recompresses the store's blocks at a higher zstd level than ingest
+** uses, chunk by chunk, oldest first, in the background: each chunk whose
+** blocks shrink is rewritten as gc compacts one (new records synced
+** before the catalog switch, the old file removed after it; a kill at
+** any point loses nothing), and gc moves blocks at this level from then
+** on. Ingest and restore run meanwhile. Holds DIR/gc.lock: FKS_ELOCKED at
+** once if a gc or another compact holds it; FKS_EINVAL for a bad level. */
+int fks_compact(fks_compact_report *r, fks_store *s, const fks_compact_opts *o);
+
 typedef struct fks_verify_report {
     uint64_t chunks_checked, pages_checked, runs_checked;
     uint64_t bad_chunks, bad_pages, missing_pages, bad_runs;

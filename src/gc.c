@@ -52,10 +52,32 @@
 **  6. Finally PRAGMA incremental_vacuum gives free catalog pages back to
 **     the file system and the WAL is checkpointed and truncated, both
 **     under the writer lock.
+**  7. Recompression (fks_compact, forkctl compact). Ingest writes zstd
+**     level 1; compact rewrites chunks at a higher level, oldest first,
+**     under gc.lock (design 1), each by compact_one as in design 4: its
+**     flock taken (a chunk a writer holds, or whose used moved since it
+**     was listed, waits for the next run), every live page decoded and
+**     checked, re-blocked in its old order, encoded at the level and
+**     appended, synced, then one transaction moves the block rows and
+**     deletes the chunk row, then the file goes. Its one writer appends
+**     only to chunks it creates itself, so nothing it wrote lands in a
+**     chunk it has still to rewrite. Which chunks: a chunk is rewritten
+**     when PROBE_BLOCKS of its records, spread over it, shrink by
+**     min_gain at the level (probe()); records already at that level do
+**     not, so nothing on disk says what was done and a second run costs
+**     the probes only (no format change: a zstd frame needs no level to
+**     decode). meta.compact_level keeps the level: compact_one moves
+**     blocks at it for gc too (move_level), so a gc does not undo it.
+**     At the end the room after the last record it wrote is given back
+**     (chunk_writer_trim: cap = used, then the file truncated) if another
+**     chunk keeps room for the next ingest. A kill before a commit leaves
+**     bytes past some chunk's used (free space) or empty chunks (design
+**     4b), after it a stray (design 5).
 */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -345,6 +367,21 @@ static int chunk_used(sqlite3 *db, int64_t id, int64_t *used)
     return rc;
 }
 
+/* Tests: FKS_TEST_COMPACT_KILL=POINT[:N] SIGKILLs this process at POINT
+** ("synced": new records durable, catalog not switched; "committed":
+** switched, old file not yet removed) of the Nth chunk rewritten (1). */
+static void test_kill(const char *point)
+{
+    static int seen;
+    const char *t = getenv("FKS_TEST_COMPACT_KILL");
+    size_t n = strlen(point);
+    if (!t || strncmp(t, point, n) != 0 || (t[n] != '\0' && t[n] != ':'))
+        return;
+    int want = t[n] == ':' ? atoi(t + n + 1) : 1;
+    if (++seen >= want)
+        raise(SIGKILL);
+}
+
 struct moved {
     int64_t id, chunk;
     uint64_t off;           /* before the copy: old place; after: new */
@@ -357,11 +394,12 @@ struct moved {
 ** its old order and appended elsewhere. The page list is read into memory
 ** first: appending may create a chunk, a write transaction, which must not
 ** start while a read statement is open on the same connection. */
-static int compact_one(fks_store *s, const struct cand *c, const struct crow *rows, size_t nrows, fks_gc_report *r)
+static int compact_one(fks_store *s, const struct cand *c, const struct crow *rows, size_t nrows, int level,
+                       chunk_writer *shared, fks_gc_report *r)
 {
     sqlite3 *db = s->db;
     sqlite3_stmt *st = NULL;
-    chunk_writer *w = NULL;
+    chunk_writer *w = shared;
     chunk_reader *rd = NULL;
     struct moved *mv = NULL;
     size_t n = 0, alloc = 0, nold = 0, aold = 0;
@@ -373,7 +411,7 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
 
     if (!cctx)
         return fks__err(FKS_ENOMEM, "out of memory");
-    if ((rc = chunk_writer_new(&w, s)) != 0 || (rc = chunk_reader_new(&rd, s)) != 0)
+    if ((!w && (rc = chunk_writer_new(&w, s)) != 0) || (rc = chunk_reader_new(&rd, s)) != 0)
         goto out;
     /* The chunk's block rows (read by compact, in record order), then each
     ** row's live pages. */
@@ -428,7 +466,7 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
             int64_t chunk;
             uint64_t off;
             size_t first = (i == n ? n : i + 1) - bn;
-            if ((rc = chunk_compress(cctx, raw, blen, payload, &clen, &codec)) != 0 ||
+            if ((rc = chunk_compress_level(cctx, level, raw, blen, payload, &clen, &codec)) != 0 ||
                 (rc = chunk_append(w, bn, rlen, (const uint8_t (*)[16])hash, payload, clen, codec,
                                    &chunk, &off, &len)) != 0)
                 break;
@@ -445,6 +483,7 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
         goto out;
     if ((rc = chunk_writer_sync(w)) != 0)           /* copies durable ... */
         goto out;
+    test_kill("synced");
     if ((rc = cat_begin(s)) != 0)                   /* ... then the switch */
         goto out;
     rc = cat_prepare(db, &st, "DELETE FROM block WHERE id = ?1 AND chunk_id = ?2");
@@ -479,6 +518,7 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
         rc = chunk_writer_commit(w);
     if ((rc = cat_end(s, rc)) != 0)
         goto out;
+    test_kill("committed");
     char p[PATH_MAX];                               /* and only then the file */
     if (store_chunk_path(p, sizeof p, s, c->id) == 0 && unlink(p) == 0)
         r->chunks_deleted++;
@@ -486,7 +526,8 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
         r->chunks_rewritten++;
 out:
     sqlite3_finalize(st);
-    chunk_writer_free(w);
+    if (w != shared)
+        chunk_writer_free(w);
     chunk_reader_free(rd);
     ZSTD_freeCCtx(cctx);
     free(mv);
@@ -507,6 +548,17 @@ static int cmp_cand(const void *a, const void *b)
     return (x->id > y->id) - (x->id < y->id);
 }
 
+/* The level blocks are re-encoded at when they move: the last level
+** forkctl compact used (meta.compact_level), so that a gc does not undo
+** it; ingest's level before any compact. */
+static int move_level(fks_store *s, int *level)
+{
+    int64_t lv = CHUNK_ZSTD_LEVEL;
+    int rc = cat_meta_get(s->db, "compact_level", &lv);
+    *level = lv >= 1 && lv <= ZSTD_maxCLevel() ? (int)lv : CHUNK_ZSTD_LEVEL;
+    return rc;
+}
+
 static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double t0)
 {
     double thr = o->live_threshold, target = o->max_unused > 0 ? o->max_unused : 0.05;
@@ -514,7 +566,11 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     struct cand *c = NULL;
     size_t n = 0, alloc = 0;
     uint64_t total = 0, dead = 0;
-    int rc = cat_prepare(s->db, &st,
+    int level;
+    int rc = move_level(s, &level);
+    if (rc)
+        return rc;
+    rc = cat_prepare(s->db, &st,
         "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
         " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
         " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY coalesce(b.live, 0), c.id");
@@ -606,7 +662,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
             close(fd);           /* written to since it was listed: next time */
             continue;
         }
-        rc = compact_one(s, &c[i], rows + r0, r1 - r0, r);
+        rc = compact_one(s, &c[i], rows + r0, r1 - r0, level, NULL, r);
         close(fd);
         if (rc == FKS_ENOSPC && (r->chunks_deleted || r->pages_freed)) {
             /* Chunks with nothing live went first and freed what they
@@ -806,27 +862,37 @@ static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
     return rc;
 }
 
+/* Design 1: DIR/gc.lock, held by gc and by compact; *fd holds it. */
+static int gc_lock(fks_store *s, int *fd, const char *busy)
+{
+    char p[PATH_MAX];
+    int rc = fks__path(p, sizeof p, "%s/gc.lock", s->dir);
+    if (rc)
+        return rc;
+    *fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (*fd < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        close(*fd);
+        *fd = -1;
+        return fks__err(FKS_ELOCKED, "%s on %s (it holds %s); nothing to do", busy, s->dir, p);
+    }
+    return 0;
+}
+
 int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
 {
     fks_gc_report r = {0};
     fks_gc_opts def = {0};
     double t0 = fks__now();
     int fd = -1, rc;
-    char p[PATH_MAX];
 
     if (!o)
         o = &def;
     if (s->readonly)
         return fks__err(FKS_EINVAL, "store opened read-only");
-    if ((rc = fks__path(p, sizeof p, "%s/gc.lock", s->dir)) != 0)
+    if ((rc = gc_lock(s, &fd, "another gc is running (or a compact)")) != 0)
         return rc;
-    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "open %s", p);
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
-        return fks__err(FKS_ELOCKED, "another gc is running on %s (it holds %s); nothing to do", s->dir, p);
-    }
     r.disk_bytes_before = disk_usage(s);
     /* On a full disk the reserve is the room the commits below need. */
     if (!o->dry_run)
@@ -861,6 +927,192 @@ out:
         if (store_reserve_make(s) != 0 && rc != 0)
             fks__err(rc, "%s", keep);
     }
+    r.disk_bytes_after = disk_usage(s);
+    r.seconds = fks__now() - t0;
+    close(fd);
+    if (rep)
+        *rep = r;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- compact */
+
+#define PROBE_BLOCKS 4
+
+/* Of a chunk's block rows (sorted by offset), up to PROBE_BLOCKS records
+** spread over the chunk, each re-encoded at level: the chunk is worth
+** rewriting if they shrink by min_gain. Records compact already wrote at
+** this level do not, so a second compact skips them (design 7). */
+static int probe(chunk_reader *rd, ZSTD_CCtx *cctx, int level, const struct cand *c, const struct crow *rows,
+                 size_t nrows, double min_gain, int *worth)
+{
+    uint64_t now = 0, then = 0;
+    int64_t last = -1;
+    size_t nrec = 0;
+    *worth = 0;
+    for (size_t i = 0; i < nrows; i++)
+        if (rows[i].off != last)
+            nrec++, last = rows[i].off;
+    size_t step = nrec > PROBE_BLOCKS ? nrec / PROBE_BLOCKS : 1, k = 0, taken = 0;
+    last = -1;
+    for (size_t i = 0; i < nrows && taken < PROBE_BLOCKS; i++) {
+        if (rows[i].off == last)
+            continue;
+        last = rows[i].off;
+        if (k++ % step != 0)
+            continue;
+        if (rows[i].off < 0 || rows[i].len <= 0 || rows[i].len > UINT32_MAX)
+            return fks__err(FKS_ECORRUPT, "block %lld of chunk %lld is damaged", (long long)rows[i].id,
+                            (long long)c->id);
+        uint32_t a, b;
+        int rc = chunk_probe(rd, cctx, level, c->id, (uint64_t)rows[i].off, (uint32_t)rows[i].len, &a, &b);
+        if (rc)
+            return rc;
+        now += a;
+        then += b;
+        taken++;
+    }
+    *worth = taken > 0 && (double)then <= (1.0 - min_gain) * (double)now;
+    return 0;
+}
+
+int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o)
+{
+    fks_compact_report r = {0};
+    fks_compact_opts def = {0};
+    double t0 = fks__now();
+    int fd = -1, rc, level;
+    sqlite3_stmt *st = NULL;
+    struct cand *c = NULL;
+    struct crow *rows = NULL;
+    size_t n = 0, alloc = 0, nrows = 0;
+    chunk_reader *rd = NULL;
+    chunk_writer *w = NULL;     /* one for the run, new chunks only */
+    ZSTD_CCtx *cctx = NULL;
+
+    if (!o)
+        o = &def;
+    level = o->level ? o->level : FKS_COMPACT_LEVEL;
+    double min_gain = o->min_gain > 0 ? o->min_gain : 0.01;
+    if (s->readonly)
+        return fks__err(FKS_EINVAL, "store opened read-only");
+    if (level < 1 || level > ZSTD_maxCLevel())
+        return fks__err(FKS_EINVAL, "zstd level %d out of range (1 .. %d)", level, ZSTD_maxCLevel());
+    if ((rc = gc_lock(s, &fd, "a gc or another compact is running")) != 0)
+        return rc;
+    r.disk_bytes_before = disk_usage(s);
+    /* The level first: a gc from now on moves blocks at it (move_level). */
+    if ((rc = cat_begin(s)) != 0 || (rc = cat_end(s, cat_meta_set(s->db, "compact_level", level))) != 0)
+        goto out;
+    if (!(cctx = ZSTD_createCCtx())) {
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = chunk_reader_new(&rd, s)) != 0 || (rc = chunk_writer_new(&w, s)) != 0)
+        goto out;
+    chunk_writer_fresh(w);
+    /* Oldest first: the coldest pages, written by ingest at its level. */
+    if ((rc = cat_prepare(s->db, &st,
+             "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c JOIN "
+             " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
+             " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY c.id")) != 0)
+        goto out;
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct cand x = {sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                         (uint64_t)sqlite3_column_int64(st, 2)};
+        if (x.live == 0 || x.used < CHUNK_HDR_SIZE + x.live)
+            continue;
+        if ((rc = fks__grow(&c, &alloc, n, sizeof *c)) != 0)
+            break;
+        c[n++] = x;
+    }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read chunk usage");
+    sqlite3_finalize(st);
+    st = NULL;
+    int64_t ids[COMPACT_BATCH];
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
+            r.stopped_early = 1;
+            break;
+        }
+        if (o->progress)
+            o->progress(o->progress_arg, i, n);
+        if (i % COMPACT_BATCH == 0) {        /* as compact() reads them */
+            size_t k = 0;
+            for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
+                ids[k++] = c[j].id;
+            free(rows);
+            rows = NULL;
+            nrows = 0;
+            if ((rc = chunk_rows(s->db, ids, k, &rows, &nrows)) != 0)
+                break;
+        }
+        size_t r0 = 0, r1;
+        while (r0 < nrows && rows[r0].chunk < c[i].id)
+            r0++;
+        for (r1 = r0; r1 < nrows && rows[r1].chunk == c[i].id; r1++)
+            ;
+        r.chunks_seen++;
+        char p[PATH_MAX];
+        if ((rc = store_chunk_path(p, sizeof p, s, c[i].id)) != 0)
+            break;
+        int cfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (cfd < 0) {
+            r.chunks_busy++;     /* verify reports missing chunk files */
+            continue;
+        }
+        int64_t used;
+        if (flock(cfd, LOCK_EX | LOCK_NB) != 0 || (rc = chunk_used(s->db, c[i].id, &used)) != 0 ||
+            used != (int64_t)c[i].used) {
+            close(cfd);          /* being written to, or since it was listed: next time */
+            r.chunks_busy++;
+            continue;
+        }
+        int worth = 0;
+        if ((rc = probe(rd, cctx, level, &c[i], rows + r0, r1 - r0, min_gain, &worth)) != 0 || !worth) {
+            close(cfd);
+            r.chunks_dense += rc == 0;
+            continue;
+        }
+        fks_gc_report gr = {0};
+        rc = compact_one(s, &c[i], rows + r0, r1 - r0, level, w, &gr);
+        close(cfd);
+        chunk_reader_reset(rd);
+        if (rc == FKS_ENOSPC) {      /* the chunks done so far stay done */
+            r.stopped_early = 1;
+            rc = 0;
+            break;
+        }
+        if (rc == 0) {
+            r.chunks_recompressed++;
+            r.bytes_before += c[i].used - CHUNK_HDR_SIZE;
+            r.bytes_after += gr.bytes_copied;
+        }
+    }
+    if (rc == 0 && o->progress)
+        o->progress(o->progress_arg, n, n);
+    if (rc == 0 && r.chunks_recompressed)
+        rc = chunk_writer_trim(w);  /* the room after the last record it wrote */
+    chunk_writer_free(w);          /* its chunks' locks go */
+    w = NULL;
+    if (rc == 0) {            /* and the WAL, up to 16 MiB (catalog.c design 3) */
+        if ((rc = cat_begin(s)) != 0)
+            goto out;
+        rc = cat_end(s, cat_exec(s->db, "PRAGMA incremental_vacuum"));
+        if (rc == 0)
+            rc = cat_checkpoint(s, 1);
+        if (rc == 0)
+            (void)chunk_prealloc_spare(s);
+    }
+out:
+    sqlite3_finalize(st);
+    free(rows);
+    free(c);
+    chunk_reader_free(rd);
+    chunk_writer_free(w);
+    ZSTD_freeCCtx(cctx);
     r.disk_bytes_after = disk_usage(s);
     r.seconds = fks__now() - t0;
     close(fd);

@@ -94,11 +94,54 @@ static void test_record_roundtrip_and_damage(void **state)
     ZSTD_freeDCtx(d);
 }
 
+/* A block encoded at a higher level decodes with the same decoder (the
+** frame does not say its level); level 15 beats level 1 on text. */
+static void test_levels_decode_alike(void **state)
+{
+    (void)state;
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    ZSTD_DCtx *d = ZSTD_createDCtx();
+    static uint8_t pages[CHUNK_BLOCK_MAX], payload[CHUNK_BLOCK_MAX], out[CHUNK_BLOCK_MAX];
+    static uint8_t rec[CHUNK_REC_HDR(CHUNK_BLOCK_PAGES)];
+    uint32_t rlen[CHUNK_BLOCK_PAGES], size1 = 0;
+    uint8_t h[CHUNK_BLOCK_PAGES][16];
+    srand(7);
+    for (size_t i = 0; i < sizeof pages; i++)       /* text with some noise */
+        pages[i] = i % 13 == 0 ? (uint8_t)rand() : (uint8_t)("guest memory pages "[(i / 7) % 19]);
+    for (uint32_t i = 0; i < CHUNK_BLOCK_PAGES; i++) {
+        rlen[i] = 4096;
+        fks__hash(h[i], pages + i * 4096, 4096);
+    }
+    int levels[] = {1, 9, 15, 19};
+    for (size_t k = 0; k < sizeof levels / sizeof *levels; k++) {
+        uint32_t clen;
+        int codec;
+        assert_int_equal(chunk_compress_level(c, levels[k], pages, sizeof pages, payload, &clen, &codec), 0);
+        assert_int_equal(codec, CHUNK_CODEC_ZSTD);
+        if (k == 0)
+            size1 = clen;
+        if (levels[k] == 15)            /* compact's default */
+            assert_true(clen < size1);
+        chunk_format_rec(rec, CHUNK_BLOCK_PAGES, codec, clen, rlen, (const uint8_t (*)[16])h);
+        chunk_rec r;
+        static uint8_t whole[sizeof rec + CHUNK_BLOCK_MAX];
+        memcpy(whole, rec, sizeof rec);
+        memcpy(whole + sizeof rec, payload, clen);
+        assert_int_equal(chunk_parse_rec(&r, whole, sizeof rec + clen), 0);
+        memset(out, 0, sizeof out);
+        assert_int_equal(chunk_decode(d, &r, whole + sizeof rec, out, "t"), 0);
+        assert_memory_equal(out, pages, sizeof pages);
+    }
+    ZSTD_freeCCtx(c);
+    ZSTD_freeDCtx(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_header_roundtrip),
         cmocka_unit_test(test_record_roundtrip_and_damage),
+        cmocka_unit_test(test_levels_decode_alike),
     };
     return cmocka_run_group_tests_name("chunk", tests, NULL, NULL);
 }
