@@ -38,8 +38,10 @@
 **     image stored in one go, is decoded straight into place), then writes
 **     the span's runs of contiguous pages with one pwrite each. Pages of a
 **     block that later spans of the range want are copied to a stash when
-**     it is decoded (or written at once if the stash is full), so a block
-**     is decoded once per thread, not once per span that names it.
+**     it is decoded if they are few or all in the next span (a page two
+**     places share, a block across the span's end), so a block is mostly
+**     decoded once per thread, not once per span that names it; the rest
+**     decode it again rather than fill the stash.
 **  6. One writer at a time (a mutex around the pwrites): threads writing
 **     one file at once contend on its inode lock, and measured on a
 **     restore the kernel's copies into the page cache then cost several
@@ -71,7 +73,7 @@
 #define READ_MAX (1u << 20)        /* one pread of back-to-back records, at most */
 #define READ_GAP (16u << 10)       /* records this close are read together */
 
-enum { ROW_TODO, ROW_FAILED, ROW_WRITTEN };
+enum { ROW_TODO, ROW_FAILED };
 
 /* One non-zero page to restore: where it goes, where its bytes are. */
 struct row {
@@ -183,8 +185,7 @@ static int write_pages(struct restore *r, const uint8_t *buf, uint64_t p0, size_
 ** consecutive page numbers (every block of an image stored in one go), is
 ** decoded straight into place; any other into scratch, then the pages
 ** wanted are copied. Rows of the thread's later spans that want this
-** block too get their page now, into the stash (or, stash full, written
-** at once), so each block is decoded once per thread. A row whose page
+** block too may get their page now, into the stash. A row whose page
 ** cannot be had is marked failed. */
 static void decode_block(struct restore *r, int tid, const uint32_t *ord, size_t n, const uint8_t *p,
                          uint64_t base, size_t span_end)
@@ -214,9 +215,6 @@ static void decode_block(struct restore *r, int tid, const uint32_t *ord, size_t
     if (!ok) {
         for (k = 0; k < n; k++)
             r->rows[ord[k]].state = ROW_FAILED;
-        for (size_t g = g0; g < g1; g++)
-            if (r->all[g] >= span_end && !r->rows[r->all[g]].stash)
-                r->rows[r->all[g]].state = ROW_FAILED;
         return;
     }
     if (out == tb->scratch)
@@ -225,20 +223,30 @@ static void decode_block(struct restore *r, int tid, const uint32_t *ord, size_t
             if (w->state == ROW_TODO)
                 memcpy(tb->stage + (w->pgno - base) * FKS_PAGE_SIZE, out + rec.start[w->slot], w->rlen);
         }
+    /* Later rows: stashed if they are few (a page the block shares with
+    ** a later place) or all in the next span (a block across the span's
+    ** end). Else, or when the stash is full, the later span decodes the
+    ** block again: cheaper than filling the stash with most of a block
+    ** that lives further on. */
+    size_t later = 0;
+    uint64_t far = 0;
     for (size_t g = g0; g < g1; g++) {
-        struct row *w = &r->rows[r->all[g]];
-        if (r->all[g] < span_end || w->state != ROW_TODO || w->stash)
-            continue;
-        const uint8_t *pg = out + rec.start[w->slot];
-        if (chunk_check_page(&rec, w->chunk, w->off, w->len, w->slot, w->rlen, w->hash) != 0)
-            w->state = ROW_FAILED;
-        else if (tb->nfree) {
-            uint32_t slot = tb->free[--tb->nfree];
-            memcpy(tb->stash + (size_t)slot * FKS_PAGE_SIZE, pg, w->rlen);
-            w->stash = slot + 1;
-        } else {
-            w->state = write_pages(r, pg, w->pgno, page_bytes(w->pgno, r->size)) == 0 ? ROW_WRITTEN : ROW_FAILED;
+        const struct row *w = &r->rows[r->all[g]];
+        if (r->all[g] >= span_end && w->state == ROW_TODO && !w->stash) {
+            later++;
+            far = w->pgno > far ? w->pgno : far;
         }
+    }
+    if (later == 0 || (later > 2 && far >= base + 2 * SPAN_PAGES))
+        return;
+    for (size_t g = g0; g < g1 && tb->nfree; g++) {
+        struct row *w = &r->rows[r->all[g]];
+        if (r->all[g] < span_end || w->state != ROW_TODO || w->stash ||
+            chunk_check_page(&rec, w->chunk, w->off, w->len, w->slot, w->rlen, w->hash) != 0)
+            continue;      /* a mismatch: the later span finds it again */
+        uint32_t slot = tb->free[--tb->nfree];
+        memcpy(tb->stash + (size_t)slot * FKS_PAGE_SIZE, out + rec.start[w->slot], w->rlen);
+        w->stash = slot + 1;
     }
 }
 
@@ -296,11 +304,7 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
     ** names the page; a failed row's page is written too (whatever the
     ** stage holds) and rewritten by that pass. */
     for (k = i; k < j; k = m) {
-        if (r->rows[k].state == ROW_WRITTEN) {
-            m = k + 1;
-            continue;
-        }
-        for (m = k + 1; m < j && r->rows[m].pgno == r->rows[m - 1].pgno + 1 && r->rows[m].state != ROW_WRITTEN; m++)
+        for (m = k + 1; m < j && r->rows[m].pgno == r->rows[m - 1].pgno + 1; m++)
             ;
         uint64_t p0 = r->rows[k].pgno;
         size_t bytes = (m - k - 1) * FKS_PAGE_SIZE + page_bytes(r->rows[m - 1].pgno, r->size);
