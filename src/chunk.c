@@ -639,7 +639,8 @@ int chunk_prealloc_spare(struct fks_store *s)
 /* ---------------------------------------------------------------- reader */
 
 /* The reader preads each record (its length comes from the catalog) into
-** a buffer: no mapping, so a restore's memory stays its buffers whatever
+** a buffer, or a run of records at once (chunk_pread, for restore): no
+** mapping, so a restore's memory stays its buffers whatever
 ** the store's size, and a truncated file is a short read, not a SIGBUS. */
 
 #define RCACHE 4
@@ -743,37 +744,70 @@ static int open_chunk(chunk_reader *r, int64_t id, struct rfile **out)
     return 0;
 }
 
+int chunk_pread(chunk_reader *r, int64_t chunk_id, uint64_t off, size_t len, uint8_t *buf)
+{
+    char what[96];
+    snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id, (unsigned long long)off);
+    struct rfile *f;
+    int rc = open_chunk(r, chunk_id, &f);
+    if (rc)
+        return rc;
+    if (off < CHUNK_HDR_SIZE || off + len > f->size)
+        return fks__err(FKS_ECORRUPT, "%s: record runs past the end of the chunk file (%llu bytes; "
+                        "file truncated?)", what, (unsigned long long)f->size);
+    ssize_t got = pread(f->fd, buf, len, (off_t)off);
+    if (got != (ssize_t)len)
+        return got < 0 ? fks__errno(FKS_EIO, errno, "read %s", what)
+                       : fks__err(FKS_ECORRUPT, "%s: short read (file truncated?)", what);
+    return 0;
+}
+
+int chunk_parse_at(chunk_rec *rec, int64_t chunk_id, uint64_t off, const uint8_t *p, uint32_t len)
+{
+    if (len > CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) + CHUNK_BLOCK_MAX || len < CHUNK_REC_HDR(1))
+        return fks__err(FKS_ECORRUPT, "chunk %08llx offset %llu: catalog gives a record length of %u",
+                        (unsigned long long)chunk_id, (unsigned long long)off, len);
+    int rc = chunk_parse_rec(rec, p, len);
+    if (rc == 1)
+        rc = fks__err(FKS_ECORRUPT, "no record there (zeros)");
+    if (rc)
+        return fks__errctx(FKS_ECORRUPT, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
+                           (unsigned long long)off);
+    return 0;
+}
+
+int chunk_check_page(const chunk_rec *rec, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
+                     uint32_t rlen, const uint8_t hash[16])
+{
+    if (rec->len == len && slot < rec->npages && rec->rlen[slot] == rlen && memcmp(rec->hash[slot], hash, 16) == 0)
+        return 0;
+    char what[96];
+    snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id, (unsigned long long)off);
+    if (rec->len != len)
+        return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what, rec->len, len);
+    return fks__err(FKS_ECORRUPT, "%s: page %u of the block does not match the catalog", what, slot);
+}
+
 int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
                uint32_t rlen, const uint8_t hash[16], uint8_t *out)
 {
-    char what[96];
     struct rblock *b = NULL;
     int rc;
     for (int i = 0; i < RCACHE && !b; i++)
         if (r->cache[i].chunk == chunk_id && r->cache[i].off == off)
             b = &r->cache[i];
     if (!b) {
+        char what[96];
         snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
                  (unsigned long long)off);
-        struct rfile *f;
-        if ((rc = open_chunk(r, chunk_id, &f)) != 0)
-            return rc;
         if (len > sizeof r->rbuf || len < CHUNK_REC_HDR(1))
             return fks__err(FKS_ECORRUPT, "%s: catalog gives a record length of %u", what, len);
-        if (off < CHUNK_HDR_SIZE || off + len > f->size)
-            return fks__err(FKS_ECORRUPT, "%s: record runs past the end of the chunk file (%llu bytes; "
-                            "file truncated?)", what, (unsigned long long)f->size);
-        ssize_t got = pread(f->fd, r->rbuf, len, (off_t)off);
-        if (got != (ssize_t)len)
-            return got < 0 ? fks__errno(FKS_EIO, errno, "read %s", what)
-                           : fks__err(FKS_ECORRUPT, "%s: short read (file truncated?)", what);
+        if ((rc = chunk_pread(r, chunk_id, off, len, r->rbuf)) != 0)
+            return rc;
         b = &r->cache[r->next++ % RCACHE];
         b->chunk = 0;
-        rc = chunk_parse_rec(&b->rec, r->rbuf, len);
-        if (rc == 1)
-            rc = fks__err(FKS_ECORRUPT, "no record there (zeros)");
-        if (rc)
-            return fks__errctx(FKS_ECORRUPT, "%s", what);
+        if ((rc = chunk_parse_at(&b->rec, chunk_id, off, r->rbuf, len)) != 0)
+            return rc;
         if ((rc = chunk_decode(r->dctx, &b->rec, r->rbuf + CHUNK_REC_HDR(b->rec.npages), b->data, what)) != 0)
             return rc;
         b->chunk = chunk_id;
@@ -783,15 +817,8 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
     }
     /* The catalog row must describe this block and this page of it, cached
     ** block or not: its record length, then the page's length and hash. */
-    if (b->rec.len != len || slot >= b->rec.npages || b->rec.rlen[slot] != rlen ||
-        memcmp(b->rec.hash[slot], hash, 16) != 0) {
-        snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id,
-                 (unsigned long long)off);
-        if (b->rec.len != len)
-            return fks__err(FKS_ECORRUPT, "%s: record length %u does not match the catalog (%u)", what,
-                            b->rec.len, len);
-        return fks__err(FKS_ECORRUPT, "%s: page %u of the block does not match the catalog", what, slot);
-    }
+    if ((rc = chunk_check_page(&b->rec, chunk_id, off, len, slot, rlen, hash)) != 0)
+        return rc;
     memcpy(out, b->data + b->rec.start[slot], rlen);
     return 0;
 }
@@ -826,4 +853,17 @@ int chunk_probe(chunk_reader *r, ZSTD_CCtx *cctx, int level, int64_t chunk_id, u
         return rc;
     *now = rec.clen;
     return 0;
+}
+
+int chunk_decode_block(chunk_reader *r, int64_t chunk_id, uint64_t off, const chunk_rec *rec,
+                       const uint8_t *p, uint8_t *out)
+{
+    char what[96];
+    snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)chunk_id, (unsigned long long)off);
+    int rc = chunk_decode(r->dctx, rec, p + CHUNK_REC_HDR(rec->npages), out, what);
+    if (rc == 0) {
+        r->decoded++;
+        r->decoded_bytes += rec->rawlen;
+    }
+    return rc;
 }

@@ -115,6 +115,23 @@ int chunk_read(chunk_reader *r, int64_t chunk_id, uint64_t off, uint32_t len, ui
 ** the record header stays the same). Does not touch the block cache. */
 int chunk_probe(chunk_reader *r, ZSTD_CCtx *cctx, int level, int64_t chunk_id, uint64_t off, uint32_t len,
                 uint32_t *now, uint32_t *then);
+/* Reads len bytes at off of chunk chunk_id into buf in one pread: one
+** record or several back to back (a caller reading a run of blocks).
+** Checks the range lies inside the file. Errors as chunk_read. */
+int chunk_pread(chunk_reader *r, int64_t chunk_id, uint64_t off, size_t len, uint8_t *buf);
+/* Parses the record read from (chunk_id, off) at p, whose length the
+** catalog gives as len (chunk_parse_rec, with the place in messages).
+** FKS_ECORRUPT if it is not a whole valid record of at most len bytes. */
+int chunk_parse_at(chunk_rec *rec, int64_t chunk_id, uint64_t off, const uint8_t *p, uint32_t len);
+/* Checks that a catalog row (len, slot, rlen, hash) describes page slot
+** of the parsed record rec: 0, or FKS_ECORRUPT naming the mismatch. */
+int chunk_check_page(const chunk_rec *rec, int64_t chunk_id, uint64_t off, uint32_t len, uint32_t slot,
+                     uint32_t rlen, const uint8_t hash[16]);
+/* Decodes the parsed record rec held at p into out[rec->rawlen] with this
+** reader's decoder, checking every page against its hash (chunk_decode);
+** counted in chunk_reader_counts. Page i lands at out + rec->start[i]. */
+int chunk_decode_block(chunk_reader *r, int64_t chunk_id, uint64_t off, const chunk_rec *rec,
+                       const uint8_t *p, uint8_t *out);
 /* Blocks this reader decompressed so far, and their decoded bytes. */
 void chunk_reader_counts(const chunk_reader *r, uint64_t *blocks, uint64_t *bytes);
 /* Forgets cached mappings (after a chunk may have been replaced). */

@@ -3,7 +3,8 @@
 ** style, for the demo, the tests and the benchmarks.
 **
 ** usage: forkgen --out DIR [--size 512M] [--snapshots 12] [--dirty 3]
-**                [--seed 1] [--rootfs SIZE] [--sparse-full] [--no-full] [--quiet]
+**                [--seed 1] [--zero PCT] [--random PCT] [--rootfs SIZE]
+**                [--sparse-full] [--no-full] [--quiet]
 **
 ** Output (DIR must not hold a chain yet):
 **   DIR/NN/memory.full   Full image of snapshot NN (raw RAM, every page as
@@ -22,7 +23,8 @@
 **   (library text, identical page cache), 30% text-like (words from a
 **   vocabulary: zstd -1 compresses them ~3x), 12% structured (pointer
 **   arrays with small deltas, mostly-zero pages with a few words), 10%
-**   random. Each diff dirties --dirty percent of the pages, in clustered
+**   random. --zero and --random set those two shares (defaults 40 and
+**   10); pool, text and structured pages share the rest 8:30:12. Each diff dirties --dirty percent of the pages, in clustered
 **   runs of 1-32 pages and single pages, including the first and last
 **   page now and then; of the dirtied pages 10% become zero, 10% take an
 **   earlier content back (dedup hits), 5% are rewritten unchanged, the
@@ -87,6 +89,23 @@ static const char *words[] = {
 
 static uint8_t pool[POOL][PAGE];
 
+/* Upper bounds of the content kinds in [0, 1): zero, pool, text, struct;
+** random above. Computed in percent and divided once, so the defaults
+** give exactly 0.40, 0.48, 0.78, 0.90 (the same images as before). */
+static double t_zero = 0.40, t_pool = 0.48, t_text = 0.78, t_struct = 0.90;
+
+static void set_mix(double zero, double random)
+{
+    double mix = 100 - zero - random;
+    t_zero = zero / 100.0;
+    t_pool = (zero + mix * 8 / 50) / 100.0;
+    t_text = (zero + mix * 38 / 50) / 100.0;
+    t_struct = (zero + mix) / 100.0;
+}
+
+/* Fills p with content of the kind r (a uniform draw in [0, 1)) falls on. */
+static void fill_kind(uint8_t *p, double r);
+
 static void fill_text(uint8_t *p)
 {
     size_t o = 0;
@@ -124,14 +143,18 @@ static void fill_random(uint8_t *p)
 /* A page from the content mix; kind chosen by the model's fractions. */
 static void fill_page(uint8_t *p, int allow_zero)
 {
-    double r = frand() * (allow_zero ? 1.0 : 0.6) + (allow_zero ? 0.0 : 0.4);
-    if (r < 0.40)
+    fill_kind(p, frand() * (allow_zero ? 1.0 : 1.0 - t_zero) + (allow_zero ? 0.0 : t_zero));
+}
+
+static void fill_kind(uint8_t *p, double r)
+{
+    if (r < t_zero)
         memset(p, 0, PAGE);
-    else if (r < 0.48)
+    else if (r < t_pool)
         memcpy(p, pool[rnd() % POOL], PAGE);
-    else if (r < 0.78)
+    else if (r < t_text)
         fill_text(p);
-    else if (r < 0.90)
+    else if (r < t_struct)
         fill_struct(p);
     else
         fill_random(p);
@@ -214,7 +237,8 @@ static int parse_size(const char *s, uint64_t *out)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: forkgen --out DIR [--size 512M] [--snapshots 12] [--dirty 3] [--seed 1]\n"
-               "               [--rootfs SIZE] [--sparse-full] [--no-full] [--quiet]\n");
+               "               [--zero PCT] [--random PCT] [--rootfs SIZE] [--sparse-full]\n"
+               "               [--no-full] [--quiet]\n");
 }
 
 int main(int argc, char **argv)
@@ -224,11 +248,12 @@ int main(int argc, char **argv)
         {"snapshots", required_argument, NULL, 'n'}, {"dirty", required_argument, NULL, 'd'},
         {"seed", required_argument, NULL, 'S'}, {"rootfs", required_argument, NULL, 'r'},
         {"sparse-full", no_argument, NULL, 'p'}, {"no-full", no_argument, NULL, 'N'},
+        {"zero", required_argument, NULL, 'z'}, {"random", required_argument, NULL, 'R'},
         {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {0}};
     const char *out = NULL;
     uint64_t size = 512ull << 20, rootfs = 0;
     long nsnap = 12;
-    double dirty = 3;
+    double dirty = 3, zero = 40, random = 10;
     uint64_t sd = 1;
     int sparse = 0, nofull = 0, quiet = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -242,6 +267,18 @@ int main(int argc, char **argv)
             break;
         case 'n': nsnap = atol(optarg); break;
         case 'd': dirty = atof(optarg); break;
+        case 'z':
+        case 'R': {
+            char *end;
+            double v = strtod(optarg, &end);
+            if (end == optarg || *end || !(v >= 0 && v <= 100)) {
+                fprintf(stderr, "forkgen: --%s %s: give a percentage from 0 to 100\n",
+                        c == 'z' ? "zero" : "random", optarg);
+                return 2;
+            }
+            *(c == 'z' ? &zero : &random) = v;
+            break;
+        }
         case 'S': sd = strtoull(optarg, NULL, 10); break;
         case 'r':
             if (parse_size(optarg, &rootfs) || rootfs % PAGE) {
@@ -260,6 +297,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (zero + random > 100) {
+        fprintf(stderr, "forkgen: --zero %g plus --random %g is more than 100%%\n", zero, random);
+        return 2;
+    }
+    if (zero != 40 || random != 10)
+        set_mix(zero, random);
     char p[4096];
     if (mkdir(out, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "forkgen: create %s: %s\n", out, strerror(errno));
@@ -284,19 +327,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < npages;) {
         size_t run = 1 + rnd() % 64;
         double r = frand();
-        for (size_t k = 0; k < run && i < npages; k++, i++) {
-            uint8_t *pg = img + i * PAGE;
-            if (r < 0.40)
-                memset(pg, 0, PAGE);
-            else if (r < 0.48)
-                memcpy(pg, pool[rnd() % POOL], PAGE);
-            else if (r < 0.78)
-                fill_text(pg);
-            else if (r < 0.90)
-                fill_struct(pg);
-            else
-                fill_random(pg);
-        }
+        for (size_t k = 0; k < run && i < npages; k++, i++)
+            fill_kind(img + i * PAGE, r);
     }
     memcpy(base, img, size);
     FILE *tsv = fopen(p, "w");
