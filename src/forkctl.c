@@ -1713,7 +1713,7 @@ static int cmd_compact(int argc, char **argv)
         {"max-duration", required_argument, NULL, 'd'}, {0}};
     fks_compact_opts co = {0};
     int json = 0, c, r;
-    double lv;
+    double lv = 0;
     while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
         switch (c) {
         case 'l':

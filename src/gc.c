@@ -377,7 +377,7 @@ static void test_kill(const char *point)
     size_t n = strlen(point);
     if (!t || strncmp(t, point, n) != 0 || (t[n] != '\0' && t[n] != ':'))
         return;
-    int want = t[n] == ':' ? atoi(t + n + 1) : 1;
+    long want = t[n] == ':' ? strtol(t + n + 1, NULL, 10) : 1;
     if (++seen >= want)
         raise(SIGKILL);
 }

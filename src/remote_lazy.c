@@ -168,7 +168,7 @@ static int rimage_make(fks_rimage **out, fks_store *s, remote__snap *snap, int o
     ri->info.size = a->size;
     ri->info.npages = (a->size + PG - 1) / PG;
     ri->info.stored_pages = a->n;
-    if (!(ri->runs = malloc((a->n ? a->n : 1) * sizeof *ri->runs)) ||
+    if (!(ri->runs = calloc(a->n ? a->n : 1, sizeof *ri->runs)) ||
         !(ri->local = calloc(a->n ? a->n : 1, sizeof *ri->local))) {
         rc = fks__err(FKS_ENOMEM, "out of memory (map of %zu pages)", a->n);
         goto out;
