@@ -230,7 +230,8 @@ static int nonce_of(uint8_t out[SEAL_NONCE], const seal_key *k, const void *aad,
     if (aadlen > 128)
         return fks__err(FKS_EINVAL, "seal: aad of %zu bytes", aadlen);
     fks__put64(head, (uint64_t)aadlen);
-    memcpy(head + 8, aad, aadlen);
+    if (aadlen)                           /* aad may be NULL when empty */
+        memcpy(head + 8, aad, aadlen);
     if (hmac2(mac, k->nonce, head, 8 + aadlen, pt, len))
         return fks__err(FKS_ERR, "seal: HMAC failed");
     memcpy(out, mac, SEAL_NONCE);
