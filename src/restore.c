@@ -354,8 +354,8 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
         }
     }
     /* A run that cannot be written is left to the serial pass, which
-    ** names the page; a failed row's page is written too (whatever the
-    ** stage holds) and rewritten by that pass. */
+    ** names the page; a failed row's page is written too (as zeros: its
+    ** stage page was never filled) and rewritten or refused by that pass. */
     for (k = i; k < j; k = m) {
         if (r->rows[k].state == ROW_DEFER) {
             m = k + 1;
@@ -364,6 +364,9 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
         for (m = k + 1; m < j && r->rows[m].pgno == r->rows[m - 1].pgno + 1 && r->rows[m].state != ROW_DEFER; m++)
             ;
         uint64_t p0 = r->rows[k].pgno;
+        for (size_t q = k; q < m; q++)
+            if (r->rows[q].state == ROW_FAILED)
+                memset(tb->stage + (r->rows[q].pgno - base) * FKS_PAGE_SIZE, 0, FKS_PAGE_SIZE);
         size_t bytes = (m - k - 1) * FKS_PAGE_SIZE + page_bytes(r->rows[m - 1].pgno, r->size);
         if (write_pages(r, tb->stage + (p0 - base) * FKS_PAGE_SIZE, p0, bytes) != 0)
             for (size_t q = k; q < m; q++)
