@@ -367,6 +367,22 @@ static int chunk_used(sqlite3 *db, int64_t id, int64_t *used)
     return rc;
 }
 
+/* After a gc or compact: free catalog pages go back to the file system,
+** the WAL is truncated, and a spare chunk is made for the next ingest
+** (best effort). */
+static int tidy(fks_store *s)
+{
+    int rc = cat_begin(s);
+    if (rc)
+        return rc;
+    rc = cat_end(s, cat_exec(s->db, "PRAGMA incremental_vacuum"));
+    if (rc == 0)
+        rc = cat_checkpoint(s, 1);
+    if (rc == 0)
+        (void)chunk_prealloc_spare(s);
+    return rc;
+}
+
 /* Tests: FKS_TEST_COMPACT_KILL=POINT[:N] SIGKILLs this process at POINT
 ** ("synced": new records durable, catalog not switched; "committed":
 ** switched, old file not yet removed) of the Nth chunk rewritten (1). */
@@ -909,15 +925,8 @@ int fks_gc(fks_gc_report *rep, fks_store *s, const fks_gc_opts *o)
         goto out;
     if ((rc = compact(s, o, &r, t0)) != 0)
         goto out;
-    if (!o->dry_run) {
-        if ((rc = cat_begin(s)) != 0)
-            goto out;
-        rc = cat_end(s, cat_exec(s->db, "PRAGMA incremental_vacuum"));
-        if (rc == 0)
-            rc = cat_checkpoint(s, 1);
-        if (rc == 0)
-            (void)chunk_prealloc_spare(s);
-    }
+    if (!o->dry_run)
+        rc = tidy(s);
 out:
     if (!o->dry_run) {
         /* best effort: the next gc tries again; gc's own error, not the
@@ -1097,15 +1106,8 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
         rc = chunk_writer_trim(w);  /* the room after the last record it wrote */
     chunk_writer_free(w);          /* its chunks' locks go */
     w = NULL;
-    if (rc == 0) {            /* and the WAL, up to 16 MiB (catalog.c design 3) */
-        if ((rc = cat_begin(s)) != 0)
-            goto out;
-        rc = cat_end(s, cat_exec(s->db, "PRAGMA incremental_vacuum"));
-        if (rc == 0)
-            rc = cat_checkpoint(s, 1);
-        if (rc == 0)
-            (void)chunk_prealloc_spare(s);
-    }
+    if (rc == 0)              /* and the WAL, up to 16 MiB (catalog.c design 3) */
+        rc = tidy(s);
 out:
     sqlite3_finalize(st);
     free(rows);
