@@ -52,7 +52,10 @@ int cat_err(sqlite3 *db, int sqlrc, const char *what)
     }
     if ((sqlrc & 0xff) == SQLITE_IOERR && db && sqlite3_system_errno(db) == 28 /* ENOSPC */)
         code = FKS_ENOSPC;
-    return fks__err(code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlrc));
+    const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlrc);
+    if (code == FKS_ENOSPC)     /* SQLite says "database or disk is full": say which */
+        return fks__err(code, "%s: disk full (%s)", what, msg);
+    return fks__err(code, "%s: %s", what, msg);
 }
 
 int cat_exec(sqlite3 *db, const char *sql)
