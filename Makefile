@@ -25,28 +25,49 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) $(CFLAGS) \
     $(if $(SAN),-fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all) \
     $(shell pkg-config --cflags $(PKGS))
-# libcurl is opened when first used (src/curlx.c), not linked: commands
+# libcurl is opened when first used (src/integrations/curlx.c), not linked: commands
 # that never speak HTTP do not load it and the 27 libraries it pulls in.
 LDLIBS := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS))) -lpthread -ldl
 LDFLAGS += $(if $(SAN),-fsanitize=$(SAN))
 TOOL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(if $(WERROR),-Werror) -O2 -g
 
-LIB_SRC := $(filter-out src/forkctl.c,$(wildcard src/*.c))
-LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/migrations.o
+# The tree is tiered (README, "Architecture"): src/engine/ is the storage
+# engine (catalog, chunk files, ingest, restore, gc, verify) and needs only
+# SQLite, zstd and xxhash; src/integrations/ (Firecracker, forkd, page
+# server, remote tier) uses the public API and links json-c, libcrypto and
+# (at run time) libcurl; src/cli/ is forkctl, over the public header alone.
+# Include paths enforce the direction: the engine sees only src/ (the public
+# header) and its own folder, integrations see the engine's headers, forkctl
+# sees src/ alone. libforkstore-engine.a is the engine; libforkstore.a and
+# libforkstore.so hold both tiers.
+ENGINE_SRC := $(wildcard src/engine/*.c)
+INTEG_SRC := $(wildcard src/integrations/*.c)
+ENGINE_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(ENGINE_SRC)) $(BUILD)/obj/engine/migrations.o
+INTEG_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(INTEG_SRC))
+LIB_OBJ := $(ENGINE_OBJ) $(INTEG_OBJ)
+ENGINE_LDLIBS := $(shell pkg-config --libs sqlite3 libxxhash libzstd) -lpthread
+# Tests and tools reach internal headers of both tiers.
+INTERNAL_INC := -Isrc -Isrc/engine -Isrc/integrations
 MIGRATIONS := $(sort $(wildcard migrations/[0-9][0-9][0-9][0-9]_*.sql))
+ENGINE_LIB := $(BUILD)/libforkstore-engine.a
 LIB := $(BUILD)/libforkstore.a
 VERSION := $(shell sed -n 's/^\#define FKS_VERSION_STRING "\(.*\)"/\1/p' src/forkstore.h)
 SONAME := libforkstore.so.0
 SHLIB := $(BUILD)/libforkstore.so.$(VERSION)
 FORKCTL := $(BUILD)/forkctl
-UNIT_SRC := $(wildcard tests/unit/test_*.c)
-UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# Unit tests mirror the tiers: tests/engine/ link the engine archive alone
+# (with SQLite, zstd and xxhash: the proof that an embedder can), and
+# tests/integrations/ the whole library.
+ENGINE_TEST_SRC := $(wildcard tests/engine/test_*.c)
+INTEG_TEST_SRC := $(wildcard tests/integrations/test_*.c)
+UNIT_BIN := $(patsubst tests/engine/%.c,$(BUILD)/tests/%,$(ENGINE_TEST_SRC)) \
+    $(patsubst tests/integrations/%.c,$(BUILD)/tests/%,$(INTEG_TEST_SRC))
 
 .PHONY: all tools check unit cli hostile test-hostile test-remote bench-remote demo install clean asan ubsan valgrind bench help \
     shlib abi-check abi-update test-shlib test-python
-all: $(FORKCTL) tools shlib
+all: $(FORKCTL) tools shlib $(ENGINE_LIB)
 
-$(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
+$(BUILD)/obj/engine $(BUILD)/obj/integrations $(BUILD)/tools $(BUILD)/tests:
 	mkdir -p $@
 
 # Library objects serve the archive and the shared library alike: PIC,
@@ -54,8 +75,11 @@ $(BUILD)/obj $(BUILD)/tools $(BUILD)/tests:
 # visibility), so libforkstore.so exports fks_* and nothing else.
 # They depend on this Makefile: a change of flags (visibility!) rebuilds them.
 LIB_CFLAGS := -fPIC -fvisibility=hidden
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) Makefile | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -c -o $@ $<
+$(BUILD)/obj/engine/%.o: src/engine/%.c $(wildcard src/engine/*.h) src/forkstore.h Makefile | $(BUILD)/obj/engine
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Isrc -c -o $@ $<
+
+$(BUILD)/obj/integrations/%.o: src/integrations/%.c $(wildcard src/*/*.h) src/forkstore.h Makefile | $(BUILD)/obj/integrations
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Isrc -Isrc/engine -c -o $@ $<
 
 $(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
 	$(CC) $(TOOL_CFLAGS) -o $@ $<
@@ -63,8 +87,12 @@ $(BUILD)/tools/embed_sql: tools/embed_sql.c | $(BUILD)/tools
 $(BUILD)/migrations.c: $(BUILD)/tools/embed_sql $(MIGRATIONS)
 	$(BUILD)/tools/embed_sql $@ $(MIGRATIONS)
 
-$(BUILD)/obj/migrations.o: $(BUILD)/migrations.c src/catalog.h Makefile | $(BUILD)/obj
-	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Isrc -c -o $@ $<
+$(BUILD)/obj/engine/migrations.o: $(BUILD)/migrations.c src/engine/catalog.h Makefile | $(BUILD)/obj/engine
+	$(CC) $(ALL_CFLAGS) $(LIB_CFLAGS) -Isrc -Isrc/engine -c -o $@ $<
+
+$(ENGINE_LIB): $(ENGINE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
@@ -103,26 +131,30 @@ abi-update: $(SHLIB)
 	$(ABI_SYMS) >src/abi/libforkstore.sym
 	abidw --no-corpus-path --no-comp-dir-path --no-show-locs --out-file src/abi/libforkstore.abi $(SHLIB)
 
-$(FORKCTL): src/forkctl.c src/forkstore.h $(LIB)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ src/forkctl.c $(LIB) $(LDLIBS)
+$(FORKCTL): src/cli/forkctl.c src/forkstore.h $(LIB)
+	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ src/cli/forkctl.c $(LIB) $(LDLIBS)
 
 # The man page, with the version from forkstore.h.
 MAN := $(BUILD)/forkctl.1
 all: $(MAN)
-$(MAN): src/forkctl.1 src/forkstore.h
+$(MAN): src/cli/forkctl.1 src/forkstore.h
 	@mkdir -p $(@D)
-	sed 's/@VERSION@/$(shell sed -n 's/^#define FKS_VERSION_STRING "\(.*\)"/\1/p' src/forkstore.h)/g' src/forkctl.1 >$@
+	sed 's/@VERSION@/$(shell sed -n 's/^#define FKS_VERSION_STRING "\(.*\)"/\1/p' src/forkstore.h)/g' src/cli/forkctl.1 >$@
 
 # Tool fragments (generator, KVM VMM, benchmarks) define their binaries.
 -include tools/gen/gen.mk tools/vmm/vmm.mk tools/bench/bench.mk tools/stress.mk
 # Fuzz targets (fuzz, fuzz-replay) and static analysis (analyze).
 include tools/fuzz.mk
--include tools/analyze.mk
+include tools/analyze.mk
 tools: $(GEN_BIN) $(VMM_BIN) $(TOOL_BINS)
 
 # ---- tests ----
-$(BUILD)/tests/%: tests/unit/%.c $(LIB) | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) -Isrc $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(LIB) \
+$(BUILD)/tests/%: tests/engine/%.c $(ENGINE_LIB) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) -Isrc -Isrc/engine $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(ENGINE_LIB) \
+	    $(shell pkg-config --libs cmocka) $(ENGINE_LDLIBS)
+
+$(BUILD)/tests/%: tests/integrations/%.c $(LIB) | $(BUILD)/tests
+	$(CC) $(ALL_CFLAGS) $(INTERNAL_INC) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(LIB) \
 	    $(shell pkg-config --libs cmocka) $(LDLIBS)
 
 unit: $(UNIT_BIN)

@@ -54,7 +54,7 @@ CREATE TABLE chunk (
     created_ms  INTEGER NOT NULL
 );
 
--- The page index (migrations/0008_block.sql, src/pindex.c): every distinct
+-- The page index (migrations/0008_block.sql, src/engine/pindex.c): every distinct
 -- non-zero page, once, ids in the order pages were stored. Pages are
 -- stored in block records of up to 8 (one zstd frame); a block row is a
 -- run of consecutive ids in consecutive slots of one record: page id+k is
@@ -75,7 +75,7 @@ CREATE TABLE block (
 );
 -- hash -> id: page_new for the pages stored since the last gc, page_idx
 -- for the rest, packed by gc into buckets of sorted 9-byte entries (see
--- src/pindex.c for the layout); meta idx_bits and idx_count describe it.
+-- src/engine/pindex.c for the layout); meta idx_bits and idx_count describe it.
 CREATE TABLE page_new (
     hash     BLOB PRIMARY KEY,
     id       INTEGER NOT NULL
@@ -85,7 +85,7 @@ CREATE TABLE page_idx (
     ents     BLOB NOT NULL
 );
 
--- Page maps (migrations/0005_pmap.sql, src/map.c): a node of pmap with
+-- Page maps (migrations/0005_pmap.sql, src/engine/map.c): a node of pmap with
 -- its runs in pmap_run, complete (base_id NULL) or a delta on a base
 -- node (runs with page_id 0 mean zeros). Pages pgno .. pgno+npages-1 hold
 -- page ids page_id .. page_id+npages-1; a page number that no run of the
@@ -103,7 +103,7 @@ CREATE TABLE pmap (
 CREATE INDEX pmap_base ON pmap(base_id);
 CREATE INDEX pmap_unused ON pmap(id) WHERE refs <= 0;
 
--- Runs are at most 4096 pages long (src/map.c MAP_RUN_MAX).
+-- Runs are at most 4096 pages long (src/engine/map.c MAP_RUN_MAX).
 CREATE TABLE pmap_run (
     pmap_id  INTEGER NOT NULL REFERENCES pmap(id) ON DELETE CASCADE,
     pgno     INTEGER NOT NULL,

@@ -30,6 +30,16 @@
 ** functions declared here and nothing else; src/abi/libforkstore.sym is
 ** the list, checked by `make abi-check`: removing or changing one of them
 ** needs a new soname.
+**
+** Tiers: each section below is marked [engine] or [integrations]. The
+** engine (src/engine/: store, ingest, restore, lineage, gc, verify,
+** recovery, SQL, statistics, page-level access, leases) is also built
+** alone as libforkstore-engine.a, which needs only SQLite, zstd and xxhash
+** (-lsqlite3 -lzstd -lxxhash -lpthread). The integrations
+** (src/integrations/: Firecracker branching, forkd interop, retention, the
+** page server, remotes) use the engine through this header; they need
+** json-c and libcrypto (libcurl is loaded at run time) and are in
+** libforkstore.a and libforkstore.so only.
 */
 #ifndef FORKSTORE_H
 #define FORKSTORE_H
@@ -86,7 +96,7 @@ typedef struct fks_store fks_store;
 ** at the end with done == total. */
 typedef void (*fks_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
-/* ---- store ---------------------------------------------------------- */
+/* ---- store [engine] ---------------------------------------------------- */
 
 /* The default store directory: $FORKSTORE_DIR, else
 ** $XDG_DATA_HOME/forkstore, else $HOME/.local/share/forkstore.
@@ -116,7 +126,7 @@ int fks_init(const char *dir, uint64_t chunk_size);
 int fks_open(fks_store **out, const char *dir, int flags);
 void fks_close(fks_store *s);
 
-/* ---- ingest ----------------------------------------------------------- */
+/* ---- ingest [engine] --------------------------------------------------- */
 
 /* One named file of a snapshot. name: 1-64 chars of [A-Za-z0-9._+-], not
 ** starting with '.' or '-'. "memory" and "vmstate" are the conventional
@@ -163,7 +173,7 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o);
 ** ingest from the outside). */
 int fks_set_ingest_ms(fks_store *s, const char *tag, int64_t ingest_ms);
 
-/* ---- restore ---------------------------------------------------------- */
+/* ---- restore [engine] -------------------------------------------------- */
 
 #define FKS_RESTORE_FORCE 0x1   /* replace existing output files */
 #define FKS_RESTORE_SYNC  0x2   /* fsync each file before it is renamed */
@@ -189,7 +199,7 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag,
 /* The file name restore gives an artifact ("memory" -> "memory.bin"). */
 const char *fks_artifact_filename(const char *artifact_name);
 
-/* ---- lineage ---------------------------------------------------------- */
+/* ---- lineage [engine] -------------------------------------------------- */
 
 typedef struct fks_snapinfo {
     int64_t id;
@@ -238,7 +248,7 @@ int fks_rmi(fks_store *s, const char *tag, int cascade);
 ** frees the space and makes the reserve again. */
 int fks_reserve_used(const fks_store *s);
 
-/* ---- retention ---------------------------------------------------------- */
+/* ---- retention [integrations: prune.c] --------------------------------- */
 
 typedef struct fks_prune_opts {
     int keep_last;                 /* keep the N most recent per lineage root */
@@ -261,7 +271,7 @@ typedef struct fks_prune_result {
 int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o);
 void fks_prune_result_free(fks_prune_result *r);
 
-/* ---- gc and verify ------------------------------------------------------ */
+/* ---- gc and verify [engine] -------------------------------------------- */
 
 typedef struct fks_gc_opts {
     int dry_run;                 /* report only, change nothing */
@@ -348,7 +358,7 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample_percent,
                fks_progress_fn progress, void *progress_arg);
 void fks_verify_free(fks_verify_report *r);
 
-/* ---- recovery ----------------------------------------------------------- */
+/* ---- recovery [engine] ------------------------------------------------- */
 
 #define FKS_RECOVER_FORCE 0x1   /* rebuild even a catalog that opens and checks fine */
 
@@ -381,7 +391,7 @@ typedef struct fks_recover_report {
 int fks_recover(fks_recover_report **out, const char *dir, int flags);
 void fks_recover_free(fks_recover_report *r);
 
-/* ---- branching a live VM (Firecracker API) ------------------------------ */
+/* ---- branching a live VM (Firecracker API) [integrations] -------------- */
 
 /* Chain safety. Firecracker resets its dirty-page bitmap on every
 ** successful snapshot/create, so a Diff is only correct on the VM's last
@@ -496,7 +506,7 @@ typedef struct fks_load_result {
 ** (fks_serve_pages) must already listen on it. */
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o);
 
-/* ---- forkd interop ------------------------------------------------------ */
+/* ---- forkd interop [integrations] -------------------------------------- */
 
 /* import-forkd options. rootfs_dir: the only directory a rootfs that
 ** snapshot.json names outside the snapshot directory is read from (NULL:
@@ -567,7 +577,7 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
 /* 0 if name is a tag forkd accepts, else FKS_EINVAL with the rule. */
 int fks_check_forkd_tag(const char *name);
 
-/* ---- SQL -------------------------------------------------------------- */
+/* ---- SQL [engine] ------------------------------------------------------ */
 
 /* Column types handed to an fks_row_fn (SQLite's storage classes). */
 enum { FKS_SQL_INTEGER = 1, FKS_SQL_FLOAT = 2, FKS_SQL_TEXT = 3, FKS_SQL_BLOB = 4, FKS_SQL_NULL = 5 };
@@ -596,7 +606,7 @@ int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn 
 /* fks_sql_ex without limits. */
 int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg);
 
-/* ---- validation ------------------------------------------------------- */
+/* ---- validation [engine] ----------------------------------------------- */
 
 /* 0 if tag is valid: 1-128 chars of [A-Za-z0-9._+-], not starting with
 ** '.' or '-'. Otherwise FKS_EINVAL with the rule in the message. */
@@ -604,7 +614,7 @@ int fks_check_tag(const char *tag);
 /* Same rule for artifact names, 1-64 chars. */
 int fks_check_name(const char *name);
 
-/* ---- statistics, diffs, renaming ------------------------------------ */
+/* ---- statistics, diffs, renaming [engine] ------------------------------ */
 
 /* One run of a page map: pages pgno .. pgno+npages-1 hold page ids
 ** page_id .. page_id+npages-1. A page number no run covers is a zero page.
@@ -619,7 +629,7 @@ typedef struct fks_range {
     uint64_t pgno, npages;
 } fks_range;
 
-/* ---- page-level access: page server, remote tier -------------------- */
+/* ---- page-level access [engine; fks_rimage: integrations] ------------- */
 
 /* One artifact of one snapshot, opened for random reads page by page (a
 ** userfaultfd page server, a remote push). The page map is read once at
@@ -682,7 +692,7 @@ typedef struct fks_rimage_stats {
     uint64_t pages_local;      /* stored pages read from the store */
 } fks_rimage_stats;
 
-/* ---- lazy restore: a userfaultfd page server (pageserver.c, lease.c) -- */
+/* ---- lazy restore: the page server [integrations: pageserver.c] ----- */
 
 /* Firecracker's Uffd memory backend: the VMM maps guest memory anonymously,
 ** registers it with a userfaultfd, connects to the page server's Unix
@@ -752,7 +762,10 @@ typedef struct fks_serve_stats {
 ** whose regions do not fit the image. st may be NULL. */
 int fks_serve_pages(fks_serve_stats *st, fks_store *s, const char *tag, const fks_serve_opts *o);
 
-/* A lease on pages: gc deletes none of runs' pages while it lives (see
+/* [engine] The store's side of lazy restore: leases, working sets, lazy
+** statistics and page lookups, in the engine archive (lease.c, image.c).
+**
+** A lease on pages: gc deletes none of runs' pages while it lives (see
 ** lease.c). ttl_s: seconds it lives unless renewed (0: 60). It keeps its
 ** own store handle, so renew may run on another thread than users of s.
 ** Caller frees with fks_lease_release, which deletes it. */
@@ -886,7 +899,7 @@ int fks_store_stats_get(fks_store_stats *out, fks_store *s);
 ** FKS_ENOTFOUND if old_tag is absent, FKS_EEXIST if new_tag is taken. */
 int fks_tag(fks_store *s, const char *old_tag, const char *new_tag);
 
-/* ---- remotes: S3-compatible object storage (remote.c) ----------------- */
+/* ---- remotes: S3-compatible object storage [integrations: remote.c] -- */
 
 /* A remote: one bucket (and key prefix) of an S3-compatible server. No
 ** credentials: push and pull read them from $AWS_ACCESS_KEY_ID,
@@ -1022,7 +1035,7 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
                       fks_progress_fn progress, void *progress_arg);
 void fks_remote_verify_free(fks_remote_verify_report *r);
 
-/* ---- lazy restore from a remote (remote_lazy.c) ----------------------- */
+/* ---- lazy restore from a remote [integrations: remote_lazy.c] ------- */
 
 /* One artifact of a snapshot on a remote, opened for random reads page by
 ** page without pulling it: the page server of a host that lacks the

@@ -1,4 +1,4 @@
-# tools/fuzz.mk: fuzz targets, corpus replay and static analysis.
+# tools/fuzz.mk: fuzz targets and corpus replay.
 # Included by the Makefile (after LIB, ALL_CFLAGS, LDLIBS are defined).
 #
 #   make fuzz          builds tests/fuzz/fuzz_*.c as libFuzzer targets
@@ -14,8 +14,6 @@
 #   make fuzz-replay   builds each target as a plain program that replays
 #                      tests/fuzz/corpus/<t>/ once (part of `make check`;
 #                      under `make asan` with the sanitizers).
-#   make analyze       cppcheck and clang-tidy (.clang-tidy) on src/; clean
-#                      means no output and exit 0.
 
 FUZZ_TARGETS := chunk pmap ident forkd extents catalog
 FUZZ_SECONDS ?= 60
@@ -27,14 +25,14 @@ FUZZ_DEPS := tests/fuzz/fuzz.h $(FUZZ_COMMON)
 FUZZ_REPLAY_BIN := $(patsubst %,$(BUILD)/fuzz/replay_%,$(FUZZ_TARGETS))
 FUZZ_BIN := $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZ_TARGETS))
 
-.PHONY: fuzz fuzz-bins fuzz-replay analyze
+.PHONY: fuzz fuzz-bins fuzz-replay
 
 $(BUILD)/fuzz:
 	mkdir -p $@
 
 # Plain replay programs, built like the unit tests (same CC, same SAN).
 $(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c $(FUZZ_DEPS) $(LIB) | $(BUILD)/fuzz
-	$(CC) $(ALL_CFLAGS) -Isrc -Itests/fuzz $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(FUZZ_COMMON) \
+	$(CC) $(ALL_CFLAGS) $(INTERNAL_INC) -Itests/fuzz $(LDFLAGS) -o $@ $< tests/fuzz/replay_main.c $(FUZZ_COMMON) \
 	    $(LIB) $(LDLIBS)
 
 fuzz-replay: $(FUZZ_REPLAY_BIN)
@@ -43,7 +41,7 @@ fuzz-replay: $(FUZZ_REPLAY_BIN)
 # libFuzzer binaries: only in a build whose library has fuzzer coverage
 # (the recursive make in `fuzz` sets that up).
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_DEPS) $(LIB) | $(BUILD)/fuzz
-	$(CC) $(ALL_CFLAGS) -Isrc -Itests/fuzz $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON) \
+	$(CC) $(ALL_CFLAGS) $(INTERNAL_INC) -Itests/fuzz $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_COMMON) \
 	    $(LIB) $(LDLIBS)
 
 fuzz-bins: $(FUZZ_BIN)
@@ -62,13 +60,3 @@ fuzz:
 	    grep -E '^#[0-9]+.*(DONE|cov:)' $(FUZZ_BUILD)/fuzz/$$t.log | tail -n 1; \
 	    grep -E 'stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' $(FUZZ_BUILD)/fuzz/$$t.log; \
 	done
-
-# ---- static analysis ----
-# cppcheck: warnings, performance, portability; suppressions only inline
-# (cppcheck-suppress comments saying why). clang-tidy: the checks and the
-# reasons for the ones left out are in .clang-tidy; any finding fails.
-ANALYZE_CFLAGS := -std=c11 -D_GNU_SOURCE -Isrc $(shell pkg-config --cflags $(PKGS))
-analyze:
-	cppcheck --enable=warning,performance,portability --error-exitcode=1 --inline-suppr -q \
-	    --std=c11 -D_GNU_SOURCE -I src src/
-	clang-tidy --quiet $(sort $(wildcard src/*.c)) -- $(ANALYZE_CFLAGS)

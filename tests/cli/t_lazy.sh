@@ -1,4 +1,4 @@
-# Lazy restore (src/pageserver.c) against the test VMM's Uffd backend
+# Lazy restore (src/integrations/pageserver.c) against the test VMM's Uffd backend
 # (thread backend: no /dev/kvm needed; where /dev/kvm opens, part 9 runs
 # the round trip again with the KVM backend). Every page a paused, lazily loaded
 # VM reads back equals the stored page (a Full snapshot of it, which makes

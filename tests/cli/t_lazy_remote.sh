@@ -1,4 +1,4 @@
-# Lazy restore from the remote (src/remote_lazy.c, pageserver.c design 8)
+# Lazy restore from the remote (src/integrations/remote_lazy.c, pageserver.c design 8)
 # against a real S3 server (Ceph radosgw, tools/s3/rgw.sh) and the test
 # VMM's Uffd backend (thread backend). Store A branches a chain (Full b0,
 # Diff b1) from a running fcvmm, records b1's working set with a lazy

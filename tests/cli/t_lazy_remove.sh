@@ -1,5 +1,5 @@
 # Lazy restore: a balloon's UFFD_EVENT_REMOVE racing the prefetch
-# (src/pageserver.c, design 4b). The prefetch thread is held (test hook
+# (src/integrations/pageserver.c, design 4b). The prefetch thread is held (test hook
 # FKS_TEST_PREFETCH_PAUSE=PGNO:MS) after it has looked at the removed set
 # and before it copies the run holding PGNO; the balloon gives pages
 # PGNO.. back meanwhile. Before the fix the copy landed after the kernel

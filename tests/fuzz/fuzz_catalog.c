@@ -19,7 +19,7 @@
 **
 ** The reference reads the damaged catalog here and decides, per snapshot,
 ** whether it can be restored exactly: the runs of every node of each
-** artifact's map chain (src/map.c) are integers, non-empty, sorted,
+** artifact's map chain (src/engine/map.c) are integers, non-empty, sorted,
 ** non-overlapping and inside the artifact, page ids in range (0, zeros,
 ** only in a delta node); the complete map they make (nearest node first)
 ** has the page count its node's row says; every page it names exists

@@ -9,7 +9,7 @@ $(BUILD)/tools/scalegen: tools/bench/scalegen.c | $(BUILD)/tools
 
 # The pause-window benchmark drives a VMM through the library (fc.c).
 $(BUILD)/tools/branchbench: tools/bench/branchbench.c $(LIB) | $(BUILD)/tools
-	$(CC) $(ALL_CFLAGS) -Isrc $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(INTERNAL_INC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # Each bench target ends by charting what it measured (tools/bench/plot.sh:
 # PNGs in build/bench/charts/; `make bench-charts` redraws them all from

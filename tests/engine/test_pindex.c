@@ -1,4 +1,4 @@
-/* test_pindex.c: the two-tier page index (src/pindex.c). Pages added to
+/* test_pindex.c: the two-tier page index (src/engine/pindex.c). Pages added to
 ** page_new are found; gc's pack moves them into page_idx buckets and they
 ** are still found, with their ids; hashes that share the packed 44 bits
 ** of another page's are told apart by the confirming read; dead pages

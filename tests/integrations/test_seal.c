@@ -1,4 +1,4 @@
-/* test_seal.c: keys and sealing of encrypted remotes (src/seal.c): HKDF
+/* test_seal.c: keys and sealing of encrypted remotes (src/integrations/seal.c): HKDF
 ** against RFC 5869 test case 1, opening against the AES-256-GCM test case
 ** 14 of McGrew and Viega's GCM specification, and the round trip, with
 ** every byte of a sealed object changed once, other aad, another key. */
