@@ -207,7 +207,9 @@ check:
 
 # The installed shared library as an embedder sees it (tests/shlib/run.sh):
 # installed under $(BUILD)/stage, a program built with pkg-config alone
-# ingests and restores a chain; nm -D shows only fks_* symbols.
+# ingests and restores a chain; nm -D shows only fks_* symbols; the same
+# program built with pkg-config --static forkstore-engine links the engine
+# archive alone and needs no json-c, libcrypto or libcurl.
 test-shlib: $(FORKCTL) tools $(SHLIB)
 	rm -rf $(BUILD)/stage
 	$(MAKE) --no-print-directory install PREFIX=$(abspath $(BUILD))/stage DESTDIR= >/dev/null
@@ -237,15 +239,18 @@ demo: $(FORKCTL) tools
 # ---- install ----
 # forkstore.pc is written here, with this install's PREFIX (never a stale
 # one from an earlier build).
-install: $(FORKCTL) $(MAN) $(SHLIB)
+install: $(FORKCTL) $(MAN) $(SHLIB) $(ENGINE_LIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 755 $(FORKCTL) $(DESTDIR)$(PREFIX)/bin/forkctl
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libforkstore.a
+	install -m 644 $(ENGINE_LIB) $(DESTDIR)$(PREFIX)/lib/libforkstore-engine.a
 	install -m 755 $(SHLIB) $(DESTDIR)$(PREFIX)/lib/$(notdir $(SHLIB))
 	ln -sf $(notdir $(SHLIB)) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libforkstore.so
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' src/forkstore.pc.in \
 	    >$(DESTDIR)$(PREFIX)/lib/pkgconfig/forkstore.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' src/forkstore-engine.pc.in \
+	    >$(DESTDIR)$(PREFIX)/lib/pkgconfig/forkstore-engine.pc
 	install -m 644 src/forkstore.h $(DESTDIR)$(PREFIX)/include/forkstore.h
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man1/forkctl.1

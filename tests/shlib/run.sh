@@ -6,7 +6,9 @@
 # restore every snapshot) and compares each restored file with the
 # generator's, byte for byte. Also: nm -D of the installed library shows
 # only fks_* functions, the program loads it by its soname, and forkctl
-# restores the store the library wrote.
+# restores the store the library wrote. Then the same program is linked
+# against the engine archive alone (pkg-config --static forkstore-engine:
+# SQLite, zstd, xxhash) and must need no json-c, libcrypto or libcurl.
 set -euo pipefail
 prefix=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,4 +48,18 @@ while IFS=$'\t' read -r nn tag _; do
     k=$((k + 1))
 done <"$t/gen/chain.tsv"
 [ "$k" -eq 4 ] || die "checked $k snapshots, not 4"
-echo "shlib: $n functions exported (fks_* only), soname $soname, $k snapshots ingested and restored byte-identically through pkg-config"
+# The engine alone, as an embedder that wants no integration links it:
+# libforkstore-engine.a with SQLite, zstd and xxhash, nothing else.
+eflags=$(pkg-config --static --cflags --libs forkstore-engine) || die "pkg-config does not find forkstore-engine"
+case " $eflags " in *json-c*|*crypto*|*curl*|*" -lforkstore "*) die "forkstore-engine.pc names more than the engine: $eflags";; esac
+# shellcheck disable=SC2086
+${CC:-cc} -std=c11 -Wall -Werror ${CFLAGS:-} -o "$t/enginetest" "$here/linktest.c" $eflags \
+    || die "linktest does not link against the engine archive alone"
+readelf -d "$t/enginetest" | grep -E 'NEEDED.*(json-c|crypto|curl|forkstore)' && die "the engine-only program needs more than the engine"
+"$t/enginetest" "$t/estore" "$t/gen" "$t/eout" >"$t/elog" || die "enginetest failed: $(cat "$t/elog")"
+while IFS=$'\t' read -r nn tag _; do
+    [ "${nn:0:1}" = "#" ] && continue
+    cmp "$t/eout/$tag/memory.bin" "$t/gen/$nn/memory.full" || die "$tag: the engine-only program's memory.bin differs"
+done <"$t/gen/chain.tsv"
+
+echo "shlib: $n functions exported (fks_* only), soname $soname, $k snapshots ingested and restored byte-identically through pkg-config; again linked against libforkstore-engine.a alone (needs: $(readelf -d "$t/enginetest" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' '))"
