@@ -12,8 +12,23 @@
 **    naming the object involved; it is thread-local and valid until the
 **    next call into the library from the same thread.
 **  - Out-parameters come first.
-**  - Handles are opaque; *_close and *_free accept NULL.
+**  - Handles are opaque; *_close, *_free and *_clear accept NULL.
 **  - Strings passed in are borrowed for the duration of the call only.
+**  - Who owns a result, one rule for every call:
+**      a fixed-size report is a struct the caller provides and the call
+**        fills (fks_gc_report, fks_ingest_stats, fks_store_stats, ...);
+**        if it holds lists (fks_prune_result, fks_forkd_import_result),
+**        fks_<name>_clear() frees the lists, never the struct;
+**      a variable-size result is allocated by the call and returned in
+**        *out; fks_<name>_free() frees it and everything in it
+**        (fks_verify_free, fks_diff_free, ...);
+**      an array of plain structs (fks_list, fks_chain, ...) is returned
+**        in *out with its count and freed with free().
+**  - Words: a snapshot is a tagged set of artifacts; an artifact is one
+**    named file of a snapshot ("memory", "vmstate", "rootfs", any
+**    --file NAME); an image is one artifact opened page by page
+**    (fks_image); a page is 4 KiB of an artifact; the store is the
+**    directory with the catalog and the chunk files.
 **
 ** Threads: the library is thread-safe with one rule. A handle (fks_store,
 ** fks_image, fks_lease) is used by one thread at a time: give each thread
@@ -169,8 +184,9 @@ typedef struct fks_ingest_stats {
 ** stats may be NULL. */
 int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o);
 
-/* Sets the ingest time recorded for tag (used by branch, which measures
-** ingest from the outside). */
+/* Deprecated, kept for the ABI: nothing in forkstore calls it (branch
+** records its ingest time in the transaction that records the VM's head).
+** Sets the ingest time recorded for tag. */
 int fks_set_ingest_ms(fks_store *s, const char *tag, int64_t ingest_ms);
 
 /* ---- restore [engine] -------------------------------------------------- */
@@ -267,8 +283,11 @@ typedef struct fks_prune_result {
 ** kept, the others are removed as by fks_rmi (children stay restorable),
 ** all in one transaction: on a failure (or a crash) none is removed.
 ** At least one rule is required (FKS_EINVAL). Free the result's lists
-** with fks_prune_result_free(), even after a failure. */
+** with fks_prune_result_clear(), even after a failure. */
 int fks_prune(fks_prune_result *res, fks_store *s, const fks_prune_opts *o);
+/* Frees the lists *r holds and zeroes them; r itself is the caller's. */
+void fks_prune_result_clear(fks_prune_result *r);
+/* Deprecated name of fks_prune_result_clear (it never freed r). */
 void fks_prune_result_free(fks_prune_result *r);
 
 /* ---- gc and verify [engine] -------------------------------------------- */
@@ -523,7 +542,7 @@ typedef struct fks_forkd_import_result {
     size_t n_found;                  /* snapshot directories in the root */
     size_t n_no_rootfs;              /* imported without the rootfs they name */
     size_t n_warnings;
-    char **warnings;                 /* one line each; free with fks_forkd_import_result_free */
+    char **warnings;                 /* one line each; fks_forkd_import_result_clear frees them */
 } fks_forkd_import_result;
 
 /* Imports a forkd (v0.4 to v0.5.3) snapshot root ROOT/<tag>/: parents
@@ -541,10 +560,13 @@ typedef struct fks_forkd_import_result {
 ** it and every directory below rootfs_dir is reached without a symbolic
 ** link, owned by root or the caller, and writable by no one else;
 ** otherwise the snapshot is imported without it and a warning says why.
-** o may be NULL. Free *res with fks_forkd_import_result_free(), also after
-** a failure. */
+** o may be NULL. Free the lists *res holds with
+** fks_forkd_import_result_clear(), also after a failure. */
 int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *root,
                      const fks_forkd_import_opts *o);
+/* Frees the warnings *r holds and zeroes them; r itself is the caller's. */
+void fks_forkd_import_result_clear(fks_forkd_import_result *r);
+/* Deprecated name of fks_forkd_import_result_clear. */
 void fks_forkd_import_result_free(fks_forkd_import_result *r);
 
 #define FKS_FORKD_MAX_LINKS 32   /* forkd's MAX_CHAIN_DEPTH */
@@ -1007,7 +1029,7 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
 ** keeps, deepest first; remote gc then frees their pages. Unlike a local
 ** prune, a snapshot with a kept descendant is kept too (a manifest is
 ** never rewritten, so a child cannot be re-parented): *n_ancestors
-** (may be NULL) counts those. Free res with fks_prune_result_free(). */
+** (may be NULL) counts those. Free res's lists with fks_prune_result_clear(). */
 int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, const char *remote,
                      const fks_prune_opts *o);
 

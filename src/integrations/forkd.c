@@ -248,6 +248,11 @@ static int push_warning(fks_forkd_import_result *r, const char *fmt, ...)
 
 void fks_forkd_import_result_free(fks_forkd_import_result *r)
 {
+    fks_forkd_import_result_clear(r);
+}
+
+void fks_forkd_import_result_clear(fks_forkd_import_result *r)
+{
     if (!r)
         return;
     fks__lines_free(r->warnings, r->n_warnings);

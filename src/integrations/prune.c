@@ -136,6 +136,11 @@ out:
 
 void fks_prune_result_free(fks_prune_result *r)
 {
+    fks_prune_result_clear(r);
+}
+
+void fks_prune_result_clear(fks_prune_result *r)
+{
     if (!r)
         return;
     fks__lines_free(r->removed, r->n_removed);
