@@ -7,7 +7,8 @@
 ** usage: fcvmm --api-sock PATH [flags]
 **
 **   --api-sock PATH        API socket (inside the jail with --chroot)
-**   --backend B            kvm | thread | auto (default: kvm if /dev/kvm opens)
+**   --backend B            kvm | thread | auto (default: kvm if /dev/kvm opens and
+**                          the guest is one slot of at most 3072 MiB)
 **   --mem-mib N            guest memory (default 512; kvm: at most 3072)
 **   --slots N              split the guest into N memory slots (1..8; default:
 **                          1, or 2 above 3 GiB); from 1.14 GET /vm/config
@@ -49,7 +50,8 @@
 **                          inflation does: a Uffd page server sees
 **                          UFFD_EVENT_REMOVE (test hook)
 **
-** Two backends (--backend; auto = kvm if /dev/kvm opens, else thread)
+** Two backends (--backend; auto = kvm if /dev/kvm opens and the guest fits
+** one slot below 3 GiB, else thread)
 **  kvm     One VM, one vCPU in 32-bit protected mode (flat segments, no
 **          paging, interrupts off) running GUEST[] below at 0x1000; one
 **          memslot with KVM_MEM_LOG_DIRTY_PAGES. Pause sets immediate_exit
@@ -2056,7 +2058,9 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     char err[512];
     /* everything that needs the host's /dev and /proc, before the jail */
-    if (V.want_backend != BK_THREAD)
+    /* auto takes kvm only for a guest it can run: one slot below the MMIO gap */
+    int kvm_fits = V.want_slots <= 1 && V.mem_size <= MMIO_GAP_START;
+    if (V.want_backend == BK_KVM || (V.want_backend == 0 && kvm_fits))
         V.kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (V.want_backend == BK_KVM && V.kvm < 0) {
         fprintf(stderr, "fcvmm: --backend kvm: /dev/kvm: %s\n", strerror(errno));
