@@ -806,69 +806,56 @@ static int build_manifest(manifest *m, struct ingest *g, int64_t snap, int64_t c
     return rc;
 }
 
-static int commit(struct ingest *g)
+/* commit, step 1: the tag is still free, the parent still the one read at
+** the start, and the pages found at the start still stored (check_refs, if
+** a gc ran meanwhile). */
+static int commit_check_names(struct ingest *g)
 {
-    fks_store *s = g->s;
-    sqlite3 *db = s->db;
+    sqlite3 *db = g->s->db;
     const fks_ingest_opts *o = g->o;
-    sqlite3_stmt *st = NULL;
-    int64_t *final = NULL;
-    pm_map *outs = NULL;
-    struct stored *sv = NULL;
-    manifest mf = {0};
-    int mf_written = 0;
-    int rc, src;
+    int64_t id, gen = 0;
+    int rc;
 
-    if ((rc = chunk_writer_sync(g->w)) != 0)      /* data first ... */
-        return rc;
-    if ((rc = cat_begin(s)) != 0)                 /* ... then the catalog */
-        return rc;
-
-    int64_t id;
     if ((rc = cat_snapshot(&id, NULL, db, o->tag, 0)) != 0)
-        goto out;
-    if (id) {
-        rc = fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
-        goto out;
-    }
+        return rc;
+    if (id)
+        return fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
     if (o->parent) {
         if ((rc = cat_snapshot(&id, NULL, db, o->parent, 0)) != 0)
-            goto out;
-        if (id != g->parent_id) {
-            rc = fks__err(FKS_ENOTFOUND, "parent %s was removed while %s was being ingested",
-                          o->parent, o->tag);
-            goto out;
-        }
+            return rc;
+        if (id != g->parent_id)
+            return fks__err(FKS_ENOTFOUND, "parent %s was removed while %s was being ingested", o->parent, o->tag);
     }
-    int64_t gen = 0, next = 0;
     if ((rc = cat_meta_get(db, "gc_generation", &gen)) != 0)
-        goto out;
-    if (gen != g->gc_gen && (rc = check_refs(g)) != 0)
-        goto out;
+        return rc;
+    return gen != g->gc_gen ? check_refs(g) : 0;
+}
+
+/* commit, step 2: page ids for the new pages. final[k] gets the id of the
+** k-th new page (np), *added how many rows were inserted. New pages get
+** consecutive ids in the order they were stored; block rows follow them
+** (pidx_blocks). If pages were added since the first lookup, a concurrent
+** ingest may have stored one of ours first: then each is looked up again,
+** and the existing row is used. */
+static int commit_page_ids(int64_t *final, uint64_t *added, struct ingest *g)
+{
+    sqlite3 *db = g->s->db;
+    sqlite3_stmt *st = NULL;
+    int64_t next = 0, top;
+    int rc;
+
     if ((rc = cat_meta_get(db, "next_page_id", &next)) != 0)
-        goto out;
+        return rc;
     if (next <= 0) {
         if ((rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) + 1 FROM page")) != 0)
-            goto out;
+            return rc;
         next = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 1;
         sqlite3_finalize(st);
-        st = NULL;
     }
-
-    /* New pages get consecutive ids in the order they were stored; block
-    ** rows follow them (pidx_blocks). If pages were added since the first
-    ** lookup, a concurrent ingest may have stored one of ours first: then
-    ** each is looked up again, and the existing row is used. */
-    int64_t top;
     if ((rc = top_page(db, &top)) != 0 || (rc = pidx_begin(g->lookup)) != 0)
-        goto out;
-    final = malloc((g->np.n + 1) * sizeof *final);
-    if (!final) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
+        return rc;
     struct pidx_blocks blocks = {.x = g->lookup};
-    uint64_t added = 0;
+    *added = 0;
     for (size_t k = 0; k < g->np.n && rc == 0; k++) {
         final[k] = 0;
         if (top != g->top_page && (rc = pidx_find(g->lookup, g->np.hash[k], &final[k])) != 0)
@@ -879,74 +866,82 @@ static int commit(struct ingest *g)
             (rc = pidx_blocks_push(&blocks, next, g->np.chunk[k], g->np.off[k], g->np.len[k], g->np.slot[k])) != 0)
             break;
         final[k] = next++;
-        added++;
+        (*added)++;
     }
     if (rc == 0)
         rc = pidx_blocks_flush(&blocks);
-    if (rc || (rc = cat_meta_set(db, "next_page_id", next)) != 0)
-        goto out;
+    return rc ? rc : cat_meta_set(db, "next_page_id", next);
+}
 
-    /* Snapshot ids are never reused (manifests are named by them, and a
-    ** removed snapshot's manifest may stay as a tombstone): the next id
-    ** is kept in meta, above every id ever given. */
-    int64_t snap = 0, created_ms = fks__wall_ms();
-    if ((rc = cat_meta_get(db, "next_snapshot_id", &snap)) != 0 ||
+/* commit, step 3: the snapshot row; *snap its id. Snapshot ids are never
+** reused (manifests are named by them, and a removed snapshot's manifest
+** may stay as a tombstone): the next id is kept in meta, above every id
+** ever given. */
+static int commit_snapshot_row(int64_t *snap, struct ingest *g, int64_t created_ms, uint64_t added)
+{
+    sqlite3 *db = g->s->db;
+    const fks_ingest_opts *o = g->o;
+    sqlite3_stmt *st = NULL;
+    int rc, src;
+
+    *snap = 0;
+    if ((rc = cat_meta_get(db, "next_snapshot_id", snap)) != 0 ||
         (rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) + 1 FROM snapshot")) != 0)
-        goto out;
+        return rc;
     if ((src = sqlite3_step(st)) != SQLITE_ROW) {
-        rc = cat_err(db, src, "catalog: next snapshot id");
-        goto out;
+        sqlite3_finalize(st);
+        return cat_err(db, src, "catalog: next snapshot id");
     }
-    if (sqlite3_column_int64(st, 0) > snap)
-        snap = sqlite3_column_int64(st, 0);
+    if (sqlite3_column_int64(st, 0) > *snap)
+        *snap = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    st = NULL;
-    if ((rc = cat_meta_set(db, "next_snapshot_id", snap + 1)) != 0)
-        goto out;
-    if ((rc = cat_prepare(db, &st, "INSERT INTO snapshot(tag, parent_id, created_ms, stored_bytes, new_pages, "
+    if ((rc = cat_meta_set(db, "next_snapshot_id", *snap + 1)) != 0 ||
+        (rc = cat_prepare(db, &st, "INSERT INTO snapshot(tag, parent_id, created_ms, stored_bytes, new_pages, "
                           "pause_ms, snapshot_ms, diff_bytes, id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")) != 0)
-        goto out;
+        return rc;
     sqlite3_bind_text(st, 1, o->tag, -1, SQLITE_STATIC);
     if (g->parent_id)
         sqlite3_bind_int64(st, 2, g->parent_id);
     else
         sqlite3_bind_null(st, 2);
     sqlite3_bind_int64(st, 3, created_ms);
-    sqlite3_bind_int64(st, 9, snap);
+    sqlite3_bind_int64(st, 9, *snap);
     sqlite3_bind_int64(st, 4, (int64_t)g->st.stored_bytes);
     sqlite3_bind_int64(st, 5, (int64_t)added);
     bind_opt(st, 6, o->pause_ms);
     bind_opt(st, 7, o->snapshot_ms);
     bind_opt(st, 8, o->diff_bytes);
-    if ((rc = step_done(db, st, "catalog: insert snapshot")) != 0)
-        goto out;
+    rc = step_done(db, st, "catalog: insert snapshot");
     sqlite3_finalize(st);
-    st = NULL;
-    if (!(outs = calloc(g->n + 1, sizeof *outs))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
+    return rc;
+}
 
-    if (!(sv = calloc(g->n + 1, sizeof *sv))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
+/* commit, step 4: each artifact's page map with the new pages' ids
+** (PM_NEW references resolved through final, runs re-coalesced, as ids
+** may now join), stored (sv[i]), and its artifact row. */
+static int commit_artifacts(struct stored *sv, struct ingest *g, int64_t snap, const int64_t *final)
+{
+    sqlite3 *db = g->s->db;
+    sqlite3_stmt *st = NULL;
+    pm_map out = {0};
+    int rc;
+
     if ((rc = cat_prepare(db, &st, "INSERT INTO artifact(snapshot_id, name, size, pmap_id) VALUES (?1, ?2, ?3, ?4)")) != 0)
-        goto out;
+        return rc;
     for (size_t i = 0; i < g->n && rc == 0; i++) {
         struct art *a = &g->arts[i];
-        /* Resolve PM_NEW references; re-coalesce, as ids may now join. */
-        pm_map *out = &outs[i];
+        pm_free(&out);
+        memset(&out, 0, sizeof out);
         for (size_t j = 0; j < a->map.n && rc == 0; j++) {
             pm_run *r = &a->map.r[j];
             if (r->page < PM_NEW) {
-                rc = pm_push_run(out, r->pgno, r->npages, r->page);
+                rc = pm_push_run(&out, r->pgno, r->npages, r->page);
                 continue;
             }
             for (uint64_t p = 0; p < r->npages && rc == 0; p++)
-                rc = pm_push(out, r->pgno + p, final[r->page - PM_NEW + (int64_t)p]);
+                rc = pm_push(&out, r->pgno + p, final[r->page - PM_NEW + (int64_t)p]);
         }
-        if (rc || (rc = store_map(&sv[i], g, a, out)) != 0)
+        if (rc || (rc = store_map(&sv[i], g, a, &out)) != 0)
             break;
         sqlite3_bind_int64(st, 1, snap);
         sqlite3_bind_text(st, 2, a->in->name, -1, SQLITE_STATIC);
@@ -954,7 +949,32 @@ static int commit(struct ingest *g)
         sqlite3_bind_int64(st, 4, sv[i].pmap);
         rc = step_done(db, st, "catalog: insert artifact");
     }
-    if (rc == 0)
+    pm_free(&out);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Makes the ingest a snapshot: chunk data synced first, then one catalog
+** transaction (the steps above), the manifest durable before the commit
+** that names it (removed again if the commit fails). */
+static int commit(struct ingest *g)
+{
+    fks_store *s = g->s;
+    int64_t *final = NULL, snap = 0, created_ms = fks__wall_ms();
+    struct stored *sv = NULL;
+    manifest mf = {0};
+    uint64_t added = 0;
+    int mf_written = 0;
+    int rc;
+
+    if ((rc = chunk_writer_sync(g->w)) != 0)      /* data first ... */
+        return rc;
+    if ((rc = cat_begin(s)) != 0)                 /* ... then the catalog */
+        return rc;
+    if (!(final = malloc((g->np.n + 1) * sizeof *final)) || !(sv = calloc(g->n + 1, sizeof *sv)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    if (rc == 0 && (rc = commit_check_names(g)) == 0 && (rc = commit_page_ids(final, &added, g)) == 0 &&
+        (rc = commit_snapshot_row(&snap, g, created_ms, added)) == 0 && (rc = commit_artifacts(sv, g, snap, final)) == 0)
         rc = chunk_writer_commit(g->w);
     /* The manifest, durable before the row that makes it a snapshot. */
     if (rc == 0 && (rc = build_manifest(&mf, g, snap, created_ms, (int64_t)added, sv)) == 0 &&
@@ -962,12 +982,7 @@ static int commit(struct ingest *g)
         mf_written = 1;
     if (rc == 0)
         g->st.new_pages = added;
-out:
-    sqlite3_finalize(st);
     free(final);
-    for (size_t i = 0; outs && i < g->n; i++)
-        pm_free(&outs[i]);
-    free(outs);
     for (size_t i = 0; sv && i < g->n; i++) {
         pm_free(&sv[i].full);
         pm_free(&sv[i].delta);
