@@ -106,9 +106,13 @@ const char *fks_strerror(int code);
 
 typedef struct fks_store fks_store;
 
-/* Progress reports for long operations: done and total in bytes. Called
-** from the thread that runs the operation, at most every ~100 ms and once
-** at the end with done == total. */
+/* Progress reports for long operations (ingest, restore, gc, compact,
+** verify, push, pull, remote verify, forkd import): done and total in
+** bytes. Called from the thread that runs the operation, at most every
+** ~100 ms, with done never going back and below total; then, when the
+** operation succeeds, once with done == total (total may have grown on the
+** way: pull learns what to fetch as it goes). A failed operation just
+** stops calling. */
 typedef void (*fks_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /* ---- store [engine] ---------------------------------------------------- */

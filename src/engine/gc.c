@@ -636,7 +636,11 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     struct crow *rows = NULL;
     size_t nrows = 0;
     int64_t ids[COMPACT_BATCH];
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    fks__progress pg;                          /* the used bytes of the candidates */
+    fks__progress_init(&pg, o->progress, o->progress_arg, 0);
+    for (size_t i = 0; i < n; i++)
+        fks__progress_total(&pg, c[i].used - CHUNK_HDR_SIZE);
+    for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
         if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
             r->stopped_early = 1;
             break;
@@ -687,9 +691,9 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
             rc = 0;
             break;
         }
-        if (o->progress)
-            o->progress(o->progress_arg, i + 1, n);
     }
+    if (rc == 0)
+        fks__progress_end(&pg);
     free(rows);
     free(c);
     return rc;
@@ -1041,13 +1045,15 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
     sqlite3_finalize(st);
     st = NULL;
     int64_t ids[COMPACT_BATCH];
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    fks__progress pg;                          /* the used bytes of the candidates */
+    fks__progress_init(&pg, o->progress, o->progress_arg, 0);
+    for (size_t i = 0; i < n; i++)
+        fks__progress_total(&pg, c[i].used - CHUNK_HDR_SIZE);
+    for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
         if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
             r.stopped_early = 1;
             break;
         }
-        if (o->progress)
-            o->progress(o->progress_arg, i, n);
         if (i % COMPACT_BATCH == 0) {        /* as compact() reads them */
             size_t k = 0;
             for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
@@ -1100,8 +1106,8 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
             r.bytes_after += gr.bytes_copied;
         }
     }
-    if (rc == 0 && o->progress)
-        o->progress(o->progress_arg, n, n);
+    if (rc == 0)
+        fks__progress_end(&pg);
     if (rc == 0 && r.chunks_recompressed)
         rc = chunk_writer_trim(w);  /* the room after the last record it wrote */
     chunk_writer_free(w);          /* its chunks' locks go */

@@ -109,7 +109,7 @@ struct ingest {
     struct batch *b[2];            /* double-buffered: see ingest_range */
     fks_ingest_stats st;
     uint64_t done, total;
-    double last_report;
+    fks__progress prog;            /* of done out of total (util.h) */
 };
 
 /* ------------------------------------------------------------ new pages */
@@ -203,13 +203,10 @@ static int np_add(struct newpages *np, const uint8_t h[16], uint32_t rlen, int64
 
 static void report(struct ingest *g, int final)
 {
-    if (!g->o->progress)
-        return;
-    double now = fks__now();
-    if (!final && now - g->last_report < 0.1)
-        return;
-    g->last_report = now;
-    g->o->progress(g->o->progress_arg, final ? g->total : g->done, g->total);
+    if (final)
+        fks__progress_end(&g->prog);
+    else
+        fks__progress_set(&g->prog, g->done);
 }
 
 /* One batch of pages in flight. The parallel steps (hash_part,
@@ -1175,6 +1172,7 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
         g.arts[i].fd = -1;
     if ((rc = open_inputs(&g)) != 0)
         goto out;
+    fks__progress_init(&g.prog, o->progress, o->progress_arg, g.total);
     if ((rc = pidx_open(&g.lookup, s->db)) != 0 || (rc = top_page(s->db, &g.top_page)) != 0)
         goto out;
 

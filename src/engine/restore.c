@@ -123,10 +123,8 @@ struct restore {
     struct tbuf *tb;              /* per thread */
     pthread_mutex_t wmu;          /* one writer at a time (design 5) */
     fks_restore_stats st;
-    fks_progress_fn progress;
-    void *progress_arg;
+    fks__progress prog;           /* of done out of total (util.h) */
     uint64_t done, total;
-    double last;
     /* the artifact being written */
     const char *name, *path;
     int fd;
@@ -471,10 +469,7 @@ static int add_row(void *arg, const struct cat_page *p)
         return 0;
     int rc = flush_window(r);
     r->done = x->done0 + pgno * FKS_PAGE_SIZE;
-    if (r->progress && fks__now() - r->last > 0.1) {
-        r->last = fks__now();
-        r->progress(r->progress_arg, r->done, r->total);
-    }
+    fks__progress_set(&r->prog, r->done);
     return rc;
 }
 
@@ -624,8 +619,7 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     r.s = s;
     r.tag = tag;
     r.wmu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
-    r.progress = progress;
-    r.progress_arg = progress_arg;
+    fks__progress_init(&r.prog, progress, progress_arg, 0);
     if ((rc = fks_check_tag(tag)) != 0)
         return rc;
     if ((rc = fks__mkdir_p(outdir, 0700)) != 0)
@@ -665,6 +659,7 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
         memcpy(o->name, nm, strlen(nm) + 1);
         o->size = (uint64_t)sz;
         r.total += o->size;
+        fks__progress_total(&r.prog, o->size);
     }
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: list the artifacts");
@@ -736,8 +731,8 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
         rc = place_files(f, n, flags & FKS_RESTORE_FORCE, dfd);
     if (rc == 0 && (flags & FKS_RESTORE_SYNC) && fsync(dfd) != 0)
         rc = fks__errno(FKS_EIO, errno, "fsync directory %s", outdir);
-    if (rc == 0 && progress)
-        progress(progress_arg, r.total, r.total);
+    if (rc == 0)
+        fks__progress_end(&r.prog);
 out:
     if (in_txn)
         cat_exec(s->db, "COMMIT");

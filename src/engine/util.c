@@ -190,6 +190,73 @@ int64_t fks__wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ------------------------------------------------------------ progress */
+
+void fks__progress_init(fks__progress *p, fks_progress_fn fn, void *arg, uint64_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->fn = fn;
+    p->arg = arg;
+    p->total = total;
+    p->last = fks__now();
+    pthread_mutex_init(&p->mu, NULL);
+}
+
+/* With p->mu held: the call add() and set() may make. Below total until
+** the end; nothing if nothing moved or the last call was under
+** FKS__PROGRESS_S ago. */
+static void progress_tick(fks__progress *p)
+{
+    if (!p->fn || p->ended || p->total == 0)
+        return;
+    uint64_t d = p->done < p->total ? p->done : p->total - 1;
+    if (d <= p->shown)
+        return;
+    double now = fks__now();
+    if (now - p->last < FKS__PROGRESS_S)
+        return;
+    p->last = now;
+    p->shown = d;
+    p->fn(p->arg, d, p->total);
+}
+
+void fks__progress_total(fks__progress *p, uint64_t bytes)
+{
+    pthread_mutex_lock(&p->mu);
+    p->total += bytes;
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fks__progress_add(fks__progress *p, uint64_t bytes)
+{
+    pthread_mutex_lock(&p->mu);
+    p->done += bytes;
+    progress_tick(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fks__progress_set(fks__progress *p, uint64_t done)
+{
+    pthread_mutex_lock(&p->mu);
+    p->done = done;
+    progress_tick(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void fks__progress_end(fks__progress *p)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!p->ended) {
+        p->ended = 1;
+        uint64_t t = p->done > p->total ? p->done : p->total;
+        if (t < p->shown)
+            t = p->shown;
+        if (p->fn)
+            p->fn(p->arg, t, t);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
 int fks__path(char *buf, size_t len, const char *fmt, ...)
 {
     va_list ap;

@@ -8,6 +8,7 @@
 #ifndef FKS_UTIL_H
 #define FKS_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -72,6 +73,37 @@ int fks__grow(void *pv, size_t *alloc, size_t n, size_t size);
 
 /* Frees n strings of v, then v (a report's list of lines). */
 void fks__lines_free(char **v, size_t n);
+
+/* The one progress reporter behind every fks_progress_fn (the contract
+** in forkstore.h): calls fn at most every FKS__PROGRESS_S seconds with
+** done <= total, never a done below one already shown, and done < total
+** until fks__progress_end(), which makes the one call with done == total.
+** Thread-safe (a mutex around the counters and the call), so fn is
+** never called twice at once. fn may be NULL: then it only counts.
+** Holds nothing to free. Usage: init(fn, arg, estimate), then add()
+** (bytes just done) or set() (bytes done in all), total() when the
+** estimate grows, and end() when the operation succeeded; a failed one
+** just stops (no final call). */
+#define FKS__PROGRESS_S 0.1
+typedef struct fks__progress {
+    fks_progress_fn fn;
+    void *arg;
+    pthread_mutex_t mu;
+    uint64_t done, total;        /* as counted */
+    uint64_t shown;              /* the last done passed to fn */
+    double last;                 /* fks__now() of the last call (or of init) */
+    int ended;
+} fks__progress;
+void fks__progress_init(fks__progress *p, fks_progress_fn fn, void *arg, uint64_t total);
+/* The estimate grows by bytes (pull learns what to fetch as it goes). */
+void fks__progress_total(fks__progress *p, uint64_t bytes);
+void fks__progress_add(fks__progress *p, uint64_t bytes);
+/* done in all; a value below the last one (an ingest starting over) is
+** counted but not shown until it passes what was shown. */
+void fks__progress_set(fks__progress *p, uint64_t done);
+/* The final call, once: done == total == the larger of the estimate and
+** the count. Later add/set/end calls do nothing. */
+void fks__progress_end(fks__progress *p);
 
 /* Little-endian load/store. */
 static inline void fks__put32(uint8_t *p, uint32_t v)

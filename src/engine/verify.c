@@ -341,7 +341,8 @@ static int check_maps(fks_store *s, struct vctx *v, int full)
 
 static int cmp64(const void *a, const void *b);
 
-static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress_fn progress, void *arg)
+/* Reports FKS_PAGE_SIZE bytes to pg per page checked. */
+static int check_pages(fks_store *s, struct vctx *v, double sample, fks__progress *pg)
 {
     sqlite3_stmt *st;
     chunk_reader *cr;
@@ -349,7 +350,7 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
     int rc = chunk_reader_new(&cr, s);
     if (rc)
         return rc;
-    uint64_t total = 0, done = 0;
+    uint64_t total = 0;
     if ((rc = cat_prepare(s->db, &st, "SELECT count(*) FROM page")) == 0) {
         if (sqlite3_step(st) == SQLITE_ROW)
             total = (uint64_t)sqlite3_column_int64(st, 0);
@@ -377,8 +378,8 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
         return rc;
     }
     unsigned seed = (unsigned)fks__wall_ms();
-    double last = 0;
     uint64_t want = sample < 100 ? (uint64_t)((double)total * sample / 100.0 + 0.999) : total;
+    fks__progress_total(pg, want * FKS_PAGE_SIZE);
     int64_t *ids = NULL;
     size_t nids = 0;
     if (sample < 100 && want && next > 1) {
@@ -400,7 +401,6 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
             continue;             /* a repeat, or inside what was just read */
         sqlite3_bind_int64(st, 1, ids ? ids[k] : 1);
         while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            done++;
             int64_t id = sqlite3_column_int64(st, 0);
             prev = id;
             v->r->pages_checked++;
@@ -428,10 +428,7 @@ static int check_pages(fks_store *s, struct vctx *v, double sample, fks_progress
                 if (rc == 0)
                     rc = add_bad(v, id);
             }
-            if (progress && fks__now() - last > 0.1) {
-                last = fks__now();
-                progress(arg, done, want);
-            }
+            fks__progress_add(pg, FKS_PAGE_SIZE);
         }
         sqlite3_reset(st);
         if (rc == 0)          /* a read error is an error, not a short verify */
@@ -507,6 +504,8 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
         return fks__err(FKS_ENOMEM, "out of memory");
     if (sample <= 0 || sample > 100)
         sample = 100;
+    fks__progress pg;             /* the pages checked (check_pages) */
+    fks__progress_init(&pg, progress, arg, 0);
     sqlite3_stmt *st;
     if ((rc = cat_prepare(s->db, &st, "PRAGMA quick_check")) == 0) {
         while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
@@ -524,7 +523,7 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
     }
     if (rc == 0 && (rc = cat_exec(s->db, "BEGIN")) == 0) {
         if ((rc = check_chunks(s, &v)) == 0 && (rc = check_maps(s, &v, sample >= 100)) == 0 &&
-            (rc = check_pages(s, &v, sample, progress, arg)) == 0 && (rc = affected(s, &v)) == 0)
+            (rc = check_pages(s, &v, sample, &pg)) == 0 && (rc = affected(s, &v)) == 0)
             rc = check_leftovers(s, &v);
         cat_exec(s->db, "COMMIT");
     }
@@ -534,6 +533,7 @@ int fks_verify(fks_verify_report **out, fks_store *s, double sample, fks_progres
         fks_verify_free(v.r);
         return rc;
     }
+    fks__progress_end(&pg);
     *out = v.r;
     return 0;
 }

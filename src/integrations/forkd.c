@@ -561,28 +561,19 @@ out:
     return rc;
 }
 
-int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *root,
-                     const fks_forkd_import_opts *o)
+/* The snapshot directories of root (holding snapshot.json or vmstate), in
+** *v, unsorted. */
+static int list_snaps(struct isnap **v, size_t *n, int rootfd, const char *root, const char *prefix)
 {
-    static const fks_forkd_import_opts none = {0};
-    struct isnap *v = NULL;
-    size_t n = 0, alloc = 0, done = 0;
-    int rc = 0, rootfd = -1;
-    DIR *d = NULL;
-    memset(res, 0, sizeof *res);
-    if (!o)
-        o = &none;
-    const char *prefix = o->prefix ? o->prefix : "";
-    /* ROOT itself is the caller's choice and may be reached through a
-    ** link; nothing below it is. */
-    if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open forkd snapshot root %s", root);
+    size_t alloc = 0;
+    int rc = 0;
+    DIR *d;
     int lfd = dup(rootfd);
     if (lfd < 0 || !(d = fdopendir(lfd))) {
         rc = fks__errno(FKS_EIO, errno, "list %s", root);
         if (lfd >= 0)
             close(lfd);
-        goto out;
+        return rc;
     }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
@@ -610,28 +601,23 @@ int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *roo
         close(dfd);
         if (!snap)
             continue;
-        if (n == alloc) {
-            alloc = alloc ? alloc * 2 : 16;
-            struct isnap *nv = realloc(v, alloc * sizeof *v);
-            if (!nv) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                break;
-            }
-            v = nv;
-        }
-        if ((rc = load_snap(&v[n], rootfd, root, e->d_name, prefix)) != 0)
+        if ((rc = fks__grow(v, &alloc, *n, sizeof **v)) != 0)
             break;
-        n++;
+        if ((rc = load_snap(&(*v)[*n], rootfd, root, e->d_name, prefix)) != 0)
+            break;
+        (*n)++;
     }
-    if (rc)
-        goto out;
-    res->n_found = n;
-    if (n == 0) {
-        rc = fks__err(FKS_ENOTFOUND, "%s holds no forkd snapshots (no */snapshot.json or */vmstate)", root);
-        goto out;
-    }
-    qsort(v, n, sizeof *v, cmp_name);
-    /* Resolve parents; check every parent_content_hash before ingesting. */
+    closedir(d);
+    return rc;
+}
+
+/* Resolves each chained snapshot's parent (in the tree, else in the store)
+** and checks its parent_content_hash and size, then that no parent chain
+** is a cycle; all before anything is ingested. v is sorted by name. */
+static int resolve_parents(fks_forkd_import_result *res, fks_store *s, struct isnap *v, size_t n, int rootfd,
+                           const char *root, const char *prefix)
+{
+    int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         if (!v[i].chained)
             continue;
@@ -651,24 +637,18 @@ int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *roo
                                   "not in %s)", v[i].name, v[i].parent, root);
             continue;
         }
-        if (p == &v[i]) {
-            rc = fks__err(FKS_EINVAL, "forkd snapshot %s is its own parent; nothing imported", v[i].name);
-            break;
-        }
+        if (p == &v[i])
+            return fks__err(FKS_EINVAL, "forkd snapshot %s is its own parent; nothing imported", v[i].name);
         if ((rc = memory_hash(p, rootfd, root)) != 0)
-            break;
-        if (strcmp(p->memhash, v[i].js.parent_content_hash) != 0) {
-            rc = fks__err(FKS_ECORRUPT, "forkd snapshot %s: parent_content_hash %.12s... does not match its "
-                          "parent %s (%s/%s/%s has sha256 %.12s...): the chain is inconsistent, nothing imported",
-                          v[i].name, v[i].js.parent_content_hash, p->name, root, p->name, p->memname, p->memhash);
-            break;
-        }
-        if (p->memsize != v[i].memsize) {
-            rc = fks__err(FKS_EINVAL, "forkd snapshot %s: %s is %lld bytes but its parent %s's %s is %lld bytes: "
-                          "forkd cannot overlay it (apply_diff needs equal sizes); nothing imported", v[i].name,
-                          v[i].memname, (long long)v[i].memsize, p->name, p->memname, (long long)p->memsize);
-            break;
-        }
+            return rc;
+        if (strcmp(p->memhash, v[i].js.parent_content_hash) != 0)
+            return fks__err(FKS_ECORRUPT, "forkd snapshot %s: parent_content_hash %.12s... does not match its "
+                            "parent %s (%s/%s/%s has sha256 %.12s...): the chain is inconsistent, nothing imported",
+                            v[i].name, v[i].js.parent_content_hash, p->name, root, p->name, p->memname, p->memhash);
+        if (p->memsize != v[i].memsize)
+            return fks__err(FKS_EINVAL, "forkd snapshot %s: %s is %lld bytes but its parent %s's %s is %lld bytes: "
+                            "forkd cannot overlay it (apply_diff needs equal sizes); nothing imported", v[i].name,
+                            v[i].memname, (long long)v[i].memsize, p->name, p->memname, (long long)p->memsize);
     }
     /* A cycle: following parents from any snapshot never reaches a base. */
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -678,26 +658,80 @@ int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *roo
                 rc = fks__err(FKS_EINVAL, "forkd tree %s has a parent cycle through %s; nothing imported", root,
                               v[i].name);
     }
+    return rc;
+}
+
+/* One progress over the whole import: each snapshot's ingest reports its
+** own bytes; they are added up, and the total grows by each ingest's total
+** as it starts. */
+struct iprog {
+    fks__progress all;
+    uint64_t base;               /* the bytes of the snapshots imported so far */
+    uint64_t cur;                /* the total of the ingest running, once it said */
+};
+
+static void iprog_cb(void *arg, uint64_t done, uint64_t total)
+{
+    struct iprog *p = arg;
+    if (p->cur != total) {
+        fks__progress_total(&p->all, total - p->cur);
+        p->cur = total;
+    }
+    fks__progress_set(&p->all, p->base + done);
+}
+
+int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *root,
+                     const fks_forkd_import_opts *o)
+{
+    static const fks_forkd_import_opts none = {0};
+    struct isnap *v = NULL;
+    size_t n = 0, done = 0;
+    int rc = 0, rootfd = -1;
+    memset(res, 0, sizeof *res);
+    if (!o)
+        o = &none;
+    const char *prefix = o->prefix ? o->prefix : "";
+    /* ROOT itself is the caller's choice and may be reached through a
+    ** link; nothing below it is. */
+    if ((rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open forkd snapshot root %s", root);
+    if ((rc = list_snaps(&v, &n, rootfd, root, prefix)) != 0)
+        goto out;
+    res->n_found = n;
+    if (n == 0) {
+        rc = fks__err(FKS_ENOTFOUND, "%s holds no forkd snapshots (no */snapshot.json or */vmstate)", root);
+        goto out;
+    }
+    qsort(v, n, sizeof *v, cmp_name);
+    if ((rc = resolve_parents(res, s, v, n, rootfd, root, prefix)) != 0)
+        goto out;
+    struct iprog ip = {.base = 0};
+    fks__progress_init(&ip.all, o->progress, o->progress_arg, 0);
+    fks_forkd_import_opts io = *o;
+    io.progress = o->progress ? iprog_cb : NULL;
+    io.progress_arg = &ip;
     /* Parents first: repeatedly ingest snapshots whose parent is done. */
     while (rc == 0 && done < n) {
         size_t before = done;
         for (size_t i = 0; i < n && rc == 0; i++) {
             if (v[i].done || (v[i].parent_idx >= 0 && !v[v[i].parent_idx].done))
                 continue;
-            if ((rc = import_one(res, s, &v[i], rootfd, root, o)) != 0) {
+            ip.cur = 0;
+            if ((rc = import_one(res, s, &v[i], rootfd, root, &io)) != 0) {
                 fks__errctx(rc, "import %s (%zu of %zu imported before it)", v[i].name, done, n);
                 break;
             }
+            ip.base += ip.cur;
             v[i].done = 1;
             done++;
         }
         if (rc == 0 && done == before)
             rc = fks__err(FKS_EINVAL, "forkd tree %s has a parent cycle; %zu of %zu imported", root, done, n);
     }
+    if (rc == 0)
+        fks__progress_end(&ip.all);
 out:
     res->n_imported = done;
-    if (d)
-        closedir(d);
     if (rootfd >= 0)
         close(rootfd);
     free(v);

@@ -1479,27 +1479,8 @@ static int pack_add(struct rem *m, const uint8_t hash[16], const uint8_t *page, 
     return 0;
 }
 
-struct prog {
-    fks_progress_fn fn;
-    void *arg;
-    uint64_t done, total;
-    double last;
-};
-
-static void prog_tick(struct prog *p, uint64_t add, int final)
-{
-    p->done += add;
-    if (!p->fn)
-        return;
-    double now = fks__now();
-    if (final || now - p->last >= 0.1) {
-        p->fn(p->arg, final ? p->total : p->done, p->total);
-        p->last = now;
-    }
-}
-
 /* Sends the pages of snapshot map->tag that the remote lacks. */
-static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *ps, struct prog *pg)
+static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *ps, fks__progress *pg)
 {
     int rc = 0;
     uint8_t page[FKS_PAGE_SIZE], h[16];
@@ -1511,7 +1492,7 @@ static int send_pages(struct rem *m, const struct snapmap *map, struct pendset *
         for (size_t k = 0; k < a->n && rc == 0; k++) {
             const struct mpage *p = &a->p[k];
             m->st.pages++;
-            prog_tick(pg, FKS_PAGE_SIZE, 0);
+            fks__progress_add(pg, FKS_PAGE_SIZE);
             int had = 0;
             if (rem_find(m, p->hash)) {
                 m->st.pages_dedup++;
@@ -1913,7 +1894,8 @@ static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, con
     struct rem m;
     struct pendset ps = {0};
     struct idcache cache = {0};
-    struct prog pg = {progress, progress_arg, 0, 0, 0};
+    fks__progress pg;              /* util.h: the one reporter */
+    fks__progress_init(&pg, progress, progress_arg, 0);
     char (*done)[129] = NULL;
     size_t ndone = 0, capdone = 0;
     int rc = rem_open(&m, s, remote);
@@ -1934,7 +1916,7 @@ static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, con
         if ((rc = fks_chain(&chain, &nc, s, tags[t])))
             break;
         for (size_t k = 0; k < nc; k++)
-            pg.total += chain[k].logical_bytes;
+            fks__progress_total(&pg, chain[k].logical_bytes);
         struct snapmap prev = {0}, cur;
         for (size_t k = 0; k < nc && rc == 0; k++) {
             int seen = 0;
@@ -1992,7 +1974,8 @@ static int push_once(fks_remote_stats *st, fks_store *s, const char *remote, con
         snapmap_free(&prev);
         free(chain);
     }
-    prog_tick(&pg, 0, 1);
+    if (rc == 0)
+        fks__progress_end(&pg);
     free(done);
     free(ps.h);
     free(cache.v);
@@ -2093,7 +2076,7 @@ static int place(const int *fds, const struct snapmap *map, const struct need *n
 ** pages as explicit zeros, holes inheriting the parent's pages; ingest then
 ** reads only those. */
 static int import_snapshot(struct rem *m, const struct snapmap *map, const struct snapmap *parent,
-                           struct prog *pg)
+                           fks__progress *pg)
 {
     char dir[4200] = "";
     int rc = 0, named = access("/proc/self/fd", X_OK) != 0;
@@ -2226,7 +2209,7 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
         goto out;
     qsort(fe, nf, sizeof *fe, cmp_fetch);
     for (size_t i = 0; i < nf; i++)
-        pg->total += fe[i].l->clen;
+        fks__progress_total(pg, fe[i].l->clen);
     /* One GET per pack; the pack is checked against its name first. */
     for (size_t i = 0; i < nf && rc == 0;) {
         uint32_t pk = fe[i].l->pack;
@@ -2272,7 +2255,7 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
             rc = place(fds, map, nd, nn, fe[i].first, page, l->rlen);
             m->st.pages_sent++;
             m->st.page_bytes += l->clen;
-            prog_tick(pg, l->clen, 0);
+            fks__progress_add(pg, l->clen);
         }
         free(b);
         while (rc && i < nf && fe[i].l->pack == pk)
@@ -2312,7 +2295,8 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
 {
     struct rem m;
     struct idcache cache = {0};
-    struct prog pg = {progress, progress_arg, 0, 0, 0};
+    fks__progress pg;              /* util.h: the one reporter */
+    fks__progress_init(&pg, progress, progress_arg, 0);
     int rc = rem_open(&m, s, remote);
     /* Entries of packs no longer in the bucket (a gc deleted them) are
     ** left out: a page is fetched from a pack that exists. */
@@ -2407,7 +2391,8 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
             free(raw[k].b);
         free(raw);
     }
-    prog_tick(&pg, 0, 1);
+    if (rc == 0)
+        fks__progress_end(&pg);
     free(cache.v);
     if (rc)
         fks__errctx(rc, "pull from remote %s", m.r.name[0] ? m.r.name : remote ? remote : "");
@@ -3175,7 +3160,8 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         return fks__err(FKS_ENOMEM, "out of memory");
     struct rem m;
     struct olist idxs = {0}, packs = {0};
-    struct prog pg = {progress, progress_arg, 0, 0, 0};
+    fks__progress pg;              /* util.h: the one reporter */
+    fks__progress_init(&pg, progress, progress_arg, 0);
     struct raw {
         uint8_t *b;
         size_t len;
@@ -3247,7 +3233,7 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         rc = fks__err(FKS_ENOMEM, "out of memory");
     for (size_t i = 0; i < packs.n && rc == 0; i++)
         if ((pick[i] = (char)(sample_pct >= 100 || (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct)))
-            pg.total += packs.v[i].size;
+            fks__progress_total(&pg, packs.v[i].size);
     for (size_t i = 0; i < packs.n && rc == 0; i++) {
         if (!pick[i])
             continue;
@@ -3283,7 +3269,7 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
             if (no != UINT32_MAX)
                 badpack[no] = 1;
         }
-        prog_tick(&pg, len, 0);
+        fks__progress_add(&pg, len);
         free(b);
     }
     free(pick);
@@ -3392,7 +3378,8 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         if (lost || damaged)
             vr_affected(r, w->tag);
     }
-    prog_tick(&pg, 0, 1);
+    if (rc == 0)
+        fks__progress_end(&pg);
     for (size_t i = 0; i < nraw; i++) {
         free(raw[i].b);
         snapmap_free(&raw[i].map);

@@ -1,9 +1,11 @@
-/* test_util.c: tag and name validation, the error message, hashing. */
+/* test_util.c: tag and name validation, the error message, hashing, the
+** progress reporter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "util.h"
@@ -74,6 +76,73 @@ static void test_esc(void **state)
     assert_null(strchr(fks_errmsg(), '\n'));
 }
 
+struct calls {
+    uint64_t done[16], total[16];
+    int n;
+};
+
+static void record(void *arg, uint64_t done, uint64_t total)
+{
+    struct calls *c = arg;
+    assert_true(c->n < 16);
+    c->done[c->n] = done;
+    c->total[c->n++] = total;
+}
+
+static void nap(void)
+{
+    struct timespec ts = {0, (long)(FKS__PROGRESS_S * 1e9) + 10000000};
+    nanosleep(&ts, NULL);
+}
+
+static void test_progress(void **state)
+{
+    (void)state;
+    struct calls c = {0};
+    fks__progress p;
+    fks__progress_init(&p, record, &c, 10);
+    fks__progress_add(&p, 4);           /* too soon after init: no call */
+    assert_int_equal(c.n, 0);
+    nap();
+    fks__progress_add(&p, 4);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.done[0], 8);
+    assert_int_equal(c.total[0], 10);
+    fks__progress_add(&p, 1);           /* throttled */
+    assert_int_equal(c.n, 1);
+    nap();
+    fks__progress_set(&p, 3);           /* a restart: below what was shown */
+    assert_int_equal(c.n, 1);
+    nap();
+    fks__progress_set(&p, 12);          /* past the estimate: below total until the end */
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.done[1], 9);
+    assert_int_equal(c.total[1], 10);
+    nap();
+    fks__progress_add(&p, 1);           /* nothing new to show */
+    assert_int_equal(c.n, 2);
+    fks__progress_end(&p);              /* the final call, with the count */
+    assert_int_equal(c.n, 3);
+    assert_int_equal(c.done[2], 13);
+    assert_int_equal(c.total[2], 13);
+    fks__progress_end(&p);              /* once */
+    nap();
+    fks__progress_add(&p, 100);
+    assert_int_equal(c.n, 3);
+    /* An operation with nothing to do still ends with done == total. */
+    struct calls z = {0};
+    fks__progress_init(&p, record, &z, 0);
+    fks__progress_total(&p, 0);
+    fks__progress_end(&p);
+    assert_int_equal(z.n, 1);
+    assert_int_equal(z.done[0], 0);
+    assert_int_equal(z.total[0], 0);
+    /* No callback: counts only. */
+    fks__progress_init(&p, NULL, NULL, 5);
+    fks__progress_add(&p, 5);
+    fks__progress_end(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -81,6 +150,7 @@ int main(void)
         cmocka_unit_test(test_errctx),
         cmocka_unit_test(test_zero_and_hash),
         cmocka_unit_test(test_esc),
+        cmocka_unit_test(test_progress),
     };
     return cmocka_run_group_tests_name("util", tests, NULL, NULL);
 }
