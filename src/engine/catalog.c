@@ -210,16 +210,14 @@ void cat_pages_close(cat_pages *r)
 
 /* Pages and block rows in id order, side by side: each page in the last
 ** block row at or before it (no per-page seek). */
-int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
-                    void *arg)
+int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*fn)(void *arg, const struct cat_page *p),
+                   void *arg)
 {
-    int64_t last = first + (int64_t)n - 1;
     sqlite3_bind_int64(r->st, 1, first);
     sqlite3_bind_int64(r->st, 2, last);
     sqlite3_bind_int64(r->bst, 1, first);
     sqlite3_bind_int64(r->bst, 2, last);
     int rc = 0, s = SQLITE_DONE, bs = sqlite3_step(r->bst);
-    uint64_t k = 0;
     struct cat_page p = {0};
     struct blockrow cur = {0}, nxt = {0};
     int have_cur = 0;
@@ -239,19 +237,38 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
         }
         if ((rc = page_make(&p, r->st, have_cur ? &cur : NULL)) != 0)
             break;
-        if (p.id != first + (int64_t)k) {
-            rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)first + (long long)k);
-            break;
-        }
-        k++;
         rc = fn(arg, &p);
     }
     sqlite3_reset(r->st);
     sqlite3_reset(r->bst);
     if (rc == 0 && s != SQLITE_DONE)
         rc = cat_err(r->db, s, "catalog: read page index");
-    if (rc == 0 && k != n)
-        rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)first + (long long)k);
+    return rc;
+}
+
+/* cat_pages_range over cat_pages_scan: every id of the range, in order. */
+struct range_check {
+    int64_t next;
+    int (*fn)(void *arg, const struct cat_page *p);
+    void *arg;
+};
+
+static int range_one(void *arg, const struct cat_page *p)
+{
+    struct range_check *c = arg;
+    if (p->id != c->next)
+        return fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)c->next);
+    c->next++;
+    return c->fn(c->arg, p);
+}
+
+int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
+                    void *arg)
+{
+    struct range_check c = {first, fn, arg};
+    int rc = cat_pages_scan(r, first, first + (int64_t)n - 1, range_one, &c);
+    if (rc == 0 && c.next != first + (int64_t)n)
+        rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)c.next);
     return rc;
 }
 

@@ -84,6 +84,10 @@ int cat_pages_open(cat_pages *r, sqlite3 *db);
 void cat_pages_close(cat_pages *r);
 int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
                     void *arg);
+/* The pages of ids first .. last that the index holds, in id order; ids
+** it does not hold are skipped (the caller checks what it wanted). */
+int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*fn)(void *arg, const struct cat_page *p),
+                   void *arg);
 /* Page id of a hash; FKS_ENOTFOUND if none. */
 int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16]);
 /* ids[i] = the page whose hash is hashes[i], 0 if none; one read

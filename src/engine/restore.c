@@ -439,49 +439,101 @@ static int flush_window(struct restore *r)
     return rc;
 }
 
-/* One page of the map, with its location: into the window. */
-struct addrow {
+/* Filling a window (design 1): its rows are laid out by page number from
+** the map's runs (pgno and page id known), then their locations are read
+** in page-id order, one scan of the page index for each stretch of ids
+** no more than SCAN_GAP apart, instead of two range queries per run (a
+** Diff chain's map has tens of thousands of runs). */
+struct fill {
     struct restore *r;
-    uint64_t pgno, npages;       /* pgno: the run's page number of its next page */
-    uint64_t done0;
+    const uint32_t *idx;         /* the window's rows in page-id order */
+    size_t j, n;                 /* idx[j] is the next row to fill */
+    uint64_t npages;             /* of the artifact */
 };
 
-static int add_row(void *arg, const struct cat_page *p)
+static int fill_missing(const struct fill *x)
 {
-    struct addrow *x = arg;
+    return fks__err(FKS_ECORRUPT, "page %lld is missing from the page index",
+                    (long long)x->r->rows[x->idx[x->j]].id);
+}
+
+/* One page of the index: into every row of the window that names it. */
+static int fill_row(void *arg, const struct cat_page *p)
+{
+    struct fill *x = arg;
     struct restore *r = x->r;
-    uint64_t npages = x->npages, pgno = x->pgno++;
-    if (pgno == npages - 1 ? (uint64_t)p->rlen != r->size - pgno * FKS_PAGE_SIZE : p->rlen != FKS_PAGE_SIZE)
-        return fks__err(FKS_ECORRUPT, "page map of %s/%s is damaged at page %llu (page length)", r->tag, r->name,
-                        (unsigned long long)pgno);
-    struct row *w = &r->rows[r->nrows++];
-    w->pgno = pgno;
-    w->id = p->id;
-    w->chunk = p->chunk_id;
-    w->off = p->off;
-    w->len = p->len;
-    w->slot = (uint16_t)p->slot;
-    w->state = ROW_TODO;
-    w->stash = 0;
-    w->rlen = p->rlen;
-    memcpy(w->hash, p->hash, 16);
-    if (r->nrows < WINDOW_ROWS)
-        return 0;
-    int rc = flush_window(r);
-    r->done = x->done0 + pgno * FKS_PAGE_SIZE;
-    fks__progress_set(&r->prog, r->done);
+    if (x->j < x->n && r->rows[x->idx[x->j]].id < p->id)
+        return fill_missing(x);
+    for (; x->j < x->n && r->rows[x->idx[x->j]].id == p->id; x->j++) {
+        struct row *w = &r->rows[x->idx[x->j]];
+        uint64_t pgno = w->pgno;
+        if (pgno == x->npages - 1 ? (uint64_t)p->rlen != r->size - pgno * FKS_PAGE_SIZE : p->rlen != FKS_PAGE_SIZE)
+            return fks__err(FKS_ECORRUPT, "page map of %s/%s is damaged at page %llu (page length)", r->tag,
+                            r->name, (unsigned long long)pgno);
+        w->chunk = p->chunk_id;
+        w->off = p->off;
+        w->len = p->len;
+        w->slot = (uint16_t)p->slot;
+        w->rlen = p->rlen;
+        memcpy(w->hash, p->hash, 16);
+    }
+    return 0;
+}
+
+static int by_id(const void *a, const void *b, void *arg)
+{
+    const struct row *rows = arg, *x = &rows[*(const uint32_t *)a], *y = &rows[*(const uint32_t *)b];
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+#define SCAN_GAP 32                /* ids this close are read in one scan */
+
+/* Reads the locations of the window's rows (laid out by add_run). */
+static int fill_window(struct restore *r, cat_pages *pr, uint64_t npages)
+{
+    uint32_t *idx = r->all;       /* free until flush_window */
+    size_t n = r->nrows, k;
+    int sorted = 1;
+    for (k = 0; k < n; k++) {
+        idx[k] = (uint32_t)k;
+        if (k && sorted && r->rows[k].id < r->rows[k - 1].id)
+            sorted = 0;
+    }
+    if (!sorted)
+        qsort_r(idx, n, sizeof *idx, by_id, r->rows);
+    struct fill x = {r, idx, 0, n, npages};
+    int rc = 0;
+    while (rc == 0 && x.j < n) {
+        int64_t first = r->rows[idx[x.j]].id, last = first;
+        for (k = x.j + 1; k < n && r->rows[idx[k]].id <= last + SCAN_GAP; k++)
+            last = r->rows[idx[k]].id;
+        rc = cat_pages_scan(pr, first, last, fill_row, &x);
+        if (rc == 0 && x.j < k)
+            rc = fill_missing(&x);
+    }
     return rc;
 }
 
+/* Puts pages pgno .. pgno+n-1, holding page ids id .., into the window. */
+static void add_run(struct restore *r, uint64_t pgno, int64_t id, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        struct row *w = &r->rows[r->nrows++];
+        memset(w, 0, sizeof *w);
+        w->pgno = pgno + k;
+        w->id = id + (int64_t)k;
+        w->state = ROW_TODO;
+    }
+}
+
 /* The artifact's complete map (map.c: at most log2(depth) + 1 nodes
-** read), then its pages' locations run by run, in page-number order. */
+** read), cut into windows of WINDOW_ROWS pages in page-number order. */
 static int restore_art(struct restore *r, int64_t art, const char *name, uint64_t size, int fd,
                        const char *path)
 {
     pm_map m = {0};
     cat_pages pr = {0};
-    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE;
-    struct addrow x = {r, 0, npages, r->done};
+    uint64_t npages = (size + FKS_PAGE_SIZE - 1) / FKS_PAGE_SIZE, done0 = r->done;
     r->name = name;
     r->path = path;
     r->fd = fd;
@@ -491,13 +543,25 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
     if (rc == 0)
         rc = cat_pages_open(&pr, r->s->db);
     for (size_t i = 0; i < m.n && rc == 0; i++) {
-        x.pgno = m.r[i].pgno;
-        rc = cat_pages_range(&pr, m.r[i].page, m.r[i].npages, add_row, &x);
+        uint64_t pgno = m.r[i].pgno, left = m.r[i].npages;
+        int64_t id = m.r[i].page;
+        while (left && rc == 0) {
+            size_t take = WINDOW_ROWS - r->nrows;
+            if (take > left)
+                take = (size_t)left;
+            add_run(r, pgno, id, take);
+            pgno += take, id += (int64_t)take, left -= take;
+            if (r->nrows == WINDOW_ROWS && (rc = fill_window(r, &pr, npages)) == 0 &&
+                (rc = flush_window(r)) == 0) {
+                r->done = done0 + pgno * FKS_PAGE_SIZE;
+                fks__progress_set(&r->prog, r->done);
+            }
+        }
     }
-    if (rc == 0)
+    if (rc == 0 && (rc = fill_window(r, &pr, npages)) == 0)
         rc = flush_window(r);
     r->nrows = 0;
-    r->done = x.done0 + size;
+    r->done = done0 + size;
     cat_pages_close(&pr);
     pm_free(&m);
     if (rc)
