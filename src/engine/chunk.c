@@ -29,6 +29,17 @@
 **     design 7) with chunk_compress_level, probing chunks first with
 **     chunk_probe. A frame does not say its level and needs none to
 **     decode: records of any level share the layout below and one chunk.
+**     Frames at ingest's level keep their literals raw, not Huffman-coded
+**     (ZSTD_c_literalCompressionMode). Measured on the bench chains
+**     (synthetic, data-heavy, real guest; 12 images each, as Diffs):
+**     records 4.3%, 0.7% and 4.1% larger, ingest 34%, 7% and 17% faster,
+**     decoding 45-64% faster, which is most of a restore's CPU. It is one
+**     of zstd's experimental parameters, so it is set only when the
+**     library at run time has the major and minor version this was built
+**     against; otherwise the frames are plain level 1. gc moves blocks at
+**     ingest's level the same way; compact's higher levels keep Huffman
+**     literals (at level 15 raw literals save no decoding time). Either
+**     way a frame is a standard one that any zstd decoder reads.
 **  6. Each record carries its pages' hashes, so the page index can be
 **     rebuilt from the chunk files alone, and every read is checked
 **     against the catalog and against the hash of the decoded bytes.
@@ -72,6 +83,8 @@
 **                   frame (level 1 from ingest, higher from compact; no
 **                   checksum: the page hashes cover it) or raw
 */
+/* For ZSTD_c_literalCompressionMode (design 5b); only the value is used. */
+#define ZSTD_STATIC_LINKING_ONLY
 #include "chunk.h"
 
 #include <errno.h>
@@ -185,17 +198,25 @@ void chunk_format_rec(uint8_t *out, uint32_t n, int codec, uint32_t clen, const 
     fks__put32(out + h - 4, check32(out, h - 4));
 }
 
-int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t srclen, uint8_t *dst,
-                   uint32_t *clen, int *codec)
+/* Whether this libzstd takes ZSTD_c_literalCompressionMode as built. */
+static int raw_literals_ok(void)
 {
-    return chunk_compress_level(cctx, CHUNK_ZSTD_LEVEL, src, srclen, dst, clen, codec);
+    return ZSTD_versionNumber() / 100 == ZSTD_VERSION_NUMBER / 100;
 }
 
-int chunk_compress_level(ZSTD_CCtx *cctx, int level, const void *src, size_t srclen, uint8_t *dst,
-                         uint32_t *clen, int *codec)
+/* Compresses src into dst (srclen bytes: a frame that does not fit saves
+** nothing, the record is then stored raw). */
+static int compress(ZSTD_CCtx *cctx, int level, const void *src, size_t srclen, uint8_t *dst,
+                    uint32_t *clen, int *codec)
 {
-    /* dst holds srclen bytes: a frame that does not fit saves nothing. */
-    size_t n = ZSTD_compressCCtx(cctx, dst, srclen > 1 ? srclen - 1 : 1, src, srclen, level);
+    size_t cap = srclen > 1 ? srclen - 1 : 1, n;
+    if (level == CHUNK_ZSTD_LEVEL && raw_literals_ok() &&
+        !ZSTD_isError(ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters)) &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_literalCompressionMode, ZSTD_ps_disable)))
+        n = ZSTD_compress2(cctx, dst, cap, src, srclen);
+    else
+        n = ZSTD_compressCCtx(cctx, dst, cap, src, srclen, level);
     if (!ZSTD_isError(n) && n < srclen) {
         *clen = (uint32_t)n;
         *codec = CHUNK_CODEC_ZSTD;
@@ -207,6 +228,18 @@ int chunk_compress_level(ZSTD_CCtx *cctx, int level, const void *src, size_t src
     *clen = (uint32_t)srclen;
     *codec = CHUNK_CODEC_RAW;
     return 0;
+}
+
+int chunk_compress(ZSTD_CCtx *cctx, const void *src, size_t srclen, uint8_t *dst,
+                   uint32_t *clen, int *codec)
+{
+    return compress(cctx, CHUNK_ZSTD_LEVEL, src, srclen, dst, clen, codec);
+}
+
+int chunk_compress_level(ZSTD_CCtx *cctx, int level, const void *src, size_t srclen, uint8_t *dst,
+                         uint32_t *clen, int *codec)
+{
+    return compress(cctx, level, src, srclen, dst, clen, codec);
 }
 
 int chunk_decode(ZSTD_DCtx *dctx, const chunk_rec *r, const uint8_t *payload, uint8_t *out,
