@@ -32,7 +32,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -252,49 +251,6 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
         rc = cat_err(r->db, s, "catalog: read page index");
     if (rc == 0 && k != n)
         rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)first + (long long)k);
-    return rc;
-}
-
-int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16])
-{
-    pidx *x;
-    int rc = pidx_open(&x, db);
-    if (rc)
-        return rc;
-    int txn = sqlite3_get_autocommit(db);   /* the tiers as one snapshot */
-    if (txn && (rc = cat_read_begin(db)) != 0) {
-        pidx_close(x);
-        return rc;
-    }
-    if ((rc = pidx_begin(x)) == 0 && (rc = pidx_find(x, hash, id)) == 0 && *id == 0)
-        rc = fks__err(FKS_ENOTFOUND, "no page with that hash in the store");
-    pidx_close(x);
-    if (txn) {
-        int rc2 = cat_read_end(db);
-        rc = rc ? rc : rc2;
-    }
-    return rc;
-}
-
-int cat_page_find_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n)
-{
-    pidx *x;
-    int rc = pidx_open(&x, db);
-    if (rc)
-        return rc;
-    int txn = sqlite3_get_autocommit(db);
-    if (txn && (rc = cat_read_begin(db)) != 0) {
-        pidx_close(x);
-        return rc;
-    }
-    if ((rc = pidx_begin(x)) == 0)
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = pidx_find(x, hashes[i], &ids[i]);
-    pidx_close(x);
-    if (txn) {
-        int rc2 = cat_read_end(db);
-        rc = rc ? rc : rc2;
-    }
     return rc;
 }
 

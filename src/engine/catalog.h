@@ -84,11 +84,6 @@ int cat_pages_open(cat_pages *r, sqlite3 *db);
 void cat_pages_close(cat_pages *r);
 int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
                     void *arg);
-/* Page id of a hash; FKS_ENOTFOUND if none. */
-int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16]);
-/* ids[i] = the page whose hash is hashes[i], 0 if none; one read
-** transaction and one page-index handle for all n. */
-int cat_page_find_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n);
 /* Artifact name of snapshot snap: its id and logical size.
 ** FKS_ENOTFOUND if absent. */
 int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name);

@@ -51,6 +51,19 @@ int store_check_owner(const struct fks_store *s, const char *path, const struct 
 /* Number of *.chunk files in chunks/ (for messages; 0 if unreadable). */
 int store_count_chunk_files(const struct fks_store *s);
 
+/* The checks fks_init and fks_open (open.c) make before they trust a
+** directory. store_check_dir: dir exists and is a directory; sets
+** s->owner to its owner; FKS_EPERM unless it is the caller's (or the caller
+** is root) and not group/other-writable. store_check_parts: every part of
+** s->dir the layout names (catalog.db required, the rest if present) is
+** of the right type and owned as store_check_owner wants.
+** store_open_lockfile: opens (create: creates) DIR/name as store_open_file
+** does and sets *out (caller closes); a reader opens it read-only and gets
+** *out = -1 when it is absent (a read-only file system). */
+int store_check_dir(struct fks_store *s, const char *dir);
+int store_check_parts(struct fks_store *s);
+int store_open_lockfile(struct fks_store *s, int *out, const char *name, int create);
+
 /* DIR/reserve: space held back so that gc can commit on a full disk. gc
 ** releases it first and makes it again when done (best effort). */
 uint64_t store_reserve_size(const struct fks_store *s);
