@@ -123,6 +123,16 @@ int cat_read_end(sqlite3 *db)
     return sqlite3_get_autocommit(db) ? 0 : cat_exec(db, "COMMIT");
 }
 
+int cat_read_finish(sqlite3 *db, int rc)
+{
+    if (sqlite3_get_autocommit(db))
+        return rc;
+    int rc2 = cat_exec(db, "COMMIT");
+    if (rc2)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc ? rc : rc2;
+}
+
 static int col_int(sqlite3_stmt *st, int c)
 {
     return sqlite3_column_type(st, c) == SQLITE_INTEGER;

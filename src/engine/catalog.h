@@ -92,6 +92,10 @@ int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, co
 ** cannot fail in a way that loses anything, its error is returned). */
 int cat_read_begin(sqlite3 *db);
 int cat_read_end(sqlite3 *db);
+/* Ends a read transaction whatever happened in it: rc is what the reads
+** returned. COMMIT (ROLLBACK if that fails, so no transaction stays
+** open); returns rc, or when rc is 0 the COMMIT's error. */
+int cat_read_finish(sqlite3 *db, int rc);
 /* After a sqlite3_step loop: 0 when it ended with SQLITE_DONE, else the
 ** error (named by what). */
 int cat_done(sqlite3 *db, int steprc, const char *what);
