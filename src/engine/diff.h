@@ -31,7 +31,7 @@ uint64_t diff_range_bytes(uint64_t pgno, uint64_t npages, uint64_t size);
 /* An artifact of a snapshot: its id, name and logical size. */
 struct diff_art {
     int64_t id;
-    char name[65];
+    char name[FKS_NAME_MAX + 1];
     uint64_t size;
 };
 /* The artifacts of snapshot snap_id, by name. Caller frees *out.

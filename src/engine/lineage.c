@@ -64,7 +64,7 @@ struct lin {
     int64_t *id;          /* ascending */
     size_t *parent;       /* index of the parent, NONE for a root */
     int *depth;           /* ancestors; -1 on or below a cycle */
-    char (*tag)[129];
+    char (*tag)[FKS_TAG_MAX + 1];
 };
 
 static void lin_free(struct lin *L)
@@ -139,7 +139,7 @@ static int lin_load(struct lin *L, sqlite3 *db)
         if (L->n == alloc) {
             alloc = alloc ? alloc * 2 : 64;
             int64_t *ni = realloc(L->id, alloc * sizeof *ni), *np = ni ? realloc(pid, alloc * sizeof *np) : NULL;
-            char (*nt)[129] = np ? realloc(L->tag, alloc * sizeof *nt) : NULL;
+            char (*nt)[FKS_TAG_MAX + 1] = np ? realloc(L->tag, alloc * sizeof *nt) : NULL;
             if (ni)
                 L->id = ni;
             if (np)
