@@ -49,7 +49,7 @@ int cat_err(sqlite3 *db, int sqlrc, const char *what)
     case SQLITE_READONLY: code = FKS_EINVAL; break;
     case SQLITE_CANTOPEN: code = FKS_EIO; break;
     }
-    if ((sqlrc & 0xff) == SQLITE_IOERR && db && sqlite3_system_errno(db) == 28 /* ENOSPC */)
+    if ((sqlrc & 0xff) == SQLITE_IOERR && db && sqlite3_system_errno(db) == ENOSPC)
         code = FKS_ENOSPC;
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlrc);
     if (code == FKS_ENOSPC)     /* SQLite says "database or disk is full": say which */
