@@ -249,8 +249,9 @@ static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *i
     struct pidx_blocks blocks = {.x = ins_page};
     chunk_hdr h;
     struct stat st;
-    int rc = fks__path(p, sizeof p, "%s/chunks/%08llx.chunk", x->dir, (unsigned long long)id);
-    if (rc)
+    char nm[32];
+    int rc = chunk_file_name(nm, sizeof nm, id);
+    if (rc || (rc = fks__path(p, sizeof p, "%s/chunks/%s", x->dir, nm)) != 0)
         return rc;
     int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
@@ -374,8 +375,8 @@ static int scan_chunks(struct rec *x)
                              : fks__errno(FKS_EIO, errno, "open %s", cdir);
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d)) != NULL) {
-        const char *nm = e->d_name;
-        if (strlen(nm) != 14 || strcmp(nm + 8, ".chunk") != 0 || strspn(nm, "0123456789abcdef") != 8)
+        int64_t id;
+        if (!chunk_file_parse(e->d_name, &id))
             continue;
         if (n == alloc) {
             alloc = alloc ? alloc * 2 : 64;
@@ -386,7 +387,7 @@ static int scan_chunks(struct rec *x)
             }
             ids = nv;
         }
-        ids[n++] = (int64_t)strtoull(nm, NULL, 16);
+        ids[n++] = id;
     }
     if (d)
         closedir(d);

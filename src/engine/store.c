@@ -63,11 +63,6 @@ int fks_default_dir(char *buf, size_t buflen)
     return fks__err(FKS_EINVAL, "no store given: pass --store DIR or set FORKSTORE_DIR");
 }
 
-int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id)
-{
-    return fks__path(buf, len, "%s/%08llx.chunk", s->chunkdir, (unsigned long long)id);
-}
-
 /* $FORKSTORE_LOCK_TIMEOUT as forkctl parses its numbers: a plain decimal
 ** (digits, an optional fraction and exponent; no sign, blank, hex, inf or
 ** nan) from 0 to 86400 seconds. Unset or empty: 120 s. */

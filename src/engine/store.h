@@ -33,9 +33,6 @@ struct fks_store {
 int store_lock(struct fks_store *s);
 void store_unlock(struct fks_store *s);
 
-/* Path of chunk id in buf. */
-int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id);
-
 /* Opens a file of the store (flags: O_RDONLY / O_RDWR, optionally O_CREAT
 ** and O_EXCL) with O_NOFOLLOW | O_NONBLOCK, then checks by fstat that it is
 ** a regular file owned by the store's owner (or root) and not writable by
