@@ -129,7 +129,7 @@ struct restore {
     const char *name, *path;
     int fd;
     uint64_t size;
-    size_t cut[65];               /* thread t handles rows cut[t] .. cut[t+1]-1 */
+    size_t cut[PAR_MAX_THREADS + 1]; /* thread t handles rows cut[t] .. cut[t+1]-1 */
 };
 
 const char *fks_artifact_filename(const char *name)
