@@ -89,6 +89,11 @@ int cat_meta_get(sqlite3 *db, const char *key, int64_t *val)
     return rc;
 }
 
+int cat_not_found(const char *tag)
+{
+    return fks__err(FKS_ENOTFOUND, "snapshot %s not found", tag);
+}
+
 int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist)
 {
     sqlite3_stmt *st;
@@ -103,7 +108,7 @@ int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, 
     if (s != SQLITE_ROW && s != SQLITE_DONE)
         rc = cat_err(db, s, "catalog: find snapshot");
     else if (!*id && must_exist)
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        rc = cat_not_found(tag);
     sqlite3_finalize(st);
     return rc;
 }
@@ -442,7 +447,7 @@ int cat_migrate(struct fks_store *s)
         return 0;
     if (s->readonly)
         return fks__err(FKS_EINVAL, "catalog %s/catalog.db has schema version %d and needs "
-                        "migrating to %d: open it once read-write (any forkctl write command)",
+                        "migrating to %d: the store must be opened read-write once to migrate it",
                         s->dir, v, fks_n_migrations);
     for (int i = v; i < fks_n_migrations; i++) {
         const struct fks_migration *m = &fks_migrations[i];

@@ -55,9 +55,12 @@ int cat_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql);
 int cat_meta_get(sqlite3 *db, const char *key, int64_t *val);
 int cat_meta_set(sqlite3 *db, const char *key, int64_t val);
 /* Snapshot tag's id and parent (0 for a root; parent_id may be NULL).
-** Absent: *id = 0, and with must_exist FKS_ENOTFOUND with the message
-** users see ("snapshot T not found"). Only a catalog error fails else. */
+** Absent: *id = 0, and with must_exist FKS_ENOTFOUND with cat_not_found's
+** message. Only a catalog error fails else. */
 int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist);
+/* FKS_ENOTFOUND, with the one message users see for a tag the catalog
+** does not hold: "snapshot T not found" (forkctl adds where to look). */
+int cat_not_found(const char *tag);
 
 /* ---- row shapes: the one reader of each -------------------------------- */
 

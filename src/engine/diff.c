@@ -153,8 +153,7 @@ int diff_arts_load(struct diff_art **out, size_t *n, fks_store *s, int64_t snap_
         const char *nm = (const char *)sqlite3_column_text(st, 1);
         int64_t sz = sqlite3_column_int64(st, 2);
         if (!nm || strlen(nm) >= sizeof v[cnt].name || sqlite3_column_type(st, 2) != SQLITE_INTEGER || sz < 0) {
-            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact badly (name or size damaged): "
-                          "run `forkctl verify`");
+            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact badly (name or size damaged)");
             goto out;
         }
         v[cnt].id = sqlite3_column_int64(st, 0);

@@ -394,7 +394,7 @@ int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
         return rc;
     if (n == 0) {
         free(v);
-        return fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        return cat_not_found(tag);
     }
     *out = v[0];
     free(v);
@@ -421,7 +421,7 @@ static int chain_of(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag
     if (*n == 0) {
         free(*out);
         *out = NULL;
-        return fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        return cat_not_found(tag);
     }
     return 0;
 }

@@ -164,8 +164,7 @@ int fks_open(struct fks_store **out, const char *dir, int flags)
     if ((rc = store_check_dir(s, dir)) != 0)
         goto out;
     if (lstat(p, &st) != 0) {
-        rc = fks__err(FKS_ENOTFOUND, "%s is not a forkstore store (no catalog.db): "
-                      "create one with `forkctl init %s`", dir, dir);
+        rc = fks__err(FKS_ENOTFOUND, "%s is not a forkstore store (no catalog.db)", dir);
         goto out;
     }
     /* chunks/ too: page hashes (XXH3) are not cryptographic, so whoever can

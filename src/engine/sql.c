@@ -94,8 +94,7 @@ int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn 
         goto out;
     }
     if (!sqlite3_stmt_readonly(st)) {
-        rc = fks__err(FKS_EINVAL, "forkctl sql is read-only: the statement would modify the catalog "
-                      "(use forkctl commands to change the store)");
+        rc = fks__err(FKS_EINVAL, "SQL on the catalog is read-only: the statement would modify it");
         goto out;
     }
     int ncol = sqlite3_column_count(st);

@@ -373,8 +373,8 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
         if ((rc = map_of_artifact(&x, s->db, arts[i].id)) != 0 || (rc = map_row_get(&row, s->db, x)) != 0)
             goto out;
         if (row.npages != npages) {
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size: run "
-                          "`forkctl verify`", tag, a->name);
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size",
+                          tag, a->name);
             goto out;
         }
         if (have_mine) {            /* the whole map: its runs, and exact bytes */

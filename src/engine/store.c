@@ -60,7 +60,8 @@ int fks_default_dir(char *buf, size_t buflen)
     e = getenv("HOME");
     if (e && *e)
         return fks__path(buf, buflen, "%s/.local/share/forkstore", e);
-    return fks__err(FKS_EINVAL, "no store given: pass --store DIR or set FORKSTORE_DIR");
+    return fks__err(FKS_EINVAL, "no store given, and none by default: FORKSTORE_DIR, XDG_DATA_HOME and HOME "
+                    "are all unset");
 }
 
 /* $FORKSTORE_LOCK_TIMEOUT as forkctl parses its numbers: a plain decimal
@@ -228,7 +229,7 @@ int store_check_dir(struct fks_store *s, const char *dir)
     s->owner = st.st_uid;
     if (geteuid() != 0 && st.st_uid != geteuid())
         return fks__err(FKS_EPERM, "store directory %s belongs to another user (uid %u); refusing to use it: "
-                        "run forkctl as that user", dir, (unsigned)st.st_uid);
+                        "only its owner or root may open it", dir, (unsigned)st.st_uid);
     return store_check_owner(s, dir, &st, "store directory");
 }
 

@@ -82,12 +82,11 @@ int fks_tag(fks_store *s, const char *old_tag, const char *new_tag)
         goto out;
     }
     if (sqlite3_column_int(st, 0) == 0) {
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", old_tag);
+        rc = cat_not_found(old_tag);
         goto out;
     }
     if (sqlite3_column_int(st, 1) != 0) {
-        rc = fks__err(FKS_EEXIST, "a snapshot tagged %s already exists: pick another tag, or remove "
-                      "that one first (`forkctl rmi %s`)", new_tag, new_tag);
+        rc = fks__err(FKS_EEXIST, "a snapshot tagged %s already exists", new_tag);
         goto out;
     }
     sqlite3_finalize(st);

@@ -164,7 +164,7 @@ static int check_leftovers(fks_store *s, struct vctx *v)
         if (fks__path(p, sizeof p, "%s/%s", s->chunkdir, nm) == 0 && lstat(p, &sb) == 0)
             bytes += (uint64_t)sb.st_blocks * 512;
         if (nstray++ < 20)
-            rc = note(v, "chunk file %s is named by no catalog row (left by a crash; `gc` removes it)", p);
+            rc = note(v, "chunk file %s is named by no catalog row (left by a crash; gc removes it)", p);
     }
     if (d)
         closedir(d);
@@ -177,7 +177,7 @@ static int check_leftovers(fks_store *s, struct vctx *v)
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW && sqlite3_column_int64(st, 0) > 1)
             rc = note(v, "%lld empty chunk files hold %lld preallocated bytes (left by failed or killed "
-                      "ingests; `gc` reclaims all but one)", (long long)sqlite3_column_int64(st, 0),
+                      "ingests; gc reclaims all but one)", (long long)sqlite3_column_int64(st, 0),
                       (long long)sqlite3_column_int64(st, 1));
         else if (src != SQLITE_ROW)
             rc = cat_err(s->db, src, "catalog: count empty chunks");
