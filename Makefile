@@ -64,7 +64,7 @@ UNIT_BIN := $(patsubst tests/engine/%.c,$(BUILD)/tests/%,$(ENGINE_TEST_SRC)) \
     $(patsubst tests/integrations/%.c,$(BUILD)/tests/%,$(INTEG_TEST_SRC))
 
 .PHONY: all tools check unit cli hostile test-hostile test-remote bench-remote demo install clean asan ubsan valgrind bench help \
-    shlib abi-check abi-update test-shlib test-python
+    shlib abi-check abi-update test-shlib test-python layering
 all: $(FORKCTL) tools shlib $(ENGINE_LIB)
 
 $(BUILD)/obj/engine $(BUILD)/obj/integrations $(BUILD)/tools $(BUILD)/tests:
@@ -191,9 +191,17 @@ test-remote: $(FORKCTL) tools
 bench-remote: $(FORKCTL) tools
 	BUILD=$(abspath $(BUILD)) tools/bench/remote.sh
 
+# The include rule of the tiers (README, "Architecture"): no include cycle
+# among modules, the engine includes no integration or forkctl header,
+# forkctl includes only forkstore.h, integrations include no forkctl
+# header. tools/layering.sh names the cycle or the edge that breaks it.
+layering:
+	tools/layering.sh src
+
 # The test tools (jq, curl, sqlite3, ...) are not pkg-config libraries:
 # tools/deps.sh installs (as root) or names whatever is missing.
 check:
+	$(MAKE) layering
 	tools/deps.sh build
 	tools/deps.sh remote
 	$(MAKE) WERROR=1 all $(UNIT_BIN)
@@ -260,4 +268,4 @@ clean:
 	rm -rf build build-asan build-ubsan build-fuzz
 
 help:
-	@echo "targets: all check demo install asan ubsan valgrind abi-check abi-update test-shlib test-python bench bench-quick bench-depth bench-charts bench-branch bench-lazy bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile test-remote bench-remote clean"
+	@echo "targets: all check layering demo install asan ubsan valgrind abi-check abi-update test-shlib test-python bench bench-quick bench-depth bench-charts bench-branch bench-lazy bench-scale bench-scale-quick fuzz fuzz-replay analyze crash-test stress-test hostile test-hostile test-remote bench-remote clean"

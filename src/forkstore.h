@@ -78,6 +78,11 @@ extern "C" {
 const char *fks_version(void);
 int fks_version_number(void);
 #define FKS_PAGE_SIZE 4096
+/* The longest snapshot tag and artifact name, in characters (the rules:
+** fks_check_tag, fks_check_name); a buffer for one holds FKS_TAG_MAX + 1
+** or FKS_NAME_MAX + 1 bytes. */
+#define FKS_TAG_MAX 128
+#define FKS_NAME_MAX 64
 
 /* Error codes. forkctl maps them to exit codes (see README). */
 #define FKS_OK            0
@@ -147,10 +152,11 @@ void fks_close(fks_store *s);
 
 /* ---- ingest [engine] --------------------------------------------------- */
 
-/* One named file of a snapshot. name: 1-64 chars of [A-Za-z0-9._+-], not
-** starting with '.' or '-'. "memory" and "vmstate" are the conventional
-** names; restore writes "memory" as memory.bin. diff: path is a sparse
-** Diff file whose holes inherit the parent's artifact of the same name. */
+/* One named file of a snapshot. name: 1-FKS_NAME_MAX (64) chars of
+** [A-Za-z0-9._+-], not starting with '.' or '-'. "memory" and "vmstate"
+** are the conventional names; restore writes "memory" as memory.bin.
+** diff: path is a sparse Diff file whose holes inherit the parent's
+** artifact of the same name. */
 typedef struct fks_artifact_in {
     const char *name;
     const char *path;
@@ -223,8 +229,8 @@ const char *fks_artifact_filename(const char *artifact_name);
 
 typedef struct fks_snapinfo {
     int64_t id;
-    char tag[129];
-    char parent[129];          /* "" for a root */
+    char tag[FKS_TAG_MAX + 1];
+    char parent[FKS_TAG_MAX + 1];  /* "" for a root */
     int64_t created_ms;        /* unix time in milliseconds */
     uint64_t logical_bytes;    /* all artifacts */
     uint64_t memory_bytes;     /* the "memory" artifact, 0 if none */
@@ -460,14 +466,14 @@ typedef struct fks_branch_result {
     double pause_s, snapshot_s, ingest_s; /* the same, unrounded (the catalog keeps ms) */
     int64_t diff_bytes;        /* physical bytes of the staged memory file */
     fks_ingest_stats ingest;
-    char tag[129];             /* the tag stored (with resume: the recorded one) */
+    char tag[FKS_TAG_MAX + 1]; /* the tag stored (with resume: the recorded one) */
     char vm_key[600];          /* the VM's key in the catalog */
     char fc_version[32];       /* GET /version ("" unknown) */
     char format_version[32];   /* vmstate header's format version ("" unknown) */
     char kept_staging[4096];   /* after a failure: staged files kept here, else "" */
     int need_full;             /* after a failure: only a Full is correct next */
     int can_resume;            /* after a failure: a branch with resume finishes it */
-    char head[129];            /* after a refused Diff: the VM's recorded last
+    char head[FKS_TAG_MAX + 1]; /* after a refused Diff: the VM's recorded last
                                   snapshot, a correct parent ("" none) */
 } fks_branch_result;
 
@@ -634,10 +640,10 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg);
 
 /* ---- validation [engine] ----------------------------------------------- */
 
-/* 0 if tag is valid: 1-128 chars of [A-Za-z0-9._+-], not starting with
-** '.' or '-'. Otherwise FKS_EINVAL with the rule in the message. */
+/* 0 if tag is valid: 1-FKS_TAG_MAX (128) chars of [A-Za-z0-9._+-], not
+** starting with '.' or '-'. Otherwise FKS_EINVAL with the rule in the message. */
 int fks_check_tag(const char *tag);
-/* Same rule for artifact names, 1-64 chars. */
+/* Same rule for artifact names, 1-FKS_NAME_MAX (64) chars. */
 int fks_check_name(const char *name);
 
 /* ---- statistics, diffs, renaming [engine] ------------------------------ */
@@ -766,10 +772,10 @@ typedef struct fks_serve_stats {
     double fault_p50_us, fault_p99_us; /* fault message read to page installed */
     double prefetch_s;         /* time the prefetch took */
     uint64_t working_set_pages;/* pages of the working set used (0: none) */
-    char working_set_from[129];/* the snapshot it was recorded on */
+    char working_set_from[FKS_TAG_MAX + 1]; /* the snapshot it was recorded on */
     double seconds;
     /* served from a remote (from_remote and the tag was not in the store) */
-    char remote[65];           /* "" when served from the store */
+    char remote[FKS_NAME_MAX + 1]; /* "" when served from the store */
     fks_rimage_stats rs;       /* the lazy fetches (fault, prefetch) */
     int pulled;                /* the background pull committed */
     double pull_s;             /* its time (VMM accepted to commit) */
@@ -835,7 +841,7 @@ int fks_runs_diff(fks_range **out, size_t *n, uint64_t *pages,
                   const fks_run *a, size_t na, const fks_run *b, size_t nb);
 
 typedef struct fks_diff_artifact {
-    char name[65];
+    char name[FKS_NAME_MAX + 1];
     int in_a, in_b;              /* the artifact exists in A, in B */
     uint64_t size_a, size_b;     /* logical bytes, 0 where absent */
     uint64_t pages;              /* pages that differ */
@@ -858,7 +864,7 @@ int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char 
 void fks_diff_free(fks_diff_report *d);
 
 typedef struct fks_artifact_stats {
-    char name[65];
+    char name[FKS_NAME_MAX + 1];
     uint64_t size;               /* logical bytes */
     uint64_t nonzero_bytes;      /* bytes of the pages its runs cover */
     uint64_t runs;               /* runs in its whole page map (runs_known) */
@@ -932,7 +938,7 @@ int fks_tag(fks_store *s, const char *old_tag, const char *new_tag);
 ** $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN, else profile $AWS_PROFILE
 ** ("default") of ~/.aws/credentials ($AWS_SHARED_CREDENTIALS_FILE). */
 typedef struct fks_remote {
-    char name[65];             /* as fks_check_name */
+    char name[FKS_NAME_MAX + 1]; /* as fks_check_name */
     char bucket[64];           /* 3-63 chars of [a-z0-9.-] */
     char prefix[512];          /* "" or a key prefix, no leading/trailing '/' */
     char endpoint[512];        /* http[s]://HOST[:PORT] */
@@ -1101,7 +1107,7 @@ int fks_rimage_pull(fks_remote_stats *st, fks_image **local, fks_rimage *ri);
 
 /* What fks_remote_stage wrote. */
 typedef struct fks_remote_staged {
-    char remote[65];
+    char remote[FKS_NAME_MAX + 1];
     uint64_t skipped_bytes;    /* the size of the artifact left out */
     int has_rootfs;
 } fks_remote_staged;

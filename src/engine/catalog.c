@@ -32,7 +32,6 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
-#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -50,7 +49,7 @@ int cat_err(sqlite3 *db, int sqlrc, const char *what)
     case SQLITE_READONLY: code = FKS_EINVAL; break;
     case SQLITE_CANTOPEN: code = FKS_EIO; break;
     }
-    if ((sqlrc & 0xff) == SQLITE_IOERR && db && sqlite3_system_errno(db) == 28 /* ENOSPC */)
+    if ((sqlrc & 0xff) == SQLITE_IOERR && db && sqlite3_system_errno(db) == ENOSPC)
         code = FKS_ENOSPC;
     const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(sqlrc);
     if (code == FKS_ENOSPC)     /* SQLite says "database or disk is full": say which */
@@ -90,6 +89,11 @@ int cat_meta_get(sqlite3 *db, const char *key, int64_t *val)
     return rc;
 }
 
+int cat_not_found(const char *tag)
+{
+    return fks__err(FKS_ENOTFOUND, "snapshot %s not found", tag);
+}
+
 int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist)
 {
     sqlite3_stmt *st;
@@ -104,7 +108,7 @@ int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, 
     if (s != SQLITE_ROW && s != SQLITE_DONE)
         rc = cat_err(db, s, "catalog: find snapshot");
     else if (!*id && must_exist)
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        rc = cat_not_found(tag);
     sqlite3_finalize(st);
     return rc;
 }
@@ -122,6 +126,16 @@ int cat_read_begin(sqlite3 *db)
 int cat_read_end(sqlite3 *db)
 {
     return sqlite3_get_autocommit(db) ? 0 : cat_exec(db, "COMMIT");
+}
+
+int cat_read_finish(sqlite3 *db, int rc)
+{
+    if (sqlite3_get_autocommit(db))
+        return rc;
+    int rc2 = cat_exec(db, "COMMIT");
+    if (rc2)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc ? rc : rc2;
 }
 
 static int col_int(sqlite3_stmt *st, int c)
@@ -269,49 +283,6 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
     int rc = cat_pages_scan(r, first, first + (int64_t)n - 1, range_one, &c);
     if (rc == 0 && c.next != first + (int64_t)n)
         rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)c.next);
-    return rc;
-}
-
-int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16])
-{
-    pidx *x;
-    int rc = pidx_open(&x, db);
-    if (rc)
-        return rc;
-    int txn = sqlite3_get_autocommit(db);   /* the tiers as one snapshot */
-    if (txn && (rc = cat_read_begin(db)) != 0) {
-        pidx_close(x);
-        return rc;
-    }
-    if ((rc = pidx_begin(x)) == 0 && (rc = pidx_find(x, hash, id)) == 0 && *id == 0)
-        rc = fks__err(FKS_ENOTFOUND, "no page with that hash in the store");
-    pidx_close(x);
-    if (txn) {
-        int rc2 = cat_read_end(db);
-        rc = rc ? rc : rc2;
-    }
-    return rc;
-}
-
-int cat_page_find_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n)
-{
-    pidx *x;
-    int rc = pidx_open(&x, db);
-    if (rc)
-        return rc;
-    int txn = sqlite3_get_autocommit(db);
-    if (txn && (rc = cat_read_begin(db)) != 0) {
-        pidx_close(x);
-        return rc;
-    }
-    if ((rc = pidx_begin(x)) == 0)
-        for (size_t i = 0; i < n && rc == 0; i++)
-            rc = pidx_find(x, hashes[i], &ids[i]);
-    pidx_close(x);
-    if (txn) {
-        int rc2 = cat_read_end(db);
-        rc = rc ? rc : rc2;
-    }
     return rc;
 }
 
@@ -493,7 +464,7 @@ int cat_migrate(struct fks_store *s)
         return 0;
     if (s->readonly)
         return fks__err(FKS_EINVAL, "catalog %s/catalog.db has schema version %d and needs "
-                        "migrating to %d: open it once read-write (any forkctl write command)",
+                        "migrating to %d: the store must be opened read-write once to migrate it",
                         s->dir, v, fks_n_migrations);
     for (int i = v; i < fks_n_migrations; i++) {
         const struct fks_migration *m = &fks_migrations[i];

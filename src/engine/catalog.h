@@ -55,9 +55,12 @@ int cat_prepare(sqlite3 *db, sqlite3_stmt **st, const char *sql);
 int cat_meta_get(sqlite3 *db, const char *key, int64_t *val);
 int cat_meta_set(sqlite3 *db, const char *key, int64_t val);
 /* Snapshot tag's id and parent (0 for a root; parent_id may be NULL).
-** Absent: *id = 0, and with must_exist FKS_ENOTFOUND with the message
-** users see ("snapshot T not found"). Only a catalog error fails else. */
+** Absent: *id = 0, and with must_exist FKS_ENOTFOUND with cat_not_found's
+** message. Only a catalog error fails else. */
 int cat_snapshot(int64_t *id, int64_t *parent_id, sqlite3 *db, const char *tag, int must_exist);
+/* FKS_ENOTFOUND, with the one message users see for a tag the catalog
+** does not hold: "snapshot T not found" (forkctl adds where to look). */
+int cat_not_found(const char *tag);
 
 /* ---- row shapes: the one reader of each -------------------------------- */
 
@@ -88,11 +91,6 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
 ** it does not hold are skipped (the caller checks what it wanted). */
 int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*fn)(void *arg, const struct cat_page *p),
                    void *arg);
-/* Page id of a hash; FKS_ENOTFOUND if none. */
-int cat_page_find(int64_t *id, sqlite3 *db, const uint8_t hash[16]);
-/* ids[i] = the page whose hash is hashes[i], 0 if none; one read
-** transaction and one page-index handle for all n. */
-int cat_page_find_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n);
 /* Artifact name of snapshot snap: its id and logical size.
 ** FKS_ENOTFOUND if absent. */
 int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name);
@@ -101,6 +99,10 @@ int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, co
 ** cannot fail in a way that loses anything, its error is returned). */
 int cat_read_begin(sqlite3 *db);
 int cat_read_end(sqlite3 *db);
+/* Ends a read transaction whatever happened in it: rc is what the reads
+** returned. COMMIT (ROLLBACK if that fails, so no transaction stays
+** open); returns rc, or when rc is 0 the COMMIT's error. */
+int cat_read_finish(sqlite3 *db, int rc);
 /* After a sqlite3_step loop: 0 when it ended with SQLITE_DONE, else the
 ** error (named by what). */
 int cat_done(sqlite3 *db, int steprc, const char *what);

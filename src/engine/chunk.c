@@ -55,6 +55,10 @@
 **  8. Empty chunks (no committed record) that a failed or killed writer
 **     left are chunk rows gc deletes with their files (gc.c, step 4).
 **
+** File name: chunks/<id>.chunk, the id as (at least) 8 lower-case hex
+** digits. chunk_file_name writes it and chunk_file_parse, which takes
+** exactly 8 digits, reads it back; no other code spells the format.
+**
 ** File layout (little-endian):
 **
 **   offset  size  field
@@ -104,6 +108,28 @@
 
 #define WBUF_SIZE (1u << 20)
 #define MIN_ROOM (64u << 10)   /* a chunk with less free space is full */
+
+int chunk_file_name(char *buf, size_t len, int64_t id)
+{
+    return fks__path(buf, len, "%08llx" CHUNK_FILE_SUFFIX, (unsigned long long)id);
+}
+
+int chunk_file_parse(const char *name, int64_t *id)
+{
+    size_t sl = strlen(CHUNK_FILE_SUFFIX);
+    if (strlen(name) != 8 + sl || strcmp(name + 8, CHUNK_FILE_SUFFIX) != 0 ||
+        strspn(name, "0123456789abcdef") != 8)
+        return 0;
+    *id = (int64_t)strtoull(name, NULL, 16);
+    return 1;
+}
+
+int chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id)
+{
+    char nm[32];
+    int rc = chunk_file_name(nm, sizeof nm, id);
+    return rc ? rc : fks__path(buf, len, "%s/%s", s->chunkdir, nm);
+}
 
 static uint32_t check32(const uint8_t *p, size_t n)
 {
@@ -381,7 +407,7 @@ int chunk_create(struct fks_store *s, int *fdp, int64_t *idp)
         return rc;
     if ((rc = fks__path(tmp, sizeof tmp, "%s/tmp.%ld.%llx", s->chunkdir, (long)getpid(),
                         (unsigned long long)(fks__now() * 1e9))) != 0 ||
-        (rc = store_chunk_path(final, sizeof final, s, id)) != 0)
+        (rc = chunk_path(final, sizeof final, s, id)) != 0)
         return rc;
     if ((rc = store_open_file(s, tmp, O_RDWR | O_CREAT | O_EXCL, "new chunk file", &fd)) != 0)
         return rc;
@@ -476,7 +502,7 @@ static int claim_existing(chunk_writer *w, struct wchunk *out, int *found)
         if (skip)
             continue;
         char p[PATH_MAX];
-        if ((rc = store_chunk_path(p, sizeof p, s, ids[i])) != 0)
+        if ((rc = chunk_path(p, sizeof p, s, ids[i])) != 0)
             return rc;
         int fd;
         if (store_open_file(s, p, O_RDWR, "chunk file", &fd) != 0)
@@ -747,7 +773,7 @@ static int open_chunk(chunk_reader *r, int64_t id, struct rfile **out)
             return 0;
         }
     char p[PATH_MAX];
-    int rc = store_chunk_path(p, sizeof p, r->s, id);
+    int rc = chunk_path(p, sizeof p, r->s, id);
     if (rc)
         return rc;
     int fd;

@@ -11,7 +11,14 @@
 
 struct fks_store;
 
+/* The file header's size: the first record starts here, and a chunk
+** whose catalog row has used == CHUNK_HDR_SIZE holds no record.
+** CHUNK_HDR_SQL is the same number as SQL text ("... used > "
+** CHUNK_HDR_SQL); the migrations' views write it out (64), being SQL. */
 #define CHUNK_HDR_SIZE 64
+#define CHUNK_STR_(x) #x
+#define CHUNK_STR(x) CHUNK_STR_(x)
+#define CHUNK_HDR_SQL CHUNK_STR(CHUNK_HDR_SIZE)
 #define CHUNK_MAGIC "FKSCHUNK"
 #define CHUNK_VERSION 1
 #define CHUNK_REC_MAGIC 0x31424b46u   /* "FKB1" little-endian */
@@ -40,6 +47,18 @@ typedef struct chunk_rec {
     uint8_t hash[CHUNK_BLOCK_PAGES][16];
 } chunk_rec;
 
+/* ---- file names ---- */
+#define CHUNK_FILE_SUFFIX ".chunk"
+/* The file name of chunk id, "<id as %08llx>.chunk", in buf (len bytes;
+** FKS_EINVAL if it does not fit). */
+int chunk_file_name(char *buf, size_t len, int64_t id);
+/* 1 and *id if name is a chunk file name (exactly 8 lower-case hex digits,
+** then ".chunk"), else 0 (*id untouched): a temporary file, or not ours. */
+int chunk_file_parse(const char *name, int64_t *id);
+/* The path of chunk id's file in the store's chunks/ directory. */
+int chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id);
+
+/* ---- headers and records ---- */
 /* Parses the file header in p[0..n). FKS_ECORRUPT with a message if it is
 ** not a valid version-1 header. */
 int chunk_parse_hdr(chunk_hdr *h, const uint8_t *p, size_t n);

@@ -536,7 +536,7 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
         goto out;
     test_kill("committed");
     char p[PATH_MAX];                               /* and only then the file */
-    if (store_chunk_path(p, sizeof p, s, c->id) == 0 && unlink(p) == 0)
+    if (chunk_path(p, sizeof p, s, c->id) == 0 && unlink(p) == 0)
         r->chunks_deleted++;
     if (n)
         r->chunks_rewritten++;
@@ -589,7 +589,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     rc = cat_prepare(s->db, &st,
         "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
         " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
-        " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY coalesce(b.live, 0), c.id");
+        " ON b.chunk_id = c.id WHERE c.used > " CHUNK_HDR_SQL " ORDER BY coalesce(b.live, 0), c.id");
     if (rc)
         return rc;
     int src;
@@ -668,7 +668,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
         for (r1 = r0; r1 < nrows && rows[r1].chunk == c[i].id; r1++)
             ;
         char p[PATH_MAX];
-        if ((rc = store_chunk_path(p, sizeof p, s, c[i].id)) != 0)
+        if ((rc = chunk_path(p, sizeof p, s, c[i].id)) != 0)
             break;
         int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
@@ -732,19 +732,12 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         const char *nm = e->d_name;
         if (nm[0] == '.')
             continue;
-        /* ours: 8 hex digits then ".chunk" (store_chunk_path) */
-        char *end = NULL;
-        unsigned long long id = 0;
-        int named = strlen(nm) == 14 && strcmp(nm + 8, ".chunk") == 0 && strspn(nm, "0123456789abcdef") == 8;
+        int64_t id = 0;
+        int named = chunk_file_parse(nm, &id);
         if (named) {
-            errno = 0;
-            id = strtoull(nm, &end, 16);
-            named = errno == 0 && end == nm + 8;
-        }
-        if (named) {
-            if (next >= 0 && id >= (unsigned long long)next)
+            if (next >= 0 && id >= next)
                 continue;        /* never handed out: verify reports it */
-            sqlite3_bind_int64(st, 1, (int64_t)id);
+            sqlite3_bind_int64(st, 1, id);
             int known = sqlite3_step(st) == SQLITE_ROW;
             sqlite3_reset(st);
             if (known)
@@ -762,7 +755,7 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
             /* Re-check under the lock: a chunk committed just now. */
             int known = 0;
             if (named) {
-                sqlite3_bind_int64(st, 1, (int64_t)id);
+                sqlite3_bind_int64(st, 1, id);
                 known = sqlite3_step(st) == SQLITE_ROW;
                 sqlite3_reset(st);
             }
@@ -789,12 +782,13 @@ static int strays(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 #define EMPTY_BATCH 256
 static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
 {
-    static const char *q = "SELECT id FROM chunk WHERE used <= 64 AND id NOT IN "
+    static const char *q = "SELECT id FROM chunk WHERE used <= " CHUNK_HDR_SQL " AND id NOT IN "
                            "(SELECT DISTINCT chunk_id FROM block) ORDER BY id";
     sqlite3_stmt *st = NULL;
     int64_t *ids = NULL, keep = 0, roomy = 0;
     size_t n = 0, alloc = 0;
-    int rc = cat_prepare(s->db, &st, "SELECT count(*) FROM chunk WHERE used > 64 AND cap - used >= cap / 4");
+    int rc = cat_prepare(s->db, &st, "SELECT count(*) FROM chunk WHERE used > " CHUNK_HDR_SQL
+                                     " AND cap - used >= cap / 4");
     if (rc)
         return rc;
     int src = sqlite3_step(st);
@@ -838,7 +832,7 @@ static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
             char p[PATH_MAX];
             fds[i] = -1;
             held[i] = gone[i] = 0;
-            if (store_chunk_path(p, sizeof p, s, ids[b + i]) != 0)
+            if (chunk_path(p, sizeof p, s, ids[b + i]) != 0)
                 continue;
             /* No file: the row alone goes. A file: only if nobody holds it. */
             int e = store_open_file(s, p, O_RDWR, "chunk file", &fds[i]);
@@ -869,7 +863,7 @@ static int empties(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
         }
         for (size_t i = 0; i < m; i++) {
             char p[PATH_MAX];
-            if (rc == 0 && gone[i] && store_chunk_path(p, sizeof p, s, ids[b + i]) == 0) {
+            if (rc == 0 && gone[i] && chunk_path(p, sizeof p, s, ids[b + i]) == 0) {
                 if (fds[i] >= 0)
                     (void)unlink(p);      /* after the commit: a crash leaves a stray */
                 r->chunks_deleted++;
@@ -1028,7 +1022,7 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
     if ((rc = cat_prepare(s->db, &st,
              "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c JOIN "
              " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
-             " ON b.chunk_id = c.id WHERE c.used > 64 ORDER BY c.id")) != 0)
+             " ON b.chunk_id = c.id WHERE c.used > " CHUNK_HDR_SQL " ORDER BY c.id")) != 0)
         goto out;
     int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1071,7 +1065,7 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
             ;
         r.chunks_seen++;
         char p[PATH_MAX];
-        if ((rc = store_chunk_path(p, sizeof p, s, c[i].id)) != 0)
+        if ((rc = chunk_path(p, sizeof p, s, c[i].id)) != 0)
             break;
         int cfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
         if (cfd < 0) {

@@ -31,6 +31,7 @@
 #include "catalog.h"
 #include "chunk.h"
 #include "map.h"
+#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -312,12 +313,12 @@ void fks_image_stats_get(fks_image_stats *out, fks_image *im)
 
 int fks_page_find(int64_t *page_id, fks_store *s, const uint8_t hash[16])
 {
-    return cat_page_find(page_id, s->db, hash);
+    return pidx_lookup(page_id, s->db, hash);
 }
 
 int fks_page_find_many(int64_t *ids, fks_store *s, const uint8_t (*hashes)[16], size_t n)
 {
-    return cat_page_find_many(ids, s->db, hashes, n);
+    return pidx_lookup_many(ids, s->db, hashes, n);
 }
 
 int fks_page_read(void *buf, uint32_t *len, fks_store *s, int64_t page_id)

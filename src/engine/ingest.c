@@ -1077,7 +1077,7 @@ static int open_inputs(struct ingest *g)
                             FKS_PAGE_SIZE);
         g->total += a->size;
         if (a->in->diff && !o->parent)
-            return fks__err(FKS_EINVAL, "%s file %s is a diff: a diff needs --parent", a->in->name,
+            return fks__err(FKS_EINVAL, "%s file %s is a diff: a diff needs a parent snapshot", a->in->name,
                             a->in->path);
         if (!o->parent)
             continue;
@@ -1140,13 +1140,12 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
     if ((rc = cat_snapshot(&id, NULL, s->db, o->tag, 0)) != 0)
         return rc;
     if (id)
-        return fks__err(FKS_EEXIST, "tag %s already exists (pick another tag, or `forkctl rmi %s`)",
-                        o->tag, o->tag);
+        return fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
     if (o->parent) {
         if ((rc = cat_snapshot(&g.parent_id, NULL, s->db, o->parent, 0)) != 0)
             return rc;
         if (!g.parent_id)
-            return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found (see `forkctl images`)", o->parent);
+            return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found", o->parent);
     }
     g.arts = calloc(g.n, sizeof *g.arts);
     g.buf[0] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
@@ -1240,7 +1239,7 @@ int fks_set_ingest_ms(fks_store *s, const char *tag, int64_t ingest_ms)
         sqlite3_bind_int64(st, 2, ingest_ms);
         rc = step_done(s->db, st, "catalog: record ingest time");
         if (rc == 0 && sqlite3_changes(s->db) == 0)
-            rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found", tag);
+            rc = cat_not_found(tag);
         sqlite3_finalize(st);
     }
     return cat_end(s, rc);

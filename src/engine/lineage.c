@@ -1,6 +1,6 @@
 /*
-** lineage.c: listing snapshots, walking chains, removing snapshots, and
-** read-only SQL for users.
+** lineage.c: listing snapshots, walking chains, removing snapshots.
+** (Read-only SQL for users is sql.c.)
 **
 ** Removing a snapshot (rmi) is one transaction: its children are
 ** re-parented to its own parent and its rows (snapshot, artifacts, the
@@ -20,7 +20,6 @@
 #include "catalog.h"
 #include "manifest.h"
 #include "map.h"
-#include "pindex.h"
 #include "store.h"
 #include "util.h"
 
@@ -65,7 +64,7 @@ struct lin {
     int64_t *id;          /* ascending */
     size_t *parent;       /* index of the parent, NONE for a root */
     int *depth;           /* ancestors; -1 on or below a cycle */
-    char (*tag)[129];
+    char (*tag)[FKS_TAG_MAX + 1];
 };
 
 static void lin_free(struct lin *L)
@@ -140,7 +139,7 @@ static int lin_load(struct lin *L, sqlite3 *db)
         if (L->n == alloc) {
             alloc = alloc ? alloc * 2 : 64;
             int64_t *ni = realloc(L->id, alloc * sizeof *ni), *np = ni ? realloc(pid, alloc * sizeof *np) : NULL;
-            char (*nt)[129] = np ? realloc(L->tag, alloc * sizeof *nt) : NULL;
+            char (*nt)[FKS_TAG_MAX + 1] = np ? realloc(L->tag, alloc * sizeof *nt) : NULL;
             if (ni)
                 L->id = ni;
             if (np)
@@ -395,7 +394,7 @@ int fks_get(fks_snapinfo *out, fks_store *s, const char *tag)
         return rc;
     if (n == 0) {
         free(v);
-        return fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        return cat_not_found(tag);
     }
     *out = v[0];
     free(v);
@@ -422,7 +421,7 @@ static int chain_of(fks_snapinfo **out, size_t *n, fks_store *s, const char *tag
     if (*n == 0) {
         free(*out);
         *out = NULL;
-        return fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        return cat_not_found(tag);
     }
     return 0;
 }
@@ -593,147 +592,5 @@ int lineage_rmi_batch(fks_store *s, const char *const *tags, size_t n, char *gon
     /* As fks_rmi: on a full disk, once more with the gc reserve's room. */
     if ((rc = rmi_batch_once(s, tags, n, gone)) == FKS_ENOSPC && store_reserve_use(s))
         rc = rmi_batch_once(s, tags, n, gone);
-    return rc;
-}
-
-_Static_assert(FKS_SQL_INTEGER == SQLITE_INTEGER && FKS_SQL_FLOAT == SQLITE_FLOAT && FKS_SQL_TEXT == SQLITE_TEXT &&
-               FKS_SQL_BLOB == SQLITE_BLOB && FKS_SQL_NULL == SQLITE_NULL, "FKS_SQL_* are SQLite's types");
-
-/* The time limit of a statement: SQLite calls this every SQL_TICK virtual
-** machine steps; nonzero interrupts the statement (SQLITE_INTERRUPT). */
-#define SQL_TICK 10000
-#define SQL_MAX_VALUE (32 << 20)
-
-struct sql_clock {
-    double deadline;
-    int expired;
-};
-
-static int sql_tick(void *arg)
-{
-    struct sql_clock *c = arg;
-    if (fks__now() <= c->deadline)
-        return 0;
-    c->expired = 1;
-    return 1;
-}
-
-int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
-{
-    return fks_sql_ex(s, sql, NULL, row, arg);
-}
-
-int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn row, void *arg)
-{
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    char p[PATH_MAX];
-    const char *tail = NULL;
-    if (o && !(o->timeout_s >= 0 && o->timeout_s <= 1e9))
-        return fks__err(FKS_EINVAL, "SQL time limit %g s is not a number of seconds from 0 to 1e9", o->timeout_s);
-    int rc = fks__path(p, sizeof p, "%s/catalog.db", s->dir);
-    if (rc || (rc = cat_open(&db, p, 1)) != 0)
-        return rc;
-    if ((rc = pidx_sql_register(db)) != 0) {
-        sqlite3_close(db);
-        return rc;
-    }
-    struct sql_clock clk = {0, 0};
-    uint64_t nrows = 0, max_rows = o ? o->max_rows : 0;
-    double timeout = o && o->timeout_s > 0 ? o->timeout_s : 0;
-    /* One value (a string or BLOB a query builds) stays small. */
-    sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_MAX_VALUE);
-    if (timeout > 0) {
-        clk.deadline = fks__now() + timeout;
-        sqlite3_progress_handler(db, SQL_TICK, sql_tick, &clk);
-    }
-    int src = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
-    if (src != SQLITE_OK) {
-        rc = clk.expired ? fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit) while "
-                                    "being prepared", timeout)
-                         : fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    if (!st) {
-        rc = fks__err(FKS_EINVAL, "empty SQL statement");
-        goto out;
-    }
-    while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';' || *tail == '\r'))
-        tail++;
-    if (tail && *tail) {
-        rc = fks__err(FKS_EINVAL, "give one SQL statement at a time (extra text: '%.40s')", tail);
-        goto out;
-    }
-    if (!sqlite3_stmt_readonly(st)) {
-        rc = fks__err(FKS_EINVAL, "forkctl sql is read-only: the statement would modify the catalog "
-                      "(use forkctl commands to change the store)");
-        goto out;
-    }
-    int ncol = sqlite3_column_count(st);
-    const char **names = calloc((size_t)ncol + 1, sizeof *names);
-    const char **vals = calloc((size_t)ncol + 1, sizeof *vals);
-    int *types = calloc((size_t)ncol + 1, sizeof *types);
-    if (!names || !vals || !types) {
-        free(names);
-        free(vals);
-        free(types);
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < ncol; i++)
-        names[i] = sqlite3_column_name(st, i);
-    char *hex = NULL;   /* BLOBs (page hashes) are shown as hex */
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (max_rows && nrows == max_rows) {
-            rc = fks__err(FKS_ELIMIT, "SQL statement stopped after %llu rows (the row limit): the result "
-                          "has more", (unsigned long long)max_rows);
-            break;
-        }
-        nrows++;
-        size_t need = 0;
-        for (int i = 0; i < ncol; i++)
-            if (sqlite3_column_type(st, i) == SQLITE_BLOB)
-                need += 2 * (size_t)sqlite3_column_bytes(st, i) + 1;
-        free(hex);
-        hex = need ? malloc(need) : NULL;
-        if (need && !hex) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            break;
-        }
-        char *h = hex;
-        for (int i = 0; i < ncol; i++) {
-            types[i] = sqlite3_column_type(st, i);
-            if (types[i] != SQLITE_BLOB) {
-                vals[i] = (const char *)sqlite3_column_text(st, i);
-                continue;
-            }
-            const unsigned char *b = sqlite3_column_blob(st, i);
-            int nb = sqlite3_column_bytes(st, i);
-            if (!h) {                 /* cannot happen: need counted it */
-                vals[i] = "";
-                continue;
-            }
-            vals[i] = h;
-            for (int k = 0; k < nb; k++, h += 2)
-                sprintf(h, "%02x", b[k]);
-            *h++ = 0;
-        }
-        if (row(arg, ncol, names, vals, types))
-            break;
-    }
-    free(hex);
-    if (rc == 0 && src == SQLITE_INTERRUPT && clk.expired)
-        rc = fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit), %llu rows in",
-                      timeout, (unsigned long long)nrows);
-    else if (rc == 0 && src == SQLITE_NOMEM)
-        rc = fks__err(FKS_ENOMEM, "SQL statement ran out of memory: %s", sqlite3_errmsg(db));
-    else if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
-        rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
-    free(names);
-    free(vals);
-    free(types);
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
     return rc;
 }

@@ -277,7 +277,7 @@ int manifest_decode(manifest *m, const uint8_t *b, size_t len, const char *what)
     if (m->id <= 0 || m->parent_id < 0 || m->parent_id >= m->id)
         return fks__err(FKS_ECORRUPT, "%s: bad snapshot id %lld or parent %lld", what, (long long)m->id,
                         (long long)m->parent_id);
-    if (tl == 0 || tl > 128 || (size_t)(end - p) < tl)
+    if (tl == 0 || tl > FKS_TAG_MAX || (size_t)(end - p) < tl)
         return fks__err(FKS_ECORRUPT, "%s: bad tag length %zu", what, tl);
     memcpy(m->tag, p, tl);
     m->tag[tl] = 0;
@@ -290,9 +290,9 @@ int manifest_decode(manifest *m, const uint8_t *b, size_t len, const char *what)
         size_t nl = p[0];
         int delta = p[1];
         uint64_t size = fks__get64(p + 8), ne = fks__get64(p + 16);
-        if (nl == 0 || nl > 64 || delta > 1 || (size_t)(end - p) < 24 + nl)
+        if (nl == 0 || nl > FKS_NAME_MAX || delta > 1 || (size_t)(end - p) < 24 + nl)
             return fks__err(FKS_ECORRUPT, "%s: artifact %zu has a bad header", what, i);
-        char name[65];
+        char name[FKS_NAME_MAX + 1];
         memcpy(name, p + 24, nl);
         name[nl] = 0;
         p += 24 + nl;
@@ -514,9 +514,9 @@ int manifest_exists(const char *dir, int64_t id)
 
 int manifest_set_tag(const char *dir, int64_t id, const char *tag)
 {
-    uint8_t b[8 + 8 + 8 + 1 + 128 + 8];
+    uint8_t b[8 + 8 + 8 + 1 + FKS_TAG_MAX + 8];
     size_t tl = strlen(tag);
-    if (tl == 0 || tl > 128)
+    if (tl == 0 || tl > FKS_TAG_MAX)
         return fks__err(FKS_EINVAL, "tag of %zu characters", tl);
     memcpy(b, MF_TAG_MAGIC, 8);
     fks__put64(b + 8, (uint64_t)id);
@@ -544,7 +544,7 @@ int manifest_get_tag(char *tag, int64_t *when_ms, const char *dir, int64_t id)
     if ((rc = slurp(&b, &len, dir, p, 4096)) != 0 || !b)
         return rc ? rc : FKS_ERR;
     size_t tl = len > 25 ? b[24] : 0;
-    if (len < 33 || memcmp(b, MF_TAG_MAGIC, 8) != 0 || tl == 0 || tl > 128 || len != 25 + tl + 8 ||
+    if (len < 33 || memcmp(b, MF_TAG_MAGIC, 8) != 0 || tl == 0 || tl > FKS_TAG_MAX || len != 25 + tl + 8 ||
         fks__get64(b + 25 + tl) != XXH3_64bits(b, 25 + tl) || (int64_t)fks__get64(b + 8) != id) {
         free(b);
         return fks__err(FKS_ECORRUPT, "tag override %s is damaged", p);
@@ -874,7 +874,7 @@ int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
         if ((rc = manifest_path(p, sizeof p, s->dir, v[i].id, manifest_suffix(v[i].kind))) != 0)
             break;
         if (v[i].kind == 't') {
-            char tag[129];
+            char tag[FKS_TAG_MAX + 1];
             int64_t when;
             if (!l) {
                 cnt++;

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "forkstore.h"
+
 struct fks_store;
 
 #define MF_MAGIC "FKSMANIF"
@@ -26,7 +28,7 @@ typedef struct mf_page {
 } mf_page;
 
 typedef struct mf_artifact {
-    char name[65];
+    char name[FKS_NAME_MAX + 1];
     int delta;             /* pages not listed are the parent's (else zero) */
     uint64_t size;         /* logical bytes */
     mf_page *p;            /* by pgno, ascending, no duplicates */
@@ -38,7 +40,7 @@ typedef struct manifest {
     int64_t parent_id;     /* at ingest; 0 for a root */
     int64_t created_ms, stored_bytes, new_pages;
     int64_t pause_ms, snapshot_ms, ingest_ms, diff_bytes;   /* -1 unknown */
-    char tag[129];
+    char tag[FKS_TAG_MAX + 1];
     mf_artifact *art;
     size_t n_art;
 } manifest;
@@ -75,7 +77,7 @@ int manifest_exists(const char *dir, int64_t id);
 
 /* Tag overrides (tag.c): DIR/manifests/<id>.tag says snapshot id is now
 ** called tag (written before the catalog's rename commits). set writes it
-** durably; get reads it into tag[129] (*when_ms: when it was written),
+** durably; get reads it into tag[FKS_TAG_MAX + 1] (*when_ms: when it was written),
 ** 1 if there is none, FKS_ECORRUPT if it is damaged. */
 int manifest_set_tag(const char *dir, int64_t id, const char *tag);
 int manifest_get_tag(char *tag, int64_t *when_ms, const char *dir, int64_t id);

@@ -12,6 +12,7 @@
 */
 #include "par.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ static void *worker_main(void *a)
 
 int par_new(par **out, int max_threads)
 {
+    assert(max_threads <= PAR_MAX_THREADS);
     par *p = calloc(1, sizeof *p);
     if (!p)
         return fks__err(FKS_ENOMEM, "out of memory");
@@ -81,14 +83,14 @@ int par_new(par **out, int max_threads)
         /* decimal digits only: no sign, blank, hex or trailing junk */
         long v = 0;
         size_t k = 0;
-        for (; e[k] >= '0' && e[k] <= '9' && v <= 64; k++)
+        for (; e[k] >= '0' && e[k] <= '9' && v <= PAR_MAX_THREADS; k++)
             v = v * 10 + (e[k] - '0');
-        if (e[k] || v < 1 || v > 64) {
+        if (e[k] || v < 1 || v > PAR_MAX_THREADS) {
             char shown[64];
             fks__esc(shown, sizeof shown, e, 40);
             free(p);
-            return fks__err(FKS_EINVAL, "FORKSTORE_THREADS='%s' is not a number of threads from 1 to 64 "
-                            "(unset it for one per CPU, at most 8)", shown);
+            return fks__err(FKS_EINVAL, "FORKSTORE_THREADS='%s' is not a number of threads from 1 to %d "
+                            "(unset it for one per CPU, at most 8)", shown, PAR_MAX_THREADS);
         }
         n = (int)v;
     }

@@ -287,6 +287,36 @@ int pidx_find(pidx *x, const uint8_t hash[16], int64_t *id)
     return 0;
 }
 
+int pidx_lookup_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n)
+{
+    pidx *x;
+    int rc = pidx_open(&x, db);
+    if (rc)
+        return rc;
+    int txn = sqlite3_get_autocommit(db);   /* the tiers as one snapshot */
+    if (txn && (rc = cat_read_begin(db)) != 0) {
+        pidx_close(x);
+        return rc;
+    }
+    if ((rc = pidx_begin(x)) == 0)
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = pidx_find(x, hashes[i], &ids[i]);
+    pidx_close(x);
+    if (txn) {
+        int rc2 = cat_read_end(db);
+        rc = rc ? rc : rc2;
+    }
+    return rc;
+}
+
+int pidx_lookup(int64_t *id, sqlite3 *db, const uint8_t hash[16])
+{
+    int rc = pidx_lookup_many(id, db, (const uint8_t (*)[16])hash, 1);
+    if (rc == 0 && *id == 0)
+        rc = fks__err(FKS_ENOTFOUND, "no page with that hash in the store");
+    return rc;
+}
+
 static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 {
     int s = sqlite3_step(st);

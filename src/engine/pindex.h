@@ -24,6 +24,13 @@ int pidx_begin(pidx *x);
 void pidx_end(pidx *x);
 /* *id = the page with this hash, 0 if none. */
 int pidx_find(pidx *x, const uint8_t hash[16], int64_t *id);
+/* One-shot lookups on db, each with its own page-index handle and, outside
+** a transaction, its own read transaction (the tiers as one snapshot):
+** pidx_lookup sets the page id of a hash, FKS_ENOTFOUND if none;
+** pidx_lookup_many sets ids[i] = the page whose hash is hashes[i], 0 if
+** none. */
+int pidx_lookup(int64_t *id, sqlite3 *db, const uint8_t hash[16]);
+int pidx_lookup_many(int64_t *ids, sqlite3 *db, const uint8_t (*hashes)[16], size_t n);
 /* In a write transaction: page row id (hash, rlen) and its page_new row. */
 int pidx_add_page(pidx *x, int64_t id, const uint8_t hash[16], uint32_t rlen);
 /* In a write transaction: the block row of pages first .. first+n-1, slots

@@ -249,8 +249,9 @@ static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *i
     struct pidx_blocks blocks = {.x = ins_page};
     chunk_hdr h;
     struct stat st;
-    int rc = fks__path(p, sizeof p, "%s/chunks/%08llx.chunk", x->dir, (unsigned long long)id);
-    if (rc)
+    char nm[32];
+    int rc = chunk_file_name(nm, sizeof nm, id);
+    if (rc || (rc = fks__path(p, sizeof p, "%s/chunks/%s", x->dir, nm)) != 0)
         return rc;
     int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
@@ -374,8 +375,8 @@ static int scan_chunks(struct rec *x)
                              : fks__errno(FKS_EIO, errno, "open %s", cdir);
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d)) != NULL) {
-        const char *nm = e->d_name;
-        if (strlen(nm) != 14 || strcmp(nm + 8, ".chunk") != 0 || strspn(nm, "0123456789abcdef") != 8)
+        int64_t id;
+        if (!chunk_file_parse(e->d_name, &id))
             continue;
         if (n == alloc) {
             alloc = alloc ? alloc * 2 : 64;
@@ -386,7 +387,7 @@ static int scan_chunks(struct rec *x)
             }
             ids = nv;
         }
-        ids[n++] = (int64_t)strtoull(nm, NULL, 16);
+        ids[n++] = id;
     }
     if (d)
         closedir(d);
@@ -447,7 +448,7 @@ static int apply_delta(mf_artifact *a, const mf_artifact *base)
 
 static const char *ent_name(struct rec *x, const struct ent *e, char *buf, size_t len)
 {
-    char over[129];
+    char over[FKS_TAG_MAX + 1];
     int64_t when;
     const char *t = manifest_get_tag(over, &when, x->dir, e->id) == 0 ? over
                     : e->m.id ? e->m.tag : old_tag(x, e->id);
@@ -565,7 +566,7 @@ static int pick_tag(struct rec *x, struct ent *e, char *tag, int64_t *claim)
 static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, sqlite3_stmt *ins_art,
                            sqlite3_stmt *find_tag, int64_t *claims)
 {
-    char tag[129], nm[200];
+    char tag[FKS_TAG_MAX + 1], nm[200];
     int64_t claim;
     int rc = pick_tag(x, e, tag, &claim);
     if (rc)
@@ -582,7 +583,7 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
         struct ent *o = find_ent(x, other);
         int64_t oc = o ? claims[o - x->e] : 0;
         int64_t loser = claim > oc ? other : e->id;
-        char dup[129], orig[129];
+        char dup[FKS_TAG_MAX + 1], orig[FKS_TAG_MAX + 1];
         snprintf(orig, sizeof orig, "%s", tag);
         snprintf(dup, sizeof dup, "%.100s.dup-%lld", tag, (long long)loser);
         if (loser == other) {
@@ -599,8 +600,8 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             memcpy(tag, dup, sizeof tag);
         }
         if ((rc = add_line(&x->r->problems, &x->r->n_problems,
-                           "two snapshots claim tag %.128s (ids %lld and %lld; a rename was interrupted): "
-                           "the later claim keeps it, id %lld is now %s", orig, (long long)other,
+                           "two snapshots claim tag %.*s (ids %lld and %lld; a rename was interrupted): "
+                           "the later claim keeps it, id %lld is now %s", FKS_TAG_MAX, orig, (long long)other,
                            (long long)e->id, (long long)loser, dup)) != 0)
             return rc;
     }

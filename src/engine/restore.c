@@ -15,7 +15,7 @@
 **     cannot redirect it), truncated to the logical size (every page a hole),
 **     and only non-zero pages are written, in runs of contiguous pages
 **     (design 5). The files are renamed into place at the end, all or nothing
-**     (place_files): with RENAME_NOREPLACE, or with --force by
+**     (place_files): with RENAME_NOREPLACE, or with FKS_RESTORE_FORCE by
 **     RENAME_EXCHANGE so a replaced file can be put back if a later rename
 **     fails. On failure the temporary files are removed.
 **  3. Every page is decoded and checked against its hash (chunk_decode),
@@ -129,7 +129,7 @@ struct restore {
     const char *name, *path;
     int fd;
     uint64_t size;
-    size_t cut[65];               /* thread t handles rows cut[t] .. cut[t+1]-1 */
+    size_t cut[PAR_MAX_THREADS + 1]; /* thread t handles rows cut[t] .. cut[t+1]-1 */
 };
 
 const char *fks_artifact_filename(const char *name)
@@ -643,7 +643,7 @@ static int place_files(struct outfile *f, size_t n, int force, int dfd)
         if (r != 0 && e == ENOENT)
             r = renameat2(dfd, f[i].tname, dfd, f[i].fname, RENAME_NOREPLACE), e = errno;
         if (r != 0) {
-            rc = e == EEXIST ? fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final)
+            rc = e == EEXIST ? fks__err(FKS_EEXIST, "%s already exists", f[i].final)
                              : fks__errno(FKS_EIO, e, "rename %s to %s", f[i].tmp, f[i].final);
             break;
         }
@@ -731,7 +731,7 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     if (rc)
         goto out;
     if (n == 0) {
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", tag);
+        rc = cat_not_found(tag);
         goto out;
     }
     /* Check every name before writing anything. */
@@ -745,11 +745,11 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
             goto out;
         int there = fstatat(dfd, f[i].fname, &sb, AT_SYMLINK_NOFOLLOW) == 0;
         if (there && !(flags & FKS_RESTORE_FORCE)) {
-            rc = fks__err(FKS_EEXIST, "%s already exists (use --force to replace it)", f[i].final);
+            rc = fks__err(FKS_EEXIST, "%s already exists", f[i].final);
             goto out;
         }
         if (there && S_ISDIR(sb.st_mode)) {
-            rc = fks__err(FKS_EEXIST, "%s is a directory (--force replaces files only)", f[i].final);
+            rc = fks__err(FKS_EEXIST, "%s is a directory (only files are replaced)", f[i].final);
             goto out;
         }
     }

@@ -1,17 +1,15 @@
 /*
-** stats.c: numbers about snapshots and the store, and page-map diffs.
+** stats.c: numbers about snapshots and the store. (Which pages differ
+** between two snapshots is diff.c; its linear merge counts here the bytes
+** a snapshot shares with its parent.)
 **
 ** Design
 **  1. Everything is computed from the page maps' runs, never page by page,
 **     so the cost follows the number of runs, not the size of the images.
 **     The definitions are those of the views in migrations/0003_views.sql
 **     (tests/cli/t_info.sh checks that both agree).
-**  2. Two maps are compared by one linear merge (merge_maps): page numbers
-**     are walked through both run lists at once, in stretches where
-**     neither side starts or ends a run. In a stretch where both sides lie
-**     in a run, their pages are all equal or all different: equal exactly
-**     when the runs lie on the same diagonal page_id - pgno. So each
-**     stretch is decided in O(1), and a diff costs O(runs of A + runs of B).
+**  2. Two maps are compared by diff.c's linear merge (diff_merge), in
+**     O(runs of A + runs of B).
 **  3. Unique and unreferenced pages are page-id interval arithmetic: runs
 **     become id intervals [page_id, page_id + npages), sorted and merged
 **     (a union), then subtracted one from another. The stored bytes of an
@@ -36,135 +34,14 @@
 
 #include "catalog.h"
 #include "chunk.h"
+#include "diff.h"
 #include "map.h"
 #include "store.h"
 #include "util.h"
 
 #define PAGE FKS_PAGE_SIZE
 
-/* ---- the linear merge of two page maps ---- */
-
-enum { SEG_ZERO, SEG_SAME, SEG_DIFF };
-
-/* Called for each stretch [pgno, pgno + npages) with its state. */
-typedef int (*seg_fn)(void *arg, uint64_t pgno, uint64_t npages, int state);
-
-static int check_runs(const fks_run *r, size_t n, const char *which)
-{
-    uint64_t next = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (r[i].npages == 0 || r[i].pgno < next || r[i].pgno + r[i].npages < r[i].pgno ||
-            r[i].page_id <= 0 || r[i].npages > (uint64_t)(INT64_MAX - r[i].page_id))
-            return fks__err(FKS_EINVAL, "page map%s%s: run %zu (pages %llu+%llu, page id %lld) is empty, "
-                            "out of order, overlapping or wraps", which[0] ? " " : "", which, i, (unsigned long long)r[i].pgno,
-                            (unsigned long long)r[i].npages, (long long)r[i].page_id);
-        next = r[i].pgno + r[i].npages;
-    }
-    return 0;
-}
-
-static int merge_maps(const fks_run *a, size_t na, const fks_run *b, size_t nb, seg_fn fn, void *arg)
-{
-    int rc = check_runs(a, na, "A");
-    if (rc || (rc = check_runs(b, nb, "B")) != 0)
-        return rc;
-    size_t i = 0, j = 0;
-    uint64_t pos = 0;
-    while (i < na || j < nb) {
-        int ina = i < na && pos >= a[i].pgno, inb = j < nb && pos >= b[j].pgno;
-        uint64_t ea = i == na ? UINT64_MAX : ina ? a[i].pgno + a[i].npages : a[i].pgno;
-        uint64_t eb = j == nb ? UINT64_MAX : inb ? b[j].pgno + b[j].npages : b[j].pgno;
-        uint64_t end = ea < eb ? ea : eb;
-        int state = SEG_ZERO;
-        if (ina && inb)
-            state = a[i].page_id + (int64_t)(pos - a[i].pgno) == b[j].page_id + (int64_t)(pos - b[j].pgno)
-                    ? SEG_SAME : SEG_DIFF;
-        else if (ina || inb)
-            state = SEG_DIFF;
-        if (end > pos && (rc = fn(arg, pos, end - pos, state)) != 0)
-            return rc;
-        pos = end;
-        if (ina && pos == ea)
-            i++;
-        if (inb && pos == eb)
-            j++;
-    }
-    return 0;
-}
-
-/* Bytes of pages [pgno, pgno + npages) of a file of size bytes: the last
-** page of a file may be short, and pages past its end have none. */
-static uint64_t range_bytes(uint64_t pgno, uint64_t npages, uint64_t size)
-{
-    if (pgno >= (size + PAGE - 1) / PAGE)
-        return 0;
-    uint64_t left = size - pgno * PAGE;
-    return npages >= (left + PAGE - 1) / PAGE ? left : npages * PAGE;
-}
-
-/* ---- fks_runs_diff ---- */
-
-struct ranges {
-    fks_range *v;
-    size_t n, alloc;
-    uint64_t pages;
-};
-
-static int ranges_add(struct ranges *r, uint64_t pgno, uint64_t npages)
-{
-    r->pages += npages;
-    if (r->n && r->v[r->n - 1].pgno + r->v[r->n - 1].npages == pgno) {
-        r->v[r->n - 1].npages += npages;
-        return 0;
-    }
-    if (r->n == r->alloc) {
-        size_t na = r->alloc ? 2 * r->alloc : 16;
-        fks_range *nv = realloc(r->v, na * sizeof *nv);
-        if (!nv)
-            return fks__err(FKS_ENOMEM, "out of memory");
-        r->v = nv;
-        r->alloc = na;
-    }
-    r->v[r->n++] = (fks_range){pgno, npages};
-    return 0;
-}
-
-static int diff_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
-{
-    return state == SEG_DIFF ? ranges_add(arg, pgno, npages) : 0;
-}
-
-int fks_runs_diff(fks_range **out, size_t *n, uint64_t *pages,
-                  const fks_run *a, size_t na, const fks_run *b, size_t nb)
-{
-    struct ranges r = {0};
-    int rc = merge_maps(a, na, b, nb, diff_seg, &r);
-    if (rc) {
-        free(r.v);
-        r = (struct ranges){0};
-    }
-    *out = r.v;
-    *n = r.n;
-    *pages = r.pages;
-    return rc;
-}
-
 /* ---- catalog reads ---- */
-
-static int read_begin(fks_store *s)
-{
-    return cat_exec(s->db, "BEGIN");
-}
-
-static int read_end(fks_store *s, int rc)
-{
-    if (sqlite3_get_autocommit(s->db))
-        return rc;
-    int rc2 = cat_exec(s->db, "COMMIT");
-    if (rc2)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return rc ? rc : rc2;
-}
 
 /* One row of integer columns; ?1, if the statement has it, is bind. */
 static int one_row(int64_t *vals, int n, fks_store *s, const char *sql, int64_t bind)
@@ -190,168 +67,6 @@ static int snap_lookup(int64_t *id, int64_t *parent_id, fks_store *s, const char
 {
     int rc = fks_check_tag(tag);
     return rc ? rc : cat_snapshot(id, parent_id, s->db, tag, 1);
-}
-
-struct art {
-    int64_t id;
-    char name[65];
-    uint64_t size;
-};
-
-/* The artifacts of a snapshot, by name. Caller frees *out. */
-static int arts_load(struct art **out, size_t *n, fks_store *s, int64_t snap_id)
-{
-    sqlite3_stmt *st;
-    struct art *v = NULL;
-    size_t cnt = 0, alloc = 0;
-    int src, rc = cat_prepare(s->db, &st, "SELECT id, name, size FROM artifact WHERE snapshot_id = ?1 ORDER BY name");
-    if (rc)
-        return rc;
-    sqlite3_bind_int64(st, 1, snap_id);
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == alloc) {
-            alloc = alloc ? 2 * alloc : 8;
-            struct art *nv = realloc(v, alloc * sizeof *nv);
-            if (!nv) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-        }
-        const char *nm = (const char *)sqlite3_column_text(st, 1);
-        int64_t sz = sqlite3_column_int64(st, 2);
-        if (!nm || strlen(nm) >= sizeof v[cnt].name || sqlite3_column_type(st, 2) != SQLITE_INTEGER || sz < 0) {
-            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact badly (name or size damaged): "
-                          "run `forkctl verify`");
-            goto out;
-        }
-        v[cnt].id = sqlite3_column_int64(st, 0);
-        memcpy(v[cnt].name, nm, strlen(nm) + 1);
-        v[cnt].size = (uint64_t)sz;
-        cnt++;
-    }
-    if (src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: list artifacts");
-out:
-    sqlite3_finalize(st);
-    if (rc) {
-        free(v);
-        return rc;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
-struct runs {
-    fks_run *v;
-    size_t n, alloc;
-};
-
-/* Replaces r's contents with m's runs, as the public type. */
-static int runs_set(struct runs *r, const pm_map *m)
-{
-    r->n = 0;
-    if (m->n >= r->alloc || !r->v) {
-        fks_run *nv = realloc(r->v, (m->n + 1) * sizeof *nv);
-        if (!nv)
-            return fks__err(FKS_ENOMEM, "out of memory");
-        r->v = nv;
-        r->alloc = m->n + 1;
-    }
-    for (size_t i = 0; i < m->n; i++)
-        r->v[r->n++] = (fks_run){m->r[i].pgno, m->r[i].npages, m->r[i].page};
-    return 0;
-}
-
-/* Replaces r's contents with artifact art_id's complete map (map.c). */
-static int runs_load(struct runs *r, fks_store *s, int64_t art_id)
-{
-    pm_map m = {0};
-    int64_t id;
-    int rc = map_of_artifact(&id, s->db, art_id);
-    if (rc == 0)
-        rc = map_load(&m, s->db, id);
-    r->n = 0;
-    if (rc == 0)
-        rc = runs_set(r, &m);
-    pm_free(&m);
-    return rc;
-}
-
-/* ---- fks_diff ---- */
-
-int fks_diff(fks_diff_report **out, fks_store *s, const char *tag_a, const char *tag_b)
-{
-    fks_diff_report *d = NULL;
-    struct art *aa = NULL, *ab = NULL;
-    struct runs ra = {0}, rb = {0};
-    size_t na = 0, nb = 0;
-    int64_t ida = 0, idb = 0;
-    *out = NULL;
-    int rc = read_begin(s);
-    if (rc)
-        return rc;
-    if ((rc = snap_lookup(&ida, NULL, s, tag_a)) || (rc = snap_lookup(&idb, NULL, s, tag_b)) ||
-        (rc = arts_load(&aa, &na, s, ida)) || (rc = arts_load(&ab, &nb, s, idb)))
-        goto out;
-    if (!(d = calloc(1, sizeof *d)) || !(d->artifacts = calloc(na + nb + 1, sizeof *d->artifacts))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0, j = 0; i < na || j < nb;) {
-        int c = i == na ? 1 : j == nb ? -1 : strcmp(aa[i].name, ab[j].name);
-        const struct art *pa = c <= 0 ? &aa[i] : NULL, *pb = c >= 0 ? &ab[j] : NULL;
-        const struct art *named = c <= 0 ? &aa[i] : &ab[j];
-        i += c <= 0;
-        j += c >= 0;
-        fks_diff_artifact *x = &d->artifacts[d->n++];
-        snprintf(x->name, sizeof x->name, "%s", named->name);
-        x->in_a = pa != NULL;
-        x->in_b = pb != NULL;
-        x->size_a = pa ? pa->size : 0;
-        x->size_b = pb ? pb->size : 0;
-        ra.n = rb.n = 0;
-        if ((pa && (rc = runs_load(&ra, s, pa->id))) || (pb && (rc = runs_load(&rb, s, pb->id))))
-            goto out;
-        struct ranges r = {0};
-        rc = merge_maps(ra.v, ra.n, rb.v, rb.n, diff_seg, &r);
-        x->ranges = r.v;
-        x->n_ranges = r.n;
-        x->pages = r.pages;
-        if (rc) {
-            if (rc == FKS_EINVAL)
-                rc = fks__errctx(FKS_ECORRUPT, "diff %s %s, artifact %s: catalog damaged", tag_a, tag_b, x->name);
-            goto out;
-        }
-        uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
-        for (size_t k = 0; k < r.n; k++)
-            x->bytes += range_bytes(r.v[k].pgno, r.v[k].npages, size);
-        d->pages += x->pages;
-        d->bytes += x->bytes;
-    }
-out:
-    rc = read_end(s, rc);
-    free(aa);
-    free(ab);
-    free(ra.v);
-    free(rb.v);
-    if (rc) {
-        fks_diff_free(d);
-        return rc;
-    }
-    *out = d;
-    return 0;
-}
-
-void fks_diff_free(fks_diff_report *d)
-{
-    if (!d)
-        return;
-    for (size_t i = 0; i < d->n; i++)
-        free(d->artifacts[i].ranges);
-    free(d->artifacts);
-    free(d);
 }
 
 /* ---- page-id intervals ---- */
@@ -615,8 +330,8 @@ struct shared {
 static int shared_seg(void *arg, uint64_t pgno, uint64_t npages, int state)
 {
     struct shared *sh = arg;
-    if (state == SEG_SAME)
-        sh->bytes += range_bytes(pgno, npages, sh->size);
+    if (state == DIFF_SAME)
+        sh->bytes += diff_range_bytes(pgno, npages, sh->size);
     return 0;
 }
 
@@ -628,19 +343,19 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags)
 {
     fks_snap_stats *r = NULL;
-    struct art *arts = NULL, *parts = NULL;
-    struct runs mine = {0}, theirs = {0}, pu = {0};
+    struct diff_art *arts = NULL, *parts = NULL;
+    struct diff_runs mine = {0}, theirs = {0}, pu = {0};
     pm_map ua = {0}, ub = {0};
     struct ivls uniq = {0};
     size_t n = 0, np = 0;
     int64_t id = 0, parent = 0, stored = 0;
     *out = NULL;
-    int rc = read_begin(s);
+    int rc = cat_read_begin(s->db);
     if (rc)
         return rc;
     if ((rc = snap_lookup(&id, &parent, s, tag)) ||
         (rc = one_row(&stored, 1, s, "SELECT stored_bytes FROM snapshot WHERE id = ?1", id)) ||
-        (rc = arts_load(&arts, &n, s, id)) || (parent && (rc = arts_load(&parts, &np, s, parent))))
+        (rc = diff_arts_load(&arts, &n, s, id)) || (parent && (rc = diff_arts_load(&parts, &np, s, parent))))
         goto out;
     if (!(r = calloc(1, sizeof *r)) || !(r->artifacts = calloc(n + 1, sizeof *r->artifacts))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
@@ -658,19 +373,19 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
         if ((rc = map_of_artifact(&x, s->db, arts[i].id)) != 0 || (rc = map_row_get(&row, s->db, x)) != 0)
             goto out;
         if (row.npages != npages) {
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size: run "
-                          "`forkctl verify`", tag, a->name);
+            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size",
+                          tag, a->name);
             goto out;
         }
         if (have_mine) {            /* the whole map: its runs, and exact bytes */
-            if ((rc = runs_load(&mine, s, arts[i].id)) != 0 || (rc = check_runs(mine.v, mine.n, "")) != 0) {
+            if ((rc = diff_runs_load(&mine, s, arts[i].id)) != 0 || (rc = diff_check_runs(mine.v, mine.n, "")) != 0) {
                 if (rc == FKS_EINVAL)
                     rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
                 goto out;
             }
             a->runs = mine.n;
             for (size_t k = 0; k < mine.n; k++)
-                a->nonzero_bytes += range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
+                a->nonzero_bytes += diff_range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
         } else {
             /* The node's page count (map.c checks it on every full read);
             ** a short last page counts its bytes only. */
@@ -702,13 +417,13 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
             if (rc == 0 && found) {
                 uint64_t in_u = 0;
                 for (size_t k = 0; k < ua.n; k++)
-                    in_u += range_bytes(ua.r[k].pgno, ua.r[k].npages, a->size);
+                    in_u += diff_range_bytes(ua.r[k].pgno, ua.r[k].npages, a->size);
                 sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
-                if ((rc = runs_set(&theirs, &ua)) == 0 && (rc = runs_set(&pu, &ub)) == 0)
-                    rc = merge_maps(theirs.v, theirs.n, pu.v, pu.n, shared_seg, &sh);
-            } else if (rc == 0 && (have_mine || (rc = runs_load(&mine, s, arts[i].id)) == 0) &&
-                       (rc = runs_load(&theirs, s, parts[j].id)) == 0) {
-                rc = merge_maps(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
+                if ((rc = diff_runs_set(&theirs, &ua)) == 0 && (rc = diff_runs_set(&pu, &ub)) == 0)
+                    rc = diff_merge(theirs.v, theirs.n, pu.v, pu.n, shared_seg, &sh);
+            } else if (rc == 0 && (have_mine || (rc = diff_runs_load(&mine, s, arts[i].id)) == 0) &&
+                       (rc = diff_runs_load(&theirs, s, parts[j].id)) == 0) {
+                rc = diff_merge(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
             }
             r->shared_with_parent_bytes += sh.bytes;
         }
@@ -729,7 +444,7 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
     r->unique_pages = ivls_len(&uniq);
     r->unique_bytes = r->unique_pages * PAGE;
 out:
-    rc = read_end(s, rc);
+    rc = cat_read_finish(s->db, rc);
     free(arts);
     free(parts);
     free(mine.v);
@@ -786,7 +501,7 @@ int fks_store_stats_get(fks_store_stats *o, fks_store *s)
     struct ivls ids = {0};
     int64_t v[10] = {0};
     memset(o, 0, sizeof *o);
-    int rc = read_begin(s);
+    int rc = cat_read_begin(s->db);
     if (rc)
         return rc;
     rc = one_row(v, 10, s,
@@ -822,7 +537,7 @@ int fks_store_stats_get(fks_store_stats *o, fks_store *s)
     o->dead_bytes = recs > o->stored_bytes ? recs - o->stored_bytes : 0;
     o->dead_share = recs ? (double)o->dead_bytes / (double)recs : 0;
 out:
-    rc = read_end(s, rc);
+    rc = cat_read_finish(s->db, rc);
     free(ids.v);
     if (rc == 0)
         rc = disk_bytes(o, s);

@@ -1,5 +1,7 @@
 /*
-** store.c: the store directory: creating, opening and locking it.
+** store.c: the store directory: its layout, the checks of its parts, the
+** writer lock and the gc reserve. Creating and opening a store, which
+** needs the catalog and the first chunk too, is open.c.
 **
 ** Layout of a store directory DIR (mode 0700; files 0600):
 **
@@ -14,11 +16,6 @@
 **                        rmi and prune delete it too if a commit fails
 **                        for a full disk, and retry once
 **                        (store_reserve_use): gc makes it again
-**
-** A store is recognised by DIR/catalog.db holding our tables (a schema
-** version above 0: fks_init builds the catalog under a temporary name and
-** renames it into place, so an empty or 0-byte catalog.db is damage, never
-** a new store to build over the chunk files).
 **
 ** Ownership (as OpenSSH's StrictModes): the store's owner is the owner of
 ** DIR. fks_open() refuses, whoever runs it (root included), a store when
@@ -50,8 +47,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "catalog.h"
-#include "chunk.h"
 #include "util.h"
 
 int fks_default_dir(char *buf, size_t buflen)
@@ -65,12 +60,8 @@ int fks_default_dir(char *buf, size_t buflen)
     e = getenv("HOME");
     if (e && *e)
         return fks__path(buf, buflen, "%s/.local/share/forkstore", e);
-    return fks__err(FKS_EINVAL, "no store given: pass --store DIR or set FORKSTORE_DIR");
-}
-
-int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id)
-{
-    return fks__path(buf, len, "%s/%08llx.chunk", s->chunkdir, (unsigned long long)id);
+    return fks__err(FKS_EINVAL, "no store given, and none by default: FORKSTORE_DIR, XDG_DATA_HOME and HOME "
+                    "are all unset");
 }
 
 /* $FORKSTORE_LOCK_TIMEOUT as forkctl parses its numbers: a plain decimal
@@ -197,7 +188,7 @@ int store_open_file(const struct fks_store *s, const char *path, int flags, cons
 
 /* Opens a lock file. A reader opens it read-only and does without it on
 ** a read-only file system (readers take no lock). */
-static int open_lockfile(struct fks_store *s, int *out, const char *name, int create)
+int store_open_lockfile(struct fks_store *s, int *out, const char *name, int create)
 {
     char p[PATH_MAX];
     int rc = fks__path(p, sizeof p, "%s/%s", s->dir, name);
@@ -228,7 +219,7 @@ static int check_part(const struct fks_store *s, const char *path, const char *w
 
 /* The store directory: its owner becomes the store's owner; a user other
 ** than root may only open their own store. */
-static int check_dir(struct fks_store *s, const char *dir)
+int store_check_dir(struct fks_store *s, const char *dir)
 {
     struct stat st;
     if (stat(dir, &st) != 0)
@@ -238,12 +229,12 @@ static int check_dir(struct fks_store *s, const char *dir)
     s->owner = st.st_uid;
     if (geteuid() != 0 && st.st_uid != geteuid())
         return fks__err(FKS_EPERM, "store directory %s belongs to another user (uid %u); refusing to use it: "
-                        "run forkctl as that user", dir, (unsigned)st.st_uid);
+                        "only its owner or root may open it", dir, (unsigned)st.st_uid);
     return store_check_owner(s, dir, &st, "store directory");
 }
 
 /* Every part fks_open checks before it trusts the catalog. */
-static int check_parts(struct fks_store *s)
+int store_check_parts(struct fks_store *s)
 {
     static const struct { const char *name, *what; int must, dir; } parts[] = {
         {"catalog.db", "catalog", 1, 0},   {"catalog.db-wal", "catalog WAL", 0, 0},
@@ -315,177 +306,6 @@ int store_reserve_make(struct fks_store *s)
     return rc;
 }
 
-int fks_init(const char *dir, uint64_t chunk_size)
-{
-    char p[PATH_MAX], tmp[PATH_MAX] = "";
-    sqlite3 *db = NULL;
-    struct fks_store *s = NULL, chk = {.lockfd = -1};
-    int rc, fd = -1;
-    mode_t old = umask(077);
-
-    if (chunk_size == 0)
-        chunk_size = FKS_DEFAULT_CHUNK_SIZE;
-    if (chunk_size < (1u << 20) || chunk_size > (1ull << 32))
-        return umask(old), fks__err(FKS_EINVAL, "chunk size %llu out of range (1 MiB .. 4 GiB)",
-                                    (unsigned long long)chunk_size);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        rc = fks__errno(FKS_EIO, errno, "create store directory %s", dir);
-        goto out;
-    }
-    if ((rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0)
-        goto out;
-    if (access(p, F_OK) == 0) {
-        rc = fks__err(FKS_EEXIST, "%s already holds a store (%s exists)", dir, p);
-        goto out;
-    }
-    if ((rc = fks__path(chk.dir, sizeof chk.dir, "%s", dir)) != 0 || (rc = check_dir(&chk, dir)) != 0 ||
-        (rc = fks__path(chk.chunkdir, sizeof chk.chunkdir, "%s/chunks", dir)) != 0)
-        goto out;
-    chk.chunk_size = chunk_size;
-    /* Chunk files without a catalog are a store that lost its catalog: a
-    ** new one would hand their ids out again and gc would delete them. */
-    int nchunks = store_count_chunk_files(&chk);
-    if (nchunks > 0 && fks__path(p, sizeof p, "%s/catalog.db", dir) == 0 && access(p, F_OK) == 0) {
-        /* A concurrent init renamed its catalog into place and made its
-        ** first chunk after our look for catalog.db above. */
-        rc = fks__err(FKS_EEXIST, "%s already holds a store (another init made it at the same time)", dir);
-        goto out;
-    }
-    if (nchunks > 0) {
-        rc = fks__err(FKS_ECORRUPT, "%s has no catalog.db but %s holds %d chunk files: it is a store that "
-                      "lost its catalog; refusing to make a new one over them", dir, chk.chunkdir, nchunks);
-        goto out;
-    }
-    if ((rc = fks__path(p, sizeof p, "%s/chunks", dir)) != 0)
-        goto out;
-    if (mkdir(p, 0700) != 0 && errno != EEXIST) {
-        rc = fks__errno(FKS_EIO, errno, "create %s", p);
-        goto out;
-    }
-    if (geteuid() == 0 && chk.owner != 0 && chown(p, chk.owner, (gid_t)-1) != 0) {
-        rc = fks__errno(FKS_EIO, errno, "chown %s to the store's owner", p);
-        goto out;
-    }
-    if ((rc = open_lockfile(&chk, &fd, "lock", 1)) != 0)
-        goto out;
-    close(fd);
-    if ((rc = open_lockfile(&chk, &fd, "gc.lock", 1)) != 0)
-        goto out;
-    close(fd);
-    fd = -1;
-
-    /* Create the catalog under a temporary name of this process's own and
-    ** rename it into place (RENAME_NOREPLACE) once it holds the full
-    ** schema: a crash leaves no half-made store, and of two inits racing
-    ** on one directory exactly one wins, the other gets FKS_EEXIST. */
-    if ((rc = fks__path(tmp, sizeof tmp, "%s/catalog.db.init.%ld", dir, (long)getpid())) != 0)
-        goto out;
-    unlink(tmp);
-    int src = sqlite3_open_v2(tmp, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (src != SQLITE_OK) {
-        rc = cat_err(db, src, tmp);
-        goto out;
-    }
-    if ((rc = cat_create_schema(db)) != 0)
-        goto out;
-    if (rc == 0)
-        rc = cat_meta_set(db, "chunk_size", (int64_t)chunk_size);
-    if (rc == 0)
-        rc = cat_meta_set(db, "gc_generation", 0);
-    if (rc == 0)
-        rc = cat_meta_set(db, "created_ms", fks__wall_ms());
-    if (rc == 0)
-        rc = cat_exec(db, "PRAGMA journal_mode = WAL");
-    sqlite3_close(db);
-    db = NULL;
-    if (rc)
-        goto out;
-    if (geteuid() == 0 && chk.owner != 0 && chown(tmp, chk.owner, (gid_t)-1) != 0) {
-        rc = fks__errno(FKS_EIO, errno, "chown %s to the store's owner", tmp);
-        goto out;
-    }
-    if ((rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0)
-        goto out;
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) != 0) {
-        rc = errno == EEXIST ? fks__err(FKS_EEXIST, "%s already holds a store (another init made it "
-                                        "at the same time)", dir)
-                             : fks__errno(FKS_EIO, errno, "rename %s", tmp);
-        goto out;
-    }
-    tmp[0] = 0;
-    if ((rc = fks__fsync_dir(dir)) != 0)
-        goto out;
-
-    /* The first chunk, preallocated, so the first ingest finds one ready;
-    ** and the room gc needs on a full disk. */
-    if ((rc = fks_open(&s, dir, 0)) == 0 && (rc = chunk_prealloc_spare(s)) == 0)
-        (void)store_reserve_make(s);   /* best effort: gc makes it again */
-out:
-    if (tmp[0])
-        unlink(tmp);
-    fks_close(s);
-    sqlite3_close(db);
-    umask(old);
-    return rc;
-}
-
-int fks_open(struct fks_store **out, const char *dir, int flags)
-{
-    struct fks_store *s = calloc(1, sizeof *s);
-    char p[PATH_MAX];
-    struct stat st;
-    int rc;
-
-    *out = NULL;
-    if (!s) {
-        fks__err(FKS_ENOMEM, "out of memory");
-        return FKS_ENOMEM;   /* a constant: the analyzer sees that s is set on 0 */
-    }
-    s->lockfd = -1;
-    s->readonly = (flags & FKS_OPEN_READONLY) != 0;
-    if ((rc = fks__path(s->dir, sizeof s->dir, "%s", dir)) != 0 ||
-        (rc = fks__path(s->chunkdir, sizeof s->chunkdir, "%s/chunks", dir)) != 0 ||
-        (rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0)
-        goto out;
-    if ((rc = check_dir(s, dir)) != 0)
-        goto out;
-    if (lstat(p, &st) != 0) {
-        rc = fks__err(FKS_ENOTFOUND, "%s is not a forkstore store (no catalog.db): "
-                      "create one with `forkctl init %s`", dir, dir);
-        goto out;
-    }
-    /* chunks/ too: page hashes (XXH3) are not cryptographic, so whoever can
-    ** replace chunk files can feed restore crafted pages. (A missing chunks/
-    ** is damage for verify to report, not a reason to refuse.) */
-    if ((rc = check_parts(s)) != 0)
-        goto out;
-    if (st.st_size == 0) {
-        rc = fks__err(FKS_ECORRUPT, "catalog %s is empty (0 bytes) beside %d chunk files: it is damaged, "
-                      "not a new store; refusing to use or overwrite it", p, store_count_chunk_files(s));
-        goto out;
-    }
-    if ((rc = open_lockfile(s, &s->lockfd, "lock", 0)) != 0) {
-        fks__errctx(rc, "%s is not a complete forkstore store", dir);
-        goto out;
-    }
-    if ((rc = cat_open(&s->db, p, s->readonly)) != 0)
-        goto out;
-    cat_watch_wal(s);
-    if ((rc = cat_migrate(s)) != 0)
-        goto out;
-    int64_t cs = FKS_DEFAULT_CHUNK_SIZE;
-    if ((rc = cat_meta_get(s->db, "chunk_size", &cs)) != 0)
-        goto out;
-    s->chunk_size = (uint64_t)cs;
-out:
-    if (rc) {
-        fks_close(s);
-        return rc;
-    }
-    *out = s;
-    return 0;
-}
-
 int store_count_chunk_files(const struct fks_store *s)
 {
     DIR *d = opendir(s->chunkdir);
@@ -499,14 +319,4 @@ int store_count_chunk_files(const struct fks_store *s)
     }
     closedir(d);
     return n;
-}
-
-void fks_close(struct fks_store *s)
-{
-    if (!s)
-        return;
-    sqlite3_close(s->db);
-    if (s->lockfd >= 0)
-        close(s->lockfd);
-    free(s);
 }

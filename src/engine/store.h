@@ -33,9 +33,6 @@ struct fks_store {
 int store_lock(struct fks_store *s);
 void store_unlock(struct fks_store *s);
 
-/* Path of chunk id in buf. */
-int store_chunk_path(char *buf, size_t len, const struct fks_store *s, int64_t id);
-
 /* Opens a file of the store (flags: O_RDONLY / O_RDWR, optionally O_CREAT
 ** and O_EXCL) with O_NOFOLLOW | O_NONBLOCK, then checks by fstat that it is
 ** a regular file owned by the store's owner (or root) and not writable by
@@ -50,6 +47,19 @@ int store_open_file(const struct fks_store *s, const char *path, int flags, cons
 int store_check_owner(const struct fks_store *s, const char *path, const struct stat *st, const char *what);
 /* Number of *.chunk files in chunks/ (for messages; 0 if unreadable). */
 int store_count_chunk_files(const struct fks_store *s);
+
+/* The checks fks_init and fks_open (open.c) make before they trust a
+** directory. store_check_dir: dir exists and is a directory; sets
+** s->owner to its owner; FKS_EPERM unless it is the caller's (or the caller
+** is root) and not group/other-writable. store_check_parts: every part of
+** s->dir the layout names (catalog.db required, the rest if present) is
+** of the right type and owned as store_check_owner wants.
+** store_open_lockfile: opens (create: creates) DIR/name as store_open_file
+** does and sets *out (caller closes); a reader opens it read-only and gets
+** *out = -1 when it is absent (a read-only file system). */
+int store_check_dir(struct fks_store *s, const char *dir);
+int store_check_parts(struct fks_store *s);
+int store_open_lockfile(struct fks_store *s, int *out, const char *name, int create);
 
 /* DIR/reserve: space held back so that gc can commit on a full disk. gc
 ** releases it first and makes it again when done (best effort). */

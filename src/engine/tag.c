@@ -1,17 +1,65 @@
 /*
-** tag.c: renaming a snapshot.
+** tag.c: the names users give (snapshot tags, artifact names) and
+** renaming a snapshot.
 **
-** Snapshots refer to each other by id (snapshot.parent_id), never by tag,
-** so a rename is one UPDATE of one row, under the writer lock like every
-** write. The tag's UNIQUE constraint would refuse a taken name anyway; we
-** look first to say which name and what to do. The snapshot's manifest
-** keeps the tag it was ingested with; a rename writes a tag override
-** beside it before the catalog commits (manifest.c, design 6).
+** Names: a tag is 1-128 and an artifact name 1-64 characters from
+** [A-Za-z0-9._+-], not starting with '.' or '-' (neither is read as an
+** option or a hidden file); "memory.bin" is no artifact name, because
+** restore writes the memory artifact there. fks_check_tag and
+** fks_check_name are the one statement of these rules; their messages
+** never echo a control character of the name.
+**
+** Renaming: snapshots refer to each other by id (snapshot.parent_id),
+** never by tag, so a rename is one UPDATE of one row, under the writer
+** lock like every write. The tag's UNIQUE constraint would refuse a taken
+** name anyway; we look first to say which name and what to do. The
+** snapshot's manifest keeps the tag it was ingested with; a rename writes
+** a tag override beside it before the catalog commits (manifest.c,
+** design 6).
 */
+#include <stdio.h>
+#include <string.h>
+
 #include "catalog.h"
 #include "manifest.h"
 #include "store.h"
 #include "util.h"
+
+#define SHOWN_MAX 64   /* characters of a bad name a message echoes */
+
+static int check_ident(const char *s, size_t maxlen, const char *what)
+{
+    size_t n = s ? strlen(s) : 0;
+    char r[160], shown[4 * SHOWN_MAX + 1];
+    snprintf(r, sizeof r, "1-%zu characters from [A-Za-z0-9._+-], not starting with '.' or '-'", maxlen);
+    if (n == 0)
+        return fks__err(FKS_EINVAL, "empty %s: a %s is %s", what, what, r);
+    fks__esc(shown, sizeof shown, s, SHOWN_MAX);      /* never echo control characters */
+    if (n > maxlen)
+        return fks__err(FKS_EINVAL, "%s too long (%zu characters): a %s is %s", what, n, what, r);
+    if (s[0] == '.' || s[0] == '-')
+        return fks__err(FKS_EINVAL, "invalid %s '%s%s': a %s is %s", what, shown, n > SHOWN_MAX ? "..." : "", what, r);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '+' || c == '-';
+        if (!ok)
+            return fks__err(FKS_EINVAL, "invalid %s '%s%s' (character %zu): a %s is %s",
+                            what, shown, n > SHOWN_MAX ? "..." : "", i + 1, what, r);
+    }
+    return 0;
+}
+
+int fks_check_tag(const char *tag) { return check_ident(tag, FKS_TAG_MAX, "tag"); }
+int fks_check_name(const char *name)
+{
+    int rc = check_ident(name, FKS_NAME_MAX, "artifact name");
+    /* restore writes the "memory" artifact as memory.bin (fks_artifact_filename) */
+    if (rc == 0 && strcmp(name, "memory.bin") == 0)
+        rc = fks__err(FKS_EINVAL, "artifact name 'memory.bin' is reserved: restore writes the memory "
+                      "file there; pick another name");
+    return rc;
+}
 
 int fks_tag(fks_store *s, const char *old_tag, const char *new_tag)
 {
@@ -34,12 +82,11 @@ int fks_tag(fks_store *s, const char *old_tag, const char *new_tag)
         goto out;
     }
     if (sqlite3_column_int(st, 0) == 0) {
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found (see `forkctl images`)", old_tag);
+        rc = cat_not_found(old_tag);
         goto out;
     }
     if (sqlite3_column_int(st, 1) != 0) {
-        rc = fks__err(FKS_EEXIST, "a snapshot tagged %s already exists: pick another tag, or remove "
-                      "that one first (`forkctl rmi %s`)", new_tag, new_tag);
+        rc = fks__err(FKS_EEXIST, "a snapshot tagged %s already exists", new_tag);
         goto out;
     }
     sqlite3_finalize(st);

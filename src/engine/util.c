@@ -313,40 +313,6 @@ size_t fks__esc(char *out, size_t outlen, const char *s, size_t maxin)
     return i;
 }
 
-static int check_ident(const char *s, size_t maxlen, const char *what)
-{
-    size_t n = s ? strlen(s) : 0;
-    char r[160], shown[4 * 64 + 1];
-    snprintf(r, sizeof r, "1-%zu characters from [A-Za-z0-9._+-], not starting with '.' or '-'", maxlen);
-    if (n == 0)
-        return fks__err(FKS_EINVAL, "empty %s: a %s is %s", what, what, r);
-    fks__esc(shown, sizeof shown, s, 64);      /* never echo control characters */
-    if (n > maxlen)
-        return fks__err(FKS_EINVAL, "%s too long (%zu characters): a %s is %s", what, n, what, r);
-    if (s[0] == '.' || s[0] == '-')
-        return fks__err(FKS_EINVAL, "invalid %s '%s%s': a %s is %s", what, shown, n > 64 ? "..." : "", what, r);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                 c == '.' || c == '_' || c == '+' || c == '-';
-        if (!ok)
-            return fks__err(FKS_EINVAL, "invalid %s '%s%s' (character %zu): a %s is %s",
-                            what, shown, n > 64 ? "..." : "", i + 1, what, r);
-    }
-    return 0;
-}
-
-int fks_check_tag(const char *tag) { return check_ident(tag, 128, "tag"); }
-int fks_check_name(const char *name)
-{
-    int rc = check_ident(name, 64, "artifact name");
-    /* restore writes the "memory" artifact as memory.bin (fks_artifact_filename) */
-    if (rc == 0 && strcmp(name, "memory.bin") == 0)
-        rc = fks__err(FKS_EINVAL, "artifact name 'memory.bin' is reserved: restore writes the memory "
-                      "file there; pick another name");
-    return rc;
-}
-
 int fks__grow(void *pv, size_t *alloc, size_t n, size_t size)
 {
     void **v = pv;

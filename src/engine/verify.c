@@ -109,7 +109,7 @@ static int check_chunks(fks_store *s, struct vctx *v)
         chunk_hdr h;
         struct stat sb;
         v->r->chunks_checked++;
-        if ((rc = store_chunk_path(p, sizeof p, s, id)) != 0)
+        if ((rc = chunk_path(p, sizeof p, s, id)) != 0)
             break;
         int fd, e = store_open_file(s, p, O_RDONLY, "chunk file", &fd);
         const char *what = NULL;
@@ -148,12 +148,12 @@ static int check_leftovers(fks_store *s, struct vctx *v)
     struct dirent *e;
     while (d && rc == 0 && (e = readdir(d)) != NULL) {
         const char *nm = e->d_name;
-        size_t l = strlen(nm);
-        int named = l == 14 && strcmp(nm + 8, ".chunk") == 0 && strspn(nm, "0123456789abcdef") == 8;
+        int64_t id = 0;
+        int named = chunk_file_parse(nm, &id);
         if (!named && strncmp(nm, "tmp.", 4) != 0)
             continue;
         if (named) {
-            sqlite3_bind_int64(st, 1, (int64_t)strtoull(nm, NULL, 16));
+            sqlite3_bind_int64(st, 1, id);
             int known = sqlite3_step(st) == SQLITE_ROW;
             sqlite3_reset(st);
             if (known)
@@ -164,7 +164,7 @@ static int check_leftovers(fks_store *s, struct vctx *v)
         if (fks__path(p, sizeof p, "%s/%s", s->chunkdir, nm) == 0 && lstat(p, &sb) == 0)
             bytes += (uint64_t)sb.st_blocks * 512;
         if (nstray++ < 20)
-            rc = note(v, "chunk file %s is named by no catalog row (left by a crash; `gc` removes it)", p);
+            rc = note(v, "chunk file %s is named by no catalog row (left by a crash; gc removes it)", p);
     }
     if (d)
         closedir(d);
@@ -172,12 +172,12 @@ static int check_leftovers(fks_store *s, struct vctx *v)
     if (rc == 0 && nstray)
         rc = note(v, "%llu stray files in %s hold %llu bytes", (unsigned long long)nstray, s->chunkdir,
                   (unsigned long long)bytes);
-    if (rc == 0 && (rc = cat_prepare(s->db, &st, "SELECT count(*), coalesce(sum(cap), 0) FROM chunk WHERE used <= 64 "
-                                     "AND id NOT IN (SELECT DISTINCT chunk_id FROM block)")) == 0) {
+    if (rc == 0 && (rc = cat_prepare(s->db, &st, "SELECT count(*), coalesce(sum(cap), 0) FROM chunk WHERE used <= "
+                                     CHUNK_HDR_SQL " AND id NOT IN (SELECT DISTINCT chunk_id FROM block)")) == 0) {
         int src = sqlite3_step(st);
         if (src == SQLITE_ROW && sqlite3_column_int64(st, 0) > 1)
             rc = note(v, "%lld empty chunk files hold %lld preallocated bytes (left by failed or killed "
-                      "ingests; `gc` reclaims all but one)", (long long)sqlite3_column_int64(st, 0),
+                      "ingests; gc reclaims all but one)", (long long)sqlite3_column_int64(st, 0),
                       (long long)sqlite3_column_int64(st, 1));
         else if (src != SQLITE_ROW)
             rc = cat_err(s->db, src, "catalog: count empty chunks");

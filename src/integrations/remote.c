@@ -2498,7 +2498,8 @@ static int manifest_refs(struct pendset *refs, const struct rem *m, char tag[129
     if (rc)
         return rc;
     const char *t = jstr(j, "tag"), *par = jstr(j, "parent");
-    if (!t || fks_check_tag(t) || strlen(t) > 128 || (par && (fks_check_tag(par) || strlen(par) > 128)) ||
+    if (!t || fks_check_tag(t) || strlen(t) > FKS_TAG_MAX ||
+        (par && (fks_check_tag(par) || strlen(par) > FKS_TAG_MAX)) ||
         !json_object_object_get_ex(j, "artifacts", &arts) || !json_object_is_type(arts, json_type_array)) {
         json_object_put(j);
         return fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent or artifacts", key);

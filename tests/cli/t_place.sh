@@ -58,7 +58,7 @@ check_unchanged old "$s" "a failed restore --force over a partial directory"
 # ---- --force onto a directory is refused up front ----
 mkdir -p dirout/vmstate
 s=$(out_state dirout)
-expect_fail 1 "dirout/vmstate is a directory \(--force replaces files only\)" fk restore base --out dirout --force
+expect_fail 1 "dirout/vmstate is a directory \(only files are replaced\)" fk restore base --out dirout --force
 check_unchanged dirout "$s" "a refused restore onto a directory"
 
 # ---- without a fault the same restores succeed and replace everything ----
