@@ -195,8 +195,8 @@ static int open_in(int dfd, const char *dirpath, const char *name, struct stat *
     memset(st, 0, sizeof *st);
     int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0 && errno == ELOOP)
-        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links)", dirpath,
-                        name);
+        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (no link inside a forkd snapshot root "
+                        "is followed)", dirpath, name);
     if (fd < 0)
         return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open %s/%s", dirpath, name);
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
@@ -211,8 +211,8 @@ static int open_dir_in(int dfd, const char *dirpath, const char *name)
 {
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links inside "
-                        "the snapshot root)", dirpath, name);
+        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (no link inside a forkd snapshot root "
+                        "is followed)", dirpath, name);
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
         return fks__err(FKS_EINVAL, "%s/%s is not a directory or is a symbolic link: refused", dirpath, name);
@@ -530,9 +530,9 @@ static int import_one(fks_forkd_import_result *res, fks_store *s, struct isnap *
         fr = trusted_open(v->js.rootfs, o->rootfs_dir ? o->rootfs_dir : DEFAULT_ROOTFS_DIR, why, sizeof why);
         if (fr < 0) {
             res->n_no_rootfs++;
-            if ((rc = push_warning(res, "forkd snapshot %s: rootfs %s not imported: %s (import-forkd reads a "
-                                   "rootfs outside the tree only from regular files under %s, owned by root or "
-                                   "you, writable by no one else, reached without symbolic links)",
+            if ((rc = push_warning(res, "forkd snapshot %s: rootfs %s not imported: %s (a rootfs outside the "
+                                   "tree is read only from regular files under %s, owned by root or you, "
+                                   "writable by no one else, reached without symbolic links)",
                                    v->name, v->js.rootfs, why,
                                    o->rootfs_dir ? o->rootfs_dir : DEFAULT_ROOTFS_DIR)) != 0)
                 goto out;
@@ -585,8 +585,8 @@ static int list_snaps(struct isnap **v, size_t *n, int rootfd, const char *root,
             break;
         }
         if (S_ISLNK(st.st_mode)) {
-            rc = fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links inside "
-                          "the snapshot root); nothing imported", root, e->d_name);
+            rc = fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (no link inside a forkd snapshot root "
+                          "is followed); nothing imported", root, e->d_name);
             break;
         }
         if (!S_ISDIR(st.st_mode))
@@ -718,7 +718,7 @@ int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *roo
                 continue;
             ip.cur = 0;
             if ((rc = import_one(res, s, &v[i], rootfd, root, &io)) != 0) {
-                fks__errctx(rc, "import %s (%zu of %zu imported before it)", v[i].name, done, n);
+                fks__errctx(rc, "forkd snapshot %s (%zu of %zu imported before it)", v[i].name, done, n);
                 break;
             }
             ip.base += ip.cur;
@@ -853,8 +853,8 @@ static int make_overlay(fks_store *s, const struct esnap *parent, const struct e
             end = (off_t)size;
         if (lseek(lf, off, SEEK_DATA) != off || lseek(lf, off, SEEK_HOLE) < end) {
             rc = fks__err(FKS_EIO, "%s: the filesystem did not keep pages written at %lld as data (it turns "
-                          "zeros into holes?): forkd would read the parent's pages there; export to another "
-                          "filesystem or flat", tmp, (long long)off);
+                          "zeros into holes?): forkd would read the parent's pages there; another filesystem, "
+                          "or the snapshot alone with a full memory file, avoids it", tmp, (long long)off);
             goto out;
         }
     }
@@ -877,7 +877,8 @@ static int make_overlay(fks_store *s, const struct esnap *parent, const struct e
             if (memcmp(a, b, len) != 0) {
                 rc = fks__err(FKS_EIO, "%s: a data extent near offset %lld holds other bytes than snapshot %s "
                               "(the filesystem allocates more than a page per write?): forkd's overlay would be "
-                              "wrong; export to another filesystem or flat", tmp, (long long)o, e->info.tag);
+                              "wrong; another filesystem, or the snapshot alone with a full memory file, avoids it",
+                              tmp, (long long)o, e->info.tag);
                 goto out;
             }
             o += (off_t)len;
@@ -1029,7 +1030,7 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
     if ((rc = fks_chain(&chain, &nchain, s, tag)) != 0)
         return rc;
     if ((rc = fks_check_forkd_tag(name)) != 0) {
-        rc = fks__errctx(rc, "export %s%s", tag, o->name ? "" : " (give it a forkd name)");
+        rc = fks__errctx(rc, "snapshot %s", tag);
         goto out;
     }
     /* The entries to write, head first while walking: the head, then its
@@ -1046,16 +1047,16 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
             if (e->info.memory_bytes != es[ne - 1].info.memory_bytes || e->info.memory_bytes == 0)
                 break;
             if (fks_check_forkd_tag(e->info.tag) != 0) {
-                rc = fks__errctx(FKS_EINVAL, "export %s: its ancestor %s needs a forkd name (rename it, or "
-                                 "export flat)", tag, e->info.tag);
+                rc = fks__errctx(FKS_EINVAL, "snapshot %s: its ancestor %s needs a forkd name", tag,
+                                 e->info.tag);
                 goto out;
             }
         }
         memcpy(e->name, ne == 0 ? name : e->info.tag, strlen(ne == 0 ? name : e->info.tag) + 1);
         for (size_t j = 0; j < ne; j++)
             if (strcmp(es[j].name, e->name) == 0) {
-                rc = fks__err(FKS_EINVAL, "export %s: forkd name %s is also the tag of its ancestor; choose "
-                              "another", tag, e->name);
+                rc = fks__err(FKS_EINVAL, "snapshot %s: forkd name %s is also the tag of its ancestor: the two "
+                              "directories would have one name", tag, e->name);
                 goto out;
             }
         ne++;
@@ -1090,7 +1091,7 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
             (rc = fks__path(e->final, sizeof e->final, "%s/%s", outabs, e->name)) != 0)
             break;
         if ((rc = build_dir(s, e, e->chained ? &es[i - 1] : NULL)) != 0)
-            rc = fks__errctx(rc, "export %s to %s (nothing written)", e->info.tag, e->final);
+            rc = fks__errctx(rc, "snapshot %s as %s (nothing written)", e->info.tag, e->final);
     }
     /* An existing directory is reused if identical, else refused, before
     ** anything is placed. */
@@ -1101,7 +1102,7 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
         if (S_ISDIR(st.st_mode) && same_files(es[i].tmpdir, es[i].final) == 1)
             es[i].reused = 1;
         else
-            rc = fks__err(FKS_EEXIST, "%s already exists and differs from snapshot %s's export (nothing written)",
+            rc = fks__err(FKS_EEXIST, "directory %s already exists and differs from snapshot %s (nothing written)",
                           es[i].final, es[i].info.tag);
     }
     for (size_t i = 0; i < ne && rc == 0; i++) {
