@@ -382,12 +382,32 @@ struct isnap {
     int done;
 };
 
+/* Reads and parses the snapshot.json in directory dfd (shown as dpath). */
+static int read_json(struct forkd_snap *js, int dfd, const char *dpath)
+{
+    struct stat st;
+    char *json = NULL;
+    int rc, fd = open_in(dfd, dpath, "snapshot.json", &st);
+    if (fd < 0)
+        return fd;
+    size_t len = (size_t)st.st_size;
+    if (st.st_size > FORKD_JSON_MAX)
+        rc = fks__err(FKS_EINVAL, "%s/snapshot.json is larger than %d bytes", dpath, FORKD_JSON_MAX);
+    else if (!(json = malloc(len + 1)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    else if ((rc = fks__pread_full(fd, json, len, 0, "snapshot.json")) == 0 &&
+             (rc = forkd_parse(js, json, len)) != 0)
+        rc = fks__errctx(rc, "%s/snapshot.json", dpath);
+    free(json);
+    close(fd);
+    return rc;
+}
+
 /* Reads one snapshot directory (already checked not to be a link). */
 static int load_snap(struct isnap *v, int rootfd, const char *root, const char *name, const char *prefix)
 {
     char dpath[PATH_MAX];
     struct stat st;
-    char *json = NULL;
     int rc = 0, dfd = -1, fd = -1;
     memset(v, 0, sizeof *v);
     v->parent_idx = -1;
@@ -405,35 +425,14 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
         if ((rc = fks__path(v->js.vmstate, sizeof v->js.vmstate, "%s/vmstate", dpath)) != 0 ||
             (rc = fks__path(v->js.memory, sizeof v->js.memory, "%s/memory.bin", dpath)) != 0)
             goto out;
-    } else {
-        if ((fd = open_in(dfd, dpath, "snapshot.json", &st)) < 0) {
-            rc = fd;
-            goto out;
-        }
-        if (st.st_size > FORKD_JSON_MAX) {
-            rc = fks__err(FKS_EINVAL, "%s/snapshot.json is larger than %d bytes", dpath, FORKD_JSON_MAX);
-            goto out;
-        }
-        size_t len = (size_t)st.st_size;
-        if (!(json = malloc(len + 1))) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            goto out;
-        }
-        if ((rc = fks__pread_full(fd, json, len, 0, "snapshot.json")) != 0)
-            goto out;
-        if ((rc = forkd_parse(&v->js, json, len)) != 0) {
-            rc = fks__errctx(rc, "%s/snapshot.json", dpath);
-            goto out;
-        }
-    }
+    } else if ((rc = read_json(&v->js, dfd, dpath)) != 0)
+        goto out;
     const char *mb = base_name(v->js.memory);
     if (strcmp(mb, "memory.bin") != 0 && strcmp(mb, "diff.bin") != 0) {
         rc = fks__err(FKS_EINVAL, "%s/snapshot.json: \"memory\" names %s; expected memory.bin or diff.bin", dpath, mb);
         goto out;
     }
     memcpy(v->memname, mb, strlen(mb) + 1);
-    if (fd >= 0)
-        close(fd);
     if ((fd = open_in(dfd, dpath, v->memname, &st)) < 0) {
         rc = fd == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "forkd snapshot %s: %s/%s is missing%s", name, dpath,
                                             v->memname, v->legacy ? " (a v0.4 snapshot without snapshot.json)" : "")
@@ -442,6 +441,7 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
     }
     v->memsize = st.st_size;
     close(fd);
+    fd = -1;
     if (strcmp(base_name(v->js.vmstate), "vmstate") != 0) {
         rc = fks__err(FKS_EINVAL, "%s/snapshot.json: \"vmstate\" names %s; expected vmstate", dpath,
                       base_name(v->js.vmstate));
@@ -471,7 +471,6 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
     } else if (exists_in(dfd, "rootfs.ext4"))
         memcpy(v->rootfs_in, "rootfs.ext4", sizeof "rootfs.ext4");
 out:
-    free(json);
     if (fd >= 0)
         close(fd);
     close(dfd);
@@ -795,6 +794,71 @@ static int fsync_path(const char *p)
     return rc;
 }
 
+/* Writes into lf (sized already) the pages of the full image ff that m's
+** ranges name, at their offsets; the rest stays holes. */
+static int write_overlay(int lf, const char *tmp, int ff, const char *full, const fks_diff_artifact *m,
+                         uint64_t size, unsigned char *buf)
+{
+    int rc = 0;
+    for (size_t r = 0; m && r < m->n_ranges; r++) {
+        uint64_t off = m->ranges[r].pgno * FKS_PAGE_SIZE, end = off + m->ranges[r].npages * FKS_PAGE_SIZE;
+        if (end > size)
+            end = size;
+        while (off < end) {
+            size_t len = end - off > (1u << 20) ? (1u << 20) : (size_t)(end - off);
+            if ((rc = fks__pread_full(ff, buf, len, (off_t)off, full)) != 0 ||
+                (rc = fks__pwrite_full(lf, buf, len, (off_t)off, tmp)) != 0)
+                return rc;
+            off += len;
+        }
+    }
+    if (fsync(lf) != 0)
+        return fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", tmp);
+    return 0;
+}
+
+/* Checks the overlay lf as forkd's apply_diff will read it: every page m
+** names is data, and every data byte is the full image ff's (snapshot
+** tag's). a and b: 1 MiB buffers. */
+static int check_overlay(int lf, const char *tmp, int ff, const char *full, const fks_diff_artifact *m,
+                         uint64_t size, const char *tag, unsigned char *a, unsigned char *b)
+{
+    int rc = 0;
+    for (size_t r = 0; m && r < m->n_ranges; r++) {
+        off_t off = (off_t)(m->ranges[r].pgno * FKS_PAGE_SIZE);
+        off_t end = off + (off_t)(m->ranges[r].npages * FKS_PAGE_SIZE);
+        if (end > (off_t)size)
+            end = (off_t)size;
+        if (lseek(lf, off, SEEK_DATA) != off || lseek(lf, off, SEEK_HOLE) < end)
+            return fks__err(FKS_EIO, "%s: the filesystem did not keep pages written at %lld as data (it turns "
+                            "zeros into holes?): forkd would read the parent's pages there; another filesystem, "
+                            "or the snapshot alone with a full memory file, avoids it", tmp, (long long)off);
+    }
+    for (off_t pos = 0; pos < (off_t)size;) {
+        off_t ds = lseek(lf, pos, SEEK_DATA);
+        if (ds < 0 && errno == ENXIO)
+            break;
+        if (ds < 0)
+            return fks__errno(FKS_EIO, errno, "SEEK_DATA %s", tmp);
+        off_t he = lseek(lf, ds, SEEK_HOLE);
+        if (he < 0 || he > (off_t)size)
+            he = (off_t)size;
+        for (off_t o = ds; o < he;) {
+            size_t len = he - o > (1 << 20) ? (1u << 20) : (size_t)(he - o);
+            if ((rc = fks__pread_full(lf, a, len, o, tmp)) != 0 || (rc = fks__pread_full(ff, b, len, o, full)) != 0)
+                return rc;
+            if (memcmp(a, b, len) != 0)
+                return fks__err(FKS_EIO, "%s: a data extent near offset %lld holds other bytes than snapshot %s "
+                                "(the filesystem allocates more than a page per write?): forkd's overlay would be "
+                                "wrong; another filesystem, or the snapshot alone with a full memory file, avoids "
+                                "it", tmp, (long long)o, tag);
+            o += (off_t)len;
+        }
+        pos = he;
+    }
+    return 0;
+}
+
 /* Rewrites dir/memory.bin (the full image of e) as an overlay of its
 ** parent: the pages fks_diff names as data, holes elsewhere. Then re-reads
 ** every data extent of the new file and checks it against the full image,
@@ -829,62 +893,9 @@ static int make_overlay(fks_store *s, const struct esnap *parent, const struct e
         rc = fks__errno(errno == ENOSPC || errno == EFBIG ? FKS_ENOSPC : FKS_EIO, errno, "truncate %s", tmp);
         goto out;
     }
-    for (size_t r = 0; m && r < m->n_ranges; r++) {
-        uint64_t off = m->ranges[r].pgno * FKS_PAGE_SIZE, end = off + m->ranges[r].npages * FKS_PAGE_SIZE;
-        if (end > size)
-            end = size;
-        while (off < end) {
-            size_t len = end - off > (1u << 20) ? (1u << 20) : (size_t)(end - off);
-            if ((rc = fks__pread_full(ff, a, len, (off_t)off, full)) != 0 ||
-                (rc = fks__pwrite_full(lf, a, len, (off_t)off, tmp)) != 0)
-                goto out;
-            off += len;
-        }
-    }
-    if (fsync(lf) != 0) {
-        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", tmp);
+    if ((rc = write_overlay(lf, tmp, ff, full, m, size, a)) != 0 ||
+        (rc = check_overlay(lf, tmp, ff, full, m, size, e->info.tag, a, b)) != 0)
         goto out;
-    }
-    /* Check: every differing page is data ... */
-    for (size_t r = 0; m && r < m->n_ranges; r++) {
-        off_t off = (off_t)(m->ranges[r].pgno * FKS_PAGE_SIZE);
-        off_t end = off + (off_t)(m->ranges[r].npages * FKS_PAGE_SIZE);
-        if (end > (off_t)size)
-            end = (off_t)size;
-        if (lseek(lf, off, SEEK_DATA) != off || lseek(lf, off, SEEK_HOLE) < end) {
-            rc = fks__err(FKS_EIO, "%s: the filesystem did not keep pages written at %lld as data (it turns "
-                          "zeros into holes?): forkd would read the parent's pages there; another filesystem, "
-                          "or the snapshot alone with a full memory file, avoids it", tmp, (long long)off);
-            goto out;
-        }
-    }
-    /* ... and every data byte is the snapshot's own. */
-    for (off_t pos = 0; pos < (off_t)size;) {
-        off_t ds = lseek(lf, pos, SEEK_DATA);
-        if (ds < 0 && errno == ENXIO)
-            break;
-        if (ds < 0) {
-            rc = fks__errno(FKS_EIO, errno, "SEEK_DATA %s", tmp);
-            goto out;
-        }
-        off_t he = lseek(lf, ds, SEEK_HOLE);
-        if (he < 0 || he > (off_t)size)
-            he = (off_t)size;
-        for (off_t o = ds; o < he;) {
-            size_t len = he - o > (1 << 20) ? (1u << 20) : (size_t)(he - o);
-            if ((rc = fks__pread_full(lf, a, len, o, tmp)) != 0 || (rc = fks__pread_full(ff, b, len, o, full)) != 0)
-                goto out;
-            if (memcmp(a, b, len) != 0) {
-                rc = fks__err(FKS_EIO, "%s: a data extent near offset %lld holds other bytes than snapshot %s "
-                              "(the filesystem allocates more than a page per write?): forkd's overlay would be "
-                              "wrong; another filesystem, or the snapshot alone with a full memory file, avoids it",
-                              tmp, (long long)o, e->info.tag);
-                goto out;
-            }
-            o += (off_t)len;
-        }
-        pos = he;
-    }
     if (rename(tmp, full) != 0)
         rc = fks__errno(FKS_EIO, errno, "rename %s", tmp);
 out:
@@ -1013,14 +1024,134 @@ static int same_files(const char *a, const char *b)
     return na == nb;
 }
 
+/* One export: the entries to write, root first, and where. */
+struct export {
+    fks_store *s;
+    const char *tag;           /* the snapshot asked for (messages) */
+    struct esnap *es;          /* FKS_FORKD_MAX_LINKS + 1 of them */
+    size_t ne;
+    char outabs[PATH_MAX];     /* OUT, absolute: what snapshot.json names */
+    char tmproot[PATH_MAX + 32]; /* OUT/.fks-export-XXXXXX; "" until made */
+};
+
+/* Picks the entries: the head (named name), then its ancestors while
+** chaining is possible (same memory size, forkd's link limit; flat: the
+** head alone), and leaves them root first. chain is fks_chain's, root
+** first. */
+static int pick_entries(struct export *x, const fks_snapinfo *chain, size_t nchain, const char *name, int flat)
+{
+    x->ne = 0;
+    for (size_t k = nchain; k-- > 0;) {
+        struct esnap *e = &x->es[x->ne];
+        e->info = chain[k];
+        if (x->ne > 0) {
+            if (e->info.memory_bytes != x->es[x->ne - 1].info.memory_bytes || e->info.memory_bytes == 0)
+                break;
+            if (fks_check_forkd_tag(e->info.tag) != 0)
+                return fks__errctx(FKS_EINVAL, "snapshot %s: its ancestor %s needs a forkd name", x->tag,
+                                   e->info.tag);
+        }
+        const char *n = x->ne == 0 ? name : e->info.tag;
+        memcpy(e->name, n, strlen(n) + 1);
+        for (size_t j = 0; j < x->ne; j++)
+            if (strcmp(x->es[j].name, e->name) == 0)
+                return fks__err(FKS_EINVAL, "snapshot %s: forkd name %s is also the tag of its ancestor: the two "
+                                "directories would have one name", x->tag, e->name);
+        x->ne++;
+        if (flat || x->ne == FKS_FORKD_MAX_LINKS + 1)
+            break;
+    }
+    for (size_t i = 0; i < x->ne / 2; i++) {
+        struct esnap t = x->es[i];
+        x->es[i] = x->es[x->ne - 1 - i];
+        x->es[x->ne - 1 - i] = t;
+    }
+    for (size_t i = 1; i < x->ne; i++)
+        x->es[i].chained = 1;
+    return 0;
+}
+
+/* Creates OUT if missing and the temporary directory inside it. */
+static int make_tmproot(struct export *x, const char *outroot)
+{
+    if (mkdir(outroot, 0700) != 0 && errno != EEXIST)
+        return fks__errno(FKS_EIO, errno, "create %s", outroot);
+    if (!realpath(outroot, x->outabs))
+        return fks__errno(FKS_EIO, errno, "resolve %s", outroot);
+    snprintf(x->tmproot, sizeof x->tmproot, "%s/.fks-export-XXXXXX", x->outabs);
+    if (!mkdtemp(x->tmproot)) {
+        x->tmproot[0] = 0;
+        return fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create a temporary directory in %s",
+                          x->outabs);
+    }
+    return 0;
+}
+
+/* Builds every entry's directory in the temporary directory, root first. */
+static int build_all(struct export *x)
+{
+    int rc = 0;
+    for (size_t i = 0; i < x->ne && rc == 0; i++) {
+        struct esnap *e = &x->es[i];
+        if ((rc = fks__path(e->tmpdir, sizeof e->tmpdir, "%s/%s", x->tmproot, e->name)) != 0 ||
+            (rc = fks__path(e->final, sizeof e->final, "%s/%s", x->outabs, e->name)) != 0)
+            break;
+        if ((rc = build_dir(x->s, e, e->chained ? &x->es[i - 1] : NULL)) != 0)
+            rc = fks__errctx(rc, "snapshot %s as %s (nothing written)", e->info.tag, e->final);
+    }
+    return rc;
+}
+
+/* An existing directory is reused if identical, else refused, before
+** anything is placed. */
+static int check_existing(struct export *x)
+{
+    for (size_t i = 0; i < x->ne; i++) {
+        struct stat st;
+        if (lstat(x->es[i].final, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && same_files(x->es[i].tmpdir, x->es[i].final) == 1)
+            x->es[i].reused = 1;
+        else
+            return fks__err(FKS_EEXIST, "directory %s already exists and differs from snapshot %s (nothing "
+                            "written)", x->es[i].final, x->es[i].info.tag);
+    }
+    return 0;
+}
+
+/* Renames the directories not reused into place, root first, then syncs
+** OUT; all or nothing: on a failure the ones placed are taken back. */
+static int place_dirs(struct export *x)
+{
+    int rc = 0;
+    for (size_t i = 0; i < x->ne && rc == 0; i++) {
+        if (x->es[i].reused)
+            continue;
+        if (renameat2(AT_FDCWD, x->es[i].tmpdir, AT_FDCWD, x->es[i].final, RENAME_NOREPLACE) != 0) {
+            int err = errno;
+            rc = fks__errno(err == EEXIST ? FKS_EEXIST : err == ENOSPC ? FKS_ENOSPC : FKS_EIO, err,
+                            "rename %s to %s (nothing written)", x->es[i].tmpdir, x->es[i].final);
+            break;
+        }
+        x->es[i].placed = 1;
+    }
+    if (rc == 0)
+        rc = fks__fsync_dir(x->outabs);
+    if (rc)
+        for (size_t i = x->ne; i-- > 0;)
+            if (x->es[i].placed &&
+                renameat2(AT_FDCWD, x->es[i].final, AT_FDCWD, x->es[i].tmpdir, RENAME_NOREPLACE) != 0)
+                rm_flat_dir(x->es[i].final);
+    return rc;
+}
+
 int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag, const char *outroot,
                      const fks_forkd_export_opts *o)
 {
     static const fks_forkd_export_opts none = {0};
     fks_snapinfo *chain = NULL;
-    size_t nchain = 0, ne = 0;
-    struct esnap *es = NULL;
-    char outabs[PATH_MAX], tmproot[PATH_MAX + 32] = "";
+    size_t nchain = 0;
+    struct export x = {.s = s, .tag = tag};
     int rc;
     if (res)
         memset(res, 0, sizeof *res);
@@ -1033,110 +1164,28 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
         rc = fks__errctx(rc, "snapshot %s", tag);
         goto out;
     }
-    /* The entries to write, head first while walking: the head, then its
-    ** ancestors while chaining is possible (same memory size, forkd's link
-    ** limit). */
-    if (!(es = calloc(FKS_FORKD_MAX_LINKS + 1, sizeof *es))) {
+    if (!(x.es = calloc(FKS_FORKD_MAX_LINKS + 1, sizeof *x.es))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t k = nchain; k-- > 0;) {
-        struct esnap *e = &es[ne];
-        e->info = chain[k];
-        if (ne > 0) {
-            if (e->info.memory_bytes != es[ne - 1].info.memory_bytes || e->info.memory_bytes == 0)
-                break;
-            if (fks_check_forkd_tag(e->info.tag) != 0) {
-                rc = fks__errctx(FKS_EINVAL, "snapshot %s: its ancestor %s needs a forkd name", tag,
-                                 e->info.tag);
-                goto out;
-            }
-        }
-        memcpy(e->name, ne == 0 ? name : e->info.tag, strlen(ne == 0 ? name : e->info.tag) + 1);
-        for (size_t j = 0; j < ne; j++)
-            if (strcmp(es[j].name, e->name) == 0) {
-                rc = fks__err(FKS_EINVAL, "snapshot %s: forkd name %s is also the tag of its ancestor: the two "
-                              "directories would have one name", tag, e->name);
-                goto out;
-            }
-        ne++;
-        if (o->flat || ne == FKS_FORKD_MAX_LINKS + 1)
-            break;
-    }
-    /* Root first from here on. */
-    for (size_t i = 0; i < ne / 2; i++) {
-        struct esnap t = es[i];
-        es[i] = es[ne - 1 - i];
-        es[ne - 1 - i] = t;
-    }
-    for (size_t i = 1; i < ne; i++)
-        es[i].chained = 1;
-    if (mkdir(outroot, 0700) != 0 && errno != EEXIST) {
-        rc = fks__errno(FKS_EIO, errno, "create %s", outroot);
+    if ((rc = pick_entries(&x, chain, nchain, name, o->flat)) != 0 || (rc = make_tmproot(&x, outroot)) != 0 ||
+        (rc = build_all(&x)) != 0 || (rc = check_existing(&x)) != 0 || (rc = place_dirs(&x)) != 0)
         goto out;
-    }
-    if (!realpath(outroot, outabs)) {
-        rc = fks__errno(FKS_EIO, errno, "resolve %s", outroot);
-        goto out;
-    }
-    snprintf(tmproot, sizeof tmproot, "%s/.fks-export-XXXXXX", outabs);
-    if (!mkdtemp(tmproot)) {
-        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create a temporary directory in %s", outabs);
-        tmproot[0] = 0;
-        goto out;
-    }
-    for (size_t i = 0; i < ne && rc == 0; i++) {
-        struct esnap *e = &es[i];
-        if ((rc = fks__path(e->tmpdir, sizeof e->tmpdir, "%s/%s", tmproot, e->name)) != 0 ||
-            (rc = fks__path(e->final, sizeof e->final, "%s/%s", outabs, e->name)) != 0)
-            break;
-        if ((rc = build_dir(s, e, e->chained ? &es[i - 1] : NULL)) != 0)
-            rc = fks__errctx(rc, "snapshot %s as %s (nothing written)", e->info.tag, e->final);
-    }
-    /* An existing directory is reused if identical, else refused, before
-    ** anything is placed. */
-    for (size_t i = 0; i < ne && rc == 0; i++) {
-        struct stat st;
-        if (lstat(es[i].final, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode) && same_files(es[i].tmpdir, es[i].final) == 1)
-            es[i].reused = 1;
-        else
-            rc = fks__err(FKS_EEXIST, "directory %s already exists and differs from snapshot %s (nothing written)",
-                          es[i].final, es[i].info.tag);
-    }
-    for (size_t i = 0; i < ne && rc == 0; i++) {
-        if (es[i].reused)
-            continue;
-        if (renameat2(AT_FDCWD, es[i].tmpdir, AT_FDCWD, es[i].final, RENAME_NOREPLACE) != 0) {
-            int err = errno;
-            rc = fks__errno(err == EEXIST ? FKS_EEXIST : err == ENOSPC ? FKS_ENOSPC : FKS_EIO, err,
-                            "rename %s to %s (nothing written)", es[i].tmpdir, es[i].final);
-            break;
-        }
-        es[i].placed = 1;
-    }
-    if (rc == 0)
-        rc = fks__fsync_dir(outabs);
-    if (rc) {
-        for (size_t i = ne; i-- > 0;)
-            if (es[i].placed && renameat2(AT_FDCWD, es[i].final, AT_FDCWD, es[i].tmpdir, RENAME_NOREPLACE) != 0)
-                rm_flat_dir(es[i].final);
-    } else if (res) {
-        res->n = ne;
-        for (size_t i = 0; i < ne; i++) {
-            memcpy(res->names[i], es[i].name, sizeof res->names[i]);
-            res->reused[i] = es[i].reused;
+    if (res) {
+        res->n = x.ne;
+        for (size_t i = 0; i < x.ne; i++) {
+            memcpy(res->names[i], x.es[i].name, sizeof res->names[i]);
+            res->reused[i] = x.es[i].reused;
         }
     }
 out:
-    if (tmproot[0]) {
-        for (size_t i = 0; i < ne; i++)
-            if (!es[i].placed || rc)
-                rm_flat_dir(es[i].tmpdir);
-        rmdir(tmproot);
+    if (x.tmproot[0]) {
+        for (size_t i = 0; i < x.ne; i++)
+            if (!x.es[i].placed || rc)
+                rm_flat_dir(x.es[i].tmpdir);
+        rmdir(x.tmproot);
     }
-    free(es);
+    free(x.es);
     free(chain);
     return rc;
 }
