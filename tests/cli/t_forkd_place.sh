@@ -8,8 +8,9 @@
 #   (EFBIG), with it at its default the process dies mid-write, as after
 #   kill -9.
 # After each failure no final directory is there (a clean failure leaves
-# nothing at all, a killed export only its temporary directory), an OUT
-# that already held an ancestor is as it was, and the retry succeeds; the
+# nothing at all, a killed export only its temporary directory, which the
+# next export removes unless an export still holds its lock), an OUT that
+# already held an ancestor is as it was, and the retry succeeds; the
 # exported files are byte-identical (cmp) to a restore of each snapshot,
 # and forkd's assembly of the chain (tools/forkd-assemble.py) to the head.
 . "$(dirname "$0")/lib.sh"
@@ -109,7 +110,15 @@ bash -c 'ulimit -c 0; ulimit -f 2048; exec "$@"' sh "$FORKCTL" --store "$TESTDIR
 [ -z "$(finals exp)" ] || die "a killed export left a final name: $(ls -A exp)"
 left=$(ls -A exp)
 case "$left" in .fks-export-??????) ;; *) die "a killed export left $left, not one temporary directory" ;; esac
-# the retry ignores the dead export's temporary directory
+# A temporary directory whose lock is held (an export still running: here
+# this shell holds it) is left alone; the dead export's is removed by the
+# retry, which succeeds.
+mkdir exp/.fks-export-live && touch exp/.fks-export-live/f
+exec 9<exp/.fks-export-live
+flock -n 9 || die "cannot lock exp/.fks-export-live"
 fk export b2 --forkd exp >/dev/null
-rm -rf "exp/$left"
+[ -e exp/.fks-export-live/f ] || die "the retry removed a temporary directory in use"
+exec 9<&-
+[ ! -e "exp/$left" ] || die "the retry left the killed export's $left"
+rm -r exp/.fks-export-live
 check_export exp
