@@ -1187,7 +1187,7 @@ static int build_all(struct export *x)
             rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create %s", e->tmpdir);
             break;
         }
-        if ((rc = build_dir(x->s, e, e->chained ? &x->es[i - 1] : NULL)) != 0)
+        if ((rc = build_dir(x->s, e, e->chained ? e - 1 : NULL)) != 0)
             rc = fks__errctx(rc, "snapshot %s as %s (nothing written)", e->info.tag, e->final);
     }
     return rc;
