@@ -39,10 +39,26 @@
 ** its parent (zero pages written as zeros) and holes elsewhere, checked
 ** after writing by re-reading every data extent, so forkd's overlay
 ** yields the snapshot's bytes; parent_content_hash is the SHA-256 of the
-** parent's exported memory.bin. The directories are built in
-** OUT/.fks-export-XXXXXX, synced, then renamed into place with
-** RENAME_NOREPLACE (undone in reverse on a failure): a failed export
-** leaves nothing behind.
+** parent's exported memory.bin. Placing them is all or nothing, as a
+** restore's files are (restore.c, design 2):
+**  1. OUT is opened once and every name in it is taken relative to that
+**     descriptor, every name in a snapshot's directory relative to the
+**     directory's (fks_restore alone gets the directory's path, so that
+**     its messages name files; its files are then found through the
+**     descriptor); everything is created new (mkdtemp, mkdirat, O_EXCL)
+**     and no link below OUT is followed.
+**  2. Every directory is built and synced in OUT/.fks-export-XXXXXX,
+**     which the export holds an flock(2) on until it has removed it.
+**  3. Only when all are built and every OUT/<name> already there is
+**     checked (identical files: reused; else FKS_EEXIST: one that differs
+**     is never replaced) are they renamed into place, RENAME_NOREPLACE,
+**     root first, and OUT synced. If a rename or the sync fails, those
+**     placed are renamed back, newest first: OUT is left as it was.
+**  4. A process killed meanwhile leaves its temporary directory and, if
+**     killed while renaming, complete directories already placed (root
+**     first: never a link without its parent), which a retry reuses. The
+**     next export into OUT removes every temporary directory whose lock
+**     no one holds.
 */
 #include "forkd.h"
 
@@ -56,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -195,8 +212,8 @@ static int open_in(int dfd, const char *dirpath, const char *name, struct stat *
     memset(st, 0, sizeof *st);
     int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0 && errno == ELOOP)
-        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links)", dirpath,
-                        name);
+        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (no link inside a forkd snapshot root "
+                        "is followed)", dirpath, name);
     if (fd < 0)
         return fks__errno(errno == ENOENT ? FKS_ENOTFOUND : FKS_EIO, errno, "open %s/%s", dirpath, name);
     if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
@@ -211,8 +228,8 @@ static int open_dir_in(int dfd, const char *dirpath, const char *name)
 {
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links inside "
-                        "the snapshot root)", dirpath, name);
+        return fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (no link inside a forkd snapshot root "
+                        "is followed)", dirpath, name);
     int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
         return fks__err(FKS_EINVAL, "%s/%s is not a directory or is a symbolic link: refused", dirpath, name);
@@ -226,6 +243,23 @@ static int exists_in(int dfd, const char *name)
 {
     struct stat st;
     return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+/* A stream over the entries of directory dfd, from the first (a dup
+** shares its offset with dfd, hence the rewind); closedir() frees it.
+** NULL with errno set on failure. */
+static DIR *list_dir(int dfd)
+{
+    int fd = dup(dfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d && fd >= 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+    }
+    if (d)
+        rewinddir(d);
+    return d;
 }
 
 static int push_warning(fks_forkd_import_result *r, const char *fmt, ...) FKS_PRINTF(2, 3);
@@ -382,12 +416,32 @@ struct isnap {
     int done;
 };
 
+/* Reads and parses the snapshot.json in directory dfd (shown as dpath). */
+static int read_json(struct forkd_snap *js, int dfd, const char *dpath)
+{
+    struct stat st;
+    char *json = NULL;
+    int rc, fd = open_in(dfd, dpath, "snapshot.json", &st);
+    if (fd < 0)
+        return fd;
+    size_t len = (size_t)st.st_size;
+    if (st.st_size > FORKD_JSON_MAX)
+        rc = fks__err(FKS_EINVAL, "%s/snapshot.json is larger than %d bytes", dpath, FORKD_JSON_MAX);
+    else if (!(json = malloc(len + 1)))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    else if ((rc = fks__pread_full(fd, json, len, 0, "snapshot.json")) == 0 &&
+             (rc = forkd_parse(js, json, len)) != 0)
+        rc = fks__errctx(rc, "%s/snapshot.json", dpath);
+    free(json);
+    close(fd);
+    return rc;
+}
+
 /* Reads one snapshot directory (already checked not to be a link). */
 static int load_snap(struct isnap *v, int rootfd, const char *root, const char *name, const char *prefix)
 {
     char dpath[PATH_MAX];
     struct stat st;
-    char *json = NULL;
     int rc = 0, dfd = -1, fd = -1;
     memset(v, 0, sizeof *v);
     v->parent_idx = -1;
@@ -405,35 +459,14 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
         if ((rc = fks__path(v->js.vmstate, sizeof v->js.vmstate, "%s/vmstate", dpath)) != 0 ||
             (rc = fks__path(v->js.memory, sizeof v->js.memory, "%s/memory.bin", dpath)) != 0)
             goto out;
-    } else {
-        if ((fd = open_in(dfd, dpath, "snapshot.json", &st)) < 0) {
-            rc = fd;
-            goto out;
-        }
-        if (st.st_size > FORKD_JSON_MAX) {
-            rc = fks__err(FKS_EINVAL, "%s/snapshot.json is larger than %d bytes", dpath, FORKD_JSON_MAX);
-            goto out;
-        }
-        size_t len = (size_t)st.st_size;
-        if (!(json = malloc(len + 1))) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            goto out;
-        }
-        if ((rc = fks__pread_full(fd, json, len, 0, "snapshot.json")) != 0)
-            goto out;
-        if ((rc = forkd_parse(&v->js, json, len)) != 0) {
-            rc = fks__errctx(rc, "%s/snapshot.json", dpath);
-            goto out;
-        }
-    }
+    } else if ((rc = read_json(&v->js, dfd, dpath)) != 0)
+        goto out;
     const char *mb = base_name(v->js.memory);
     if (strcmp(mb, "memory.bin") != 0 && strcmp(mb, "diff.bin") != 0) {
         rc = fks__err(FKS_EINVAL, "%s/snapshot.json: \"memory\" names %s; expected memory.bin or diff.bin", dpath, mb);
         goto out;
     }
     memcpy(v->memname, mb, strlen(mb) + 1);
-    if (fd >= 0)
-        close(fd);
     if ((fd = open_in(dfd, dpath, v->memname, &st)) < 0) {
         rc = fd == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "forkd snapshot %s: %s/%s is missing%s", name, dpath,
                                             v->memname, v->legacy ? " (a v0.4 snapshot without snapshot.json)" : "")
@@ -442,6 +475,7 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
     }
     v->memsize = st.st_size;
     close(fd);
+    fd = -1;
     if (strcmp(base_name(v->js.vmstate), "vmstate") != 0) {
         rc = fks__err(FKS_EINVAL, "%s/snapshot.json: \"vmstate\" names %s; expected vmstate", dpath,
                       base_name(v->js.vmstate));
@@ -471,7 +505,6 @@ static int load_snap(struct isnap *v, int rootfd, const char *root, const char *
     } else if (exists_in(dfd, "rootfs.ext4"))
         memcpy(v->rootfs_in, "rootfs.ext4", sizeof "rootfs.ext4");
 out:
-    free(json);
     if (fd >= 0)
         close(fd);
     close(dfd);
@@ -530,9 +563,9 @@ static int import_one(fks_forkd_import_result *res, fks_store *s, struct isnap *
         fr = trusted_open(v->js.rootfs, o->rootfs_dir ? o->rootfs_dir : DEFAULT_ROOTFS_DIR, why, sizeof why);
         if (fr < 0) {
             res->n_no_rootfs++;
-            if ((rc = push_warning(res, "forkd snapshot %s: rootfs %s not imported: %s (import-forkd reads a "
-                                   "rootfs outside the tree only from regular files under %s, owned by root or "
-                                   "you, writable by no one else, reached without symbolic links)",
+            if ((rc = push_warning(res, "forkd snapshot %s: rootfs %s not imported: %s (a rootfs outside the "
+                                   "tree is read only from regular files under %s, owned by root or you, "
+                                   "writable by no one else, reached without symbolic links)",
                                    v->name, v->js.rootfs, why,
                                    o->rootfs_dir ? o->rootfs_dir : DEFAULT_ROOTFS_DIR)) != 0)
                 goto out;
@@ -567,14 +600,9 @@ static int list_snaps(struct isnap **v, size_t *n, int rootfd, const char *root,
 {
     size_t alloc = 0;
     int rc = 0;
-    DIR *d;
-    int lfd = dup(rootfd);
-    if (lfd < 0 || !(d = fdopendir(lfd))) {
-        rc = fks__errno(FKS_EIO, errno, "list %s", root);
-        if (lfd >= 0)
-            close(lfd);
-        return rc;
-    }
+    DIR *d = list_dir(rootfd);
+    if (!d)
+        return fks__errno(FKS_EIO, errno, "list %s", root);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         struct stat st;
@@ -585,8 +613,8 @@ static int list_snaps(struct isnap **v, size_t *n, int rootfd, const char *root,
             break;
         }
         if (S_ISLNK(st.st_mode)) {
-            rc = fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (import-forkd follows no links inside "
-                          "the snapshot root); nothing imported", root, e->d_name);
+            rc = fks__err(FKS_EINVAL, "%s/%s is a symbolic link: refused (no link inside a forkd snapshot root "
+                          "is followed); nothing imported", root, e->d_name);
             break;
         }
         if (!S_ISDIR(st.st_mode))
@@ -718,7 +746,7 @@ int fks_import_forkd(fks_forkd_import_result *res, fks_store *s, const char *roo
                 continue;
             ip.cur = 0;
             if ((rc = import_one(res, s, &v[i], rootfd, root, &io)) != 0) {
-                fks__errctx(rc, "import %s (%zu of %zu imported before it)", v[i].name, done, n);
+                fks__errctx(rc, "forkd snapshot %s (%zu of %zu imported before it)", v[i].name, done, n);
                 break;
             }
             ip.base += ip.cur;
@@ -760,16 +788,38 @@ struct esnap {
     int chained;               /* exported with its parent (the previous entry) */
     int reused;
     char memhash[65];          /* SHA-256 of the exported memory.bin */
-    char tmpdir[PATH_MAX];
-    char final[PATH_MAX];
+    int dfd;                   /* its directory in the temporary one; -1 until made */
+    char tmpdir[PATH_MAX];     /* that directory's path, for fks_restore and messages */
+    char final[PATH_MAX];      /* OUT/<name>, absolute: what snapshot.json names */
     int placed;
 };
 
-/* Removes dir and the files in it (export's own temporary directories
-** hold files only). Best effort: used on the way out of a failure. */
-static void rm_flat_dir(const char *dir)
+/* One export: the entries to write, root first, and where. Every name in
+** OUT is taken relative to outfd, every name in a snapshot's directory
+** relative to its dfd. */
+struct export {
+    fks_store *s;
+    const char *tag;           /* the snapshot asked for (messages) */
+    struct esnap *es;          /* FKS_FORKD_MAX_LINKS + 1 of them */
+    size_t ne;
+    int outfd;                 /* OUT, opened once; -1 until opened */
+    int tmpfd;                 /* OUT/<tmpname>, locked (flock) while the export runs; -1 until made */
+    char outabs[PATH_MAX];     /* OUT, absolute */
+    char tmpname[32];          /* TMP_PREFIX "XXXXXX"; "" until made */
+    char tmproot[PATH_MAX + 32]; /* outabs/tmpname, for messages */
+};
+
+#define TMP_PREFIX ".fks-export-"
+
+/* Removes name in dfd: a file, or a directory with what it holds, at most
+** depth levels of directories counting name (export's temporary directory
+** holds a directory per snapshot, which holds files: 2). Nothing is
+** followed. Best effort: used on the way out of a failure. */
+static void rm_in(int dfd, const char *name, int depth)
 {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (unlinkat(dfd, name, 0) == 0 || (errno != EISDIR && errno != EPERM) || depth <= 0)
+        return;
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return;
     DIR *d = fdopendir(fd);
@@ -780,36 +830,93 @@ static void rm_flat_dir(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)) != NULL)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            unlinkat(fd, e->d_name, 0);
+            rm_in(fd, e->d_name, depth - 1);
     closedir(d);
-    rmdir(dir);
+    unlinkat(dfd, name, AT_REMOVEDIR);
 }
 
-static int fsync_path(const char *p)
+/* Writes into lf (sized already) the pages of the full image ff that m's
+** ranges name, at their offsets; the rest stays holes. */
+static int write_overlay(int lf, const char *tmp, int ff, const char *full, const fks_diff_artifact *m,
+                         uint64_t size, unsigned char *buf)
 {
-    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return fks__errno(FKS_EIO, errno, "open %s", p);
-    int rc = fsync(fd) != 0 ? fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", p) : 0;
-    close(fd);
-    return rc;
+    int rc = 0;
+    for (size_t r = 0; m && r < m->n_ranges; r++) {
+        uint64_t off = m->ranges[r].pgno * FKS_PAGE_SIZE, end = off + m->ranges[r].npages * FKS_PAGE_SIZE;
+        if (end > size)
+            end = size;
+        while (off < end) {
+            size_t len = end - off > (1u << 20) ? (1u << 20) : (size_t)(end - off);
+            if ((rc = fks__pread_full(ff, buf, len, (off_t)off, full)) != 0 ||
+                (rc = fks__pwrite_full(lf, buf, len, (off_t)off, tmp)) != 0)
+                return rc;
+            off += len;
+        }
+    }
+    if (fsync(lf) != 0)
+        return fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", tmp);
+    return 0;
 }
 
-/* Rewrites dir/memory.bin (the full image of e) as an overlay of its
-** parent: the pages fks_diff names as data, holes elsewhere. Then re-reads
-** every data extent of the new file and checks it against the full image,
-** and that every differing page is data: what forkd's apply_diff copies is
-** then exactly right (a filesystem that turns written zeros into holes,
-** or allocates more than a page per write, is caught here). */
+/* Checks the overlay lf as forkd's apply_diff will read it: every page m
+** names is data, and every data byte is the full image ff's (snapshot
+** tag's). a and b: 1 MiB buffers. */
+static int check_overlay(int lf, const char *tmp, int ff, const char *full, const fks_diff_artifact *m,
+                         uint64_t size, const char *tag, unsigned char *a, unsigned char *b)
+{
+    int rc = 0;
+    for (size_t r = 0; m && r < m->n_ranges; r++) {
+        off_t off = (off_t)(m->ranges[r].pgno * FKS_PAGE_SIZE);
+        off_t end = off + (off_t)(m->ranges[r].npages * FKS_PAGE_SIZE);
+        if (end > (off_t)size)
+            end = (off_t)size;
+        if (lseek(lf, off, SEEK_DATA) != off || lseek(lf, off, SEEK_HOLE) < end)
+            return fks__err(FKS_EIO, "%s: the filesystem did not keep pages written at %lld as data (it turns "
+                            "zeros into holes?): forkd would read the parent's pages there; another filesystem, "
+                            "or the snapshot alone with a full memory file, avoids it", tmp, (long long)off);
+    }
+    for (off_t pos = 0; pos < (off_t)size;) {
+        off_t ds = lseek(lf, pos, SEEK_DATA);
+        if (ds < 0 && errno == ENXIO)
+            break;
+        if (ds < 0)
+            return fks__errno(FKS_EIO, errno, "SEEK_DATA %s", tmp);
+        off_t he = lseek(lf, ds, SEEK_HOLE);
+        if (he < 0 || he > (off_t)size)
+            he = (off_t)size;
+        for (off_t o = ds; o < he;) {
+            size_t len = he - o > (1 << 20) ? (1u << 20) : (size_t)(he - o);
+            if ((rc = fks__pread_full(lf, a, len, o, tmp)) != 0 || (rc = fks__pread_full(ff, b, len, o, full)) != 0)
+                return rc;
+            if (memcmp(a, b, len) != 0)
+                return fks__err(FKS_EIO, "%s: a data extent near offset %lld holds other bytes than snapshot %s "
+                                "(the filesystem allocates more than a page per write?): forkd's overlay would be "
+                                "wrong; another filesystem, or the snapshot alone with a full memory file, avoids "
+                                "it", tmp, (long long)o, tag);
+            o += (off_t)len;
+        }
+        pos = he;
+    }
+    return 0;
+}
+
+/* Rewrites memory.bin in e's directory (the full image of e) as an
+** overlay of its parent: the pages fks_diff names as data, holes
+** elsewhere. Then re-reads every data extent of the new file and checks it
+** against the full image, and that every differing page is data: what
+** forkd's apply_diff copies is then exactly right (a filesystem that turns
+** written zeros into holes, or allocates more than a page per write, is
+** caught here). */
 static int make_overlay(fks_store *s, const struct esnap *parent, const struct esnap *e)
 {
+    static const char tname[] = ".memory.bin.overlay";
     char full[PATH_MAX + 16], tmp[PATH_MAX + 32];
     fks_diff_report *dr = NULL;
     const fks_diff_artifact *m = NULL;
     unsigned char *a = NULL, *b = NULL;
     int ff = -1, lf = -1, rc;
     snprintf(full, sizeof full, "%s/memory.bin", e->tmpdir);
-    snprintf(tmp, sizeof tmp, "%s/.memory.bin.overlay", e->tmpdir);
+    snprintf(tmp, sizeof tmp, "%s/%s", e->tmpdir, tname);
     if ((rc = fks_diff(&dr, s, parent->info.tag, e->info.tag)) != 0)
         return rc;
     for (size_t i = 0; i < dr->n; i++)
@@ -819,8 +926,8 @@ static int make_overlay(fks_store *s, const struct esnap *parent, const struct e
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    if ((ff = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
-        (lf = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+    if ((ff = openat(e->dfd, "memory.bin", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+        (lf = openat(e->dfd, tname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
         rc = fks__errno(FKS_EIO, errno, "open %s", ff < 0 ? full : tmp);
         goto out;
     }
@@ -829,66 +936,14 @@ static int make_overlay(fks_store *s, const struct esnap *parent, const struct e
         rc = fks__errno(errno == ENOSPC || errno == EFBIG ? FKS_ENOSPC : FKS_EIO, errno, "truncate %s", tmp);
         goto out;
     }
-    for (size_t r = 0; m && r < m->n_ranges; r++) {
-        uint64_t off = m->ranges[r].pgno * FKS_PAGE_SIZE, end = off + m->ranges[r].npages * FKS_PAGE_SIZE;
-        if (end > size)
-            end = size;
-        while (off < end) {
-            size_t len = end - off > (1u << 20) ? (1u << 20) : (size_t)(end - off);
-            if ((rc = fks__pread_full(ff, a, len, (off_t)off, full)) != 0 ||
-                (rc = fks__pwrite_full(lf, a, len, (off_t)off, tmp)) != 0)
-                goto out;
-            off += len;
-        }
-    }
-    if (fsync(lf) != 0) {
-        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", tmp);
+    if ((rc = write_overlay(lf, tmp, ff, full, m, size, a)) != 0 ||
+        (rc = check_overlay(lf, tmp, ff, full, m, size, e->info.tag, a, b)) != 0)
         goto out;
-    }
-    /* Check: every differing page is data ... */
-    for (size_t r = 0; m && r < m->n_ranges; r++) {
-        off_t off = (off_t)(m->ranges[r].pgno * FKS_PAGE_SIZE);
-        off_t end = off + (off_t)(m->ranges[r].npages * FKS_PAGE_SIZE);
-        if (end > (off_t)size)
-            end = (off_t)size;
-        if (lseek(lf, off, SEEK_DATA) != off || lseek(lf, off, SEEK_HOLE) < end) {
-            rc = fks__err(FKS_EIO, "%s: the filesystem did not keep pages written at %lld as data (it turns "
-                          "zeros into holes?): forkd would read the parent's pages there; export to another "
-                          "filesystem or flat", tmp, (long long)off);
-            goto out;
-        }
-    }
-    /* ... and every data byte is the snapshot's own. */
-    for (off_t pos = 0; pos < (off_t)size;) {
-        off_t ds = lseek(lf, pos, SEEK_DATA);
-        if (ds < 0 && errno == ENXIO)
-            break;
-        if (ds < 0) {
-            rc = fks__errno(FKS_EIO, errno, "SEEK_DATA %s", tmp);
-            goto out;
-        }
-        off_t he = lseek(lf, ds, SEEK_HOLE);
-        if (he < 0 || he > (off_t)size)
-            he = (off_t)size;
-        for (off_t o = ds; o < he;) {
-            size_t len = he - o > (1 << 20) ? (1u << 20) : (size_t)(he - o);
-            if ((rc = fks__pread_full(lf, a, len, o, tmp)) != 0 || (rc = fks__pread_full(ff, b, len, o, full)) != 0)
-                goto out;
-            if (memcmp(a, b, len) != 0) {
-                rc = fks__err(FKS_EIO, "%s: a data extent near offset %lld holds other bytes than snapshot %s "
-                              "(the filesystem allocates more than a page per write?): forkd's overlay would be "
-                              "wrong; export to another filesystem or flat", tmp, (long long)o, e->info.tag);
-                goto out;
-            }
-            o += (off_t)len;
-        }
-        pos = he;
-    }
-    if (rename(tmp, full) != 0)
+    if (renameat2(e->dfd, tname, e->dfd, "memory.bin", 0) != 0)
         rc = fks__errno(FKS_EIO, errno, "rename %s", tmp);
 out:
     if (rc && lf >= 0)
-        unlink(tmp);
+        unlinkat(e->dfd, tname, 0);
     if (ff >= 0)
         close(ff);
     if (lf >= 0)
@@ -899,52 +954,17 @@ out:
     return rc;
 }
 
-/* Restores e into its temporary directory and completes it as forkd lays
-** it out, with the absolute paths of its final place (e->final). parent:
-** the previous entry if chained. */
-static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent)
+/* Writes snapshot.json into e's directory as forkd's serde writes a
+** Snapshot: its fields in declaration order, absent options left out;
+** paths are those of e's final place. rootfs: the rootfs's file name, or
+** NULL. */
+static int write_json(const struct esnap *e, const struct esnap *parent, const char *rootfs)
 {
     char p[PATH_MAX + 32], fin[PATH_MAX + 32];
-    struct stat st;
-    int rc, fd = -1;
-    json_object *o = NULL;
-    if ((rc = fks_restore(NULL, s, e->info.tag, e->tmpdir, FKS_RESTORE_SYNC, NULL, NULL)) != 0)
-        return rc;
-    snprintf(p, sizeof p, "%s/snapshot.json", e->tmpdir);
-    if (lstat(p, &st) == 0)
-        return fks__err(FKS_EINVAL, "snapshot %s has an artifact named snapshot.json: it would collide with "
-                        "forkd's own file", e->info.tag);
-    snprintf(p, sizeof p, "%s/vmstate", e->tmpdir);
-    if (lstat(p, &st) != 0)
-        return fks__err(FKS_EINVAL, "snapshot %s has no vmstate artifact: forkd needs one", e->info.tag);
-    snprintf(p, sizeof p, "%s/memory.bin", e->tmpdir);
-    if (lstat(p, &st) != 0)
-        return fks__err(FKS_EINVAL, "snapshot %s has no memory artifact: forkd needs one", e->info.tag);
-    if (parent && (rc = make_overlay(s, parent, e)) != 0)
-        return rc;
-    if ((fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
-        return fks__errno(FKS_EIO, errno, "open %s", p);
-    rc = sha256_fd(e->memhash, fd, p);
-    close(fd);
-    if (rc)
-        return rc;
-    /* The rootfs: as rootfs.ext4 (the name forkd's packs use) unless an
-    ** artifact already has that name; then it stays "rootfs". Both kept. */
-    char from[PATH_MAX + 32], to[PATH_MAX + 32];
-    const char *rootfs = NULL;
-    snprintf(from, sizeof from, "%s/rootfs", e->tmpdir);
-    snprintf(to, sizeof to, "%s/rootfs.ext4", e->tmpdir);
-    if (lstat(from, &st) == 0) {
-        if (lstat(to, &st) == 0)
-            rootfs = "rootfs";
-        else if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) != 0)
-            return fks__errno(FKS_EIO, errno, "rename %s", from);
-        else
-            rootfs = "rootfs.ext4";
-    }
-    /* snapshot.json as forkd's serde writes a Snapshot: its fields in
-    ** declaration order, absent options left out. */
-    o = json_object_new_object();
+    int rc = 0, fd;
+    json_object *o = json_object_new_object();
+    if (!o)
+        return fks__err(FKS_ENOMEM, "out of memory");
     snprintf(fin, sizeof fin, "%s/vmstate", e->final);
     json_object_object_add(o, "vmstate", json_object_new_string(fin));
     snprintf(fin, sizeof fin, "%s/memory.bin", e->final);
@@ -961,7 +981,7 @@ static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent)
     const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
                                                          JSON_C_TO_STRING_NOSLASHESCAPE);
     snprintf(p, sizeof p, "%s/snapshot.json", e->tmpdir);
-    if ((fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
+    if ((fd = openat(e->dfd, "snapshot.json", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)) < 0)
         rc = fks__errno(FKS_EIO, errno, "create %s", p);
     else {
         if ((rc = fks__pwrite_full(fd, text, strlen(text), 0, p)) == 0 && fsync(fd) != 0)
@@ -969,18 +989,58 @@ static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent)
         close(fd);
     }
     json_object_put(o);
-    if (rc == 0)
-        rc = fsync_path(e->tmpdir);
     return rc;
 }
 
-/* 1 if directories a and b hold the same file names with the same bytes,
-** 0 if not. */
-static int same_files(const char *a, const char *b)
+/* Restores e into its temporary directory and completes it as forkd lays
+** it out, with the absolute paths of its final place (e->final). parent:
+** the previous entry if chained. fks_restore is given the directory's
+** path, so that its messages name real files; what it wrote is then found
+** through e->dfd, and a directory swapped meanwhile would lack vmstate. */
+static int build_dir(fks_store *s, struct esnap *e, const struct esnap *parent)
 {
-    char pa[PATH_MAX + 300], pb[PATH_MAX + 300];
+    char p[PATH_MAX + 32];
+    int rc, fd;
+    if ((rc = fks_restore(NULL, s, e->info.tag, e->tmpdir, FKS_RESTORE_SYNC, NULL, NULL)) != 0)
+        return rc;
+    if (exists_in(e->dfd, "snapshot.json"))
+        return fks__err(FKS_EINVAL, "snapshot %s has an artifact named snapshot.json: it would collide with "
+                        "forkd's own file", e->info.tag);
+    if (!exists_in(e->dfd, "vmstate"))
+        return fks__err(FKS_EINVAL, "snapshot %s has no vmstate artifact: forkd needs one", e->info.tag);
+    if (!exists_in(e->dfd, "memory.bin"))
+        return fks__err(FKS_EINVAL, "snapshot %s has no memory artifact: forkd needs one", e->info.tag);
+    if (parent && (rc = make_overlay(s, parent, e)) != 0)
+        return rc;
+    snprintf(p, sizeof p, "%s/memory.bin", e->tmpdir);
+    if ((fd = openat(e->dfd, "memory.bin", O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    rc = sha256_fd(e->memhash, fd, p);
+    close(fd);
+    if (rc)
+        return rc;
+    /* The rootfs: as rootfs.ext4 (the name forkd's packs use) unless an
+    ** artifact already has that name; then it stays "rootfs". Both kept. */
+    const char *rootfs = NULL;
+    if (exists_in(e->dfd, "rootfs")) {
+        if (exists_in(e->dfd, "rootfs.ext4"))
+            rootfs = "rootfs";
+        else if (renameat2(e->dfd, "rootfs", e->dfd, "rootfs.ext4", RENAME_NOREPLACE) != 0)
+            return fks__errno(FKS_EIO, errno, "rename %s/rootfs", e->tmpdir);
+        else
+            rootfs = "rootfs.ext4";
+    }
+    if ((rc = write_json(e, parent, rootfs)) == 0 && fsync(e->dfd) != 0)
+        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "fsync %s", e->tmpdir);
+    return rc;
+}
+
+/* 1 if directories a and b (descriptors) hold the same file names with
+** the same bytes, 0 if not. */
+static int same_files(int a, int b)
+{
     int same = 1, na = 0, nb = 0;
-    DIR *d = opendir(a);
+    DIR *d = list_dir(a);
     if (!d)
         return 0;
     struct dirent *e;
@@ -988,22 +1048,20 @@ static int same_files(const char *a, const char *b)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
         na++;
-        snprintf(pa, sizeof pa, "%s/%s", a, e->d_name);
-        snprintf(pb, sizeof pb, "%s/%s", b, e->d_name);
-        int fa = open(pa, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        int fb = open(pb, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        int fa = openat(a, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        int fb = openat(b, e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         char ha[65], hb[65];
         struct stat sa, sb;
         same = fa >= 0 && fb >= 0 && fstat(fa, &sa) == 0 && fstat(fb, &sb) == 0 && S_ISREG(sa.st_mode) &&
-               S_ISREG(sb.st_mode) && sa.st_size == sb.st_size && sha256_fd(ha, fa, pa) == 0 &&
-               sha256_fd(hb, fb, pb) == 0 && strcmp(ha, hb) == 0;
+               S_ISREG(sb.st_mode) && sa.st_size == sb.st_size && sha256_fd(ha, fa, e->d_name) == 0 &&
+               sha256_fd(hb, fb, e->d_name) == 0 && strcmp(ha, hb) == 0;
         if (fa >= 0)
             close(fa);
         if (fb >= 0)
             close(fb);
     }
     closedir(d);
-    if (!same || !(d = opendir(b)))
+    if (!same || !(d = list_dir(b)))
         return 0;
     while ((e = readdir(d)) != NULL)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
@@ -1012,14 +1070,198 @@ static int same_files(const char *a, const char *b)
     return na == nb;
 }
 
+/* Picks the entries: the head (named name), then its ancestors while
+** chaining is possible (same memory size, forkd's link limit; flat: the
+** head alone), and leaves them root first. chain is fks_chain's, root
+** first. */
+static int pick_entries(struct export *x, const fks_snapinfo *chain, size_t nchain, const char *name, int flat)
+{
+    x->ne = 0;
+    for (size_t k = nchain; k-- > 0;) {
+        struct esnap *e = &x->es[x->ne];
+        e->info = chain[k];
+        if (x->ne > 0) {
+            if (e->info.memory_bytes != x->es[x->ne - 1].info.memory_bytes || e->info.memory_bytes == 0)
+                break;
+            if (fks_check_forkd_tag(e->info.tag) != 0)
+                return fks__errctx(FKS_EINVAL, "snapshot %s: its ancestor %s needs a forkd name", x->tag,
+                                   e->info.tag);
+        }
+        const char *n = x->ne == 0 ? name : e->info.tag;
+        memcpy(e->name, n, strlen(n) + 1);
+        for (size_t j = 0; j < x->ne; j++)
+            if (strcmp(x->es[j].name, e->name) == 0)
+                return fks__err(FKS_EINVAL, "snapshot %s: forkd name %s is also the tag of its ancestor: the two "
+                                "directories would have one name", x->tag, e->name);
+        x->ne++;
+        if (flat || x->ne == FKS_FORKD_MAX_LINKS + 1)
+            break;
+    }
+    for (size_t i = 0; i < x->ne / 2; i++) {
+        struct esnap t = x->es[i];
+        x->es[i] = x->es[x->ne - 1 - i];
+        x->es[x->ne - 1 - i] = t;
+    }
+    for (size_t i = 1; i < x->ne; i++)
+        x->es[i].chained = 1;
+    return 0;
+}
+
+/* Opens OUT (created if missing; OUT itself may be reached through a
+** link, as it is the caller's choice) and removes what exports killed
+** before their end left in it: a temporary directory whose lock no one
+** holds. */
+static int open_out(struct export *x, const char *outroot)
+{
+    char proc[32];
+    if (mkdir(outroot, 0700) != 0 && errno != EEXIST)
+        return fks__errno(FKS_EIO, errno, "create %s", outroot);
+    if ((x->outfd = open(outroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", outroot);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", x->outfd);
+    if (!realpath(proc, x->outabs))
+        return fks__errno(FKS_EIO, errno, "resolve %s", outroot);
+    DIR *d = list_dir(x->outfd);
+    if (!d)
+        return fks__errno(FKS_EIO, errno, "list %s", x->outabs);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0)
+            continue;
+        int lfd = openat(x->outfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0)
+            rm_in(x->outfd, e->d_name, 2);
+        if (lfd >= 0)
+            close(lfd);
+    }
+    closedir(d);
+    return 0;
+}
+
+/* Creates the temporary directory in OUT and takes its lock, which says
+** to other exports that it is in use. mkdtemp goes through
+** /proc/self/fd/N, so the directory is made in OUT as opened. */
+static int make_tmproot(struct export *x)
+{
+    for (int tries = 0; tries < 10; tries++) {
+        char t[64];
+        struct stat st;
+        snprintf(t, sizeof t, "/proc/self/fd/%d/" TMP_PREFIX "XXXXXX", x->outfd);
+        if (!mkdtemp(t))
+            return fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create a temporary directory in %s",
+                              x->outabs);
+        memcpy(x->tmpname, base_name(t), strlen(base_name(t)) + 1);
+        snprintf(x->tmproot, sizeof x->tmproot, "%s/%s", x->outabs, x->tmpname);
+        x->tmpfd = openat(x->outfd, x->tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* Another export's open_out may have taken it for a dead one's
+        ** between mkdtemp and the lock: it is gone then; make another. */
+        if (x->tmpfd < 0 && errno == ENOENT)
+            continue;
+        if (x->tmpfd < 0 || flock(x->tmpfd, LOCK_EX) != 0) {
+            int rc = fks__errno(FKS_EIO, errno, "open and lock %s", x->tmproot);
+            unlinkat(x->outfd, x->tmpname, AT_REMOVEDIR);
+            if (x->tmpfd >= 0)
+                close(x->tmpfd);
+            x->tmpfd = -1;
+            return rc;
+        }
+        if (fstat(x->tmpfd, &st) == 0 && st.st_nlink > 0)
+            return 0;
+        close(x->tmpfd);
+        x->tmpfd = -1;
+    }
+    return fks__err(FKS_EIO, "create a temporary directory in %s: each one made was removed at once", x->outabs);
+}
+
+/* Builds every entry's directory in the temporary directory, root first. */
+static int build_all(struct export *x)
+{
+    int rc = 0;
+    for (size_t i = 0; i < x->ne && rc == 0; i++) {
+        struct esnap *e = &x->es[i];
+        if ((rc = fks__path(e->tmpdir, sizeof e->tmpdir, "%s/%s", x->tmproot, e->name)) != 0 ||
+            (rc = fks__path(e->final, sizeof e->final, "%s/%s", x->outabs, e->name)) != 0)
+            break;
+        if (mkdirat(x->tmpfd, e->name, 0700) != 0 ||
+            (e->dfd = openat(x->tmpfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+            rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create %s", e->tmpdir);
+            break;
+        }
+        if ((rc = build_dir(x->s, e, e->chained ? e - 1 : NULL)) != 0)
+            rc = fks__errctx(rc, "snapshot %s as %s (nothing written)", e->info.tag, e->final);
+    }
+    return rc;
+}
+
+/* An existing directory is reused if identical, else refused, before
+** anything is placed. */
+static int check_existing(struct export *x)
+{
+    for (size_t i = 0; i < x->ne; i++) {
+        struct esnap *e = &x->es[i];
+        struct stat st;
+        if (fstatat(x->outfd, e->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        int fd = S_ISDIR(st.st_mode) ? openat(x->outfd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                                     : -1;
+        e->reused = fd >= 0 && same_files(e->dfd, fd) == 1;
+        if (fd >= 0)
+            close(fd);
+        if (!e->reused)
+            return fks__err(FKS_EEXIST, "directory %s already exists and differs from snapshot %s (nothing "
+                            "written)", e->final, e->info.tag);
+    }
+    return 0;
+}
+
+/* Takes a placed directory back into the temporary one. If that fails,
+** it is removed while the name still holds it (our inode). */
+static void unplace(struct export *x, struct esnap *e)
+{
+    struct stat ours, there;
+    if (renameat2(x->outfd, e->name, x->tmpfd, e->name, RENAME_NOREPLACE) == 0)
+        e->placed = 0;
+    else if (fstat(e->dfd, &ours) == 0 && fstatat(x->outfd, e->name, &there, AT_SYMLINK_NOFOLLOW) == 0 &&
+             ours.st_dev == there.st_dev && ours.st_ino == there.st_ino) {
+        rm_in(x->outfd, e->name, 1);
+        e->placed = 0;
+    }
+}
+
+/* Renames the directories not reused into place, root first (a link is
+** never in OUT before its parent), then syncs OUT; all or nothing: on a
+** failure the ones placed are taken back, newest first. */
+static int place_dirs(struct export *x)
+{
+    int rc = 0;
+    for (size_t i = 0; i < x->ne && rc == 0; i++) {
+        struct esnap *e = &x->es[i];
+        if (e->reused)
+            continue;
+        if (renameat2(x->tmpfd, e->name, x->outfd, e->name, RENAME_NOREPLACE) != 0) {
+            int err = errno;
+            rc = fks__errno(err == EEXIST ? FKS_EEXIST : err == ENOSPC ? FKS_ENOSPC : FKS_EIO, err,
+                            "rename %s to %s (nothing written)", e->tmpdir, e->final);
+            break;
+        }
+        e->placed = 1;
+    }
+    if (rc == 0 && fsync(x->outfd) != 0)
+        rc = fks__errno(FKS_EIO, errno, "fsync directory %s", x->outabs);
+    if (rc)
+        for (size_t i = x->ne; i-- > 0;)
+            if (x->es[i].placed)
+                unplace(x, &x->es[i]);
+    return rc;
+}
+
 int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag, const char *outroot,
                      const fks_forkd_export_opts *o)
 {
     static const fks_forkd_export_opts none = {0};
     fks_snapinfo *chain = NULL;
-    size_t nchain = 0, ne = 0;
-    struct esnap *es = NULL;
-    char outabs[PATH_MAX], tmproot[PATH_MAX + 32] = "";
+    size_t nchain = 0;
+    struct export x = {.s = s, .tag = tag, .outfd = -1, .tmpfd = -1};
     int rc;
     if (res)
         memset(res, 0, sizeof *res);
@@ -1029,113 +1271,40 @@ int fks_export_forkd(fks_forkd_export_result *res, fks_store *s, const char *tag
     if ((rc = fks_chain(&chain, &nchain, s, tag)) != 0)
         return rc;
     if ((rc = fks_check_forkd_tag(name)) != 0) {
-        rc = fks__errctx(rc, "export %s%s", tag, o->name ? "" : " (give it a forkd name)");
+        rc = fks__errctx(rc, "snapshot %s", tag);
         goto out;
     }
-    /* The entries to write, head first while walking: the head, then its
-    ** ancestors while chaining is possible (same memory size, forkd's link
-    ** limit). */
-    if (!(es = calloc(FKS_FORKD_MAX_LINKS + 1, sizeof *es))) {
+    if (!(x.es = calloc(FKS_FORKD_MAX_LINKS + 1, sizeof *x.es))) {
         rc = fks__err(FKS_ENOMEM, "out of memory");
         goto out;
     }
-    for (size_t k = nchain; k-- > 0;) {
-        struct esnap *e = &es[ne];
-        e->info = chain[k];
-        if (ne > 0) {
-            if (e->info.memory_bytes != es[ne - 1].info.memory_bytes || e->info.memory_bytes == 0)
-                break;
-            if (fks_check_forkd_tag(e->info.tag) != 0) {
-                rc = fks__errctx(FKS_EINVAL, "export %s: its ancestor %s needs a forkd name (rename it, or "
-                                 "export flat)", tag, e->info.tag);
-                goto out;
-            }
-        }
-        memcpy(e->name, ne == 0 ? name : e->info.tag, strlen(ne == 0 ? name : e->info.tag) + 1);
-        for (size_t j = 0; j < ne; j++)
-            if (strcmp(es[j].name, e->name) == 0) {
-                rc = fks__err(FKS_EINVAL, "export %s: forkd name %s is also the tag of its ancestor; choose "
-                              "another", tag, e->name);
-                goto out;
-            }
-        ne++;
-        if (o->flat || ne == FKS_FORKD_MAX_LINKS + 1)
-            break;
-    }
-    /* Root first from here on. */
-    for (size_t i = 0; i < ne / 2; i++) {
-        struct esnap t = es[i];
-        es[i] = es[ne - 1 - i];
-        es[ne - 1 - i] = t;
-    }
-    for (size_t i = 1; i < ne; i++)
-        es[i].chained = 1;
-    if (mkdir(outroot, 0700) != 0 && errno != EEXIST) {
-        rc = fks__errno(FKS_EIO, errno, "create %s", outroot);
+    for (size_t i = 0; i <= FKS_FORKD_MAX_LINKS; i++)
+        x.es[i].dfd = -1;
+    if ((rc = pick_entries(&x, chain, nchain, name, o->flat)) != 0 || (rc = open_out(&x, outroot)) != 0 ||
+        (rc = make_tmproot(&x)) != 0 || (rc = build_all(&x)) != 0 || (rc = check_existing(&x)) != 0 ||
+        (rc = place_dirs(&x)) != 0)
         goto out;
-    }
-    if (!realpath(outroot, outabs)) {
-        rc = fks__errno(FKS_EIO, errno, "resolve %s", outroot);
-        goto out;
-    }
-    snprintf(tmproot, sizeof tmproot, "%s/.fks-export-XXXXXX", outabs);
-    if (!mkdtemp(tmproot)) {
-        rc = fks__errno(errno == ENOSPC ? FKS_ENOSPC : FKS_EIO, errno, "create a temporary directory in %s", outabs);
-        tmproot[0] = 0;
-        goto out;
-    }
-    for (size_t i = 0; i < ne && rc == 0; i++) {
-        struct esnap *e = &es[i];
-        if ((rc = fks__path(e->tmpdir, sizeof e->tmpdir, "%s/%s", tmproot, e->name)) != 0 ||
-            (rc = fks__path(e->final, sizeof e->final, "%s/%s", outabs, e->name)) != 0)
-            break;
-        if ((rc = build_dir(s, e, e->chained ? &es[i - 1] : NULL)) != 0)
-            rc = fks__errctx(rc, "export %s to %s (nothing written)", e->info.tag, e->final);
-    }
-    /* An existing directory is reused if identical, else refused, before
-    ** anything is placed. */
-    for (size_t i = 0; i < ne && rc == 0; i++) {
-        struct stat st;
-        if (lstat(es[i].final, &st) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode) && same_files(es[i].tmpdir, es[i].final) == 1)
-            es[i].reused = 1;
-        else
-            rc = fks__err(FKS_EEXIST, "%s already exists and differs from snapshot %s's export (nothing written)",
-                          es[i].final, es[i].info.tag);
-    }
-    for (size_t i = 0; i < ne && rc == 0; i++) {
-        if (es[i].reused)
-            continue;
-        if (renameat2(AT_FDCWD, es[i].tmpdir, AT_FDCWD, es[i].final, RENAME_NOREPLACE) != 0) {
-            int err = errno;
-            rc = fks__errno(err == EEXIST ? FKS_EEXIST : err == ENOSPC ? FKS_ENOSPC : FKS_EIO, err,
-                            "rename %s to %s (nothing written)", es[i].tmpdir, es[i].final);
-            break;
-        }
-        es[i].placed = 1;
-    }
-    if (rc == 0)
-        rc = fks__fsync_dir(outabs);
-    if (rc) {
-        for (size_t i = ne; i-- > 0;)
-            if (es[i].placed && renameat2(AT_FDCWD, es[i].final, AT_FDCWD, es[i].tmpdir, RENAME_NOREPLACE) != 0)
-                rm_flat_dir(es[i].final);
-    } else if (res) {
-        res->n = ne;
-        for (size_t i = 0; i < ne; i++) {
-            memcpy(res->names[i], es[i].name, sizeof res->names[i]);
-            res->reused[i] = es[i].reused;
+    if (res) {
+        res->n = x.ne;
+        for (size_t i = 0; i < x.ne; i++) {
+            memcpy(res->names[i], x.es[i].name, sizeof res->names[i]);
+            res->reused[i] = x.es[i].reused;
         }
     }
 out:
-    if (tmproot[0]) {
-        for (size_t i = 0; i < ne; i++)
-            if (!es[i].placed || rc)
-                rm_flat_dir(es[i].tmpdir);
-        rmdir(tmproot);
+    for (size_t i = 0; x.es && i < x.ne; i++) {
+        if (x.es[i].dfd >= 0)
+            close(x.es[i].dfd);
+        if (x.tmpfd >= 0 && !x.es[i].placed)
+            rm_in(x.tmpfd, x.es[i].name, 1);
     }
-    free(es);
+    if (x.tmpfd >= 0) {
+        unlinkat(x.outfd, x.tmpname, AT_REMOVEDIR);
+        close(x.tmpfd);          /* the lock goes last */
+    }
+    if (x.outfd >= 0)
+        close(x.outfd);
+    free(x.es);
     free(chain);
     return rc;
 }
