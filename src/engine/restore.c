@@ -273,17 +273,15 @@ static void decode_block(struct restore *r, int tid, const uint32_t *ord, size_t
     }
 }
 
-/* Restores rows i .. j-1 (page numbers base .. base + SPAN_PAGES - 1):
-** takes the pages stashed for them, decodes the rest in block order
-** (records near each other in a chunk file read in one pread), then writes
-** the span's runs of contiguous pages, one pwrite each. */
-static void restore_span(struct restore *r, int tid, size_t i, size_t j)
+/* Rows i .. j-1 of the span that need decoding, into ord in block
+** order (their count returned); pages stashed for them or in the cache
+** go straight to the stage. */
+static size_t span_collect(struct restore *r, int tid, size_t i, size_t j, uint64_t base)
 {
     struct tbuf *tb = &r->tb[tid];
-    uint64_t base = r->rows[i].pgno;
-    size_t n = 0, k, m;
+    size_t n = 0;
     int sorted = 1;
-    for (k = i; k < j; k++) {
+    for (size_t k = i; k < j; k++) {
         struct row *w = &r->rows[k];
         if (w->stash) {
             memcpy(tb->stage + (w->pgno - base) * FKS_PAGE_SIZE, tb->stash + (size_t)(w->stash - 1) * FKS_PAGE_SIZE,
@@ -306,13 +304,19 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
     }
     if (!sorted)
         qsort_r(tb->ord, n, sizeof *tb->ord, by_block, r->rows);
-    /* A block more of whose rows lie in later spans than in this one is
-    ** left to them (each block is decoded once, and the stash holds the
-    ** few pages that go to later places, not most of a block), unless
-    ** many places share it (a page common to the image): such a block is
-    ** decoded where it is wanted, its later pages stashed while there is
-    ** room. */
-    size_t kept = 0;
+    return n;
+}
+
+/* A block more of whose rows lie in later spans (after row j) than in
+** this one is left to them (each block is decoded once, and the stash
+** holds the few pages that go to later places, not most of a block),
+** unless many places share it (a page common to the image): such a block
+** is decoded where it is wanted, its later pages stashed while there is
+** room. Returns how many of ord's n rows stay to decode here. */
+static size_t span_defer(struct restore *r, int tid, size_t j, size_t n)
+{
+    struct tbuf *tb = &r->tb[tid];
+    size_t kept = 0, k, m;
     for (k = 0; k < n; k = m) {
         const struct row *f = &r->rows[tb->ord[k]];
         for (m = k + 1; m < n && same_block(&r->rows[tb->ord[m]], f); m++)
@@ -328,8 +332,15 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
                 tb->ord[kept++] = tb->ord[q];
         }
     }
-    n = kept;
-    for (k = 0; k < n; k = m) {
+    return kept;
+}
+
+/* Decodes ord's n rows block by block, records near each other in a
+** chunk file read with one pread. */
+static void span_decode(struct restore *r, int tid, size_t i, size_t j, uint64_t base, size_t n)
+{
+    struct tbuf *tb = &r->tb[tid];
+    for (size_t k = 0, m; k < n; k = m) {
         const struct row *f = &r->rows[tb->ord[k]];
         uint64_t start = f->off, end = f->off + f->len;
         for (m = k + 1; m < n; m++) {
@@ -351,10 +362,16 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
             decode_block(r, tid, tb->ord + b, e - b, tb->rbuf + (w->off - start), base, i, j);
         }
     }
-    /* A run that cannot be written is left to the serial pass, which
-    ** names the page; a failed row's page is written too (as zeros: its
-    ** stage page was never filled) and rewritten or refused by that pass. */
-    for (k = i; k < j; k = m) {
+}
+
+/* Writes the span's runs of contiguous pages, one pwrite each. A run
+** that cannot be written is left to the serial pass, which names the
+** page; a failed row's page is written too (as zeros: its stage page was
+** never filled) and rewritten or refused by that pass. */
+static void span_write(struct restore *r, int tid, size_t i, size_t j, uint64_t base)
+{
+    struct tbuf *tb = &r->tb[tid];
+    for (size_t k = i, m; k < j; k = m) {
         if (r->rows[k].state == ROW_DEFER) {
             m = k + 1;
             continue;
@@ -370,6 +387,16 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
             for (size_t q = k; q < m; q++)
                 r->rows[q].state = ROW_FAILED;
     }
+}
+
+/* Restores rows i .. j-1 (page numbers base .. base + SPAN_PAGES - 1). */
+static void restore_span(struct restore *r, int tid, size_t i, size_t j)
+{
+    uint64_t base = r->rows[i].pgno;
+    size_t n = span_collect(r, tid, i, j, base);
+    n = span_defer(r, tid, j, n);
+    span_decode(r, tid, i, j, base, n);
+    span_write(r, tid, i, j, base);
 }
 
 /* Thread tid restores its rows cut[tid] .. cut[tid+1]-1, a contiguous
@@ -671,6 +698,142 @@ static int place_files(struct outfile *f, size_t n, int force, int dfd)
     return fks__errctx(rc, "nothing was restored");
 }
 
+/* The snapshot's artifacts, by name, into *f (n of them); their sizes
+** are the progress total. */
+static int list_outputs(struct restore *r, struct outfile **f, size_t *n)
+{
+    sqlite3_stmt *st;
+    int rc = cat_prepare(r->s->db, &st, "SELECT a.id, a.name, a.size FROM artifact a JOIN snapshot s "
+                         "ON s.id = a.snapshot_id WHERE s.tag = ?1 ORDER BY a.name");
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, r->tag, -1, SQLITE_STATIC);
+    int src;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct outfile *nf = realloc(*f, (*n + 1) * sizeof **f);
+        if (!nf) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+            break;
+        }
+        *f = nf;
+        struct outfile *o = &nf[(*n)++];
+        memset(o, 0, sizeof *o);
+        o->fd = -1;
+        o->art = sqlite3_column_int64(st, 0);
+        const char *nm = (const char *)sqlite3_column_text(st, 1);
+        int64_t sz = sqlite3_column_int64(st, 2);
+        /* A name is checked whole (fks_check_name below), never truncated first. */
+        if (!nm || strlen(nm) >= sizeof o->name || sqlite3_column_type(st, 2) != SQLITE_INTEGER || sz < 0) {
+            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact of %s badly (name or size damaged)", r->tag);
+            break;
+        }
+        memcpy(o->name, nm, strlen(nm) + 1);
+        o->size = (uint64_t)sz;
+        r->total += o->size;
+        fks__progress_total(&r->prog, o->size);
+    }
+    if (rc == 0 && src != SQLITE_DONE)
+        rc = cat_err(r->s->db, src, "catalog: list the artifacts");
+    sqlite3_finalize(st);
+    if (rc == 0 && *n == 0)
+        rc = cat_not_found(r->tag);
+    return rc;
+}
+
+/* Checks every output name before anything is written: a valid name,
+** and nothing in its place unless force (and then not a directory). */
+static int check_outputs(struct outfile *f, size_t n, const char *tag, const char *outdir, int dfd, int force)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+        int rc;
+        if (fks_check_name(f[i].name) != 0)
+            return fks__errctx(FKS_ECORRUPT, "catalog names an artifact of %s badly", tag);
+        f[i].fname = fks_artifact_filename(f[i].name);
+        if ((rc = fks__path(f[i].final, sizeof f[i].final, "%s/%s", outdir, f[i].fname)) != 0)
+            return rc;
+        int there = fstatat(dfd, f[i].fname, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+        if (there && !force)
+            return fks__err(FKS_EEXIST, "%s already exists", f[i].final);
+        if (there && S_ISDIR(sb.st_mode))
+            return fks__err(FKS_EEXIST, "%s is a directory (only files are replaced)", f[i].final);
+    }
+    return 0;
+}
+
+/* The window, the thread pool and each thread's buffers and reader. */
+static int setup(struct restore *r)
+{
+    int rc;
+    if ((rc = chunk_reader_new(&r->cr, r->s)) != 0 || (rc = par_new(&r->par, 0)) != 0)
+        return rc;
+    int nt = par_threads(r->par);
+    r->rows = malloc(WINDOW_ROWS * sizeof *r->rows);
+    r->all = malloc(WINDOW_ROWS * sizeof *r->all);
+    r->inv = malloc(WINDOW_ROWS * sizeof *r->inv);
+    r->tb = calloc((size_t)nt, sizeof *r->tb);
+    r->crs = calloc((size_t)nt, sizeof *r->crs);
+    if (!r->rows || !r->all || !r->inv || !r->tb || !r->crs)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    for (int t = 0; t < nt; t++) {
+        struct tbuf *b = &r->tb[t];
+        if (!(b->stage = malloc(SPAN_PAGES * FKS_PAGE_SIZE)) || !(b->rbuf = malloc(READ_MAX)) ||
+            !(b->scratch = malloc(CHUNK_BLOCK_MAX)) || !(b->ord = malloc(SPAN_PAGES * sizeof *b->ord)) ||
+            !(b->stash = malloc(STASH_PAGES * FKS_PAGE_SIZE)) || !(b->free = malloc(STASH_PAGES * sizeof *b->free)) ||
+            !(b->hot = malloc(HOT_PAGES * FKS_PAGE_SIZE)) || !(b->hot_id = calloc(HOT_PAGES, sizeof *b->hot_id)))
+            return fks__err(FKS_ENOMEM, "out of memory");
+        if ((rc = chunk_reader_new(&r->crs[t], r->s)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void teardown(struct restore *r)
+{
+    free(r->rows);
+    free(r->all);
+    free(r->inv);
+    for (int t = 0; r->tb && t < par_threads(r->par); t++) {
+        struct tbuf *b = &r->tb[t];
+        free(b->stage);
+        free(b->rbuf);
+        free(b->scratch);
+        free(b->ord);
+        free(b->stash);
+        free(b->free);
+        free(b->hot);
+        free(b->hot_id);
+    }
+    free(r->tb);
+    if (r->crs)
+        for (int t = 0; t < par_threads(r->par); t++)
+            chunk_reader_free(r->crs[t]);
+    free(r->crs);
+    par_free(r->par);
+    chunk_reader_free(r->cr);
+    sqlite3_close(r->fresh);
+}
+
+/* Each file under its temporary name: created, sized (all holes), its
+** pages written, synced if asked. */
+static int write_outputs(struct restore *r, struct outfile *f, size_t n, const char *outdir, int dfd, int flags)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if ((rc = make_temp(&f[i], dfd, outdir)) != 0)
+            break;
+        if (ftruncate(f[i].fd, (off_t)f[i].size) != 0) {
+            rc = fks__errno(FKS_EIO, errno, "size %s to %llu bytes", f[i].tmp, (unsigned long long)f[i].size);
+            break;
+        }
+        rc = restore_art(r, f[i].art, f[i].name, f[i].size, f[i].fd, f[i].tmp);
+        if (rc == 0 && (flags & FKS_RESTORE_SYNC) && fsync(f[i].fd) != 0)
+            rc = fks__errno(FKS_EIO, errno, "fsync %s", f[i].tmp);
+        r->st.logical_bytes += f[i].size;
+    }
+    return rc;
+}
+
 int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const char *outdir,
                 int flags, fks_progress_fn progress, void *progress_arg)
 {
@@ -688,7 +851,6 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
         return rc;
     if ((rc = fks__mkdir_p(outdir, 0700)) != 0)
         return fks__errctx(rc, "output directory");
-    struct stat sb;
     /* Every file operation below is relative to this descriptor (design 2). */
     if ((dfd = open(outdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return errno == ENOTDIR ? fks__err(FKS_EINVAL, "output %s is not a directory", outdir)
@@ -696,99 +858,11 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
     if ((rc = cat_exec(s->db, "BEGIN")) != 0)
         goto out;
     in_txn = 1;
-    sqlite3_stmt *st;
-    if ((rc = cat_prepare(s->db, &st, "SELECT a.id, a.name, a.size FROM artifact a JOIN snapshot s "
-                          "ON s.id = a.snapshot_id WHERE s.tag = ?1 ORDER BY a.name")) != 0)
+    if ((rc = list_outputs(&r, &f, &n)) != 0 ||
+        (rc = check_outputs(f, n, tag, outdir, dfd, flags & FKS_RESTORE_FORCE)) != 0 ||
+        (rc = setup(&r)) != 0)
         goto out;
-    sqlite3_bind_text(st, 1, tag, -1, SQLITE_STATIC);
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        struct outfile *nf = realloc(f, (n + 1) * sizeof *f);
-        if (!nf) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            break;
-        }
-        f = nf;
-        struct outfile *o = &f[n++];
-        memset(o, 0, sizeof *o);
-        o->fd = -1;
-        o->art = sqlite3_column_int64(st, 0);
-        const char *nm = (const char *)sqlite3_column_text(st, 1);
-        int64_t sz = sqlite3_column_int64(st, 2);
-        /* A name is checked whole (fks_check_name below), never truncated first. */
-        if (!nm || strlen(nm) >= sizeof o->name || sqlite3_column_type(st, 2) != SQLITE_INTEGER || sz < 0) {
-            rc = fks__err(FKS_ECORRUPT, "catalog names an artifact of %s badly (name or size damaged)", tag);
-            break;
-        }
-        memcpy(o->name, nm, strlen(nm) + 1);
-        o->size = (uint64_t)sz;
-        r.total += o->size;
-        fks__progress_total(&r.prog, o->size);
-    }
-    if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: list the artifacts");
-    sqlite3_finalize(st);
-    if (rc)
-        goto out;
-    if (n == 0) {
-        rc = cat_not_found(tag);
-        goto out;
-    }
-    /* Check every name before writing anything. */
-    for (size_t i = 0; i < n; i++) {
-        if (fks_check_name(f[i].name) != 0) {
-            rc = fks__errctx(FKS_ECORRUPT, "catalog names an artifact of %s badly", tag);
-            goto out;
-        }
-        f[i].fname = fks_artifact_filename(f[i].name);
-        if ((rc = fks__path(f[i].final, sizeof f[i].final, "%s/%s", outdir, f[i].fname)) != 0)
-            goto out;
-        int there = fstatat(dfd, f[i].fname, &sb, AT_SYMLINK_NOFOLLOW) == 0;
-        if (there && !(flags & FKS_RESTORE_FORCE)) {
-            rc = fks__err(FKS_EEXIST, "%s already exists", f[i].final);
-            goto out;
-        }
-        if (there && S_ISDIR(sb.st_mode)) {
-            rc = fks__err(FKS_EEXIST, "%s is a directory (only files are replaced)", f[i].final);
-            goto out;
-        }
-    }
-    if ((rc = chunk_reader_new(&r.cr, s)) != 0 || (rc = par_new(&r.par, 0)) != 0)
-        goto out;
-    int nt = par_threads(r.par);
-    r.rows = malloc(WINDOW_ROWS * sizeof *r.rows);
-    r.all = malloc(WINDOW_ROWS * sizeof *r.all);
-    r.inv = malloc(WINDOW_ROWS * sizeof *r.inv);
-    r.tb = calloc((size_t)nt, sizeof *r.tb);
-    r.crs = calloc((size_t)nt, sizeof *r.crs);
-    if (!r.rows || !r.all || !r.inv || !r.tb || !r.crs) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int t = 0; t < nt; t++) {
-        struct tbuf *b = &r.tb[t];
-        if (!(b->stage = malloc(SPAN_PAGES * FKS_PAGE_SIZE)) || !(b->rbuf = malloc(READ_MAX)) ||
-            !(b->scratch = malloc(CHUNK_BLOCK_MAX)) || !(b->ord = malloc(SPAN_PAGES * sizeof *b->ord)) ||
-            !(b->stash = malloc(STASH_PAGES * FKS_PAGE_SIZE)) || !(b->free = malloc(STASH_PAGES * sizeof *b->free)) ||
-            !(b->hot = malloc(HOT_PAGES * FKS_PAGE_SIZE)) || !(b->hot_id = calloc(HOT_PAGES, sizeof *b->hot_id))) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            goto out;
-        }
-        if ((rc = chunk_reader_new(&r.crs[t], s)) != 0)
-            goto out;
-    }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if ((rc = make_temp(&f[i], dfd, outdir)) != 0)
-            break;
-        if (ftruncate(f[i].fd, (off_t)f[i].size) != 0) {
-            rc = fks__errno(FKS_EIO, errno, "size %s to %llu bytes", f[i].tmp, (unsigned long long)f[i].size);
-            break;
-        }
-        rc = restore_art(&r, f[i].art, f[i].name, f[i].size, f[i].fd, f[i].tmp);
-        if (rc == 0 && (flags & FKS_RESTORE_SYNC) && fsync(f[i].fd) != 0)
-            rc = fks__errno(FKS_EIO, errno, "fsync %s", f[i].tmp);
-        r.st.logical_bytes += f[i].size;
-    }
+    rc = write_outputs(&r, f, n, outdir, dfd, flags);
     cat_exec(s->db, "COMMIT");
     in_txn = 0;
     if (rc == 0)
@@ -809,27 +883,7 @@ out:
     if (dfd >= 0)
         close(dfd);
     free(f);
-    free(r.rows);
-    free(r.all);
-    free(r.inv);
-    for (int t = 0; r.tb && t < par_threads(r.par); t++) {
-        free(r.tb[t].stage);
-        free(r.tb[t].rbuf);
-        free(r.tb[t].scratch);
-        free(r.tb[t].ord);
-        free(r.tb[t].stash);
-        free(r.tb[t].free);
-        free(r.tb[t].hot);
-        free(r.tb[t].hot_id);
-    }
-    free(r.tb);
-    if (r.crs)
-        for (int t = 0; t < par_threads(r.par); t++)
-            chunk_reader_free(r.crs[t]);
-    free(r.crs);
-    par_free(r.par);
-    chunk_reader_free(r.cr);
-    sqlite3_close(r.fresh);
+    teardown(&r);
     r.st.seconds = fks__now() - t0;
     if (rc == 0 && stats)
         *stats = r.st;
