@@ -2017,7 +2017,7 @@ static int cmd_import(int argc, char **argv)
         if (res.n_imported)
             fprintf(stderr, "forkctl: %zu of %zu snapshots were imported before the failure\n", res.n_imported,
                     res.n_found);
-        fks_forkd_import_result_free(&res);
+        fks_forkd_import_result_clear(&res);
         return exit_code(rc);
     }
     if (json) {
@@ -2034,7 +2034,7 @@ static int cmd_import(int argc, char **argv)
             printf("; %zu without the rootfs snapshot.json names (see the warnings)", res.n_no_rootfs);
         printf("\n");
     }
-    fks_forkd_import_result_free(&res);
+    fks_forkd_import_result_clear(&res);
     return EX_OK;
 }
 
@@ -2182,7 +2182,7 @@ static int cmd_prune(int argc, char **argv)
         int ex = fail(rc);
         full_disk_note("prune", used, rc);
         fprintf(stderr, "forkctl: prune removed nothing (it removes all or none)\n");
-        fks_prune_result_free(&res);
+        fks_prune_result_clear(&res);
         return ex;
     }
     if (json) {
@@ -2199,7 +2199,7 @@ static int cmd_prune(int argc, char **argv)
         printf("prune%s: %zu removed, %zu kept\n", po.dry_run ? " (dry run)" : "", res.n_removed, res.n_kept);
     }
     full_disk_note("prune", used, 0);
-    fks_prune_result_free(&res);
+    fks_prune_result_clear(&res);
     return EX_OK;
 }
 
@@ -2892,7 +2892,7 @@ static int remote_maint(int argc, char **argv)
         rc = fks_remote_prune(&res, &anc, s, remote, &po);
         fks_close(s);
         if (rc) {
-            fks_prune_result_free(&res);
+            fks_prune_result_clear(&res);
             return fail(rc);
         }
         if (json) {
@@ -2910,7 +2910,7 @@ static int remote_maint(int argc, char **argv)
             printf("remote prune: %zu removed, %zu kept (%zu as ancestors of kept ones)%s\n", res.n_removed,
                    res.n_kept, anc, po.dry_run ? " (dry run)" : "; remote gc frees their pages");
         }
-        fks_prune_result_free(&res);
+        fks_prune_result_clear(&res);
         return EX_OK;
     }
     fks_remote_verify_report *vr = NULL;
