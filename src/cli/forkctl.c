@@ -84,6 +84,7 @@ struct run {
     char **args;
     fks_store *s;             /* open from store_open to store_done */
     struct progress p;        /* the progress line of its library call */
+    fks_progress_fn fn;       /* run_call: draws p, or NULL (the call's argument: &p) */
 };
 
 static const struct command *g_cmd;   /* the command running (fail's advice) */
@@ -258,6 +259,13 @@ static fks_progress_fn progress(struct run *r, const char *what)
     return (!g_quiet && isatty(2)) ? progress_cb : NULL;
 }
 
+/* Points a library call's progress callback and its argument at r's line. */
+static void progress_into(struct run *r, fks_progress_fn *fn, void **arg)
+{
+    *fn = r->fn;
+    *arg = &r->p;
+}
+
 /* ---- store helpers ---- */
 
 /* The store's directory into buf: --store, else the default. */
@@ -297,6 +305,56 @@ static int store_done(struct run *r, int rc)
     fks_close(r->s);
     r->s = NULL;
     return rc;
+}
+
+static void print_json(json_object *o);
+static int fail(int rc);
+
+/* A command: its options, its library call and its output (run_cmd). a
+** is the command's own struct: its options, then what the call returns. */
+struct call {
+    const struct option *opts;                 /* COMMON_OPTS and its own; NULL: the shared ones */
+    int (*opt)(void *a, int c);                /* one of its own: -1 to go on, else the exit code */
+    int (*check)(struct run *r, void *a);      /* then (may be NULL): the operands into a, the
+                                               ** options together; -1 to go on, else the exit code */
+    const char *what;                          /* its progress line, or NULL */
+    int (*call)(struct run *r, void *a);       /* the library call on r->s: 0 or an FKS_ code */
+    json_object *(*json)(const void *a);       /* --json */
+    void (*text)(const void *a);               /* else */
+    int loud;                                  /* text also with --quiet */
+    int (*end)(void *a);                       /* after the output: frees a's results, returns
+                                               ** the exit code (NULL: EX_OK) */
+};
+
+/* What every command does once its options are parsed: open the store as
+** the table says, start the progress line, make the call, close the
+** store, print the result as JSON or text. Returns the exit code. */
+static int run_call(struct run *r, const struct call *k, void *a)
+{
+    int rc = store_open(r);
+    if (rc)
+        return fail(rc);
+    if (k->what)
+        r->fn = progress(r, k->what);
+    if ((rc = store_done(r, k->call(r, a))) != 0)
+        return fail(rc);
+    if (r->json)
+        print_json(k->json(a));
+    else if (!g_quiet || k->loud)
+        k->text(a);
+    return k->end ? k->end(a) : EX_OK;
+}
+
+static int parse_opts(struct run *r, const struct option *o, int (*own)(void *a, int c), void *a);
+static int only_common(struct run *r);
+
+/* A whole command: its options, then run_call. */
+static int run_cmd(struct run *r, const struct call *k, void *a)
+{
+    int e = k->opts ? parse_opts(r, k->opts, k->opt, a) : only_common(r);
+    if (e >= 0 || (k->check && (e = k->check(r, a)) >= 0))
+        return e;
+    return run_call(r, k, a);
 }
 
 /* ---- output helpers ---- */
@@ -458,6 +516,18 @@ static int next_opt(struct run *r, const struct option *o)
         r->exit = k->args_msg ? usage_err(k->name, "%s", k->args_msg)
                               : usage_err(k->name, "unexpected argument '%s'", r->args[k->max_args]);
     return 0;
+}
+
+/* The options of r: the shared ones, and its own in o, which go to
+** own(a, c) (it returns -1 to go on, else an exit code). Returns -1 to go
+** on, else the exit code. */
+static int parse_opts(struct run *r, const struct option *o, int (*own)(void *a, int c), void *a)
+{
+    int c, e;
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = own(a, c)) >= 0)
+            return e;
+    return r->exit;
 }
 
 /* The options of a command that has only the shared ones: -1 to go on,
@@ -665,10 +735,73 @@ static const char H_INGEST[] =
     "--file adds any other named file (rootfs=PATH, ...). Every 4 KiB page is\n"
     "stored once across the whole store; zero pages are never stored.\n";
 
-static json_object *ingest_json(const char *tag, const fks_ingest_stats *st)
+struct ingest {
+    fks_ingest_opts io;
+    fks_artifact_in arts[64];
+    char names[64][65];
+    size_t n;
+    const char *memory, *vmstate;
+    int diff;
+    fks_ingest_stats st;
+};
+
+static int ingest_opt(void *arg, int c)
 {
+    struct ingest *x = arg;
+    switch (c) {
+    case 't': x->io.tag = optarg; break;
+    case 'p': x->io.parent = optarg; break;
+    case 'm': x->memory = optarg; break;
+    case 'd': x->diff = 1; break;
+    case 'v': x->vmstate = optarg; break;
+    case 'f': {
+        const char *eq = strchr(optarg, '=');
+        if (!eq || eq == optarg || eq - optarg > 64 || !eq[1])
+            return usage_err("ingest", "--file takes NAME=PATH, got '%s'", optarg);
+        if (x->n >= 60)
+            return usage_err("ingest", "%s", "too many --file options");
+        snprintf(x->names[x->n], sizeof x->names[x->n], "%.*s", (int)(eq - optarg), optarg);
+        x->arts[x->n] = (fks_artifact_in){x->names[x->n], eq + 1, 0};
+        x->n++;
+        break;
+    }
+    }
+    return -1;
+}
+
+/* ingest's options checked together: -1 to go on, else the usage exit code. */
+static int ingest_check(struct run *r, void *arg)
+{
+    struct ingest *x = arg;
+    (void)r;
+    if (!x->io.tag)
+        return usage_err("ingest", "%s", "--tag is required");
+    if (!x->memory)
+        return usage_err("ingest", "%s", "--memory is required");
+    if (!x->vmstate)
+        return usage_err("ingest", "%s", "--vmstate is required");
+    if (x->diff && !x->io.parent)
+        return usage_err("ingest", "%s", "--diff needs --parent (a diff's holes are the parent's pages)");
+    x->arts[x->n++] = (fks_artifact_in){"memory", x->memory, x->diff};
+    x->arts[x->n++] = (fks_artifact_in){"vmstate", x->vmstate, 0};
+    x->io.artifacts = x->arts;
+    x->io.n_artifacts = x->n;
+    return -1;
+}
+
+static int ingest_call(struct run *r, void *arg)
+{
+    struct ingest *x = arg;
+    progress_into(r, &x->io.progress, &x->io.progress_arg);
+    return fks_ingest(&x->st, r->s, &x->io);
+}
+
+static json_object *ingest_json(const void *arg)
+{
+    const struct ingest *x = arg;
+    const fks_ingest_stats *st = &x->st;
     json_object *j = json_object_new_object();
-    jstr(j, "tag", tag);
+    jstr(j, "tag", x->io.tag);
     jints(j, (const struct jfield[]){{"logical_bytes", (int64_t)st->logical_bytes},
           {"read_bytes", (int64_t)st->read_bytes}, {"pages", (int64_t)st->pages},
           {"zero_pages", (int64_t)st->zero_pages}, {"dedup_pages", (int64_t)st->dedup_pages},
@@ -677,13 +810,15 @@ static json_object *ingest_json(const char *tag, const fks_ingest_stats *st)
     return j;
 }
 
-static void ingest_text(const char *tag, const fks_ingest_stats *st)
+static void ingest_text(const void *arg)
 {
+    const struct ingest *x = arg;
+    const fks_ingest_stats *st = &x->st;
     char a[32], b[32];
     human(a, sizeof a, (double)st->read_bytes);
     human(b, sizeof b, (double)st->stored_bytes);
     printf("%s: %llu pages read (%s): %llu zero, %llu already stored, %llu new (%s stored) in %.2fs\n",
-           tag, (unsigned long long)st->pages, a, (unsigned long long)st->zero_pages,
+           x->io.tag, (unsigned long long)st->pages, a, (unsigned long long)st->zero_pages,
            (unsigned long long)st->dedup_pages, (unsigned long long)st->new_pages, b, st->seconds);
 }
 
@@ -693,60 +828,10 @@ static int cmd_ingest(struct run *r)
         {"tag", required_argument, NULL, 't'}, {"parent", required_argument, NULL, 'p'},
         {"memory", required_argument, NULL, 'm'}, {"diff", no_argument, NULL, 'd'},
         {"vmstate", required_argument, NULL, 'v'}, {"file", required_argument, NULL, 'f'}, {0}};
-    fks_ingest_opts io = {0};
-    fks_artifact_in arts[64];
-    size_t n = 0;
-    const char *memory = NULL, *vmstate = NULL;
-    int diff = 0, c, rc;
-    char names[64][65];
-
-    io.pause_ms = io.snapshot_ms = io.diff_bytes = -1;
-    while ((c = next_opt(r, o)) != 0) {
-        switch (c) {
-        case 't': io.tag = optarg; break;
-        case 'p': io.parent = optarg; break;
-        case 'm': memory = optarg; break;
-        case 'd': diff = 1; break;
-        case 'v': vmstate = optarg; break;
-        case 'f': {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || eq - optarg > 64 || !eq[1])
-                return usage_err("ingest", "--file takes NAME=PATH, got '%s'", optarg);
-            if (n >= 60)
-                return usage_err("ingest", "%s", "too many --file options");
-            snprintf(names[n], sizeof names[n], "%.*s", (int)(eq - optarg), optarg);
-            arts[n] = (fks_artifact_in){names[n], eq + 1, 0};
-            n++;
-            break;
-        }
-        }
-    }
-    if (r->exit >= 0)
-        return r->exit;
-    if (!io.tag)
-        return usage_err("ingest", "%s", "--tag is required");
-    if (!memory)
-        return usage_err("ingest", "%s", "--memory is required");
-    if (!vmstate)
-        return usage_err("ingest", "%s", "--vmstate is required");
-    if (diff && !io.parent)
-        return usage_err("ingest", "%s", "--diff needs --parent (a diff's holes are the parent's pages)");
-    arts[n++] = (fks_artifact_in){"memory", memory, diff};
-    arts[n++] = (fks_artifact_in){"vmstate", vmstate, 0};
-    io.artifacts = arts;
-    io.n_artifacts = n;
-    fks_ingest_stats st;
-    if ((rc = store_open(r)) != 0)
-        return fail(rc);
-    io.progress = progress(r, "ingest");
-    io.progress_arg = &r->p;
-    if ((rc = store_done(r, fks_ingest(&st, r->s, &io))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(ingest_json(io.tag, &st));
-    else if (!g_quiet)
-        ingest_text(io.tag, &st);
-    return EX_OK;
+    static const struct call k = {o, ingest_opt, ingest_check, "ingest", ingest_call, ingest_json, ingest_text, 0,
+                                  NULL};
+    struct ingest x = {.io = {.pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1}};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_RESTORE[] =
@@ -1148,25 +1233,6 @@ static int restore_load(struct run *r, const char *tag, fks_load_opts *lo, struc
     return EX_OK;
 }
 
-static json_object *restored_json(const char *tag, const char *out, const fks_restore_stats *st)
-{
-    json_object *j = json_object_new_object();
-    jstr(j, "tag", tag);
-    jstr(j, "out", out);
-    jint(j, "logical_bytes", (int64_t)st->logical_bytes);
-    jint(j, "written_bytes", (int64_t)st->written_bytes);
-    jnum(j, "seconds", st->seconds);
-    return j;
-}
-
-static void restored_text(const char *tag, const char *out, const fks_restore_stats *st)
-{
-    char a[32], b[32];
-    human(a, sizeof a, (double)st->logical_bytes);
-    human(b, sizeof b, (double)st->written_bytes);
-    printf("%s: restored %s (%s of data) to %s in %.2fs\n", tag, a, b, out, st->seconds);
-}
-
 /* What restore's options say, before they are checked together. */
 struct restore_args {
     const char *out, *sock, *jail_root, *nets[16];
@@ -1176,11 +1242,41 @@ struct restore_args {
     int flags;
     int loadopt;               /* a load option was given */
     int lazyopt;               /* an option of --lazy was given */
+    const char *tag;
+    fks_restore_stats st;      /* restore --out */
 };
 
-/* One of restore's own options: -1 to go on, else the usage exit code. */
-static int restore_opt(struct restore_args *a, int c)
+static int restore_call(struct run *r, void *arg)
 {
+    struct restore_args *a = arg;
+    return fks_restore(&a->st, r->s, a->tag, a->out, a->flags, r->fn, &r->p);
+}
+
+static json_object *restored_json(const void *arg)
+{
+    const struct restore_args *a = arg;
+    json_object *j = json_object_new_object();
+    jstr(j, "tag", a->tag);
+    jstr(j, "out", a->out);
+    jint(j, "logical_bytes", (int64_t)a->st.logical_bytes);
+    jint(j, "written_bytes", (int64_t)a->st.written_bytes);
+    jnum(j, "seconds", a->st.seconds);
+    return j;
+}
+
+static void restored_text(const void *arg)
+{
+    const struct restore_args *a = arg;
+    char l[32], w[32];
+    human(l, sizeof l, (double)a->st.logical_bytes);
+    human(w, sizeof w, (double)a->st.written_bytes);
+    printf("%s: restored %s (%s of data) to %s in %.2fs\n", a->tag, l, w, a->out, a->st.seconds);
+}
+
+/* One of restore's own options: -1 to go on, else the usage exit code. */
+static int restore_opt(void *arg, int c)
+{
+    struct restore_args *a = arg;
     int e, used = 0;
     fks_load_opts *lo = &a->lo;
     switch (c) {
@@ -1248,37 +1344,24 @@ static int cmd_restore(struct run *r)
         {"rootfs", required_argument, NULL, 'R'}, {"vm-id", required_argument, NULL, 'I'},
         {"force-version", no_argument, NULL, 'W'}, {"jail-root", required_argument, NULL, 'J'},
         {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, LAZY_OPTS, {0}};
+    static const struct call k = {o, restore_opt, NULL, "restore", restore_call, restored_json, restored_text, 0,
+                                  NULL};
     struct restore_args a = {0};
-    int c, e, rc;
+    int e;
     lazy_defaults(&a.la);
     a.ja.j.uid = a.ja.j.gid = -1;
-    while ((c = next_opt(r, o)) != 0)
-        if ((e = restore_opt(&a, c)) >= 0)
-            return e;
-    if (r->exit >= 0)
-        return r->exit;
-    if ((e = restore_check(&a)) >= 0)
+    if ((e = parse_opts(r, o, restore_opt, &a)) >= 0 || (e = restore_check(&a)) >= 0)
         return e;
-    const char *tag = r->args[0];
+    a.tag = r->args[0];
     if (a.sock) {
         a.lo.api_sock = a.sock;
         a.lo.from_remote = a.la.on && a.la.so.from_remote;
         a.lo.remote = a.la.so.remote;
         a.lo.net_overrides = a.nets;
         a.lo.jail = a.ja.j;
-        return restore_load(r, tag, &a.lo, &a.la);
+        return restore_load(r, a.tag, &a.lo, &a.la);
     }
-    fks_restore_stats st;
-    if ((rc = store_open(r)) != 0)
-        return fail(rc);
-    fks_progress_fn fn = progress(r, "restore");
-    if ((rc = store_done(r, fks_restore(&st, r->s, tag, a.out, a.flags, fn, &r->p))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(restored_json(tag, a.out, &st));
-    else if (!g_quiet)
-        restored_text(tag, a.out, &st);
-    return EX_OK;
+    return run_call(r, &k, &a);
 }
 
 static const char H_SERVE[] =
@@ -1461,8 +1544,8 @@ static int cmd_branch(struct run *r)
     fks_branch_result br;
     if ((rc = store_open(r)) != 0)
         return fail(rc);
-    bo.progress = progress(r, "ingest");
-    bo.progress_arg = &r->p;
+    r->fn = progress(r, "ingest");
+    progress_into(r, &bo.progress, &bo.progress_arg);
     if ((rc = store_done(r, fks_branch(&br, r->s, &bo))) != 0)
         return branch_failed(rc, &bo, &br);
     if (r->json)
@@ -1478,17 +1561,39 @@ static const char H_IMAGES[] =
     "MEMORY (logical), STORED (compressed bytes this snapshot added), CREATED,\n"
     "ROOTFS.\n";
 
+/* What images and log list. */
+struct snaps {
+    const char *tag;           /* log: the chain's end */
+    fks_snapinfo *v;
+    size_t n;
+};
+
 /* images and log --json: one object per snapshot. */
-static json_object *snaps_json(const fks_snapinfo *v, size_t n)
+static json_object *snaps_json(const void *arg)
 {
+    const struct snaps *x = arg;
     json_object *a = json_object_new_array();
-    for (size_t i = 0; i < n; i++)
-        json_object_array_add(a, snap_json(&v[i]));
+    for (size_t i = 0; i < x->n; i++)
+        json_object_array_add(a, snap_json(&x->v[i]));
     return a;
 }
 
-static void images_text(const fks_snapinfo *v, size_t n)
+static int snaps_end(void *arg)
 {
+    free(((struct snaps *)arg)->v);
+    return EX_OK;
+}
+
+static int images_call(struct run *r, void *arg)
+{
+    struct snaps *x = arg;
+    return fks_list(&x->v, &x->n, r->s);
+}
+
+static void images_text(const void *arg)
+{
+    const fks_snapinfo *v = ((const struct snaps *)arg)->v;
+    size_t n = ((const struct snaps *)arg)->n;
     uint64_t logical = 0, stored = 0;
     printf("%-24s %-24s %10s %10s %10s %-10s %s\n", "TAG", "PARENT", "SIZE", "MEMORY", "STORED",
            "CREATED", "ROOTFS");
@@ -1511,27 +1616,31 @@ static void images_text(const fks_snapinfo *v, size_t n)
 
 static int cmd_images(struct run *r)
 {
-    fks_snapinfo *v = NULL;
-    size_t n = 0;
-    int rc;
-    if ((rc = only_common(r)) >= 0)
-        return rc;
-    if ((rc = store_open(r)) != 0 || (rc = store_done(r, fks_list(&v, &n, r->s))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(snaps_json(v, n));
-    else
-        images_text(v, n);
-    free(v);
-    return EX_OK;
+    static const struct call k = {NULL, NULL, NULL, NULL, images_call, snaps_json, images_text, 1, snaps_end};
+    struct snaps x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_LOG[] =
     "usage: forkctl log TAG [--json]\n"
     "Shows the chain from the root snapshot down to TAG.\n";
 
-static void log_text(const fks_snapinfo *v, size_t n)
+static int snaps_tag(struct run *r, void *arg)
 {
+    ((struct snaps *)arg)->tag = r->args[0];
+    return -1;
+}
+
+static int log_call(struct run *r, void *arg)
+{
+    struct snaps *x = arg;
+    return fks_chain(&x->v, &x->n, r->s, x->tag);
+}
+
+static void log_text(const void *arg)
+{
+    const fks_snapinfo *v = ((const struct snaps *)arg)->v;
+    size_t n = ((const struct snaps *)arg)->n;
     for (size_t i = 0; i < n; i++) {
         char sz[32], st[32], ag[32];
         human(sz, sizeof sz, (double)v[i].logical_bytes);
@@ -1544,19 +1653,9 @@ static void log_text(const fks_snapinfo *v, size_t n)
 
 static int cmd_log(struct run *r)
 {
-    fks_snapinfo *v = NULL;
-    size_t n = 0;
-    int rc;
-    if ((rc = only_common(r)) >= 0)
-        return rc;
-    if ((rc = store_open(r)) != 0 || (rc = store_done(r, fks_chain(&v, &n, r->s, r->args[0]))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(snaps_json(v, n));
-    else
-        log_text(v, n);
-    free(v);
-    return EX_OK;
+    static const struct call k = {NULL, NULL, snaps_tag, NULL, log_call, snaps_json, log_text, 1, snaps_end};
+    struct snaps x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_RMI[] =
@@ -1821,8 +1920,26 @@ static const char H_GC[] =
     "free catalog pages back and truncates the WAL. Safe while ingests and\n"
     "restores run. A second gc exits at once with code 4 (store locked).\n";
 
-static int gc_opt(fks_gc_opts *go, int c)
+/* gc and compact: the bytes on disk they gave back (negative if it grew). */
+static int64_t reclaimed(uint64_t before, uint64_t after)
 {
+    return (int64_t)before - (int64_t)after;
+}
+
+static void human_reclaimed(char *buf, size_t len, uint64_t before, uint64_t after)
+{
+    int64_t r = reclaimed(before, after);
+    human(buf, len, (double)(r > 0 ? r : 0));
+}
+
+struct gc {
+    fks_gc_opts go;
+    fks_gc_report rep;
+};
+
+static int gc_opt(void *arg, int c)
+{
+    fks_gc_opts *go = &((struct gc *)arg)->go;
     int e;
     switch (c) {
     case 'n': go->dry_run = 1; break;
@@ -1845,27 +1962,30 @@ static int gc_opt(fks_gc_opts *go, int c)
     return -1;
 }
 
-static json_object *gc_json(const fks_gc_opts *go, const fks_gc_report *rep)
+static json_object *gc_json(const void *arg)
 {
+    const struct gc *x = arg;
+    const fks_gc_report *rep = &x->rep;
     json_object *j = json_object_new_object();
-    jbool(j, "dry_run", go->dry_run);
+    jbool(j, "dry_run", x->go.dry_run);
     jints(j, (const struct jfield[]){{"pages_freed", (int64_t)rep->pages_freed},
           {"page_bytes_freed", (int64_t)rep->page_bytes_freed}, {"chunks_rewritten", (int64_t)rep->chunks_rewritten},
           {"chunks_deleted", (int64_t)rep->chunks_deleted}, {"strays_deleted", (int64_t)rep->strays_deleted},
           {"bytes_copied", (int64_t)rep->bytes_copied}, {"disk_bytes_before", (int64_t)rep->disk_bytes_before},
           {"disk_bytes_after", (int64_t)rep->disk_bytes_after},
-          {"bytes_reclaimed", (int64_t)rep->disk_bytes_before - (int64_t)rep->disk_bytes_after}, {NULL, 0}});
+          {"bytes_reclaimed", reclaimed(rep->disk_bytes_before, rep->disk_bytes_after)}, {NULL, 0}});
     jbool(j, "stopped_early", rep->stopped_early);
     jnum(j, "seconds", rep->seconds);
     return j;
 }
 
-static void gc_text(const fks_gc_opts *go, const fks_gc_report *rep)
+static void gc_text(const void *arg)
 {
-    int64_t reclaimed = (int64_t)rep->disk_bytes_before - (int64_t)rep->disk_bytes_after;
+    const fks_gc_opts *go = &((const struct gc *)arg)->go;
+    const fks_gc_report *rep = &((const struct gc *)arg)->rep;
     char a[32], b[32], d[32];
     human(a, sizeof a, (double)rep->page_bytes_freed);
-    human(b, sizeof b, (double)(reclaimed > 0 ? reclaimed : 0));
+    human_reclaimed(b, sizeof b, rep->disk_bytes_before, rep->disk_bytes_after);
     human(d, sizeof d, (double)rep->bytes_copied);
     printf("gc%s: %llu unreferenced pages (%s) %s; %llu chunks rewritten (%s copied), %llu deleted, "
            "%llu stray files; %s reclaimed in %.2fs%s\n",
@@ -1875,30 +1995,21 @@ static void gc_text(const fks_gc_opts *go, const fks_gc_report *rep)
            rep->stopped_early ? " (stopped at --max-duration; run again to finish)" : "");
 }
 
+static int gc_call(struct run *r, void *arg)
+{
+    struct gc *x = arg;
+    progress_into(r, &x->go.progress, &x->go.progress_arg);
+    return fks_gc(&x->rep, r->s, &x->go);
+}
+
 static int cmd_gc(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
         {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'},
         {"max-unused", required_argument, NULL, 'u'}, {0}};
-    fks_gc_opts go = {0};
-    fks_gc_report rep;
-    int c, e, rc;
-    while ((c = next_opt(r, o)) != 0)
-        if ((e = gc_opt(&go, c)) >= 0)
-            return e;
-    if (r->exit >= 0)
-        return r->exit;
-    if ((rc = store_open(r)) != 0)
-        return fail(rc);
-    go.progress = progress(r, "gc");
-    go.progress_arg = &r->p;
-    if ((rc = store_done(r, fks_gc(&rep, r->s, &go))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(gc_json(&go, &rep));
-    else if (!g_quiet)
-        gc_text(&go, &rep);
-    return EX_OK;
+    static const struct call k = {o, gc_opt, NULL, "gc", gc_call, gc_json, gc_text, 0, NULL};
+    struct gc x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_COMPACT[] =
@@ -1910,8 +2021,14 @@ static const char H_COMPACT[] =
     "Safe while ingests and restores run; a kill loses nothing. Takes the gc\n"
     "lock: exits at once with code 4 if a gc or another compact runs.\n";
 
-static int compact_opt(fks_compact_opts *co, int c)
+struct compact {
+    fks_compact_opts co;
+    fks_compact_report rep;
+};
+
+static int compact_opt(void *arg, int c)
 {
+    fks_compact_opts *co = &((struct compact *)arg)->co;
     double lv = 0;
     int e = -1;
     if (c == 'l' && (e = num_arg("compact", "--level", "a zstd level from 1 to 22", optarg, 1, 22, 1, &lv)) < 0)
@@ -1921,27 +2038,29 @@ static int compact_opt(fks_compact_opts *co, int c)
     return e;
 }
 
-static json_object *compact_json(const fks_compact_opts *co, const fks_compact_report *rep)
+static json_object *compact_json(const void *arg)
 {
+    const struct compact *x = arg;
+    const fks_compact_report *rep = &x->rep;
     json_object *j = json_object_new_object();
-    jints(j, (const struct jfield[]){{"level", co->level ? co->level : FKS_COMPACT_LEVEL},
+    jints(j, (const struct jfield[]){{"level", x->co.level ? x->co.level : FKS_COMPACT_LEVEL},
           {"chunks_seen", (int64_t)rep->chunks_seen}, {"chunks_recompressed", (int64_t)rep->chunks_recompressed},
           {"chunks_dense", (int64_t)rep->chunks_dense}, {"chunks_busy", (int64_t)rep->chunks_busy},
           {"bytes_before", (int64_t)rep->bytes_before}, {"bytes_after", (int64_t)rep->bytes_after},
           {"disk_bytes_before", (int64_t)rep->disk_bytes_before}, {"disk_bytes_after", (int64_t)rep->disk_bytes_after},
-          {"bytes_reclaimed", (int64_t)rep->disk_bytes_before - (int64_t)rep->disk_bytes_after}, {NULL, 0}});
+          {"bytes_reclaimed", reclaimed(rep->disk_bytes_before, rep->disk_bytes_after)}, {NULL, 0}});
     jbool(j, "stopped_early", rep->stopped_early);
     jnum(j, "seconds", rep->seconds);
     return j;
 }
 
-static void compact_text(const fks_compact_report *rep)
+static void compact_text(const void *arg)
 {
-    int64_t reclaimed = (int64_t)rep->disk_bytes_before - (int64_t)rep->disk_bytes_after;
+    const fks_compact_report *rep = &((const struct compact *)arg)->rep;
     char a[32], b[32], d[32];
     human(a, sizeof a, (double)rep->bytes_before);
     human(b, sizeof b, (double)rep->bytes_after);
-    human(d, sizeof d, (double)(reclaimed > 0 ? reclaimed : 0));
+    human_reclaimed(d, sizeof d, rep->disk_bytes_before, rep->disk_bytes_after);
     printf("compact: %llu of %llu chunks recompressed (%s -> %s), %llu already dense, %llu busy; "
            "%s reclaimed in %.2fs%s\n",
            (unsigned long long)rep->chunks_recompressed, (unsigned long long)rep->chunks_seen, a, b,
@@ -1949,29 +2068,20 @@ static void compact_text(const fks_compact_report *rep)
            rep->stopped_early ? " (stopped early; run again to finish)" : "");
 }
 
+static int compact_call(struct run *r, void *arg)
+{
+    struct compact *x = arg;
+    progress_into(r, &x->co.progress, &x->co.progress_arg);
+    return fks_compact(&x->rep, r->s, &x->co);
+}
+
 static int cmd_compact(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"level", required_argument, NULL, 'l'},
         {"max-duration", required_argument, NULL, 'd'}, {0}};
-    fks_compact_opts co = {0};
-    fks_compact_report rep;
-    int c, e, rc;
-    while ((c = next_opt(r, o)) != 0)
-        if ((e = compact_opt(&co, c)) >= 0)
-            return e;
-    if (r->exit >= 0)
-        return r->exit;
-    if ((rc = store_open(r)) != 0)
-        return fail(rc);
-    co.progress = progress(r, "compact");
-    co.progress_arg = &r->p;
-    if ((rc = store_done(r, fks_compact(&rep, r->s, &co))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(compact_json(&co, &rep));
-    else if (!g_quiet)
-        compact_text(&rep);
-    return EX_OK;
+    static const struct call k = {o, compact_opt, NULL, "compact", compact_call, compact_json, compact_text, 0, NULL};
+    struct compact x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 /* A verify report on stderr: one line per problem, then per note, then
@@ -2016,8 +2126,35 @@ static int sample_arg(const char *cmd, const char *arg, const char *why, double 
     return -1;
 }
 
-static json_object *verify_json(const fks_verify_report *v)
+struct verify {
+    double sample;
+    fks_verify_report *v;
+};
+
+static int verify_opt(void *arg, int c)
 {
+    (void)c;
+    return sample_arg("verify", optarg, " (out of range)", &((struct verify *)arg)->sample);
+}
+
+static int verify_call(struct run *r, void *arg)
+{
+    struct verify *x = arg;
+    return fks_verify(&x->v, r->s, x->sample, r->fn, &r->p);
+}
+
+/* Frees the report; exit 5 if it found damage. */
+static int verify_end(void *arg)
+{
+    struct verify *x = arg;
+    int bad = x->v->n_problems > 0;
+    fks_verify_free(x->v);
+    return bad ? EX_CORRUPT : EX_OK;
+}
+
+static json_object *verify_json(const void *arg)
+{
+    const fks_verify_report *v = ((const struct verify *)arg)->v;
     json_object *j = json_object_new_object();
     jbool(j, "ok", v->n_problems == 0);
     jints(j, (const struct jfield[]){{"chunks_checked", (int64_t)v->chunks_checked},
@@ -2031,8 +2168,9 @@ static json_object *verify_json(const fks_verify_report *v)
     return j;
 }
 
-static void verify_text(const fks_verify_report *v)
+static void verify_text(const void *arg)
 {
+    const fks_verify_report *v = ((const struct verify *)arg)->v;
     int bad = v->n_problems > 0;
     put_problems("verify", v->problems, v->n_problems, v->notes, v->n_notes, v->affected, v->n_affected);
     if (!g_quiet || bad)
@@ -2044,26 +2182,9 @@ static void verify_text(const fks_verify_report *v)
 static int cmd_verify(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
-    double sample = 100;
-    int e, rc;
-    while (next_opt(r, o) != 0)
-        if ((e = sample_arg("verify", optarg, " (out of range)", &sample)) >= 0)
-            return e;
-    if (r->exit >= 0)
-        return r->exit;
-    fks_verify_report *v;
-    if ((rc = store_open(r)) != 0)
-        return fail(rc);
-    fks_progress_fn fn = progress(r, "verify");
-    if ((rc = store_done(r, fks_verify(&v, r->s, sample, fn, &r->p))) != 0)
-        return fail(rc);
-    int bad = v->n_problems > 0;
-    if (r->json)
-        print_json(verify_json(v));
-    else
-        verify_text(v);
-    fks_verify_free(v);
-    return bad ? EX_CORRUPT : EX_OK;
+    static const struct call k = {o, verify_opt, NULL, "verify", verify_call, verify_json, verify_text, 1, verify_end};
+    struct verify x = {100, NULL};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_RECOVER[] =
@@ -2184,8 +2305,8 @@ static int cmd_import(struct run *r)
     const char *dir = r->args[0];
     if ((rc = store_open(r)) != 0)
         return fail(rc);
-    io.progress = progress(r, "import");
-    io.progress_arg = &r->p;
+    r->fn = progress(r, "import");
+    progress_into(r, &io.progress, &io.progress_arg);
     fks_forkd_import_result res;
     rc = store_done(r, fks_import_forkd(&res, r->s, dir, &io));
     for (size_t i = 0; i < res.n_warnings; i++)
@@ -2419,6 +2540,8 @@ static void when(char *buf, size_t len, int64_t ms)
 
 /* Everything `forkctl info` shows of one snapshot. */
 struct info {
+    const char *tag;
+    int flags;                     /* FKS_STATS_UNIQUE, FKS_STATS_RUNS */
     fks_snapinfo in;
     fks_snapinfo *chain, *kids;
     size_t nchain, nkids;
@@ -2428,22 +2551,31 @@ struct info {
     int64_t lz_ms;
 };
 
-/* Reads it all in one open store; stats_flags: FKS_STATS_UNIQUE, _RUNS. */
-static int info_get(struct info *x, fks_store *s, const char *tag, int stats_flags)
+/* Reads it all from the open store. */
+static int info_call(struct run *r, void *arg)
 {
+    struct info *x = arg;
+    fks_store *s = r->s;
+    const char *tag = x->tag;
     int rc;
     if ((rc = fks_get(&x->in, s, tag)) == 0 && (rc = fks_chain_brief(&x->chain, &x->nchain, s, tag)) == 0 &&
         (rc = fks_children(&x->kids, &x->nkids, s, tag)) == 0 && (rc = fks_branch_info_get(&x->bi, s, tag)) == 0 &&
         (rc = fks_lazy_stats_get(&x->lz, &x->lz_ms, s, tag)) == 0)
-        rc = fks_snap_stats_get_ex(&x->st, s, tag, stats_flags);
+        rc = fks_snap_stats_get_ex(&x->st, s, tag, x->flags);
+    if (rc) {
+        free(x->chain);
+        free(x->kids);
+    }
     return rc;
 }
 
-static void info_free(struct info *x)
+static int info_end(void *arg)
 {
+    struct info *x = arg;
     fks_snap_stats_free(x->st);
     free(x->chain);
     free(x->kids);
+    return EX_OK;
 }
 
 static json_object *info_files_json(const fks_snap_stats *st)
@@ -2474,8 +2606,9 @@ static json_object *info_lazy_json(const struct info *x)
     return j;
 }
 
-static json_object *info_json(const struct info *x)
+static json_object *info_json(const void *arg)
 {
+    const struct info *x = arg;
     const fks_snap_stats *st = x->st;
     json_object *j = json_object_new_object(), *kids = json_object_new_array(), *ch = json_object_new_array();
     jstr(j, "tag", x->in.tag);
@@ -2587,31 +2720,34 @@ static void info_files_text(const fks_snap_stats *st)
     }
 }
 
+static void info_text(const void *arg)
+{
+    const struct info *x = arg;
+    info_lineage_text(x);
+    info_sizes_text(x->st);
+    info_history_text(x);
+    info_files_text(x->st);
+}
+
+static int info_tag(struct run *r, void *arg)
+{
+    ((struct info *)arg)->tag = r->args[0];
+    return -1;
+}
+
+static int info_opt(void *arg, int c)
+{
+    ((struct info *)arg)->flags |= c == 'U' ? FKS_STATS_UNIQUE : FKS_STATS_RUNS;
+    return -1;
+}
+
 static int cmd_info(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'},
         {"runs", no_argument, NULL, 'R'}, {0}};
-    int flags = 0, c, rc;
-    while ((c = next_opt(r, o)) != 0)
-        flags |= c == 'U' ? FKS_STATS_UNIQUE : FKS_STATS_RUNS;
-    if (r->exit >= 0)
-        return r->exit;
+    static const struct call k = {o, info_opt, info_tag, NULL, info_call, info_json, info_text, 1, info_end};
     struct info x = {0};
-    if ((rc = store_open(r)) != 0 || (rc = store_done(r, info_get(&x, r->s, r->args[0], flags))) != 0) {
-        free(x.chain);
-        free(x.kids);
-        return fail(rc);
-    }
-    if (r->json) {
-        print_json(info_json(&x));
-    } else {
-        info_lineage_text(&x);
-        info_sizes_text(x.st);
-        info_history_text(&x);
-        info_files_text(x.st);
-    }
-    info_free(&x);
-    return EX_OK;
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_DIFF[] =
@@ -2631,8 +2767,34 @@ static void diff_range(const fks_diff_artifact *x, size_t k, uint64_t *off, uint
         *end = size;
 }
 
-static json_object *diff_json(const char *ta, const char *tb, const fks_diff_report *d)
+struct diff {
+    const char *a, *b;
+    fks_diff_report *d;
+};
+
+static int diff_tags(struct run *r, void *arg)
 {
+    ((struct diff *)arg)->a = r->args[0];
+    ((struct diff *)arg)->b = r->args[1];
+    return -1;
+}
+
+static int diff_call(struct run *r, void *arg)
+{
+    struct diff *x = arg;
+    return fks_diff(&x->d, r->s, x->a, x->b);
+}
+
+static int diff_end(void *arg)
+{
+    fks_diff_free(((struct diff *)arg)->d);
+    return EX_OK;
+}
+
+static json_object *diff_json(const void *arg)
+{
+    const char *ta = ((const struct diff *)arg)->a, *tb = ((const struct diff *)arg)->b;
+    const fks_diff_report *d = ((const struct diff *)arg)->d;
     json_object *j = json_object_new_object(), *arts = json_object_new_array();
     jstr(j, "a", ta);
     jstr(j, "b", tb);
@@ -2661,8 +2823,10 @@ static json_object *diff_json(const char *ta, const char *tb, const fks_diff_rep
     return j;
 }
 
-static void diff_text(const char *ta, const char *tb, const fks_diff_report *d)
+static void diff_text(const void *arg)
 {
+    const char *ta = ((const struct diff *)arg)->a, *tb = ((const struct diff *)arg)->b;
+    const fks_diff_report *d = ((const struct diff *)arg)->d;
     char b[32];
     for (size_t i = 0; i < d->n; i++) {
         const fks_diff_artifact *x = &d->artifacts[i];
@@ -2692,19 +2856,9 @@ static void diff_text(const char *ta, const char *tb, const fks_diff_report *d)
 
 static int cmd_diff(struct run *r)
 {
-    fks_diff_report *d = NULL;
-    int rc;
-    if ((rc = only_common(r)) >= 0)
-        return rc;
-    const char *ta = r->args[0], *tb = r->args[1];
-    if ((rc = store_open(r)) != 0 || (rc = store_done(r, fks_diff(&d, r->s, ta, tb))) != 0)
-        return fail(rc);
-    if (r->json)
-        print_json(diff_json(ta, tb, d));
-    else
-        diff_text(ta, tb, d);
-    fks_diff_free(d);
-    return EX_OK;
+    static const struct call k = {NULL, NULL, diff_tags, NULL, diff_call, diff_json, diff_text, 1, diff_end};
+    struct diff x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_STATS[] =
@@ -2738,6 +2892,17 @@ static void prom(const char *store, const char *name, const char *help, double v
         printf("\"} %.6g\n", v);
 }
 
+struct stats {
+    int prom;                  /* --prometheus */
+    char dir[4096];            /* the store, for its label */
+    fks_store_stats st;
+};
+
+static int stats_call(struct run *r, void *arg)
+{
+    return fks_store_stats_get(&((struct stats *)arg)->st, r->s);
+}
+
 static void stats_prom(const char *dir, const fks_store_stats *st)
 {
     prom(dir, "snapshots", "Snapshots in the store.", (double)st->snapshots, 1);
@@ -2762,8 +2927,9 @@ static void stats_prom(const char *dir, const fks_store_stats *st)
          st->zero_page_share, 0);
 }
 
-static json_object *stats_json(const fks_store_stats *st)
+static json_object *stats_json(const void *arg)
 {
+    const fks_store_stats *st = &((const struct stats *)arg)->st;
     json_object *j = json_object_new_object();
     jints(j, (const struct jfield[]){{"snapshots", (int64_t)st->snapshots}, {"artifacts", (int64_t)st->artifacts},
           {"runs", (int64_t)st->runs}, {"chunks", (int64_t)st->chunks}, {"logical_bytes", (int64_t)st->logical_bytes},
@@ -2780,9 +2946,15 @@ static json_object *stats_json(const fks_store_stats *st)
     return j;
 }
 
-static void stats_text(const fks_store_stats *st)
+static void stats_text(const void *arg)
 {
+    const struct stats *x = arg;
+    const fks_store_stats *st = &x->st;
     char a[32], b[32], d[32];
+    if (x->prom) {
+        stats_prom(x->dir, st);
+        return;
+    }
     human(a, sizeof a, (double)st->logical_bytes);
     printf("snapshots          %llu (%llu files)\n", (unsigned long long)st->snapshots,
            (unsigned long long)st->artifacts);
@@ -2805,29 +2977,33 @@ static void stats_text(const fks_store_stats *st)
     printf("catalog            %s on disk\n", d);
 }
 
+static int stats_opt(void *arg, int c)
+{
+    (void)c;
+    ((struct stats *)arg)->prom = 1;
+    return -1;
+}
+
+static int stats_check(struct run *r, void *arg)
+{
+    struct stats *x = arg;
+    const char *dir;
+    int rc;
+    if (r->json && x->prom)
+        return usage_err("stats", "%s", "give --json or --prometheus, not both");
+    if ((rc = store_dir(&dir, x->dir, sizeof x->dir)) != 0)
+        return fail(rc);
+    if (dir != x->dir)
+        snprintf(x->dir, sizeof x->dir, "%s", dir);
+    return -1;
+}
+
 static int cmd_stats(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"prometheus", no_argument, NULL, 'p'}, {0}};
-    int promf = 0, rc;
-    while (next_opt(r, o) != 0)
-        promf = 1;
-    if (r->exit >= 0)
-        return r->exit;
-    if (r->json && promf)
-        return usage_err("stats", "%s", "give --json or --prometheus, not both");
-    char def[4096];
-    const char *dir;
-    fks_store_stats st;
-    if ((rc = store_dir(&dir, def, sizeof def)) != 0 || (rc = store_open(r)) != 0 ||
-        (rc = store_done(r, fks_store_stats_get(&st, r->s))) != 0)
-        return fail(rc);
-    if (promf)
-        stats_prom(dir, &st);
-    else if (r->json)
-        print_json(stats_json(&st));
-    else
-        stats_text(&st);
-    return EX_OK;
+    static const struct call k = {o, stats_opt, stats_check, NULL, stats_call, stats_json, stats_text, 1, NULL};
+    struct stats x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 static const char H_TAG[] =
@@ -2835,23 +3011,43 @@ static const char H_TAG[] =
     "Renames snapshot OLD to NEW. Lineage is kept (children refer to their\n"
     "parent by id, not by tag). Refused if a snapshot NEW exists.\n";
 
+struct tag {
+    const char *old, *new;
+};
+
+static int tag_tags(struct run *r, void *arg)
+{
+    ((struct tag *)arg)->old = r->args[0];
+    ((struct tag *)arg)->new = r->args[1];
+    return -1;
+}
+
+static int tag_call(struct run *r, void *arg)
+{
+    const struct tag *x = arg;
+    return fks_tag(r->s, x->old, x->new);
+}
+
+static json_object *tag_json(const void *arg)
+{
+    const struct tag *x = arg;
+    json_object *j = json_object_new_object();
+    jstr(j, "old", x->old);
+    jstr(j, "new", x->new);
+    return j;
+}
+
+static void tag_text(const void *arg)
+{
+    const struct tag *x = arg;
+    printf("renamed %s to %s\n", x->old, x->new);
+}
+
 static int cmd_tag(struct run *r)
 {
-    int rc;
-    if ((rc = only_common(r)) >= 0)
-        return rc;
-    const char *old = r->args[0], *new = r->args[1];
-    if ((rc = store_open(r)) != 0 || (rc = store_done(r, fks_tag(r->s, old, new))) != 0)
-        return fail(rc);
-    if (r->json) {
-        json_object *j = json_object_new_object();
-        jstr(j, "old", old);
-        jstr(j, "new", new);
-        print_json(j);
-    } else if (!g_quiet) {
-        printf("renamed %s to %s\n", old, new);
-    }
-    return EX_OK;
+    static const struct call k = {NULL, NULL, tag_tags, NULL, tag_call, tag_json, tag_text, 0, NULL};
+    struct tag x = {0};
+    return run_cmd(r, &k, &x);
 }
 
 /* ---- remotes ---- */
