@@ -157,13 +157,75 @@ static char *esc_dup(const char *s)
     return b ? esc_into(b, s) : NULL;
 }
 
+/* ---- command-line advice ----
+** The library's messages say what failed and on which object (snapshot,
+** file, page, store); which flag or command fixes it is forkctl's to say.
+** fail() appends the advice of the first rule that fits the command, the
+** step that failed and the return code, as " (advice)". Rules key on the
+** code, never on the message; only key, the flag or command the advice
+** names, is looked for in the message, so that advice the library's
+** message still gives is not given twice. */
+
+enum {
+    STEP_DIR = 1,      /* finding the store's directory (no --store, no default) */
+    STEP_OPEN,         /* opening the store */
+    STEP_CALL,         /* the command's library call */
+    STEP_LOAD          /* restore --api-sock's load into a VMM */
+};
+static int g_step;     /* the step running: set by store_dir, store_open_flags, restore_load */
+
+struct advice {
+    const char *cmd;   /* the command; NULL: any */
+    int step;
+    int rc;
+    const char *key;   /* in the message already: no advice */
+    const char *text;
+};
+
+static const struct advice advice[] = {
+    {NULL, STEP_DIR, FKS_EINVAL, "--store", "pass --store DIR or set FORKSTORE_DIR"},
+    {NULL, STEP_OPEN, FKS_ENOTFOUND, "forkctl init", "pass --store DIR, or create a store with `forkctl init DIR`"},
+    {"restore", STEP_CALL, FKS_EEXIST, "--force", "pass --force to replace it"},
+    {"restore", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"log", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"info", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"diff", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"tag", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"rmi", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"export", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"ingest", STEP_CALL, FKS_EEXIST, "forkctl rmi", "pick another tag, or remove that one first with `forkctl rmi`"},
+    {"tag", STEP_CALL, FKS_EEXIST, "forkctl rmi", "pick another tag, or remove that one first with `forkctl rmi`"},
+    {"export", STEP_CALL, FKS_EEXIST, "--forkd", "remove it, or export into another --forkd DIR"},
+    {"info", STEP_CALL, FKS_ECORRUPT, "forkctl verify", "run `forkctl verify`"},
+};
+
+/* The advice for rc from the command running, or NULL. */
+static const char *advice_for(int rc, const char *msg)
+{
+    const char *cmd = g_cmd ? g_cmd->name : "";
+    for (size_t i = 0; i < sizeof advice / sizeof *advice; i++) {
+        const struct advice *a = &advice[i];
+        if (a->rc == rc && a->step == g_step && (!a->cmd || strcmp(a->cmd, cmd) == 0))
+            return strstr(msg, a->key) ? NULL : a->text;
+    }
+    return NULL;
+}
+
+/* Prints the library's message for rc with forkctl's advice; returns the
+** exit code. */
 static int fail(int rc)
 {
+    const char *msg = fks_errmsg();
+    /* A damaged or missing catalog beside chunk files: the way back is
+    ** recover, said on a line of its own. */
+    int damaged = rc == FKS_ECORRUPT && strstr(msg, "catalog.db");
+    const char *adv = damaged ? NULL : advice_for(rc, msg);
     fputs("forkctl: ", stderr);
-    put_esc(stderr, fks_errmsg());
+    put_esc(stderr, msg);
+    if (adv)
+        fprintf(stderr, " (%s)", adv);
     fputc('\n', stderr);
-    /* A damaged or missing catalog beside chunk files: say the way back. */
-    if (rc == FKS_ECORRUPT && strstr(fks_errmsg(), "catalog.db"))
+    if (damaged)
         fprintf(stderr, "forkctl: hint: run `forkctl recover` to rebuild the catalog from the chunk files\n");
     return exit_code(rc);
 }
@@ -272,11 +334,14 @@ static void progress_into(struct run *r, fks_progress_fn *fn, void **arg)
 static int store_dir(const char **dir, char *buf, size_t len)
 {
     *dir = g_store;
+    g_step = STEP_CALL;
     if (g_store)
         return 0;
     int rc = fks_default_dir(buf, len);
     if (rc == 0)
         *dir = buf;
+    else
+        g_step = STEP_DIR;
     return rc;
 }
 
@@ -286,7 +351,12 @@ static int store_open_flags(struct run *r, int flags)
     char def[4096];
     const char *dir;
     int rc = store_dir(&dir, def, sizeof def);
-    return rc ? rc : fks_open(&r->s, dir, flags);
+    if (rc)
+        return rc;
+    g_step = STEP_OPEN;
+    if ((rc = fks_open(&r->s, dir, flags)) == 0)
+        g_step = STEP_CALL;
+    return rc;
 }
 
 /* Opens r's store as its table row says. */
@@ -1209,6 +1279,7 @@ static int restore_load(struct run *r, const char *tag, fks_load_opts *lo, struc
     if (rc)
         return fail(rc);
     double t0 = now_s();
+    g_step = STEP_LOAD;
     rc = store_done(r, fks_load(&l.lr, r->s, tag, lo));
     if (rc && l.server > 0) {
         /* refused before the load: the server would wait for a VMM that
@@ -2398,10 +2469,10 @@ static int cmd_export(struct run *r)
         return fail(rc);
     if ((rc = store_done(r, fks_export_forkd(&res, r->s, tag, out, &eo))) != 0) {
         const char *m = fks_errmsg();
-        fprintf(stderr, "forkctl: %s%s\n", m,
-                strstr(m, "not a forkd tag") ? (strstr(m, "ancestor") ? " (forkctl tag renames it; --flat exports "
-                                                 "TAG alone)" : " (--tag NAME names it for forkd)")
-                : rc == FKS_EEXIST ? " (remove it, or export into another --forkd DIR)" : "");
+        if (!strstr(m, "not a forkd tag"))
+            return fail(rc);
+        fprintf(stderr, "forkctl: %s%s\n", m, strstr(m, "ancestor") ? " (forkctl tag renames it; --flat exports "
+                "TAG alone)" : " (--tag NAME names it for forkd)");
         return exit_code(rc);
     }
     if (r->json)
