@@ -1,16 +1,22 @@
 /*
 ** forkctl.c: the command line of forkstore.
 **
-** It uses only the public header, forkstore.h. Each command is a function
-** cmd_<name>(argc, argv) returning an exit code:
+** It uses only the public header, forkstore.h. Each command is a row of
+** the command table (name, help, how it opens the store, its operands) and
+** a function cmd_<name>(struct run *) returning an exit code:
 **
 **   0 ok, 1 error, 2 usage or invalid input, 3 not found,
-**   4 store locked, 5 damaged data found, 7 sql stopped at --timeout or
-**   --max-rows.
+**   4 store locked, 5 damaged data found, 6 refused, 7 sql stopped at
+**   --timeout or --max-rows.
 **
-** Human output goes to stdout, errors to stderr as "forkctl: <message>".
-** --json prints json-c objects instead of tables. A progress line is drawn
-** on stderr only when stderr is a terminal and --quiet is not given.
+** Most commands are a struct call run by run_cmd: their options (next_opt
+** parses the shared ones, before or after the command's name, in
+** common_opt), one library call on the open store, and a JSON and a text
+** formatter. Human output goes to stdout, errors to stderr as
+** "forkctl: <message> (<advice>)": the message is the library's, the
+** advice forkctl's (the advice table). --json prints json-c objects
+** instead of tables. A progress line is drawn on stderr only when stderr
+** is a terminal and --quiet is not given.
 */
 #include <errno.h>
 #include <getopt.h>
@@ -49,19 +55,22 @@ static int g_quiet;
 ** it and store_open opens the store as it says. */
 
 struct run;
+struct call;
 
 enum { NO_STORE, STORE_RW, STORE_RO };  /* how store_open opens the store */
 #define MANY 65536                      /* max_args: no upper bound */
 
 struct command {
     const char *name;
-    int (*fn)(struct run *r);
     const char *help;         /* --help, `forkctl help NAME` */
     const char *summary;      /* its line in `forkctl help` */
     int store;                /* NO_STORE, STORE_RW or STORE_RO */
     int min_args, max_args;   /* operands; max_args -1: the command checks them */
     const char *args_msg;     /* the usage error when they do not fit; NULL:
                               ** "unexpected argument" (max_args exceeded) */
+    int (*fn)(struct run *r); /* the command, or NULL: */
+    const struct call *call;  /* run_cmd runs this call */
+    size_t size;              /* with a zeroed struct of this size */
 };
 
 /* ---- progress line ---- */
@@ -175,7 +184,7 @@ enum {
 static int g_step;     /* the step running: set by store_dir, store_open_flags, restore_load */
 
 struct advice {
-    const char *cmd;   /* the command; NULL: any */
+    const char *cmd;   /* the commands, space-separated; NULL: any */
     int step;
     int rc;
     const char *key;   /* in the message already: no advice */
@@ -186,18 +195,23 @@ static const struct advice advice[] = {
     {NULL, STEP_DIR, FKS_EINVAL, "--store", "pass --store DIR or set FORKSTORE_DIR"},
     {NULL, STEP_OPEN, FKS_ENOTFOUND, "forkctl init", "pass --store DIR, or create a store with `forkctl init DIR`"},
     {"restore", STEP_CALL, FKS_EEXIST, "--force", "pass --force to replace it"},
-    {"restore", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"log", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"info", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"diff", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"tag", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"rmi", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"export", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
-    {"ingest", STEP_CALL, FKS_EEXIST, "forkctl rmi", "pick another tag, or remove that one first with `forkctl rmi`"},
-    {"tag", STEP_CALL, FKS_EEXIST, "forkctl rmi", "pick another tag, or remove that one first with `forkctl rmi`"},
+    {"restore log info diff tag rmi export", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"ingest tag", STEP_CALL, FKS_EEXIST, "forkctl rmi", "pick another tag, or remove that one first with `forkctl rmi`"},
     {"export", STEP_CALL, FKS_EEXIST, "--forkd", "remove it, or export into another --forkd DIR"},
     {"info", STEP_CALL, FKS_ECORRUPT, "forkctl verify", "run `forkctl verify`"},
 };
+
+/* Whether the space-separated list names cmd (NULL names every one). */
+static int names(const char *list, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    if (!list)
+        return 1;
+    for (const char *p = list; (p = strstr(p, cmd)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return 1;
+    return 0;
+}
 
 /* The advice for rc from the command running, or NULL. */
 static const char *advice_for(int rc, const char *msg)
@@ -205,7 +219,7 @@ static const char *advice_for(int rc, const char *msg)
     const char *cmd = g_cmd ? g_cmd->name : "";
     for (size_t i = 0; i < sizeof advice / sizeof *advice; i++) {
         const struct advice *a = &advice[i];
-        if (a->rc == rc && a->step == g_step && (!a->cmd || strcmp(a->cmd, cmd) == 0))
+        if (a->rc == rc && a->step == g_step && names(a->cmd, cmd))
             return strstr(msg, a->key) ? NULL : a->text;
     }
     return NULL;
@@ -844,6 +858,7 @@ static int ingest_check(struct run *r, void *arg)
 {
     struct ingest *x = arg;
     (void)r;
+    x->io.pause_ms = x->io.snapshot_ms = x->io.diff_bytes = -1;    /* not taken by branch */
     if (!x->io.tag)
         return usage_err("ingest", "%s", "--tag is required");
     if (!x->memory)
@@ -892,17 +907,13 @@ static void ingest_text(const void *arg)
            (unsigned long long)st->dedup_pages, (unsigned long long)st->new_pages, b, st->seconds);
 }
 
-static int cmd_ingest(struct run *r)
-{
-    static const struct option o[] = {COMMON_OPTS,
-        {"tag", required_argument, NULL, 't'}, {"parent", required_argument, NULL, 'p'},
-        {"memory", required_argument, NULL, 'm'}, {"diff", no_argument, NULL, 'd'},
-        {"vmstate", required_argument, NULL, 'v'}, {"file", required_argument, NULL, 'f'}, {0}};
-    static const struct call k = {o, ingest_opt, ingest_check, "ingest", ingest_call, ingest_json, ingest_text, 0,
-                                  NULL};
-    struct ingest x = {.io = {.pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1}};
-    return run_cmd(r, &k, &x);
-}
+static const struct option INGEST_OPTS[] = {COMMON_OPTS,
+    {"tag", required_argument, NULL, 't'}, {"parent", required_argument, NULL, 'p'},
+    {"memory", required_argument, NULL, 'm'}, {"diff", no_argument, NULL, 'd'},
+    {"vmstate", required_argument, NULL, 'v'}, {"file", required_argument, NULL, 'f'}, {0}};
+static const struct call INGEST_CALL = {.opts = INGEST_OPTS, .opt = ingest_opt, .check = ingest_check,
+                                        .what = "ingest", .call = ingest_call, .json = ingest_json,
+                                        .text = ingest_text};
 
 static const char H_RESTORE[] =
     "usage: forkctl restore TAG --out DIR [--force] [--sync] [--json] [--quiet]\n"
@@ -1685,12 +1696,8 @@ static void images_text(const void *arg)
     printf("%zu snapshot%s · %s logical · %s stored\n", n, n == 1 ? "" : "s", a, b);
 }
 
-static int cmd_images(struct run *r)
-{
-    static const struct call k = {NULL, NULL, NULL, NULL, images_call, snaps_json, images_text, 1, snaps_end};
-    struct snaps x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct call IMAGES_CALL = {.call = images_call, .json = snaps_json, .text = images_text, .loud = 1,
+                                        .end = snaps_end};
 
 static const char H_LOG[] =
     "usage: forkctl log TAG [--json]\n"
@@ -1722,12 +1729,8 @@ static void log_text(const void *arg)
     }
 }
 
-static int cmd_log(struct run *r)
-{
-    static const struct call k = {NULL, NULL, snaps_tag, NULL, log_call, snaps_json, log_text, 1, snaps_end};
-    struct snaps x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct call LOG_CALL = {.check = snaps_tag, .call = log_call, .json = snaps_json, .text = log_text,
+                                     .loud = 1, .end = snaps_end};
 
 static const char H_RMI[] =
     "usage: forkctl rmi [--cascade] [--json] TAG...\n"
@@ -2073,15 +2076,11 @@ static int gc_call(struct run *r, void *arg)
     return fks_gc(&x->rep, r->s, &x->go);
 }
 
-static int cmd_gc(struct run *r)
-{
-    static const struct option o[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
-        {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'},
-        {"max-unused", required_argument, NULL, 'u'}, {0}};
-    static const struct call k = {o, gc_opt, NULL, "gc", gc_call, gc_json, gc_text, 0, NULL};
-    struct gc x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct option GC_OPTS[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
+    {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'},
+    {"max-unused", required_argument, NULL, 'u'}, {0}};
+static const struct call GC_CALL = {.opts = GC_OPTS, .opt = gc_opt, .what = "gc", .call = gc_call, .json = gc_json,
+                                    .text = gc_text};
 
 static const char H_COMPACT[] =
     "usage: forkctl compact [--level N] [--max-duration SECONDS] [--json]\n"
@@ -2146,14 +2145,10 @@ static int compact_call(struct run *r, void *arg)
     return fks_compact(&x->rep, r->s, &x->co);
 }
 
-static int cmd_compact(struct run *r)
-{
-    static const struct option o[] = {COMMON_OPTS, {"level", required_argument, NULL, 'l'},
-        {"max-duration", required_argument, NULL, 'd'}, {0}};
-    static const struct call k = {o, compact_opt, NULL, "compact", compact_call, compact_json, compact_text, 0, NULL};
-    struct compact x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct option COMPACT_OPTS[] = {COMMON_OPTS, {"level", required_argument, NULL, 'l'},
+    {"max-duration", required_argument, NULL, 'd'}, {0}};
+static const struct call COMPACT_CALL = {.opts = COMPACT_OPTS, .opt = compact_opt, .what = "compact",
+                                         .call = compact_call, .json = compact_json, .text = compact_text};
 
 /* A verify report on stderr: one line per problem, then per note, then
 ** the snapshots the problems reach (verify and remote verify). */
@@ -2198,7 +2193,7 @@ static int sample_arg(const char *cmd, const char *arg, const char *why, double 
 }
 
 struct verify {
-    double sample;
+    double sample;             /* --sample; 0: all (100) */
     fks_verify_report *v;
 };
 
@@ -2211,7 +2206,7 @@ static int verify_opt(void *arg, int c)
 static int verify_call(struct run *r, void *arg)
 {
     struct verify *x = arg;
-    return fks_verify(&x->v, r->s, x->sample, r->fn, &r->p);
+    return fks_verify(&x->v, r->s, x->sample > 0 ? x->sample : 100, r->fn, &r->p);
 }
 
 /* Frees the report; exit 5 if it found damage. */
@@ -2250,13 +2245,9 @@ static void verify_text(const void *arg)
                (unsigned long long)v->runs_checked, (unsigned long long)v->pages_checked, v->seconds);
 }
 
-static int cmd_verify(struct run *r)
-{
-    static const struct option o[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
-    static const struct call k = {o, verify_opt, NULL, "verify", verify_call, verify_json, verify_text, 1, verify_end};
-    struct verify x = {100, NULL};
-    return run_cmd(r, &k, &x);
-}
+static const struct option VERIFY_OPTS[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
+static const struct call VERIFY_CALL = {.opts = VERIFY_OPTS, .opt = verify_opt, .what = "verify", .call = verify_call,
+                                        .json = verify_json, .text = verify_text, .loud = 1, .end = verify_end};
 
 static const char H_RECOVER[] =
     "usage: forkctl recover [--force] [--json]\n"
@@ -2812,14 +2803,10 @@ static int info_opt(void *arg, int c)
     return -1;
 }
 
-static int cmd_info(struct run *r)
-{
-    static const struct option o[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'},
-        {"runs", no_argument, NULL, 'R'}, {0}};
-    static const struct call k = {o, info_opt, info_tag, NULL, info_call, info_json, info_text, 1, info_end};
-    struct info x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct option INFO_OPTS[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'},
+    {"runs", no_argument, NULL, 'R'}, {0}};
+static const struct call INFO_CALL = {.opts = INFO_OPTS, .opt = info_opt, .check = info_tag, .call = info_call,
+                                      .json = info_json, .text = info_text, .loud = 1, .end = info_end};
 
 static const char H_DIFF[] =
     "usage: forkctl diff A B [--json]\n"
@@ -2925,12 +2912,8 @@ static void diff_text(const void *arg)
            d->pages == 1 ? "" : "s", b);
 }
 
-static int cmd_diff(struct run *r)
-{
-    static const struct call k = {NULL, NULL, diff_tags, NULL, diff_call, diff_json, diff_text, 1, diff_end};
-    struct diff x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct call DIFF_CALL = {.check = diff_tags, .call = diff_call, .json = diff_json, .text = diff_text,
+                                      .loud = 1, .end = diff_end};
 
 static const char H_STATS[] =
     "usage: forkctl stats [--json | --prometheus]\n"
@@ -3069,13 +3052,9 @@ static int stats_check(struct run *r, void *arg)
     return -1;
 }
 
-static int cmd_stats(struct run *r)
-{
-    static const struct option o[] = {COMMON_OPTS, {"prometheus", no_argument, NULL, 'p'}, {0}};
-    static const struct call k = {o, stats_opt, stats_check, NULL, stats_call, stats_json, stats_text, 1, NULL};
-    struct stats x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct option STATS_OPTS[] = {COMMON_OPTS, {"prometheus", no_argument, NULL, 'p'}, {0}};
+static const struct call STATS_CALL = {.opts = STATS_OPTS, .opt = stats_opt, .check = stats_check, .call = stats_call,
+                                       .json = stats_json, .text = stats_text, .loud = 1};
 
 static const char H_TAG[] =
     "usage: forkctl tag OLD NEW [--json]\n"
@@ -3114,12 +3093,7 @@ static void tag_text(const void *arg)
     printf("renamed %s to %s\n", x->old, x->new);
 }
 
-static int cmd_tag(struct run *r)
-{
-    static const struct call k = {NULL, NULL, tag_tags, NULL, tag_call, tag_json, tag_text, 0, NULL};
-    struct tag x = {0};
-    return run_cmd(r, &k, &x);
-}
+static const struct call TAG_CALL = {.check = tag_tags, .call = tag_call, .json = tag_json, .text = tag_text};
 
 /* ---- remotes ---- */
 
@@ -3576,37 +3550,48 @@ static const char H_HELP[] =
 #define ONE_TAG 1, 1, "give exactly one TAG"
 #define NO_ARGS 0, 0, NULL
 
+/* RUN(call, type): run by run_cmd with call and a struct type; FN(fn): its
+** own function. */
+#define RUN(call, type) NULL, &call, sizeof(struct type)
+#define FN(fn) fn, NULL, 0
+
 static const struct command commands[] = {
-    {"init", cmd_init, H_INIT, "create a store", NO_STORE, 0, 1, NULL},
-    {"ingest", cmd_ingest, H_INGEST, "store a snapshot (memory, vmstate, other files)", STORE_RW, NO_ARGS},
-    {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, or load it into a VMM", STORE_RO, ONE_TAG},
-    {"branch", cmd_branch, H_BRANCH, "snapshot a running Firecracker VM into the store", STORE_RW, NO_ARGS},
-    {"serve-pages", cmd_serve, H_SERVE, "serve a snapshot's memory to VMMs through userfaultfd", STORE_RW, ONE_TAG},
-    {"images", cmd_images, H_IMAGES, "list snapshots", STORE_RO, NO_ARGS},
-    {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot", STORE_RO, ONE_TAG},
-    {"info", cmd_info, H_INFO, "show one snapshot: lineage, files, sizes, timings", STORE_RO, ONE_TAG},
-    {"diff", cmd_diff, H_DIFF, "show which pages differ between two snapshots", STORE_RO, 2, 2, "give two TAGs"},
-    {"tag", cmd_tag, H_TAG, "rename a snapshot", STORE_RW, 2, 2, "give OLD and NEW"},
-    {"rmi", cmd_rmi, H_RMI, "remove snapshots (children stay restorable)", STORE_RW, 1, MANY,
-     "give at least one TAG"},
-    {"sql", cmd_sql, H_SQL, "run a read-only SQL query on the catalog", STORE_RO, 0, -1, NULL},
-    {"gc", cmd_gc, H_GC, "reclaim space no snapshot uses", STORE_RW, NO_ARGS},
-    {"compact", cmd_compact, H_COMPACT, "recompress stored blocks at a higher zstd level", STORE_RW, NO_ARGS},
-    {"verify", cmd_verify, H_VERIFY, "check every page, chunk and map", STORE_RO, NO_ARGS},
-    {"recover", cmd_recover, H_RECOVER, "rebuild a lost or damaged catalog from chunks and manifests", NO_STORE,
-     NO_ARGS},
-    {"stats", cmd_stats, H_STATS, "store-wide sizes and ratios (also for Prometheus)", STORE_RO, NO_ARGS},
-    {"prune", cmd_prune, H_PRUNE, "remove snapshots by retention rules", STORE_RW, NO_ARGS},
-    {"import-forkd", cmd_import, H_IMPORT, "import a forkd snapshot directory tree", STORE_RW, 1, 1,
-     "give exactly one forkd snapshot root DIR"},
-    {"export", cmd_export, H_EXPORT, "write a snapshot as a forkd snapshot directory", STORE_RO, ONE_TAG},
-    {"remote", cmd_remote, H_REMOTE, "add, list or remove S3-compatible remotes", STORE_RW, 0, -1, NULL},
-    {"push", cmd_push, H_PUSH, "upload snapshots to a remote (only pages it lacks)", STORE_RW, 1, MANY,
-     "give at least one TAG"},
-    {"pull", cmd_pull, H_PULL, "download snapshots from a remote (only pages the store lacks)", STORE_RW, 1, MANY,
-     "give at least one TAG"},
-    {"help", cmd_help, H_HELP, "this text, or `forkctl help COMMAND`", NO_STORE, 0, -1, NULL},
+    {"init", H_INIT, "create a store", NO_STORE, 0, 1, NULL, FN(cmd_init)},
+    {"ingest", H_INGEST, "store a snapshot (memory, vmstate, other files)", STORE_RW, NO_ARGS,
+     RUN(INGEST_CALL, ingest)},
+    {"restore", H_RESTORE, "write a snapshot's files back, or load it into a VMM", STORE_RO, ONE_TAG, FN(cmd_restore)},
+    {"branch", H_BRANCH, "snapshot a running Firecracker VM into the store", STORE_RW, NO_ARGS, FN(cmd_branch)},
+    {"serve-pages", H_SERVE, "serve a snapshot's memory to VMMs through userfaultfd", STORE_RW, ONE_TAG,
+     FN(cmd_serve)},
+    {"images", H_IMAGES, "list snapshots", STORE_RO, NO_ARGS, RUN(IMAGES_CALL, snaps)},
+    {"log", H_LOG, "show the chain from the root to a snapshot", STORE_RO, ONE_TAG, RUN(LOG_CALL, snaps)},
+    {"info", H_INFO, "show one snapshot: lineage, files, sizes, timings", STORE_RO, ONE_TAG, RUN(INFO_CALL, info)},
+    {"diff", H_DIFF, "show which pages differ between two snapshots", STORE_RO, 2, 2, "give two TAGs",
+     RUN(DIFF_CALL, diff)},
+    {"tag", H_TAG, "rename a snapshot", STORE_RW, 2, 2, "give OLD and NEW", RUN(TAG_CALL, tag)},
+    {"rmi", H_RMI, "remove snapshots (children stay restorable)", STORE_RW, 1, MANY, "give at least one TAG",
+     FN(cmd_rmi)},
+    {"sql", H_SQL, "run a read-only SQL query on the catalog", STORE_RO, 0, -1, NULL, FN(cmd_sql)},
+    {"gc", H_GC, "reclaim space no snapshot uses", STORE_RW, NO_ARGS, RUN(GC_CALL, gc)},
+    {"compact", H_COMPACT, "recompress stored blocks at a higher zstd level", STORE_RW, NO_ARGS,
+     RUN(COMPACT_CALL, compact)},
+    {"verify", H_VERIFY, "check every page, chunk and map", STORE_RO, NO_ARGS, RUN(VERIFY_CALL, verify)},
+    {"recover", H_RECOVER, "rebuild a lost or damaged catalog from chunks and manifests", NO_STORE, NO_ARGS,
+     FN(cmd_recover)},
+    {"stats", H_STATS, "store-wide sizes and ratios (also for Prometheus)", STORE_RO, NO_ARGS, RUN(STATS_CALL, stats)},
+    {"prune", H_PRUNE, "remove snapshots by retention rules", STORE_RW, NO_ARGS, FN(cmd_prune)},
+    {"import-forkd", H_IMPORT, "import a forkd snapshot directory tree", STORE_RW, 1, 1,
+     "give exactly one forkd snapshot root DIR", FN(cmd_import)},
+    {"export", H_EXPORT, "write a snapshot as a forkd snapshot directory", STORE_RO, ONE_TAG, FN(cmd_export)},
+    {"remote", H_REMOTE, "add, list or remove S3-compatible remotes", STORE_RW, 0, -1, NULL, FN(cmd_remote)},
+    {"push", H_PUSH, "upload snapshots to a remote (only pages it lacks)", STORE_RW, 1, MANY, "give at least one TAG",
+     FN(cmd_push)},
+    {"pull", H_PULL, "download snapshots from a remote (only pages the store lacks)", STORE_RW, 1, MANY,
+     "give at least one TAG", FN(cmd_pull)},
+    {"help", H_HELP, "this text, or `forkctl help COMMAND`", NO_STORE, 0, -1, NULL, FN(cmd_help)},
 };
+#undef RUN
+#undef FN
 #define NCMD (sizeof commands / sizeof commands[0])
 
 static const struct command *find_command(const char *name)
@@ -3674,5 +3659,14 @@ int main(int argc, char **argv)
     struct run r = {.cmd = k, .argc = argc - optind, .argv = argv + optind, .exit = -1};
     g_cmd = k;
     optind = 0;                /* the command's own getopt starts afresh at its argv[1] */
-    return k->fn(&r);
+    if (k->fn)
+        return k->fn(&r);
+    void *a = calloc(1, k->size);
+    if (!a) {
+        fprintf(stderr, "forkctl: out of memory\n");
+        return EX_ERR;
+    }
+    e = run_cmd(&r, k->call, a);
+    free(a);
+    return e;
 }
