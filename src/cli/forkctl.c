@@ -1418,14 +1418,17 @@ static int restore_check(struct restore_args *a)
 
 static int cmd_restore(struct run *r)
 {
-    static const struct option o[] = {COMMON_OPTS, {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'},
+    static const struct option o[] = {COMMON_OPTS, LAZY_OPTS,
+        /* restore --out */
+        {"out", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'},
+        /* restore --api-sock */
         {"api-sock", required_argument, NULL, 'A'}, {"staging", required_argument, NULL, 'G'},
         {"timeout", required_argument, NULL, 'T'}, {"paused", no_argument, NULL, 'P'},
         {"network-override", required_argument, NULL, 'N'}, {"vsock-uds", required_argument, NULL, 'V'},
         {"rootfs", required_argument, NULL, 'R'}, {"vm-id", required_argument, NULL, 'I'},
-        {"force-version", no_argument, NULL, 'W'}, {"jail-root", required_argument, NULL, 'J'},
-        {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, LAZY_OPTS, {0}};
+        {"force-version", no_argument, NULL, 'W'},
+        {"jail-root", required_argument, NULL, 'J'}, {"jail-uid", required_argument, NULL, 'U'},
+        {"jail-gid", required_argument, NULL, 'g'}, {0}};
     static const struct call k = {o, restore_opt, NULL, "restore", restore_call, restored_json, restored_text, 0,
                                   NULL};
     struct restore_args a = {0};
