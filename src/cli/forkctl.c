@@ -73,8 +73,7 @@ struct command {
     size_t size;              /* with a zeroed struct of this size */
 };
 
-/* ---- progress line ---- */
-
+/* A progress line on stderr (drawn by progress_cb, below). */
 struct progress {
     const char *what;
     double start;
@@ -3180,7 +3179,7 @@ static int remote_keygen(struct run *r, const char *file)
     return EX_OK;
 }
 
-/* The options of remote add, add, ls and rm. */
+/* The options and operands of remote add, keygen, ls and rm. */
 struct remote_args {
     const char *endpoint, *region, *keyfile;
     const char *sub;           /* add, keygen, ls or rm */
