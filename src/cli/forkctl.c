@@ -1,16 +1,22 @@
 /*
 ** forkctl.c: the command line of forkstore.
 **
-** It uses only the public header, forkstore.h. Each command is a function
-** cmd_<name>(argc, argv) returning an exit code:
+** It uses only the public header, forkstore.h. Each command is a row of
+** the command table (name, help, how it opens the store, its operands) and
+** a function cmd_<name>(struct run *) returning an exit code:
 **
 **   0 ok, 1 error, 2 usage or invalid input, 3 not found,
-**   4 store locked, 5 damaged data found, 7 sql stopped at --timeout or
-**   --max-rows.
+**   4 store locked, 5 damaged data found, 6 refused, 7 sql stopped at
+**   --timeout or --max-rows.
 **
-** Human output goes to stdout, errors to stderr as "forkctl: <message>".
-** --json prints json-c objects instead of tables. A progress line is drawn
-** on stderr only when stderr is a terminal and --quiet is not given.
+** Most commands are a struct call run by run_cmd: their options (next_opt
+** parses the shared ones, before or after the command's name, in
+** common_opt), one library call on the open store, and a JSON and a text
+** formatter. Human output goes to stdout, errors to stderr as
+** "forkctl: <message> (<advice>)": the message is the library's, the
+** advice forkctl's (the advice table). --json prints json-c objects
+** instead of tables. A progress line is drawn on stderr only when stderr
+** is a terminal and --quiet is not given.
 */
 #include <errno.h>
 #include <getopt.h>
@@ -42,6 +48,54 @@
 
 static const char *g_store;   /* --store, else the default */
 static int g_quiet;
+
+/* ---- the command table ----
+** One row per command: main dispatches through it, `forkctl help` lists
+** it, --help prints its help text, next_opt checks its operands against
+** it and store_open opens the store as it says. */
+
+struct run;
+struct call;
+
+enum { NO_STORE, STORE_RW, STORE_RO };  /* how store_open opens the store */
+#define MANY 65536                      /* max_args: no upper bound */
+
+struct command {
+    const char *name;
+    const char *help;         /* --help, `forkctl help NAME` */
+    const char *summary;      /* its line in `forkctl help` */
+    int store;                /* NO_STORE, STORE_RW or STORE_RO */
+    int min_args, max_args;   /* operands; max_args -1: the command checks them */
+    const char *args_msg;     /* the usage error when they do not fit; NULL:
+                              ** "unexpected argument" (max_args exceeded) */
+    int (*fn)(struct run *r); /* the command, or NULL: */
+    const struct call *call;  /* run_cmd runs this call */
+    size_t size;              /* with a zeroed struct of this size */
+};
+
+/* A progress line on stderr (drawn by progress_cb, below). */
+struct progress {
+    const char *what;
+    double start;
+    int drawn;
+};
+
+/* One run of a command: its row, its argv (argv[0] its name), what the
+** shared options said, its operands, and its store while open. */
+struct run {
+    const struct command *cmd;
+    int argc;
+    char **argv;
+    int json;                 /* --json */
+    int exit;                 /* next_opt: -1 to go on, else the exit code */
+    int nargs;                /* the operands, once next_opt returned 0 */
+    char **args;
+    fks_store *s;             /* open from store_open to store_done */
+    struct progress p;        /* the progress line of its library call */
+    fks_progress_fn fn;       /* run_call: draws p, or NULL (the call's argument: &p) */
+};
+
+static const struct command *g_cmd;   /* the command running (fail's advice) */
 
 static int exit_code(int rc)
 {
@@ -111,13 +165,80 @@ static char *esc_dup(const char *s)
     return b ? esc_into(b, s) : NULL;
 }
 
+/* ---- command-line advice ----
+** The library's messages say what failed and on which object (snapshot,
+** file, page, store); which flag or command fixes it is forkctl's to say.
+** fail() appends the advice of the first rule that fits the command, the
+** step that failed and the return code, as " (advice)". Rules key on the
+** code, never on the message; only key, the flag or command the advice
+** names, is looked for in the message, so that advice the library's
+** message still gives is not given twice. */
+
+enum {
+    STEP_DIR = 1,      /* finding the store's directory (no --store, no default) */
+    STEP_OPEN,         /* opening the store */
+    STEP_CALL,         /* the command's library call */
+    STEP_LOAD          /* restore --api-sock's load into a VMM */
+};
+static int g_step;     /* the step running: set by store_dir, store_open_flags, restore_load */
+
+struct advice {
+    const char *cmd;   /* the commands, space-separated; NULL: any */
+    int step;
+    int rc;
+    const char *key;   /* in the message already: no advice */
+    const char *text;
+};
+
+static const struct advice advice[] = {
+    {NULL, STEP_DIR, FKS_EINVAL, "--store", "pass --store DIR or set FORKSTORE_DIR"},
+    {NULL, STEP_OPEN, FKS_ENOTFOUND, "forkctl init", "pass --store DIR, or create a store with `forkctl init DIR`"},
+    {"restore", STEP_CALL, FKS_EEXIST, "--force", "pass --force to replace it"},
+    {"restore log info diff tag rmi export", STEP_CALL, FKS_ENOTFOUND, "forkctl images", "see `forkctl images`"},
+    {"ingest tag", STEP_CALL, FKS_EEXIST, "forkctl rmi", "pick another tag, or remove that one first with `forkctl rmi`"},
+    {"export", STEP_CALL, FKS_EEXIST, "--forkd", "remove it, or export into another --forkd DIR"},
+    {"info", STEP_CALL, FKS_ECORRUPT, "forkctl verify", "run `forkctl verify`"},
+};
+
+/* Whether the space-separated list names cmd (NULL names every one). */
+static int names(const char *list, const char *cmd)
+{
+    size_t n = strlen(cmd);
+    if (!list)
+        return 1;
+    for (const char *p = list; (p = strstr(p, cmd)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return 1;
+    return 0;
+}
+
+/* The advice for rc from the command running, or NULL. */
+static const char *advice_for(int rc, const char *msg)
+{
+    const char *cmd = g_cmd ? g_cmd->name : "";
+    for (size_t i = 0; i < sizeof advice / sizeof *advice; i++) {
+        const struct advice *a = &advice[i];
+        if (a->rc == rc && a->step == g_step && names(a->cmd, cmd))
+            return strstr(msg, a->key) ? NULL : a->text;
+    }
+    return NULL;
+}
+
+/* Prints the library's message for rc with forkctl's advice; returns the
+** exit code. */
 static int fail(int rc)
 {
+    const char *msg = fks_errmsg();
+    /* A damaged or missing catalog beside chunk files: the way back is
+    ** recover, said on a line of its own. */
+    int damaged = rc == FKS_ECORRUPT && strstr(msg, "catalog.db");
+    const char *adv = damaged ? NULL : advice_for(rc, msg);
     fputs("forkctl: ", stderr);
-    put_esc(stderr, fks_errmsg());
+    put_esc(stderr, msg);
+    if (adv)
+        fprintf(stderr, " (%s)", adv);
     fputc('\n', stderr);
-    /* A damaged or missing catalog beside chunk files: say the way back. */
-    if (rc == FKS_ECORRUPT && strstr(fks_errmsg(), "catalog.db"))
+    if (damaged)
         fprintf(stderr, "forkctl: hint: run `forkctl recover` to rebuild the catalog from the chunk files\n");
     return exit_code(rc);
 }
@@ -167,12 +288,6 @@ static void age(char *buf, size_t len, int64_t ms)
 
 /* ---- progress line ---- */
 
-struct progress {
-    const char *what;
-    double start;
-    int drawn;
-};
-
 static double now_s(void)
 {
     struct timespec ts;
@@ -203,8 +318,11 @@ static void progress_cb(void *arg, uint64_t done, uint64_t total)
     p->drawn = 1;
 }
 
-static fks_progress_fn progress_for(struct progress *p, const char *what)
+/* The progress callback for r's library call (its argument: &r->p), or
+** NULL when nothing is drawn nor logged. */
+static fks_progress_fn progress(struct run *r, const char *what)
 {
+    struct progress *p = &r->p;
     p->what = what;
     p->start = now_s();
     p->drawn = 0;
@@ -216,26 +334,113 @@ static fks_progress_fn progress_for(struct progress *p, const char *what)
     return (!g_quiet && isatty(2)) ? progress_cb : NULL;
 }
 
-static void progress_end(struct progress *p)
+/* Points a library call's progress callback and its argument at r's line. */
+static void progress_into(struct run *r, fks_progress_fn *fn, void **arg)
 {
-    if (p->drawn)
-        fputc('\n', stderr);
+    *fn = r->fn;
+    *arg = &r->p;
 }
 
 /* ---- store helpers ---- */
 
-static int open_store(fks_store **s, int flags)
+/* The store's directory into buf: --store, else the default. */
+static int store_dir(const char **dir, char *buf, size_t len)
+{
+    *dir = g_store;
+    g_step = STEP_CALL;
+    if (g_store)
+        return 0;
+    int rc = fks_default_dir(buf, len);
+    if (rc == 0)
+        *dir = buf;
+    else
+        g_step = STEP_DIR;
+    return rc;
+}
+
+/* Opens r's store with fks_open flags. */
+static int store_open_flags(struct run *r, int flags)
 {
     char def[4096];
-    const char *dir = g_store;
-    if (!dir) {
-        int rc = fks_default_dir(def, sizeof def);
-        if (rc)
-            return rc;
-        dir = def;
-    }
-    return fks_open(s, dir, flags);
+    const char *dir;
+    int rc = store_dir(&dir, def, sizeof def);
+    if (rc)
+        return rc;
+    g_step = STEP_OPEN;
+    if ((rc = fks_open(&r->s, dir, flags)) == 0)
+        g_step = STEP_CALL;
+    return rc;
 }
+
+/* Opens r's store as its table row says. */
+static int store_open(struct run *r)
+{
+    return store_open_flags(r, r->cmd->store == STORE_RO ? FKS_OPEN_READONLY : 0);
+}
+
+/* Ends r's library call, whose result is rc: ends the progress line and
+** closes the store. Returns rc. */
+static int store_done(struct run *r, int rc)
+{
+    if (r->p.drawn)
+        fputc('\n', stderr);
+    r->p.drawn = 0;
+    fks_close(r->s);
+    r->s = NULL;
+    return rc;
+}
+
+static void print_json(json_object *o);
+static int fail(int rc);
+
+/* A command: its options, its library call and its output (run_cmd). a
+** is the command's own struct: its options, then what the call returns. */
+struct call {
+    const struct option *opts;                 /* COMMON_OPTS and its own; NULL: the shared ones */
+    int (*opt)(void *a, int c);                /* one of its own: -1 to go on, else the exit code */
+    int (*check)(struct run *r, void *a);      /* then (may be NULL): the operands into a, the
+                                               ** options together; -1 to go on, else the exit code */
+    const char *what;                          /* its progress line, or NULL */
+    int (*call)(struct run *r, void *a);       /* the library call on r->s: 0 or an FKS_ code */
+    json_object *(*json)(const void *a);       /* --json */
+    void (*text)(const void *a);               /* else */
+    int loud;                                  /* text also with --quiet */
+    int (*end)(void *a);                       /* after the output: frees a's results, returns
+                                               ** the exit code (NULL: EX_OK) */
+};
+
+/* What every command does once its options are parsed: open the store as
+** the table says, start the progress line, make the call, close the
+** store, print the result as JSON or text. Returns the exit code. */
+static int run_call(struct run *r, const struct call *k, void *a)
+{
+    int rc = store_open(r);
+    if (rc)
+        return fail(rc);
+    if (k->what)
+        r->fn = progress(r, k->what);
+    if ((rc = store_done(r, k->call(r, a))) != 0)
+        return fail(rc);
+    if (r->json)
+        print_json(k->json(a));
+    else if (!g_quiet || k->loud)
+        k->text(a);
+    return k->end ? k->end(a) : EX_OK;
+}
+
+static int parse_opts(struct run *r, const struct option *o, int (*own)(void *a, int c), void *a);
+static int only_common(struct run *r);
+
+/* A whole command: its options, then run_call. */
+static int run_cmd(struct run *r, const struct call *k, void *a)
+{
+    int e = k->opts ? parse_opts(r, k->opts, k->opt, a) : only_common(r);
+    if (e >= 0 || (k->check && (e = k->check(r, a)) >= 0))
+        return e;
+    return run_call(r, k, a);
+}
+
+/* ---- output helpers ---- */
 
 static void print_json(json_object *o)
 {
@@ -243,53 +448,179 @@ static void print_json(json_object *o)
     json_object_put(o);
 }
 
+/* Members of a JSON object, one call each: jint, jnum, jbool, jstr (NULL
+** adds null) and jopt (a negative value adds null: not recorded). */
+static void jint(json_object *j, const char *k, int64_t v)
+{
+    json_object_object_add(j, k, json_object_new_int64(v));
+}
+
+static void jnum(json_object *j, const char *k, double v)
+{
+    json_object_object_add(j, k, json_object_new_double(v));
+}
+
+static void jbool(json_object *j, const char *k, int v)
+{
+    json_object_object_add(j, k, json_object_new_boolean(v));
+}
+
+static void jstr(json_object *j, const char *k, const char *v)
+{
+    json_object_object_add(j, k, v ? json_object_new_string(v) : NULL);
+}
+
+static void jopt(json_object *j, const char *k, int64_t v)
+{
+    json_object_object_add(j, k, v >= 0 ? json_object_new_int64(v) : NULL);
+}
+
+/* A run of integer members in one call: {key, value} pairs up to {NULL}. */
+struct jfield {
+    const char *k;
+    int64_t v;
+};
+
+static void jints(json_object *j, const struct jfield *f)
+{
+    for (; f->k; f++)
+        jint(j, f->k, f->v);
+}
+
+/* s, or NULL when it is empty (for jstr: an empty field is null). */
+static const char *or_null(const char *s)
+{
+    return s[0] ? s : NULL;
+}
+
 static json_object *snap_json(const fks_snapinfo *i)
 {
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "tag", json_object_new_string(i->tag));
-    json_object_object_add(o, "parent", i->parent[0] ? json_object_new_string(i->parent) : NULL);
-    json_object_object_add(o, "created_ms", json_object_new_int64(i->created_ms));
-    json_object_object_add(o, "depth", json_object_new_int(i->depth));
-    json_object_object_add(o, "logical_bytes", json_object_new_int64((int64_t)i->logical_bytes));
-    json_object_object_add(o, "memory_bytes", json_object_new_int64((int64_t)i->memory_bytes));
-    json_object_object_add(o, "stored_bytes", json_object_new_int64((int64_t)i->stored_bytes));
-    json_object_object_add(o, "rootfs", json_object_new_boolean(i->has_rootfs));
-#define OPT(k, v) json_object_object_add(o, k, (v) >= 0 ? json_object_new_int64(v) : NULL)
-    OPT("pause_ms", i->pause_ms);
-    OPT("snapshot_ms", i->snapshot_ms);
-    OPT("ingest_ms", i->ingest_ms);
-    OPT("diff_bytes", i->diff_bytes);
-#undef OPT
+    jstr(o, "tag", i->tag);
+    jstr(o, "parent", or_null(i->parent));
+    jints(o, (const struct jfield[]){{"created_ms", i->created_ms}, {"depth", i->depth},
+          {"logical_bytes", (int64_t)i->logical_bytes}, {"memory_bytes", (int64_t)i->memory_bytes},
+          {"stored_bytes", (int64_t)i->stored_bytes}, {NULL, 0}});
+    jbool(o, "rootfs", i->has_rootfs);
+    jopt(o, "pause_ms", i->pause_ms);
+    jopt(o, "snapshot_ms", i->snapshot_ms);
+    jopt(o, "ingest_ms", i->ingest_ms);
+    jopt(o, "diff_bytes", i->diff_bytes);
     return o;
 }
 
-/* Parses the options every command shares; returns -1 to go on, else an
-** exit code. */
-enum { OPT_STORE = 1000, OPT_JSON, OPT_QUIET, OPT_HELP };
+/* A JSON array of n strings. */
+static json_object *json_strings(char *const *v, size_t n)
+{
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < n; i++)
+        json_object_array_add(a, json_object_new_string(v[i]));
+    return a;
+}
+
+/* ---- options ----
+** Every command parses its argv with next_opt, which handles the options
+** they all share (below) and checks the operands against the table; main
+** parses the ones before the command's name with the same common_opt. */
+
+enum { OPT_STORE = 1000, OPT_JSON, OPT_QUIET, OPT_HELP, OPT_VERSION };
 #define SHORT_OPTS "hq"   /* -h = --help, -q = --quiet */
 #define COMMON_OPTS \
     {"store", required_argument, NULL, OPT_STORE}, {"json", no_argument, NULL, OPT_JSON}, \
     {"quiet", no_argument, NULL, OPT_QUIET}, {"help", no_argument, NULL, OPT_HELP}
 
-static char **g_argv;   /* the command's argv, for messages */
+static char **g_argv;   /* what getopt parses, for messages */
+
+/* The option getopt returned last, without its value: "--flag VALUE" and
+** "--flag=VALUE" give "--flag". */
 static const char *argv_opt(void)
 {
-    return g_argv && optind > 0 ? g_argv[optind - 1] : "?";
+    static char buf[256];
+    if (!g_argv || optind < 1)
+        return "?";
+    const char *t = g_argv[optind - 1];
+    if (optarg && optind >= 2 && optarg == g_argv[optind - 1])
+        return g_argv[optind - 2];
+    size_t n = strlen(t);
+    if (optarg && optarg > t && optarg <= t + n && optarg[-1] == '=') {
+        snprintf(buf, sizeof buf, "%.*s", (int)(optarg - 1 - t), t);
+        return buf;
+    }
+    return t;
 }
 
-static int common_opt(int c, const char *cmd, const char *help, int *json)
+static void main_usage(FILE *f);
+
+/* One of the shared options, of r (NULL: before the command's name; then
+** written is the argument getopt read it from). Returns -1 to go on, else
+** the exit code. */
+static int common_opt(struct run *r, int c, const char *written)
 {
     switch (c) {
     case OPT_STORE: g_store = optarg; return -1;
-    case OPT_JSON:
-        if (!json)
-            return usage_err(cmd, "%s has no --json output", cmd);
-        *json = 1;
-        return -1;
+    case OPT_JSON: r->json = 1; return -1;
     case 'q': case OPT_QUIET: g_quiet = 1; return -1;
-    case 'h': case OPT_HELP: fputs(help, stdout); return EX_OK;
-    default: return usage_err(cmd, "unknown option '%s'", argv_opt());
+    case 'h': case OPT_HELP:
+        if (r)
+            fputs(r->cmd->help, stdout);
+        else
+            main_usage(stdout);
+        return EX_OK;
+    case OPT_VERSION: printf("forkctl %s\n", FKS_VERSION_STRING); return EX_OK;
+    default:
+        if (r)
+            return usage_err(r->cmd->name, "unknown option '%s'", argv_opt());
+        fprintf(stderr, "forkctl: unknown option '%s'\n", written);
+        main_usage(stderr);
+        return EX_USAGE;
     }
+}
+
+/* The next of r's own options in o (COMMON_OPTS and its own), or 0 once
+** there is none: then r->exit is -1 to go on, with r->args the operands
+** (checked against the table), else the exit code (--help, a usage error). */
+static int next_opt(struct run *r, const struct option *o)
+{
+    int c, e;
+    g_argv = r->argv;
+    while ((c = getopt_long(r->argc, r->argv, SHORT_OPTS, o, NULL)) != -1) {
+        if (c != '?' && c != 'h' && c != 'q' && (c < OPT_STORE || c > OPT_VERSION))
+            return c;
+        if ((e = common_opt(r, c, NULL)) >= 0) {
+            r->exit = e;
+            return 0;
+        }
+    }
+    r->exit = -1;
+    r->args = r->argv + optind;
+    r->nargs = r->argc - optind;
+    const struct command *k = r->cmd;
+    if (k->max_args >= 0 && (r->nargs < k->min_args || r->nargs > k->max_args))
+        r->exit = k->args_msg ? usage_err(k->name, "%s", k->args_msg)
+                              : usage_err(k->name, "unexpected argument '%s'", r->args[k->max_args]);
+    return 0;
+}
+
+/* The options of r: the shared ones, and its own in o, which go to
+** own(a, c) (it returns -1 to go on, else an exit code). Returns -1 to go
+** on, else the exit code. */
+static int parse_opts(struct run *r, const struct option *o, int (*own)(void *a, int c), void *a)
+{
+    int c, e;
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = own(a, c)) >= 0)
+            return e;
+    return r->exit;
+}
+
+/* The options of a command that has only the shared ones: -1 to go on,
+** else the exit code. */
+static int only_common(struct run *r)
+{
+    static const struct option o[] = {COMMON_OPTS, {0}};
+    while (next_opt(r, o) != 0)
+        ;
+    return r->exit;
 }
 
 /* ---- numbers in arguments ----
@@ -452,35 +783,26 @@ static const char H_INIT[] =
     "$XDG_DATA_HOME/forkstore). Chunk files are preallocated to --chunk-size\n"
     "bytes (default 16 MiB; suffixes K, M, G).\n";
 
-static int cmd_init(int argc, char **argv)
+static int cmd_init(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"chunk-size", required_argument, NULL, 'c'}, {0}};
     uint64_t cs = 0;
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'c') {
-            if ((r = size_arg("init", "--chunk-size", optarg, 1u << 20, 1ull << 32, &cs)) >= 0)
-                return r;
-        } else if ((r = common_opt(c, "init", H_INIT, &json)) >= 0)
-            return r;
-    }
-    if (optind < argc)
-        g_store = argv[optind++];
-    if (optind < argc)
-        return usage_err("init", "unexpected argument '%s'", argv[optind]);
+    int c, e;
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = size_arg("init", "--chunk-size", optarg, 1u << 20, 1ull << 32, &cs)) >= 0)
+            return e;
+    if (r->exit >= 0)
+        return r->exit;
+    if (r->nargs)
+        g_store = r->args[0];
     char def[4096];
-    const char *dir = g_store;
+    const char *dir;
     int rc;
-    if (!dir) {
-        if ((rc = fks_default_dir(def, sizeof def)) != 0)
-            return fail(rc);
-        dir = def;
-    }
-    if ((rc = fks_init(dir, cs)) != 0)
+    if ((rc = store_dir(&dir, def, sizeof def)) != 0 || (rc = fks_init(dir, cs)) != 0)
         return fail(rc);
-    if (json) {
+    if (r->json) {
         json_object *j = json_object_new_object();
-        json_object_object_add(j, "store", json_object_new_string(dir));
+        jstr(j, "store", dir);
         print_json(j);
     } else if (!g_quiet) {
         printf("initialized empty store in %s\n", dir);
@@ -496,93 +818,101 @@ static const char H_INGEST[] =
     "--file adds any other named file (rootfs=PATH, ...). Every 4 KiB page is\n"
     "stored once across the whole store; zero pages are never stored.\n";
 
-static int cmd_ingest(int argc, char **argv)
-{
-    static const struct option o[] = {COMMON_OPTS,
-        {"tag", required_argument, NULL, 't'}, {"parent", required_argument, NULL, 'p'},
-        {"memory", required_argument, NULL, 'm'}, {"diff", no_argument, NULL, 'd'},
-        {"vmstate", required_argument, NULL, 'v'}, {"file", required_argument, NULL, 'f'}, {0}};
-    fks_ingest_opts io = {0};
+struct ingest {
+    fks_ingest_opts io;
     fks_artifact_in arts[64];
-    size_t n = 0;
-    const char *memory = NULL, *vmstate = NULL;
-    int diff = 0, json = 0, c, r;
     char names[64][65];
-
-    io.pause_ms = io.snapshot_ms = io.diff_bytes = -1;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 't': io.tag = optarg; break;
-        case 'p': io.parent = optarg; break;
-        case 'm': memory = optarg; break;
-        case 'd': diff = 1; break;
-        case 'v': vmstate = optarg; break;
-        case 'f': {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg || eq - optarg > 64 || !eq[1])
-                return usage_err("ingest", "--file takes NAME=PATH, got '%s'", optarg);
-            if (n >= 60)
-                return usage_err("ingest", "%s", "too many --file options");
-            snprintf(names[n], sizeof names[n], "%.*s", (int)(eq - optarg), optarg);
-            arts[n] = (fks_artifact_in){names[n], eq + 1, 0};
-            n++;
-            break;
-        }
-        default:
-            if ((r = common_opt(c, "ingest", H_INGEST, &json)) >= 0)
-                return r;
-        }
-    }
-    if (optind < argc)
-        return usage_err("ingest", "unexpected argument '%s'", argv[optind]);
-    if (!io.tag)
-        return usage_err("ingest", "%s", "--tag is required");
-    if (!memory)
-        return usage_err("ingest", "%s", "--memory is required");
-    if (!vmstate)
-        return usage_err("ingest", "%s", "--vmstate is required");
-    if (diff && !io.parent)
-        return usage_err("ingest", "%s", "--diff needs --parent (a diff's holes are the parent's pages)");
-    arts[n++] = (fks_artifact_in){"memory", memory, diff};
-    arts[n++] = (fks_artifact_in){"vmstate", vmstate, 0};
-    io.artifacts = arts;
-    io.n_artifacts = n;
-
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
-        return fail(rc);
-    struct progress p;
-    io.progress = progress_for(&p, "ingest");
-    io.progress_arg = &p;
+    size_t n;
+    const char *memory, *vmstate;
+    int diff;
     fks_ingest_stats st;
-    rc = fks_ingest(&st, s, &io);
-    progress_end(&p);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "tag", json_object_new_string(io.tag));
-        json_object_object_add(j, "logical_bytes", json_object_new_int64((int64_t)st.logical_bytes));
-        json_object_object_add(j, "read_bytes", json_object_new_int64((int64_t)st.read_bytes));
-        json_object_object_add(j, "pages", json_object_new_int64((int64_t)st.pages));
-        json_object_object_add(j, "zero_pages", json_object_new_int64((int64_t)st.zero_pages));
-        json_object_object_add(j, "dedup_pages", json_object_new_int64((int64_t)st.dedup_pages));
-        json_object_object_add(j, "new_pages", json_object_new_int64((int64_t)st.new_pages));
-        json_object_object_add(j, "stored_bytes", json_object_new_int64((int64_t)st.stored_bytes));
-        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
-        print_json(j);
-    } else if (!g_quiet) {
-        char a[32], b[32];
-        human(a, sizeof a, (double)st.read_bytes);
-        human(b, sizeof b, (double)st.stored_bytes);
-        printf("%s: %llu pages read (%s): %llu zero, %llu already stored, %llu new (%s stored) in %.2fs\n",
-               io.tag, (unsigned long long)st.pages, a, (unsigned long long)st.zero_pages,
-               (unsigned long long)st.dedup_pages, (unsigned long long)st.new_pages, b, st.seconds);
+};
+
+static int ingest_opt(void *arg, int c)
+{
+    struct ingest *x = arg;
+    switch (c) {
+    case 't': x->io.tag = optarg; break;
+    case 'p': x->io.parent = optarg; break;
+    case 'm': x->memory = optarg; break;
+    case 'd': x->diff = 1; break;
+    case 'v': x->vmstate = optarg; break;
+    case 'f': {
+        const char *eq = strchr(optarg, '=');
+        if (!eq || eq == optarg || eq - optarg > 64 || !eq[1])
+            return usage_err("ingest", "--file takes NAME=PATH, got '%s'", optarg);
+        if (x->n >= 60)
+            return usage_err("ingest", "%s", "too many --file options");
+        snprintf(x->names[x->n], sizeof x->names[x->n], "%.*s", (int)(eq - optarg), optarg);
+        x->arts[x->n] = (fks_artifact_in){x->names[x->n], eq + 1, 0};
+        x->n++;
+        break;
     }
-    return EX_OK;
+    }
+    return -1;
 }
+
+/* ingest's options checked together: -1 to go on, else the usage exit code. */
+static int ingest_check(struct run *r, void *arg)
+{
+    struct ingest *x = arg;
+    (void)r;
+    x->io.pause_ms = x->io.snapshot_ms = x->io.diff_bytes = -1;    /* not taken by branch */
+    if (!x->io.tag)
+        return usage_err("ingest", "%s", "--tag is required");
+    if (!x->memory)
+        return usage_err("ingest", "%s", "--memory is required");
+    if (!x->vmstate)
+        return usage_err("ingest", "%s", "--vmstate is required");
+    if (x->diff && !x->io.parent)
+        return usage_err("ingest", "%s", "--diff needs --parent (a diff's holes are the parent's pages)");
+    x->arts[x->n++] = (fks_artifact_in){"memory", x->memory, x->diff};
+    x->arts[x->n++] = (fks_artifact_in){"vmstate", x->vmstate, 0};
+    x->io.artifacts = x->arts;
+    x->io.n_artifacts = x->n;
+    return -1;
+}
+
+static int ingest_call(struct run *r, void *arg)
+{
+    struct ingest *x = arg;
+    progress_into(r, &x->io.progress, &x->io.progress_arg);
+    return fks_ingest(&x->st, r->s, &x->io);
+}
+
+static json_object *ingest_json(const void *arg)
+{
+    const struct ingest *x = arg;
+    const fks_ingest_stats *st = &x->st;
+    json_object *j = json_object_new_object();
+    jstr(j, "tag", x->io.tag);
+    jints(j, (const struct jfield[]){{"logical_bytes", (int64_t)st->logical_bytes},
+          {"read_bytes", (int64_t)st->read_bytes}, {"pages", (int64_t)st->pages},
+          {"zero_pages", (int64_t)st->zero_pages}, {"dedup_pages", (int64_t)st->dedup_pages},
+          {"new_pages", (int64_t)st->new_pages}, {"stored_bytes", (int64_t)st->stored_bytes}, {NULL, 0}});
+    jnum(j, "seconds", st->seconds);
+    return j;
+}
+
+static void ingest_text(const void *arg)
+{
+    const struct ingest *x = arg;
+    const fks_ingest_stats *st = &x->st;
+    char a[32], b[32];
+    human(a, sizeof a, (double)st->read_bytes);
+    human(b, sizeof b, (double)st->stored_bytes);
+    printf("%s: %llu pages read (%s): %llu zero, %llu already stored, %llu new (%s stored) in %.2fs\n",
+           x->io.tag, (unsigned long long)st->pages, a, (unsigned long long)st->zero_pages,
+           (unsigned long long)st->dedup_pages, (unsigned long long)st->new_pages, b, st->seconds);
+}
+
+static const struct option INGEST_OPTS[] = {COMMON_OPTS,
+    {"tag", required_argument, NULL, 't'}, {"parent", required_argument, NULL, 'p'},
+    {"memory", required_argument, NULL, 'm'}, {"diff", no_argument, NULL, 'd'},
+    {"vmstate", required_argument, NULL, 'v'}, {"file", required_argument, NULL, 'f'}, {0}};
+static const struct call INGEST_CALL = {.opts = INGEST_OPTS, .opt = ingest_opt, .check = ingest_check,
+                                        .what = "ingest", .call = ingest_call, .json = ingest_json,
+                                        .text = ingest_text};
 
 static const char H_RESTORE[] =
     "usage: forkctl restore TAG --out DIR [--force] [--sync] [--json] [--quiet]\n"
@@ -763,7 +1093,7 @@ static void serve_stats_text(FILE *f, const char *tag, const fks_serve_stats *st
 }
 
 /* Runs the server until its VMs are gone or SIGTERM/SIGINT/SIGHUP. */
-static int serve_run(fks_serve_stats *st, const char *tag, struct lazy_args *la)
+static int serve_run(struct run *r, fks_serve_stats *st, const char *tag, struct lazy_args *la)
 {
     sigset_t set;
     sigemptyset(&set);
@@ -774,19 +1104,14 @@ static int serve_run(fks_serve_stats *st, const char *tag, struct lazy_args *la)
     signal(SIGPIPE, SIG_IGN);
     la->so.stop_fd = signalfd(-1, &set, SFD_CLOEXEC);
     la->so.socket = la->sock;
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
-        return rc;
-    rc = fks_serve_pages(st, s, tag, &la->so);
-    fks_close(s);
-    return rc;
+    int rc = store_open_flags(r, 0);
+    return rc ? rc : store_done(r, fks_serve_pages(st, r->s, tag, &la->so));
 }
 
 /* restore --lazy: starts the page server in the background, listening on
 ** la->sock, and returns once it listens. Its first byte on the pipe says
 ** ready (1) or failed (0, then the message). */
-static int lazy_start(pid_t *pid, const char *tag, struct lazy_args *la)
+static int lazy_start(struct run *r, pid_t *pid, const char *tag, struct lazy_args *la)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
@@ -806,7 +1131,7 @@ static int lazy_start(pid_t *pid, const char *tag, struct lazy_args *la)
         dup2(lf < 0 ? nul : lf, 2);
         la->so.ready_fd = dup(p[1]);
         fks_serve_stats st;
-        int rc = serve_run(&st, tag, la);
+        int rc = serve_run(r, &st, tag, la);
         if (rc) {
             char m[1100];
             int n = snprintf(m, sizeof m, "%c%s", 0, fks_errmsg());
@@ -883,50 +1208,94 @@ static int jail_check(const char *cmd, struct jail_args *ja, const char *root)
     return -1;
 }
 
-static int restore_load(const char *tag, fks_load_opts *lo, int json, struct lazy_args *la)
+/* The result of restore --api-sock. */
+struct loaded {
+    const char *tag;
+    const fks_load_opts *lo;
+    const struct lazy_args *la;
+    fks_load_result lr;
+    double ms;                 /* from the store's open to the VM's run */
+    pid_t server;              /* --lazy: the page server */
+};
+
+static json_object *loaded_json(const struct loaded *l)
 {
-    fks_store *s = NULL;
-    pid_t server = 0;
+    json_object *j = json_object_new_object();
+    jstr(j, "tag", l->tag);
+    jstr(j, "api_sock", l->lo->api_sock);
+    jstr(j, "staging", l->lr.staging);
+    jnum(j, "load_ms", l->ms);
+    jbool(j, "paused", l->lo->paused);
+    jstr(j, "firecracker_version", or_null(l->lr.fc_version));
+    jstr(j, "format_version", or_null(l->lr.format_version));
+    jstr(j, "rootfs", l->lo->rootfs);
+    jnum(j, "load_request_ms", l->lr.load_s * 1000);
+    jbool(j, "lazy", l->la->on);
+    if (l->la->on) {
+        jint(j, "page_server_pid", (int64_t)l->server);
+        jstr(j, "page_server_socket", l->la->sock);
+    }
+    return j;
+}
+
+static void loaded_text(const struct loaded *l)
+{
+    const char *paused = l->lo->paused ? " (paused)" : "";
+    if (l->la->on)
+        printf("%s: loaded lazily into the VMM at %s in %.0f ms (load request %.1f ms)%s; page server pid %ld "
+               "serves its memory on %s; its files are in %s\n", l->tag, l->lo->api_sock, l->ms,
+               l->lr.load_s * 1000, paused, (long)l->server, l->la->sock, l->lr.staging);
+    else
+        printf("%s: loaded into the VMM at %s in %.0f ms%s; its files are in %s\n", l->tag, l->lo->api_sock, l->ms,
+               paused, l->lr.staging);
+}
+
+/* restore --lazy: the page server's socket, as given or beside the API
+** socket, and the path the VMM sees (inside its jail). Returns -1 to go
+** on, else the usage exit code. */
+static int lazy_sock(fks_load_opts *lo, struct lazy_args *la)
+{
     /* static: la and lo keep pointing at it after this returns */
     static char lsock[4200];
-    if (la->on) {
-        /* the socket: as given, else beside the API socket; the VMM sees it
-        ** inside its jail */
-        if (snprintf(lsock, sizeof lsock, "%s%s", la->sock ? la->sock : lo->api_sock, la->sock ? "" : ".pages") >=
-            (int)sizeof lsock - 8)
-            return usage_err("restore", "%s", "socket path too long");
-        la->sock = lsock;
-        lo->uffd_sock = lsock;
-        if (lo->jail.root) {
-            size_t n = strlen(lo->jail.root);
-            char abs[4096], rel[4200];
-            snprintf(rel, sizeof rel, "%s", lsock);        /* lsock is rewritten from it */
-            if (!realpath(".", abs) || (rel[0] != '/' && snprintf(lsock, sizeof lsock, "%s/%s", abs, rel) < 0))
-                return usage_err("restore", "%s", "cannot resolve the page server's socket path");
-            if (strncmp(lsock, lo->jail.root, n) != 0 || lsock[n] != '/')
-                return usage_err("restore", "--uffd-sock %s is not inside --jail-root %s", lsock, lo->jail.root);
-            lo->uffd_sock = lsock + n;
-        }
-        int r = lazy_start(&server, tag, la);
-        if (r >= 0)
-            return r;
+    if (snprintf(lsock, sizeof lsock, "%s%s", la->sock ? la->sock : lo->api_sock, la->sock ? "" : ".pages") >=
+        (int)sizeof lsock - 8)
+        return usage_err("restore", "%s", "socket path too long");
+    la->sock = lsock;
+    lo->uffd_sock = lsock;
+    if (lo->jail.root) {
+        size_t n = strlen(lo->jail.root);
+        char abs[4096], rel[4200];
+        snprintf(rel, sizeof rel, "%s", lsock);        /* lsock is rewritten from it */
+        if (!realpath(".", abs) || (rel[0] != '/' && snprintf(lsock, sizeof lsock, "%s/%s", abs, rel) < 0))
+            return usage_err("restore", "%s", "cannot resolve the page server's socket path");
+        if (strncmp(lsock, lo->jail.root, n) != 0 || lsock[n] != '/')
+            return usage_err("restore", "--uffd-sock %s is not inside --jail-root %s", lsock, lo->jail.root);
+        lo->uffd_sock = lsock + n;
     }
+    return -1;
+}
+
+static int restore_load(struct run *r, const char *tag, fks_load_opts *lo, struct lazy_args *la)
+{
+    struct loaded l = {.tag = tag, .lo = lo, .la = la};
+    int e;
+    if (la->on && ((e = lazy_sock(lo, la)) >= 0 || (e = lazy_start(r, &l.server, tag, la)) >= 0))
+        return e;
     /* Writable to record the loaded VM; a store this user may only read
     ** still loads (the warning below says what is lost). */
-    int rc = open_store(&s, 0);
+    int rc = store_open_flags(r, 0);
     if (rc == FKS_EPERM || rc == FKS_EIO || rc == FKS_EINVAL)
-        rc = open_store(&s, FKS_OPEN_READONLY);
+        rc = store_open_flags(r, FKS_OPEN_READONLY);
     if (rc)
         return fail(rc);
-    fks_load_result lr;
     double t0 = now_s();
-    rc = fks_load(&lr, s, tag, lo);
-    fks_close(s);
-    if (rc && server > 0) {
+    g_step = STEP_LOAD;
+    rc = store_done(r, fks_load(&l.lr, r->s, tag, lo));
+    if (rc && l.server > 0) {
         /* refused before the load: the server would wait for a VMM that
         ** never comes; after a failed load the VMM exits and so would it */
-        kill(server, SIGTERM);
-        waitpid(server, NULL, 0);
+        kill(l.server, SIGTERM);
+        waitpid(l.server, NULL, 0);
     }
     if (rc) {
         if (rc == FKS_EREFUSED)
@@ -934,155 +1303,149 @@ static int restore_load(const char *tag, fks_load_opts *lo, int json, struct laz
                     "Firecracker of its own version, or pass --force-version to skip the check\n", fks_errmsg());
         return rc == FKS_EREFUSED ? exit_code(rc) : fail(rc);
     }
-    double ms = (now_s() - t0) * 1000;
-    if (!lr.recorded)
+    l.ms = (now_s() - t0) * 1000;
+    if (!l.lr.recorded)
         fprintf(stderr, "forkctl: warning: the loaded VM is not recorded in the store: `branch --parent %s` "
                 "will be refused; take --full\n", tag);
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "tag", json_object_new_string(tag));
-        json_object_object_add(j, "api_sock", json_object_new_string(lo->api_sock));
-        json_object_object_add(j, "staging", json_object_new_string(lr.staging));
-        json_object_object_add(j, "load_ms", json_object_new_double(ms));
-        json_object_object_add(j, "paused", json_object_new_boolean(lo->paused));
-        json_object_object_add(j, "firecracker_version", lr.fc_version[0] ? json_object_new_string(lr.fc_version) : NULL);
-        json_object_object_add(j, "format_version",
-                               lr.format_version[0] ? json_object_new_string(lr.format_version) : NULL);
-        json_object_object_add(j, "rootfs", lo->rootfs ? json_object_new_string(lo->rootfs) : NULL);
-        json_object_object_add(j, "load_request_ms", json_object_new_double(lr.load_s * 1000));
-        json_object_object_add(j, "lazy", json_object_new_boolean(la->on));
-        if (la->on) {
-            json_object_object_add(j, "page_server_pid", json_object_new_int64((int64_t)server));
-            json_object_object_add(j, "page_server_socket", json_object_new_string(la->sock));
-        }
-        print_json(j);
-    } else if (!g_quiet && la->on) {
-        printf("%s: loaded lazily into the VMM at %s in %.0f ms (load request %.1f ms)%s; page server pid %ld "
-               "serves its memory on %s; its files are in %s\n", tag, lo->api_sock, ms, lr.load_s * 1000,
-               lo->paused ? " (paused)" : "", (long)server, la->sock, lr.staging);
-    } else if (!g_quiet) {
-        printf("%s: loaded into the VMM at %s in %.0f ms%s; its files are in %s\n", tag, lo->api_sock, ms,
-               lo->paused ? " (paused)" : "", lr.staging);
-    }
+    if (r->json)
+        print_json(loaded_json(&l));
+    else if (!g_quiet)
+        loaded_text(&l);
     return EX_OK;
 }
 
-static int cmd_restore(int argc, char **argv)
+/* What restore's options say, before they are checked together. */
+struct restore_args {
+    const char *out, *sock, *jail_root, *nets[16];
+    fks_load_opts lo;
+    struct lazy_args la;
+    struct jail_args ja;
+    int flags;
+    int loadopt;               /* a load option was given */
+    int lazyopt;               /* an option of --lazy was given */
+    const char *tag;
+    fks_restore_stats st;      /* restore --out */
+};
+
+static int restore_call(struct run *r, void *arg)
 {
-    static const struct option o[] = {COMMON_OPTS, {"out", required_argument, NULL, 'o'},
-        {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'},
+    struct restore_args *a = arg;
+    return fks_restore(&a->st, r->s, a->tag, a->out, a->flags, r->fn, &r->p);
+}
+
+static json_object *restored_json(const void *arg)
+{
+    const struct restore_args *a = arg;
+    json_object *j = json_object_new_object();
+    jstr(j, "tag", a->tag);
+    jstr(j, "out", a->out);
+    jint(j, "logical_bytes", (int64_t)a->st.logical_bytes);
+    jint(j, "written_bytes", (int64_t)a->st.written_bytes);
+    jnum(j, "seconds", a->st.seconds);
+    return j;
+}
+
+static void restored_text(const void *arg)
+{
+    const struct restore_args *a = arg;
+    char l[32], w[32];
+    human(l, sizeof l, (double)a->st.logical_bytes);
+    human(w, sizeof w, (double)a->st.written_bytes);
+    printf("%s: restored %s (%s of data) to %s in %.2fs\n", a->tag, l, w, a->out, a->st.seconds);
+}
+
+/* One of restore's own options: -1 to go on, else the usage exit code. */
+static int restore_opt(void *arg, int c)
+{
+    struct restore_args *a = arg;
+    int e, used = 0;
+    fks_load_opts *lo = &a->lo;
+    switch (c) {
+    case 'o': a->out = optarg; return -1;
+    case 'f': a->flags |= FKS_RESTORE_FORCE; return -1;
+    case 'S': a->flags |= FKS_RESTORE_SYNC; return -1;
+    case 'A': a->sock = optarg; return -1;
+    case 'G': lo->staging = optarg; return -1;
+    case 'T': return parse_ms("restore", optarg, &lo->timeout_ms);
+    }
+    e = lazy_opt(c, "restore", &a->la, &used);
+    if (used) {
+        a->lazyopt |= c != 1109;
+        return e;
+    }
+    a->loadopt = 1;
+    switch (c) {
+    case 'P': lo->paused = 1; return -1;
+    case 'N':
+        if (lo->n_net_overrides == sizeof a->nets / sizeof *a->nets)
+            return usage_err("restore", "%s", "at most 16 --network-override");
+        if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1])
+            return usage_err("restore", "--network-override takes IFACE=HOSTDEV, got '%s'", optarg);
+        a->nets[lo->n_net_overrides++] = optarg;
+        return -1;
+    case 'V': lo->vsock_uds = optarg; return -1;
+    case 'R': lo->rootfs = optarg; return -1;
+    case 'I': lo->vm_id = optarg; return -1;
+    case 'W': lo->force_version = 1; return -1;
+    case 'J': a->jail_root = optarg; return -1;
+    case 'U': return parse_id("restore", "--jail-uid", optarg, &a->ja.j.uid);
+    case 'g': return parse_id("restore", "--jail-gid", optarg, &a->ja.j.gid);
+    }
+    return -1;
+}
+
+/* restore's options checked together: -1 to go on, else the usage exit code. */
+static int restore_check(struct restore_args *a)
+{
+    if (a->lazyopt && !a->la.on)
+        return usage_err("restore", "%s", "--uffd-sock, --prefetch, --prefetch-time, --no-record, --lease-ttl, "
+                         "--accept-timeout, --vms, --server-log, --cache-cold, --cache-pages and --remote need --lazy");
+    if (a->la.on && !a->sock)
+        return usage_err("restore", "%s", "--lazy needs --api-sock SOCK");
+    if (a->la.so.max_vms > 1)
+        return usage_err("restore", "%s", "restore --lazy loads one VM; serve several with serve-pages --vms N");
+    if (a->sock && a->out)
+        return usage_err("restore", "%s", "give --out DIR or --api-sock SOCK, not both");
+    if (a->sock)
+        return jail_check("restore", &a->ja, a->jail_root);
+    if (a->loadopt || a->lo.staging || a->lo.timeout_ms)
+        return usage_err("restore", "%s", "--staging, --timeout and the load options need --api-sock SOCK");
+    if (!a->out)
+        return usage_err("restore", "%s", "--out DIR is required");
+    return -1;
+}
+
+static int cmd_restore(struct run *r)
+{
+    static const struct option o[] = {COMMON_OPTS, LAZY_OPTS,
+        /* restore --out */
+        {"out", required_argument, NULL, 'o'}, {"force", no_argument, NULL, 'f'}, {"sync", no_argument, NULL, 'S'},
+        /* restore --api-sock */
         {"api-sock", required_argument, NULL, 'A'}, {"staging", required_argument, NULL, 'G'},
         {"timeout", required_argument, NULL, 'T'}, {"paused", no_argument, NULL, 'P'},
         {"network-override", required_argument, NULL, 'N'}, {"vsock-uds", required_argument, NULL, 'V'},
         {"rootfs", required_argument, NULL, 'R'}, {"vm-id", required_argument, NULL, 'I'},
-        {"force-version", no_argument, NULL, 'W'}, {"jail-root", required_argument, NULL, 'J'},
-        {"jail-uid", required_argument, NULL, 'U'}, {"jail-gid", required_argument, NULL, 'g'}, LAZY_OPTS, {0}};
-    const char *out = NULL, *sock = NULL, *jail_root = NULL, *nets[16];
-    fks_load_opts lo = {0};
-    struct lazy_args la;
-    int lazyopt = 0, used = 0;
-    lazy_defaults(&la);
-    struct jail_args ja = {.j = {.uid = -1, .gid = -1}};
-    int flags = 0, json = 0, c, r, loadopt = 0;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case 'f': flags |= FKS_RESTORE_FORCE; break;
-        case 'S': flags |= FKS_RESTORE_SYNC; break;
-        case 'A': sock = optarg; break;
-        case 'G': lo.staging = optarg; break;
-        case 'T':
-            if ((r = parse_ms("restore", optarg, &lo.timeout_ms)) >= 0)
-                return r;
-            break;
-        case 'P': lo.paused = 1; loadopt = 1; break;
-        case 'N':
-            if (lo.n_net_overrides == sizeof nets / sizeof *nets)
-                return usage_err("restore", "%s", "at most 16 --network-override");
-            if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1])
-                return usage_err("restore", "--network-override takes IFACE=HOSTDEV, got '%s'", optarg);
-            nets[lo.n_net_overrides++] = optarg;
-            loadopt = 1;
-            break;
-        case 'V': lo.vsock_uds = optarg; loadopt = 1; break;
-        case 'R': lo.rootfs = optarg; loadopt = 1; break;
-        case 'I': lo.vm_id = optarg; loadopt = 1; break;
-        case 'W': lo.force_version = 1; loadopt = 1; break;
-        case 'J': jail_root = optarg; loadopt = 1; break;
-        case 'U':
-            if ((r = parse_id("restore", "--jail-uid", optarg, &ja.j.uid)) >= 0)
-                return r;
-            loadopt = 1;
-            break;
-        case 'g':
-            if ((r = parse_id("restore", "--jail-gid", optarg, &ja.j.gid)) >= 0)
-                return r;
-            loadopt = 1;
-            break;
-        default:
-            if ((r = lazy_opt(c, "restore", &la, &used)) >= 0)
-                return r;
-            if (used) {
-                lazyopt |= c != 1109;
-                break;
-            }
-            if ((r = common_opt(c, "restore", H_RESTORE, &json)) >= 0)
-                return r;
-        }
+        {"force-version", no_argument, NULL, 'W'},
+        {"jail-root", required_argument, NULL, 'J'}, {"jail-uid", required_argument, NULL, 'U'},
+        {"jail-gid", required_argument, NULL, 'g'}, {0}};
+    static const struct call k = {o, restore_opt, NULL, "restore", restore_call, restored_json, restored_text, 0,
+                                  NULL};
+    struct restore_args a = {0};
+    int e;
+    lazy_defaults(&a.la);
+    a.ja.j.uid = a.ja.j.gid = -1;
+    if ((e = parse_opts(r, o, restore_opt, &a)) >= 0 || (e = restore_check(&a)) >= 0)
+        return e;
+    a.tag = r->args[0];
+    if (a.sock) {
+        a.lo.api_sock = a.sock;
+        a.lo.from_remote = a.la.on && a.la.so.from_remote;
+        a.lo.remote = a.la.so.remote;
+        a.lo.net_overrides = a.nets;
+        a.lo.jail = a.ja.j;
+        return restore_load(r, a.tag, &a.lo, &a.la);
     }
-    if (optind + 1 != argc)
-        return usage_err("restore", "%s", "give exactly one TAG");
-    if (lazyopt && !la.on)
-        return usage_err("restore", "%s", "--uffd-sock, --prefetch, --prefetch-time, --no-record, --lease-ttl, "
-                         "--accept-timeout, --vms, --server-log, --cache-cold, --cache-pages and --remote need --lazy");
-    if (la.on && !sock)
-        return usage_err("restore", "%s", "--lazy needs --api-sock SOCK");
-    if (la.so.max_vms > 1)
-        return usage_err("restore", "%s", "restore --lazy loads one VM; serve several with serve-pages --vms N");
-    if (sock && out)
-        return usage_err("restore", "%s", "give --out DIR or --api-sock SOCK, not both");
-    if (sock) {
-        if ((r = jail_check("restore", &ja, jail_root)) >= 0)
-            return r;
-        lo.api_sock = sock;
-        lo.from_remote = la.on && la.so.from_remote;
-        lo.remote = la.so.remote;
-        lo.net_overrides = nets;
-        lo.jail = ja.j;
-        return restore_load(argv[optind], &lo, json, &la);
-    }
-    if (loadopt || lo.staging || lo.timeout_ms)
-        return usage_err("restore", "%s", "--staging, --timeout and the load options need --api-sock SOCK");
-    if (!out)
-        return usage_err("restore", "%s", "--out DIR is required");
-    const char *tag = argv[optind];
-    fks_store *s = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc)
-        return fail(rc);
-    struct progress p;
-    fks_restore_stats st;
-    fks_progress_fn fn = progress_for(&p, "restore");
-    rc = fks_restore(&st, s, tag, out, flags, fn, &p);
-    progress_end(&p);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "tag", json_object_new_string(tag));
-        json_object_object_add(j, "out", json_object_new_string(out));
-        json_object_object_add(j, "logical_bytes", json_object_new_int64((int64_t)st.logical_bytes));
-        json_object_object_add(j, "written_bytes", json_object_new_int64((int64_t)st.written_bytes));
-        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
-        print_json(j);
-    } else if (!g_quiet) {
-        char a[32], b[32];
-        human(a, sizeof a, (double)st.logical_bytes);
-        human(b, sizeof b, (double)st.written_bytes);
-        printf("%s: restored %s (%s of data) to %s in %.2fs\n", tag, a, b, out, st.seconds);
-    }
-    return EX_OK;
+    return run_call(r, &k, &a);
 }
 
 static const char H_SERVE[] =
@@ -1111,32 +1474,30 @@ static const char H_SERVE[] =
     "into the store meanwhile, at low priority; the server exits once that pull\n"
     "has ended, and the next VM restores from the store.\n";
 
-static int cmd_serve(int argc, char **argv)
+static int cmd_serve(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, LAZY_OPTS, {0}};
     struct lazy_args la;
-    int json = 0, c, r, used = 0;
+    int c, e, used = 0;
     lazy_defaults(&la);
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if ((r = lazy_opt(c, "serve-pages", &la, &used)) >= 0)
-            return r;
-        if (used && (c == 1108 || c == 1109))
+    while ((c = next_opt(r, o)) != 0) {
+        if ((e = lazy_opt(c, "serve-pages", &la, &used)) >= 0)
+            return e;
+        if (c == 1108 || c == 1109)
             return usage_err("serve-pages", "%s is an option of restore", argv_opt());
-        if (!used && (r = common_opt(c, "serve-pages", H_SERVE, &json)) >= 0)
-            return r;
     }
-    if (optind + 1 != argc)
-        return usage_err("serve-pages", "%s", "give exactly one TAG");
+    if (r->exit >= 0)
+        return r->exit;
     if (!la.sock)
         return usage_err("serve-pages", "%s", "--socket PATH is required");
     fks_serve_stats st;
-    int rc = serve_run(&st, argv[optind], &la);
+    int rc = serve_run(r, &st, r->args[0], &la);
     if (rc)
         return fail(rc);
-    if (json)
-        print_json(serve_stats_json(argv[optind], &st));
+    if (r->json)
+        print_json(serve_stats_json(r->args[0], &st));
     else if (!g_quiet)
-        serve_stats_text(stdout, argv[optind], &st);
+        serve_stats_text(stdout, r->args[0], &st);
     return EX_OK;
 }
 
@@ -1167,7 +1528,76 @@ static const char H_BRANCH[] =
     "jailer's chroot), staging is made inside DIR, the VMM is sent paths\n"
     "relative to it, and the staging belongs to --jail-uid/--jail-gid.\n";
 
-static int cmd_branch(int argc, char **argv)
+/* A failed branch: the message, then what the chain needs next. */
+static int branch_failed(int rc, const fks_branch_opts *bo, const fks_branch_result *br)
+{
+    fprintf(stderr, "forkctl: %s\n", fks_errmsg());
+    char vm[700] = "";
+    if (bo->vm_id)
+        snprintf(vm, sizeof vm, " --vm-id %s", bo->vm_id);
+    if (br->can_resume)
+        fprintf(stderr, "forkctl: finish it with `forkctl branch --resume --api-sock %s%s` (once the cause is "
+                "fixed), or start the chain over with `--full`\n", bo->api_sock, vm);
+    else if (br->need_full && br->head[0])
+        fprintf(stderr, "forkctl: take the Diff on the VM's last snapshot (`--parent %s`), or `--full` "
+                "(the parent is then kept as lineage)\n", br->head);
+    else if (br->need_full)
+        fprintf(stderr, "forkctl: take a Full snapshot of this VM next: `forkctl branch --full ...`\n");
+    if (br->kept_staging[0] && !br->can_resume)
+        fprintf(stderr, "forkctl: the VMM may still write into %s: it was kept; the next Full removes it\n",
+                br->kept_staging);
+    return exit_code(rc);
+}
+
+static json_object *branch_json(const fks_branch_opts *bo, const fks_branch_result *br)
+{
+    json_object *j = json_object_new_object();
+    jstr(j, "tag", br->tag);
+    jstr(j, "type", br->diff ? "Diff" : "Full");
+    jnum(j, "pause_ms", br->pause_s * 1000);
+    jnum(j, "snapshot_ms", br->snapshot_s * 1000);
+    jnum(j, "ingest_ms", br->ingest_s * 1000);
+    jint(j, "diff_bytes", br->diff_bytes);
+    jint(j, "new_pages", (int64_t)br->ingest.new_pages);
+    jint(j, "stored_bytes", (int64_t)br->ingest.stored_bytes);
+    jstr(j, "vm", br->vm_key);
+    jbool(j, "resumed", bo->resume);
+    jstr(j, "firecracker_version", or_null(br->fc_version));
+    jstr(j, "format_version", or_null(br->format_version));
+    return j;
+}
+
+static void branch_text(const fks_branch_opts *bo, const fks_branch_result *br)
+{
+    char a[32];
+    human(a, sizeof a, (double)br->diff_bytes);
+    printf("%s: %s%s snapshot, paused %.1f ms (snapshot %.1f ms), %s staged, ingested in %.0f ms "
+           "(%llu new pages)\n", br->tag, bo->resume ? "finished " : "", br->diff ? "Diff" : "Full",
+           br->pause_s * 1000, br->snapshot_s * 1000, a, br->ingest_s * 1000,
+           (unsigned long long)br->ingest.new_pages);
+}
+
+/* One of branch's own options: -1 to go on, else the usage exit code. */
+static int branch_opt(fks_branch_opts *bo, struct jail_args *ja, const char **jail_root, int c)
+{
+    switch (c) {
+    case 'A': bo->api_sock = optarg; break;
+    case 't': bo->tag = optarg; break;
+    case 'p': bo->parent = optarg; break;
+    case 'F': bo->full = 1; break;
+    case 'G': bo->staging = optarg; break;
+    case 'T': return parse_ms("branch", optarg, &bo->timeout_ms);
+    case 'I': bo->vm_id = optarg; break;
+    case 'r': bo->resume = 1; break;
+    case 'W': bo->force_version = 1; break;
+    case 'J': *jail_root = optarg; break;
+    case 'U': return parse_id("branch", "--jail-uid", optarg, &ja->j.uid);
+    case 'g': return parse_id("branch", "--jail-gid", optarg, &ja->j.gid);
+    }
+    return -1;
+}
+
+static int cmd_branch(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS,
         {"api-sock", required_argument, NULL, 'A'}, {"tag", required_argument, NULL, 't'},
@@ -1179,37 +1609,12 @@ static int cmd_branch(int argc, char **argv)
     fks_branch_opts bo = {0};
     struct jail_args ja = {.j = {.uid = -1, .gid = -1}};
     const char *jail_root = NULL;
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 'A': bo.api_sock = optarg; break;
-        case 't': bo.tag = optarg; break;
-        case 'p': bo.parent = optarg; break;
-        case 'F': bo.full = 1; break;
-        case 'G': bo.staging = optarg; break;
-        case 'T':
-            if ((r = parse_ms("branch", optarg, &bo.timeout_ms)) >= 0)
-                return r;
-            break;
-        case 'I': bo.vm_id = optarg; break;
-        case 'r': bo.resume = 1; break;
-        case 'W': bo.force_version = 1; break;
-        case 'J': jail_root = optarg; break;
-        case 'U':
-            if ((r = parse_id("branch", "--jail-uid", optarg, &ja.j.uid)) >= 0)
-                return r;
-            break;
-        case 'g':
-            if ((r = parse_id("branch", "--jail-gid", optarg, &ja.j.gid)) >= 0)
-                return r;
-            break;
-        default:
-            if ((r = common_opt(c, "branch", H_BRANCH, &json)) >= 0)
-                return r;
-        }
-    }
-    if (optind < argc)
-        return usage_err("branch", "unexpected argument '%s'", argv[optind]);
+    int c, e, rc;
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = branch_opt(&bo, &ja, &jail_root, c)) >= 0)
+            return e;
+    if (r->exit >= 0)
+        return r->exit;
     if (!bo.api_sock)
         return usage_err("branch", "%s", "--api-sock SOCK is required");
     if (!bo.tag && !bo.resume)
@@ -1217,62 +1622,20 @@ static int cmd_branch(int argc, char **argv)
     if (bo.resume && (bo.parent || bo.full || bo.staging))
         return usage_err("branch", "%s", "--resume takes the recorded parent and staging: no --parent, --full "
                          "or --staging");
-    if ((r = jail_check("branch", &ja, jail_root)) >= 0)
-        return r;
+    if ((e = jail_check("branch", &ja, jail_root)) >= 0)
+        return e;
     bo.jail = ja.j;
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
-        return fail(rc);
-    struct progress p;
-    bo.progress = progress_for(&p, "ingest");
-    bo.progress_arg = &p;
     fks_branch_result br;
-    rc = fks_branch(&br, s, &bo);
-    progress_end(&p);
-    fks_close(s);
-    if (rc) {
-        fprintf(stderr, "forkctl: %s\n", fks_errmsg());
-        char vm[700] = "";
-        if (bo.vm_id)
-            snprintf(vm, sizeof vm, " --vm-id %s", bo.vm_id);
-        if (br.can_resume)
-            fprintf(stderr, "forkctl: finish it with `forkctl branch --resume --api-sock %s%s` (once the cause is "
-                    "fixed), or start the chain over with `--full`\n", bo.api_sock, vm);
-        else if (br.need_full && br.head[0])
-            fprintf(stderr, "forkctl: take the Diff on the VM's last snapshot (`--parent %s`), or `--full` "
-                    "(the parent is then kept as lineage)\n", br.head);
-        else if (br.need_full)
-            fprintf(stderr, "forkctl: take a Full snapshot of this VM next: `forkctl branch --full ...`\n");
-        if (br.kept_staging[0] && !br.can_resume)
-            fprintf(stderr, "forkctl: the VMM may still write into %s: it was kept; the next Full removes it\n",
-                    br.kept_staging);
-        return exit_code(rc);
-    }
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "tag", json_object_new_string(br.tag));
-        json_object_object_add(j, "type", json_object_new_string(br.diff ? "Diff" : "Full"));
-        json_object_object_add(j, "pause_ms", json_object_new_double(br.pause_s * 1000));
-        json_object_object_add(j, "snapshot_ms", json_object_new_double(br.snapshot_s * 1000));
-        json_object_object_add(j, "ingest_ms", json_object_new_double(br.ingest_s * 1000));
-        json_object_object_add(j, "diff_bytes", json_object_new_int64(br.diff_bytes));
-        json_object_object_add(j, "new_pages", json_object_new_int64((int64_t)br.ingest.new_pages));
-        json_object_object_add(j, "stored_bytes", json_object_new_int64((int64_t)br.ingest.stored_bytes));
-        json_object_object_add(j, "vm", json_object_new_string(br.vm_key));
-        json_object_object_add(j, "resumed", json_object_new_boolean(bo.resume));
-        json_object_object_add(j, "firecracker_version", br.fc_version[0] ? json_object_new_string(br.fc_version) : NULL);
-        json_object_object_add(j, "format_version",
-                               br.format_version[0] ? json_object_new_string(br.format_version) : NULL);
-        print_json(j);
-    } else if (!g_quiet) {
-        char a[32];
-        human(a, sizeof a, (double)br.diff_bytes);
-        printf("%s: %s%s snapshot, paused %.1f ms (snapshot %.1f ms), %s staged, ingested in %.0f ms "
-               "(%llu new pages)\n", br.tag, bo.resume ? "finished " : "", br.diff ? "Diff" : "Full",
-               br.pause_s * 1000, br.snapshot_s * 1000, a, br.ingest_s * 1000,
-               (unsigned long long)br.ingest.new_pages);
-    }
+    if ((rc = store_open(r)) != 0)
+        return fail(rc);
+    r->fn = progress(r, "ingest");
+    progress_into(r, &bo.progress, &bo.progress_arg);
+    if ((rc = store_done(r, fks_branch(&br, r->s, &bo))) != 0)
+        return branch_failed(rc, &bo, &br);
+    if (r->json)
+        print_json(branch_json(&bo, &br));
+    else if (!g_quiet)
+        branch_text(&bo, &br);
     return EX_OK;
 }
 
@@ -1282,95 +1645,94 @@ static const char H_IMAGES[] =
     "MEMORY (logical), STORED (compressed bytes this snapshot added), CREATED,\n"
     "ROOTFS.\n";
 
-static int cmd_images(int argc, char **argv)
+/* What images and log list. */
+struct snaps {
+    const char *tag;           /* log: the chain's end */
+    fks_snapinfo *v;
+    size_t n;
+};
+
+/* images and log --json: one object per snapshot. */
+static json_object *snaps_json(const void *arg)
 {
-    static const struct option o[] = {COMMON_OPTS, {0}};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
-        if ((r = common_opt(c, "images", H_IMAGES, &json)) >= 0)
-            return r;
-    if (optind < argc)
-        return usage_err("images", "unexpected argument '%s'", argv[optind]);
-    fks_store *s = NULL;
-    fks_snapinfo *v = NULL;
-    size_t n = 0;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc == 0)
-        rc = fks_list(&v, &n, s);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    uint64_t logical = 0, stored = 0;
-    for (size_t i = 0; i < n; i++) {
-        logical += v[i].logical_bytes;
-        stored += v[i].stored_bytes;
-    }
-    if (json) {
-        json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++)
-            json_object_array_add(a, snap_json(&v[i]));
-        print_json(a);
-    } else {
-        printf("%-24s %-24s %10s %10s %10s %-10s %s\n", "TAG", "PARENT", "SIZE", "MEMORY", "STORED",
-               "CREATED", "ROOTFS");
-        for (size_t i = 0; i < n; i++) {
-            char sz[32], mem[32], st[32], ag[32];
-            human(sz, sizeof sz, (double)v[i].logical_bytes);
-            human(mem, sizeof mem, (double)v[i].memory_bytes);
-            human(st, sizeof st, (double)v[i].stored_bytes);
-            age(ag, sizeof ag, v[i].created_ms);
-            printf("%-24s %-24s %10s %10s %10s %-10s %s\n", esc(v[i].tag), v[i].parent[0] ? esc(v[i].parent) : "-",
-                   sz, mem, st, ag, v[i].has_rootfs ? "yes" : "no");
-        }
-        char a[32], b[32];
-        human(a, sizeof a, (double)logical);
-        human(b, sizeof b, (double)stored);
-        printf("%zu snapshot%s · %s logical · %s stored\n", n, n == 1 ? "" : "s", a, b);
-    }
-    free(v);
+    const struct snaps *x = arg;
+    json_object *a = json_object_new_array();
+    for (size_t i = 0; i < x->n; i++)
+        json_object_array_add(a, snap_json(&x->v[i]));
+    return a;
+}
+
+static int snaps_end(void *arg)
+{
+    free(((struct snaps *)arg)->v);
     return EX_OK;
 }
+
+static int images_call(struct run *r, void *arg)
+{
+    struct snaps *x = arg;
+    return fks_list(&x->v, &x->n, r->s);
+}
+
+static void images_text(const void *arg)
+{
+    const fks_snapinfo *v = ((const struct snaps *)arg)->v;
+    size_t n = ((const struct snaps *)arg)->n;
+    uint64_t logical = 0, stored = 0;
+    printf("%-24s %-24s %10s %10s %10s %-10s %s\n", "TAG", "PARENT", "SIZE", "MEMORY", "STORED",
+           "CREATED", "ROOTFS");
+    for (size_t i = 0; i < n; i++) {
+        char sz[32], mem[32], st[32], ag[32];
+        logical += v[i].logical_bytes;
+        stored += v[i].stored_bytes;
+        human(sz, sizeof sz, (double)v[i].logical_bytes);
+        human(mem, sizeof mem, (double)v[i].memory_bytes);
+        human(st, sizeof st, (double)v[i].stored_bytes);
+        age(ag, sizeof ag, v[i].created_ms);
+        printf("%-24s %-24s %10s %10s %10s %-10s %s\n", esc(v[i].tag), v[i].parent[0] ? esc(v[i].parent) : "-",
+               sz, mem, st, ag, v[i].has_rootfs ? "yes" : "no");
+    }
+    char a[32], b[32];
+    human(a, sizeof a, (double)logical);
+    human(b, sizeof b, (double)stored);
+    printf("%zu snapshot%s · %s logical · %s stored\n", n, n == 1 ? "" : "s", a, b);
+}
+
+static const struct call IMAGES_CALL = {.call = images_call, .json = snaps_json, .text = images_text, .loud = 1,
+                                        .end = snaps_end};
 
 static const char H_LOG[] =
     "usage: forkctl log TAG [--json]\n"
     "Shows the chain from the root snapshot down to TAG.\n";
 
-static int cmd_log(int argc, char **argv)
+static int snaps_tag(struct run *r, void *arg)
 {
-    static const struct option o[] = {COMMON_OPTS, {0}};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
-        if ((r = common_opt(c, "log", H_LOG, &json)) >= 0)
-            return r;
-    if (optind + 1 != argc)
-        return usage_err("log", "%s", "give exactly one TAG");
-    fks_store *s = NULL;
-    fks_snapinfo *v = NULL;
-    size_t n = 0;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc == 0)
-        rc = fks_chain(&v, &n, s, argv[optind]);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (json) {
-        json_object *a = json_object_new_array();
-        for (size_t i = 0; i < n; i++)
-            json_object_array_add(a, snap_json(&v[i]));
-        print_json(a);
-    } else {
-        for (size_t i = 0; i < n; i++) {
-            char sz[32], st[32], ag[32];
-            human(sz, sizeof sz, (double)v[i].logical_bytes);
-            human(st, sizeof st, (double)v[i].stored_bytes);
-            age(ag, sizeof ag, v[i].created_ms);
-            printf("%*s%s%s  (depth %d, %s logical, %s stored, %s)\n", (int)(2 * i), "",
-                   i ? "└─ " : "", esc(v[i].tag), v[i].depth, sz, st, ag);
-        }
-    }
-    free(v);
-    return EX_OK;
+    ((struct snaps *)arg)->tag = r->args[0];
+    return -1;
 }
+
+static int log_call(struct run *r, void *arg)
+{
+    struct snaps *x = arg;
+    return fks_chain(&x->v, &x->n, r->s, x->tag);
+}
+
+static void log_text(const void *arg)
+{
+    const fks_snapinfo *v = ((const struct snaps *)arg)->v;
+    size_t n = ((const struct snaps *)arg)->n;
+    for (size_t i = 0; i < n; i++) {
+        char sz[32], st[32], ag[32];
+        human(sz, sizeof sz, (double)v[i].logical_bytes);
+        human(st, sizeof st, (double)v[i].stored_bytes);
+        age(ag, sizeof ag, v[i].created_ms);
+        printf("%*s%s%s  (depth %d, %s logical, %s stored, %s)\n", (int)(2 * i), "",
+               i ? "└─ " : "", esc(v[i].tag), v[i].depth, sz, st, ag);
+    }
+}
+
+static const struct call LOG_CALL = {.check = snaps_tag, .call = log_call, .json = snaps_json, .text = log_text,
+                                     .loud = 1, .end = snaps_end};
 
 static const char H_RMI[] =
     "usage: forkctl rmi [--cascade] [--json] TAG...\n"
@@ -1390,40 +1752,33 @@ static void full_disk_note(const char *cmd, int used, int rc)
                 "and run `forkctl gc`\n");
 }
 
-static int cmd_rmi(int argc, char **argv)
+static int cmd_rmi(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"cascade", no_argument, NULL, 'c'}, {0}};
-    int cascade = 0, json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'c')
-            cascade = 1;
-        else if ((r = common_opt(c, "rmi", H_RMI, &json)) >= 0)
-            return r;
-    }
-    if (optind >= argc)
-        return usage_err("rmi", "%s", "give at least one TAG");
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0), ret = EX_OK;
-    if (rc)
+    int cascade = 0, nospace = 0, ret = EX_OK, rc;
+    while (next_opt(r, o) != 0)
+        cascade = 1;
+    if (r->exit >= 0)
+        return r->exit;
+    if ((rc = store_open(r)) != 0)
         return fail(rc);
-    json_object *removed = json ? json_object_new_array() : NULL;
-    int nospace = 0;
-    for (int i = optind; i < argc; i++) {
-        rc = fks_rmi(s, argv[i], cascade);
-        if (rc)
+    json_object *removed = r->json ? json_object_new_array() : NULL;
+    for (int i = 0; i < r->nargs; i++) {
+        const char *tag = r->args[i];
+        if ((rc = fks_rmi(r->s, tag, cascade)) != 0)
             ret = fail(rc);
-        else if (json)
-            json_object_array_add(removed, json_object_new_string(argv[i]));
+        else if (r->json)
+            json_object_array_add(removed, json_object_new_string(tag));
         else if (!g_quiet)
-            printf("removed %s%s\n", esc(argv[i]), cascade ? " and its descendants" : "");
+            printf("removed %s%s\n", esc(tag), cascade ? " and its descendants" : "");
         nospace |= rc == FKS_ENOSPC;
     }
-    full_disk_note("rmi", fks_reserve_used(s), nospace ? FKS_ENOSPC : 0);
-    fks_close(s);
-    if (json) {
+    full_disk_note("rmi", fks_reserve_used(r->s), nospace ? FKS_ENOSPC : 0);
+    store_done(r, 0);
+    if (r->json) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "removed", removed);
-        json_object_object_add(j, "cascade", json_object_new_boolean(cascade));
+        jbool(j, "cascade", cascade);
         print_json(j);
     }
     return ret;
@@ -1567,55 +1922,60 @@ static int sql_row(void *arg, int ncol, const char *const *names, const char *co
     return 0;
 }
 
-static int cmd_sql(int argc, char **argv)
+static int sql_opt(fks_sql_opts *so, struct sqlout *out, int c)
+{
+    double v = 0;
+    int e;
+    switch (c) {
+    case 'c': out->mode = 2; return -1;
+    case 'T':
+        return num_arg("sql", "--timeout", "a number of seconds from 0 (no limit) to 86400", optarg, 0, 86400, 0,
+                       &so->timeout_s);
+    case 'R':
+        if ((e = num_arg("sql", "--max-rows", "a whole number of rows from 0 (no limit) to 1e15", optarg, 0, 1e15, 1,
+                         &v)) < 0)
+            so->max_rows = (uint64_t)v;
+        return e;
+    }
+    return -1;
+}
+
+/* What was printed stays well formed, also when a limit stopped it. */
+static void sql_end(struct sqlout *out, int rc)
+{
+    if (out->mode == 1 && (rc == 0 || out->rows))
+        fputs(out->rows ? "\n]\n" : "[]\n", stdout);
+    if (out->mode == 0)
+        table_flush(out);
+    for (size_t i = 0; i < out->n; i++)
+        free(out->cells[i]);
+    free(out->cells);
+    free(out->w);
+    fflush(stdout);
+}
+
+static int cmd_sql(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"csv", no_argument, NULL, 'c'},
         {"timeout", required_argument, NULL, 'T'}, {"max-rows", required_argument, NULL, 'R'}, {0}};
     struct sqlout out = {0};
     fks_sql_opts so = {30, 1000000};
-    int json = 0, c, r;
-    double v = 0;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 'c': out.mode = 2; break;
-        case 'T':
-            if ((r = num_arg("sql", "--timeout", "a number of seconds from 0 (no limit) to 86400", optarg, 0,
-                             86400, 0, &so.timeout_s)) >= 0)
-                return r;
-            break;
-        case 'R':
-            if ((r = num_arg("sql", "--max-rows", "a whole number of rows from 0 (no limit) to 1e15", optarg, 0,
-                             1e15, 1, &v)) >= 0)
-                return r;
-            so.max_rows = (uint64_t)v;
-            break;
-        default:
-            if ((r = common_opt(c, "sql", H_SQL, &json)) >= 0)
-                return r;
-        }
-    }
-    if (json && out.mode == 2)
+    int c, e, rc;
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = sql_opt(&so, &out, c)) >= 0)
+            return e;
+    if (r->exit >= 0)
+        return r->exit;
+    if (r->json && out.mode == 2)
         return usage_err("sql", "%s", "give --json or --csv, not both");
-    if (json)
+    if (r->json)
         out.mode = 1;
-    if (optind + 1 != argc)
+    if (r->nargs != 1)
         return usage_err("sql", "%s", "give exactly one SQL statement (quote it)");
-    fks_store *s = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc)
+    if ((rc = store_open(r)) != 0)
         return fail(rc);
-    rc = fks_sql_ex(s, argv[optind], &so, sql_row, &out);
-    fks_close(s);
-    /* What was printed stays well formed, also when a limit stopped it. */
-    if (out.mode == 1 && (rc == 0 || out.rows))
-        fputs(out.rows ? "\n]\n" : "[]\n", stdout);
-    if (out.mode == 0)
-        table_flush(&out);
-    for (size_t i = 0; i < out.n; i++)
-        free(out.cells[i]);
-    free(out.cells);
-    free(out.w);
-    fflush(stdout);
+    rc = store_done(r, fks_sql_ex(r->s, r->args[0], &so, sql_row, &out));
+    sql_end(&out, rc);
     if (rc == FKS_ETIMEDOUT || rc == FKS_ELIMIT) {
         fputs("forkctl: ", stderr);
         put_esc(stderr, fks_errmsg());
@@ -1623,9 +1983,7 @@ static int cmd_sql(int argc, char **argv)
                 rc == FKS_ETIMEDOUT ? "raise --timeout" : "add a LIMIT, or raise --max-rows");
         return EX_LIMIT;
     }
-    if (rc)
-        return fail(rc);
-    return EX_OK;
+    return rc ? fail(rc) : EX_OK;
 }
 
 static const char H_GC[] =
@@ -1638,84 +1996,93 @@ static const char H_GC[] =
     "free catalog pages back and truncates the WAL. Safe while ingests and\n"
     "restores run. A second gc exits at once with code 4 (store locked).\n";
 
-static int cmd_gc(int argc, char **argv)
+/* gc and compact: the bytes on disk they gave back (negative if it grew). */
+static int64_t reclaimed(uint64_t before, uint64_t after)
 {
-    static const struct option o[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
-        {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'},
-        {"max-unused", required_argument, NULL, 'u'}, {0}};
-    fks_gc_opts go = {0};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 'n': go.dry_run = 1; break;
-        case 'd':
-            if ((r = duration_arg("gc", "--max-duration", optarg, &go.max_seconds)) >= 0)
-                return r;
-            break;
-        case 't':
-            if ((r = num_arg("gc", "--threshold", "a fraction above 0 and at most 1", optarg, 0, 1, 0,
-                             &go.live_threshold)) >= 0)
-                return r;
-            if (go.live_threshold <= 0)
-                return usage_err("gc", "--threshold takes a fraction above 0 and at most 1, got '%s' "
-                                 "(out of range)", optarg);
-            break;
-        case 'u':
-            if ((r = num_arg("gc", "--max-unused", "a fraction from 0 to 1", optarg, 0, 1, 0, &go.max_unused)) >= 0)
-                return r;
-            if (go.max_unused <= 0)      /* 0 would mean the default: compact every dead byte instead */
-                go.max_unused = 1e-12;
-            break;
-        default:
-            if ((r = common_opt(c, "gc", H_GC, &json)) >= 0)
-                return r;
-        }
-    }
-    if (optind < argc)
-        return usage_err("gc", "unexpected argument '%s'", argv[optind]);
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
-        return fail(rc);
-    fks_gc_report rep;
-    struct progress p;
-    go.progress = progress_for(&p, "gc");
-    go.progress_arg = &p;
-    rc = fks_gc(&rep, s, &go);
-    progress_end(&p);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    int64_t reclaimed = (int64_t)rep.disk_bytes_before - (int64_t)rep.disk_bytes_after;
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "dry_run", json_object_new_boolean(go.dry_run));
-        json_object_object_add(j, "pages_freed", json_object_new_int64((int64_t)rep.pages_freed));
-        json_object_object_add(j, "page_bytes_freed", json_object_new_int64((int64_t)rep.page_bytes_freed));
-        json_object_object_add(j, "chunks_rewritten", json_object_new_int64((int64_t)rep.chunks_rewritten));
-        json_object_object_add(j, "chunks_deleted", json_object_new_int64((int64_t)rep.chunks_deleted));
-        json_object_object_add(j, "strays_deleted", json_object_new_int64((int64_t)rep.strays_deleted));
-        json_object_object_add(j, "bytes_copied", json_object_new_int64((int64_t)rep.bytes_copied));
-        json_object_object_add(j, "disk_bytes_before", json_object_new_int64((int64_t)rep.disk_bytes_before));
-        json_object_object_add(j, "disk_bytes_after", json_object_new_int64((int64_t)rep.disk_bytes_after));
-        json_object_object_add(j, "bytes_reclaimed", json_object_new_int64(reclaimed));
-        json_object_object_add(j, "stopped_early", json_object_new_boolean(rep.stopped_early));
-        json_object_object_add(j, "seconds", json_object_new_double(rep.seconds));
-        print_json(j);
-    } else if (!g_quiet) {
-        char a[32], b[32], d[32];
-        human(a, sizeof a, (double)rep.page_bytes_freed);
-        human(b, sizeof b, (double)(reclaimed > 0 ? reclaimed : 0));
-        human(d, sizeof d, (double)rep.bytes_copied);
-        printf("gc%s: %llu unreferenced pages (%s) %s; %llu chunks rewritten (%s copied), %llu deleted, "
-               "%llu stray files; %s reclaimed in %.2fs%s\n",
-               go.dry_run ? " (dry run)" : "", (unsigned long long)rep.pages_freed, a,
-               go.dry_run ? "would be freed" : "freed", (unsigned long long)rep.chunks_rewritten, d,
-               (unsigned long long)rep.chunks_deleted, (unsigned long long)rep.strays_deleted, b, rep.seconds,
-               rep.stopped_early ? " (stopped at --max-duration; run again to finish)" : "");
-    }
-    return EX_OK;
+    return (int64_t)before - (int64_t)after;
 }
+
+static void human_reclaimed(char *buf, size_t len, uint64_t before, uint64_t after)
+{
+    int64_t r = reclaimed(before, after);
+    human(buf, len, (double)(r > 0 ? r : 0));
+}
+
+struct gc {
+    fks_gc_opts go;
+    fks_gc_report rep;
+};
+
+static int gc_opt(void *arg, int c)
+{
+    fks_gc_opts *go = &((struct gc *)arg)->go;
+    int e;
+    switch (c) {
+    case 'n': go->dry_run = 1; break;
+    case 'd': return duration_arg("gc", "--max-duration", optarg, &go->max_seconds);
+    case 't':
+        if ((e = num_arg("gc", "--threshold", "a fraction above 0 and at most 1", optarg, 0, 1, 0,
+                         &go->live_threshold)) >= 0)
+            return e;
+        if (go->live_threshold <= 0)
+            return usage_err("gc", "--threshold takes a fraction above 0 and at most 1, got '%s' "
+                             "(out of range)", optarg);
+        break;
+    case 'u':
+        if ((e = num_arg("gc", "--max-unused", "a fraction from 0 to 1", optarg, 0, 1, 0, &go->max_unused)) >= 0)
+            return e;
+        if (go->max_unused <= 0)      /* 0 would mean the default: compact every dead byte instead */
+            go->max_unused = 1e-12;
+        break;
+    }
+    return -1;
+}
+
+static json_object *gc_json(const void *arg)
+{
+    const struct gc *x = arg;
+    const fks_gc_report *rep = &x->rep;
+    json_object *j = json_object_new_object();
+    jbool(j, "dry_run", x->go.dry_run);
+    jints(j, (const struct jfield[]){{"pages_freed", (int64_t)rep->pages_freed},
+          {"page_bytes_freed", (int64_t)rep->page_bytes_freed}, {"chunks_rewritten", (int64_t)rep->chunks_rewritten},
+          {"chunks_deleted", (int64_t)rep->chunks_deleted}, {"strays_deleted", (int64_t)rep->strays_deleted},
+          {"bytes_copied", (int64_t)rep->bytes_copied}, {"disk_bytes_before", (int64_t)rep->disk_bytes_before},
+          {"disk_bytes_after", (int64_t)rep->disk_bytes_after},
+          {"bytes_reclaimed", reclaimed(rep->disk_bytes_before, rep->disk_bytes_after)}, {NULL, 0}});
+    jbool(j, "stopped_early", rep->stopped_early);
+    jnum(j, "seconds", rep->seconds);
+    return j;
+}
+
+static void gc_text(const void *arg)
+{
+    const fks_gc_opts *go = &((const struct gc *)arg)->go;
+    const fks_gc_report *rep = &((const struct gc *)arg)->rep;
+    char a[32], b[32], d[32];
+    human(a, sizeof a, (double)rep->page_bytes_freed);
+    human_reclaimed(b, sizeof b, rep->disk_bytes_before, rep->disk_bytes_after);
+    human(d, sizeof d, (double)rep->bytes_copied);
+    printf("gc%s: %llu unreferenced pages (%s) %s; %llu chunks rewritten (%s copied), %llu deleted, "
+           "%llu stray files; %s reclaimed in %.2fs%s\n",
+           go->dry_run ? " (dry run)" : "", (unsigned long long)rep->pages_freed, a,
+           go->dry_run ? "would be freed" : "freed", (unsigned long long)rep->chunks_rewritten, d,
+           (unsigned long long)rep->chunks_deleted, (unsigned long long)rep->strays_deleted, b, rep->seconds,
+           rep->stopped_early ? " (stopped at --max-duration; run again to finish)" : "");
+}
+
+static int gc_call(struct run *r, void *arg)
+{
+    struct gc *x = arg;
+    progress_into(r, &x->go.progress, &x->go.progress_arg);
+    return fks_gc(&x->rep, r->s, &x->go);
+}
+
+static const struct option GC_OPTS[] = {COMMON_OPTS, {"dry-run", no_argument, NULL, 'n'},
+    {"max-duration", required_argument, NULL, 'd'}, {"threshold", required_argument, NULL, 't'},
+    {"max-unused", required_argument, NULL, 'u'}, {0}};
+static const struct call GC_CALL = {.opts = GC_OPTS, .opt = gc_opt, .what = "gc", .call = gc_call, .json = gc_json,
+                                    .text = gc_text};
 
 static const char H_COMPACT[] =
     "usage: forkctl compact [--level N] [--max-duration SECONDS] [--json]\n"
@@ -1726,82 +2093,64 @@ static const char H_COMPACT[] =
     "Safe while ingests and restores run; a kill loses nothing. Takes the gc\n"
     "lock: exits at once with code 4 if a gc or another compact runs.\n";
 
-static int cmd_compact(int argc, char **argv)
-{
-    static const struct option o[] = {COMMON_OPTS, {"level", required_argument, NULL, 'l'},
-        {"max-duration", required_argument, NULL, 'd'}, {0}};
-    fks_compact_opts co = {0};
-    int json = 0, c, r;
-    double lv = 0;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 'l':
-            if ((r = num_arg("compact", "--level", "a zstd level from 1 to 22", optarg, 1, 22, 1, &lv)) >= 0)
-                return r;
-            co.level = (int)lv;
-            break;
-        case 'd':
-            if ((r = duration_arg("compact", "--max-duration", optarg, &co.max_seconds)) >= 0)
-                return r;
-            break;
-        default:
-            if ((r = common_opt(c, "compact", H_COMPACT, &json)) >= 0)
-                return r;
-        }
-    }
-    if (optind < argc)
-        return usage_err("compact", "unexpected argument '%s'", argv[optind]);
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
-        return fail(rc);
-    struct progress pr;
-    co.progress = progress_for(&pr, "compact");
-    co.progress_arg = &pr;
+struct compact {
+    fks_compact_opts co;
     fks_compact_report rep;
-    rc = fks_compact(&rep, s, &co);
-    progress_end(&pr);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    int64_t reclaimed = (int64_t)rep.disk_bytes_before - (int64_t)rep.disk_bytes_after;
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "level", json_object_new_int(co.level ? co.level : FKS_COMPACT_LEVEL));
-        json_object_object_add(j, "chunks_seen", json_object_new_int64((int64_t)rep.chunks_seen));
-        json_object_object_add(j, "chunks_recompressed", json_object_new_int64((int64_t)rep.chunks_recompressed));
-        json_object_object_add(j, "chunks_dense", json_object_new_int64((int64_t)rep.chunks_dense));
-        json_object_object_add(j, "chunks_busy", json_object_new_int64((int64_t)rep.chunks_busy));
-        json_object_object_add(j, "bytes_before", json_object_new_int64((int64_t)rep.bytes_before));
-        json_object_object_add(j, "bytes_after", json_object_new_int64((int64_t)rep.bytes_after));
-        json_object_object_add(j, "disk_bytes_before", json_object_new_int64((int64_t)rep.disk_bytes_before));
-        json_object_object_add(j, "disk_bytes_after", json_object_new_int64((int64_t)rep.disk_bytes_after));
-        json_object_object_add(j, "bytes_reclaimed", json_object_new_int64(reclaimed));
-        json_object_object_add(j, "stopped_early", json_object_new_boolean(rep.stopped_early));
-        json_object_object_add(j, "seconds", json_object_new_double(rep.seconds));
-        print_json(j);
-    } else if (!g_quiet) {
-        char a[32], b[32], d[32];
-        human(a, sizeof a, (double)rep.bytes_before);
-        human(b, sizeof b, (double)rep.bytes_after);
-        human(d, sizeof d, (double)(reclaimed > 0 ? reclaimed : 0));
-        printf("compact: %llu of %llu chunks recompressed (%s -> %s), %llu already dense, %llu busy; "
-               "%s reclaimed in %.2fs%s\n",
-               (unsigned long long)rep.chunks_recompressed, (unsigned long long)rep.chunks_seen, a, b,
-               (unsigned long long)rep.chunks_dense, (unsigned long long)rep.chunks_busy, d, rep.seconds,
-               rep.stopped_early ? " (stopped early; run again to finish)" : "");
-    }
-    return EX_OK;
+};
+
+static int compact_opt(void *arg, int c)
+{
+    fks_compact_opts *co = &((struct compact *)arg)->co;
+    double lv = 0;
+    int e = -1;
+    if (c == 'l' && (e = num_arg("compact", "--level", "a zstd level from 1 to 22", optarg, 1, 22, 1, &lv)) < 0)
+        co->level = (int)lv;
+    if (c == 'd')
+        e = duration_arg("compact", "--max-duration", optarg, &co->max_seconds);
+    return e;
 }
 
-/* A JSON array of n strings. */
-static json_object *json_strings(char *const *v, size_t n)
+static json_object *compact_json(const void *arg)
 {
-    json_object *a = json_object_new_array();
-    for (size_t i = 0; i < n; i++)
-        json_object_array_add(a, json_object_new_string(v[i]));
-    return a;
+    const struct compact *x = arg;
+    const fks_compact_report *rep = &x->rep;
+    json_object *j = json_object_new_object();
+    jints(j, (const struct jfield[]){{"level", x->co.level ? x->co.level : FKS_COMPACT_LEVEL},
+          {"chunks_seen", (int64_t)rep->chunks_seen}, {"chunks_recompressed", (int64_t)rep->chunks_recompressed},
+          {"chunks_dense", (int64_t)rep->chunks_dense}, {"chunks_busy", (int64_t)rep->chunks_busy},
+          {"bytes_before", (int64_t)rep->bytes_before}, {"bytes_after", (int64_t)rep->bytes_after},
+          {"disk_bytes_before", (int64_t)rep->disk_bytes_before}, {"disk_bytes_after", (int64_t)rep->disk_bytes_after},
+          {"bytes_reclaimed", reclaimed(rep->disk_bytes_before, rep->disk_bytes_after)}, {NULL, 0}});
+    jbool(j, "stopped_early", rep->stopped_early);
+    jnum(j, "seconds", rep->seconds);
+    return j;
 }
+
+static void compact_text(const void *arg)
+{
+    const fks_compact_report *rep = &((const struct compact *)arg)->rep;
+    char a[32], b[32], d[32];
+    human(a, sizeof a, (double)rep->bytes_before);
+    human(b, sizeof b, (double)rep->bytes_after);
+    human_reclaimed(d, sizeof d, rep->disk_bytes_before, rep->disk_bytes_after);
+    printf("compact: %llu of %llu chunks recompressed (%s -> %s), %llu already dense, %llu busy; "
+           "%s reclaimed in %.2fs%s\n",
+           (unsigned long long)rep->chunks_recompressed, (unsigned long long)rep->chunks_seen, a, b,
+           (unsigned long long)rep->chunks_dense, (unsigned long long)rep->chunks_busy, d, rep->seconds,
+           rep->stopped_early ? " (stopped early; run again to finish)" : "");
+}
+
+static int compact_call(struct run *r, void *arg)
+{
+    struct compact *x = arg;
+    progress_into(r, &x->co.progress, &x->co.progress_arg);
+    return fks_compact(&x->rep, r->s, &x->co);
+}
+
+static const struct option COMPACT_OPTS[] = {COMMON_OPTS, {"level", required_argument, NULL, 'l'},
+    {"max-duration", required_argument, NULL, 'd'}, {0}};
+static const struct call COMPACT_CALL = {.opts = COMPACT_OPTS, .opt = compact_opt, .what = "compact",
+                                         .call = compact_call, .json = compact_json, .text = compact_text};
 
 /* A verify report on stderr: one line per problem, then per note, then
 ** the snapshots the problems reach (verify and remote verify). */
@@ -1833,62 +2182,74 @@ static const char H_VERIFY[] =
     "(or a random PERCENT of them, for nightly scrubs). Names the snapshots that\n"
     "damage affects and exits 5 if anything is wrong.\n";
 
-static int cmd_verify(int argc, char **argv)
+/* --sample PERCENT (verify, remote verify): -1 to go on, else the usage
+** exit code; why says what follows the value when it is 0. */
+static int sample_arg(const char *cmd, const char *arg, const char *why, double *sample)
 {
-    static const struct option o[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
-    double sample = 100;
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 's') {
-            if ((r = num_arg("verify", "--sample", "a percentage above 0 and at most 100", optarg, 0, 100, 0,
-                             &sample)) >= 0)
-                return r;
-            if (sample <= 0)
-                return usage_err("verify", "--sample takes a percentage above 0 and at most 100, got '%s' "
-                                 "(out of range)", optarg);
-        } else if ((r = common_opt(c, "verify", H_VERIFY, &json)) >= 0)
-            return r;
-    }
-    if (optind < argc)
-        return usage_err("verify", "unexpected argument '%s'", argv[optind]);
-    fks_store *s = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc)
-        return fail(rc);
+    int e;
+    if ((e = num_arg(cmd, "--sample", "a percentage above 0 and at most 100", arg, 0, 100, 0, sample)) >= 0)
+        return e;
+    if (*sample <= 0)
+        return usage_err(cmd, "--sample takes a percentage above 0 and at most 100, got '%s'%s", arg, why);
+    return -1;
+}
+
+struct verify {
+    double sample;             /* --sample; 0: all (100) */
     fks_verify_report *v;
-    struct progress p;
-    fks_progress_fn fn = progress_for(&p, "verify");
-    rc = fks_verify(&v, s, sample, fn, &p);
-    progress_end(&p);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    int bad = v->n_problems > 0;
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "ok", json_object_new_boolean(!bad));
-        json_object_object_add(j, "chunks_checked", json_object_new_int64((int64_t)v->chunks_checked));
-        json_object_object_add(j, "pages_checked", json_object_new_int64((int64_t)v->pages_checked));
-        json_object_object_add(j, "runs_checked", json_object_new_int64((int64_t)v->runs_checked));
-        json_object_object_add(j, "bad_chunks", json_object_new_int64((int64_t)v->bad_chunks));
-        json_object_object_add(j, "bad_pages", json_object_new_int64((int64_t)v->bad_pages));
-        json_object_object_add(j, "missing_pages", json_object_new_int64((int64_t)v->missing_pages));
-        json_object_object_add(j, "bad_runs", json_object_new_int64((int64_t)v->bad_runs));
-        json_object_object_add(j, "problems", json_strings(v->problems, v->n_problems));
-        json_object_object_add(j, "affected_snapshots", json_strings(v->affected, v->n_affected));
-        json_object_object_add(j, "notes", json_strings(v->notes, v->n_notes));
-        json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
-        print_json(j);
-    } else {
-        put_problems("verify", v->problems, v->n_problems, v->notes, v->n_notes, v->affected, v->n_affected);
-        if (!g_quiet || bad)
-            printf("verify: %s: %llu chunks, %llu page map runs, %llu pages checked in %.2fs\n",
-                   bad ? "DAMAGED" : "ok", (unsigned long long)v->chunks_checked,
-                   (unsigned long long)v->runs_checked, (unsigned long long)v->pages_checked, v->seconds);
-    }
-    fks_verify_free(v);
+};
+
+static int verify_opt(void *arg, int c)
+{
+    (void)c;
+    return sample_arg("verify", optarg, " (out of range)", &((struct verify *)arg)->sample);
+}
+
+static int verify_call(struct run *r, void *arg)
+{
+    struct verify *x = arg;
+    return fks_verify(&x->v, r->s, x->sample > 0 ? x->sample : 100, r->fn, &r->p);
+}
+
+/* Frees the report; exit 5 if it found damage. */
+static int verify_end(void *arg)
+{
+    struct verify *x = arg;
+    int bad = x->v->n_problems > 0;
+    fks_verify_free(x->v);
     return bad ? EX_CORRUPT : EX_OK;
 }
+
+static json_object *verify_json(const void *arg)
+{
+    const fks_verify_report *v = ((const struct verify *)arg)->v;
+    json_object *j = json_object_new_object();
+    jbool(j, "ok", v->n_problems == 0);
+    jints(j, (const struct jfield[]){{"chunks_checked", (int64_t)v->chunks_checked},
+          {"pages_checked", (int64_t)v->pages_checked}, {"runs_checked", (int64_t)v->runs_checked},
+          {"bad_chunks", (int64_t)v->bad_chunks}, {"bad_pages", (int64_t)v->bad_pages},
+          {"missing_pages", (int64_t)v->missing_pages}, {"bad_runs", (int64_t)v->bad_runs}, {NULL, 0}});
+    json_object_object_add(j, "problems", json_strings(v->problems, v->n_problems));
+    json_object_object_add(j, "affected_snapshots", json_strings(v->affected, v->n_affected));
+    json_object_object_add(j, "notes", json_strings(v->notes, v->n_notes));
+    jnum(j, "seconds", v->seconds);
+    return j;
+}
+
+static void verify_text(const void *arg)
+{
+    const fks_verify_report *v = ((const struct verify *)arg)->v;
+    int bad = v->n_problems > 0;
+    put_problems("verify", v->problems, v->n_problems, v->notes, v->n_notes, v->affected, v->n_affected);
+    if (!g_quiet || bad)
+        printf("verify: %s: %llu chunks, %llu page map runs, %llu pages checked in %.2fs\n",
+               bad ? "DAMAGED" : "ok", (unsigned long long)v->chunks_checked,
+               (unsigned long long)v->runs_checked, (unsigned long long)v->pages_checked, v->seconds);
+}
+
+static const struct option VERIFY_OPTS[] = {COMMON_OPTS, {"sample", required_argument, NULL, 's'}, {0}};
+static const struct call VERIFY_CALL = {.opts = VERIFY_OPTS, .opt = verify_opt, .what = "verify", .call = verify_call,
+                                        .json = verify_json, .text = verify_text, .loud = 1, .end = verify_end};
 
 static const char H_RECOVER[] =
     "usage: forkctl recover [--force] [--json]\n"
@@ -1900,25 +2261,51 @@ static const char H_RECOVER[] =
     "recover and why (missing pages, damaged manifests) and exits 5 if any, or\n"
     "if a chunk file or manifest is unreadable.\n";
 
-static int cmd_recover(int argc, char **argv)
+static json_object *recover_json(const fks_recover_report *v, int bad)
+{
+    json_object *j = json_object_new_object();
+    jbool(j, "ok", !bad);
+    jstr(j, "moved_aside", or_null(v->moved_aside));
+    jints(j, (const struct jfield[]){{"snapshots", (int64_t)v->snapshots}, {"manifests", (int64_t)v->manifests},
+          {"manifests_bad", (int64_t)v->manifests_bad}, {"tombstones", (int64_t)v->tombstones},
+          {"chunks", (int64_t)v->chunks}, {"chunks_bad", (int64_t)v->chunks_bad}, {"records", (int64_t)v->records},
+          {"records_bad", (int64_t)v->records_bad}, {"pages", (int64_t)v->pages},
+          {"pages_missing", (int64_t)v->pages_missing}, {NULL, 0}});
+    json_object_object_add(j, "lost", json_strings(v->lost, v->n_lost));
+    json_object_object_add(j, "problems", json_strings(v->problems, v->n_problems));
+    jnum(j, "seconds", v->seconds);
+    return j;
+}
+
+static void recover_text(const fks_recover_report *v, int bad)
+{
+    for (size_t i = 0; i < v->n_problems; i++)
+        fprintf(stderr, "forkctl: recover: %s\n", v->problems[i]);
+    for (size_t i = 0; i < v->n_lost; i++)
+        fprintf(stderr, "forkctl: recover: not recovered: %s\n", v->lost[i]);
+    if (g_quiet && !bad)
+        return;
+    if (v->moved_aside[0])
+        printf("recover: the old catalog is kept as %s\n", v->moved_aside);
+    printf("recover: %s: %llu snapshots from %llu manifests (%llu tombstones), %llu pages from %llu "
+           "chunk files in %.2fs%s\n", bad ? "INCOMPLETE" : "ok", (unsigned long long)v->snapshots,
+           (unsigned long long)v->manifests, (unsigned long long)v->tombstones,
+           (unsigned long long)v->pages, (unsigned long long)v->chunks, v->seconds,
+           v->n_lost ? "; see the snapshots named above" : "");
+}
+
+static int cmd_recover(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"force", no_argument, NULL, 'f'}, {0}};
-    int json = 0, force = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'f')
-            force = 1;
-        else if ((r = common_opt(c, "recover", H_RECOVER, &json)) >= 0)
-            return r;
-    }
-    if (optind < argc)
-        return usage_err("recover", "unexpected argument '%s'", argv[optind]);
+    int force = 0, rc;
+    while (next_opt(r, o) != 0)
+        force = 1;
+    if (r->exit >= 0)
+        return r->exit;
     char def[4096];
-    const char *dir = g_store;
-    int rc = 0;
-    if (!dir && (rc = fks_default_dir(def, sizeof def)) == 0)
-        dir = def;
+    const char *dir;
     fks_recover_report *v = NULL;
-    if (rc == 0)
+    if ((rc = store_dir(&dir, def, sizeof def)) == 0)
         rc = fks_recover(&v, dir, force ? FKS_RECOVER_FORCE : 0);
     if (rc == FKS_EEXIST) {
         fprintf(stderr, "forkctl: recover: %s (--force)\n", fks_errmsg());
@@ -1929,39 +2316,10 @@ static int cmd_recover(int argc, char **argv)
     /* Damaged records whose pages nothing needs (often the torn tail of a
     ** killed ingest) are listed but lose nothing. */
     int bad = v->n_lost > 0 || v->chunks_bad > 0 || v->manifests_bad > 0;
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "ok", json_object_new_boolean(!bad));
-        json_object_object_add(j, "moved_aside", v->moved_aside[0] ? json_object_new_string(v->moved_aside) : NULL);
-        json_object_object_add(j, "snapshots", json_object_new_int64((int64_t)v->snapshots));
-        json_object_object_add(j, "manifests", json_object_new_int64((int64_t)v->manifests));
-        json_object_object_add(j, "manifests_bad", json_object_new_int64((int64_t)v->manifests_bad));
-        json_object_object_add(j, "tombstones", json_object_new_int64((int64_t)v->tombstones));
-        json_object_object_add(j, "chunks", json_object_new_int64((int64_t)v->chunks));
-        json_object_object_add(j, "chunks_bad", json_object_new_int64((int64_t)v->chunks_bad));
-        json_object_object_add(j, "records", json_object_new_int64((int64_t)v->records));
-        json_object_object_add(j, "records_bad", json_object_new_int64((int64_t)v->records_bad));
-        json_object_object_add(j, "pages", json_object_new_int64((int64_t)v->pages));
-        json_object_object_add(j, "pages_missing", json_object_new_int64((int64_t)v->pages_missing));
-        json_object_object_add(j, "lost", json_strings(v->lost, v->n_lost));
-        json_object_object_add(j, "problems", json_strings(v->problems, v->n_problems));
-        json_object_object_add(j, "seconds", json_object_new_double(v->seconds));
-        print_json(j);
-    } else {
-        for (size_t i = 0; i < v->n_problems; i++)
-            fprintf(stderr, "forkctl: recover: %s\n", v->problems[i]);
-        for (size_t i = 0; i < v->n_lost; i++)
-            fprintf(stderr, "forkctl: recover: not recovered: %s\n", v->lost[i]);
-        if (!g_quiet || bad) {
-            if (v->moved_aside[0])
-                printf("recover: the old catalog is kept as %s\n", v->moved_aside);
-            printf("recover: %s: %llu snapshots from %llu manifests (%llu tombstones), %llu pages from %llu "
-                   "chunk files in %.2fs%s\n", bad ? "INCOMPLETE" : "ok", (unsigned long long)v->snapshots,
-                   (unsigned long long)v->manifests, (unsigned long long)v->tombstones,
-                   (unsigned long long)v->pages, (unsigned long long)v->chunks, v->seconds,
-                   v->n_lost ? "; see the snapshots named above" : "");
-        }
-    }
+    if (r->json)
+        print_json(recover_json(v, bad));
+    else
+        recover_text(v, bad);
     fks_recover_free(v);
     return bad ? EX_CORRUPT : EX_OK;
 }
@@ -1981,33 +2339,40 @@ static const char H_IMPORT[] =
     "without symbolic links; otherwise the snapshot is imported without it\n"
     "and a warning names it.\n";
 
-static int cmd_import(int argc, char **argv)
+static json_object *import_json(const fks_forkd_import_result *res)
+{
+    json_object *j = json_object_new_object();
+    jint(j, "imported", (int64_t)res->n_imported);
+    jint(j, "without_rootfs", (int64_t)res->n_no_rootfs);
+    json_object_object_add(j, "warnings", json_strings(res->warnings, res->n_warnings));
+    return j;
+}
+
+static void import_text(const char *dir, const fks_forkd_import_result *res)
+{
+    printf("imported %zu snapshot%s from %s", res->n_imported, res->n_imported == 1 ? "" : "s", dir);
+    if (res->n_no_rootfs)
+        printf("; %zu without the rootfs snapshot.json names (see the warnings)", res->n_no_rootfs);
+    printf("\n");
+}
+
+static int cmd_import(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"prefix", required_argument, NULL, 'p'},
         {"rootfs-dir", required_argument, NULL, 'r'}, {0}};
     fks_forkd_import_opts io = {0};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'p')
-            io.prefix = optarg;
-        else if (c == 'r')
-            io.rootfs_dir = optarg;
-        else if ((r = common_opt(c, "import-forkd", H_IMPORT, &json)) >= 0)
-            return r;
-    }
-    if (optind + 1 != argc)
-        return usage_err("import-forkd", "%s", "give exactly one forkd snapshot root DIR");
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
+    int c, rc;
+    while ((c = next_opt(r, o)) != 0)
+        *(c == 'p' ? &io.prefix : &io.rootfs_dir) = optarg;
+    if (r->exit >= 0)
+        return r->exit;
+    const char *dir = r->args[0];
+    if ((rc = store_open(r)) != 0)
         return fail(rc);
-    struct progress p;
-    io.progress = progress_for(&p, "import");
-    io.progress_arg = &p;
+    r->fn = progress(r, "import");
+    progress_into(r, &io.progress, &io.progress_arg);
     fks_forkd_import_result res;
-    rc = fks_import_forkd(&res, s, argv[optind], &io);
-    progress_end(&p);
-    fks_close(s);
+    rc = store_done(r, fks_import_forkd(&res, r->s, dir, &io));
     for (size_t i = 0; i < res.n_warnings; i++)
         fprintf(stderr, "forkctl: warning: %s%s\n", res.warnings[i],
                 strstr(res.warnings[i], "rootfs") && strstr(res.warnings[i], "not imported")
@@ -2017,25 +2382,13 @@ static int cmd_import(int argc, char **argv)
         if (res.n_imported)
             fprintf(stderr, "forkctl: %zu of %zu snapshots were imported before the failure\n", res.n_imported,
                     res.n_found);
-        fks_forkd_import_result_free(&res);
-        return exit_code(rc);
-    }
-    if (json) {
-        json_object *j = json_object_new_object(), *w = json_object_new_array();
-        json_object_object_add(j, "imported", json_object_new_int64((int64_t)res.n_imported));
-        json_object_object_add(j, "without_rootfs", json_object_new_int64((int64_t)res.n_no_rootfs));
-        for (size_t i = 0; i < res.n_warnings; i++)
-            json_object_array_add(w, json_object_new_string(res.warnings[i]));
-        json_object_object_add(j, "warnings", w);
-        print_json(j);
+    } else if (r->json) {
+        print_json(import_json(&res));
     } else if (!g_quiet) {
-        printf("imported %zu snapshot%s from %s", res.n_imported, res.n_imported == 1 ? "" : "s", argv[optind]);
-        if (res.n_no_rootfs)
-            printf("; %zu without the rootfs snapshot.json names (see the warnings)", res.n_no_rootfs);
-        printf("\n");
+        import_text(dir, &res);
     }
-    fks_forkd_import_result_free(&res);
-    return EX_OK;
+    fks_forkd_import_result_clear(&res);
+    return exit_code(rc);
 }
 
 static const char H_EXPORT[] =
@@ -2051,71 +2404,74 @@ static const char H_EXPORT[] =
     "directory otherwise. All or nothing: a failed export writes nothing; an\n"
     "existing identical directory (a shared ancestor) is reused.\n";
 
-static int cmd_export(int argc, char **argv)
+static json_object *export_json(const char *tag, const char *out, const fks_forkd_export_result *res)
+{
+    json_object *j = json_object_new_object(), *d = json_object_new_array();
+    jstr(j, "tag", tag);
+    jstr(j, "forkd", out);
+    jstr(j, "name", res->names[res->n - 1]);
+    for (size_t i = 0; i < res->n; i++) {
+        json_object *e = json_object_new_object();
+        jstr(e, "name", res->names[i]);
+        jbool(e, "reused", res->reused[i]);
+        json_object_array_add(d, e);
+    }
+    json_object_object_add(j, "directories", d);
+    return j;
+}
+
+static void export_text(const char *tag, const char *out, const fks_forkd_export_result *res)
+{
+    size_t reused = 0;
+    for (size_t i = 0; i < res->n; i++)
+        reused += res->reused[i] != 0;
+    printf("exported %s to %s/%s", tag, out, res->names[res->n - 1]);
+    if (res->n > 1) {
+        printf(" as a chain of %zu (base %s", res->n, res->names[0]);
+        if (reused)
+            printf("; %zu already there", reused);
+        printf(")");
+    }
+    printf("\n");
+}
+
+static int cmd_export(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"forkd", required_argument, NULL, 'f'},
         {"flat", no_argument, NULL, 'F'}, {"tag", required_argument, NULL, 't'}, {0}};
     const char *out = NULL;
     fks_forkd_export_opts eo = {0};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
+    int c, rc;
+    while ((c = next_opt(r, o)) != 0) {
         if (c == 'f')
             out = optarg;
         else if (c == 'F')
             eo.flat = 1;
-        else if (c == 't')
+        else
             eo.name = optarg;
-        else if ((r = common_opt(c, "export", H_EXPORT, &json)) >= 0)
-            return r;
     }
-    if (optind + 1 != argc)
-        return usage_err("export", "%s", "give exactly one TAG");
+    if (r->exit >= 0)
+        return r->exit;
     if (!out)
         return usage_err("export", "%s", "--forkd DIR is required");
     if (eo.name && fks_check_forkd_tag(eo.name) != 0)
         return usage_err("export", "--tag: %s", fks_errmsg());
-    fks_store *s = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc)
-        return fail(rc);
+    const char *tag = r->args[0];
     fks_forkd_export_result res;
-    rc = fks_export_forkd(&res, s, argv[optind], out, &eo);
-    fks_close(s);
-    if (rc) {
+    if ((rc = store_open(r)) != 0)
+        return fail(rc);
+    if ((rc = store_done(r, fks_export_forkd(&res, r->s, tag, out, &eo))) != 0) {
         const char *m = fks_errmsg();
-        fprintf(stderr, "forkctl: %s%s\n", m,
-                strstr(m, "not a forkd tag") ? (strstr(m, "ancestor") ? " (forkctl tag renames it; --flat exports "
-                                                 "TAG alone)" : " (--tag NAME names it for forkd)")
-                : rc == FKS_EEXIST ? " (remove it, or export into another --forkd DIR)" : "");
+        if (!strstr(m, "not a forkd tag"))
+            return fail(rc);
+        fprintf(stderr, "forkctl: %s%s\n", m, strstr(m, "ancestor") ? " (forkctl tag renames it; --flat exports "
+                "TAG alone)" : " (--tag NAME names it for forkd)");
         return exit_code(rc);
     }
-    const char *head = res.names[res.n - 1];
-    if (json) {
-        json_object *j = json_object_new_object(), *d = json_object_new_array();
-        json_object_object_add(j, "tag", json_object_new_string(argv[optind]));
-        json_object_object_add(j, "forkd", json_object_new_string(out));
-        json_object_object_add(j, "name", json_object_new_string(head));
-        for (size_t i = 0; i < res.n; i++) {
-            json_object *e = json_object_new_object();
-            json_object_object_add(e, "name", json_object_new_string(res.names[i]));
-            json_object_object_add(e, "reused", json_object_new_boolean(res.reused[i]));
-            json_object_array_add(d, e);
-        }
-        json_object_object_add(j, "directories", d);
-        print_json(j);
-    } else if (!g_quiet) {
-        size_t reused = 0;
-        for (size_t i = 0; i < res.n; i++)
-            reused += res.reused[i] != 0;
-        printf("exported %s to %s/%s", argv[optind], out, head);
-        if (res.n > 1) {
-            printf(" as a chain of %zu (base %s", res.n, res.names[0]);
-            if (reused)
-                printf("; %zu already there", reused);
-            printf(")");
-        }
-        printf("\n");
-    }
+    if (r->json)
+        print_json(export_json(tag, out, &res));
+    else if (!g_quiet)
+        export_text(tag, out, &res);
     return EX_OK;
 }
 
@@ -2128,78 +2484,97 @@ static const char H_PRUNE[] =
     "tag matches GLOB. Children of a removed snapshot stay restorable. At least\n"
     "one rule is required. `forkctl gc` reclaims the space afterwards.\n";
 
-static int cmd_prune(int argc, char **argv)
+/* The retention rules prune and remote prune share: -1 to go on (also when
+** c is none of them), else the usage exit code. cmd is "prune" or "remote". */
+static int keep_opt(const char *cmd, fks_prune_opts *po, const char **tags, int c)
 {
-    static const struct option o[] = {COMMON_OPTS, {"keep-last", required_argument, NULL, 'l'},
-        {"keep-within", required_argument, NULL, 'w'}, {"keep-tag", required_argument, NULL, 't'},
-        {"dry-run", no_argument, NULL, 'n'}, {0}};
+    double v = 0;
+    int e;
+    switch (c) {
+    case 'l':
+        if ((e = num_arg(cmd, "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1, &v)) >= 0)
+            return e;
+        po->keep_last = (int)v;
+        break;
+    case 'w':
+        if ((e = duration_arg(cmd, "--keep-within", optarg, &v)) >= 0)
+            return e;
+        po->keep_within_ms = (int64_t)(v * 1000);
+        if (po->keep_within_ms <= 0)
+            po->keep_within_ms = 1;      /* under a millisecond: still a rule */
+        break;
+    case 't':
+        if (po->n_keep_tags == 64)
+            return usage_err(cmd, "%s", "at most 64 --keep-tag options");
+        tags[po->n_keep_tags++] = optarg;
+        break;
+    case 'n': po->dry_run = 1; break;
+    }
+    return -1;
+}
+
+static int keep_none(const fks_prune_opts *po)
+{
+    return po->keep_last == 0 && po->keep_within_ms == 0 && po->n_keep_tags == 0;
+}
+
+/* prune and remote prune --json; anc < 0: not a remote prune. */
+static json_object *prune_json(const fks_prune_opts *po, const fks_prune_result *res, int64_t anc)
+{
+    json_object *j = json_object_new_object();
+    jbool(j, "dry_run", po->dry_run);
+    json_object_object_add(j, "removed", json_strings(res->removed, res->n_removed));
+    jint(j, "kept", (int64_t)res->n_kept);
+    if (anc >= 0)
+        jint(j, "kept_as_ancestors", anc);
+    return j;
+}
+
+static void prune_removed_text(const fks_prune_opts *po, const fks_prune_result *res)
+{
+    for (size_t i = 0; i < res->n_removed; i++)
+        printf("%s %s\n", po->dry_run ? "would remove" : "removed", esc(res->removed[i]));
+}
+
+#define KEEP_OPTS \
+    {"keep-last", required_argument, NULL, 'l'}, {"keep-within", required_argument, NULL, 'w'}, \
+    {"keep-tag", required_argument, NULL, 't'}, {"dry-run", no_argument, NULL, 'n'}
+
+static int cmd_prune(struct run *r)
+{
+    static const struct option o[] = {COMMON_OPTS, KEEP_OPTS, {0}};
     fks_prune_opts po = {0};
     const char *tags[64];
-    int json = 0, c, r;
-    double within = 0;
+    int c, e, rc;
     po.keep_tags = tags;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        switch (c) {
-        case 'l': {
-            double v = 0;
-            if ((r = num_arg("prune", "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1,
-                             &v)) >= 0)
-                return r;
-            po.keep_last = (int)v;
-            break;
-        }
-        case 'w':
-            if ((r = duration_arg("prune", "--keep-within", optarg, &within)) >= 0)
-                return r;
-            po.keep_within_ms = (int64_t)(within * 1000);
-            if (po.keep_within_ms <= 0)
-                po.keep_within_ms = 1;      /* under a millisecond: still a rule */
-            break;
-        case 't':
-            if (po.n_keep_tags == 64)
-                return usage_err("prune", "%s", "at most 64 --keep-tag options");
-            tags[po.n_keep_tags++] = optarg;
-            break;
-        case 'n': po.dry_run = 1; break;
-        default:
-            if ((r = common_opt(c, "prune", H_PRUNE, &json)) >= 0)
-                return r;
-        }
-    }
-    if (optind < argc)
-        return usage_err("prune", "unexpected argument '%s'", argv[optind]);
-    if (po.keep_last == 0 && po.keep_within_ms == 0 && po.n_keep_tags == 0)
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = keep_opt("prune", &po, tags, c)) >= 0)
+            return e;
+    if (r->exit >= 0)
+        return r->exit;
+    if (keep_none(&po))
         return usage_err("prune", "%s", "give at least one rule: --keep-last, --keep-within or --keep-tag");
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
+    if ((rc = store_open(r)) != 0)
         return fail(rc);
     fks_prune_result res;
-    rc = fks_prune(&res, s, &po);
-    int used = fks_reserve_used(s);
-    fks_close(s);
+    rc = fks_prune(&res, r->s, &po);
+    int used = fks_reserve_used(r->s);
+    store_done(r, rc);
     if (rc) {
         int ex = fail(rc);
         full_disk_note("prune", used, rc);
         fprintf(stderr, "forkctl: prune removed nothing (it removes all or none)\n");
-        fks_prune_result_free(&res);
+        fks_prune_result_clear(&res);
         return ex;
     }
-    if (json) {
-        json_object *j = json_object_new_object(), *a = json_object_new_array();
-        for (size_t i = 0; i < res.n_removed; i++)
-            json_object_array_add(a, json_object_new_string(res.removed[i]));
-        json_object_object_add(j, "dry_run", json_object_new_boolean(po.dry_run));
-        json_object_object_add(j, "removed", a);
-        json_object_object_add(j, "kept", json_object_new_int64((int64_t)res.n_kept));
-        print_json(j);
+    if (r->json) {
+        print_json(prune_json(&po, &res, -1));
     } else if (!g_quiet) {
-        for (size_t i = 0; i < res.n_removed; i++)
-            printf("%s %s\n", po.dry_run ? "would remove" : "removed", esc(res.removed[i]));
+        prune_removed_text(&po, &res);
         printf("prune%s: %zu removed, %zu kept\n", po.dry_run ? " (dry run)" : "", res.n_removed, res.n_kept);
     }
     full_disk_note("prune", used, 0);
-    fks_prune_result_free(&res);
+    fks_prune_result_clear(&res);
     return EX_OK;
 }
 
@@ -2215,11 +2590,6 @@ static const char H_INFO[] =
     "`forkctl branch` also show the pause, snapshot and ingest times and the\n"
     "Firecracker and snapshot format versions.\n";
 
-static json_object *opt_int(int64_t v)
-{
-    return v >= 0 ? json_object_new_int64(v) : NULL;
-}
-
 static void when(char *buf, size_t len, int64_t ms)
 {
     time_t t = (time_t)(ms / 1000);
@@ -2232,158 +2602,213 @@ static void when(char *buf, size_t len, int64_t ms)
     snprintf(buf + n, len - n, " (%s)", ag);
 }
 
-static int cmd_info(int argc, char **argv)
-{
-    static const struct option o[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'},
-        {"runs", no_argument, NULL, 'R'}, {0}};
-    int json = 0, unique = 0, runs = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'U')
-            unique = 1;
-        else if (c == 'R')
-            runs = 1;
-        else if ((r = common_opt(c, "info", H_INFO, &json)) >= 0)
-            return r;
-    }
-    if (optind + 1 != argc)
-        return usage_err("info", "%s", "give exactly one TAG");
-    const char *tag = argv[optind];
-    fks_store *s = NULL;
-    fks_snapinfo in, *chain = NULL, *all = NULL;
-    fks_snap_stats *st = NULL;
+/* Everything `forkctl info` shows of one snapshot. */
+struct info {
+    const char *tag;
+    int flags;                     /* FKS_STATS_UNIQUE, FKS_STATS_RUNS */
+    fks_snapinfo in;
+    fks_snapinfo *chain, *kids;
+    size_t nchain, nkids;
+    fks_snap_stats *st;
     fks_branch_info bi;
-    fks_serve_stats lz;
-    int64_t lz_ms = 0;
-    size_t nchain = 0, nall = 0;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc)
-        return fail(rc);
-    if ((rc = fks_get(&in, s, tag)) == 0 && (rc = fks_chain_brief(&chain, &nchain, s, tag)) == 0 &&
-        (rc = fks_children(&all, &nall, s, tag)) == 0 && (rc = fks_branch_info_get(&bi, s, tag)) == 0 &&
-        (rc = fks_lazy_stats_get(&lz, &lz_ms, s, tag)) == 0)
-        rc = fks_snap_stats_get_ex(&st, s, tag, (unique ? FKS_STATS_UNIQUE : 0) | (runs ? FKS_STATS_RUNS : 0));
-    fks_close(s);
+    fks_serve_stats lz;            /* its last lazy restore, if lz_ms */
+    int64_t lz_ms;
+};
+
+/* Reads it all from the open store. */
+static int info_call(struct run *r, void *arg)
+{
+    struct info *x = arg;
+    fks_store *s = r->s;
+    const char *tag = x->tag;
+    int rc;
+    if ((rc = fks_get(&x->in, s, tag)) == 0 && (rc = fks_chain_brief(&x->chain, &x->nchain, s, tag)) == 0 &&
+        (rc = fks_children(&x->kids, &x->nkids, s, tag)) == 0 && (rc = fks_branch_info_get(&x->bi, s, tag)) == 0 &&
+        (rc = fks_lazy_stats_get(&x->lz, &x->lz_ms, s, tag)) == 0)
+        rc = fks_snap_stats_get_ex(&x->st, s, tag, x->flags);
     if (rc) {
-        free(chain);
-        free(all);
-        return fail(rc);
+        free(x->chain);
+        free(x->kids);
     }
-    if (json) {
-        json_object *j = json_object_new_object(), *ch = json_object_new_array(),
-                    *kids = json_object_new_array(), *arts = json_object_new_array();
-        json_object_object_add(j, "tag", json_object_new_string(in.tag));
-        json_object_object_add(j, "parent", in.parent[0] ? json_object_new_string(in.parent) : NULL);
-        for (size_t i = 0; i < nall; i++)
-            json_object_array_add(kids, json_object_new_string(all[i].tag));
-        json_object_object_add(j, "children", kids);
-        for (size_t i = 0; i < nchain; i++)
-            json_object_array_add(ch, json_object_new_string(chain[i].tag));
-        json_object_object_add(j, "chain", ch);
-        json_object_object_add(j, "depth", json_object_new_int(in.depth));
-        json_object_object_add(j, "created_ms", json_object_new_int64(in.created_ms));
-#define B(k, v) json_object_object_add(j, k, json_object_new_int64((int64_t)(v)))
-        B("logical_bytes", st->logical_bytes);
-        B("nonzero_bytes", st->nonzero_bytes);
-        B("shared_with_parent_bytes", st->shared_with_parent_bytes);
-        if (st->unique_known) {
-            B("unique_pages", st->unique_pages);
-            B("unique_bytes", st->unique_bytes);
-            B("unique_stored_bytes", st->unique_stored_bytes);
-        }
-        B("stored_bytes", st->stored_bytes);
-#undef B
-        for (size_t i = 0; i < st->n_artifacts; i++) {
-            json_object *a = json_object_new_object();
-            json_object_object_add(a, "name", json_object_new_string(st->artifacts[i].name));
-            json_object_object_add(a, "size", json_object_new_int64((int64_t)st->artifacts[i].size));
-            json_object_object_add(a, "nonzero_bytes", json_object_new_int64((int64_t)st->artifacts[i].nonzero_bytes));
-            json_object_object_add(a, "runs", st->runs_known ? json_object_new_int64((int64_t)st->artifacts[i].runs)
-                                                             : NULL);
-            json_object_array_add(arts, a);
-        }
-        json_object_object_add(j, "artifacts", arts);
-        json_object_object_add(j, "pause_ms", opt_int(in.pause_ms));
-        json_object_object_add(j, "snapshot_ms", opt_int(in.snapshot_ms));
-        json_object_object_add(j, "ingest_ms", opt_int(in.ingest_ms));
-        json_object_object_add(j, "diff_bytes", opt_int(in.diff_bytes));
-        json_object_object_add(j, "firecracker_version", bi.fc_version[0] ? json_object_new_string(bi.fc_version) : NULL);
-        json_object_object_add(j, "format_version",
-                               bi.format_version[0] ? json_object_new_string(bi.format_version) : NULL);
-        json_object *lzj = NULL;
-        if (lz_ms) {
-            lzj = serve_stats_json(tag, &lz);
-            json_object_object_del(lzj, "tag");
-            json_object_object_del(lzj, "peak_rss_kib");
-            json_object_object_del(lzj, "seconds");
-            json_object_object_del(lzj, "prefetch_seconds");
-            json_object_object_del(lzj, "working_set_from");
-            json_object_object_add(lzj, "finished_ms", json_object_new_int64(lz_ms));
-        }
-        json_object_object_add(j, "last_lazy_restore", lzj);
-        print_json(j);
-    } else {
-        char b[64], w[96];
-        int nkids = 0;
-        printf("snapshot          %s\n", in.tag);
-        printf("parent            %s\n", in.parent[0] ? in.parent : "- (a root)");
-        printf("children         ");
-        for (size_t i = 0; i < nall; i++)
-            printf(" %s", all[i].tag), nkids++;
-        printf("%s\n", nkids ? "" : " -");
-        printf("chain            ");
-        for (size_t i = 0; i < nchain; i++)
-            printf("%s%s", i ? " > " : " ", chain[i].tag);
-        printf("  (depth %d)\n", in.depth);
-        when(w, sizeof w, in.created_ms);
-        printf("created           %s\n", w);
-#define H(label, v, note) (human(b, sizeof b, (double)(v)), printf("%-17s %-11s %s\n", label, b, note))
-        H("logical", st->logical_bytes, "all files");
-        H("non-zero", st->nonzero_bytes, "pages not all zero");
-        H("shared w/ parent", st->shared_with_parent_bytes, "same page at the same place in the parent");
-        if (st->unique_known) {
-            H("unique", st->unique_bytes, "pages no other snapshot references");
-            H("freed by rmi+gc", st->unique_stored_bytes, "at most: stored blocks holding those pages");
-        }
-        H("stored", st->stored_bytes, "bytes its ingest added");
-#undef H
-        if (in.pause_ms >= 0 || in.snapshot_ms >= 0 || in.ingest_ms >= 0) {
-            human(b, sizeof b, (double)(in.diff_bytes > 0 ? in.diff_bytes : 0));
-            printf("branch timings    pause %lld ms, snapshot %lld ms, ingest %lld ms, diff file %s\n",
-                   (long long)in.pause_ms, (long long)in.snapshot_ms, (long long)in.ingest_ms, b);
-        } else {
-            printf("branch timings    - (not taken by forkctl branch)\n");
-        }
-        if (bi.fc_version[0] || bi.format_version[0])
-            printf("versions          Firecracker %s, snapshot format %s\n", bi.fc_version[0] ? bi.fc_version : "?",
-                   bi.format_version[0] ? bi.format_version : "?");
-        else
-            printf("versions          - (not recorded)\n");
-        if (lz_ms) {
-            when(w, sizeof w, lz_ms);
-            human(b, sizeof b, (double)lz.bytes_decoded);
-            printf("last lazy restore %s: %llu VM(s), %llu faults, pages %llu on demand, %llu by prefetch, %llu zero; "
-                   "%s decoded; fault p50 %.1f us, p99 %.1f us; working set %llu pages\n", w,
-                   (unsigned long long)lz.vms, (unsigned long long)lz.faults, (unsigned long long)lz.pages_demand,
-                   (unsigned long long)lz.pages_prefetch, (unsigned long long)lz.pages_zero, b, lz.fault_p50_us,
-                   lz.fault_p99_us, (unsigned long long)lz.working_set_pages);
-        } else {
-            printf("last lazy restore - (never)\n");
-        }
-        printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
-        for (size_t i = 0; i < st->n_artifacts; i++) {
-            char sz[32], nz[32], rn[32] = "-";
-            human(sz, sizeof sz, (double)st->artifacts[i].size);
-            human(nz, sizeof nz, (double)st->artifacts[i].nonzero_bytes);
-            if (st->runs_known)
-                snprintf(rn, sizeof rn, "%llu", (unsigned long long)st->artifacts[i].runs);
-            printf("%-24s %11s %11s %8s\n", st->artifacts[i].name, sz, nz, rn);
-        }
-    }
-    fks_snap_stats_free(st);
-    free(chain);
-    free(all);
+    return rc;
+}
+
+static int info_end(void *arg)
+{
+    struct info *x = arg;
+    fks_snap_stats_free(x->st);
+    free(x->chain);
+    free(x->kids);
     return EX_OK;
 }
+
+static json_object *info_files_json(const fks_snap_stats *st)
+{
+    json_object *arts = json_object_new_array();
+    for (size_t i = 0; i < st->n_artifacts; i++) {
+        json_object *a = json_object_new_object();
+        jstr(a, "name", st->artifacts[i].name);
+        jint(a, "size", (int64_t)st->artifacts[i].size);
+        jint(a, "nonzero_bytes", (int64_t)st->artifacts[i].nonzero_bytes);
+        json_object_object_add(a, "runs", st->runs_known ? json_object_new_int64((int64_t)st->artifacts[i].runs)
+                                                         : NULL);
+        json_object_array_add(arts, a);
+    }
+    return arts;
+}
+
+/* The last lazy restore's numbers, or NULL if it had none. */
+static json_object *info_lazy_json(const struct info *x)
+{
+    if (!x->lz_ms)
+        return NULL;
+    json_object *j = serve_stats_json(x->in.tag, &x->lz);
+    static const char *const drop[] = {"tag", "peak_rss_kib", "seconds", "prefetch_seconds", "working_set_from"};
+    for (size_t i = 0; i < sizeof drop / sizeof *drop; i++)
+        json_object_object_del(j, drop[i]);
+    jint(j, "finished_ms", x->lz_ms);
+    return j;
+}
+
+static json_object *info_json(const void *arg)
+{
+    const struct info *x = arg;
+    const fks_snap_stats *st = x->st;
+    json_object *j = json_object_new_object(), *kids = json_object_new_array(), *ch = json_object_new_array();
+    jstr(j, "tag", x->in.tag);
+    jstr(j, "parent", or_null(x->in.parent));
+    for (size_t i = 0; i < x->nkids; i++)
+        json_object_array_add(kids, json_object_new_string(x->kids[i].tag));
+    json_object_object_add(j, "children", kids);
+    for (size_t i = 0; i < x->nchain; i++)
+        json_object_array_add(ch, json_object_new_string(x->chain[i].tag));
+    json_object_object_add(j, "chain", ch);
+    jints(j, (const struct jfield[]){{"depth", x->in.depth}, {"created_ms", x->in.created_ms},
+          {"logical_bytes", (int64_t)st->logical_bytes}, {"nonzero_bytes", (int64_t)st->nonzero_bytes},
+          {"shared_with_parent_bytes", (int64_t)st->shared_with_parent_bytes}, {NULL, 0}});
+    if (st->unique_known)
+        jints(j, (const struct jfield[]){{"unique_pages", (int64_t)st->unique_pages},
+              {"unique_bytes", (int64_t)st->unique_bytes}, {"unique_stored_bytes", (int64_t)st->unique_stored_bytes},
+              {NULL, 0}});
+    jint(j, "stored_bytes", (int64_t)st->stored_bytes);
+    json_object_object_add(j, "artifacts", info_files_json(st));
+    jopt(j, "pause_ms", x->in.pause_ms);
+    jopt(j, "snapshot_ms", x->in.snapshot_ms);
+    jopt(j, "ingest_ms", x->in.ingest_ms);
+    jopt(j, "diff_bytes", x->in.diff_bytes);
+    jstr(j, "firecracker_version", or_null(x->bi.fc_version));
+    jstr(j, "format_version", or_null(x->bi.format_version));
+    json_object_object_add(j, "last_lazy_restore", info_lazy_json(x));
+    return j;
+}
+
+/* info's text: snapshot, parent, children, chain and when it was made. */
+static void info_lineage_text(const struct info *x)
+{
+    char w[96];
+    printf("snapshot          %s\n", x->in.tag);
+    printf("parent            %s\n", x->in.parent[0] ? x->in.parent : "- (a root)");
+    printf("children         ");
+    for (size_t i = 0; i < x->nkids; i++)
+        printf(" %s", x->kids[i].tag);
+    printf("%s\n", x->nkids ? "" : " -");
+    printf("chain            ");
+    for (size_t i = 0; i < x->nchain; i++)
+        printf("%s%s", i ? " > " : " ", x->chain[i].tag);
+    printf("  (depth %d)\n", x->in.depth);
+    when(w, sizeof w, x->in.created_ms);
+    printf("created           %s\n", w);
+}
+
+/* One size line of info's text. */
+static void size_line(const char *label, uint64_t v, const char *note)
+{
+    char b[64];
+    human(b, sizeof b, (double)v);
+    printf("%-17s %-11s %s\n", label, b, note);
+}
+
+static void info_sizes_text(const fks_snap_stats *st)
+{
+    size_line("logical", st->logical_bytes, "all files");
+    size_line("non-zero", st->nonzero_bytes, "pages not all zero");
+    size_line("shared w/ parent", st->shared_with_parent_bytes, "same page at the same place in the parent");
+    if (st->unique_known) {
+        size_line("unique", st->unique_bytes, "pages no other snapshot references");
+        size_line("freed by rmi+gc", st->unique_stored_bytes, "at most: stored blocks holding those pages");
+    }
+    size_line("stored", st->stored_bytes, "bytes its ingest added");
+}
+
+/* info's text: branch timings, versions and the last lazy restore. */
+static void info_history_text(const struct info *x)
+{
+    const fks_snapinfo *in = &x->in;
+    const fks_serve_stats *lz = &x->lz;
+    char b[64], w[96];
+    if (in->pause_ms >= 0 || in->snapshot_ms >= 0 || in->ingest_ms >= 0) {
+        human(b, sizeof b, (double)(in->diff_bytes > 0 ? in->diff_bytes : 0));
+        printf("branch timings    pause %lld ms, snapshot %lld ms, ingest %lld ms, diff file %s\n",
+               (long long)in->pause_ms, (long long)in->snapshot_ms, (long long)in->ingest_ms, b);
+    } else {
+        printf("branch timings    - (not taken by forkctl branch)\n");
+    }
+    if (x->bi.fc_version[0] || x->bi.format_version[0])
+        printf("versions          Firecracker %s, snapshot format %s\n", x->bi.fc_version[0] ? x->bi.fc_version : "?",
+               x->bi.format_version[0] ? x->bi.format_version : "?");
+    else
+        printf("versions          - (not recorded)\n");
+    if (!x->lz_ms) {
+        printf("last lazy restore - (never)\n");
+        return;
+    }
+    when(w, sizeof w, x->lz_ms);
+    human(b, sizeof b, (double)lz->bytes_decoded);
+    printf("last lazy restore %s: %llu VM(s), %llu faults, pages %llu on demand, %llu by prefetch, %llu zero; "
+           "%s decoded; fault p50 %.1f us, p99 %.1f us; working set %llu pages\n", w,
+           (unsigned long long)lz->vms, (unsigned long long)lz->faults, (unsigned long long)lz->pages_demand,
+           (unsigned long long)lz->pages_prefetch, (unsigned long long)lz->pages_zero, b, lz->fault_p50_us,
+           lz->fault_p99_us, (unsigned long long)lz->working_set_pages);
+}
+
+static void info_files_text(const fks_snap_stats *st)
+{
+    printf("\n%-24s %11s %11s %8s\n", "FILE", "SIZE", "NON-ZERO", "RUNS");
+    for (size_t i = 0; i < st->n_artifacts; i++) {
+        char sz[32], nz[32], rn[32] = "-";
+        human(sz, sizeof sz, (double)st->artifacts[i].size);
+        human(nz, sizeof nz, (double)st->artifacts[i].nonzero_bytes);
+        if (st->runs_known)
+            snprintf(rn, sizeof rn, "%llu", (unsigned long long)st->artifacts[i].runs);
+        printf("%-24s %11s %11s %8s\n", st->artifacts[i].name, sz, nz, rn);
+    }
+}
+
+static void info_text(const void *arg)
+{
+    const struct info *x = arg;
+    info_lineage_text(x);
+    info_sizes_text(x->st);
+    info_history_text(x);
+    info_files_text(x->st);
+}
+
+static int info_tag(struct run *r, void *arg)
+{
+    ((struct info *)arg)->tag = r->args[0];
+    return -1;
+}
+
+static int info_opt(void *arg, int c)
+{
+    ((struct info *)arg)->flags |= c == 'U' ? FKS_STATS_UNIQUE : FKS_STATS_RUNS;
+    return -1;
+}
+
+static const struct option INFO_OPTS[] = {COMMON_OPTS, {"unique", no_argument, NULL, 'U'},
+    {"runs", no_argument, NULL, 'R'}, {0}};
+static const struct call INFO_CALL = {.opts = INFO_OPTS, .opt = info_opt, .check = info_tag, .call = info_call,
+                                      .json = info_json, .text = info_text, .loud = 1, .end = info_end};
 
 static const char H_DIFF[] =
     "usage: forkctl diff A B [--json]\n"
@@ -2392,83 +2817,105 @@ static const char H_DIFF[] =
     "pages differ and the byte ranges they cover, adjacent pages merged. Pages\n"
     "past the end of the shorter file count as zero. Exits 0 either way.\n";
 
-static int cmd_diff(int argc, char **argv)
+/* The bytes [*off, *end) that range k of x covers, in the longer file. */
+static void diff_range(const fks_diff_artifact *x, size_t k, uint64_t *off, uint64_t *end)
 {
-    static const struct option o[] = {COMMON_OPTS, {0}};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
-        if ((r = common_opt(c, "diff", H_DIFF, &json)) >= 0)
-            return r;
-    if (optind + 2 != argc)
-        return usage_err("diff", "%s", "give two TAGs");
-    const char *ta = argv[optind], *tb = argv[optind + 1];
-    fks_store *s = NULL;
-    fks_diff_report *d = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc == 0)
-        rc = fks_diff(&d, s, ta, tb);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (json) {
-        json_object *j = json_object_new_object(), *arts = json_object_new_array();
-        json_object_object_add(j, "a", json_object_new_string(ta));
-        json_object_object_add(j, "b", json_object_new_string(tb));
-        json_object_object_add(j, "pages", json_object_new_int64((int64_t)d->pages));
-        json_object_object_add(j, "bytes", json_object_new_int64((int64_t)d->bytes));
-        for (size_t i = 0; i < d->n; i++) {
-            const fks_diff_artifact *x = &d->artifacts[i];
-            uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
-            json_object *a = json_object_new_object(), *rg = json_object_new_array();
-            json_object_object_add(a, "name", json_object_new_string(x->name));
-            json_object_object_add(a, "size_a", x->in_a ? json_object_new_int64((int64_t)x->size_a) : NULL);
-            json_object_object_add(a, "size_b", x->in_b ? json_object_new_int64((int64_t)x->size_b) : NULL);
-            json_object_object_add(a, "pages", json_object_new_int64((int64_t)x->pages));
-            json_object_object_add(a, "bytes", json_object_new_int64((int64_t)x->bytes));
-            for (size_t k = 0; k < x->n_ranges; k++) {
-                uint64_t off = x->ranges[k].pgno * FKS_PAGE_SIZE, end = (x->ranges[k].pgno + x->ranges[k].npages) * FKS_PAGE_SIZE;
-                json_object *e = json_object_new_object();
-                json_object_object_add(e, "offset", json_object_new_int64((int64_t)off));
-                json_object_object_add(e, "length", json_object_new_int64((int64_t)((end < size ? end : size) - off)));
-                json_object_array_add(rg, e);
-            }
-            json_object_object_add(a, "ranges", rg);
-            json_object_array_add(arts, a);
-        }
-        json_object_object_add(j, "artifacts", arts);
-        print_json(j);
-    } else {
-        char b[32];
-        for (size_t i = 0; i < d->n; i++) {
-            const fks_diff_artifact *x = &d->artifacts[i];
-            uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
-            human(b, sizeof b, (double)x->bytes);
-            printf("%s: ", x->name);
-            if (!x->in_a || !x->in_b)
-                printf("only in %s; ", x->in_a ? ta : tb);
-            else if (x->size_a != x->size_b)
-                printf("size %llu -> %llu; ", (unsigned long long)x->size_a, (unsigned long long)x->size_b);
-            if (x->pages == 0)
-                printf("no page differs\n");
-            else
-                printf("%llu page%s differ%s (%s) in %zu range%s\n", (unsigned long long)x->pages,
-                       x->pages == 1 ? "" : "s", x->pages == 1 ? "s" : "", b, x->n_ranges,
-                       x->n_ranges == 1 ? "" : "s");
-            for (size_t k = 0; k < x->n_ranges; k++) {
-                uint64_t off = x->ranges[k].pgno * FKS_PAGE_SIZE, end = (x->ranges[k].pgno + x->ranges[k].npages) * FKS_PAGE_SIZE;
-                if (end > size)
-                    end = size;
-                human(b, sizeof b, (double)(end - off));
-                printf("  0x%010llx-0x%010llx  %s\n", (unsigned long long)off, (unsigned long long)end - 1, b);
-            }
-        }
-        human(b, sizeof b, (double)d->bytes);
-        printf("%s -> %s: %llu page%s differ (%s)\n", ta, tb, (unsigned long long)d->pages,
-               d->pages == 1 ? "" : "s", b);
-    }
-    fks_diff_free(d);
+    uint64_t size = x->size_a > x->size_b ? x->size_a : x->size_b;
+    *off = x->ranges[k].pgno * FKS_PAGE_SIZE;
+    *end = (x->ranges[k].pgno + x->ranges[k].npages) * FKS_PAGE_SIZE;
+    if (*end > size)
+        *end = size;
+}
+
+struct diff {
+    const char *a, *b;
+    fks_diff_report *d;
+};
+
+static int diff_tags(struct run *r, void *arg)
+{
+    ((struct diff *)arg)->a = r->args[0];
+    ((struct diff *)arg)->b = r->args[1];
+    return -1;
+}
+
+static int diff_call(struct run *r, void *arg)
+{
+    struct diff *x = arg;
+    return fks_diff(&x->d, r->s, x->a, x->b);
+}
+
+static int diff_end(void *arg)
+{
+    fks_diff_free(((struct diff *)arg)->d);
     return EX_OK;
 }
+
+static json_object *diff_json(const void *arg)
+{
+    const char *ta = ((const struct diff *)arg)->a, *tb = ((const struct diff *)arg)->b;
+    const fks_diff_report *d = ((const struct diff *)arg)->d;
+    json_object *j = json_object_new_object(), *arts = json_object_new_array();
+    jstr(j, "a", ta);
+    jstr(j, "b", tb);
+    jint(j, "pages", (int64_t)d->pages);
+    jint(j, "bytes", (int64_t)d->bytes);
+    for (size_t i = 0; i < d->n; i++) {
+        const fks_diff_artifact *x = &d->artifacts[i];
+        json_object *a = json_object_new_object(), *rg = json_object_new_array();
+        jstr(a, "name", x->name);
+        jopt(a, "size_a", x->in_a ? (int64_t)x->size_a : -1);
+        jopt(a, "size_b", x->in_b ? (int64_t)x->size_b : -1);
+        jint(a, "pages", (int64_t)x->pages);
+        jint(a, "bytes", (int64_t)x->bytes);
+        for (size_t k = 0; k < x->n_ranges; k++) {
+            uint64_t off, end;
+            diff_range(x, k, &off, &end);
+            json_object *e = json_object_new_object();
+            jint(e, "offset", (int64_t)off);
+            jint(e, "length", (int64_t)(end - off));
+            json_object_array_add(rg, e);
+        }
+        json_object_object_add(a, "ranges", rg);
+        json_object_array_add(arts, a);
+    }
+    json_object_object_add(j, "artifacts", arts);
+    return j;
+}
+
+static void diff_text(const void *arg)
+{
+    const char *ta = ((const struct diff *)arg)->a, *tb = ((const struct diff *)arg)->b;
+    const fks_diff_report *d = ((const struct diff *)arg)->d;
+    char b[32];
+    for (size_t i = 0; i < d->n; i++) {
+        const fks_diff_artifact *x = &d->artifacts[i];
+        human(b, sizeof b, (double)x->bytes);
+        printf("%s: ", x->name);
+        if (!x->in_a || !x->in_b)
+            printf("only in %s; ", x->in_a ? ta : tb);
+        else if (x->size_a != x->size_b)
+            printf("size %llu -> %llu; ", (unsigned long long)x->size_a, (unsigned long long)x->size_b);
+        if (x->pages == 0)
+            printf("no page differs\n");
+        else
+            printf("%llu page%s differ%s (%s) in %zu range%s\n", (unsigned long long)x->pages,
+                   x->pages == 1 ? "" : "s", x->pages == 1 ? "s" : "", b, x->n_ranges,
+                   x->n_ranges == 1 ? "" : "s");
+        for (size_t k = 0; k < x->n_ranges; k++) {
+            uint64_t off, end;
+            diff_range(x, k, &off, &end);
+            human(b, sizeof b, (double)(end - off));
+            printf("  0x%010llx-0x%010llx  %s\n", (unsigned long long)off, (unsigned long long)end - 1, b);
+        }
+    }
+    human(b, sizeof b, (double)d->bytes);
+    printf("%s -> %s: %llu page%s differ (%s)\n", ta, tb, (unsigned long long)d->pages,
+           d->pages == 1 ? "" : "s", b);
+}
+
+static const struct call DIFF_CALL = {.check = diff_tags, .call = diff_call, .json = diff_json, .text = diff_text,
+                                      .loud = 1, .end = diff_end};
 
 static const char H_STATS[] =
     "usage: forkctl stats [--json | --prometheus]\n"
@@ -2501,123 +2948,154 @@ static void prom(const char *store, const char *name, const char *help, double v
         printf("\"} %.6g\n", v);
 }
 
-static int cmd_stats(int argc, char **argv)
-{
-    static const struct option o[] = {COMMON_OPTS, {"prometheus", no_argument, NULL, 'p'}, {0}};
-    int json = 0, promf = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'p')
-            promf = 1;
-        else if ((r = common_opt(c, "stats", H_STATS, &json)) >= 0)
-            return r;
-    }
-    if (optind < argc)
-        return usage_err("stats", "unexpected argument '%s'", argv[optind]);
-    if (json && promf)
-        return usage_err("stats", "%s", "give --json or --prometheus, not both");
-    char def[4096];
-    const char *dir = g_store;
-    int rc = 0;
-    if (!dir && (rc = fks_default_dir(def, sizeof def)) == 0)
-        dir = def;
-    fks_store *s = NULL;
+struct stats {
+    int prom;                  /* --prometheus */
+    char dir[4096];            /* the store, for its label */
     fks_store_stats st;
-    if (rc == 0 && (rc = fks_open(&s, dir, FKS_OPEN_READONLY)) == 0)
-        rc = fks_store_stats_get(&st, s);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (promf) {
-        prom(dir, "snapshots", "Snapshots in the store.", (double)st.snapshots, 1);
-        prom(dir, "artifacts", "Files of all snapshots.", (double)st.artifacts, 1);
-        prom(dir, "logical_bytes", "Sum of the sizes of all snapshot files.", (double)st.logical_bytes, 1);
-        prom(dir, "stored_bytes", "Bytes of every indexed page in chunk files (compressed, with record headers).",
-             (double)st.stored_bytes, 1);
-        prom(dir, "pages", "Distinct pages in the page index.", (double)st.pages, 1);
-        prom(dir, "referenced_pages", "Indexed pages some snapshot references.", (double)st.referenced_pages, 1);
-        prom(dir, "reclaimable_bytes", "Stored bytes of pages no snapshot references (gc reclaims them).",
-             (double)st.reclaimable_bytes, 1);
-        prom(dir, "chunks", "Chunk files in the catalog.", (double)st.chunks, 1);
-        prom(dir, "chunk_used_bytes", "Committed bytes in chunk files.", (double)st.chunk_used_bytes, 1);
-        prom(dir, "chunk_disk_bytes", "Bytes allocated on disk to chunk files.", (double)st.chunk_disk_bytes, 1);
-        prom(dir, "catalog_disk_bytes", "Bytes allocated on disk to the catalog and its WAL.",
-             (double)st.catalog_disk_bytes, 1);
-        prom(dir, "dead_bytes", "Committed chunk bytes no page names (gc compacts them away).", (double)st.dead_bytes,
-             1);
-        prom(dir, "dead_ratio", "Share of committed chunk record bytes that are dead.", st.dead_share, 0);
-        prom(dir, "dedup_ratio", "Page references per distinct referenced page.", st.dedup_ratio, 0);
-        prom(dir, "compression_ratio", "Page bytes per stored byte.", st.compression_ratio, 0);
-        prom(dir, "zero_page_ratio", "Share of all file pages that are zero pages (never stored).",
-             st.zero_page_share, 0);
-    } else if (json) {
-        json_object *j = json_object_new_object();
-#define I(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)st.k))
-        I(snapshots); I(artifacts); I(runs); I(chunks); I(logical_bytes); I(logical_pages); I(page_refs);
-        I(pages); I(referenced_pages); I(stored_bytes); I(reclaimable_bytes); I(chunk_used_bytes);
-        I(chunk_disk_bytes); I(catalog_disk_bytes); I(dead_bytes);
-#undef I
-        json_object_object_add(j, "dead_share", json_object_new_double(st.dead_share));
-        json_object_object_add(j, "dedup_ratio", json_object_new_double(st.dedup_ratio));
-        json_object_object_add(j, "compression_ratio", json_object_new_double(st.compression_ratio));
-        json_object_object_add(j, "zero_page_share", json_object_new_double(st.zero_page_share));
-        print_json(j);
-    } else {
-        char a[32], b[32], d[32];
-        human(a, sizeof a, (double)st.logical_bytes);
-        printf("snapshots          %llu (%llu files)\n", (unsigned long long)st.snapshots,
-               (unsigned long long)st.artifacts);
-        printf("logical            %s\n", a);
-        printf("zero pages         %.1f%% (never stored)\n", 100 * st.zero_page_share);
-        printf("dedup              %.2fx (%llu page references, %llu distinct pages)\n", st.dedup_ratio,
-               (unsigned long long)st.page_refs, (unsigned long long)st.referenced_pages);
-        human(a, sizeof a, (double)st.stored_bytes);
-        printf("stored             %s (%llu pages, compression %.2fx)\n", a, (unsigned long long)st.pages,
-               st.compression_ratio);
-        human(a, sizeof a, (double)st.reclaimable_bytes);
-        printf("reclaimable by gc  %s (%llu pages no snapshot references)\n", a,
-               (unsigned long long)(st.pages - st.referenced_pages));
-        human(a, sizeof a, (double)st.chunk_disk_bytes);
-        human(b, sizeof b, (double)st.chunk_used_bytes);
-        human(d, sizeof d, (double)st.catalog_disk_bytes);
-        printf("chunk files        %llu, %s on disk (%s used)\n", (unsigned long long)st.chunks, a, b);
-        human(a, sizeof a, (double)st.dead_bytes);
-        printf("dead in chunks     %s (%.1f%% of the records; gc compacts down to 5%%)\n", a, 100 * st.dead_share);
-        printf("catalog            %s on disk\n", d);
-    }
-    return EX_OK;
+};
+
+static int stats_call(struct run *r, void *arg)
+{
+    return fks_store_stats_get(&((struct stats *)arg)->st, r->s);
 }
+
+static void stats_prom(const char *dir, const fks_store_stats *st)
+{
+    prom(dir, "snapshots", "Snapshots in the store.", (double)st->snapshots, 1);
+    prom(dir, "artifacts", "Files of all snapshots.", (double)st->artifacts, 1);
+    prom(dir, "logical_bytes", "Sum of the sizes of all snapshot files.", (double)st->logical_bytes, 1);
+    prom(dir, "stored_bytes", "Bytes of every indexed page in chunk files (compressed, with record headers).",
+         (double)st->stored_bytes, 1);
+    prom(dir, "pages", "Distinct pages in the page index.", (double)st->pages, 1);
+    prom(dir, "referenced_pages", "Indexed pages some snapshot references.", (double)st->referenced_pages, 1);
+    prom(dir, "reclaimable_bytes", "Stored bytes of pages no snapshot references (gc reclaims them).",
+         (double)st->reclaimable_bytes, 1);
+    prom(dir, "chunks", "Chunk files in the catalog.", (double)st->chunks, 1);
+    prom(dir, "chunk_used_bytes", "Committed bytes in chunk files.", (double)st->chunk_used_bytes, 1);
+    prom(dir, "chunk_disk_bytes", "Bytes allocated on disk to chunk files.", (double)st->chunk_disk_bytes, 1);
+    prom(dir, "catalog_disk_bytes", "Bytes allocated on disk to the catalog and its WAL.",
+         (double)st->catalog_disk_bytes, 1);
+    prom(dir, "dead_bytes", "Committed chunk bytes no page names (gc compacts them away).", (double)st->dead_bytes, 1);
+    prom(dir, "dead_ratio", "Share of committed chunk record bytes that are dead.", st->dead_share, 0);
+    prom(dir, "dedup_ratio", "Page references per distinct referenced page.", st->dedup_ratio, 0);
+    prom(dir, "compression_ratio", "Page bytes per stored byte.", st->compression_ratio, 0);
+    prom(dir, "zero_page_ratio", "Share of all file pages that are zero pages (never stored).",
+         st->zero_page_share, 0);
+}
+
+static json_object *stats_json(const void *arg)
+{
+    const fks_store_stats *st = &((const struct stats *)arg)->st;
+    json_object *j = json_object_new_object();
+    jints(j, (const struct jfield[]){{"snapshots", (int64_t)st->snapshots}, {"artifacts", (int64_t)st->artifacts},
+          {"runs", (int64_t)st->runs}, {"chunks", (int64_t)st->chunks}, {"logical_bytes", (int64_t)st->logical_bytes},
+          {"logical_pages", (int64_t)st->logical_pages}, {"page_refs", (int64_t)st->page_refs},
+          {"pages", (int64_t)st->pages}, {"referenced_pages", (int64_t)st->referenced_pages},
+          {"stored_bytes", (int64_t)st->stored_bytes}, {"reclaimable_bytes", (int64_t)st->reclaimable_bytes},
+          {"chunk_used_bytes", (int64_t)st->chunk_used_bytes}, {"chunk_disk_bytes", (int64_t)st->chunk_disk_bytes},
+          {"catalog_disk_bytes", (int64_t)st->catalog_disk_bytes}, {"dead_bytes", (int64_t)st->dead_bytes},
+          {NULL, 0}});
+    jnum(j, "dead_share", st->dead_share);
+    jnum(j, "dedup_ratio", st->dedup_ratio);
+    jnum(j, "compression_ratio", st->compression_ratio);
+    jnum(j, "zero_page_share", st->zero_page_share);
+    return j;
+}
+
+static void stats_text(const void *arg)
+{
+    const struct stats *x = arg;
+    const fks_store_stats *st = &x->st;
+    char a[32], b[32], d[32];
+    if (x->prom) {
+        stats_prom(x->dir, st);
+        return;
+    }
+    human(a, sizeof a, (double)st->logical_bytes);
+    printf("snapshots          %llu (%llu files)\n", (unsigned long long)st->snapshots,
+           (unsigned long long)st->artifacts);
+    printf("logical            %s\n", a);
+    printf("zero pages         %.1f%% (never stored)\n", 100 * st->zero_page_share);
+    printf("dedup              %.2fx (%llu page references, %llu distinct pages)\n", st->dedup_ratio,
+           (unsigned long long)st->page_refs, (unsigned long long)st->referenced_pages);
+    human(a, sizeof a, (double)st->stored_bytes);
+    printf("stored             %s (%llu pages, compression %.2fx)\n", a, (unsigned long long)st->pages,
+           st->compression_ratio);
+    human(a, sizeof a, (double)st->reclaimable_bytes);
+    printf("reclaimable by gc  %s (%llu pages no snapshot references)\n", a,
+           (unsigned long long)(st->pages - st->referenced_pages));
+    human(a, sizeof a, (double)st->chunk_disk_bytes);
+    human(b, sizeof b, (double)st->chunk_used_bytes);
+    human(d, sizeof d, (double)st->catalog_disk_bytes);
+    printf("chunk files        %llu, %s on disk (%s used)\n", (unsigned long long)st->chunks, a, b);
+    human(a, sizeof a, (double)st->dead_bytes);
+    printf("dead in chunks     %s (%.1f%% of the records; gc compacts down to 5%%)\n", a, 100 * st->dead_share);
+    printf("catalog            %s on disk\n", d);
+}
+
+static int stats_opt(void *arg, int c)
+{
+    (void)c;
+    ((struct stats *)arg)->prom = 1;
+    return -1;
+}
+
+static int stats_check(struct run *r, void *arg)
+{
+    struct stats *x = arg;
+    const char *dir;
+    int rc;
+    if (r->json && x->prom)
+        return usage_err("stats", "%s", "give --json or --prometheus, not both");
+    if ((rc = store_dir(&dir, x->dir, sizeof x->dir)) != 0)
+        return fail(rc);
+    if (dir != x->dir)
+        snprintf(x->dir, sizeof x->dir, "%s", dir);
+    return -1;
+}
+
+static const struct option STATS_OPTS[] = {COMMON_OPTS, {"prometheus", no_argument, NULL, 'p'}, {0}};
+static const struct call STATS_CALL = {.opts = STATS_OPTS, .opt = stats_opt, .check = stats_check, .call = stats_call,
+                                       .json = stats_json, .text = stats_text, .loud = 1};
 
 static const char H_TAG[] =
     "usage: forkctl tag OLD NEW [--json]\n"
     "Renames snapshot OLD to NEW. Lineage is kept (children refer to their\n"
     "parent by id, not by tag). Refused if a snapshot NEW exists.\n";
 
-static int cmd_tag(int argc, char **argv)
+struct tag {
+    const char *old, *new;
+};
+
+static int tag_tags(struct run *r, void *arg)
 {
-    static const struct option o[] = {COMMON_OPTS, {0}};
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1)
-        if ((r = common_opt(c, "tag", H_TAG, &json)) >= 0)
-            return r;
-    if (optind + 2 != argc)
-        return usage_err("tag", "%s", "give OLD and NEW");
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc == 0)
-        rc = fks_tag(s, argv[optind], argv[optind + 1]);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "old", json_object_new_string(argv[optind]));
-        json_object_object_add(j, "new", json_object_new_string(argv[optind + 1]));
-        print_json(j);
-    } else if (!g_quiet) {
-        printf("renamed %s to %s\n", argv[optind], argv[optind + 1]);
-    }
-    return EX_OK;
+    ((struct tag *)arg)->old = r->args[0];
+    ((struct tag *)arg)->new = r->args[1];
+    return -1;
 }
+
+static int tag_call(struct run *r, void *arg)
+{
+    const struct tag *x = arg;
+    return fks_tag(r->s, x->old, x->new);
+}
+
+static json_object *tag_json(const void *arg)
+{
+    const struct tag *x = arg;
+    json_object *j = json_object_new_object();
+    jstr(j, "old", x->old);
+    jstr(j, "new", x->new);
+    return j;
+}
+
+static void tag_text(const void *arg)
+{
+    const struct tag *x = arg;
+    printf("renamed %s to %s\n", x->old, x->new);
+}
+
+static const struct call TAG_CALL = {.check = tag_tags, .call = tag_call, .json = tag_json, .text = tag_text};
 
 /* ---- remotes ---- */
 
@@ -2672,279 +3150,313 @@ static json_object *remote_json(const fks_remote *r)
     return o;
 }
 
-static int remote_maint(int argc, char **argv);
+static int remote_maint(struct run *r);
 
-static int cmd_remote(int argc, char **argv)
+static void remote_ls_text(const fks_remote *list, size_t n)
 {
-    if (argc > 1 && (strcmp(argv[1], "gc") == 0 || strcmp(argv[1], "prune") == 0 || strcmp(argv[1], "verify") == 0))
-        return remote_maint(argc - 1, argv + 1);
-    static const struct option o[] = {COMMON_OPTS, {"endpoint", required_argument, NULL, 'e'},
-        {"region", required_argument, NULL, 'r'}, {"encrypt", required_argument, NULL, 'k'}, {0}};
-    const char *endpoint = NULL, *region = NULL, *keyfile = NULL;
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'e')
-            endpoint = optarg;
-        else if (c == 'r')
-            region = optarg;
-        else if (c == 'k')
-            keyfile = optarg;
-        else if ((r = common_opt(c, "remote", H_REMOTE, &json)) >= 0)
-            return r;
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\ts3://%s%s", esc(list[i].name), list[i].bucket, list[i].prefix[0] ? "/" : "");
+        put_esc(stdout, list[i].prefix);
+        putchar('\t');
+        put_esc(stdout, list[i].endpoint);
+        printf("\t%s", esc(list[i].region));
+        if (list[i].key_file[0])
+            printf("\tencrypted (key id %s)", list[i].key_id);
+        putchar('\n');
     }
-    if (optind >= argc)
-        return usage_err("remote", "%s", "give add, keygen, ls or rm");
-    const char *sub = argv[optind];
-    int nargs = argc - optind - 1;
-    char **args = argv + optind + 1;
-    if (keyfile && strcmp(sub, "add") != 0)
-        return usage_err("remote", "%s", "--encrypt goes with remote add");
-    if (strcmp(sub, "keygen") == 0) {
-        if (nargs != 1 || endpoint || region)
-            return usage_err("remote", "%s", "remote keygen takes KEYFILE");
-        int rc = fks_remote_keygen(args[0]);
-        if (rc)
-            return fail(rc);
-        if (json)
-            print_json(json_object_new_string(args[0]));
-        else if (!g_quiet)
-            printf("wrote key file %s: copy it (safely) to every host of the remote; without it the bucket is "
-                   "unreadable\n", esc(args[0]));
-        return EX_OK;
-    }
-    fks_remote rem;
-    memset(&rem, 0, sizeof rem);
-    if (strcmp(sub, "add") == 0) {
-        if (nargs != 2)
-            return usage_err("remote", "%s", "remote add takes NAME and s3://BUCKET[/PREFIX]");
-        if (!endpoint)
-            return usage_err("remote", "%s", "remote add needs --endpoint URL");
-        if (strlen(args[0]) >= sizeof rem.name || strlen(endpoint) >= sizeof rem.endpoint ||
-            (region && strlen(region) >= sizeof rem.region) || (keyfile && strlen(keyfile) >= sizeof rem.key_file))
-            return usage_err("remote", "%s", "name, endpoint, region or key file too long");
-        if (keyfile && !keyfile[0])
-            return usage_err("remote", "%s", "--encrypt needs a key file (remote keygen writes one)");
-        snprintf(rem.key_file, sizeof rem.key_file, "%s", keyfile ? keyfile : "");
-        snprintf(rem.name, sizeof rem.name, "%s", args[0]);
-        snprintf(rem.endpoint, sizeof rem.endpoint, "%s", endpoint);
-        snprintf(rem.region, sizeof rem.region, "%s", region ? region : "");
-        int rc = fks_remote_parse_url(&rem, args[1]);
-        if (rc)
-            return fail(rc);
-    } else if (strcmp(sub, "ls") == 0) {
-        if (nargs != 0 || endpoint || region)
-            return usage_err("remote", "%s", "remote ls takes no arguments (--endpoint and --region go with add)");
-    } else if (strcmp(sub, "rm") == 0) {
-        if (nargs != 1 || endpoint || region)
-            return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
-    } else {
-        return usage_err("remote", "unknown subcommand '%s' (add, keygen, ls, rm; gc, prune and verify come first: "
-                         "remote gc [OPTIONS])", sub);
-    }
-    fks_store *s = NULL;
-    int rc = open_store(&s, strcmp(sub, "ls") == 0 ? FKS_OPEN_READONLY : 0);
+}
+
+static int remote_keygen(struct run *r, const char *file)
+{
+    int rc = fks_remote_keygen(file);
     if (rc)
         return fail(rc);
-    fks_remote *list = NULL;
-    size_t n = 0;
-    if (strcmp(sub, "add") == 0 && (rc = fks_remote_add(s, &rem)) == 0)
-        rc = fks_remote_get(&rem, s, rem.name);
-    else if (strcmp(sub, "rm") == 0)
-        rc = fks_remote_rm(s, args[0]);
-    else if (strcmp(sub, "ls") == 0)
-        rc = fks_remote_list(&list, &n, s);
-    fks_close(s);
-    if (rc)
-        return fail(rc);
-    if (strcmp(sub, "ls") == 0) {
-        if (json) {
-            json_object *a = json_object_new_array();
-            for (size_t i = 0; i < n; i++)
-                json_object_array_add(a, remote_json(&list[i]));
-            print_json(a);
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                printf("%s\ts3://%s%s", esc(list[i].name), list[i].bucket, list[i].prefix[0] ? "/" : "");
-                put_esc(stdout, list[i].prefix);
-                putchar('\t');
-                put_esc(stdout, list[i].endpoint);
-                printf("\t%s", esc(list[i].region));
-                if (list[i].key_file[0])
-                    printf("\tencrypted (key id %s)", list[i].key_id);
-                putchar('\n');
-            }
-        }
-        free(list);
-    } else if (json) {
-        print_json(strcmp(sub, "add") == 0 ? remote_json(&rem) : json_object_new_string(args[0]));
-    } else if (!g_quiet) {
-        printf("%s remote %s\n", strcmp(sub, "add") == 0 ? "added" : "removed", esc(strcmp(sub, "add") == 0 ? rem.name : args[0]));
-    }
+    if (r->json)
+        print_json(json_object_new_string(file));
+    else if (!g_quiet)
+        printf("wrote key file %s: copy it (safely) to every host of the remote; without it the bucket is "
+               "unreadable\n", esc(file));
     return EX_OK;
 }
 
-/* remote gc | prune | verify: argv[0] is the subcommand. */
-static int remote_maint(int argc, char **argv)
+/* The options and operands of remote add, keygen, ls and rm. */
+struct remote_args {
+    const char *endpoint, *region, *keyfile;
+    const char *sub;           /* add, keygen, ls or rm */
+    int nargs;                 /* its operands */
+    char **args;
+};
+
+/* remote add NAME URL into rem: -1 to go on, else the exit code. */
+static int remote_add_args(const struct remote_args *a, fks_remote *rem)
 {
-    enum { O_REMOTE = 2000, O_INTERVAL, O_MINAGE, O_LAG, O_BREAK, O_DRY, O_LAST, O_WITHIN, O_KTAG, O_SAMPLE };
-    static const struct option o[] = {COMMON_OPTS, {"remote", required_argument, NULL, O_REMOTE},
-        {"interval", required_argument, NULL, O_INTERVAL}, {"min-age", required_argument, NULL, O_MINAGE},
-        {"lag", required_argument, NULL, O_LAG}, {"break-lock", no_argument, NULL, O_BREAK},
-        {"dry-run", no_argument, NULL, O_DRY}, {"keep-last", required_argument, NULL, O_LAST},
-        {"keep-within", required_argument, NULL, O_WITHIN}, {"keep-tag", required_argument, NULL, O_KTAG},
-        {"sample", required_argument, NULL, O_SAMPLE}, {0}};
-    const char *sub = argv[0], *remote = NULL;
-    int gc = strcmp(sub, "gc") == 0, prune = strcmp(sub, "prune") == 0, json = 0, c, r;
-    fks_remote_gc_opts go = {0};
-    fks_prune_opts po = {0};
-    const char *ktags[64];
-    double v = 0, sample = 100;
-    po.keep_tags = ktags;
-    char cmd[32];
-    snprintf(cmd, sizeof cmd, "remote %s", sub);
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        int gc_only = c == O_INTERVAL || c == O_MINAGE || c == O_LAG || c == O_BREAK;
-        int prune_only = c == O_LAST || c == O_WITHIN || c == O_KTAG;
-        if ((gc_only && !gc) || (prune_only && !prune) || (c == O_DRY && !gc && !prune) ||
-            (c == O_SAMPLE && (gc || prune)))
-            return usage_err("remote", "%s does not take %s", cmd, argv_opt());
-        switch (c) {
-        case O_REMOTE: remote = optarg; break;
-        case O_INTERVAL: case O_MINAGE: case O_LAG:
-            if ((r = duration_arg("remote", argv_opt(), optarg, &v)) >= 0)
-                return r;
-            *(c == O_INTERVAL ? &go.interval_ms : c == O_MINAGE ? &go.min_age_ms : &go.lag_ms) =
-                (int64_t)(v * 1000) > 0 ? (int64_t)(v * 1000) : 1;
-            break;
-        case O_BREAK: go.break_lock = 1; break;
-        case O_DRY: go.dry_run = po.dry_run = 1; break;
-        case O_LAST:
-            if ((r = num_arg("remote", "--keep-last", "a whole number from 1 to 1000000", optarg, 1, 1000000, 1,
-                             &v)) >= 0)
-                return r;
-            po.keep_last = (int)v;
-            break;
-        case O_WITHIN:
-            if ((r = duration_arg("remote", "--keep-within", optarg, &v)) >= 0)
-                return r;
-            po.keep_within_ms = (int64_t)(v * 1000) > 0 ? (int64_t)(v * 1000) : 1;
-            break;
-        case O_KTAG:
-            if (po.n_keep_tags == 64)
-                return usage_err("remote", "%s", "at most 64 --keep-tag options");
-            ktags[po.n_keep_tags++] = optarg;
-            break;
-        case O_SAMPLE:
-            if ((r = num_arg("remote", "--sample", "a percentage above 0 and at most 100", optarg, 0, 100, 0,
-                             &sample)) >= 0)
-                return r;
-            if (sample <= 0)
-                return usage_err("remote", "--sample takes a percentage above 0 and at most 100, got '%s'", optarg);
-            break;
-        default:
-            if ((r = common_opt(c, "remote", H_REMOTE, &json)) >= 0)
-                return r;
-        }
-    }
-    if (optind < argc)
-        return usage_err("remote", "%s: unexpected argument '%s'", cmd, argv[optind]);
-    if (prune && po.keep_last == 0 && po.keep_within_ms == 0 && po.n_keep_tags == 0)
-        return usage_err("remote", "%s", "remote prune: give at least one rule: --keep-last, --keep-within or "
-                         "--keep-tag");
-    fks_store *s = NULL;
-    int rc = open_store(&s, FKS_OPEN_READONLY);
-    if (rc)
+    if (a->nargs != 2)
+        return usage_err("remote", "%s", "remote add takes NAME and s3://BUCKET[/PREFIX]");
+    if (!a->endpoint)
+        return usage_err("remote", "%s", "remote add needs --endpoint URL");
+    if (strlen(a->args[0]) >= sizeof rem->name || strlen(a->endpoint) >= sizeof rem->endpoint ||
+        (a->region && strlen(a->region) >= sizeof rem->region) ||
+        (a->keyfile && strlen(a->keyfile) >= sizeof rem->key_file))
+        return usage_err("remote", "%s", "name, endpoint, region or key file too long");
+    if (a->keyfile && !a->keyfile[0])
+        return usage_err("remote", "%s", "--encrypt needs a key file (remote keygen writes one)");
+    snprintf(rem->key_file, sizeof rem->key_file, "%s", a->keyfile ? a->keyfile : "");
+    snprintf(rem->name, sizeof rem->name, "%s", a->args[0]);
+    snprintf(rem->endpoint, sizeof rem->endpoint, "%s", a->endpoint);
+    snprintf(rem->region, sizeof rem->region, "%s", a->region ? a->region : "");
+    int rc = fks_remote_parse_url(rem, a->args[1]);
+    return rc ? fail(rc) : -1;
+}
+
+/* The subcommand's operands: -1 to go on, else the usage exit code. */
+static int remote_args_check(const struct remote_args *a)
+{
+    const char *sub = a->sub;
+    int other = a->endpoint || a->region;
+    if (a->keyfile && strcmp(sub, "add") != 0)
+        return usage_err("remote", "%s", "--encrypt goes with remote add");
+    if (strcmp(sub, "keygen") == 0 && (a->nargs != 1 || other))
+        return usage_err("remote", "%s", "remote keygen takes KEYFILE");
+    if (strcmp(sub, "ls") == 0 && (a->nargs != 0 || other))
+        return usage_err("remote", "%s", "remote ls takes no arguments (--endpoint and --region go with add)");
+    if (strcmp(sub, "rm") == 0 && (a->nargs != 1 || other))
+        return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
+    if (strcmp(sub, "add") && strcmp(sub, "keygen") && strcmp(sub, "ls") && strcmp(sub, "rm"))
+        return usage_err("remote", "unknown subcommand '%s' (add, keygen, ls, rm; gc, prune and verify come first: "
+                         "remote gc [OPTIONS])", sub);
+    return -1;
+}
+
+static int cmd_remote(struct run *r)
+{
+    if (r->argc > 1 && (strcmp(r->argv[1], "gc") == 0 || strcmp(r->argv[1], "prune") == 0 ||
+                        strcmp(r->argv[1], "verify") == 0))
+        return remote_maint(r);
+    static const struct option o[] = {COMMON_OPTS, {"endpoint", required_argument, NULL, 'e'},
+        {"region", required_argument, NULL, 'r'}, {"encrypt", required_argument, NULL, 'k'}, {0}};
+    struct remote_args a = {0};
+    int c, e, rc;
+    while ((c = next_opt(r, o)) != 0)
+        *(c == 'e' ? &a.endpoint : c == 'r' ? &a.region : &a.keyfile) = optarg;
+    if (r->exit >= 0)
+        return r->exit;
+    if (r->nargs < 1)
+        return usage_err("remote", "%s", "give add, keygen, ls or rm");
+    a.sub = r->args[0];
+    a.nargs = r->nargs - 1;
+    a.args = r->args + 1;
+    if ((e = remote_args_check(&a)) >= 0)
+        return e;
+    if (strcmp(a.sub, "keygen") == 0)
+        return remote_keygen(r, a.args[0]);
+    fks_remote rem, *list = NULL;
+    size_t n = 0;
+    memset(&rem, 0, sizeof rem);
+    int add = strcmp(a.sub, "add") == 0, ls = strcmp(a.sub, "ls") == 0;
+    if (add && (e = remote_add_args(&a, &rem)) >= 0)
+        return e;
+    if ((rc = store_open_flags(r, ls ? FKS_OPEN_READONLY : 0)) != 0)
         return fail(rc);
-    if (gc) {
-        fks_remote_gc_stats st;
-        rc = fks_remote_gc(&st, s, remote, &go);
-        fks_close(s);
-        if (rc) {
-            if (rc == FKS_ELOCKED)
-                fprintf(stderr, "forkctl: remote gc --break-lock removes the lock of a gc that was killed\n");
-            return fail(rc);
-        }
-        if (json) {
-            json_object *j = json_object_new_object();
-#define F(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)st.k))
-            F(manifests); F(indexes); F(packs); F(packs_referenced); F(packs_marked); F(packs_deleted);
-            F(bytes_deleted); F(indexes_merged); F(index_entries); F(marks_deleted); F(interval_ms);
-            F(min_age_ms); F(lag_ms); F(server_ms); F(requests);
-#undef F
-            json_object_object_add(j, "dry_run", json_object_new_boolean(go.dry_run));
-            json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
-            print_json(j);
-        } else if (!g_quiet) {
-            char b[32];
-            human(b, sizeof b, (double)st.bytes_deleted);
-            printf("remote gc%s: %llu manifests, %llu packs (%llu referenced); %s %llu packs (%s), %llu marked "
-                   "for a later run; %llu index objects merged; %.1fs\n", go.dry_run ? " (dry run)" : "",
-                   (unsigned long long)st.manifests, (unsigned long long)st.packs,
-                   (unsigned long long)st.packs_referenced, go.dry_run ? "would delete" : "deleted",
-                   (unsigned long long)st.packs_deleted, b, (unsigned long long)st.packs_marked,
-                   (unsigned long long)st.indexes_merged, st.seconds);
-        }
-        return EX_OK;
+    if (add && (rc = fks_remote_add(r->s, &rem)) == 0)
+        rc = fks_remote_get(&rem, r->s, rem.name);
+    else if (!add)
+        rc = ls ? fks_remote_list(&list, &n, r->s) : fks_remote_rm(r->s, a.args[0]);
+    if ((rc = store_done(r, rc)) != 0)
+        return fail(rc);
+    if (ls && r->json) {
+        json_object *arr = json_object_new_array();
+        for (size_t i = 0; i < n; i++)
+            json_object_array_add(arr, remote_json(&list[i]));
+        print_json(arr);
+    } else if (ls) {
+        remote_ls_text(list, n);
+    } else if (r->json) {
+        print_json(add ? remote_json(&rem) : json_object_new_string(a.args[0]));
+    } else if (!g_quiet) {
+        printf("%s remote %s\n", add ? "added" : "removed", esc(add ? rem.name : a.args[0]));
     }
-    if (prune) {
-        fks_prune_result res;
-        size_t anc = 0;
-        rc = fks_remote_prune(&res, &anc, s, remote, &po);
-        fks_close(s);
-        if (rc) {
-            fks_prune_result_free(&res);
-            return fail(rc);
-        }
-        if (json) {
-            json_object *j = json_object_new_object(), *a = json_object_new_array();
-            for (size_t i = 0; i < res.n_removed; i++)
-                json_object_array_add(a, json_object_new_string(res.removed[i]));
-            json_object_object_add(j, "dry_run", json_object_new_boolean(po.dry_run));
-            json_object_object_add(j, "removed", a);
-            json_object_object_add(j, "kept", json_object_new_int64((int64_t)res.n_kept));
-            json_object_object_add(j, "kept_as_ancestors", json_object_new_int64((int64_t)anc));
-            print_json(j);
-        } else if (!g_quiet) {
-            for (size_t i = 0; i < res.n_removed; i++)
-                printf("%s %s\n", po.dry_run ? "would remove" : "removed", esc(res.removed[i]));
-            printf("remote prune: %zu removed, %zu kept (%zu as ancestors of kept ones)%s\n", res.n_removed,
-                   res.n_kept, anc, po.dry_run ? " (dry run)" : "; remote gc frees their pages");
-        }
-        fks_prune_result_free(&res);
-        return EX_OK;
+    free(list);
+    return EX_OK;
+}
+
+static json_object *remote_gc_json(const fks_remote_gc_opts *go, const fks_remote_gc_stats *st)
+{
+    json_object *j = json_object_new_object();
+    jints(j, (const struct jfield[]){{"manifests", (int64_t)st->manifests}, {"indexes", (int64_t)st->indexes},
+          {"packs", (int64_t)st->packs}, {"packs_referenced", (int64_t)st->packs_referenced},
+          {"packs_marked", (int64_t)st->packs_marked}, {"packs_deleted", (int64_t)st->packs_deleted},
+          {"bytes_deleted", (int64_t)st->bytes_deleted}, {"indexes_merged", (int64_t)st->indexes_merged},
+          {"index_entries", (int64_t)st->index_entries}, {"marks_deleted", (int64_t)st->marks_deleted},
+          {"interval_ms", (int64_t)st->interval_ms}, {"min_age_ms", (int64_t)st->min_age_ms},
+          {"lag_ms", (int64_t)st->lag_ms}, {"server_ms", (int64_t)st->server_ms}, {"requests", (int64_t)st->requests},
+          {NULL, 0}});
+    jbool(j, "dry_run", go->dry_run);
+    jnum(j, "seconds", st->seconds);
+    return j;
+}
+
+static void remote_gc_text(const fks_remote_gc_opts *go, const fks_remote_gc_stats *st)
+{
+    char b[32];
+    human(b, sizeof b, (double)st->bytes_deleted);
+    printf("remote gc%s: %llu manifests, %llu packs (%llu referenced); %s %llu packs (%s), %llu marked "
+           "for a later run; %llu index objects merged; %.1fs\n", go->dry_run ? " (dry run)" : "",
+           (unsigned long long)st->manifests, (unsigned long long)st->packs,
+           (unsigned long long)st->packs_referenced, go->dry_run ? "would delete" : "deleted",
+           (unsigned long long)st->packs_deleted, b, (unsigned long long)st->packs_marked,
+           (unsigned long long)st->indexes_merged, st->seconds);
+}
+
+static int remote_gc(struct run *r, const char *remote, const fks_remote_gc_opts *go)
+{
+    fks_remote_gc_stats st;
+    int rc = store_done(r, fks_remote_gc(&st, r->s, remote, go));
+    if (rc) {
+        if (rc == FKS_ELOCKED)
+            fprintf(stderr, "forkctl: remote gc --break-lock removes the lock of a gc that was killed\n");
+        return fail(rc);
     }
+    if (r->json)
+        print_json(remote_gc_json(go, &st));
+    else if (!g_quiet)
+        remote_gc_text(go, &st);
+    return EX_OK;
+}
+
+static int remote_prune(struct run *r, const char *remote, const fks_prune_opts *po)
+{
+    fks_prune_result res;
+    size_t anc = 0;
+    int rc = store_done(r, fks_remote_prune(&res, &anc, r->s, remote, po));
+    if (rc) {
+        fks_prune_result_clear(&res);
+        return fail(rc);
+    }
+    if (r->json) {
+        print_json(prune_json(po, &res, (int64_t)anc));
+    } else if (!g_quiet) {
+        prune_removed_text(po, &res);
+        printf("remote prune: %zu removed, %zu kept (%zu as ancestors of kept ones)%s\n", res.n_removed,
+               res.n_kept, anc, po->dry_run ? " (dry run)" : "; remote gc frees their pages");
+    }
+    fks_prune_result_clear(&res);
+    return EX_OK;
+}
+
+static json_object *remote_verify_json(const fks_remote_verify_report *vr)
+{
+    json_object *j = json_object_new_object();
+    jbool(j, "ok", vr->n_problems == 0);
+    jints(j, (const struct jfield[]){{"manifests", (int64_t)vr->manifests}, {"indexes", (int64_t)vr->indexes},
+          {"packs", (int64_t)vr->packs}, {"packs_checked", (int64_t)vr->packs_checked},
+          {"pages_checked", (int64_t)vr->pages_checked}, {"pages_reachable", (int64_t)vr->pages_reachable},
+          {"bad_manifests", (int64_t)vr->bad_manifests}, {"bad_indexes", (int64_t)vr->bad_indexes},
+          {"bad_packs", (int64_t)vr->bad_packs}, {"bad_pages", (int64_t)vr->bad_pages},
+          {"unreachable_pages", (int64_t)vr->unreachable_pages}, {"bytes_down", (int64_t)vr->bytes_down},
+          {"requests", (int64_t)vr->requests}, {NULL, 0}});
+    json_object_object_add(j, "problems", json_strings(vr->problems, vr->n_problems));
+    json_object_object_add(j, "affected_snapshots", json_strings(vr->affected, vr->n_affected));
+    jnum(j, "seconds", vr->seconds);
+    return j;
+}
+
+static void remote_verify_text(const fks_remote_verify_report *vr)
+{
+    int bad = vr->n_problems > 0;
+    put_problems("remote verify", vr->problems, vr->n_problems, NULL, 0, vr->affected, vr->n_affected);
+    if (!g_quiet || bad)
+        printf("remote verify: %s: %llu manifests, %llu index objects, %llu of %llu packs read, %llu pages "
+               "checked, %llu pages of manifests reachable, %.1fs\n", bad ? "DAMAGED" : "ok",
+               (unsigned long long)vr->manifests, (unsigned long long)vr->indexes,
+               (unsigned long long)vr->packs_checked, (unsigned long long)vr->packs,
+               (unsigned long long)vr->pages_checked, (unsigned long long)vr->pages_reachable, vr->seconds);
+}
+
+static int remote_verify(struct run *r, const char *remote, double sample)
+{
     fks_remote_verify_report *vr = NULL;
-    struct progress p;
-    fks_progress_fn fn = progress_for(&p, "remote verify");
-    rc = fks_remote_verify(&vr, s, remote, sample, fn, &p);
-    progress_end(&p);
-    fks_close(s);
+    fks_progress_fn fn = progress(r, "remote verify");
+    int rc = store_done(r, fks_remote_verify(&vr, r->s, remote, sample, fn, &r->p));
     if (rc)
         return fail(rc);
     int bad = vr->n_problems > 0;
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "ok", json_object_new_boolean(!bad));
-#define F(k) json_object_object_add(j, #k, json_object_new_int64((int64_t)vr->k))
-        F(manifests); F(indexes); F(packs); F(packs_checked); F(pages_checked); F(pages_reachable);
-        F(bad_manifests); F(bad_indexes); F(bad_packs); F(bad_pages); F(unreachable_pages); F(bytes_down);
-        F(requests);
-#undef F
-        json_object_object_add(j, "problems", json_strings(vr->problems, vr->n_problems));
-        json_object_object_add(j, "affected_snapshots", json_strings(vr->affected, vr->n_affected));
-        json_object_object_add(j, "seconds", json_object_new_double(vr->seconds));
-        print_json(j);
-    } else {
-        put_problems("remote verify", vr->problems, vr->n_problems, NULL, 0, vr->affected, vr->n_affected);
-        if (!g_quiet || bad)
-            printf("remote verify: %s: %llu manifests, %llu index objects, %llu of %llu packs read, %llu pages "
-                   "checked, %llu pages of manifests reachable, %.1fs\n", bad ? "DAMAGED" : "ok",
-                   (unsigned long long)vr->manifests, (unsigned long long)vr->indexes,
-                   (unsigned long long)vr->packs_checked, (unsigned long long)vr->packs,
-                   (unsigned long long)vr->pages_checked, (unsigned long long)vr->pages_reachable, vr->seconds);
-    }
+    if (r->json)
+        print_json(remote_verify_json(vr));
+    else
+        remote_verify_text(vr);
     fks_remote_verify_free(vr);
     return bad ? EX_CORRUPT : EX_OK;
+}
+
+/* The options of remote gc, prune and verify. */
+struct maint_args {
+    const char *sub, *remote;
+    int gc, prune;
+    fks_remote_gc_opts go;
+    fks_prune_opts po;
+    const char *ktags[64];
+    double sample;
+};
+
+enum { O_REMOTE = 2000, O_INTERVAL, O_MINAGE, O_LAG, O_BREAK, O_SAMPLE };
+
+/* One option of remote gc, prune or verify: -1 to go on, else the usage exit code. */
+static int maint_opt(struct maint_args *a, int c)
+{
+    double v = 0;
+    int e;
+    int gc_only = c == O_INTERVAL || c == O_MINAGE || c == O_LAG || c == O_BREAK;
+    int prune_only = c == 'l' || c == 'w' || c == 't';
+    if ((gc_only && !a->gc) || (prune_only && !a->prune) || (c == 'n' && !a->gc && !a->prune) ||
+        (c == O_SAMPLE && (a->gc || a->prune)))
+        return usage_err("remote", "remote %s does not take %s", a->sub, argv_opt());
+    switch (c) {
+    case O_REMOTE: a->remote = optarg; break;
+    case O_INTERVAL: case O_MINAGE: case O_LAG:
+        if ((e = duration_arg("remote", argv_opt(), optarg, &v)) >= 0)
+            return e;
+        *(c == O_INTERVAL ? &a->go.interval_ms : c == O_MINAGE ? &a->go.min_age_ms : &a->go.lag_ms) =
+            (int64_t)(v * 1000) > 0 ? (int64_t)(v * 1000) : 1;
+        break;
+    case O_BREAK: a->go.break_lock = 1; break;
+    case 'n': a->go.dry_run = a->po.dry_run = 1; break;
+    case O_SAMPLE: return sample_arg("remote", optarg, "", &a->sample);
+    default: return keep_opt("remote", &a->po, a->ktags, c);
+    }
+    return -1;
+}
+
+/* remote gc | prune | verify: r->argv[1] is the subcommand. */
+static int remote_maint(struct run *r)
+{
+    static const struct option o[] = {COMMON_OPTS, KEEP_OPTS, {"remote", required_argument, NULL, O_REMOTE},
+        {"interval", required_argument, NULL, O_INTERVAL}, {"min-age", required_argument, NULL, O_MINAGE},
+        {"lag", required_argument, NULL, O_LAG}, {"break-lock", no_argument, NULL, O_BREAK},
+        {"sample", required_argument, NULL, O_SAMPLE}, {0}};
+    struct maint_args a = {.sub = r->argv[1], .sample = 100};
+    int c, e, rc;
+    a.gc = strcmp(a.sub, "gc") == 0;
+    a.prune = strcmp(a.sub, "prune") == 0;
+    a.po.keep_tags = a.ktags;
+    r->argc--;                 /* getopt takes the subcommand for the name */
+    r->argv++;
+    while ((c = next_opt(r, o)) != 0)
+        if ((e = maint_opt(&a, c)) >= 0)
+            return e;
+    if (r->exit >= 0)
+        return r->exit;
+    if (r->nargs)
+        return usage_err("remote", "remote %s: unexpected argument '%s'", a.sub, r->args[0]);
+    if (a.prune && keep_none(&a.po))
+        return usage_err("remote", "%s", "remote prune: give at least one rule: --keep-last, --keep-within or "
+                         "--keep-tag");
+    if ((rc = store_open_flags(r, FKS_OPEN_READONLY)) != 0)
+        return fail(rc);
+    if (a.gc)
+        return remote_gc(r, a.remote, &a.go);
+    if (a.prune)
+        return remote_prune(r, a.remote, &a.po);
+    return remote_verify(r, a.remote, a.sample);
 }
 
 static const char H_PUSH[] =
@@ -2961,115 +3473,136 @@ static const char H_PULL[] =
     "against its name and every page against its hash before the snapshot is\n"
     "ingested; snapshots the store has are skipped.\n";
 
-static int push_pull(int argc, char **argv, int push)
+static json_object *push_pull_json(int push, int rc, const fks_remote_stats *st)
 {
-    const char *cmd = push ? "push" : "pull";
+    json_object *j = json_object_new_object();
+    jbool(j, "ok", rc == 0);
+    jints(j, (const struct jfield[]){{"snapshots", (int64_t)st->snapshots}, {"skipped", (int64_t)st->skipped},
+          {"pages", (int64_t)st->pages}, {push ? "pages_sent" : "pages_fetched", (int64_t)st->pages_sent},
+          {push ? "pages_on_remote" : "pages_local", (int64_t)st->pages_dedup},
+          {push ? "packs_sent" : "packs_fetched", (int64_t)st->packs}, {NULL, 0}});
+    if (push)
+        jint(j, "packs_reused", (int64_t)st->packs_reused);
+    jints(j, (const struct jfield[]){{"page_bytes", (int64_t)st->page_bytes}, {"bytes_up", (int64_t)st->bytes_up},
+          {"bytes_down", (int64_t)st->bytes_down}, {"requests", (int64_t)st->requests},
+          {"retries", (int64_t)st->retries}, {NULL, 0}});
+    if (push) {
+        jint(j, "restarts", (int64_t)st->restarts);
+        jint(j, "working_sets", (int64_t)st->working_sets);
+    }
+    jnum(j, "seconds", st->seconds);
+    return j;
+}
+
+static void push_pull_text(int push, const fks_remote_stats *st)
+{
+    char b[32];
+    human(b, sizeof b, (double)(push ? st->bytes_up : st->bytes_down));
+    printf("%s: %llu snapshots %s, %llu already there; %llu of %llu pages %s (%llu packs), %s in %llu "
+           "requests, %.1fs\n", push ? "push" : "pull", (unsigned long long)st->snapshots, push ? "pushed" : "pulled",
+           (unsigned long long)st->skipped, (unsigned long long)st->pages_sent, (unsigned long long)st->pages,
+           push ? "sent" : "fetched", (unsigned long long)st->packs, b, (unsigned long long)st->requests,
+           st->seconds);
+}
+
+static int push_pull(struct run *r, int push)
+{
     static const struct option o[] = {COMMON_OPTS, {"remote", required_argument, NULL, 'r'}, {0}};
     const char *remote = NULL;
-    int json = 0, c, r;
-    while ((c = getopt_long(argc, argv, SHORT_OPTS, o, NULL)) != -1) {
-        if (c == 'r')
-            remote = optarg;
-        else if ((r = common_opt(c, cmd, push ? H_PUSH : H_PULL, &json)) >= 0)
-            return r;
-    }
-    if (optind >= argc)
-        return usage_err(cmd, "%s", "give at least one TAG");
-    fks_store *s = NULL;
-    int rc = open_store(&s, 0);
-    if (rc)
+    int rc;
+    while (next_opt(r, o) != 0)
+        remote = optarg;
+    if (r->exit >= 0)
+        return r->exit;
+    if ((rc = store_open(r)) != 0)
         return fail(rc);
-    struct progress p;
-    fks_progress_fn fn = progress_for(&p, push ? "push" : "pull");
+    fks_progress_fn fn = progress(r, push ? "push" : "pull");
     fks_remote_stats st;
     memset(&st, 0, sizeof st);
-    const char *const *tags = (const char *const *)(argv + optind);
-    size_t n = (size_t)(argc - optind);
-    rc = push ? fks_push(&st, s, remote, tags, n, fn, &p) : fks_pull(&st, s, remote, tags, n, fn, &p);
-    progress_end(&p);
-    fks_close(s);
+    const char *const *tags = (const char *const *)r->args;
+    size_t n = (size_t)r->nargs;
+    rc = store_done(r, push ? fks_push(&st, r->s, remote, tags, n, fn, &r->p)
+                            : fks_pull(&st, r->s, remote, tags, n, fn, &r->p));
     int ret = rc ? fail(rc) : EX_OK;
-    if (json) {
-        json_object *j = json_object_new_object();
-        json_object_object_add(j, "ok", json_object_new_boolean(rc == 0));
-#define F(k, v) json_object_object_add(j, k, json_object_new_int64((int64_t)(v)))
-        F("snapshots", st.snapshots);
-        F("skipped", st.skipped);
-        F("pages", st.pages);
-        F(push ? "pages_sent" : "pages_fetched", st.pages_sent);
-        F(push ? "pages_on_remote" : "pages_local", st.pages_dedup);
-        F(push ? "packs_sent" : "packs_fetched", st.packs);
-        if (push)
-            F("packs_reused", st.packs_reused);
-        F("page_bytes", st.page_bytes);
-        F("bytes_up", st.bytes_up);
-        F("bytes_down", st.bytes_down);
-        F("requests", st.requests);
-        F("retries", st.retries);
-        if (push)
-            F("restarts", st.restarts);
-        if (push)
-            F("working_sets", st.working_sets);
-#undef F
-        json_object_object_add(j, "seconds", json_object_new_double(st.seconds));
-        print_json(j);
-    } else if (rc == 0 && !g_quiet) {
-        char b[32];
-        human(b, sizeof b, (double)(push ? st.bytes_up : st.bytes_down));
-        printf("%s: %llu snapshots %s, %llu already there; %llu of %llu pages %s (%llu packs), %s in %llu "
-               "requests, %.1fs\n", cmd, (unsigned long long)st.snapshots, push ? "pushed" : "pulled",
-               (unsigned long long)st.skipped, (unsigned long long)st.pages_sent, (unsigned long long)st.pages,
-               push ? "sent" : "fetched", (unsigned long long)st.packs, b, (unsigned long long)st.requests,
-               st.seconds);
-    }
+    if (r->json)
+        print_json(push_pull_json(push, rc, &st));
+    else if (rc == 0 && !g_quiet)
+        push_pull_text(push, &st);
     return ret;
 }
 
-static int cmd_push(int argc, char **argv)
+static int cmd_push(struct run *r)
 {
-    return push_pull(argc, argv, 1);
+    return push_pull(r, 1);
 }
 
-static int cmd_pull(int argc, char **argv)
+static int cmd_pull(struct run *r)
 {
-    return push_pull(argc, argv, 0);
+    return push_pull(r, 0);
 }
+
+static int cmd_help(struct run *r);
+
+static const char H_HELP[] =
+    "usage: forkctl help [COMMAND]\n"
+    "Lists the commands, or prints COMMAND's help (as COMMAND --help does).\n";
 
 /* ---- dispatch ---- */
 
-struct command {
-    const char *name;
-    int (*fn)(int, char **);
-    const char *help;
-    const char *summary;
-};
+#define ONE_TAG 1, 1, "give exactly one TAG"
+#define NO_ARGS 0, 0, NULL
+
+/* RUN(call, type): run by run_cmd with call and a struct type; FN(fn): its
+** own function. */
+#define RUN(call, type) NULL, &call, sizeof(struct type)
+#define FN(fn) fn, NULL, 0
 
 static const struct command commands[] = {
-    {"init", cmd_init, H_INIT, "create a store"},
-    {"ingest", cmd_ingest, H_INGEST, "store a snapshot (memory, vmstate, other files)"},
-    {"restore", cmd_restore, H_RESTORE, "write a snapshot's files back, or load it into a VMM"},
-    {"branch", cmd_branch, H_BRANCH, "snapshot a running Firecracker VM into the store"},
-    {"serve-pages", cmd_serve, H_SERVE, "serve a snapshot's memory to VMMs through userfaultfd"},
-    {"images", cmd_images, H_IMAGES, "list snapshots"},
-    {"log", cmd_log, H_LOG, "show the chain from the root to a snapshot"},
-    {"info", cmd_info, H_INFO, "show one snapshot: lineage, files, sizes, timings"},
-    {"diff", cmd_diff, H_DIFF, "show which pages differ between two snapshots"},
-    {"tag", cmd_tag, H_TAG, "rename a snapshot"},
-    {"rmi", cmd_rmi, H_RMI, "remove snapshots (children stay restorable)"},
-    {"sql", cmd_sql, H_SQL, "run a read-only SQL query on the catalog"},
-    {"gc", cmd_gc, H_GC, "reclaim space no snapshot uses"},
-    {"compact", cmd_compact, H_COMPACT, "recompress stored blocks at a higher zstd level"},
-    {"verify", cmd_verify, H_VERIFY, "check every page, chunk and map"},
-    {"recover", cmd_recover, H_RECOVER, "rebuild a lost or damaged catalog from chunks and manifests"},
-    {"stats", cmd_stats, H_STATS, "store-wide sizes and ratios (also for Prometheus)"},
-    {"prune", cmd_prune, H_PRUNE, "remove snapshots by retention rules"},
-    {"import-forkd", cmd_import, H_IMPORT, "import a forkd snapshot directory tree"},
-    {"export", cmd_export, H_EXPORT, "write a snapshot as a forkd snapshot directory"},
-    {"remote", cmd_remote, H_REMOTE, "add, list or remove S3-compatible remotes"},
-    {"push", cmd_push, H_PUSH, "upload snapshots to a remote (only pages it lacks)"},
-    {"pull", cmd_pull, H_PULL, "download snapshots from a remote (only pages the store lacks)"},
+    {"init", H_INIT, "create a store", NO_STORE, 0, 1, NULL, FN(cmd_init)},
+    {"ingest", H_INGEST, "store a snapshot (memory, vmstate, other files)", STORE_RW, NO_ARGS,
+     RUN(INGEST_CALL, ingest)},
+    {"restore", H_RESTORE, "write a snapshot's files back, or load it into a VMM", STORE_RO, ONE_TAG, FN(cmd_restore)},
+    {"branch", H_BRANCH, "snapshot a running Firecracker VM into the store", STORE_RW, NO_ARGS, FN(cmd_branch)},
+    {"serve-pages", H_SERVE, "serve a snapshot's memory to VMMs through userfaultfd", STORE_RW, ONE_TAG,
+     FN(cmd_serve)},
+    {"images", H_IMAGES, "list snapshots", STORE_RO, NO_ARGS, RUN(IMAGES_CALL, snaps)},
+    {"log", H_LOG, "show the chain from the root to a snapshot", STORE_RO, ONE_TAG, RUN(LOG_CALL, snaps)},
+    {"info", H_INFO, "show one snapshot: lineage, files, sizes, timings", STORE_RO, ONE_TAG, RUN(INFO_CALL, info)},
+    {"diff", H_DIFF, "show which pages differ between two snapshots", STORE_RO, 2, 2, "give two TAGs",
+     RUN(DIFF_CALL, diff)},
+    {"tag", H_TAG, "rename a snapshot", STORE_RW, 2, 2, "give OLD and NEW", RUN(TAG_CALL, tag)},
+    {"rmi", H_RMI, "remove snapshots (children stay restorable)", STORE_RW, 1, MANY, "give at least one TAG",
+     FN(cmd_rmi)},
+    {"sql", H_SQL, "run a read-only SQL query on the catalog", STORE_RO, 0, -1, NULL, FN(cmd_sql)},
+    {"gc", H_GC, "reclaim space no snapshot uses", STORE_RW, NO_ARGS, RUN(GC_CALL, gc)},
+    {"compact", H_COMPACT, "recompress stored blocks at a higher zstd level", STORE_RW, NO_ARGS,
+     RUN(COMPACT_CALL, compact)},
+    {"verify", H_VERIFY, "check every page, chunk and map", STORE_RO, NO_ARGS, RUN(VERIFY_CALL, verify)},
+    {"recover", H_RECOVER, "rebuild a lost or damaged catalog from chunks and manifests", NO_STORE, NO_ARGS,
+     FN(cmd_recover)},
+    {"stats", H_STATS, "store-wide sizes and ratios (also for Prometheus)", STORE_RO, NO_ARGS, RUN(STATS_CALL, stats)},
+    {"prune", H_PRUNE, "remove snapshots by retention rules", STORE_RW, NO_ARGS, FN(cmd_prune)},
+    {"import-forkd", H_IMPORT, "import a forkd snapshot directory tree", STORE_RW, 1, 1,
+     "give exactly one forkd snapshot root DIR", FN(cmd_import)},
+    {"export", H_EXPORT, "write a snapshot as a forkd snapshot directory", STORE_RO, ONE_TAG, FN(cmd_export)},
+    {"remote", H_REMOTE, "add, list or remove S3-compatible remotes", STORE_RW, 0, -1, NULL, FN(cmd_remote)},
+    {"push", H_PUSH, "upload snapshots to a remote (only pages it lacks)", STORE_RW, 1, MANY, "give at least one TAG",
+     FN(cmd_push)},
+    {"pull", H_PULL, "download snapshots from a remote (only pages the store lacks)", STORE_RW, 1, MANY,
+     "give at least one TAG", FN(cmd_pull)},
+    {"help", H_HELP, "this text, or `forkctl help COMMAND`", NO_STORE, 0, -1, NULL, FN(cmd_help)},
 };
+#undef RUN
+#undef FN
 #define NCMD (sizeof commands / sizeof commands[0])
+
+static const struct command *find_command(const char *name)
+{
+    for (size_t k = 0; k < NCMD; k++)
+        if (strcmp(commands[k].name, name) == 0)
+            return &commands[k];
+    return NULL;
+}
 
 static void main_usage(FILE *f)
 {
@@ -3078,62 +3611,64 @@ static void main_usage(FILE *f)
             FKS_VERSION_STRING);
     for (size_t i = 0; i < NCMD; i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "  %-13s %s\n\n", "help", "this text, or `forkctl help COMMAND`");
-    fprintf(f, "Every command takes --store DIR, --quiet (-q) and --help (-h); --json prints\n"
+    fprintf(f, "\nEvery command takes --store DIR, --quiet (-q) and --help (-h); --json prints\n"
                "JSON instead of text. The store is --store DIR, else $FORKSTORE_DIR, else\n"
                "$XDG_DATA_HOME/forkstore, else ~/.local/share/forkstore. See forkctl(1).\n"
                "Exit codes: 0 ok, 1 error, 2 usage or invalid input, 3 not found,\n"
                "4 store locked, 5 damaged data found, 7 sql stopped at a limit.\n");
 }
 
-int main(int argc, char **argv)
+/* help [COMMAND]: its operand is read as it is, not as an option. */
+static int cmd_help(struct run *r)
 {
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
-            g_store = argv[++i];
-        else if (strncmp(argv[i], "--store=", 8) == 0)
-            g_store = argv[i] + 8;
-        else if (strcmp(argv[i], "--quiet") == 0 || strcmp(argv[i], "-q") == 0)
-            g_quiet = 1;
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            main_usage(stdout);
-            return EX_OK;
-        } else if (strcmp(argv[i], "--version") == 0) {
-            printf("forkctl %s\n", FKS_VERSION_STRING);
-            return EX_OK;
-        } else {
-            fprintf(stderr, "forkctl: unknown option '%s'\n", argv[i]);
-            main_usage(stderr);
-            return EX_USAGE;
-        }
-    }
-    if (i >= argc) {
-        main_usage(stderr);
-        return EX_USAGE;
-    }
-    const char *name = argv[i];
-    if (strcmp(name, "help") == 0) {
-        if (i + 1 < argc) {
-            for (size_t k = 0; k < NCMD; k++)
-                if (strcmp(commands[k].name, argv[i + 1]) == 0) {
-                    fputs(commands[k].help, stdout);
-                    return EX_OK;
-                }
-            fprintf(stderr, "forkctl: no command '%s'\n", argv[i + 1]);
-            return EX_USAGE;
-        }
+    if (r->argc < 2) {
         main_usage(stdout);
         return EX_OK;
     }
-    for (size_t k = 0; k < NCMD; k++)
-        if (strcmp(commands[k].name, name) == 0)
-        {
-            opterr = 0;
-            g_argv = argv + i;
-            return commands[k].fn(argc - i, argv + i);
-        }
-    fprintf(stderr, "forkctl: unknown command '%s'\n", name);
-    main_usage(stderr);
-    return EX_USAGE;
+    const struct command *k = find_command(r->argv[1]);
+    if (!k) {
+        fprintf(stderr, "forkctl: no command '%s'\n", r->argv[1]);
+        return EX_USAGE;
+    }
+    fputs(k->help, stdout);
+    return EX_OK;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option o[] = {{"store", required_argument, NULL, OPT_STORE},
+        {"quiet", no_argument, NULL, OPT_QUIET}, {"help", no_argument, NULL, OPT_HELP},
+        {"version", no_argument, NULL, OPT_VERSION}, {0}};
+    int c, e, at = 1;
+    opterr = 0;
+    /* "+": the options before the command's name only; none is moved, so
+    ** argv[at] is the one getopt reads */
+    while ((c = getopt_long(argc, argv, "+" SHORT_OPTS, o, NULL)) != -1) {
+        if ((e = common_opt(NULL, c, argv[at])) >= 0)
+            return e;
+        at = optind;
+    }
+    if (optind >= argc) {
+        main_usage(stderr);
+        return EX_USAGE;
+    }
+    const struct command *k = find_command(argv[optind]);
+    if (!k) {
+        fprintf(stderr, "forkctl: unknown command '%s'\n", argv[optind]);
+        main_usage(stderr);
+        return EX_USAGE;
+    }
+    struct run r = {.cmd = k, .argc = argc - optind, .argv = argv + optind, .exit = -1};
+    g_cmd = k;
+    optind = 0;                /* the command's own getopt starts afresh at its argv[1] */
+    if (k->fn)
+        return k->fn(&r);
+    void *a = calloc(1, k->size);
+    if (!a) {
+        fprintf(stderr, "forkctl: out of memory\n");
+        return EX_ERR;
+    }
+    e = run_cmd(&r, k->call, a);
+    free(a);
+    return e;
 }
