@@ -43,7 +43,7 @@ printf 'precious\n' >outside/target
 ln -s "$TESTDIR/outside/target" dst/memory.bin
 ln -s "$TESTDIR/outside/nonexistent" dst/vmstate
 o_before=$(out_state dst) x_before=$(out_state outside)
-expect_fail 1 "dst/memory.bin already exists \(use --force" fk restore base --out dst
+expect_fail 1 "dst/memory.bin already exists \(pass --force" fk restore base --out dst
 [ "$(out_state dst)" = "$o_before" ] || die "a refused restore changed the output directory"
 [ "$(out_state outside)" = "$x_before" ] || die "a refused restore wrote through a symlink"
 fk restore base --out dst --force >/dev/null
