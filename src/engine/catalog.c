@@ -224,8 +224,8 @@ void cat_pages_close(cat_pages *r)
 
 /* Pages and block rows in id order, side by side: each page in the last
 ** block row at or before it (no per-page seek). */
-int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*fn)(void *arg, const struct cat_page *p),
-                   void *arg)
+int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*want)(void *arg, int64_t id),
+                   int (*fn)(void *arg, const struct cat_page *p), void *arg)
 {
     sqlite3_bind_int64(r->st, 1, first);
     sqlite3_bind_int64(r->st, 2, last);
@@ -249,6 +249,8 @@ int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*fn)(void *ar
             rc = cat_err(r->db, bs, "catalog: read block rows");
             break;
         }
+        if (want && !want(arg, id))
+            continue;
         if ((rc = page_make(&p, r->st, have_cur ? &cur : NULL)) != 0)
             break;
         rc = fn(arg, &p);
@@ -280,7 +282,7 @@ int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg
                     void *arg)
 {
     struct range_check c = {first, fn, arg};
-    int rc = cat_pages_scan(r, first, first + (int64_t)n - 1, range_one, &c);
+    int rc = cat_pages_scan(r, first, first + (int64_t)n - 1, NULL, range_one, &c);
     if (rc == 0 && c.next != first + (int64_t)n)
         rc = fks__err(FKS_ECORRUPT, "page %lld is missing from the page index", (long long)c.next);
     return rc;

@@ -88,9 +88,12 @@ void cat_pages_close(cat_pages *r);
 int cat_pages_range(cat_pages *r, int64_t first, uint64_t n, int (*fn)(void *arg, const struct cat_page *p),
                     void *arg);
 /* The pages of ids first .. last that the index holds, in id order; ids
-** it does not hold are skipped (the caller checks what it wanted). */
-int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*fn)(void *arg, const struct cat_page *p),
-                   void *arg);
+** it does not hold are skipped (the caller checks what it wanted). A row
+** for which want(arg, id) is 0 is skipped before it is validated: the
+** range may span pages the caller does not need, and damage there is
+** not its error. want NULL: every row. */
+int cat_pages_scan(cat_pages *r, int64_t first, int64_t last, int (*want)(void *arg, int64_t id),
+                   int (*fn)(void *arg, const struct cat_page *p), void *arg);
 /* Artifact name of snapshot snap: its id and logical size.
 ** FKS_ENOTFOUND if absent. */
 int cat_artifact_get(int64_t *art, uint64_t *size, sqlite3 *db, int64_t snap, const char *name);

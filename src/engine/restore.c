@@ -484,6 +484,14 @@ static int fill_missing(const struct fill *x)
                     (long long)x->r->rows[x->idx[x->j]].id);
 }
 
+/* A page of the scanned range that no row of the window names (an id
+** below the next one wanted) is skipped unread. */
+static int fill_want(void *arg, int64_t id)
+{
+    const struct fill *x = arg;
+    return x->j < x->n && x->r->rows[x->idx[x->j]].id <= id;
+}
+
 /* One page of the index: into every row of the window that names it. */
 static int fill_row(void *arg, const struct cat_page *p)
 {
@@ -534,7 +542,7 @@ static int fill_window(struct restore *r, cat_pages *pr, uint64_t npages)
         int64_t first = r->rows[idx[x.j]].id, last = first;
         for (k = x.j + 1; k < n && r->rows[idx[k]].id <= last + SCAN_GAP; k++)
             last = r->rows[idx[k]].id;
-        rc = cat_pages_scan(pr, first, last, fill_row, &x);
+        rc = cat_pages_scan(pr, first, last, fill_want, fill_row, &x);
         if (rc == 0 && x.j < k)
             rc = fill_missing(&x);
     }

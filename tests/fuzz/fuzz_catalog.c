@@ -43,7 +43,10 @@
 ** Regressions kept in the corpus (crash-*): restore accepting runs whose
 ** columns are not integers or whose npages < 1, verify missing damage that
 ** makes a restore fail, verify running out of memory on a huge run, and
-** stats adding a run's page count to its page id unchecked (overflow).
+** stats adding a run's page count to its page id unchecked (overflow),
+** and restore refusing an intact snapshot over a damaged row of a page
+** it does not need but whose id lay between two it does (one scan reads
+** both).
 */
 #include <errno.h>
 #include <dirent.h>
