@@ -490,7 +490,7 @@ static void jints(json_object *j, const struct jfield *f)
 /* s, or NULL when it is empty (for jstr: an empty field is null). */
 static const char *or_null(const char *s)
 {
-    return s[0] ? s : NULL;
+    return s && s[0] ? s : NULL;
 }
 
 static json_object *snap_json(const fks_snapinfo *i)
@@ -558,7 +558,10 @@ static int common_opt(struct run *r, int c, const char *written)
 {
     switch (c) {
     case OPT_STORE: g_store = optarg; return -1;
-    case OPT_JSON: r->json = 1; return -1;
+    case OPT_JSON:                     /* main's options have no --json */
+        if (r)
+            r->json = 1;
+        return -1;
     case 'q': case OPT_QUIET: g_quiet = 1; return -1;
     case 'h': case OPT_HELP:
         if (r)
@@ -787,8 +790,8 @@ static int cmd_init(struct run *r)
 {
     static const struct option o[] = {COMMON_OPTS, {"chunk-size", required_argument, NULL, 'c'}, {0}};
     uint64_t cs = 0;
-    int c, e;
-    while ((c = next_opt(r, o)) != 0)
+    int e;
+    while (next_opt(r, o) != 0)
         if ((e = size_arg("init", "--chunk-size", optarg, 1u << 20, 1ull << 32, &cs)) >= 0)
             return e;
     if (r->exit >= 0)
@@ -3221,7 +3224,7 @@ static int remote_args_check(const struct remote_args *a)
         return usage_err("remote", "%s", "remote ls takes no arguments (--endpoint and --region go with add)");
     if (strcmp(sub, "rm") == 0 && (a->nargs != 1 || other))
         return usage_err("remote", "%s", "remote rm takes NAME (--endpoint and --region go with add)");
-    if (strcmp(sub, "add") && strcmp(sub, "keygen") && strcmp(sub, "ls") && strcmp(sub, "rm"))
+    if (strcmp(sub, "add") != 0 && strcmp(sub, "keygen") != 0 && strcmp(sub, "ls") != 0 && strcmp(sub, "rm") != 0)
         return usage_err("remote", "unknown subcommand '%s' (add, keygen, ls, rm; gc, prune and verify come first: "
                          "remote gc [OPTIONS])", sub);
     return -1;
@@ -3554,7 +3557,7 @@ static const char H_HELP[] =
 
 /* RUN(call, type): run by run_cmd with call and a struct type; FN(fn): its
 ** own function. */
-#define RUN(call, type) NULL, &call, sizeof(struct type)
+#define RUN(call, type) NULL, &(call), sizeof(struct type)
 #define FN(fn) fn, NULL, 0
 
 static const struct command commands[] = {
