@@ -405,44 +405,39 @@ struct moved {
     uint8_t hash[16];
 };
 
-/* Compacts one chunk whose flock the caller holds: every live page is
-** decoded (and so checked: damage is never copied along), re-blocked in
-** its old order and appended elsewhere. The page list is read into memory
-** first: appending may create a chunk, a write transaction, which must not
-** start while a read statement is open on the same connection. */
-static int compact_one(fks_store *s, const struct cand *c, const struct crow *rows, size_t nrows, int level,
-                       chunk_writer *shared, fks_gc_report *r)
-{
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL;
-    chunk_writer *w = shared;
-    chunk_reader *rd = NULL;
-    struct moved *mv = NULL;
-    size_t n = 0, alloc = 0, nold = 0, aold = 0;
-    int64_t *old = NULL;
-    uint8_t raw[CHUNK_BLOCK_MAX], payload[CHUNK_BLOCK_MAX], hash[CHUNK_BLOCK_PAGES][16];
-    uint32_t rlen[CHUNK_BLOCK_PAGES], bn = 0, blen = 0;
-    int rc, src = SQLITE_DONE;
-    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+/* The pages of a chunk to move: struct moved per live page of its block
+** rows (rows, in record order), and those rows' ids (old). */
+struct moving {
+    struct moved *mv;
+    size_t n, alloc;
+    int64_t *old;
+    size_t nold, aold;
+};
 
-    if (!cctx)
-        return fks__err(FKS_ENOMEM, "out of memory");
-    if ((!w && (rc = chunk_writer_new(&w, s)) != 0) || (rc = chunk_reader_new(&rd, s)) != 0)
-        goto out;
-    /* The chunk's block rows (read by compact, in record order), then each
-    ** row's live pages. */
+static void moving_free(struct moving *m)
+{
+    free(m->mv);
+    free(m->old);
+}
+
+/* Step 1: the live pages of chunk c's block rows, read into memory first:
+** appending may create a chunk, a write transaction, which must not start
+** while a read statement is open on the same connection. */
+static int compact_list(sqlite3 *db, const struct cand *c, const struct crow *rows, size_t nrows,
+                        struct moving *m)
+{
     sqlite3_stmt *pg = NULL;
-    if ((rc = cat_prepare(db, &pg, "SELECT id, coalesce(rlen, 4096), hash FROM page WHERE id BETWEEN ?1 AND ?2 ORDER BY id")) != 0)
-        goto out;
+    int rc = cat_prepare(db, &pg, "SELECT id, coalesce(rlen, 4096), hash FROM page WHERE id BETWEEN ?1 AND ?2 "
+                         "ORDER BY id");
     for (size_t ri = 0; ri < nrows && rc == 0; ri++) {
         int64_t b = rows[ri].id, rn = rows[ri].n, boff = rows[ri].off, reclen = rows[ri].len, slot0 = rows[ri].slot0;
         if (rn <= 0 || rn > 8 || slot0 < 0 || slot0 + rn > 8 || boff < 0 || reclen <= 0 || reclen > UINT32_MAX) {
             rc = fks__err(FKS_ECORRUPT, "block %lld of chunk %lld is damaged", (long long)b, (long long)c->id);
             break;
         }
-        if ((rc = fks__grow(&old, &aold, nold, sizeof *old)) != 0)
+        if ((rc = fks__grow(&m->old, &m->aold, m->nold, sizeof *m->old)) != 0)
             break;
-        old[nold++] = b;
+        m->old[m->nold++] = b;
         sqlite3_bind_int64(pg, 1, b);
         sqlite3_bind_int64(pg, 2, b + rn - 1);
         int ps;
@@ -451,24 +446,41 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
                 rc = fks__err(FKS_ECORRUPT, "page %lld has a bad hash", (long long)sqlite3_column_int64(pg, 0));
                 break;
             }
-            if ((rc = fks__grow(&mv, &alloc, n, sizeof *mv)) != 0)
+            if ((rc = fks__grow(&m->mv, &m->alloc, m->n, sizeof *m->mv)) != 0)
                 break;
-            struct moved *m = &mv[n++];
-            m->id = sqlite3_column_int64(pg, 0);
-            m->off = (uint64_t)boff;
-            m->len = (uint32_t)reclen;
-            m->slot = (uint32_t)(slot0 + m->id - b);
-            m->rlen = (uint32_t)sqlite3_column_int64(pg, 1);
-            memcpy(m->hash, sqlite3_column_blob(pg, 2), 16);
+            struct moved *v = &m->mv[m->n++];
+            v->id = sqlite3_column_int64(pg, 0);
+            v->off = (uint64_t)boff;
+            v->len = (uint32_t)reclen;
+            v->slot = (uint32_t)(slot0 + v->id - b);
+            v->rlen = (uint32_t)sqlite3_column_int64(pg, 1);
+            memcpy(v->hash, sqlite3_column_blob(pg, 2), 16);
         }
         sqlite3_reset(pg);
         if (rc == 0 && ps != SQLITE_DONE)
             rc = cat_err(db, ps, "catalog: read chunk pages");
     }
     sqlite3_finalize(pg);
+    return rc;
+}
+
+/* Step 2: every page decoded (and so checked: damage is never copied
+** along), re-blocked in its old order and appended through w; each
+** struct moved then names its new place. */
+static int compact_copy(chunk_reader *rd, chunk_writer *w, int level, int64_t chunk_id, struct moving *m,
+                        fks_gc_report *r)
+{
+    uint8_t raw[CHUNK_BLOCK_MAX], payload[CHUNK_BLOCK_MAX], hash[CHUNK_BLOCK_PAGES][16];
+    uint32_t rlen[CHUNK_BLOCK_PAGES], bn = 0, blen = 0;
+    struct moved *mv = m->mv;
+    size_t n = m->n;
+    int rc = 0;
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    if (!cctx)
+        return fks__err(FKS_ENOMEM, "out of memory");
     for (size_t i = 0; i <= n && rc == 0; i++) {
         if (i < n) {
-            if ((rc = chunk_read(rd, c->id, mv[i].off, mv[i].len, mv[i].slot, mv[i].rlen, mv[i].hash,
+            if ((rc = chunk_read(rd, chunk_id, mv[i].off, mv[i].len, mv[i].slot, mv[i].rlen, mv[i].hash,
                                  raw + blen)) != 0)
                 break;
             rlen[bn] = mv[i].rlen;
@@ -495,41 +507,61 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
             bn = blen = 0;
         }
     }
-    if (rc)
+    ZSTD_freeCCtx(cctx);
+    return rc;
+}
+
+/* Step 3, in the caller's transaction: the old block rows go, the new ones
+** come, the chunk row goes. */
+static int compact_switch(sqlite3 *db, int64_t chunk_id, const struct moving *m)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = cat_prepare(db, &st, "DELETE FROM block WHERE id = ?1 AND chunk_id = ?2");
+    for (size_t i = 0; i < m->nold && rc == 0; i++) {
+        sqlite3_bind_int64(st, 1, m->old[i]);
+        sqlite3_bind_int64(st, 2, chunk_id);
+        rc = cat_done(db, sqlite3_step(st), "catalog: move block");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    pidx *x = NULL;
+    if (rc == 0)
+        rc = pidx_open(&x, db);
+    struct pidx_blocks nb = {.x = x};
+    for (size_t i = 0; i < m->n && rc == 0; i++)
+        rc = pidx_blocks_push(&nb, m->mv[i].id, m->mv[i].chunk, m->mv[i].off, m->mv[i].len, m->mv[i].slot);
+    if (rc == 0)
+        rc = pidx_blocks_flush(&nb);
+    pidx_close(x);
+    if (rc == 0 && (rc = cat_prepare(db, &st, "DELETE FROM chunk WHERE id = ?1")) == 0) {
+        sqlite3_bind_int64(st, 1, chunk_id);
+        rc = cat_done(db, sqlite3_step(st), "catalog: delete chunk");
+        sqlite3_finalize(st);
+    }
+    return rc;
+}
+
+/* Compacts one chunk whose flock the caller holds (design 4): its live
+** pages listed, copied and synced, then one transaction switches the
+** catalog to the copies, and only then is the file deleted. */
+static int compact_one(fks_store *s, const struct cand *c, const struct crow *rows, size_t nrows, int level,
+                       chunk_writer *shared, fks_gc_report *r)
+{
+    chunk_writer *w = shared;
+    chunk_reader *rd = NULL;
+    struct moving m = {0};
+    int rc;
+
+    if ((!w && (rc = chunk_writer_new(&w, s)) != 0) || (rc = chunk_reader_new(&rd, s)) != 0 ||
+        (rc = compact_list(s->db, c, rows, nrows, &m)) != 0 ||
+        (rc = compact_copy(rd, w, level, c->id, &m, r)) != 0)
         goto out;
     if ((rc = chunk_writer_sync(w)) != 0)           /* copies durable ... */
         goto out;
     test_kill("synced");
     if ((rc = cat_begin(s)) != 0)                   /* ... then the switch */
         goto out;
-    rc = cat_prepare(db, &st, "DELETE FROM block WHERE id = ?1 AND chunk_id = ?2");
-    for (size_t i = 0; i < nold && rc == 0; i++) {
-        sqlite3_bind_int64(st, 1, old[i]);
-        sqlite3_bind_int64(st, 2, c->id);
-        src = sqlite3_step(st);
-        sqlite3_reset(st);
-        if (src != SQLITE_DONE)
-            rc = cat_err(db, src, "catalog: move block");
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    pidx *x = NULL;
-    if (rc == 0)
-        rc = pidx_open(&x, db);
-    struct pidx_blocks nb = {.x = x};
-    for (size_t i = 0; i < n && rc == 0; i++)
-        rc = pidx_blocks_push(&nb, mv[i].id, mv[i].chunk, mv[i].off, mv[i].len, mv[i].slot);
-    if (rc == 0)
-        rc = pidx_blocks_flush(&nb);
-    pidx_close(x);
-    if (rc == 0 && (rc = cat_prepare(db, &st, "DELETE FROM chunk WHERE id = ?1")) == 0) {
-        sqlite3_bind_int64(st, 1, c->id);
-        src = sqlite3_step(st);
-        if (src != SQLITE_DONE)
-            rc = cat_err(db, src, "catalog: delete chunk");
-        sqlite3_finalize(st);
-        st = NULL;
-    }
+    rc = compact_switch(s->db, c->id, &m);
     if (rc == 0)
         rc = chunk_writer_commit(w);
     if ((rc = cat_end(s, rc)) != 0)
@@ -538,16 +570,13 @@ static int compact_one(fks_store *s, const struct cand *c, const struct crow *ro
     char p[PATH_MAX];                               /* and only then the file */
     if (chunk_path(p, sizeof p, s, c->id) == 0 && unlink(p) == 0)
         r->chunks_deleted++;
-    if (n)
+    if (m.n)
         r->chunks_rewritten++;
 out:
-    sqlite3_finalize(st);
     if (w != shared)
         chunk_writer_free(w);
     chunk_reader_free(rd);
-    ZSTD_freeCCtx(cctx);
-    free(mv);
-    free(old);
+    moving_free(&m);
     if (rc)
         fks__errctx(rc, "compact chunk %08llx", (unsigned long long)c->id);
     return rc;
