@@ -1119,6 +1119,100 @@ static void reset_attempt(struct ingest *g)
     g->w = NULL;
 }
 
+/* The request checked against the store: a new tag, a parent that exists
+** (its id in g->parent_id). */
+static int ingest_check(struct ingest *g)
+{
+    const fks_ingest_opts *o = g->o;
+    int64_t id;
+    int rc;
+    if (g->s->readonly)
+        return fks__err(FKS_EINVAL, "store opened read-only");
+    if ((rc = fks_check_tag(o->tag)) != 0)
+        return rc;
+    if (o->parent && (rc = fks_check_tag(o->parent)) != 0)
+        return fks__errctx(rc, "parent");
+    if (g->n == 0)
+        return fks__err(FKS_EINVAL, "nothing to ingest: give at least one file");
+    if ((rc = cat_snapshot(&id, NULL, g->s->db, o->tag, 0)) != 0)
+        return rc;
+    if (id)
+        return fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
+    if (o->parent) {
+        if ((rc = cat_snapshot(&g->parent_id, NULL, g->s->db, o->parent, 0)) != 0)
+            return rc;
+        if (!g->parent_id)
+            return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found", o->parent);
+    }
+    return 0;
+}
+
+/* Buffers, threads and one compression context per thread. */
+static int ingest_setup(struct ingest *g)
+{
+    int rc;
+    g->arts = calloc(g->n, sizeof *g->arts);
+    g->buf[0] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
+    g->buf[1] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
+    g->b[0] = malloc(sizeof *g->b[0]);
+    g->b[1] = malloc(sizeof *g->b[1]);
+    for (size_t i = 0; g->arts && i < g->n; i++)
+        g->arts[i].fd = -1;            /* before any return: ingest_free closes fds >= 0 */
+    if (!g->arts || !g->buf[0] || !g->buf[1] || !g->b[0] || !g->b[1])
+        return fks__err(FKS_ENOMEM, "out of memory");
+    if ((rc = par_new(&g->par, 0)) != 0)
+        return rc;
+    if (!(g->cctx = calloc((size_t)par_threads(g->par), sizeof *g->cctx)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    for (int i = 0; i < par_threads(g->par); i++)
+        if (!(g->cctx[i] = ZSTD_createCCtx()))
+            return fks__err(FKS_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Reads every artifact and commits, again from the start (at most
+** MAX_ATTEMPTS times) when a concurrent gc removed a page it found. */
+static int ingest_attempts(struct ingest *g)
+{
+    for (int attempt = 1;; attempt++) {
+        int rc;
+        if ((rc = cat_meta_get(g->s->db, "gc_generation", &g->gc_gen)) != 0 ||
+            (rc = chunk_writer_new(&g->w, g->s)) != 0)
+            return rc;
+        for (size_t i = 0; i < g->n && rc == 0; i++)
+            rc = ingest_art(g, &g->arts[i]);
+        if (rc == 0)
+            rc = commit(g);
+        if (rc != RETRY_GC)
+            return rc;
+        if (attempt == MAX_ATTEMPTS)
+            return fks__err(FKS_ELOCKED, "ingest %s: pages it found were removed by a concurrent gc "
+                            "%d times; try again", g->o->tag, attempt);
+        reset_attempt(g);
+    }
+}
+
+static void ingest_free(struct ingest *g)
+{
+    pidx_close(g->lookup);
+    chunk_writer_free(g->w);
+    for (size_t i = 0; g->arts && i < g->n; i++) {
+        if (g->arts[i].fd >= 0)
+            close(g->arts[i].fd);
+        pm_free(&g->arts[i].map);
+    }
+    np_free(&g->np);
+    free(g->arts);
+    free(g->buf[0]);
+    free(g->buf[1]);
+    free(g->b[0]);
+    free(g->b[1]);
+    for (int i = 0; g->cctx && i < par_threads(g->par); i++)
+        ZSTD_freeCCtx(g->cctx[i]);
+    free(g->cctx);
+    par_free(g->par);
+}
+
 int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
 {
     struct ingest g = {0};
@@ -1128,71 +1222,13 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
     g.s = s;
     g.o = o;
     g.n = o->n_artifacts;
-    if (s->readonly)
-        return fks__err(FKS_EINVAL, "store opened read-only");
-    if ((rc = fks_check_tag(o->tag)) != 0)
+    if ((rc = ingest_check(&g)) != 0)
         return rc;
-    if (o->parent && (rc = fks_check_tag(o->parent)) != 0)
-        return fks__errctx(rc, "parent");
-    if (g.n == 0)
-        return fks__err(FKS_EINVAL, "nothing to ingest: give at least one file");
-    int64_t id;
-    if ((rc = cat_snapshot(&id, NULL, s->db, o->tag, 0)) != 0)
-        return rc;
-    if (id)
-        return fks__err(FKS_EEXIST, "tag %s already exists", o->tag);
-    if (o->parent) {
-        if ((rc = cat_snapshot(&g.parent_id, NULL, s->db, o->parent, 0)) != 0)
-            return rc;
-        if (!g.parent_id)
-            return fks__err(FKS_ENOTFOUND, "parent snapshot %s not found", o->parent);
-    }
-    g.arts = calloc(g.n, sizeof *g.arts);
-    g.buf[0] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
-    g.buf[1] = malloc(BATCH_PAGES * FKS_PAGE_SIZE);
-    g.b[0] = malloc(sizeof *g.b[0]);
-    g.b[1] = malloc(sizeof *g.b[1]);
-    if (!g.arts || !g.buf[0] || !g.buf[1] || !g.b[0] || !g.b[1]) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = par_new(&g.par, 0)) != 0)
-        goto out;
-    if (!(g.cctx = calloc((size_t)par_threads(g.par), sizeof *g.cctx))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int i = 0; i < par_threads(g.par); i++)
-        if (!(g.cctx[i] = ZSTD_createCCtx())) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            goto out;
-        }
-    for (size_t i = 0; i < g.n; i++)
-        g.arts[i].fd = -1;
-    if ((rc = open_inputs(&g)) != 0)
+    if ((rc = ingest_setup(&g)) != 0 || (rc = open_inputs(&g)) != 0)
         goto out;
     fks__progress_init(&g.prog, o->progress, o->progress_arg, g.total);
-    if ((rc = pidx_open(&g.lookup, s->db)) != 0 || (rc = top_page(s->db, &g.top_page)) != 0)
-        goto out;
-
-    for (int attempt = 1;; attempt++) {
-        if ((rc = cat_meta_get(s->db, "gc_generation", &g.gc_gen)) != 0 ||
-            (rc = chunk_writer_new(&g.w, s)) != 0)
-            goto out;
-        for (size_t i = 0; i < g.n && rc == 0; i++)
-            rc = ingest_art(&g, &g.arts[i]);
-        if (rc == 0)
-            rc = commit(&g);
-        if (rc != RETRY_GC)
-            break;
-        if (attempt == MAX_ATTEMPTS) {
-            rc = fks__err(FKS_ELOCKED, "ingest %s: pages it found were removed by a concurrent gc "
-                          "%d times; try again", o->tag, attempt);
-            break;
-        }
-        reset_attempt(&g);
-    }
-    if (rc)
+    if ((rc = pidx_open(&g.lookup, s->db)) != 0 || (rc = top_page(s->db, &g.top_page)) != 0 ||
+        (rc = ingest_attempts(&g)) != 0)
         goto out;
     report(&g, 1);
     for (size_t i = 0; i < g.n; i++)
@@ -1208,23 +1244,7 @@ int fks_ingest(fks_ingest_stats *stats, fks_store *s, const fks_ingest_opts *o)
 out:
     if (rc && rc != FKS_EEXIST && rc != FKS_ENOTFOUND && rc != FKS_EINVAL)
         fks__errctx(rc, "ingest %s", o->tag);
-    pidx_close(g.lookup);
-    chunk_writer_free(g.w);
-    for (size_t i = 0; g.arts && i < g.n; i++) {
-        if (g.arts[i].fd >= 0)
-            close(g.arts[i].fd);
-        pm_free(&g.arts[i].map);
-    }
-    np_free(&g.np);
-    free(g.arts);
-    free(g.buf[0]);
-    free(g.buf[1]);
-    free(g.b[0]);
-    free(g.b[1]);
-    for (int i = 0; g.cctx && i < par_threads(g.par); i++)
-        ZSTD_freeCCtx(g.cctx[i]);
-    free(g.cctx);
-    par_free(g.par);
+    ingest_free(&g);
     return rc;
 }
 
