@@ -120,177 +120,210 @@ static uint64_t disk_usage(fks_store *s)
     return total;
 }
 
-static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
-{
-    sqlite3 *db = s->db;
-    sqlite3_stmt *st = NULL, *del = NULL, *blk = NULL, *delnew = NULL, *left = NULL, *delblk = NULL;
-    uint8_t *mark = NULL;
+/* The sweep's state: the live marks, the dead found so far, and its
+** statements. */
+struct sweep {
+    sqlite3 *db;
+    const fks_gc_opts *o;
+    fks_gc_report *r;
+    uint8_t *mark;                 /* bit id: page id is live */
+    int64_t next;                  /* ids are below it */
     struct dead {
         int64_t id;
         uint64_t prefix;
-    } *dead = NULL;
-    size_t ndead = 0, adead = 0, ngone = 0, agone = 0;
-    int64_t *gone = NULL;
-    int rc = cat_begin(s), src;
-    if (rc)
+    } *dead;
+    size_t ndead, adead;
+    int64_t *gone;                 /* block rows none of whose pages is left */
+    size_t ngone, agone;
+    sqlite3_stmt *st, *del, *delnew, *blk, *left, *delblk;
+};
+
+static int marked(const struct sweep *x, int64_t id)
+{
+    return (x->mark[id >> 3] >> (id & 7)) & 1;
+}
+
+/* Step 1: every page id that a page map or a lease names is marked. Maps
+** first: the nodes of removed snapshots are folded into the nodes built on
+** them and unused ones deleted (map.c design 4), so that every run left is
+** seen by some snapshot; then pages a page server may still serve stay
+** (lease.c). */
+static int sweep_mark(fks_store *s, struct sweep *x)
+{
+    sqlite3 *db = x->db;
+    sqlite3_stmt *st = NULL;
+    int64_t maxid = 0;
+    int rc, src;
+    if ((rc = cat_meta_get(db, "next_page_id", &x->next)) != 0 ||
+        (rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) FROM page")) != 0)
         return rc;
-    int64_t next = 0, gen = 0, maxid = 0;
-    if ((rc = cat_meta_get(db, "next_page_id", &next)) != 0 || (rc = cat_meta_get(db, "gc_generation", &gen)) != 0)
-        goto out;
-    if ((rc = cat_prepare(db, &st, "SELECT coalesce(max(id), 0) FROM page")) != 0)
-        goto out;
     if (sqlite3_step(st) == SQLITE_ROW)
         maxid = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    st = NULL;
-    if (next <= maxid)
-        next = maxid + 1;
-    mark = calloc((size_t)(next / 8 + 1), 1);
-    if (!mark) {
-        rc = fks__err(FKS_ENOMEM, "out of memory (%lld pages)", (long long)next);
-        goto out;
-    }
-    /* Maps first: fold the nodes of removed snapshots into the nodes
-    ** built on them and delete unused ones (map.c design 4), so that
-    ** every run left is seen by some snapshot. */
-    if (!o->dry_run && ((rc = map_dissolve(db, &r->maps_folded)) != 0 || (rc = map_sweep(db, NULL)) != 0))
-        goto out;
+    if (x->next <= maxid)
+        x->next = maxid + 1;
+    if (!(x->mark = calloc((size_t)(x->next / 8 + 1), 1)))
+        return fks__err(FKS_ENOMEM, "out of memory (%lld pages)", (long long)x->next);
+    if (!x->o->dry_run && ((rc = map_dissolve(db, &x->r->maps_folded)) != 0 || (rc = map_sweep(db, NULL)) != 0))
+        return rc;
     if ((rc = cat_prepare(db, &st, "SELECT page_id, npages FROM pmap_run WHERE page_id > 0")) != 0)
-        goto out;
+        return rc;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        int64_t a = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1);
+        int64_t a = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 1), next = x->next;
         int64_t end = a <= 0 || n <= 0 ? a : n > next - a ? next : a + n;     /* damage cannot overflow it */
         for (int64_t id = a; id < end; id++)
             if (id > 0)
-                mark[id >> 3] |= (uint8_t)(1u << (id & 7));
+                x->mark[id >> 3] |= (uint8_t)(1u << (id & 7));
     }
     sqlite3_finalize(st);
-    st = NULL;
-    if (src != SQLITE_DONE) {
-        rc = cat_err(db, src, "catalog: read page maps");
-        goto out;
-    }
-    /* lazy restore: pages a page server may still serve stay (lease.c) */
+    if (src != SQLITE_DONE)
+        return cat_err(db, src, "catalog: read page maps");
     uint64_t n_leases = 0;
-    if ((rc = lease_mark_live(s, mark, next, o->dry_run, &n_leases)) != 0)
+    return lease_mark_live(s, x->mark, x->next, x->o->dry_run, &n_leases);
+}
+
+/* Step 2a: the page rows of the unmarked ids lo .. hi (page ids are
+** rowids: a range is one seek, so the work is the dead pages, not the
+** index), each deleted with its page_new entry. */
+static int sweep_pages(struct sweep *x, int64_t lo, int64_t hi)
+{
+    int rc = 0, src;
+    sqlite3_bind_int64(x->st, 1, lo);
+    sqlite3_bind_int64(x->st, 2, hi);
+    while (rc == 0 && (src = sqlite3_step(x->st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(x->st, 0);
+        if (sqlite3_column_bytes(x->st, 1) != 16) {
+            rc = fks__err(FKS_ECORRUPT, "page %lld has a damaged hash", (long long)id);
+            break;
+        }
+        if ((rc = fks__grow(&x->dead, &x->adead, x->ndead, sizeof *x->dead)) != 0)
+            break;
+        x->dead[x->ndead].id = id;
+        x->dead[x->ndead++].prefix = pidx_prefix(sqlite3_column_blob(x->st, 1));
+        x->r->pages_freed++;
+        if (x->o->dry_run)
+            continue;
+        sqlite3_bind_int64(x->del, 1, id);
+        sqlite3_bind_blob(x->delnew, 1, sqlite3_column_blob(x->st, 1), 16, SQLITE_TRANSIENT);
+        int d = sqlite3_step(x->del), d2 = d == SQLITE_DONE ? sqlite3_step(x->delnew) : d;
+        sqlite3_reset(x->del);
+        sqlite3_reset(x->delnew);
+        if (d2 != SQLITE_DONE)
+            rc = cat_err(x->db, d2, "catalog: delete page");
+    }
+    sqlite3_reset(x->st);
+    return rc == 0 && src != SQLITE_DONE ? cat_err(x->db, src, "catalog: scan pages") : rc;
+}
+
+/* Step 2b: the block rows over lo .. hi, whose dead pages are those from
+** first_dead on: a block's bytes count freed by the share of its pages
+** that died; a block none of whose pages is left goes on the gone list. */
+static int sweep_blocks(struct sweep *x, int64_t lo, int64_t hi, size_t first_dead)
+{
+    int rc = 0, src;
+    size_t k = first_dead;
+    sqlite3_bind_int64(x->blk, 1, lo);
+    sqlite3_bind_int64(x->blk, 2, hi);
+    while (rc == 0 && (src = sqlite3_step(x->blk)) == SQLITE_ROW) {
+        int64_t b = sqlite3_column_int64(x->blk, 0), bn = sqlite3_column_int64(x->blk, 1);
+        int64_t blen = sqlite3_column_int64(x->blk, 2), died = 0;
+        while (k < x->ndead && x->dead[k].id < b)
+            k++;
+        while (k < x->ndead && x->dead[k].id < b + bn)
+            k++, died++;
+        if (bn > 0)
+            x->r->page_bytes_freed += (uint64_t)(blen * died / bn);
+        if (x->o->dry_run || !died)
+            continue;
+        sqlite3_bind_int64(x->left, 1, b);
+        sqlite3_bind_int64(x->left, 2, b + bn - 1);
+        int l = sqlite3_step(x->left);
+        int64_t remain = l == SQLITE_ROW ? sqlite3_column_int64(x->left, 0) : -1;
+        sqlite3_reset(x->left);
+        if (remain < 0)
+            rc = cat_err(x->db, l, "catalog: count block pages");
+        else if (remain == 0 && (rc = fks__grow(&x->gone, &x->agone, x->ngone, sizeof *x->gone)) == 0)
+            x->gone[x->ngone++] = b;
+    }
+    sqlite3_reset(x->blk);
+    return rc == 0 && src != SQLITE_DONE ? cat_err(x->db, src, "catalog: scan blocks") : rc;
+}
+
+/* Step 3: the emptied block rows go (no read is open on block now), then
+** the packed index drops the dead pages' entries. */
+static int sweep_finish(struct sweep *x)
+{
+    int rc = 0;
+    for (size_t g = 0; g < x->ngone && rc == 0; g++) {
+        sqlite3_bind_int64(x->delblk, 1, x->gone[g]);
+        rc = cat_done(x->db, sqlite3_step(x->delblk), "catalog: delete block");
+        sqlite3_reset(x->delblk);
+    }
+    if (rc || x->o->dry_run)
+        return rc;
+    uint64_t *pre = malloc((x->ndead + 1) * sizeof *pre), packed, dropped;
+    if (!pre)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < x->ndead; i++)
+        pre[i] = x->dead[i].prefix;
+    rc = pidx_pack(x->db, x->mark, x->next, pre, x->ndead, &packed, &dropped);
+    free(pre);
+    return rc;
+}
+
+/* Design 2: in one transaction, the pages no map or lease names are
+** deleted with the block rows they empty. */
+static int sweep(fks_store *s, const fks_gc_opts *o, fks_gc_report *r)
+{
+    sqlite3 *db = s->db;
+    struct sweep x = {.db = db, .o = o, .r = r};
+    int64_t gen = 0;
+    int rc = cat_begin(s);
+    if (rc)
+        return rc;
+    if ((rc = cat_meta_get(db, "gc_generation", &gen)) != 0 || (rc = sweep_mark(s, &x)) != 0)
         goto out;
-    /* The dead: the page rows in the id ranges nobody marked (page ids are
-    ** rowids: a range is one seek), so the work is the dead pages, not the
-    ** index. Each goes with its page_new entry; a block row goes when none
-    ** of its pages is left; a block's bytes are counted freed by the share
-    ** of its pages that died. The packed index drops their entries last. */
-    if ((rc = cat_prepare(db, &st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
-        (rc = cat_prepare(db, &del, "DELETE FROM page WHERE id = ?1")) != 0 ||
-        (rc = cat_prepare(db, &delnew, "DELETE FROM page_new WHERE hash = ?1")) != 0 ||
-        (rc = cat_prepare(db, &blk, "SELECT id, n, len FROM block WHERE id >= "
-                                    "coalesce((SELECT max(id) FROM block WHERE id <= ?1), ?1) AND id <= ?2 ORDER BY id")) != 0 ||
-        (rc = cat_prepare(db, &left, "SELECT count(*) FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
-        (rc = cat_prepare(db, &delblk, "DELETE FROM block WHERE id = ?1")) != 0)
+    if ((rc = cat_prepare(db, &x.st, "SELECT id, hash FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
+        (rc = cat_prepare(db, &x.del, "DELETE FROM page WHERE id = ?1")) != 0 ||
+        (rc = cat_prepare(db, &x.delnew, "DELETE FROM page_new WHERE hash = ?1")) != 0 ||
+        (rc = cat_prepare(db, &x.blk, "SELECT id, n, len FROM block WHERE id >= "
+                                      "coalesce((SELECT max(id) FROM block WHERE id <= ?1), ?1) AND id <= ?2 ORDER BY id")) != 0 ||
+        (rc = cat_prepare(db, &x.left, "SELECT count(*) FROM page WHERE id BETWEEN ?1 AND ?2")) != 0 ||
+        (rc = cat_prepare(db, &x.delblk, "DELETE FROM block WHERE id = ?1")) != 0)
         goto out;
-    src = SQLITE_DONE;
-    for (int64_t lo = 1; lo < next && rc == 0;) {
-        if (mark[lo >> 3] == 0xff && (lo & 7) == 0) {      /* a byte of live ids */
+    for (int64_t lo = 1; lo < x.next && rc == 0;) {
+        if (x.mark[lo >> 3] == 0xff && (lo & 7) == 0) {    /* a byte of live ids */
             lo += 8;
             continue;
         }
-        if (mark[lo >> 3] & (1u << (lo & 7))) {
+        if (marked(&x, lo)) {
             lo++;
             continue;
         }
-        int64_t hi = lo;
-        while (hi + 1 < next && !(mark[(hi + 1) >> 3] & (1u << ((hi + 1) & 7))))
+        int64_t hi = lo;                                   /* a range of dead ids */
+        while (hi + 1 < x.next && !marked(&x, hi + 1))
             hi++;
-        size_t first_dead = ndead;
-        sqlite3_bind_int64(st, 1, lo);
-        sqlite3_bind_int64(st, 2, hi);
-        while (rc == 0 && (src = sqlite3_step(st)) == SQLITE_ROW) {
-            int64_t id = sqlite3_column_int64(st, 0);
-            if (sqlite3_column_bytes(st, 1) != 16) {
-                rc = fks__err(FKS_ECORRUPT, "page %lld has a damaged hash", (long long)id);
-                break;
-            }
-            if ((rc = fks__grow(&dead, &adead, ndead, sizeof *dead)) != 0)
-                break;
-            dead[ndead].id = id;
-            dead[ndead++].prefix = pidx_prefix(sqlite3_column_blob(st, 1));
-            r->pages_freed++;
-            if (o->dry_run)
-                continue;
-            sqlite3_bind_int64(del, 1, id);
-            sqlite3_bind_blob(delnew, 1, sqlite3_column_blob(st, 1), 16, SQLITE_TRANSIENT);
-            int d = sqlite3_step(del), d2 = d == SQLITE_DONE ? sqlite3_step(delnew) : d;
-            sqlite3_reset(del);
-            sqlite3_reset(delnew);
-            if (d2 != SQLITE_DONE)
-                rc = cat_err(db, d2, "catalog: delete page");
-        }
-        sqlite3_reset(st);
-        if (rc == 0 && src != SQLITE_DONE)
-            rc = cat_err(db, src, "catalog: scan pages");
-        /* the block rows over lo .. hi */
-        sqlite3_bind_int64(blk, 1, lo);
-        sqlite3_bind_int64(blk, 2, hi);
-        size_t k = first_dead;
-        while (rc == 0 && (src = sqlite3_step(blk)) == SQLITE_ROW) {
-            int64_t b = sqlite3_column_int64(blk, 0), bn = sqlite3_column_int64(blk, 1);
-            int64_t blen = sqlite3_column_int64(blk, 2), died = 0;
-            while (k < ndead && dead[k].id < b)
-                k++;
-            while (k < ndead && dead[k].id < b + bn)
-                k++, died++;
-            if (bn > 0)
-                r->page_bytes_freed += (uint64_t)(blen * died / bn);
-            if (o->dry_run || !died)
-                continue;
-            sqlite3_bind_int64(left, 1, b);
-            sqlite3_bind_int64(left, 2, b + bn - 1);
-            int l = sqlite3_step(left);
-            int64_t remain = l == SQLITE_ROW ? sqlite3_column_int64(left, 0) : -1;
-            sqlite3_reset(left);
-            if (remain < 0) {
-                rc = cat_err(db, l, "catalog: count block pages");
-            } else if (remain == 0) {
-                if ((rc = fks__grow(&gone, &agone, ngone, sizeof *gone)) != 0)
-                    break;
-                gone[ngone++] = b;
-            }
-        }
-        sqlite3_reset(blk);
-        if (rc == 0 && src != SQLITE_DONE)
-            rc = cat_err(db, src, "catalog: scan blocks");
+        size_t first_dead = x.ndead;
+        if ((rc = sweep_pages(&x, lo, hi)) == 0)
+            rc = sweep_blocks(&x, lo, hi, first_dead);
         lo = hi + 1;
     }
-    for (size_t g = 0; g < ngone && rc == 0; g++) {     /* no read open on block now */
-        sqlite3_bind_int64(delblk, 1, gone[g]);
-        int d = sqlite3_step(delblk);
-        sqlite3_reset(delblk);
-        if (d != SQLITE_DONE)
-            rc = cat_err(db, d, "catalog: delete block");
-    }
-    if (rc == 0 && !o->dry_run) {
-        uint64_t *pre = malloc((ndead + 1) * sizeof *pre), packed, dropped;
-        if (!pre)
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-        for (size_t i = 0; rc == 0 && i < ndead; i++)
-            pre[i] = dead[i].prefix;
-        if (rc == 0)
-            rc = pidx_pack(db, mark, next, pre, ndead, &packed, &dropped);
-        free(pre);
-    }
+    if (rc == 0)
+        rc = sweep_finish(&x);
     if (rc == 0 && r->pages_freed && !o->dry_run)
         rc = cat_meta_set(db, "gc_generation", gen + 1);
     if (rc == 0 && !o->dry_run)
-        rc = cat_meta_set(db, "next_page_id", next);
+        rc = cat_meta_set(db, "next_page_id", x.next);
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(del);
-    sqlite3_finalize(blk);
-    sqlite3_finalize(delnew);
-    sqlite3_finalize(left);
-    sqlite3_finalize(delblk);
-    free(mark);
-    free(dead);
-    free(gone);
+    sqlite3_finalize(x.st);
+    sqlite3_finalize(x.del);
+    sqlite3_finalize(x.blk);
+    sqlite3_finalize(x.delnew);
+    sqlite3_finalize(x.left);
+    sqlite3_finalize(x.delblk);
+    free(x.mark);
+    free(x.dead);
+    free(x.gone);
     return cat_end(s, rc);   /* a dry run changed nothing: an empty commit */
 }
 
