@@ -400,6 +400,103 @@ static int chunk_used(sqlite3 *db, int64_t id, int64_t *used)
     return rc;
 }
 
+/* The chunks with records, by sql (CANDS_SQL: id, used, live bytes),
+** leaving out rows whose live bytes exceed their used ones (damage:
+** nothing to gain). */
+#define CANDS_SQL(order)                                                                              \
+    "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "                                \
+    " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b " \
+    " ON b.chunk_id = c.id WHERE c.used > " CHUNK_HDR_SQL " ORDER BY " order
+
+static int cands_read(sqlite3 *db, const char *sql, struct cand **out, size_t *nout)
+{
+    sqlite3_stmt *st;
+    size_t alloc = 0;
+    int rc = cat_prepare(db, &st, sql), src;
+    *out = NULL;
+    *nout = 0;
+    if (rc)
+        return rc;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        struct cand x = {sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+                         (uint64_t)sqlite3_column_int64(st, 2)};
+        if (x.used < CHUNK_HDR_SIZE + x.live)
+            continue;
+        if ((rc = fks__grow(out, &alloc, *nout, sizeof **out)) != 0)
+            break;
+        (*out)[(*nout)++] = x;
+    }
+    if (rc == 0)
+        rc = cat_done(db, src, "catalog: read chunk usage");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *nout = 0;
+    }
+    return rc;
+}
+
+/* Block rows are read for a batch of candidates at a time, before their
+** flocks are taken: a chunk whose used bytes moved since the candidates
+** were listed (a writer committed records to it) is left for the next
+** run (chunk_take), so the rows read are all the chunk's rows. */
+struct batch {
+    struct crow *rows;
+    size_t n;
+};
+
+/* The rows of candidates i .. i+COMPACT_BATCH-1 that hold live data. */
+static int batch_read(sqlite3 *db, const struct cand *c, size_t n, size_t i, struct batch *b)
+{
+    int64_t ids[COMPACT_BATCH];
+    size_t k = 0;
+    for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
+        if (c[j].live > 0)
+            ids[k++] = c[j].id;
+    free(b->rows);
+    b->rows = NULL;
+    b->n = 0;
+    qsort(ids, k, sizeof *ids, cmp_i64);
+    return k ? chunk_rows(db, ids, k, &b->rows, &b->n) : 0;
+}
+
+/* Chunk id's rows in b: rows[*r0 .. *r1 - 1]. */
+static void batch_find(const struct batch *b, int64_t id, size_t *r0, size_t *r1)
+{
+    size_t i = 0, j;
+    while (i < b->n && b->rows[i].chunk < id)
+        i++;
+    for (j = i; j < b->n && b->rows[j].chunk == id; j++)
+        ;
+    *r0 = i;
+    *r1 = j;
+}
+
+/* Takes candidate c for a rewrite: its file open and flocked in *fd, its
+** used bytes what they were when listed. *fd = -1: not now (the file is
+** missing, which verify reports; a writer holds it; or it was written to
+** since). */
+static int chunk_take(fks_store *s, const struct cand *c, int *fd)
+{
+    char p[PATH_MAX];
+    int64_t used;
+    int rc;
+    *fd = -1;
+    if ((rc = chunk_path(p, sizeof p, s, c->id)) != 0)
+        return rc;
+    int f = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (f < 0)
+        return 0;
+    if (flock(f, LOCK_EX | LOCK_NB) != 0 || (rc = chunk_used(s->db, c->id, &used)) != 0 ||
+        used != (int64_t)c->used) {
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return 0;
+}
+
 /* After a gc or compact: free catalog pages go back to the file system,
 ** the WAL is truncated, and a spare chunk is made for the next ingest
 ** (best effort). */
@@ -637,52 +734,32 @@ static int move_level(fks_store *s, int *level)
     return rc;
 }
 
-static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double t0)
+/* The chunks gc compacts (design 4), least live first: with a threshold,
+** those less than it live; by default, those with nothing live, then the
+** ones with the most dead bytes until what stays dead is at most target
+** of what stays used. */
+static int compact_cands(sqlite3 *db, const fks_gc_opts *o, struct cand **out, size_t *nout)
 {
     double thr = o->live_threshold, target = o->max_unused > 0 ? o->max_unused : 0.05;
-    sqlite3_stmt *st;
-    struct cand *c = NULL;
-    size_t n = 0, alloc = 0;
+    struct cand *c;
+    size_t n, k = 0;
     uint64_t total = 0, dead = 0;
-    int level;
-    int rc = move_level(s, &level);
+    int rc = cands_read(db, CANDS_SQL("coalesce(b.live, 0), c.id"), &c, &n);
     if (rc)
         return rc;
-    rc = cat_prepare(s->db, &st,
-        "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c LEFT JOIN "
-        " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
-        " ON b.chunk_id = c.id WHERE c.used > " CHUNK_HDR_SQL " ORDER BY coalesce(b.live, 0), c.id");
-    if (rc)
-        return rc;
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        struct cand x = {sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                         (uint64_t)sqlite3_column_int64(st, 2)};
-        if (x.used < CHUNK_HDR_SIZE + x.live)          /* damage: nothing to gain */
+    for (size_t i = 0; i < n; i++) {
+        total += c[i].used - CHUNK_HDR_SIZE;
+        dead += c[i].used - CHUNK_HDR_SIZE - c[i].live;
+        if (c[i].used - CHUNK_HDR_SIZE == c[i].live ||
+            (thr > 0 && (double)c[i].live >= thr * (double)(c[i].used - CHUNK_HDR_SIZE)))
             continue;
-        total += x.used - CHUNK_HDR_SIZE;
-        dead += x.used - CHUNK_HDR_SIZE - x.live;
-        if (x.used - CHUNK_HDR_SIZE == x.live || (thr > 0 && (double)x.live >= thr * (double)(x.used - CHUNK_HDR_SIZE)))
-            continue;
-        if ((rc = fks__grow(&c, &alloc, n, sizeof *c)) != 0)
-            break;
-        c[n++] = x;
+        c[k++] = c[i];
     }
-    if (rc == 0)
-        rc = cat_done(s->db, src, "catalog: read chunk usage");
-    sqlite3_finalize(st);
-    if (rc) {
-        free(c);
-        return rc;
-    }
-    /* By the dead share (design 4): chunks with nothing live always go;
-    ** then the ones with the most dead bytes, until what stays dead is at
-    ** most target of what stays used. */
+    n = k;
     if (thr <= 0) {
         if (n)
             qsort(c, n, sizeof *c, cmp_cand);
-        size_t k = 0;
-        for (; k < n; k++) {
+        for (k = 0; k < n; k++) {
             if (c[k].live > 0 && (double)dead <= target * (double)total)
                 break;
             uint64_t d = c[k].used - CHUNK_HDR_SIZE - c[k].live;
@@ -691,13 +768,20 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
         }
         n = k;
     }
-    /* Block rows are read for a batch of candidates at a time, before
-    ** their flocks are taken: a chunk whose used bytes moved since the
-    ** candidates were listed (a writer committed records to it) is left
-    ** for the next gc, so the rows read are all the chunk's rows. */
-    struct crow *rows = NULL;
-    size_t nrows = 0;
-    int64_t ids[COMPACT_BATCH];
+    *out = c;
+    *nout = n;
+    return 0;
+}
+
+static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double t0)
+{
+    struct cand *c = NULL;
+    struct batch b = {0};
+    size_t n = 0;
+    int level;
+    int rc = move_level(s, &level);
+    if (rc || (rc = compact_cands(s->db, o, &c, &n)) != 0)
+        return rc;
     fks__progress pg;                          /* the used bytes of the candidates */
     fks__progress_init(&pg, o->progress, o->progress_arg, 0);
     for (size_t i = 0; i < n; i++)
@@ -712,39 +796,14 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
             r->chunks_deleted++;
             continue;
         }
-        if (i % COMPACT_BATCH == 0) {
-            size_t k = 0;
-            for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
-                if (c[j].live > 0)
-                    ids[k++] = c[j].id;
-            free(rows);
-            rows = NULL;
-            nrows = 0;
-            qsort(ids, k, sizeof *ids, cmp_i64);
-            if (k && (rc = chunk_rows(s->db, ids, k, &rows, &nrows)) != 0)
-                break;
-        }
-        size_t r0 = 0, r1 = 0;                /* this chunk's rows */
-        while (r0 < nrows && rows[r0].chunk < c[i].id)
-            r0++;
-        for (r1 = r0; r1 < nrows && rows[r1].chunk == c[i].id; r1++)
-            ;
-        char p[PATH_MAX];
-        if ((rc = chunk_path(p, sizeof p, s, c[i].id)) != 0)
+        if (i % COMPACT_BATCH == 0 && (rc = batch_read(s->db, c, n, i, &b)) != 0)
             break;
-        int fd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-            continue;            /* verify reports missing chunk files */
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-            close(fd);           /* an ingest is appending to it: next time */
+        size_t r0, r1;
+        int fd;
+        batch_find(&b, c[i].id, &r0, &r1);
+        if ((rc = chunk_take(s, &c[i], &fd)) != 0 || fd < 0)
             continue;
-        }
-        int64_t used;
-        if ((rc = chunk_used(s->db, c[i].id, &used)) != 0 || used != (int64_t)c[i].used) {
-            close(fd);           /* written to since it was listed: next time */
-            continue;
-        }
-        rc = compact_one(s, &c[i], rows + r0, r1 - r0, level, NULL, r);
+        rc = compact_one(s, &c[i], b.rows + r0, r1 - r0, level, NULL, r);
         close(fd);
         if (rc == FKS_ENOSPC && (r->chunks_deleted || r->pages_freed)) {
             /* Chunks with nothing live went first and freed what they
@@ -756,7 +815,7 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     }
     if (rc == 0)
         fks__progress_end(&pg);
-    free(rows);
+    free(b.rows);
     free(c);
     return rc;
 }
@@ -1045,16 +1104,74 @@ static int probe(chunk_reader *rd, ZSTD_CCtx *cctx, int level, const struct cand
     return 0;
 }
 
+/* fks_compact's pass over the chunks with live data, oldest first (the
+** coldest pages, written by ingest at its level), through one writer. */
+static int recompress(fks_store *s, const fks_compact_opts *o, int level, double t0, chunk_reader *rd,
+                      chunk_writer *w, ZSTD_CCtx *cctx, fks_compact_report *r)
+{
+    double min_gain = o->min_gain > 0 ? o->min_gain : 0.01;
+    struct cand *c = NULL;
+    struct batch b = {0};
+    size_t n = 0, k = 0;
+    int rc = cands_read(s->db, CANDS_SQL("c.id"), &c, &n);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        if (c[i].live > 0)
+            c[k++] = c[i];
+    n = k;
+    fks__progress pg;                          /* the used bytes of the candidates */
+    fks__progress_init(&pg, o->progress, o->progress_arg, 0);
+    for (size_t i = 0; i < n; i++)
+        fks__progress_total(&pg, c[i].used - CHUNK_HDR_SIZE);
+    for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
+        if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
+            r->stopped_early = 1;
+            break;
+        }
+        if (i % COMPACT_BATCH == 0 && (rc = batch_read(s->db, c, n, i, &b)) != 0)
+            break;
+        size_t r0, r1;
+        int fd, worth = 0;
+        batch_find(&b, c[i].id, &r0, &r1);
+        r->chunks_seen++;
+        if ((rc = chunk_take(s, &c[i], &fd)) != 0 || fd < 0) {
+            r->chunks_busy++;    /* missing, being written to, or since it was listed */
+            continue;
+        }
+        if ((rc = probe(rd, cctx, level, &c[i], b.rows + r0, r1 - r0, min_gain, &worth)) != 0 || !worth) {
+            close(fd);
+            r->chunks_dense += rc == 0;
+            continue;
+        }
+        fks_gc_report gr = {0};
+        rc = compact_one(s, &c[i], b.rows + r0, r1 - r0, level, w, &gr);
+        close(fd);
+        chunk_reader_reset(rd);
+        if (rc == FKS_ENOSPC) {      /* the chunks done so far stay done */
+            r->stopped_early = 1;
+            rc = 0;
+            break;
+        }
+        if (rc == 0) {
+            r->chunks_recompressed++;
+            r->bytes_before += c[i].used - CHUNK_HDR_SIZE;
+            r->bytes_after += gr.bytes_copied;
+        }
+    }
+    if (rc == 0)
+        fks__progress_end(&pg);
+    free(b.rows);
+    free(c);
+    return rc;
+}
+
 int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o)
 {
     fks_compact_report r = {0};
     fks_compact_opts def = {0};
     double t0 = fks__now();
     int fd = -1, rc, level;
-    sqlite3_stmt *st = NULL;
-    struct cand *c = NULL;
-    struct crow *rows = NULL;
-    size_t n = 0, alloc = 0, nrows = 0;
     chunk_reader *rd = NULL;
     chunk_writer *w = NULL;     /* one for the run, new chunks only */
     ZSTD_CCtx *cctx = NULL;
@@ -1062,7 +1179,6 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
     if (!o)
         o = &def;
     level = o->level ? o->level : FKS_COMPACT_LEVEL;
-    double min_gain = o->min_gain > 0 ? o->min_gain : 0.01;
     if (s->readonly)
         return fks__err(FKS_EINVAL, "store opened read-only");
     if (level < 1 || level > ZSTD_maxCLevel())
@@ -1080,90 +1196,7 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
     if ((rc = chunk_reader_new(&rd, s)) != 0 || (rc = chunk_writer_new(&w, s)) != 0)
         goto out;
     chunk_writer_fresh(w);
-    /* Oldest first: the coldest pages, written by ingest at its level. */
-    if ((rc = cat_prepare(s->db, &st,
-             "SELECT c.id, c.used, coalesce(b.live, 0) FROM chunk c JOIN "
-             " (SELECT chunk_id, sum(len) AS live FROM (SELECT DISTINCT chunk_id, off, len FROM block) GROUP BY chunk_id) b "
-             " ON b.chunk_id = c.id WHERE c.used > " CHUNK_HDR_SQL " ORDER BY c.id")) != 0)
-        goto out;
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        struct cand x = {sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
-                         (uint64_t)sqlite3_column_int64(st, 2)};
-        if (x.live == 0 || x.used < CHUNK_HDR_SIZE + x.live)
-            continue;
-        if ((rc = fks__grow(&c, &alloc, n, sizeof *c)) != 0)
-            break;
-        c[n++] = x;
-    }
-    if (rc == 0)
-        rc = cat_done(s->db, src, "catalog: read chunk usage");
-    sqlite3_finalize(st);
-    st = NULL;
-    int64_t ids[COMPACT_BATCH];
-    fks__progress pg;                          /* the used bytes of the candidates */
-    fks__progress_init(&pg, o->progress, o->progress_arg, 0);
-    for (size_t i = 0; i < n; i++)
-        fks__progress_total(&pg, c[i].used - CHUNK_HDR_SIZE);
-    for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
-        if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
-            r.stopped_early = 1;
-            break;
-        }
-        if (i % COMPACT_BATCH == 0) {        /* as compact() reads them */
-            size_t k = 0;
-            for (size_t j = i; j < n && j < i + COMPACT_BATCH; j++)
-                ids[k++] = c[j].id;
-            free(rows);
-            rows = NULL;
-            nrows = 0;
-            if ((rc = chunk_rows(s->db, ids, k, &rows, &nrows)) != 0)
-                break;
-        }
-        size_t r0 = 0, r1;
-        while (r0 < nrows && rows[r0].chunk < c[i].id)
-            r0++;
-        for (r1 = r0; r1 < nrows && rows[r1].chunk == c[i].id; r1++)
-            ;
-        r.chunks_seen++;
-        char p[PATH_MAX];
-        if ((rc = chunk_path(p, sizeof p, s, c[i].id)) != 0)
-            break;
-        int cfd = open(p, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (cfd < 0) {
-            r.chunks_busy++;     /* verify reports missing chunk files */
-            continue;
-        }
-        int64_t used;
-        if (flock(cfd, LOCK_EX | LOCK_NB) != 0 || (rc = chunk_used(s->db, c[i].id, &used)) != 0 ||
-            used != (int64_t)c[i].used) {
-            close(cfd);          /* being written to, or since it was listed: next time */
-            r.chunks_busy++;
-            continue;
-        }
-        int worth = 0;
-        if ((rc = probe(rd, cctx, level, &c[i], rows + r0, r1 - r0, min_gain, &worth)) != 0 || !worth) {
-            close(cfd);
-            r.chunks_dense += rc == 0;
-            continue;
-        }
-        fks_gc_report gr = {0};
-        rc = compact_one(s, &c[i], rows + r0, r1 - r0, level, w, &gr);
-        close(cfd);
-        chunk_reader_reset(rd);
-        if (rc == FKS_ENOSPC) {      /* the chunks done so far stay done */
-            r.stopped_early = 1;
-            rc = 0;
-            break;
-        }
-        if (rc == 0) {
-            r.chunks_recompressed++;
-            r.bytes_before += c[i].used - CHUNK_HDR_SIZE;
-            r.bytes_after += gr.bytes_copied;
-        }
-    }
-    if (rc == 0)
-        fks__progress_end(&pg);
+    rc = recompress(s, o, level, t0, rd, w, cctx, &r);
     if (rc == 0 && r.chunks_recompressed)
         rc = chunk_writer_trim(w);  /* the room after the last record it wrote */
     chunk_writer_free(w);          /* its chunks' locks go */
@@ -1171,9 +1204,6 @@ int fks_compact(fks_compact_report *rep, fks_store *s, const fks_compact_opts *o
     if (rc == 0)              /* and the WAL, up to 16 MiB (catalog.c design 3) */
         rc = tidy(s);
 out:
-    sqlite3_finalize(st);
-    free(rows);
-    free(c);
     chunk_reader_free(rd);
     chunk_writer_free(w);
     ZSTD_freeCCtx(cctx);
