@@ -457,8 +457,10 @@ static int batch_read(sqlite3 *db, const struct cand *c, size_t n, size_t i, str
     free(b->rows);
     b->rows = NULL;
     b->n = 0;
+    if (k == 0)
+        return 0;
     qsort(ids, k, sizeof *ids, cmp_i64);
-    return k ? chunk_rows(db, ids, k, &b->rows, &b->n) : 0;
+    return chunk_rows(db, ids, k, &b->rows, &b->n);
 }
 
 /* Chunk id's rows in b: rows[*r0 .. *r1 - 1]. */
