@@ -49,12 +49,17 @@ const char *fks_strerror(int code)
     }
 }
 
+/* Formatted into a copy first: a caller may pass fks_errmsg() itself as
+** an argument ("...; and then: %s"), and vsnprintf's source and
+** destination must not overlap. */
 int fks__err(int code, const char *fmt, ...)
 {
+    char msg[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, msg, strlen(msg) + 1);
     return code;
 }
 
