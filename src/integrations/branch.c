@@ -609,15 +609,12 @@ static int check_chain(fks_branch_result *res, const head *h, const char *key, c
     return 0;
 }
 
-int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
+/* The arguments, before the VMM is asked anything: a valid new tag (none
+** needed with resume) and, for a Diff, the parent's id into *parent_id. */
+static int branch_args(fks_branch_result *res, fks_store *s, const fks_branch_opts *o, int64_t *parent_id)
 {
-    char stage[4096] = "", mem[4200], vm[4200], iid[256] = "", state[32] = "", sock[4096], fcv[32] = "";
-    char old_staging[4096] = "";
     const char *tag = o->tag;
-    fc_client *c = NULL;
-    int lockfd = -1, rc, keep = 0;
-    memset(res, 0, sizeof *res);
-    res->pause_ms = res->snapshot_ms = res->ingest_ms = -1;
+    int rc;
     if (!o->resume || tag) {
         if (!tag)
             return fks__err(FKS_EINVAL, "no tag given");
@@ -625,138 +622,205 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
             return rc;
         snprintf(res->tag, sizeof res->tag, "%s", tag);
     }
-    int64_t parent_id = 0;
     if (o->parent && !o->resume) {
         fks_snapinfo pi;
         if ((rc = fks_get(&pi, s, o->parent)) != 0)
             return rc;
-        parent_id = pi.id;
+        *parent_id = pi.id;
     }
     fks_snapinfo exists;
     if (tag && fks_get(&exists, s, tag) == 0)
         return fks__err(FKS_EEXIST, "tag %s already exists", tag);
+    return 0;
+}
+
+/* The lock first: a second branch must not queue behind the first's
+** create on the VMM's one API connection. */
+static int branch_lock(int *fd, fks_store *s, const fks_branch_opts *o)
+{
+    char lk[4200], rp[4096];
+    snprintf(lk, sizeof lk, "%s%s", o->vm_id ? "vm:" : "sock:",
+             o->vm_id ? o->vm_id : realpath(o->api_sock, rp) ? rp : o->api_sock);
+    return vm_lock(fd, s, lk);
+}
+
+/* Ask before pausing: a missing or silent VMM fails here, with the VM
+** (if any) untouched. The VM's state into state, its key into res->vm_key
+** and the API socket's absolute path into sock. A resume can do without
+** the VMM. */
+static int branch_identity(fks_branch_result *res, fc_client *c, const fks_branch_opts *o, char *state,
+                           size_t state_len, char *sock, size_t sock_len)
+{
+    char iid[256] = "";
+    int frc = fc_instance(c, iid, sizeof iid, state, state_len);
+    if (frc && !o->resume)
+        return frc;
+    if (frc && !o->vm_id) {
+        snprintf(sock, sock_len, "%s", o->api_sock);
+        char rp[4096];
+        if (realpath(o->api_sock, rp))
+            snprintf(sock, sock_len, "%s", rp);
+        return 0;
+    }
+    return vm_key(res->vm_key, sizeof res->vm_key, sock, sock_len, o->vm_id, iid, o->api_sock);
+}
+
+/* The VMM's version (into res->fc_version) and guest memory size (into
+** *mem_mib, 0 unknown); refuses a Diff on a release that corrupts it for
+** this guest, and a VM that is not Running. */
+static int branch_vmm_checks(fks_branch_result *res, fc_client *c, const fks_branch_opts *o, int diff,
+                             const char *state, int64_t *mem_mib)
+{
+    char fcv[32] = "";
+    ver v = {0};
+    int known = 0;
+    int rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version);
+    if (rc)
+        return rc;
+    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
+    if (fc_mem_size_mib(c, mem_mib) != 0)
+        *mem_mib = 0;
+    if (diff && known && v.minor == 14 && v.patch < 2 && (*mem_mib <= 0 || *mem_mib > 3072 || fc_hotplug(c))) {
+#if defined(__x86_64__)
+        res->need_full = 1;
+        return fks__err(FKS_EREFUSED, "Firecracker %s corrupts Diff snapshots of guests with more than one memory "
+                        "slot, and VM %s has %lld MiB (over 3 GiB) or hot-pluggable memory; fixed in 1.14.2", fcv,
+                        res->vm_key, (long long)*mem_mib);
+#endif
+    }
+    if (strcmp(state, "Running") != 0)
+        return fks__err(FKS_EINVAL, "the VM at %s is %s, not Running: nothing to branch", o->api_sock, state);
+    return 0;
+}
+
+/* Chain safety, before the VM is touched: the VM's record must vouch for
+** a Diff on o->parent. The staging an unfinished record names into old. */
+static int branch_chain(fks_branch_result *res, fks_store *s, const fks_branch_opts *o, const char *sock, int diff,
+                        char *old, size_t old_len)
+{
+    head h;
+    int rc = head_get(&h, s->db, res->vm_key, sock, NULL, 0);
+    if (rc)
+        return rc;
+    if (diff && (rc = check_chain(res, &h, res->vm_key, o->parent)) != 0)
+        return rc;
+    if (h.found && strcmp(h.state, "stored") != 0 && h.staging[0])
+        snprintf(old, old_len, "%s", h.staging);
+    return 0;
+}
+
+/* The record says "creating" before the VMM hears of the create: nh is
+** that record (staged into stage), kept for the staged one. */
+static int record_creating(head *nh, fks_branch_result *res, fks_store *s, const char *sock, const char *tag,
+                           int64_t parent_id, int diff, const char *stage)
+{
+    *nh = (head){.found = 1, .pending_parent_id = parent_id, .pending_diff = diff,
+                 .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+    snprintf(nh->state, sizeof nh->state, "creating");
+    snprintf(nh->pending_tag, sizeof nh->pending_tag, "%s", tag);
+    snprintf(nh->staging, sizeof nh->staging, "%s", stage);
+    snprintf(nh->fc_version, sizeof nh->fc_version, "%s", res->fc_version);
+    return head_put(s, res->vm_key, sock, nh);
+}
+
+/* The pause window: pause, snapshot/create into vm and mem, resume (also
+** when the pause or the create failed); res->pause_* and snapshot_* timed.
+** *rrc: the resume's code. *keep = 1 when the VMM may still write there. */
+static int pause_create_resume(fks_branch_result *res, fc_client *c, const fks_branch_opts *o, int diff,
+                               const char *vm, const char *mem, int64_t mem_mib, int *rrc, int *keep)
+{
+    double t0 = fks__now();
+    long ctl = fc_timeout(c);
+    /* From here on every path runs the resume below. */
+    int rc = fc_pause(c);
+    if (rc == 0) {
+        double t1 = fks__now();
+        fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
+        rc = fc_snapshot_create(c, diff, vmm_path(vm, &o->jail), vmm_path(mem, &o->jail));
+        fc_set_timeout(c, ctl);
+        res->snapshot_s = fks__now() - t1;
+        res->snapshot_ms = (int64_t)(res->snapshot_s * 1000 + 0.5);
+        if (rc == FKS_ETIMEDOUT)
+            *keep = 1;            /* the VMM may still be writing into stage */
+    }
+    char first[1024];
+    snprintf(first, sizeof first, "%s", fks_errmsg());
+    *rrc = fc_resume(c);
+    if (*rrc == FKS_ETIMEDOUT)
+        *keep = 1;
+    res->pause_s = fks__now() - t0;
+    res->pause_ms = (int64_t)(res->pause_s * 1000 + 0.5);
+    if (rc && *rrc)
+        return fks__err(rc, "%s; and resuming the VM failed too: %s", first, fks_errmsg());
+    if (rc)
+        fks__err(rc, "%s (the VM was resumed)", first);
+    return rc;
+}
+
+/* After a successful create: the record says "staged", with the pause's
+** timings and the vmstate's format version (into res). The test kills
+** come before and after it. */
+static int record_staged(head *nh, fks_branch_result *res, fks_store *s, const char *sock, const char *tag,
+                         const char *vm)
+{
+    test_kill("creating");
+    snprintf(nh->state, sizeof nh->state, "staged");
+    nh->pause_ms = res->pause_ms;
+    nh->snapshot_ms = res->snapshot_ms;
+    ver fv;
+    if (vmstate_format(res->format_version, sizeof res->format_version, &fv, vm) != 0)
+        res->format_version[0] = 0;       /* recorded as unknown; load checks again */
+    snprintf(nh->format_version, sizeof nh->format_version, "%s", res->format_version);
+    int hrc = head_put(s, res->vm_key, sock, nh);
+    if (hrc) {
+        res->need_full = 1;
+        return fks__errctx(hrc, "snapshot %s was created (Firecracker reset its dirty pages)", tag);
+    }
+    test_kill("staged");
+    return 0;
+}
+
+int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
+{
+    char stage[4096] = "", mem[4200], vm[4200], state[32] = "", sock[4096];
+    char old_staging[4096] = "";
+    const char *tag = o->tag;
+    fc_client *c = NULL;
+    int lockfd = -1, rc, keep = 0;
+    memset(res, 0, sizeof *res);
+    res->pause_ms = res->snapshot_ms = res->ingest_ms = -1;
+    int64_t parent_id = 0;
+    if ((rc = branch_args(res, s, o, &parent_id)) != 0)
+        return rc;
     int diff = o->parent && !o->full;
     if ((rc = fc_open(&c, o->api_sock, o->timeout_ms > 0 ? o->timeout_ms : 10000)) != 0)
         return rc;
-    /* The lock first: a second branch must not queue behind the first's
-    ** create on the VMM's one API connection. */
-    {
-        char lk[4200], rp[4096];
-        snprintf(lk, sizeof lk, "%s%s", o->vm_id ? "vm:" : "sock:",
-                 o->vm_id ? o->vm_id : realpath(o->api_sock, rp) ? rp : o->api_sock);
-        if ((rc = vm_lock(&lockfd, s, lk)) != 0)
-            goto out;
-    }
-    /* Ask before pausing: a missing or silent VMM fails here, with the VM
-    ** (if any) untouched. A resume can do without the VMM. */
-    int frc = fc_instance(c, iid, sizeof iid, state, sizeof state);
-    if (frc && !o->resume) {
-        rc = frc;
+    if ((rc = branch_lock(&lockfd, s, o)) != 0 ||
+        (rc = branch_identity(res, c, o, state, sizeof state, sock, sizeof sock)) != 0)
         goto out;
-    }
-    if (frc && !o->vm_id) {
-        snprintf(sock, sizeof sock, "%s", o->api_sock);
-        char rp[4096];
-        if (realpath(o->api_sock, rp))
-            snprintf(sock, sizeof sock, "%s", rp);
-    } else if ((rc = vm_key(res->vm_key, sizeof res->vm_key, sock, sizeof sock, o->vm_id, iid, o->api_sock)) != 0) {
-        goto out;
-    }
     if (o->resume) {
         rc = branch_resume(res, s, o, res->vm_key, sock);
         goto out;
     }
-    ver v = {0};
-    int known = 0;
-    if ((rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version)) != 0)
-        goto out;
-    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
     int64_t mem_mib = 0;
-    if (fc_mem_size_mib(c, &mem_mib) != 0)
-        mem_mib = 0;
-    if (diff && known && v.minor == 14 && v.patch < 2 && (mem_mib <= 0 || mem_mib > 3072 || fc_hotplug(c))) {
-#if defined(__x86_64__)
-        res->need_full = 1;
-        rc = fks__err(FKS_EREFUSED, "Firecracker %s corrupts Diff snapshots of guests with more than one memory "
-                      "slot, and VM %s has %lld MiB (over 3 GiB) or hot-pluggable memory; fixed in 1.14.2", fcv, res->vm_key,
-                      (long long)mem_mib);
+    if ((rc = branch_vmm_checks(res, c, o, diff, state, &mem_mib)) != 0 ||
+        (rc = branch_chain(res, s, o, sock, diff, old_staging, sizeof old_staging)) != 0)
         goto out;
-#endif
-    }
-    if (strcmp(state, "Running") != 0) {
-        rc = fks__err(FKS_EINVAL, "the VM at %s is %s, not Running: nothing to branch", o->api_sock, state);
-        goto out;
-    }
-    head h;
-    if ((rc = head_get(&h, s->db, res->vm_key, sock, NULL, 0)) != 0)
-        goto out;
-    if (diff && (rc = check_chain(res, &h, res->vm_key, o->parent)) != 0)
-        goto out;
-    if (h.found && strcmp(h.state, "stored") != 0 && h.staging[0])
-        snprintf(old_staging, sizeof old_staging, "%s", h.staging);
     if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)
         goto out;
     snprintf(mem, sizeof mem, "%s/memory", stage);
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
-
-    /* The record says "creating" before the VMM hears of the create. */
-    head nh = {.found = 1, .pending_parent_id = parent_id, .pending_diff = diff,
-               .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
-    snprintf(nh.state, sizeof nh.state, "creating");
-    snprintf(nh.pending_tag, sizeof nh.pending_tag, "%s", tag);
-    snprintf(nh.staging, sizeof nh.staging, "%s", stage);
-    snprintf(nh.fc_version, sizeof nh.fc_version, "%s", fcv);
-    if ((rc = head_put(s, res->vm_key, sock, &nh)) != 0)
+    head nh;
+    if ((rc = record_creating(&nh, res, s, sock, tag, parent_id, diff, stage)) != 0)
         goto out;
-
-    double t0 = fks__now();
-    long ctl = fc_timeout(c);
-    /* From here on every path runs the resume below. */
-    if ((rc = fc_pause(c)) != 0)
-        goto resume;
-    double t1 = fks__now();
-    fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
-    rc = fc_snapshot_create(c, diff, vmm_path(vm, &o->jail), vmm_path(mem, &o->jail));
-    fc_set_timeout(c, ctl);
-    res->snapshot_s = fks__now() - t1;
-    res->snapshot_ms = (int64_t)(res->snapshot_s * 1000 + 0.5);
-
-    if (rc == FKS_ETIMEDOUT)
-        keep = 1;            /* the VMM may still be writing into stage */
-resume:;
-    char first[1024];
-    snprintf(first, sizeof first, "%s", fks_errmsg());
-    int rrc = fc_resume(c);
-    if (rrc == FKS_ETIMEDOUT)
-        keep = 1;
-    res->pause_s = fks__now() - t0;
-    res->pause_ms = (int64_t)(res->pause_s * 1000 + 0.5);
-    if (rc && rrc) {
-        rc = fks__err(rc, "%s; and resuming the VM failed too: %s", first, fks_errmsg());
+    int rrc = 0;
+    if ((rc = pause_create_resume(res, c, o, diff, vm, mem, mem_mib, &rrc, &keep)) != 0)
         goto failed_create;
-    }
-    if (rc) {
-        fks__err(rc, "%s (the VM was resumed)", first);
-        goto failed_create;
-    }
     /* Created: from here on the staged files are the VM's only copy of the
     ** pages dirtied since its last snapshot, and they stay until stored. */
     keep = 1;
-    test_kill("creating");
-    snprintf(nh.state, sizeof nh.state, "staged");
-    nh.pause_ms = res->pause_ms;
-    nh.snapshot_ms = res->snapshot_ms;
-    ver fv;
-    if (vmstate_format(res->format_version, sizeof res->format_version, &fv, vm) != 0)
-        res->format_version[0] = 0;       /* recorded as unknown; load checks again */
-    snprintf(nh.format_version, sizeof nh.format_version, "%s", res->format_version);
-    int hrc = head_put(s, res->vm_key, sock, &nh);
-    if (hrc) {
-        rc = fks__errctx(hrc, "snapshot %s was created (Firecracker reset its dirty pages)", tag);
-        res->need_full = 1;
+    if ((rc = record_staged(&nh, res, s, sock, tag, vm)) != 0)
         goto out;
-    }
-    test_kill("staged");
     if (rrc) {
         rc = fks__errctx(rrc, "snapshot taken but the VM could not be resumed");
         res->can_resume = 1;
