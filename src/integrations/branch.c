@@ -992,17 +992,152 @@ static int restore_but_memory(fks_store *s, const char *tag, const char *dir)
     return rc;
 }
 
+/* The target VMM, before anything is staged: a fresh VMM (Not started; its
+** instance id into iid), a supported version (into res->fc_version, v and
+** *known), and one that has the overrides asked for. */
+static int load_target(fks_load_result *res, fc_client *c, const fks_load_opts *o, char *iid, size_t iid_len,
+                       ver *v, int *known)
+{
+    char state[32] = "", fcv[32] = "";
+    int rc = fc_instance(c, iid, iid_len, state, sizeof state);
+    if (rc)
+        return rc;
+    if (strcmp(state, "Not started") != 0)
+        return fks__err(FKS_EINVAL, "the VMM at %s is %s: a snapshot loads only into a fresh VMM (Not started)",
+                        o->api_sock, state);
+    if ((rc = vmm_version(fcv, sizeof fcv, v, known, c, o->api_sock, o->force_version)) != 0)
+        return rc;
+    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
+    if (*known && o->n_net_overrides && v->minor < 12)
+        return fks__err(FKS_EREFUSED, "Firecracker %s at %s has no network overrides on load (from 1.12)", fcv,
+                        o->api_sock);
+    if (*known && o->vsock_uds && v->minor < 16)
+        return fks__err(FKS_EREFUSED, "Firecracker %s at %s has no vsock override on load (from 1.16)", fcv,
+                        o->api_sock);
+    return 0;
+}
+
+/* Where the rootfs goes (o->rootfs, under the jail root with a jail) into
+** dst; FKS_EEXIST when something is there already. */
+static int rootfs_target(char *dst, size_t len, const char *tag, const fks_load_opts *o)
+{
+    int rc = fks__path(dst, len, "%s%s%s", o->jail.root ? o->jail.root : "",
+                       o->jail.root && o->rootfs[0] != '/' ? "/" : "", o->rootfs);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (lstat(dst, &st) == 0)
+        return fks__err(FKS_EEXIST, "%s already exists: not replacing it with snapshot %s's rootfs", dst, tag);
+    return 0;
+}
+
+/* A new staging directory (into stage) with tag's files: from the remote,
+** all but memory for a lazy load, else all. For a remote snapshot the
+** memory's size into si->memory_bytes. */
+static int stage_snapshot(char *stage, size_t len, fks_snapinfo *si, fks_store *s, const char *tag,
+                          const fks_load_opts *o, int remote)
+{
+    fks_remote_staged rs = {0};
+    int rc = make_staging(stage, len, o->staging, &o->jail);
+    if (rc)
+        return rc;
+    if (remote)
+        rc = fks_remote_stage(&rs, s, o->remote, tag, stage, "memory");
+    else
+        rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL);
+    if (rc)
+        return rc;
+    if (remote && o->rootfs && !rs.has_rootfs)
+        return fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
+    if (remote)
+        si->memory_bytes = rs.skipped_bytes;
+    return 0;
+}
+
+/* The staged vmstate's format version (into res->format_version) against
+** what the VMM v loads, refused before any load request (a failed load
+** makes Firecracker exit); force_version skips it. */
+static int check_format(fks_load_result *res, const fks_load_opts *o, const char *tag, const char *vm,
+                        const ver *v, int known)
+{
+    ver fv;
+    int frc = vmstate_format(res->format_version, sizeof res->format_version, &fv, vm);
+    if (frc && !o->force_version)
+        return fks__errctx(FKS_EREFUSED, "snapshot %s cannot be checked against Firecracker %s", tag,
+                           res->fc_version);
+    if (frc == 0 && known && !o->force_version && (fv.major != format_major_of(v) || fv.minor > 0))
+        return fks__err(FKS_EREFUSED, "snapshot %s has format version %s; Firecracker %s at %s loads %d.0.x only "
+                        "(a failed load would make it exit)", tag, res->format_version, res->fc_version,
+                        o->api_sock, format_major_of(v));
+    return 0;
+}
+
+/* Moves the staged rootfs to dst (a copy across file systems) and gives it
+** to the jail; *placed = 1 once dst is there (to remove on failure). */
+static int place_rootfs(int *placed, const char *stage, const char *dst, const char *tag, const fks_jail *j)
+{
+    char src[4200];
+    snprintf(src, sizeof src, "%s/rootfs", stage);
+    if (rename(src, dst) != 0) {
+        if (errno != EXDEV)
+            return fks__errno(FKS_EIO, errno, "place snapshot %s's rootfs at %s", tag, dst);
+        int rc = copy_file(src, dst);
+        if (rc)
+            return rc;
+        unlink(src);
+    }
+    *placed = 1;
+    return chown_jail(dst, j);
+}
+
+/* PUT /snapshot/load of vm and mem (or the page server's socket) with the
+** options VMM v takes, under the scaled timeout; res->load_s times it. */
+static int send_load(fks_load_result *res, fc_client *c, const fks_load_opts *o, const ver *v, const char *vm,
+                     const char *mem, uint64_t memory_bytes)
+{
+    struct stat mst;
+    int64_t mem_mib = o->uffd_sock ? (int64_t)(memory_bytes >> 20)
+                                   : stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
+    fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail),
+                       .mem_path = o->uffd_sock ? o->uffd_sock : vmm_path(mem, &o->jail), .uffd = !!o->uffd_sock,
+                       .resume = !o->paused,
+                       .dirty_field = (v->major || v->minor) && (v->major < 1 || (v->major == 1 && v->minor < 13))
+                                          ? "enable_diff_snapshots" : "track_dirty_pages",
+                       .net = o->net_overrides, .n_net = o->n_net_overrides, .vsock_uds = o->vsock_uds};
+    long ctl = fc_timeout(c);
+    fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
+    double t0 = fks__now();
+    int rc = fc_snapshot_load(c, &req);
+    res->load_s = fks__now() - t0;
+    fc_set_timeout(c, ctl);
+    return rc;
+}
+
+/* The loaded VM's memory is tag's: a Diff on tag can follow. Records tag
+** as the VM's last snapshot (res->recorded) unless the store is read-only. */
+static void record_loaded(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o,
+                          const char *iid)
+{
+    char key[600], sock[4096];
+    if (vm_key(key, sizeof key, sock, sizeof sock, o->vm_id, iid, o->api_sock) == 0 && !s->readonly) {
+        head h = {.found = 1, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+        snprintf(h.state, sizeof h.state, "stored");
+        snprintf(h.head_tag, sizeof h.head_tag, "%s", tag);
+        snprintf(h.fc_version, sizeof h.fc_version, "%s", res->fc_version);
+        snprintf(h.format_version, sizeof h.format_version, "%s", res->format_version);
+        res->recorded = head_put(s, key, sock, &h) == 0;
+    }
+}
+
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o)
 {
-    char stage[4096] = "", mem[4200], vm[4200], rootfs_dst[8192] = "", iid[256] = "", state[32] = "";
-    char fcv[32] = "", key[600], sock[4096];
+    char stage[4096] = "", mem[4200], vm[4200], rootfs_dst[8192] = "", iid[256] = "";
     fc_client *c = NULL;
     memset(res, 0, sizeof *res);
     int rc = fks_check_tag(tag), placed = 0;
     if (rc)
         return rc;
     fks_snapinfo si;
-    fks_remote_staged rs = {0};
     /* lazy restore of a snapshot the store lacks: the other artifacts
     ** from the remote (remote_lazy.c) */
     int remote = 0;
@@ -1014,110 +1149,26 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
         return fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
     if ((rc = fc_open(&c, o->api_sock, o->timeout_ms > 0 ? o->timeout_ms : 10000)) != 0)
         return rc;
-    if ((rc = fc_instance(c, iid, sizeof iid, state, sizeof state)) != 0)
-        goto out;
-    if (strcmp(state, "Not started") != 0) {
-        rc = fks__err(FKS_EINVAL, "the VMM at %s is %s: a snapshot loads only into a fresh VMM (Not started)",
-                      o->api_sock, state);
-        goto out;
-    }
     ver v = {0};
     int known = 0;
-    if ((rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version)) != 0)
+    if ((rc = load_target(res, c, o, iid, sizeof iid, &v, &known)) != 0)
         goto out;
-    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
-    if (known && o->n_net_overrides && v.minor < 12) {
-        rc = fks__err(FKS_EREFUSED, "Firecracker %s at %s has no network overrides on load (from 1.12)", fcv,
-                      o->api_sock);
+    if (o->rootfs && (rc = rootfs_target(rootfs_dst, sizeof rootfs_dst, tag, o)) != 0)
         goto out;
-    }
-    if (known && o->vsock_uds && v.minor < 16) {
-        rc = fks__err(FKS_EREFUSED, "Firecracker %s at %s has no vsock override on load (from 1.16)", fcv,
-                      o->api_sock);
+    if ((rc = stage_snapshot(stage, sizeof stage, &si, s, tag, o, remote)) != 0)
         goto out;
-    }
-    if (o->rootfs) {
-        if ((rc = fks__path(rootfs_dst, sizeof rootfs_dst, "%s%s%s", o->jail.root ? o->jail.root : "",
-                            o->jail.root && o->rootfs[0] != '/' ? "/" : "", o->rootfs)) != 0)
-            goto out;
-        struct stat st;
-        if (lstat(rootfs_dst, &st) == 0) {
-            rc = fks__err(FKS_EEXIST, "%s already exists: not replacing it with snapshot %s's rootfs", rootfs_dst, tag);
-            goto out;
-        }
-    }
-    if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)
-        goto out;
-    if (remote)
-        rc = fks_remote_stage(&rs, s, o->remote, tag, stage, "memory");
-    else
-        rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL);
-    if (rc)
-        goto out;
-    if (remote && o->rootfs && !rs.has_rootfs) {
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
-        goto out;
-    }
-    if (remote)
-        si.memory_bytes = rs.skipped_bytes;
     snprintf(mem, sizeof mem, "%s/memory.bin", stage);
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
-    ver fv;
-    int frc = vmstate_format(res->format_version, sizeof res->format_version, &fv, vm);
-    if (frc && !o->force_version) {
-        rc = fks__errctx(FKS_EREFUSED, "snapshot %s cannot be checked against Firecracker %s", tag, fcv);
+    if ((rc = check_format(res, o, tag, vm, &v, known)) != 0)
         goto out;
-    }
-    if (frc == 0 && known && !o->force_version && (fv.major != format_major_of(&v) || fv.minor > 0)) {
-        rc = fks__err(FKS_EREFUSED, "snapshot %s has format version %s; Firecracker %s at %s loads %d.0.x only "
-                      "(a failed load would make it exit)", tag, res->format_version, fcv, o->api_sock,
-                      format_major_of(&v));
-        goto out;
-    }
     if ((!o->uffd_sock && (rc = chown_jail(mem, &o->jail)) != 0) || (rc = chown_jail(vm, &o->jail)) != 0)
         goto out;
-    if (o->rootfs) {
-        char src[4200];
-        snprintf(src, sizeof src, "%s/rootfs", stage);
-        if (rename(src, rootfs_dst) != 0) {
-            if (errno != EXDEV) {
-                rc = fks__errno(FKS_EIO, errno, "place snapshot %s's rootfs at %s", tag, rootfs_dst);
-                goto out;
-            }
-            if ((rc = copy_file(src, rootfs_dst)) != 0)
-                goto out;
-            unlink(src);
-        }
-        placed = 1;
-        if ((rc = chown_jail(rootfs_dst, &o->jail)) != 0)
-            goto out;
-    }
-    struct stat mst;
-    int64_t mem_mib = o->uffd_sock ? (int64_t)(si.memory_bytes >> 20)
-                                   : stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
-    fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail),
-                       .mem_path = o->uffd_sock ? o->uffd_sock : vmm_path(mem, &o->jail), .uffd = !!o->uffd_sock,
-                       .resume = !o->paused,
-                       .dirty_field = (v.major || v.minor) && (v.major < 1 || (v.major == 1 && v.minor < 13))
-                                          ? "enable_diff_snapshots" : "track_dirty_pages",
-                       .net = o->net_overrides, .n_net = o->n_net_overrides, .vsock_uds = o->vsock_uds};
-    long ctl = fc_timeout(c);
-    fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
-    double t0 = fks__now();
-    rc = fc_snapshot_load(c, &req);
-    res->load_s = fks__now() - t0;
-    fc_set_timeout(c, ctl);
-    if (rc)
+    if (o->rootfs && (rc = place_rootfs(&placed, stage, rootfs_dst, tag, &o->jail)) != 0)
         goto out;
-    /* The loaded VM's memory is tag's: a Diff on tag can follow. */
-    if (!remote && vm_key(key, sizeof key, sock, sizeof sock, o->vm_id, iid, o->api_sock) == 0 && !s->readonly) {
-        head h = {.found = 1, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
-        snprintf(h.state, sizeof h.state, "stored");
-        snprintf(h.head_tag, sizeof h.head_tag, "%s", tag);
-        snprintf(h.fc_version, sizeof h.fc_version, "%s", fcv);
-        snprintf(h.format_version, sizeof h.format_version, "%s", res->format_version);
-        res->recorded = head_put(s, key, sock, &h) == 0;
-    }
+    if ((rc = send_load(res, c, o, &v, vm, mem, si.memory_bytes)) != 0)
+        goto out;
+    if (!remote)
+        record_loaded(res, s, tag, o, iid);
 out:
     fc_close(c);
     if (rc) {
