@@ -609,15 +609,12 @@ static int check_chain(fks_branch_result *res, const head *h, const char *key, c
     return 0;
 }
 
-int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
+/* The arguments, before the VMM is asked anything: a valid new tag (none
+** needed with resume) and, for a Diff, the parent's id into *parent_id. */
+static int branch_args(fks_branch_result *res, fks_store *s, const fks_branch_opts *o, int64_t *parent_id)
 {
-    char stage[4096] = "", mem[4200], vm[4200], iid[256] = "", state[32] = "", sock[4096], fcv[32] = "";
-    char old_staging[4096] = "";
     const char *tag = o->tag;
-    fc_client *c = NULL;
-    int lockfd = -1, rc, keep = 0;
-    memset(res, 0, sizeof *res);
-    res->pause_ms = res->snapshot_ms = res->ingest_ms = -1;
+    int rc;
     if (!o->resume || tag) {
         if (!tag)
             return fks__err(FKS_EINVAL, "no tag given");
@@ -625,138 +622,205 @@ int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
             return rc;
         snprintf(res->tag, sizeof res->tag, "%s", tag);
     }
-    int64_t parent_id = 0;
     if (o->parent && !o->resume) {
         fks_snapinfo pi;
         if ((rc = fks_get(&pi, s, o->parent)) != 0)
             return rc;
-        parent_id = pi.id;
+        *parent_id = pi.id;
     }
     fks_snapinfo exists;
     if (tag && fks_get(&exists, s, tag) == 0)
         return fks__err(FKS_EEXIST, "tag %s already exists", tag);
+    return 0;
+}
+
+/* The lock first: a second branch must not queue behind the first's
+** create on the VMM's one API connection. */
+static int branch_lock(int *fd, fks_store *s, const fks_branch_opts *o)
+{
+    char lk[4200], rp[4096];
+    snprintf(lk, sizeof lk, "%s%s", o->vm_id ? "vm:" : "sock:",
+             o->vm_id ? o->vm_id : realpath(o->api_sock, rp) ? rp : o->api_sock);
+    return vm_lock(fd, s, lk);
+}
+
+/* Ask before pausing: a missing or silent VMM fails here, with the VM
+** (if any) untouched. The VM's state into state, its key into res->vm_key
+** and the API socket's absolute path into sock. A resume can do without
+** the VMM. */
+static int branch_identity(fks_branch_result *res, fc_client *c, const fks_branch_opts *o, char *state,
+                           size_t state_len, char *sock, size_t sock_len)
+{
+    char iid[256] = "";
+    int frc = fc_instance(c, iid, sizeof iid, state, state_len);
+    if (frc && !o->resume)
+        return frc;
+    if (frc && !o->vm_id) {
+        snprintf(sock, sock_len, "%s", o->api_sock);
+        char rp[4096];
+        if (realpath(o->api_sock, rp))
+            snprintf(sock, sock_len, "%s", rp);
+        return 0;
+    }
+    return vm_key(res->vm_key, sizeof res->vm_key, sock, sock_len, o->vm_id, iid, o->api_sock);
+}
+
+/* The VMM's version (into res->fc_version) and guest memory size (into
+** *mem_mib, 0 unknown); refuses a Diff on a release that corrupts it for
+** this guest, and a VM that is not Running. */
+static int branch_vmm_checks(fks_branch_result *res, fc_client *c, const fks_branch_opts *o, int diff,
+                             const char *state, int64_t *mem_mib)
+{
+    char fcv[32] = "";
+    ver v = {0};
+    int known = 0;
+    int rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version);
+    if (rc)
+        return rc;
+    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
+    if (fc_mem_size_mib(c, mem_mib) != 0)
+        *mem_mib = 0;
+    if (diff && known && v.minor == 14 && v.patch < 2 && (*mem_mib <= 0 || *mem_mib > 3072 || fc_hotplug(c))) {
+#if defined(__x86_64__)
+        res->need_full = 1;
+        return fks__err(FKS_EREFUSED, "Firecracker %s corrupts Diff snapshots of guests with more than one memory "
+                        "slot, and VM %s has %lld MiB (over 3 GiB) or hot-pluggable memory; fixed in 1.14.2", fcv,
+                        res->vm_key, (long long)*mem_mib);
+#endif
+    }
+    if (strcmp(state, "Running") != 0)
+        return fks__err(FKS_EINVAL, "the VM at %s is %s, not Running: nothing to branch", o->api_sock, state);
+    return 0;
+}
+
+/* Chain safety, before the VM is touched: the VM's record must vouch for
+** a Diff on o->parent. The staging an unfinished record names into old. */
+static int branch_chain(fks_branch_result *res, fks_store *s, const fks_branch_opts *o, const char *sock, int diff,
+                        char *old, size_t old_len)
+{
+    head h;
+    int rc = head_get(&h, s->db, res->vm_key, sock, NULL, 0);
+    if (rc)
+        return rc;
+    if (diff && (rc = check_chain(res, &h, res->vm_key, o->parent)) != 0)
+        return rc;
+    if (h.found && strcmp(h.state, "stored") != 0 && h.staging[0])
+        snprintf(old, old_len, "%s", h.staging);
+    return 0;
+}
+
+/* The record says "creating" before the VMM hears of the create: nh is
+** that record (staged into stage), kept for the staged one. */
+static int record_creating(head *nh, fks_branch_result *res, fks_store *s, const char *sock, const char *tag,
+                           int64_t parent_id, int diff, const char *stage)
+{
+    *nh = (head){.found = 1, .pending_parent_id = parent_id, .pending_diff = diff,
+                 .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+    snprintf(nh->state, sizeof nh->state, "creating");
+    snprintf(nh->pending_tag, sizeof nh->pending_tag, "%s", tag);
+    snprintf(nh->staging, sizeof nh->staging, "%s", stage);
+    snprintf(nh->fc_version, sizeof nh->fc_version, "%s", res->fc_version);
+    return head_put(s, res->vm_key, sock, nh);
+}
+
+/* The pause window: pause, snapshot/create into vm and mem, resume (also
+** when the pause or the create failed); res->pause_* and snapshot_* timed.
+** *rrc: the resume's code. *keep = 1 when the VMM may still write there. */
+static int pause_create_resume(fks_branch_result *res, fc_client *c, const fks_branch_opts *o, int diff,
+                               const char *vm, const char *mem, int64_t mem_mib, int *rrc, int *keep)
+{
+    double t0 = fks__now();
+    long ctl = fc_timeout(c);
+    /* From here on every path runs the resume below. */
+    int rc = fc_pause(c);
+    if (rc == 0) {
+        double t1 = fks__now();
+        fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
+        rc = fc_snapshot_create(c, diff, vmm_path(vm, &o->jail), vmm_path(mem, &o->jail));
+        fc_set_timeout(c, ctl);
+        res->snapshot_s = fks__now() - t1;
+        res->snapshot_ms = (int64_t)(res->snapshot_s * 1000 + 0.5);
+        if (rc == FKS_ETIMEDOUT)
+            *keep = 1;            /* the VMM may still be writing into stage */
+    }
+    char first[1024];
+    snprintf(first, sizeof first, "%s", fks_errmsg());
+    *rrc = fc_resume(c);
+    if (*rrc == FKS_ETIMEDOUT)
+        *keep = 1;
+    res->pause_s = fks__now() - t0;
+    res->pause_ms = (int64_t)(res->pause_s * 1000 + 0.5);
+    if (rc && *rrc)
+        return fks__err(rc, "%s; and resuming the VM failed too: %s", first, fks_errmsg());
+    if (rc)
+        fks__err(rc, "%s (the VM was resumed)", first);
+    return rc;
+}
+
+/* After a successful create: the record says "staged", with the pause's
+** timings and the vmstate's format version (into res). The test kills
+** come before and after it. */
+static int record_staged(head *nh, fks_branch_result *res, fks_store *s, const char *sock, const char *tag,
+                         const char *vm)
+{
+    test_kill("creating");
+    snprintf(nh->state, sizeof nh->state, "staged");
+    nh->pause_ms = res->pause_ms;
+    nh->snapshot_ms = res->snapshot_ms;
+    ver fv;
+    if (vmstate_format(res->format_version, sizeof res->format_version, &fv, vm) != 0)
+        res->format_version[0] = 0;       /* recorded as unknown; load checks again */
+    snprintf(nh->format_version, sizeof nh->format_version, "%s", res->format_version);
+    int hrc = head_put(s, res->vm_key, sock, nh);
+    if (hrc) {
+        res->need_full = 1;
+        return fks__errctx(hrc, "snapshot %s was created (Firecracker reset its dirty pages)", tag);
+    }
+    test_kill("staged");
+    return 0;
+}
+
+int fks_branch(fks_branch_result *res, fks_store *s, const fks_branch_opts *o)
+{
+    char stage[4096] = "", mem[4200], vm[4200], state[32] = "", sock[4096];
+    char old_staging[4096] = "";
+    const char *tag = o->tag;
+    fc_client *c = NULL;
+    int lockfd = -1, rc, keep = 0;
+    memset(res, 0, sizeof *res);
+    res->pause_ms = res->snapshot_ms = res->ingest_ms = -1;
+    int64_t parent_id = 0;
+    if ((rc = branch_args(res, s, o, &parent_id)) != 0)
+        return rc;
     int diff = o->parent && !o->full;
     if ((rc = fc_open(&c, o->api_sock, o->timeout_ms > 0 ? o->timeout_ms : 10000)) != 0)
         return rc;
-    /* The lock first: a second branch must not queue behind the first's
-    ** create on the VMM's one API connection. */
-    {
-        char lk[4200], rp[4096];
-        snprintf(lk, sizeof lk, "%s%s", o->vm_id ? "vm:" : "sock:",
-                 o->vm_id ? o->vm_id : realpath(o->api_sock, rp) ? rp : o->api_sock);
-        if ((rc = vm_lock(&lockfd, s, lk)) != 0)
-            goto out;
-    }
-    /* Ask before pausing: a missing or silent VMM fails here, with the VM
-    ** (if any) untouched. A resume can do without the VMM. */
-    int frc = fc_instance(c, iid, sizeof iid, state, sizeof state);
-    if (frc && !o->resume) {
-        rc = frc;
+    if ((rc = branch_lock(&lockfd, s, o)) != 0 ||
+        (rc = branch_identity(res, c, o, state, sizeof state, sock, sizeof sock)) != 0)
         goto out;
-    }
-    if (frc && !o->vm_id) {
-        snprintf(sock, sizeof sock, "%s", o->api_sock);
-        char rp[4096];
-        if (realpath(o->api_sock, rp))
-            snprintf(sock, sizeof sock, "%s", rp);
-    } else if ((rc = vm_key(res->vm_key, sizeof res->vm_key, sock, sizeof sock, o->vm_id, iid, o->api_sock)) != 0) {
-        goto out;
-    }
     if (o->resume) {
         rc = branch_resume(res, s, o, res->vm_key, sock);
         goto out;
     }
-    ver v = {0};
-    int known = 0;
-    if ((rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version)) != 0)
-        goto out;
-    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
     int64_t mem_mib = 0;
-    if (fc_mem_size_mib(c, &mem_mib) != 0)
-        mem_mib = 0;
-    if (diff && known && v.minor == 14 && v.patch < 2 && (mem_mib <= 0 || mem_mib > 3072 || fc_hotplug(c))) {
-#if defined(__x86_64__)
-        res->need_full = 1;
-        rc = fks__err(FKS_EREFUSED, "Firecracker %s corrupts Diff snapshots of guests with more than one memory "
-                      "slot, and VM %s has %lld MiB (over 3 GiB) or hot-pluggable memory; fixed in 1.14.2", fcv, res->vm_key,
-                      (long long)mem_mib);
+    if ((rc = branch_vmm_checks(res, c, o, diff, state, &mem_mib)) != 0 ||
+        (rc = branch_chain(res, s, o, sock, diff, old_staging, sizeof old_staging)) != 0)
         goto out;
-#endif
-    }
-    if (strcmp(state, "Running") != 0) {
-        rc = fks__err(FKS_EINVAL, "the VM at %s is %s, not Running: nothing to branch", o->api_sock, state);
-        goto out;
-    }
-    head h;
-    if ((rc = head_get(&h, s->db, res->vm_key, sock, NULL, 0)) != 0)
-        goto out;
-    if (diff && (rc = check_chain(res, &h, res->vm_key, o->parent)) != 0)
-        goto out;
-    if (h.found && strcmp(h.state, "stored") != 0 && h.staging[0])
-        snprintf(old_staging, sizeof old_staging, "%s", h.staging);
     if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)
         goto out;
     snprintf(mem, sizeof mem, "%s/memory", stage);
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
-
-    /* The record says "creating" before the VMM hears of the create. */
-    head nh = {.found = 1, .pending_parent_id = parent_id, .pending_diff = diff,
-               .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
-    snprintf(nh.state, sizeof nh.state, "creating");
-    snprintf(nh.pending_tag, sizeof nh.pending_tag, "%s", tag);
-    snprintf(nh.staging, sizeof nh.staging, "%s", stage);
-    snprintf(nh.fc_version, sizeof nh.fc_version, "%s", fcv);
-    if ((rc = head_put(s, res->vm_key, sock, &nh)) != 0)
+    head nh;
+    if ((rc = record_creating(&nh, res, s, sock, tag, parent_id, diff, stage)) != 0)
         goto out;
-
-    double t0 = fks__now();
-    long ctl = fc_timeout(c);
-    /* From here on every path runs the resume below. */
-    if ((rc = fc_pause(c)) != 0)
-        goto resume;
-    double t1 = fks__now();
-    fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
-    rc = fc_snapshot_create(c, diff, vmm_path(vm, &o->jail), vmm_path(mem, &o->jail));
-    fc_set_timeout(c, ctl);
-    res->snapshot_s = fks__now() - t1;
-    res->snapshot_ms = (int64_t)(res->snapshot_s * 1000 + 0.5);
-
-    if (rc == FKS_ETIMEDOUT)
-        keep = 1;            /* the VMM may still be writing into stage */
-resume:;
-    char first[1024];
-    snprintf(first, sizeof first, "%s", fks_errmsg());
-    int rrc = fc_resume(c);
-    if (rrc == FKS_ETIMEDOUT)
-        keep = 1;
-    res->pause_s = fks__now() - t0;
-    res->pause_ms = (int64_t)(res->pause_s * 1000 + 0.5);
-    if (rc && rrc) {
-        rc = fks__err(rc, "%s; and resuming the VM failed too: %s", first, fks_errmsg());
+    int rrc = 0;
+    if ((rc = pause_create_resume(res, c, o, diff, vm, mem, mem_mib, &rrc, &keep)) != 0)
         goto failed_create;
-    }
-    if (rc) {
-        fks__err(rc, "%s (the VM was resumed)", first);
-        goto failed_create;
-    }
     /* Created: from here on the staged files are the VM's only copy of the
     ** pages dirtied since its last snapshot, and they stay until stored. */
     keep = 1;
-    test_kill("creating");
-    snprintf(nh.state, sizeof nh.state, "staged");
-    nh.pause_ms = res->pause_ms;
-    nh.snapshot_ms = res->snapshot_ms;
-    ver fv;
-    if (vmstate_format(res->format_version, sizeof res->format_version, &fv, vm) != 0)
-        res->format_version[0] = 0;       /* recorded as unknown; load checks again */
-    snprintf(nh.format_version, sizeof nh.format_version, "%s", res->format_version);
-    int hrc = head_put(s, res->vm_key, sock, &nh);
-    if (hrc) {
-        rc = fks__errctx(hrc, "snapshot %s was created (Firecracker reset its dirty pages)", tag);
-        res->need_full = 1;
+    if ((rc = record_staged(&nh, res, s, sock, tag, vm)) != 0)
         goto out;
-    }
-    test_kill("staged");
     if (rrc) {
         rc = fks__errctx(rrc, "snapshot taken but the VM could not be resumed");
         res->can_resume = 1;
@@ -928,17 +992,152 @@ static int restore_but_memory(fks_store *s, const char *tag, const char *dir)
     return rc;
 }
 
+/* The target VMM, before anything is staged: a fresh VMM (Not started; its
+** instance id into iid), a supported version (into res->fc_version, v and
+** *known), and one that has the overrides asked for. */
+static int load_target(fks_load_result *res, fc_client *c, const fks_load_opts *o, char *iid, size_t iid_len,
+                       ver *v, int *known)
+{
+    char state[32] = "", fcv[32] = "";
+    int rc = fc_instance(c, iid, iid_len, state, sizeof state);
+    if (rc)
+        return rc;
+    if (strcmp(state, "Not started") != 0)
+        return fks__err(FKS_EINVAL, "the VMM at %s is %s: a snapshot loads only into a fresh VMM (Not started)",
+                        o->api_sock, state);
+    if ((rc = vmm_version(fcv, sizeof fcv, v, known, c, o->api_sock, o->force_version)) != 0)
+        return rc;
+    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
+    if (*known && o->n_net_overrides && v->minor < 12)
+        return fks__err(FKS_EREFUSED, "Firecracker %s at %s has no network overrides on load (from 1.12)", fcv,
+                        o->api_sock);
+    if (*known && o->vsock_uds && v->minor < 16)
+        return fks__err(FKS_EREFUSED, "Firecracker %s at %s has no vsock override on load (from 1.16)", fcv,
+                        o->api_sock);
+    return 0;
+}
+
+/* Where the rootfs goes (o->rootfs, under the jail root with a jail) into
+** dst; FKS_EEXIST when something is there already. */
+static int rootfs_target(char *dst, size_t len, const char *tag, const fks_load_opts *o)
+{
+    int rc = fks__path(dst, len, "%s%s%s", o->jail.root ? o->jail.root : "",
+                       o->jail.root && o->rootfs[0] != '/' ? "/" : "", o->rootfs);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (lstat(dst, &st) == 0)
+        return fks__err(FKS_EEXIST, "%s already exists: not replacing it with snapshot %s's rootfs", dst, tag);
+    return 0;
+}
+
+/* A new staging directory (into stage) with tag's files: from the remote,
+** all but memory for a lazy load, else all. For a remote snapshot the
+** memory's size into si->memory_bytes. */
+static int stage_snapshot(char *stage, size_t len, fks_snapinfo *si, fks_store *s, const char *tag,
+                          const fks_load_opts *o, int remote)
+{
+    fks_remote_staged rs = {0};
+    int rc = make_staging(stage, len, o->staging, &o->jail);
+    if (rc)
+        return rc;
+    if (remote)
+        rc = fks_remote_stage(&rs, s, o->remote, tag, stage, "memory");
+    else
+        rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL);
+    if (rc)
+        return rc;
+    if (remote && o->rootfs && !rs.has_rootfs)
+        return fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
+    if (remote)
+        si->memory_bytes = rs.skipped_bytes;
+    return 0;
+}
+
+/* The staged vmstate's format version (into res->format_version) against
+** what the VMM v loads, refused before any load request (a failed load
+** makes Firecracker exit); force_version skips it. */
+static int check_format(fks_load_result *res, const fks_load_opts *o, const char *tag, const char *vm,
+                        const ver *v, int known)
+{
+    ver fv;
+    int frc = vmstate_format(res->format_version, sizeof res->format_version, &fv, vm);
+    if (frc && !o->force_version)
+        return fks__errctx(FKS_EREFUSED, "snapshot %s cannot be checked against Firecracker %s", tag,
+                           res->fc_version);
+    if (frc == 0 && known && !o->force_version && (fv.major != format_major_of(v) || fv.minor > 0))
+        return fks__err(FKS_EREFUSED, "snapshot %s has format version %s; Firecracker %s at %s loads %d.0.x only "
+                        "(a failed load would make it exit)", tag, res->format_version, res->fc_version,
+                        o->api_sock, format_major_of(v));
+    return 0;
+}
+
+/* Moves the staged rootfs to dst (a copy across file systems) and gives it
+** to the jail; *placed = 1 once dst is there (to remove on failure). */
+static int place_rootfs(int *placed, const char *stage, const char *dst, const char *tag, const fks_jail *j)
+{
+    char src[4200];
+    snprintf(src, sizeof src, "%s/rootfs", stage);
+    if (rename(src, dst) != 0) {
+        if (errno != EXDEV)
+            return fks__errno(FKS_EIO, errno, "place snapshot %s's rootfs at %s", tag, dst);
+        int rc = copy_file(src, dst);
+        if (rc)
+            return rc;
+        unlink(src);
+    }
+    *placed = 1;
+    return chown_jail(dst, j);
+}
+
+/* PUT /snapshot/load of vm and mem (or the page server's socket) with the
+** options VMM v takes, under the scaled timeout; res->load_s times it. */
+static int send_load(fks_load_result *res, fc_client *c, const fks_load_opts *o, const ver *v, const char *vm,
+                     const char *mem, uint64_t memory_bytes)
+{
+    struct stat mst;
+    int64_t mem_mib = o->uffd_sock ? (int64_t)(memory_bytes >> 20)
+                                   : stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
+    fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail),
+                       .mem_path = o->uffd_sock ? o->uffd_sock : vmm_path(mem, &o->jail), .uffd = !!o->uffd_sock,
+                       .resume = !o->paused,
+                       .dirty_field = (v->major || v->minor) && (v->major < 1 || (v->major == 1 && v->minor < 13))
+                                          ? "enable_diff_snapshots" : "track_dirty_pages",
+                       .net = o->net_overrides, .n_net = o->n_net_overrides, .vsock_uds = o->vsock_uds};
+    long ctl = fc_timeout(c);
+    fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
+    double t0 = fks__now();
+    int rc = fc_snapshot_load(c, &req);
+    res->load_s = fks__now() - t0;
+    fc_set_timeout(c, ctl);
+    return rc;
+}
+
+/* The loaded VM's memory is tag's: a Diff on tag can follow. Records tag
+** as the VM's last snapshot (res->recorded) unless the store is read-only. */
+static void record_loaded(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o,
+                          const char *iid)
+{
+    char key[600], sock[4096];
+    if (vm_key(key, sizeof key, sock, sizeof sock, o->vm_id, iid, o->api_sock) == 0 && !s->readonly) {
+        head h = {.found = 1, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+        snprintf(h.state, sizeof h.state, "stored");
+        snprintf(h.head_tag, sizeof h.head_tag, "%s", tag);
+        snprintf(h.fc_version, sizeof h.fc_version, "%s", res->fc_version);
+        snprintf(h.format_version, sizeof h.format_version, "%s", res->format_version);
+        res->recorded = head_put(s, key, sock, &h) == 0;
+    }
+}
+
 int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load_opts *o)
 {
-    char stage[4096] = "", mem[4200], vm[4200], rootfs_dst[8192] = "", iid[256] = "", state[32] = "";
-    char fcv[32] = "", key[600], sock[4096];
+    char stage[4096] = "", mem[4200], vm[4200], rootfs_dst[8192] = "", iid[256] = "";
     fc_client *c = NULL;
     memset(res, 0, sizeof *res);
     int rc = fks_check_tag(tag), placed = 0;
     if (rc)
         return rc;
     fks_snapinfo si;
-    fks_remote_staged rs = {0};
     /* lazy restore of a snapshot the store lacks: the other artifacts
     ** from the remote (remote_lazy.c) */
     int remote = 0;
@@ -950,110 +1149,26 @@ int fks_load(fks_load_result *res, fks_store *s, const char *tag, const fks_load
         return fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
     if ((rc = fc_open(&c, o->api_sock, o->timeout_ms > 0 ? o->timeout_ms : 10000)) != 0)
         return rc;
-    if ((rc = fc_instance(c, iid, sizeof iid, state, sizeof state)) != 0)
-        goto out;
-    if (strcmp(state, "Not started") != 0) {
-        rc = fks__err(FKS_EINVAL, "the VMM at %s is %s: a snapshot loads only into a fresh VMM (Not started)",
-                      o->api_sock, state);
-        goto out;
-    }
     ver v = {0};
     int known = 0;
-    if ((rc = vmm_version(fcv, sizeof fcv, &v, &known, c, o->api_sock, o->force_version)) != 0)
+    if ((rc = load_target(res, c, o, iid, sizeof iid, &v, &known)) != 0)
         goto out;
-    snprintf(res->fc_version, sizeof res->fc_version, "%s", fcv);
-    if (known && o->n_net_overrides && v.minor < 12) {
-        rc = fks__err(FKS_EREFUSED, "Firecracker %s at %s has no network overrides on load (from 1.12)", fcv,
-                      o->api_sock);
+    if (o->rootfs && (rc = rootfs_target(rootfs_dst, sizeof rootfs_dst, tag, o)) != 0)
         goto out;
-    }
-    if (known && o->vsock_uds && v.minor < 16) {
-        rc = fks__err(FKS_EREFUSED, "Firecracker %s at %s has no vsock override on load (from 1.16)", fcv,
-                      o->api_sock);
+    if ((rc = stage_snapshot(stage, sizeof stage, &si, s, tag, o, remote)) != 0)
         goto out;
-    }
-    if (o->rootfs) {
-        if ((rc = fks__path(rootfs_dst, sizeof rootfs_dst, "%s%s%s", o->jail.root ? o->jail.root : "",
-                            o->jail.root && o->rootfs[0] != '/' ? "/" : "", o->rootfs)) != 0)
-            goto out;
-        struct stat st;
-        if (lstat(rootfs_dst, &st) == 0) {
-            rc = fks__err(FKS_EEXIST, "%s already exists: not replacing it with snapshot %s's rootfs", rootfs_dst, tag);
-            goto out;
-        }
-    }
-    if ((rc = make_staging(stage, sizeof stage, o->staging, &o->jail)) != 0)
-        goto out;
-    if (remote)
-        rc = fks_remote_stage(&rs, s, o->remote, tag, stage, "memory");
-    else
-        rc = o->uffd_sock ? restore_but_memory(s, tag, stage) : fks_restore(NULL, s, tag, stage, 0, NULL, NULL);
-    if (rc)
-        goto out;
-    if (remote && o->rootfs && !rs.has_rootfs) {
-        rc = fks__err(FKS_ENOTFOUND, "snapshot %s has no rootfs to place at %s", tag, o->rootfs);
-        goto out;
-    }
-    if (remote)
-        si.memory_bytes = rs.skipped_bytes;
     snprintf(mem, sizeof mem, "%s/memory.bin", stage);
     snprintf(vm, sizeof vm, "%s/vmstate", stage);
-    ver fv;
-    int frc = vmstate_format(res->format_version, sizeof res->format_version, &fv, vm);
-    if (frc && !o->force_version) {
-        rc = fks__errctx(FKS_EREFUSED, "snapshot %s cannot be checked against Firecracker %s", tag, fcv);
+    if ((rc = check_format(res, o, tag, vm, &v, known)) != 0)
         goto out;
-    }
-    if (frc == 0 && known && !o->force_version && (fv.major != format_major_of(&v) || fv.minor > 0)) {
-        rc = fks__err(FKS_EREFUSED, "snapshot %s has format version %s; Firecracker %s at %s loads %d.0.x only "
-                      "(a failed load would make it exit)", tag, res->format_version, fcv, o->api_sock,
-                      format_major_of(&v));
-        goto out;
-    }
     if ((!o->uffd_sock && (rc = chown_jail(mem, &o->jail)) != 0) || (rc = chown_jail(vm, &o->jail)) != 0)
         goto out;
-    if (o->rootfs) {
-        char src[4200];
-        snprintf(src, sizeof src, "%s/rootfs", stage);
-        if (rename(src, rootfs_dst) != 0) {
-            if (errno != EXDEV) {
-                rc = fks__errno(FKS_EIO, errno, "place snapshot %s's rootfs at %s", tag, rootfs_dst);
-                goto out;
-            }
-            if ((rc = copy_file(src, rootfs_dst)) != 0)
-                goto out;
-            unlink(src);
-        }
-        placed = 1;
-        if ((rc = chown_jail(rootfs_dst, &o->jail)) != 0)
-            goto out;
-    }
-    struct stat mst;
-    int64_t mem_mib = o->uffd_sock ? (int64_t)(si.memory_bytes >> 20)
-                                   : stat(mem, &mst) == 0 ? (int64_t)(mst.st_size >> 20) : 0;
-    fc_load_req req = {.vmstate_path = vmm_path(vm, &o->jail),
-                       .mem_path = o->uffd_sock ? o->uffd_sock : vmm_path(mem, &o->jail), .uffd = !!o->uffd_sock,
-                       .resume = !o->paused,
-                       .dirty_field = (v.major || v.minor) && (v.major < 1 || (v.major == 1 && v.minor < 13))
-                                          ? "enable_diff_snapshots" : "track_dirty_pages",
-                       .net = o->net_overrides, .n_net = o->n_net_overrides, .vsock_uds = o->vsock_uds};
-    long ctl = fc_timeout(c);
-    fc_set_timeout(c, scaled_timeout(ctl, mem_mib));
-    double t0 = fks__now();
-    rc = fc_snapshot_load(c, &req);
-    res->load_s = fks__now() - t0;
-    fc_set_timeout(c, ctl);
-    if (rc)
+    if (o->rootfs && (rc = place_rootfs(&placed, stage, rootfs_dst, tag, &o->jail)) != 0)
         goto out;
-    /* The loaded VM's memory is tag's: a Diff on tag can follow. */
-    if (!remote && vm_key(key, sizeof key, sock, sizeof sock, o->vm_id, iid, o->api_sock) == 0 && !s->readonly) {
-        head h = {.found = 1, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
-        snprintf(h.state, sizeof h.state, "stored");
-        snprintf(h.head_tag, sizeof h.head_tag, "%s", tag);
-        snprintf(h.fc_version, sizeof h.fc_version, "%s", fcv);
-        snprintf(h.format_version, sizeof h.format_version, "%s", res->format_version);
-        res->recorded = head_put(s, key, sock, &h) == 0;
-    }
+    if ((rc = send_load(res, c, o, &v, vm, mem, si.memory_bytes)) != 0)
+        goto out;
+    if (!remote)
+        record_loaded(res, s, tag, o, iid);
 out:
     fc_close(c);
     if (rc) {
