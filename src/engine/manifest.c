@@ -776,153 +776,210 @@ static const int64_t *find_live(const int64_t *live, size_t n, int64_t id)
     return n ? bsearch(&id, live, n, sizeof *live, cmp_i64) : NULL;
 }
 
+/* One sweep of DIR/manifests: the catalog's snapshots and the files. */
+struct mf_sweep {
+    struct fks_store *s;
+    int dry_run;
+    int64_t *live;                 /* the catalog's snapshot ids, ascending */
+    char **tags;                   /* tags[i]: live[i]'s tag */
+    size_t nlive, alloc;
+    mf_entry *v;                   /* the files, as manifest_list gives them */
+    size_t n;
+    uint8_t *need;                 /* need[i]: v[i] is kept */
+    uint64_t cnt;                  /* files deleted (counted with dry_run) */
+};
 
-int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
+/* Reads the catalog's snapshots, ids ascending, with their tags, into
+** x->live and x->tags. */
+static int sweep_catalog(struct mf_sweep *x)
 {
-    mf_entry *v = NULL;
-    size_t n = 0, nlive = 0, alloc = 0;
-    int64_t *live = NULL;
-    char **tags = NULL;
-    uint8_t *need = NULL;
     sqlite3_stmt *st = NULL;
-    uint64_t cnt = 0;
-    char mdir[PATH_MAX], p[PATH_MAX], q[PATH_MAX];
-    int rc = cat_begin(s), src;   /* no ingest is between its manifest and its commit */
-    if (rc)
+    int rc, src;
+    if ((rc = cat_prepare(x->s->db, &st, "SELECT id, tag FROM snapshot ORDER BY id")) != 0)
         return rc;
-    if ((rc = fks__path(mdir, sizeof mdir, "%s/manifests", s->dir)) != 0 ||
-        (rc = cat_prepare(s->db, &st, "SELECT id, tag FROM snapshot ORDER BY id")) != 0)
-        goto out;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (nlive == alloc) {
-            alloc = alloc ? alloc * 2 : 64;
-            int64_t *nl = realloc(live, alloc * sizeof *nl);
-            char **nt = realloc(tags, alloc * sizeof *nt);
+        if (x->nlive == x->alloc) {
+            x->alloc = x->alloc ? x->alloc * 2 : 64;
+            int64_t *nl = realloc(x->live, x->alloc * sizeof *nl);
+            char **nt = realloc(x->tags, x->alloc * sizeof *nt);
             if (nl)
-                live = nl;
+                x->live = nl;
             if (nt)
-                tags = nt;
+                x->tags = nt;
             if (!nl || !nt) {
                 rc = fks__err(FKS_ENOMEM, "out of memory");
                 break;
             }
         }
-        live[nlive] = sqlite3_column_int64(st, 0);
-        tags[nlive] = strdup((const char *)sqlite3_column_text(st, 1));
-        if (!tags[nlive]) {
+        x->live[x->nlive] = sqlite3_column_int64(st, 0);
+        x->tags[x->nlive] = strdup((const char *)sqlite3_column_text(st, 1));
+        if (!x->tags[x->nlive]) {
             rc = fks__err(FKS_ENOMEM, "out of memory");
             break;
         }
-        nlive++;
+        x->nlive++;
     }
     if (rc == 0 && src != SQLITE_DONE)
-        rc = cat_err(s->db, src, "catalog: list snapshots");
-    if (rc || (rc = manifest_list(&v, &n, s->dir)) != 0)
-        goto out;
-    /* Snapshots committed before manifests existed get a full one. */
-    int wrote = 0;
-    for (size_t i = 0; i < nlive && rc == 0 && !dry_run; i++) {
-        if (find_entry(v, n, live[i], 'm') || find_entry(v, n, live[i], 'r'))
+        rc = cat_err(x->s->db, src, "catalog: list snapshots");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Design 7: writes a full manifest for each snapshot that has none (one
+** committed before manifests existed), then lists the files again. */
+static int sweep_backfill(struct mf_sweep *x)
+{
+    int rc = 0, wrote = 0;
+    for (size_t i = 0; i < x->nlive && rc == 0 && !x->dry_run; i++) {
+        if (find_entry(x->v, x->n, x->live[i], 'm') || find_entry(x->v, x->n, x->live[i], 'r'))
             continue;
         manifest m;
-        if ((rc = from_catalog(&m, s->db, live[i])) == 0)
-            rc = manifest_write(s->dir, &m);
+        if ((rc = from_catalog(&m, x->s->db, x->live[i])) == 0)
+            rc = manifest_write(x->s->dir, &m);
         manifest_clear(&m);
         wrote = 1;
     }
     if (rc == 0 && wrote) {
-        free(v);
-        v = NULL;
-        rc = manifest_list(&v, &n, s->dir);
+        free(x->v);
+        x->v = NULL;
+        rc = manifest_list(&x->v, &x->n, x->s->dir);
     }
-    if (rc)
-        goto out;
-    /* The id counter outlives the tombstones deleted below: a recover
-    ** must not give their ids out again (design 2). */
+    return rc;
+}
+
+/* Design 2: the id counter file, written before any tombstone is deleted,
+** so that a recover does not give their ids out again. */
+static int sweep_next_id(struct mf_sweep *x)
+{
     int64_t next = 0, have = 0;
-    if (!dry_run && (rc = cat_meta_get(s->db, "next_snapshot_id", &next)) == 0 && n > 0 &&
-        manifest_get_next_id(&have, s->dir) >= 0 && next > have)
-        rc = set_next_id(s->dir, next);
-    if (rc)
-        goto out;
-    if (!(need = calloc(n + 1, 1))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    /* Kept: every live snapshot's manifest, then, children before
-    ** parents (ids grow down a chain), the bases their deltas need. */
+    int rc = 0;
+    if (!x->dry_run && (rc = cat_meta_get(x->s->db, "next_snapshot_id", &next)) == 0 && x->n > 0 &&
+        manifest_get_next_id(&have, x->s->dir) >= 0 && next > have)
+        rc = set_next_id(x->s->dir, next);
+    return rc;
+}
+
+/* Marks in x->need the files kept: every live snapshot's manifest, every
+** lost one, then, children before parents (ids grow down a chain), the
+** bases their deltas need. */
+static int sweep_keep(struct mf_sweep *x)
+{
+    const mf_entry *v = x->v;
+    size_t n = x->n;
+    if (!(x->need = calloc(n + 1, 1)))
+        return fks__err(FKS_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++)
-        if (v[i].kind == 'l' || (v[i].kind != 't' && find_live(live, nlive, v[i].id)))
-            need[i] = 1;
+        if (v[i].kind == 'l' || (v[i].kind != 't' && find_live(x->live, x->nlive, v[i].id)))
+            x->need[i] = 1;
     for (size_t i = n; i-- > 0;) {
         int64_t parent = 0;
         int delta = 0;
-        if (!need[i] || v[i].kind == 't' ||
-            read_hdr(s->dir, v[i].id, manifest_suffix(v[i].kind), &parent, &delta) != 0 ||
+        if (!x->need[i] || v[i].kind == 't' ||
+            read_hdr(x->s->dir, v[i].id, manifest_suffix(v[i].kind), &parent, &delta) != 0 ||
             !delta || parent <= 0)
             continue;
         const mf_entry *b = find_entry(v, n, parent, 'm');
         if (!b)
             b = find_entry(v, n, parent, 'r');
         if (b)
-            need[b - v] = 1;
+            x->need[b - v] = 1;
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const int64_t *l = find_live(live, nlive, v[i].id);
+    return 0;
+}
+
+/* Design 6: tag override p of file i (l: its live snapshot, NULL if none)
+** is deleted with its snapshot, or rewritten to the catalog's tag. */
+static int sweep_tag(struct mf_sweep *x, size_t i, const int64_t *l, const char *p)
+{
+    char tag[FKS_TAG_MAX + 1];
+    int64_t when;
+    int rc = 0;
+    if (!l) {
+        x->cnt++;
+        if (!x->dry_run)
+            unlink(p);
+    } else if (!x->dry_run && (manifest_get_tag(tag, &when, x->s->dir, x->v[i].id) != 0 ||
+                               strcmp(tag, x->tags[l - x->live]) != 0)) {
+        rc = manifest_set_tag(x->s->dir, x->v[i].id, x->tags[l - x->live]);   /* the catalog's tag wins */
+    }
+    return rc;
+}
+
+/* Design 5: each file not kept is deleted; the manifest of a removed
+** snapshot that a delta needs becomes a tombstone; tag overrides are
+** settled (sweep_tag). Lost manifests stay. */
+static int sweep_files(struct mf_sweep *x)
+{
+    char p[PATH_MAX], q[PATH_MAX];
+    const mf_entry *v = x->v;
+    int rc = 0;
+    for (size_t i = 0; i < x->n && rc == 0; i++) {
+        const int64_t *l = find_live(x->live, x->nlive, v[i].id);
         if (v[i].kind == 'l')
             continue;                     /* recover's to retry or a person's to delete */
-        if ((rc = manifest_path(p, sizeof p, s->dir, v[i].id, manifest_suffix(v[i].kind))) != 0)
+        if ((rc = manifest_path(p, sizeof p, x->s->dir, v[i].id, manifest_suffix(v[i].kind))) != 0)
             break;
         if (v[i].kind == 't') {
-            char tag[FKS_TAG_MAX + 1];
-            int64_t when;
-            if (!l) {
-                cnt++;
-                if (!dry_run)
-                    unlink(p);
-            } else if (!dry_run && (manifest_get_tag(tag, &when, s->dir, v[i].id) != 0 ||
-                                    strcmp(tag, tags[l - live]) != 0)) {
-                rc = manifest_set_tag(s->dir, v[i].id, tags[l - live]);   /* the catalog's tag wins */
-            }
+            rc = sweep_tag(x, i, l, p);
             continue;
         }
-        if (need[i] && !l && v[i].kind == 'm') {
+        if (x->need[i] && !l && v[i].kind == 'm') {
             /* A removed snapshot (rmi crashed before its rename) whose
             ** manifest a delta needs: keep it as a tombstone. */
-            if (!dry_run && (rc = manifest_path(q, sizeof q, s->dir, v[i].id, ".removed")) == 0 &&
+            if (!x->dry_run && (rc = manifest_path(q, sizeof q, x->s->dir, v[i].id, ".removed")) == 0 &&
                 rename(p, q) != 0)
                 rc = fks__errno(FKS_EIO, errno, "rename %s", p);
             continue;
         }
-        if (!need[i]) {
-            cnt++;
-            if (!dry_run && unlink(p) != 0 && errno != ENOENT)
+        if (!x->need[i]) {
+            x->cnt++;
+            if (!x->dry_run && unlink(p) != 0 && errno != ENOENT)
                 rc = fks__errno(FKS_EIO, errno, "remove %s", p);
         }
     }
-    /* Temporary files of writers that died (none runs: we hold the lock). */
-    DIR *d = rc == 0 ? opendir(mdir) : NULL;
+    return rc;
+}
+
+/* Deletes the temporary files of writers that died (none runs: we hold
+** the lock). Best effort. */
+static void sweep_tmp(struct mf_sweep *x, const char *mdir)
+{
+    char p[PATH_MAX];
+    DIR *d = opendir(mdir);
     struct dirent *e;
     while (d && (e = readdir(d)) != NULL)
         if (strncmp(e->d_name, "tmp.", 4) == 0 && fks__path(p, sizeof p, "%s/%s", mdir, e->d_name) == 0) {
-            cnt++;
-            if (!dry_run)
+            x->cnt++;
+            if (!x->dry_run)
                 unlink(p);
         }
     if (d)
         closedir(d);
-    if (rc == 0 && !dry_run && n > 0)
+}
+
+int manifest_sweep(struct fks_store *s, int dry_run, uint64_t *removed)
+{
+    struct mf_sweep x = {.s = s, .dry_run = dry_run};
+    char mdir[PATH_MAX];
+    int rc = cat_begin(s);   /* no ingest is between its manifest and its commit */
+    if (rc)
+        return rc;
+    if ((rc = fks__path(mdir, sizeof mdir, "%s/manifests", s->dir)) != 0 || (rc = sweep_catalog(&x)) != 0 ||
+        (rc = manifest_list(&x.v, &x.n, s->dir)) != 0 || (rc = sweep_backfill(&x)) != 0 ||
+        (rc = sweep_next_id(&x)) != 0 || (rc = sweep_keep(&x)) != 0 || (rc = sweep_files(&x)) != 0)
+        goto out;
+    sweep_tmp(&x, mdir);
+    if (!dry_run && x.n > 0)
         rc = fks__fsync_dir(mdir);
 out:
-    sqlite3_finalize(st);
-    for (size_t i = 0; i < nlive; i++)
-        free(tags[i]);
-    free(tags);
-    free(live);
-    free(v);
-    free(need);
+    for (size_t i = 0; i < x.nlive; i++)
+        free(x.tags[i]);
+    free(x.tags);
+    free(x.live);
+    free(x.v);
+    free(x.need);
     if (removed)
-        *removed = cnt;
+        *removed = x.cnt;
     if (rc)
         fks__errctx(rc, "sweep manifests of %s", s->dir);
     return cat_end(s, rc);

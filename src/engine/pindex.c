@@ -441,28 +441,36 @@ static int write_buckets(sqlite3 *db, sqlite3_stmt *put, int bits, const struct 
     return 0;
 }
 
-int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *dead, size_t ndead, uint64_t *packed,
-              uint64_t *dropped)
+/* One pack (design 3): the tiers' state between its steps. */
+struct pack {
+    sqlite3 *db;
+    const uint8_t *live;           /* bit id: page id is live; NULL: none dead */
+    int64_t next;                  /* live covers the ids below it */
+    int bits, nbits;               /* bucket bits before and after the pack */
+    int64_t count;                 /* entries in page_idx */
+    struct vec nw;                 /* page_new's entries, in hash order */
+    struct vec us;                 /* old buckets to rewrite, sorted, repeats allowed */
+    struct vec cur;                /* the entries of the bucket being rewritten */
+    uint8_t *buf;                  /* write_buckets' blob */
+    size_t balloc;
+    sqlite3_stmt *get, *put, *del;
+    uint64_t *packed, *dropped;
+};
+
+/* Reads page_new, in hash order, into x->nw: the entries that move into
+** their buckets. */
+static int pack_read_new(struct pack *x)
 {
-    sqlite3_stmt *st = NULL, *get = NULL, *put = NULL, *del = NULL;
-    struct vec nw = {.size = sizeof(struct ent)}, us = {.size = sizeof(uint64_t)}, cur = {.size = sizeof(struct ent)};
-    uint8_t *buf = NULL;
-    size_t balloc = 0;
-    int bits = PIDX_BITS_MIN, rc;
-    int64_t count = 0;
-    *packed = *dropped = 0;
-    if ((rc = read_params(db, &bits, &count)) != 0)
+    sqlite3_stmt *st = NULL;
+    int rc, s;
+    if ((rc = cat_prepare(x->db, &st, "SELECT hash, id FROM page_new ORDER BY hash")) != 0)
         return rc;
-    /* page_new, in hash order */
-    if ((rc = cat_prepare(db, &st, "SELECT hash, id FROM page_new ORDER BY hash")) != 0)
-        goto out;
-    int s;
     while ((s = sqlite3_step(st)) == SQLITE_ROW) {
         if (sqlite3_column_bytes(st, 0) != 16 || sqlite3_column_int64(st, 1) <= 0) {
             rc = fks__err(FKS_ECORRUPT, "page index: a page_new row is damaged");
             goto out;
         }
-        struct ent *e = vec_push(&nw);
+        struct ent *e = vec_push(&x->nw);
         if (!e) {
             rc = fks__err(FKS_ENOMEM, "out of memory");
             goto out;
@@ -472,22 +480,36 @@ int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *de
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (s != SQLITE_DONE) {
-        rc = cat_err(db, s, "catalog: read page_new");
-        goto out;
-    }
+    if (s != SQLITE_DONE)
+        rc = cat_err(x->db, s, "catalog: read page_new");
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* The bucket bits after the pack: grown until buckets average at most
+** fill_max entries (a split), up to PIDX_BITS_MAX. */
+static int pack_grow(int bits, int64_t count, size_t nnew)
+{
     int nbits = bits;
-    while (nbits < PIDX_BITS_MAX && (uint64_t)(count + (int64_t)nw.n) >> nbits > fill_max)
+    while (nbits < PIDX_BITS_MAX && (uint64_t)(count + (int64_t)nnew) >> nbits > fill_max)
         nbits++;
-    /* The old buckets to rewrite: all of them for a split, else those
-    ** that gain or lose an entry. */
-    if (nbits != bits) {
-        if ((rc = cat_prepare(db, &st, "SELECT bucket FROM page_idx WHERE bucket >= ?1 AND bucket < ?2")) != 0)
-            goto out;
-        sqlite3_bind_int64(st, 1, (int64_t)((uint64_t)bits << GEN_SHIFT));
-        sqlite3_bind_int64(st, 2, (int64_t)((uint64_t)(bits + 1) << GEN_SHIFT));
+    return nbits;
+}
+
+/* Lists in x->us, sorted, the old buckets to rewrite: all of them for a
+** split, else those that gain or lose an entry. */
+static int pack_touched(struct pack *x, const uint64_t *dead, size_t ndead)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, s;
+    if (x->nbits != x->bits) {
+        if ((rc = cat_prepare(x->db, &st, "SELECT bucket FROM page_idx WHERE bucket >= ?1 AND bucket < ?2")) != 0)
+            return rc;
+        sqlite3_bind_int64(st, 1, (int64_t)((uint64_t)x->bits << GEN_SHIFT));
+        sqlite3_bind_int64(st, 2, (int64_t)((uint64_t)(x->bits + 1) << GEN_SHIFT));
         while ((s = sqlite3_step(st)) == SQLITE_ROW) {
-            uint64_t *u = vec_push(&us);
+            uint64_t *u = vec_push(&x->us);
             if (!u) {
                 rc = fks__err(FKS_ENOMEM, "out of memory");
                 goto out;
@@ -497,94 +519,129 @@ int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *de
         sqlite3_finalize(st);
         st = NULL;
         if (s != SQLITE_DONE) {
-            rc = cat_err(db, s, "catalog: list page index buckets");
+            rc = cat_err(x->db, s, "catalog: list page index buckets");
             goto out;
         }
     }
-    for (size_t i = 0; i < nw.n + ndead; i++) {
-        uint64_t *u = vec_push(&us);
+    for (size_t i = 0; i < x->nw.n + ndead; i++) {
+        uint64_t *u = vec_push(&x->us);
         if (!u) {
             rc = fks__err(FKS_ENOMEM, "out of memory");
             goto out;
         }
-        *u = (i < nw.n ? ((struct ent *)nw.v)[i].p : dead[i - nw.n]) >> (64 - bits);
+        *u = (i < x->nw.n ? ((struct ent *)x->nw.v)[i].p : dead[i - x->nw.n]) >> (64 - x->bits);
     }
-    if (us.n)
-        qsort(us.v, us.n, sizeof(uint64_t), cmp_u64);
-    if ((rc = cat_prepare(db, &get, "SELECT ents FROM page_idx WHERE bucket = ?1")) != 0 ||
-        (rc = cat_prepare(db, &put, "INSERT OR REPLACE INTO page_idx(bucket, ents) VALUES (?1, ?2)")) != 0 ||
-        (rc = cat_prepare(db, &del, "DELETE FROM page_idx WHERE bucket = ?1")) != 0)
-        goto out;
-    const struct ent *ne = nw.v;
-    size_t ni = 0;
-    const uint64_t *uv = us.v;
-    for (size_t k = 0; k < us.n && rc == 0; k++) {
-        uint64_t u = uv[k];
-        if (k && uv[k - 1] == u)
-            continue;
-        int64_t okey = (int64_t)((uint64_t)bits << GEN_SHIFT | u);
-        cur.n = 0;
-        sqlite3_bind_int64(get, 1, okey);
-        s = sqlite3_step(get);
-        if (s == SQLITE_ROW) {
-            int n = sqlite3_column_bytes(get, 0);
-            const uint8_t *b = sqlite3_column_blob(get, 0);
-            if (n % PIDX_ENT)
-                rc = fks__err(FKS_ECORRUPT, "page index: bucket %lld is damaged (%d bytes)", (long long)okey, n);
-            for (int i = 0; rc == 0 && i < n / PIDX_ENT; i++) {
-                int64_t id = get40le(b + i * PIDX_ENT + 4);
-                count--;
-                if (live && id > 0 && id < next && !(live[id >> 3] & (1u << (id & 7)))) {
-                    (*dropped)++;
-                    continue;
-                }
-                struct ent *e = vec_push(&cur);
-                if (!e) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                e->p = (u << (64 - bits)) | (uint64_t)get32be(b + i * PIDX_ENT) << 20;
-                e->id = id;
+    if (x->us.n)
+        qsort(x->us.v, x->us.n, sizeof(uint64_t), cmp_u64);
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Reads old bucket u (row okey) into x->cur, dropping the entries of the
+** pages the sweep deleted; x->count loses every entry read. */
+static int pack_drop(struct pack *x, uint64_t u, int64_t okey)
+{
+    int rc = 0;
+    sqlite3_bind_int64(x->get, 1, okey);
+    int s = sqlite3_step(x->get);
+    if (s == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(x->get, 0);
+        const uint8_t *b = sqlite3_column_blob(x->get, 0);
+        if (n % PIDX_ENT)
+            rc = fks__err(FKS_ECORRUPT, "page index: bucket %lld is damaged (%d bytes)", (long long)okey, n);
+        for (int i = 0; rc == 0 && i < n / PIDX_ENT; i++) {
+            int64_t id = get40le(b + i * PIDX_ENT + 4);
+            x->count--;
+            if (x->live && id > 0 && id < x->next && !(x->live[id >> 3] & (1u << (id & 7)))) {
+                (*x->dropped)++;
+                continue;
             }
-        } else if (s != SQLITE_DONE) {
-            rc = cat_err(db, s, "catalog: read page index bucket");
-        }
-        sqlite3_reset(get);
-        while (rc == 0 && ni < nw.n && ne[ni].p >> (64 - bits) == u) {
-            struct ent *e = vec_push(&cur);
+            struct ent *e = vec_push(&x->cur);
             if (!e) {
                 rc = fks__err(FKS_ENOMEM, "out of memory");
                 break;
             }
-            *e = ne[ni++];
-            (*packed)++;
+            e->p = (u << (64 - x->bits)) | (uint64_t)get32be(b + i * PIDX_ENT) << 20;
+            e->id = id;
         }
-        if (rc)
+    } else if (s != SQLITE_DONE) {
+        rc = cat_err(x->db, s, "catalog: read page index bucket");
+    }
+    sqlite3_reset(x->get);
+    return rc;
+}
+
+/* Rewrites old bucket u: the entries it keeps and the page_new entries
+** x->nw[*ni..] that move into it, as the bucket rows of x->nbits. */
+static int pack_bucket(struct pack *x, uint64_t u, size_t *ni)
+{
+    const struct ent *ne = x->nw.v;
+    int64_t okey = (int64_t)((uint64_t)x->bits << GEN_SHIFT | u);
+    x->cur.n = 0;
+    int rc = pack_drop(x, u, okey);
+    while (rc == 0 && *ni < x->nw.n && ne[*ni].p >> (64 - x->bits) == u) {
+        struct ent *e = vec_push(&x->cur);
+        if (!e) {
+            rc = fks__err(FKS_ENOMEM, "out of memory");
             break;
-        /* Sorted by p (bits 0..43) is sorted by (bucket, key) at any bits. */
-        if (cur.n)
-            qsort(cur.v, cur.n, sizeof(struct ent), cmp_ent);
-        sqlite3_bind_int64(del, 1, okey);
-        if ((rc = step_done(db, del, "catalog: rewrite page index bucket")) != 0)
-            break;
-        rc = write_buckets(db, put, nbits, cur.v, cur.n, &buf, &balloc);
-        count += (int64_t)cur.n;
+        }
+        *e = ne[(*ni)++];
+        (*x->packed)++;
+    }
+    if (rc)
+        return rc;
+    /* Sorted by p (bits 0..43) is sorted by (bucket, key) at any bits. */
+    if (x->cur.n)
+        qsort(x->cur.v, x->cur.n, sizeof(struct ent), cmp_ent);
+    sqlite3_bind_int64(x->del, 1, okey);
+    if ((rc = step_done(x->db, x->del, "catalog: rewrite page index bucket")) != 0)
+        return rc;
+    rc = write_buckets(x->db, x->put, x->nbits, x->cur.v, x->cur.n, &x->buf, &x->balloc);
+    x->count += (int64_t)x->cur.n;
+    return rc;
+}
+
+int pidx_pack(sqlite3 *db, const uint8_t *live, int64_t next, const uint64_t *dead, size_t ndead, uint64_t *packed,
+              uint64_t *dropped)
+{
+    struct pack x = {.db = db, .live = live, .next = next, .bits = PIDX_BITS_MIN,
+                     .nw = {.size = sizeof(struct ent)}, .us = {.size = sizeof(uint64_t)},
+                     .cur = {.size = sizeof(struct ent)}, .packed = packed, .dropped = dropped};
+    int rc;
+    *packed = *dropped = 0;
+    if ((rc = read_params(db, &x.bits, &x.count)) != 0)
+        return rc;
+    if ((rc = pack_read_new(&x)) != 0)
+        goto out;
+    x.nbits = pack_grow(x.bits, x.count, x.nw.n);
+    if ((rc = pack_touched(&x, dead, ndead)) != 0)
+        goto out;
+    if ((rc = cat_prepare(db, &x.get, "SELECT ents FROM page_idx WHERE bucket = ?1")) != 0 ||
+        (rc = cat_prepare(db, &x.put, "INSERT OR REPLACE INTO page_idx(bucket, ents) VALUES (?1, ?2)")) != 0 ||
+        (rc = cat_prepare(db, &x.del, "DELETE FROM page_idx WHERE bucket = ?1")) != 0)
+        goto out;
+    size_t ni = 0;
+    const uint64_t *uv = x.us.v;
+    for (size_t k = 0; k < x.us.n && rc == 0; k++) {
+        if (k && uv[k - 1] == uv[k])
+            continue;
+        rc = pack_bucket(&x, uv[k], &ni);
     }
     if (rc == 0)
         rc = cat_exec(db, "DELETE FROM page_new");
     if (rc == 0)
-        rc = cat_meta_set(db, "idx_bits", nbits);
+        rc = cat_meta_set(db, "idx_bits", x.nbits);
     if (rc == 0)
-        rc = cat_meta_set(db, "idx_count", count);
+        rc = cat_meta_set(db, "idx_count", x.count);
 out:
-    sqlite3_finalize(st);
-    sqlite3_finalize(get);
-    sqlite3_finalize(put);
-    sqlite3_finalize(del);
-    free(nw.v);
-    free(us.v);
-    free(cur.v);
-    free(buf);
+    sqlite3_finalize(x.get);
+    sqlite3_finalize(x.put);
+    sqlite3_finalize(x.del);
+    free(x.nw.v);
+    free(x.us.v);
+    free(x.cur.v);
+    free(x.buf);
     return rc;
 }
 
