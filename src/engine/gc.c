@@ -437,6 +437,14 @@ static int cands_read(sqlite3 *db, const char *sql, struct cand **out, size_t *n
     return rc;
 }
 
+/* Progress over candidates: the bytes they use, added as each is done. */
+static void cands_progress(fks__progress *pg, fks_progress_fn fn, void *arg, const struct cand *c, size_t n)
+{
+    fks__progress_init(pg, fn, arg, 0);
+    for (size_t i = 0; i < n; i++)
+        fks__progress_total(pg, c[i].used - CHUNK_HDR_SIZE);
+}
+
 /* Block rows are read for a batch of candidates at a time, before their
 ** flocks are taken: a chunk whose used bytes moved since the candidates
 ** were listed (a writer committed records to it) is left for the next
@@ -784,10 +792,8 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     int rc = move_level(s, &level);
     if (rc || (rc = compact_cands(s->db, o, &c, &n)) != 0)
         return rc;
-    fks__progress pg;                          /* the used bytes of the candidates */
-    fks__progress_init(&pg, o->progress, o->progress_arg, 0);
-    for (size_t i = 0; i < n; i++)
-        fks__progress_total(&pg, c[i].used - CHUNK_HDR_SIZE);
+    fks__progress pg;
+    cands_progress(&pg, o->progress, o->progress_arg, c, n);
     for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
         if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
             r->stopped_early = 1;
@@ -1122,10 +1128,8 @@ static int recompress(fks_store *s, const fks_compact_opts *o, int level, double
         if (c[i].live > 0)
             c[k++] = c[i];
     n = k;
-    fks__progress pg;                          /* the used bytes of the candidates */
-    fks__progress_init(&pg, o->progress, o->progress_arg, 0);
-    for (size_t i = 0; i < n; i++)
-        fks__progress_total(&pg, c[i].used - CHUNK_HDR_SIZE);
+    fks__progress pg;
+    cands_progress(&pg, o->progress, o->progress_arg, c, n);
     for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
         if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
             r->stopped_early = 1;
