@@ -1091,102 +1091,137 @@ static void vm_close(server *sv, vm *v)
     v->uffd = v->sock = v->pidfd = -1;
 }
 
-int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const fks_serve_opts *o)
+/* What one fks_serve_pages holds beyond the server: the VMs, the socket,
+** the poll set, the lease and the threads it started. */
+typedef struct serving {
+    vm *vms;
+    int nvm, accepted, max_vms;
+    int ls;                      /* the listening socket, or -1 */
+    struct pollfd *pf;
+    fks_lease *lease;
+    renewer rn;
+    pthread_t rt, wt;
+    int renewing, warming;
+    double t0, accept_by;
+} serving;
+
+/* Opens the page source: the store's image, or the remote's when the store
+** lacks the snapshot (design 8), and reads the page locations once (design
+** 5: no catalog query on the fault path). */
+static int source_open(server *sv)
 {
-    server sv = {.s = s, .tag = tag, .o = o};
-    vm *vms = calloc(MAX_VMS, sizeof *vms);
-    fks_lease *lease = NULL;
-    renewer rn = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
-    pthread_t wt;
-    int warming = 0;
-    int renewing = 0, ls = -1, nvm = 0, accepted = 0, rc = 0;
-    pthread_t rt;
-    struct pollfd *pf = NULL;
-    int max_vms = o->max_vms > 0 ? (o->max_vms < MAX_VMS ? o->max_vms : MAX_VMS) : 1;
-    double t0 = now_s(), accept_by = t0 + (o->accept_timeout_s > 0 ? o->accept_timeout_s : 60);
-    pthread_mutex_init(&sv.mu, NULL);
-    for (int i = 0; i < LOCKS; i++)
-        pthread_mutex_init(&sv.locks[i], NULL);
-    if (!vms)
-        return fks__err(FKS_ENOMEM, "out of memory");
-    for (int i = 0; i < MAX_VMS; i++) {
-        vms[i].uffd = vms[i].sock = vms[i].pidfd = -1;
-        pthread_mutex_init(&vms[i].mu, NULL);
-    }
-    rc = fks_image_open(&sv.im, s, tag, "memory");
+    fks_store *s = sv->s;
+    const char *tag = sv->tag;
+    const fks_serve_opts *o = sv->o;
+    int rc = fks_image_open(&sv->im, s, tag, "memory");
     if (rc == FKS_ENOTFOUND && o->from_remote && fks_get(&(fks_snapinfo){0}, s, tag) == FKS_ENOTFOUND) {
         /* design 8: a snapshot the store lacks, from the remote */
-        if ((rc = fks_rimage_open(&sv.rim, s, o->remote, tag, "memory")) != 0)
-            goto out;
-        snprintf(sv.st.remote, sizeof sv.st.remote, "%s", fks_rimage_remote(sv.rim));
-        fks_rimage_info_get(&sv.info, sv.rim);
-        sv.runs = fks_rimage_runs(sv.rim, &sv.nruns);
-    } else if (rc) {
-        goto out;
-    } else {
-        fks_image_info_get(&sv.info, sv.im);
-        if ((rc = fks_image_preload(sv.im)) != 0)   /* design 5: no catalog on the fault path */
-            goto out;
-        sv.runs = fks_image_runs(sv.im, &sv.nruns);
+        if ((rc = fks_rimage_open(&sv->rim, s, o->remote, tag, "memory")) != 0)
+            return rc;
+        snprintf(sv->st.remote, sizeof sv->st.remote, "%s", fks_rimage_remote(sv->rim));
+        fks_rimage_info_get(&sv->info, sv->rim);
+        sv->runs = fks_rimage_runs(sv->rim, &sv->nruns);
+        return 0;
     }
-    size_t bits = (size_t)(sv.info.npages / 8 + 1);
-    if (!(sv.sbase = malloc((sv.nruns + 1) * sizeof *sv.sbase)) || !(sv.seen = calloc(bits, 1))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory (page server of %llu pages)", (unsigned long long)sv.info.npages);
-        goto out;
-    }
-    for (size_t i = 0; i < sv.nruns; i++)
-        sv.sbase[i] = sv.nstored, sv.nstored += sv.runs[i].npages;
-    sv.ncache = o->cache_pages > 0 ? (size_t)o->cache_pages : CACHE_MAX;
-    if (sv.nstored <= sv.ncache)
-        sv.ncache = sv.nstored ? (size_t)sv.nstored : 1, sv.direct = 1;
-    sv.cache = mmap(NULL, sv.ncache * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (sv.cache == MAP_FAILED)
-        sv.cache = NULL;
-    if (sv.cache)
-        (void)madvise(sv.cache, sv.ncache * PG, MADV_HUGEPAGE);   /* best effort */
-    if (!sv.cache || !(sv.seg = calloc(sv.ncache * PG / SEG + 1, 1)) ||
-        (sv.direct ? !(sv.state = calloc(sv.ncache, 1)) : !(sv.ctag = calloc(sv.ncache, 8)))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory (page cache of %zu pages)", sv.ncache);
-        goto out;
-    }
-    {
-        /* test hook (t_lazy_remove): FKS_TEST_PREFETCH_PAUSE=PGNO:MS */
-        const char *t = getenv("FKS_TEST_PREFETCH_PAUSE");
-        char *e1 = NULL, *e2 = NULL;
-        unsigned long long pg = t ? strtoull(t, &e1, 10) : 0;
-        unsigned long ms = e1 && *e1 == ':' ? strtoul(e1 + 1, &e2, 10) : 0;
-        if (e2 && e2 != e1 + 1 && *e2 == '\0')
-            sv.test_pause_pgno = pg, sv.test_pause_ms = (unsigned)ms;
-        /* test hook (t_lazy_remote): FKS_TEST_PULL_HOLD=1, every page from the remote */
-        sv.test_pull_hold = getenv("FKS_TEST_PULL_HOLD") && !strcmp(getenv("FKS_TEST_PULL_HOLD"), "1");
-    }
-    /* design 7: the pages are protected before any VMM can ask for one
-    ** (from a remote: once the pull has them, design 8) */
-    if (sv.im && (rc = fks_lease_take(&lease, s, tag, sv.runs, sv.nruns, o->lease_ttl_s)) != 0)
-        goto out;
-    rn.l = lease;
-    sv.rn = &rn;
-    rn.every = (o->lease_ttl_s > 0 ? o->lease_ttl_s : 60) / 3;
-    if (pthread_create(&rt, NULL, renew_main, &rn) == 0)
-        renewing = 1;
-    if (o->prefetch && sv.rim)
-        rc = fks_rimage_working_set(&sv.ws, &sv.nws, sv.st.working_set_from, sizeof sv.st.working_set_from, sv.rim);
-    else if (o->prefetch)
-        rc = fks_working_set_get(&sv.ws, &sv.nws, sv.st.working_set_from, sizeof sv.st.working_set_from, s, tag);
     if (rc)
-        goto out;
-    sv.st.working_set_pages = sv.nws;
-    if (o->record && sv.nws) {         /* design 6: the set used comes first */
-        for (size_t i = 0; i < sv.nws; i++)
-            if (sv.ws[i] < sv.info.npages)
-                record(&sv, sv.ws[i]);
+        return rc;
+    fks_image_info_get(&sv->info, sv->im);
+    if ((rc = fks_image_preload(sv->im)) != 0)   /* design 5: no catalog on the fault path */
+        return rc;
+    sv->runs = fks_image_runs(sv->im, &sv->nruns);
+    return 0;
+}
+
+/* Allocates the stored index of each run and the recorded bitmap, and maps
+** the decoded-page cache, direct when every stored page fits (design 5). */
+static int cache_open(server *sv)
+{
+    const fks_serve_opts *o = sv->o;
+    size_t bits = (size_t)(sv->info.npages / 8 + 1);
+    if (!(sv->sbase = malloc((sv->nruns + 1) * sizeof *sv->sbase)) || !(sv->seen = calloc(bits, 1)))
+        return fks__err(FKS_ENOMEM, "out of memory (page server of %llu pages)", (unsigned long long)sv->info.npages);
+    for (size_t i = 0; i < sv->nruns; i++)
+        sv->sbase[i] = sv->nstored, sv->nstored += sv->runs[i].npages;
+    sv->ncache = o->cache_pages > 0 ? (size_t)o->cache_pages : CACHE_MAX;
+    if (sv->nstored <= sv->ncache)
+        sv->ncache = sv->nstored ? (size_t)sv->nstored : 1, sv->direct = 1;
+    sv->cache = mmap(NULL, sv->ncache * PG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (sv->cache == MAP_FAILED)
+        sv->cache = NULL;
+    if (sv->cache)
+        (void)madvise(sv->cache, sv->ncache * PG, MADV_HUGEPAGE);   /* best effort */
+    if (!sv->cache || !(sv->seg = calloc(sv->ncache * PG / SEG + 1, 1)) ||
+        (sv->direct ? !(sv->state = calloc(sv->ncache, 1)) : !(sv->ctag = calloc(sv->ncache, 8))))
+        return fks__err(FKS_ENOMEM, "out of memory (page cache of %zu pages)", sv->ncache);
+    return 0;
+}
+
+/* Reads the test hooks: FKS_TEST_PREFETCH_PAUSE=PGNO:MS (design 4b,
+** t_lazy_remove) and FKS_TEST_PULL_HOLD=1 (design 8, t_lazy_remote). */
+static void test_hooks(server *sv)
+{
+    /* test hook (t_lazy_remove): FKS_TEST_PREFETCH_PAUSE=PGNO:MS */
+    const char *t = getenv("FKS_TEST_PREFETCH_PAUSE");
+    char *e1 = NULL, *e2 = NULL;
+    unsigned long long pg = t ? strtoull(t, &e1, 10) : 0;
+    unsigned long ms = e1 && *e1 == ':' ? strtoul(e1 + 1, &e2, 10) : 0;
+    if (e2 && e2 != e1 + 1 && *e2 == '\0')
+        sv->test_pause_pgno = pg, sv->test_pause_ms = (unsigned)ms;
+    /* test hook (t_lazy_remote): FKS_TEST_PULL_HOLD=1, every page from the remote */
+    const char *h = getenv("FKS_TEST_PULL_HOLD");
+    sv->test_pull_hold = h && !strcmp(h, "1");
+}
+
+/* Takes the lease on the image's pages before any VMM can ask for one
+** (design 7; from a remote, the pull takes it: design 8) and starts the
+** thread renewing it. */
+static int lease_start(server *sv, serving *g)
+{
+    const fks_serve_opts *o = sv->o;
+    int rc;
+    if (sv->im && (rc = fks_lease_take(&g->lease, sv->s, sv->tag, sv->runs, sv->nruns, o->lease_ttl_s)) != 0)
+        return rc;
+    g->rn.l = g->lease;
+    sv->rn = &g->rn;
+    g->rn.every = (o->lease_ttl_s > 0 ? o->lease_ttl_s : 60) / 3;
+    if (pthread_create(&g->rt, NULL, renew_main, &g->rn) == 0)
+        g->renewing = 1;
+    return 0;
+}
+
+/* Reads the working set to prefetch (design 6; from a remote, the one
+** pushed with the snapshot: design 8) and records it first. */
+static int ws_load(server *sv)
+{
+    const fks_serve_opts *o = sv->o;
+    int rc = 0;
+    if (o->prefetch && sv->rim)
+        rc = fks_rimage_working_set(&sv->ws, &sv->nws, sv->st.working_set_from, sizeof sv->st.working_set_from,
+                                    sv->rim);
+    else if (o->prefetch)
+        rc = fks_working_set_get(&sv->ws, &sv->nws, sv->st.working_set_from, sizeof sv->st.working_set_from, sv->s,
+                                 sv->tag);
+    if (rc)
+        return rc;
+    sv->st.working_set_pages = sv->nws;
+    if (o->record && sv->nws) {        /* design 6: the set used comes first */
+        for (size_t i = 0; i < sv->nws; i++)
+            if (sv->ws[i] < sv->info.npages)
+                record(sv, sv->ws[i]);
     }
+    return 0;
+}
+
+/* Listens on the socket (or takes the caller's, o->listen_fd) and tells
+** the caller it is ready on o->ready_fd (design 1). */
+static int socket_open(serving *g, const fks_serve_opts *o)
+{
     if (o->listen_fd >= 0) {
-        ls = o->listen_fd;
-    } else if ((ls = listen_on(o->socket)) < 0) {
-        rc = ls;
-        ls = -1;
-        goto out;
+        g->ls = o->listen_fd;
+    } else if ((g->ls = listen_on(o->socket)) < 0) {
+        int rc = g->ls;
+        g->ls = -1;
+        return rc;
     }
     if (o->ready_fd >= 0) {
         char b = 1;
@@ -1194,171 +1229,267 @@ int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const
         (void)w;
         close(o->ready_fd);
     }
-    if (!(pf = calloc(2 + 3 * MAX_VMS, sizeof *pf))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
+    return 0;
+}
+
+/* Fills the poll set: the socket while listening, o->stop_fd, then each
+** VM's uffd, socket and pidfd (design 2). Returns its length. */
+static int poll_set(serving *g, const fks_serve_opts *o, int listening, int *stop_at, int *first_vm)
+{
+    int np = 0;
+    if (listening)
+        g->pf[np++] = (struct pollfd){.fd = g->ls, .events = POLLIN};
+    *stop_at = np;
+    if (o->stop_fd >= 0)
+        g->pf[np++] = (struct pollfd){.fd = o->stop_fd, .events = POLLIN};
+    *first_vm = np;
+    for (int i = 0; i < g->nvm; i++) {
+        g->pf[np++] = (struct pollfd){.fd = g->vms[i].uffd, .events = POLLIN};
+        g->pf[np++] = (struct pollfd){.fd = g->vms[i].sock, .events = POLLRDHUP};
+        g->pf[np++] = (struct pollfd){.fd = g->vms[i].pidfd, .events = POLLIN};
     }
-    for (;;) {
-        int np = 0, listening = accepted < max_vms;
-        if (listening)
-            pf[np++] = (struct pollfd){.fd = ls, .events = POLLIN};
-        int stop_at = np;
-        if (o->stop_fd >= 0)
-            pf[np++] = (struct pollfd){.fd = o->stop_fd, .events = POLLIN};
-        int first_vm = np;
-        for (int i = 0; i < nvm; i++) {
-            pf[np++] = (struct pollfd){.fd = vms[i].uffd, .events = POLLIN};
-            pf[np++] = (struct pollfd){.fd = vms[i].sock, .events = POLLRDHUP};
-            pf[np++] = (struct pollfd){.fd = vms[i].pidfd, .events = POLLIN};
+    return np;
+}
+
+/* Serves each live VM's events of the poll: its messages (faults and
+** REMOVEs: design 3, 4), then its end (the uffd or the socket hung up,
+** the process gone: design 2). */
+static int vm_events(server *sv, serving *g, int first_vm)
+{
+    for (int i = 0; i < g->nvm; i++) {
+        vm *v = &g->vms[i];
+        if (v->done)
+            continue;
+        struct pollfd *q = &g->pf[first_vm + 3 * i];
+        if (q[0].revents & POLLIN) {
+            int rc = serve_msgs(sv, v);
+            if (rc != 0)
+                return rc;
         }
+        if ((q[0].revents & (POLLERR | POLLHUP)) || (q[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) ||
+            (v->pidfd >= 0 && (q[2].revents & POLLIN)))
+            v->done = 1;
+        if (v->done)
+            vm_close(sv, v);
+    }
+    return 0;
+}
+
+/* Starts what a VM's handshake brings: the cache warming (design 5b), the
+** VM's prefetch (design 6), and from a remote the pull (design 8). */
+static void vm_start(server *sv, serving *g, vm *v)
+{
+    const fks_serve_opts *o = sv->o;
+    if (!g->warming && sv->direct && !o->cold_cache && !sv->rim && pthread_create(&g->wt, NULL, warm_main, sv) == 0)
+        g->warming = 1;
+    if (o->prefetch && sv->nws) {
+        pf_arg *a = malloc(sizeof *a);
+        if (a) {
+            a->sv = sv, a->v = v;
+            if (pthread_create(&v->pf, NULL, prefetch_main, a) == 0)
+                v->pf_started = 1;
+            else
+                free(a);
+        }
+    }
+    /* design 8: the pull after the prefetch has started, at nice 19 */
+    if (sv->rim && !sv->pulling && !sv->test_pull_hold && pthread_create(&sv->pt, NULL, pull_main, sv) == 0)
+        sv->pulling = 1;
+}
+
+/* Accepts a VMM and takes its handshake (design 1, 2); the socket closes
+** once max_vms are in. A refused handshake is an error only when no VM
+** came before it (then it ends the server); else it is logged. */
+static int vm_accept(server *sv, serving *g)
+{
+    const fks_serve_opts *o = sv->o;
+    int c = accept4(g->ls, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0)
+        return 0;
+    vm *v = &g->vms[g->nvm];
+    int rc = handshake(sv, v, c, 5000);
+    if (rc != 0) {
+        close(c);
+        if (g->accepted == 0)
+            return rc;
+        fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
+        return 0;
+    }
+    g->accepted++, g->nvm++;
+    sv->st.vms++;
+    vm_start(sv, g, v);
+    if (g->accepted == g->max_vms && o->listen_fd < 0 && o->socket) {
+        close(g->ls);
+        g->ls = -1;
+        unlink(o->socket);
+    }
+    return 0;
+}
+
+/* The poll loop: serves the VMs and accepts new ones until every accepted
+** VM is done (design 2), o->stop_fd is readable, no VMM connects in time,
+** or an error. */
+static int serve_loop(server *sv, serving *g)
+{
+    const fks_serve_opts *o = sv->o;
+    if (!(g->pf = calloc(2 + 3 * MAX_VMS, sizeof *g->pf)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    for (;;) {
+        int stop_at, first_vm, listening = g->accepted < g->max_vms;
+        int np = poll_set(g, o, listening, &stop_at, &first_vm);
         int live = 0;
-        for (int i = 0; i < nvm; i++)
-            live += !vms[i].done;
+        for (int i = 0; i < g->nvm; i++)
+            live += !g->vms[i].done;
         if (!listening && live == 0)
-            break;
+            return 0;
         int timeout = -1;
-        if (listening && accepted == 0) {
-            double left = accept_by - now_s();
-            if (left <= 0) {
-                rc = fks__err(FKS_ETIMEDOUT, "no VMM connected to the page server at %s within %.0f s",
-                              o->socket ? o->socket : "(socket)", o->accept_timeout_s > 0 ? o->accept_timeout_s : 60);
-                break;
-            }
+        if (listening && g->accepted == 0) {
+            double left = g->accept_by - now_s();
+            if (left <= 0)
+                return fks__err(FKS_ETIMEDOUT, "no VMM connected to the page server at %s within %.0f s",
+                                o->socket ? o->socket : "(socket)", o->accept_timeout_s > 0 ? o->accept_timeout_s : 60);
             timeout = (int)(left * 1000) + 1;
         }
-        int pr = poll(pf, (nfds_t)np, timeout);
+        int pr = poll(g->pf, (nfds_t)np, timeout);
         if (pr < 0) {
             if (errno == EINTR)
                 continue;
-            rc = fks__errno(FKS_EIO, errno, "page server: poll");
-            break;
+            return fks__errno(FKS_EIO, errno, "page server: poll");
         }
-        if (o->stop_fd >= 0 && pf[stop_at].revents)
-            break;
-        for (int i = 0; i < nvm; i++) {
-            vm *v = &vms[i];
-            if (v->done)
-                continue;
-            struct pollfd *q = &pf[first_vm + 3 * i];
-            if (q[0].revents & POLLIN) {
-                if ((rc = serve_msgs(&sv, v)) != 0)
-                    goto loop_out;
-            }
-            if ((q[0].revents & (POLLERR | POLLHUP)) || (q[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) ||
-                (v->pidfd >= 0 && (q[2].revents & POLLIN)))
-                v->done = 1;
-            if (v->done)
-                vm_close(&sv, v);
-        }
-        if (listening && (pf[0].revents & POLLIN)) {
-            int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-            if (c < 0)
-                continue;
-            vm *v = &vms[nvm];
-            if ((rc = handshake(&sv, v, c, 5000)) != 0) {
-                close(c);
-                if (accepted == 0)
-                    break;
-                fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
-                rc = 0;
-                continue;
-            }
-            accepted++, nvm++;
-            sv.st.vms++;
-            if (!warming && sv.direct && !o->cold_cache && !sv.rim && pthread_create(&wt, NULL, warm_main, &sv) == 0)
-                warming = 1;
-            if (o->prefetch && sv.nws) {
-                pf_arg *a = malloc(sizeof *a);
-                if (a) {
-                    a->sv = &sv, a->v = v;
-                    if (pthread_create(&v->pf, NULL, prefetch_main, a) == 0)
-                        v->pf_started = 1;
-                    else
-                        free(a);
-                }
-            }
-            /* design 8: the pull after the prefetch has started, at nice 19 */
-            if (sv.rim && !sv.pulling && !sv.test_pull_hold && pthread_create(&sv.pt, NULL, pull_main, &sv) == 0)
-                sv.pulling = 1;
-            if (accepted == max_vms && o->listen_fd < 0 && o->socket) {
-                close(ls);
-                ls = -1;
-                unlink(o->socket);
-            }
-        }
+        if (o->stop_fd >= 0 && g->pf[stop_at].revents)
+            return 0;
+        int rc = vm_events(sv, g, first_vm);
+        if (rc == 0 && listening && (g->pf[0].revents & POLLIN))
+            rc = vm_accept(sv, g);
+        if (rc != 0)
+            return rc;
     }
-loop_out:
-out:
-    free(pf);
-    sv.stopping = 1;
-    for (int i = 0; i < nvm; i++)
-        vm_close(&sv, &vms[i]);
-    if (warming)
-        pthread_join(wt, NULL);
-    if (sv.rim && sv.st.vms && sv.test_pull_hold && pthread_create(&sv.pt, NULL, pull_main, &sv) == 0)
-        sv.pulling = 1;
-    if (sv.pulling)                    /* the pages are kept: the pull ends first */
-        pthread_join(sv.pt, NULL);
-    if (sv.rim) {
-        fks_rimage_stats_get(&sv.st.rs, sv.rim);
-        lease = rn.l;                  /* the pull's, released below */
+}
+
+/* Stops what runs: the VMs (their prefetches joined), the warming, the pull
+** (a held one starts here and is waited for: design 8), the socket, the
+** renewer. Takes back the pull's lease. */
+static void serve_stop(server *sv, serving *g)
+{
+    const fks_serve_opts *o = sv->o;
+    free(g->pf);
+    sv->stopping = 1;
+    for (int i = 0; i < g->nvm; i++)
+        vm_close(sv, &g->vms[i]);
+    if (g->warming)
+        pthread_join(g->wt, NULL);
+    if (sv->rim && sv->st.vms && sv->test_pull_hold && pthread_create(&sv->pt, NULL, pull_main, sv) == 0)
+        sv->pulling = 1;
+    if (sv->pulling)                   /* the pages are kept: the pull ends first */
+        pthread_join(sv->pt, NULL);
+    if (sv->rim) {
+        fks_rimage_stats_get(&sv->st.rs, sv->rim);
+        g->lease = g->rn.l;            /* the pull's, released below */
     }
-    if (ls >= 0 && ls != o->listen_fd) {
-        close(ls);
+    if (g->ls >= 0 && g->ls != o->listen_fd) {
+        close(g->ls);
         if (o->socket)
             unlink(o->socket);
     }
-    if (renewing) {
-        pthread_mutex_lock(&rn.mu);
-        rn.stop = 1;
-        pthread_cond_signal(&rn.cv);
-        pthread_mutex_unlock(&rn.mu);
-        pthread_join(rt, NULL);
+    if (g->renewing) {
+        pthread_mutex_lock(&g->rn.mu);
+        g->rn.stop = 1;
+        pthread_cond_signal(&g->rn.cv);
+        pthread_mutex_unlock(&g->rn.mu);
+        pthread_join(g->rt, NULL);
     }
-    if (sv.im && !sv.rim) {
+}
+
+/* Completes the statistics: the store's decode counters, the fault service
+** quantiles (design 3c) and the seconds since t0. */
+static void stats_end(server *sv, double t0)
+{
+    if (sv->im && !sv->rim) {
         fks_image_stats is;
-        fks_image_stats_get(&is, sv.im);
-        sv.st.blocks_decoded = is.blocks_decoded;
-        sv.st.bytes_decoded = is.bytes_decoded;
+        fks_image_stats_get(&is, sv->im);
+        sv->st.blocks_decoded = is.blocks_decoded;
+        sv->st.bytes_decoded = is.bytes_decoded;
     }
-    sv.st.fault_p50_us = hist_q(&sv, 0.5);
-    sv.st.fault_p99_us = hist_q(&sv, 0.99);
-    sv.st.seconds = now_s() - t0;
+    sv->st.fault_p50_us = hist_q(sv, 0.5);
+    sv->st.fault_p99_us = hist_q(sv, 0.99);
+    sv->st.seconds = now_s() - t0;
+}
+
+/* Stores the working set recorded (design 6) and the statistics, best
+** effort, when a VM was served and the snapshot has a row in the store. */
+static void results_put(server *sv)
+{
+    if (sv->st.vms && (!sv->rim || sv->st.pulled)) {
+        /* best effort: the VM is gone whatever these say (a remote
+        ** snapshot not pulled has no row for them) */
+        if (sv->o->record && sv->nrec && fks_working_set_put(sv->s, sv->tag, sv->rec, sv->nrec) != 0)
+            fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
+        if (fks_lazy_stats_put(sv->s, sv->tag, &sv->st) != 0)
+            fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
+    }
+}
+
+/* Closes the images and frees the cache, the tables and the VMs. */
+static void serve_free(server *sv, serving *g)
+{
+    if (!sv->rim)
+        fks_image_close(sv->im);
+    fks_rimage_close(sv->rim);         /* closes the pulled image */
+    if (sv->cache)
+        munmap(sv->cache, sv->ncache * PG);
+    free(sv->state);
+    free(sv->seg);
+    free(sv->ctag);
+    free(sv->sbase);
+    free(sv->seen);
+    free(sv->rec);
+    free(sv->ws);
+    for (int i = 0; i < MAX_VMS; i++) {
+        free(g->vms[i].removed);
+        pthread_mutex_destroy(&g->vms[i].mu);
+    }
+    free(g->vms);
+    pthread_mutex_destroy(&sv->mu);
+    for (int i = 0; i < LOCKS; i++)
+        pthread_mutex_destroy(&sv->locks[i]);
+}
+
+int fks_serve_pages(fks_serve_stats *stout, fks_store *s, const char *tag, const fks_serve_opts *o)
+{
+    server sv = {.s = s, .tag = tag, .o = o};
+    serving g = {.vms = calloc(MAX_VMS, sizeof *g.vms), .ls = -1,
+                 .rn = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER}};
+    int rc = 0;
+    g.max_vms = o->max_vms > 0 ? (o->max_vms < MAX_VMS ? o->max_vms : MAX_VMS) : 1;
+    g.t0 = now_s();
+    g.accept_by = g.t0 + (o->accept_timeout_s > 0 ? o->accept_timeout_s : 60);
+    pthread_mutex_init(&sv.mu, NULL);
+    for (int i = 0; i < LOCKS; i++)
+        pthread_mutex_init(&sv.locks[i], NULL);
+    if (!g.vms)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    for (int i = 0; i < MAX_VMS; i++) {
+        g.vms[i].uffd = g.vms[i].sock = g.vms[i].pidfd = -1;
+        pthread_mutex_init(&g.vms[i].mu, NULL);
+    }
+    if ((rc = source_open(&sv)) != 0 || (rc = cache_open(&sv)) != 0)
+        goto out;
+    test_hooks(&sv);
+    if ((rc = lease_start(&sv, &g)) != 0 || (rc = ws_load(&sv)) != 0 || (rc = socket_open(&g, o)) != 0)
+        goto out;
+    rc = serve_loop(&sv, &g);
+out:
+    serve_stop(&sv, &g);
+    stats_end(&sv, g.t0);
     int keep = rc;
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", rc ? fks_errmsg() : "");
-    if (sv.st.vms && (!sv.rim || sv.st.pulled)) {
-        /* best effort: the VM is gone whatever these say (a remote
-        ** snapshot not pulled has no row for them) */
-        if (o->record && sv.nrec && fks_working_set_put(s, tag, sv.rec, sv.nrec) != 0)
-            fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
-        if (fks_lazy_stats_put(s, tag, &sv.st) != 0)
-            fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
-    }
-    if (lease && fks_lease_release(lease) != 0)
+    results_put(&sv);
+    if (g.lease && fks_lease_release(g.lease) != 0)
         fprintf(stderr, "forkstore page server: %s\n", fks_errmsg());
     if (stout)
         *stout = sv.st;
-    if (!sv.rim)
-        fks_image_close(sv.im);
-    fks_rimage_close(sv.rim);          /* closes the pulled image */
-    if (sv.cache)
-        munmap(sv.cache, sv.ncache * PG);
-    free(sv.state);
-    free(sv.seg);
-    free(sv.ctag);
-    free(sv.sbase);
-    free(sv.seen);
-    free(sv.rec);
-    free(sv.ws);
-    for (int i = 0; i < MAX_VMS; i++) {
-        free(vms[i].removed);
-        pthread_mutex_destroy(&vms[i].mu);
-    }
-    free(vms);
-    pthread_mutex_destroy(&sv.mu);
-    for (int i = 0; i < LOCKS; i++)
-        pthread_mutex_destroy(&sv.locks[i]);
+    serve_free(&sv, &g);
     if (keep)
         return fks__err(keep, "%s", msg);
     return 0;
