@@ -2679,6 +2679,287 @@ static int gcidx_add(struct gcidx *g, const struct rem *m, const uint8_t *b, siz
 #define GC_MIN_AGE_MS (2 * 3600 * 1000LL)
 #define GC_LAG_MS (60 * 1000LL)
 
+/* One remote gc run: its remote, what it listed and read, and what it wrote. */
+struct gc {
+    struct rem m;
+    fks_remote_gc_stats *st;
+    int64_t I, A, L, T;          /* the margins (design: remote gc), the start's server time */
+    int dry, locked;
+    struct olist marks, idxs, packs;
+    struct lineage g;
+    struct pendset refs;
+    struct gcidx gi;
+    struct index mg;
+    uint8_t **msha;              /* per marks object: its packs (borrowed from mraw) */
+    size_t *mn;
+    uint8_t **mraw;
+    char lockkey[700], newmarks[700], merged[700];
+};
+
+/* Rule G1: creates gc/lock (If-None-Match), or with o->break_lock deletes a
+** held one and creates it again; held by another run: FKS_ELOCKED. */
+static int gc_lock(struct gc *c, const fks_remote_gc_opts *o)
+{
+    char body[300];
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(body, sizeof body, "{\"host\":\"%.100s\",\"pid\":%ld,\"started_ms\":%lld}\n", host,
+             (long)getpid(), (long long)fks__wall_ms());
+    int rc = s3_put_new(c->m.c, c->lockkey, body, strlen(body), NULL);
+    if (rc == FKS_EEXIST && o && o->break_lock) {
+        if ((rc = s3_delete(c->m.c, c->lockkey)) == 0)
+            rc = s3_put_new(c->m.c, c->lockkey, body, strlen(body), NULL);
+    }
+    if (rc == FKS_EEXIST)
+        rc = fks__err(FKS_ELOCKED, "remote %s: another remote gc holds %s; if none is running (it was "
+                      "killed), break the lock", c->m.r.name, c->lockkey);
+    c->locked = rc == 0;
+    return rc;
+}
+
+/* T: the server's clock at the start, before any listing (a dry run asks
+** with a HEAD of gc/lock, which it does not take). */
+static int gc_clock(struct gc *c)
+{
+    int rc = 0;
+    if (c->dry && (rc = s3_head(NULL, c->m.c, c->lockkey)) == FKS_ENOTFOUND)
+        rc = 0;
+    if (rc == 0 && (c->T = s3_server_ms(c->m.c)) <= 0)
+        rc = fks__err(FKS_EIO, "remote %s: the server's answers carry no Date: gc needs its clock", c->m.r.name);
+    return rc;
+}
+
+/* Rule G2, first: lists the marks objects and reads each one's packs (one
+** deleted since the listing names none). */
+static int gc_read_marks(struct gc *c)
+{
+    int rc = list_objs(&c->marks, &c->m, "gc/", ".marks");
+    if (rc == 0 && c->marks.n && (!(c->msha = calloc(c->marks.n, sizeof *c->msha)) ||
+                                  !(c->mn = calloc(c->marks.n, sizeof *c->mn)) ||
+                                  !(c->mraw = calloc(c->marks.n, sizeof *c->mraw))))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->marks.n && rc == 0; i++) {
+        size_t len;
+        int64_t t;
+        const uint8_t (*p)[32] = NULL;
+        if ((rc = marks_get(&c->mraw[i], &len, &c->m, c->marks.v[i].key)) == FKS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc == 0 && (rc = marks_parse(&t, &p, &c->mn[i], c->mraw[i], len, c->marks.v[i].key)) == 0)
+            c->msha[i] = (uint8_t *)p;
+    }
+    return rc;
+}
+
+/* Rule G2: a manifest whose parent has no manifest stops the run before
+** anything is deleted. */
+static int gc_check_parents(const struct gc *c)
+{
+    int rc = 0;
+    const struct lineage *g = &c->g;
+    for (size_t i = 0; i < g->n && rc == 0; i++)
+        if (g->parent[i][0] && lineage_find(g, g->parent[i]) < 0)
+            rc = fks__err(FKS_ECORRUPT, "remote %s: snapshot %s names parent %s, which has no manifest: gc "
+                          "deletes nothing until a store that has %s pushes %s again", c->m.r.name, g->tag[i],
+                          g->parent[i], g->parent[i], g->tag[i]);
+    return rc;
+}
+
+/* Rule G2, third: lists the indexes and reads each one, checked against
+** its name, into c->gi (one deleted since the listing is marked gone). */
+static int gc_read_indexes(struct gc *c)
+{
+    int rc = list_objs(&c->idxs, &c->m, "index/", ".idx");
+    for (size_t i = 0; i < c->idxs.n && rc == 0; i++) {
+        struct obj *x = &c->idxs.v[i];
+        uint8_t *b = NULL, sha[32];
+        size_t len;
+        if ((rc = s3_get(&b, &len, c->m.c, x->key, 0, 0)) == FKS_ENOTFOUND) {
+            x->del = 2;          /* gone: neither merged nor deleted */
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            s3_sha256(sha, b, len);
+            rc = memcmp(sha, x->sha, 32)
+                     ? fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)",
+                                x->key)
+                     : unseal(&c->m, IDX_MAGIC, "index", x->key, &b, &len);
+            if (rc == 0)
+                rc = gcidx_add(&c->gi, &c->m, b, len, x->key, x->mtime);
+        }
+        free(b);
+    }
+    return rc;
+}
+
+/* Referenced: a pack holding a page some manifest lists (under any index
+** entry: a page in two packs keeps both). */
+static void gc_referenced(struct gc *c)
+{
+    for (size_t i = 0; i < c->gi.n; i++)
+        if (pend_has(&c->refs, c->gi.v[i].l.hash)) {
+            struct obj *p = obj_find(&c->packs, c->gi.pt.packs[c->gi.v[i].l.pack].sha);
+            if (p && !p->ref) {
+                p->ref = 1;
+                c->st->packs_referenced++;
+            }
+        }
+}
+
+/* Rule G3: a pack is deleted only if marked by a run at least I ago, not
+** written since that mark, older than A, and unreferenced now. Returns the
+** number of the other unreferenced packs (marked again, kept). */
+static size_t gc_select(struct gc *c)
+{
+    for (size_t i = 0; i < c->marks.n; i++)
+        if (c->marks.v[i].mtime <= c->T - c->I)
+            for (size_t k = 0; k < c->mn[i]; k++) {
+                struct obj *p = obj_find(&c->packs, c->msha[i] + 32 * k);
+                if (p && c->marks.v[i].mtime > p->mark)
+                    p->mark = c->marks.v[i].mtime;
+            }
+    size_t ncand = 0;
+    for (size_t i = 0; i < c->packs.n; i++) {
+        struct obj *p = &c->packs.v[i];
+        if (p->ref)
+            continue;
+        if (p->mark && p->mtime <= p->mark && p->mtime <= c->T - c->A) {
+            p->del = 1;
+            c->st->packs_deleted++;
+            c->st->bytes_deleted += p->size;
+        } else {
+            ncand++;
+        }
+    }
+    return ncand;
+}
+
+/* Step 1, the new marks N (rule G4): every unreferenced pack, those deleted
+** now too (a pusher that missed the old mark sees this one); none: no N. */
+static int gc_put_marks(struct gc *c, size_t ncand)
+{
+    int rc = 0;
+    if (ncand + c->st->packs_deleted) {
+        struct buf b = {0};
+        buf_add(&b, MARK_MAGIC, 8);
+        buf_u64(&b, (uint64_t)c->T);
+        buf_u32(&b, (uint32_t)(ncand + c->st->packs_deleted));
+        buf_u32(&b, 0);
+        for (size_t i = 0; i < c->packs.n; i++)
+            if (!c->packs.v[i].ref)
+                buf_add(&b, c->packs.v[i].sha, 32);
+        uint8_t sha[32];
+        char hx[65];
+        rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory") : 0;
+        if (rc == 0) {
+            s3_sha256(sha, b.b, b.len);
+            hex32(hx, sha);
+            if ((rc = key_of(c->newmarks, sizeof c->newmarks, &c->m, "gc/", hx, ".marks")) == 0)
+                rc = s3_put(c->m.c, c->newmarks, b.b, b.len, hx);
+        }
+        free(b.b);
+    }
+    return rc;
+}
+
+/* Step 2 (rule G4): the merged index c->mg of every entry read, less those
+** of packs deleted now, or gone though named by an index older than T - L. */
+static int gc_merge_entries(struct gc *c)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++)
+        for (size_t i = 0; i < c->gi.n && rc == 0; i++) {
+            const struct gent *e = &c->gi.v[i];
+            if (!c->gi.pt.packs || e->l.pack >= c->gi.pt.npacks) {
+                rc = fks__err(FKS_ECORRUPT, "remote gc: an index entry names pack %u of %zu", (unsigned)e->l.pack,
+                              (size_t)c->gi.pt.npacks);
+                break;
+            }
+            const struct pack *pk = &c->gi.pt.packs[e->l.pack];
+            const struct obj *p = obj_find(&c->packs, pk->sha);
+            if (pass == 0 ? !p || p->del : p || e->imtime <= c->T - c->L || idx_find(&c->mg, e->l.hash))
+                continue;
+            if (idx_find(&c->mg, e->l.hash))
+                continue;
+            struct loc l = e->l;
+            if ((rc = idx_add_pack(&l.pack, &c->mg, pk->sha, pk->size)) == 0)
+                rc = idx_add(&c->mg, &l);
+        }
+    return rc;
+}
+
+/* Nothing is deleted until what was written is in every listing: waits L
+** if anything is to be deleted (merged indexes, packs, old marks). */
+static void gc_wait_lag(const struct gc *c, int merge)
+{
+    int marks_old = 0;
+    for (size_t i = 0; i < c->marks.n; i++)
+        marks_old |= c->marks.v[i].mtime <= c->T - c->I && strcmp(c->marks.v[i].key, c->newmarks) != 0;
+    if (merge || c->st->packs_deleted || marks_old) {
+        struct timespec ts = {(time_t)(c->L / 1000), (long)(c->L % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+            ;
+    }
+}
+
+/* Step 2, end: deletes the indexes the merged one covers (not those gone,
+** nor the merged one itself: the same content). */
+static int gc_delete_indexes(struct gc *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->idxs.n && rc == 0; i++)
+        if (c->idxs.v[i].del != 2 && strcmp(c->idxs.v[i].key, c->merged) != 0) {
+            if ((rc = s3_delete(c->m.c, c->idxs.v[i].key)) == FKS_ENOTFOUND)
+                rc = 0;
+            c->st->indexes_merged++;
+        }
+    return rc;
+}
+
+/* Steps 3 and 4: deletes the packs of rule G3, then the marks that served
+** (older than I, N excepted). */
+static int gc_delete_packs_marks(struct gc *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->packs.n && rc == 0; i++)
+        if (c->packs.v[i].del && (rc = s3_delete(c->m.c, c->packs.v[i].key)) == FKS_ENOTFOUND)
+            rc = 0;
+    for (size_t i = 0; i < c->marks.n && rc == 0; i++)
+        if (c->marks.v[i].mtime <= c->T - c->I && strcmp(c->marks.v[i].key, c->newmarks) != 0) {
+            if ((rc = s3_delete(c->m.c, c->marks.v[i].key)) == FKS_ENOTFOUND)
+                rc = 0;
+            c->st->marks_deleted++;
+        }
+    return rc;
+}
+
+/* Releases gc/lock if the run took it (its error, if the run had none, is
+** the run's), then frees what the run read; rc: the run's result so far. */
+static int gc_end(struct gc *c, int rc)
+{
+    if (c->locked) {
+        int r2 = s3_delete(c->m.c, c->lockkey);
+        if (rc == 0 && r2 && r2 != FKS_ENOTFOUND)
+            rc = r2;
+    }
+    for (size_t i = 0; i < c->marks.n && c->mraw; i++)
+        free(c->mraw[i]);
+    free(c->mraw);
+    free(c->msha);
+    free(c->mn);
+    olist_free(&c->marks);
+    olist_free(&c->idxs);
+    olist_free(&c->packs);
+    lineage_free(&c->g);
+    free(c->refs.h);
+    idx_free(&c->gi.pt);
+    free(c->gi.v);
+    idx_free(&c->mg);
+    return rc;
+}
+
 int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, const fks_remote_gc_opts *o)
 {
     fks_remote_gc_stats z;
@@ -2688,244 +2969,75 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
     int64_t I = o && o->interval_ms > 0 ? o->interval_ms : GC_INTERVAL_MS;
     int64_t A = o && o->min_age_ms > 0 ? o->min_age_ms : GC_MIN_AGE_MS;
     int64_t L = o && o->lag_ms > 0 ? o->lag_ms : GC_LAG_MS;
-    int dry = o && o->dry_run;
     st->interval_ms = I;
     st->min_age_ms = A;
     st->lag_ms = L;
     if (I < 2 * L)
         return fks__err(FKS_EINVAL, "remote gc: the interval (%lld ms) must be at least twice the listing lag "
                         "(%lld ms): rule G2", (long long)I, (long long)L);
-    struct rem m;
-    struct olist marks = {0}, idxs = {0}, packs = {0};
-    struct lineage g = {0};
-    struct pendset refs = {0};
-    struct gcidx gi = {0};
-    struct index mg = {0};
-    uint8_t **msha = NULL;       /* per marks object: its packs (borrowed from mraw) */
-    size_t *mn = NULL;
-    uint8_t **mraw = NULL;
-    char lockkey[700] = "", newmarks[700] = "", merged[700] = "";
-    int locked = 0;
-    int rc = rem_open(&m, s, remote);
+    struct gc c = {0};
+    c.st = st;
+    c.I = I;
+    c.A = A;
+    c.L = L;
+    c.dry = o && o->dry_run;
+    int rc = rem_open(&c.m, s, remote);
     if (rc == 0)
-        rc = key_of(lockkey, sizeof lockkey, &m, "gc/", "lock", "");
-    /* Rule G1: one gc at a time per bucket (pushers take no lock). */
-    if (rc == 0 && !dry) {
-        char body[300];
-        char host[128] = "";
-        gethostname(host, sizeof host - 1);
-        snprintf(body, sizeof body, "{\"host\":\"%.100s\",\"pid\":%ld,\"started_ms\":%lld}\n", host,
-                 (long)getpid(), (long long)fks__wall_ms());
-        rc = s3_put_new(m.c, lockkey, body, strlen(body), NULL);
-        if (rc == FKS_EEXIST && o && o->break_lock) {
-            if ((rc = s3_delete(m.c, lockkey)) == 0)
-                rc = s3_put_new(m.c, lockkey, body, strlen(body), NULL);
-        }
-        if (rc == FKS_EEXIST)
-            rc = fks__err(FKS_ELOCKED, "remote %s: another remote gc holds %s; if none is running (it was "
-                          "killed), break the lock", m.r.name, lockkey);
-        locked = rc == 0;
-    }
-    /* T: the server's clock at the start, before any listing. */
-    int64_t T = 0;
-    if (rc == 0) {
-        if (dry && (rc = s3_head(NULL, m.c, lockkey)) == FKS_ENOTFOUND)
-            rc = 0;
-        if (rc == 0 && (T = s3_server_ms(m.c)) <= 0)
-            rc = fks__err(FKS_EIO, "remote %s: the server's answers carry no Date: gc needs its clock", m.r.name);
-    }
-    st->server_ms = T;
+        rc = key_of(c.lockkey, sizeof c.lockkey, &c.m, "gc/", "lock", "");
+    if (rc == 0 && !c.dry)
+        rc = gc_lock(&c, o);
+    if (rc == 0)
+        rc = gc_clock(&c);
+    st->server_ms = c.T;
     /* Marks, then manifests, then indexes, then packs (design: gc). */
     if (rc == 0)
-        rc = list_objs(&marks, &m, "gc/", ".marks");
-    if (rc == 0 && marks.n && (!(msha = calloc(marks.n, sizeof *msha)) || !(mn = calloc(marks.n, sizeof *mn)) ||
-                               !(mraw = calloc(marks.n, sizeof *mraw))))
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < marks.n && rc == 0; i++) {
-        size_t len;
-        int64_t t;
-        const uint8_t (*p)[32] = NULL;
-        if ((rc = marks_get(&mraw[i], &len, &m, marks.v[i].key)) == FKS_ENOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        if (rc == 0 && (rc = marks_parse(&t, &p, &mn[i], mraw[i], len, marks.v[i].key)) == 0)
-            msha[i] = (uint8_t *)p;
-    }
+        rc = gc_read_marks(&c);
     if (rc == 0)
-        rc = scan_manifests(&g, &refs, &m);
-    st->manifests = g.n;
-    for (size_t i = 0; i < g.n && rc == 0; i++)
-        if (g.parent[i][0] && lineage_find(&g, g.parent[i]) < 0)
-            rc = fks__err(FKS_ECORRUPT, "remote %s: snapshot %s names parent %s, which has no manifest: gc "
-                          "deletes nothing until a store that has %s pushes %s again", m.r.name, g.tag[i],
-                          g.parent[i], g.parent[i], g.tag[i]);
+        rc = scan_manifests(&c.g, &c.refs, &c.m);
+    st->manifests = c.g.n;
     if (rc == 0)
-        rc = list_objs(&idxs, &m, "index/", ".idx");
-    for (size_t i = 0; i < idxs.n && rc == 0; i++) {
-        uint8_t *b = NULL, sha[32];
-        size_t len;
-        if ((rc = s3_get(&b, &len, m.c, idxs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
-            idxs.v[i].del = 2;   /* gone: neither merged nor deleted */
-            rc = 0;
-            continue;
-        }
-        if (rc == 0) {
-            s3_sha256(sha, b, len);
-            rc = memcmp(sha, idxs.v[i].sha, 32)
-                     ? fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)",
-                                idxs.v[i].key)
-                     : unseal(&m, IDX_MAGIC, "index", idxs.v[i].key, &b, &len);
-            if (rc == 0)
-                rc = gcidx_add(&gi, &m, b, len, idxs.v[i].key, idxs.v[i].mtime);
-        }
-        free(b);
-    }
-    st->indexes = idxs.n;
+        rc = gc_check_parents(&c);
     if (rc == 0)
-        rc = list_objs(&packs, &m, "packs/", ".pack");
-    st->packs = packs.n;
+        rc = gc_read_indexes(&c);
+    st->indexes = c.idxs.n;
+    if (rc == 0)
+        rc = list_objs(&c.packs, &c.m, "packs/", ".pack");
+    st->packs = c.packs.n;
     if (rc)
         goto out;
-    /* Referenced: a pack holding a page some manifest lists (under any
-    ** index entry: a page in two packs keeps both). */
-    for (size_t i = 0; i < gi.n; i++)
-        if (pend_has(&refs, gi.v[i].l.hash)) {
-            struct obj *p = obj_find(&packs, gi.pt.packs[gi.v[i].l.pack].sha);
-            if (p && !p->ref) {
-                p->ref = 1;
-                st->packs_referenced++;
-            }
-        }
-    /* Rule G3: deleted only if marked by a run at least I ago, not written
-    ** since that mark, older than A, and unreferenced now. */
-    for (size_t i = 0; i < marks.n; i++)
-        if (marks.v[i].mtime <= T - I)
-            for (size_t k = 0; k < mn[i]; k++) {
-                struct obj *p = obj_find(&packs, msha[i] + 32 * k);
-                if (p && marks.v[i].mtime > p->mark)
-                    p->mark = marks.v[i].mtime;
-            }
-    size_t ncand = 0;
-    for (size_t i = 0; i < packs.n; i++) {
-        struct obj *p = &packs.v[i];
-        if (p->ref)
-            continue;
-        if (p->mark && p->mtime <= p->mark && p->mtime <= T - A) {
-            p->del = 1;
-            st->packs_deleted++;
-            st->bytes_deleted += p->size;
-        } else {
-            ncand++;
-        }
-    }
+    gc_referenced(&c);
+    size_t ncand = gc_select(&c);
     st->packs_marked = ncand;
-    if (dry)
+    if (c.dry)
         goto out;
-    /* 1. The new marks: every unreferenced pack, those deleted now too
-    ** (rule G4: a pusher that missed the old mark sees this one). */
-    if (ncand + st->packs_deleted) {
-        struct buf b = {0};
-        buf_add(&b, MARK_MAGIC, 8);
-        buf_u64(&b, (uint64_t)T);
-        buf_u32(&b, (uint32_t)(ncand + st->packs_deleted));
-        buf_u32(&b, 0);
-        for (size_t i = 0; i < packs.n; i++)
-            if (!packs.v[i].ref)
-                buf_add(&b, packs.v[i].sha, 32);
-        uint8_t sha[32];
-        char hx[65];
-        rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory") : 0;
-        if (rc == 0) {
-            s3_sha256(sha, b.b, b.len);
-            hex32(hx, sha);
-            if ((rc = key_of(newmarks, sizeof newmarks, &m, "gc/", hx, ".marks")) == 0)
-                rc = s3_put(m.c, newmarks, b.b, b.len, hx);
-        }
-        free(b.b);
-    }
-    /* 2. One index for all the indexes read (rule G4): entries of packs
-    ** deleted now, or gone though named by an index older than the lag,
-    ** are left out; then the indexes it covers are deleted. */
+    /* 1. The new marks; 2. one index for all the indexes read, then the
+    ** indexes it covers are deleted; 3. the packs; 4. the old marks. */
+    rc = gc_put_marks(&c, ncand);
     size_t nread = 0;
-    for (size_t i = 0; i < idxs.n; i++)
-        nread += idxs.v[i].del != 2;
-    for (int pass = 0; pass < 2 && rc == 0 && nread; pass++)
-        for (size_t i = 0; i < gi.n && rc == 0; i++) {
-            const struct gent *e = &gi.v[i];
-            if (!gi.pt.packs || e->l.pack >= gi.pt.npacks) {
-                rc = fks__err(FKS_ECORRUPT, "remote gc: an index entry names pack %u of %zu", (unsigned)e->l.pack,
-                              (size_t)gi.pt.npacks);
-                break;
-            }
-            const struct pack *pk = &gi.pt.packs[e->l.pack];
-            const struct obj *p = obj_find(&packs, pk->sha);
-            if (pass == 0 ? !p || p->del : p || e->imtime <= T - L || idx_find(&mg, e->l.hash))
-                continue;
-            if (idx_find(&mg, e->l.hash))
-                continue;
-            struct loc l = e->l;
-            if ((rc = idx_add_pack(&l.pack, &mg, pk->sha, pk->size)) == 0)
-                rc = idx_add(&mg, &l);
-        }
-    int merge = rc == 0 && nread && (nread > 1 || mg.n != gi.n);
-    if (merge && mg.n) {
+    for (size_t i = 0; i < c.idxs.n; i++)
+        nread += c.idxs.v[i].del != 2;
+    if (rc == 0 && nread)
+        rc = gc_merge_entries(&c);
+    int merge = rc == 0 && nread && (nread > 1 || c.mg.n != c.gi.n);
+    if (merge && c.mg.n) {
         struct buf b = {0};
-        index_encode(&b, &mg, 0, 0);
-        rc = index_put(&m, &b, merged);
+        index_encode(&b, &c.mg, 0, 0);
+        rc = index_put(&c.m, &b, c.merged);
         free(b.b);
     }
-    st->index_entries = mg.n;
-    /* Nothing is deleted until what was written is in every listing. */
-    int marks_old = 0;
-    for (size_t i = 0; i < marks.n; i++)
-        marks_old |= marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0;
-    if (rc == 0 && (merge || st->packs_deleted || marks_old)) {
-        struct timespec ts = {(time_t)(L / 1000), (long)(L % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) && errno == EINTR)
-            ;
-    }
-    if (merge) {
-        for (size_t i = 0; i < idxs.n && rc == 0; i++)
-            if (idxs.v[i].del != 2 && strcmp(idxs.v[i].key, merged) != 0) {
-                if ((rc = s3_delete(m.c, idxs.v[i].key)) == FKS_ENOTFOUND)
-                    rc = 0;
-                st->indexes_merged++;
-            }
-    }
-    /* 3. The packs, 4. the marks that served (older than I). */
-    for (size_t i = 0; i < packs.n && rc == 0; i++)
-        if (packs.v[i].del && (rc = s3_delete(m.c, packs.v[i].key)) == FKS_ENOTFOUND)
-            rc = 0;
-    for (size_t i = 0; i < marks.n && rc == 0; i++)
-        if (marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0) {
-            if ((rc = s3_delete(m.c, marks.v[i].key)) == FKS_ENOTFOUND)
-                rc = 0;
-            st->marks_deleted++;
-        }
+    st->index_entries = c.mg.n;
+    if (rc == 0)
+        gc_wait_lag(&c, merge);
+    if (merge && rc == 0)
+        rc = gc_delete_indexes(&c);
+    if (rc == 0)
+        rc = gc_delete_packs_marks(&c);
 out:
-    if (locked) {
-        int r2 = s3_delete(m.c, lockkey);
-        if (rc == 0 && r2 && r2 != FKS_ENOTFOUND)
-            rc = r2;
-    }
-    for (size_t i = 0; i < marks.n && mraw; i++)
-        free(mraw[i]);
-    free(mraw);
-    free(msha);
-    free(mn);
-    olist_free(&marks);
-    olist_free(&idxs);
-    olist_free(&packs);
-    lineage_free(&g);
-    free(refs.h);
-    idx_free(&gi.pt);
-    free(gi.v);
-    idx_free(&mg);
+    rc = gc_end(&c, rc);
     if (rc)
-        fks__errctx(rc, "remote gc of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+        fks__errctx(rc, "remote gc of %s", c.m.r.name[0] ? c.m.r.name : remote ? remote : "");
     fks_remote_stats rs;
-    rem_close(&m, &rs);
+    rem_close(&c.m, &rs);
     st->requests = rs.requests;
     st->bytes_down = rs.bytes_down;
     st->seconds = rs.seconds;
