@@ -3264,158 +3264,200 @@ static int cmp_locp_pack(const void *a, const void *b)
     return x->pack != y->pack ? (x->pack < y->pack ? -1 : 1) : (x->off < y->off ? -1 : x->off > y->off);
 }
 
-int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
-                      fks_progress_fn progress, void *progress_arg)
-{
-    *out = NULL;
-    fks_remote_verify_report *r = calloc(1, sizeof *r);
-    if (!r)
-        return fks__err(FKS_ENOMEM, "out of memory");
+/* One remote verify run: its remote, what it listed and read. */
+struct vr {
     struct rem m;
-    struct olist idxs = {0}, packs = {0};
-    fks__progress pg;              /* util.h: the one reporter */
-    fks__progress_init(&pg, progress, progress_arg, 0);
-    struct raw {
+    fks_remote_verify_report *r;
+    struct olist idxs, packs;
+    fks__progress pg;            /* util.h: the one reporter */
+    struct vraw {                /* one manifest read */
         uint8_t *b;
         size_t len;
         char *key;
         char tag[129], parent[129];
         int state;               /* 0 to decode, 1 decoded, 2 bad */
         struct snapmap map;
-    } *raw = NULL;
-    size_t nraw = 0;
-    const struct loc **ls = NULL;
-    uint8_t *badpack = NULL;     /* per pack of m.idx: 1 if bad or missing */
-    struct keylist ml = {0};
-    int rc = rem_open(&m, s, remote);
-    /* Indexes: each checked against its name, parsed into m.idx. */
-    if (rc == 0)
-        rc = list_objs(&idxs, &m, "index/", ".idx");
-    r->indexes = idxs.n;
-    for (size_t i = 0; i < idxs.n && rc == 0; i++) {
+    } *raw;
+    size_t nraw;
+    const struct loc **ls;       /* m.idx's entries by pack, then offset */
+    uint8_t *badpack;            /* per pack of m.idx: 1 if bad or missing */
+    struct keylist ml;
+};
+
+/* Indexes: lists them and reads each one, checked against its name, into
+** m.idx (one merged by a gc since the listing is skipped). */
+static int vr_indexes(struct vr *v)
+{
+    fks_remote_verify_report *r = v->r;
+    int rc = list_objs(&v->idxs, &v->m, "index/", ".idx");
+    r->indexes = v->idxs.n;
+    for (size_t i = 0; i < v->idxs.n && rc == 0; i++) {
+        const struct obj *x = &v->idxs.v[i];
         uint8_t *b = NULL, sha[32];
         size_t len;
-        if ((rc = s3_get(&b, &len, m.c, idxs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+        if ((rc = s3_get(&b, &len, v->m.c, x->key, 0, 0)) == FKS_ENOTFOUND) {
             rc = 0;               /* merged by a gc since the listing */
             continue;
         }
         if (rc)
             break;
         s3_sha256(sha, b, len);
-        int bad = memcmp(sha, idxs.v[i].sha, 32) != 0, u = 0;
+        int bad = memcmp(sha, x->sha, 32) != 0, u = 0;
         if (bad)
-            vr_problem(r, "index %s: its content does not match its name (SHA-256)", idxs.v[i].key);
-        else if ((u = unseal(&m, IDX_MAGIC, "index", idxs.v[i].key, &b, &len)) == FKS_EINVAL) {
+            vr_problem(r, "index %s: its content does not match its name (SHA-256)", x->key);
+        else if ((u = unseal(&v->m, IDX_MAGIC, "index", x->key, &b, &len)) == FKS_EINVAL) {
             free(b);
             rc = u;               /* a wrong key: nothing to verify with it */
             break;
-        } else if (u || index_parse(&m.idx, b, len, idxs.v[i].key, &m)) {
+        } else if (u || index_parse(&v->m.idx, b, len, x->key, &v->m)) {
             vr_problem(r, "%s", fks_errmsg());
             bad = 1;
         }
         r->bad_indexes += (uint64_t)bad;
         free(b);
     }
-    if (rc == 0)
-        rc = list_objs(&packs, &m, "packs/", ".pack");
-    r->packs = packs.n;
-    if (rc == 0 && !(badpack = calloc(m.idx.npacks + 1, 1)))
+    return rc;
+}
+
+/* Lists the packs; a pack the indexes name is missing (badpack 2: a
+** problem only if a manifest needs it) or has another size (1). */
+static int vr_pack_sizes(struct vr *v)
+{
+    const struct index *x = &v->m.idx;
+    int rc = list_objs(&v->packs, &v->m, "packs/", ".pack");
+    v->r->packs = v->packs.n;
+    if (rc == 0 && !(v->badpack = calloc(x->npacks + 1, 1)))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < m.idx.npacks && rc == 0; i++) {
-        const struct obj *p = obj_find(&packs, m.idx.packs[i].sha);
+    for (size_t i = 0; i < x->npacks && rc == 0; i++) {
+        const struct obj *p = obj_find(&v->packs, x->packs[i].sha);
         char hx[65];
-        hex32(hx, m.idx.packs[i].sha);
+        hex32(hx, x->packs[i].sha);
         if (!p) {
-            badpack[i] = 2;       /* a problem only if a manifest needs it */
-        } else if (p->size != m.idx.packs[i].size) {
-            vr_problem(r, "pack %s: %llu bytes, the index says %llu", p->key, (unsigned long long)p->size,
-                       (unsigned long long)m.idx.packs[i].size);
-            badpack[i] = 1;
+            v->badpack[i] = 2;
+        } else if (p->size != x->packs[i].size) {
+            vr_problem(v->r, "pack %s: %llu bytes, the index says %llu", p->key, (unsigned long long)p->size,
+                       (unsigned long long)x->packs[i].size);
+            v->badpack[i] = 1;
         }
     }
-    /* Packs read back: every index entry in them is checked as well. */
-    if (rc == 0 && m.idx.n && !(ls = malloc(m.idx.n * sizeof *ls)))
+    return rc;
+}
+
+/* v->ls: every index entry, by pack then offset, so that a pack read back
+** finds its entries in one run. */
+static int vr_sort_locs(struct vr *v)
+{
+    const struct index *x = &v->m.idx;
+    int rc = 0;
+    if (x->n && !(v->ls = malloc(x->n * sizeof *v->ls)))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < m.idx.n && rc == 0; i++)
-        ls[i] = &m.idx.v[i];
-    if (rc == 0 && m.idx.n)
-        qsort(ls, m.idx.n, sizeof *ls, cmp_locp_pack);
+    for (size_t i = 0; i < x->n && rc == 0; i++)
+        v->ls[i] = &x->v[i];
+    if (rc == 0 && x->n)
+        qsort(v->ls, x->n, sizeof *v->ls, cmp_locp_pack);
+    return rc;
+}
+
+/* The number in m.idx of pack sha (UINT32_MAX: no index names it), and its
+** entries' run in v->ls: *first, *cnt. */
+static uint32_t vr_pack_entries(const struct vr *v, const uint8_t sha[32], size_t *first, size_t *cnt)
+{
+    const struct index *x = &v->m.idx;
+    uint32_t no = UINT32_MAX;
+    for (size_t k = 0; k < x->npacks && no == UINT32_MAX; k++)
+        if (memcmp(x->packs[k].sha, sha, 32) == 0)
+            no = (uint32_t)k;
+    *first = 0;
+    *cnt = 0;
+    if (no != UINT32_MAX) {
+        size_t lo = 0, hi = x->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (v->ls[mid]->pack < no)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        *first = lo;
+        while (*first + *cnt < x->n && v->ls[*first + *cnt]->pack == no)
+            (*cnt)++;
+    }
+    return no;
+}
+
+/* Packs read back (sample_pct of them, picked at random; progress: their
+** bytes), each checked with every index entry in it (verify_pack). */
+static int vr_read_packs(struct vr *v, double sample_pct)
+{
+    int rc = 0;
     unsigned seed = (unsigned)(fks__wall_ms() ^ (int64_t)getpid());
-    char *pick = rc ? NULL : calloc(packs.n + 1, 1);
-    if (rc == 0 && !pick)
+    char *pick = calloc(v->packs.n + 1, 1);
+    if (!pick)
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < packs.n && rc == 0; i++)
-        if ((pick[i] = (char)(sample_pct >= 100 || (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct)))
-            fks__progress_total(&pg, packs.v[i].size);
-    for (size_t i = 0; i < packs.n && rc == 0; i++) {
+    for (size_t i = 0; i < v->packs.n && rc == 0; i++)
+        if ((pick[i] = (char)(sample_pct >= 100 ||
+                              (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct)))
+            fks__progress_total(&v->pg, v->packs.v[i].size);
+    for (size_t i = 0; i < v->packs.n && rc == 0; i++) {
         if (!pick[i])
             continue;
         uint8_t *b = NULL;
         size_t len;
-        if ((rc = s3_get(&b, &len, m.c, packs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+        if ((rc = s3_get(&b, &len, v->m.c, v->packs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
             rc = 0;               /* deleted by a gc since the listing */
             continue;
         }
         if (rc)
             break;
-        r->packs_checked++;
-        uint32_t no = UINT32_MAX;
-        for (size_t k = 0; k < m.idx.npacks && no == UINT32_MAX; k++)
-            if (memcmp(m.idx.packs[k].sha, packs.v[i].sha, 32) == 0)
-                no = (uint32_t)k;
-        size_t first = 0, cnt = 0;
-        if (no != UINT32_MAX) {
-            size_t lo = 0, hi = m.idx.n;
-            while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                if (ls[mid]->pack < no)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            first = lo;
-            while (first + cnt < m.idx.n && ls[first + cnt]->pack == no)
-                cnt++;
-        }
-        if (verify_pack(r, &m, &packs.v[i], b, len, ls + first, cnt)) {
-            r->bad_packs++;
+        v->r->packs_checked++;
+        size_t first, cnt;
+        uint32_t no = vr_pack_entries(v, v->packs.v[i].sha, &first, &cnt);
+        if (verify_pack(v->r, &v->m, &v->packs.v[i], b, len, v->ls + first, cnt)) {
+            v->r->bad_packs++;
             if (no != UINT32_MAX)
-                badpack[no] = 1;
+                v->badpack[no] = 1;
         }
-        fks__progress_add(&pg, len);
+        fks__progress_add(&v->pg, len);
         free(b);
     }
     free(pick);
-    /* Manifests: decoded root first; every page reachable. */
+    return rc;
+}
+
+/* Manifests: lists them and reads each one's header (its tag and parent)
+** into v->raw (one pruned since the listing is skipped; a bad one is state 2). */
+static int vr_read_manifests(struct vr *v)
+{
     char pre[600];
-    if (rc == 0 && (rc = fks__path(pre, sizeof pre, "%ssnapshots/", m.pfx)) == 0)
-        rc = s3_list(m.c, pre, collect, &ml);
-    if (rc == 0 && ml.n && !(raw = calloc(ml.n, sizeof *raw)))
+    int rc = fks__path(pre, sizeof pre, "%ssnapshots/", v->m.pfx);
+    if (rc == 0)
+        rc = s3_list(v->m.c, pre, collect, &v->ml);
+    if (rc == 0 && v->ml.n && !(v->raw = calloc(v->ml.n, sizeof *v->raw)))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < ml.n && rc == 0; i++) {
-        size_t kl = strlen(ml.k[i]);
-        if (kl < 9 || strcmp(ml.k[i] + kl - 9, ".manifest") != 0)
+    for (size_t i = 0; i < v->ml.n && rc == 0; i++) {
+        size_t kl = strlen(v->ml.k[i]);
+        if (kl < 9 || strcmp(v->ml.k[i] + kl - 9, ".manifest") != 0)
             continue;
-        struct raw *w = &raw[nraw];
-        if ((rc = s3_get(&w->b, &w->len, m.c, ml.k[i], 0, 0)) == FKS_ENOTFOUND) {
+        struct vraw *w = &v->raw[v->nraw];
+        if ((rc = s3_get(&w->b, &w->len, v->m.c, v->ml.k[i], 0, 0)) == FKS_ENOTFOUND) {
             rc = 0;               /* pruned since the listing */
             continue;
         }
         if (rc)
             break;
-        w->key = ml.k[i];
-        nraw++;
+        w->key = v->ml.k[i];
+        v->nraw++;
         json_object *j;
         const uint8_t *body;
-        int u = unseal(&m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len);
+        int u = unseal(&v->m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len);
         if (u == FKS_EINVAL) {
             rc = u;               /* a wrong key: nothing to verify with it */
             break;
         }
         if (u || manifest_header(&j, &body, w->b, w->len, w->key)) {
-            vr_problem(r, "%s", fks_errmsg());
+            vr_problem(v->r, "%s", fks_errmsg());
             w->state = 2;
-            r->bad_manifests++;
+            v->r->bad_manifests++;
             continue;
         }
         const char *t = jstr(j, "tag"), *par = jstr(j, "parent");
@@ -3423,17 +3465,24 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         snprintf(w->parent, sizeof w->parent, "%s", par ? par : "");
         json_object_put(j);
     }
-    r->manifests = nraw;
-    for (int progress_made = 1; progress_made && rc == 0;) {
+    return rc;
+}
+
+/* Decodes the manifests' page maps, root first (a delta map needs its
+** parent's); one whose parent is missing or bad is bad. A cycle is left at 0. */
+static void vr_decode_manifests(struct vr *v)
+{
+    fks_remote_verify_report *r = v->r;
+    for (int progress_made = 1; progress_made;) {
         progress_made = 0;
-        for (size_t i = 0; i < nraw; i++) {
-            struct raw *w = &raw[i];
+        for (size_t i = 0; i < v->nraw; i++) {
+            struct vraw *w = &v->raw[i];
             if (w->state)
                 continue;
-            struct raw *pw = NULL;
-            for (size_t k = 0; k < nraw && w->parent[0] && !pw; k++)
-                if (strcmp(raw[k].tag, w->parent) == 0)
-                    pw = &raw[k];
+            struct vraw *pw = NULL;
+            for (size_t k = 0; k < v->nraw && w->parent[0] && !pw; k++)
+                if (strcmp(v->raw[k].tag, w->parent) == 0)
+                    pw = &v->raw[k];
             if (w->parent[0] && pw && pw->state == 0)
                 continue;         /* its parent first */
             progress_made = 1;
@@ -3456,61 +3505,103 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
             w->state = 1;
         }
     }
-    for (size_t i = 0; i < nraw && rc == 0; i++) {
-        struct raw *w = &raw[i];
+}
+
+/* Every page of decoded manifest w: reachable (in a good pack), damaged
+** (in a bad one) or lost (in no pack the bucket holds: the first one and
+** the count are problems); a snapshot with either is affected. */
+static void vr_reachable(struct vr *v, const struct vraw *w)
+{
+    fks_remote_verify_report *r = v->r;
+    uint64_t lost = 0, damaged = 0;
+    for (size_t a = 0; a < w->map.nart; a++)
+        for (size_t k = 0; k < w->map.art[a].n; k++) {
+            const struct mpage *pgp = &w->map.art[a].p[k];
+            const struct loc *l = rem_find(&v->m, pgp->hash);
+            if (!l || v->badpack[l->pack] == 2) {
+                if (!lost++) {
+                    char hx[33];
+                    fks__hex16(hx, pgp->hash);
+                    vr_problem(r, "snapshot %s: %s page %llu (%s) is in no %s", w->tag, w->map.art[a].name,
+                               (unsigned long long)pgp->pgno, hx,
+                               l ? "pack the bucket holds (its pack is missing)" : "pack any index names");
+                }
+            } else if (v->badpack[l->pack] == 1) {
+                damaged++;
+            } else {
+                r->pages_reachable++;
+            }
+        }
+    r->unreachable_pages += lost;
+    if (lost > 1)
+        vr_problem(r, "snapshot %s: %llu pages unreachable in all", w->tag, (unsigned long long)lost);
+    if (lost || damaged)
+        vr_affected(r, w->tag);
+}
+
+/* Frees what the run read (not v->r) and closes the remote, its totals
+** into the report. */
+static void vr_end(struct vr *v)
+{
+    for (size_t i = 0; i < v->nraw; i++) {
+        free(v->raw[i].b);
+        snapmap_free(&v->raw[i].map);
+    }
+    free(v->raw);
+    keylist_free(&v->ml);
+    free(v->ls);
+    free(v->badpack);
+    olist_free(&v->idxs);
+    olist_free(&v->packs);
+    fks_remote_stats rs;
+    rem_close(&v->m, &rs);
+    v->r->bytes_down = rs.bytes_down;
+    v->r->requests = rs.requests;
+    v->r->seconds = rs.seconds;
+}
+
+int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
+                      fks_progress_fn progress, void *progress_arg)
+{
+    *out = NULL;
+    fks_remote_verify_report *r = calloc(1, sizeof *r);
+    if (!r)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    struct vr v = {0};
+    v.r = r;
+    fks__progress_init(&v.pg, progress, progress_arg, 0);
+    int rc = rem_open(&v.m, s, remote);
+    /* Indexes, packs (sizes, then read back), manifests: decoded root
+    ** first, then every page reachable. */
+    if (rc == 0)
+        rc = vr_indexes(&v);
+    if (rc == 0)
+        rc = vr_pack_sizes(&v);
+    if (rc == 0)
+        rc = vr_sort_locs(&v);
+    if (rc == 0)
+        rc = vr_read_packs(&v, sample_pct);
+    if (rc == 0)
+        rc = vr_read_manifests(&v);
+    r->manifests = v.nraw;
+    if (rc == 0)
+        vr_decode_manifests(&v);
+    for (size_t i = 0; i < v.nraw && rc == 0; i++) {
+        const struct vraw *w = &v.raw[i];
         if (w->state == 0) {      /* left: a lineage cycle */
             vr_problem(r, "manifest %s: its lineage has a cycle through %s", w->key, w->parent);
             r->bad_manifests++;
             vr_affected(r, w->tag);
-            continue;
+        } else if (w->state == 1) {
+            vr_reachable(&v, w);
         }
-        if (w->state != 1)
-            continue;
-        uint64_t lost = 0, damaged = 0;
-        for (size_t a = 0; a < w->map.nart; a++)
-            for (size_t k = 0; k < w->map.art[a].n; k++) {
-                const struct mpage *pgp = &w->map.art[a].p[k];
-                const struct loc *l = rem_find(&m, pgp->hash);
-                if (!l || badpack[l->pack] == 2) {
-                    if (!lost++) {
-                        char hx[33];
-                        fks__hex16(hx, pgp->hash);
-                        vr_problem(r, "snapshot %s: %s page %llu (%s) is in no %s", w->tag, w->map.art[a].name,
-                                   (unsigned long long)pgp->pgno, hx,
-                                   l ? "pack the bucket holds (its pack is missing)" : "pack any index names");
-                    }
-                } else if (badpack[l->pack] == 1) {
-                    damaged++;
-                } else {
-                    r->pages_reachable++;
-                }
-            }
-        r->unreachable_pages += lost;
-        if (lost > 1)
-            vr_problem(r, "snapshot %s: %llu pages unreachable in all", w->tag, (unsigned long long)lost);
-        if (lost || damaged)
-            vr_affected(r, w->tag);
     }
     if (rc == 0)
-        fks__progress_end(&pg);
-    for (size_t i = 0; i < nraw; i++) {
-        free(raw[i].b);
-        snapmap_free(&raw[i].map);
-    }
-    free(raw);
-    keylist_free(&ml);
-    free(ls);
-    free(badpack);
-    olist_free(&idxs);
-    olist_free(&packs);
-    fks_remote_stats rs;
-    rem_close(&m, &rs);
-    r->bytes_down = rs.bytes_down;
-    r->requests = rs.requests;
-    r->seconds = rs.seconds;
+        fks__progress_end(&v.pg);
+    vr_end(&v);
     if (rc) {
         fks_remote_verify_free(r);
-        return fks__errctx(rc, "remote verify of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+        return fks__errctx(rc, "remote verify of %s", v.m.r.name[0] ? v.m.r.name : remote ? remote : "");
     }
     *out = r;
     return 0;
