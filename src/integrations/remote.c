@@ -2679,6 +2679,287 @@ static int gcidx_add(struct gcidx *g, const struct rem *m, const uint8_t *b, siz
 #define GC_MIN_AGE_MS (2 * 3600 * 1000LL)
 #define GC_LAG_MS (60 * 1000LL)
 
+/* One remote gc run: its remote, what it listed and read, and what it wrote. */
+struct gc {
+    struct rem m;
+    fks_remote_gc_stats *st;
+    int64_t I, A, L, T;          /* the margins (design: remote gc), the start's server time */
+    int dry, locked;
+    struct olist marks, idxs, packs;
+    struct lineage g;
+    struct pendset refs;
+    struct gcidx gi;
+    struct index mg;
+    uint8_t **msha;              /* per marks object: its packs (borrowed from mraw) */
+    size_t *mn;
+    uint8_t **mraw;
+    char lockkey[700], newmarks[700], merged[700];
+};
+
+/* Rule G1: creates gc/lock (If-None-Match), or with o->break_lock deletes a
+** held one and creates it again; held by another run: FKS_ELOCKED. */
+static int gc_lock(struct gc *c, const fks_remote_gc_opts *o)
+{
+    char body[300];
+    char host[128] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(body, sizeof body, "{\"host\":\"%.100s\",\"pid\":%ld,\"started_ms\":%lld}\n", host,
+             (long)getpid(), (long long)fks__wall_ms());
+    int rc = s3_put_new(c->m.c, c->lockkey, body, strlen(body), NULL);
+    if (rc == FKS_EEXIST && o && o->break_lock) {
+        if ((rc = s3_delete(c->m.c, c->lockkey)) == 0)
+            rc = s3_put_new(c->m.c, c->lockkey, body, strlen(body), NULL);
+    }
+    if (rc == FKS_EEXIST)
+        rc = fks__err(FKS_ELOCKED, "remote %s: another remote gc holds %s; if none is running (it was "
+                      "killed), break the lock", c->m.r.name, c->lockkey);
+    c->locked = rc == 0;
+    return rc;
+}
+
+/* T: the server's clock at the start, before any listing (a dry run asks
+** with a HEAD of gc/lock, which it does not take). */
+static int gc_clock(struct gc *c)
+{
+    int rc = 0;
+    if (c->dry && (rc = s3_head(NULL, c->m.c, c->lockkey)) == FKS_ENOTFOUND)
+        rc = 0;
+    if (rc == 0 && (c->T = s3_server_ms(c->m.c)) <= 0)
+        rc = fks__err(FKS_EIO, "remote %s: the server's answers carry no Date: gc needs its clock", c->m.r.name);
+    return rc;
+}
+
+/* Rule G2, first: lists the marks objects and reads each one's packs (one
+** deleted since the listing names none). */
+static int gc_read_marks(struct gc *c)
+{
+    int rc = list_objs(&c->marks, &c->m, "gc/", ".marks");
+    if (rc == 0 && c->marks.n && (!(c->msha = calloc(c->marks.n, sizeof *c->msha)) ||
+                                  !(c->mn = calloc(c->marks.n, sizeof *c->mn)) ||
+                                  !(c->mraw = calloc(c->marks.n, sizeof *c->mraw))))
+        rc = fks__err(FKS_ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->marks.n && rc == 0; i++) {
+        size_t len;
+        int64_t t;
+        const uint8_t (*p)[32] = NULL;
+        if ((rc = marks_get(&c->mraw[i], &len, &c->m, c->marks.v[i].key)) == FKS_ENOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc == 0 && (rc = marks_parse(&t, &p, &c->mn[i], c->mraw[i], len, c->marks.v[i].key)) == 0)
+            c->msha[i] = (uint8_t *)p;
+    }
+    return rc;
+}
+
+/* Rule G2: a manifest whose parent has no manifest stops the run before
+** anything is deleted. */
+static int gc_check_parents(const struct gc *c)
+{
+    int rc = 0;
+    const struct lineage *g = &c->g;
+    for (size_t i = 0; i < g->n && rc == 0; i++)
+        if (g->parent[i][0] && lineage_find(g, g->parent[i]) < 0)
+            rc = fks__err(FKS_ECORRUPT, "remote %s: snapshot %s names parent %s, which has no manifest: gc "
+                          "deletes nothing until a store that has %s pushes %s again", c->m.r.name, g->tag[i],
+                          g->parent[i], g->parent[i], g->tag[i]);
+    return rc;
+}
+
+/* Rule G2, third: lists the indexes and reads each one, checked against
+** its name, into c->gi (one deleted since the listing is marked gone). */
+static int gc_read_indexes(struct gc *c)
+{
+    int rc = list_objs(&c->idxs, &c->m, "index/", ".idx");
+    for (size_t i = 0; i < c->idxs.n && rc == 0; i++) {
+        struct obj *x = &c->idxs.v[i];
+        uint8_t *b = NULL, sha[32];
+        size_t len;
+        if ((rc = s3_get(&b, &len, c->m.c, x->key, 0, 0)) == FKS_ENOTFOUND) {
+            x->del = 2;          /* gone: neither merged nor deleted */
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            s3_sha256(sha, b, len);
+            rc = memcmp(sha, x->sha, 32)
+                     ? fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)",
+                                x->key)
+                     : unseal(&c->m, IDX_MAGIC, "index", x->key, &b, &len);
+            if (rc == 0)
+                rc = gcidx_add(&c->gi, &c->m, b, len, x->key, x->mtime);
+        }
+        free(b);
+    }
+    return rc;
+}
+
+/* Referenced: a pack holding a page some manifest lists (under any index
+** entry: a page in two packs keeps both). */
+static void gc_referenced(struct gc *c)
+{
+    for (size_t i = 0; i < c->gi.n; i++)
+        if (pend_has(&c->refs, c->gi.v[i].l.hash)) {
+            struct obj *p = obj_find(&c->packs, c->gi.pt.packs[c->gi.v[i].l.pack].sha);
+            if (p && !p->ref) {
+                p->ref = 1;
+                c->st->packs_referenced++;
+            }
+        }
+}
+
+/* Rule G3: a pack is deleted only if marked by a run at least I ago, not
+** written since that mark, older than A, and unreferenced now. Returns the
+** number of the other unreferenced packs (marked again, kept). */
+static size_t gc_select(struct gc *c)
+{
+    for (size_t i = 0; i < c->marks.n; i++)
+        if (c->marks.v[i].mtime <= c->T - c->I)
+            for (size_t k = 0; k < c->mn[i]; k++) {
+                struct obj *p = obj_find(&c->packs, c->msha[i] + 32 * k);
+                if (p && c->marks.v[i].mtime > p->mark)
+                    p->mark = c->marks.v[i].mtime;
+            }
+    size_t ncand = 0;
+    for (size_t i = 0; i < c->packs.n; i++) {
+        struct obj *p = &c->packs.v[i];
+        if (p->ref)
+            continue;
+        if (p->mark && p->mtime <= p->mark && p->mtime <= c->T - c->A) {
+            p->del = 1;
+            c->st->packs_deleted++;
+            c->st->bytes_deleted += p->size;
+        } else {
+            ncand++;
+        }
+    }
+    return ncand;
+}
+
+/* Step 1, the new marks N (rule G4): every unreferenced pack, those deleted
+** now too (a pusher that missed the old mark sees this one); none: no N. */
+static int gc_put_marks(struct gc *c, size_t ncand)
+{
+    int rc = 0;
+    if (ncand + c->st->packs_deleted) {
+        struct buf b = {0};
+        buf_add(&b, MARK_MAGIC, 8);
+        buf_u64(&b, (uint64_t)c->T);
+        buf_u32(&b, (uint32_t)(ncand + c->st->packs_deleted));
+        buf_u32(&b, 0);
+        for (size_t i = 0; i < c->packs.n; i++)
+            if (!c->packs.v[i].ref)
+                buf_add(&b, c->packs.v[i].sha, 32);
+        uint8_t sha[32];
+        char hx[65];
+        rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory") : 0;
+        if (rc == 0) {
+            s3_sha256(sha, b.b, b.len);
+            hex32(hx, sha);
+            if ((rc = key_of(c->newmarks, sizeof c->newmarks, &c->m, "gc/", hx, ".marks")) == 0)
+                rc = s3_put(c->m.c, c->newmarks, b.b, b.len, hx);
+        }
+        free(b.b);
+    }
+    return rc;
+}
+
+/* Step 2 (rule G4): the merged index c->mg of every entry read, less those
+** of packs deleted now, or gone though named by an index older than T - L. */
+static int gc_merge_entries(struct gc *c)
+{
+    int rc = 0;
+    for (int pass = 0; pass < 2 && rc == 0; pass++)
+        for (size_t i = 0; i < c->gi.n && rc == 0; i++) {
+            const struct gent *e = &c->gi.v[i];
+            if (!c->gi.pt.packs || e->l.pack >= c->gi.pt.npacks) {
+                rc = fks__err(FKS_ECORRUPT, "remote gc: an index entry names pack %u of %zu", (unsigned)e->l.pack,
+                              (size_t)c->gi.pt.npacks);
+                break;
+            }
+            const struct pack *pk = &c->gi.pt.packs[e->l.pack];
+            const struct obj *p = obj_find(&c->packs, pk->sha);
+            if (pass == 0 ? !p || p->del : p || e->imtime <= c->T - c->L || idx_find(&c->mg, e->l.hash))
+                continue;
+            if (idx_find(&c->mg, e->l.hash))
+                continue;
+            struct loc l = e->l;
+            if ((rc = idx_add_pack(&l.pack, &c->mg, pk->sha, pk->size)) == 0)
+                rc = idx_add(&c->mg, &l);
+        }
+    return rc;
+}
+
+/* Nothing is deleted until what was written is in every listing: waits L
+** if anything is to be deleted (merged indexes, packs, old marks). */
+static void gc_wait_lag(const struct gc *c, int merge)
+{
+    int marks_old = 0;
+    for (size_t i = 0; i < c->marks.n; i++)
+        marks_old |= c->marks.v[i].mtime <= c->T - c->I && strcmp(c->marks.v[i].key, c->newmarks) != 0;
+    if (merge || c->st->packs_deleted || marks_old) {
+        struct timespec ts = {(time_t)(c->L / 1000), (long)(c->L % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) && errno == EINTR)
+            ;
+    }
+}
+
+/* Step 2, end: deletes the indexes the merged one covers (not those gone,
+** nor the merged one itself: the same content). */
+static int gc_delete_indexes(struct gc *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->idxs.n && rc == 0; i++)
+        if (c->idxs.v[i].del != 2 && strcmp(c->idxs.v[i].key, c->merged) != 0) {
+            if ((rc = s3_delete(c->m.c, c->idxs.v[i].key)) == FKS_ENOTFOUND)
+                rc = 0;
+            c->st->indexes_merged++;
+        }
+    return rc;
+}
+
+/* Steps 3 and 4: deletes the packs of rule G3, then the marks that served
+** (older than I, N excepted). */
+static int gc_delete_packs_marks(struct gc *c)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->packs.n && rc == 0; i++)
+        if (c->packs.v[i].del && (rc = s3_delete(c->m.c, c->packs.v[i].key)) == FKS_ENOTFOUND)
+            rc = 0;
+    for (size_t i = 0; i < c->marks.n && rc == 0; i++)
+        if (c->marks.v[i].mtime <= c->T - c->I && strcmp(c->marks.v[i].key, c->newmarks) != 0) {
+            if ((rc = s3_delete(c->m.c, c->marks.v[i].key)) == FKS_ENOTFOUND)
+                rc = 0;
+            c->st->marks_deleted++;
+        }
+    return rc;
+}
+
+/* Releases gc/lock if the run took it (its error, if the run had none, is
+** the run's), then frees what the run read; rc: the run's result so far. */
+static int gc_end(struct gc *c, int rc)
+{
+    if (c->locked) {
+        int r2 = s3_delete(c->m.c, c->lockkey);
+        if (rc == 0 && r2 && r2 != FKS_ENOTFOUND)
+            rc = r2;
+    }
+    for (size_t i = 0; i < c->marks.n && c->mraw; i++)
+        free(c->mraw[i]);
+    free(c->mraw);
+    free(c->msha);
+    free(c->mn);
+    olist_free(&c->marks);
+    olist_free(&c->idxs);
+    olist_free(&c->packs);
+    lineage_free(&c->g);
+    free(c->refs.h);
+    idx_free(&c->gi.pt);
+    free(c->gi.v);
+    idx_free(&c->mg);
+    return rc;
+}
+
 int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, const fks_remote_gc_opts *o)
 {
     fks_remote_gc_stats z;
@@ -2688,244 +2969,75 @@ int fks_remote_gc(fks_remote_gc_stats *st, fks_store *s, const char *remote, con
     int64_t I = o && o->interval_ms > 0 ? o->interval_ms : GC_INTERVAL_MS;
     int64_t A = o && o->min_age_ms > 0 ? o->min_age_ms : GC_MIN_AGE_MS;
     int64_t L = o && o->lag_ms > 0 ? o->lag_ms : GC_LAG_MS;
-    int dry = o && o->dry_run;
     st->interval_ms = I;
     st->min_age_ms = A;
     st->lag_ms = L;
     if (I < 2 * L)
         return fks__err(FKS_EINVAL, "remote gc: the interval (%lld ms) must be at least twice the listing lag "
                         "(%lld ms): rule G2", (long long)I, (long long)L);
-    struct rem m;
-    struct olist marks = {0}, idxs = {0}, packs = {0};
-    struct lineage g = {0};
-    struct pendset refs = {0};
-    struct gcidx gi = {0};
-    struct index mg = {0};
-    uint8_t **msha = NULL;       /* per marks object: its packs (borrowed from mraw) */
-    size_t *mn = NULL;
-    uint8_t **mraw = NULL;
-    char lockkey[700] = "", newmarks[700] = "", merged[700] = "";
-    int locked = 0;
-    int rc = rem_open(&m, s, remote);
+    struct gc c = {0};
+    c.st = st;
+    c.I = I;
+    c.A = A;
+    c.L = L;
+    c.dry = o && o->dry_run;
+    int rc = rem_open(&c.m, s, remote);
     if (rc == 0)
-        rc = key_of(lockkey, sizeof lockkey, &m, "gc/", "lock", "");
-    /* Rule G1: one gc at a time per bucket (pushers take no lock). */
-    if (rc == 0 && !dry) {
-        char body[300];
-        char host[128] = "";
-        gethostname(host, sizeof host - 1);
-        snprintf(body, sizeof body, "{\"host\":\"%.100s\",\"pid\":%ld,\"started_ms\":%lld}\n", host,
-                 (long)getpid(), (long long)fks__wall_ms());
-        rc = s3_put_new(m.c, lockkey, body, strlen(body), NULL);
-        if (rc == FKS_EEXIST && o && o->break_lock) {
-            if ((rc = s3_delete(m.c, lockkey)) == 0)
-                rc = s3_put_new(m.c, lockkey, body, strlen(body), NULL);
-        }
-        if (rc == FKS_EEXIST)
-            rc = fks__err(FKS_ELOCKED, "remote %s: another remote gc holds %s; if none is running (it was "
-                          "killed), break the lock", m.r.name, lockkey);
-        locked = rc == 0;
-    }
-    /* T: the server's clock at the start, before any listing. */
-    int64_t T = 0;
-    if (rc == 0) {
-        if (dry && (rc = s3_head(NULL, m.c, lockkey)) == FKS_ENOTFOUND)
-            rc = 0;
-        if (rc == 0 && (T = s3_server_ms(m.c)) <= 0)
-            rc = fks__err(FKS_EIO, "remote %s: the server's answers carry no Date: gc needs its clock", m.r.name);
-    }
-    st->server_ms = T;
+        rc = key_of(c.lockkey, sizeof c.lockkey, &c.m, "gc/", "lock", "");
+    if (rc == 0 && !c.dry)
+        rc = gc_lock(&c, o);
+    if (rc == 0)
+        rc = gc_clock(&c);
+    st->server_ms = c.T;
     /* Marks, then manifests, then indexes, then packs (design: gc). */
     if (rc == 0)
-        rc = list_objs(&marks, &m, "gc/", ".marks");
-    if (rc == 0 && marks.n && (!(msha = calloc(marks.n, sizeof *msha)) || !(mn = calloc(marks.n, sizeof *mn)) ||
-                               !(mraw = calloc(marks.n, sizeof *mraw))))
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < marks.n && rc == 0; i++) {
-        size_t len;
-        int64_t t;
-        const uint8_t (*p)[32] = NULL;
-        if ((rc = marks_get(&mraw[i], &len, &m, marks.v[i].key)) == FKS_ENOTFOUND) {
-            rc = 0;
-            continue;
-        }
-        if (rc == 0 && (rc = marks_parse(&t, &p, &mn[i], mraw[i], len, marks.v[i].key)) == 0)
-            msha[i] = (uint8_t *)p;
-    }
+        rc = gc_read_marks(&c);
     if (rc == 0)
-        rc = scan_manifests(&g, &refs, &m);
-    st->manifests = g.n;
-    for (size_t i = 0; i < g.n && rc == 0; i++)
-        if (g.parent[i][0] && lineage_find(&g, g.parent[i]) < 0)
-            rc = fks__err(FKS_ECORRUPT, "remote %s: snapshot %s names parent %s, which has no manifest: gc "
-                          "deletes nothing until a store that has %s pushes %s again", m.r.name, g.tag[i],
-                          g.parent[i], g.parent[i], g.tag[i]);
+        rc = scan_manifests(&c.g, &c.refs, &c.m);
+    st->manifests = c.g.n;
     if (rc == 0)
-        rc = list_objs(&idxs, &m, "index/", ".idx");
-    for (size_t i = 0; i < idxs.n && rc == 0; i++) {
-        uint8_t *b = NULL, sha[32];
-        size_t len;
-        if ((rc = s3_get(&b, &len, m.c, idxs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
-            idxs.v[i].del = 2;   /* gone: neither merged nor deleted */
-            rc = 0;
-            continue;
-        }
-        if (rc == 0) {
-            s3_sha256(sha, b, len);
-            rc = memcmp(sha, idxs.v[i].sha, 32)
-                     ? fks__err(FKS_ECORRUPT, "remote index %s: its content does not match its name (SHA-256)",
-                                idxs.v[i].key)
-                     : unseal(&m, IDX_MAGIC, "index", idxs.v[i].key, &b, &len);
-            if (rc == 0)
-                rc = gcidx_add(&gi, &m, b, len, idxs.v[i].key, idxs.v[i].mtime);
-        }
-        free(b);
-    }
-    st->indexes = idxs.n;
+        rc = gc_check_parents(&c);
     if (rc == 0)
-        rc = list_objs(&packs, &m, "packs/", ".pack");
-    st->packs = packs.n;
+        rc = gc_read_indexes(&c);
+    st->indexes = c.idxs.n;
+    if (rc == 0)
+        rc = list_objs(&c.packs, &c.m, "packs/", ".pack");
+    st->packs = c.packs.n;
     if (rc)
         goto out;
-    /* Referenced: a pack holding a page some manifest lists (under any
-    ** index entry: a page in two packs keeps both). */
-    for (size_t i = 0; i < gi.n; i++)
-        if (pend_has(&refs, gi.v[i].l.hash)) {
-            struct obj *p = obj_find(&packs, gi.pt.packs[gi.v[i].l.pack].sha);
-            if (p && !p->ref) {
-                p->ref = 1;
-                st->packs_referenced++;
-            }
-        }
-    /* Rule G3: deleted only if marked by a run at least I ago, not written
-    ** since that mark, older than A, and unreferenced now. */
-    for (size_t i = 0; i < marks.n; i++)
-        if (marks.v[i].mtime <= T - I)
-            for (size_t k = 0; k < mn[i]; k++) {
-                struct obj *p = obj_find(&packs, msha[i] + 32 * k);
-                if (p && marks.v[i].mtime > p->mark)
-                    p->mark = marks.v[i].mtime;
-            }
-    size_t ncand = 0;
-    for (size_t i = 0; i < packs.n; i++) {
-        struct obj *p = &packs.v[i];
-        if (p->ref)
-            continue;
-        if (p->mark && p->mtime <= p->mark && p->mtime <= T - A) {
-            p->del = 1;
-            st->packs_deleted++;
-            st->bytes_deleted += p->size;
-        } else {
-            ncand++;
-        }
-    }
+    gc_referenced(&c);
+    size_t ncand = gc_select(&c);
     st->packs_marked = ncand;
-    if (dry)
+    if (c.dry)
         goto out;
-    /* 1. The new marks: every unreferenced pack, those deleted now too
-    ** (rule G4: a pusher that missed the old mark sees this one). */
-    if (ncand + st->packs_deleted) {
-        struct buf b = {0};
-        buf_add(&b, MARK_MAGIC, 8);
-        buf_u64(&b, (uint64_t)T);
-        buf_u32(&b, (uint32_t)(ncand + st->packs_deleted));
-        buf_u32(&b, 0);
-        for (size_t i = 0; i < packs.n; i++)
-            if (!packs.v[i].ref)
-                buf_add(&b, packs.v[i].sha, 32);
-        uint8_t sha[32];
-        char hx[65];
-        rc = b.oom ? fks__err(FKS_ENOMEM, "out of memory") : 0;
-        if (rc == 0) {
-            s3_sha256(sha, b.b, b.len);
-            hex32(hx, sha);
-            if ((rc = key_of(newmarks, sizeof newmarks, &m, "gc/", hx, ".marks")) == 0)
-                rc = s3_put(m.c, newmarks, b.b, b.len, hx);
-        }
-        free(b.b);
-    }
-    /* 2. One index for all the indexes read (rule G4): entries of packs
-    ** deleted now, or gone though named by an index older than the lag,
-    ** are left out; then the indexes it covers are deleted. */
+    /* 1. The new marks; 2. one index for all the indexes read, then the
+    ** indexes it covers are deleted; 3. the packs; 4. the old marks. */
+    rc = gc_put_marks(&c, ncand);
     size_t nread = 0;
-    for (size_t i = 0; i < idxs.n; i++)
-        nread += idxs.v[i].del != 2;
-    for (int pass = 0; pass < 2 && rc == 0 && nread; pass++)
-        for (size_t i = 0; i < gi.n && rc == 0; i++) {
-            const struct gent *e = &gi.v[i];
-            if (!gi.pt.packs || e->l.pack >= gi.pt.npacks) {
-                rc = fks__err(FKS_ECORRUPT, "remote gc: an index entry names pack %u of %zu", (unsigned)e->l.pack,
-                              (size_t)gi.pt.npacks);
-                break;
-            }
-            const struct pack *pk = &gi.pt.packs[e->l.pack];
-            const struct obj *p = obj_find(&packs, pk->sha);
-            if (pass == 0 ? !p || p->del : p || e->imtime <= T - L || idx_find(&mg, e->l.hash))
-                continue;
-            if (idx_find(&mg, e->l.hash))
-                continue;
-            struct loc l = e->l;
-            if ((rc = idx_add_pack(&l.pack, &mg, pk->sha, pk->size)) == 0)
-                rc = idx_add(&mg, &l);
-        }
-    int merge = rc == 0 && nread && (nread > 1 || mg.n != gi.n);
-    if (merge && mg.n) {
+    for (size_t i = 0; i < c.idxs.n; i++)
+        nread += c.idxs.v[i].del != 2;
+    if (rc == 0 && nread)
+        rc = gc_merge_entries(&c);
+    int merge = rc == 0 && nread && (nread > 1 || c.mg.n != c.gi.n);
+    if (merge && c.mg.n) {
         struct buf b = {0};
-        index_encode(&b, &mg, 0, 0);
-        rc = index_put(&m, &b, merged);
+        index_encode(&b, &c.mg, 0, 0);
+        rc = index_put(&c.m, &b, c.merged);
         free(b.b);
     }
-    st->index_entries = mg.n;
-    /* Nothing is deleted until what was written is in every listing. */
-    int marks_old = 0;
-    for (size_t i = 0; i < marks.n; i++)
-        marks_old |= marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0;
-    if (rc == 0 && (merge || st->packs_deleted || marks_old)) {
-        struct timespec ts = {(time_t)(L / 1000), (long)(L % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) && errno == EINTR)
-            ;
-    }
-    if (merge) {
-        for (size_t i = 0; i < idxs.n && rc == 0; i++)
-            if (idxs.v[i].del != 2 && strcmp(idxs.v[i].key, merged) != 0) {
-                if ((rc = s3_delete(m.c, idxs.v[i].key)) == FKS_ENOTFOUND)
-                    rc = 0;
-                st->indexes_merged++;
-            }
-    }
-    /* 3. The packs, 4. the marks that served (older than I). */
-    for (size_t i = 0; i < packs.n && rc == 0; i++)
-        if (packs.v[i].del && (rc = s3_delete(m.c, packs.v[i].key)) == FKS_ENOTFOUND)
-            rc = 0;
-    for (size_t i = 0; i < marks.n && rc == 0; i++)
-        if (marks.v[i].mtime <= T - I && strcmp(marks.v[i].key, newmarks) != 0) {
-            if ((rc = s3_delete(m.c, marks.v[i].key)) == FKS_ENOTFOUND)
-                rc = 0;
-            st->marks_deleted++;
-        }
+    st->index_entries = c.mg.n;
+    if (rc == 0)
+        gc_wait_lag(&c, merge);
+    if (merge && rc == 0)
+        rc = gc_delete_indexes(&c);
+    if (rc == 0)
+        rc = gc_delete_packs_marks(&c);
 out:
-    if (locked) {
-        int r2 = s3_delete(m.c, lockkey);
-        if (rc == 0 && r2 && r2 != FKS_ENOTFOUND)
-            rc = r2;
-    }
-    for (size_t i = 0; i < marks.n && mraw; i++)
-        free(mraw[i]);
-    free(mraw);
-    free(msha);
-    free(mn);
-    olist_free(&marks);
-    olist_free(&idxs);
-    olist_free(&packs);
-    lineage_free(&g);
-    free(refs.h);
-    idx_free(&gi.pt);
-    free(gi.v);
-    idx_free(&mg);
+    rc = gc_end(&c, rc);
     if (rc)
-        fks__errctx(rc, "remote gc of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+        fks__errctx(rc, "remote gc of %s", c.m.r.name[0] ? c.m.r.name : remote ? remote : "");
     fks_remote_stats rs;
-    rem_close(&m, &rs);
+    rem_close(&c.m, &rs);
     st->requests = rs.requests;
     st->bytes_down = rs.bytes_down;
     st->seconds = rs.seconds;
@@ -3152,158 +3264,200 @@ static int cmp_locp_pack(const void *a, const void *b)
     return x->pack != y->pack ? (x->pack < y->pack ? -1 : 1) : (x->off < y->off ? -1 : x->off > y->off);
 }
 
-int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
-                      fks_progress_fn progress, void *progress_arg)
-{
-    *out = NULL;
-    fks_remote_verify_report *r = calloc(1, sizeof *r);
-    if (!r)
-        return fks__err(FKS_ENOMEM, "out of memory");
+/* One remote verify run: its remote, what it listed and read. */
+struct vr {
     struct rem m;
-    struct olist idxs = {0}, packs = {0};
-    fks__progress pg;              /* util.h: the one reporter */
-    fks__progress_init(&pg, progress, progress_arg, 0);
-    struct raw {
+    fks_remote_verify_report *r;
+    struct olist idxs, packs;
+    fks__progress pg;            /* util.h: the one reporter */
+    struct vraw {                /* one manifest read */
         uint8_t *b;
         size_t len;
         char *key;
         char tag[129], parent[129];
         int state;               /* 0 to decode, 1 decoded, 2 bad */
         struct snapmap map;
-    } *raw = NULL;
-    size_t nraw = 0;
-    const struct loc **ls = NULL;
-    uint8_t *badpack = NULL;     /* per pack of m.idx: 1 if bad or missing */
-    struct keylist ml = {0};
-    int rc = rem_open(&m, s, remote);
-    /* Indexes: each checked against its name, parsed into m.idx. */
-    if (rc == 0)
-        rc = list_objs(&idxs, &m, "index/", ".idx");
-    r->indexes = idxs.n;
-    for (size_t i = 0; i < idxs.n && rc == 0; i++) {
+    } *raw;
+    size_t nraw;
+    const struct loc **ls;       /* m.idx's entries by pack, then offset */
+    uint8_t *badpack;            /* per pack of m.idx: 1 if bad or missing */
+    struct keylist ml;
+};
+
+/* Indexes: lists them and reads each one, checked against its name, into
+** m.idx (one merged by a gc since the listing is skipped). */
+static int vr_indexes(struct vr *v)
+{
+    fks_remote_verify_report *r = v->r;
+    int rc = list_objs(&v->idxs, &v->m, "index/", ".idx");
+    r->indexes = v->idxs.n;
+    for (size_t i = 0; i < v->idxs.n && rc == 0; i++) {
+        const struct obj *x = &v->idxs.v[i];
         uint8_t *b = NULL, sha[32];
         size_t len;
-        if ((rc = s3_get(&b, &len, m.c, idxs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+        if ((rc = s3_get(&b, &len, v->m.c, x->key, 0, 0)) == FKS_ENOTFOUND) {
             rc = 0;               /* merged by a gc since the listing */
             continue;
         }
         if (rc)
             break;
         s3_sha256(sha, b, len);
-        int bad = memcmp(sha, idxs.v[i].sha, 32) != 0, u = 0;
+        int bad = memcmp(sha, x->sha, 32) != 0, u = 0;
         if (bad)
-            vr_problem(r, "index %s: its content does not match its name (SHA-256)", idxs.v[i].key);
-        else if ((u = unseal(&m, IDX_MAGIC, "index", idxs.v[i].key, &b, &len)) == FKS_EINVAL) {
+            vr_problem(r, "index %s: its content does not match its name (SHA-256)", x->key);
+        else if ((u = unseal(&v->m, IDX_MAGIC, "index", x->key, &b, &len)) == FKS_EINVAL) {
             free(b);
             rc = u;               /* a wrong key: nothing to verify with it */
             break;
-        } else if (u || index_parse(&m.idx, b, len, idxs.v[i].key, &m)) {
+        } else if (u || index_parse(&v->m.idx, b, len, x->key, &v->m)) {
             vr_problem(r, "%s", fks_errmsg());
             bad = 1;
         }
         r->bad_indexes += (uint64_t)bad;
         free(b);
     }
-    if (rc == 0)
-        rc = list_objs(&packs, &m, "packs/", ".pack");
-    r->packs = packs.n;
-    if (rc == 0 && !(badpack = calloc(m.idx.npacks + 1, 1)))
+    return rc;
+}
+
+/* Lists the packs; a pack the indexes name is missing (badpack 2: a
+** problem only if a manifest needs it) or has another size (1). */
+static int vr_pack_sizes(struct vr *v)
+{
+    const struct index *x = &v->m.idx;
+    int rc = list_objs(&v->packs, &v->m, "packs/", ".pack");
+    v->r->packs = v->packs.n;
+    if (rc == 0 && !(v->badpack = calloc(x->npacks + 1, 1)))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < m.idx.npacks && rc == 0; i++) {
-        const struct obj *p = obj_find(&packs, m.idx.packs[i].sha);
+    for (size_t i = 0; i < x->npacks && rc == 0; i++) {
+        const struct obj *p = obj_find(&v->packs, x->packs[i].sha);
         char hx[65];
-        hex32(hx, m.idx.packs[i].sha);
+        hex32(hx, x->packs[i].sha);
         if (!p) {
-            badpack[i] = 2;       /* a problem only if a manifest needs it */
-        } else if (p->size != m.idx.packs[i].size) {
-            vr_problem(r, "pack %s: %llu bytes, the index says %llu", p->key, (unsigned long long)p->size,
-                       (unsigned long long)m.idx.packs[i].size);
-            badpack[i] = 1;
+            v->badpack[i] = 2;
+        } else if (p->size != x->packs[i].size) {
+            vr_problem(v->r, "pack %s: %llu bytes, the index says %llu", p->key, (unsigned long long)p->size,
+                       (unsigned long long)x->packs[i].size);
+            v->badpack[i] = 1;
         }
     }
-    /* Packs read back: every index entry in them is checked as well. */
-    if (rc == 0 && m.idx.n && !(ls = malloc(m.idx.n * sizeof *ls)))
+    return rc;
+}
+
+/* v->ls: every index entry, by pack then offset, so that a pack read back
+** finds its entries in one run. */
+static int vr_sort_locs(struct vr *v)
+{
+    const struct index *x = &v->m.idx;
+    int rc = 0;
+    if (x->n && !(v->ls = malloc(x->n * sizeof *v->ls)))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < m.idx.n && rc == 0; i++)
-        ls[i] = &m.idx.v[i];
-    if (rc == 0 && m.idx.n)
-        qsort(ls, m.idx.n, sizeof *ls, cmp_locp_pack);
+    for (size_t i = 0; i < x->n && rc == 0; i++)
+        v->ls[i] = &x->v[i];
+    if (rc == 0 && x->n)
+        qsort(v->ls, x->n, sizeof *v->ls, cmp_locp_pack);
+    return rc;
+}
+
+/* The number in m.idx of pack sha (UINT32_MAX: no index names it), and its
+** entries' run in v->ls: *first, *cnt. */
+static uint32_t vr_pack_entries(const struct vr *v, const uint8_t sha[32], size_t *first, size_t *cnt)
+{
+    const struct index *x = &v->m.idx;
+    uint32_t no = UINT32_MAX;
+    for (size_t k = 0; k < x->npacks && no == UINT32_MAX; k++)
+        if (memcmp(x->packs[k].sha, sha, 32) == 0)
+            no = (uint32_t)k;
+    *first = 0;
+    *cnt = 0;
+    if (no != UINT32_MAX) {
+        size_t lo = 0, hi = x->n;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (v->ls[mid]->pack < no)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        *first = lo;
+        while (*first + *cnt < x->n && v->ls[*first + *cnt]->pack == no)
+            (*cnt)++;
+    }
+    return no;
+}
+
+/* Packs read back (sample_pct of them, picked at random; progress: their
+** bytes), each checked with every index entry in it (verify_pack). */
+static int vr_read_packs(struct vr *v, double sample_pct)
+{
+    int rc = 0;
     unsigned seed = (unsigned)(fks__wall_ms() ^ (int64_t)getpid());
-    char *pick = rc ? NULL : calloc(packs.n + 1, 1);
-    if (rc == 0 && !pick)
+    char *pick = calloc(v->packs.n + 1, 1);
+    if (!pick)
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < packs.n && rc == 0; i++)
-        if ((pick[i] = (char)(sample_pct >= 100 || (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct)))
-            fks__progress_total(&pg, packs.v[i].size);
-    for (size_t i = 0; i < packs.n && rc == 0; i++) {
+    for (size_t i = 0; i < v->packs.n && rc == 0; i++)
+        if ((pick[i] = (char)(sample_pct >= 100 ||
+                              (double)rand_r(&seed) / ((double)RAND_MAX + 1.0) * 100 < sample_pct)))
+            fks__progress_total(&v->pg, v->packs.v[i].size);
+    for (size_t i = 0; i < v->packs.n && rc == 0; i++) {
         if (!pick[i])
             continue;
         uint8_t *b = NULL;
         size_t len;
-        if ((rc = s3_get(&b, &len, m.c, packs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
+        if ((rc = s3_get(&b, &len, v->m.c, v->packs.v[i].key, 0, 0)) == FKS_ENOTFOUND) {
             rc = 0;               /* deleted by a gc since the listing */
             continue;
         }
         if (rc)
             break;
-        r->packs_checked++;
-        uint32_t no = UINT32_MAX;
-        for (size_t k = 0; k < m.idx.npacks && no == UINT32_MAX; k++)
-            if (memcmp(m.idx.packs[k].sha, packs.v[i].sha, 32) == 0)
-                no = (uint32_t)k;
-        size_t first = 0, cnt = 0;
-        if (no != UINT32_MAX) {
-            size_t lo = 0, hi = m.idx.n;
-            while (lo < hi) {
-                size_t mid = (lo + hi) / 2;
-                if (ls[mid]->pack < no)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            first = lo;
-            while (first + cnt < m.idx.n && ls[first + cnt]->pack == no)
-                cnt++;
-        }
-        if (verify_pack(r, &m, &packs.v[i], b, len, ls + first, cnt)) {
-            r->bad_packs++;
+        v->r->packs_checked++;
+        size_t first, cnt;
+        uint32_t no = vr_pack_entries(v, v->packs.v[i].sha, &first, &cnt);
+        if (verify_pack(v->r, &v->m, &v->packs.v[i], b, len, v->ls + first, cnt)) {
+            v->r->bad_packs++;
             if (no != UINT32_MAX)
-                badpack[no] = 1;
+                v->badpack[no] = 1;
         }
-        fks__progress_add(&pg, len);
+        fks__progress_add(&v->pg, len);
         free(b);
     }
     free(pick);
-    /* Manifests: decoded root first; every page reachable. */
+    return rc;
+}
+
+/* Manifests: lists them and reads each one's header (its tag and parent)
+** into v->raw (one pruned since the listing is skipped; a bad one is state 2). */
+static int vr_read_manifests(struct vr *v)
+{
     char pre[600];
-    if (rc == 0 && (rc = fks__path(pre, sizeof pre, "%ssnapshots/", m.pfx)) == 0)
-        rc = s3_list(m.c, pre, collect, &ml);
-    if (rc == 0 && ml.n && !(raw = calloc(ml.n, sizeof *raw)))
+    int rc = fks__path(pre, sizeof pre, "%ssnapshots/", v->m.pfx);
+    if (rc == 0)
+        rc = s3_list(v->m.c, pre, collect, &v->ml);
+    if (rc == 0 && v->ml.n && !(v->raw = calloc(v->ml.n, sizeof *v->raw)))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    for (size_t i = 0; i < ml.n && rc == 0; i++) {
-        size_t kl = strlen(ml.k[i]);
-        if (kl < 9 || strcmp(ml.k[i] + kl - 9, ".manifest") != 0)
+    for (size_t i = 0; i < v->ml.n && rc == 0; i++) {
+        size_t kl = strlen(v->ml.k[i]);
+        if (kl < 9 || strcmp(v->ml.k[i] + kl - 9, ".manifest") != 0)
             continue;
-        struct raw *w = &raw[nraw];
-        if ((rc = s3_get(&w->b, &w->len, m.c, ml.k[i], 0, 0)) == FKS_ENOTFOUND) {
+        struct vraw *w = &v->raw[v->nraw];
+        if ((rc = s3_get(&w->b, &w->len, v->m.c, v->ml.k[i], 0, 0)) == FKS_ENOTFOUND) {
             rc = 0;               /* pruned since the listing */
             continue;
         }
         if (rc)
             break;
-        w->key = ml.k[i];
-        nraw++;
+        w->key = v->ml.k[i];
+        v->nraw++;
         json_object *j;
         const uint8_t *body;
-        int u = unseal(&m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len);
+        int u = unseal(&v->m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len);
         if (u == FKS_EINVAL) {
             rc = u;               /* a wrong key: nothing to verify with it */
             break;
         }
         if (u || manifest_header(&j, &body, w->b, w->len, w->key)) {
-            vr_problem(r, "%s", fks_errmsg());
+            vr_problem(v->r, "%s", fks_errmsg());
             w->state = 2;
-            r->bad_manifests++;
+            v->r->bad_manifests++;
             continue;
         }
         const char *t = jstr(j, "tag"), *par = jstr(j, "parent");
@@ -3311,17 +3465,24 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
         snprintf(w->parent, sizeof w->parent, "%s", par ? par : "");
         json_object_put(j);
     }
-    r->manifests = nraw;
-    for (int progress_made = 1; progress_made && rc == 0;) {
+    return rc;
+}
+
+/* Decodes the manifests' page maps, root first (a delta map needs its
+** parent's); one whose parent is missing or bad is bad. A cycle is left at 0. */
+static void vr_decode_manifests(struct vr *v)
+{
+    fks_remote_verify_report *r = v->r;
+    for (int progress_made = 1; progress_made;) {
         progress_made = 0;
-        for (size_t i = 0; i < nraw; i++) {
-            struct raw *w = &raw[i];
+        for (size_t i = 0; i < v->nraw; i++) {
+            struct vraw *w = &v->raw[i];
             if (w->state)
                 continue;
-            struct raw *pw = NULL;
-            for (size_t k = 0; k < nraw && w->parent[0] && !pw; k++)
-                if (strcmp(raw[k].tag, w->parent) == 0)
-                    pw = &raw[k];
+            struct vraw *pw = NULL;
+            for (size_t k = 0; k < v->nraw && w->parent[0] && !pw; k++)
+                if (strcmp(v->raw[k].tag, w->parent) == 0)
+                    pw = &v->raw[k];
             if (w->parent[0] && pw && pw->state == 0)
                 continue;         /* its parent first */
             progress_made = 1;
@@ -3344,61 +3505,103 @@ int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *
             w->state = 1;
         }
     }
-    for (size_t i = 0; i < nraw && rc == 0; i++) {
-        struct raw *w = &raw[i];
+}
+
+/* Every page of decoded manifest w: reachable (in a good pack), damaged
+** (in a bad one) or lost (in no pack the bucket holds: the first one and
+** the count are problems); a snapshot with either is affected. */
+static void vr_reachable(struct vr *v, const struct vraw *w)
+{
+    fks_remote_verify_report *r = v->r;
+    uint64_t lost = 0, damaged = 0;
+    for (size_t a = 0; a < w->map.nart; a++)
+        for (size_t k = 0; k < w->map.art[a].n; k++) {
+            const struct mpage *pgp = &w->map.art[a].p[k];
+            const struct loc *l = rem_find(&v->m, pgp->hash);
+            if (!l || v->badpack[l->pack] == 2) {
+                if (!lost++) {
+                    char hx[33];
+                    fks__hex16(hx, pgp->hash);
+                    vr_problem(r, "snapshot %s: %s page %llu (%s) is in no %s", w->tag, w->map.art[a].name,
+                               (unsigned long long)pgp->pgno, hx,
+                               l ? "pack the bucket holds (its pack is missing)" : "pack any index names");
+                }
+            } else if (v->badpack[l->pack] == 1) {
+                damaged++;
+            } else {
+                r->pages_reachable++;
+            }
+        }
+    r->unreachable_pages += lost;
+    if (lost > 1)
+        vr_problem(r, "snapshot %s: %llu pages unreachable in all", w->tag, (unsigned long long)lost);
+    if (lost || damaged)
+        vr_affected(r, w->tag);
+}
+
+/* Frees what the run read (not v->r) and closes the remote, its totals
+** into the report. */
+static void vr_end(struct vr *v)
+{
+    for (size_t i = 0; i < v->nraw; i++) {
+        free(v->raw[i].b);
+        snapmap_free(&v->raw[i].map);
+    }
+    free(v->raw);
+    keylist_free(&v->ml);
+    free(v->ls);
+    free(v->badpack);
+    olist_free(&v->idxs);
+    olist_free(&v->packs);
+    fks_remote_stats rs;
+    rem_close(&v->m, &rs);
+    v->r->bytes_down = rs.bytes_down;
+    v->r->requests = rs.requests;
+    v->r->seconds = rs.seconds;
+}
+
+int fks_remote_verify(fks_remote_verify_report **out, fks_store *s, const char *remote, double sample_pct,
+                      fks_progress_fn progress, void *progress_arg)
+{
+    *out = NULL;
+    fks_remote_verify_report *r = calloc(1, sizeof *r);
+    if (!r)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    struct vr v = {0};
+    v.r = r;
+    fks__progress_init(&v.pg, progress, progress_arg, 0);
+    int rc = rem_open(&v.m, s, remote);
+    /* Indexes, packs (sizes, then read back), manifests: decoded root
+    ** first, then every page reachable. */
+    if (rc == 0)
+        rc = vr_indexes(&v);
+    if (rc == 0)
+        rc = vr_pack_sizes(&v);
+    if (rc == 0)
+        rc = vr_sort_locs(&v);
+    if (rc == 0)
+        rc = vr_read_packs(&v, sample_pct);
+    if (rc == 0)
+        rc = vr_read_manifests(&v);
+    r->manifests = v.nraw;
+    if (rc == 0)
+        vr_decode_manifests(&v);
+    for (size_t i = 0; i < v.nraw && rc == 0; i++) {
+        const struct vraw *w = &v.raw[i];
         if (w->state == 0) {      /* left: a lineage cycle */
             vr_problem(r, "manifest %s: its lineage has a cycle through %s", w->key, w->parent);
             r->bad_manifests++;
             vr_affected(r, w->tag);
-            continue;
+        } else if (w->state == 1) {
+            vr_reachable(&v, w);
         }
-        if (w->state != 1)
-            continue;
-        uint64_t lost = 0, damaged = 0;
-        for (size_t a = 0; a < w->map.nart; a++)
-            for (size_t k = 0; k < w->map.art[a].n; k++) {
-                const struct mpage *pgp = &w->map.art[a].p[k];
-                const struct loc *l = rem_find(&m, pgp->hash);
-                if (!l || badpack[l->pack] == 2) {
-                    if (!lost++) {
-                        char hx[33];
-                        fks__hex16(hx, pgp->hash);
-                        vr_problem(r, "snapshot %s: %s page %llu (%s) is in no %s", w->tag, w->map.art[a].name,
-                                   (unsigned long long)pgp->pgno, hx,
-                                   l ? "pack the bucket holds (its pack is missing)" : "pack any index names");
-                    }
-                } else if (badpack[l->pack] == 1) {
-                    damaged++;
-                } else {
-                    r->pages_reachable++;
-                }
-            }
-        r->unreachable_pages += lost;
-        if (lost > 1)
-            vr_problem(r, "snapshot %s: %llu pages unreachable in all", w->tag, (unsigned long long)lost);
-        if (lost || damaged)
-            vr_affected(r, w->tag);
     }
     if (rc == 0)
-        fks__progress_end(&pg);
-    for (size_t i = 0; i < nraw; i++) {
-        free(raw[i].b);
-        snapmap_free(&raw[i].map);
-    }
-    free(raw);
-    keylist_free(&ml);
-    free(ls);
-    free(badpack);
-    olist_free(&idxs);
-    olist_free(&packs);
-    fks_remote_stats rs;
-    rem_close(&m, &rs);
-    r->bytes_down = rs.bytes_down;
-    r->requests = rs.requests;
-    r->seconds = rs.seconds;
+        fks__progress_end(&v.pg);
+    vr_end(&v);
     if (rc) {
         fks_remote_verify_free(r);
-        return fks__errctx(rc, "remote verify of %s", m.r.name[0] ? m.r.name : remote ? remote : "");
+        return fks__errctx(rc, "remote verify of %s", v.m.r.name[0] ? v.m.r.name : remote ? remote : "");
     }
     *out = r;
     return 0;
