@@ -445,6 +445,15 @@ static void cands_progress(fks__progress *pg, fks_progress_fn fn, void *arg, con
         fks__progress_total(pg, c[i].used - CHUNK_HDR_SIZE);
 }
 
+/* --max-duration: past max_seconds (> 0) since t0, *stopped is set. */
+static int out_of_time(double max_seconds, double t0, int *stopped)
+{
+    if (max_seconds <= 0 || fks__now() - t0 <= max_seconds)
+        return 0;
+    *stopped = 1;
+    return 1;
+}
+
 /* Block rows are read for a batch of candidates at a time, before their
 ** flocks are taken: a chunk whose used bytes moved since the candidates
 ** were listed (a writer committed records to it) is left for the next
@@ -795,10 +804,8 @@ static int compact(fks_store *s, const fks_gc_opts *o, fks_gc_report *r, double 
     fks__progress pg;
     cands_progress(&pg, o->progress, o->progress_arg, c, n);
     for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
-        if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
-            r->stopped_early = 1;
+        if (out_of_time(o->max_seconds, t0, &r->stopped_early))
             break;
-        }
         if (o->dry_run) {
             r->chunks_rewritten += c[i].live > 0;
             r->chunks_deleted++;
@@ -1131,10 +1138,8 @@ static int recompress(fks_store *s, const fks_compact_opts *o, int level, double
     fks__progress pg;
     cands_progress(&pg, o->progress, o->progress_arg, c, n);
     for (size_t i = 0; i < n && rc == 0; fks__progress_add(&pg, c[i].used - CHUNK_HDR_SIZE), i++) {
-        if (o->max_seconds > 0 && fks__now() - t0 > o->max_seconds) {
-            r->stopped_early = 1;
+        if (out_of_time(o->max_seconds, t0, &r->stopped_early))
             break;
-        }
         if (i % COMPACT_BATCH == 0 && (rc = batch_read(s->db, c, n, i, &b)) != 0)
             break;
         size_t r0, r1;
