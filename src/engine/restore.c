@@ -5,8 +5,8 @@
 **  1. One read transaction gives a consistent view of the snapshot: its
 **     artifacts and, per artifact, its complete page map (map.c: the
 **     deltas of at most log2(depth) + 1 nodes merged), then the page
-**     index read run by run in page-number order. The work is nearly the
-**     same at any chain depth.
+**     index, read slice by slice while the threads decode (design 5).
+**     The work is nearly the same at any chain depth.
 **  2. The output directory is opened once and every name below is taken
 **     relative to it (openat, renameat2, unlinkat), so swapping the path
 **     for a symbolic link mid-restore cannot move a file elsewhere or
@@ -28,16 +28,24 @@
 **     Threads never report errors: a row they cannot restore (read,
 **     decode, catalog mismatch, write) is marked and left to a serial pass
 **     that retries it so, and whose error names the page.
-**  5. Work split. The rows of a window (page order) are cut into one
-**     contiguous range of the file per thread. A thread sorts its range's
-**     rows by block once (so the rows of any block are found together),
-**     then walks the range in spans of SPAN_PAGES pages: it decodes the
+**  5. Work split. The rows of a window (page order) are cut into slices,
+**     contiguous ranges of the file, SLICES_PER_THREAD per thread, which
+**     the threads take in turn as they finish the last: slices cost
+**     unequal time (zero runs, random or text pages), and with one range
+**     per thread one of two threads idled for up to a third of the
+**     restore. Thread 0 first reads the locations of every slice in order
+**     (fill_slices: a slice's rows sorted by page id, one scan of the
+**     index per stretch of close ids) and signals each; a thread waits
+**     only for the slice it takes, so the serial read of the index (8-12%
+**     of a restore) overlaps decoding. A thread sorts its slice's rows by
+**     block once (so the rows of any block are found together), then
+**     walks the slice in spans of SPAN_PAGES pages: it decodes the
 **     span's blocks, in block order, into a staging buffer indexed by page
 **     (records close together in a chunk file come in one pread; a block
 **     that is exactly a run of the span's pages, as every block of an
 **     image stored in one go, is decoded straight into place), then writes
 **     the span's runs of contiguous pages with one pwrite each. So that a
-**     block is decoded about once per thread, not once per span naming it:
+**     block is decoded about once per slice, not once per span naming it:
 **      - a block more of whose rows lie in later spans than in this one
 **        (most of a base block, one page of which an earlier place took
 **        back) is left to the last of them, which then writes the rows
@@ -60,6 +68,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +89,9 @@
 #define HOT_PAGES 1024             /* a thread's cache of pages many places share */
 #define READ_MAX (1u << 20)        /* one pread of back-to-back records, at most */
 #define READ_GAP (16u << 10)       /* records this close are read together */
+#define SLICES_PER_THREAD 8        /* a window's slices, per thread (design 5) */
+#define SLICE_MIN_ROWS 1024        /* a slice's rows, at least: 4 MiB of data */
+#define MAX_SLICES (PAR_MAX_THREADS * SLICES_PER_THREAD)
 
 /* A row's state. DEFER: its span left it to a later span that wants its
 ** block more (design 5); that span writes it on its own (DONE). */
@@ -108,6 +120,7 @@ struct tbuf {
     uint8_t *rbuf;                /* READ_MAX bytes of chunk file */
     uint8_t *scratch;             /* one decoded block */
     uint32_t *ord;                /* SPAN_PAGES row numbers, in block order */
+    size_t lo, hi;                /* the slice being restored: rows lo .. hi-1 */
 };
 
 struct restore {
@@ -121,7 +134,14 @@ struct restore {
     size_t nrows;
     uint32_t *all, *inv;          /* per slice: its rows in block order; row -> place there */
     struct tbuf *tb;              /* per thread */
-    pthread_mutex_t wmu;          /* one writer at a time (design 5) */
+    pthread_mutex_t wmu;          /* one writer at a time (design 6) */
+    /* the window's locations, read slice by slice by thread 0 (design 5) */
+    cat_pages *pr;
+    uint64_t npages;              /* of the artifact */
+    pthread_mutex_t fmu;
+    pthread_cond_t fcv;           /* signalled as filled grows or fill_rc is set */
+    size_t filled;                /* slices 0 .. filled-1 have their locations */
+    int fill_rc;                  /* the error that stopped the reading */
     fks_restore_stats st;
     fks__progress prog;           /* of done out of total (util.h) */
     uint64_t done, total;
@@ -129,7 +149,9 @@ struct restore {
     const char *name, *path;
     int fd;
     uint64_t size;
-    size_t cut[PAR_MAX_THREADS + 1]; /* thread t handles rows cut[t] .. cut[t+1]-1 */
+    size_t cut[MAX_SLICES + 1];   /* slice k is rows cut[k] .. cut[k+1]-1 */
+    size_t nslices;
+    _Atomic size_t next;          /* the next slice a thread takes */
 };
 
 const char *fks_artifact_filename(const char *name)
@@ -194,14 +216,15 @@ static size_t hot_slot(int64_t id)
     return (size_t)(((uint64_t)id * 0x9e3779b97f4a7c15ull) >> 54) % HOT_PAGES;
 }
 
-/* The rows of the block of row x in thread tid's range: all[*g0 .. *g1). */
+/* The rows of the block of row x in thread tid's slice: all[*g0 .. *g1). */
 static void block_rows(const struct restore *r, int tid, uint32_t x, size_t *g0, size_t *g1)
 {
     const struct row *w = &r->rows[x];
+    const struct tbuf *tb = &r->tb[tid];
     size_t a = r->inv[x], b = a + 1;
-    while (a > r->cut[tid] && same_block(&r->rows[r->all[a - 1]], w))
+    while (a > tb->lo && same_block(&r->rows[r->all[a - 1]], w))
         a--;
-    while (b < r->cut[tid + 1] && same_block(&r->rows[r->all[b]], w))
+    while (b < tb->hi && same_block(&r->rows[r->all[b]], w))
         b++;
     *g0 = a;
     *g1 = b;
@@ -399,15 +422,14 @@ static void restore_span(struct restore *r, int tid, size_t i, size_t j)
     span_write(r, tid, i, j, base);
 }
 
-/* Thread tid restores its rows cut[tid] .. cut[tid+1]-1, a contiguous
-** range of the file, span by span, after putting them in block order
-** (all, inv) so that decode_block finds a block's rows in later spans. */
-static void restore_part(void *arg, int tid, size_t lo, size_t hi)
+/* Thread tid restores the rows of one slice, tb->lo .. tb->hi-1, a
+** contiguous range of the file, span by span, after putting them in block
+** order (all, inv) so that decode_block finds a block's rows in later
+** spans. */
+static void restore_slice(struct restore *r, int tid)
 {
-    struct restore *r = arg;
     struct tbuf *tb = &r->tb[tid];
-    (void)lo, (void)hi;
-    size_t i = r->cut[tid], end = r->cut[tid + 1];
+    size_t i = tb->lo, end = tb->hi;
     int sorted = 1;
     for (size_t k = i; k < end; k++) {
         r->all[k] = (uint32_t)k;
@@ -430,16 +452,83 @@ static void restore_part(void *arg, int tid, size_t lo, size_t hi)
     }
 }
 
-/* Restores the rows of the window and empties it. */
+static int fill_slice(struct restore *r, size_t lo, size_t hi);
+
+/* Thread 0 reads the slices' locations in order, and signals each; a
+** thread waits for the slice it takes, so decoding starts once the first
+** slice is read, not the whole window. */
+static void fill_slices(struct restore *r)
+{
+    for (size_t k = 0; k < r->nslices; k++) {
+        int rc = fill_slice(r, r->cut[k], r->cut[k + 1]);
+        pthread_mutex_lock(&r->fmu);
+        if (rc)
+            r->fill_rc = rc;
+        else
+            r->filled = k + 1;
+        pthread_cond_broadcast(&r->fcv);
+        pthread_mutex_unlock(&r->fmu);
+        if (rc)
+            return;
+    }
+}
+
+/* Waits until slice k has its locations: 1, or 0 if reading stopped. */
+static int slice_ready(struct restore *r, size_t k)
+{
+    pthread_mutex_lock(&r->fmu);
+    while (r->filled <= k && r->fill_rc == 0)
+        pthread_cond_wait(&r->fcv, &r->fmu);
+    int ok = r->filled > k;
+    pthread_mutex_unlock(&r->fmu);
+    return ok;
+}
+
+/* Each thread takes the next slice until none is left: slices cost
+** unequal time (holes, compressible or random pages), and a thread that
+** finishes early takes more instead of idling. Thread 0 first reads the
+** locations of every slice (fill_slices). */
+static void restore_part(void *arg, int tid, size_t lo, size_t hi)
+{
+    struct restore *r = arg;
+    struct tbuf *tb = &r->tb[tid];
+    (void)lo, (void)hi;
+    size_t k;
+    if (tid == 0)
+        fill_slices(r);
+    while ((k = atomic_fetch_add(&r->next, 1)) < r->nslices && slice_ready(r, k)) {
+        tb->lo = r->cut[k];
+        tb->hi = r->cut[k + 1];
+        restore_slice(r, tid);
+    }
+}
+
+/* Reads the locations of the window's rows and restores them; empties
+** the window. */
 static int flush_window(struct restore *r)
 {
     if (r->nrows == 0)
         return 0;
-    /* One slice of the file per thread (the rows are in page order). */
+    /* Slices of the file (the rows are in page order), taken by the
+    ** threads in turn: SLICES_PER_THREAD per thread, of SLICE_MIN_ROWS at
+    ** least, one at least per thread. */
     int nt = par_threads(r->par);
-    for (int t = 0; t <= nt; t++)
-        r->cut[t] = r->nrows * (size_t)t / (size_t)nt;
+    size_t ns = r->nrows / SLICE_MIN_ROWS;
+    if (ns > (size_t)nt * SLICES_PER_THREAD)
+        ns = (size_t)nt * SLICES_PER_THREAD;
+    if (ns < (size_t)nt)
+        ns = (size_t)nt;
+    for (size_t k = 0; k <= ns; k++)
+        r->cut[k] = r->nrows * k / ns;
+    r->nslices = ns;
+    r->filled = 0;
+    r->fill_rc = 0;
+    atomic_store(&r->next, 0);
     par_run(r->par, restore_part, r, (size_t)nt);
+    if (r->fill_rc) {
+        r->nrows = 0;
+        return r->fill_rc;
+    }
     /* Rows a thread could not restore: one by one, re-reading a page's
     ** location if a concurrent compaction moved it (design 4), so that the
     ** error, if any, names the page. */
@@ -468,12 +557,12 @@ static int flush_window(struct restore *r)
 
 /* Filling a window (design 1): its rows are laid out by page number from
 ** the map's runs (pgno and page id known), then their locations are read
-** in page-id order, one scan of the page index for each stretch of ids
-** no more than SCAN_GAP apart, instead of two range queries per run (a
-** Diff chain's map has tens of thousands of runs). */
+** slice by slice in page-id order, one scan of the page index for each
+** stretch of ids no more than SCAN_GAP apart, instead of two range queries
+** per run (a Diff chain's map has tens of thousands of runs). */
 struct fill {
     struct restore *r;
-    const uint32_t *idx;         /* the window's rows in page-id order */
+    const uint32_t *idx;         /* a slice's rows in page-id order */
     size_t j, n;                 /* idx[j] is the next row to fill */
     uint64_t npages;             /* of the artifact */
 };
@@ -523,20 +612,23 @@ static int by_id(const void *a, const void *b, void *arg)
 
 #define SCAN_GAP 32                /* ids this close are read in one scan */
 
-/* Reads the locations of the window's rows (laid out by add_run). */
-static int fill_window(struct restore *r, cat_pages *pr, uint64_t npages)
+/* Reads the locations of the window's rows lo .. hi-1 (laid out by
+** add_run), one slice: their part of all[] holds them in page-id order
+** until the slice is restored (restore_slice sorts it by block then). */
+static int fill_slice(struct restore *r, size_t lo, size_t hi)
 {
-    uint32_t *idx = r->all;       /* free until flush_window */
-    size_t n = r->nrows, k;
+    uint32_t *idx = r->all + lo;
+    size_t n = hi - lo, k;
     int sorted = 1;
     for (k = 0; k < n; k++) {
-        idx[k] = (uint32_t)k;
-        if (k && sorted && r->rows[k].id < r->rows[k - 1].id)
+        idx[k] = (uint32_t)(lo + k);
+        if (k && sorted && r->rows[lo + k].id < r->rows[lo + k - 1].id)
             sorted = 0;
     }
     if (!sorted)
         qsort_r(idx, n, sizeof *idx, by_id, r->rows);
-    struct fill x = {r, idx, 0, n, npages};
+    cat_pages *pr = r->pr;
+    struct fill x = {r, idx, 0, n, r->npages};
     int rc = 0;
     while (rc == 0 && x.j < n) {
         int64_t first = r->rows[idx[x.j]].id, last = first;
@@ -574,6 +666,8 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
     r->fd = fd;
     r->size = size;
     r->nrows = 0;
+    r->pr = &pr;
+    r->npages = npages;
     int rc = map_load_artifact(&m, r->s->db, art, npages);
     if (rc == 0)
         rc = cat_pages_open(&pr, r->s->db);
@@ -586,14 +680,13 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
                 take = (size_t)left;
             add_run(r, pgno, id, take);
             pgno += take, id += (int64_t)take, left -= take;
-            if (r->nrows == WINDOW_ROWS && (rc = fill_window(r, &pr, npages)) == 0 &&
-                (rc = flush_window(r)) == 0) {
+            if (r->nrows == WINDOW_ROWS && (rc = flush_window(r)) == 0) {
                 r->done = done0 + pgno * FKS_PAGE_SIZE;
                 fks__progress_set(&r->prog, r->done);
             }
         }
     }
-    if (rc == 0 && (rc = fill_window(r, &pr, npages)) == 0)
+    if (rc == 0)
         rc = flush_window(r);
     r->nrows = 0;
     r->done = done0 + size;
@@ -853,7 +946,8 @@ int fks_restore(fks_restore_stats *stats, fks_store *s, const char *tag, const c
 
     r.s = s;
     r.tag = tag;
-    r.wmu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    r.wmu = r.fmu = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+    r.fcv = (pthread_cond_t)PTHREAD_COND_INITIALIZER;
     fks__progress_init(&r.prog, progress, progress_arg, 0);
     if ((rc = fks_check_tag(tag)) != 0)
         return rc;
