@@ -518,6 +518,8 @@ static int flush_window(struct restore *r)
         ns = (size_t)nt * SLICES_PER_THREAD;
     if (ns < (size_t)nt)
         ns = (size_t)nt;
+    if (ns == 0)                  /* par_threads is at least 1; said for the analyzers */
+        ns = 1;
     for (size_t k = 0; k <= ns; k++)
         r->cut[k] = r->nrows * k / ns;
     r->nslices = ns;
@@ -691,6 +693,7 @@ static int restore_art(struct restore *r, int64_t art, const char *name, uint64_
     r->nrows = 0;
     r->done = done0 + size;
     cat_pages_close(&pr);
+    r->pr = NULL;                 /* pr lives only as long as this call */
     pm_free(&m);
     if (rc)
         fks__errctx(rc, "snapshot %s, %s", r->tag, name);
