@@ -241,120 +241,190 @@ static int next_record(uint64_t *next, int fd, uint64_t from, uint64_t size)
     return rc;
 }
 
-static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *ins_chunk,
-                      ZSTD_DCtx *dctx, uint8_t *rbuf, uint8_t *out)
-{
-    char p[PATH_MAX], aside[PATH_MAX];
-    uint8_t hb[CHUNK_HDR_SIZE];
-    struct pidx_blocks blocks = {.x = ins_page};
+/* One chunk file's scan (step 3): the shared buffers, where it is and what
+** its header says. */
+struct cscan {
+    struct rec *x;
+    int64_t id;
+    sqlite3_stmt *ins_chunk;
+    ZSTD_DCtx *dctx;
+    uint8_t *rbuf, *out;
+    struct pidx_blocks blocks;
+    char p[PATH_MAX];
+    char what[PATH_MAX + 64];            /* the record at off, for messages */
+    int fd;                              /* -1: the file is skipped */
     chunk_hdr h;
+    uint64_t size, off;
+    int broken;                          /* a read failed: the tail is kept */
+};
+
+/* The chunk file opened and its header checked; one that does not open is
+** listed and skipped (fd stays -1), one whose header is damaged is moved
+** aside as *.damaged-<ms>. */
+static int scan_open(struct cscan *c)
+{
+    struct rec *x = c->x;
+    char aside[PATH_MAX], nm[32];
+    uint8_t hb[CHUNK_HDR_SIZE];
     struct stat st;
-    char nm[32];
-    int rc = chunk_file_name(nm, sizeof nm, id);
-    if (rc || (rc = fks__path(p, sizeof p, "%s/chunks/%s", x->dir, nm)) != 0)
+    int rc = chunk_file_name(nm, sizeof nm, c->id);
+    if (rc || (rc = fks__path(c->p, sizeof c->p, "%s/chunks/%s", x->dir, nm)) != 0)
         return rc;
-    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int fd = open(c->p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
-        return add_line(&x->r->problems, &x->r->n_problems, "chunk file %s: %s (skipped)", p, strerror(errno));
+        return add_line(&x->r->problems, &x->r->n_problems, "chunk file %s: %s (skipped)", c->p, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || pread(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb ||
-        chunk_parse_hdr(&h, hb, sizeof hb) != 0 || h.id != (uint64_t)id || h.cap < CHUNK_HDR_SIZE) {
+        chunk_parse_hdr(&c->h, hb, sizeof hb) != 0 || c->h.id != (uint64_t)c->id || c->h.cap < CHUNK_HDR_SIZE) {
         close(fd);
         x->r->chunks_bad++;
-        if ((rc = fks__path(aside, sizeof aside, "%s.damaged-%lld", p, (long long)fks__wall_ms())) != 0)
+        if ((rc = fks__path(aside, sizeof aside, "%s.damaged-%lld", c->p, (long long)fks__wall_ms())) != 0)
             return rc;
-        if (rename(p, aside) != 0)
+        if (rename(c->p, aside) != 0)
             return add_line(&x->r->problems, &x->r->n_problems,
                             "chunk file %s: not a chunk file or its header is damaged; could not move it aside: %s",
-                            p, strerror(errno));
+                            c->p, strerror(errno));
         return add_line(&x->r->problems, &x->r->n_problems,
                         "chunk file %s: not a chunk file or its header is damaged: moved to %s, its pages are "
-                        "not indexed", p, aside);
+                        "not indexed", c->p, aside);
     }
     x->r->chunks++;
-    uint64_t size = (uint64_t)st.st_size, off = CHUNK_HDR_SIZE, used;
-    int broken = 0;
-    char what[PATH_MAX + 64];
-    while (off < size) {
-        size_t want = size - off < CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) ? (size_t)(size - off)
-                                                                     : CHUNK_REC_HDR(CHUNK_BLOCK_PAGES);
-        if (fks__pread_full(fd, rbuf, want, (off_t)off, p) != 0) {
-            broken = 1;
-            rc = add_line(&x->r->problems, &x->r->n_problems, "%s: %s: not indexed from offset %llu on", p,
-                          fks_errmsg(), (unsigned long long)off);
+    c->fd = fd;
+    c->size = (uint64_t)st.st_size;
+    c->off = CHUNK_HDR_SIZE;
+    return 0;
+}
+
+/* A record header at off that does not parse (why): the scan goes on at
+** the next record whose header checks (*more = 1), or, with none after
+** it, stops at the torn tail of a write that never committed. */
+static int scan_resync(struct cscan *c, int *more)
+{
+    struct rec *x = c->x;
+    char why[512];
+    snprintf(why, sizeof why, "%s", fks_errmsg());
+    uint64_t next = 0;
+    int rc;
+    *more = 0;
+    if ((rc = next_record(&next, c->fd, c->off + 1, c->size)) != 0)
+        return rc;
+    if (next) {
+        /* Damage in the middle: skip to the next record that checks. */
+        x->r->records_bad++;
+        if ((rc = add_line(&x->r->problems, &x->r->n_problems,
+                           "%s: %s: %llu bytes up to the next record (offset %llu) are not indexed", c->what, why,
+                           (unsigned long long)(next - c->off), (unsigned long long)next)) != 0)
+            return rc;
+        c->off = next;
+        *more = 1;
+        return 0;
+    }
+    /* No record after it: the torn tail of a write that never
+    ** committed (a killed ingest), free space again. */
+    return add_line(&x->r->problems, &x->r->n_problems,
+                    "%s: %s: no complete record from there to the end (an interrupted write; free space again)",
+                    c->what, why);
+}
+
+/* A decoded record's pages indexed: every hash not seen before gets a
+** page row and its place in a block row; the first location wins. */
+static int scan_index(struct cscan *c, const chunk_rec *rec)
+{
+    struct rec *x = c->x;
+    int rc = 0;
+    x->r->records++;
+    for (uint32_t i = 0; i < rec->npages && rc == 0; i++) {
+        if (pt_find(&x->pt, rec->hash[i]))
+            continue;                            /* stored twice: first one wins */
+        int64_t pid = x->next_page++;
+        if ((rc = pidx_add_page(c->blocks.x, pid, rec->hash[i], rec->rlen[i])) == 0 &&
+            (rc = pidx_blocks_push(&c->blocks, pid, c->id, c->off, rec->len, i)) == 0 &&
+            (rc = pt_add(&x->pt, rec->hash[i], pid)) == 0)
+            x->r->pages++;
+    }
+    return rc;
+}
+
+/* The records from the file header to the first zeros, the end or a read
+** that fails: each decoded (so its hashes are checked) and indexed, one
+** that fails skipped, a header that does not parse resynced past. */
+static int scan_records(struct cscan *c)
+{
+    struct rec *x = c->x;
+    int rc = 0, more;
+    while (c->off < c->size) {
+        size_t want = c->size - c->off < CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) ? (size_t)(c->size - c->off)
+                                                                           : CHUNK_REC_HDR(CHUNK_BLOCK_PAGES);
+        if (fks__pread_full(c->fd, c->rbuf, want, (off_t)c->off, c->p) != 0) {
+            c->broken = 1;
+            rc = add_line(&x->r->problems, &x->r->n_problems, "%s: %s: not indexed from offset %llu on", c->p,
+                          fks_errmsg(), (unsigned long long)c->off);
             break;
         }
         chunk_rec rec;
-        int prc = chunk_parse_rec(&rec, rbuf, (size_t)(size - off));
+        int prc = chunk_parse_rec(&rec, c->rbuf, (size_t)(c->size - c->off));
         if (prc == 1)
             break;                                   /* zeros: the end of the records */
-        snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)id, (unsigned long long)off);
+        snprintf(c->what, sizeof c->what, "chunk %08llx offset %llu", (unsigned long long)c->id,
+                 (unsigned long long)c->off);
         if (prc < 0) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", fks_errmsg());
-            uint64_t next = 0;
-            if ((rc = next_record(&next, fd, off + 1, size)) != 0)
+            if ((rc = scan_resync(c, &more)) != 0 || !more)
                 break;
-            if (next) {
-                /* Damage in the middle: skip to the next record that checks. */
-                x->r->records_bad++;
-                if ((rc = add_line(&x->r->problems, &x->r->n_problems,
-                                   "%s: %s: %llu bytes up to the next record (offset %llu) are not indexed", what,
-                                   why, (unsigned long long)(next - off), (unsigned long long)next)) != 0)
-                    break;
-                off = next;
-                continue;
-            }
-            /* No record after it: the torn tail of a write that never
-            ** committed (a killed ingest), free space again. */
-            if ((rc = add_line(&x->r->problems, &x->r->n_problems,
-                               "%s: %s: no complete record from there to the end (an interrupted write; "
-                               "free space again)", what, why)) != 0)
-                break;
-            break;
+            continue;
         }
-        if (fks__pread_full(fd, rbuf, rec.len, (off_t)off, p) != 0 ||
-            chunk_decode(dctx, &rec, rbuf + CHUNK_REC_HDR(rec.npages), out, what) != 0) {
+        if (fks__pread_full(c->fd, c->rbuf, rec.len, (off_t)c->off, c->p) != 0 ||
+            chunk_decode(c->dctx, &rec, c->rbuf + CHUNK_REC_HDR(rec.npages), c->out, c->what) != 0) {
             x->r->records_bad++;
             if ((rc = add_line(&x->r->problems, &x->r->n_problems, "%s (%u pages not indexed)", fks_errmsg(),
                                rec.npages)) != 0)
                 break;
-            off += rec.len;
+            c->off += rec.len;
             continue;
         }
-        x->r->records++;
-        for (uint32_t i = 0; i < rec.npages && rc == 0; i++) {
-            if (pt_find(&x->pt, rec.hash[i]))
-                continue;                            /* stored twice: first one wins */
-            int64_t pid = x->next_page++;
-            if ((rc = pidx_add_page(ins_page, pid, rec.hash[i], rec.rlen[i])) == 0 &&
-                (rc = pidx_blocks_push(&blocks, pid, id, off, rec.len, i)) == 0 &&
-                (rc = pt_add(&x->pt, rec.hash[i], pid)) == 0)
-                x->r->pages++;
-        }
-        if (rc)
+        if ((rc = scan_index(c, &rec)) != 0)
             break;
-        off += rec.len;
+        c->off += rec.len;
     }
-    close(fd);
-    if (rc == 0)
-        rc = pidx_blocks_flush(&blocks);
+    return rc;
+}
+
+/* The chunk's row: its capacity, and as used the end of its records. */
+static int scan_chunk_row(struct cscan *c)
+{
+    struct rec *x = c->x;
+    /* A damaged tail is kept as it is: no writer appends past it. */
+    uint64_t used = c->broken ? c->h.cap : c->off;
+    if (used > c->h.cap)
+        used = c->h.cap;
+    sqlite3_bind_int64(c->ins_chunk, 1, c->id);
+    sqlite3_bind_int64(c->ins_chunk, 2, (int64_t)c->h.cap);
+    sqlite3_bind_int64(c->ins_chunk, 3, (int64_t)used);
+    sqlite3_bind_int64(c->ins_chunk, 4, c->h.created_ms);
+    int rc = step(x->db, c->ins_chunk, "recover: insert chunk");
     if (rc)
         return rc;
-    /* A damaged tail is kept as it is: no writer appends past it. */
-    used = broken ? h.cap : off;
-    if (used > h.cap)
-        used = h.cap;
-    sqlite3_bind_int64(ins_chunk, 1, id);
-    sqlite3_bind_int64(ins_chunk, 2, (int64_t)h.cap);
-    sqlite3_bind_int64(ins_chunk, 3, (int64_t)used);
-    sqlite3_bind_int64(ins_chunk, 4, h.created_ms);
-    if ((rc = step(x->db, ins_chunk, "recover: insert chunk")) != 0)
-        return rc;
-    if (id >= x->max_id) {
-        x->max_id = id;
-        x->chunk_size = (int64_t)h.cap;
+    if (c->id >= x->max_id) {
+        x->max_id = c->id;
+        x->chunk_size = (int64_t)c->h.cap;
     }
     return 0;
+}
+
+/* Step 3 for one chunk file: opened, its records indexed, its row. */
+static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *ins_chunk,
+                      ZSTD_DCtx *dctx, uint8_t *rbuf, uint8_t *out)
+{
+    struct cscan c = {.x = x, .id = id, .ins_chunk = ins_chunk, .dctx = dctx, .rbuf = rbuf, .out = out,
+                      .blocks = {.x = ins_page}, .fd = -1};
+    int rc = scan_open(&c);
+    if (rc || c.fd < 0)
+        return rc;
+    rc = scan_records(&c);
+    close(c.fd);
+    if (rc == 0)
+        rc = pidx_blocks_flush(&c.blocks);
+    if (rc)
+        return rc;
+    return scan_chunk_row(&c);
 }
 
 static int scan_chunks(struct rec *x)
