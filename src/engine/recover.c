@@ -633,16 +633,15 @@ static int pick_tag(struct rec *x, struct ent *e, char *tag, int64_t *claim)
     return 0;
 }
 
-static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, sqlite3_stmt *ins_art,
-                           sqlite3_stmt *find_tag, int64_t *claims)
+/* The tag e is inserted with (tag: FKS_TAG_MAX + 1 bytes). Another
+** recovered snapshot holds it: the most recent claim keeps it, the other
+** gets a suffix (renamed in place if it is the one already inserted). */
+static int claim_tag(char *tag, struct rec *x, struct ent *e, sqlite3_stmt *find_tag, int64_t *claims)
 {
-    char tag[FKS_TAG_MAX + 1], nm[200];
     int64_t claim;
     int rc = pick_tag(x, e, tag, &claim);
     if (rc)
         return rc;
-    /* Another recovered snapshot holds this tag: the most recent claim
-    ** keeps it, the other gets a suffix. */
     sqlite3_bind_text(find_tag, 1, tag, -1, SQLITE_TRANSIENT);
     int src = sqlite3_step(find_tag);
     int64_t other = src == SQLITE_ROW ? sqlite3_column_int64(find_tag, 0) : 0;
@@ -667,7 +666,7 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             if (rc)
                 return rc;
         } else {
-            memcpy(tag, dup, sizeof tag);
+            memcpy(tag, dup, sizeof dup);
         }
         if ((rc = add_line(&x->r->problems, &x->r->n_problems,
                            "two snapshots claim tag %.*s (ids %lld and %lld; a rename was interrupted): "
@@ -676,11 +675,17 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             return rc;
     }
     claims[e - x->e] = claim;
+    return 0;
+}
 
-    /* The parent: the nearest recovered ancestor (a tombstone's or a lost
-    ** snapshot's children take its parent, as rmi does). */
+/* The parent e is inserted under: the nearest recovered ancestor (a
+** tombstone's or a lost snapshot's children take its parent, as rmi
+** does); 0 for a root. */
+static int recovered_parent(int64_t *out, struct rec *x, struct ent *e)
+{
+    char nm[200];
     int64_t parent = e->m.parent_id;
-    int hops = 0;
+    int hops = 0, rc;
     while (parent > 0 && hops++ < 1000000) {
         struct ent *p = find_ent(x, parent);
         if (p && p->inserted)
@@ -699,6 +704,13 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             return rc;
         parent = p->m.parent_id;
     }
+    *out = parent;
+    return 0;
+}
+
+/* e's snapshot row, under tag and parent (0: none). */
+static int insert_row(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, const char *tag, int64_t parent)
+{
     sqlite3_bind_int64(ins_snap, 1, e->id);
     sqlite3_bind_text(ins_snap, 2, tag, -1, SQLITE_TRANSIENT);
     if (parent > 0)
@@ -712,8 +724,13 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
     bind_opt(ins_snap, 8, e->m.snapshot_ms);
     bind_opt(ins_snap, 9, e->m.ingest_ms);
     bind_opt(ins_snap, 10, e->m.diff_bytes);
-    if ((rc = step(x->db, ins_snap, "recover: insert snapshot")) != 0)
-        return rc;
+    return step(x->db, ins_snap, "recover: insert snapshot");
+}
+
+/* e's artifact rows, each with its page map by the recovered page ids. */
+static int insert_artifacts(struct rec *x, struct ent *e, sqlite3_stmt *ins_art)
+{
+    int rc = 0;
     for (size_t i = 0; i < e->m.n_art && rc == 0; i++) {
         const mf_artifact *a = &e->m.art[i];
         /* Each recovered map is stored complete (map.c): a rebuilt
@@ -733,11 +750,23 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
         sqlite3_bind_int64(ins_art, 4, pmap);
         rc = step(x->db, ins_art, "recover: insert artifact");
     }
-    if (rc == 0) {
-        e->inserted = 1;
-        x->r->snapshots++;
-    }
     return rc;
+}
+
+/* Step 4 for one snapshot whose pages are all indexed: its tag, its
+** parent, its row and its artifacts'. */
+static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, sqlite3_stmt *ins_art,
+                           sqlite3_stmt *find_tag, int64_t *claims)
+{
+    char tag[FKS_TAG_MAX + 1];
+    int64_t parent = 0;
+    int rc;
+    if ((rc = claim_tag(tag, x, e, find_tag, claims)) != 0 || (rc = recovered_parent(&parent, x, e)) != 0 ||
+        (rc = insert_row(x, e, ins_snap, tag, parent)) != 0 || (rc = insert_artifacts(x, e, ins_art)) != 0)
+        return rc;
+    e->inserted = 1;
+    x->r->snapshots++;
+    return 0;
 }
 
 static void release(struct ent *e)
