@@ -1009,12 +1009,120 @@ static int build(struct rec *x, const char *tmp)
     return rc;
 }
 
+/* The store's directory: one, ours, and writable by no one else. */
+static int recover_check_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fks__err(FKS_ENOTFOUND, "store %s is not a directory", dir);
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != geteuid())
+        return fks__err(FKS_EPERM, "store directory %s is writable by or belongs to another user; refusing to "
+                        "rebuild its catalog from files others can change", dir);
+    return 0;
+}
+
+/* The store's writer lock (*locked once held), then gc.lock (*gcfd), so
+** neither a writer nor a gc runs during the rebuild. */
+static int recover_lock(struct fks_store *lk, int *locked, int *gcfd, const char *dir)
+{
+    char p[PATH_MAX];
+    int rc;
+    if ((rc = fks__path(lk->dir, sizeof lk->dir, "%s", dir)) != 0 ||
+        (rc = fks__path(lk->chunkdir, sizeof lk->chunkdir, "%s/chunks", dir)) != 0 ||
+        (rc = fks__path(p, sizeof p, "%s/lock", dir)) != 0)
+        return rc;
+    if ((lk->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    if ((rc = store_lock(lk)) != 0)
+        return rc;
+    *locked = 1;
+    if ((rc = fks__path(p, sizeof p, "%s/gc.lock", dir)) != 0)
+        return rc;
+    *gcfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (*gcfd < 0 || flock(*gcfd, LOCK_EX | LOCK_NB) != 0)
+        return *gcfd < 0 ? fks__errno(FKS_EIO, errno, "open %s", p)
+                         : fks__err(FKS_ELOCKED, "a gc is running on %s (it holds %s): wait for it", dir, p);
+    return 0;
+}
+
+/* Step 1: the catalog at p left alone if it is healthy and not forced;
+** otherwise moved aside, and what it still says read. */
+static int recover_aside(struct rec *x, const char *p, int flags)
+{
+    char aside[PATH_MAX] = "";
+    struct stat st;
+    int rc;
+    if (lstat(p, &st) == 0 && !(flags & FKS_RECOVER_FORCE) && catalog_healthy(p))
+        return fks__err(FKS_EEXIST, "the catalog %s opens and passes its checks: nothing to recover (to rebuild "
+                        "it anyway, force it; the current one is kept beside it)", p);
+    if ((rc = move_aside(x, aside, sizeof aside)) != 0)
+        return rc;
+    if (aside[0]) {
+        read_old(x, aside);
+        snprintf(x->r->moved_aside, sizeof x->r->moved_aside, "%s", aside);
+    }
+    return 0;
+}
+
+/* Steps 2 to 5: the new catalog built at tmp, renamed into place at p and
+** the directory synced; tmp removed if it fails before the rename. */
+static int recover_install(struct rec *x, const char *tmp, const char *p)
+{
+    int rc;
+    unlink(tmp);
+    if ((rc = build(x, tmp)) != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, p);
+        unlink(tmp);
+        return rc;
+    }
+    return fks__fsync_dir(x->dir);
+}
+
+/* Each manifest renamed to what its snapshot became: manifests not
+** brought back are kept for a later try (manifest.c, 7). */
+static int recover_manifests(struct rec *x)
+{
+    char p[PATH_MAX];
+    int renamed = 0;
+    for (size_t i = 0; i < x->ne; i++) {
+        struct ent *e = &x->e[i];
+        char from[PATH_MAX], to[PATH_MAX];
+        char want = (char)(e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l');
+        if (want == e->kind || manifest_path(from, sizeof from, x->dir, e->id, manifest_suffix(e->kind)) != 0 ||
+            manifest_path(to, sizeof to, x->dir, e->id, manifest_suffix(want)) != 0)
+            continue;
+        if (rename(from, to) == 0)
+            renamed = 1;
+    }
+    if (renamed && fks__path(p, sizeof p, "%s/manifests", x->dir) == 0)
+        return fks__fsync_dir(p);
+    return 0;
+}
+
+/* What the rebuild held, the report aside. */
+static void rec_free(struct rec *x)
+{
+    if (x->db)
+        sqlite3_close(x->db);
+    for (size_t i = 0; i < x->ne; i++)
+        manifest_clear(&x->e[i].m);
+    free(x->e);
+    free(x->pt.v);
+    for (size_t i = 0; i < x->n_old; i++)
+        free(x->old_tags[i]);
+    free(x->old_tags);
+    free(x->old_ids);
+}
+
 int fks_recover(fks_recover_report **out, const char *dir, int flags)
 {
     struct rec x = {0};
     struct fks_store lk = {0};
-    char p[PATH_MAX], tmp[PATH_MAX], aside[PATH_MAX] = "";
-    struct stat st;
+    char p[PATH_MAX], tmp[PATH_MAX];
     int gcfd = -1, locked = 0, rc;
     double t0 = fks__now();
     mode_t old_mask = umask(077);
@@ -1026,85 +1134,16 @@ int fks_recover(fks_recover_report **out, const char *dir, int flags)
         return fks__err(FKS_ENOMEM, "out of memory");
     }
     x.dir = dir;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        rc = fks__err(FKS_ENOTFOUND, "store %s is not a directory", dir);
+    if ((rc = recover_check_dir(dir)) != 0 || (rc = recover_lock(&lk, &locked, &gcfd, dir)) != 0)
         goto out;
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != geteuid()) {
-        rc = fks__err(FKS_EPERM, "store directory %s is writable by or belongs to another user; refusing to "
-                      "rebuild its catalog from files others can change", dir);
-        goto out;
-    }
-    if ((rc = fks__path(lk.dir, sizeof lk.dir, "%s", dir)) != 0 ||
-        (rc = fks__path(lk.chunkdir, sizeof lk.chunkdir, "%s/chunks", dir)) != 0 ||
-        (rc = fks__path(p, sizeof p, "%s/lock", dir)) != 0)
-        goto out;
-    if ((lk.lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0) {
-        rc = fks__errno(FKS_EIO, errno, "open %s", p);
-        goto out;
-    }
-    if ((rc = store_lock(&lk)) != 0)
-        goto out;
-    locked = 1;
-    if ((rc = fks__path(p, sizeof p, "%s/gc.lock", dir)) != 0)
-        goto out;
-    gcfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-    if (gcfd < 0 || flock(gcfd, LOCK_EX | LOCK_NB) != 0) {
-        rc = gcfd < 0 ? fks__errno(FKS_EIO, errno, "open %s", p)
-                      : fks__err(FKS_ELOCKED, "a gc is running on %s (it holds %s): wait for it", dir, p);
-        goto out;
-    }
     if ((rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0 ||
         (rc = fks__path(tmp, sizeof tmp, "%s/catalog.db.recover", dir)) != 0)
         goto out;
-    if (lstat(p, &st) == 0 && !(flags & FKS_RECOVER_FORCE) && catalog_healthy(p)) {
-        rc = fks__err(FKS_EEXIST, "the catalog %s opens and passes its checks: nothing to recover (to rebuild "
-                      "it anyway, force it; the current one is kept beside it)", p);
+    if ((rc = recover_aside(&x, p, flags)) != 0 || (rc = recover_install(&x, tmp, p)) != 0)
         goto out;
-    }
-    if ((rc = move_aside(&x, aside, sizeof aside)) != 0)
-        goto out;
-    if (aside[0]) {
-        read_old(&x, aside);
-        snprintf(x.r->moved_aside, sizeof x.r->moved_aside, "%s", aside);
-    }
-    unlink(tmp);
-    if ((rc = build(&x, tmp)) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) != 0) {
-        rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, p);
-        unlink(tmp);
-        goto out;
-    }
-    if ((rc = fks__fsync_dir(dir)) != 0)
-        goto out;
-    /* Manifests not brought back are kept for a later try (manifest.c, 7). */
-    int renamed = 0;
-    for (size_t i = 0; i < x.ne; i++) {
-        struct ent *e = &x.e[i];
-        char from[PATH_MAX], to[PATH_MAX];
-        char want = (char)(e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l');
-        if (want == e->kind || manifest_path(from, sizeof from, dir, e->id, manifest_suffix(e->kind)) != 0 ||
-            manifest_path(to, sizeof to, dir, e->id, manifest_suffix(want)) != 0)
-            continue;
-        if (rename(from, to) == 0)
-            renamed = 1;
-    }
-    if (renamed && fks__path(p, sizeof p, "%s/manifests", dir) == 0)
-        rc = fks__fsync_dir(p);
+    rc = recover_manifests(&x);
 out:
-    if (x.db)
-        sqlite3_close(x.db);
-    for (size_t i = 0; i < x.ne; i++)
-        manifest_clear(&x.e[i].m);
-    free(x.e);
-    free(x.pt.v);
-    for (size_t i = 0; i < x.n_old; i++)
-        free(x.old_tags[i]);
-    free(x.old_tags);
-    free(x.old_ids);
+    rec_free(&x);
     if (gcfd >= 0)
         close(gcfd);
     if (locked)
