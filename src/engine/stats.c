@@ -207,6 +207,100 @@ static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
     return 1;
 }
 
+/* unique_load's state: the node being read and the maps built on it. */
+struct uniq {
+    fks_store *s;
+    sqlite3_stmt *deps;
+    pm_map own, *dm;          /* the node's runs; dm[0 .. nd): its dependants' */
+    size_t nd, da;
+    struct ivls cand_all, exposed;
+};
+
+/* The maps of the nodes built on node x, in q->dm, the last node's freed. */
+static int unique_deps(struct uniq *q, int64_t x, uint64_t npages)
+{
+    int rc = 0, ds;
+    for (size_t i = 0; i < q->nd; i++)
+        pm_free(&q->dm[i]);
+    q->nd = 0;
+    sqlite3_bind_int64(q->deps, 1, x);
+    while (rc == 0 && (ds = sqlite3_step(q->deps)) == SQLITE_ROW) {
+        if (q->nd == q->da) {
+            size_t na = q->da ? 2 * q->da : 4;
+            pm_map *nv = realloc(q->dm, na * sizeof *nv);
+            if (!nv) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            q->dm = nv;
+            q->da = na;
+        }
+        q->dm[q->nd] = (pm_map){0};
+        rc = map_delta_load(&q->dm[q->nd++], q->s->db, sqlite3_column_int64(q->deps, 0), npages);
+    }
+    sqlite3_reset(q->deps);
+    if (rc == 0 && ds != SQLITE_DONE)
+        rc = cat_err(q->s->db, ds, "catalog: read page maps");
+    return rc;
+}
+
+/* One of the snapshot's nodes, x: its runs' pages that every dependant
+** hides go to cand_all, the others to exposed. */
+static int unique_node(struct uniq *q, int64_t x)
+{
+    struct map_row row;
+    int rc;
+    if ((rc = map_row_get(&row, q->s->db, x)) != 0)
+        return rc;
+    q->own.n = 0;
+    if ((rc = map_delta_load(&q->own, q->s->db, x, row.npages)) != 0 || (rc = unique_deps(q, x, row.npages)) != 0)
+        return rc;
+    /* A page the image holds twice must be hidden at both places. */
+    for (size_t i = 0; i < q->own.n && rc == 0; i++) {
+        const pm_run *r = &q->own.r[i];
+        if (r->page == 0)
+            continue;
+        if (!q->nd) {
+            rc = ivls_push(&q->cand_all, r->page, r->page + (int64_t)r->npages);
+            continue;
+        }
+        for (uint64_t k = 0; k < r->npages && rc == 0; k++)
+            rc = ivls_push(hidden_by_all(q->dm, q->nd, r->pgno + k) ? &q->cand_all : &q->exposed,
+                           r->page + (int64_t)k, r->page + (int64_t)k + 1);
+    }
+    return rc;
+}
+
+/* Every other node's runs (all, bound to snap), once: what they name of
+** the candidates, into other. */
+static int unique_others(struct ivls *other, fks_store *s, sqlite3_stmt *all, int64_t snap, const struct ivls *cand)
+{
+    int rc = 0, src;
+    sqlite3_bind_int64(all, 1, snap);
+    while (rc == 0 && (src = sqlite3_step(all)) == SQLITE_ROW) {
+        int64_t lo = sqlite3_column_int64(all, 0), n = sqlite3_column_int64(all, 1);
+        if (n <= 0 || lo > INT64_MAX - n) {
+            rc = fks__err(FKS_ECORRUPT, "catalog damaged: a page map run names page ids %lld+%lld",
+                          (long long)lo, (long long)n);
+            break;
+        }
+        int64_t hi = lo + n;
+        size_t a = 0, b = cand->n;          /* first candidate ending after lo */
+        while (a < b) {
+            size_t m = a + (b - a) / 2;
+            if (cand->v[m].hi <= lo)
+                a = m + 1;
+            else
+                b = m;
+        }
+        for (; a < cand->n && cand->v[a].lo < hi && rc == 0; a++)
+            rc = ivls_push(other, cand->v[a].lo > lo ? cand->v[a].lo : lo, cand->v[a].hi < hi ? cand->v[a].hi : hi);
+    }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read page maps");
+    return rc;
+}
+
 /* The pages that only snapshot snap uses, as page-id intervals: pages of
 ** its own map nodes' runs that every node built on its node hides (so that
 ** rmi and gc, which folds the node into those, free them) and that no run
@@ -216,108 +310,42 @@ static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
 ** counts as used elsewhere: the figure is exact after gc, never too high. */
 static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
 {
-    sqlite3_stmt *nodes = NULL, *deps = NULL, *all = NULL;
-    pm_map own = {0}, *dm = NULL;
-    size_t nd = 0, da = 0;
-    struct ivls cand_all = {0}, exposed = {0}, cand = {0}, other = {0};
+    struct uniq q = {.s = s};
+    sqlite3_stmt *nodes = NULL, *all = NULL;
+    struct ivls cand = {0}, other = {0};
     int rc = cat_prepare(s->db, &nodes, "SELECT pmap_id FROM artifact WHERE snapshot_id = ?1");
     if (rc == 0)
-        rc = cat_prepare(s->db, &deps, "SELECT id FROM pmap WHERE base_id = ?1");
+        rc = cat_prepare(s->db, &q.deps, "SELECT id FROM pmap WHERE base_id = ?1");
     if (rc == 0)
         rc = cat_prepare(s->db, &all, "SELECT page_id, npages FROM pmap_run WHERE page_id > 0 AND pmap_id NOT IN "
                                       "(SELECT pmap_id FROM artifact WHERE snapshot_id = ?1)");
     if (rc == 0)
         sqlite3_bind_int64(nodes, 1, snap);
     int src = SQLITE_DONE;
-    while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW) {
-        int64_t x = sqlite3_column_int64(nodes, 0);
-        struct map_row row;
-        if ((rc = map_row_get(&row, s->db, x)) != 0)
-            break;
-        own.n = 0;
-        if ((rc = map_delta_load(&own, s->db, x, row.npages)) != 0)
-            break;
-        for (size_t i = 0; i < nd; i++)
-            pm_free(&dm[i]);
-        nd = 0;
-        sqlite3_bind_int64(deps, 1, x);
-        int ds;
-        while (rc == 0 && (ds = sqlite3_step(deps)) == SQLITE_ROW) {
-            if (nd == da) {
-                size_t na = da ? 2 * da : 4;
-                pm_map *nv = realloc(dm, na * sizeof *nv);
-                if (!nv) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                dm = nv;
-                da = na;
-            }
-            dm[nd] = (pm_map){0};
-            rc = map_delta_load(&dm[nd++], s->db, sqlite3_column_int64(deps, 0), row.npages);
-        }
-        sqlite3_reset(deps);
-        if (rc == 0 && ds != SQLITE_DONE)
-            rc = cat_err(s->db, ds, "catalog: read page maps");
-        /* A page the image holds twice must be hidden at both places. */
-        for (size_t i = 0; i < own.n && rc == 0; i++) {
-            const pm_run *r = &own.r[i];
-            if (r->page == 0)
-                continue;
-            if (!nd) {
-                rc = ivls_push(&cand_all, r->page, r->page + (int64_t)r->npages);
-                continue;
-            }
-            for (uint64_t k = 0; k < r->npages && rc == 0; k++)
-                rc = ivls_push(hidden_by_all(dm, nd, r->pgno + k) ? &cand_all : &exposed, r->page + (int64_t)k,
-                               r->page + (int64_t)k + 1);
-        }
-    }
+    while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW)
+        rc = unique_node(&q, sqlite3_column_int64(nodes, 0));
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: list artifacts");
     if (rc == 0) {
-        ivls_union(&cand_all);
-        ivls_union(&exposed);
-        rc = ivls_subtract(&cand, &cand_all, &exposed);
+        ivls_union(&q.cand_all);
+        ivls_union(&q.exposed);
+        rc = ivls_subtract(&cand, &q.cand_all, &q.exposed);
     }
-    /* Every other node's runs, once: what they name of the candidates. */
-    if (rc == 0 && cand.n) {
-        sqlite3_bind_int64(all, 1, snap);
-        while (rc == 0 && (src = sqlite3_step(all)) == SQLITE_ROW) {
-            int64_t lo = sqlite3_column_int64(all, 0), n = sqlite3_column_int64(all, 1);
-            if (n <= 0 || lo > INT64_MAX - n) {
-                rc = fks__err(FKS_ECORRUPT, "catalog damaged: a page map run names page ids %lld+%lld",
-                              (long long)lo, (long long)n);
-                break;
-            }
-            int64_t hi = lo + n;
-            size_t a = 0, b = cand.n;          /* first candidate ending after lo */
-            while (a < b) {
-                size_t m = a + (b - a) / 2;
-                if (cand.v[m].hi <= lo)
-                    a = m + 1;
-                else
-                    b = m;
-            }
-            for (; a < cand.n && cand.v[a].lo < hi && rc == 0; a++)
-                rc = ivls_push(&other, cand.v[a].lo > lo ? cand.v[a].lo : lo, cand.v[a].hi < hi ? cand.v[a].hi : hi);
-        }
-        if (rc == 0)
-            rc = cat_done(s->db, src, "catalog: read page maps");
-    }
+    if (rc == 0 && cand.n)
+        rc = unique_others(&other, s, all, snap, &cand);
     if (rc == 0) {
         ivls_union(&other);
         rc = ivls_subtract(u, &cand, &other);
     }
     sqlite3_finalize(nodes);
-    sqlite3_finalize(deps);
+    sqlite3_finalize(q.deps);
     sqlite3_finalize(all);
-    pm_free(&own);
-    for (size_t i = 0; i < nd; i++)
-        pm_free(&dm[i]);
-    free(dm);
-    free(cand_all.v);
-    free(exposed.v);
+    pm_free(&q.own);
+    for (size_t i = 0; i < q.nd; i++)
+        pm_free(&q.dm[i]);
+    free(q.dm);
+    free(q.cand_all.v);
+    free(q.exposed.v);
     free(cand.v);
     free(other.v);
     return rc;
