@@ -368,13 +368,133 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
     return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE | FKS_STATS_RUNS);
 }
 
+/* fks_snap_stats_get_ex's state: the request and the run buffers every
+** artifact reuses. */
+struct sstat {
+    fks_store *s;
+    const char *tag;
+    int have_mine;                       /* FKS_STATS_RUNS: the whole maps read */
+    struct diff_runs mine, theirs, pu;
+    pm_map ua, ub;
+};
+
+/* Artifact a's page map checked against its size, into *x, and its
+** non-zero bytes: from its runs, or from the node's page count. */
+static int art_nonzero(int64_t *x, struct sstat *q, fks_artifact_stats *a, int64_t art_id)
+{
+    fks_store *s = q->s;
+    struct map_row row;
+    uint64_t npages = (a->size + PAGE - 1) / PAGE;
+    int rc;
+    if ((rc = map_of_artifact(x, s->db, art_id)) != 0 || (rc = map_row_get(&row, s->db, *x)) != 0)
+        return rc;
+    if (row.npages != npages)
+        return fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size", q->tag, a->name);
+    if (q->have_mine) {            /* the whole map: its runs, and exact bytes */
+        if ((rc = diff_runs_load(&q->mine, s, art_id)) != 0 || (rc = diff_check_runs(q->mine.v, q->mine.n, "")) != 0) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", q->tag, a->name);
+            return rc;
+        }
+        a->runs = q->mine.n;
+        for (size_t k = 0; k < q->mine.n; k++)
+            a->nonzero_bytes += diff_range_bytes(q->mine.v[k].pgno, q->mine.v[k].npages, a->size);
+        return 0;
+    }
+    /* The node's page count (map.c checks it on every full read);
+    ** a short last page counts its bytes only. */
+    a->nonzero_bytes = row.pages * PAGE;
+    if (a->size % PAGE && row.pages) {
+        pm_map want = {0}, got = {0};
+        if ((rc = pm_push_run(&want, npages - 1, 1, 0)) == 0)
+            rc = map_restrict(&got, s->db, *x, &want);
+        if (rc == 0 && got.n)
+            a->nonzero_bytes -= PAGE - a->size % PAGE;
+        pm_free(&want);
+        pm_free(&got);
+    }
+    return rc;
+}
+
+/* The bytes artifact a (map x) shares with its parent's namesake
+** (artifact parent_art), added to *shared. */
+static int art_shared(uint64_t *shared, struct sstat *q, const fks_artifact_stats *a, int64_t x, int64_t art_id,
+                      int64_t parent_art)
+{
+    fks_store *s = q->s;
+    struct shared sh = {a->size, 0};
+    int64_t y;
+    int found = 0;
+    /* Design 5: where the maps may differ, from the deltas; else
+    ** both whole maps. */
+    int rc = map_of_artifact(&y, s->db, parent_art);
+    if (rc == 0)
+        rc = map_pair(&q->ua, &q->ub, &found, s->db, x, y);
+    if (rc == 0 && found) {
+        uint64_t in_u = 0;
+        for (size_t k = 0; k < q->ua.n; k++)
+            in_u += diff_range_bytes(q->ua.r[k].pgno, q->ua.r[k].npages, a->size);
+        sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
+        if ((rc = diff_runs_set(&q->theirs, &q->ua)) == 0 && (rc = diff_runs_set(&q->pu, &q->ub)) == 0)
+            rc = diff_merge(q->theirs.v, q->theirs.n, q->pu.v, q->pu.n, shared_seg, &sh);
+    } else if (rc == 0 && (q->have_mine || (rc = diff_runs_load(&q->mine, s, art_id)) == 0) &&
+               (rc = diff_runs_load(&q->theirs, s, parent_art)) == 0) {
+        rc = diff_merge(q->mine.v, q->mine.n, q->theirs.v, q->theirs.n, shared_seg, &sh);
+    }
+    *shared += sh.bytes;
+    return rc;
+}
+
+/* Each artifact's figures (parts: the parent's artifacts, by name), and
+** their sums. */
+static int stats_artifacts(fks_snap_stats *r, struct sstat *q, const struct diff_art *arts, size_t n,
+                           const struct diff_art *parts, size_t np)
+{
+    int rc;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
+        snprintf(a->name, sizeof a->name, "%s", arts[i].name);
+        a->size = arts[i].size;
+        int64_t x = 0;
+        if ((rc = art_nonzero(&x, q, a, arts[i].id)) != 0)
+            return rc;
+        r->logical_bytes += a->size;
+        r->nonzero_bytes += a->nonzero_bytes;
+        while (j < np && strcmp(parts[j].name, a->name) < 0)
+            j++;
+        if (j < np && strcmp(parts[j].name, a->name) == 0 &&
+            (rc = art_shared(&r->shared_with_parent_bytes, q, a, x, arts[i].id, parts[j].id)) != 0) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", q->tag, a->name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The snapshot's unique pages and their stored bytes, if asked for. */
+static int stats_unique(fks_snap_stats *r, fks_store *s, int64_t id)
+{
+    struct ivls uniq = {0};
+    uint64_t rows;
+    int rc = 0;
+    if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
+        goto out;
+    ivls_union(&uniq);
+    if ((rc = ivls_stored(&rows, &r->unique_stored_bytes, s, &uniq)) != 0)
+        goto out;
+    r->unique_pages = ivls_len(&uniq);
+    r->unique_bytes = r->unique_pages * PAGE;
+out:
+    free(uniq.v);
+    return rc;
+}
+
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags)
 {
+    struct sstat q = {.s = s, .tag = tag, .have_mine = (flags & FKS_STATS_RUNS) != 0};
     fks_snap_stats *r = NULL;
     struct diff_art *arts = NULL, *parts = NULL;
-    struct diff_runs mine = {0}, theirs = {0}, pu = {0};
-    pm_map ua = {0}, ub = {0};
-    struct ivls uniq = {0};
     size_t n = 0, np = 0;
     int64_t id = 0, parent = 0, stored = 0;
     *out = NULL;
@@ -390,97 +510,20 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
         goto out;
     }
     r->stored_bytes = (uint64_t)stored;
-    for (size_t i = 0, j = 0; i < n; i++) {
-        fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
-        snprintf(a->name, sizeof a->name, "%s", arts[i].name);
-        a->size = arts[i].size;
-        int64_t x = 0;
-        struct map_row row;
-        uint64_t npages = (a->size + PAGE - 1) / PAGE;
-        int have_mine = (flags & FKS_STATS_RUNS) != 0;
-        if ((rc = map_of_artifact(&x, s->db, arts[i].id)) != 0 || (rc = map_row_get(&row, s->db, x)) != 0)
-            goto out;
-        if (row.npages != npages) {
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size",
-                          tag, a->name);
-            goto out;
-        }
-        if (have_mine) {            /* the whole map: its runs, and exact bytes */
-            if ((rc = diff_runs_load(&mine, s, arts[i].id)) != 0 || (rc = diff_check_runs(mine.v, mine.n, "")) != 0) {
-                if (rc == FKS_EINVAL)
-                    rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
-                goto out;
-            }
-            a->runs = mine.n;
-            for (size_t k = 0; k < mine.n; k++)
-                a->nonzero_bytes += diff_range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
-        } else {
-            /* The node's page count (map.c checks it on every full read);
-            ** a short last page counts its bytes only. */
-            a->nonzero_bytes = row.pages * PAGE;
-            if (a->size % PAGE && row.pages) {
-                pm_map want = {0}, got = {0};
-                if ((rc = pm_push_run(&want, npages - 1, 1, 0)) == 0)
-                    rc = map_restrict(&got, s->db, x, &want);
-                if (rc == 0 && got.n)
-                    a->nonzero_bytes -= PAGE - a->size % PAGE;
-                pm_free(&want);
-                pm_free(&got);
-                if (rc)
-                    goto out;
-            }
-        }
-        r->logical_bytes += a->size;
-        r->nonzero_bytes += a->nonzero_bytes;
-        while (j < np && strcmp(parts[j].name, a->name) < 0)
-            j++;
-        if (rc == 0 && j < np && strcmp(parts[j].name, a->name) == 0) {
-            struct shared sh = {a->size, 0};
-            int64_t y;
-            int found = 0;
-            /* Design 5: where the maps may differ, from the deltas; else
-            ** both whole maps. */
-            if ((rc = map_of_artifact(&y, s->db, parts[j].id)) == 0)
-                rc = map_pair(&ua, &ub, &found, s->db, x, y);
-            if (rc == 0 && found) {
-                uint64_t in_u = 0;
-                for (size_t k = 0; k < ua.n; k++)
-                    in_u += diff_range_bytes(ua.r[k].pgno, ua.r[k].npages, a->size);
-                sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
-                if ((rc = diff_runs_set(&theirs, &ua)) == 0 && (rc = diff_runs_set(&pu, &ub)) == 0)
-                    rc = diff_merge(theirs.v, theirs.n, pu.v, pu.n, shared_seg, &sh);
-            } else if (rc == 0 && (have_mine || (rc = diff_runs_load(&mine, s, arts[i].id)) == 0) &&
-                       (rc = diff_runs_load(&theirs, s, parts[j].id)) == 0) {
-                rc = diff_merge(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
-            }
-            r->shared_with_parent_bytes += sh.bytes;
-        }
-        if (rc) {
-            if (rc == FKS_EINVAL)
-                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
-            goto out;
-        }
-    }
+    if ((rc = stats_artifacts(r, &q, arts, n, parts, np)) != 0)
+        goto out;
     r->runs_known = (flags & FKS_STATS_RUNS) != 0;
     r->unique_known = (flags & FKS_STATS_UNIQUE) != 0;
-    if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
-        goto out;
-    ivls_union(&uniq);
-    uint64_t rows;
-    if ((rc = ivls_stored(&rows, &r->unique_stored_bytes, s, &uniq)) != 0)
-        goto out;
-    r->unique_pages = ivls_len(&uniq);
-    r->unique_bytes = r->unique_pages * PAGE;
+    rc = stats_unique(r, s, id);
 out:
     rc = cat_read_finish(s->db, rc);
     free(arts);
     free(parts);
-    free(mine.v);
-    free(theirs.v);
-    free(pu.v);
-    pm_free(&ua);
-    pm_free(&ub);
-    free(uniq.v);
+    free(q.mine.v);
+    free(q.theirs.v);
+    free(q.pu.v);
+    pm_free(&q.ua);
+    pm_free(&q.ub);
     if (rc) {
         fks_snap_stats_free(r);
         return rc;
