@@ -241,120 +241,190 @@ static int next_record(uint64_t *next, int fd, uint64_t from, uint64_t size)
     return rc;
 }
 
-static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *ins_chunk,
-                      ZSTD_DCtx *dctx, uint8_t *rbuf, uint8_t *out)
-{
-    char p[PATH_MAX], aside[PATH_MAX];
-    uint8_t hb[CHUNK_HDR_SIZE];
-    struct pidx_blocks blocks = {.x = ins_page};
+/* One chunk file's scan (step 3): the shared buffers, where it is and what
+** its header says. */
+struct cscan {
+    struct rec *x;
+    int64_t id;
+    sqlite3_stmt *ins_chunk;
+    ZSTD_DCtx *dctx;
+    uint8_t *rbuf, *out;
+    struct pidx_blocks blocks;
+    char p[PATH_MAX];
+    char what[PATH_MAX + 64];            /* the record at off, for messages */
+    int fd;                              /* -1: the file is skipped */
     chunk_hdr h;
+    uint64_t size, off;
+    int broken;                          /* a read failed: the tail is kept */
+};
+
+/* The chunk file opened and its header checked; one that does not open is
+** listed and skipped (fd stays -1), one whose header is damaged is moved
+** aside as *.damaged-<ms>. */
+static int scan_open(struct cscan *c)
+{
+    struct rec *x = c->x;
+    char aside[PATH_MAX], nm[32];
+    uint8_t hb[CHUNK_HDR_SIZE];
     struct stat st;
-    char nm[32];
-    int rc = chunk_file_name(nm, sizeof nm, id);
-    if (rc || (rc = fks__path(p, sizeof p, "%s/chunks/%s", x->dir, nm)) != 0)
+    int rc = chunk_file_name(nm, sizeof nm, c->id);
+    if (rc || (rc = fks__path(c->p, sizeof c->p, "%s/chunks/%s", x->dir, nm)) != 0)
         return rc;
-    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    int fd = open(c->p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0)
-        return add_line(&x->r->problems, &x->r->n_problems, "chunk file %s: %s (skipped)", p, strerror(errno));
+        return add_line(&x->r->problems, &x->r->n_problems, "chunk file %s: %s (skipped)", c->p, strerror(errno));
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || pread(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb ||
-        chunk_parse_hdr(&h, hb, sizeof hb) != 0 || h.id != (uint64_t)id || h.cap < CHUNK_HDR_SIZE) {
+        chunk_parse_hdr(&c->h, hb, sizeof hb) != 0 || c->h.id != (uint64_t)c->id || c->h.cap < CHUNK_HDR_SIZE) {
         close(fd);
         x->r->chunks_bad++;
-        if ((rc = fks__path(aside, sizeof aside, "%s.damaged-%lld", p, (long long)fks__wall_ms())) != 0)
+        if ((rc = fks__path(aside, sizeof aside, "%s.damaged-%lld", c->p, (long long)fks__wall_ms())) != 0)
             return rc;
-        if (rename(p, aside) != 0)
+        if (rename(c->p, aside) != 0)
             return add_line(&x->r->problems, &x->r->n_problems,
                             "chunk file %s: not a chunk file or its header is damaged; could not move it aside: %s",
-                            p, strerror(errno));
+                            c->p, strerror(errno));
         return add_line(&x->r->problems, &x->r->n_problems,
                         "chunk file %s: not a chunk file or its header is damaged: moved to %s, its pages are "
-                        "not indexed", p, aside);
+                        "not indexed", c->p, aside);
     }
     x->r->chunks++;
-    uint64_t size = (uint64_t)st.st_size, off = CHUNK_HDR_SIZE, used;
-    int broken = 0;
-    char what[PATH_MAX + 64];
-    while (off < size) {
-        size_t want = size - off < CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) ? (size_t)(size - off)
-                                                                     : CHUNK_REC_HDR(CHUNK_BLOCK_PAGES);
-        if (fks__pread_full(fd, rbuf, want, (off_t)off, p) != 0) {
-            broken = 1;
-            rc = add_line(&x->r->problems, &x->r->n_problems, "%s: %s: not indexed from offset %llu on", p,
-                          fks_errmsg(), (unsigned long long)off);
+    c->fd = fd;
+    c->size = (uint64_t)st.st_size;
+    c->off = CHUNK_HDR_SIZE;
+    return 0;
+}
+
+/* A record header at off that does not parse (why): the scan goes on at
+** the next record whose header checks (*more = 1), or, with none after
+** it, stops at the torn tail of a write that never committed. */
+static int scan_resync(struct cscan *c, int *more)
+{
+    struct rec *x = c->x;
+    char why[512];
+    snprintf(why, sizeof why, "%s", fks_errmsg());
+    uint64_t next = 0;
+    int rc;
+    *more = 0;
+    if ((rc = next_record(&next, c->fd, c->off + 1, c->size)) != 0)
+        return rc;
+    if (next) {
+        /* Damage in the middle: skip to the next record that checks. */
+        x->r->records_bad++;
+        if ((rc = add_line(&x->r->problems, &x->r->n_problems,
+                           "%s: %s: %llu bytes up to the next record (offset %llu) are not indexed", c->what, why,
+                           (unsigned long long)(next - c->off), (unsigned long long)next)) != 0)
+            return rc;
+        c->off = next;
+        *more = 1;
+        return 0;
+    }
+    /* No record after it: the torn tail of a write that never
+    ** committed (a killed ingest), free space again. */
+    return add_line(&x->r->problems, &x->r->n_problems,
+                    "%s: %s: no complete record from there to the end (an interrupted write; free space again)",
+                    c->what, why);
+}
+
+/* A decoded record's pages indexed: every hash not seen before gets a
+** page row and its place in a block row; the first location wins. */
+static int scan_index(struct cscan *c, const chunk_rec *rec)
+{
+    struct rec *x = c->x;
+    int rc = 0;
+    x->r->records++;
+    for (uint32_t i = 0; i < rec->npages && rc == 0; i++) {
+        if (pt_find(&x->pt, rec->hash[i]))
+            continue;                            /* stored twice: first one wins */
+        int64_t pid = x->next_page++;
+        if ((rc = pidx_add_page(c->blocks.x, pid, rec->hash[i], rec->rlen[i])) == 0 &&
+            (rc = pidx_blocks_push(&c->blocks, pid, c->id, c->off, rec->len, i)) == 0 &&
+            (rc = pt_add(&x->pt, rec->hash[i], pid)) == 0)
+            x->r->pages++;
+    }
+    return rc;
+}
+
+/* The records from the file header to the first zeros, the end or a read
+** that fails: each decoded (so its hashes are checked) and indexed, one
+** that fails skipped, a header that does not parse resynced past. */
+static int scan_records(struct cscan *c)
+{
+    struct rec *x = c->x;
+    int rc = 0, more;
+    while (c->off < c->size) {
+        size_t want = c->size - c->off < CHUNK_REC_HDR(CHUNK_BLOCK_PAGES) ? (size_t)(c->size - c->off)
+                                                                           : CHUNK_REC_HDR(CHUNK_BLOCK_PAGES);
+        if (fks__pread_full(c->fd, c->rbuf, want, (off_t)c->off, c->p) != 0) {
+            c->broken = 1;
+            rc = add_line(&x->r->problems, &x->r->n_problems, "%s: %s: not indexed from offset %llu on", c->p,
+                          fks_errmsg(), (unsigned long long)c->off);
             break;
         }
         chunk_rec rec;
-        int prc = chunk_parse_rec(&rec, rbuf, (size_t)(size - off));
+        int prc = chunk_parse_rec(&rec, c->rbuf, (size_t)(c->size - c->off));
         if (prc == 1)
             break;                                   /* zeros: the end of the records */
-        snprintf(what, sizeof what, "chunk %08llx offset %llu", (unsigned long long)id, (unsigned long long)off);
+        snprintf(c->what, sizeof c->what, "chunk %08llx offset %llu", (unsigned long long)c->id,
+                 (unsigned long long)c->off);
         if (prc < 0) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", fks_errmsg());
-            uint64_t next = 0;
-            if ((rc = next_record(&next, fd, off + 1, size)) != 0)
+            if ((rc = scan_resync(c, &more)) != 0 || !more)
                 break;
-            if (next) {
-                /* Damage in the middle: skip to the next record that checks. */
-                x->r->records_bad++;
-                if ((rc = add_line(&x->r->problems, &x->r->n_problems,
-                                   "%s: %s: %llu bytes up to the next record (offset %llu) are not indexed", what,
-                                   why, (unsigned long long)(next - off), (unsigned long long)next)) != 0)
-                    break;
-                off = next;
-                continue;
-            }
-            /* No record after it: the torn tail of a write that never
-            ** committed (a killed ingest), free space again. */
-            if ((rc = add_line(&x->r->problems, &x->r->n_problems,
-                               "%s: %s: no complete record from there to the end (an interrupted write; "
-                               "free space again)", what, why)) != 0)
-                break;
-            break;
+            continue;
         }
-        if (fks__pread_full(fd, rbuf, rec.len, (off_t)off, p) != 0 ||
-            chunk_decode(dctx, &rec, rbuf + CHUNK_REC_HDR(rec.npages), out, what) != 0) {
+        if (fks__pread_full(c->fd, c->rbuf, rec.len, (off_t)c->off, c->p) != 0 ||
+            chunk_decode(c->dctx, &rec, c->rbuf + CHUNK_REC_HDR(rec.npages), c->out, c->what) != 0) {
             x->r->records_bad++;
             if ((rc = add_line(&x->r->problems, &x->r->n_problems, "%s (%u pages not indexed)", fks_errmsg(),
                                rec.npages)) != 0)
                 break;
-            off += rec.len;
+            c->off += rec.len;
             continue;
         }
-        x->r->records++;
-        for (uint32_t i = 0; i < rec.npages && rc == 0; i++) {
-            if (pt_find(&x->pt, rec.hash[i]))
-                continue;                            /* stored twice: first one wins */
-            int64_t pid = x->next_page++;
-            if ((rc = pidx_add_page(ins_page, pid, rec.hash[i], rec.rlen[i])) == 0 &&
-                (rc = pidx_blocks_push(&blocks, pid, id, off, rec.len, i)) == 0 &&
-                (rc = pt_add(&x->pt, rec.hash[i], pid)) == 0)
-                x->r->pages++;
-        }
-        if (rc)
+        if ((rc = scan_index(c, &rec)) != 0)
             break;
-        off += rec.len;
+        c->off += rec.len;
     }
-    close(fd);
-    if (rc == 0)
-        rc = pidx_blocks_flush(&blocks);
+    return rc;
+}
+
+/* The chunk's row: its capacity, and as used the end of its records. */
+static int scan_chunk_row(struct cscan *c)
+{
+    struct rec *x = c->x;
+    /* A damaged tail is kept as it is: no writer appends past it. */
+    uint64_t used = c->broken ? c->h.cap : c->off;
+    if (used > c->h.cap)
+        used = c->h.cap;
+    sqlite3_bind_int64(c->ins_chunk, 1, c->id);
+    sqlite3_bind_int64(c->ins_chunk, 2, (int64_t)c->h.cap);
+    sqlite3_bind_int64(c->ins_chunk, 3, (int64_t)used);
+    sqlite3_bind_int64(c->ins_chunk, 4, c->h.created_ms);
+    int rc = step(x->db, c->ins_chunk, "recover: insert chunk");
     if (rc)
         return rc;
-    /* A damaged tail is kept as it is: no writer appends past it. */
-    used = broken ? h.cap : off;
-    if (used > h.cap)
-        used = h.cap;
-    sqlite3_bind_int64(ins_chunk, 1, id);
-    sqlite3_bind_int64(ins_chunk, 2, (int64_t)h.cap);
-    sqlite3_bind_int64(ins_chunk, 3, (int64_t)used);
-    sqlite3_bind_int64(ins_chunk, 4, h.created_ms);
-    if ((rc = step(x->db, ins_chunk, "recover: insert chunk")) != 0)
-        return rc;
-    if (id >= x->max_id) {
-        x->max_id = id;
-        x->chunk_size = (int64_t)h.cap;
+    if (c->id >= x->max_id) {
+        x->max_id = c->id;
+        x->chunk_size = (int64_t)c->h.cap;
     }
     return 0;
+}
+
+/* Step 3 for one chunk file: opened, its records indexed, its row. */
+static int scan_chunk(struct rec *x, int64_t id, pidx *ins_page, sqlite3_stmt *ins_chunk,
+                      ZSTD_DCtx *dctx, uint8_t *rbuf, uint8_t *out)
+{
+    struct cscan c = {.x = x, .id = id, .ins_chunk = ins_chunk, .dctx = dctx, .rbuf = rbuf, .out = out,
+                      .blocks = {.x = ins_page}, .fd = -1};
+    int rc = scan_open(&c);
+    if (rc || c.fd < 0)
+        return rc;
+    rc = scan_records(&c);
+    close(c.fd);
+    if (rc == 0)
+        rc = pidx_blocks_flush(&c.blocks);
+    if (rc)
+        return rc;
+    return scan_chunk_row(&c);
 }
 
 static int scan_chunks(struct rec *x)
@@ -563,16 +633,15 @@ static int pick_tag(struct rec *x, struct ent *e, char *tag, int64_t *claim)
     return 0;
 }
 
-static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, sqlite3_stmt *ins_art,
-                           sqlite3_stmt *find_tag, int64_t *claims)
+/* The tag e is inserted with (tag: FKS_TAG_MAX + 1 bytes). Another
+** recovered snapshot holds it: the most recent claim keeps it, the other
+** gets a suffix (renamed in place if it is the one already inserted). */
+static int claim_tag(char *tag, struct rec *x, struct ent *e, sqlite3_stmt *find_tag, int64_t *claims)
 {
-    char tag[FKS_TAG_MAX + 1], nm[200];
     int64_t claim;
     int rc = pick_tag(x, e, tag, &claim);
     if (rc)
         return rc;
-    /* Another recovered snapshot holds this tag: the most recent claim
-    ** keeps it, the other gets a suffix. */
     sqlite3_bind_text(find_tag, 1, tag, -1, SQLITE_TRANSIENT);
     int src = sqlite3_step(find_tag);
     int64_t other = src == SQLITE_ROW ? sqlite3_column_int64(find_tag, 0) : 0;
@@ -597,7 +666,7 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             if (rc)
                 return rc;
         } else {
-            memcpy(tag, dup, sizeof tag);
+            memcpy(tag, dup, sizeof dup);
         }
         if ((rc = add_line(&x->r->problems, &x->r->n_problems,
                            "two snapshots claim tag %.*s (ids %lld and %lld; a rename was interrupted): "
@@ -606,11 +675,17 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             return rc;
     }
     claims[e - x->e] = claim;
+    return 0;
+}
 
-    /* The parent: the nearest recovered ancestor (a tombstone's or a lost
-    ** snapshot's children take its parent, as rmi does). */
+/* The parent e is inserted under: the nearest recovered ancestor (a
+** tombstone's or a lost snapshot's children take its parent, as rmi
+** does); 0 for a root. */
+static int recovered_parent(int64_t *out, struct rec *x, struct ent *e)
+{
+    char nm[200];
     int64_t parent = e->m.parent_id;
-    int hops = 0;
+    int hops = 0, rc;
     while (parent > 0 && hops++ < 1000000) {
         struct ent *p = find_ent(x, parent);
         if (p && p->inserted)
@@ -629,6 +704,13 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
             return rc;
         parent = p->m.parent_id;
     }
+    *out = parent;
+    return 0;
+}
+
+/* e's snapshot row, under tag and parent (0: none). */
+static int insert_row(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, const char *tag, int64_t parent)
+{
     sqlite3_bind_int64(ins_snap, 1, e->id);
     sqlite3_bind_text(ins_snap, 2, tag, -1, SQLITE_TRANSIENT);
     if (parent > 0)
@@ -642,8 +724,13 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
     bind_opt(ins_snap, 8, e->m.snapshot_ms);
     bind_opt(ins_snap, 9, e->m.ingest_ms);
     bind_opt(ins_snap, 10, e->m.diff_bytes);
-    if ((rc = step(x->db, ins_snap, "recover: insert snapshot")) != 0)
-        return rc;
+    return step(x->db, ins_snap, "recover: insert snapshot");
+}
+
+/* e's artifact rows, each with its page map by the recovered page ids. */
+static int insert_artifacts(struct rec *x, struct ent *e, sqlite3_stmt *ins_art)
+{
+    int rc = 0;
     for (size_t i = 0; i < e->m.n_art && rc == 0; i++) {
         const mf_artifact *a = &e->m.art[i];
         /* Each recovered map is stored complete (map.c): a rebuilt
@@ -663,11 +750,23 @@ static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap,
         sqlite3_bind_int64(ins_art, 4, pmap);
         rc = step(x->db, ins_art, "recover: insert artifact");
     }
-    if (rc == 0) {
-        e->inserted = 1;
-        x->r->snapshots++;
-    }
     return rc;
+}
+
+/* Step 4 for one snapshot whose pages are all indexed: its tag, its
+** parent, its row and its artifacts'. */
+static int insert_snapshot(struct rec *x, struct ent *e, sqlite3_stmt *ins_snap, sqlite3_stmt *ins_art,
+                           sqlite3_stmt *find_tag, int64_t *claims)
+{
+    char tag[FKS_TAG_MAX + 1];
+    int64_t parent = 0;
+    int rc;
+    if ((rc = claim_tag(tag, x, e, find_tag, claims)) != 0 || (rc = recovered_parent(&parent, x, e)) != 0 ||
+        (rc = insert_row(x, e, ins_snap, tag, parent)) != 0 || (rc = insert_artifacts(x, e, ins_art)) != 0)
+        return rc;
+    e->inserted = 1;
+    x->r->snapshots++;
+    return 0;
 }
 
 static void release(struct ent *e)
@@ -910,12 +1009,120 @@ static int build(struct rec *x, const char *tmp)
     return rc;
 }
 
+/* The store's directory: one, ours, and writable by no one else. */
+static int recover_check_dir(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fks__err(FKS_ENOTFOUND, "store %s is not a directory", dir);
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != geteuid())
+        return fks__err(FKS_EPERM, "store directory %s is writable by or belongs to another user; refusing to "
+                        "rebuild its catalog from files others can change", dir);
+    return 0;
+}
+
+/* The store's writer lock (*locked once held), then gc.lock (*gcfd), so
+** neither a writer nor a gc runs during the rebuild. */
+static int recover_lock(struct fks_store *lk, int *locked, int *gcfd, const char *dir)
+{
+    char p[PATH_MAX];
+    int rc;
+    if ((rc = fks__path(lk->dir, sizeof lk->dir, "%s", dir)) != 0 ||
+        (rc = fks__path(lk->chunkdir, sizeof lk->chunkdir, "%s/chunks", dir)) != 0 ||
+        (rc = fks__path(p, sizeof p, "%s/lock", dir)) != 0)
+        return rc;
+    if ((lk->lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0)
+        return fks__errno(FKS_EIO, errno, "open %s", p);
+    if ((rc = store_lock(lk)) != 0)
+        return rc;
+    *locked = 1;
+    if ((rc = fks__path(p, sizeof p, "%s/gc.lock", dir)) != 0)
+        return rc;
+    *gcfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+    if (*gcfd < 0 || flock(*gcfd, LOCK_EX | LOCK_NB) != 0)
+        return *gcfd < 0 ? fks__errno(FKS_EIO, errno, "open %s", p)
+                         : fks__err(FKS_ELOCKED, "a gc is running on %s (it holds %s): wait for it", dir, p);
+    return 0;
+}
+
+/* Step 1: the catalog at p left alone if it is healthy and not forced;
+** otherwise moved aside, and what it still says read. */
+static int recover_aside(struct rec *x, const char *p, int flags)
+{
+    char aside[PATH_MAX] = "";
+    struct stat st;
+    int rc;
+    if (lstat(p, &st) == 0 && !(flags & FKS_RECOVER_FORCE) && catalog_healthy(p))
+        return fks__err(FKS_EEXIST, "the catalog %s opens and passes its checks: nothing to recover (to rebuild "
+                        "it anyway, force it; the current one is kept beside it)", p);
+    if ((rc = move_aside(x, aside, sizeof aside)) != 0)
+        return rc;
+    if (aside[0]) {
+        read_old(x, aside);
+        snprintf(x->r->moved_aside, sizeof x->r->moved_aside, "%s", aside);
+    }
+    return 0;
+}
+
+/* Steps 2 to 5: the new catalog built at tmp, renamed into place at p and
+** the directory synced; tmp removed if it fails before the rename. */
+static int recover_install(struct rec *x, const char *tmp, const char *p)
+{
+    int rc;
+    unlink(tmp);
+    if ((rc = build(x, tmp)) != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) != 0) {
+        rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, p);
+        unlink(tmp);
+        return rc;
+    }
+    return fks__fsync_dir(x->dir);
+}
+
+/* Each manifest renamed to what its snapshot became: manifests not
+** brought back are kept for a later try (manifest.c, 7). */
+static int recover_manifests(struct rec *x)
+{
+    char p[PATH_MAX];
+    int renamed = 0;
+    for (size_t i = 0; i < x->ne; i++) {
+        struct ent *e = &x->e[i];
+        char from[PATH_MAX], to[PATH_MAX];
+        char want = (char)(e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l');
+        if (want == e->kind || manifest_path(from, sizeof from, x->dir, e->id, manifest_suffix(e->kind)) != 0 ||
+            manifest_path(to, sizeof to, x->dir, e->id, manifest_suffix(want)) != 0)
+            continue;
+        if (rename(from, to) == 0)
+            renamed = 1;
+    }
+    if (renamed && fks__path(p, sizeof p, "%s/manifests", x->dir) == 0)
+        return fks__fsync_dir(p);
+    return 0;
+}
+
+/* What the rebuild held, the report aside. */
+static void rec_free(struct rec *x)
+{
+    if (x->db)
+        sqlite3_close(x->db);
+    for (size_t i = 0; i < x->ne; i++)
+        manifest_clear(&x->e[i].m);
+    free(x->e);
+    free(x->pt.v);
+    for (size_t i = 0; i < x->n_old; i++)
+        free(x->old_tags[i]);
+    free(x->old_tags);
+    free(x->old_ids);
+}
+
 int fks_recover(fks_recover_report **out, const char *dir, int flags)
 {
     struct rec x = {0};
     struct fks_store lk = {0};
-    char p[PATH_MAX], tmp[PATH_MAX], aside[PATH_MAX] = "";
-    struct stat st;
+    char p[PATH_MAX], tmp[PATH_MAX];
     int gcfd = -1, locked = 0, rc;
     double t0 = fks__now();
     mode_t old_mask = umask(077);
@@ -927,85 +1134,16 @@ int fks_recover(fks_recover_report **out, const char *dir, int flags)
         return fks__err(FKS_ENOMEM, "out of memory");
     }
     x.dir = dir;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        rc = fks__err(FKS_ENOTFOUND, "store %s is not a directory", dir);
+    if ((rc = recover_check_dir(dir)) != 0 || (rc = recover_lock(&lk, &locked, &gcfd, dir)) != 0)
         goto out;
-    }
-    if ((st.st_mode & (S_IWGRP | S_IWOTH)) || st.st_uid != geteuid()) {
-        rc = fks__err(FKS_EPERM, "store directory %s is writable by or belongs to another user; refusing to "
-                      "rebuild its catalog from files others can change", dir);
-        goto out;
-    }
-    if ((rc = fks__path(lk.dir, sizeof lk.dir, "%s", dir)) != 0 ||
-        (rc = fks__path(lk.chunkdir, sizeof lk.chunkdir, "%s/chunks", dir)) != 0 ||
-        (rc = fks__path(p, sizeof p, "%s/lock", dir)) != 0)
-        goto out;
-    if ((lk.lockfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600)) < 0) {
-        rc = fks__errno(FKS_EIO, errno, "open %s", p);
-        goto out;
-    }
-    if ((rc = store_lock(&lk)) != 0)
-        goto out;
-    locked = 1;
-    if ((rc = fks__path(p, sizeof p, "%s/gc.lock", dir)) != 0)
-        goto out;
-    gcfd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
-    if (gcfd < 0 || flock(gcfd, LOCK_EX | LOCK_NB) != 0) {
-        rc = gcfd < 0 ? fks__errno(FKS_EIO, errno, "open %s", p)
-                      : fks__err(FKS_ELOCKED, "a gc is running on %s (it holds %s): wait for it", dir, p);
-        goto out;
-    }
     if ((rc = fks__path(p, sizeof p, "%s/catalog.db", dir)) != 0 ||
         (rc = fks__path(tmp, sizeof tmp, "%s/catalog.db.recover", dir)) != 0)
         goto out;
-    if (lstat(p, &st) == 0 && !(flags & FKS_RECOVER_FORCE) && catalog_healthy(p)) {
-        rc = fks__err(FKS_EEXIST, "the catalog %s opens and passes its checks: nothing to recover (to rebuild "
-                      "it anyway, force it; the current one is kept beside it)", p);
+    if ((rc = recover_aside(&x, p, flags)) != 0 || (rc = recover_install(&x, tmp, p)) != 0)
         goto out;
-    }
-    if ((rc = move_aside(&x, aside, sizeof aside)) != 0)
-        goto out;
-    if (aside[0]) {
-        read_old(&x, aside);
-        snprintf(x.r->moved_aside, sizeof x.r->moved_aside, "%s", aside);
-    }
-    unlink(tmp);
-    if ((rc = build(&x, tmp)) != 0) {
-        unlink(tmp);
-        goto out;
-    }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) != 0) {
-        rc = fks__errno(FKS_EIO, errno, "rename %s to %s", tmp, p);
-        unlink(tmp);
-        goto out;
-    }
-    if ((rc = fks__fsync_dir(dir)) != 0)
-        goto out;
-    /* Manifests not brought back are kept for a later try (manifest.c, 7). */
-    int renamed = 0;
-    for (size_t i = 0; i < x.ne; i++) {
-        struct ent *e = &x.e[i];
-        char from[PATH_MAX], to[PATH_MAX];
-        char want = (char)(e->kind == 'r' ? 'r' : e->inserted ? 'm' : 'l');
-        if (want == e->kind || manifest_path(from, sizeof from, dir, e->id, manifest_suffix(e->kind)) != 0 ||
-            manifest_path(to, sizeof to, dir, e->id, manifest_suffix(want)) != 0)
-            continue;
-        if (rename(from, to) == 0)
-            renamed = 1;
-    }
-    if (renamed && fks__path(p, sizeof p, "%s/manifests", dir) == 0)
-        rc = fks__fsync_dir(p);
+    rc = recover_manifests(&x);
 out:
-    if (x.db)
-        sqlite3_close(x.db);
-    for (size_t i = 0; i < x.ne; i++)
-        manifest_clear(&x.e[i].m);
-    free(x.e);
-    free(x.pt.v);
-    for (size_t i = 0; i < x.n_old; i++)
-        free(x.old_tags[i]);
-    free(x.old_tags);
-    free(x.old_ids);
+    rec_free(&x);
     if (gcfd >= 0)
         close(gcfd);
     if (locked)

@@ -52,14 +52,21 @@ int fks_sql(fks_store *s, const char *sql, fks_row_fn row, void *arg)
     return fks_sql_ex(s, sql, NULL, row, arg);
 }
 
-int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn row, void *arg)
+/* One statement's run: its connection, its clock and its limits. */
+struct sql_run {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    struct sql_clock clk;     /* the progress handler's: stays in place */
+    double timeout;           /* 0: none */
+    uint64_t nrows, max_rows; /* max_rows 0: none */
+};
+
+/* Design 1 and 3: the catalog opened read-only on a connection of its
+** own, hash_page registered, the value limit and the time limit set. */
+static int sql_open(struct sql_run *q, fks_store *s)
 {
     sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
     char p[PATH_MAX];
-    const char *tail = NULL;
-    if (o && !(o->timeout_s >= 0 && o->timeout_s <= 1e9))
-        return fks__err(FKS_EINVAL, "SQL time limit %g s is not a number of seconds from 0 to 1e9", o->timeout_s);
     int rc = fks__path(p, sizeof p, "%s/catalog.db", s->dir);
     if (rc || (rc = cat_open(&db, p, 1)) != 0)
         return rc;
@@ -67,37 +74,75 @@ int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn 
         sqlite3_close(db);
         return rc;
     }
-    struct sql_clock clk = {0, 0};
-    uint64_t nrows = 0, max_rows = o ? o->max_rows : 0;
-    double timeout = o && o->timeout_s > 0 ? o->timeout_s : 0;
+    q->db = db;
     /* One value (a string or BLOB a query builds) stays small. */
     sqlite3_limit(db, SQLITE_LIMIT_LENGTH, SQL_MAX_VALUE);
-    if (timeout > 0) {
-        clk.deadline = fks__now() + timeout;
-        sqlite3_progress_handler(db, SQL_TICK, sql_tick, &clk);
+    if (q->timeout > 0) {
+        q->clk.deadline = fks__now() + q->timeout;
+        sqlite3_progress_handler(db, SQL_TICK, sql_tick, &q->clk);
     }
-    int src = sqlite3_prepare_v2(db, sql, -1, &st, &tail);
-    if (src != SQLITE_OK) {
-        rc = clk.expired ? fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit) while "
-                                    "being prepared", timeout)
-                         : fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
-        goto out;
-    }
-    if (!st) {
-        rc = fks__err(FKS_EINVAL, "empty SQL statement");
-        goto out;
-    }
+    return 0;
+}
+
+/* Design 2: sql prepared, exactly one statement and a read-only one. */
+static int sql_prepare(struct sql_run *q, const char *sql)
+{
+    const char *tail = NULL;
+    int src = sqlite3_prepare_v2(q->db, sql, -1, &q->st, &tail);
+    if (src != SQLITE_OK)
+        return q->clk.expired ? fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit) "
+                                         "while being prepared", q->timeout)
+                              : fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(q->db));
+    if (!q->st)
+        return fks__err(FKS_EINVAL, "empty SQL statement");
     while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';' || *tail == '\r'))
         tail++;
-    if (tail && *tail) {
-        rc = fks__err(FKS_EINVAL, "give one SQL statement at a time (extra text: '%.40s')", tail);
-        goto out;
+    if (tail && *tail)
+        return fks__err(FKS_EINVAL, "give one SQL statement at a time (extra text: '%.40s')", tail);
+    if (!sqlite3_stmt_readonly(q->st))
+        return fks__err(FKS_EINVAL, "SQL on the catalog is read-only: the statement would modify it");
+    return 0;
+}
+
+/* Design 4: the current row of st as text in vals[0 .. ncol) and its
+** types, BLOBs (page hashes) as hex in *hex (the last row's freed). */
+static int sql_values(char **hex, sqlite3_stmt *st, int ncol, const char **vals, int *types)
+{
+    size_t need = 0;
+    for (int i = 0; i < ncol; i++)
+        if (sqlite3_column_type(st, i) == SQLITE_BLOB)
+            need += 2 * (size_t)sqlite3_column_bytes(st, i) + 1;
+    free(*hex);
+    *hex = need ? malloc(need) : NULL;
+    if (need && !*hex)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    char *h = *hex;
+    for (int i = 0; i < ncol; i++) {
+        types[i] = sqlite3_column_type(st, i);
+        if (types[i] != SQLITE_BLOB) {
+            vals[i] = (const char *)sqlite3_column_text(st, i);
+            continue;
+        }
+        const unsigned char *b = sqlite3_column_blob(st, i);
+        int nb = sqlite3_column_bytes(st, i);
+        if (!h) {                 /* cannot happen: need counted it */
+            vals[i] = "";
+            continue;
+        }
+        vals[i] = h;
+        for (int k = 0; k < nb; k++, h += 2)
+            sprintf(h, "%02x", b[k]);
+        *h++ = 0;
     }
-    if (!sqlite3_stmt_readonly(st)) {
-        rc = fks__err(FKS_EINVAL, "SQL on the catalog is read-only: the statement would modify it");
-        goto out;
-    }
-    int ncol = sqlite3_column_count(st);
+    return 0;
+}
+
+/* Design 3 and 4: the rows to the callback under the row limit (it may
+** stop them), then how the statement ended: time limit, memory, error. */
+static int sql_rows(struct sql_run *q, fks_row_fn row, void *arg)
+{
+    sqlite3_stmt *st = q->st;
+    int ncol = sqlite3_column_count(st), rc = 0, src;
     const char **names = calloc((size_t)ncol + 1, sizeof *names);
     const char **vals = calloc((size_t)ncol + 1, sizeof *vals);
     int *types = calloc((size_t)ncol + 1, sizeof *types);
@@ -105,63 +150,50 @@ int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn 
         free(names);
         free(vals);
         free(types);
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
+        return fks__err(FKS_ENOMEM, "out of memory");
     }
     for (int i = 0; i < ncol; i++)
         names[i] = sqlite3_column_name(st, i);
     char *hex = NULL;   /* BLOBs (page hashes) are shown as hex */
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (max_rows && nrows == max_rows) {
+        if (q->max_rows && q->nrows == q->max_rows) {
             rc = fks__err(FKS_ELIMIT, "SQL statement stopped after %llu rows (the row limit): the result "
-                          "has more", (unsigned long long)max_rows);
+                          "has more", (unsigned long long)q->max_rows);
             break;
         }
-        nrows++;
-        size_t need = 0;
-        for (int i = 0; i < ncol; i++)
-            if (sqlite3_column_type(st, i) == SQLITE_BLOB)
-                need += 2 * (size_t)sqlite3_column_bytes(st, i) + 1;
-        free(hex);
-        hex = need ? malloc(need) : NULL;
-        if (need && !hex) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
+        q->nrows++;
+        if ((rc = sql_values(&hex, st, ncol, vals, types)) != 0)
             break;
-        }
-        char *h = hex;
-        for (int i = 0; i < ncol; i++) {
-            types[i] = sqlite3_column_type(st, i);
-            if (types[i] != SQLITE_BLOB) {
-                vals[i] = (const char *)sqlite3_column_text(st, i);
-                continue;
-            }
-            const unsigned char *b = sqlite3_column_blob(st, i);
-            int nb = sqlite3_column_bytes(st, i);
-            if (!h) {                 /* cannot happen: need counted it */
-                vals[i] = "";
-                continue;
-            }
-            vals[i] = h;
-            for (int k = 0; k < nb; k++, h += 2)
-                sprintf(h, "%02x", b[k]);
-            *h++ = 0;
-        }
         if (row(arg, ncol, names, vals, types))
             break;
     }
     free(hex);
-    if (rc == 0 && src == SQLITE_INTERRUPT && clk.expired)
+    if (rc == 0 && src == SQLITE_INTERRUPT && q->clk.expired)
         rc = fks__err(FKS_ETIMEDOUT, "SQL statement stopped after %.3g s (the time limit), %llu rows in",
-                      timeout, (unsigned long long)nrows);
+                      q->timeout, (unsigned long long)q->nrows);
     else if (rc == 0 && src == SQLITE_NOMEM)
-        rc = fks__err(FKS_ENOMEM, "SQL statement ran out of memory: %s", sqlite3_errmsg(db));
+        rc = fks__err(FKS_ENOMEM, "SQL statement ran out of memory: %s", sqlite3_errmsg(q->db));
     else if (rc == 0 && src != SQLITE_ROW && src != SQLITE_DONE)
-        rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(db));
+        rc = fks__err(FKS_EINVAL, "SQL error: %s", sqlite3_errmsg(q->db));
     free(names);
     free(vals);
     free(types);
-out:
-    sqlite3_finalize(st);
-    sqlite3_close(db);
+    return rc;
+}
+
+int fks_sql_ex(fks_store *s, const char *sql, const fks_sql_opts *o, fks_row_fn row, void *arg)
+{
+    struct sql_run q = {0};
+    if (o && !(o->timeout_s >= 0 && o->timeout_s <= 1e9))
+        return fks__err(FKS_EINVAL, "SQL time limit %g s is not a number of seconds from 0 to 1e9", o->timeout_s);
+    q.max_rows = o ? o->max_rows : 0;
+    q.timeout = o && o->timeout_s > 0 ? o->timeout_s : 0;
+    int rc = sql_open(&q, s);
+    if (rc)
+        return rc;
+    if ((rc = sql_prepare(&q, sql)) == 0)
+        rc = sql_rows(&q, row, arg);
+    sqlite3_finalize(q.st);
+    sqlite3_close(q.db);
     return rc;
 }

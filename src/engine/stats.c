@@ -207,6 +207,100 @@ static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
     return 1;
 }
 
+/* unique_load's state: the node being read and the maps built on it. */
+struct uniq {
+    fks_store *s;
+    sqlite3_stmt *deps;
+    pm_map own, *dm;          /* the node's runs; dm[0 .. nd): its dependants' */
+    size_t nd, da;
+    struct ivls cand_all, exposed;
+};
+
+/* The maps of the nodes built on node x, in q->dm, the last node's freed. */
+static int unique_deps(struct uniq *q, int64_t x, uint64_t npages)
+{
+    int rc = 0, ds;
+    for (size_t i = 0; i < q->nd; i++)
+        pm_free(&q->dm[i]);
+    q->nd = 0;
+    sqlite3_bind_int64(q->deps, 1, x);
+    while (rc == 0 && (ds = sqlite3_step(q->deps)) == SQLITE_ROW) {
+        if (q->nd == q->da) {
+            size_t na = q->da ? 2 * q->da : 4;
+            pm_map *nv = realloc(q->dm, na * sizeof *nv);
+            if (!nv) {
+                rc = fks__err(FKS_ENOMEM, "out of memory");
+                break;
+            }
+            q->dm = nv;
+            q->da = na;
+        }
+        q->dm[q->nd] = (pm_map){0};
+        rc = map_delta_load(&q->dm[q->nd++], q->s->db, sqlite3_column_int64(q->deps, 0), npages);
+    }
+    sqlite3_reset(q->deps);
+    if (rc == 0 && ds != SQLITE_DONE)
+        rc = cat_err(q->s->db, ds, "catalog: read page maps");
+    return rc;
+}
+
+/* One of the snapshot's nodes, x: its runs' pages that every dependant
+** hides go to cand_all, the others to exposed. */
+static int unique_node(struct uniq *q, int64_t x)
+{
+    struct map_row row;
+    int rc;
+    if ((rc = map_row_get(&row, q->s->db, x)) != 0)
+        return rc;
+    q->own.n = 0;
+    if ((rc = map_delta_load(&q->own, q->s->db, x, row.npages)) != 0 || (rc = unique_deps(q, x, row.npages)) != 0)
+        return rc;
+    /* A page the image holds twice must be hidden at both places. */
+    for (size_t i = 0; i < q->own.n && rc == 0; i++) {
+        const pm_run *r = &q->own.r[i];
+        if (r->page == 0)
+            continue;
+        if (!q->nd) {
+            rc = ivls_push(&q->cand_all, r->page, r->page + (int64_t)r->npages);
+            continue;
+        }
+        for (uint64_t k = 0; k < r->npages && rc == 0; k++)
+            rc = ivls_push(hidden_by_all(q->dm, q->nd, r->pgno + k) ? &q->cand_all : &q->exposed,
+                           r->page + (int64_t)k, r->page + (int64_t)k + 1);
+    }
+    return rc;
+}
+
+/* Every other node's runs (all, bound to snap), once: what they name of
+** the candidates, into other. */
+static int unique_others(struct ivls *other, fks_store *s, sqlite3_stmt *all, int64_t snap, const struct ivls *cand)
+{
+    int rc = 0, src;
+    sqlite3_bind_int64(all, 1, snap);
+    while (rc == 0 && (src = sqlite3_step(all)) == SQLITE_ROW) {
+        int64_t lo = sqlite3_column_int64(all, 0), n = sqlite3_column_int64(all, 1);
+        if (n <= 0 || lo > INT64_MAX - n) {
+            rc = fks__err(FKS_ECORRUPT, "catalog damaged: a page map run names page ids %lld+%lld",
+                          (long long)lo, (long long)n);
+            break;
+        }
+        int64_t hi = lo + n;
+        size_t a = 0, b = cand->n;          /* first candidate ending after lo */
+        while (a < b) {
+            size_t m = a + (b - a) / 2;
+            if (cand->v[m].hi <= lo)
+                a = m + 1;
+            else
+                b = m;
+        }
+        for (; a < cand->n && cand->v[a].lo < hi && rc == 0; a++)
+            rc = ivls_push(other, cand->v[a].lo > lo ? cand->v[a].lo : lo, cand->v[a].hi < hi ? cand->v[a].hi : hi);
+    }
+    if (rc == 0)
+        rc = cat_done(s->db, src, "catalog: read page maps");
+    return rc;
+}
+
 /* The pages that only snapshot snap uses, as page-id intervals: pages of
 ** its own map nodes' runs that every node built on its node hides (so that
 ** rmi and gc, which folds the node into those, free them) and that no run
@@ -216,108 +310,42 @@ static int hidden_by_all(const pm_map *deps, size_t nd, uint64_t pgno)
 ** counts as used elsewhere: the figure is exact after gc, never too high. */
 static int unique_load(struct ivls *u, fks_store *s, int64_t snap)
 {
-    sqlite3_stmt *nodes = NULL, *deps = NULL, *all = NULL;
-    pm_map own = {0}, *dm = NULL;
-    size_t nd = 0, da = 0;
-    struct ivls cand_all = {0}, exposed = {0}, cand = {0}, other = {0};
+    struct uniq q = {.s = s};
+    sqlite3_stmt *nodes = NULL, *all = NULL;
+    struct ivls cand = {0}, other = {0};
     int rc = cat_prepare(s->db, &nodes, "SELECT pmap_id FROM artifact WHERE snapshot_id = ?1");
     if (rc == 0)
-        rc = cat_prepare(s->db, &deps, "SELECT id FROM pmap WHERE base_id = ?1");
+        rc = cat_prepare(s->db, &q.deps, "SELECT id FROM pmap WHERE base_id = ?1");
     if (rc == 0)
         rc = cat_prepare(s->db, &all, "SELECT page_id, npages FROM pmap_run WHERE page_id > 0 AND pmap_id NOT IN "
                                       "(SELECT pmap_id FROM artifact WHERE snapshot_id = ?1)");
     if (rc == 0)
         sqlite3_bind_int64(nodes, 1, snap);
     int src = SQLITE_DONE;
-    while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW) {
-        int64_t x = sqlite3_column_int64(nodes, 0);
-        struct map_row row;
-        if ((rc = map_row_get(&row, s->db, x)) != 0)
-            break;
-        own.n = 0;
-        if ((rc = map_delta_load(&own, s->db, x, row.npages)) != 0)
-            break;
-        for (size_t i = 0; i < nd; i++)
-            pm_free(&dm[i]);
-        nd = 0;
-        sqlite3_bind_int64(deps, 1, x);
-        int ds;
-        while (rc == 0 && (ds = sqlite3_step(deps)) == SQLITE_ROW) {
-            if (nd == da) {
-                size_t na = da ? 2 * da : 4;
-                pm_map *nv = realloc(dm, na * sizeof *nv);
-                if (!nv) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                dm = nv;
-                da = na;
-            }
-            dm[nd] = (pm_map){0};
-            rc = map_delta_load(&dm[nd++], s->db, sqlite3_column_int64(deps, 0), row.npages);
-        }
-        sqlite3_reset(deps);
-        if (rc == 0 && ds != SQLITE_DONE)
-            rc = cat_err(s->db, ds, "catalog: read page maps");
-        /* A page the image holds twice must be hidden at both places. */
-        for (size_t i = 0; i < own.n && rc == 0; i++) {
-            const pm_run *r = &own.r[i];
-            if (r->page == 0)
-                continue;
-            if (!nd) {
-                rc = ivls_push(&cand_all, r->page, r->page + (int64_t)r->npages);
-                continue;
-            }
-            for (uint64_t k = 0; k < r->npages && rc == 0; k++)
-                rc = ivls_push(hidden_by_all(dm, nd, r->pgno + k) ? &cand_all : &exposed, r->page + (int64_t)k,
-                               r->page + (int64_t)k + 1);
-        }
-    }
+    while (rc == 0 && (src = sqlite3_step(nodes)) == SQLITE_ROW)
+        rc = unique_node(&q, sqlite3_column_int64(nodes, 0));
     if (rc == 0 && src != SQLITE_DONE)
         rc = cat_err(s->db, src, "catalog: list artifacts");
     if (rc == 0) {
-        ivls_union(&cand_all);
-        ivls_union(&exposed);
-        rc = ivls_subtract(&cand, &cand_all, &exposed);
+        ivls_union(&q.cand_all);
+        ivls_union(&q.exposed);
+        rc = ivls_subtract(&cand, &q.cand_all, &q.exposed);
     }
-    /* Every other node's runs, once: what they name of the candidates. */
-    if (rc == 0 && cand.n) {
-        sqlite3_bind_int64(all, 1, snap);
-        while (rc == 0 && (src = sqlite3_step(all)) == SQLITE_ROW) {
-            int64_t lo = sqlite3_column_int64(all, 0), n = sqlite3_column_int64(all, 1);
-            if (n <= 0 || lo > INT64_MAX - n) {
-                rc = fks__err(FKS_ECORRUPT, "catalog damaged: a page map run names page ids %lld+%lld",
-                              (long long)lo, (long long)n);
-                break;
-            }
-            int64_t hi = lo + n;
-            size_t a = 0, b = cand.n;          /* first candidate ending after lo */
-            while (a < b) {
-                size_t m = a + (b - a) / 2;
-                if (cand.v[m].hi <= lo)
-                    a = m + 1;
-                else
-                    b = m;
-            }
-            for (; a < cand.n && cand.v[a].lo < hi && rc == 0; a++)
-                rc = ivls_push(&other, cand.v[a].lo > lo ? cand.v[a].lo : lo, cand.v[a].hi < hi ? cand.v[a].hi : hi);
-        }
-        if (rc == 0)
-            rc = cat_done(s->db, src, "catalog: read page maps");
-    }
+    if (rc == 0 && cand.n)
+        rc = unique_others(&other, s, all, snap, &cand);
     if (rc == 0) {
         ivls_union(&other);
         rc = ivls_subtract(u, &cand, &other);
     }
     sqlite3_finalize(nodes);
-    sqlite3_finalize(deps);
+    sqlite3_finalize(q.deps);
     sqlite3_finalize(all);
-    pm_free(&own);
-    for (size_t i = 0; i < nd; i++)
-        pm_free(&dm[i]);
-    free(dm);
-    free(cand_all.v);
-    free(exposed.v);
+    pm_free(&q.own);
+    for (size_t i = 0; i < q.nd; i++)
+        pm_free(&q.dm[i]);
+    free(q.dm);
+    free(q.cand_all.v);
+    free(q.exposed.v);
     free(cand.v);
     free(other.v);
     return rc;
@@ -340,13 +368,133 @@ int fks_snap_stats_get(fks_snap_stats **out, fks_store *s, const char *tag)
     return fks_snap_stats_get_ex(out, s, tag, FKS_STATS_UNIQUE | FKS_STATS_RUNS);
 }
 
+/* fks_snap_stats_get_ex's state: the request and the run buffers every
+** artifact reuses. */
+struct sstat {
+    fks_store *s;
+    const char *tag;
+    int have_mine;                       /* FKS_STATS_RUNS: the whole maps read */
+    struct diff_runs mine, theirs, pu;
+    pm_map ua, ub;
+};
+
+/* Artifact a's page map checked against its size, into *x, and its
+** non-zero bytes: from its runs, or from the node's page count. */
+static int art_nonzero(int64_t *x, struct sstat *q, fks_artifact_stats *a, int64_t art_id)
+{
+    fks_store *s = q->s;
+    struct map_row row;
+    uint64_t npages = (a->size + PAGE - 1) / PAGE;
+    int rc;
+    if ((rc = map_of_artifact(x, s->db, art_id)) != 0 || (rc = map_row_get(&row, s->db, *x)) != 0)
+        return rc;
+    if (row.npages != npages)
+        return fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size", q->tag, a->name);
+    if (q->have_mine) {            /* the whole map: its runs, and exact bytes */
+        if ((rc = diff_runs_load(&q->mine, s, art_id)) != 0 || (rc = diff_check_runs(q->mine.v, q->mine.n, "")) != 0) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", q->tag, a->name);
+            return rc;
+        }
+        a->runs = q->mine.n;
+        for (size_t k = 0; k < q->mine.n; k++)
+            a->nonzero_bytes += diff_range_bytes(q->mine.v[k].pgno, q->mine.v[k].npages, a->size);
+        return 0;
+    }
+    /* The node's page count (map.c checks it on every full read);
+    ** a short last page counts its bytes only. */
+    a->nonzero_bytes = row.pages * PAGE;
+    if (a->size % PAGE && row.pages) {
+        pm_map want = {0}, got = {0};
+        if ((rc = pm_push_run(&want, npages - 1, 1, 0)) == 0)
+            rc = map_restrict(&got, s->db, *x, &want);
+        if (rc == 0 && got.n)
+            a->nonzero_bytes -= PAGE - a->size % PAGE;
+        pm_free(&want);
+        pm_free(&got);
+    }
+    return rc;
+}
+
+/* The bytes artifact a (map x) shares with its parent's namesake
+** (artifact parent_art), added to *shared. */
+static int art_shared(uint64_t *shared, struct sstat *q, const fks_artifact_stats *a, int64_t x, int64_t art_id,
+                      int64_t parent_art)
+{
+    fks_store *s = q->s;
+    struct shared sh = {a->size, 0};
+    int64_t y;
+    int found = 0;
+    /* Design 5: where the maps may differ, from the deltas; else
+    ** both whole maps. */
+    int rc = map_of_artifact(&y, s->db, parent_art);
+    if (rc == 0)
+        rc = map_pair(&q->ua, &q->ub, &found, s->db, x, y);
+    if (rc == 0 && found) {
+        uint64_t in_u = 0;
+        for (size_t k = 0; k < q->ua.n; k++)
+            in_u += diff_range_bytes(q->ua.r[k].pgno, q->ua.r[k].npages, a->size);
+        sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
+        if ((rc = diff_runs_set(&q->theirs, &q->ua)) == 0 && (rc = diff_runs_set(&q->pu, &q->ub)) == 0)
+            rc = diff_merge(q->theirs.v, q->theirs.n, q->pu.v, q->pu.n, shared_seg, &sh);
+    } else if (rc == 0 && (q->have_mine || (rc = diff_runs_load(&q->mine, s, art_id)) == 0) &&
+               (rc = diff_runs_load(&q->theirs, s, parent_art)) == 0) {
+        rc = diff_merge(q->mine.v, q->mine.n, q->theirs.v, q->theirs.n, shared_seg, &sh);
+    }
+    *shared += sh.bytes;
+    return rc;
+}
+
+/* Each artifact's figures (parts: the parent's artifacts, by name), and
+** their sums. */
+static int stats_artifacts(fks_snap_stats *r, struct sstat *q, const struct diff_art *arts, size_t n,
+                           const struct diff_art *parts, size_t np)
+{
+    int rc;
+    for (size_t i = 0, j = 0; i < n; i++) {
+        fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
+        snprintf(a->name, sizeof a->name, "%s", arts[i].name);
+        a->size = arts[i].size;
+        int64_t x = 0;
+        if ((rc = art_nonzero(&x, q, a, arts[i].id)) != 0)
+            return rc;
+        r->logical_bytes += a->size;
+        r->nonzero_bytes += a->nonzero_bytes;
+        while (j < np && strcmp(parts[j].name, a->name) < 0)
+            j++;
+        if (j < np && strcmp(parts[j].name, a->name) == 0 &&
+            (rc = art_shared(&r->shared_with_parent_bytes, q, a, x, arts[i].id, parts[j].id)) != 0) {
+            if (rc == FKS_EINVAL)
+                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", q->tag, a->name);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The snapshot's unique pages and their stored bytes, if asked for. */
+static int stats_unique(fks_snap_stats *r, fks_store *s, int64_t id)
+{
+    struct ivls uniq = {0};
+    uint64_t rows;
+    int rc = 0;
+    if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
+        goto out;
+    ivls_union(&uniq);
+    if ((rc = ivls_stored(&rows, &r->unique_stored_bytes, s, &uniq)) != 0)
+        goto out;
+    r->unique_pages = ivls_len(&uniq);
+    r->unique_bytes = r->unique_pages * PAGE;
+out:
+    free(uniq.v);
+    return rc;
+}
+
 int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, int flags)
 {
+    struct sstat q = {.s = s, .tag = tag, .have_mine = (flags & FKS_STATS_RUNS) != 0};
     fks_snap_stats *r = NULL;
     struct diff_art *arts = NULL, *parts = NULL;
-    struct diff_runs mine = {0}, theirs = {0}, pu = {0};
-    pm_map ua = {0}, ub = {0};
-    struct ivls uniq = {0};
     size_t n = 0, np = 0;
     int64_t id = 0, parent = 0, stored = 0;
     *out = NULL;
@@ -362,97 +510,20 @@ int fks_snap_stats_get_ex(fks_snap_stats **out, fks_store *s, const char *tag, i
         goto out;
     }
     r->stored_bytes = (uint64_t)stored;
-    for (size_t i = 0, j = 0; i < n; i++) {
-        fks_artifact_stats *a = &r->artifacts[r->n_artifacts++];
-        snprintf(a->name, sizeof a->name, "%s", arts[i].name);
-        a->size = arts[i].size;
-        int64_t x = 0;
-        struct map_row row;
-        uint64_t npages = (a->size + PAGE - 1) / PAGE;
-        int have_mine = (flags & FKS_STATS_RUNS) != 0;
-        if ((rc = map_of_artifact(&x, s->db, arts[i].id)) != 0 || (rc = map_row_get(&row, s->db, x)) != 0)
-            goto out;
-        if (row.npages != npages) {
-            rc = fks__err(FKS_ECORRUPT, "snapshot %s, artifact %s: its page map is for another size",
-                          tag, a->name);
-            goto out;
-        }
-        if (have_mine) {            /* the whole map: its runs, and exact bytes */
-            if ((rc = diff_runs_load(&mine, s, arts[i].id)) != 0 || (rc = diff_check_runs(mine.v, mine.n, "")) != 0) {
-                if (rc == FKS_EINVAL)
-                    rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
-                goto out;
-            }
-            a->runs = mine.n;
-            for (size_t k = 0; k < mine.n; k++)
-                a->nonzero_bytes += diff_range_bytes(mine.v[k].pgno, mine.v[k].npages, a->size);
-        } else {
-            /* The node's page count (map.c checks it on every full read);
-            ** a short last page counts its bytes only. */
-            a->nonzero_bytes = row.pages * PAGE;
-            if (a->size % PAGE && row.pages) {
-                pm_map want = {0}, got = {0};
-                if ((rc = pm_push_run(&want, npages - 1, 1, 0)) == 0)
-                    rc = map_restrict(&got, s->db, x, &want);
-                if (rc == 0 && got.n)
-                    a->nonzero_bytes -= PAGE - a->size % PAGE;
-                pm_free(&want);
-                pm_free(&got);
-                if (rc)
-                    goto out;
-            }
-        }
-        r->logical_bytes += a->size;
-        r->nonzero_bytes += a->nonzero_bytes;
-        while (j < np && strcmp(parts[j].name, a->name) < 0)
-            j++;
-        if (rc == 0 && j < np && strcmp(parts[j].name, a->name) == 0) {
-            struct shared sh = {a->size, 0};
-            int64_t y;
-            int found = 0;
-            /* Design 5: where the maps may differ, from the deltas; else
-            ** both whole maps. */
-            if ((rc = map_of_artifact(&y, s->db, parts[j].id)) == 0)
-                rc = map_pair(&ua, &ub, &found, s->db, x, y);
-            if (rc == 0 && found) {
-                uint64_t in_u = 0;
-                for (size_t k = 0; k < ua.n; k++)
-                    in_u += diff_range_bytes(ua.r[k].pgno, ua.r[k].npages, a->size);
-                sh.bytes = a->nonzero_bytes - (in_u < a->nonzero_bytes ? in_u : a->nonzero_bytes);
-                if ((rc = diff_runs_set(&theirs, &ua)) == 0 && (rc = diff_runs_set(&pu, &ub)) == 0)
-                    rc = diff_merge(theirs.v, theirs.n, pu.v, pu.n, shared_seg, &sh);
-            } else if (rc == 0 && (have_mine || (rc = diff_runs_load(&mine, s, arts[i].id)) == 0) &&
-                       (rc = diff_runs_load(&theirs, s, parts[j].id)) == 0) {
-                rc = diff_merge(mine.v, mine.n, theirs.v, theirs.n, shared_seg, &sh);
-            }
-            r->shared_with_parent_bytes += sh.bytes;
-        }
-        if (rc) {
-            if (rc == FKS_EINVAL)
-                rc = fks__errctx(FKS_ECORRUPT, "snapshot %s, artifact %s: catalog damaged", tag, a->name);
-            goto out;
-        }
-    }
+    if ((rc = stats_artifacts(r, &q, arts, n, parts, np)) != 0)
+        goto out;
     r->runs_known = (flags & FKS_STATS_RUNS) != 0;
     r->unique_known = (flags & FKS_STATS_UNIQUE) != 0;
-    if (r->unique_known && (rc = unique_load(&uniq, s, id)) != 0)
-        goto out;
-    ivls_union(&uniq);
-    uint64_t rows;
-    if ((rc = ivls_stored(&rows, &r->unique_stored_bytes, s, &uniq)) != 0)
-        goto out;
-    r->unique_pages = ivls_len(&uniq);
-    r->unique_bytes = r->unique_pages * PAGE;
+    rc = stats_unique(r, s, id);
 out:
     rc = cat_read_finish(s->db, rc);
     free(arts);
     free(parts);
-    free(mine.v);
-    free(theirs.v);
-    free(pu.v);
-    pm_free(&ua);
-    pm_free(&ub);
-    free(uniq.v);
+    free(q.mine.v);
+    free(q.theirs.v);
+    free(q.pu.v);
+    pm_free(&q.ua);
+    pm_free(&q.ub);
     if (rc) {
         fks_snap_stats_free(r);
         return rc;
