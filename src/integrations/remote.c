@@ -1680,28 +1680,17 @@ static const char *jstr(json_object *j, const char *k)
                                                                                           : NULL;
 }
 
-/* Decodes manifest b into *m; parent: the decoded map of its parent (for
-** delta artifacts; NULL for a root). */
-static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, const char *key,
-                           const struct snapmap *parent)
+/* The manifest header's fields j into m; its artifacts array in *arts. */
+static int md_header(struct snapmap *m, json_object *j, json_object **arts, const char *key)
 {
-    memset(m, 0, sizeof *m);
-    json_object *j, *arts, *v;
-    const uint8_t *p = b, *end = b + len - 32;
-    int rc = manifest_header(&j, &p, b, len, key);
-    if (rc)
-        return rc;
+    json_object *v;
     const char *tag = jstr(j, "tag"), *par = jstr(j, "parent"), *content = jstr(j, "content");
-    if (!json_object_object_get_ex(j, "format", &v) || json_object_get_int(v) != 1) {
-        rc = fks__err(FKS_ENEWER, "remote manifest %s: format is not 1 (written by a newer forkstore?)", key);
-        goto out;
-    }
+    if (!json_object_object_get_ex(j, "format", &v) || json_object_get_int(v) != 1)
+        return fks__err(FKS_ENEWER, "remote manifest %s: format is not 1 (written by a newer forkstore?)", key);
     if (!tag || fks_check_tag(tag) || strlen(tag) >= sizeof m->tag || (par && (fks_check_tag(par) ||
         strlen(par) >= sizeof m->parent)) || !content || strlen(content) != 64 ||
-        !json_object_object_get_ex(j, "artifacts", &arts) || !json_object_is_type(arts, json_type_array)) {
-        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent, content or artifacts", key);
-        goto out;
-    }
+        !json_object_object_get_ex(j, "artifacts", arts) || !json_object_is_type(*arts, json_type_array))
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent, content or artifacts", key);
     snprintf(m->tag, sizeof m->tag, "%s", tag);
     snprintf(m->parent, sizeof m->parent, "%s", par ? par : "");
     if (json_object_object_get_ex(j, "created_ms", &v))
@@ -1709,109 +1698,132 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
     snprintf(m->fc_version, sizeof m->fc_version, "%s", jstr(j, "fc_version") ? jstr(j, "fc_version") : "");
     snprintf(m->format_version, sizeof m->format_version, "%s",
              jstr(j, "format_version") ? jstr(j, "format_version") : "");
-    size_t na = json_object_array_length(arts);
-    if (!(m->art = calloc(na ? na : 1, sizeof *m->art))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
+    return 0;
+}
+
+/* One artifact's map at *p (before end): its ranges' pages into *d (nd
+** of them), checked for order and bounds against np pages. */
+static int md_ranges(struct mpage **d, size_t *nd, const uint8_t **p, const uint8_t *end, uint64_t np,
+                     const char *key, const char *name)
+{
+    size_t cap = 0;
+    uint64_t last = 0;
+    if (end - *p < 4)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
+    uint32_t nr = fks__get32(*p);
+    *p += 4;
+    for (uint32_t r = 0; r < nr; r++) {
+        if (end - *p < 16)
+            return fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
+        uint64_t pg = fks__get64(*p), n = fks__get64(*p + 8);
+        *p += 16;
+        if (n == 0 || pg >= np || n > np - pg || (r && pg < last) || (uint64_t)(end - *p) / 16 < n)
+            return fks__err(FKS_ECORRUPT, "remote manifest %s: range %u of %s is out of order or bounds", key, r,
+                            name);
+        last = pg + n;
+        if (*nd + n > cap) {
+            cap = (*nd + n) * 2;
+            struct mpage *nv = realloc(*d, cap * sizeof *nv);
+            if (!nv)
+                return fks__err(FKS_ENOMEM, "out of memory");
+            *d = nv;
+        }
+        for (uint64_t q = 0; q < n; q++, *p += 16) {
+            (*d)[*nd].pgno = pg + q;
+            memcpy((*d)[(*nd)++].hash, *p, 16);
+        }
     }
-    for (size_t i = 0; i < na && rc == 0; i++) {
-        json_object *ja = json_object_array_get_idx(arts, i), *sz, *dl;
-        const char *name = jstr(ja, "name");
-        struct amap *a = &m->art[i];
-        m->nart = i + 1;
-        if (!name || fks_check_name(name) || !json_object_object_get_ex(ja, "size", &sz) ||
-            json_object_get_int64(sz) < 0 || !json_object_object_get_ex(ja, "delta", &dl)) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: artifact %zu is malformed", key, i);
-            break;
+    return 0;
+}
+
+/* a's pages: the map's nd pages d applied to the parent's pa (a delta;
+** NULL: a full map), zero pages dropped (in a full map, an error). */
+static int md_apply(struct amap *a, const struct mpage *d, size_t nd, const struct amap *pa, int delta,
+                    uint64_t np, const char *key)
+{
+    size_t cnt = nd + (pa ? pa->n : 0), x = 0, y = 0;
+    if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    while (x < nd || (pa && y < pa->n)) {
+        if (pa && y < pa->n && (x >= nd || pa->p[y].pgno < d[x].pgno)) {
+            if (pa->p[y].pgno < np)
+                a->p[a->n++] = pa->p[y];
+            y++;
+        } else {
+            if (pa && y < pa->n && pa->p[y].pgno == d[x].pgno)
+                y++;
+            if (memcmp(d[x].hash, ZERO16, 16) != 0)
+                a->p[a->n++] = d[x];
+            else if (!delta)
+                return fks__err(FKS_ECORRUPT, "remote manifest %s: a zero hash in the full map of %s", key,
+                                a->name);
+            x++;
         }
-        snprintf(a->name, sizeof a->name, "%s", name);
-        a->size = (uint64_t)json_object_get_int64(sz);
-        uint64_t np = npages_of(a->size);
-        int delta = json_object_get_boolean(dl);
-        const struct amap *pa = delta ? art_named(parent, name) : NULL;
-        if (delta && !pa) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %s is a delta but the parent has no %s", key, name,
-                          name);
-            break;
-        }
-        if (end - p < 4) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
-            break;
-        }
-        uint32_t nr = fks__get32(p);
-        p += 4;
-        /* The ranges' pages, checked for order and bounds. */
-        struct mpage *d = NULL;
-        size_t nd = 0, cap = 0;
-        uint64_t last = 0;
-        for (uint32_t r = 0; r < nr && rc == 0; r++) {
-            if (end - p < 16) {
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
-                break;
-            }
-            uint64_t pg = fks__get64(p), n = fks__get64(p + 8);
-            p += 16;
-            if (n == 0 || pg >= np || n > np - pg || (r && pg < last) || (uint64_t)(end - p) / 16 < n) {
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: range %u of %s is out of order or bounds", key,
-                              r, name);
-                break;
-            }
-            last = pg + n;
-            if (nd + n > cap) {
-                cap = (nd + n) * 2;
-                struct mpage *nv = realloc(d, cap * sizeof *nv);
-                if (!nv) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                d = nv;
-            }
-            for (uint64_t q = 0; q < n; q++, p += 16) {
-                d[nd].pgno = pg + q;
-                memcpy(d[nd++].hash, p, 16);
-            }
-        }
-        if (rc == 0) {
-            /* Apply to the parent's pages (delta), drop zero pages. */
-            size_t cnt = nd + (pa ? pa->n : 0);
-            size_t x = 0, y = 0;
-            if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p))) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                x = nd;
-                pa = NULL;
-            }
-            while (rc == 0 && (x < nd || (pa && y < pa->n))) {
-                if (pa && y < pa->n && (x >= nd || pa->p[y].pgno < d[x].pgno)) {
-                    if (pa->p[y].pgno < np)
-                        a->p[a->n++] = pa->p[y];
-                    y++;
-                } else {
-                    if (pa && y < pa->n && pa->p[y].pgno == d[x].pgno)
-                        y++;
-                    if (memcmp(d[x].hash, ZERO16, 16) != 0)
-                        a->p[a->n++] = d[x];
-                    else if (!delta)
-                        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: a zero hash in the full map of %s", key,
-                                      name);
-                    x++;
-                }
-            }
-        }
-        free(d);
+    }
+    return 0;
+}
+
+/* Artifact i of the manifest: its header entry ja, its map at *p. */
+static int md_artifact(struct snapmap *m, size_t i, json_object *ja, const uint8_t **p, const uint8_t *end,
+                       const char *key, const struct snapmap *parent)
+{
+    json_object *sz, *dl;
+    const char *name = jstr(ja, "name");
+    struct amap *a = &m->art[i];
+    m->nart = i + 1;
+    if (!name || fks_check_name(name) || !json_object_object_get_ex(ja, "size", &sz) ||
+        json_object_get_int64(sz) < 0 || !json_object_object_get_ex(ja, "delta", &dl))
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: artifact %zu is malformed", key, i);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->size = (uint64_t)json_object_get_int64(sz);
+    uint64_t np = npages_of(a->size);
+    int delta = json_object_get_boolean(dl);
+    const struct amap *pa = delta ? art_named(parent, name) : NULL;
+    if (delta && !pa)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: %s is a delta but the parent has no %s", key, name, name);
+    struct mpage *d = NULL;
+    size_t nd = 0;
+    int rc = md_ranges(&d, &nd, p, end, np, key, name);
+    if (rc == 0)
+        rc = md_apply(a, d, nd, pa, delta, np, key);
+    free(d);
+    return rc;
+}
+
+/* The pages of m against the header's content digest (hex). */
+static int md_content(struct snapmap *m, const char *content, const char *key)
+{
+    uint8_t want[32];
+    if (unhex32(want, content))
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: content is not hex", key);
+    content_digest(m);
+    if (memcmp(want, m->content, 32) != 0)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: its pages do not give its content digest", key);
+    return 0;
+}
+
+/* Decodes manifest b into *m; parent: the decoded map of its parent (for
+** delta artifacts; NULL for a root). */
+static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, const char *key,
+                           const struct snapmap *parent)
+{
+    memset(m, 0, sizeof *m);
+    json_object *j, *arts = NULL;
+    const uint8_t *p = b, *end = b + len - 32;
+    int rc = manifest_header(&j, &p, b, len, key);
+    if (rc)
+        return rc;
+    if ((rc = md_header(m, j, &arts, key)) == 0) {
+        size_t na = json_object_array_length(arts);
+        if (!(m->art = calloc(na ? na : 1, sizeof *m->art)))
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+        for (size_t i = 0; i < na && rc == 0; i++)
+            rc = md_artifact(m, i, json_object_array_get_idx(arts, i), &p, end, key, parent);
     }
     if (rc == 0 && p != end)
         rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %td bytes after the last map", key, end - p);
-    if (rc == 0) {
-        uint8_t want[32];
-        if (unhex32(want, content)) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: content is not hex", key);
-        } else {
-            content_digest(m);
-            if (memcmp(want, m->content, 32) != 0)
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: its pages do not give its content digest", key);
-        }
-    }
-out:
+    if (rc == 0)
+        rc = md_content(m, jstr(j, "content"), key);
     json_object_put(j);
     if (rc)
         snapmap_free(m);
