@@ -3800,92 +3800,90 @@ int remote__ws_get(uint64_t **out, size_t *n, remote__conn *c, const char *tag)
     return rc;
 }
 
-int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, const char *remote, const char *tag)
+/* A manifest as fetched (and unsealed). */
+struct rawman {
+    uint8_t *b;
+    size_t len;
+    char key[700];
+};
+
+/* The manifests from tag up to its root, as a pull reads them, into
+** (*raw)[0 .. *nraw) and r->chain. */
+static int so_fetch_chain(struct rem *m, remote__snap *r, const char *tag, struct rawman **raw, size_t *nraw)
 {
-    *out = NULL;
-    *conn = NULL;
-    struct rem *m = calloc(1, sizeof *m);
-    remote__snap *r = calloc(1, sizeof *r);
-    struct raw {
-        uint8_t *b;
-        size_t len;
-        char key[700];
-    } *raw = NULL;
-    size_t nraw = 0;
-    struct snapmap prev = {0}, map = {0};
-    int rc = m && r ? fks_check_tag(tag) : fks__err(FKS_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = rem_open(m, s, remote);
-    if (rc)
-        goto out;
-    snprintf(r->remote, sizeof r->remote, "%s", m->r.name);
-    /* The manifests from tag up to its root (as a pull reads them). */
     char cur[129];
+    int rc = 0;
     snprintf(cur, sizeof cur, "%s", tag);
     while (rc == 0 && cur[0]) {
-        if (nraw >= MAX_CHAIN) {
-            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d (or has a cycle)",
-                          m->r.name, tag, MAX_CHAIN);
-            break;
-        }
-        struct raw *nr = realloc(raw, (nraw + 1) * sizeof *raw);
-        char (*nc)[129] = realloc(r->chain, (nraw + 1) * sizeof *r->chain);
+        if (*nraw >= MAX_CHAIN)
+            return fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d (or has a cycle)",
+                            m->r.name, tag, MAX_CHAIN);
+        struct rawman *nr = realloc(*raw, (*nraw + 1) * sizeof **raw);
+        char (*nc)[129] = realloc(r->chain, (*nraw + 1) * sizeof *r->chain);
         if (nr)
-            raw = nr;
+            *raw = nr;
         if (nc)
             r->chain = nc;
-        if (!nr || !nc) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            break;
-        }
-        struct raw *w = &raw[nraw];
+        if (!nr || !nc)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        struct rawman *w = &(*raw)[*nraw];
         w->b = NULL;
-        snprintf(r->chain[nraw], sizeof r->chain[nraw], "%s", cur);
+        snprintf(r->chain[*nraw], sizeof r->chain[*nraw], "%s", cur);
         if ((rc = manifest_key(w->key, sizeof w->key, m, cur)))
-            break;
-        if ((rc = s3_get(&w->b, &w->len, m->c, w->key, 0, 0))) {
-            if (rc == FKS_ENOTFOUND)
-                rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s", cur, m->r.name,
-                              nraw ? " (an ancestor of the snapshot asked for)" : "");
-            break;
-        }
-        nraw++;
-        r->nchain = nraw;
+            return rc;
+        if ((rc = s3_get(&w->b, &w->len, m->c, w->key, 0, 0)))
+            return rc == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s", cur,
+                                                  m->r.name, *nraw ? " (an ancestor of the snapshot asked for)" : "")
+                                       : rc;
+        (*nraw)++;
+        r->nchain = *nraw;
         if ((rc = unseal(m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len)))
-            break;
+            return rc;
         json_object *j;
         const uint8_t *body;
         if ((rc = manifest_header(&j, &body, w->b, w->len, w->key)))
-            break;
+            return rc;
         const char *par = jstr(j, "parent");
         snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
         json_object_put(j);
     }
+    return rc;
+}
+
+/* The chain's manifests decoded root first, each onto its parent's map:
+** the snapshot's complete map in *prev. */
+static int so_decode_chain(remote__snap *r, const struct rawman *raw, size_t nraw, struct snapmap *prev)
+{
+    struct snapmap map = {0};
+    int rc = 0;
     for (size_t k = nraw; rc == 0 && k-- > 0;) {
-        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
+        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? prev : NULL)))
             break;
         if (strcmp(map.tag, r->chain[k]) != 0 || (k + 1 < nraw && strcmp(map.parent, r->chain[k + 1]) != 0))
             rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
-        snapmap_free(&prev);
-        prev = map;
+        snapmap_free(prev);
+        *prev = map;
         memset(&map, 0, sizeof map);
     }
-    /* Then the index (entries of packs the bucket lists), as pull. */
-    if (rc == 0)
-        rc = load_have(m);
-    m->filter = 1;
-    if (rc == 0)
-        rc = load_index(m);
-    if (rc == 0 && (!(r->art = calloc(prev.nart ? prev.nart : 1, sizeof *r->art)) ||
-                    !(r->packs = calloc(m->idx.npacks ? m->idx.npacks : 1, sizeof *r->packs))))
-        rc = fks__err(FKS_ENOMEM, "out of memory");
+    snapmap_free(&map);
+    return rc;
+}
+
+/* Each page of the map's artifacts with its place in a pack (the index
+** loaded), into r->art; the packs' keys into r->packs. */
+static int so_locate(struct rem *m, remote__snap *r, const struct snapmap *map)
+{
+    if (!(r->art = calloc(map->nart ? map->nart : 1, sizeof *r->art)) ||
+        !(r->packs = calloc(m->idx.npacks ? m->idx.npacks : 1, sizeof *r->packs)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < m->idx.npacks; i++, r->npacks++) {
         char hx[65];
         hex32(hx, m->idx.packs[i].sha);
         rc = key_of(r->packs[i], sizeof r->packs[i], m, "packs/", hx, ".pack");
     }
-    for (size_t i = 0; rc == 0 && i < prev.nart; i++, r->nart++) {
-        const struct amap *a = &prev.art[i];
+    for (size_t i = 0; rc == 0 && i < map->nart; i++, r->nart++) {
+        const struct amap *a = &map->art[i];
         remote__art *o = &r->art[i];
         snprintf(o->name, sizeof o->name, "%s", a->name);
         o->size = a->size;
@@ -3907,8 +3905,35 @@ int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, con
             memcpy(o->p[k].hash, a->p[k].hash, 16);
         }
     }
-out:
-    snapmap_free(&prev);
+    return rc;
+}
+
+int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, const char *remote, const char *tag)
+{
+    *out = NULL;
+    *conn = NULL;
+    struct rem *m = calloc(1, sizeof *m);
+    remote__snap *r = calloc(1, sizeof *r);
+    struct rawman *raw = NULL;
+    size_t nraw = 0;
+    struct snapmap map = {0};
+    int rc = m && r ? fks_check_tag(tag) : fks__err(FKS_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = rem_open(m, s, remote);
+    if (rc == 0) {
+        snprintf(r->remote, sizeof r->remote, "%s", m->r.name);
+        if ((rc = so_fetch_chain(m, r, tag, &raw, &nraw)) == 0)
+            rc = so_decode_chain(r, raw, nraw, &map);
+    }
+    /* Then the index (entries of packs the bucket lists), as pull. */
+    if (rc == 0)
+        rc = load_have(m);
+    if (m)
+        m->filter = 1;
+    if (rc == 0)
+        rc = load_index(m);
+    if (rc == 0)
+        rc = so_locate(m, r, &map);
     snapmap_free(&map);
     for (size_t k = 0; k < nraw; k++)
         free(raw[k].b);
