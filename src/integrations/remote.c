@@ -2360,6 +2360,111 @@ static int import_snapshot(struct rem *m, const struct snapmap *map, const struc
     return rc ? fks__errctx(rc, "pull %s", map->tag) : 0;
 }
 
+/* A manifest of a pull's chain, as fetched (and unsealed). */
+struct pullman {
+    uint8_t *b;
+    size_t len;
+    char key[700];
+    char tag[129];
+};
+
+/* The manifests from tag up to its root into (*raw)[0 .. *nraw), a
+** cycle or a chain longer than MAX_CHAIN refused. */
+static int pull_fetch_chain(struct rem *m, const char *tag, struct pullman **raw, size_t *nraw)
+{
+    size_t cap = 0;
+    int rc = 0;
+    char cur[129];
+    snprintf(cur, sizeof cur, "%s", tag);
+    while (rc == 0 && cur[0]) {
+        if (*nraw == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct pullman *nr = realloc(*raw, cap * sizeof *nr);
+            if (!nr)
+                return fks__err(FKS_ENOMEM, "out of memory");
+            *raw = nr;
+        }
+        struct pullman *r = &(*raw)[*nraw];
+        snprintf(r->tag, sizeof r->tag, "%s", cur);
+        if ((rc = manifest_key(r->key, sizeof r->key, m, cur)))
+            return rc;
+        if ((rc = s3_get(&r->b, &r->len, m->c, r->key, 0, 0)))
+            return rc == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s%s", cur,
+                                                  m->r.name, *nraw ? " (the parent of " : "",
+                                                  *nraw ? "another pulled snapshot)" : "")
+                                       : rc;
+        (*nraw)++;
+        if ((rc = unseal(m, MAN_MAGIC, "manifest", r->key, &r->b, &r->len)))
+            return rc;
+        json_object *j;
+        const uint8_t *body;
+        if ((rc = manifest_header(&j, &body, r->b, r->len, r->key)))
+            return rc;
+        const char *par = jstr(j, "parent");
+        snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
+        json_object_put(j);
+        for (size_t q = 0; q < *nraw && rc == 0 && cur[0]; q++)
+            if (strcmp((*raw)[q].tag, cur) == 0)
+                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle through %s", m->r.name, tag,
+                              cur);
+        if (rc == 0 && *nraw > MAX_CHAIN)
+            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d", m->r.name, tag,
+                          MAX_CHAIN);
+    }
+    return rc;
+}
+
+/* Snapshot map (decoded onto its parent's, prev) into the store: skipped
+** if the store has the same snapshot (design 3), refused if it has a
+** different one under the tag, imported if it has none. */
+static int pull_place(struct rem *m, fks_store *s, const struct snapmap *map, const struct snapmap *prev,
+                      struct idcache *cache, fks__progress *pg)
+{
+    fks_snapinfo si;
+    struct snapmap local;
+    int rc = 0, g = fks_get(&si, s, map->tag);
+    if (g == 0 && (g = local_map(&local, s, map->tag, cache)) == 0) {
+        /* Skipped only if it is the same snapshot (design 3). */
+        if (memcmp(local.content, map->content, 32) != 0)
+            rc = fks__err(FKS_EEXIST, "the store holds a different snapshot %s than remote %s: rename "
+                          "the local one (tag) to pull it", map->tag, m->r.name);
+        else
+            m->st.skipped++;
+        if (rc == 0 && ((!local.fc_version[0] && map->fc_version[0]) ||
+                        (!local.format_version[0] && map->format_version[0])))
+            rc = remote__set_versions(s, map->tag, map->fc_version, map->format_version);
+        snapmap_free(&local);
+        return rc;
+    }
+    return g == FKS_ENOTFOUND ? import_snapshot(m, map, prev, pg) : g;
+}
+
+/* One tag: its chain fetched, then decoded and placed root first. */
+static int pull_one(struct rem *m, fks_store *s, const char *tag, struct idcache *cache, fks__progress *pg)
+{
+    struct pullman *raw = NULL;
+    size_t nraw = 0;
+    int rc = pull_fetch_chain(m, tag, &raw, &nraw);
+    struct snapmap prev = {0}, map;
+    for (size_t k = nraw; rc == 0 && k-- > 0;) {
+        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
+            break;
+        if (strcmp(map.tag, raw[k].tag) != 0 || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag) != 0)) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
+            snapmap_free(&map);
+            break;
+        }
+        rc = pull_place(m, s, &map, k + 1 < nraw ? &prev : NULL, cache, pg);
+        snapmap_free(&prev);
+        prev = map;
+    }
+    snapmap_free(&prev);
+    for (size_t k = 0; k < nraw; k++)
+        free(raw[k].b);
+    free(raw);
+    return rc;
+}
+
 int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
              fks_progress_fn progress, void *progress_arg)
 {
@@ -2375,92 +2480,9 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     m.filter = 1;
     if (rc == 0)
         rc = load_index(&m);
-    for (size_t t = 0; t < n && rc == 0; t++) {
-        if ((rc = fks_check_tag(tags[t])))
-            break;
-        /* The manifests from tag up to its root, then decoded root first. */
-        struct raw {
-            uint8_t *b;
-            size_t len;
-            char key[700];
-            char tag[129];
-        } *raw = NULL;
-        size_t nraw = 0, cap = 0;
-        char cur[129];
-        snprintf(cur, sizeof cur, "%s", tags[t]);
-        while (rc == 0 && cur[0]) {
-            if (nraw == cap) {
-                cap = cap ? cap * 2 : 8;
-                struct raw *nr = realloc(raw, cap * sizeof *nr);
-                if (!nr) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                raw = nr;
-            }
-            struct raw *r = &raw[nraw];
-            snprintf(r->tag, sizeof r->tag, "%s", cur);
-            if ((rc = manifest_key(r->key, sizeof r->key, &m, cur)))
-                break;
-            if ((rc = s3_get(&r->b, &r->len, m.c, r->key, 0, 0))) {
-                if (rc == FKS_ENOTFOUND)
-                    rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s%s", cur, m.r.name,
-                                  nraw ? " (the parent of " : "", nraw ? "another pulled snapshot)" : "");
-                break;
-            }
-            nraw++;
-            if ((rc = unseal(&m, MAN_MAGIC, "manifest", r->key, &r->b, &r->len)))
-                break;
-            json_object *j;
-            const uint8_t *body;
-            if ((rc = manifest_header(&j, &body, r->b, r->len, r->key)))
-                break;
-            const char *par = jstr(j, "parent");
-            snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
-            json_object_put(j);
-            for (size_t q = 0; q < nraw && rc == 0 && cur[0]; q++)
-                if (strcmp(raw[q].tag, cur) == 0)
-                    rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle through %s", m.r.name,
-                                  tags[t], cur);
-            if (rc == 0 && nraw > MAX_CHAIN)
-                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d", m.r.name, tags[t],
-                              MAX_CHAIN);
-        }
-        struct snapmap prev = {0}, map;
-        for (size_t k = nraw; rc == 0 && k-- > 0;) {
-            if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
-                break;
-            if (strcmp(map.tag, raw[k].tag) != 0 || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag) != 0)) {
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
-                snapmap_free(&map);
-                break;
-            }
-            fks_snapinfo si;
-            struct snapmap local;
-            int g = fks_get(&si, s, map.tag);
-            if (g == 0 && (g = local_map(&local, s, map.tag, &cache)) == 0) {
-                /* Skipped only if it is the same snapshot (design 3). */
-                if (memcmp(local.content, map.content, 32) != 0)
-                    rc = fks__err(FKS_EEXIST, "the store holds a different snapshot %s than remote %s: rename "
-                                  "the local one (tag) to pull it", map.tag, m.r.name);
-                else
-                    m.st.skipped++;
-                if (rc == 0 && ((!local.fc_version[0] && map.fc_version[0]) ||
-                                (!local.format_version[0] && map.format_version[0])))
-                    rc = remote__set_versions(s, map.tag, map.fc_version, map.format_version);
-                snapmap_free(&local);
-            } else if (g == FKS_ENOTFOUND)
-                rc = import_snapshot(&m, &map, k + 1 < nraw ? &prev : NULL, &pg);
-            else
-                rc = g;
-            snapmap_free(&prev);
-            prev = map;
-        }
-        snapmap_free(&prev);
-        for (size_t k = 0; k < nraw; k++)
-            free(raw[k].b);
-        free(raw);
-    }
+    for (size_t t = 0; t < n && rc == 0; t++)
+        if ((rc = fks_check_tag(tags[t])) == 0)
+            rc = pull_one(&m, s, tags[t], &cache, &pg);
     if (rc == 0)
         fks__progress_end(&pg);
     free(cache.v);
