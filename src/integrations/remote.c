@@ -3138,6 +3138,102 @@ out:
 
 /* ---- remote prune ---- */
 
+/* A remote prune's working arrays over the bucket's n snapshots. */
+struct rprune {
+    size_t n;
+    size_t *ord, *par, *root, *seen, *depth;
+    char *keep;                  /* 1: a rule keeps it, 2: a kept one's ancestor */
+};
+
+/* Each snapshot's parent, root and depth; a walk longer than n is a
+** cycle (a damaged bucket). */
+static int rp_tree(struct rprune *x, struct lineage *g, const struct rem *m)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        long p = g->parent[i][0] ? lineage_find(g, g->parent[i]) : -1;
+        x->par[i] = p < 0 ? (size_t)-1 : (size_t)p;
+        x->ord[i] = i;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        size_t k = i, hops = 0;
+        while (x->par[k] != (size_t)-1 && hops <= x->n) {
+            k = x->par[k];
+            hops++;
+        }
+        if (hops > x->n)
+            return fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle", m->r.name, g->tag[i]);
+        x->root[i] = k;
+        x->depth[i] = hops;
+    }
+    return 0;
+}
+
+/* The rules, most recent first (as prune: created time, then tag), then
+** the ancestors of what they keep: manifests are written once, so a kept
+** snapshot's parent cannot be re-parented as prune does locally. */
+static void rp_mark(struct rprune *x, const struct lineage *g, const fks_prune_opts *o, size_t *n_ancestors)
+{
+    size_t n = x->n, *ord = x->ord;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0; j--) {
+            size_t a = ord[j - 1], b = ord[j];
+            if (g->created[a] > g->created[b] || (g->created[a] == g->created[b] && strcmp(g->tag[a], g->tag[b]) >= 0))
+                break;
+            ord[j - 1] = b;
+            ord[j] = a;
+        }
+    int64_t now = fks__wall_ms();
+    for (size_t q = 0; q < n; q++) {
+        size_t i = ord[q];
+        if (o->keep_last > 0 && x->seen[x->root[i]]++ < (size_t)o->keep_last)
+            x->keep[i] = 1;
+        if (o->keep_within_ms > 0 && now - g->created[i] <= o->keep_within_ms)
+            x->keep[i] = 1;
+        for (size_t t = 0; t < o->n_keep_tags && !x->keep[i]; t++)
+            if (fnmatch(o->keep_tags[t], g->tag[i], 0) == 0)
+                x->keep[i] = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (x->keep[i] == 1)
+            for (size_t k = x->par[i]; k != (size_t)-1 && !x->keep[k]; k = x->par[k]) {
+                x->keep[k] = 2;
+                if (n_ancestors)
+                    (*n_ancestors)++;
+            }
+}
+
+/* The snapshots not kept, deepest first (a kill half way never leaves a
+** child without its parent): each one's working set, then its manifest. */
+static int rp_delete(struct rprune *x, const struct lineage *g, struct rem *m, const fks_prune_opts *o,
+                     fks_prune_result *res)
+{
+    size_t n = x->n, *ord = x->ord;
+    int rc = 0;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && x->depth[ord[j - 1]] < x->depth[ord[j]]; j--) {
+            size_t t = ord[j - 1];
+            ord[j - 1] = ord[j];
+            ord[j] = t;
+        }
+    for (size_t q = 0; q < n && rc == 0; q++) {
+        size_t i = ord[q];
+        if (x->keep[i]) {
+            res->n_kept++;
+            continue;
+        }
+        /* its working set first: a manifest may lack one, not the reverse */
+        char wk[700];
+        if (!o->dry_run && (rc = ws_key(wk, sizeof wk, m, g->tag[i])) == 0 &&
+            (rc = s3_delete(m->c, wk)) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && !o->dry_run && (rc = s3_delete(m->c, g->key[i])) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && !(res->removed[res->n_removed++] = strdup(g->tag[i])))
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
 int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, const char *remote,
                      const fks_prune_opts *o)
 {
@@ -3148,101 +3244,29 @@ int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, c
         return fks__err(FKS_EINVAL, "remote prune needs at least one rule (--keep-last, --keep-within, --keep-tag)");
     struct rem m;
     struct lineage g = {0};
-    size_t *ord = NULL, *par = NULL, *root = NULL, *seen = NULL, *depth = NULL;
-    char *keep = NULL;
+    struct rprune x = {0};
     int rc = rem_open(&m, s, remote);
     if (rc == 0)
         rc = scan_manifests(&g, NULL, &m);
-    size_t n = g.n;
-    if (rc == 0 && (!(ord = calloc(n + 1, sizeof *ord)) || !(par = calloc(n + 1, sizeof *par)) ||
-                    !(root = calloc(n + 1, sizeof *root)) || !(seen = calloc(n + 1, sizeof *seen)) ||
-                    !(depth = calloc(n + 1, sizeof *depth)) || !(keep = calloc(n + 1, 1)) ||
+    size_t n = x.n = g.n;
+    if (rc == 0 && (!(x.ord = calloc(n + 1, sizeof *x.ord)) || !(x.par = calloc(n + 1, sizeof *x.par)) ||
+                    !(x.root = calloc(n + 1, sizeof *x.root)) || !(x.seen = calloc(n + 1, sizeof *x.seen)) ||
+                    !(x.depth = calloc(n + 1, sizeof *x.depth)) || !(x.keep = calloc(n + 1, 1)) ||
                     !(res->removed = calloc(n + 1, sizeof *res->removed))))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    if (rc)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        long p = g.parent[i][0] ? lineage_find(&g, g.parent[i]) : -1;
-        par[i] = p < 0 ? (size_t)-1 : (size_t)p;
-        ord[i] = i;
+    if (rc == 0 && (rc = rp_tree(&x, &g, &m)) == 0) {
+        rp_mark(&x, &g, o, n_ancestors);
+        rc = rp_delete(&x, &g, &m, o, res);
     }
-    /* Roots and depths; a walk longer than n is a cycle (a damaged bucket). */
-    for (size_t i = 0; i < n; i++) {
-        size_t k = i, hops = 0;
-        while (par[k] != (size_t)-1 && hops <= n) {
-            k = par[k];
-            hops++;
-        }
-        if (hops > n) {
-            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle", m.r.name, g.tag[i]);
-            goto out;
-        }
-        root[i] = k;
-        depth[i] = hops;
-    }
-    /* Most recent first (as prune: created time, then tag). */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0; j--) {
-            size_t a = ord[j - 1], b = ord[j];
-            if (g.created[a] > g.created[b] || (g.created[a] == g.created[b] && strcmp(g.tag[a], g.tag[b]) >= 0))
-                break;
-            ord[j - 1] = b;
-            ord[j] = a;
-        }
-    int64_t now = fks__wall_ms();
-    for (size_t q = 0; q < n; q++) {
-        size_t i = ord[q];
-        if (o->keep_last > 0 && seen[root[i]]++ < (size_t)o->keep_last)
-            keep[i] = 1;
-        if (o->keep_within_ms > 0 && now - g.created[i] <= o->keep_within_ms)
-            keep[i] = 1;
-        for (size_t t = 0; t < o->n_keep_tags && !keep[i]; t++)
-            if (fnmatch(o->keep_tags[t], g.tag[i], 0) == 0)
-                keep[i] = 1;
-    }
-    /* Manifests are written once: a kept snapshot's parent cannot be
-    ** re-parented as prune does locally, so its ancestors stay. */
-    for (size_t i = 0; i < n; i++)
-        if (keep[i] == 1)
-            for (size_t k = par[i]; k != (size_t)-1 && !keep[k]; k = par[k]) {
-                keep[k] = 2;
-                if (n_ancestors)
-                    (*n_ancestors)++;
-            }
-    /* Deepest first: a kill half way never leaves a child without its
-    ** parent. */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && depth[ord[j - 1]] < depth[ord[j]]; j--) {
-            size_t t = ord[j - 1];
-            ord[j - 1] = ord[j];
-            ord[j] = t;
-        }
-    for (size_t q = 0; q < n && rc == 0; q++) {
-        size_t i = ord[q];
-        if (keep[i]) {
-            res->n_kept++;
-            continue;
-        }
-        /* its working set first: a manifest may lack one, not the reverse */
-        char wk[700];
-        if (!o->dry_run && (rc = ws_key(wk, sizeof wk, &m, g.tag[i])) == 0 &&
-            (rc = s3_delete(m.c, wk)) == FKS_ENOTFOUND)
-            rc = 0;
-        if (rc == 0 && !o->dry_run && (rc = s3_delete(m.c, g.key[i])) == FKS_ENOTFOUND)
-            rc = 0;
-        if (rc == 0 && !(res->removed[res->n_removed++] = strdup(g.tag[i])))
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-    }
-out:
     if (rc)
         fks__errctx(rc, "remote prune of %s%s", m.r.name[0] ? m.r.name : remote ? remote : "",
                     res->n_removed ? " (some snapshots were removed)" : "");
-    free(ord);
-    free(par);
-    free(root);
-    free(seen);
-    free(depth);
-    free(keep);
+    free(x.ord);
+    free(x.par);
+    free(x.root);
+    free(x.seen);
+    free(x.depth);
+    free(x.keep);
     lineage_free(&g);
     rem_close(&m, NULL);
     return rc;
