@@ -874,49 +874,48 @@ static int json_u64(uint64_t *out, json_object *o, const char *k)
     return 0;
 }
 
-/* Receives the regions and the uffd on connection c (timeout_ms). */
-static int handshake(server *sv, vm *v, int c, int timeout_ms)
+/* The handshake's first message on connection c into msg (MSG_MAX
+** bytes): its length in *n and the first file descriptor it carries in
+** *fd (the userfaultfd; any others are closed). */
+static int hs_receive(int c, int timeout_ms, char *msg, ssize_t *n, int *fd)
 {
-    char *msg = malloc(MSG_MAX + 1);
-    if (!msg)
-        return fks__err(FKS_ENOMEM, "out of memory");
     struct pollfd p = {.fd = c, .events = POLLIN};
-    int rc = 0, fd = -1;
-    int pr = poll(&p, 1, timeout_ms);
-    if (pr <= 0) {
-        rc = fks__err(FKS_ETIMEDOUT, "the VMM connected to the page server but sent no handshake in %d ms", timeout_ms);
-        goto out;
-    }
+    if (poll(&p, 1, timeout_ms) <= 0)
+        return fks__err(FKS_ETIMEDOUT, "the VMM connected to the page server but sent no handshake in %d ms",
+                        timeout_ms);
     union {
         struct cmsghdr h;
         char b[CMSG_SPACE(sizeof(int) * 4)];
     } cm;
     struct iovec iov = {.iov_base = msg, .iov_len = MSG_MAX};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.b, .msg_controllen = sizeof cm.b};
-    ssize_t n;
-    while ((n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+    while ((*n = recvmsg(c, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
         ;
-    if (n <= 0) {
-        rc = fks__errno(FKS_EIO, n < 0 ? errno : EPIPE, "page server: receive the VMM's handshake");
-        goto out;
-    }
+    if (*n <= 0)
+        return fks__errno(FKS_EIO, *n < 0 ? errno : EPIPE, "page server: receive the VMM's handshake");
     for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
         if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS && h->cmsg_len >= CMSG_LEN(sizeof(int))) {
             int fds[4] = {-1, -1, -1, -1};
             size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
             memcpy(fds, CMSG_DATA(h), (k > 4 ? 4 : k) * sizeof(int));
             for (size_t i = 0; i < k && i < 4; i++) {
-                if (fd < 0)
-                    fd = fds[i];
+                if (*fd < 0)
+                    *fd = fds[i];
                 else
                     close(fds[i]);
             }
         }
-    if (fd < 0) {
-        rc = fks__err(FKS_EINVAL, "the VMM's handshake carried no userfaultfd");
-        goto out;
-    }
-    /* The JSON may in principle come in more than one read: read until it parses. */
+    if (*fd < 0)
+        return fks__err(FKS_EINVAL, "the VMM's handshake carried no userfaultfd");
+    return 0;
+}
+
+/* The handshake's JSON, n bytes of it in msg so far: it may in principle
+** come in more than one read, so reads until it parses. NULL if it never
+** does. */
+static json_object *hs_parse(int c, int timeout_ms, char *msg, ssize_t n)
+{
+    struct pollfd p = {.fd = c, .events = POLLIN};
     msg[n] = 0;
     json_tokener *tk = json_tokener_new();
     json_object *j = json_tokener_parse_ex(tk, msg, (int)n);
@@ -927,12 +926,17 @@ static int handshake(server *sv, vm *v, int c, int timeout_ms)
         j = json_tokener_parse_ex(tk, msg, (int)n);
     }
     json_tokener_free(tk);
+    return j;
+}
+
+/* The memory regions of the handshake j into v: each 4 KiB-paged,
+** aligned, and inside the snapshot's memory. */
+static int hs_regions(server *sv, vm *v, json_object *j)
+{
     if (!j || !json_object_is_type(j, json_type_array) || json_object_array_length(j) == 0 ||
-        json_object_array_length(j) > MAX_REGIONS) {
-        json_object_put(j);
-        rc = fks__err(FKS_EINVAL, "the VMM's handshake is not a JSON array of 1 to %d memory regions", MAX_REGIONS);
-        goto out;
-    }
+        json_object_array_length(j) > MAX_REGIONS)
+        return fks__err(FKS_EINVAL, "the VMM's handshake is not a JSON array of 1 to %d memory regions", MAX_REGIONS);
+    int rc = 0;
     v->nreg = (int)json_object_array_length(j);
     for (int i = 0; i < v->nreg && rc == 0; i++) {
         json_object *e = json_object_array_get_idx(j, (size_t)i);
@@ -953,27 +957,45 @@ static int handshake(server *sv, vm *v, int c, int timeout_ms)
                           (unsigned long long)r->size, sv->tag, (unsigned long long)sv->info.size);
         }
     }
-    json_object_put(j);
-    if (rc)
-        goto out;
+    return rc;
+}
+
+/* The VM on connection c, its userfaultfd *fd (taken: -1 after): its
+** process (SO_PEERCRED, a pidfd), its removed-pages bitmap. */
+static int hs_attach(server *sv, vm *v, int c, int *fd)
+{
     struct ucred cr;
     socklen_t cl = sizeof cr;
-    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0) {
-        rc = fks__errno(FKS_EIO, errno, "page server: SO_PEERCRED");
-        goto out;
-    }
-    if (!v->removed && !(v->removed = calloc((size_t)(sv->info.npages / 8 + 1), 1))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0)
+        return fks__errno(FKS_EIO, errno, "page server: SO_PEERCRED");
+    if (!v->removed && !(v->removed = calloc((size_t)(sv->info.npages / 8 + 1), 1)))
+        return fks__err(FKS_ENOMEM, "out of memory");
     v->pid = (long)cr.pid;
     v->pidfd = (int)syscall(SYS_pidfd_open, (pid_t)cr.pid, 0);   /* -1: the socket's hang-up tells */
-    int fl = fcntl(fd, F_GETFL);
+    int fl = fcntl(*fd, F_GETFL);
     if (fl >= 0)
-        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-    v->uffd = fd, fd = -1;
+        fcntl(*fd, F_SETFL, fl | O_NONBLOCK);
+    v->uffd = *fd, *fd = -1;
     v->sock = c;
-out:
+    return 0;
+}
+
+/* Receives the regions and the uffd on connection c (timeout_ms). */
+static int handshake(server *sv, vm *v, int c, int timeout_ms)
+{
+    char *msg = malloc(MSG_MAX + 1);
+    if (!msg)
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int fd = -1;
+    ssize_t n = 0;
+    int rc = hs_receive(c, timeout_ms, msg, &n, &fd);
+    if (rc == 0) {
+        json_object *j = hs_parse(c, timeout_ms, msg, n);
+        rc = hs_regions(sv, v, j);
+        json_object_put(j);
+    }
+    if (rc == 0)
+        rc = hs_attach(sv, v, c, &fd);
     if (fd >= 0)
         close(fd);
     free(msg);

@@ -1680,28 +1680,17 @@ static const char *jstr(json_object *j, const char *k)
                                                                                           : NULL;
 }
 
-/* Decodes manifest b into *m; parent: the decoded map of its parent (for
-** delta artifacts; NULL for a root). */
-static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, const char *key,
-                           const struct snapmap *parent)
+/* The manifest header's fields j into m; its artifacts array in *arts. */
+static int md_header(struct snapmap *m, json_object *j, json_object **arts, const char *key)
 {
-    memset(m, 0, sizeof *m);
-    json_object *j, *arts, *v;
-    const uint8_t *p = b, *end = b + len - 32;
-    int rc = manifest_header(&j, &p, b, len, key);
-    if (rc)
-        return rc;
+    json_object *v;
     const char *tag = jstr(j, "tag"), *par = jstr(j, "parent"), *content = jstr(j, "content");
-    if (!json_object_object_get_ex(j, "format", &v) || json_object_get_int(v) != 1) {
-        rc = fks__err(FKS_ENEWER, "remote manifest %s: format is not 1 (written by a newer forkstore?)", key);
-        goto out;
-    }
+    if (!json_object_object_get_ex(j, "format", &v) || json_object_get_int(v) != 1)
+        return fks__err(FKS_ENEWER, "remote manifest %s: format is not 1 (written by a newer forkstore?)", key);
     if (!tag || fks_check_tag(tag) || strlen(tag) >= sizeof m->tag || (par && (fks_check_tag(par) ||
         strlen(par) >= sizeof m->parent)) || !content || strlen(content) != 64 ||
-        !json_object_object_get_ex(j, "artifacts", &arts) || !json_object_is_type(arts, json_type_array)) {
-        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent, content or artifacts", key);
-        goto out;
-    }
+        !json_object_object_get_ex(j, "artifacts", arts) || !json_object_is_type(*arts, json_type_array))
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: header lacks tag, parent, content or artifacts", key);
     snprintf(m->tag, sizeof m->tag, "%s", tag);
     snprintf(m->parent, sizeof m->parent, "%s", par ? par : "");
     if (json_object_object_get_ex(j, "created_ms", &v))
@@ -1709,109 +1698,132 @@ static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, cons
     snprintf(m->fc_version, sizeof m->fc_version, "%s", jstr(j, "fc_version") ? jstr(j, "fc_version") : "");
     snprintf(m->format_version, sizeof m->format_version, "%s",
              jstr(j, "format_version") ? jstr(j, "format_version") : "");
-    size_t na = json_object_array_length(arts);
-    if (!(m->art = calloc(na ? na : 1, sizeof *m->art))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
+    return 0;
+}
+
+/* One artifact's map at *p (before end): its ranges' pages into *d (nd
+** of them), checked for order and bounds against np pages. */
+static int md_ranges(struct mpage **d, size_t *nd, const uint8_t **p, const uint8_t *end, uint64_t np,
+                     const char *key, const char *name)
+{
+    size_t cap = 0;
+    uint64_t last = 0;
+    if (end - *p < 4)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
+    uint32_t nr = fks__get32(*p);
+    *p += 4;
+    for (uint32_t r = 0; r < nr; r++) {
+        if (end - *p < 16)
+            return fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
+        uint64_t pg = fks__get64(*p), n = fks__get64(*p + 8);
+        *p += 16;
+        if (n == 0 || pg >= np || n > np - pg || (r && pg < last) || (uint64_t)(end - *p) / 16 < n)
+            return fks__err(FKS_ECORRUPT, "remote manifest %s: range %u of %s is out of order or bounds", key, r,
+                            name);
+        last = pg + n;
+        if (*nd + n > cap) {
+            cap = (*nd + n) * 2;
+            struct mpage *nv = realloc(*d, cap * sizeof *nv);
+            if (!nv)
+                return fks__err(FKS_ENOMEM, "out of memory");
+            *d = nv;
+        }
+        for (uint64_t q = 0; q < n; q++, *p += 16) {
+            (*d)[*nd].pgno = pg + q;
+            memcpy((*d)[(*nd)++].hash, *p, 16);
+        }
     }
-    for (size_t i = 0; i < na && rc == 0; i++) {
-        json_object *ja = json_object_array_get_idx(arts, i), *sz, *dl;
-        const char *name = jstr(ja, "name");
-        struct amap *a = &m->art[i];
-        m->nart = i + 1;
-        if (!name || fks_check_name(name) || !json_object_object_get_ex(ja, "size", &sz) ||
-            json_object_get_int64(sz) < 0 || !json_object_object_get_ex(ja, "delta", &dl)) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: artifact %zu is malformed", key, i);
-            break;
+    return 0;
+}
+
+/* a's pages: the map's nd pages d applied to the parent's pa (a delta;
+** NULL: a full map), zero pages dropped (in a full map, an error). */
+static int md_apply(struct amap *a, const struct mpage *d, size_t nd, const struct amap *pa, int delta,
+                    uint64_t np, const char *key)
+{
+    size_t cnt = nd + (pa ? pa->n : 0), x = 0, y = 0;
+    if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    while (x < nd || (pa && y < pa->n)) {
+        if (pa && y < pa->n && (x >= nd || pa->p[y].pgno < d[x].pgno)) {
+            if (pa->p[y].pgno < np)
+                a->p[a->n++] = pa->p[y];
+            y++;
+        } else {
+            if (pa && y < pa->n && pa->p[y].pgno == d[x].pgno)
+                y++;
+            if (memcmp(d[x].hash, ZERO16, 16) != 0)
+                a->p[a->n++] = d[x];
+            else if (!delta)
+                return fks__err(FKS_ECORRUPT, "remote manifest %s: a zero hash in the full map of %s", key,
+                                a->name);
+            x++;
         }
-        snprintf(a->name, sizeof a->name, "%s", name);
-        a->size = (uint64_t)json_object_get_int64(sz);
-        uint64_t np = npages_of(a->size);
-        int delta = json_object_get_boolean(dl);
-        const struct amap *pa = delta ? art_named(parent, name) : NULL;
-        if (delta && !pa) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %s is a delta but the parent has no %s", key, name,
-                          name);
-            break;
-        }
-        if (end - p < 4) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
-            break;
-        }
-        uint32_t nr = fks__get32(p);
-        p += 4;
-        /* The ranges' pages, checked for order and bounds. */
-        struct mpage *d = NULL;
-        size_t nd = 0, cap = 0;
-        uint64_t last = 0;
-        for (uint32_t r = 0; r < nr && rc == 0; r++) {
-            if (end - p < 16) {
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: truncated map of %s", key, name);
-                break;
-            }
-            uint64_t pg = fks__get64(p), n = fks__get64(p + 8);
-            p += 16;
-            if (n == 0 || pg >= np || n > np - pg || (r && pg < last) || (uint64_t)(end - p) / 16 < n) {
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: range %u of %s is out of order or bounds", key,
-                              r, name);
-                break;
-            }
-            last = pg + n;
-            if (nd + n > cap) {
-                cap = (nd + n) * 2;
-                struct mpage *nv = realloc(d, cap * sizeof *nv);
-                if (!nv) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                d = nv;
-            }
-            for (uint64_t q = 0; q < n; q++, p += 16) {
-                d[nd].pgno = pg + q;
-                memcpy(d[nd++].hash, p, 16);
-            }
-        }
-        if (rc == 0) {
-            /* Apply to the parent's pages (delta), drop zero pages. */
-            size_t cnt = nd + (pa ? pa->n : 0);
-            size_t x = 0, y = 0;
-            if (!(a->p = malloc((cnt ? cnt : 1) * sizeof *a->p))) {
-                rc = fks__err(FKS_ENOMEM, "out of memory");
-                x = nd;
-                pa = NULL;
-            }
-            while (rc == 0 && (x < nd || (pa && y < pa->n))) {
-                if (pa && y < pa->n && (x >= nd || pa->p[y].pgno < d[x].pgno)) {
-                    if (pa->p[y].pgno < np)
-                        a->p[a->n++] = pa->p[y];
-                    y++;
-                } else {
-                    if (pa && y < pa->n && pa->p[y].pgno == d[x].pgno)
-                        y++;
-                    if (memcmp(d[x].hash, ZERO16, 16) != 0)
-                        a->p[a->n++] = d[x];
-                    else if (!delta)
-                        rc = fks__err(FKS_ECORRUPT, "remote manifest %s: a zero hash in the full map of %s", key,
-                                      name);
-                    x++;
-                }
-            }
-        }
-        free(d);
+    }
+    return 0;
+}
+
+/* Artifact i of the manifest: its header entry ja, its map at *p. */
+static int md_artifact(struct snapmap *m, size_t i, json_object *ja, const uint8_t **p, const uint8_t *end,
+                       const char *key, const struct snapmap *parent)
+{
+    json_object *sz, *dl;
+    const char *name = jstr(ja, "name");
+    struct amap *a = &m->art[i];
+    m->nart = i + 1;
+    if (!name || fks_check_name(name) || !json_object_object_get_ex(ja, "size", &sz) ||
+        json_object_get_int64(sz) < 0 || !json_object_object_get_ex(ja, "delta", &dl))
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: artifact %zu is malformed", key, i);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->size = (uint64_t)json_object_get_int64(sz);
+    uint64_t np = npages_of(a->size);
+    int delta = json_object_get_boolean(dl);
+    const struct amap *pa = delta ? art_named(parent, name) : NULL;
+    if (delta && !pa)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: %s is a delta but the parent has no %s", key, name, name);
+    struct mpage *d = NULL;
+    size_t nd = 0;
+    int rc = md_ranges(&d, &nd, p, end, np, key, name);
+    if (rc == 0)
+        rc = md_apply(a, d, nd, pa, delta, np, key);
+    free(d);
+    return rc;
+}
+
+/* The pages of m against the header's content digest (hex). */
+static int md_content(struct snapmap *m, const char *content, const char *key)
+{
+    uint8_t want[32];
+    if (unhex32(want, content))
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: content is not hex", key);
+    content_digest(m);
+    if (memcmp(want, m->content, 32) != 0)
+        return fks__err(FKS_ECORRUPT, "remote manifest %s: its pages do not give its content digest", key);
+    return 0;
+}
+
+/* Decodes manifest b into *m; parent: the decoded map of its parent (for
+** delta artifacts; NULL for a root). */
+static int manifest_decode(struct snapmap *m, const uint8_t *b, size_t len, const char *key,
+                           const struct snapmap *parent)
+{
+    memset(m, 0, sizeof *m);
+    json_object *j, *arts = NULL;
+    const uint8_t *p = b, *end = b + len - 32;
+    int rc = manifest_header(&j, &p, b, len, key);
+    if (rc)
+        return rc;
+    if ((rc = md_header(m, j, &arts, key)) == 0) {
+        size_t na = json_object_array_length(arts);
+        if (!(m->art = calloc(na ? na : 1, sizeof *m->art)))
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+        for (size_t i = 0; i < na && rc == 0; i++)
+            rc = md_artifact(m, i, json_object_array_get_idx(arts, i), &p, end, key, parent);
     }
     if (rc == 0 && p != end)
         rc = fks__err(FKS_ECORRUPT, "remote manifest %s: %td bytes after the last map", key, end - p);
-    if (rc == 0) {
-        uint8_t want[32];
-        if (unhex32(want, content)) {
-            rc = fks__err(FKS_ECORRUPT, "remote manifest %s: content is not hex", key);
-        } else {
-            content_digest(m);
-            if (memcmp(want, m->content, 32) != 0)
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s: its pages do not give its content digest", key);
-        }
-    }
-out:
+    if (rc == 0)
+        rc = md_content(m, jstr(j, "content"), key);
     json_object_put(j);
     if (rc)
         snapmap_free(m);
@@ -2075,219 +2087,382 @@ static int place(const int *fds, const struct snapmap *map, const struct need *n
 ** the same size is written as a Diff: only the pages that differ, zero
 ** pages as explicit zeros, holes inheriting the parent's pages; ingest then
 ** reads only those. */
-static int import_snapshot(struct rem *m, const struct snapmap *map, const struct snapmap *parent,
-                           fks__progress *pg)
+/* One snapshot being imported: its files, the pages they need and
+** where each comes from. */
+struct imp {
+    struct rem *m;
+    const struct snapmap *map, *parent;
+    char dir[4200];              /* the private directory of named files, "" for none */
+    int named;                   /* no O_TMPFILE here */
+    int *fds;
+    char (*paths)[4300];
+    fks_artifact_in *ins;
+    struct need *nd;             /* pages to get, nn of them, sorted by hash */
+    struct fetch *fe;            /* the ones to fetch, nf of them */
+    struct mpage *d;             /* a Diff's pages (map_diff) */
+    size_t nn, nf, nopen;        /* files 0 .. nopen-1 are open */
+};
+
+static int imp_alloc(struct imp *x)
 {
-    char dir[4200] = "";
-    int rc = 0, named = access("/proc/self/fd", X_OK) != 0;
-    int *fds = malloc((map->nart ? map->nart : 1) * sizeof *fds);
-    char (*paths)[4300] = malloc((map->nart ? map->nart : 1) * sizeof *paths);
-    fks_artifact_in *ins = calloc(map->nart ? map->nart : 1, sizeof *ins);
-    struct need *nd = NULL;
-    struct fetch *fe = NULL;
-    struct mpage *d = NULL;
-    size_t nn = 0, nf = 0, nopen = 0;
-    if (!fds || !paths || !ins) {
-        rc = fks__err(FKS_ENOMEM, "out of memory");
-        goto out;
-    }
-    size_t dmax = 0;
+    const struct snapmap *map = x->map;
+    size_t dmax = 0, na = map->nart ? map->nart : 1;
+    x->fds = malloc(na * sizeof *x->fds);
+    x->paths = malloc(na * sizeof *x->paths);
+    x->ins = calloc(na, sizeof *x->ins);
+    if (!x->fds || !x->paths || !x->ins)
+        return fks__err(FKS_ENOMEM, "out of memory");
     for (size_t i = 0; i < map->nart; i++) {
-        const struct amap *pa = art_named(parent, map->art[i].name);
+        const struct amap *pa = art_named(x->parent, map->art[i].name);
         size_t both = map->art[i].n + (pa ? pa->n : 0);
-        nn += both;
+        x->nn += both;
         dmax = both > dmax ? both : dmax;
     }
-    if (!(nd = malloc((nn ? nn : 1) * sizeof *nd)) || !(fe = malloc((nn ? nn : 1) * sizeof *fe)) ||
-        !(d = malloc((dmax ? dmax : 1) * sizeof *d))) {
-        rc = fks__err(FKS_ENOMEM, "out of memory (%zu pages)", nn);
-        goto out;
-    }
-    /* The files are O_TMPFILE files in the store's directory, handed to
-    ** ingest as /proc/self/fd/N: a killed pull leaves nothing behind. Where
-    ** that is not supported, named files in a private directory there. */
-    for (size_t i = 0; i < map->nart && rc == 0; i++, nopen++) {
-        const struct amap *a = &map->art[i];
-        fds[i] = named ? -1 : open(remote__store_dir(m->s), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-        if (fds[i] >= 0) {
-            snprintf(paths[i], sizeof paths[i], "/proc/self/fd/%d", fds[i]);
-        } else if (!named && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-            rc = fks__errno(FKS_EIO, errno, "create a temporary file in %s", remote__store_dir(m->s));
+    if (!(x->nd = malloc((x->nn ? x->nn : 1) * sizeof *x->nd)) ||
+        !(x->fe = malloc((x->nn ? x->nn : 1) * sizeof *x->fe)) || !(x->d = malloc((dmax ? dmax : 1) * sizeof *x->d)))
+        return fks__err(FKS_ENOMEM, "out of memory (%zu pages)", x->nn);
+    return 0;
+}
+
+/* The files are O_TMPFILE files in the store's directory, handed to
+** ingest as /proc/self/fd/N: a killed pull leaves nothing behind. Where
+** that is not supported, named files in a private directory there. */
+static int imp_files(struct imp *x)
+{
+    const char *sd = remote__store_dir(x->m->s);
+    int rc = 0;
+    for (size_t i = 0; i < x->map->nart && rc == 0; i++, x->nopen++) {
+        const struct amap *a = &x->map->art[i];
+        x->fds[i] = x->named ? -1 : open(sd, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (x->fds[i] >= 0) {
+            snprintf(x->paths[i], sizeof x->paths[i], "/proc/self/fd/%d", x->fds[i]);
+        } else if (!x->named && errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+            rc = fks__errno(FKS_EIO, errno, "create a temporary file in %s", sd);
             break;
         } else {
-            if (!dir[0]) {
-                if ((rc = fks__path(dir, sizeof dir, "%s/remote-pull.XXXXXX", remote__store_dir(m->s))))
+            if (!x->dir[0]) {
+                if ((rc = fks__path(x->dir, sizeof x->dir, "%s/remote-pull.XXXXXX", sd)))
                     break;
-                if (!mkdtemp(dir)) {
-                    rc = fks__errno(FKS_EIO, errno, "create %s", dir);
-                    dir[0] = 0;
+                if (!mkdtemp(x->dir)) {
+                    rc = fks__errno(FKS_EIO, errno, "create %s", x->dir);
+                    x->dir[0] = 0;
                     break;
                 }
             }
-            named = 1;
-            snprintf(paths[i], sizeof paths[i], "%s/%s", dir, a->name);
-            if ((fds[i] = open(paths[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-                rc = fks__errno(FKS_EIO, errno, "create %s", paths[i]);
+            x->named = 1;
+            snprintf(x->paths[i], sizeof x->paths[i], "%s/%s", x->dir, a->name);
+            if ((x->fds[i] = open(x->paths[i], O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
+                rc = fks__errno(FKS_EIO, errno, "create %s", x->paths[i]);
                 break;
             }
         }
-        if (ftruncate(fds[i], (off_t)a->size)) {
-            rc = fks__errno(FKS_EIO, errno, "size %s", paths[i]);
-            nopen++;
+        if (ftruncate(x->fds[i], (off_t)a->size)) {
+            rc = fks__errno(FKS_EIO, errno, "size %s", x->paths[i]);
+            x->nopen++;
             break;
         }
-        ins[i] = (fks_artifact_in){a->name, paths[i], 0};
+        x->ins[i] = (fks_artifact_in){a->name, x->paths[i], 0};
     }
-    if (rc)
-        goto out;
-    size_t k = 0;
+    return rc;
+}
+
+/* The pages each file needs (a Diff's only where it differs from the
+** parent) into nd, sorted by hash; pages that became zero are written
+** at once. */
+static int imp_needs(struct imp *x)
+{
     static const uint8_t zeros[FKS_PAGE_SIZE];
+    const struct snapmap *map = x->map;
+    size_t k = 0;
+    int rc = 0;
     for (size_t i = 0; i < map->nart && rc == 0; i++) {
-        const struct amap *a = &map->art[i], *pa = art_named(parent, a->name);
+        const struct amap *a = &map->art[i], *pa = art_named(x->parent, a->name);
         const struct mpage *src = a->p;
         size_t ns = a->n;
         struct stat sb;
         /* A Diff's cover is its data extents: only with blocks of at most a
         ** page is a written page's extent that page alone. A file with a
         ** short last page is written whole. */
-        int diff = pa && pa->size == a->size && a->size % FKS_PAGE_SIZE == 0 && fstat(fds[i], &sb) == 0 &&
+        int diff = pa && pa->size == a->size && a->size % FKS_PAGE_SIZE == 0 && fstat(x->fds[i], &sb) == 0 &&
                    sb.st_blksize <= FKS_PAGE_SIZE;   /* ingest takes Diffs of whole pages only */
         if (diff) {
-            ns = map_diff(d, a, pa);
-            src = d;
+            ns = map_diff(x->d, a, pa);
+            src = x->d;
         }
-        m->st.pages += a->n;
+        x->m->st.pages += a->n;
         for (size_t q = 0; q < ns && rc == 0; q++) {
             if (memcmp(src[q].hash, ZERO16, 16) == 0) {   /* a page that became zero */
-                rc = fks__pwrite_full(fds[i], zeros, rlen_of(a->size, src[q].pgno),
+                rc = fks__pwrite_full(x->fds[i], zeros, rlen_of(a->size, src[q].pgno),
                                       (off_t)(src[q].pgno * FKS_PAGE_SIZE), a->name);
                 continue;
             }
-            memcpy(nd[k].hash, src[q].hash, 16);
-            nd[k].art = (uint32_t)i;
-            nd[k++].pgno = src[q].pgno;
+            memcpy(x->nd[k].hash, src[q].hash, 16);
+            x->nd[k].art = (uint32_t)i;
+            x->nd[k++].pgno = src[q].pgno;
         }
-        ins[i].diff = diff;
+        x->ins[i].diff = diff;
     }
-    nn = k;
-    if (rc)
-        goto out;
-    qsort(nd, nn, sizeof *nd, cmp_need);
-    /* Pages the store has are copied from it; the others are fetched. */
+    x->nn = k;
+    if (rc == 0)
+        qsort(x->nd, x->nn, sizeof *x->nd, cmp_need);
+    return rc;
+}
+
+/* Pages the store has are copied from it (checked against their hash);
+** the others are listed in fe, sorted by pack, to fetch. */
+static int imp_local(struct imp *x)
+{
     uint8_t page[FKS_PAGE_SIZE];
-    for (k = 0; k < nn && rc == 0;) {
+    int rc = 0;
+    for (size_t k = 0; k < x->nn && rc == 0;) {
         size_t e = k + 1;
-        while (e < nn && memcmp(nd[e].hash, nd[k].hash, 16) == 0)
+        while (e < x->nn && memcmp(x->nd[e].hash, x->nd[k].hash, 16) == 0)
             e++;
         int64_t id;
         uint32_t len;
-        int f = fks_page_find(&id, m->s, nd[k].hash);
+        int f = fks_page_find(&id, x->m->s, x->nd[k].hash);
         if (f == 0) {
             uint8_t h[16];
-            if ((rc = fks_page_read(page, &len, m->s, id)) == 0) {
+            if ((rc = fks_page_read(page, &len, x->m->s, id)) == 0) {
                 fks__hash(h, page, len);
-                rc = memcmp(h, nd[k].hash, 16) ? fks__err(FKS_ECORRUPT, "local page %lld fails its hash",
-                                                         (long long)id)
-                                               : place(fds, map, nd, nn, k, page, len);
+                rc = memcmp(h, x->nd[k].hash, 16) ? fks__err(FKS_ECORRUPT, "local page %lld fails its hash",
+                                                            (long long)id)
+                                                  : place(x->fds, x->map, x->nd, x->nn, k, page, len);
             }
-            m->st.pages_dedup++;
+            x->m->st.pages_dedup++;
         } else if (f == FKS_ENOTFOUND) {
-            const struct loc *l = rem_find(m, nd[k].hash);
+            const struct loc *l = rem_find(x->m, x->nd[k].hash);
             char hx[33];
-            fks__hex16(hx, nd[k].hash);
+            fks__hex16(hx, x->nd[k].hash);
             if (!l)
                 rc = fks__err(FKS_ECORRUPT, "page %s (%s page %llu) is in no pack the remote's index names", hx,
-                              map->art[nd[k].art].name, (unsigned long long)nd[k].pgno);
+                              x->map->art[x->nd[k].art].name, (unsigned long long)x->nd[k].pgno);
             else
-                fe[nf++] = (struct fetch){l, k};
+                x->fe[x->nf++] = (struct fetch){l, k};
         } else {
             rc = f;
         }
         k = e;
     }
-    if (rc)
-        goto out;
-    qsort(fe, nf, sizeof *fe, cmp_fetch);
-    for (size_t i = 0; i < nf; i++)
-        fks__progress_total(pg, fe[i].l->clen);
-    /* One GET per pack; the pack is checked against its name first. */
-    for (size_t i = 0; i < nf && rc == 0;) {
-        uint32_t pk = fe[i].l->pack;
-        const struct pack *p = &m->idx.packs[pk];
-        char hx[65], key[700];
-        hex32(hx, p->sha);
-        uint8_t *b = NULL, sha[32];
-        size_t len = 0;
-        if ((rc = key_of(key, sizeof key, m, "packs/", hx, ".pack")) == 0)
-            rc = s3_get(&b, &len, m->c, key, 0, 0);
-        if (rc == 0) {
-            m->st.packs++;
-            s3_sha256(sha, b, len);
-            const uint8_t *tab;
-            uint64_t np, d0;
-            uint8_t *own = NULL;
-            if (memcmp(sha, p->sha, 32) != 0 || len != p->size)
-                rc = fks__err(FKS_ECORRUPT, "remote pack %s: its content does not match its name (SHA-256)", key);
-            else
-                rc = pack_table(&tab, &np, &d0, &own, m, b, len, key);
-            free(own);
-        }
-        for (; rc == 0 && i < nf && fe[i].l->pack == pk; i++) {
-            const struct loc *l = fe[i].l;
-            int v = l->off <= len && l->clen <= len - l->off
-                        ? page_open(m, page, b + l->off, l->clen, l->enc, l->rlen, l->hash)
-                        : PAGE_UNDECODABLE;
-            if (v == PAGE_UNDECODABLE) {
-                rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not decode to %u bytes", key,
-                              (unsigned long long)l->off, l->rlen);
-                break;
-            }
-            if (v == PAGE_WRONG) {
-                rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
-                              (unsigned long long)l->off);
-                break;
-            }
-            if (v == PAGE_SEAL) {
-                rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu fails its authentication (AES-256-GCM)",
-                              key, (unsigned long long)l->off);
-                break;
-            }
-            rc = place(fds, map, nd, nn, fe[i].first, page, l->rlen);
-            m->st.pages_sent++;
-            m->st.page_bytes += l->clen;
-            fks__progress_add(pg, l->clen);
-        }
-        free(b);
-        while (rc && i < nf && fe[i].l->pack == pk)
-            i++;
-    }
-    if (rc)
-        goto out;
-    fks_ingest_opts o = {.tag = map->tag, .parent = map->parent[0] ? map->parent : NULL, .artifacts = ins,
-                         .n_artifacts = map->nart, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
-    rc = fks_ingest(NULL, m->s, &o);      /* invariant 4: the commit */
     if (rc == 0)
-        m->st.snapshots++;
+        qsort(x->fe, x->nf, sizeof *x->fe, cmp_fetch);
+    return rc;
+}
+
+/* The fetches from *i on that are in one pack: one GET, the pack checked
+** against its name, each page decoded, checked and placed. *i is left
+** past that pack's fetches. */
+static int imp_pack(struct imp *x, size_t *i, fks__progress *pg)
+{
+    struct rem *m = x->m;
+    uint32_t pk = x->fe[*i].l->pack;
+    const struct pack *p = &m->idx.packs[pk];
+    char hx[65], key[700];
+    hex32(hx, p->sha);
+    uint8_t *b = NULL, sha[32], page[FKS_PAGE_SIZE];
+    size_t len = 0;
+    int rc = key_of(key, sizeof key, m, "packs/", hx, ".pack");
+    if (rc == 0)
+        rc = s3_get(&b, &len, m->c, key, 0, 0);
+    if (rc == 0) {
+        m->st.packs++;
+        s3_sha256(sha, b, len);
+        const uint8_t *tab;
+        uint64_t np, d0;
+        uint8_t *own = NULL;
+        if (memcmp(sha, p->sha, 32) != 0 || len != p->size)
+            rc = fks__err(FKS_ECORRUPT, "remote pack %s: its content does not match its name (SHA-256)", key);
+        else
+            rc = pack_table(&tab, &np, &d0, &own, m, b, len, key);
+        free(own);
+    }
+    for (; rc == 0 && *i < x->nf && x->fe[*i].l->pack == pk; (*i)++) {
+        const struct loc *l = x->fe[*i].l;
+        int v = l->off <= len && l->clen <= len - l->off
+                    ? page_open(m, page, b + l->off, l->clen, l->enc, l->rlen, l->hash)
+                    : PAGE_UNDECODABLE;
+        if (v == PAGE_UNDECODABLE) {
+            rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not decode to %u bytes", key,
+                          (unsigned long long)l->off, l->rlen);
+            break;
+        }
+        if (v == PAGE_WRONG) {
+            rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu does not match its hash", key,
+                          (unsigned long long)l->off);
+            break;
+        }
+        if (v == PAGE_SEAL) {
+            rc = fks__err(FKS_ECORRUPT, "remote pack %s: page at %llu fails its authentication (AES-256-GCM)",
+                          key, (unsigned long long)l->off);
+            break;
+        }
+        rc = place(x->fds, x->map, x->nd, x->nn, x->fe[*i].first, page, l->rlen);
+        m->st.pages_sent++;
+        m->st.page_bytes += l->clen;
+        fks__progress_add(pg, l->clen);
+    }
+    free(b);
+    while (rc && *i < x->nf && x->fe[*i].l->pack == pk)
+        (*i)++;
+    return rc;
+}
+
+/* The files, complete, ingested as the snapshot (invariant 4: the
+** commit), then its Firecracker versions. */
+static int imp_commit(struct imp *x)
+{
+    const struct snapmap *map = x->map;
+    fks_ingest_opts o = {.tag = map->tag, .parent = map->parent[0] ? map->parent : NULL, .artifacts = x->ins,
+                         .n_artifacts = map->nart, .pause_ms = -1, .snapshot_ms = -1, .diff_bytes = -1};
+    int rc = fks_ingest(NULL, x->m->s, &o);      /* invariant 4: the commit */
+    if (rc == 0)
+        x->m->st.snapshots++;
     /* The versions after the commit; a pull killed in between sets them
     ** when run again (it skips the snapshot but not this). */
     if (rc == 0 && (map->fc_version[0] || map->format_version[0]))
-        rc = remote__set_versions(m->s, map->tag, map->fc_version, map->format_version);
-out:
-    for (size_t i = 0; i < nopen; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
-        if (dir[0] && strncmp(paths[i], dir, strlen(dir)) == 0)
-            unlink(paths[i]);
+        rc = remote__set_versions(x->m->s, map->tag, map->fc_version, map->format_version);
+    return rc;
+}
+
+static void imp_free(struct imp *x)
+{
+    for (size_t i = 0; i < x->nopen; i++) {
+        if (x->fds[i] >= 0)
+            close(x->fds[i]);
+        if (x->dir[0] && strncmp(x->paths[i], x->dir, strlen(x->dir)) == 0)
+            unlink(x->paths[i]);
     }
-    if (dir[0])
-        rmdir(dir);
-    free(fds);
-    free(paths);
-    free(ins);
-    free(nd);
-    free(fe);
-    free(d);
+    if (x->dir[0])
+        rmdir(x->dir);
+    free(x->fds);
+    free(x->paths);
+    free(x->ins);
+    free(x->nd);
+    free(x->fe);
+    free(x->d);
+}
+
+static int import_snapshot(struct rem *m, const struct snapmap *map, const struct snapmap *parent,
+                           fks__progress *pg)
+{
+    struct imp x = {.m = m, .map = map, .parent = parent, .named = access("/proc/self/fd", X_OK) != 0};
+    int rc = imp_alloc(&x);
+    if (rc == 0 && (rc = imp_files(&x)) == 0 && (rc = imp_needs(&x)) == 0 && (rc = imp_local(&x)) == 0) {
+        for (size_t i = 0; i < x.nf; i++)
+            fks__progress_total(pg, x.fe[i].l->clen);
+        /* One GET per pack; the pack is checked against its name first. */
+        for (size_t i = 0; i < x.nf && rc == 0;)
+            rc = imp_pack(&x, &i, pg);
+    }
+    if (rc == 0)
+        rc = imp_commit(&x);
+    imp_free(&x);
     return rc ? fks__errctx(rc, "pull %s", map->tag) : 0;
+}
+
+/* A manifest of a pull's chain, as fetched (and unsealed). */
+struct pullman {
+    uint8_t *b;
+    size_t len;
+    char key[700];
+    char tag[129];
+};
+
+/* The manifests from tag up to its root into (*raw)[0 .. *nraw), a
+** cycle or a chain longer than MAX_CHAIN refused. */
+static int pull_fetch_chain(struct rem *m, const char *tag, struct pullman **raw, size_t *nraw)
+{
+    size_t cap = 0;
+    int rc = 0;
+    char cur[129];
+    snprintf(cur, sizeof cur, "%s", tag);
+    while (rc == 0 && cur[0]) {
+        if (*nraw == cap) {
+            cap = cap ? cap * 2 : 8;
+            struct pullman *nr = realloc(*raw, cap * sizeof *nr);
+            if (!nr)
+                return fks__err(FKS_ENOMEM, "out of memory");
+            *raw = nr;
+        }
+        struct pullman *r = &(*raw)[*nraw];
+        snprintf(r->tag, sizeof r->tag, "%s", cur);
+        if ((rc = manifest_key(r->key, sizeof r->key, m, cur)))
+            return rc;
+        if ((rc = s3_get(&r->b, &r->len, m->c, r->key, 0, 0)))
+            return rc == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s%s", cur,
+                                                  m->r.name, *nraw ? " (the parent of " : "",
+                                                  *nraw ? "another pulled snapshot)" : "")
+                                       : rc;
+        (*nraw)++;
+        if ((rc = unseal(m, MAN_MAGIC, "manifest", r->key, &r->b, &r->len)))
+            return rc;
+        json_object *j;
+        const uint8_t *body;
+        if ((rc = manifest_header(&j, &body, r->b, r->len, r->key)))
+            return rc;
+        const char *par = jstr(j, "parent");
+        snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
+        json_object_put(j);
+        for (size_t q = 0; q < *nraw && rc == 0 && cur[0]; q++)
+            if (strcmp((*raw)[q].tag, cur) == 0)
+                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle through %s", m->r.name, tag,
+                              cur);
+        if (rc == 0 && *nraw > MAX_CHAIN)
+            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d", m->r.name, tag,
+                          MAX_CHAIN);
+    }
+    return rc;
+}
+
+/* Snapshot map (decoded onto its parent's, prev) into the store: skipped
+** if the store has the same snapshot (design 3), refused if it has a
+** different one under the tag, imported if it has none. */
+static int pull_place(struct rem *m, fks_store *s, const struct snapmap *map, const struct snapmap *prev,
+                      struct idcache *cache, fks__progress *pg)
+{
+    fks_snapinfo si;
+    struct snapmap local;
+    int rc = 0, g = fks_get(&si, s, map->tag);
+    if (g == 0 && (g = local_map(&local, s, map->tag, cache)) == 0) {
+        /* Skipped only if it is the same snapshot (design 3). */
+        if (memcmp(local.content, map->content, 32) != 0)
+            rc = fks__err(FKS_EEXIST, "the store holds a different snapshot %s than remote %s: rename "
+                          "the local one (tag) to pull it", map->tag, m->r.name);
+        else
+            m->st.skipped++;
+        if (rc == 0 && ((!local.fc_version[0] && map->fc_version[0]) ||
+                        (!local.format_version[0] && map->format_version[0])))
+            rc = remote__set_versions(s, map->tag, map->fc_version, map->format_version);
+        snapmap_free(&local);
+        return rc;
+    }
+    return g == FKS_ENOTFOUND ? import_snapshot(m, map, prev, pg) : g;
+}
+
+/* One tag: its chain fetched, then decoded and placed root first. */
+static int pull_one(struct rem *m, fks_store *s, const char *tag, struct idcache *cache, fks__progress *pg)
+{
+    struct pullman *raw = NULL;
+    size_t nraw = 0;
+    int rc = pull_fetch_chain(m, tag, &raw, &nraw);
+    struct snapmap prev = {0}, map;
+    for (size_t k = nraw; rc == 0 && k-- > 0;) {
+        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
+            break;
+        if (strcmp(map.tag, raw[k].tag) != 0 || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag) != 0)) {
+            rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
+            snapmap_free(&map);
+            break;
+        }
+        rc = pull_place(m, s, &map, k + 1 < nraw ? &prev : NULL, cache, pg);
+        snapmap_free(&prev);
+        prev = map;
+    }
+    snapmap_free(&prev);
+    for (size_t k = 0; k < nraw; k++)
+        free(raw[k].b);
+    free(raw);
+    return rc;
 }
 
 int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char *const *tags, size_t n,
@@ -2305,92 +2480,9 @@ int fks_pull(fks_remote_stats *st, fks_store *s, const char *remote, const char 
     m.filter = 1;
     if (rc == 0)
         rc = load_index(&m);
-    for (size_t t = 0; t < n && rc == 0; t++) {
-        if ((rc = fks_check_tag(tags[t])))
-            break;
-        /* The manifests from tag up to its root, then decoded root first. */
-        struct raw {
-            uint8_t *b;
-            size_t len;
-            char key[700];
-            char tag[129];
-        } *raw = NULL;
-        size_t nraw = 0, cap = 0;
-        char cur[129];
-        snprintf(cur, sizeof cur, "%s", tags[t]);
-        while (rc == 0 && cur[0]) {
-            if (nraw == cap) {
-                cap = cap ? cap * 2 : 8;
-                struct raw *nr = realloc(raw, cap * sizeof *nr);
-                if (!nr) {
-                    rc = fks__err(FKS_ENOMEM, "out of memory");
-                    break;
-                }
-                raw = nr;
-            }
-            struct raw *r = &raw[nraw];
-            snprintf(r->tag, sizeof r->tag, "%s", cur);
-            if ((rc = manifest_key(r->key, sizeof r->key, &m, cur)))
-                break;
-            if ((rc = s3_get(&r->b, &r->len, m.c, r->key, 0, 0))) {
-                if (rc == FKS_ENOTFOUND)
-                    rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s%s", cur, m.r.name,
-                                  nraw ? " (the parent of " : "", nraw ? "another pulled snapshot)" : "");
-                break;
-            }
-            nraw++;
-            if ((rc = unseal(&m, MAN_MAGIC, "manifest", r->key, &r->b, &r->len)))
-                break;
-            json_object *j;
-            const uint8_t *body;
-            if ((rc = manifest_header(&j, &body, r->b, r->len, r->key)))
-                break;
-            const char *par = jstr(j, "parent");
-            snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
-            json_object_put(j);
-            for (size_t q = 0; q < nraw && rc == 0 && cur[0]; q++)
-                if (strcmp(raw[q].tag, cur) == 0)
-                    rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle through %s", m.r.name,
-                                  tags[t], cur);
-            if (rc == 0 && nraw > MAX_CHAIN)
-                rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d", m.r.name, tags[t],
-                              MAX_CHAIN);
-        }
-        struct snapmap prev = {0}, map;
-        for (size_t k = nraw; rc == 0 && k-- > 0;) {
-            if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
-                break;
-            if (strcmp(map.tag, raw[k].tag) != 0 || (k + 1 < nraw && strcmp(map.parent, raw[k + 1].tag) != 0)) {
-                rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
-                snapmap_free(&map);
-                break;
-            }
-            fks_snapinfo si;
-            struct snapmap local;
-            int g = fks_get(&si, s, map.tag);
-            if (g == 0 && (g = local_map(&local, s, map.tag, &cache)) == 0) {
-                /* Skipped only if it is the same snapshot (design 3). */
-                if (memcmp(local.content, map.content, 32) != 0)
-                    rc = fks__err(FKS_EEXIST, "the store holds a different snapshot %s than remote %s: rename "
-                                  "the local one (tag) to pull it", map.tag, m.r.name);
-                else
-                    m.st.skipped++;
-                if (rc == 0 && ((!local.fc_version[0] && map.fc_version[0]) ||
-                                (!local.format_version[0] && map.format_version[0])))
-                    rc = remote__set_versions(s, map.tag, map.fc_version, map.format_version);
-                snapmap_free(&local);
-            } else if (g == FKS_ENOTFOUND)
-                rc = import_snapshot(&m, &map, k + 1 < nraw ? &prev : NULL, &pg);
-            else
-                rc = g;
-            snapmap_free(&prev);
-            prev = map;
-        }
-        snapmap_free(&prev);
-        for (size_t k = 0; k < nraw; k++)
-            free(raw[k].b);
-        free(raw);
-    }
+    for (size_t t = 0; t < n && rc == 0; t++)
+        if ((rc = fks_check_tag(tags[t])) == 0)
+            rc = pull_one(&m, s, tags[t], &cache, &pg);
     if (rc == 0)
         fks__progress_end(&pg);
     free(cache.v);
@@ -3046,6 +3138,102 @@ out:
 
 /* ---- remote prune ---- */
 
+/* A remote prune's working arrays over the bucket's n snapshots. */
+struct rprune {
+    size_t n;
+    size_t *ord, *par, *root, *seen, *depth;
+    char *keep;                  /* 1: a rule keeps it, 2: a kept one's ancestor */
+};
+
+/* Each snapshot's parent, root and depth; a walk longer than n is a
+** cycle (a damaged bucket). */
+static int rp_tree(struct rprune *x, struct lineage *g, const struct rem *m)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        long p = g->parent[i][0] ? lineage_find(g, g->parent[i]) : -1;
+        x->par[i] = p < 0 ? (size_t)-1 : (size_t)p;
+        x->ord[i] = i;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        size_t k = i, hops = 0;
+        while (x->par[k] != (size_t)-1 && hops <= x->n) {
+            k = x->par[k];
+            hops++;
+        }
+        if (hops > x->n)
+            return fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle", m->r.name, g->tag[i]);
+        x->root[i] = k;
+        x->depth[i] = hops;
+    }
+    return 0;
+}
+
+/* The rules, most recent first (as prune: created time, then tag), then
+** the ancestors of what they keep: manifests are written once, so a kept
+** snapshot's parent cannot be re-parented as prune does locally. */
+static void rp_mark(struct rprune *x, const struct lineage *g, const fks_prune_opts *o, size_t *n_ancestors)
+{
+    size_t n = x->n, *ord = x->ord;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0; j--) {
+            size_t a = ord[j - 1], b = ord[j];
+            if (g->created[a] > g->created[b] || (g->created[a] == g->created[b] && strcmp(g->tag[a], g->tag[b]) >= 0))
+                break;
+            ord[j - 1] = b;
+            ord[j] = a;
+        }
+    int64_t now = fks__wall_ms();
+    for (size_t q = 0; q < n; q++) {
+        size_t i = ord[q];
+        if (o->keep_last > 0 && x->seen[x->root[i]]++ < (size_t)o->keep_last)
+            x->keep[i] = 1;
+        if (o->keep_within_ms > 0 && now - g->created[i] <= o->keep_within_ms)
+            x->keep[i] = 1;
+        for (size_t t = 0; t < o->n_keep_tags && !x->keep[i]; t++)
+            if (fnmatch(o->keep_tags[t], g->tag[i], 0) == 0)
+                x->keep[i] = 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (x->keep[i] == 1)
+            for (size_t k = x->par[i]; k != (size_t)-1 && !x->keep[k]; k = x->par[k]) {
+                x->keep[k] = 2;
+                if (n_ancestors)
+                    (*n_ancestors)++;
+            }
+}
+
+/* The snapshots not kept, deepest first (a kill half way never leaves a
+** child without its parent): each one's working set, then its manifest. */
+static int rp_delete(struct rprune *x, const struct lineage *g, struct rem *m, const fks_prune_opts *o,
+                     fks_prune_result *res)
+{
+    size_t n = x->n, *ord = x->ord;
+    int rc = 0;
+    for (size_t i = 1; i < n; i++)
+        for (size_t j = i; j > 0 && x->depth[ord[j - 1]] < x->depth[ord[j]]; j--) {
+            size_t t = ord[j - 1];
+            ord[j - 1] = ord[j];
+            ord[j] = t;
+        }
+    for (size_t q = 0; q < n && rc == 0; q++) {
+        size_t i = ord[q];
+        if (x->keep[i]) {
+            res->n_kept++;
+            continue;
+        }
+        /* its working set first: a manifest may lack one, not the reverse */
+        char wk[700];
+        if (!o->dry_run && (rc = ws_key(wk, sizeof wk, m, g->tag[i])) == 0 &&
+            (rc = s3_delete(m->c, wk)) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && !o->dry_run && (rc = s3_delete(m->c, g->key[i])) == FKS_ENOTFOUND)
+            rc = 0;
+        if (rc == 0 && !(res->removed[res->n_removed++] = strdup(g->tag[i])))
+            rc = fks__err(FKS_ENOMEM, "out of memory");
+    }
+    return rc;
+}
+
 int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, const char *remote,
                      const fks_prune_opts *o)
 {
@@ -3056,101 +3244,29 @@ int fks_remote_prune(fks_prune_result *res, size_t *n_ancestors, fks_store *s, c
         return fks__err(FKS_EINVAL, "remote prune needs at least one rule (--keep-last, --keep-within, --keep-tag)");
     struct rem m;
     struct lineage g = {0};
-    size_t *ord = NULL, *par = NULL, *root = NULL, *seen = NULL, *depth = NULL;
-    char *keep = NULL;
+    struct rprune x = {0};
     int rc = rem_open(&m, s, remote);
     if (rc == 0)
         rc = scan_manifests(&g, NULL, &m);
-    size_t n = g.n;
-    if (rc == 0 && (!(ord = calloc(n + 1, sizeof *ord)) || !(par = calloc(n + 1, sizeof *par)) ||
-                    !(root = calloc(n + 1, sizeof *root)) || !(seen = calloc(n + 1, sizeof *seen)) ||
-                    !(depth = calloc(n + 1, sizeof *depth)) || !(keep = calloc(n + 1, 1)) ||
+    size_t n = x.n = g.n;
+    if (rc == 0 && (!(x.ord = calloc(n + 1, sizeof *x.ord)) || !(x.par = calloc(n + 1, sizeof *x.par)) ||
+                    !(x.root = calloc(n + 1, sizeof *x.root)) || !(x.seen = calloc(n + 1, sizeof *x.seen)) ||
+                    !(x.depth = calloc(n + 1, sizeof *x.depth)) || !(x.keep = calloc(n + 1, 1)) ||
                     !(res->removed = calloc(n + 1, sizeof *res->removed))))
         rc = fks__err(FKS_ENOMEM, "out of memory");
-    if (rc)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        long p = g.parent[i][0] ? lineage_find(&g, g.parent[i]) : -1;
-        par[i] = p < 0 ? (size_t)-1 : (size_t)p;
-        ord[i] = i;
+    if (rc == 0 && (rc = rp_tree(&x, &g, &m)) == 0) {
+        rp_mark(&x, &g, o, n_ancestors);
+        rc = rp_delete(&x, &g, &m, o, res);
     }
-    /* Roots and depths; a walk longer than n is a cycle (a damaged bucket). */
-    for (size_t i = 0; i < n; i++) {
-        size_t k = i, hops = 0;
-        while (par[k] != (size_t)-1 && hops <= n) {
-            k = par[k];
-            hops++;
-        }
-        if (hops > n) {
-            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s has a cycle", m.r.name, g.tag[i]);
-            goto out;
-        }
-        root[i] = k;
-        depth[i] = hops;
-    }
-    /* Most recent first (as prune: created time, then tag). */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0; j--) {
-            size_t a = ord[j - 1], b = ord[j];
-            if (g.created[a] > g.created[b] || (g.created[a] == g.created[b] && strcmp(g.tag[a], g.tag[b]) >= 0))
-                break;
-            ord[j - 1] = b;
-            ord[j] = a;
-        }
-    int64_t now = fks__wall_ms();
-    for (size_t q = 0; q < n; q++) {
-        size_t i = ord[q];
-        if (o->keep_last > 0 && seen[root[i]]++ < (size_t)o->keep_last)
-            keep[i] = 1;
-        if (o->keep_within_ms > 0 && now - g.created[i] <= o->keep_within_ms)
-            keep[i] = 1;
-        for (size_t t = 0; t < o->n_keep_tags && !keep[i]; t++)
-            if (fnmatch(o->keep_tags[t], g.tag[i], 0) == 0)
-                keep[i] = 1;
-    }
-    /* Manifests are written once: a kept snapshot's parent cannot be
-    ** re-parented as prune does locally, so its ancestors stay. */
-    for (size_t i = 0; i < n; i++)
-        if (keep[i] == 1)
-            for (size_t k = par[i]; k != (size_t)-1 && !keep[k]; k = par[k]) {
-                keep[k] = 2;
-                if (n_ancestors)
-                    (*n_ancestors)++;
-            }
-    /* Deepest first: a kill half way never leaves a child without its
-    ** parent. */
-    for (size_t i = 1; i < n; i++)
-        for (size_t j = i; j > 0 && depth[ord[j - 1]] < depth[ord[j]]; j--) {
-            size_t t = ord[j - 1];
-            ord[j - 1] = ord[j];
-            ord[j] = t;
-        }
-    for (size_t q = 0; q < n && rc == 0; q++) {
-        size_t i = ord[q];
-        if (keep[i]) {
-            res->n_kept++;
-            continue;
-        }
-        /* its working set first: a manifest may lack one, not the reverse */
-        char wk[700];
-        if (!o->dry_run && (rc = ws_key(wk, sizeof wk, &m, g.tag[i])) == 0 &&
-            (rc = s3_delete(m.c, wk)) == FKS_ENOTFOUND)
-            rc = 0;
-        if (rc == 0 && !o->dry_run && (rc = s3_delete(m.c, g.key[i])) == FKS_ENOTFOUND)
-            rc = 0;
-        if (rc == 0 && !(res->removed[res->n_removed++] = strdup(g.tag[i])))
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-    }
-out:
     if (rc)
         fks__errctx(rc, "remote prune of %s%s", m.r.name[0] ? m.r.name : remote ? remote : "",
                     res->n_removed ? " (some snapshots were removed)" : "");
-    free(ord);
-    free(par);
-    free(root);
-    free(seen);
-    free(depth);
-    free(keep);
+    free(x.ord);
+    free(x.par);
+    free(x.root);
+    free(x.seen);
+    free(x.depth);
+    free(x.keep);
     lineage_free(&g);
     rem_close(&m, NULL);
     return rc;
@@ -3730,92 +3846,90 @@ int remote__ws_get(uint64_t **out, size_t *n, remote__conn *c, const char *tag)
     return rc;
 }
 
-int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, const char *remote, const char *tag)
+/* A manifest as fetched (and unsealed). */
+struct rawman {
+    uint8_t *b;
+    size_t len;
+    char key[700];
+};
+
+/* The manifests from tag up to its root, as a pull reads them, into
+** (*raw)[0 .. *nraw) and r->chain. */
+static int so_fetch_chain(struct rem *m, remote__snap *r, const char *tag, struct rawman **raw, size_t *nraw)
 {
-    *out = NULL;
-    *conn = NULL;
-    struct rem *m = calloc(1, sizeof *m);
-    remote__snap *r = calloc(1, sizeof *r);
-    struct raw {
-        uint8_t *b;
-        size_t len;
-        char key[700];
-    } *raw = NULL;
-    size_t nraw = 0;
-    struct snapmap prev = {0}, map = {0};
-    int rc = m && r ? fks_check_tag(tag) : fks__err(FKS_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = rem_open(m, s, remote);
-    if (rc)
-        goto out;
-    snprintf(r->remote, sizeof r->remote, "%s", m->r.name);
-    /* The manifests from tag up to its root (as a pull reads them). */
     char cur[129];
+    int rc = 0;
     snprintf(cur, sizeof cur, "%s", tag);
     while (rc == 0 && cur[0]) {
-        if (nraw >= MAX_CHAIN) {
-            rc = fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d (or has a cycle)",
-                          m->r.name, tag, MAX_CHAIN);
-            break;
-        }
-        struct raw *nr = realloc(raw, (nraw + 1) * sizeof *raw);
-        char (*nc)[129] = realloc(r->chain, (nraw + 1) * sizeof *r->chain);
+        if (*nraw >= MAX_CHAIN)
+            return fks__err(FKS_ECORRUPT, "remote %s: the lineage of %s is longer than %d (or has a cycle)",
+                            m->r.name, tag, MAX_CHAIN);
+        struct rawman *nr = realloc(*raw, (*nraw + 1) * sizeof **raw);
+        char (*nc)[129] = realloc(r->chain, (*nraw + 1) * sizeof *r->chain);
         if (nr)
-            raw = nr;
+            *raw = nr;
         if (nc)
             r->chain = nc;
-        if (!nr || !nc) {
-            rc = fks__err(FKS_ENOMEM, "out of memory");
-            break;
-        }
-        struct raw *w = &raw[nraw];
+        if (!nr || !nc)
+            return fks__err(FKS_ENOMEM, "out of memory");
+        struct rawman *w = &(*raw)[*nraw];
         w->b = NULL;
-        snprintf(r->chain[nraw], sizeof r->chain[nraw], "%s", cur);
+        snprintf(r->chain[*nraw], sizeof r->chain[*nraw], "%s", cur);
         if ((rc = manifest_key(w->key, sizeof w->key, m, cur)))
-            break;
-        if ((rc = s3_get(&w->b, &w->len, m->c, w->key, 0, 0))) {
-            if (rc == FKS_ENOTFOUND)
-                rc = fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s", cur, m->r.name,
-                              nraw ? " (an ancestor of the snapshot asked for)" : "");
-            break;
-        }
-        nraw++;
-        r->nchain = nraw;
+            return rc;
+        if ((rc = s3_get(&w->b, &w->len, m->c, w->key, 0, 0)))
+            return rc == FKS_ENOTFOUND ? fks__err(FKS_ENOTFOUND, "snapshot %s not found on remote %s%s", cur,
+                                                  m->r.name, *nraw ? " (an ancestor of the snapshot asked for)" : "")
+                                       : rc;
+        (*nraw)++;
+        r->nchain = *nraw;
         if ((rc = unseal(m, MAN_MAGIC, "manifest", w->key, &w->b, &w->len)))
-            break;
+            return rc;
         json_object *j;
         const uint8_t *body;
         if ((rc = manifest_header(&j, &body, w->b, w->len, w->key)))
-            break;
+            return rc;
         const char *par = jstr(j, "parent");
         snprintf(cur, sizeof cur, "%s", par && !fks_check_tag(par) ? par : "");
         json_object_put(j);
     }
+    return rc;
+}
+
+/* The chain's manifests decoded root first, each onto its parent's map:
+** the snapshot's complete map in *prev. */
+static int so_decode_chain(remote__snap *r, const struct rawman *raw, size_t nraw, struct snapmap *prev)
+{
+    struct snapmap map = {0};
+    int rc = 0;
     for (size_t k = nraw; rc == 0 && k-- > 0;) {
-        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? &prev : NULL)))
+        if ((rc = manifest_decode(&map, raw[k].b, raw[k].len, raw[k].key, k + 1 < nraw ? prev : NULL)))
             break;
         if (strcmp(map.tag, r->chain[k]) != 0 || (k + 1 < nraw && strcmp(map.parent, r->chain[k + 1]) != 0))
             rc = fks__err(FKS_ECORRUPT, "remote manifest %s names snapshot %s", raw[k].key, map.tag);
-        snapmap_free(&prev);
-        prev = map;
+        snapmap_free(prev);
+        *prev = map;
         memset(&map, 0, sizeof map);
     }
-    /* Then the index (entries of packs the bucket lists), as pull. */
-    if (rc == 0)
-        rc = load_have(m);
-    m->filter = 1;
-    if (rc == 0)
-        rc = load_index(m);
-    if (rc == 0 && (!(r->art = calloc(prev.nart ? prev.nart : 1, sizeof *r->art)) ||
-                    !(r->packs = calloc(m->idx.npacks ? m->idx.npacks : 1, sizeof *r->packs))))
-        rc = fks__err(FKS_ENOMEM, "out of memory");
+    snapmap_free(&map);
+    return rc;
+}
+
+/* Each page of the map's artifacts with its place in a pack (the index
+** loaded), into r->art; the packs' keys into r->packs. */
+static int so_locate(struct rem *m, remote__snap *r, const struct snapmap *map)
+{
+    if (!(r->art = calloc(map->nart ? map->nart : 1, sizeof *r->art)) ||
+        !(r->packs = calloc(m->idx.npacks ? m->idx.npacks : 1, sizeof *r->packs)))
+        return fks__err(FKS_ENOMEM, "out of memory");
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < m->idx.npacks; i++, r->npacks++) {
         char hx[65];
         hex32(hx, m->idx.packs[i].sha);
         rc = key_of(r->packs[i], sizeof r->packs[i], m, "packs/", hx, ".pack");
     }
-    for (size_t i = 0; rc == 0 && i < prev.nart; i++, r->nart++) {
-        const struct amap *a = &prev.art[i];
+    for (size_t i = 0; rc == 0 && i < map->nart; i++, r->nart++) {
+        const struct amap *a = &map->art[i];
         remote__art *o = &r->art[i];
         snprintf(o->name, sizeof o->name, "%s", a->name);
         o->size = a->size;
@@ -3837,8 +3951,35 @@ int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, con
             memcpy(o->p[k].hash, a->p[k].hash, 16);
         }
     }
-out:
-    snapmap_free(&prev);
+    return rc;
+}
+
+int remote__snap_open(remote__snap **out, remote__conn **conn, fks_store *s, const char *remote, const char *tag)
+{
+    *out = NULL;
+    *conn = NULL;
+    struct rem *m = calloc(1, sizeof *m);
+    remote__snap *r = calloc(1, sizeof *r);
+    struct rawman *raw = NULL;
+    size_t nraw = 0;
+    struct snapmap map = {0};
+    int rc = m && r ? fks_check_tag(tag) : fks__err(FKS_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = rem_open(m, s, remote);
+    if (rc == 0) {
+        snprintf(r->remote, sizeof r->remote, "%s", m->r.name);
+        if ((rc = so_fetch_chain(m, r, tag, &raw, &nraw)) == 0)
+            rc = so_decode_chain(r, raw, nraw, &map);
+    }
+    /* Then the index (entries of packs the bucket lists), as pull. */
+    if (rc == 0)
+        rc = load_have(m);
+    if (m)
+        m->filter = 1;
+    if (rc == 0)
+        rc = load_index(m);
+    if (rc == 0)
+        rc = so_locate(m, r, &map);
     snapmap_free(&map);
     for (size_t k = 0; k < nraw; k++)
         free(raw[k].b);

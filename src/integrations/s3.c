@@ -514,55 +514,61 @@ static int retryable_curl(CURLcode e)
     }
 }
 
-/* One attempt; *retry set when the failure is worth another. */
-static int attempt(s3_client *c, struct req *r, int *retry)
+/* A request's signed parts (SigV4): its path and URL, date, payload
+** hash, Range and Authorization. */
+struct signed_req {
+    char ekey[3072], uri[3200], url[4096], amzdate[17], payload[65], auth[1024], range[80];
+};
+
+static int req_sign(s3_client *c, const struct req *r, struct signed_req *q)
 {
-    *retry = 0;
-    char ekey[3072] = "", uri[3200], url[4096], amzdate[17], payload[65], auth[1024];
-    if (r->key && s3_uri_encode(ekey, sizeof ekey, r->key, 1))
+    q->ekey[0] = q->range[0] = 0;
+    if (r->key && s3_uri_encode(q->ekey, sizeof q->ekey, r->key, 1))
         return FKS_EINVAL;
-    snprintf(uri, sizeof uri, "/%s%s%s", c->bucket, r->key ? "/" : "", ekey);
-    snprintf(url, sizeof url, "%s%s%s%s", c->endpoint, uri, r->query[0] ? "?" : "", r->query);
+    snprintf(q->uri, sizeof q->uri, "/%s%s%s", c->bucket, r->key ? "/" : "", q->ekey);
+    snprintf(q->url, sizeof q->url, "%s%s%s%s", c->endpoint, q->uri, r->query[0] ? "?" : "", r->query);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    strftime(amzdate, sizeof amzdate, "%Y%m%dT%H%M%SZ", &tm);
+    strftime(q->amzdate, sizeof q->amzdate, "%Y%m%dT%H%M%SZ", &tm);
     if (r->body && r->body_sha && strlen(r->body_sha) == 64)
-        memcpy(payload, r->body_sha, sizeof payload);
+        memcpy(q->payload, r->body_sha, sizeof q->payload);
     else if (r->body)
-        s3_sha256_hex(payload, r->body, r->blen);
+        s3_sha256_hex(q->payload, r->body, r->blen);
     else
-        memcpy(payload, EMPTY_SHA256, sizeof payload);
-    char range[80] = "";
+        memcpy(q->payload, EMPTY_SHA256, sizeof q->payload);
     if (r->range_len)
-        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)r->range_off,
+        snprintf(q->range, sizeof q->range, "bytes=%llu-%llu", (unsigned long long)r->range_off,
                  (unsigned long long)(r->range_off + r->range_len - 1));
     struct s3_hdr h[5];
     size_t nh = 0;
     h[nh++] = (struct s3_hdr){"host", c->host};
-    if (range[0])
-        h[nh++] = (struct s3_hdr){"range", range};
-    h[nh++] = (struct s3_hdr){"x-amz-content-sha256", payload};
-    h[nh++] = (struct s3_hdr){"x-amz-date", amzdate};
+    if (q->range[0])
+        h[nh++] = (struct s3_hdr){"range", q->range};
+    h[nh++] = (struct s3_hdr){"x-amz-content-sha256", q->payload};
+    h[nh++] = (struct s3_hdr){"x-amz-date", q->amzdate};
     if (c->creds->token[0])
         h[nh++] = (struct s3_hdr){"x-amz-security-token", c->creds->token};
-    int rc = s3_sigv4(auth, sizeof auth, NULL, r->method, uri, r->query, h, nh, payload, amzdate, c->region,
-                      c->creds->key_id, c->creds->secret);
-    if (rc)
-        return rc;
+    return s3_sigv4(q->auth, sizeof q->auth, NULL, r->method, q->uri, r->query, h, nh, q->payload, q->amzdate,
+                    c->region, c->creds->key_id, c->creds->secret);
+}
+
+/* The request's HTTP headers, the signed ones first, into *out. */
+static int req_headers(s3_client *c, const struct req *r, const struct signed_req *q, struct curl_slist **out)
+{
     struct curl_slist *hl = NULL, *t;
     char line[4200];
     int oom = 0;
 #define HDR(...) do { snprintf(line, sizeof line, __VA_ARGS__); \
         if (!(t = curl_slist_append(hl, line))) oom = 1; else hl = t; } while (0)
     HDR("Host: %s", c->host);
-    if (range[0])
-        HDR("Range: %s", range);
-    HDR("x-amz-content-sha256: %s", payload);
-    HDR("x-amz-date: %s", amzdate);
+    if (q->range[0])
+        HDR("Range: %s", q->range);
+    HDR("x-amz-content-sha256: %s", q->payload);
+    HDR("x-amz-date: %s", q->amzdate);
     if (c->creds->token[0])
         HDR("x-amz-security-token: %s", c->creds->token);
-    HDR("Authorization: %s", auth);
+    HDR("Authorization: %s", q->auth);
     HDR("Expect:");
     if (r->if_none_match)
         HDR("If-None-Match: *");
@@ -573,11 +579,19 @@ static int attempt(s3_client *c, struct req *r, int *retry)
         curl_slist_free_all(hl);
         return fks__err(FKS_ENOMEM, "out of memory");
     }
+    *out = hl;
+    return 0;
+}
+
+/* The client's handle set up for r: URL, headers hl, callbacks,
+** timeouts, the method; the response body emptied. */
+static void req_setopts(s3_client *c, struct req *r, const char *url, struct curl_slist *hl, struct upload *up,
+                        char *errbuf)
+{
     CURL *e = c->curl;
     curl_easy_reset(e);   /* keeps the connection cache (design 1) */
     free(r->resp.b);
     r->resp = (struct body){NULL, 0, 0, r->limit};
-    struct upload up = {r->body, r->blen, 0};
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -595,42 +609,22 @@ static int attempt(s3_client *c, struct req *r, int *retry)
     if (strcmp(r->method, "PUT") == 0) {
         curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(e, CURLOPT_READDATA, &up);
+        curl_easy_setopt(e, CURLOPT_READDATA, up);
         curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(e, CURLOPT_SEEKDATA, &up);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, up);
         curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->blen);
     } else if (strcmp(r->method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(r->method, "DELETE") == 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
     }
-    char errbuf[CURL_ERROR_SIZE] = "";
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-    c->st.requests++;
-    CURLcode cc = curl_easy_perform(e);
-    curl_slist_free_all(hl);
-    c->st.bytes_up += up.off;
-    c->st.bytes_down += r->resp.len;
-    const char *what = r->key ? r->key : "(bucket)";
-    if (cc != CURLE_OK) {
-        *retry = retryable_curl(cc);
-        if (cc == CURLE_WRITE_ERROR && r->resp.len + CURL_MAX_WRITE_SIZE > r->limit)
-            return fks__err(FKS_ECORRUPT, "S3 %s %s/%s: response larger than %zu bytes", r->method, c->bucket,
-                            what, r->limit);
-        return fks__err(FKS_EIO, "S3 %s %s/%s at %s: %s", r->method, c->bucket, what, c->endpoint,
-                        errbuf[0] ? errbuf : curl_easy_strerror(cc));
-    }
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_getinfo(e, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &r->content_length);
-    if (r->status >= 200 && r->status < 300) {
-        if (r->range_len && r->resp.len != r->range_len) {
-            *retry = 1;
-            return fks__err(FKS_EIO, "S3 GET %s/%s bytes %llu+%llu: %zu bytes came (truncated response)",
-                            c->bucket, what, (unsigned long long)r->range_off, (unsigned long long)r->range_len,
-                            r->resp.len);
-        }
-        return 0;
-    }
+}
+
+/* A response that is not 2xx, as an error: its error document's Code
+** and Message; *retry set for server errors and throttling. */
+static int req_refused(s3_client *c, struct req *r, const char *what, int *retry)
+{
     /* The error document: <Error><Code>..</Code><Message>..</Message></Error>. */
     char code[128] = "", msg[512] = "";
     if (r->resp.len && on_data("", 1, 1, &r->resp) == 1) {   /* NUL-terminate */
@@ -669,6 +663,44 @@ static int attempt(s3_client *c, struct req *r, int *retry)
                         what, (unsigned long long)r->range_off, (unsigned long long)r->range_len);
     return fks__err(FKS_EIO, "S3 %s %s/%s at %s: HTTP %ld %s%s%s", r->method, c->bucket, what, c->endpoint,
                     r->status, code, msg[0] ? ": " : "", msg);
+}
+
+/* One attempt; *retry set when the failure is worth another. */
+static int attempt(s3_client *c, struct req *r, int *retry)
+{
+    *retry = 0;
+    struct signed_req q;
+    struct curl_slist *hl = NULL;
+    int rc = req_sign(c, r, &q);
+    if (rc || (rc = req_headers(c, r, &q, &hl)) != 0)
+        return rc;
+    struct upload up = {r->body, r->blen, 0};
+    char errbuf[CURL_ERROR_SIZE] = "";
+    req_setopts(c, r, q.url, hl, &up, errbuf);
+    c->st.requests++;
+    CURLcode cc = curl_easy_perform(c->curl);
+    curl_slist_free_all(hl);
+    c->st.bytes_up += up.off;
+    c->st.bytes_down += r->resp.len;
+    const char *what = r->key ? r->key : "(bucket)";
+    if (cc != CURLE_OK) {
+        *retry = retryable_curl(cc);
+        if (cc == CURLE_WRITE_ERROR && r->resp.len + CURL_MAX_WRITE_SIZE > r->limit)
+            return fks__err(FKS_ECORRUPT, "S3 %s %s/%s: response larger than %zu bytes", r->method, c->bucket,
+                            what, r->limit);
+        return fks__err(FKS_EIO, "S3 %s %s/%s at %s: %s", r->method, c->bucket, what, c->endpoint,
+                        errbuf[0] ? errbuf : curl_easy_strerror(cc));
+    }
+    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_getinfo(c->curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &r->content_length);
+    if (r->status < 200 || r->status >= 300)
+        return req_refused(c, r, what, retry);
+    if (r->range_len && r->resp.len != r->range_len) {
+        *retry = 1;
+        return fks__err(FKS_EIO, "S3 GET %s/%s bytes %llu+%llu: %zu bytes came (truncated response)", c->bucket,
+                        what, (unsigned long long)r->range_off, (unsigned long long)r->range_len, r->resp.len);
+    }
+    return 0;
 }
 
 static int request(s3_client *c, struct req *r)
