@@ -440,7 +440,7 @@ static void snapmap_free(struct snapmap *m)
 {
     if (!m)
         return;
-    for (size_t i = 0; i < m->nart; i++)
+    for (size_t i = 0; m->art && i < m->nart; i++)
         free(m->art[i].p);
     free(m->art);
     memset(m, 0, sizeof *m);
